@@ -1,0 +1,53 @@
+# Strata's build and test entry points. `make test` is the one command that
+# runs the whole suite; .ci/run calls it.
+
+GO        ?= go
+TOOLS_DIR ?= $(HOME)/.cache/strata/bin
+export STRATA_TOOLS_DIR := $(TOOLS_DIR)
+
+.PHONY: all build test tools lint fmt vet staticcheck test-unit fuzz bench clean
+
+all: build
+
+build:
+	$(GO) build ./...
+
+## tools: build etcd, MinIO and staticcheck once into $(TOOLS_DIR) (from the Go module proxy).
+tools:
+	bash scripts/tools.sh all
+
+## test: everything CI checks — lint, then every test under the race detector
+## against real etcd and MinIO processes.
+test: tools lint
+	$(GO) test -race -count=1 -timeout 30m ./...
+
+## test-unit: the fast packages only (no external processes).
+test-unit:
+	$(GO) test -race -count=1 ./pkg/segment/... ./pkg/cache/...
+
+lint: fmt vet staticcheck
+
+fmt:
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
+	if [ -n "$$out" ]; then echo "gofmt: not formatted:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+staticcheck:
+	@bash scripts/tools.sh staticcheck >/dev/null
+	$(TOOLS_DIR)/staticcheck ./...
+
+## fuzz: run each segment fuzz target for FUZZTIME (default 60s).
+FUZZTIME ?= 60s
+fuzz:
+	@for f in $$($(GO) test ./pkg/segment -list 'Fuzz.*' | grep ^Fuzz); do \
+		echo "== $$f"; $(GO) test ./pkg/segment -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; \
+	done
+
+## bench: codec and commit benchmarks.
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./pkg/segment ./pkg/meta ./pkg/cache
+
+clean:
+	rm -rf strata-data

@@ -1,0 +1,213 @@
+// Package cache is the proxy's block cache: a size-bounded LRU of fixed-size
+// blocks of immutable segment objects. Segment objects never change once
+// written, so a cached block never goes stale; it only ages out.
+//
+// Concurrent misses of one block are merged (singleflight), so a burst of
+// consumers reading the same new data costs one ranged GET per block.
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/singleflight"
+)
+
+// Defaults for Config.
+const (
+	// DefaultMaxBytes bounds the cache at 256 MiB.
+	DefaultMaxBytes = 256 << 20
+	// DefaultBlockSize is the unit of caching and of reads from storage.
+	DefaultBlockSize = 1 << 20
+)
+
+// ErrInvalidRange is returned for a range that does not fit the object.
+var ErrInvalidRange = errors.New("cache: invalid range")
+
+// Config configures a Cache.
+type Config struct {
+	// MaxBytes bounds the bytes held in cached blocks. Default
+	// DefaultMaxBytes.
+	MaxBytes int64
+	// BlockSize is the size of a cached block; reads from storage are
+	// aligned to it. Default DefaultBlockSize.
+	BlockSize int64
+	// Registerer receives the cache's metrics; nil registers none.
+	Registerer prometheus.Registerer
+}
+
+// Validate reports whether the configuration can be used, after defaults
+// have been applied to zero fields.
+func (c Config) Validate() error {
+	c.setDefaults()
+	if c.MaxBytes < 0 || c.BlockSize < 0 {
+		return errors.New("cache: config: sizes must be positive")
+	}
+	if c.BlockSize > c.MaxBytes {
+		return fmt.Errorf("cache: config: block size %d exceeds max bytes %d", c.BlockSize, c.MaxBytes)
+	}
+	return nil
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxBytes == 0 {
+		c.MaxBytes = DefaultMaxBytes
+	}
+	if c.BlockSize == 0 {
+		c.BlockSize = DefaultBlockSize
+	}
+}
+
+// Loader reads length bytes at off of an object from storage.
+type Loader func(ctx context.Context, off, length int64) ([]byte, error)
+
+// Cache is a size-bounded LRU of object blocks. It is safe for concurrent
+// use.
+type Cache struct {
+	cfg     Config
+	flight  singleflight.Group
+	metrics *metrics
+
+	mu    sync.Mutex // guards lru and bytes
+	lru   *simplelru.LRU[string, []byte]
+	bytes int64
+
+	hits, misses, evictions atomic.Int64
+}
+
+// New returns an empty cache.
+func New(cfg Config) (*Cache, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	c := &Cache{cfg: cfg, metrics: newMetrics(cfg.Registerer)}
+	// The entry limit never binds: eviction is by bytes, in add.
+	lru, err := simplelru.NewLRU[string, []byte](math.MaxInt32, c.onEvict)
+	if err != nil {
+		return nil, err
+	}
+	c.lru = lru
+	return c, nil
+}
+
+// onEvict runs under mu, from the LRU.
+func (c *Cache) onEvict(_ string, block []byte) {
+	c.bytes -= int64(len(block))
+	c.evictions.Add(1)
+	c.metrics.evictions.Inc()
+	c.metrics.bytes.Set(float64(c.bytes))
+}
+
+// BlockSize returns the configured block size.
+func (c *Cache) BlockSize() int64 { return c.cfg.BlockSize }
+
+// ReadRange returns length bytes at off of the object named key whose total
+// size is size, serving whole blocks from the cache and loading the missing
+// ones with load. The result is a fresh slice the caller may keep.
+func (c *Cache) ReadRange(ctx context.Context, key string, size, off, length int64, load Loader) ([]byte, error) {
+	if off < 0 || length < 0 || size < 0 || off > size || length > size-off {
+		return nil, fmt.Errorf("%w: %d+%d of a %d-byte object %s", ErrInvalidRange, off, length, size, key)
+	}
+	out := make([]byte, 0, length)
+	bs := c.cfg.BlockSize
+	for pos := off; pos < off+length; {
+		idx := pos / bs
+		block, err := c.block(ctx, key, size, idx, load)
+		if err != nil {
+			return nil, err
+		}
+		from := pos - idx*bs
+		to := min(int64(len(block)), off+length-idx*bs)
+		out = append(out, block[from:to]...)
+		pos = idx*bs + to
+	}
+	return out, nil
+}
+
+// block returns block idx of an object, from the cache or from storage.
+func (c *Cache) block(ctx context.Context, key string, size, idx int64, load Loader) ([]byte, error) {
+	bkey := key + "#" + strconv.FormatInt(idx, 10)
+	c.mu.Lock()
+	b, ok := c.lru.Get(bkey)
+	c.mu.Unlock()
+	if ok {
+		c.hits.Add(1)
+		c.metrics.hits.Inc()
+		return b, nil
+	}
+	c.misses.Add(1)
+	c.metrics.misses.Inc()
+	start := idx * c.cfg.BlockSize
+	want := min(c.cfg.BlockSize, size-start)
+	// The load outlives a caller that gives up, so that the other waiters
+	// and the cache still get the block.
+	ch := c.flight.DoChan(bkey, func() (any, error) {
+		// A caller that missed just as an earlier load finished finds the
+		// block here instead of loading it again.
+		c.mu.Lock()
+		b, ok := c.lru.Peek(bkey)
+		c.mu.Unlock()
+		if ok {
+			return b, nil
+		}
+		b, err := load(context.WithoutCancel(ctx), start, want)
+		if err != nil {
+			return nil, err
+		}
+		if int64(len(b)) != want {
+			return nil, fmt.Errorf("cache: %s block %d: read %d bytes, want %d", key, idx, len(b), want)
+		}
+		c.add(bkey, b)
+		return b, nil
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.([]byte), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (c *Cache) add(key string, b []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lru.Contains(key) {
+		return
+	}
+	c.lru.Add(key, b)
+	c.bytes += int64(len(b))
+	for c.bytes > c.cfg.MaxBytes {
+		c.lru.RemoveOldest()
+	}
+	c.metrics.bytes.Set(float64(c.bytes))
+}
+
+// Stats is a snapshot of the cache's counters.
+type Stats struct {
+	Hits, Misses, Evictions int64
+	// Bytes is the size of the cached blocks.
+	Bytes int64
+	// Blocks is the number of cached blocks.
+	Blocks int
+}
+
+// Stats returns the cache's counters.
+func (c *Cache) Stats() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return Stats{
+		Hits: c.hits.Load(), Misses: c.misses.Load(), Evictions: c.evictions.Load(),
+		Bytes: c.bytes, Blocks: c.lru.Len(),
+	}
+}

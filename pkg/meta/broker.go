@@ -1,0 +1,181 @@
+package meta
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// ErrBrokerExists is returned when a broker registers with an ID that a live
+// registration holds.
+var ErrBrokerExists = errors.New("meta: broker id already registered")
+
+// BrokerInfo is what a live broker publishes about itself.
+type BrokerInfo struct {
+	V int `json:"v"`
+	// ID is unique among live brokers.
+	ID string `json:"id"`
+	// Addr is the host:port other processes reach its gRPC server at.
+	Addr string `json:"addr"`
+	// Zone is the availability zone, if known.
+	Zone string `json:"zone,omitempty"`
+	// BytesInPerSec is the broker's recent produce rate, for placement.
+	BytesInPerSec float64 `json:"bytes_in_per_sec"`
+	// Draining is set while the broker hands its partitions away before it
+	// exits; placement gives it nothing new.
+	Draining bool `json:"draining,omitempty"`
+	// StartedAt is when this broker process started.
+	StartedAt time.Time `json:"started_at"`
+}
+
+// Validate reports whether info can be registered.
+func (b BrokerInfo) Validate() error {
+	if b.ID == "" || len(b.ID) > 253 {
+		return fmt.Errorf("meta: broker id %q must be 1–253 characters", b.ID)
+	}
+	for _, c := range b.ID {
+		if c == '/' || c <= ' ' || c == 0x7f {
+			return fmt.Errorf("meta: broker id %q has %q", b.ID, c)
+		}
+	}
+	if b.Addr == "" {
+		return errors.New("meta: broker address is empty")
+	}
+	return nil
+}
+
+// Registration is a broker's membership: a key under an etcd lease kept
+// alive in the background. When the lease is lost the broker is no longer a
+// member and must stop committing; Done says so.
+type Registration struct {
+	s     *Store
+	key   string
+	lease clientv3.LeaseID
+	done  chan struct{}
+	stop  context.CancelFunc
+
+	mu   sync.Mutex // guards info
+	info BrokerInfo
+}
+
+// RegisterBroker registers info under a new lease with the given TTL and
+// keeps the lease alive until Close or until etcd stops answering for
+// longer than the TTL. It fails with ErrBrokerExists while another live
+// registration holds the same ID.
+func (s *Store) RegisterBroker(ctx context.Context, info BrokerInfo, ttl time.Duration) (*Registration, error) {
+	info.V = valueVersion
+	if err := info.Validate(); err != nil {
+		return nil, err
+	}
+	secs := int64(ttl / time.Second)
+	if secs < 1 {
+		return nil, fmt.Errorf("meta: lease ttl %v is under one second", ttl)
+	}
+	rctx, cancel := s.ctx(ctx)
+	defer cancel()
+	lease, err := s.cli.Grant(rctx, secs)
+	if err != nil {
+		return nil, fmt.Errorf("meta: grant lease: %w", err)
+	}
+	key := s.keys.broker(info.ID)
+	resp, err := s.cli.Txn(rctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, encode(info), clientv3.WithLease(lease.ID))).
+		Commit()
+	if err == nil && !resp.Succeeded {
+		err = fmt.Errorf("%w: %s", ErrBrokerExists, info.ID)
+	}
+	if err != nil {
+		_, _ = s.cli.Revoke(context.WithoutCancel(rctx), lease.ID)
+		return nil, fmt.Errorf("meta: register broker %s: %w", info.ID, err)
+	}
+	kctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	ka, err := s.cli.KeepAlive(kctx, lease.ID)
+	if err != nil {
+		stop()
+		return nil, fmt.Errorf("meta: keep lease alive: %w", err)
+	}
+	r := &Registration{s: s, key: key, lease: lease.ID, done: make(chan struct{}), stop: stop, info: info}
+	go func() {
+		defer close(r.done)
+		for range ka { // drains until the lease expires or Close cancels
+		}
+	}()
+	return r, nil
+}
+
+// LeaseID returns the registration's etcd lease.
+func (r *Registration) LeaseID() clientv3.LeaseID { return r.lease }
+
+// Done is closed once the lease is no longer kept alive: after Close, or
+// when etcd lost the lease.
+func (r *Registration) Done() <-chan struct{} { return r.done }
+
+// Info returns the currently published info.
+func (r *Registration) Info() BrokerInfo {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.info
+}
+
+// Update publishes new info (load, draining) under the same lease.
+func (r *Registration) Update(ctx context.Context, info BrokerInfo) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	info.V, info.ID = valueVersion, r.info.ID
+	if err := info.Validate(); err != nil {
+		return err
+	}
+	ctx, cancel := r.s.ctx(ctx)
+	defer cancel()
+	resp, err := r.s.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.LeaseValue(r.key), "=", r.lease)).
+		Then(clientv3.OpPut(r.key, encode(info), clientv3.WithLease(r.lease))).
+		Commit()
+	if err != nil {
+		return fmt.Errorf("meta: update broker %s: %w", info.ID, err)
+	}
+	if !resp.Succeeded {
+		return fmt.Errorf("%w: broker %s", ErrLeaseLost, info.ID)
+	}
+	r.info = info
+	return nil
+}
+
+// Close revokes the lease, which removes the registration at once.
+func (r *Registration) Close(ctx context.Context) error {
+	r.stop()
+	ctx, cancel := r.s.ctx(ctx)
+	defer cancel()
+	_, err := r.s.cli.Revoke(ctx, r.lease)
+	<-r.done
+	if err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		return fmt.Errorf("meta: revoke lease: %w", err)
+	}
+	return nil
+}
+
+// ListBrokers returns the live brokers ordered by ID and the revision the
+// list was read at.
+func (s *Store) ListBrokers(ctx context.Context) ([]BrokerInfo, int64, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	resp, err := s.cli.Get(ctx, s.keys.brokers(), clientv3.WithPrefix())
+	if err != nil {
+		return nil, 0, fmt.Errorf("meta: list brokers: %w", err)
+	}
+	out := make([]BrokerInfo, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		var b BrokerInfo
+		if err := decode(string(kv.Key), kv.Value, &b); err != nil {
+			return nil, 0, err
+		}
+		out = append(out, b)
+	}
+	return out, resp.Header.Revision, nil
+}

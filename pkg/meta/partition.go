@@ -1,0 +1,315 @@
+package meta
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// PartitionState is who owns a partition and how far its log reaches.
+type PartitionState struct {
+	V int `json:"v"`
+	// Broker is the owning broker's ID; empty while unassigned.
+	Broker string `json:"broker"`
+	// Epoch increases by one with every change of owner. Epoch 0 means the
+	// partition was never assigned.
+	Epoch int64 `json:"epoch"`
+	// NextOffset is the offset the next record will get: the high
+	// watermark. Every offset below it is committed.
+	NextOffset int64 `json:"next_offset"`
+
+	// TopicID and Partition name the partition (from the key).
+	TopicID   string `json:"-"`
+	Partition int32  `json:"-"`
+	// LogStart is the first offset still readable (from its own key, moved
+	// by retention).
+	LogStart int64 `json:"-"`
+	// Revision is the etcd ModRevision of the state key; 0 if absent.
+	Revision int64 `json:"-"`
+}
+
+// canonical is the exact value the fencing commit compares against.
+func (p PartitionState) canonical() string {
+	return encode(PartitionState{V: valueVersion, Broker: p.Broker, Epoch: p.Epoch, NextOffset: p.NextOffset})
+}
+
+// GetPartition returns one partition's state. A partition that was never
+// assigned has epoch 0, no broker and next offset 0.
+func (s *Store) GetPartition(ctx context.Context, topicID string, partition int32) (PartitionState, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	sk, lk := s.keys.partition(topicID, partition), s.keys.logStart(topicID, partition)
+	resp, err := s.cli.Txn(ctx).Then(clientv3.OpGet(sk), clientv3.OpGet(lk)).Commit()
+	if err != nil {
+		return PartitionState{}, fmt.Errorf("meta: get partition %s/%d: %w", topicID, partition, err)
+	}
+	st := PartitionState{TopicID: topicID, Partition: partition}
+	if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
+		if err := decode(sk, kvs[0].Value, &st); err != nil {
+			return PartitionState{}, err
+		}
+		st.Revision = kvs[0].ModRevision
+	}
+	if kvs := resp.Responses[1].GetResponseRange().Kvs; len(kvs) > 0 {
+		var ls LogStart
+		if err := decode(lk, kvs[0].Value, &ls); err != nil {
+			return PartitionState{}, err
+		}
+		st.LogStart = ls.Offset
+	}
+	return st, nil
+}
+
+// ListPartitions returns the stored state of every assigned partition of
+// every topic and the revision it was read at, for building a routing
+// table that WatchPartitions then keeps current. LogStart is not filled in.
+func (s *Store) ListPartitions(ctx context.Context) ([]PartitionState, int64, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	resp, err := s.cli.Get(ctx, s.keys.partitions(), clientv3.WithPrefix())
+	if err != nil {
+		return nil, 0, fmt.Errorf("meta: list partitions: %w", err)
+	}
+	out := make([]PartitionState, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		st, err := s.decodePartition(kv.Key, kv.Value, kv.ModRevision)
+		if err != nil {
+			return nil, 0, err
+		}
+		out = append(out, st)
+	}
+	return out, resp.Header.Revision, nil
+}
+
+func (s *Store) decodePartition(key, value []byte, rev int64) (PartitionState, error) {
+	f := parseTail(string(key), s.keys.partitions())
+	if len(f) != 2 {
+		return PartitionState{}, fmt.Errorf("meta: malformed partition key %q", key)
+	}
+	p, err := parseInt32(f[1])
+	if err != nil {
+		return PartitionState{}, fmt.Errorf("meta: malformed partition key %q: %w", key, err)
+	}
+	st := PartitionState{TopicID: f[0], Partition: p, Revision: rev}
+	if len(value) > 0 {
+		if err := decode(string(key), value, &st); err != nil {
+			return PartitionState{}, err
+		}
+	}
+	return st, nil
+}
+
+// AssignPartition gives a partition to broker with the next epoch, keeping
+// its next offset. It succeeds only if the state is still at prev.Revision
+// (0 for a partition never assigned); otherwise it returns ErrConflict and
+// the caller reads the state again. An empty broker releases the partition:
+// no one can commit to it until it is assigned again.
+func (s *Store) AssignPartition(ctx context.Context, prev PartitionState, broker string) (PartitionState, error) {
+	next := PartitionState{
+		V:          valueVersion,
+		Broker:     broker,
+		Epoch:      prev.Epoch + 1,
+		NextOffset: prev.NextOffset,
+		TopicID:    prev.TopicID,
+		Partition:  prev.Partition,
+		LogStart:   prev.LogStart,
+	}
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	key := s.keys.partition(prev.TopicID, prev.Partition)
+	resp, err := s.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(key), "=", prev.Revision)).
+		Then(clientv3.OpPut(key, next.canonical())).
+		Commit()
+	if err != nil {
+		return PartitionState{}, fmt.Errorf("meta: assign %s/%d: %w", prev.TopicID, prev.Partition, err)
+	}
+	if !resp.Succeeded {
+		return PartitionState{}, fmt.Errorf("%w: partition %s/%d changed since revision %d",
+			ErrConflict, prev.TopicID, prev.Partition, prev.Revision)
+	}
+	next.Revision = resp.Header.Revision
+	return next, nil
+}
+
+// LogStart is the first readable offset of a partition, moved forward by
+// retention.
+type LogStart struct {
+	V      int   `json:"v"`
+	Offset int64 `json:"offset"`
+}
+
+// Commit appends one segment entry to a partition, on the condition that the
+// partition is still owned by Broker at Epoch and that its next offset is
+// still Entry.FirstOffset.
+type Commit struct {
+	Broker string
+	Epoch  int64
+	Entry  SegmentEntry
+}
+
+func (c Commit) expected() PartitionState {
+	return PartitionState{Broker: c.Broker, Epoch: c.Epoch, NextOffset: c.Entry.FirstOffset}
+}
+
+func (c Commit) committed() PartitionState {
+	return PartitionState{Broker: c.Broker, Epoch: c.Epoch, NextOffset: c.Entry.LastOffset + 1}
+}
+
+// CommitSegments applies commits with the fencing rule and returns one
+// result per commit: nil when its entry and new next offset were written,
+// ErrFenced when the partition has another owner or epoch, ErrOffsetMismatch
+// when its next offset moved, ErrInvalidEntry for a malformed commit, or the
+// etcd error when the outcome is unknown (the transaction may or may not
+// have applied; read the partition state to find out).
+//
+// Commits are grouped into as few transactions as MaxTxnOps allows. A
+// transaction either applies all its commits or none; when one of them is
+// fenced, the others are retried without it, so one stale partition never
+// fails another. A partition may appear at most once per call.
+func (s *Store) CommitSegments(ctx context.Context, commits []Commit) []error {
+	results := make([]error, len(commits))
+	pending := make([]int, 0, len(commits))
+	seen := make(map[partitionID]bool, len(commits))
+	for i, c := range commits {
+		id := partitionID{c.Entry.TopicID, c.Entry.Partition}
+		switch {
+		case seen[id]:
+			results[i] = fmt.Errorf("%w: partition %s/%d twice in one commit", ErrInvalidEntry, id.topic, id.partition)
+		case c.Broker == "" || c.Epoch < 1:
+			results[i] = fmt.Errorf("%w: commit needs a broker and an epoch", ErrInvalidEntry)
+		default:
+			results[i] = c.Entry.Validate()
+		}
+		if results[i] == nil {
+			seen[id] = true
+			pending = append(pending, i)
+		}
+	}
+	// Each commit takes one compare and two puts.
+	per := s.cfg.MaxTxnOps / 2
+	for start := 0; start < len(pending); start += per {
+		group := pending[start:min(start+per, len(pending))]
+		s.commitGroup(ctx, commits, group, results)
+	}
+	return results
+}
+
+type partitionID struct {
+	topic     string
+	partition int32
+}
+
+// commitGroup commits one transaction's worth of commits, dropping fenced
+// ones and retrying the rest until the transaction applies or none is left.
+func (s *Store) commitGroup(ctx context.Context, commits []Commit, group []int, results []error) {
+	// Rounds in which no compare failed although the transaction did: the
+	// state changed and changed back between the two reads. Bounded.
+	const maxIdleRounds = 3
+	for idle := 0; len(group) > 0; {
+		cmps := make([]clientv3.Cmp, 0, len(group))
+		puts := make([]clientv3.Op, 0, 2*len(group))
+		gets := make([]clientv3.Op, 0, len(group))
+		for _, i := range group {
+			c := commits[i]
+			key := s.keys.partition(c.Entry.TopicID, c.Entry.Partition)
+			cmps = append(cmps, clientv3.Compare(clientv3.Value(key), "=", c.expected().canonical()))
+			e := c.Entry
+			e.V = valueVersion
+			puts = append(puts,
+				clientv3.OpPut(s.keys.segment(e.TopicID, e.Partition, e.FirstOffset), encode(e)),
+				clientv3.OpPut(key, c.committed().canonical()))
+			gets = append(gets, clientv3.OpGet(key))
+		}
+		tctx, cancel := s.ctx(ctx)
+		start := time.Now()
+		resp, err := s.cli.Txn(tctx).If(cmps...).Then(puts...).Else(gets...).Commit()
+		cancel()
+		s.metrics.observeCommit(start, len(group), err, err == nil && resp.Succeeded)
+		if err != nil {
+			for _, i := range group {
+				results[i] = fmt.Errorf("meta: commit %s/%d: %w", commits[i].Entry.TopicID, commits[i].Entry.Partition, err)
+			}
+			return
+		}
+		if resp.Succeeded {
+			return // results stay nil
+		}
+		// Find the commits whose compare failed; retry the others.
+		retry := group[:0:0]
+		for j, i := range group {
+			c := commits[i]
+			key := s.keys.partition(c.Entry.TopicID, c.Entry.Partition)
+			var cur PartitionState
+			if kvs := resp.Responses[j].GetResponseRange().Kvs; len(kvs) > 0 {
+				if err := decode(key, kvs[0].Value, &cur); err != nil {
+					results[i] = err
+					continue
+				}
+			}
+			switch {
+			case cur.Broker != c.Broker || cur.Epoch != c.Epoch:
+				results[i] = fmt.Errorf("%w: %s/%d is at broker %q epoch %d, commit from %q epoch %d",
+					ErrFenced, c.Entry.TopicID, c.Entry.Partition, cur.Broker, cur.Epoch, c.Broker, c.Epoch)
+				s.metrics.fenced.Inc()
+			case cur.NextOffset != c.Entry.FirstOffset:
+				results[i] = fmt.Errorf("%w: %s/%d is at %d, commit starts at %d",
+					ErrOffsetMismatch, c.Entry.TopicID, c.Entry.Partition, cur.NextOffset, c.Entry.FirstOffset)
+			default:
+				retry = append(retry, i)
+			}
+		}
+		if len(retry) == len(group) {
+			if idle++; idle >= maxIdleRounds || ctx.Err() != nil {
+				for _, i := range group {
+					results[i] = fmt.Errorf("%w: commit %s/%d", ErrConflict, commits[i].Entry.TopicID, commits[i].Entry.Partition)
+				}
+				return
+			}
+		}
+		group = retry
+	}
+}
+
+// IsRetriable reports whether err from CommitSegments leaves the commit's
+// outcome unknown (an etcd error), as opposed to a definite rejection.
+func IsRetriable(err error) bool {
+	return err != nil && !errors.Is(err, ErrFenced) && !errors.Is(err, ErrOffsetMismatch) &&
+		!errors.Is(err, ErrInvalidEntry) && !errors.Is(err, ErrConflict)
+}
+
+// SetLogStart moves a partition's log start forward. It never moves it
+// backwards.
+func (s *Store) SetLogStart(ctx context.Context, topicID string, partition int32, offset int64) error {
+	if offset < 0 {
+		return fmt.Errorf("meta: log start %d is negative", offset)
+	}
+	cur, err := s.GetPartition(ctx, topicID, partition)
+	if err != nil {
+		return err
+	}
+	if offset <= cur.LogStart {
+		return nil
+	}
+	if offset > cur.NextOffset {
+		return fmt.Errorf("meta: log start %d is past next offset %d", offset, cur.NextOffset)
+	}
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	key := s.keys.logStart(topicID, partition)
+	cmp := clientv3.Compare(clientv3.CreateRevision(key), "=", 0)
+	if cur.LogStart > 0 {
+		cmp = clientv3.Compare(clientv3.Value(key), "=", encode(LogStart{V: valueVersion, Offset: cur.LogStart}))
+	}
+	resp, err := s.cli.Txn(ctx).If(cmp).Then(clientv3.OpPut(key, encode(LogStart{V: valueVersion, Offset: offset}))).Commit()
+	if err != nil {
+		return fmt.Errorf("meta: set log start %s/%d: %w", topicID, partition, err)
+	}
+	if !resp.Succeeded {
+		return fmt.Errorf("%w: log start of %s/%d", ErrConflict, topicID, partition)
+	}
+	return nil
+}

@@ -1,0 +1,322 @@
+package meta_test
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/strata-mq/strata/pkg/meta"
+)
+
+func TestCommitFencing(t *testing.T) {
+	s := newStore(t)
+	ctx := testCtx(t)
+	top := createTopic(t, s, "fence", 2)
+	id := top.ID
+
+	// Partition 0 goes to b1 (epoch 1), commits 10 records, then moves to b2
+	// (epoch 2). Partition 1 is never assigned.
+	assign(t, s, id, 0, "b1")
+	if errs := s.CommitSegments(ctx, []meta.Commit{{Broker: "b1", Epoch: 1, Entry: entry(id, 0, 0, 10)}}); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	moved := assign(t, s, id, 0, "b2")
+	if moved.Epoch != 2 || moved.NextOffset != 10 || moved.Broker != "b2" {
+		t.Fatalf("after reassignment: %+v, want b2 epoch 2 next 10", moved)
+	}
+
+	tests := []struct {
+		name   string
+		commit meta.Commit
+		want   error
+	}{
+		{"stale epoch, right offset", meta.Commit{Broker: "b1", Epoch: 1, Entry: entry(id, 0, 10, 5)}, meta.ErrFenced},
+		{"old owner, new epoch", meta.Commit{Broker: "b1", Epoch: 2, Entry: entry(id, 0, 10, 5)}, meta.ErrFenced},
+		{"future epoch", meta.Commit{Broker: "b2", Epoch: 3, Entry: entry(id, 0, 10, 5)}, meta.ErrFenced},
+		{"wrong next offset, behind", meta.Commit{Broker: "b2", Epoch: 2, Entry: entry(id, 0, 5, 5)}, meta.ErrOffsetMismatch},
+		{"wrong next offset, gap", meta.Commit{Broker: "b2", Epoch: 2, Entry: entry(id, 0, 11, 5)}, meta.ErrOffsetMismatch},
+		{"unassigned partition", meta.Commit{Broker: "b1", Epoch: 1, Entry: entry(id, 1, 0, 5)}, meta.ErrFenced},
+		{"no broker", meta.Commit{Epoch: 2, Entry: entry(id, 0, 10, 5)}, meta.ErrInvalidEntry},
+		{"inverted offsets", meta.Commit{Broker: "b2", Epoch: 2, Entry: func() meta.SegmentEntry {
+			e := entry(id, 0, 10, 5)
+			e.LastOffset = 9
+			return e
+		}()}, meta.ErrInvalidEntry},
+		{"range outside object", meta.Commit{Broker: "b2", Epoch: 2, Entry: func() meta.SegmentEntry {
+			e := entry(id, 0, 10, 5)
+			e.Pos = e.ObjectSize
+			return e
+		}()}, meta.ErrInvalidEntry},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			errs := s.CommitSegments(ctx, []meta.Commit{tt.commit})
+			if !errors.Is(errs[0], tt.want) {
+				t.Fatalf("CommitSegments = %v, want %v", errs[0], tt.want)
+			}
+			if meta.IsRetriable(errs[0]) {
+				t.Fatalf("%v reported as retriable", errs[0])
+			}
+			st, err := s.GetPartition(ctx, id, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.NextOffset != 10 || st.Epoch != 2 {
+				t.Fatalf("a rejected commit changed the partition: %+v", st)
+			}
+		})
+	}
+
+	// The new owner at the right offset commits.
+	if errs := s.CommitSegments(ctx, []meta.Commit{{Broker: "b2", Epoch: 2, Entry: entry(id, 0, 10, 5)}}); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	st, err := s.GetPartition(ctx, id, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.NextOffset != 15 {
+		t.Fatalf("next offset = %d, want 15", st.NextOffset)
+	}
+	segs, err := s.ListSegments(ctx, id, 0, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(segs) != 2 || segs[0].FirstOffset != 0 || segs[1].FirstOffset != 10 || segs[1].LastOffset != 14 {
+		t.Fatalf("segments = %+v, want 0..9 and 10..14", segs)
+	}
+}
+
+// TestCommitManyPartitionsOneFenced commits more partitions than fit in one
+// transaction, with one of them fenced: only that one fails.
+func TestCommitManyPartitionsOneFenced(t *testing.T) {
+	// Eight ops per transaction: four partitions each.
+	s := newStore(t, func(c *meta.Config) { c.MaxTxnOps = 8 })
+	ctx := testCtx(t)
+	const n = 11
+	top := createTopic(t, s, "wide", n)
+	for p := int32(0); p < n; p++ {
+		assign(t, s, top.ID, p, "b1")
+	}
+	assign(t, s, top.ID, 5, "b2") // partition 5 moved away: epoch 2
+
+	var commits []meta.Commit
+	for p := int32(0); p < n; p++ {
+		commits = append(commits, meta.Commit{Broker: "b1", Epoch: 1, Entry: entry(top.ID, p, 0, int64(p)+1)})
+	}
+	// A duplicate partition in one call is refused without touching the first.
+	commits = append(commits, meta.Commit{Broker: "b1", Epoch: 1, Entry: entry(top.ID, 0, 1, 1)})
+
+	errs := s.CommitSegments(ctx, commits)
+	for i, err := range errs {
+		switch {
+		case i == 5:
+			if !errors.Is(err, meta.ErrFenced) {
+				t.Errorf("partition 5: %v, want ErrFenced", err)
+			}
+		case i == n:
+			if !errors.Is(err, meta.ErrInvalidEntry) {
+				t.Errorf("duplicate: %v, want ErrInvalidEntry", err)
+			}
+		case err != nil:
+			t.Errorf("partition %d: %v", i, err)
+		}
+	}
+	for p := int32(0); p < n; p++ {
+		st, err := s.GetPartition(ctx, top.ID, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := int64(p) + 1
+		if p == 5 {
+			want = 0
+		}
+		if st.NextOffset != want {
+			t.Errorf("partition %d next offset %d, want %d", p, st.NextOffset, want)
+		}
+	}
+}
+
+// TestConcurrentCommitsStayDense has many committers race on one partition
+// while its ownership moves between brokers. Some committers read the
+// current owner and epoch before each commit; others keep the epoch they
+// started with. Whatever wins, the committed entries must cover offsets
+// 0..next-1 exactly once, and every stale commit must have been rejected.
+func TestConcurrentCommitsStayDense(t *testing.T) {
+	s := newStore(t)
+	ctx := testCtx(t)
+	top := createTopic(t, s, "race", 1)
+	first := assign(t, s, top.ID, 0, "b0")
+
+	const (
+		committers = 16
+		rounds     = 40
+		moves      = 8
+	)
+	type success struct{ first, last int64 }
+	var (
+		mu        sync.Mutex
+		successes []success
+		fenced    int
+		stale     int // successful commits by a stale committer after its epoch moved on
+	)
+	var wg sync.WaitGroup
+	for c := range committers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(c), 7))
+			fresh := c%2 == 0
+			for range rounds {
+				st, err := s.GetPartition(ctx, top.ID, 0)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				broker, epoch := st.Broker, st.Epoch
+				if !fresh {
+					broker, epoch = first.Broker, first.Epoch
+				}
+				n := int64(rng.IntN(5) + 1)
+				errs := s.CommitSegments(ctx, []meta.Commit{{Broker: broker, Epoch: epoch, Entry: entry(top.ID, 0, st.NextOffset, n)}})
+				mu.Lock()
+				switch err := errs[0]; {
+				case err == nil:
+					successes = append(successes, success{st.NextOffset, st.NextOffset + n - 1})
+					if !fresh && st.Epoch != first.Epoch {
+						stale++
+					}
+				case errors.Is(err, meta.ErrFenced):
+					fenced++
+				case errors.Is(err, meta.ErrOffsetMismatch):
+				default:
+					t.Errorf("commit: %v", err)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	// Move ownership around while they commit.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; i < moves; {
+			st, err := s.GetPartition(ctx, top.ID, 0)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if _, err := s.AssignPartition(ctx, st, fmt.Sprintf("b%d", (i+1)%3)); errors.Is(err, meta.ErrConflict) {
+				continue // a commit landed in between; read again
+			} else if err != nil {
+				t.Error(err)
+				return
+			}
+			i++
+		}
+	}()
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+
+	final, err := s.GetPartition(ctx, top.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if final.Epoch != first.Epoch+moves {
+		t.Fatalf("epoch %d, want %d", final.Epoch, first.Epoch+moves)
+	}
+	if stale != 0 {
+		t.Fatalf("%d commits with a superseded epoch succeeded", stale)
+	}
+	if fenced == 0 {
+		t.Fatal("no commit was fenced: the test did not exercise stale epochs")
+	}
+	slices.SortFunc(successes, func(a, b success) int { return int(a.first - b.first) })
+	segs, err := s.ListSegments(ctx, top.ID, 0, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(segs) != len(successes) {
+		t.Fatalf("%d segment entries, %d successful commits", len(segs), len(successes))
+	}
+	next := int64(0)
+	for i, e := range segs {
+		if e.FirstOffset != next {
+			t.Fatalf("entry %d starts at %d, want %d (gap or overlap)", i, e.FirstOffset, next)
+		}
+		if successes[i].first != e.FirstOffset || successes[i].last != e.LastOffset {
+			t.Fatalf("entry %d is %d..%d, acknowledged commit was %d..%d", i, e.FirstOffset, e.LastOffset, successes[i].first, successes[i].last)
+		}
+		next = e.LastOffset + 1
+	}
+	if next != final.NextOffset {
+		t.Fatalf("entries end at %d, next offset is %d", next, final.NextOffset)
+	}
+	t.Logf("%d commits succeeded (%d offsets), %d fenced", len(successes), next, fenced)
+}
+
+func TestAssignPartitionConflict(t *testing.T) {
+	s := newStore(t)
+	ctx := testCtx(t)
+	top := createTopic(t, s, "assign", 1)
+	st, err := s.GetPartition(ctx, top.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Epoch != 0 || st.Revision != 0 || st.Broker != "" {
+		t.Fatalf("fresh partition = %+v", st)
+	}
+	a, err := s.AssignPartition(ctx, st, "b1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A second coordinator acting on the same old read loses.
+	if _, err := s.AssignPartition(ctx, st, "b2"); !errors.Is(err, meta.ErrConflict) {
+		t.Fatalf("second assign from stale read: %v, want ErrConflict", err)
+	}
+	got, err := s.GetPartition(ctx, top.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Broker != "b1" || got.Epoch != 1 || got.Revision != a.Revision {
+		t.Fatalf("state = %+v, want b1 epoch 1 at revision %d", got, a.Revision)
+	}
+}
+
+func TestLogStart(t *testing.T) {
+	s := newStore(t)
+	ctx := testCtx(t)
+	top := createTopic(t, s, "start", 1)
+	assign(t, s, top.ID, 0, "b1")
+	if errs := s.CommitSegments(ctx, []meta.Commit{{Broker: "b1", Epoch: 1, Entry: entry(top.ID, 0, 0, 100)}}); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	if err := s.SetLogStart(ctx, top.ID, 0, 40); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetLogStart(ctx, top.ID, 0, 20); err != nil { // never backwards
+		t.Fatal(err)
+	}
+	if err := s.SetLogStart(ctx, top.ID, 0, 101); err == nil {
+		t.Fatal("log start past next offset accepted")
+	}
+	if err := s.SetLogStart(ctx, top.ID, 0, -1); err == nil {
+		t.Fatal("negative log start accepted")
+	}
+	st, err := s.GetPartition(ctx, top.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.LogStart != 40 || st.NextOffset != 100 {
+		t.Fatalf("state = %+v, want log start 40, next 100", st)
+	}
+	// Moving the log start does not disturb the owner's commits.
+	if errs := s.CommitSegments(ctx, []meta.Commit{{Broker: "b1", Epoch: 1, Entry: entry(top.ID, 0, 100, 1)}}); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+}

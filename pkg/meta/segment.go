@@ -1,0 +1,158 @@
+package meta
+
+import (
+	"context"
+	"fmt"
+	"iter"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// SegmentEntry indexes one chunk of a partition's data: a contiguous run of
+// offsets stored at a byte range of a segment object.
+type SegmentEntry struct {
+	V int `json:"v"`
+	// ObjectKey is the segment object's key in the object store.
+	ObjectKey string `json:"object"`
+	// ObjectSize is the whole object's size in bytes.
+	ObjectSize int64 `json:"object_size"`
+	// Pos and Len are the chunk's byte range within the object.
+	Pos int64 `json:"pos"`
+	Len int64 `json:"len"`
+	// FirstOffset and LastOffset are the first and last offsets in the
+	// chunk, both inclusive.
+	FirstOffset int64 `json:"first"`
+	LastOffset  int64 `json:"last"`
+	// MinTimestamp and MaxTimestamp bound the records' timestamps (Unix ms).
+	MinTimestamp int64 `json:"min_ts"`
+	MaxTimestamp int64 `json:"max_ts"`
+	// CreatedMs is when the entry was committed (Unix ms); retention by
+	// time falls back on it.
+	CreatedMs int64 `json:"created_ms"`
+
+	// TopicID and Partition name the partition (from the key).
+	TopicID   string `json:"-"`
+	Partition int32  `json:"-"`
+}
+
+// Records returns how many offsets the entry covers.
+func (e SegmentEntry) Records() int64 { return e.LastOffset - e.FirstOffset + 1 }
+
+// Validate reports whether the entry is well formed.
+func (e SegmentEntry) Validate() error {
+	switch {
+	case e.TopicID == "":
+		return fmt.Errorf("%w: no topic id", ErrInvalidEntry)
+	case e.Partition < 0:
+		return fmt.Errorf("%w: partition %d", ErrInvalidEntry, e.Partition)
+	case e.ObjectKey == "":
+		return fmt.Errorf("%w: no object key", ErrInvalidEntry)
+	case e.FirstOffset < 0 || e.LastOffset < e.FirstOffset:
+		return fmt.Errorf("%w: offsets %d..%d", ErrInvalidEntry, e.FirstOffset, e.LastOffset)
+	case e.Pos < 0 || e.Len <= 0 || e.Pos+e.Len > e.ObjectSize:
+		return fmt.Errorf("%w: byte range %d+%d of a %d-byte object", ErrInvalidEntry, e.Pos, e.Len, e.ObjectSize)
+	case e.MinTimestamp > e.MaxTimestamp:
+		return fmt.Errorf("%w: timestamps %d > %d", ErrInvalidEntry, e.MinTimestamp, e.MaxTimestamp)
+	}
+	return nil
+}
+
+func (s *Store) decodeSegment(topicID string, partition int32, key, value []byte) (SegmentEntry, error) {
+	e := SegmentEntry{}
+	if err := decode(string(key), value, &e); err != nil {
+		return SegmentEntry{}, err
+	}
+	e.TopicID, e.Partition = topicID, partition
+	return e, nil
+}
+
+// FindSegment returns the entry whose offsets include offset, or ErrNotFound
+// when no committed entry does (the offset is past the high watermark, or
+// retention removed it).
+func (s *Store) FindSegment(ctx context.Context, topicID string, partition int32, offset int64) (SegmentEntry, error) {
+	if offset < 0 {
+		return SegmentEntry{}, fmt.Errorf("%w: negative offset %d", ErrNotFound, offset)
+	}
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	// The entry with the greatest first offset <= offset.
+	from, to := s.keys.segments(topicID, partition), s.keys.segment(topicID, partition, offset)+"\x00"
+	resp, err := s.cli.Get(ctx, from, clientv3.WithRange(to),
+		clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend), clientv3.WithLimit(1))
+	if err != nil {
+		return SegmentEntry{}, fmt.Errorf("meta: find segment %s/%d@%d: %w", topicID, partition, offset, err)
+	}
+	if len(resp.Kvs) == 1 {
+		e, err := s.decodeSegment(topicID, partition, resp.Kvs[0].Key, resp.Kvs[0].Value)
+		if err != nil {
+			return SegmentEntry{}, err
+		}
+		if e.LastOffset >= offset {
+			return e, nil
+		}
+	}
+	return SegmentEntry{}, fmt.Errorf("%w: no segment of %s/%d holds offset %d", ErrNotFound, topicID, partition, offset)
+}
+
+// Segments yields a partition's entries in offset order, starting with the
+// one that holds fromOffset (or the first after it), reading etcd a page at
+// a time.
+func (s *Store) Segments(ctx context.Context, topicID string, partition int32, fromOffset int64) iter.Seq2[SegmentEntry, error] {
+	const page = 256
+	return func(yield func(SegmentEntry, error) bool) {
+		start := max(fromOffset, 0)
+		if e, err := s.FindSegment(ctx, topicID, partition, start); err == nil {
+			start = e.FirstOffset
+		}
+		end := clientv3.GetPrefixRangeEnd(s.keys.segments(topicID, partition))
+		for {
+			rctx, cancel := s.ctx(ctx)
+			resp, err := s.cli.Get(rctx, s.keys.segment(topicID, partition, start),
+				clientv3.WithRange(end), clientv3.WithLimit(page))
+			cancel()
+			if err != nil {
+				yield(SegmentEntry{}, fmt.Errorf("meta: list segments %s/%d: %w", topicID, partition, err))
+				return
+			}
+			for _, kv := range resp.Kvs {
+				e, err := s.decodeSegment(topicID, partition, kv.Key, kv.Value)
+				if !yield(e, err) || err != nil {
+					return
+				}
+				start = e.FirstOffset + 1
+			}
+			if !resp.More {
+				return
+			}
+		}
+	}
+}
+
+// ListSegments collects up to limit entries from Segments (all if limit <= 0).
+func (s *Store) ListSegments(ctx context.Context, topicID string, partition int32, fromOffset int64, limit int) ([]SegmentEntry, error) {
+	var out []SegmentEntry
+	for e, err := range s.Segments(ctx, topicID, partition, fromOffset) {
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+		if limit > 0 && len(out) == limit {
+			break
+		}
+	}
+	return out, nil
+}
+
+// FindSegmentByTime returns the first entry that may hold a record with a
+// timestamp at or after ts (its MaxTimestamp >= ts), or ErrNotFound.
+func (s *Store) FindSegmentByTime(ctx context.Context, topicID string, partition int32, ts int64) (SegmentEntry, error) {
+	for e, err := range s.Segments(ctx, topicID, partition, 0) {
+		if err != nil {
+			return SegmentEntry{}, err
+		}
+		if e.MaxTimestamp >= ts {
+			return e, nil
+		}
+	}
+	return SegmentEntry{}, fmt.Errorf("%w: no segment of %s/%d reaches time %d", ErrNotFound, topicID, partition, ts)
+}
