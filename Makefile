@@ -5,7 +5,7 @@ GO        ?= go
 TOOLS_DIR ?= $(HOME)/.cache/strata/bin
 export STRATA_TOOLS_DIR := $(TOOLS_DIR)
 
-.PHONY: all build test tools lint fmt vet staticcheck test-unit fuzz bench clean
+.PHONY: all build test tools lint fmt vet staticcheck test-unit fuzz bench proto proto-check clean
 
 all: build
 
@@ -48,6 +48,21 @@ fuzz:
 ## bench: codec and commit benchmarks.
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./pkg/segment ./pkg/meta ./pkg/cache
+
+## proto: regenerate api/proto's Go code with the pinned generators.
+## protoc comes from Debian: apt-get install protobuf-compiler.
+PROTOS := $(wildcard api/proto/strata/v1/*.proto)
+proto:
+	@command -v protoc >/dev/null || { echo "protoc missing: apt-get install protobuf-compiler"; exit 1; }
+	bash scripts/tools.sh protoc-gen >/dev/null
+	PATH="$(TOOLS_DIR):$$PATH" protoc -I api/proto \
+		--go_out=api/proto --go_opt=paths=source_relative \
+		--go-grpc_out=api/proto --go-grpc_opt=paths=source_relative \
+		$(PROTOS)
+
+## proto-check: fail if the committed generated code is not what proto makes.
+proto-check: proto
+	git diff --exit-code -- api/proto
 
 clean:
 	rm -rf strata-data

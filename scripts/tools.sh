@@ -9,6 +9,8 @@ set -euo pipefail
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 ETCD_VERSION=v3.7.3
 STATICCHECK_VERSION=v0.8.2
+PROTOC_GEN_GO_VERSION=v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION=v1.6.2
 
 bin=${STRATA_TOOLS_DIR:-$HOME/.cache/strata/bin}
 mkdir -p "$bin"
@@ -17,18 +19,6 @@ log() { printf 'tools: %s\n' "$*" >&2; }
 # Several test processes may ask for the tools at once; build one at a time.
 exec 9>"$bin/.lock"
 flock 9
-
-build_minio() {
-  local out="$bin/minio-$MINIO_VERSION"
-  if [ ! -x "$out" ]; then
-    log "building minio $MINIO_VERSION (a few minutes, once)"
-    local tmp; tmp=$(mktemp -d)
-    GOBIN="$tmp" GOFLAGS=-buildvcs=false go install "github.com/minio/minio@$MINIO_VERSION"
-    mv "$tmp/minio" "$out"
-    rm -rf "$tmp"
-  fi
-  ln -sf "$(basename "$out")" "$bin/minio"
-}
 
 build_etcd() {
   local out="$bin/etcd-$ETCD_VERSION"
@@ -49,23 +39,35 @@ build_etcd() {
   ln -sf "$(basename "$out")" "$bin/etcd"
 }
 
-build_staticcheck() {
-  local out="$bin/staticcheck-$STATICCHECK_VERSION"
+# go_tool NAME PACKAGE VERSION: go install a Go tool into the cache.
+go_tool() {
+  local name=$1 pkg=$2 version=$3
+  local out="$bin/$name-$version"
   if [ ! -x "$out" ]; then
-    log "building staticcheck $STATICCHECK_VERSION"
+    log "building $name $version"
     local tmp; tmp=$(mktemp -d)
-    GOBIN="$tmp" GOFLAGS=-buildvcs=false go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
-    mv "$tmp/staticcheck" "$out"
+    GOBIN="$tmp" GOFLAGS=-buildvcs=false go install "$pkg@$version"
+    mv "$tmp/$name" "$out"
     rm -rf "$tmp"
   fi
-  ln -sf "$(basename "$out")" "$bin/staticcheck"
+  ln -sf "$(basename "$out")" "$bin/$name"
 }
+
+build_minio() {
+  # MinIO is AGPL: it runs as a separate process and is never imported.
+  go_tool minio github.com/minio/minio "$MINIO_VERSION"
+}
+build_staticcheck() { go_tool staticcheck honnef.co/go/tools/cmd/staticcheck "$STATICCHECK_VERSION"; }
 
 case "${1:-all}" in
   minio) build_minio ;;
   etcd) build_etcd ;;
   staticcheck) build_staticcheck ;;
+  protoc-gen)
+    # protoc itself comes from Debian's protobuf-compiler package.
+    go_tool protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go "$PROTOC_GEN_GO_VERSION"
+    go_tool protoc-gen-go-grpc google.golang.org/grpc/cmd/protoc-gen-go-grpc "$PROTOC_GEN_GO_GRPC_VERSION" ;;
   all) build_etcd; build_staticcheck; build_minio ;;
-  *) echo "usage: $0 [all|minio|etcd|staticcheck]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|minio|etcd|staticcheck|protoc-gen]" >&2; exit 2 ;;
 esac
 echo "$bin"

@@ -1,0 +1,195 @@
+// Package apierr is the one table between Strata's errors and gRPC
+// statuses. Servers return Go errors — this package's sentinels, or the
+// sentinels of the package that failed, wrapped with %w — and the gRPC
+// interceptor in pkg/rpc turns them into statuses with Status. Clients turn
+// statuses back into errors with FromStatus and match them with errors.Is
+// against the sentinels below, never by message text.
+//
+// On the wire every status carries a google.rpc.ErrorInfo detail whose
+// reason is a strata.v1.Reason name (for example "NOT_OWNER").
+package apierr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
+	"github.com/strata-mq/strata/pkg/meta"
+)
+
+// Domain is the ErrorInfo domain of Strata's errors.
+const Domain = "strata.v1"
+
+// The errors of Strata's API, one per strata.v1.Reason.
+var (
+	ErrNotOwner           = errors.New("strata: broker does not own the partition")
+	ErrNotLeader          = errors.New("strata: coordinator is not the leader")
+	ErrUnknownTopic       = errors.New("strata: unknown topic")
+	ErrTopicExists        = errors.New("strata: topic already exists")
+	ErrInvalidTopic       = errors.New("strata: invalid topic")
+	ErrPartitionRange     = errors.New("strata: partition out of range")
+	ErrOffsetOutOfRange   = errors.New("strata: offset out of range")
+	ErrCorruptBatch       = errors.New("strata: corrupt record batch")
+	ErrRecordTooLarge     = errors.New("strata: record batch too large")
+	ErrInvalidRequest     = errors.New("strata: invalid request")
+	ErrStorageUnavailable = errors.New("strata: storage unavailable")
+	ErrTimeout            = errors.New("strata: timed out")
+	ErrShuttingDown       = errors.New("strata: server shutting down")
+)
+
+// entry ties a reason to its gRPC code, its sentinel, and the other
+// packages' errors that mean the same.
+type entry struct {
+	reason    stratav1.Reason
+	code      codes.Code
+	sentinel  error
+	retriable bool
+	aliases   []error
+}
+
+// table is the translation, checked in order: the first entry whose
+// sentinel or alias matches (errors.Is) wins.
+var table = []entry{
+	{stratav1.Reason_NOT_OWNER, codes.Unavailable, ErrNotOwner, true, []error{meta.ErrFenced}},
+	{stratav1.Reason_NOT_LEADER, codes.Unavailable, ErrNotLeader, true, nil},
+	{stratav1.Reason_UNKNOWN_TOPIC, codes.NotFound, ErrUnknownTopic, false, []error{meta.ErrTopicNotFound}},
+	{stratav1.Reason_TOPIC_EXISTS, codes.AlreadyExists, ErrTopicExists, false, []error{meta.ErrTopicExists}},
+	{stratav1.Reason_INVALID_TOPIC, codes.InvalidArgument, ErrInvalidTopic, false, []error{meta.ErrInvalidTopic}},
+	{stratav1.Reason_PARTITION_OUT_OF_RANGE, codes.OutOfRange, ErrPartitionRange, false, []error{meta.ErrPartitionRange}},
+	{stratav1.Reason_OFFSET_OUT_OF_RANGE, codes.OutOfRange, ErrOffsetOutOfRange, false, nil},
+	{stratav1.Reason_CORRUPT_BATCH, codes.InvalidArgument, ErrCorruptBatch, false, nil},
+	{stratav1.Reason_RECORD_TOO_LARGE, codes.InvalidArgument, ErrRecordTooLarge, false, nil},
+	{stratav1.Reason_INVALID_REQUEST, codes.InvalidArgument, ErrInvalidRequest, false, []error{meta.ErrInvalidGroup}},
+	{stratav1.Reason_STORAGE_UNAVAILABLE, codes.Unavailable, ErrStorageUnavailable, true, nil},
+	{stratav1.Reason_TIMEOUT, codes.DeadlineExceeded, ErrTimeout, true, []error{context.DeadlineExceeded}},
+	{stratav1.Reason_SHUTTING_DOWN, codes.Unavailable, ErrShuttingDown, true, nil},
+}
+
+func lookup(err error) (entry, bool) {
+	for _, e := range table {
+		if errors.Is(err, e.sentinel) {
+			return e, true
+		}
+		for _, a := range e.aliases {
+			if errors.Is(err, a) {
+				return e, true
+			}
+		}
+	}
+	return entry{}, false
+}
+
+func byReason(reason string) (entry, bool) {
+	for _, e := range table {
+		if e.reason.String() == reason {
+			return e, true
+		}
+	}
+	return entry{}, false
+}
+
+// Status converts a server-side error to a gRPC status error. An error that
+// already is a status passes through; context.Canceled becomes Canceled;
+// an error the table does not know becomes Internal.
+func Status(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	if errors.Is(err, context.Canceled) {
+		return status.Error(codes.Canceled, err.Error())
+	}
+	e, ok := lookup(err)
+	if !ok {
+		return status.Error(codes.Internal, err.Error())
+	}
+	st, derr := status.New(e.code, err.Error()).WithDetails(&errdetails.ErrorInfo{Reason: e.reason.String(), Domain: Domain})
+	if derr != nil {
+		return status.Error(e.code, err.Error())
+	}
+	return st.Err()
+}
+
+// Error is an API error received from a server. It unwraps to the sentinel
+// of its reason, so errors.Is(err, apierr.ErrNotOwner) works on it.
+type Error struct {
+	// Code is the gRPC status code.
+	Code codes.Code
+	// Reason is the strata.v1.Reason name, empty if the server sent none.
+	Reason string
+	// Message is the server's message, for people.
+	Message string
+
+	sentinel error
+	status   *status.Status
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Unwrap returns the sentinel of the reason, if known.
+func (e *Error) Unwrap() error { return e.sentinel }
+
+// GRPCStatus returns the original status, so a proxy can pass the error on
+// unchanged.
+func (e *Error) GRPCStatus() *status.Status { return e.status }
+
+// FromStatus converts an error returned by a gRPC call into an *Error that
+// matches this package's sentinels. A status without Strata detail is
+// classified by its code alone (Unavailable → ErrStorageUnavailable style
+// retriable transport errors keep their code). Non-status errors pass
+// through.
+func FromStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return err
+	}
+	out := &Error{Code: st.Code(), Message: st.Message(), status: st}
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.Domain == Domain {
+			out.Reason = info.Reason
+			if e, ok := byReason(info.Reason); ok {
+				out.sentinel = e.sentinel
+			}
+		}
+	}
+	if out.sentinel == nil && st.Code() == codes.DeadlineExceeded {
+		out.sentinel = ErrTimeout
+	}
+	return out
+}
+
+// Retriable reports whether a request that failed with err may succeed if
+// sent again: a retriable reason, or a transport-level Unavailable status
+// (the server was unreachable).
+func Retriable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var apiErr *Error
+	if errors.As(err, &apiErr) && apiErr.Reason == "" {
+		return apiErr.Code == codes.Unavailable || apiErr.Code == codes.DeadlineExceeded
+	}
+	if e, ok := lookup(err); ok {
+		return e.retriable
+	}
+	if st, ok := status.FromError(err); ok {
+		return st.Code() == codes.Unavailable
+	}
+	return false
+}
+
+// Errorf returns an error that wraps sentinel with a formatted message, for
+// servers: apierr.Errorf(apierr.ErrPartitionRange, "partition %d of %d", p, n).
+func Errorf(sentinel error, format string, args ...any) error {
+	return fmt.Errorf("%w: %s", sentinel, fmt.Sprintf(format, args...))
+}

@@ -1,0 +1,87 @@
+package apierr_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/strata-mq/strata/pkg/apierr"
+	"github.com/strata-mq/strata/pkg/meta"
+)
+
+// TestRoundTrip sends every kind of server error through Status and back
+// through FromStatus, as a gRPC call would: the client matches the same
+// sentinel and sees the right code and retriability.
+func TestRoundTrip(t *testing.T) {
+	tests := []struct {
+		name      string
+		err       error
+		want      error
+		code      codes.Code
+		reason    string
+		retriable bool
+	}{
+		{"not owner", apierr.Errorf(apierr.ErrNotOwner, "partition 3"), apierr.ErrNotOwner, codes.Unavailable, "NOT_OWNER", true},
+		{"fenced commit", fmt.Errorf("flush: %w", meta.ErrFenced), apierr.ErrNotOwner, codes.Unavailable, "NOT_OWNER", true},
+		{"unknown topic", fmt.Errorf("x: %w", meta.ErrTopicNotFound), apierr.ErrUnknownTopic, codes.NotFound, "UNKNOWN_TOPIC", false},
+		{"topic exists", meta.ErrTopicExists, apierr.ErrTopicExists, codes.AlreadyExists, "TOPIC_EXISTS", false},
+		{"invalid topic", meta.ErrInvalidTopic, apierr.ErrInvalidTopic, codes.InvalidArgument, "INVALID_TOPIC", false},
+		{"partition range", apierr.ErrPartitionRange, apierr.ErrPartitionRange, codes.OutOfRange, "PARTITION_OUT_OF_RANGE", false},
+		{"offset range", apierr.ErrOffsetOutOfRange, apierr.ErrOffsetOutOfRange, codes.OutOfRange, "OFFSET_OUT_OF_RANGE", false},
+		{"corrupt", apierr.ErrCorruptBatch, apierr.ErrCorruptBatch, codes.InvalidArgument, "CORRUPT_BATCH", false},
+		{"too large", apierr.ErrRecordTooLarge, apierr.ErrRecordTooLarge, codes.InvalidArgument, "RECORD_TOO_LARGE", false},
+		{"storage", apierr.ErrStorageUnavailable, apierr.ErrStorageUnavailable, codes.Unavailable, "STORAGE_UNAVAILABLE", true},
+		{"deadline", context.DeadlineExceeded, apierr.ErrTimeout, codes.DeadlineExceeded, "TIMEOUT", true},
+		{"not leader", apierr.ErrNotLeader, apierr.ErrNotLeader, codes.Unavailable, "NOT_LEADER", true},
+		{"shutting down", apierr.ErrShuttingDown, apierr.ErrShuttingDown, codes.Unavailable, "SHUTTING_DOWN", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			wire := apierr.Status(tt.err)
+			st, ok := status.FromError(wire)
+			if !ok || st.Code() != tt.code {
+				t.Fatalf("Status(%v) = %v, want code %v", tt.err, wire, tt.code)
+			}
+			got := apierr.FromStatus(wire)
+			if !errors.Is(got, tt.want) {
+				t.Fatalf("FromStatus = %v, does not match %v", got, tt.want)
+			}
+			var e *apierr.Error
+			if !errors.As(got, &e) || e.Reason != tt.reason || e.Code != tt.code {
+				t.Fatalf("FromStatus = %#v, want reason %s", got, tt.reason)
+			}
+			if apierr.Retriable(got) != tt.retriable {
+				t.Fatalf("Retriable = %v, want %v", apierr.Retriable(got), tt.retriable)
+			}
+			// Passing it on again (proxy to client) keeps it intact.
+			again := apierr.FromStatus(apierr.Status(got))
+			if !errors.Is(again, tt.want) {
+				t.Fatalf("second hop lost the reason: %v", again)
+			}
+		})
+	}
+}
+
+func TestUnknownAndTransportErrors(t *testing.T) {
+	if st, _ := status.FromError(apierr.Status(errors.New("boom"))); st.Code() != codes.Internal {
+		t.Fatalf("unknown error became %v, want Internal", st.Code())
+	}
+	if st, _ := status.FromError(apierr.Status(context.Canceled)); st.Code() != codes.Canceled {
+		t.Fatalf("canceled became %v", st.Code())
+	}
+	// A connection failure has no Strata detail but is worth retrying.
+	transport := apierr.FromStatus(status.Error(codes.Unavailable, "connection refused"))
+	if !apierr.Retriable(transport) {
+		t.Fatal("transport Unavailable not retriable")
+	}
+	if apierr.Retriable(apierr.FromStatus(status.Error(codes.InvalidArgument, "bad"))) {
+		t.Fatal("InvalidArgument retriable")
+	}
+	if apierr.Status(nil) != nil || apierr.FromStatus(nil) != nil {
+		t.Fatal("nil not preserved")
+	}
+}
