@@ -61,3 +61,5 @@ func parseInt32(s string) (int32, error) {
 	n, err := strconv.ParseInt(s, 10, 32)
 	return int32(n), err
 }
+
+func (k keys) election() string { return k.root + "/election/coordinator" }

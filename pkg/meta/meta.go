@@ -178,3 +178,7 @@ func (s *Store) Close() error {
 func (s *Store) ctx(parent context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(parent, s.cfg.RequestTimeout)
 }
+
+// ElectionPrefix is the etcd prefix coordinators campaign on (with
+// go.etcd.io/etcd/client/v3/concurrency); the leader's value names it.
+func (s *Store) ElectionPrefix() string { return s.keys.election() }

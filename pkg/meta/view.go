@@ -1,0 +1,281 @@
+package meta
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// View is an in-memory copy of the cluster's topics, partition states and
+// live brokers, kept current by etcd watches. Proxies route with it, brokers
+// learn what they own from it and the coordinator places partitions with it.
+//
+// A View lists each kind of value and then watches from the revision of the
+// list, so it misses no change; when a watch fails (etcd compacted, leader
+// lost) it lists again. Changed lets callers wait for the next change
+// instead of polling.
+type View struct {
+	s   *Store
+	log *slog.Logger
+
+	ready     chan struct{}
+	readyOnce sync.Once
+	pending   sync.WaitGroup // initial lists still to load
+
+	mu sync.RWMutex // guards every field below
+	// topics by name and by ID.
+	topics   map[string]Topic
+	topicIDs map[string]string
+	// partitions by topic ID, then partition.
+	partitions map[string]map[int32]PartitionState
+	brokers    map[string]BrokerInfo
+	// changed is closed and replaced on every change.
+	changed chan struct{}
+}
+
+// NewView returns a View of s; Start fills it.
+func NewView(s *Store) *View {
+	return &View{
+		s:          s,
+		log:        s.log,
+		ready:      make(chan struct{}),
+		topics:     map[string]Topic{},
+		topicIDs:   map[string]string{},
+		partitions: map[string]map[int32]PartitionState{},
+		brokers:    map[string]BrokerInfo{},
+		changed:    make(chan struct{}),
+	}
+}
+
+// Start loads the view and keeps it current until ctx ends. Ready closes
+// once the first complete copy is loaded.
+func (v *View) Start(ctx context.Context) {
+	v.pending.Add(3)
+	go func() {
+		v.pending.Wait()
+		v.readyOnce.Do(func() { close(v.ready) })
+	}()
+	go follow(ctx, v, "topics", v.s.ListTopics, v.s.WatchTopics, v.resetTopics, v.applyTopic)
+	go follow(ctx, v, "partitions", v.s.ListPartitions, v.s.WatchPartitions, v.resetPartitions, v.applyPartition)
+	go follow(ctx, v, "brokers", v.s.ListBrokers, v.s.WatchBrokers, v.resetBrokers, v.applyBroker)
+}
+
+// Ready is closed once the view holds a complete copy.
+func (v *View) Ready() <-chan struct{} { return v.ready }
+
+// follow keeps one kind of value current: list, then watch from the list's
+// revision, and list again whenever the watch fails.
+func follow[T any](ctx context.Context, v *View, what string,
+	list func(context.Context) ([]T, int64, error),
+	watch func(context.Context, int64) <-chan Event[T],
+	reset func([]T), apply func(Event[T]),
+) {
+	loaded := false
+	backoff := 50 * time.Millisecond
+	for ctx.Err() == nil {
+		items, rev, err := list(ctx)
+		if err != nil {
+			v.log.Warn("meta view: list failed", "what", what, "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 2*time.Second)
+			continue
+		}
+		backoff = 50 * time.Millisecond
+		reset(items)
+		if !loaded {
+			loaded = true
+			v.pending.Done()
+		}
+		wctx, cancel := context.WithCancel(ctx)
+		for ev := range watch(wctx, rev) {
+			if ev.Err != nil {
+				if ctx.Err() == nil {
+					v.log.Warn("meta view: watch failed, listing again", "what", what, "err", ev.Err)
+				}
+				break
+			}
+			apply(ev)
+		}
+		cancel()
+	}
+}
+
+// notifyLocked wakes every waiter on Changed. v.mu must be held for writing.
+func (v *View) notifyLocked() {
+	close(v.changed)
+	v.changed = make(chan struct{})
+}
+
+func (v *View) resetTopics(ts []Topic) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.topics, v.topicIDs = make(map[string]Topic, len(ts)), make(map[string]string, len(ts))
+	for _, t := range ts {
+		v.topics[t.Name], v.topicIDs[t.ID] = t, t.Name
+	}
+	v.notifyLocked()
+}
+
+func (v *View) applyTopic(ev Event[Topic]) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if ev.Type == EventDelete {
+		if old, ok := v.topics[ev.Value.Name]; ok {
+			delete(v.topicIDs, old.ID)
+			delete(v.partitions, old.ID)
+		}
+		delete(v.topics, ev.Value.Name)
+	} else {
+		v.topics[ev.Value.Name], v.topicIDs[ev.Value.ID] = ev.Value, ev.Value.Name
+	}
+	v.notifyLocked()
+}
+
+func (v *View) resetPartitions(ps []PartitionState) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.partitions = map[string]map[int32]PartitionState{}
+	for _, p := range ps {
+		v.putPartitionLocked(p)
+	}
+	v.notifyLocked()
+}
+
+func (v *View) putPartitionLocked(p PartitionState) {
+	m := v.partitions[p.TopicID]
+	if m == nil {
+		m = map[int32]PartitionState{}
+		v.partitions[p.TopicID] = m
+	}
+	m[p.Partition] = p
+}
+
+func (v *View) applyPartition(ev Event[PartitionState]) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if ev.Type == EventDelete {
+		delete(v.partitions[ev.Value.TopicID], ev.Value.Partition)
+	} else {
+		v.putPartitionLocked(ev.Value)
+	}
+	v.notifyLocked()
+}
+
+func (v *View) resetBrokers(bs []BrokerInfo) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.brokers = make(map[string]BrokerInfo, len(bs))
+	for _, b := range bs {
+		v.brokers[b.ID] = b
+	}
+	v.notifyLocked()
+}
+
+func (v *View) applyBroker(ev Event[BrokerInfo]) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if ev.Type == EventDelete {
+		delete(v.brokers, ev.Value.ID)
+	} else {
+		v.brokers[ev.Value.ID] = ev.Value
+	}
+	v.notifyLocked()
+}
+
+// Changed returns a channel that is closed at the next change to the view.
+// Take it before reading what you wait on, then wait on it:
+//
+//	for {
+//		ch := v.Changed()
+//		if st, _ := v.Partition(id, p); st.NextOffset > off { break }
+//		<-ch
+//	}
+func (v *View) Changed() <-chan struct{} {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.changed
+}
+
+// Topic returns the topic named name.
+func (v *View) Topic(name string) (Topic, bool) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	t, ok := v.topics[name]
+	return t, ok
+}
+
+// TopicByID returns the topic with the given ID.
+func (v *View) TopicByID(id string) (Topic, bool) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	t, ok := v.topics[v.topicIDs[id]]
+	return t, ok
+}
+
+// Topics returns every topic, in no particular order.
+func (v *View) Topics() []Topic {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	out := make([]Topic, 0, len(v.topics))
+	for _, t := range v.topics {
+		out = append(out, t)
+	}
+	return out
+}
+
+// Partition returns a partition's state; a partition with no stored state
+// is unassigned at epoch 0 (ok is still true if its topic exists and the
+// partition is in range).
+func (v *View) Partition(topicID string, partition int32) (PartitionState, bool) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	t, ok := v.topics[v.topicIDs[topicID]]
+	if !ok || partition < 0 || partition >= t.Partitions {
+		return PartitionState{}, false
+	}
+	if st, ok := v.partitions[topicID][partition]; ok {
+		return st, true
+	}
+	return PartitionState{TopicID: topicID, Partition: partition}, true
+}
+
+// Partitions returns the state of every partition of every topic,
+// including unassigned ones.
+func (v *View) Partitions() []PartitionState {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	var out []PartitionState
+	for _, t := range v.topics {
+		for p := int32(0); p < t.Partitions; p++ {
+			st, ok := v.partitions[t.ID][p]
+			if !ok {
+				st = PartitionState{TopicID: t.ID, Partition: p}
+			}
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+// Broker returns a live broker's registration.
+func (v *View) Broker(id string) (BrokerInfo, bool) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	b, ok := v.brokers[id]
+	return b, ok
+}
+
+// Brokers returns the live brokers, in no particular order.
+func (v *View) Brokers() []BrokerInfo {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	out := make([]BrokerInfo, 0, len(v.brokers))
+	for _, b := range v.brokers {
+		out = append(out, b)
+	}
+	return out
+}

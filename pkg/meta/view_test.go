@@ -1,0 +1,83 @@
+package meta_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/strata-mq/strata/pkg/meta"
+)
+
+// waitFor waits on the view's change notifications until cond holds.
+func waitFor(t *testing.T, v *meta.View, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		ch := v.Changed()
+		if cond() {
+			return
+		}
+		select {
+		case <-ch:
+		case <-deadline:
+			t.Fatalf("view never showed %s", what)
+		}
+	}
+}
+
+func TestView(t *testing.T) {
+	s := newStore(t)
+	ctx, cancel := context.WithCancel(testCtx(t))
+	defer cancel()
+	before := createTopic(t, s, "before", 2) // present at the first list
+
+	v := meta.NewView(s)
+	v.Start(ctx)
+	select {
+	case <-v.Ready():
+	case <-time.After(30 * time.Second):
+		t.Fatal("view not ready")
+	}
+	if got, ok := v.Topic("before"); !ok || got.ID != before.ID {
+		t.Fatalf("Topic(before) = %+v, %v", got, ok)
+	}
+	if st, ok := v.Partition(before.ID, 1); !ok || st.Epoch != 0 || st.Broker != "" {
+		t.Fatalf("unassigned partition = %+v, %v", st, ok)
+	}
+	if _, ok := v.Partition(before.ID, 2); ok {
+		t.Fatal("partition out of range reported present")
+	}
+
+	after := createTopic(t, s, "after", 3)
+	waitFor(t, v, "the new topic", func() bool { _, ok := v.TopicByID(after.ID); return ok })
+	if len(v.Partitions()) != 5 {
+		t.Fatalf("%d partitions, want 5", len(v.Partitions()))
+	}
+
+	reg, err := s.RegisterBroker(ctx, meta.BrokerInfo{ID: "b1", Addr: "127.0.0.1:1"}, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, v, "the broker", func() bool { _, ok := v.Broker("b1"); return ok })
+
+	assign(t, s, after.ID, 2, "b1")
+	if errs := s.CommitSegments(ctx, []meta.Commit{{Broker: "b1", Epoch: 1, Entry: entry(after.ID, 2, 0, 9)}}); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	waitFor(t, v, "the commit", func() bool {
+		st, _ := v.Partition(after.ID, 2)
+		return st.Broker == "b1" && st.NextOffset == 9
+	})
+
+	if err := reg.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, v, "the broker leave", func() bool { return len(v.Brokers()) == 0 })
+	if err := s.DeleteTopic(ctx, "after"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, v, "the topic deleted", func() bool { _, ok := v.Topic("after"); return !ok })
+	if _, ok := v.Partition(after.ID, 2); ok {
+		t.Fatal("partition of a deleted topic still present")
+	}
+}
