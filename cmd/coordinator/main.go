@@ -1,0 +1,68 @@
+// Command coordinator runs a Strata coordinator: topic administration and,
+// while elected leader, partition placement. Run one to three replicas
+// against the same etcd; one leads, the others stand by.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/strata-mq/strata/internal/flagenv"
+	"github.com/strata-mq/strata/internal/serverflags"
+	"github.com/strata-mq/strata/pkg/coordinator"
+	"github.com/strata-mq/strata/pkg/meta"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		slog.Error("coordinator failed", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("coordinator", flag.ContinueOnError)
+	metaCfg := serverflags.Meta(fs)
+	newLogger := serverflags.Log(fs)
+	var cfg coordinator.Config
+	fs.StringVar(&cfg.ID, "id", "", "coordinator id (default hostname-random)")
+	fs.StringVar(&cfg.ListenAddr, "listen", coordinator.DefaultListenAddr, "gRPC listen address")
+	fs.StringVar(&cfg.AdvertiseAddr, "advertise", "", "address proxies reach this coordinator at (default: the listen address)")
+	fs.DurationVar(&cfg.SessionTTL, "session-ttl", coordinator.DefaultSessionTTL, "etcd session TTL of the leader (whole seconds)")
+	fs.DurationVar(&cfg.PlacementInterval, "placement-interval", coordinator.DefaultPlacementInterval, "period of the placement safety pass")
+	var maxParts int
+	fs.IntVar(&maxParts, "max-partitions-per-topic", meta.MaxPartitions, "most partitions a topic may be created with")
+	fs.Int64Var(&cfg.DefaultRetentionMs, "default-retention-ms", coordinator.DefaultRetentionMs, "retention of topics created without one (-1: forever)")
+	fs.StringVar(&cfg.MetricsAddr, "metrics-listen", "", "Prometheus /metrics listen address, e.g. :9472 (empty: none)")
+	flagenv.Usage(fs)
+	if err := flagenv.Parse(fs, args); errors.Is(err, flag.ErrHelp) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	log, err := newLogger()
+	if err != nil {
+		return err
+	}
+	serverflags.MetaDefaults(metaCfg)
+	metaCfg.Logger = log
+	store, err := meta.New(*metaCfg)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	cfg.MaxPartitionsPerTopic = int32(max(-1, min(maxParts, meta.MaxPartitions+1))) // out of range fails Validate
+	cfg.Meta, cfg.Logger = store, log
+	srv, err := coordinator.New(cfg)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return srv.Run(ctx)
+}

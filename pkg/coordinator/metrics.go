@@ -1,0 +1,61 @@
+package coordinator
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/strata-mq/strata/pkg/apierr"
+)
+
+// metrics are the coordinator's Prometheus collectors.
+type metrics struct {
+	isLeader    prometheus.Gauge
+	elections   prometheus.Counter
+	assignments prometheus.Counter
+	unassigned  prometheus.Gauge
+	admin       *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		isLeader: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "strata", Subsystem: "coordinator", Name: "is_leader",
+			Help: "1 while this coordinator is the elected leader, else 0.",
+		}),
+		elections: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "strata", Subsystem: "coordinator", Name: "leader_elections_total",
+			Help: "Times this coordinator was elected leader.",
+		}),
+		assignments: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "strata", Subsystem: "coordinator", Name: "assignments_total",
+			Help: "Partitions given to a broker by placement (each raises the partition's epoch).",
+		}),
+		unassigned: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "strata", Subsystem: "coordinator", Name: "unassigned_partitions",
+			Help: "Partitions left without a live owner after the last placement pass (0 when not leader).",
+		}),
+		admin: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "strata", Subsystem: "coordinator", Name: "admin_requests_total",
+			Help: "Admin calls by method and result (OK or the error reason, e.g. NOT_LEADER).",
+		}, []string{"method", "result"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.isLeader, m.elections, m.assignments, m.unassigned, m.admin)
+	}
+	return m
+}
+
+// observeAdmin counts one admin call by its result: "OK", the API reason of
+// its error, or "INTERNAL" for an error the API table does not know.
+func (m *metrics) observeAdmin(method string, err error) {
+	result := "OK"
+	if err != nil {
+		result = "INTERNAL"
+		var apiErr *apierr.Error
+		if errors.As(apierr.FromStatus(apierr.Status(err)), &apiErr) && apiErr.Reason != "" {
+			result = apiErr.Reason
+		}
+	}
+	m.admin.WithLabelValues(method, result).Inc()
+}

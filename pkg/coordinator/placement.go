@@ -1,0 +1,210 @@
+package coordinator
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/strata-mq/strata/pkg/meta"
+)
+
+// assignConcurrency bounds the AssignPartition transactions one placement
+// pass has in flight, so a failover of thousands of partitions takes
+// seconds rather than minutes without flooding etcd.
+const assignConcurrency = 16
+
+// assignment gives one partition to a broker. From is the state the
+// decision was based on; AssignPartition compares its revision.
+type assignment struct {
+	From   meta.PartitionState
+	Broker string
+}
+
+// placeOrphans decides the owners of orphaned partitions: those with no
+// broker, with a broker that is not live, or with a draining broker. Each
+// goes to the eligible (live, not draining) broker that owns the fewest
+// partitions at that moment, ties broken by broker ID, so the result is
+// deterministic. Partitions are taken in (topic ID, partition) order and
+// each appears at most once. With no eligible broker nothing is assigned;
+// the second result counts the orphans left without an owner.
+//
+// This is the first step of placement: it restores ownership. Moving
+// partitions between healthy brokers (to a new broker, or by measured
+// bytes-in) needs a graceful hand-off by the old owner and is a separate,
+// later step of the pass (see placementPass).
+func placeOrphans(parts []meta.PartitionState, brokers []meta.BrokerInfo) ([]assignment, int) {
+	live := make(map[string]meta.BrokerInfo, len(brokers))
+	var eligible []string
+	for _, b := range brokers {
+		live[b.ID] = b
+		if !b.Draining {
+			eligible = append(eligible, b.ID)
+		}
+	}
+	slices.Sort(eligible)
+	load := make(map[string]int, len(eligible))
+	var orphans []meta.PartitionState
+	for _, p := range parts {
+		b, ok := live[p.Broker]
+		if p.Broker == "" || !ok || b.Draining {
+			orphans = append(orphans, p)
+			continue
+		}
+		load[p.Broker]++
+	}
+	if len(eligible) == 0 {
+		return nil, len(orphans)
+	}
+	slices.SortFunc(orphans, func(a, b meta.PartitionState) int {
+		return cmp.Or(cmp.Compare(a.TopicID, b.TopicID), cmp.Compare(a.Partition, b.Partition))
+	})
+	out := make([]assignment, 0, len(orphans))
+	for _, p := range orphans {
+		best := eligible[0]
+		for _, id := range eligible[1:] {
+			if load[id] < load[best] {
+				best = id
+			}
+		}
+		load[best]++
+		out = append(out, assignment{From: p, Broker: best})
+	}
+	return out, 0
+}
+
+// placementLoop runs placement passes until ctx ends: at once, on every
+// change of the view, and every PlacementInterval as a safety net.
+func (s *Server) placementLoop(ctx context.Context) {
+	select {
+	case <-s.view.Ready():
+	case <-ctx.Done():
+		return
+	}
+	tick := time.NewTicker(s.cfg.PlacementInterval)
+	defer tick.Stop()
+	for {
+		// Take the channel before reading the view, so no change is missed.
+		changed := s.view.Changed()
+		s.placementPass(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		case <-tick.C:
+		}
+	}
+}
+
+// placementPass makes one round of placement decisions from the view and
+// writes them.
+func (s *Server) placementPass(ctx context.Context) {
+	plan, stranded := placeOrphans(s.view.Partitions(), s.view.Brokers())
+	// Later: plan = append(plan, rebalance(...)...) — moves of healthy
+	// partitions by load, each preceded by a hand-off from the old owner.
+	failed := s.apply(ctx, plan)
+	s.metrics.unassigned.Set(float64(stranded + failed))
+}
+
+// apply writes assignments, assignConcurrency at a time, and returns how many
+// were left undone. An assignment that lost a race (ErrConflict: the state
+// changed since the view read it) is left to the next pass, which the view's
+// catching up with that change triggers, so it is decided again on current
+// state rather than retried with a stale choice.
+func (s *Server) apply(ctx context.Context, plan []assignment) int {
+	var (
+		wg      sync.WaitGroup
+		sem     = make(chan struct{}, assignConcurrency)
+		mu      sync.Mutex // guards written and failed
+		written []meta.PartitionState
+		failed  int
+	)
+	for _, a := range plan {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			mu.Lock()
+			failed++
+			mu.Unlock()
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			st, ok := s.assign(ctx, a)
+			mu.Lock()
+			defer mu.Unlock()
+			if ok {
+				written = append(written, st)
+			} else {
+				failed++
+			}
+		}()
+	}
+	wg.Wait()
+	s.awaitView(ctx, written)
+	return failed
+}
+
+// assign performs one assignment and reports whether it was written.
+func (s *Server) assign(ctx context.Context, a assignment) (meta.PartitionState, bool) {
+	if _, ok := s.view.TopicByID(a.From.TopicID); !ok {
+		return meta.PartitionState{}, false // topic deleted meanwhile
+	}
+	st, err := s.cfg.Meta.AssignPartition(ctx, a.From, a.Broker)
+	switch {
+	case err == nil:
+		s.metrics.assignments.Inc()
+		s.log.Info("assigned partition", "topic_id", st.TopicID, "partition", st.Partition,
+			"broker", st.Broker, "epoch", st.Epoch, "previous_broker", a.From.Broker, "next_offset", st.NextOffset)
+		return st, true
+	case ctx.Err() != nil:
+	case errors.Is(err, meta.ErrConflict):
+		s.log.Debug("assign partition lost a race; next pass decides again", "topic_id", a.From.TopicID,
+			"partition", a.From.Partition, "err", err)
+	default:
+		s.log.Warn("assign partition failed", "topic_id", a.From.TopicID, "partition", a.From.Partition,
+			"broker", a.Broker, "err", err)
+	}
+	return meta.PartitionState{}, false
+}
+
+// viewCatchUpTimeout bounds how long a pass waits for the view to show its
+// own writes.
+const viewCatchUpTimeout = 5 * time.Second
+
+// awaitView waits until the view shows every written state (or a later
+// one), so that the next pass counts partitions per broker on current data
+// instead of planning again from a view that lags behind this pass.
+func (s *Server) awaitView(ctx context.Context, written []meta.PartitionState) {
+	if len(written) == 0 {
+		return
+	}
+	timeout := time.NewTimer(viewCatchUpTimeout)
+	defer timeout.Stop()
+	for {
+		changed := s.view.Changed()
+		caughtUp := true
+		for _, w := range written {
+			if cur, ok := s.view.Partition(w.TopicID, w.Partition); ok && cur.Revision < w.Revision {
+				caughtUp = false
+				break
+			}
+		}
+		if caughtUp {
+			return
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return
+		case <-timeout.C:
+			s.log.Warn("placement: view did not catch up with this pass's writes", "timeout", viewCatchUpTimeout)
+			return
+		}
+	}
+}

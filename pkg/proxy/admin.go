@@ -1,0 +1,150 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+
+	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
+	"github.com/strata-mq/strata/pkg/apierr"
+	"github.com/strata-mq/strata/pkg/coordinator"
+	"github.com/strata-mq/strata/pkg/meta"
+	"github.com/strata-mq/strata/pkg/rpc"
+)
+
+// Admin forwards admin calls to the coordinator leader, finding it anew
+// and retrying while there is none or it answers NOT_LEADER or is
+// unreachable, until the call's deadline (AdminTimeout if it has none).
+// Requests and responses are the Coordinator service's messages: the
+// proxy passes them through.
+type Admin struct {
+	meta    *meta.Store
+	timeout time.Duration
+	done    <-chan struct{} // closed when the server shuts down
+	log     *slog.Logger
+	metrics *metrics
+
+	mu   sync.Mutex // guards addr, conn and closed
+	addr string     // the leader address conn is dialled to
+	conn *grpc.ClientConn
+	// closed is set by close; later calls fail.
+	closed bool
+}
+
+// CreateTopic forwards to the coordinator leader.
+func (a *Admin) CreateTopic(ctx context.Context, req *stratav1.CreateTopicRequest) (*stratav1.CreateTopicResponse, error) {
+	return forward(ctx, a, "CreateTopic", stratav1.CoordinatorClient.CreateTopic, req)
+}
+
+// DeleteTopic forwards to the coordinator leader.
+func (a *Admin) DeleteTopic(ctx context.Context, req *stratav1.DeleteTopicRequest) (*stratav1.DeleteTopicResponse, error) {
+	return forward(ctx, a, "DeleteTopic", stratav1.CoordinatorClient.DeleteTopic, req)
+}
+
+// ListTopics forwards to the coordinator leader.
+func (a *Admin) ListTopics(ctx context.Context, req *stratav1.ListTopicsRequest) (*stratav1.ListTopicsResponse, error) {
+	return forward(ctx, a, "ListTopics", stratav1.CoordinatorClient.ListTopics, req)
+}
+
+// DescribeTopic forwards to the coordinator leader.
+func (a *Admin) DescribeTopic(ctx context.Context, req *stratav1.DescribeTopicRequest) (*stratav1.DescribeTopicResponse, error) {
+	return forward(ctx, a, "DescribeTopic", stratav1.CoordinatorClient.DescribeTopic, req)
+}
+
+// ClusterStatus forwards to the coordinator leader.
+func (a *Admin) ClusterStatus(ctx context.Context, req *stratav1.ClusterStatusRequest) (*stratav1.ClusterStatusResponse, error) {
+	return forward(ctx, a, "ClusterStatus", stratav1.CoordinatorClient.ClusterStatus, req)
+}
+
+// forward makes one admin call at the leader, with the retry rules of Admin.
+func forward[Req, Resp any](ctx context.Context, a *Admin, method string,
+	call func(stratav1.CoordinatorClient, context.Context, Req, ...grpc.CallOption) (Resp, error), req Req,
+) (resp Resp, err error) {
+	defer func() { a.metrics.admin.WithLabelValues(method, result(err)).Inc() }()
+	if _, has := ctx.Deadline(); !has {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, a.timeout)
+		defer cancel()
+	}
+	var zero Resp
+	backoff := minBackoff
+	for {
+		var last error
+		conn, err := a.leaderConn(ctx)
+		if err == nil {
+			resp, err := call(stratav1.NewCoordinatorClient(conn), ctx, req)
+			if err == nil {
+				return resp, nil
+			}
+			err = apierr.FromStatus(err)
+			if ctx.Err() == nil && !retriable(err) {
+				return zero, err
+			}
+			last = err
+		} else {
+			last = err
+		}
+		if ctx.Err() != nil {
+			return zero, adminGaveUp(ctx, method, last)
+		}
+		a.log.Debug("admin: retrying", "method", method, "err", last)
+		a.metrics.adminRetries.Inc()
+		select {
+		case <-ctx.Done():
+			return zero, adminGaveUp(ctx, method, last)
+		case <-a.done:
+			return zero, apierr.Errorf(apierr.ErrShuttingDown, "proxy shutting down")
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+func adminGaveUp(ctx context.Context, method string, last error) error {
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return ctx.Err()
+	}
+	return apierr.Errorf(apierr.ErrTimeout, "%s: no coordinator leader answered before the deadline; last error: %v", method, last)
+}
+
+// leaderConn looks the leader up and returns a connection to it, reusing
+// the connection while the leader's address stays the same.
+func (a *Admin) leaderConn(ctx context.Context) (*grpc.ClientConn, error) {
+	id, addr, err := coordinator.LeaderInfo(ctx, a.meta)
+	if err != nil {
+		return nil, apierr.Errorf(apierr.ErrNotLeader, "%v", err)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return nil, apierr.Errorf(apierr.ErrShuttingDown, "proxy shutting down")
+	}
+	if a.conn != nil && a.addr == addr {
+		return a.conn, nil
+	}
+	if a.conn != nil {
+		_ = a.conn.Close()
+		a.conn = nil
+	}
+	conn, err := rpc.Dial(addr)
+	if err != nil {
+		return nil, apierr.Errorf(apierr.ErrNotLeader, "coordinator leader %s at %s: %v", id, addr, err)
+	}
+	a.addr, a.conn = addr, conn
+	return conn, nil
+}
+
+// close closes the connection to the leader.
+func (a *Admin) close() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.conn != nil {
+		_ = a.conn.Close()
+		a.conn = nil
+	}
+	a.closed = true
+}

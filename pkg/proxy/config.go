@@ -1,0 +1,135 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/strata-mq/strata/pkg/cache"
+	"github.com/strata-mq/strata/pkg/meta"
+	"github.com/strata-mq/strata/pkg/objstore"
+	"github.com/strata-mq/strata/pkg/rpc"
+)
+
+// Defaults for Config.
+const (
+	// DefaultListenAddr is the gRPC address of the cmd/proxy binary. A zero
+	// Config.ListenAddr in a library caller also means this.
+	DefaultListenAddr = "127.0.0.1:7070"
+	// DefaultProduceTimeout bounds a produce, retries included, when the
+	// client set no deadline.
+	DefaultProduceTimeout = 30 * time.Second
+	// DefaultAdminTimeout bounds an admin call, retries included, when the
+	// client set no deadline.
+	DefaultAdminTimeout = 30 * time.Second
+	// DefaultFetchBytes is a fetch's byte budget when the client gives none.
+	DefaultFetchBytes = 1 << 20
+	// DefaultMaxFetchBytes caps a fetch's byte budget.
+	DefaultMaxFetchBytes = 16 << 20
+	// DefaultMaxFetchWait caps a fetch's long-poll wait.
+	DefaultMaxFetchWait = 30 * time.Second
+	// DefaultLogStartTTL is how long a partition's log start is cached.
+	DefaultLogStartTTL = time.Second
+	// DefaultShutdownTimeout bounds the graceful part of Close.
+	DefaultShutdownTimeout = 10 * time.Second
+)
+
+// Config configures a proxy Server.
+type Config struct {
+	// ListenAddr is the host:port of the public gRPC API; port 0 picks a
+	// free port (see Server.Addr). Default DefaultListenAddr.
+	ListenAddr string
+	// Meta is the metadata store. Required. The Server does not close it.
+	Meta *meta.Store
+	// Store holds the segment objects fetches read. Required. The Server
+	// does not close it.
+	Store objstore.Store
+	// Cache sizes the block cache that fetches read through. Its
+	// Registerer is ignored; the cache registers with Registry.
+	Cache cache.Config
+	// ProduceTimeout bounds a produce, retries included, when the client
+	// set no deadline. Default DefaultProduceTimeout.
+	ProduceTimeout time.Duration
+	// AdminTimeout bounds an admin call forwarded to the coordinator
+	// leader, retries included, when the client set no deadline. Default
+	// DefaultAdminTimeout.
+	AdminTimeout time.Duration
+	// MaxFetchBytes caps a fetch's max_bytes; larger requests are cut to
+	// it. Default DefaultMaxFetchBytes; at most rpc.MaxMessageBytes/2.
+	MaxFetchBytes int32
+	// MaxFetchWait caps a fetch's max_wait_ms. Default DefaultMaxFetchWait.
+	MaxFetchWait time.Duration
+	// LogStartTTL is how long a partition's log start offset is cached
+	// before it is read from etcd again. Default DefaultLogStartTTL.
+	LogStartTTL time.Duration
+	// ShutdownTimeout bounds how long Close waits for in-flight requests
+	// before it cuts them off. Default DefaultShutdownTimeout.
+	ShutdownTimeout time.Duration
+	// MetricsAddr, if set, is the host:port of an HTTP server with
+	// /metrics and /healthz. Empty serves no metrics.
+	MetricsAddr string
+	// Logger receives the proxy's logs. Default slog.Default().
+	Logger *slog.Logger
+	// Registry receives the proxy's (and its block cache's) metrics and is
+	// served at MetricsAddr. Nil means a private registry.
+	Registry *prometheus.Registry
+}
+
+func (c *Config) setDefaults() {
+	if c.ListenAddr == "" {
+		c.ListenAddr = DefaultListenAddr
+	}
+	if c.ProduceTimeout == 0 {
+		c.ProduceTimeout = DefaultProduceTimeout
+	}
+	if c.AdminTimeout == 0 {
+		c.AdminTimeout = DefaultAdminTimeout
+	}
+	if c.MaxFetchBytes == 0 {
+		c.MaxFetchBytes = DefaultMaxFetchBytes
+	}
+	if c.MaxFetchWait == 0 {
+		c.MaxFetchWait = DefaultMaxFetchWait
+	}
+	if c.LogStartTTL == 0 {
+		c.LogStartTTL = DefaultLogStartTTL
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports whether the configuration can be used, after defaults
+// have been applied to zero fields.
+func (c Config) Validate() error {
+	c.setDefaults()
+	switch {
+	case c.Meta == nil:
+		return errors.New("proxy: config: no metadata store (Meta)")
+	case c.Store == nil:
+		return errors.New("proxy: config: no object store (Store)")
+	case c.ProduceTimeout < 0 || c.AdminTimeout < 0 || c.MaxFetchWait < 0 || c.LogStartTTL < 0 || c.ShutdownTimeout < 0:
+		return errors.New("proxy: config: durations must be positive")
+	case c.MaxFetchBytes < 0 || int64(c.MaxFetchBytes) > rpc.MaxMessageBytes/2:
+		return fmt.Errorf("proxy: config: max fetch bytes %d, want 1..%d", c.MaxFetchBytes, rpc.MaxMessageBytes/2)
+	}
+	if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
+		return fmt.Errorf("proxy: config: listen address %q: %w", c.ListenAddr, err)
+	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			return fmt.Errorf("proxy: config: metrics address %q: %w", c.MetricsAddr, err)
+		}
+	}
+	if err := c.Cache.Validate(); err != nil {
+		return fmt.Errorf("proxy: config: %w", err)
+	}
+	return nil
+}

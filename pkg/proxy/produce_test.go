@@ -1,0 +1,118 @@
+package proxy
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
+	"github.com/strata-mq/strata/pkg/apierr"
+	"github.com/strata-mq/strata/pkg/meta"
+)
+
+func TestProduceRoutesToOwner(t *testing.T) {
+	e := newEnv(t)
+	top := e.createTopic("orders", 2)
+	b1, b2 := e.startBroker("b1"), e.startBroker("b2")
+	e.assign(top.ID, 0, "b1")
+	e.assign(top.ID, 1, "b2")
+
+	r := e.produce("orders", 0, batch(t, 2, 1000))
+	if r.BaseOffset != 0 || r.LastOffset != 1 {
+		t.Fatalf("first produce got %d..%d, want 0..1", r.BaseOffset, r.LastOffset)
+	}
+	r = e.produce("orders", 0, batch(t, 3, 1000), batch(t, 1, 2000))
+	if r.BaseOffset != 2 || r.LastOffset != 5 {
+		t.Fatalf("second produce got %d..%d, want 2..5", r.BaseOffset, r.LastOffset)
+	}
+	if r := e.produce("orders", 1, batch(t, 1, 1000)); r.BaseOffset != 0 {
+		t.Fatalf("partition 1 base offset %d, want 0", r.BaseOffset)
+	}
+	if b1.calls.Load() != 2 || b2.calls.Load() != 1 {
+		t.Fatalf("broker calls b1=%d b2=%d, want 2 and 1", b1.calls.Load(), b2.calls.Load())
+	}
+}
+
+// TestProduceNotOwnerRetry moves a partition away from its owner while a
+// produce is at it: the old owner answers NOT_OWNER and the proxy must
+// deliver the produce to the new owner, with dense offsets.
+func TestProduceNotOwnerRetry(t *testing.T) {
+	e := newEnv(t)
+	top := e.createTopic("moves", 1)
+	b1, b2 := e.startBroker("b1"), e.startBroker("b2")
+	e.assign(top.ID, 0, "b1")
+	e.produce("moves", 0, batch(t, 3, 1000)) // 0..2 at b1
+
+	var once sync.Once
+	b1.setHook(func() { once.Do(func() { e.assign(top.ID, 0, "b2") }) })
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
+	defer cancel()
+	r, err := e.client.Produce(ctx, &stratav1.ProduceRequest{Topic: "moves", Partition: 0, Batches: batch(t, 2, 2000)})
+	if err != nil {
+		t.Fatalf("produce across the move: %v", err)
+	}
+	if r.BaseOffset != 3 || r.LastOffset != 4 {
+		t.Fatalf("got %d..%d, want 3..4", r.BaseOffset, r.LastOffset)
+	}
+	if b1.calls.Load() != 2 || b2.calls.Load() != 1 {
+		t.Fatalf("broker calls b1=%d b2=%d, want 2 and 1", b1.calls.Load(), b2.calls.Load())
+	}
+	if n := counterValue(e.srv.metrics.produceRetries); n < 1 {
+		t.Fatalf("%v retries counted, want >= 1", n)
+	}
+	t.Logf("produce moved to the new owner in %v", time.Since(start))
+}
+
+// TestProduceWaitsForOwner: a produce to an unassigned partition, or to one
+// whose owner is not alive, waits until the partition gets a live owner.
+func TestProduceWaitsForOwner(t *testing.T) {
+	e := newEnv(t)
+	top := e.createTopic("waits", 2)
+	e.assign(top.ID, 1, "ghost") // no such broker is registered
+	e.waitView("ghost owner", func(v *meta.View) bool { st, _ := v.Partition(top.ID, 1); return st.Broker == "ghost" })
+	b := e.startBroker("b1")
+
+	type result struct {
+		r   *stratav1.ProduceResponse
+		err error
+	}
+	results := make(chan result, 2)
+	for p := range int32(2) {
+		go func() {
+			ctx, cancel := context.WithTimeout(e.ctx, 20*time.Second)
+			defer cancel()
+			r, err := e.client.Produce(ctx, &stratav1.ProduceRequest{Topic: "waits", Partition: p, Batches: batch(t, 1, 1000)})
+			results <- result{r, err}
+		}()
+	}
+	// Both produces are waiting (each retried at least once) before the
+	// partitions get their owner.
+	e.waitCounter("produce retries", e.srv.metrics.produceRetries, 2)
+	if b.calls.Load() != 0 {
+		t.Fatal("broker called before it owned anything")
+	}
+	e.assign(top.ID, 0, "b1")
+	e.assign(top.ID, 1, "b1")
+	for range 2 {
+		res := <-results
+		if res.err != nil {
+			t.Fatalf("waiting produce: %v", res.err)
+		}
+		if res.r.BaseOffset != 0 {
+			t.Fatalf("base offset %d, want 0", res.r.BaseOffset)
+		}
+	}
+}
+
+// TestProduceDeadline: with no owner ever, the produce ends with TIMEOUT at
+// the client's deadline.
+func TestProduceDeadline(t *testing.T) {
+	e := newEnv(t)
+	e.createTopic("orphan", 1)
+	ctx, cancel := context.WithTimeout(e.ctx, 300*time.Millisecond)
+	defer cancel()
+	_, err := e.client.Produce(ctx, &stratav1.ProduceRequest{Topic: "orphan", Batches: batch(t, 1, 1)})
+	wantErr(t, "produce without an owner", err, apierr.ErrTimeout)
+}

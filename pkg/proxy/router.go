@@ -1,0 +1,248 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+
+	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
+	"github.com/strata-mq/strata/pkg/apierr"
+	"github.com/strata-mq/strata/pkg/meta"
+	"github.com/strata-mq/strata/pkg/rpc"
+)
+
+// Retry backoff bounds: after a failed attempt a request waits for the
+// route to change, but never longer than the current backoff, which doubles
+// from minBackoff up to maxBackoff.
+const (
+	minBackoff = 50 * time.Millisecond
+	maxBackoff = time.Second
+)
+
+// ProduceResult is the outcome of a produce: the offsets the broker gave
+// the first and the last record.
+type ProduceResult struct {
+	BaseOffset int64
+	LastOffset int64
+}
+
+// Router sends produce requests to the broker that owns the partition and
+// retries them across ownership changes. It knows nothing of the front end
+// that called it: the gRPC service and a later Kafka listener share it.
+type Router struct {
+	view    *meta.View
+	meta    *meta.Store
+	pool    *connPool
+	timeout time.Duration
+	done    <-chan struct{} // closed when the server shuts down
+	log     *slog.Logger
+	metrics *metrics
+}
+
+// route is where a partition's produce goes: its owner, at which epoch, and
+// the owner's address ("" when the partition has no live owner).
+type route struct {
+	broker string
+	epoch  int64
+	addr   string
+}
+
+// routeOf reads a partition's route from the view. ok is false when the
+// topic no longer has the partition.
+func (r *Router) routeOf(topicID string, partition int32) (route, bool) {
+	st, ok := r.view.Partition(topicID, partition)
+	if !ok {
+		return route{}, false
+	}
+	rt := route{broker: st.Broker, epoch: st.Epoch}
+	if st.Broker != "" {
+		if b, ok := r.view.Broker(st.Broker); ok {
+			rt.addr = b.Addr
+		}
+	}
+	return rt, true
+}
+
+// Produce appends batches to a partition through its owner and returns the
+// offsets they got. It validates the request, then retries retriable
+// failures (NOT_OWNER, an unreachable or shutting-down broker, a partition
+// without a live owner) whenever the partition's route changes, with a
+// bounded backoff, until ctx's deadline — or ProduceTimeout when ctx has
+// none. Other errors from the broker are returned as *apierr.Error, which
+// keeps the broker's status.
+func (r *Router) Produce(ctx context.Context, topic string, partition int32, batches []byte) (ProduceResult, error) {
+	t, err := lookupPartition(ctx, r.view, r.meta, topic, partition)
+	if err != nil {
+		return ProduceResult{}, err
+	}
+	if len(batches) == 0 {
+		return ProduceResult{}, apierr.Errorf(apierr.ErrInvalidRequest, "produce to %s/%d has no record batches", topic, partition)
+	}
+	if _, has := ctx.Deadline(); !has {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, r.timeout)
+		defer cancel()
+	}
+	req := &stratav1.ProduceRequest{Topic: topic, Partition: partition, Batches: batches}
+	backoff := minBackoff
+	for {
+		changed := r.view.Changed()
+		rt, ok := r.routeOf(t.ID, partition)
+		if !ok {
+			return ProduceResult{}, apierr.Errorf(apierr.ErrUnknownTopic, "topic %q was deleted", topic)
+		}
+		var lastErr error
+		if rt.addr == "" {
+			lastErr = apierr.Errorf(apierr.ErrNotOwner, "partition %s/%d has no live owner (broker %q, epoch %d)", topic, partition, rt.broker, rt.epoch)
+		} else {
+			resp, err := r.send(ctx, rt.addr, req)
+			if err == nil {
+				return ProduceResult{BaseOffset: resp.BaseOffset, LastOffset: resp.LastOffset}, nil
+			}
+			if ctx.Err() != nil {
+				return ProduceResult{}, r.gaveUp(ctx, topic, partition, err)
+			}
+			if !retriable(err) {
+				return ProduceResult{}, err
+			}
+			lastErr = err
+			r.log.Debug("produce: retrying", "topic", topic, "partition", partition, "broker", rt.broker, "err", err)
+		}
+		r.metrics.produceRetries.Inc()
+		if err := r.waitRoute(ctx, changed, t.ID, partition, rt, backoff); err != nil {
+			if errors.Is(err, apierr.ErrShuttingDown) {
+				return ProduceResult{}, err
+			}
+			return ProduceResult{}, r.gaveUp(ctx, topic, partition, lastErr)
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// send makes one produce attempt at addr.
+func (r *Router) send(ctx context.Context, addr string, req *stratav1.ProduceRequest) (*stratav1.ProduceResponse, error) {
+	conn, err := r.pool.get(addr)
+	if err != nil {
+		return nil, apierr.Errorf(apierr.ErrStorageUnavailable, "%v", err)
+	}
+	resp, err := stratav1.NewBrokerClient(conn).Produce(ctx, req)
+	return resp, apierr.FromStatus(err)
+}
+
+// gaveUp turns the end of a request's time into its error: Canceled when
+// the client went away, else a TIMEOUT that names the last failure.
+func (r *Router) gaveUp(ctx context.Context, topic string, partition int32, last error) error {
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return ctx.Err()
+	}
+	return apierr.Errorf(apierr.ErrTimeout, "produce to %s/%d: no owner accepted it before the deadline; last error: %v", topic, partition, last)
+}
+
+// waitRoute waits until the partition's route differs from failed, backoff
+// passes, ctx ends (ctx.Err()) or the server shuts down (ErrShuttingDown).
+// changed must be the view's Changed channel taken before failed was read.
+func (r *Router) waitRoute(ctx context.Context, changed <-chan struct{}, topicID string, partition int32, failed route, backoff time.Duration) error {
+	timer := time.NewTimer(backoff)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-r.done:
+			return apierr.Errorf(apierr.ErrShuttingDown, "proxy shutting down")
+		case <-timer.C:
+			return nil
+		case <-changed:
+			changed = r.view.Changed()
+			if rt, ok := r.routeOf(topicID, partition); !ok || rt != failed {
+				return nil
+			}
+		}
+	}
+}
+
+// retriable reports whether a produce attempt that failed with err may
+// succeed at the same or another owner. Besides apierr.Retriable it counts
+// a Canceled status while the caller's context is live: the pool closed the
+// connection because the broker left.
+func retriable(err error) bool {
+	if apierr.Retriable(err) {
+		return true
+	}
+	var e *apierr.Error
+	return errors.As(err, &e) && e.Reason == "" && e.Code == codes.Canceled
+}
+
+// connPool holds one client connection per broker address. Connections to
+// addresses that no live broker has any more are closed by prune.
+type connPool struct {
+	mu     sync.Mutex // guards conns and closed
+	conns  map[string]*grpc.ClientConn
+	closed bool
+}
+
+func newConnPool() *connPool { return &connPool{conns: map[string]*grpc.ClientConn{}} }
+
+// get returns the connection to addr, dialling it on first use.
+func (p *connPool) get(addr string) (*grpc.ClientConn, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, errors.New("proxy: connection pool closed")
+	}
+	if c, ok := p.conns[addr]; ok {
+		return c, nil
+	}
+	c, err := rpc.Dial(addr)
+	if err != nil {
+		return nil, err
+	}
+	p.conns[addr] = c
+	return c, nil
+}
+
+// prune closes the connections whose address is not in live.
+func (p *connPool) prune(live map[string]bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for addr, c := range p.conns {
+		if !live[addr] {
+			_ = c.Close()
+			delete(p.conns, addr)
+		}
+	}
+}
+
+// close closes every connection; get fails afterwards.
+func (p *connPool) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for addr, c := range p.conns {
+		_ = c.Close()
+		delete(p.conns, addr)
+	}
+	p.closed = true
+}
+
+// pruneLoop closes connections to brokers that left the view, until ctx
+// ends.
+func (r *Router) pruneLoop(ctx context.Context) {
+	for {
+		ch := r.view.Changed()
+		live := map[string]bool{}
+		for _, b := range r.view.Brokers() {
+			live[b.Addr] = true
+		}
+		r.pool.prune(live)
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+		}
+	}
+}
