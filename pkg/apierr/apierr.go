@@ -55,7 +55,7 @@ type entry struct {
 // table is the translation, checked in order: the first entry whose
 // sentinel or alias matches (errors.Is) wins.
 var table = []entry{
-	{stratav1.Reason_NOT_OWNER, codes.Unavailable, ErrNotOwner, true, []error{meta.ErrFenced}},
+	{stratav1.Reason_NOT_OWNER, codes.Unavailable, ErrNotOwner, true, []error{meta.ErrFenced, meta.ErrOffsetMismatch}},
 	{stratav1.Reason_NOT_LEADER, codes.Unavailable, ErrNotLeader, true, nil},
 	{stratav1.Reason_UNKNOWN_TOPIC, codes.NotFound, ErrUnknownTopic, false, []error{meta.ErrTopicNotFound}},
 	{stratav1.Reason_TOPIC_EXISTS, codes.AlreadyExists, ErrTopicExists, false, []error{meta.ErrTopicExists}},

@@ -1,0 +1,507 @@
+// Package broker is Strata's broker: a stateless server that owns the
+// partitions placement gives it, assigns their offsets, batches produce
+// requests of many partitions into one segment object per flush, PUTs the
+// object, commits every partition's segment entry with the fencing
+// transaction, and only then acknowledges.
+//
+// A Server learns what it owns from a meta.View: it owns partition p of a
+// topic at epoch E while the partition state says Broker == its ID at E.
+// Its membership is an etcd lease (meta.RegisterBroker); when the lease is
+// lost it stops accepting produces until it has registered again.
+//
+// The flush pipeline keeps up to MaxInflightFlushes flushes in flight:
+// their PUTs overlap, their commits apply strictly in flush order. See
+// docs/broker.md.
+//
+// Lock order: Server.mu, then the View's own lock (the View never calls
+// back into the Server).
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
+	"github.com/strata-mq/strata/pkg/apierr"
+	"github.com/strata-mq/strata/pkg/meta"
+	"github.com/strata-mq/strata/pkg/rpc"
+	"github.com/strata-mq/strata/pkg/segment"
+)
+
+// Timeouts of the broker's own calls to etcd and the object store.
+const (
+	// storeTimeout bounds one flush's PUT (the store retries inside it).
+	storeTimeout = 60 * time.Second
+	// releaseTimeout bounds releasing the partitions at Close.
+	releaseTimeout = 10 * time.Second
+	// reconcileEvery re-checks ownership even when the View is quiet, so a
+	// partition dropped after an etcd error is picked up again.
+	reconcileEvery = time.Second
+	// maxRegisterBackoff bounds the wait between registration attempts
+	// after the lease was lost.
+	maxRegisterBackoff = 5 * time.Second
+)
+
+// Server is a broker. Create it with New, then Start (or Run) it.
+type Server struct {
+	stratav1.UnimplementedBrokerServer
+
+	cfg     Config
+	id      string
+	log     *slog.Logger
+	reg     *prometheus.Registry
+	metrics *metrics
+	view    *meta.View
+	grpc    *rpc.Server
+
+	ready     chan struct{}
+	kick      chan struct{} // cap 1: wakes the flusher
+	recheck   chan struct{} // cap 1: wakes the ownership loop
+	stopFlush chan struct{} // closed by Close: flush what is buffered and stop
+	sem       chan struct{} // one token per flush in flight
+	commitQ   chan *flush   // flushes in cut order, to the committer
+	flushDone chan struct{} // closed when the committer has finished
+	writers   sync.Pool     // *segment.Writer, reused across flushes
+
+	viewCancel  context.CancelFunc
+	loopsCancel context.CancelFunc
+	loops       sync.WaitGroup // ownership and membership loops
+	metricsSrv  *http.Server
+	closeOnce   sync.Once
+	closeErr    error
+	bytesIn     atomic.Int64 // batch bytes accepted, for the load report
+
+	mu sync.Mutex // guards every field below
+	// parts are the partitions this broker owns, by topic ID and number.
+	parts map[partKey]*partition
+	// dirty lists the partitions with buffered produces, oldest first.
+	dirty []*partition
+	// bufBytes counts the buffered batch bytes of all partitions.
+	bufBytes int
+	// room is closed and replaced whenever buffered bytes shrink; produces
+	// waiting for buffer room wait on it.
+	room chan struct{}
+	// firstAt is when the oldest buffered batch arrived; zero if none.
+	firstAt time.Time
+	// seq numbers flushes (in object keys).
+	seq uint64
+	// member is true while the broker's registration is live.
+	member bool
+	// registration is the current membership lease, if any.
+	registration *meta.Registration
+	// startCalled, started and closing track the lifecycle: Start was
+	// called, Start succeeded, Close was called.
+	startCalled, started, closing bool
+	// addr is the actual listen address, set by Start.
+	addr string
+}
+
+// New checks cfg and returns a Server that is not started yet.
+func New(cfg Config) (*Server, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.ID == "" {
+		cfg.ID = defaultID()
+	}
+	reg := cfg.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	log := cfg.Logger.With("component", "broker", "broker", cfg.ID)
+	s := &Server{
+		cfg:       cfg,
+		id:        cfg.ID,
+		log:       log,
+		reg:       reg,
+		metrics:   newMetrics(reg),
+		view:      meta.NewView(cfg.Meta),
+		grpc:      rpc.NewServer(log),
+		ready:     make(chan struct{}),
+		kick:      make(chan struct{}, 1),
+		recheck:   make(chan struct{}, 1),
+		stopFlush: make(chan struct{}),
+		sem:       make(chan struct{}, cfg.MaxInflightFlushes),
+		commitQ:   make(chan *flush, cfg.MaxInflightFlushes),
+		flushDone: make(chan struct{}),
+		parts:     map[partKey]*partition{},
+		room:      make(chan struct{}),
+	}
+	s.writers.New = func() any { return segment.NewWriter(segment.WriterOptions{}) }
+	stratav1.RegisterBrokerServer(s.grpc.Server, s)
+	return s, nil
+}
+
+// ID returns the broker's ID.
+func (s *Server) ID() string { return s.id }
+
+// Addr returns the address the gRPC server listens on; empty before Start.
+func (s *Server) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addr
+}
+
+// Ready is closed once the broker is registered, knows what it owns and
+// serves.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// Start listens, loads the metadata view, registers the broker and serves
+// in the background. ctx bounds only the start-up; Close stops the Server.
+// Start and Close must not run concurrently.
+func (s *Server) Start(ctx context.Context) (err error) {
+	s.mu.Lock()
+	if s.startCalled || s.closing {
+		s.mu.Unlock()
+		return errors.New("broker: already started or closed")
+	}
+	s.startCalled = true
+	s.mu.Unlock()
+
+	lis, err := rpc.Listen(s.cfg.ListenAddr)
+	if err != nil {
+		return err
+	}
+	var cleanup []func()
+	defer func() {
+		if err != nil {
+			for i := len(cleanup) - 1; i >= 0; i-- {
+				cleanup[i]()
+			}
+		}
+	}()
+	cleanup = append(cleanup, func() { lis.Close() })
+	addr := lis.Addr().String()
+	advertise := s.cfg.AdvertiseAddr
+	if advertise == "" {
+		advertise = advertiseAddr(addr)
+	}
+
+	var viewCtx context.Context
+	viewCtx, s.viewCancel = context.WithCancel(context.Background())
+	cleanup = append(cleanup, s.viewCancel)
+	s.view.Start(viewCtx)
+	select {
+	case <-s.view.Ready():
+	case <-ctx.Done():
+		return fmt.Errorf("broker: waiting for the metadata view: %w", ctx.Err())
+	}
+
+	info := meta.BrokerInfo{ID: s.id, Addr: advertise, Zone: s.cfg.Zone, StartedAt: time.Now().UTC()}
+	r, err := s.cfg.Meta.RegisterBroker(ctx, info, s.cfg.LeaseTTL)
+	if err != nil {
+		return fmt.Errorf("broker: register: %w", err)
+	}
+	cleanup = append(cleanup, func() { _ = r.Close(context.Background()) })
+
+	var ml net.Listener
+	if s.cfg.MetricsAddr != "" {
+		if ml, err = rpc.Listen(s.cfg.MetricsAddr); err != nil {
+			return err
+		}
+		s.metricsSrv = rpc.MetricsServer(s.reg)
+		go func() {
+			if err := s.metricsSrv.Serve(ml); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.log.Error("metrics server failed", "err", err)
+			}
+		}()
+	}
+
+	s.mu.Lock()
+	s.addr, s.member, s.registration, s.started = addr, true, r, true
+	s.mu.Unlock()
+
+	loopsCtx, cancel := context.WithCancel(context.Background())
+	s.loopsCancel = cancel
+	s.reconcile() // own what is assigned already before saying Ready
+	s.loops.Add(3)
+	go s.ownershipLoop(loopsCtx)
+	go s.membershipLoop(loopsCtx, info, r)
+	go s.loadLoop(loopsCtx)
+	go s.flushLoop()
+	go s.commitLoop()
+	go func() {
+		if err := s.grpc.Serve(lis); err != nil {
+			s.log.Error("grpc server failed", "err", err)
+		}
+	}()
+	s.grpc.SetServing(true)
+	close(s.ready)
+	s.log.Info("broker started", "addr", addr, "advertise", advertise, "zone", s.cfg.Zone)
+	return nil
+}
+
+// advertiseAddr turns a listen address into one other hosts can dial: an
+// unspecified host (0.0.0.0, ::) becomes the hostname.
+func advertiseAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		if h, err := os.Hostname(); err == nil && h != "" {
+			return net.JoinHostPort(h, port)
+		}
+	}
+	return addr
+}
+
+// Run starts the Server, waits for ctx to end and closes it.
+func (s *Server) Run(ctx context.Context) error {
+	if err := s.Start(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return s.Close()
+}
+
+// Close shuts the broker down gracefully: it refuses new produces, flushes
+// and commits what is buffered, waits for the flushes in flight, releases
+// its partitions (epoch+1, no owner) so the coordinator reassigns them at
+// once, ends its registration and stops the gRPC server.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.close() })
+	return s.closeErr
+}
+
+func (s *Server) close() error {
+	s.mu.Lock()
+	s.closing = true
+	started := s.started
+	s.mu.Unlock()
+	if !started {
+		return nil
+	}
+	s.grpc.SetServing(false)
+	start := time.Now()
+	// Tell placement to give this broker nothing new while it drains.
+	ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
+	if err := s.updateInfo(ctx, func(i *meta.BrokerInfo) { i.Draining = true }); err != nil {
+		s.log.Warn("cannot mark the broker draining", "err", err)
+	}
+	cancel()
+
+	// Flush and commit everything buffered; produces waiting on it are
+	// answered.
+	close(s.stopFlush)
+	<-s.flushDone
+
+	// Stop following ownership and membership, then give every partition
+	// away.
+	s.loopsCancel()
+	s.loops.Wait()
+	released := s.releaseAll()
+
+	var errs []error
+	s.mu.Lock()
+	r := s.registration
+	s.registration, s.member = nil, false
+	s.mu.Unlock()
+	if r != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
+		if err := r.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("broker: deregister: %w", err))
+		}
+		cancel()
+	}
+	s.viewCancel()
+	s.grpc.GracefulStop()
+	if s.metricsSrv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
+		if err := s.metricsSrv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("broker: metrics server: %w", err))
+		}
+		cancel()
+	}
+	s.log.Info("broker stopped", "released_partitions", released, "took", time.Since(start))
+	return errors.Join(errs...)
+}
+
+// releaseAll releases every partition the metadata shows this broker
+// owning, and returns how many it released.
+func (s *Server) releaseAll() int {
+	ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
+	defer cancel()
+	keys := map[partKey]bool{}
+	for _, st := range s.view.Partitions() {
+		if st.Broker == s.id {
+			keys[partKey{st.TopicID, st.Partition}] = true
+		}
+	}
+	s.mu.Lock()
+	for k, p := range s.parts {
+		keys[k] = true
+		s.dropLocked(p, apierr.Errorf(apierr.ErrShuttingDown, "broker %s is shutting down", s.id))
+	}
+	s.mu.Unlock()
+	n := 0
+	for k := range keys {
+		st, err := s.cfg.Meta.GetPartition(ctx, k.topicID, k.partition)
+		if err != nil {
+			s.log.Warn("release: read partition failed", "topic_id", k.topicID, "partition", k.partition, "err", err)
+			continue
+		}
+		if st.Broker != s.id {
+			continue
+		}
+		if _, err := s.cfg.Meta.AssignPartition(ctx, st, ""); err != nil {
+			if !errors.Is(err, meta.ErrConflict) {
+				s.log.Warn("release partition failed", "topic_id", k.topicID, "partition", k.partition, "err", err)
+			}
+			continue
+		}
+		n++
+	}
+	return n
+}
+
+// ownershipLoop keeps the owned partitions in step with the View.
+func (s *Server) ownershipLoop(ctx context.Context) {
+	defer s.loops.Done()
+	t := time.NewTicker(reconcileEvery)
+	defer t.Stop()
+	for {
+		ch := s.view.Changed()
+		s.reconcile()
+		select {
+		case <-ch:
+		case <-t.C:
+		case <-s.recheck:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// reconcile takes on the partitions the View assigns to this broker and
+// drops the ones it no longer assigns (other broker or epoch, or topic
+// deleted), failing their pending produces with NOT_OWNER.
+func (s *Server) reconcile() {
+	all := s.view.Partitions()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.member {
+		return
+	}
+	mine := make(map[partKey]meta.PartitionState)
+	for _, st := range all {
+		if st.Broker != s.id {
+			continue
+		}
+		k := partKey{st.TopicID, st.Partition}
+		mine[k] = st
+		if p := s.parts[k]; p != nil && p.epoch == st.Epoch {
+			continue
+		} else if p != nil {
+			s.dropLocked(p, apierr.Errorf(apierr.ErrNotOwner, "%s/%d moved to epoch %d", k.topicID, k.partition, st.Epoch))
+		}
+		s.parts[k] = &partition{key: k, epoch: st.Epoch, next: st.NextOffset}
+		s.log.Info("owning partition", "topic_id", k.topicID, "partition", k.partition, "epoch", st.Epoch, "next_offset", st.NextOffset)
+	}
+	for k, p := range s.parts {
+		if _, ok := mine[k]; !ok {
+			cur, _ := s.view.Partition(k.topicID, k.partition)
+			s.dropLocked(p, apierr.Errorf(apierr.ErrNotOwner, "%s/%d is at broker %q epoch %d", k.topicID, k.partition, cur.Broker, cur.Epoch))
+			s.log.Info("lost partition", "topic_id", k.topicID, "partition", k.partition, "epoch", p.epoch, "now_broker", cur.Broker, "now_epoch", cur.Epoch)
+		}
+	}
+	s.metrics.owned.Set(float64(len(s.parts)))
+}
+
+// membershipLoop watches the registration; when its lease is lost the
+// broker stops owning anything and registers again with bounded backoff.
+func (s *Server) membershipLoop(ctx context.Context, info meta.BrokerInfo, r *meta.Registration) {
+	defer s.loops.Done()
+	for {
+		select {
+		case <-r.Done():
+		case <-ctx.Done():
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Warn("broker lease lost; refusing produces until registered again")
+		s.mu.Lock()
+		s.member = false
+		for _, p := range s.parts {
+			s.dropLocked(p, apierr.Errorf(apierr.ErrNotOwner, "broker %s lost its membership lease", s.id))
+		}
+		s.metrics.owned.Set(0)
+		s.mu.Unlock()
+
+		backoff := 100 * time.Millisecond
+		for {
+			nr, err := s.cfg.Meta.RegisterBroker(ctx, info, s.cfg.LeaseTTL)
+			if err == nil {
+				r = nr
+				break
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			s.log.Warn("register again failed", "err", err, "retry_in", backoff)
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+				return
+			}
+			backoff = min(2*backoff, maxRegisterBackoff)
+		}
+		s.mu.Lock()
+		s.registration, s.member = r, true
+		s.mu.Unlock()
+		s.log.Info("broker registered again")
+		select {
+		case s.recheck <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// loadLoop publishes the broker's bytes-in rate in its registration every
+// LoadReportInterval, for placement.
+func (s *Server) loadLoop(ctx context.Context) {
+	defer s.loops.Done()
+	t := time.NewTicker(s.cfg.LoadReportInterval)
+	defer t.Stop()
+	last, lastAt := s.bytesIn.Load(), time.Now()
+	for {
+		var now time.Time
+		select {
+		case <-ctx.Done():
+			return
+		case now = <-t.C:
+		}
+		n := s.bytesIn.Load()
+		rate := float64(n-last) / now.Sub(lastAt).Seconds()
+		last, lastAt = n, now
+		if err := s.updateInfo(ctx, func(i *meta.BrokerInfo) { i.BytesInPerSec = rate }); err != nil && ctx.Err() == nil {
+			s.log.Warn("cannot publish load", "err", err)
+		}
+	}
+}
+
+// updateInfo changes the published registration info, if registered.
+func (s *Server) updateInfo(ctx context.Context, change func(*meta.BrokerInfo)) error {
+	s.mu.Lock()
+	r, member := s.registration, s.member
+	s.mu.Unlock()
+	if r == nil || !member {
+		return nil
+	}
+	info := r.Info()
+	change(&info)
+	return r.Update(ctx, info)
+}

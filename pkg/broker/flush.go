@@ -1,0 +1,336 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/strata-mq/strata/pkg/apierr"
+	"github.com/strata-mq/strata/pkg/meta"
+	"github.com/strata-mq/strata/pkg/segment"
+)
+
+// flush is one segment object: the buffered produces of several
+// partitions, cut together. The flusher fills it; the PUT goroutine sets
+// size, entries and putErr and then closes putDone; the committer reads
+// them after putDone.
+type flush struct {
+	key     string
+	parts   []*flushPart
+	bytes   int // batch bytes
+	size    int64
+	putErr  error
+	putDone chan struct{}
+}
+
+// flushPart is one partition's chunk of a flush.
+type flushPart struct {
+	p *partition
+	// gen and epoch are the partition's at the cut.
+	gen   uint64
+	epoch int64
+	// produces are the chunk's requests, in offset order.
+	produces    []*produce
+	first, last int64
+	// entry is the segment entry to commit, set by the PUT goroutine.
+	entry meta.SegmentEntry
+}
+
+// flushLoop cuts flushes when FlushBytes are buffered or the oldest
+// buffered batch is FlushInterval old, starts their PUTs and queues them,
+// in order, for the committer. It holds at most MaxInflightFlushes flushes
+// in flight; while all are busy, produces keep buffering into the next
+// (larger) flush. After stopFlush closes it flushes what is left and
+// returns.
+func (s *Server) flushLoop() {
+	defer close(s.commitQ)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		stopping := false
+		select {
+		case <-s.stopFlush:
+			stopping = true
+		default:
+		}
+		s.mu.Lock()
+		n, first := s.bufBytes, s.firstAt
+		s.mu.Unlock()
+		if n == 0 {
+			if stopping {
+				return
+			}
+			select {
+			case <-s.kick:
+			case <-s.stopFlush:
+			}
+			continue
+		}
+		if n < s.cfg.FlushBytes && !stopping {
+			if wait := time.Until(first.Add(s.cfg.FlushInterval)); wait > 0 {
+				timer.Reset(wait)
+				select {
+				case <-s.kick:
+				case <-timer.C:
+				case <-s.stopFlush:
+				}
+				timer.Stop()
+				continue
+			}
+		}
+		s.sem <- struct{}{} // wait for a free in-flight slot
+		f := s.cut()
+		if f == nil {
+			<-s.sem
+			continue
+		}
+		s.metrics.inflight.Inc()
+		go s.put(f)
+		s.commitQ <- f // never blocks: the queue holds as many as sem
+	}
+}
+
+// cut takes the buffered produces of whole partitions, oldest first, until
+// the flush holds FlushBytes, and returns them as a new flush (nil if
+// nothing is buffered).
+func (s *Server) cut() *flush {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.bufBytes == 0 {
+		return nil
+	}
+	s.seq++
+	f := &flush{
+		key:     fmt.Sprintf("%s%d-%s-%d", s.cfg.ObjectPrefix, time.Now().UnixMilli(), s.id, s.seq),
+		putDone: make(chan struct{}),
+	}
+	i := 0
+	for ; i < len(s.dirty) && f.bytes < s.cfg.FlushBytes; i++ {
+		p := s.dirty[i]
+		p.inDirty = false
+		if len(p.pending) == 0 {
+			continue // reset since it was buffered
+		}
+		f.parts = append(f.parts, &flushPart{
+			p: p, gen: p.gen, epoch: p.epoch,
+			produces: p.pending,
+			first:    p.pending[0].base,
+			last:     p.pending[len(p.pending)-1].last,
+		})
+		f.bytes += p.pendingBytes
+		s.bufBytes -= p.pendingBytes
+		p.pending, p.pendingBytes = nil, 0
+	}
+	s.roomLocked()
+	n := copy(s.dirty, s.dirty[i:])
+	clear(s.dirty[n:])
+	s.dirty = s.dirty[:n]
+	if s.bufBytes == 0 {
+		s.firstAt = time.Time{}
+	}
+	if len(f.parts) == 0 {
+		return nil
+	}
+	return f
+}
+
+// put builds the flush's segment object and PUTs it.
+func (s *Server) put(f *flush) {
+	defer close(f.putDone)
+	start := time.Now()
+	w := s.writers.Get().(*segment.Writer)
+	defer func() {
+		w.Reset()
+		s.writers.Put(w)
+	}()
+	bufs := make([][]byte, 0, 8)
+	for _, fp := range f.parts {
+		bufs = bufs[:0]
+		for _, pr := range fp.produces {
+			bufs = append(bufs, pr.batches)
+		}
+		if err := w.Add(fp.p.key.topicID, fp.p.key.partition, bufs...); err != nil {
+			f.putErr = fmt.Errorf("build segment: %w", err)
+			return
+		}
+	}
+	obj, footer, err := w.Finish()
+	if err != nil {
+		f.putErr = fmt.Errorf("build segment: %w", err)
+		return
+	}
+	f.size = int64(len(obj))
+	created := time.Now().UnixMilli()
+	for _, fp := range f.parts {
+		c, ok := footer.Find(fp.p.key.topicID, fp.p.key.partition)
+		if !ok || c.FirstOffset != fp.first || c.LastOffset != fp.last {
+			f.putErr = fmt.Errorf("build segment: chunk of %s/%d does not match offsets %d..%d",
+				fp.p.key.topicID, fp.p.key.partition, fp.first, fp.last)
+			return
+		}
+		fp.entry = meta.SegmentEntry{
+			TopicID: fp.p.key.topicID, Partition: fp.p.key.partition,
+			ObjectKey: f.key, ObjectSize: f.size,
+			Pos: c.Position, Len: c.Length,
+			FirstOffset: c.FirstOffset, LastOffset: c.LastOffset,
+			MinTimestamp: c.MinTimestamp, MaxTimestamp: c.MaxTimestamp,
+			CreatedMs: created,
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	f.putErr = s.cfg.Store.Put(ctx, f.key, obj)
+	s.metrics.putTime.Observe(time.Since(start).Seconds())
+	s.metrics.flushBytes.Observe(float64(f.size))
+}
+
+// commitLoop commits the flushes strictly in the order they were cut:
+// each partition's commit expects the next offset the previous one left.
+func (s *Server) commitLoop() {
+	defer close(s.flushDone)
+	for f := range s.commitQ {
+		<-f.putDone
+		s.commit(f)
+		s.metrics.inflight.Dec()
+		<-s.sem
+	}
+}
+
+// commit commits one flush's entries in one CommitSegments call and
+// answers its produces.
+func (s *Server) commit(f *flush) {
+	// Parts of partitions reset since the cut follow offsets that failed:
+	// never commit them.
+	live := make([]*flushPart, 0, len(f.parts))
+	s.mu.Lock()
+	for _, fp := range f.parts {
+		if fp.p.gen != fp.gen {
+			answer(fp, fp.p.resetErr)
+			continue
+		}
+		live = append(live, fp)
+	}
+	s.mu.Unlock()
+	if len(live) == 0 {
+		s.metrics.flushes.WithLabelValues("skipped").Inc()
+		return
+	}
+	// Failures re-read partition state; once etcd fails to answer, the
+	// remaining parts skip the read instead of waiting for it again.
+	rd := &stateReader{s: s}
+	if f.putErr != nil {
+		s.log.Warn("flush PUT failed", "object", f.key, "bytes", f.bytes, "partitions", len(live), "err", f.putErr)
+		err := fmt.Errorf("%w: storing segment %s: %v", apierr.ErrStorageUnavailable, f.key, f.putErr)
+		for _, fp := range live {
+			s.fail(fp, err, rd)
+		}
+		s.metrics.flushes.WithLabelValues("put_failed").Inc()
+		return
+	}
+
+	commits := make([]meta.Commit, len(live))
+	for i, fp := range live {
+		commits[i] = meta.Commit{Broker: s.id, Epoch: fp.epoch, Entry: fp.entry}
+	}
+	start := time.Now()
+	results := s.cfg.Meta.CommitSegments(context.Background(), commits)
+	s.metrics.commitTime.Observe(time.Since(start).Seconds())
+	failed := 0
+	for i, fp := range live {
+		err := results[i]
+		if err != nil && meta.IsRetriable(err) && s.landed(fp, rd) {
+			err = nil
+		}
+		if err == nil {
+			answer(fp, nil)
+			continue
+		}
+		failed++
+		s.log.Warn("commit failed", "object", f.key, "topic_id", fp.p.key.topicID, "partition", fp.p.key.partition,
+			"epoch", fp.epoch, "first_offset", fp.first, "err", err)
+		s.fail(fp, commitError(err), rd)
+	}
+	if failed > 0 {
+		s.metrics.flushes.WithLabelValues("partial").Inc()
+	} else {
+		s.metrics.flushes.WithLabelValues("ok").Inc()
+	}
+}
+
+// commitError maps a CommitSegments error to the produce error.
+func commitError(err error) error {
+	switch {
+	case errors.Is(err, meta.ErrFenced), errors.Is(err, meta.ErrOffsetMismatch):
+		return fmt.Errorf("%w: %w", apierr.ErrNotOwner, err)
+	default:
+		return fmt.Errorf("%w: commit: %w", apierr.ErrStorageUnavailable, err)
+	}
+}
+
+// stateReader reads partition states for one flush's failure handling
+// and, after the first etcd error, stops trying.
+type stateReader struct {
+	s    *Server
+	down error
+}
+
+func (r *stateReader) partition(key partKey) (meta.PartitionState, error) {
+	if r.down != nil {
+		return meta.PartitionState{}, r.down
+	}
+	st, err := r.s.cfg.Meta.GetPartition(context.Background(), key.topicID, key.partition)
+	if err != nil {
+		r.down = err
+	}
+	return st, err
+}
+
+// landed reports whether a commit whose outcome is unknown (etcd error)
+// applied after all: the partition's next offset is past the chunk and the
+// entry at its first offset names this flush's object.
+func (s *Server) landed(fp *flushPart, rd *stateReader) bool {
+	st, err := rd.partition(fp.p.key)
+	if err != nil || st.NextOffset <= fp.last {
+		return false
+	}
+	e, err := s.cfg.Meta.FindSegment(context.Background(), fp.entry.TopicID, fp.entry.Partition, fp.first)
+	if err != nil && !errors.Is(err, meta.ErrNotFound) {
+		rd.down = err
+	}
+	return err == nil && e.ObjectKey == fp.entry.ObjectKey && e.FirstOffset == fp.first && e.LastOffset == fp.last
+}
+
+// fail answers a flush part's produces with err and, unless that happened
+// already, resets its partition to the committed next offset read from
+// etcd — or drops it, if the broker no longer owns it or etcd cannot say
+// (the ownership loop takes it up again from the View). Later in-flight
+// flush parts of the partition then fail too, and offsets stay dense.
+func (s *Server) fail(fp *flushPart, err error, rd *stateReader) {
+	st, gerr := rd.partition(fp.p.key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	answer(fp, err)
+	p := fp.p
+	if p.gen != fp.gen || p.dropped {
+		return
+	}
+	if gerr == nil && st.Broker == s.id && st.Epoch == p.epoch && s.member {
+		s.resetLocked(p, err)
+		p.next = st.NextOffset
+		s.log.Info("partition reset to committed offset", "topic_id", p.key.topicID, "partition", p.key.partition, "next_offset", p.next)
+		return
+	}
+	if gerr != nil {
+		s.log.Warn("cannot read partition state after a failed flush; dropping it until the next ownership check",
+			"topic_id", p.key.topicID, "partition", p.key.partition, "err", gerr)
+	}
+	s.dropLocked(p, err)
+}
+
+// answer sends every produce of the part its outcome.
+func answer(fp *flushPart, err error) {
+	for _, pr := range fp.produces {
+		pr.done <- err
+	}
+}

@@ -1,0 +1,104 @@
+package broker
+
+import (
+	"context"
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/strata-mq/strata/pkg/apierr"
+)
+
+// metrics are the broker's Prometheus collectors.
+type metrics struct {
+	// Produce requests, records and bytes by result ("ok" or an error
+	// reason such as "not_owner").
+	requests, records, bytes *prometheus.CounterVec
+	// flushes counts flushes by result: "ok", "put_failed" or
+	// "partial" (some partitions' commits failed).
+	flushes    *prometheus.CounterVec
+	flushBytes prometheus.Histogram
+	putTime    prometheus.Histogram
+	commitTime prometheus.Histogram
+	inflight   prometheus.Gauge
+	owned      prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	const ns, sub = "strata", "broker"
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "produce_requests_total",
+			Help: "Produce requests answered, by result.",
+		}, []string{"result"}),
+		records: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "produce_records_total",
+			Help: "Records in answered produce requests, by result.",
+		}, []string{"result"}),
+		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "produce_bytes_total",
+			Help: "Batch bytes in answered produce requests, by result.",
+		}, []string{"result"}),
+		flushes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "flushes_total",
+			Help: "Flushes (segment objects) finished, by result.",
+		}, []string{"result"}),
+		flushBytes: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: ns, Subsystem: sub, Name: "flush_bytes",
+			Help:    "Size of flushed segment objects.",
+			Buckets: prometheus.ExponentialBuckets(1<<10, 4, 10), // 1 KiB .. 256 MiB
+		}),
+		putTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: ns, Subsystem: sub, Name: "flush_put_seconds",
+			Help:    "Time to build and PUT a flush's segment object.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}),
+		commitTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: ns, Subsystem: sub, Name: "flush_commit_seconds",
+			Help:    "Time to commit a flush's segment entries to etcd.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}),
+		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: ns, Subsystem: sub, Name: "inflight_flushes",
+			Help: "Flushes started and not yet committed.",
+		}),
+		owned: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: ns, Subsystem: sub, Name: "owned_partitions",
+			Help: "Partitions this broker currently owns.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.requests, m.records, m.bytes, m.flushes, m.flushBytes,
+			m.putTime, m.commitTime, m.inflight, m.owned)
+	}
+	return m
+}
+
+// observeProduce counts one answered produce request.
+func (m *metrics) observeProduce(err error, records, bytes int) {
+	r := resultLabel(err)
+	m.requests.WithLabelValues(r).Inc()
+	m.records.WithLabelValues(r).Add(float64(records))
+	m.bytes.WithLabelValues(r).Add(float64(bytes))
+}
+
+// resultLabel names an error's kind for metric labels.
+func resultLabel(err error) string {
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, apierr.ErrNotOwner):
+		return "not_owner"
+	case errors.Is(err, apierr.ErrStorageUnavailable):
+		return "storage_unavailable"
+	case errors.Is(err, apierr.ErrShuttingDown):
+		return "shutting_down"
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return "canceled"
+	case errors.Is(err, apierr.ErrUnknownTopic), errors.Is(err, apierr.ErrPartitionRange),
+		errors.Is(err, apierr.ErrInvalidRequest), errors.Is(err, apierr.ErrCorruptBatch),
+		errors.Is(err, apierr.ErrRecordTooLarge):
+		return "invalid"
+	}
+	return "error"
+}

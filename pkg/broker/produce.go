@@ -1,0 +1,204 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
+	"github.com/strata-mq/strata/pkg/apierr"
+	"github.com/strata-mq/strata/pkg/segment"
+)
+
+// partKey names a partition by topic ID and number.
+type partKey struct {
+	topicID   string
+	partition int32
+}
+
+// partition is the broker's hold on one partition it owns at one epoch.
+// Every field except key is guarded by Server.mu.
+type partition struct {
+	key   partKey
+	epoch int64
+	// next is the offset the next produced record gets.
+	next int64
+	// gen increases with every reset. A flush part cut at an older
+	// generation is not committed: its offsets follow data that failed.
+	gen uint64
+	// resetErr is why gen last increased; stale flush parts fail with it.
+	resetErr error
+	// dropped is set once the broker no longer owns the partition at epoch.
+	dropped bool
+	// pending are the produces buffered for the next flush, in offset
+	// order, and pendingBytes their size.
+	pending      []*produce
+	pendingBytes int
+	// inDirty is true while the partition is on Server.dirty.
+	inDirty bool
+}
+
+// produce is one produce request's batches on their way to a flush.
+type produce struct {
+	// batches are the request's record batches, offsets stamped in place.
+	batches []byte
+	// base and last are the first and last offsets assigned.
+	base, last int64
+	// done receives the outcome exactly once: nil when committed.
+	done chan error
+}
+
+// Produce appends the request's record batches to a partition this broker
+// owns and returns their offsets once they are durable: the segment object
+// holding them is stored and its entry committed. Produce takes ownership
+// of req.Batches and stamps offsets into it.
+//
+// If ctx ends first Produce returns ctx's error; the batches may still be
+// committed (delivery is at least once).
+func (s *Server) Produce(ctx context.Context, req *stratav1.ProduceRequest) (*stratav1.ProduceResponse, error) {
+	pr, records, err := s.append(ctx, req)
+	if err != nil {
+		s.metrics.observeProduce(err, records, len(req.GetBatches()))
+		return nil, err
+	}
+	select {
+	case err = <-pr.done:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	s.metrics.observeProduce(err, records, len(pr.batches))
+	if err != nil {
+		return nil, err
+	}
+	return &stratav1.ProduceResponse{BaseOffset: pr.base, LastOffset: pr.last}, nil
+}
+
+// append validates req, assigns its offsets and buffers it.
+func (s *Server) append(ctx context.Context, req *stratav1.ProduceRequest) (*produce, int, error) {
+	t, ok := s.view.Topic(req.GetTopic())
+	if !ok {
+		return nil, 0, apierr.Errorf(apierr.ErrUnknownTopic, "topic %q", req.GetTopic())
+	}
+	p := req.GetPartition()
+	if p < 0 || p >= t.Partitions {
+		return nil, 0, apierr.Errorf(apierr.ErrPartitionRange, "partition %d of topic %q with %d partitions", p, t.Name, t.Partitions)
+	}
+	b := req.GetBatches()
+	switch {
+	case len(b) == 0:
+		return nil, 0, apierr.Errorf(apierr.ErrInvalidRequest, "produce to %s/%d has no record batches", t.Name, p)
+	case len(b) > s.cfg.MaxRequestBytes:
+		return nil, 0, apierr.Errorf(apierr.ErrRecordTooLarge, "request of %d bytes exceeds the broker's limit of %d", len(b), s.cfg.MaxRequestBytes)
+	}
+	hs, err := segment.SplitBatches(b)
+	if err != nil {
+		if errors.Is(err, segment.ErrTooLarge) {
+			return nil, 0, apierr.Errorf(apierr.ErrRecordTooLarge, "%v", err)
+		}
+		return nil, 0, fmt.Errorf("%w: %w", apierr.ErrCorruptBatch, err)
+	}
+	records := 0
+	for _, h := range hs {
+		if t.MaxMessageBytes > 0 && h.Size() > int(t.MaxMessageBytes) {
+			return nil, 0, apierr.Errorf(apierr.ErrRecordTooLarge, "batch of %d bytes exceeds topic %q max message bytes %d", h.Size(), t.Name, t.MaxMessageBytes)
+		}
+		records += int(h.RecordCount)
+	}
+
+	key := partKey{t.ID, p}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var part *partition
+	for {
+		switch {
+		case s.closing:
+			return nil, records, apierr.Errorf(apierr.ErrShuttingDown, "broker %s is shutting down", s.id)
+		case !s.member:
+			return nil, records, apierr.Errorf(apierr.ErrNotOwner, "broker %s has no membership lease", s.id)
+		}
+		if part = s.parts[key]; part == nil {
+			return nil, records, apierr.Errorf(apierr.ErrNotOwner, "broker %s does not own %s/%d", s.id, t.Name, p)
+		}
+		if s.bufBytes == 0 || s.bufBytes+len(b) <= s.cfg.MaxBufferedBytes {
+			break
+		}
+		// Back-pressure: wait until a flush takes buffered bytes away.
+		room := s.room
+		s.mu.Unlock()
+		select {
+		case <-room:
+			s.mu.Lock()
+		case <-ctx.Done():
+			s.mu.Lock() // for the deferred Unlock
+			return nil, records, ctx.Err()
+		}
+	}
+	// Stamp offsets and the owner's epoch in place; both lie outside the
+	// batch CRC.
+	next, pos := part.next, 0
+	for _, h := range hs {
+		segment.SetBaseOffset(b[pos:], next)
+		segment.SetPartitionLeaderEpoch(b[pos:], int32(part.epoch))
+		next += int64(h.RecordCount)
+		pos += h.Size()
+	}
+	pr := &produce{batches: b, base: part.next, last: next - 1, done: make(chan error, 1)}
+	part.next = next
+	part.pending = append(part.pending, pr)
+	part.pendingBytes += len(b)
+	if !part.inDirty {
+		part.inDirty = true
+		s.dirty = append(s.dirty, part)
+	}
+	wake := s.bufBytes < s.cfg.FlushBytes && s.bufBytes+len(b) >= s.cfg.FlushBytes
+	if s.bufBytes == 0 {
+		s.firstAt, wake = time.Now(), true
+	}
+	s.bufBytes += len(b)
+	s.bytesIn.Add(int64(len(b)))
+	if wake {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
+	return pr, records, nil
+}
+
+// resetLocked fails the partition's buffered produces with err and starts
+// a new generation, so flush parts cut before it are not committed either.
+// s.mu must be held.
+func (s *Server) resetLocked(p *partition, err error) {
+	p.gen++
+	p.resetErr = err
+	for _, pr := range p.pending {
+		pr.done <- err
+	}
+	s.bufBytes -= p.pendingBytes
+	if s.bufBytes == 0 {
+		s.firstAt = time.Time{}
+	}
+	p.pending, p.pendingBytes = nil, 0
+	s.roomLocked()
+}
+
+// roomLocked wakes produces waiting for buffer room. s.mu must be held.
+func (s *Server) roomLocked() {
+	close(s.room)
+	s.room = make(chan struct{})
+}
+
+// dropLocked resets the partition and forgets it: the broker no longer owns
+// it at its epoch. s.mu must be held.
+func (s *Server) dropLocked(p *partition, err error) {
+	if p.dropped {
+		return
+	}
+	s.resetLocked(p, err)
+	p.dropped = true
+	if s.parts[p.key] == p {
+		delete(s.parts, p.key)
+	}
+	s.metrics.owned.Set(float64(len(s.parts)))
+}
