@@ -31,14 +31,14 @@ func run(args []string) error {
 	newLogger := serverflags.Log(fs)
 	var cfg coordinator.Config
 	fs.StringVar(&cfg.ID, "id", "", "coordinator id (default hostname-random)")
-	fs.StringVar(&cfg.ListenAddr, "listen", coordinator.DefaultListenAddr, "gRPC listen address")
-	fs.StringVar(&cfg.AdvertiseAddr, "advertise", "", "address proxies reach this coordinator at (default: the listen address)")
+	fs.StringVar(&cfg.ListenAddr, "listen-addr", coordinator.DefaultListenAddr, "gRPC listen address")
+	fs.StringVar(&cfg.AdvertiseAddr, "advertise-addr", "", "address proxies reach this coordinator at (default: the listen address)")
 	fs.DurationVar(&cfg.SessionTTL, "session-ttl", coordinator.DefaultSessionTTL, "etcd session TTL of the leader (whole seconds)")
 	fs.DurationVar(&cfg.PlacementInterval, "placement-interval", coordinator.DefaultPlacementInterval, "period of the placement safety pass")
 	var maxParts int
 	fs.IntVar(&maxParts, "max-partitions-per-topic", meta.MaxPartitions, "most partitions a topic may be created with")
 	fs.Int64Var(&cfg.DefaultRetentionMs, "default-retention-ms", coordinator.DefaultRetentionMs, "retention of topics created without one (-1: forever)")
-	fs.StringVar(&cfg.MetricsAddr, "metrics-listen", "", "Prometheus /metrics listen address, e.g. :9472 (empty: none)")
+	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "Prometheus /metrics listen address, e.g. :9472 (empty: none)")
 	flagenv.Usage(fs)
 	if err := flagenv.Parse(fs, args); errors.Is(err, flag.ErrHelp) {
 		return nil

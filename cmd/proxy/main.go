@@ -36,7 +36,7 @@ func run(args []string) error {
 	metaCfg, storeCfg, newLogger := serverflags.Meta(fs), serverflags.Store(fs), serverflags.Log(fs)
 	cfg := proxy.Config{}
 	fs.StringVar(&cfg.ListenAddr, "listen-addr", proxy.DefaultListenAddr, "gRPC address clients connect to")
-	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "127.0.0.1:7071", "HTTP address of /metrics and /healthz (empty: none)")
+	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "HTTP address of /metrics and /healthz (empty: none)")
 	fs.Int64Var(&cfg.Cache.MaxBytes, "cache-bytes", cache.DefaultMaxBytes, "size of the block cache in bytes")
 	fs.Int64Var(&cfg.Cache.BlockSize, "cache-block-bytes", cache.DefaultBlockSize, "block size of the block cache in bytes")
 	fs.DurationVar(&cfg.ProduceTimeout, "produce-timeout", proxy.DefaultProduceTimeout, "produce deadline, retries included, when the client sets none")
