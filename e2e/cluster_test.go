@@ -16,7 +16,7 @@ const bucket = "strata-e2e"
 
 // Cluster is a Strata cluster of real processes.
 type Cluster struct {
-	t     *testing.T
+	t     testing.TB
 	dir   string
 	bin   string
 	env   []string
@@ -41,7 +41,7 @@ type ClusterOptions struct {
 // StartCluster builds the binaries and starts MinIO, etcd, the
 // coordinators, the brokers and a proxy, each waited on until ready. Every
 // process is killed when the test ends.
-func StartCluster(t *testing.T, opts ClusterOptions) *Cluster {
+func StartCluster(t testing.TB, opts ClusterOptions) *Cluster {
 	t.Helper()
 	if opts.Coordinators == 0 {
 		opts.Coordinators = 1
