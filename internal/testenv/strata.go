@@ -55,7 +55,7 @@ func Binaries() (string, error) {
 			return
 		}
 		cmd := exec.Command("go", "build", "-o", buildDir+string(filepath.Separator),
-			"./cmd/coordinator", "./cmd/broker", "./cmd/proxy")
+			"./cmd/coordinator", "./cmd/broker", "./cmd/proxy", "./cmd/strata")
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("testenv: go build: %w\n%s", err, out)

@@ -19,7 +19,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
-	"github.com/strata-mq/strata/pkg/meta"
 )
 
 // Domain is the ErrorInfo domain of Strata's errors.
@@ -42,43 +41,38 @@ var (
 	ErrShuttingDown       = errors.New("strata: server shutting down")
 )
 
-// entry ties a reason to its gRPC code, its sentinel, and the other
-// packages' errors that mean the same.
+// entry ties a reason to its gRPC code and its sentinel.
 type entry struct {
 	reason    stratav1.Reason
 	code      codes.Code
 	sentinel  error
 	retriable bool
-	aliases   []error
 }
 
 // table is the translation, checked in order: the first entry whose
-// sentinel or alias matches (errors.Is) wins.
+// sentinel matches (errors.Is) wins. Other packages' errors join it by
+// wrapping a sentinel (see Alias).
 var table = []entry{
-	{stratav1.Reason_NOT_OWNER, codes.Unavailable, ErrNotOwner, true, []error{meta.ErrFenced, meta.ErrOffsetMismatch}},
-	{stratav1.Reason_NOT_LEADER, codes.Unavailable, ErrNotLeader, true, nil},
-	{stratav1.Reason_UNKNOWN_TOPIC, codes.NotFound, ErrUnknownTopic, false, []error{meta.ErrTopicNotFound}},
-	{stratav1.Reason_TOPIC_EXISTS, codes.AlreadyExists, ErrTopicExists, false, []error{meta.ErrTopicExists}},
-	{stratav1.Reason_INVALID_TOPIC, codes.InvalidArgument, ErrInvalidTopic, false, []error{meta.ErrInvalidTopic}},
-	{stratav1.Reason_PARTITION_OUT_OF_RANGE, codes.OutOfRange, ErrPartitionRange, false, []error{meta.ErrPartitionRange}},
-	{stratav1.Reason_OFFSET_OUT_OF_RANGE, codes.OutOfRange, ErrOffsetOutOfRange, false, nil},
-	{stratav1.Reason_CORRUPT_BATCH, codes.InvalidArgument, ErrCorruptBatch, false, nil},
-	{stratav1.Reason_RECORD_TOO_LARGE, codes.InvalidArgument, ErrRecordTooLarge, false, nil},
-	{stratav1.Reason_INVALID_REQUEST, codes.InvalidArgument, ErrInvalidRequest, false, []error{meta.ErrInvalidGroup}},
-	{stratav1.Reason_STORAGE_UNAVAILABLE, codes.Unavailable, ErrStorageUnavailable, true, nil},
-	{stratav1.Reason_TIMEOUT, codes.DeadlineExceeded, ErrTimeout, true, []error{context.DeadlineExceeded}},
-	{stratav1.Reason_SHUTTING_DOWN, codes.Unavailable, ErrShuttingDown, true, nil},
+	{stratav1.Reason_NOT_OWNER, codes.Unavailable, ErrNotOwner, true},
+	{stratav1.Reason_NOT_LEADER, codes.Unavailable, ErrNotLeader, true},
+	{stratav1.Reason_UNKNOWN_TOPIC, codes.NotFound, ErrUnknownTopic, false},
+	{stratav1.Reason_TOPIC_EXISTS, codes.AlreadyExists, ErrTopicExists, false},
+	{stratav1.Reason_INVALID_TOPIC, codes.InvalidArgument, ErrInvalidTopic, false},
+	{stratav1.Reason_PARTITION_OUT_OF_RANGE, codes.OutOfRange, ErrPartitionRange, false},
+	{stratav1.Reason_OFFSET_OUT_OF_RANGE, codes.OutOfRange, ErrOffsetOutOfRange, false},
+	{stratav1.Reason_CORRUPT_BATCH, codes.InvalidArgument, ErrCorruptBatch, false},
+	{stratav1.Reason_RECORD_TOO_LARGE, codes.InvalidArgument, ErrRecordTooLarge, false},
+	{stratav1.Reason_INVALID_REQUEST, codes.InvalidArgument, ErrInvalidRequest, false},
+	{stratav1.Reason_STORAGE_UNAVAILABLE, codes.Unavailable, ErrStorageUnavailable, true},
+	{stratav1.Reason_TIMEOUT, codes.DeadlineExceeded, ErrTimeout, true},
+	{stratav1.Reason_TIMEOUT, codes.DeadlineExceeded, context.DeadlineExceeded, true},
+	{stratav1.Reason_SHUTTING_DOWN, codes.Unavailable, ErrShuttingDown, true},
 }
 
 func lookup(err error) (entry, bool) {
 	for _, e := range table {
 		if errors.Is(err, e.sentinel) {
 			return e, true
-		}
-		for _, a := range e.aliases {
-			if errors.Is(err, a) {
-				return e, true
-			}
 		}
 	}
 	return entry{}, false
@@ -187,6 +181,23 @@ func Retriable(err error) bool {
 	}
 	return false
 }
+
+// Alias returns a package's own sentinel error with message msg that
+// matches sentinel under errors.Is, so that it is translated like sentinel:
+//
+//	var ErrFenced = apierr.Alias("meta: fenced", apierr.ErrNotOwner)
+//
+// Callers still tell the two apart: errors.Is(err, ErrFenced) holds only for
+// the alias.
+func Alias(msg string, sentinel error) error { return &alias{msg: msg, sentinel: sentinel} }
+
+type alias struct {
+	msg      string
+	sentinel error
+}
+
+func (a *alias) Error() string { return a.msg }
+func (a *alias) Unwrap() error { return a.sentinel }
 
 // Errorf returns an error that wraps sentinel with a formatted message, for
 // servers: apierr.Errorf(apierr.ErrPartitionRange, "partition %d of %d", p, n).

@@ -2,15 +2,16 @@ package meta
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/strata-mq/strata/pkg/apierr"
 )
 
 // ErrInvalidGroup is returned for a group name that cannot be stored.
-var ErrInvalidGroup = errors.New("meta: invalid group")
+var ErrInvalidGroup = apierr.Alias("meta: invalid group", apierr.ErrInvalidRequest)
 
 // MaxGroupNameLen is the longest consumer group name.
 const MaxGroupNameLen = 255

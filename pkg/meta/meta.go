@@ -28,6 +28,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/strata-mq/strata/pkg/apierr"
 )
 
 // Defaults for Config.
@@ -39,14 +41,19 @@ const (
 	DefaultMaxTxnOps = 128
 )
 
-// Errors returned by the store. Callers match them with errors.Is.
+// Errors returned by the store. Callers match them with errors.Is. Those
+// that clients can see are aliases of pkg/apierr's sentinels, so servers
+// translate them to the right gRPC status without a table of their own.
 var (
-	ErrTopicExists      = errors.New("meta: topic already exists")
-	ErrTopicNotFound    = errors.New("meta: topic not found")
-	ErrInvalidTopic     = errors.New("meta: invalid topic")
-	ErrPartitionRange   = errors.New("meta: partition out of range")
-	ErrFenced           = errors.New("meta: fenced: partition owner or epoch changed")
-	ErrOffsetMismatch   = errors.New("meta: next offset does not match")
+	ErrTopicExists    = apierr.Alias("meta: topic already exists", apierr.ErrTopicExists)
+	ErrTopicNotFound  = apierr.Alias("meta: topic not found", apierr.ErrUnknownTopic)
+	ErrInvalidTopic   = apierr.Alias("meta: invalid topic", apierr.ErrInvalidTopic)
+	ErrPartitionRange = apierr.Alias("meta: partition out of range", apierr.ErrPartitionRange)
+	// ErrFenced and ErrOffsetMismatch reach producers as a retriable
+	// NOT_OWNER: the partition moved, or this broker's view of it is stale.
+	ErrFenced         = apierr.Alias("meta: fenced: partition owner or epoch changed", apierr.ErrNotOwner)
+	ErrOffsetMismatch = apierr.Alias("meta: next offset does not match", apierr.ErrNotOwner)
+
 	ErrInvalidEntry     = errors.New("meta: invalid segment entry")
 	ErrNotFound         = errors.New("meta: not found")
 	ErrConflict         = errors.New("meta: concurrent update, retry")

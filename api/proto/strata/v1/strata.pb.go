@@ -1399,6 +1399,104 @@ func (x *ClusterStatusResponse) GetUnassigned() []*PartitionRef {
 	return nil
 }
 
+type AlterTopicRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The new values; a 0 field keeps the current value (so -1, not 0,
+	// removes a retention limit).
+	Config        *TopicConfig `protobuf:"bytes,2,opt,name=config,proto3" json:"config,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlterTopicRequest) Reset() {
+	*x = AlterTopicRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlterTopicRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlterTopicRequest) ProtoMessage() {}
+
+func (x *AlterTopicRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlterTopicRequest.ProtoReflect.Descriptor instead.
+func (*AlterTopicRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *AlterTopicRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AlterTopicRequest) GetConfig() *TopicConfig {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+type AlterTopicResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         *TopicInfo             `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlterTopicResponse) Reset() {
+	*x = AlterTopicResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlterTopicResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlterTopicResponse) ProtoMessage() {}
+
+func (x *AlterTopicResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlterTopicResponse.ProtoReflect.Descriptor instead.
+func (*AlterTopicResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *AlterTopicResponse) GetTopic() *TopicInfo {
+	if x != nil {
+		return x.Topic
+	}
+	return nil
+}
+
 var File_strata_v1_strata_proto protoreflect.FileDescriptor
 
 const file_strata_v1_strata_proto_rawDesc = "" +
@@ -1489,7 +1587,12 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\abrokers\x18\x03 \x03(\v2\x17.strata.v1.BrokerStatusR\abrokers\x127\n" +
 	"\n" +
 	"unassigned\x18\x04 \x03(\v2\x17.strata.v1.PartitionRefR\n" +
-	"unassigned*\xa3\x02\n" +
+	"unassigned\"W\n" +
+	"\x11AlterTopicRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12.\n" +
+	"\x06config\x18\x02 \x01(\v2\x16.strata.v1.TopicConfigR\x06config\"@\n" +
+	"\x12AlterTopicResponse\x12*\n" +
+	"\x05topic\x18\x01 \x01(\v2\x14.strata.v1.TopicInfoR\x05topic*\xa3\x02\n" +
 	"\x06Reason\x12\x16\n" +
 	"\x12REASON_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tNOT_OWNER\x10\x01\x12\x0e\n" +
@@ -1511,7 +1614,7 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"OffsetSpec\x12\x1b\n" +
 	"\x17OFFSET_SPEC_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x06LATEST\x10\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01\x12\x15\n" +
-	"\bEARLIEST\x10\xfe\xff\xff\xff\xff\xff\xff\xff\xff\x012\xe3\x04\n" +
+	"\bEARLIEST\x10\xfe\xff\xff\xff\xff\xff\xff\xff\xff\x012\xae\x05\n" +
 	"\x06Strata\x12@\n" +
 	"\aProduce\x12\x19.strata.v1.ProduceRequest\x1a\x1a.strata.v1.ProduceResponse\x12:\n" +
 	"\x05Fetch\x12\x17.strata.v1.FetchRequest\x1a\x18.strata.v1.FetchResponse\x12L\n" +
@@ -1521,16 +1624,20 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\n" +
 	"ListTopics\x12\x1c.strata.v1.ListTopicsRequest\x1a\x1d.strata.v1.ListTopicsResponse\x12R\n" +
 	"\rDescribeTopic\x12\x1f.strata.v1.DescribeTopicRequest\x1a .strata.v1.DescribeTopicResponse\x12R\n" +
-	"\rClusterStatus\x12\x1f.strata.v1.ClusterStatusRequest\x1a .strata.v1.ClusterStatusResponse2J\n" +
+	"\rClusterStatus\x12\x1f.strata.v1.ClusterStatusRequest\x1a .strata.v1.ClusterStatusResponse\x12I\n" +
+	"\n" +
+	"AlterTopic\x12\x1c.strata.v1.AlterTopicRequest\x1a\x1d.strata.v1.AlterTopicResponse2J\n" +
 	"\x06Broker\x12@\n" +
-	"\aProduce\x12\x19.strata.v1.ProduceRequest\x1a\x1a.strata.v1.ProduceResponse2\x9c\x03\n" +
+	"\aProduce\x12\x19.strata.v1.ProduceRequest\x1a\x1a.strata.v1.ProduceResponse2\xe7\x03\n" +
 	"\vCoordinator\x12L\n" +
 	"\vCreateTopic\x12\x1d.strata.v1.CreateTopicRequest\x1a\x1e.strata.v1.CreateTopicResponse\x12L\n" +
 	"\vDeleteTopic\x12\x1d.strata.v1.DeleteTopicRequest\x1a\x1e.strata.v1.DeleteTopicResponse\x12I\n" +
 	"\n" +
 	"ListTopics\x12\x1c.strata.v1.ListTopicsRequest\x1a\x1d.strata.v1.ListTopicsResponse\x12R\n" +
 	"\rDescribeTopic\x12\x1f.strata.v1.DescribeTopicRequest\x1a .strata.v1.DescribeTopicResponse\x12R\n" +
-	"\rClusterStatus\x12\x1f.strata.v1.ClusterStatusRequest\x1a .strata.v1.ClusterStatusResponseB:Z8github.com/strata-mq/strata/api/proto/strata/v1;stratav1b\x06proto3"
+	"\rClusterStatus\x12\x1f.strata.v1.ClusterStatusRequest\x1a .strata.v1.ClusterStatusResponse\x12I\n" +
+	"\n" +
+	"AlterTopic\x12\x1c.strata.v1.AlterTopicRequest\x1a\x1d.strata.v1.AlterTopicResponseB:Z8github.com/strata-mq/strata/api/proto/strata/v1;stratav1b\x06proto3"
 
 var (
 	file_strata_v1_strata_proto_rawDescOnce sync.Once
@@ -1545,7 +1652,7 @@ func file_strata_v1_strata_proto_rawDescGZIP() []byte {
 }
 
 var file_strata_v1_strata_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_strata_v1_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_strata_v1_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_strata_v1_strata_proto_goTypes = []any{
 	(Reason)(0),                   // 0: strata.v1.Reason
 	(OffsetSpec)(0),               // 1: strata.v1.OffsetSpec
@@ -1570,6 +1677,8 @@ var file_strata_v1_strata_proto_goTypes = []any{
 	(*PartitionRef)(nil),          // 20: strata.v1.PartitionRef
 	(*BrokerStatus)(nil),          // 21: strata.v1.BrokerStatus
 	(*ClusterStatusResponse)(nil), // 22: strata.v1.ClusterStatusResponse
+	(*AlterTopicRequest)(nil),     // 23: strata.v1.AlterTopicRequest
+	(*AlterTopicResponse)(nil),    // 24: strata.v1.AlterTopicResponse
 }
 var file_strata_v1_strata_proto_depIdxs = []int32{
 	8,  // 0: strata.v1.TopicInfo.config:type_name -> strata.v1.TopicConfig
@@ -1581,39 +1690,45 @@ var file_strata_v1_strata_proto_depIdxs = []int32{
 	20, // 6: strata.v1.BrokerStatus.partitions:type_name -> strata.v1.PartitionRef
 	21, // 7: strata.v1.ClusterStatusResponse.brokers:type_name -> strata.v1.BrokerStatus
 	20, // 8: strata.v1.ClusterStatusResponse.unassigned:type_name -> strata.v1.PartitionRef
-	2,  // 9: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
-	4,  // 10: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
-	6,  // 11: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
-	11, // 12: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
-	13, // 13: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
-	15, // 14: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
-	17, // 15: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
-	19, // 16: strata.v1.Strata.ClusterStatus:input_type -> strata.v1.ClusterStatusRequest
-	2,  // 17: strata.v1.Broker.Produce:input_type -> strata.v1.ProduceRequest
-	11, // 18: strata.v1.Coordinator.CreateTopic:input_type -> strata.v1.CreateTopicRequest
-	13, // 19: strata.v1.Coordinator.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
-	15, // 20: strata.v1.Coordinator.ListTopics:input_type -> strata.v1.ListTopicsRequest
-	17, // 21: strata.v1.Coordinator.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
-	19, // 22: strata.v1.Coordinator.ClusterStatus:input_type -> strata.v1.ClusterStatusRequest
-	3,  // 23: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
-	5,  // 24: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
-	7,  // 25: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
-	12, // 26: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
-	14, // 27: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
-	16, // 28: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
-	18, // 29: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
-	22, // 30: strata.v1.Strata.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
-	3,  // 31: strata.v1.Broker.Produce:output_type -> strata.v1.ProduceResponse
-	12, // 32: strata.v1.Coordinator.CreateTopic:output_type -> strata.v1.CreateTopicResponse
-	14, // 33: strata.v1.Coordinator.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
-	16, // 34: strata.v1.Coordinator.ListTopics:output_type -> strata.v1.ListTopicsResponse
-	18, // 35: strata.v1.Coordinator.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
-	22, // 36: strata.v1.Coordinator.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
-	23, // [23:37] is the sub-list for method output_type
-	9,  // [9:23] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	8,  // 9: strata.v1.AlterTopicRequest.config:type_name -> strata.v1.TopicConfig
+	10, // 10: strata.v1.AlterTopicResponse.topic:type_name -> strata.v1.TopicInfo
+	2,  // 11: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
+	4,  // 12: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
+	6,  // 13: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
+	11, // 14: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
+	13, // 15: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
+	15, // 16: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
+	17, // 17: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
+	19, // 18: strata.v1.Strata.ClusterStatus:input_type -> strata.v1.ClusterStatusRequest
+	23, // 19: strata.v1.Strata.AlterTopic:input_type -> strata.v1.AlterTopicRequest
+	2,  // 20: strata.v1.Broker.Produce:input_type -> strata.v1.ProduceRequest
+	11, // 21: strata.v1.Coordinator.CreateTopic:input_type -> strata.v1.CreateTopicRequest
+	13, // 22: strata.v1.Coordinator.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
+	15, // 23: strata.v1.Coordinator.ListTopics:input_type -> strata.v1.ListTopicsRequest
+	17, // 24: strata.v1.Coordinator.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
+	19, // 25: strata.v1.Coordinator.ClusterStatus:input_type -> strata.v1.ClusterStatusRequest
+	23, // 26: strata.v1.Coordinator.AlterTopic:input_type -> strata.v1.AlterTopicRequest
+	3,  // 27: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
+	5,  // 28: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
+	7,  // 29: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
+	12, // 30: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
+	14, // 31: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
+	16, // 32: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
+	18, // 33: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
+	22, // 34: strata.v1.Strata.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
+	24, // 35: strata.v1.Strata.AlterTopic:output_type -> strata.v1.AlterTopicResponse
+	3,  // 36: strata.v1.Broker.Produce:output_type -> strata.v1.ProduceResponse
+	12, // 37: strata.v1.Coordinator.CreateTopic:output_type -> strata.v1.CreateTopicResponse
+	14, // 38: strata.v1.Coordinator.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
+	16, // 39: strata.v1.Coordinator.ListTopics:output_type -> strata.v1.ListTopicsResponse
+	18, // 40: strata.v1.Coordinator.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
+	22, // 41: strata.v1.Coordinator.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
+	24, // 42: strata.v1.Coordinator.AlterTopic:output_type -> strata.v1.AlterTopicResponse
+	27, // [27:43] is the sub-list for method output_type
+	11, // [11:27] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_strata_v1_strata_proto_init() }
@@ -1627,7 +1742,7 @@ func file_strata_v1_strata_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strata_v1_strata_proto_rawDesc), len(file_strata_v1_strata_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   21,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

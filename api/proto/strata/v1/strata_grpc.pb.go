@@ -38,6 +38,7 @@ const (
 	Strata_ListTopics_FullMethodName    = "/strata.v1.Strata/ListTopics"
 	Strata_DescribeTopic_FullMethodName = "/strata.v1.Strata/DescribeTopic"
 	Strata_ClusterStatus_FullMethodName = "/strata.v1.Strata/ClusterStatus"
+	Strata_AlterTopic_FullMethodName    = "/strata.v1.Strata/AlterTopic"
 )
 
 // StrataClient is the client API for Strata service.
@@ -60,6 +61,8 @@ type StrataClient interface {
 	ListTopics(ctx context.Context, in *ListTopicsRequest, opts ...grpc.CallOption) (*ListTopicsResponse, error)
 	DescribeTopic(ctx context.Context, in *DescribeTopicRequest, opts ...grpc.CallOption) (*DescribeTopicResponse, error)
 	ClusterStatus(ctx context.Context, in *ClusterStatusRequest, opts ...grpc.CallOption) (*ClusterStatusResponse, error)
+	// AlterTopic changes a topic's retention and message size limit.
+	AlterTopic(ctx context.Context, in *AlterTopicRequest, opts ...grpc.CallOption) (*AlterTopicResponse, error)
 }
 
 type strataClient struct {
@@ -150,6 +153,16 @@ func (c *strataClient) ClusterStatus(ctx context.Context, in *ClusterStatusReque
 	return out, nil
 }
 
+func (c *strataClient) AlterTopic(ctx context.Context, in *AlterTopicRequest, opts ...grpc.CallOption) (*AlterTopicResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AlterTopicResponse)
+	err := c.cc.Invoke(ctx, Strata_AlterTopic_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // StrataServer is the server API for Strata service.
 // All implementations must embed UnimplementedStrataServer
 // for forward compatibility.
@@ -170,6 +183,8 @@ type StrataServer interface {
 	ListTopics(context.Context, *ListTopicsRequest) (*ListTopicsResponse, error)
 	DescribeTopic(context.Context, *DescribeTopicRequest) (*DescribeTopicResponse, error)
 	ClusterStatus(context.Context, *ClusterStatusRequest) (*ClusterStatusResponse, error)
+	// AlterTopic changes a topic's retention and message size limit.
+	AlterTopic(context.Context, *AlterTopicRequest) (*AlterTopicResponse, error)
 	mustEmbedUnimplementedStrataServer()
 }
 
@@ -203,6 +218,9 @@ func (UnimplementedStrataServer) DescribeTopic(context.Context, *DescribeTopicRe
 }
 func (UnimplementedStrataServer) ClusterStatus(context.Context, *ClusterStatusRequest) (*ClusterStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ClusterStatus not implemented")
+}
+func (UnimplementedStrataServer) AlterTopic(context.Context, *AlterTopicRequest) (*AlterTopicResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AlterTopic not implemented")
 }
 func (UnimplementedStrataServer) mustEmbedUnimplementedStrataServer() {}
 func (UnimplementedStrataServer) testEmbeddedByValue()                {}
@@ -369,6 +387,24 @@ func _Strata_ClusterStatus_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Strata_AlterTopic_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AlterTopicRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).AlterTopic(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_AlterTopic_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).AlterTopic(ctx, req.(*AlterTopicRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Strata_ServiceDesc is the grpc.ServiceDesc for Strata service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -407,6 +443,10 @@ var Strata_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ClusterStatus",
 			Handler:    _Strata_ClusterStatus_Handler,
+		},
+		{
+			MethodName: "AlterTopic",
+			Handler:    _Strata_AlterTopic_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
@@ -527,6 +567,7 @@ const (
 	Coordinator_ListTopics_FullMethodName    = "/strata.v1.Coordinator/ListTopics"
 	Coordinator_DescribeTopic_FullMethodName = "/strata.v1.Coordinator/DescribeTopic"
 	Coordinator_ClusterStatus_FullMethodName = "/strata.v1.Coordinator/ClusterStatus"
+	Coordinator_AlterTopic_FullMethodName    = "/strata.v1.Coordinator/AlterTopic"
 )
 
 // CoordinatorClient is the client API for Coordinator service.
@@ -541,6 +582,7 @@ type CoordinatorClient interface {
 	ListTopics(ctx context.Context, in *ListTopicsRequest, opts ...grpc.CallOption) (*ListTopicsResponse, error)
 	DescribeTopic(ctx context.Context, in *DescribeTopicRequest, opts ...grpc.CallOption) (*DescribeTopicResponse, error)
 	ClusterStatus(ctx context.Context, in *ClusterStatusRequest, opts ...grpc.CallOption) (*ClusterStatusResponse, error)
+	AlterTopic(ctx context.Context, in *AlterTopicRequest, opts ...grpc.CallOption) (*AlterTopicResponse, error)
 }
 
 type coordinatorClient struct {
@@ -601,6 +643,16 @@ func (c *coordinatorClient) ClusterStatus(ctx context.Context, in *ClusterStatus
 	return out, nil
 }
 
+func (c *coordinatorClient) AlterTopic(ctx context.Context, in *AlterTopicRequest, opts ...grpc.CallOption) (*AlterTopicResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AlterTopicResponse)
+	err := c.cc.Invoke(ctx, Coordinator_AlterTopic_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CoordinatorServer is the server API for Coordinator service.
 // All implementations must embed UnimplementedCoordinatorServer
 // for forward compatibility.
@@ -613,6 +665,7 @@ type CoordinatorServer interface {
 	ListTopics(context.Context, *ListTopicsRequest) (*ListTopicsResponse, error)
 	DescribeTopic(context.Context, *DescribeTopicRequest) (*DescribeTopicResponse, error)
 	ClusterStatus(context.Context, *ClusterStatusRequest) (*ClusterStatusResponse, error)
+	AlterTopic(context.Context, *AlterTopicRequest) (*AlterTopicResponse, error)
 	mustEmbedUnimplementedCoordinatorServer()
 }
 
@@ -637,6 +690,9 @@ func (UnimplementedCoordinatorServer) DescribeTopic(context.Context, *DescribeTo
 }
 func (UnimplementedCoordinatorServer) ClusterStatus(context.Context, *ClusterStatusRequest) (*ClusterStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ClusterStatus not implemented")
+}
+func (UnimplementedCoordinatorServer) AlterTopic(context.Context, *AlterTopicRequest) (*AlterTopicResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AlterTopic not implemented")
 }
 func (UnimplementedCoordinatorServer) mustEmbedUnimplementedCoordinatorServer() {}
 func (UnimplementedCoordinatorServer) testEmbeddedByValue()                     {}
@@ -749,6 +805,24 @@ func _Coordinator_ClusterStatus_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Coordinator_AlterTopic_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AlterTopicRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServer).AlterTopic(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Coordinator_AlterTopic_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServer).AlterTopic(ctx, req.(*AlterTopicRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Coordinator_ServiceDesc is the grpc.ServiceDesc for Coordinator service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -775,6 +849,10 @@ var Coordinator_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ClusterStatus",
 			Handler:    _Coordinator_ClusterStatus_Handler,
+		},
+		{
+			MethodName: "AlterTopic",
+			Handler:    _Coordinator_AlterTopic_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,254 @@
+// Package cli implements the strata command: a small dispatcher over
+// subcommands written with the standard flag package, and the commands
+// themselves, built on the Go SDK (pkg/client). Every flag can also be set
+// from its STRATA_* environment variable (internal/flagenv).
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"syscall"
+
+	"github.com/strata-mq/strata/internal/flagenv"
+	"github.com/strata-mq/strata/pkg/client"
+)
+
+// DefaultServer is the proxy address used when neither --server nor
+// STRATA_SERVER is given.
+const DefaultServer = "127.0.0.1:7070"
+
+// Exit codes.
+const (
+	ExitOK    = 0
+	ExitError = 1 // the command failed
+	ExitUsage = 2 // bad command line
+)
+
+// App is one run of the strata command, with its input and outputs.
+type App struct {
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+
+	// server is the proxy address (--server / STRATA_SERVER).
+	server string
+	// serverSet is true when --server was given before the command.
+	serverSet bool
+}
+
+// command is a node of the command tree: a leaf with run, or a group with
+// subcommands.
+type command struct {
+	summary string
+	// usage is the argument synopsis shown after the command's name.
+	usage string
+	// setup registers a leaf's flags on fs and returns the function that
+	// runs it with the positional arguments, once fs is parsed.
+	setup func(fs *flag.FlagSet) runFunc
+	// aliases maps a short flag name to the flag it stands for ("n" →
+	// "max-messages"), so that the environment never overrides either
+	// when one was given.
+	aliases map[string]string
+	subs    map[string]*command
+}
+
+type runFunc func(ctx context.Context, a *App, args []string) error
+
+// commands is the command tree.
+func commands() map[string]*command {
+	return map[string]*command{
+		"topic": {summary: "create, list, describe and delete topics", subs: map[string]*command{
+			"create":   topicCreateCmd,
+			"list":     topicListCmd,
+			"describe": topicDescribeCmd,
+			"delete":   topicDeleteCmd,
+		}},
+		"produce": produceCmd,
+		"consume": consumeCmd,
+		"cluster": {summary: "show the cluster", subs: map[string]*command{
+			"status": clusterStatusCmd,
+		}},
+		"dev": devCmd,
+	}
+}
+
+// Main runs the strata command with args (without the program name) and
+// returns the process exit code. SIGINT and SIGTERM cancel the command's
+// context, so that consume and produce stop cleanly.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	a := &App{Stdin: stdin, Stdout: stdout, Stderr: stderr}
+	return a.Run(ctx, args)
+}
+
+// usageError is a bad command line: the command's usage is printed and
+// the exit code is ExitUsage.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{fmt.Sprintf(format, args...)}
+}
+
+// Run runs the command line args and returns the exit code.
+func (a *App) Run(ctx context.Context, args []string) int {
+	global := flag.NewFlagSet("strata", flag.ContinueOnError)
+	global.SetOutput(io.Discard)
+	global.StringVar(&a.server, "server", DefaultServer, "address of a Strata proxy")
+	tree := commands()
+	if err := global.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			a.usage(nil, "strata", tree)
+			return ExitOK
+		}
+		fmt.Fprintf(a.Stderr, "strata: %v\n", err)
+		a.usage(nil, "strata", tree)
+		return ExitUsage
+	}
+	global.Visit(func(f *flag.Flag) { a.serverSet = a.serverSet || f.Name == "server" })
+	args = global.Args()
+
+	path, cmd, subs := "strata", (*command)(nil), tree
+	for cmd == nil || cmd.subs != nil {
+		if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+			a.usage(cmd, path, subs)
+			if len(args) == 0 {
+				return ExitUsage
+			}
+			return ExitOK
+		}
+		next, ok := subs[args[0]]
+		if !ok {
+			fmt.Fprintf(a.Stderr, "%s: unknown command %q\n", path, args[0])
+			a.usage(cmd, path, subs)
+			return ExitUsage
+		}
+		path, cmd, subs, args = path+" "+args[0], next, next.subs, args[1:]
+	}
+
+	fs := flag.NewFlagSet(path, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&a.server, "server", a.server, "address of a Strata proxy")
+	run := cmd.setup(fs)
+	flagenv.Usage(fs)
+	pos, err := a.parse(fs, cmd.aliases, args)
+	if err == nil {
+		err = run(ctx, a, pos)
+	}
+	var ue *usageError
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.Is(err, flag.ErrHelp):
+		a.leafUsage(path, cmd, fs)
+		return ExitOK
+	case errors.As(err, &ue):
+		fmt.Fprintf(a.Stderr, "%s: %v\n", path, err)
+		a.leafUsage(path, cmd, fs)
+		return ExitUsage
+	default:
+		fmt.Fprintf(a.Stderr, "%s: %v\n", path, describe(err))
+		return ExitError
+	}
+}
+
+// parse parses flags given anywhere among the positional arguments ("--"
+// ends the flags), then sets the flags not given from STRATA_* variables.
+func (a *App) parse(fs *flag.FlagSet, aliases map[string]string, args []string) ([]string, error) {
+	if a.serverSet {
+		_ = fs.Set("server", a.server)
+	}
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usagef("%v", err)
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		// fs.Parse stops at the first non-flag or after "--".
+		consumed := len(args) - len(rest)
+		if consumed > 0 && args[consumed-1] == "--" {
+			pos = append(pos, rest...)
+			break
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
+	}
+	set := map[string]*flag.Flag{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = f })
+	for short, long := range aliases {
+		if f := set[short]; f != nil {
+			_ = fs.Set(long, f.Value.String())
+		} else if f := set[long]; f != nil {
+			_ = fs.Set(short, f.Value.String())
+		}
+	}
+	if err := flagenv.Parse(fs, nil); err != nil {
+		return nil, usagef("%v", err)
+	}
+	return pos, nil
+}
+
+// describe adds a hint to well-known errors.
+func describe(err error) string {
+	switch {
+	case errors.Is(err, client.ErrUnknownTopic):
+		return fmt.Sprintf("%v (list topics with: strata topic list)", err)
+	case client.IsRetriable(err):
+		return fmt.Sprintf("%v (is the server reachable?)", err)
+	}
+	return err.Error()
+}
+
+func (a *App) usage(cmd *command, path string, subs map[string]*command) {
+	w := a.Stderr
+	fmt.Fprintf(w, "Usage: %s [--server ADDR] COMMAND ...\n", path)
+	if cmd != nil && cmd.summary != "" {
+		fmt.Fprintf(w, "\n%s\n", cmd.summary)
+	}
+	fmt.Fprintf(w, "\nCommands:\n")
+	names := make([]string, 0, len(subs))
+	for n := range subs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-10s %s\n", n, subs[n].summary)
+	}
+	fmt.Fprintf(w, "\nGlobal flags:\n  --server ADDR  address of a Strata proxy (env STRATA_SERVER, default %s)\n", DefaultServer)
+}
+
+func (a *App) leafUsage(path string, cmd *command, fs *flag.FlagSet) {
+	fmt.Fprintf(a.Stderr, "Usage: %s [flags] %s\n\n%s\n\nFlags:\n", path, cmd.usage, cmd.summary)
+	fs.SetOutput(a.Stderr)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+}
+
+// client connects to the server.
+func (a *App) client() (*client.Client, error) {
+	return client.New(a.server)
+}
+
+// exactArgs checks the number of positional arguments.
+func exactArgs(args []string, names ...string) error {
+	if len(args) < len(names) {
+		return usagef("missing %s", names[len(args)])
+	}
+	if len(args) > len(names) {
+		return usagef("unexpected argument %q", args[len(names)])
+	}
+	return nil
+}

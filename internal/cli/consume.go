@@ -1,0 +1,204 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"text/template"
+	"time"
+
+	"github.com/strata-mq/strata/pkg/client"
+)
+
+var consumeCmd = &command{
+	summary: "print the records of a topic, one per line",
+	usage:   "TOPIC",
+	aliases: map[string]string{"n": "max-messages"},
+	setup: func(fs *flag.FlagSet) runFunc {
+		partition := fs.Int("partition", -1, "read only this partition (-1: all)")
+		fromBeginning := fs.Bool("from-beginning", false, "start at the first readable offset instead of the end")
+		offset := fs.Int64("offset", -1, "start at this offset (of --partition, or of every partition)")
+		var maxMessages int
+		fs.IntVar(&maxMessages, "max-messages", 0, "exit after this many records (0: no limit)")
+		fs.IntVar(&maxMessages, "n", 0, "short for --max-messages")
+		timeout := fs.Duration("timeout", 0, "exit once no record arrived for this long (0: wait forever)")
+		format := fs.String("format", "value", "output: value, kv, json, or a Go template such as '{{.Partition}}:{{.Offset}} {{.Key}}={{.Value}}'")
+		return func(ctx context.Context, a *App, args []string) error {
+			if err := exactArgs(args, "topic"); err != nil {
+				return err
+			}
+			offsetSet := false
+			fs.Visit(func(f *flag.Flag) { offsetSet = offsetSet || f.Name == "offset" })
+			switch {
+			case *partition < -1 || *partition > 1<<20:
+				return usagef("--partition must be -1 or a partition number, got %d", *partition)
+			case offsetSet && *offset < 0:
+				return usagef("--offset must not be negative, got %d", *offset)
+			case offsetSet && *fromBeginning:
+				return usagef("--from-beginning and --offset exclude each other")
+			case maxMessages < 0:
+				return usagef("--max-messages must not be negative")
+			case *timeout < 0:
+				return usagef("--timeout must not be negative")
+			}
+			out, err := newFormatter(*format)
+			if err != nil {
+				return usagef("--format: %v", err)
+			}
+			o := consumeOpts{partition: int32(*partition), fromBeginning: *fromBeginning, offset: -1,
+				max: maxMessages, timeout: *timeout, format: out}
+			if offsetSet {
+				o.offset = *offset
+			}
+			return a.consume(ctx, args[0], o)
+		}
+	},
+}
+
+type consumeOpts struct {
+	partition     int32 // -1: all
+	fromBeginning bool
+	offset        int64 // -1: not set
+	max           int
+	timeout       time.Duration
+	format        formatter
+}
+
+func (a *App) consume(ctx context.Context, topic string, o consumeOpts) error {
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	start := client.StartLatest
+	if o.fromBeginning {
+		start = client.StartEarliest
+	}
+	cons, err := c.NewConsumer(client.ConsumeStart(start))
+	if err != nil {
+		return err
+	}
+	defer cons.Close()
+
+	var parts []int32
+	if o.partition >= 0 {
+		parts = []int32{o.partition}
+	}
+	if o.offset >= 0 && parts == nil {
+		dctx, cancel := context.WithTimeout(ctx, requestTimeout)
+		info, err := c.DescribeTopic(dctx, topic)
+		cancel()
+		if err != nil {
+			return err
+		}
+		for p := range info.Partitions {
+			parts = append(parts, p)
+		}
+	}
+	if err := cons.Assign(topic, parts...); err != nil {
+		return err
+	}
+	if o.offset >= 0 {
+		for _, p := range parts {
+			if err := cons.Seek(topic, p, o.offset); err != nil {
+				return err
+			}
+		}
+	}
+
+	w := bufio.NewWriter(a.Stdout)
+	defer w.Flush()
+	n := 0
+	for {
+		pctx, cancel := ctx, context.CancelFunc(func() {})
+		if o.timeout > 0 {
+			pctx, cancel = context.WithTimeout(ctx, o.timeout)
+		}
+		recs, err := cons.Poll(pctx)
+		cancel()
+		for _, r := range recs {
+			if o.max > 0 && n >= o.max {
+				break
+			}
+			if ferr := o.format(w, r); ferr != nil {
+				return ferr
+			}
+			n++
+		}
+		if ferr := w.Flush(); ferr != nil {
+			return ferr
+		}
+		switch {
+		case o.max > 0 && n >= o.max:
+			return nil
+		case ctx.Err() != nil:
+			return nil // interrupted: a normal way to stop consuming
+		case errors.Is(err, context.DeadlineExceeded) && o.timeout > 0:
+			return nil // nothing new for --timeout
+		case err != nil:
+			return err
+		}
+	}
+}
+
+// formatter writes one record.
+type formatter func(w io.Writer, r *client.Record) error
+
+// templateRecord is what a --format template sees.
+type templateRecord struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	Key       string
+	Value     string
+	Timestamp time.Time
+	Headers   map[string]string
+}
+
+func newFormatter(format string) (formatter, error) {
+	switch format {
+	case "value":
+		return func(w io.Writer, r *client.Record) error {
+			_, err := fmt.Fprintf(w, "%s\n", r.Value)
+			return err
+		}, nil
+	case "kv":
+		return func(w io.Writer, r *client.Record) error {
+			_, err := fmt.Fprintf(w, "%s\t%s\n", r.Key, r.Value)
+			return err
+		}, nil
+	case "json":
+		return func(w io.Writer, r *client.Record) error {
+			return json.NewEncoder(w).Encode(toTemplate(r))
+		}, nil
+	}
+	tmpl, err := template.New("format").Option("missingkey=error").Parse(format)
+	if err != nil {
+		return nil, err
+	}
+	if err := tmpl.Execute(io.Discard, templateRecord{}); err != nil {
+		return nil, err
+	}
+	return func(w io.Writer, r *client.Record) error {
+		if err := tmpl.Execute(w, toTemplate(r)); err != nil {
+			return err
+		}
+		_, err := io.WriteString(w, "\n")
+		return err
+	}, nil
+}
+
+func toTemplate(r *client.Record) templateRecord {
+	t := templateRecord{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: string(r.Key), Value: string(r.Value), Timestamp: r.Timestamp}
+	if len(r.Headers) > 0 {
+		t.Headers = make(map[string]string, len(r.Headers))
+		for _, h := range r.Headers {
+			t.Headers[h.Key] = string(h.Value)
+		}
+	}
+	return t
+}

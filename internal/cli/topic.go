@@ -1,0 +1,208 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"sort"
+	"text/tabwriter"
+	"time"
+
+	"github.com/strata-mq/strata/pkg/client"
+)
+
+// requestTimeout bounds one admin command.
+const requestTimeout = 30 * time.Second
+
+var topicCreateCmd = &command{
+	summary: "create a topic",
+	usage:   "NAME",
+	setup: func(fs *flag.FlagSet) runFunc {
+		partitions := fs.Int("partitions", 1, "number of partitions")
+		retention := fs.Duration("retention", 0, "delete data older than this (0: cluster default, negative: keep forever)")
+		return func(ctx context.Context, a *App, args []string) error {
+			if err := exactArgs(args, "topic name"); err != nil {
+				return err
+			}
+			if *partitions < 1 || *partitions > 1<<20 {
+				return usagef("--partitions must be between 1 and %d, got %d", 1<<20, *partitions)
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+			defer cancel()
+			var opts []client.TopicOpt
+			if *retention != 0 {
+				opts = append(opts, client.Retention(*retention))
+			}
+			info, err := c.CreateTopic(ctx, args[0], int32(*partitions), opts...)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.Stdout, "Created topic %q with %d partitions.\n", info.Name, info.Partitions)
+			return nil
+		}
+	},
+}
+
+var topicListCmd = &command{
+	summary: "list topics",
+	setup: func(*flag.FlagSet) runFunc {
+		return func(ctx context.Context, a *App, args []string) error {
+			if err := exactArgs(args); err != nil {
+				return err
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+			defer cancel()
+			topics, err := c.ListTopics(ctx)
+			if err != nil {
+				return err
+			}
+			sort.Slice(topics, func(i, j int) bool { return topics[i].Name < topics[j].Name })
+			w := tabwriter.NewWriter(a.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "NAME\tPARTITIONS\tRETENTION")
+			for _, t := range topics {
+				fmt.Fprintf(w, "%s\t%d\t%s\n", t.Name, t.Partitions, retention(t.Config.Retention))
+			}
+			return w.Flush()
+		}
+	},
+}
+
+func retention(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "forever"
+	case d == 0:
+		return "default"
+	}
+	return d.String()
+}
+
+var topicDescribeCmd = &command{
+	summary: "show a topic and the state of its partitions",
+	usage:   "NAME",
+	setup: func(*flag.FlagSet) runFunc {
+		return func(ctx context.Context, a *App, args []string) error {
+			if err := exactArgs(args, "topic name"); err != nil {
+				return err
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+			defer cancel()
+			t, err := c.DescribeTopic(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.Stdout, "Topic:      %s\nID:         %s\nPartitions: %d\nRetention:  %s\n",
+				t.Name, t.ID, t.Partitions, retention(t.Config.Retention))
+			if !t.CreatedAt.IsZero() {
+				fmt.Fprintf(a.Stdout, "Created:    %s\n", t.CreatedAt.UTC().Format(time.RFC3339))
+			}
+			fmt.Fprintln(a.Stdout)
+			w := tabwriter.NewWriter(a.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "PARTITION\tBROKER\tEPOCH\tLOG-START\tHIGH-WATERMARK")
+			for _, p := range t.PartitionInfo {
+				broker := p.Broker
+				if broker == "" {
+					broker = "(unassigned)"
+				}
+				fmt.Fprintf(w, "%d\t%s\t%d\t%d\t%d\n", p.Partition, broker, p.Epoch, p.LogStartOffset, p.HighWatermark)
+			}
+			return w.Flush()
+		}
+	},
+}
+
+var topicDeleteCmd = &command{
+	summary: "delete a topic and its data",
+	usage:   "NAME",
+	setup: func(*flag.FlagSet) runFunc {
+		return func(ctx context.Context, a *App, args []string) error {
+			if err := exactArgs(args, "topic name"); err != nil {
+				return err
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+			defer cancel()
+			if err := c.DeleteTopic(ctx, args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.Stdout, "Deleted topic %q.\n", args[0])
+			return nil
+		}
+	},
+}
+
+var clusterStatusCmd = &command{
+	summary: "show the coordinator leader, the brokers with their partitions, and unassigned partitions",
+	setup: func(*flag.FlagSet) runFunc {
+		return func(ctx context.Context, a *App, args []string) error {
+			if err := exactArgs(args); err != nil {
+				return err
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+			defer cancel()
+			st, err := c.ClusterStatus(ctx)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.Stdout, "Coordinator leader: %s (%s)\n\n", st.CoordinatorLeader, st.CoordinatorAddr)
+			w := tabwriter.NewWriter(a.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "BROKER\tADDRESS\tZONE\tBYTES-IN/S\tDRAINING\tPARTITIONS")
+			for _, b := range st.Brokers {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%.0f\t%v\t%d %s\n", b.ID, b.Addr, b.Zone, b.BytesInPerSec, b.Draining, len(b.Partitions), refs(b.Partitions))
+			}
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.Stdout, "\nUnassigned partitions: %d %s\n", len(st.Unassigned), refs(st.Unassigned))
+			return nil
+		}
+	},
+}
+
+// refs formats partitions as "topic/partition@epoch …", sorted.
+func refs(ps []client.PartitionRef) string {
+	ps = append([]client.PartitionRef(nil), ps...)
+	sort.Slice(ps, func(i, j int) bool {
+		if ps[i].Topic != ps[j].Topic {
+			return ps[i].Topic < ps[j].Topic
+		}
+		return ps[i].Partition < ps[j].Partition
+	})
+	s := ""
+	for i, p := range ps {
+		if i == 0 {
+			s = "["
+		} else {
+			s += " "
+		}
+		s += fmt.Sprintf("%s/%d@%d", p.Topic, p.Partition, p.Epoch)
+	}
+	if s != "" {
+		s += "]"
+	}
+	return s
+}

@@ -1,0 +1,371 @@
+// Package clienttest provides FakeProxy, an in-memory stand-in for a
+// Strata proxy, for unit tests of the SDK and of code built on it (the
+// CLI). It serves the public Strata gRPC service on 127.0.0.1 with a
+// memory log per partition; it has no brokers, no durability and no
+// object storage. End-to-end tests use the real servers instead.
+package clienttest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
+	"github.com/strata-mq/strata/pkg/apierr"
+	"github.com/strata-mq/strata/pkg/rpc"
+	"github.com/strata-mq/strata/pkg/segment"
+	"google.golang.org/protobuf/proto"
+)
+
+// FakeProxy is an in-memory Strata proxy. Its exported hooks may be set
+// before the first request.
+type FakeProxy struct {
+	stratav1.UnimplementedStrataServer
+
+	// ProduceHook, if set, is called for every Produce before it is
+	// applied; a non-nil error is returned to the client instead (as
+	// apierr.Status would send it).
+	ProduceHook func(*stratav1.ProduceRequest) error
+
+	addr string
+
+	mu          sync.Mutex
+	topics      map[string]*fakeTopic          // guarded by mu
+	produces    []*stratav1.ProduceRequest     // guarded by mu
+	listOffsets []*stratav1.ListOffsetsRequest // guarded by mu
+	// changed is closed and replaced on every append, to wake long polls.
+	changed chan struct{} // guarded by mu
+}
+
+type fakeTopic struct {
+	info  *stratav1.TopicInfo
+	parts []*fakePartition
+}
+
+type fakePartition struct {
+	batches [][]byte // stamped with offsets
+	headers []segment.BatchHeader
+	next    int64
+}
+
+// Start starts a FakeProxy on 127.0.0.1 and stops it when t ends.
+func Start(t testing.TB) *FakeProxy {
+	t.Helper()
+	f := &FakeProxy{topics: map[string]*fakeTopic{}, changed: make(chan struct{})}
+	l, err := rpc.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := rpc.NewServer(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	stratav1.RegisterStrataServer(srv.Server, f)
+	srv.SetServing(true)
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(srv.Stop)
+	f.addr = l.Addr().String()
+	return f
+}
+
+// Addr returns the proxy's address.
+func (f *FakeProxy) Addr() string { return f.addr }
+
+// AddTopic creates a topic with n partitions, failing t if it exists.
+func (f *FakeProxy) AddTopic(t testing.TB, name string, n int32) {
+	t.Helper()
+	if _, err := f.CreateTopic(context.Background(), &stratav1.CreateTopicRequest{Name: name, Partitions: n}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ProduceRequests returns copies of the Produce requests received, in
+// order, including rejected ones.
+func (f *FakeProxy) ProduceRequests() []*stratav1.ProduceRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]*stratav1.ProduceRequest, len(f.produces))
+	for i, r := range f.produces {
+		out[i] = proto.Clone(r).(*stratav1.ProduceRequest)
+	}
+	return out
+}
+
+// ListOffsetsRequests returns copies of the ListOffsets requests received.
+func (f *FakeProxy) ListOffsetsRequests() []*stratav1.ListOffsetsRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]*stratav1.ListOffsetsRequest, len(f.listOffsets))
+	for i, r := range f.listOffsets {
+		out[i] = proto.Clone(r).(*stratav1.ListOffsetsRequest)
+	}
+	return out
+}
+
+// Records returns the decoded records of a partition, in offset order.
+func (f *FakeProxy) Records(t testing.TB, topic string, partition int32) []segment.Record {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p, err := f.partitionLocked(topic, partition)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []segment.Record
+	for _, b := range p.batches {
+		recs, err := segment.DecodeRecords(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, recs...)
+	}
+	return out
+}
+
+func (f *FakeProxy) partitionLocked(topic string, partition int32) (*fakePartition, error) {
+	tp := f.topics[topic]
+	if tp == nil {
+		return nil, apierr.Errorf(apierr.ErrUnknownTopic, "topic %q", topic)
+	}
+	if partition < 0 || int(partition) >= len(tp.parts) {
+		return nil, apierr.Errorf(apierr.ErrPartitionRange, "partition %d of %d", partition, len(tp.parts))
+	}
+	return tp.parts[partition], nil
+}
+
+// Produce appends the request's batches, stamping offsets.
+func (f *FakeProxy) Produce(_ context.Context, req *stratav1.ProduceRequest) (*stratav1.ProduceResponse, error) {
+	f.mu.Lock()
+	f.produces = append(f.produces, proto.Clone(req).(*stratav1.ProduceRequest))
+	hook := f.ProduceHook
+	f.mu.Unlock()
+	if hook != nil {
+		if err := hook(req); err != nil {
+			return nil, err
+		}
+	}
+	hs, err := segment.SplitBatches(req.GetBatches())
+	if err != nil || len(hs) == 0 {
+		return nil, apierr.Errorf(apierr.ErrCorruptBatch, "%v", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p, err := f.partitionLocked(req.GetTopic(), req.GetPartition())
+	if err != nil {
+		return nil, err
+	}
+	base := p.next
+	pos := 0
+	for _, h := range hs {
+		b := append([]byte(nil), req.GetBatches()[pos:pos+h.Size()]...)
+		pos += h.Size()
+		if _, err := segment.DecodeRecords(b); err != nil {
+			return nil, apierr.Errorf(apierr.ErrCorruptBatch, "%v", err)
+		}
+		segment.SetBaseOffset(b, p.next)
+		h.BaseOffset = p.next
+		p.batches = append(p.batches, b)
+		p.headers = append(p.headers, h)
+		p.next += int64(h.RecordCount)
+	}
+	close(f.changed)
+	f.changed = make(chan struct{})
+	return &stratav1.ProduceResponse{BaseOffset: base, LastOffset: p.next - 1}, nil
+}
+
+// Fetch returns whole batches from the one holding the offset, waiting up
+// to max_wait_ms at the end of the partition.
+func (f *FakeProxy) Fetch(ctx context.Context, req *stratav1.FetchRequest) (*stratav1.FetchResponse, error) {
+	var timer <-chan time.Time
+	if req.GetMaxWaitMs() > 0 {
+		t := time.NewTimer(time.Duration(req.GetMaxWaitMs()) * time.Millisecond)
+		defer t.Stop()
+		timer = t.C
+	}
+	maxBytes := int(req.GetMaxBytes())
+	if maxBytes <= 0 {
+		maxBytes = 1 << 20
+	}
+	for {
+		f.mu.Lock()
+		p, err := f.partitionLocked(req.GetTopic(), req.GetPartition())
+		if err != nil {
+			f.mu.Unlock()
+			return nil, err
+		}
+		off := req.GetOffset()
+		if off < 0 || off > p.next {
+			f.mu.Unlock()
+			return nil, apierr.Errorf(apierr.ErrOffsetOutOfRange, "offset %d, high watermark %d", off, p.next)
+		}
+		if off < p.next || timer == nil {
+			resp := &stratav1.FetchResponse{HighWatermark: p.next}
+			for i, h := range p.headers {
+				if h.LastOffset() < off {
+					continue
+				}
+				if len(resp.Batches) > 0 && len(resp.Batches)+len(p.batches[i]) > maxBytes {
+					break
+				}
+				resp.Batches = append(resp.Batches, p.batches[i]...)
+			}
+			f.mu.Unlock()
+			return resp, nil
+		}
+		changed := f.changed
+		f.mu.Unlock()
+		select {
+		case <-changed:
+		case <-timer:
+			timer = nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// ListOffsets resolves EARLIEST (0), LATEST (the next offset) or the first
+// offset with a timestamp at or after the time.
+func (f *FakeProxy) ListOffsets(_ context.Context, req *stratav1.ListOffsetsRequest) (*stratav1.ListOffsetsResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.listOffsets = append(f.listOffsets, proto.Clone(req).(*stratav1.ListOffsetsRequest))
+	p, err := f.partitionLocked(req.GetTopic(), req.GetPartition())
+	if err != nil {
+		return nil, err
+	}
+	resp := &stratav1.ListOffsetsResponse{HighWatermark: p.next}
+	switch ts := req.GetTimestampMs(); {
+	case ts == int64(stratav1.OffsetSpec_EARLIEST):
+		resp.Offset = 0
+	case ts == int64(stratav1.OffsetSpec_LATEST):
+		resp.Offset = p.next
+	case ts < 0:
+		return nil, apierr.Errorf(apierr.ErrInvalidRequest, "timestamp %d", ts)
+	default:
+		resp.Offset = p.next
+	search:
+		for _, b := range p.batches {
+			recs, err := segment.DecodeRecords(b)
+			if err != nil {
+				return nil, err
+			}
+			for _, r := range recs {
+				if r.Timestamp >= ts {
+					resp.Offset = r.Offset
+					break search
+				}
+			}
+		}
+	}
+	return resp, nil
+}
+
+// CreateTopic creates a topic; names may not be empty or hold '/' or
+// spaces.
+func (f *FakeProxy) CreateTopic(_ context.Context, req *stratav1.CreateTopicRequest) (*stratav1.CreateTopicResponse, error) {
+	name := req.GetName()
+	if name == "" || strings.ContainsAny(name, "/ \t\n") {
+		return nil, apierr.Errorf(apierr.ErrInvalidTopic, "%q", name)
+	}
+	n := max(req.GetPartitions(), 1)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.topics[name] != nil {
+		return nil, apierr.Errorf(apierr.ErrTopicExists, "%q", name)
+	}
+	info := &stratav1.TopicInfo{
+		Name:        name,
+		Id:          fmt.Sprintf("id-%s", name),
+		Partitions:  n,
+		Config:      req.GetConfig(),
+		CreatedAtMs: time.Now().UnixMilli(),
+	}
+	tp := &fakeTopic{info: info}
+	for range n {
+		tp.parts = append(tp.parts, &fakePartition{})
+	}
+	f.topics[name] = tp
+	return &stratav1.CreateTopicResponse{Topic: info}, nil
+}
+
+// DeleteTopic deletes a topic.
+func (f *FakeProxy) DeleteTopic(_ context.Context, req *stratav1.DeleteTopicRequest) (*stratav1.DeleteTopicResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.topics[req.GetName()] == nil {
+		return nil, apierr.Errorf(apierr.ErrUnknownTopic, "%q", req.GetName())
+	}
+	delete(f.topics, req.GetName())
+	return &stratav1.DeleteTopicResponse{}, nil
+}
+
+// ListTopics lists topics (in no particular order).
+func (f *FakeProxy) ListTopics(context.Context, *stratav1.ListTopicsRequest) (*stratav1.ListTopicsResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	resp := &stratav1.ListTopicsResponse{}
+	for _, t := range f.topics {
+		resp.Topics = append(resp.Topics, proto.Clone(t.info).(*stratav1.TopicInfo))
+	}
+	return resp, nil
+}
+
+// DescribeTopic describes a topic; every partition is owned by broker
+// "fake-broker" at epoch 1.
+func (f *FakeProxy) DescribeTopic(_ context.Context, req *stratav1.DescribeTopicRequest) (*stratav1.DescribeTopicResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t := f.topics[req.GetName()]
+	if t == nil {
+		return nil, apierr.Errorf(apierr.ErrUnknownTopic, "%q", req.GetName())
+	}
+	info := proto.Clone(t.info).(*stratav1.TopicInfo)
+	for i, p := range t.parts {
+		info.PartitionInfo = append(info.PartitionInfo, &stratav1.PartitionInfo{
+			Partition: int32(i), Broker: "fake-broker", Epoch: 1, HighWatermark: p.next,
+		})
+	}
+	return &stratav1.DescribeTopicResponse{Topic: info}, nil
+}
+
+// ClusterStatus reports one coordinator and one broker owning every
+// partition.
+func (f *FakeProxy) ClusterStatus(context.Context, *stratav1.ClusterStatusRequest) (*stratav1.ClusterStatusResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	b := &stratav1.BrokerStatus{Id: "fake-broker", Addr: f.addr, Zone: "local"}
+	for name, t := range f.topics {
+		for i := range t.parts {
+			b.Partitions = append(b.Partitions, &stratav1.PartitionRef{Topic: name, Partition: int32(i), Epoch: 1})
+		}
+	}
+	return &stratav1.ClusterStatusResponse{CoordinatorLeader: "fake-coordinator", CoordinatorAddr: f.addr, Brokers: []*stratav1.BrokerStatus{b}}, nil
+}
+
+// AlterTopic replaces the non-zero fields of a topic's config.
+func (f *FakeProxy) AlterTopic(_ context.Context, req *stratav1.AlterTopicRequest) (*stratav1.AlterTopicResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t := f.topics[req.GetName()]
+	if t == nil {
+		return nil, apierr.Errorf(apierr.ErrUnknownTopic, "%q", req.GetName())
+	}
+	cfg := proto.Clone(t.info.GetConfig()).(*stratav1.TopicConfig)
+	if cfg == nil {
+		cfg = &stratav1.TopicConfig{}
+	}
+	if v := req.GetConfig().GetRetentionMs(); v != 0 {
+		cfg.RetentionMs = v
+	}
+	if v := req.GetConfig().GetRetentionBytes(); v != 0 {
+		cfg.RetentionBytes = v
+	}
+	if v := req.GetConfig().GetMaxMessageBytes(); v != 0 {
+		cfg.MaxMessageBytes = v
+	}
+	t.info.Config = cfg
+	return &stratav1.AlterTopicResponse{Topic: proto.Clone(t.info).(*stratav1.TopicInfo)}, nil
+}

@@ -1,0 +1,294 @@
+package client
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/strata-mq/strata/pkg/rpc"
+	"github.com/strata-mq/strata/pkg/segment"
+)
+
+// Opt configures a Client (New).
+type Opt interface{ applyClient(*clientConfig) }
+
+// ProducerOpt configures a Producer (Client.NewProducer).
+type ProducerOpt interface{ applyProducer(*producerConfig) }
+
+// ConsumerOpt configures a Consumer (Client.NewConsumer).
+type ConsumerOpt interface{ applyConsumer(*consumerConfig) }
+
+// TopicOpt configures a topic at creation (Client.CreateTopic).
+type TopicOpt interface{ applyTopic(*topicConfig) }
+
+type clientOpt func(*clientConfig)
+
+func (f clientOpt) applyClient(c *clientConfig) { f(c) }
+
+type producerOpt func(*producerConfig)
+
+func (f producerOpt) applyProducer(c *producerConfig) { f(c) }
+
+type consumerOpt func(*consumerConfig)
+
+func (f consumerOpt) applyConsumer(c *consumerConfig) { f(c) }
+
+type topicOpt func(*topicConfig)
+
+func (f topicOpt) applyTopic(c *topicConfig) { f(c) }
+
+// Defaults of the options below.
+const (
+	DefaultRequestTimeout   = 30 * time.Second
+	DefaultAdminAttempts    = 5
+	DefaultRetryBackoffMin  = 100 * time.Millisecond
+	DefaultRetryBackoffMax  = 2 * time.Second
+	DefaultLinger           = 5 * time.Millisecond
+	DefaultMaxBatchBytes    = 1 << 20
+	DefaultMaxBufferedBytes = 64 << 20
+	DefaultMaxAttempts      = 10
+	DefaultDeliveryTimeout  = 2 * time.Minute
+	DefaultFetchMaxWait     = 500 * time.Millisecond
+	DefaultFetchMaxBytes    = 1 << 20
+)
+
+type clientConfig struct {
+	requestTimeout         time.Duration
+	adminAttempts          int
+	backoffMin, backoffMax time.Duration
+}
+
+func defaultClientConfig() clientConfig {
+	return clientConfig{
+		requestTimeout: DefaultRequestTimeout,
+		adminAttempts:  DefaultAdminAttempts,
+		backoffMin:     DefaultRetryBackoffMin,
+		backoffMax:     DefaultRetryBackoffMax,
+	}
+}
+
+func (c *clientConfig) validate() error {
+	switch {
+	case c.requestTimeout <= 0:
+		return fmt.Errorf("%w: RequestTimeout must be positive, got %v", ErrInvalidRequest, c.requestTimeout)
+	case c.adminAttempts < 1:
+		return fmt.Errorf("%w: AdminAttempts must be at least 1, got %d", ErrInvalidRequest, c.adminAttempts)
+	case c.backoffMin < 0 || c.backoffMax < c.backoffMin:
+		return fmt.Errorf("%w: RetryBackoff needs 0 <= min <= max, got %v, %v", ErrInvalidRequest, c.backoffMin, c.backoffMax)
+	}
+	return nil
+}
+
+// RequestTimeout bounds each single request (one attempt) to the proxy.
+// A fetch may take its FetchMaxWait on top of it. Default 30s.
+func RequestTimeout(d time.Duration) Opt {
+	return clientOpt(func(c *clientConfig) { c.requestTimeout = d })
+}
+
+// AdminAttempts is how many times an admin request (CreateTopic,
+// DescribeTopic, …) and a ListOffsets request are sent when they fail with
+// a retriable error (for example NOT_LEADER during a coordinator election).
+// Default 5.
+func AdminAttempts(n int) Opt {
+	return clientOpt(func(c *clientConfig) { c.adminAttempts = n })
+}
+
+// RetryBackoff sets the wait between retries of admin requests and of
+// consumer fetches: it starts at lo and doubles per attempt up to hi, with
+// ±10% jitter. Default 100ms to 2s. Producers have their own
+// ProducerRetryBackoff.
+func RetryBackoff(lo, hi time.Duration) Opt {
+	return clientOpt(func(c *clientConfig) { c.backoffMin, c.backoffMax = lo, hi })
+}
+
+type producerConfig struct {
+	linger                 time.Duration
+	maxBatchBytes          int
+	maxBufferedBytes       int64
+	codec                  segment.Codec
+	maxAttempts            int
+	deliveryTimeout        time.Duration
+	backoffMin, backoffMax time.Duration
+}
+
+func defaultProducerConfig() producerConfig {
+	return producerConfig{
+		linger:           DefaultLinger,
+		maxBatchBytes:    DefaultMaxBatchBytes,
+		maxBufferedBytes: DefaultMaxBufferedBytes,
+		codec:            segment.CodecNone,
+		maxAttempts:      DefaultMaxAttempts,
+		deliveryTimeout:  DefaultDeliveryTimeout,
+		backoffMin:       DefaultRetryBackoffMin,
+		backoffMax:       DefaultRetryBackoffMax,
+	}
+}
+
+// maxRequestBytes bounds a produce request the producer builds: under the
+// gRPC message limit with room for the envelope.
+const maxRequestBytes = min(segment.MaxBatchBytes, rpc.MaxMessageBytes-4096)
+
+func (c *producerConfig) validate() error {
+	switch {
+	case c.linger < 0:
+		return fmt.Errorf("%w: Linger must not be negative, got %v", ErrInvalidRequest, c.linger)
+	case c.maxBatchBytes < 1024 || c.maxBatchBytes > maxRequestBytes:
+		return fmt.Errorf("%w: MaxBatchBytes must be in [1024, %d], got %d", ErrInvalidRequest, maxRequestBytes, c.maxBatchBytes)
+	case c.maxBufferedBytes < int64(c.maxBatchBytes):
+		return fmt.Errorf("%w: MaxBufferedBytes (%d) must be at least MaxBatchBytes (%d)", ErrInvalidRequest, c.maxBufferedBytes, c.maxBatchBytes)
+	case !c.codec.Valid():
+		return fmt.Errorf("%w: unknown compression codec %d", ErrInvalidRequest, int8(c.codec))
+	case c.maxAttempts < 1:
+		return fmt.Errorf("%w: MaxAttempts must be at least 1, got %d", ErrInvalidRequest, c.maxAttempts)
+	case c.deliveryTimeout <= 0:
+		return fmt.Errorf("%w: DeliveryTimeout must be positive, got %v", ErrInvalidRequest, c.deliveryTimeout)
+	case c.backoffMin < 0 || c.backoffMax < c.backoffMin:
+		return fmt.Errorf("%w: ProducerRetryBackoff needs 0 <= min <= max, got %v, %v", ErrInvalidRequest, c.backoffMin, c.backoffMax)
+	}
+	return nil
+}
+
+// Linger is how long a partition's buffer waits for more records before it
+// becomes a batch, unless it reaches MaxBatchBytes first. Zero sends as
+// soon as possible (records produced while a request is in flight still
+// share the next batch). Default 5ms.
+func Linger(d time.Duration) ProducerOpt {
+	return producerOpt(func(c *producerConfig) { c.linger = d })
+}
+
+// MaxBatchBytes is the largest batch, in uncompressed record bytes, the
+// producer builds for one partition, and the largest produce request it
+// sends. A single record larger than this fails with ErrRecordTooLarge.
+// Must be in [1 KiB, 16 MiB]. Default 1 MiB.
+func MaxBatchBytes(n int) ProducerOpt {
+	return producerOpt(func(c *producerConfig) { c.maxBatchBytes = n })
+}
+
+// MaxBufferedBytes bounds the records held by the producer (buffered or in
+// flight, counted by their uncompressed size). Produce blocks while the
+// bound is reached, until space frees up or its context ends. Must be at
+// least MaxBatchBytes. Default 64 MiB.
+func MaxBufferedBytes(n int64) ProducerOpt {
+	return producerOpt(func(c *producerConfig) { c.maxBufferedBytes = n })
+}
+
+// Compression sets the codec of the batches the producer builds:
+// segment.CodecNone, CodecGzip, CodecSnappy, CodecLZ4 or CodecZstd.
+// Default CodecNone.
+func Compression(codec segment.Codec) ProducerOpt {
+	return producerOpt(func(c *producerConfig) { c.codec = codec })
+}
+
+// MaxAttempts is how many times a batch is sent when it fails with a
+// retriable error (NOT_OWNER during a failover, STORAGE_UNAVAILABLE, …),
+// within DeliveryTimeout. Default 10.
+func MaxAttempts(n int) ProducerOpt {
+	return producerOpt(func(c *producerConfig) { c.maxAttempts = n })
+}
+
+// DeliveryTimeout bounds the time from Produce to the record's
+// acknowledgement, retries included. Records past it fail with
+// ErrDeliveryTimeout. Default 2 minutes.
+func DeliveryTimeout(d time.Duration) ProducerOpt {
+	return producerOpt(func(c *producerConfig) { c.deliveryTimeout = d })
+}
+
+// ProducerRetryBackoff sets the wait between attempts of a batch: it starts
+// at lo and doubles up to hi, with ±10% jitter. Default 100ms to 2s.
+func ProducerRetryBackoff(lo, hi time.Duration) ProducerOpt {
+	return producerOpt(func(c *producerConfig) { c.backoffMin, c.backoffMax = lo, hi })
+}
+
+// StartOffset says where a consumer starts reading a partition that has no
+// position set by Seek.
+type StartOffset int
+
+const (
+	// StartEarliest starts at the first offset still readable (the log
+	// start).
+	StartEarliest StartOffset = iota
+	// StartLatest starts at the high watermark: only records produced
+	// after the consumer's first fetch are read.
+	StartLatest
+)
+
+type consumerConfig struct {
+	start         StartOffset
+	fetchMaxWait  time.Duration
+	fetchMaxBytes int32
+}
+
+func defaultConsumerConfig() consumerConfig {
+	return consumerConfig{start: StartEarliest, fetchMaxWait: DefaultFetchMaxWait, fetchMaxBytes: DefaultFetchMaxBytes}
+}
+
+func (c *consumerConfig) validate() error {
+	switch {
+	case c.start != StartEarliest && c.start != StartLatest:
+		return fmt.Errorf("%w: unknown StartOffset %d", ErrInvalidRequest, c.start)
+	case c.fetchMaxWait < 0 || c.fetchMaxWait > time.Minute:
+		return fmt.Errorf("%w: FetchMaxWait must be in [0, 1m], got %v", ErrInvalidRequest, c.fetchMaxWait)
+	case c.fetchMaxBytes < 1 || int(c.fetchMaxBytes) > rpc.MaxMessageBytes/2:
+		return fmt.Errorf("%w: FetchMaxBytes must be in [1, %d], got %d", ErrInvalidRequest, rpc.MaxMessageBytes/2, c.fetchMaxBytes)
+	}
+	return nil
+}
+
+// ConsumeStart sets where partitions without a position start: StartEarliest
+// (the default, like franz-go — nothing is skipped silently) or
+// StartLatest (like Kafka's auto.offset.reset=latest). A partition whose
+// position falls out of the readable range is not reset: Poll reports
+// ErrOffsetOutOfRange for it and the application seeks.
+func ConsumeStart(s StartOffset) ConsumerOpt {
+	return consumerOpt(func(c *consumerConfig) { c.start = s })
+}
+
+// FetchMaxWait is how long the proxy holds a fetch at the end of a
+// partition waiting for new records. Default 500ms; at most 1 minute.
+func FetchMaxWait(d time.Duration) ConsumerOpt {
+	return consumerOpt(func(c *consumerConfig) { c.fetchMaxWait = d })
+}
+
+// FetchMaxBytes is the byte budget of one fetch of one partition (the first
+// batch is returned whole even if larger). Default 1 MiB.
+func FetchMaxBytes(n int32) ConsumerOpt {
+	return consumerOpt(func(c *consumerConfig) { c.fetchMaxBytes = n })
+}
+
+type topicConfig struct {
+	retentionMs     int64
+	retentionBytes  int64
+	maxMessageBytes int32
+}
+
+// Retention deletes a topic's data older than d; a negative d keeps data
+// forever and zero means the cluster's default. Default: the cluster's
+// default.
+func Retention(d time.Duration) TopicOpt {
+	return topicOpt(func(c *topicConfig) {
+		switch {
+		case d < 0:
+			c.retentionMs = -1
+		case d == 0:
+			c.retentionMs = 0
+		default:
+			c.retentionMs = max(d.Milliseconds(), 1)
+		}
+	})
+}
+
+// RetentionBytes deletes the oldest data of each partition past n bytes;
+// a negative n means no limit. Default: the cluster's default.
+func RetentionBytes(n int64) TopicOpt {
+	return topicOpt(func(c *topicConfig) {
+		if n < 0 {
+			n = -1
+		}
+		c.retentionBytes = n
+	})
+}
+
+// TopicMaxMessageBytes caps a produce request (all its batches) to the
+// topic. Default: the broker's default.
+func TopicMaxMessageBytes(n int32) TopicOpt {
+	return topicOpt(func(c *topicConfig) { c.maxMessageBytes = n })
+}

@@ -1,0 +1,507 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/semaphore"
+
+	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
+	"github.com/strata-mq/strata/pkg/apierr"
+	"github.com/strata-mq/strata/pkg/segment"
+)
+
+// Producer writes records asynchronously, batching them per partition.
+//
+// Records for one partition collect in a buffer that becomes a batch after
+// Linger or once it holds MaxBatchBytes. Each partition has one sender that
+// keeps at most one produce request in flight (max in-flight = 1) and packs
+// the batches waiting for it into that request, up to MaxBatchBytes. A
+// batch that fails with a retriable error is sent again, up to MaxAttempts
+// times within DeliveryTimeout, before any later batch of the partition,
+// so records of a partition are written in the order they were produced.
+//
+// Partitioning: a record whose partition the application chose (Partition
+// above zero, or SetPartition) goes there; a record with a key goes to
+// murmur2(key) mod partitions, as with Kafka's default partitioner; other
+// records are spread round-robin. The partition count comes from
+// DescribeTopic, cached per topic and refreshed after UNKNOWN_TOPIC or
+// PARTITION_OUT_OF_RANGE errors.
+//
+// A Producer is safe for concurrent use.
+type Producer struct {
+	c   *Client
+	cfg producerConfig
+
+	// ctx is cancelled by Close once the producer has flushed (or given
+	// up flushing): it aborts requests and retries in progress.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// wg counts the goroutines of the producer (senders, lookups).
+	wg sync.WaitGroup
+	// buffered bounds the bytes of records held (MaxBufferedBytes).
+	buffered *semaphore.Weighted
+
+	topicsMu     sync.Mutex
+	topics       map[string]*topicState // guarded by topicsMu
+	topicsClosed bool                   // guarded by topicsMu; no new lookups after Close
+
+	mu       sync.Mutex
+	parts    map[topicPartition]*partBuf // guarded by mu
+	closed   bool                        // guarded by mu
+	flushing int                         // guarded by mu; >0 makes batches without lingering
+	inflight int                         // guarded by mu; records accepted and not completed
+	idle     chan struct{}               // guarded by mu; closed when inflight drops to 0
+}
+
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+// topicState is the cached partition count of a topic.
+type topicState struct {
+	ready chan struct{} // closed once n or err is set
+	n     int32
+	err   error
+	rr    roundRobin
+}
+
+// pending is a record waiting for its acknowledgement.
+type pending struct {
+	rec      *Record
+	cb       func(*Record, error)
+	size     int
+	deadline time.Time
+}
+
+// partBuf is the buffer and queue of one partition.
+type partBuf struct {
+	tp topicPartition
+	// wake tells the sender that sealed has batches (capacity 1).
+	wake chan struct{}
+
+	// The fields below are guarded by Producer.mu.
+	cur       []pending   // records of the batch being built
+	curBytes  int         // size of cur
+	lingerGen uint64      // incremented on each seal; stale linger timers see a change
+	timer     *time.Timer // linger timer of cur, nil if none
+	sealed    [][]pending // batches waiting for the sender, in order
+}
+
+// NewProducer returns a producer. It fails with ErrInvalidRequest if an
+// option is out of range.
+func (c *Client) NewProducer(opts ...ProducerOpt) (*Producer, error) {
+	cfg := defaultProducerConfig()
+	for _, o := range opts {
+		o.applyProducer(&cfg)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Producer{
+		c:        c,
+		cfg:      cfg,
+		ctx:      ctx,
+		cancel:   cancel,
+		buffered: semaphore.NewWeighted(cfg.maxBufferedBytes),
+		topics:   map[string]*topicState{},
+		parts:    map[topicPartition]*partBuf{},
+	}, nil
+}
+
+// Produce buffers r for sending and returns; cb (which may be nil) is
+// called exactly once with r when r is acknowledged — with r.Partition
+// and r.Offset filled in — or has failed. Callbacks of one partition run
+// in produce order, on the partition's sender goroutine: they must not
+// block for long, and must not call Flush or Close.
+//
+// ctx bounds only the wait before r is buffered: the partition-count
+// lookup and the wait for buffer space (MaxBufferedBytes). Once buffered,
+// r is delivered or fails on its own (DeliveryTimeout). r must not be
+// modified until cb is called.
+//
+// Invalid records fail at once (cb is called before Produce returns):
+// a nil record or empty topic (ErrInvalidRequest / ErrInvalidTopic), a
+// partition out of range (ErrPartitionRange), a record larger than
+// MaxBatchBytes (ErrRecordTooLarge), an unknown topic (ErrUnknownTopic), or
+// a closed producer (ErrClosed).
+func (p *Producer) Produce(ctx context.Context, r *Record, cb func(*Record, error)) {
+	if cb == nil {
+		cb = func(*Record, error) {}
+	}
+	if err := p.produce(ctx, r, cb); err != nil {
+		cb(r, err)
+	}
+}
+
+func (p *Producer) produce(ctx context.Context, r *Record, cb func(*Record, error)) error {
+	if r == nil {
+		return fmt.Errorf("%w: nil record", ErrInvalidRequest)
+	}
+	if err := validTopic(r.Topic); err != nil {
+		return err
+	}
+	if r.partitionChosen() && r.Partition < 0 {
+		return fmt.Errorf("%w: partition %d is negative", ErrPartitionRange, r.Partition)
+	}
+	size := r.size()
+	if size > p.cfg.maxBatchBytes-segment.BatchHeaderSize {
+		return fmt.Errorf("%w: record of about %d bytes exceeds MaxBatchBytes %d", ErrRecordTooLarge, size, p.cfg.maxBatchBytes)
+	}
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	ts, err := p.topic(ctx, r.Topic)
+	if err != nil {
+		return err
+	}
+	switch {
+	case r.partitionChosen():
+		if r.Partition >= ts.n {
+			return fmt.Errorf("%w: partition %d of topic %q with %d partitions", ErrPartitionRange, r.Partition, r.Topic, ts.n)
+		}
+	case r.Key != nil:
+		r.Partition = keyPartition(r.Key, ts.n)
+	default:
+		r.Partition = ts.rr.partition(ts.n)
+	}
+	if r.Timestamp.IsZero() {
+		r.Timestamp = time.Now()
+	}
+	if err := p.buffered.Acquire(ctx, int64(size)); err != nil {
+		return err
+	}
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		p.buffered.Release(int64(size))
+		return ErrClosed
+	}
+	if p.inflight == 0 {
+		p.idle = make(chan struct{})
+	}
+	p.inflight++
+	tp := topicPartition{r.Topic, r.Partition}
+	b := p.parts[tp]
+	if b == nil {
+		b = &partBuf{tp: tp, wake: make(chan struct{}, 1)}
+		p.parts[tp] = b
+		p.wg.Add(1)
+		go p.sendLoop(b)
+	}
+	if len(b.cur) > 0 && b.curBytes+size > p.cfg.maxBatchBytes-segment.BatchHeaderSize {
+		p.sealLocked(b)
+	}
+	b.cur = append(b.cur, pending{rec: r, cb: cb, size: size, deadline: time.Now().Add(p.cfg.deliveryTimeout)})
+	b.curBytes += size
+	switch {
+	case p.flushing > 0 || p.cfg.linger == 0 || b.curBytes >= p.cfg.maxBatchBytes-segment.BatchHeaderSize:
+		p.sealLocked(b)
+	case len(b.cur) == 1:
+		gen := b.lingerGen
+		b.timer = time.AfterFunc(p.cfg.linger, func() {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			if b.lingerGen == gen {
+				p.sealLocked(b)
+			}
+		})
+	}
+	return nil
+}
+
+// sealLocked turns b's current records into a batch for the sender.
+// p.mu must be held.
+func (p *Producer) sealLocked(b *partBuf) {
+	if len(b.cur) == 0 {
+		return
+	}
+	b.sealed = append(b.sealed, b.cur)
+	b.cur, b.curBytes = nil, 0
+	b.lingerGen++
+	if b.timer != nil {
+		b.timer.Stop()
+		b.timer = nil
+	}
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+}
+
+// ProduceSync produces recs and waits until every one is acknowledged or
+// failed. It returns nil if all were written, else the records' errors
+// joined (errors.Is works on the result). Records carry their partition
+// and offset on return.
+func (p *Producer) ProduceSync(ctx context.Context, recs ...*Record) error {
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	wg.Add(len(recs))
+	for _, r := range recs {
+		p.Produce(ctx, r, func(_ *Record, err error) {
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+			wg.Done()
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Flush sends every buffered record at once, without lingering, and waits
+// until all records produced before the call are acknowledged or failed
+// (records produced during Flush are waited for too). It returns ctx's
+// error if ctx ends first. Flush does not report delivery errors: the
+// callbacks do.
+func (p *Producer) Flush(ctx context.Context) error {
+	p.mu.Lock()
+	p.flushing++
+	for _, b := range p.parts {
+		p.sealLocked(b)
+	}
+	idle := p.idle
+	if p.inflight == 0 {
+		idle = nil
+	}
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.flushing--
+		p.mu.Unlock()
+	}()
+	if idle == nil {
+		return nil
+	}
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close flushes the producer (see Flush) and stops it. Records not
+// delivered when ctx ends fail with ErrClosed. Produce after Close fails
+// with ErrClosed. Close returns ctx's error if the flush did not finish.
+func (p *Producer) Close(ctx context.Context) error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	p.mu.Unlock()
+	err := p.Flush(ctx)
+	p.cancel()
+	p.topicsMu.Lock()
+	p.topicsClosed = true
+	p.topicsMu.Unlock()
+	p.wg.Wait()
+	return err
+}
+
+// topic returns the cached partition count of topic, looking it up with
+// DescribeTopic the first time. A failed lookup is not cached.
+func (p *Producer) topic(ctx context.Context, topic string) (*topicState, error) {
+	p.topicsMu.Lock()
+	if p.topicsClosed {
+		p.topicsMu.Unlock()
+		return nil, ErrClosed
+	}
+	ts := p.topics[topic]
+	if ts == nil {
+		ts = &topicState{ready: make(chan struct{})}
+		p.topics[topic] = ts
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			info, err := p.c.DescribeTopic(p.ctx, topic)
+			if err == nil && info.Partitions < 1 {
+				err = fmt.Errorf("%w: topic %q has %d partitions", ErrUnknownTopic, topic, info.Partitions)
+			}
+			if err != nil {
+				ts.err = err
+				p.invalidate(topic, ts)
+			} else {
+				ts.n = info.Partitions
+			}
+			close(ts.ready)
+		}()
+	}
+	p.topicsMu.Unlock()
+	select {
+	case <-ts.ready:
+		return ts, ts.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// invalidate drops the cached partition count of topic, if it still is ts.
+func (p *Producer) invalidate(topic string, ts *topicState) {
+	p.topicsMu.Lock()
+	if p.topics[topic] == ts {
+		delete(p.topics, topic)
+	}
+	p.topicsMu.Unlock()
+}
+
+// sendLoop is the sender of one partition: it sends b's sealed batches one
+// request at a time, in order, until the producer is closed.
+func (p *Producer) sendLoop(b *partBuf) {
+	defer p.wg.Done()
+	for {
+		select {
+		case <-b.wake:
+		case <-p.ctx.Done():
+			p.mu.Lock()
+			p.sealLocked(b)
+			batches := b.sealed
+			b.sealed = nil
+			p.mu.Unlock()
+			for _, batch := range batches {
+				p.complete(batch, 0, ErrClosed)
+			}
+			return
+		}
+		for {
+			batches := p.take(b)
+			if len(batches) == 0 {
+				break
+			}
+			p.send(b.tp, batches)
+		}
+	}
+}
+
+// take removes from b the batches of the next request: at least one, and
+// more while they fit in MaxBatchBytes.
+func (p *Producer) take(b *partBuf) [][]pending {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n, bytes := 0, 0
+	for _, batch := range b.sealed {
+		size := segment.BatchHeaderSize
+		for _, r := range batch {
+			size += r.size
+		}
+		if n > 0 && bytes+size > p.cfg.maxBatchBytes {
+			break
+		}
+		n, bytes = n+1, bytes+size
+	}
+	out := b.sealed[:n:n]
+	b.sealed = b.sealed[n:]
+	return out
+}
+
+// send writes batches to their partition in one request, retrying
+// retriable failures, and completes their records.
+func (p *Producer) send(tp topicPartition, batches [][]pending) {
+	var (
+		req      []byte
+		recs     []pending
+		deadline time.Time
+		segRecs  []segment.Record
+	)
+	for _, batch := range batches {
+		segRecs = segRecs[:0]
+		for _, r := range batch {
+			segRecs = append(segRecs, toSegment(r.rec))
+		}
+		enc, err := segment.EncodeBatch(segRecs, segment.BatchOptions{Codec: p.cfg.codec})
+		if err != nil {
+			if errors.Is(err, segment.ErrTooLarge) {
+				err = fmt.Errorf("%w: %w", ErrRecordTooLarge, err)
+			}
+			p.complete(batch, 0, err)
+			continue
+		}
+		req = append(req, enc...)
+		recs = append(recs, batch...)
+		if deadline.IsZero() || batch[0].deadline.Before(deadline) {
+			deadline = batch[0].deadline
+		}
+	}
+	if len(recs) == 0 {
+		return
+	}
+	msg := &stratav1.ProduceRequest{Topic: tp.topic, Partition: tp.partition, Batches: req}
+	var lastErr error
+	for attempt := 1; ; attempt++ {
+		if !time.Now().Before(deadline) {
+			p.complete(recs, 0, fmt.Errorf("%w after %d attempts: %w", ErrDeliveryTimeout, attempt-1, lastErr))
+			return
+		}
+		attemptDeadline := time.Now().Add(p.c.cfg.requestTimeout)
+		if deadline.Before(attemptDeadline) {
+			attemptDeadline = deadline
+		}
+		actx, cancel := context.WithDeadline(p.ctx, attemptDeadline)
+		resp, err := p.c.api.Produce(actx, msg)
+		cancel()
+		if err == nil {
+			p.complete(recs, resp.GetBaseOffset(), nil)
+			return
+		}
+		if p.ctx.Err() != nil {
+			p.complete(recs, 0, ErrClosed)
+			return
+		}
+		err = apierr.FromStatus(err)
+		lastErr = err
+		if errors.Is(err, ErrPartitionRange) || errors.Is(err, ErrUnknownTopic) {
+			p.topicsMu.Lock()
+			ts := p.topics[tp.topic]
+			p.topicsMu.Unlock()
+			if ts != nil {
+				p.invalidate(tp.topic, ts)
+			}
+		}
+		if !apierr.Retriable(err) || attempt >= p.cfg.maxAttempts {
+			p.complete(recs, 0, err)
+			return
+		}
+		wait := min(backoff(p.cfg.backoffMin, p.cfg.backoffMax, attempt), time.Until(deadline))
+		if sleep(p.ctx, wait) != nil {
+			p.complete(recs, 0, ErrClosed)
+			return
+		}
+	}
+}
+
+// complete reports the outcome of recs to their callbacks — on success
+// with offsets from base on — and releases their buffer space.
+func (p *Producer) complete(recs []pending, base int64, err error) {
+	var bytes int64
+	for i, r := range recs {
+		if err == nil {
+			r.rec.Offset = base + int64(i)
+		}
+		r.cb(r.rec, err)
+		bytes += int64(r.size)
+	}
+	p.buffered.Release(bytes)
+	p.mu.Lock()
+	p.inflight -= len(recs)
+	if p.inflight == 0 && p.idle != nil {
+		close(p.idle)
+		p.idle = nil
+	}
+	p.mu.Unlock()
+}
