@@ -65,6 +65,7 @@ func commands() map[string]*command {
 	return map[string]*command{
 		"topic": {summary: "create, list, describe and delete topics", subs: map[string]*command{
 			"create":   topicCreateCmd,
+			"alter":    topicAlterCmd,
 			"list":     topicListCmd,
 			"describe": topicDescribeCmd,
 			"delete":   topicDeleteCmd,

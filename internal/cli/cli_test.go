@@ -95,6 +95,13 @@ func TestTopicCommands(t *testing.T) {
 	if code, out, _ := run(t, "", srv, "topic", "describe", "orders"); code != ExitOK || strings.Count(out, "fake-broker") != 3 {
 		t.Fatalf("describe: exit %d, %q", code, out)
 	}
+	if code, out, stderr := run(t, "", srv, "topic", "alter", "orders", "--retention", "1h", "--retention-bytes", "1000000"); code != ExitOK ||
+		!strings.Contains(out, "retention 1h0m0s, retention bytes 1000000") {
+		t.Fatalf("alter: exit %d, %q %q", code, out, stderr)
+	}
+	if code, _, _ := run(t, "", srv, "topic", "alter", "orders"); code != ExitUsage {
+		t.Fatalf("alter with nothing to change: exit %d, want usage", code)
+	}
 	if code, out, _ := run(t, "", srv, "cluster", "status"); code != ExitOK || !strings.Contains(out, "fake-coordinator") || !strings.Contains(out, "orders/2@1") {
 		t.Fatalf("cluster status: exit %d, %q", code, out)
 	}

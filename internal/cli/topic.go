@@ -19,7 +19,7 @@ var topicCreateCmd = &command{
 	usage:   "NAME",
 	setup: func(fs *flag.FlagSet) runFunc {
 		partitions := fs.Int("partitions", 1, "number of partitions")
-		retention := fs.Duration("retention", 0, "delete data older than this (0: cluster default, negative: keep forever)")
+		topicOpts := topicConfigFlags(fs)
 		return func(ctx context.Context, a *App, args []string) error {
 			if err := exactArgs(args, "topic name"); err != nil {
 				return err
@@ -34,15 +34,64 @@ var topicCreateCmd = &command{
 			defer c.Close()
 			ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 			defer cancel()
-			var opts []client.TopicOpt
-			if *retention != 0 {
-				opts = append(opts, client.Retention(*retention))
-			}
-			info, err := c.CreateTopic(ctx, args[0], int32(*partitions), opts...)
+			info, err := c.CreateTopic(ctx, args[0], int32(*partitions), topicOpts()...)
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(a.Stdout, "Created topic %q with %d partitions.\n", info.Name, info.Partitions)
+			return nil
+		}
+	},
+}
+
+// topicConfigFlags registers the topic settings that create and alter
+// share; the returned function gives the options for the flags that were
+// set (zero values mean "default" on create and "unchanged" on alter).
+func topicConfigFlags(fs *flag.FlagSet) func() []client.TopicOpt {
+	retention := fs.Duration("retention", 0, "delete data older than this (0: default/unchanged, negative: keep forever)")
+	retentionBytes := fs.Int64("retention-bytes", 0, "delete a partition's oldest data past this size (0: default/unchanged, negative: no limit)")
+	maxMessage := fs.Int("max-message-bytes", 0, "largest produce request accepted (0: default/unchanged)")
+	return func() []client.TopicOpt {
+		var opts []client.TopicOpt
+		if *retention != 0 {
+			opts = append(opts, client.Retention(*retention))
+		}
+		if *retentionBytes != 0 {
+			opts = append(opts, client.RetentionBytes(*retentionBytes))
+		}
+		if *maxMessage > 0 {
+			opts = append(opts, client.TopicMaxMessageBytes(int32(min(*maxMessage, 1<<30))))
+		}
+		return opts
+	}
+}
+
+var topicAlterCmd = &command{
+	summary: "change a topic's retention or message size limit",
+	usage:   "NAME",
+	setup: func(fs *flag.FlagSet) runFunc {
+		topicOpts := topicConfigFlags(fs)
+		return func(ctx context.Context, a *App, args []string) error {
+			if err := exactArgs(args, "topic name"); err != nil {
+				return err
+			}
+			opts := topicOpts()
+			if len(opts) == 0 {
+				return usagef("nothing to change: give --retention, --retention-bytes or --max-message-bytes")
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+			defer cancel()
+			info, err := c.AlterTopic(ctx, args[0], opts...)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.Stdout, "Altered topic %q: retention %s, retention bytes %d.\n",
+				info.Name, retention(info.Config.Retention), info.Config.RetentionBytes)
 			return nil
 		}
 	},

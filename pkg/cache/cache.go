@@ -2,6 +2,13 @@
 // blocks of immutable segment objects. Segment objects never change once
 // written, so a cached block never goes stale; it only ages out.
 //
+// Reads come in two classes: Hot (the tail that consumers near the head
+// read, and blocks warmed ahead of them) and Cold (old data). Cold blocks
+// live in an LRU of their own bounded by Config.ColdBytes; hot blocks use
+// the rest of MaxBytes (all of it while nothing cold is cached). So a
+// reader scanning old data evicts other cold blocks, and at most ColdBytes
+// of the hot tail once. A hot read of a cold block moves it to the hot LRU.
+//
 // Concurrent misses of one block are merged (singleflight), so a burst of
 // consumers reading the same new data costs one ranged GET per block.
 package cache
@@ -39,6 +46,9 @@ type Config struct {
 	// BlockSize is the size of a cached block; reads from storage are
 	// aligned to it. Default DefaultBlockSize.
 	BlockSize int64
+	// ColdBytes is the part of MaxBytes that Cold reads may fill; Hot
+	// reads always have the rest. Default MaxBytes/4.
+	ColdBytes int64
 	// Registerer receives the cache's metrics; nil registers none.
 	Registerer prometheus.Registerer
 }
@@ -53,6 +63,9 @@ func (c Config) Validate() error {
 	if c.BlockSize > c.MaxBytes {
 		return fmt.Errorf("cache: config: block size %d exceeds max bytes %d", c.BlockSize, c.MaxBytes)
 	}
+	if c.ColdBytes < 0 || c.ColdBytes > c.MaxBytes-c.BlockSize {
+		return fmt.Errorf("cache: config: cold bytes %d, want 0..%d (max bytes - block size)", c.ColdBytes, c.MaxBytes-c.BlockSize)
+	}
 	return nil
 }
 
@@ -63,7 +76,21 @@ func (c *Config) setDefaults() {
 	if c.BlockSize == 0 {
 		c.BlockSize = DefaultBlockSize
 	}
+	if c.ColdBytes == 0 {
+		c.ColdBytes = min(c.MaxBytes/4, max(c.MaxBytes-c.BlockSize, 0))
+	}
 }
+
+// Class is the budget a read counts against.
+type Class uint8
+
+const (
+	// Hot reads are of the tail, or warm it; they share MaxBytes -
+	// ColdBytes.
+	Hot Class = iota
+	// Cold reads are of old data; their blocks share ColdBytes.
+	Cold
+)
 
 // Loader reads length bytes at off of an object from storage.
 type Loader func(ctx context.Context, off, length int64) ([]byte, error)
@@ -75,9 +102,10 @@ type Cache struct {
 	flight  singleflight.Group
 	metrics *metrics
 
-	mu    sync.Mutex // guards lru and bytes
-	lru   *simplelru.LRU[string, []byte]
-	bytes int64
+	mu sync.Mutex // guards lru and bytes
+	// lru and bytes are indexed by Class.
+	lru   [2]*simplelru.LRU[string, []byte]
+	bytes [2]int64
 
 	hits, misses, evictions atomic.Int64
 }
@@ -89,21 +117,21 @@ func New(cfg Config) (*Cache, error) {
 		return nil, err
 	}
 	c := &Cache{cfg: cfg, metrics: newMetrics(cfg.Registerer)}
-	// The entry limit never binds: eviction is by bytes, in add.
-	lru, err := simplelru.NewLRU[string, []byte](math.MaxInt32, c.onEvict)
-	if err != nil {
-		return nil, err
+	for class := range c.lru {
+		// The entry limit never binds: eviction is by bytes, in add.
+		lru, err := simplelru.NewLRU[string, []byte](math.MaxInt32, func(_ string, block []byte) { c.onEvict(Class(class), block) })
+		if err != nil {
+			return nil, err
+		}
+		c.lru[class] = lru
 	}
-	c.lru = lru
 	return c, nil
 }
 
-// onEvict runs under mu, from the LRU.
-func (c *Cache) onEvict(_ string, block []byte) {
-	c.bytes -= int64(len(block))
-	c.evictions.Add(1)
-	c.metrics.evictions.Inc()
-	c.metrics.bytes.Set(float64(c.bytes))
+// onEvict runs under mu, from an LRU, for evictions and moves alike.
+func (c *Cache) onEvict(class Class, block []byte) {
+	c.bytes[class] -= int64(len(block))
+	c.metrics.bytes.Set(float64(c.bytes[Hot] + c.bytes[Cold]))
 }
 
 // BlockSize returns the configured block size.
@@ -113,6 +141,15 @@ func (c *Cache) BlockSize() int64 { return c.cfg.BlockSize }
 // size is size, serving whole blocks from the cache and loading the missing
 // ones with load. The result is a fresh slice the caller may keep.
 func (c *Cache) ReadRange(ctx context.Context, key string, size, off, length int64, load Loader) ([]byte, error) {
+	return c.ReadRangeClass(ctx, Hot, key, size, off, length, load)
+}
+
+// ReadRangeClass is ReadRange with the blocks it loads counted against
+// class's budget.
+func (c *Cache) ReadRangeClass(ctx context.Context, class Class, key string, size, off, length int64, load Loader) ([]byte, error) {
+	if class != Hot && class != Cold {
+		return nil, fmt.Errorf("cache: unknown class %d", class)
+	}
 	if off < 0 || length < 0 || size < 0 || off > size || length > size-off {
 		return nil, fmt.Errorf("%w: %d+%d of a %d-byte object %s", ErrInvalidRange, off, length, size, key)
 	}
@@ -120,7 +157,7 @@ func (c *Cache) ReadRange(ctx context.Context, key string, size, off, length int
 	bs := c.cfg.BlockSize
 	for pos := off; pos < off+length; {
 		idx := pos / bs
-		block, err := c.block(ctx, key, size, idx, load)
+		block, err := c.block(ctx, class, key, size, idx, load)
 		if err != nil {
 			return nil, err
 		}
@@ -133,10 +170,17 @@ func (c *Cache) ReadRange(ctx context.Context, key string, size, off, length int
 }
 
 // block returns block idx of an object, from the cache or from storage.
-func (c *Cache) block(ctx context.Context, key string, size, idx int64, load Loader) ([]byte, error) {
+func (c *Cache) block(ctx context.Context, class Class, key string, size, idx int64, load Loader) ([]byte, error) {
 	bkey := key + "#" + strconv.FormatInt(idx, 10)
 	c.mu.Lock()
-	b, ok := c.lru.Get(bkey)
+	b, ok := c.lru[Hot].Get(bkey)
+	if !ok {
+		if b, ok = c.lru[Cold].Get(bkey); ok && class == Hot {
+			// A tail reader wants it: move it to the hot budget.
+			c.lru[Cold].Remove(bkey)
+			c.addLocked(Hot, bkey, b)
+		}
+	}
 	c.mu.Unlock()
 	if ok {
 		c.hits.Add(1)
@@ -153,7 +197,10 @@ func (c *Cache) block(ctx context.Context, key string, size, idx int64, load Loa
 		// A caller that missed just as an earlier load finished finds the
 		// block here instead of loading it again.
 		c.mu.Lock()
-		b, ok := c.lru.Peek(bkey)
+		b, ok := c.lru[Hot].Peek(bkey)
+		if !ok {
+			b, ok = c.lru[Cold].Peek(bkey)
+		}
 		c.mu.Unlock()
 		if ok {
 			return b, nil
@@ -165,7 +212,7 @@ func (c *Cache) block(ctx context.Context, key string, size, idx int64, load Loa
 		if int64(len(b)) != want {
 			return nil, fmt.Errorf("cache: %s block %d: read %d bytes, want %d", key, idx, len(b), want)
 		}
-		c.add(bkey, b)
+		c.add(class, bkey, b)
 		return b, nil
 	})
 	select {
@@ -179,25 +226,45 @@ func (c *Cache) block(ctx context.Context, key string, size, idx int64, load Loa
 	}
 }
 
-func (c *Cache) add(key string, b []byte) {
+func (c *Cache) add(class Class, key string, b []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.lru.Contains(key) {
+	if c.lru[Hot].Contains(key) || c.lru[Cold].Contains(key) {
 		return
 	}
-	c.lru.Add(key, b)
-	c.bytes += int64(len(b))
-	for c.bytes > c.cfg.MaxBytes {
-		c.lru.RemoveOldest()
+	c.addLocked(class, key, b)
+}
+
+// addLocked adds a block to class's LRU, then evicts the oldest cold
+// blocks past ColdBytes and the oldest hot ones (cold ones when no hot is
+// left) past MaxBytes. c.mu must be held.
+func (c *Cache) addLocked(class Class, key string, b []byte) {
+	c.lru[class].Add(key, b)
+	c.bytes[class] += int64(len(b))
+	evict := func(class Class) {
+		c.lru[class].RemoveOldest()
+		c.evictions.Add(1)
+		c.metrics.evictions.Inc()
 	}
-	c.metrics.bytes.Set(float64(c.bytes))
+	for c.bytes[Cold] > c.cfg.ColdBytes {
+		evict(Cold)
+	}
+	for c.bytes[Hot]+c.bytes[Cold] > c.cfg.MaxBytes {
+		if c.lru[Hot].Len() > 0 {
+			evict(Hot)
+		} else {
+			evict(Cold)
+		}
+	}
+	c.metrics.bytes.Set(float64(c.bytes[Hot] + c.bytes[Cold]))
 }
 
 // Stats is a snapshot of the cache's counters.
 type Stats struct {
 	Hits, Misses, Evictions int64
-	// Bytes is the size of the cached blocks.
-	Bytes int64
+	// Bytes is the size of the cached blocks; HotBytes and ColdBytes
+	// split it by budget.
+	Bytes, HotBytes, ColdBytes int64
 	// Blocks is the number of cached blocks.
 	Blocks int
 }
@@ -208,6 +275,7 @@ func (c *Cache) Stats() Stats {
 	defer c.mu.Unlock()
 	return Stats{
 		Hits: c.hits.Load(), Misses: c.misses.Load(), Evictions: c.evictions.Load(),
-		Bytes: c.bytes, Blocks: c.lru.Len(),
+		Bytes: c.bytes[Hot] + c.bytes[Cold], HotBytes: c.bytes[Hot], ColdBytes: c.bytes[Cold],
+		Blocks: c.lru[Hot].Len() + c.lru[Cold].Len(),
 	}
 }

@@ -467,7 +467,7 @@ func TestConsumerErrors(t *testing.T) {
 		t.Fatalf("one partition of unknown topic: %v", err)
 	}
 
-	far := newConsumer(t, c)
+	far := newConsumer(t, c, OffsetReset(ResetNone))
 	if err := far.Seek("t", 0, 100); err != nil {
 		t.Fatal(err)
 	}
@@ -483,5 +483,44 @@ func TestConsumerErrors(t *testing.T) {
 		if err == nil {
 			t.Errorf("%s: no error", name)
 		}
+	}
+}
+
+// TestConsumerOffsetReset seeks past the end of a partition: by default the
+// consumer starts again from the first readable offset; with ResetLatest it
+// waits at the high watermark for new records.
+func TestConsumerOffsetReset(t *testing.T) {
+	_, c := setup(t, 1)
+	produceBatch(t, c, time.Now(), "a", "b")
+
+	early := newConsumer(t, c)
+	if err := early.Seek("t", 0, 100); err != nil {
+		t.Fatal(err)
+	}
+	if recs := pollN(t, early, 2); recs[0].Offset != 0 || string(recs[1].Value) != "b" {
+		t.Fatalf("reset to earliest: got offsets %d, %d", recs[0].Offset, recs[1].Offset)
+	}
+
+	late := newConsumer(t, c, OffsetReset(ResetLatest), FetchMaxWait(10*time.Millisecond))
+	if err := late.Seek("t", 0, 100); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the reset has landed at the high watermark, then write.
+	deadline := time.Now().Add(10 * time.Second)
+	for pos, _ := late.Position("t", 0); pos != 2; pos, _ = late.Position("t", 0) {
+		if time.Now().After(deadline) {
+			t.Fatalf("position %d after reset to latest, want 2", pos)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		if recs, err := late.Poll(ctx); len(recs) > 0 {
+			t.Fatalf("reset to latest returned old records: %v", recs)
+		} else if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatal(err)
+		}
+		cancel()
+	}
+	produceBatch(t, c, time.Now(), "c")
+	if recs := pollN(t, late, 1); recs[0].Offset != 2 {
+		t.Fatalf("reset to latest: got offset %d, want 2", recs[0].Offset)
 	}
 }

@@ -109,7 +109,10 @@ type fetchResult struct {
 	tp  topicPartition
 	gen uint64
 	// from is the offset fetched (pos, resolved).
-	from    int64
+	from int64
+	// reset is set when the position was out of range and OffsetReset
+	// moved it to from.
+	reset   bool
 	batches []byte
 	err     error
 }
@@ -385,7 +388,7 @@ func (c *Consumer) takeResultsLocked() ([]*Record, error) {
 			errs = append(errs, &FetchError{Topic: res.tp.topic, Partition: res.tp.partition, Err: res.err})
 			continue
 		}
-		if cp.pos < 0 {
+		if cp.pos < 0 || res.reset {
 			cp.pos = res.from
 		}
 		recs, err := decodeFrom(res.tp, res.batches, cp.pos)
@@ -466,7 +469,14 @@ func (c *Consumer) fetch(tp topicPartition, gen uint64, pos int64) {
 		if c.ctx.Err() != nil {
 			return
 		}
-		if !apierr.Retriable(err) {
+		if errors.Is(err, ErrOffsetOutOfRange) && c.cfg.reset != ResetNone {
+			// Start again from the end the policy names; ListOffsets
+			// resolves it on the next attempt.
+			pos, res.reset = OffsetEarliest, true
+			if c.cfg.reset == ResetLatest {
+				pos = OffsetLatest
+			}
+		} else if !apierr.Retriable(err) {
 			res.err = err
 			break
 		}

@@ -211,20 +211,38 @@ const (
 	StartLatest
 )
 
+// ResetPolicy says what a consumer does when its position in a partition
+// is no longer readable (ErrOffsetOutOfRange): retention deleted the
+// records, or the position lies past the end.
+type ResetPolicy int
+
+const (
+	// ResetEarliest moves the position to the first readable offset.
+	ResetEarliest ResetPolicy = iota
+	// ResetLatest moves the position to the high watermark.
+	ResetLatest
+	// ResetNone reports ErrOffsetOutOfRange from Poll and stops the
+	// partition until the application seeks.
+	ResetNone
+)
+
 type consumerConfig struct {
 	start         StartOffset
+	reset         ResetPolicy
 	fetchMaxWait  time.Duration
 	fetchMaxBytes int32
 }
 
 func defaultConsumerConfig() consumerConfig {
-	return consumerConfig{start: StartEarliest, fetchMaxWait: DefaultFetchMaxWait, fetchMaxBytes: DefaultFetchMaxBytes}
+	return consumerConfig{start: StartEarliest, reset: ResetEarliest, fetchMaxWait: DefaultFetchMaxWait, fetchMaxBytes: DefaultFetchMaxBytes}
 }
 
 func (c *consumerConfig) validate() error {
 	switch {
 	case c.start != StartEarliest && c.start != StartLatest:
 		return fmt.Errorf("%w: unknown StartOffset %d", ErrInvalidRequest, c.start)
+	case c.reset < ResetEarliest || c.reset > ResetNone:
+		return fmt.Errorf("%w: unknown ResetPolicy %d", ErrInvalidRequest, c.reset)
 	case c.fetchMaxWait < 0 || c.fetchMaxWait > time.Minute:
 		return fmt.Errorf("%w: FetchMaxWait must be in [0, 1m], got %v", ErrInvalidRequest, c.fetchMaxWait)
 	case c.fetchMaxBytes < 1 || int(c.fetchMaxBytes) > rpc.MaxMessageBytes/2:
@@ -235,11 +253,19 @@ func (c *consumerConfig) validate() error {
 
 // ConsumeStart sets where partitions without a position start: StartEarliest
 // (the default, like franz-go — nothing is skipped silently) or
-// StartLatest (like Kafka's auto.offset.reset=latest). A partition whose
-// position falls out of the readable range is not reset: Poll reports
-// ErrOffsetOutOfRange for it and the application seeks.
+// StartLatest (like Kafka's auto.offset.reset=latest). What happens when a
+// position later falls out of the readable range is OffsetReset's choice.
 func ConsumeStart(s StartOffset) ConsumerOpt {
 	return consumerOpt(func(c *consumerConfig) { c.start = s })
+}
+
+// OffsetReset sets what the consumer does when a partition's position is
+// out of the readable range — below the log start after retention, or past
+// the high watermark: ResetEarliest (the default, as in franz-go), ResetLatest
+// or ResetNone (Poll reports ErrOffsetOutOfRange and the partition waits
+// for a Seek).
+func OffsetReset(p ResetPolicy) ConsumerOpt {
+	return consumerOpt(func(c *consumerConfig) { c.reset = p })
 }
 
 // FetchMaxWait is how long the proxy holds a fetch at the end of a

@@ -29,7 +29,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
+	"github.com/strata-mq/strata/pkg/lifecycle"
 	"github.com/strata-mq/strata/pkg/meta"
+	"github.com/strata-mq/strata/pkg/objstore"
 	"github.com/strata-mq/strata/pkg/rpc"
 )
 
@@ -81,6 +83,14 @@ type Config struct {
 	DefaultRetentionMs int64
 	// Meta is the metadata store. Required; the Server does not close it.
 	Meta *meta.Store
+	// Store holds the segment objects. With a Store the leader runs the
+	// storage lifecycle (retention, compaction, garbage collection); nil
+	// disables it.
+	Store objstore.Store
+	// Lifecycle tunes retention, compaction and garbage collection (zero
+	// fields take pkg/lifecycle's defaults); its Meta, Store, Logger and
+	// Registry are filled in from this Config.
+	Lifecycle lifecycle.Config
 	// Logger receives the server's logs. Default slog.Default().
 	Logger *slog.Logger
 	// Registry receives the server's metrics. Nil means a private registry,
@@ -160,7 +170,7 @@ func (c Config) Validate() error {
 	if c.DefaultRetentionMs < -1 {
 		return fmt.Errorf("coordinator: config: DefaultRetentionMs %d, want -1 or > 0", c.DefaultRetentionMs)
 	}
-	return nil
+	return c.validateLifecycle()
 }
 
 // sessionTTLSeconds is SessionTTL rounded up to whole seconds.
@@ -178,6 +188,9 @@ type Server struct {
 	metrics *metrics
 	grpc    *rpc.Server
 	view    *meta.View
+	// lifecycle runs retention, compaction and GC while leading; nil
+	// without a Store.
+	lifecycle *lifecycle.Manager
 
 	ready     chan struct{}
 	readyOnce sync.Once
@@ -210,6 +223,10 @@ func New(cfg Config) (*Server, error) {
 		grpc:    rpc.NewServer(cfg.Logger),
 		view:    meta.NewView(cfg.Meta),
 		ready:   make(chan struct{}),
+	}
+	var err error
+	if s.lifecycle, err = newLifecycle(cfg); err != nil {
+		return nil, err
 	}
 	stratav1.RegisterCoordinatorServer(s.grpc, s)
 	return s, nil

@@ -108,6 +108,7 @@ func (s *Server) campaignAndLead(ctx context.Context, session *concurrency.Sessi
 		defer close(placed)
 		s.placementLoop(lctx)
 	}()
+	lifecycleDone := s.runLifecycle(lctx)
 
 	select {
 	case <-session.Done():
@@ -121,6 +122,7 @@ func (s *Server) campaignAndLead(ctx context.Context, session *concurrency.Sessi
 	s.metrics.isLeader.Set(0)
 	stopLeading()
 	<-placed
+	<-lifecycleDone
 	s.metrics.unassigned.Set(0)
 	return true
 }

@@ -130,7 +130,7 @@ func (c *Cluster) Start(ctx context.Context) (err error) {
 	store = objstore.Instrument(store, reg)
 
 	c.coordinator, err = coordinator.New(coordinator.Config{
-		ListenAddr: "127.0.0.1:0", Meta: c.meta, Logger: c.log.With("server", "coordinator"), Registry: reg,
+		ListenAddr: "127.0.0.1:0", Meta: c.meta, Store: store, Logger: c.log.With("server", "coordinator"), Registry: reg,
 	})
 	if err != nil {
 		return err

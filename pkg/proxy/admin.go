@@ -60,6 +60,11 @@ func (a *Admin) ClusterStatus(ctx context.Context, req *stratav1.ClusterStatusRe
 	return forward(ctx, a, "ClusterStatus", stratav1.CoordinatorClient.ClusterStatus, req)
 }
 
+// AlterTopic forwards to the coordinator leader.
+func (a *Admin) AlterTopic(ctx context.Context, req *stratav1.AlterTopicRequest) (*stratav1.AlterTopicResponse, error) {
+	return forward(ctx, a, "AlterTopic", stratav1.CoordinatorClient.AlterTopic, req)
+}
+
 // forward makes one admin call at the leader, with the retry rules of Admin.
 func forward[Req, Resp any](ctx context.Context, a *Admin, method string,
 	call func(stratav1.CoordinatorClient, context.Context, Req, ...grpc.CallOption) (Resp, error), req Req,

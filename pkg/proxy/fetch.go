@@ -84,6 +84,9 @@ type Fetcher struct {
 
 	mu        sync.Mutex // guards logStarts
 	logStarts map[partKey]cachedLogStart
+
+	// tail tracks partitions with tailing readers, for warming.
+	tail tailReaders
 }
 
 // partKey names a partition.
@@ -141,6 +144,9 @@ func (f *Fetcher) Fetch(ctx context.Context, req FetchRequest) (FetchResult, err
 	if off < logStart || off > hw {
 		return FetchResult{}, apierr.Errorf(apierr.ErrOffsetOutOfRange,
 			"offset %d of %s/%d is outside %d..%d", off, req.Topic, p, logStart, hw)
+	}
+	if off == hw {
+		f.tail.note(partKey{id, p}, hw)
 	}
 	if off == hw && wait > 0 {
 		f.metrics.longPolls.Inc()
@@ -268,7 +274,7 @@ func (f *Fetcher) entry(ctx context.Context, topic string, key partKey, pos int6
 // the whole chunk: fine for flush-sized chunks; compacted segments much
 // larger than a fetch will want the chunk's sparse index instead.
 func (f *Fetcher) readChunk(ctx context.Context, e meta.SegmentEntry) ([]byte, []segment.BatchHeader, error) {
-	chunk, err := f.cache.ReadRange(ctx, e.ObjectKey, e.ObjectSize, e.Pos, e.Len,
+	chunk, err := f.cache.ReadRangeClass(ctx, cacheClass(e, time.Now()), e.ObjectKey, e.ObjectSize, e.Pos, e.Len,
 		func(ctx context.Context, off, n int64) ([]byte, error) { return f.store.Get(ctx, e.ObjectKey, off, n) })
 	switch {
 	case errors.Is(err, objstore.ErrNotFound):
@@ -481,4 +487,126 @@ func (c *entryCache) forget(key partKey) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.parts.Remove(key)
+}
+
+// Tail reads and cache warming.
+const (
+	// tailWindow: entries committed more recently than this are the
+	// tail; their blocks go to the block cache's hot budget, older ones
+	// to its cold budget, so a reader of old data cannot evict the tail.
+	tailWindow = 30 * time.Second
+	// activeReaderWindow: a partition fetched at its high watermark within
+	// this long has tailing readers, and its new entries are warmed.
+	activeReaderWindow = 30 * time.Second
+	// warmTimeout bounds warming one partition's new entries.
+	warmTimeout = 10 * time.Second
+	// maxWarmEntries bounds the entries warmed per partition per change.
+	maxWarmEntries = 16
+)
+
+// cacheClass is the block cache budget that reads of e count against.
+func cacheClass(e meta.SegmentEntry, now time.Time) cache.Class {
+	if now.UnixMilli()-e.CreatedMs < tailWindow.Milliseconds() {
+		return cache.Hot
+	}
+	return cache.Cold
+}
+
+// tailReaders remembers partitions that readers fetched at the high
+// watermark, and how far their warmed data reaches.
+type tailReaders struct {
+	mu sync.Mutex // guards parts
+	// parts maps a partition to when a reader last waited at its high
+	// watermark and the offset warmed up to.
+	parts map[partKey]tailState
+}
+
+type tailState struct {
+	seen   time.Time
+	warmed int64
+}
+
+// note records a reader at the high watermark hw of a partition.
+func (t *tailReaders) note(key partKey, hw int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.parts == nil {
+		t.parts = map[partKey]tailState{}
+	}
+	st, ok := t.parts[key]
+	if !ok || st.warmed < hw {
+		st.warmed = hw
+	}
+	st.seen = time.Now()
+	t.parts[key] = st
+}
+
+// due returns, for every partition with a recent reader whose high
+// watermark in view passed what was warmed, the range to warm, and
+// forgets partitions without recent readers.
+func (t *tailReaders) due(view *meta.View) map[partKey][2]int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := map[partKey][2]int64{}
+	for key, st := range t.parts {
+		if time.Since(st.seen) > activeReaderWindow {
+			delete(t.parts, key)
+			continue
+		}
+		ps, ok := view.Partition(key.topicID, key.partition)
+		if !ok {
+			delete(t.parts, key)
+			continue
+		}
+		if ps.NextOffset > st.warmed {
+			out[key] = [2]int64{st.warmed, ps.NextOffset}
+			st.warmed = ps.NextOffset
+			t.parts[key] = st
+		}
+	}
+	return out
+}
+
+// warmLoop warms the block cache (hot budget) and the entry cache with
+// each new entry of a partition that has tailing readers, as soon as the
+// view shows the commit, so that those readers hit the cache. It runs
+// until ctx ends.
+func (f *Fetcher) warmLoop(ctx context.Context) {
+	for {
+		ch := f.view.Changed()
+		for key, r := range f.tail.due(f.view) {
+			f.warm(ctx, key, r[0], r[1])
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+		}
+	}
+}
+
+// warm reads the entries holding offsets from..to-1 through the cache.
+func (f *Fetcher) warm(ctx context.Context, key partKey, from, to int64) {
+	ctx, cancel := context.WithTimeout(ctx, warmTimeout)
+	defer cancel()
+	for n := 0; from < to && n < maxWarmEntries; n++ {
+		e, ok := f.entries.find(key, from)
+		if !ok {
+			var err error
+			if e, err = f.meta.FindSegment(ctx, key.topicID, key.partition, from); err != nil {
+				return
+			}
+			if e.Validate() != nil {
+				return
+			}
+			f.entries.add(key, e)
+		}
+		_, err := f.cache.ReadRange(ctx, e.ObjectKey, e.ObjectSize, e.Pos, e.Len,
+			func(ctx context.Context, off, n int64) ([]byte, error) { return f.store.Get(ctx, e.ObjectKey, off, n) })
+		if err != nil {
+			f.log.Debug("warming the tail failed", "topic_id", key.topicID, "partition", key.partition, "offset", from, "err", err)
+			return
+		}
+		from = e.LastOffset + 1
+	}
 }

@@ -137,6 +137,7 @@ func (s *Server) Start(ctx context.Context) error {
 	s.cancel = cancel
 	s.view.Start(bg)
 	s.wg.Go(func() { s.router.pruneLoop(bg) })
+	s.wg.Go(func() { s.fetcher.warmLoop(bg) })
 	s.wg.Go(func() {
 		select {
 		case <-s.view.Ready():

@@ -87,3 +87,7 @@ func (v *service) DescribeTopic(ctx context.Context, req *stratav1.DescribeTopic
 func (v *service) ClusterStatus(ctx context.Context, req *stratav1.ClusterStatusRequest) (*stratav1.ClusterStatusResponse, error) {
 	return v.s.admin.ClusterStatus(ctx, req)
 }
+
+func (v *service) AlterTopic(ctx context.Context, req *stratav1.AlterTopicRequest) (*stratav1.AlterTopicResponse, error) {
+	return v.s.admin.AlterTopic(ctx, req)
+}

@@ -1,0 +1,277 @@
+package lifecycle_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/strata-mq/strata/pkg/lifecycle"
+	"github.com/strata-mq/strata/pkg/meta"
+)
+
+// TestRetentionByTimeAndBytes: entries past the topic's time limit, then
+// past its size limit, are dropped whole, the log start moves to the first
+// entry kept, and every record from there on reads back unchanged.
+func TestRetentionByTimeAndBytes(t *testing.T) {
+	e := newEnv(t, 2)
+	ctx := context.Background()
+	for range 5 {
+		e.produce(10)
+	}
+	e.advance(time.Hour)
+	for range 5 {
+		e.produce(10)
+	}
+	m := e.manager(nil)
+	// Retention forever: nothing moves.
+	if st, err := m.Retention(ctx); err != nil || st.Entries != 0 {
+		t.Fatalf("retention with no limits: %+v, %v", st, err)
+	}
+	// Keep 30 minutes: the first five flushes are an hour old.
+	if _, err := e.meta.AlterTopic(ctx, e.topic.Name, func(tp *meta.Topic) error { tp.RetentionMs = (30 * time.Minute).Milliseconds(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	st, err := m.Retention(ctx)
+	if err != nil || st.Entries != 10 || st.Partitions != 2 {
+		t.Fatalf("time retention: %+v, %v; want 10 entries of 2 partitions", st, err)
+	}
+	for p := range e.topic.Partitions {
+		if ls, _ := e.read(p); ls != 50 {
+			t.Fatalf("partition %d: log start %d, want 50", p, ls)
+		}
+	}
+	e.checkAll()
+
+	// Keep about two flushes' worth of bytes per partition.
+	l, err := e.meta.ReadLayout(ctx, e.topic.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit := l.Entries[len(l.Entries)-1].Len + l.Entries[len(l.Entries)-2].Len
+	if _, err := e.meta.AlterTopic(ctx, e.topic.Name, func(tp *meta.Topic) error { tp.RetentionBytes = limit; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = m.Retention(ctx); err != nil || st.Entries != 6 {
+		t.Fatalf("size retention: %+v, %v; want 6 entries dropped", st, err)
+	}
+	if n := e.checkAll(); n != 4 {
+		t.Fatalf("%d entries left, want 4", n)
+	}
+	// Everything expired: the log is empty at the high watermark.
+	e.advance(2 * time.Hour)
+	if _, err = m.Retention(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ls, recs := e.read(0); ls != 100 || len(recs) != 0 {
+		t.Fatalf("all expired: log start %d, %d records", ls, len(recs))
+	}
+	// Dropped objects become garbage and go after the grace period.
+	for range 2 {
+		e.advance(2 * time.Minute)
+		if _, err := m.CollectGarbage(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if objs := e.objects(); len(objs) != 0 {
+		t.Fatalf("%d objects left after retention and GC", len(objs))
+	}
+}
+
+// TestCompactPreservesRecords: compaction replaces many small entries by a
+// few, every record reads back identical, and the newest entries (younger
+// than CompactMinAge) are left as written.
+func TestCompactPreservesRecords(t *testing.T) {
+	e := newEnv(t, 2)
+	ctx := context.Background()
+	for range 60 {
+		e.produce(8)
+	}
+	before := e.checkAll()
+	e.advance(time.Minute)
+	e.produce(8) // young: stays
+	m := e.manager(nil)
+	for {
+		st, err := m.Compact(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Tasks == 0 {
+			break
+		}
+	}
+	after := e.checkAll()
+	if after >= before/4 {
+		t.Fatalf("entries %d -> %d, want a drop to under a quarter", before, after)
+	}
+	for p := range e.topic.Partitions {
+		l, _ := e.meta.ReadLayout(ctx, e.topic.ID, p)
+		if last := l.Entries[len(l.Entries)-1]; last.ObjectKey != "segments/flush-000061" {
+			t.Fatalf("partition %d: newest entry is in %s, want the young flush", p, last.ObjectKey)
+		}
+	}
+	// The flush objects are garbage now; GC deletes them after the grace
+	// period, and the records stay readable.
+	for range 3 {
+		e.advance(2 * time.Minute)
+		if _, err := m.CollectGarbage(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.checkAll()
+	e.referencedExist()
+	refs, _, _ := e.meta.ReferencedObjects(ctx)
+	if objs := e.objects(); len(objs) != len(refs) {
+		t.Fatalf("%d objects, %d referenced", len(objs), len(refs))
+	}
+}
+
+// TestCompactCrashAtEachStep: a compaction that dies after reading, after
+// its PUT or after its swap loses no record and leaves every referenced
+// object in place; the next passes finish the job and collect the orphan.
+func TestCompactCrashAtEachStep(t *testing.T) {
+	for _, step := range []string{lifecycle.StepCompactRead, lifecycle.StepCompactPut, lifecycle.StepCompactSwap} {
+		t.Run(step, func(t *testing.T) {
+			e := newEnv(t, 1)
+			ctx := context.Background()
+			for range 20 {
+				e.produce(8)
+			}
+			before := e.checkAll()
+			e.advance(time.Minute)
+			if _, err := e.manager(crashAt(step)).Compact(ctx); !errors.Is(err, errCrash) {
+				t.Fatalf("compact: %v, want the injected crash", err)
+			}
+			n := e.checkAll()
+			e.referencedExist()
+			if step == lifecycle.StepCompactSwap && n >= before {
+				t.Fatalf("crash after the swap: %d entries, want fewer than %d", n, before)
+			}
+			if step != lifecycle.StepCompactSwap && n != before {
+				t.Fatalf("crash before the swap: %d entries, want %d", n, before)
+			}
+			m := e.manager(nil)
+			for range 3 {
+				if err := m.RunOnce(ctx); err != nil {
+					t.Fatal(err)
+				}
+				e.advance(2 * time.Minute)
+			}
+			if n := e.checkAll(); n > before/3 {
+				t.Fatalf("after recovery: %d entries from %d", n, before)
+			}
+			e.referencedExist()
+			refs, _, _ := e.meta.ReferencedObjects(ctx)
+			if objs := e.objects(); len(objs) != len(refs) {
+				t.Fatalf("%d objects, %d referenced: an orphan survived", len(objs), len(refs))
+			}
+		})
+	}
+}
+
+// TestGCCrashAtEachStep: garbage collection that dies after listing, after
+// marking, or after deleting one object never deletes a referenced object,
+// and later passes delete every unreferenced one.
+func TestGCCrashAtEachStep(t *testing.T) {
+	for _, step := range []string{lifecycle.StepGCList, lifecycle.StepGCMark, lifecycle.StepGCDelete} {
+		t.Run(step, func(t *testing.T) {
+			e := newEnv(t, 2)
+			ctx := context.Background()
+			for range 12 {
+				e.produce(8)
+			}
+			e.advance(time.Minute)
+			if _, err := e.manager(nil).Compact(ctx); err != nil {
+				t.Fatal(err)
+			}
+			crash := e.manager(crashAt(step))
+			for range 3 { // each pass crashes at step
+				e.advance(2 * time.Minute)
+				if _, err := crash.CollectGarbage(ctx); err != nil && !errors.Is(err, errCrash) {
+					t.Fatal(err)
+				}
+				e.referencedExist()
+				e.checkAll()
+			}
+			m := e.manager(nil)
+			for range 3 {
+				e.advance(2 * time.Minute)
+				if _, err := m.CollectGarbage(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			e.referencedExist()
+			e.checkAll()
+			refs, _, _ := e.meta.ReferencedObjects(ctx)
+			if objs := e.objects(); len(objs) != len(refs) {
+				t.Fatalf("%d objects, %d referenced", len(objs), len(refs))
+			}
+			if marks, _ := e.meta.GarbageMarks(ctx); len(marks) != 0 {
+				t.Fatalf("%d garbage marks left", len(marks))
+			}
+		})
+	}
+}
+
+// TestGCDeletesFencedCommitObject: an object whose commit was fenced is
+// referenced by nothing; GC leaves it alone during the grace period (it
+// could be an in-flight PUT) and deletes it afterwards.
+func TestGCDeletesFencedCommitObject(t *testing.T) {
+	e := newEnv(t, 1)
+	ctx := context.Background()
+	e.produce(4)
+	// A stale broker PUTs an object, and its commit is fenced.
+	obj := []byte("not even a segment; nobody will read it")
+	if err := e.store.Put(ctx, "segments/fenced-1", obj); err != nil {
+		t.Fatal(err)
+	}
+	errs := e.meta.CommitSegments(ctx, []meta.Commit{{Broker: "old", Epoch: 1, Entry: meta.SegmentEntry{
+		TopicID: e.topic.ID, Partition: 0, ObjectKey: "segments/fenced-1", ObjectSize: int64(len(obj)),
+		Pos: 0, Len: 10, FirstOffset: 4, LastOffset: 4,
+	}}})
+	if !errors.Is(errs[0], meta.ErrFenced) {
+		t.Fatalf("commit: %v, want fenced", errs[0])
+	}
+	m := e.manager(nil)
+	st, err := m.CollectGarbage(ctx)
+	if err != nil || st.Marked != 0 || !e.objects()["segments/fenced-1"] {
+		t.Fatalf("young orphan: %+v, %v; want it kept and unmarked", st, err)
+	}
+	e.advance(2 * time.Minute)
+	if st, err = m.CollectGarbage(ctx); err != nil || st.Marked != 1 || st.Deleted != 0 {
+		t.Fatalf("old orphan: %+v, %v; want it marked", st, err)
+	}
+	e.advance(2 * time.Minute)
+	if st, err = m.CollectGarbage(ctx); err != nil || st.Deleted != 1 {
+		t.Fatalf("marked orphan: %+v, %v; want it deleted", st, err)
+	}
+	if e.objects()["segments/fenced-1"] {
+		t.Fatal("fenced object still there")
+	}
+	e.referencedExist()
+	e.checkAll()
+}
+
+// TestCompactSwapConflict: a swap planned on a layout that retention has
+// changed since is refused, and the records stay intact.
+func TestCompactSwapConflict(t *testing.T) {
+	e := newEnv(t, 1)
+	ctx := context.Background()
+	for range 6 {
+		e.produce(4)
+	}
+	l, err := e.meta.ReadLayout(ctx, e.topic.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.meta.TruncateSegments(ctx, l, l.Entries[1].FirstOffset); err != nil {
+		t.Fatal(err)
+	}
+	old := l.Entries[1:3]
+	repl := []meta.SegmentEntry{old[0]}
+	repl[0].LastOffset, repl[0].Len = old[1].LastOffset, old[0].Len // shape only; must be refused
+	if err := e.meta.SwapSegments(ctx, l, old, repl); !errors.Is(err, meta.ErrConflict) {
+		t.Fatalf("stale swap: %v, want ErrConflict", err)
+	}
+	e.checkAll()
+}
