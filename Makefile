@@ -5,14 +5,15 @@ GO        ?= go
 TOOLS_DIR ?= $(HOME)/.cache/strata/bin
 export STRATA_TOOLS_DIR := $(TOOLS_DIR)
 
-.PHONY: all build test tools lint fmt vet staticcheck test-unit fuzz bench proto proto-check clean
+.PHONY: all build test tools lint fmt vet staticcheck test-unit fuzz bench proto proto-check clean image helm-test
 
 all: build
 
 build:
 	$(GO) build ./...
 
-## tools: build etcd, MinIO and staticcheck once into $(TOOLS_DIR) (from the Go module proxy).
+## tools: build etcd, MinIO, staticcheck, Helm and kube-apiserver once into
+## $(TOOLS_DIR) (from the Go module proxy; kube-apiserver takes ~15 minutes).
 tools:
 	bash scripts/tools.sh all
 
@@ -63,6 +64,21 @@ proto:
 ## proto-check: fail if the committed generated code is not what proto makes.
 proto-check: proto
 	git diff --exit-code -- api/proto
+
+## image: the container image (all roles) and its -debug variant for `helm test`.
+## Needs Docker with BuildKit; not run by `make test`.
+IMAGE     ?= ghcr.io/strata-mq/strata
+IMAGE_TAG ?= dev
+image:
+	docker build -t $(IMAGE):$(IMAGE_TAG) .
+	docker build --target debug -t $(IMAGE):$(IMAGE_TAG)-debug .
+
+## helm-test: the Helm chart's tests only (lint, template, install into a real
+## kube-apiserver, wiring of the real binaries). `make test` runs them too.
+helm-test:
+	bash scripts/tools.sh helm >/dev/null
+	bash scripts/tools.sh kube-apiserver >/dev/null
+	$(GO) test -race -count=1 ./charts/strata/charttest/
 
 clean:
 	rm -rf strata-data

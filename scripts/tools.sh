@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the external programs the tests run as real processes (MinIO, etcd)
+# Builds the external programs the tests run as real processes (MinIO, etcd,
+# Helm, kube-apiserver)
 # from the Go module proxy and caches them outside the repository, so that a
 # second run on the same machine costs nothing. Prints the cache bin dir.
 #
@@ -11,6 +12,8 @@ ETCD_VERSION=v3.7.3
 STATICCHECK_VERSION=v0.8.2
 PROTOC_GEN_GO_VERSION=v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION=v1.6.2
+HELM_VERSION=v3.22.0
+KUBE_VERSION=v1.37.2
 
 bin=${STRATA_TOOLS_DIR:-$HOME/.cache/strata/bin}
 mkdir -p "$bin"
@@ -58,6 +61,38 @@ build_minio() {
   go_tool minio github.com/minio/minio "$MINIO_VERSION"
 }
 build_staticcheck() { go_tool staticcheck honnef.co/go/tools/cmd/staticcheck "$STATICCHECK_VERSION"; }
+build_helm() { go_tool helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"; }
+
+build_kube_apiserver() {
+  local out="$bin/kube-apiserver-$KUBE_VERSION"
+  if [ ! -x "$out" ]; then
+    log "building kube-apiserver $KUBE_VERSION (about 15 minutes on 2 cores, once)"
+    # k8s.io/kubernetes points every k8s.io/* staging module at ./staging/...
+    # with replace directives, which go install refuses. A throwaway module
+    # requires it and replaces each of those with the published v0.x.y module
+    # of the same release.
+    local mod; mod=$(mktemp -d)
+    (
+      cd "$mod"
+      go mod init strata.local/kubebuild >/dev/null 2>&1
+      local gomod
+      gomod=$(go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" |
+        sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')
+      local staging="v0.${KUBE_VERSION#v1.}"
+      local args=()
+      while read -r m; do
+        args+=("-replace=$m=$m@$staging")
+      done < <(sed -n 's#^[[:space:]]*\(k8s\.io/[^[:space:]]*\)[[:space:]]*=>[[:space:]]*\./staging/.*#\1#p' "$gomod")
+      [ "${#args[@]}" -gt 0 ] || { log "no staging replaces found in $gomod"; exit 1; }
+      go mod edit -require="k8s.io/kubernetes@$KUBE_VERSION" -tool=k8s.io/kubernetes/cmd/kube-apiserver "${args[@]}"
+      go mod tidy >/dev/null 2>&1 || go mod tidy
+      GOFLAGS=-buildvcs=false go build -o "$out.tmp" k8s.io/kubernetes/cmd/kube-apiserver
+    )
+    mv "$out.tmp" "$out"
+    rm -rf "$mod"
+  fi
+  ln -sf "$(basename "$out")" "$bin/kube-apiserver"
+}
 
 case "${1:-all}" in
   minio) build_minio ;;
@@ -67,7 +102,9 @@ case "${1:-all}" in
     # protoc itself comes from Debian's protobuf-compiler package.
     go_tool protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go "$PROTOC_GEN_GO_VERSION"
     go_tool protoc-gen-go-grpc google.golang.org/grpc/cmd/protoc-gen-go-grpc "$PROTOC_GEN_GO_GRPC_VERSION" ;;
-  all) build_etcd; build_staticcheck; build_minio ;;
-  *) echo "usage: $0 [all|minio|etcd|staticcheck|protoc-gen]" >&2; exit 2 ;;
+  helm) build_helm ;;
+  kube-apiserver) build_kube_apiserver ;;
+  all) build_etcd; build_staticcheck; build_minio; build_helm; build_kube_apiserver ;;
+  *) echo "usage: $0 [all|minio|etcd|staticcheck|protoc-gen|helm|kube-apiserver]" >&2; exit 2 ;;
 esac
 echo "$bin"

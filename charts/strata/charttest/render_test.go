@@ -1,0 +1,225 @@
+package charttest
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// scenarios returns the values files under ci/, plus "" for the defaults.
+func scenarios(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(chartDir(t), "ci", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatal("no scenario files under ci/")
+	}
+	return append([]string{""}, files...)
+}
+
+func scenarioName(f string) string {
+	if f == "" {
+		return "defaults"
+	}
+	return strings.TrimSuffix(filepath.Base(f), ".yaml")
+}
+
+func valuesArgs(f string) []string {
+	if f == "" {
+		return nil
+	}
+	return []string{"-f", f}
+}
+
+func TestLint(t *testing.T) {
+	t.Parallel()
+	for _, f := range scenarios(t) {
+		t.Run(scenarioName(f), func(t *testing.T) {
+			t.Parallel()
+			helm(t, nil, append([]string{"lint", "--strict", chartDir(t)}, valuesArgs(f)...)...)
+		})
+	}
+}
+
+// TestTemplate renders the chart with the defaults and with every scenario,
+// decodes every object strictly into its Kubernetes type and checks the
+// properties the chart promises.
+func TestTemplate(t *testing.T) {
+	t.Parallel()
+	for _, f := range scenarios(t) {
+		t.Run(scenarioName(f), func(t *testing.T) {
+			t.Parallel()
+			out := helm(t, nil, append([]string{"template", "rel", chartDir(t), "--namespace", "ns"}, valuesArgs(f)...)...)
+			objs := decodeManifests(t, out)
+			checkRendered(t, objs)
+		})
+	}
+}
+
+// checkRendered checks what every scenario must satisfy.
+func checkRendered(t *testing.T, objs []object) {
+	t.Helper()
+	servers := map[string]int32{"coordinator": 7072, "broker": 7071, "proxy": 7070}
+	for role, port := range servers {
+		d := find[*appsv1.Deployment](t, objs, "Deployment", "rel-strata-"+role)
+		spec := d.Spec.Template.Spec
+		if len(spec.Containers) != 1 {
+			t.Fatalf("%s: %d containers", role, len(spec.Containers))
+		}
+		c := spec.Containers[0]
+		if got := filepath.Base(c.Command[0]); got != role {
+			t.Errorf("%s runs %s", role, got)
+		}
+		if c.ReadinessProbe == nil || c.ReadinessProbe.GRPC == nil || c.ReadinessProbe.GRPC.Port != port {
+			t.Errorf("%s: readiness probe is not gRPC health on %d: %+v", role, port, c.ReadinessProbe)
+		}
+		if c.LivenessProbe == nil || c.LivenessProbe.HTTPGet == nil || c.LivenessProbe.HTTPGet.Path != "/healthz" {
+			t.Errorf("%s: liveness probe is not /healthz: %+v", role, c.LivenessProbe)
+		}
+		if c.Resources.Requests.Cpu().IsZero() || c.Resources.Limits.Memory().IsZero() {
+			t.Errorf("%s: no CPU request or memory limit", role)
+		}
+		if sc := c.SecurityContext; sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
+			t.Errorf("%s: root filesystem is writable", role)
+		}
+		if p := spec.SecurityContext; p == nil || p.RunAsNonRoot == nil || !*p.RunAsNonRoot {
+			t.Errorf("%s: may run as root", role)
+		}
+		if !selects(d.Spec.Selector.MatchLabels, d.Spec.Template.Labels) {
+			t.Errorf("%s: selector %v does not select its pods %v", role, d.Spec.Selector.MatchLabels, d.Spec.Template.Labels)
+		}
+		if role == "broker" {
+			// Stateless: no volumes of any kind, no local data directory.
+			if len(spec.Volumes) != 0 || len(c.VolumeMounts) != 0 {
+				t.Errorf("broker has volumes: %+v", spec.Volumes)
+			}
+			for _, e := range c.Env {
+				if e.Name == "STRATA_DATA_DIR" {
+					t.Error("broker stores data locally (STRATA_DATA_DIR)")
+				}
+			}
+		}
+	}
+	svc := find[*corev1.Service](t, objs, "Service", "rel-strata-proxy")
+	proxy := find[*appsv1.Deployment](t, objs, "Deployment", "rel-strata-proxy")
+	if !selects(svc.Spec.Selector, proxy.Spec.Template.Labels) {
+		t.Errorf("proxy Service selects %v, not the proxy pods", svc.Spec.Selector)
+	}
+	// Every Service and PodDisruptionBudget selects some rendered pods.
+	for _, o := range objs {
+		var sel map[string]string
+		switch v := o.Obj.(type) {
+		case *corev1.Service:
+			sel = v.Spec.Selector
+		default:
+			continue
+		}
+		if !anyPodSelected(objs, sel) {
+			t.Errorf("Service %s selects no pods (%v)", o.Name, sel)
+		}
+	}
+}
+
+// selects reports whether selector matches labels.
+func selects(selector, labels map[string]string) bool {
+	if len(selector) == 0 {
+		return false
+	}
+	for k, v := range selector {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func anyPodSelected(objs []object, sel map[string]string) bool {
+	for _, o := range objs {
+		var labels map[string]string
+		switch v := o.Obj.(type) {
+		case *appsv1.Deployment:
+			labels = v.Spec.Template.Labels
+		case *appsv1.StatefulSet:
+			labels = v.Spec.Template.Labels
+		default:
+			continue
+		}
+		if selects(sel, labels) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestSchemaRejects checks that values.schema.json and validateValues turn
+// away wrong types, impossible values and contradictions with a clear
+// message naming the value.
+func TestSchemaRejects(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		set  []string
+		want string // in helm's error
+	}{
+		{"negative broker replicas", []string{"broker.replicaCount=-1"}, "broker/replicaCount"},
+		{"negative proxy replicas", []string{"proxy.replicaCount=-3"}, "proxy/replicaCount"},
+		{"replicas not a number", []string{"coordinator.replicaCount=two"}, "coordinator/replicaCount"},
+		{"bad flush duration", []string{"broker.flushInterval=soon"}, "broker/flushInterval"},
+		{"zero flush duration", []string{"broker.flushInterval=0s"}, "broker/flushInterval"},
+		{"negative duration", []string{"proxy.maxFetchWait=-1s"}, "proxy/maxFetchWait"},
+		{"lease ttl not whole seconds", []string{"broker.leaseTTL=1500ms"}, "broker/leaseTTL"},
+		{"zero flush bytes", []string{"broker.flushBytes=0"}, "broker/flushBytes"},
+		{"cpu target over 100", []string{"broker.autoscaling.targetCPUUtilizationPercentage=150"}, "targetCPUUtilizationPercentage"},
+		{"unknown service type", []string{"proxy.service.type=Ingress"}, "proxy/service/type"},
+		{"port out of range", []string{"proxy.service.port=70000"}, "proxy/service/port"},
+		{"unknown value key", []string{"broker.replicas=3"}, "replicas"},
+		{"bad log level", []string{"logLevel=loud"}, "logLevel"},
+		{"bad bucket name", []string{"s3.bucket=Not_A_Bucket"}, "s3/bucket"},
+		{"etcd url without scheme", []string{"etcd.endpoints={etcd:2379}"}, "etcd/endpoints"},
+		{"even etcd members", []string{"etcd.bundled.replicaCount=2"}, "etcd/bundled/replicaCount"},
+		{"no etcd at all", []string{"etcd.bundled.enabled=false"}, "set etcd.endpoints"},
+		{"endpoint with bundled minio", []string{"s3.endpoint=http://s3.local"}, "s3.endpoint must be empty"},
+		{"half the keys", []string{"s3.credentials.accessKey=a"}, "set both accessKey and secretKey"},
+		{"min above max", []string{"broker.autoscaling.enabled=true", "broker.autoscaling.minReplicas=5", "broker.autoscaling.maxReplicas=2"}, "minReplicas must not exceed maxReplicas"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			args := []string{"template", "rel", chartDir(t)}
+			for _, s := range tt.set {
+				args = append(args, "--set", s)
+			}
+			_, err := helmErr(t, nil, args...)
+			if err == nil {
+				t.Fatalf("helm template accepted %v", tt.set)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error does not mention %q: %v", tt.want, err)
+			}
+		})
+	}
+}
+
+// TestChartFiles checks the files a user reads: NOTES.txt says how to reach
+// the proxy, and there is a helm test.
+func TestChartFiles(t *testing.T) {
+	t.Parallel()
+	notes, err := os.ReadFile(filepath.Join(chartDir(t), "templates", "NOTES.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(notes), "port-forward") || !strings.Contains(string(notes), "STRATA_SERVER") {
+		t.Error("NOTES.txt does not say how to reach the proxy")
+	}
+	out := helm(t, nil, "template", "rel", chartDir(t), "--show-only", "templates/tests/produce-consume.yaml")
+	pod := find[*corev1.Pod](t, decodeManifests(t, out), "Pod", "rel-strata-test")
+	if pod.Annotations["helm.sh/hook"] != "test" {
+		t.Errorf("test pod hook = %q", pod.Annotations["helm.sh/hook"])
+	}
+}
