@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -24,31 +23,17 @@ import (
 // works under a prefix of its own.
 var etcd *testenv.Etcd
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "strata-broker-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	etcd, err = testenv.NewEtcd(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	etcd.Kill()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testenv.Main(m, &etcd) }
 
-var prefixSeq atomic.Int64
+// brokerSeq numbers the brokers the tests start.
+var brokerSeq atomic.Int64
 
 // newMeta returns a metadata store on the shared etcd under a fresh prefix.
 func newMeta(t testing.TB, mutate ...func(*meta.Config)) *meta.Store {
 	t.Helper()
 	cfg := meta.Config{
 		Endpoints: etcd.Endpoints(),
-		Prefix:    fmt.Sprintf("/t-broker-%d-%d", time.Now().UnixNano(), prefixSeq.Add(1)),
+		Prefix:    testenv.Prefix(t),
 	}
 	for _, f := range mutate {
 		f(&cfg)
@@ -124,7 +109,7 @@ func newEnv(t testing.TB, mutate ...func(*Config)) *env {
 	}
 	e := &env{store: &faultStore{Store: fs}}
 	cfg := Config{
-		ID:            fmt.Sprintf("b-%d", prefixSeq.Add(1)),
+		ID:            fmt.Sprintf("b-%d", brokerSeq.Add(1)),
 		Store:         e.store,
 		FlushInterval: 2 * time.Millisecond,
 		LeaseTTL:      2 * time.Second,

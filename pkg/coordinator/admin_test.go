@@ -15,7 +15,7 @@ import (
 
 func TestAdminValidation(t *testing.T) {
 	ctx := testCtx(t)
-	store := newStore(t, etcd.Endpoints(), newPrefix(t))
+	store := newStore(t, etcd.Endpoints(), testenv.Prefix(t))
 	c := startCoordinator(t, store, "c1", func(c *Config) { c.MaxPartitionsPerTopic = 8 })
 	waitFor(t, "leader", c.IsLeader)
 	cli := client(t, c)
@@ -77,7 +77,7 @@ func TestAdminValidation(t *testing.T) {
 
 func TestAdminTopicLifecycle(t *testing.T) {
 	ctx := testCtx(t)
-	store := newStore(t, etcd.Endpoints(), newPrefix(t))
+	store := newStore(t, etcd.Endpoints(), testenv.Prefix(t))
 	c := startCoordinator(t, store, "c1", func(c *Config) { c.PlacementInterval = time.Hour })
 	waitFor(t, "leader", c.IsLeader)
 	cli := client(t, c)
@@ -148,7 +148,7 @@ func TestAdminTopicLifecycle(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	store := newStore(t, etcd.Endpoints(), newPrefix(t))
+	store := newStore(t, etcd.Endpoints(), testenv.Prefix(t))
 	ok := Config{ListenAddr: "127.0.0.1:0", Meta: store}
 	tests := []struct {
 		name   string
@@ -189,7 +189,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := startCoordinator(t, newStore(t, etcd.Endpoints(), newPrefix(t)), "c1", func(c *Config) { c.MetricsAddr = addr })
+	c := startCoordinator(t, newStore(t, etcd.Endpoints(), testenv.Prefix(t)), "c1", func(c *Config) { c.MetricsAddr = addr })
 	waitFor(t, "leader", c.IsLeader)
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {

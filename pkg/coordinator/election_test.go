@@ -24,7 +24,7 @@ func leaderAndStandby(t *testing.T, a, b *Server) (*Server, *Server) {
 }
 
 func TestElectionFailoverOnClose(t *testing.T) {
-	prefix := newPrefix(t)
+	prefix := testenv.Prefix(t)
 	ctx := testCtx(t)
 	// A long TTL, so a takeover well under it proves the leader resigned.
 	longTTL := func(c *Config) { c.SessionTTL = 10 * time.Second }
@@ -75,7 +75,7 @@ func TestElectionFailoverOnClose(t *testing.T) {
 }
 
 func TestLeaderInfoNoLeader(t *testing.T) {
-	store := newStore(t, etcd.Endpoints(), newPrefix(t))
+	store := newStore(t, etcd.Endpoints(), testenv.Prefix(t))
 	_, _, err := LeaderInfo(testCtx(t), store)
 	wantAPIErr(t, err, apierr.ErrNotLeader)
 }
@@ -85,7 +85,7 @@ func TestLeaderInfoNoLeader(t *testing.T) {
 // the standby wins, the old leader answers NOT_LEADER — and campaigns again
 // with a new session instead of staying out of the election.
 func TestLeaderStepsDownWhenSessionRevoked(t *testing.T) {
-	prefix := newPrefix(t)
+	prefix := testenv.Prefix(t)
 	ctx := testCtx(t)
 	store := newStore(t, etcd.Endpoints(), prefix)
 	c1 := startCoordinator(t, newStore(t, etcd.Endpoints(), prefix), "c1")
@@ -119,7 +119,7 @@ func TestLeaderStepsDownWhenSessionRevoked(t *testing.T) {
 // again after etcd is back.
 func TestLeaderStepsDownWhenEtcdUnreachable(t *testing.T) {
 	e := testenv.StartEtcd(t)
-	store := newStore(t, e.Endpoints(), newPrefix(t))
+	store := newStore(t, e.Endpoints(), testenv.Prefix(t))
 	c := startCoordinator(t, store, "c1", func(c *Config) { c.SessionTTL = time.Second })
 	waitFor(t, "leader", c.IsLeader)
 

@@ -3,11 +3,8 @@ package coordinator
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
-	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,29 +22,7 @@ import (
 // works under a prefix of its own.
 var etcd *testenv.Etcd
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "strata-coordinator-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	etcd, err = testenv.NewEtcd(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	etcd.Kill()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-var prefixSeq atomic.Int64
-
-// newPrefix returns a cluster prefix no other test uses.
-func newPrefix(t testing.TB) string {
-	return fmt.Sprintf("/t-%s-%d-%d", strings.ReplaceAll(t.Name(), "/", "_"), time.Now().UnixNano(), prefixSeq.Add(1))
-}
+func TestMain(m *testing.M) { testenv.Main(m, &etcd) }
 
 // newStore returns a Store on endpoints under prefix.
 func newStore(t testing.TB, endpoints []string, prefix string) *meta.Store {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
+	"github.com/strata-mq/strata/internal/testenv"
 	"github.com/strata-mq/strata/pkg/meta"
 )
 
@@ -80,7 +81,7 @@ func register(t *testing.T, store *meta.Store, id string) *meta.Registration {
 
 func TestPlacementFailoverAndDrain(t *testing.T) {
 	ctx := testCtx(t)
-	store := newStore(t, etcd.Endpoints(), newPrefix(t))
+	store := newStore(t, etcd.Endpoints(), testenv.Prefix(t))
 	c := startCoordinator(t, store, "c1")
 	waitFor(t, "leader", c.IsLeader)
 	v := startView(t, store)
@@ -164,7 +165,7 @@ func TestPlacementFailoverAndDrain(t *testing.T) {
 
 func TestPlacementWaitsForBrokers(t *testing.T) {
 	ctx := testCtx(t)
-	store := newStore(t, etcd.Endpoints(), newPrefix(t))
+	store := newStore(t, etcd.Endpoints(), testenv.Prefix(t))
 	c := startCoordinator(t, store, "c1")
 	waitFor(t, "leader", c.IsLeader)
 	v := startView(t, store)

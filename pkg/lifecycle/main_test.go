@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"reflect"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -23,41 +21,11 @@ import (
 // One etcd and one MinIO serve every test of the package; each test has its
 // own etcd prefix and bucket.
 var (
-	etcd      *testenv.Etcd
-	minioOnce sync.Once
-	minioSrv  *testenv.MinIO
-	minioErr  error
-	seq       atomic.Int64
-	tmpDir    string
+	etcd *testenv.Etcd
+	seq  atomic.Int64
 )
 
-func TestMain(m *testing.M) {
-	var err error
-	if tmpDir, err = os.MkdirTemp("", "strata-lifecycle-test-"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	if etcd, err = testenv.NewEtcd(tmpDir + "/etcd"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	etcd.Kill()
-	if minioSrv != nil {
-		minioSrv.Kill()
-	}
-	os.RemoveAll(tmpDir)
-	os.Exit(code)
-}
-
-func minio(t testing.TB) *testenv.MinIO {
-	t.Helper()
-	minioOnce.Do(func() { minioSrv, minioErr = testenv.NewMinIO(tmpDir + "/minio") })
-	if minioErr != nil {
-		t.Fatalf("starting MinIO: %v", minioErr)
-	}
-	return minioSrv
-}
+func TestMain(m *testing.M) { testenv.Main(m, &etcd) }
 
 // env is one test's cluster: a metadata store, an S3 store on MinIO, a
 // topic, and a clock the test moves forward.
@@ -80,7 +48,7 @@ func newEnv(t testing.TB, partitions int32) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ms.Close() })
-	m := minio(t)
+	m := testenv.SharedMinIO(t)
 	bucket := fmt.Sprintf("lifecycle-%d-%d", time.Now().UnixNano()%1e9, n)
 	if err := m.CreateBucket(context.Background(), bucket); err != nil {
 		t.Fatal(err)

@@ -3,8 +3,6 @@ package meta_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,31 +14,14 @@ import (
 // works under a prefix of its own.
 var etcd *testenv.Etcd
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "strata-meta-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	etcd, err = testenv.NewEtcd(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	etcd.Kill()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-var prefixSeq atomic.Int64
+func TestMain(m *testing.M) { testenv.Main(m, &etcd) }
 
 // newStore returns a Store on the shared etcd under a fresh prefix.
 func newStore(t testing.TB, mutate ...func(*meta.Config)) *meta.Store {
 	t.Helper()
 	cfg := meta.Config{
 		Endpoints: etcd.Endpoints(),
-		Prefix:    fmt.Sprintf("/test-%d-%d", time.Now().UnixNano(), prefixSeq.Add(1)),
+		Prefix:    testenv.Prefix(t),
 	}
 	for _, f := range mutate {
 		f(&cfg)

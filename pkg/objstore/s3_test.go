@@ -11,10 +11,8 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,43 +22,12 @@ import (
 	"github.com/strata-mq/strata/pkg/objstore/objstoretest"
 )
 
-// One MinIO process serves every test in the package; each test works in
-// buckets of its own. It starts on first use, so that FS-only runs do not
-// pay for it, and TestMain kills it.
-var (
-	minioOnce sync.Once
-	minioSrv  *testenv.MinIO
-	minioDir  string
-	minioErr  error
-	bucketSeq atomic.Int64
-)
+// One MinIO process serves every test in the package (testenv.SharedMinIO);
+// each test works in buckets of its own. It starts on first use, so that
+// FS-only runs do not pay for it.
+var bucketSeq atomic.Int64
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if minioSrv != nil {
-		minioSrv.Kill()
-	}
-	if minioDir != "" {
-		os.RemoveAll(minioDir)
-	}
-	os.Exit(code)
-}
-
-// minio returns the package's MinIO server, starting it on first use. It
-// fails the test, never skips it, when MinIO cannot start.
-func minio(t *testing.T) *testenv.MinIO {
-	t.Helper()
-	minioOnce.Do(func() {
-		minioDir, minioErr = os.MkdirTemp("", "strata-objstore-minio-")
-		if minioErr == nil {
-			minioSrv, minioErr = testenv.NewMinIO(minioDir)
-		}
-	})
-	if minioErr != nil {
-		t.Fatalf("starting MinIO: %v", minioErr)
-	}
-	return minioSrv
-}
+func TestMain(m *testing.M) { testenv.Main(m, nil) }
 
 // newBucket creates an empty bucket for the test.
 func newBucket(t *testing.T, m *testenv.MinIO) string {
@@ -100,7 +67,7 @@ func newS3(t *testing.T, cfg objstore.S3Config) *objstore.S3 {
 }
 
 func TestS3Conformance(t *testing.T) {
-	m := minio(t)
+	m := testenv.SharedMinIO(t)
 	objstoretest.Run(t, func(t *testing.T) objstore.Store {
 		cfg := s3Config(m.Endpoint, newBucket(t, m))
 		cfg.Prefix = "cluster-a/"
@@ -111,7 +78,7 @@ func TestS3Conformance(t *testing.T) {
 // TestS3Prefix pins that Prefix places a store's keys under it in the
 // bucket and hides them from stores with another prefix.
 func TestS3Prefix(t *testing.T) {
-	m := minio(t)
+	m := testenv.SharedMinIO(t)
 	bucket := newBucket(t, m)
 	ctx := t.Context()
 	root := newS3(t, s3Config(m.Endpoint, bucket))
@@ -268,7 +235,7 @@ func s3Error(status int, code string) func(p *faultProxy, w http.ResponseWriter,
 // TestS3RetriesServerErrors pins that throttling and 5xx answers are
 // retried up to MaxAttempts and no further, for writes and reads.
 func TestS3RetriesServerErrors(t *testing.T) {
-	m := minio(t)
+	m := testenv.SharedMinIO(t)
 	bucket := newBucket(t, m)
 	direct := newS3(t, s3Config(m.Endpoint, bucket))
 	if err := direct.Put(t.Context(), "existing", []byte("payload")); err != nil {
@@ -350,7 +317,7 @@ func TestS3RetriesServerErrors(t *testing.T) {
 // server that stalls before answering, or in the middle of a body, costs
 // one timeout per attempt, and the operation's total time stays bounded.
 func TestS3AttemptTimeout(t *testing.T) {
-	m := minio(t)
+	m := testenv.SharedMinIO(t)
 	bucket := newBucket(t, m)
 	direct := newS3(t, s3Config(m.Endpoint, bucket))
 	payload := []byte(strings.Repeat("0123456789", 1000))
@@ -429,7 +396,7 @@ func TestS3AttemptTimeout(t *testing.T) {
 // operation at once, even while an attempt waits on a stalled server with a
 // long RequestTimeout.
 func TestS3CancelDuringAttempt(t *testing.T) {
-	m := minio(t)
+	m := testenv.SharedMinIO(t)
 	bucket := newBucket(t, m)
 	p := newFaultProxy(t, m.Endpoint, func(p *faultProxy, n int64, w http.ResponseWriter, r *http.Request) bool {
 		p.stall(r)
@@ -463,7 +430,7 @@ func TestS3CancelDuringAttempt(t *testing.T) {
 // TestS3ServerIgnoresRange pins that Get still returns only the requested
 // bytes from a server that answers a ranged GET with the whole object.
 func TestS3ServerIgnoresRange(t *testing.T) {
-	m := minio(t)
+	m := testenv.SharedMinIO(t)
 	const data = "0123456789"
 	p := newFaultProxy(t, m.Endpoint, func(p *faultProxy, n int64, w http.ResponseWriter, r *http.Request) bool {
 		if r.Method != http.MethodGet || r.Header.Get("Range") == "" {
@@ -490,7 +457,7 @@ func TestS3ServerIgnoresRange(t *testing.T) {
 // TestS3MissingBucket pins that a missing bucket is an error of its own, not
 // ErrNotFound: a Get from it must not look like a deleted object.
 func TestS3MissingBucket(t *testing.T) {
-	m := minio(t)
+	m := testenv.SharedMinIO(t)
 	s := newS3(t, s3Config(m.Endpoint, "no-such-bucket"))
 	_, err := s.Get(t.Context(), "k", 0, -1)
 	if err == nil || errors.Is(err, objstore.ErrNotFound) {

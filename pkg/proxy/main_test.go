@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"iter"
 	"net"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -28,24 +27,7 @@ import (
 // works under a prefix of its own.
 var etcd *testenv.Etcd
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "strata-proxy-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	etcd, err = testenv.NewEtcd(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	etcd.Kill()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-var prefixSeq atomic.Int64
+func TestMain(m *testing.M) { testenv.Main(m, &etcd) }
 
 // env is one proxy on a fresh etcd prefix and a fresh filesystem store.
 type env struct {
@@ -63,7 +45,7 @@ func newEnv(t *testing.T, mutate ...func(*Config)) *env {
 	t.Cleanup(cancel)
 	ms, err := meta.New(meta.Config{
 		Endpoints: etcd.Endpoints(),
-		Prefix:    fmt.Sprintf("/t-%s-%d-%d", t.Name(), time.Now().UnixNano(), prefixSeq.Add(1)),
+		Prefix:    testenv.Prefix(t),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -22,25 +22,7 @@ import (
 // etcd is shared by the package's tests; each uses its own key prefix.
 var etcd *testenv.Etcd
 
-func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "charttest-etcd-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	etcd, err = testenv.NewEtcd(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer etcd.Kill()
-	return m.Run()
-}
+func TestMain(m *testing.M) { testenv.Main(m, &etcd) }
 
 // chartDir returns the chart's directory.
 func chartDir(t testing.TB) string {
