@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/strata-mq/strata/internal/testenv"
+	"github.com/strata-mq/strata/internal/tlsgen"
 	"github.com/strata-mq/strata/pkg/client"
+	"github.com/strata-mq/strata/pkg/rpc"
 )
 
 // bucket is the MinIO bucket every test cluster writes to.
@@ -28,6 +30,10 @@ type Cluster struct {
 	Proxy        *testenv.Process
 	// ProxyAddr is the address clients use.
 	ProxyAddr string
+	// brokerArgs are the extra broker flags, for AddBroker.
+	brokerArgs []string
+	// tls is the servers' TLS (ClusterOptions.TLS) for readiness checks.
+	tls *rpc.TLS
 }
 
 // ClusterOptions shapes a cluster.
@@ -36,6 +42,17 @@ type ClusterOptions struct {
 	Brokers      int // default 2
 	// BrokerArgs are extra flags for every broker.
 	BrokerArgs []string
+	// CoordinatorArgs are extra flags for every coordinator.
+	CoordinatorArgs []string
+	// TLS, if set, runs every server with this certificate, key and CA
+	// (STRATA_TLS_*): brokers and coordinators then require client
+	// certificates (mutual TLS), the proxy verifies them when given.
+	// Readiness checks present the same certificate.
+	TLS *tlsgen.Files
+	// ProxyArgs are extra flags for the proxy.
+	ProxyArgs []string
+	// Env are extra STRATA_* variables for every server.
+	Env []string
 }
 
 // StartCluster builds the binaries and starts MinIO, etcd, the
@@ -73,15 +90,33 @@ func StartCluster(t testing.TB, opts ClusterOptions) *Cluster {
 		"STRATA_S3_SECRET_KEY=" + testenv.MinIOSecretKey,
 		"STRATA_LOG_LEVEL=info",
 	}
+	c.env = append(c.env, opts.Env...)
+	if opts.TLS != nil {
+		c.env = append(c.env, "STRATA_TLS_CERT="+opts.TLS.Cert, "STRATA_TLS_KEY="+opts.TLS.Key, "STRATA_TLS_CA="+opts.TLS.CA)
+		if c.tls, err = rpc.LoadTLS(rpc.TLSConfig{CertFile: opts.TLS.Cert, KeyFile: opts.TLS.Key, CAFile: opts.TLS.CA}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for i := range opts.Coordinators {
-		c.Coordinators = append(c.Coordinators, c.start(fmt.Sprintf("coordinator-%d", i), "coordinator", nil))
+		c.Coordinators = append(c.Coordinators, c.start(fmt.Sprintf("coordinator-%d", i), "coordinator",
+			append([]string{"-id", fmt.Sprintf("coordinator-%d", i)}, opts.CoordinatorArgs...)))
 	}
 	for i := range opts.Brokers {
 		c.Brokers = append(c.Brokers, c.start(fmt.Sprintf("broker-%d", i), "broker",
 			append([]string{"-id", fmt.Sprintf("broker-%d", i)}, opts.BrokerArgs...)))
 	}
-	c.Proxy = c.start("proxy", "proxy", nil)
+	c.brokerArgs = opts.BrokerArgs
+	c.Proxy = c.start("proxy", "proxy", opts.ProxyArgs)
 	return c
+}
+
+// AddBroker starts one more broker with the given ID and the cluster's
+// broker flags, waits until it serves, and appends it to Brokers.
+func (c *Cluster) AddBroker(id string) *testenv.Process {
+	c.t.Helper()
+	p := c.start(id, "broker", append([]string{"-id", id}, c.brokerArgs...))
+	c.Brokers = append(c.Brokers, p)
+	return p
 }
 
 // start runs one server binary on a free port and waits until its gRPC
@@ -98,7 +133,7 @@ func (c *Cluster) start(name, binary string, args []string) *testenv.Process {
 		Args:   append([]string{"-listen-addr", addr}, args...),
 		Env:    c.env,
 		LogDir: c.dir,
-		Ready:  testenv.GRPCServing(addr),
+		Ready:  c.ready(addr),
 	})
 	if err != nil {
 		c.t.Fatal(err)
@@ -119,4 +154,13 @@ func (c *Cluster) Client(opts ...client.Opt) *client.Client {
 	}
 	c.t.Cleanup(func() { cl.Close() })
 	return cl
+}
+
+// ready is the readiness check of a server at addr: plaintext, or TLS
+// with the cluster's certificate.
+func (c *Cluster) ready(addr string) func(context.Context) error {
+	if c.tls != nil {
+		return testenv.GRPCServingTLS(addr, c.tls)
+	}
+	return testenv.GRPCServing(addr)
 }

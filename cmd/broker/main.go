@@ -26,6 +26,7 @@ func main() {
 	metaCfg := serverflags.Meta(fs)
 	storeCfg := serverflags.Store(fs)
 	newLogger := serverflags.Log(fs)
+	tlsFlags := serverflags.TLS(fs)
 	var cfg broker.Config
 	fs.StringVar(&cfg.ListenAddr, "listen-addr", broker.DefaultBinaryListenAddr, "gRPC listen address")
 	fs.StringVar(&cfg.AdvertiseAddr, "advertise-addr", "", "address proxies dial (default: the listen address)")
@@ -44,6 +45,9 @@ func main() {
 	log, err := newLogger()
 	if err != nil {
 		fail(slog.Default(), "flags", err)
+	}
+	if cfg.TLS, err = tlsFlags.Apply(metaCfg, storeCfg, true); err != nil {
+		fail(log, "tls", err)
 	}
 	serverflags.MetaDefaults(metaCfg)
 	reg := prometheus.NewRegistry()

@@ -34,6 +34,7 @@ func run(args []string) error {
 	metaCfg := serverflags.Meta(fs)
 	storeCfg := serverflags.Store(fs)
 	newLogger := serverflags.Log(fs)
+	tlsFlags := serverflags.TLS(fs)
 	var cfg coordinator.Config
 	fs.StringVar(&cfg.ID, "id", "", "coordinator id (default hostname-random)")
 	fs.StringVar(&cfg.ListenAddr, "listen-addr", coordinator.DefaultListenAddr, "gRPC listen address")
@@ -59,6 +60,9 @@ func run(args []string) error {
 	}
 	log, err := newLogger()
 	if err != nil {
+		return err
+	}
+	if cfg.TLS, err = tlsFlags.Apply(metaCfg, storeCfg, true); err != nil {
 		return err
 	}
 	serverflags.MetaDefaults(metaCfg)

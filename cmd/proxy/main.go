@@ -34,7 +34,9 @@ func main() {
 func run(args []string) error {
 	fs := flag.NewFlagSet("proxy", flag.ContinueOnError)
 	metaCfg, storeCfg, newLogger := serverflags.Meta(fs), serverflags.Store(fs), serverflags.Log(fs)
+	tlsFlags := serverflags.TLS(fs)
 	cfg := proxy.Config{}
+	finishSecurity := securityFlags(fs, &cfg)
 	fs.StringVar(&cfg.ListenAddr, "listen-addr", proxy.DefaultListenAddr, "gRPC address clients connect to")
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "HTTP address of /metrics and /healthz (empty: none)")
 	fs.Int64Var(&cfg.Cache.MaxBytes, "cache-bytes", cache.DefaultMaxBytes, "size of the block cache in bytes")
@@ -49,6 +51,10 @@ func run(args []string) error {
 	}
 	log, err := newLogger()
 	if err != nil {
+		return err
+	}
+	finishSecurity()
+	if cfg.TLS, err = tlsFlags.Apply(metaCfg, storeCfg, false); err != nil {
 		return err
 	}
 	reg := prometheus.NewRegistry()

@@ -72,10 +72,14 @@ func commands() map[string]*command {
 		}},
 		"produce": produceCmd,
 		"consume": consumeCmd,
+		"group":   groupCmd,
 		"cluster": {summary: "show the cluster", subs: map[string]*command{
 			"status": clusterStatusCmd,
 		}},
-		"dev": devCmd,
+		"dev":    devCmd,
+		"bench":  benchCmd,
+		"broker": {summary: "manage brokers", subs: map[string]*command{"drain": brokerDrainCmd}},
+		"acl":    aclCmd,
 	}
 }
 
@@ -240,7 +244,7 @@ func (a *App) leafUsage(path string, cmd *command, fs *flag.FlagSet) {
 
 // client connects to the server.
 func (a *App) client() (*client.Client, error) {
-	return client.New(a.server)
+	return a.newClient() // security.go: TLS and token from the environment
 }
 
 // exactArgs checks the number of positional arguments.

@@ -26,6 +26,8 @@ var consumeCmd = &command{
 		fs.IntVar(&maxMessages, "max-messages", 0, "exit after this many records (0: no limit)")
 		fs.IntVar(&maxMessages, "n", 0, "short for --max-messages")
 		timeout := fs.Duration("timeout", 0, "exit once no record arrived for this long (0: wait forever)")
+		group := fs.String("group", "", "consume as a member of this consumer group: share the partitions, resume from and commit to its offsets")
+		sessionTimeout := fs.Duration("session-timeout", 0, "with --group: the member's session timeout (0: the coordinator's default)")
 		format := fs.String("format", "value", "output: value, kv, json, or a Go template such as '{{.Partition}}:{{.Offset}} {{.Key}}={{.Value}}'")
 		return func(ctx context.Context, a *App, args []string) error {
 			if err := exactArgs(args, "topic"); err != nil {
@@ -44,6 +46,10 @@ var consumeCmd = &command{
 				return usagef("--max-messages must not be negative")
 			case *timeout < 0:
 				return usagef("--timeout must not be negative")
+			case *group != "" && (*partition != -1 || offsetSet):
+				return usagef("--group excludes --partition and --offset (the group assigns partitions and keeps offsets)")
+			case *sessionTimeout != 0 && (*sessionTimeout < time.Second || *sessionTimeout > 5*time.Minute):
+				return usagef("--session-timeout must be 0 or between 1s and 5m")
 			}
 			out, err := newFormatter(*format)
 			if err != nil {
@@ -53,6 +59,10 @@ var consumeCmd = &command{
 				max: maxMessages, timeout: *timeout, format: out}
 			if offsetSet {
 				o.offset = *offset
+			}
+			if *group != "" {
+				o.sessionTimeout = *sessionTimeout
+				return a.consumeGroup(ctx, args[0], *group, o)
 			}
 			return a.consume(ctx, args[0], o)
 		}
@@ -66,6 +76,8 @@ type consumeOpts struct {
 	max           int
 	timeout       time.Duration
 	format        formatter
+	// sessionTimeout is the group member's session timeout (--group).
+	sessionTimeout time.Duration
 }
 
 func (a *App) consume(ctx context.Context, topic string, o consumeOpts) error {

@@ -22,6 +22,7 @@ var devCmd = &command{
 		fs.StringVar(&cfg.S3.AccessKeyID, "s3-access-key", "", "S3 access key (empty: AWS credential chain)")
 		fs.StringVar(&cfg.S3.SecretAccessKey, "s3-secret-key", "", "S3 secret key")
 		level := fs.String("log-level", "warn", "log level: debug, info, warn, error")
+		sec := devSecurityFlags(fs, &cfg)
 		return func(ctx context.Context, a *App, args []string) error {
 			if err := exactArgs(args); err != nil {
 				return err
@@ -31,6 +32,9 @@ var devCmd = &command{
 				return usagef("--log-level %q: %v", *level, err)
 			}
 			cfg.Logger = slog.New(slog.NewTextHandler(a.Stderr, &slog.HandlerOptions{Level: l}))
+			if err := sec(a); err != nil {
+				return err
+			}
 			c, err := dev.New(cfg)
 			if err != nil {
 				return err

@@ -39,6 +39,23 @@ var (
 	ErrStorageUnavailable = errors.New("strata: storage unavailable")
 	ErrTimeout            = errors.New("strata: timed out")
 	ErrShuttingDown       = errors.New("strata: server shutting down")
+	// ErrFencedMember: a consumer group member's epoch is stale; it must
+	// rejoin, and its commits are rejected.
+	ErrFencedMember = errors.New("strata: consumer group member fenced (stale member epoch)")
+	// ErrUnknownMember: the group has no such member (it left or its
+	// session timed out); it must rejoin.
+	ErrUnknownMember = errors.New("strata: unknown consumer group member")
+	// ErrGroupNotEmpty: the operation needs a group without live members.
+	ErrGroupNotEmpty = errors.New("strata: consumer group has live members")
+	// ErrOutOfOrderSequence: an idempotent producer's request arrived
+	// before the one preceding it in sequence; the producer sends it again
+	// once the earlier request is resolved.
+	ErrOutOfOrderSequence = errors.New("strata: out of order sequence")
+	// ErrUnauthenticated: no valid bearer token or client certificate,
+	// and anonymous access is off.
+	ErrUnauthenticated = errors.New("strata: unauthenticated")
+	// ErrPermissionDenied: no ACL allows the principal the operation.
+	ErrPermissionDenied = errors.New("strata: permission denied")
 )
 
 // entry ties a reason to its gRPC code and its sentinel.
@@ -67,6 +84,12 @@ var table = []entry{
 	{stratav1.Reason_TIMEOUT, codes.DeadlineExceeded, ErrTimeout, true},
 	{stratav1.Reason_TIMEOUT, codes.DeadlineExceeded, context.DeadlineExceeded, true},
 	{stratav1.Reason_SHUTTING_DOWN, codes.Unavailable, ErrShuttingDown, true},
+	{stratav1.Reason_FENCED_MEMBER, codes.FailedPrecondition, ErrFencedMember, false},
+	{stratav1.Reason_UNKNOWN_MEMBER, codes.NotFound, ErrUnknownMember, false},
+	{stratav1.Reason_GROUP_NOT_EMPTY, codes.FailedPrecondition, ErrGroupNotEmpty, false},
+	{stratav1.Reason_OUT_OF_ORDER_SEQUENCE, codes.FailedPrecondition, ErrOutOfOrderSequence, true},
+	{stratav1.Reason_UNAUTHENTICATED, codes.Unauthenticated, ErrUnauthenticated, false},
+	{stratav1.Reason_PERMISSION_DENIED, codes.PermissionDenied, ErrPermissionDenied, false},
 }
 
 func lookup(err error) (entry, bool) {

@@ -35,7 +35,6 @@ import (
 	"github.com/strata-mq/strata/pkg/apierr"
 	"github.com/strata-mq/strata/pkg/meta"
 	"github.com/strata-mq/strata/pkg/rpc"
-	"github.com/strata-mq/strata/pkg/segment"
 )
 
 // Timeouts of the broker's own calls to etcd and the object store.
@@ -71,7 +70,6 @@ type Server struct {
 	sem       chan struct{} // one token per flush in flight
 	commitQ   chan *flush   // flushes in cut order, to the committer
 	flushDone chan struct{} // closed when the committer has finished
-	writers   sync.Pool     // *segment.Writer, reused across flushes
 
 	viewCancel  context.CancelFunc
 	loopsCancel context.CancelFunc
@@ -91,6 +89,9 @@ type Server struct {
 	// room is closed and replaced whenever buffered bytes shrink; produces
 	// waiting for buffer room wait on it.
 	room chan struct{}
+	// settled is closed and replaced whenever a partition's buffered or
+	// in-flight produces are answered; hand-offs wait on it.
+	settled chan struct{}
 	// firstAt is when the oldest buffered batch arrived; zero if none.
 	firstAt time.Time
 	// seq numbers flushes (in object keys).
@@ -127,7 +128,7 @@ func New(cfg Config) (*Server, error) {
 		reg:       reg,
 		metrics:   newMetrics(reg),
 		view:      meta.NewView(cfg.Meta),
-		grpc:      rpc.NewServer(log),
+		grpc:      rpc.NewServer(log, rpc.WithServerTLS(cfg.TLS)),
 		ready:     make(chan struct{}),
 		kick:      make(chan struct{}, 1),
 		recheck:   make(chan struct{}, 1),
@@ -137,8 +138,8 @@ func New(cfg Config) (*Server, error) {
 		flushDone: make(chan struct{}),
 		parts:     map[partKey]*partition{},
 		room:      make(chan struct{}),
+		settled:   make(chan struct{}),
 	}
-	s.writers.New = func() any { return segment.NewWriter(segment.WriterOptions{}) }
 	stratav1.RegisterBrokerServer(s.grpc.Server, s)
 	return s, nil
 }
@@ -199,7 +200,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}
 
 	info := meta.BrokerInfo{ID: s.id, Addr: advertise, Zone: s.cfg.Zone, StartedAt: time.Now().UTC()}
-	r, err := s.cfg.Meta.RegisterBroker(ctx, info, s.cfg.LeaseTTL)
+	r, err := s.registerAtStart(ctx, info)
 	if err != nil {
 		return fmt.Errorf("broker: register: %w", err)
 	}
@@ -207,10 +208,11 @@ func (s *Server) Start(ctx context.Context) (err error) {
 
 	var ml net.Listener
 	if s.cfg.MetricsAddr != "" {
-		if ml, err = rpc.Listen(s.cfg.MetricsAddr); err != nil {
+		if ml, err = rpc.ListenMetrics(s.cfg.MetricsAddr, s.cfg.TLS); err != nil {
 			return err
 		}
 		s.metricsSrv = rpc.MetricsServer(s.reg)
+		s.log.Info("serving metrics", "addr", "http://"+ml.Addr().String()+"/metrics")
 		go func() {
 			if err := s.metricsSrv.Serve(ml); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				s.log.Error("metrics server failed", "err", err)
@@ -240,6 +242,30 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	close(s.ready)
 	s.log.Info("broker started", "addr", addr, "advertise", advertise, "zone", s.cfg.Zone)
 	return nil
+}
+
+// registerAtStart registers the broker. While a live registration holds
+// its ID — the lease of this broker's previous process, killed without
+// deregistering, which etcd expires within LeaseTTL — it tries again until
+// ctx ends, so a broker restarted with a fixed ID comes back on its own.
+func (s *Server) registerAtStart(ctx context.Context, info meta.BrokerInfo) (*meta.Registration, error) {
+	backoff := 100 * time.Millisecond
+	for logged := false; ; {
+		r, err := s.cfg.Meta.RegisterBroker(ctx, info, s.cfg.LeaseTTL)
+		if err == nil || !errors.Is(err, meta.ErrBrokerExists) {
+			return r, err
+		}
+		if !logged {
+			s.log.Warn("broker id still registered (a previous process's lease?); waiting for it to expire", "lease_ttl", s.cfg.LeaseTTL)
+			logged = true
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w (waited for the old registration: %w)", err, ctx.Err())
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
+	}
 }
 
 // advertiseAddr turns a listen address into one other hosts can dial: an
@@ -406,7 +432,7 @@ func (s *Server) reconcile() {
 		} else if p != nil {
 			s.dropLocked(p, apierr.Errorf(apierr.ErrNotOwner, "%s/%d moved to epoch %d", k.topicID, k.partition, st.Epoch))
 		}
-		s.parts[k] = &partition{key: k, epoch: st.Epoch, next: st.NextOffset}
+		s.parts[k] = newPartition(k, st)
 		s.log.Info("owning partition", "topic_id", k.topicID, "partition", k.partition, "epoch", st.Epoch, "next_offset", st.NextOffset)
 	}
 	for k, p := range s.parts {

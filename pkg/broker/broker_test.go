@@ -92,6 +92,7 @@ func TestOneFlushHoldsSeveralPartitions(t *testing.T) {
 	size := len(batch(t, "x", 10))
 	e := newEnv(t, func(c *Config) {
 		c.FlushInterval = time.Minute // only the byte threshold flushes
+		c.LingerWhenIdle = true
 		c.FlushBytes = 3 * size
 	})
 	top := e.createTopic(t, "multi", 3)
@@ -275,7 +276,7 @@ func TestPutFailureKeepsOffsetsDense(t *testing.T) {
 // answers, releases the partition with epoch+1 and no owner, and ends the
 // broker's registration.
 func TestCloseFlushesAndReleases(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.FlushInterval = time.Hour })
+	e := newEnv(t, func(c *Config) { c.FlushInterval, c.LingerWhenIdle = time.Hour, true })
 	top := e.createTopic(t, "closing", 1)
 	ctx := testCtx(t)
 	before, err := e.meta.GetPartition(ctx, top.ID, 0)

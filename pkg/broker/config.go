@@ -28,9 +28,10 @@ const (
 	// stops renewing it loses its partitions this long after.
 	DefaultLeaseTTL = 5 * time.Second
 	// DefaultFlushInterval is the longest a produced batch waits in memory
-	// before its flush starts. Flushes pipeline, so a short interval costs
-	// PUTs, not throughput; on AWS S3, where PUTs are billed, 50–250 ms
-	// trades latency for cost.
+	// for a flush while other flushes are in flight (with none in flight
+	// it goes at once, unless LingerWhenIdle). Flushes pipeline, so a
+	// short interval costs PUTs, not throughput; on AWS S3, where PUTs are
+	// billed, 50–250 ms with LingerWhenIdle trades latency for cost.
 	DefaultFlushInterval = 5 * time.Millisecond
 	// DefaultFlushBytes starts a flush as soon as this many bytes are
 	// buffered; 4 MiB is where one PUT stream to MinIO reaches full speed.
@@ -42,7 +43,7 @@ const (
 	DefaultMaxRequestBytes = 8 << 20
 	// DefaultMaxBufferedBytes bounds the batches buffered for the next
 	// flush; produces wait for room beyond it.
-	DefaultMaxBufferedBytes = 32 << 20
+	DefaultMaxBufferedBytes = 16 << 20
 	// DefaultLoadReportInterval is how often the broker publishes its
 	// bytes-in rate in its registration, for placement.
 	DefaultLoadReportInterval = 10 * time.Second
@@ -79,8 +80,16 @@ type Config struct {
 	// least 1s). Default DefaultLeaseTTL.
 	LeaseTTL time.Duration
 	// FlushInterval is the longest a batch stays buffered before a flush
-	// starts. Default DefaultFlushInterval.
+	// starts while other flushes are in flight. Default
+	// DefaultFlushInterval.
 	FlushInterval time.Duration
+	// LingerWhenIdle makes buffered batches wait for FlushInterval (or
+	// FlushBytes) even while no flush is in flight. By default a flush
+	// starts at once when the pipeline is idle — waiting would only add
+	// latency — and the interval applies while flushes are in flight,
+	// so that the next one batches more. On AWS S3, where PUTs are billed,
+	// set it with a longer interval to bound the PUT rate.
+	LingerWhenIdle bool
 	// FlushBytes starts a flush once this many bytes are buffered across
 	// all partitions. Default DefaultFlushBytes.
 	FlushBytes int
@@ -115,6 +124,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Registry receives the broker's metrics; nil means a private one.
 	Registry *prometheus.Registry
+	// TLS, if set, secures the gRPC listener (mutual TLS when its
+	// ClientAuth is rpc.ClientAuthRequire) and the metrics endpoint. Nil
+	// serves plaintext.
+	TLS *rpc.TLS
 }
 
 // setDefaults fills zero fields with their defaults.

@@ -35,10 +35,14 @@ type flushPart struct {
 	first, last int64
 	// entry is the segment entry to commit, set by the PUT goroutine.
 	entry meta.SegmentEntry
+	// prodBefore and prodAfter are the partition's idempotent-producer
+	// state before and after this part commits.
+	prodBefore, prodAfter map[int64]meta.ProducerState
 }
 
-// flushLoop cuts flushes when FlushBytes are buffered or the oldest
-// buffered batch is FlushInterval old, starts their PUTs and queues them,
+// flushLoop cuts flushes when FlushBytes are buffered, the oldest
+// buffered batch is FlushInterval old, or (unless LingerWhenIdle) no flush
+// is in flight, starts their PUTs and queues them,
 // in order, for the committer. It holds at most MaxInflightFlushes flushes
 // in flight; while all are busy, produces keep buffering into the next
 // (larger) flush. After stopFlush closes it flushes what is left and
@@ -67,7 +71,10 @@ func (s *Server) flushLoop() {
 			}
 			continue
 		}
-		if n < s.cfg.FlushBytes && !stopping {
+		// With no flush in flight the buffered batches go at once: waiting
+		// would add latency and batch nothing more. Otherwise they wait
+		// up to FlushInterval for company.
+		if n < s.cfg.FlushBytes && !stopping && (len(s.sem) > 0 || s.cfg.LingerWhenIdle) {
 			if wait := time.Until(first.Add(s.cfg.FlushInterval)); wait > 0 {
 				timer.Reset(wait)
 				select {
@@ -88,6 +95,14 @@ func (s *Server) flushLoop() {
 		s.metrics.inflight.Inc()
 		go s.put(f)
 		s.commitQ <- f // never blocks: the queue holds as many as sem
+	}
+}
+
+// kickFlusher wakes the flush loop, if it sleeps.
+func (s *Server) kickFlusher() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
 	}
 }
 
@@ -112,12 +127,17 @@ func (s *Server) cut() *flush {
 		if len(p.pending) == 0 {
 			continue // reset since it was buffered
 		}
+		after := advanceProducers(p.cutProd, p.pending)
 		f.parts = append(f.parts, &flushPart{
 			p: p, gen: p.gen, epoch: p.epoch,
-			produces: p.pending,
-			first:    p.pending[0].base,
-			last:     p.pending[len(p.pending)-1].last,
+			produces:   p.pending,
+			first:      p.pending[0].base,
+			last:       p.pending[len(p.pending)-1].last,
+			prodBefore: p.cutProd,
+			prodAfter:  after,
 		})
+		p.cutProd = after
+		p.inflight++
 		f.bytes += p.pendingBytes
 		s.bufBytes -= p.pendingBytes
 		p.pending, p.pendingBytes = nil, 0
@@ -139,11 +159,12 @@ func (s *Server) cut() *flush {
 func (s *Server) put(f *flush) {
 	defer close(f.putDone)
 	start := time.Now()
-	w := s.writers.Get().(*segment.Writer)
-	defer func() {
-		w.Reset()
-		s.writers.Put(w)
-	}()
+	// A fresh Writer per flush: its per-partition chunk buffers are
+	// garbage as soon as Finish has copied them into the object, so only
+	// the object stays live during the PUT. Reused writers (a free list
+	// or a sync.Pool) would keep every chunk buffer at the largest size
+	// it ever held — about 35 MiB per writer at full load.
+	w := segment.NewWriter(segment.WriterOptions{})
 	bufs := make([][]byte, 0, 8)
 	for _, fp := range f.parts {
 		bufs = bufs[:0]
@@ -153,6 +174,11 @@ func (s *Server) put(f *flush) {
 		if err := w.Add(fp.p.key.topicID, fp.p.key.partition, bufs...); err != nil {
 			f.putErr = fmt.Errorf("build segment: %w", err)
 			return
+		}
+		// The writer holds a copy: let the request's memory go while the
+		// PUT runs.
+		for _, pr := range fp.produces {
+			pr.batches = nil
 		}
 	}
 	obj, footer, err := w.Finish()
@@ -194,12 +220,25 @@ func (s *Server) commitLoop() {
 		s.commit(f)
 		s.metrics.inflight.Dec()
 		<-s.sem
+		s.kickFlusher() // the pipeline may be idle now
 	}
 }
 
 // commit commits one flush's entries in one CommitSegments call and
 // answers its produces.
 func (s *Server) commit(f *flush) {
+	committed := make([]*flushPart, 0, len(f.parts))
+	defer func() {
+		s.mu.Lock()
+		for _, fp := range committed {
+			settledLocked(fp)
+		}
+		for _, fp := range f.parts {
+			fp.p.inflight--
+		}
+		s.settleLocked()
+		s.mu.Unlock()
+	}()
 	// Parts of partitions reset since the cut follow offsets that failed:
 	// never commit them.
 	live := make([]*flushPart, 0, len(f.parts))
@@ -231,7 +270,7 @@ func (s *Server) commit(f *flush) {
 
 	commits := make([]meta.Commit, len(live))
 	for i, fp := range live {
-		commits[i] = meta.Commit{Broker: s.id, Epoch: fp.epoch, Entry: fp.entry}
+		commits[i] = meta.Commit{Broker: s.id, Epoch: fp.epoch, Entry: fp.entry, Producers: fp.prodBefore, NewProducers: fp.prodAfter}
 	}
 	start := time.Now()
 	results := s.cfg.Meta.CommitSegments(context.Background(), commits)
@@ -244,6 +283,7 @@ func (s *Server) commit(f *flush) {
 		}
 		if err == nil {
 			answer(fp, nil)
+			committed = append(committed, fp)
 			continue
 		}
 		failed++
@@ -318,6 +358,7 @@ func (s *Server) fail(fp *flushPart, err error, rd *stateReader) {
 	if gerr == nil && st.Broker == s.id && st.Epoch == p.epoch && s.member {
 		s.resetLocked(p, err)
 		p.next = st.NextOffset
+		p.prod, p.cutProd = loadProducers(st.Producers), st.Producers
 		s.log.Info("partition reset to committed offset", "topic_id", p.key.topicID, "partition", p.key.partition, "next_offset", p.next)
 		return
 	}

@@ -8,6 +8,7 @@ import (
 
 	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
 	"github.com/strata-mq/strata/pkg/apierr"
+	"github.com/strata-mq/strata/pkg/meta"
 	"github.com/strata-mq/strata/pkg/segment"
 )
 
@@ -37,14 +38,37 @@ type partition struct {
 	pendingBytes int
 	// inDirty is true while the partition is on Server.dirty.
 	inDirty bool
+	// inflight counts the partition's flush parts cut and not yet answered.
+	inflight int
+	// releasing is set while the partition is handed to another broker:
+	// new produces get NOT_OWNER.
+	releasing bool
+	// prod is the idempotent producers' last accepted requests, committed
+	// or not; cutProd is the producer state as the flushes cut so far
+	// leave it in etcd, which the next cut's commit expects.
+	prod    map[int64][]*prodSeq
+	cutProd map[int64]meta.ProducerState
+	// seqMoved, if not nil, is closed when prod next changes: requests
+	// that arrived before their predecessor wait on it.
+	seqMoved chan struct{}
+}
+
+// newPartition returns the hold on a partition taken on from st.
+func newPartition(k partKey, st meta.PartitionState) *partition {
+	return &partition{key: k, epoch: st.Epoch, next: st.NextOffset, prod: loadProducers(st.Producers), cutProd: st.Producers}
 }
 
 // produce is one produce request's batches on their way to a flush.
 type produce struct {
-	// batches are the request's record batches, offsets stamped in place.
+	// batches are the request's record batches, offsets stamped in place;
+	// the flush that writes them drops them once it has copied them.
 	batches []byte
+	// size is len(batches) as received.
+	size int
 	// base and last are the first and last offsets assigned.
 	base, last int64
+	// seqs is the idempotent producer's sequence range, if any.
+	seqs seqRange
 	// done receives the outcome exactly once: nil when committed.
 	done chan error
 }
@@ -57,7 +81,15 @@ type produce struct {
 // If ctx ends first Produce returns ctx's error; the batches may still be
 // committed (delivery is at least once).
 func (s *Server) Produce(ctx context.Context, req *stratav1.ProduceRequest) (*stratav1.ProduceResponse, error) {
+	defer s.metrics.observeProduceTime(time.Now())
 	pr, records, err := s.append(ctx, req)
+	var retry *committedRetry
+	if errors.As(err, &retry) {
+		pr, err = s.findCommitted(ctx, retry)
+		if err == nil {
+			s.metrics.duplicates.Inc()
+		}
+	}
 	if err != nil {
 		s.metrics.observeProduce(err, records, len(req.GetBatches()))
 		return nil, err
@@ -67,7 +99,7 @@ func (s *Server) Produce(ctx context.Context, req *stratav1.ProduceRequest) (*st
 	case <-ctx.Done():
 		err = ctx.Err()
 	}
-	s.metrics.observeProduce(err, records, len(pr.batches))
+	s.metrics.observeProduce(err, records, pr.size)
 	if err != nil {
 		return nil, err
 	}
@@ -98,6 +130,10 @@ func (s *Server) append(ctx context.Context, req *stratav1.ProduceRequest) (*pro
 		}
 		return nil, 0, fmt.Errorf("%w: %w", apierr.ErrCorruptBatch, err)
 	}
+	seqs, err := requestSeqs(hs)
+	if err != nil {
+		return nil, 0, err
+	}
 	records := 0
 	for _, h := range hs {
 		if t.MaxMessageBytes > 0 && h.Size() > int(t.MaxMessageBytes) {
@@ -107,6 +143,15 @@ func (s *Server) append(ctx context.Context, req *stratav1.ProduceRequest) (*pro
 	}
 
 	key := partKey{t.ID, p}
+	var (
+		gapTimer   *time.Timer // bounds waiting for an earlier sequence
+		gapExpired bool
+	)
+	defer func() {
+		if gapTimer != nil {
+			gapTimer.Stop()
+		}
+	}()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var part *partition
@@ -117,8 +162,43 @@ func (s *Server) append(ctx context.Context, req *stratav1.ProduceRequest) (*pro
 		case !s.member:
 			return nil, records, apierr.Errorf(apierr.ErrNotOwner, "broker %s has no membership lease", s.id)
 		}
-		if part = s.parts[key]; part == nil {
+		if part = s.parts[key]; part == nil || part.releasing {
 			return nil, records, apierr.Errorf(apierr.ErrNotOwner, "broker %s does not own %s/%d", s.id, t.Name, p)
+		}
+		if seqs.idempotent() {
+			dup, check, err := dedupLocked(part, seqs)
+			if err != nil || dup != nil {
+				if dup != nil {
+					s.metrics.duplicates.Inc()
+				}
+				return dup, records, err
+			}
+			if check == seqCommitted {
+				return nil, records, &committedRetry{key: key, seqs: seqs, below: part.prod[seqs.pid][0].FirstOffset}
+			}
+			if check == seqGap && !gapExpired {
+				// Wait for the producer's earlier request (bounded).
+				if gapTimer == nil {
+					gapTimer = time.NewTimer(gapWait)
+				}
+				moved := part.seqWaitLocked()
+				s.mu.Unlock()
+				select {
+				case <-moved:
+				case <-gapTimer.C:
+					gapExpired = true
+				case <-ctx.Done():
+					s.mu.Lock() // for the deferred Unlock
+					return nil, records, ctx.Err()
+				}
+				s.mu.Lock()
+				continue
+			}
+			if check == seqGap {
+				s.metrics.outOfOrder.Inc()
+				return nil, records, apierr.Errorf(apierr.ErrOutOfOrderSequence,
+					"producer %d sequence %d arrived before the request preceding it; resend after it", seqs.pid, seqs.first)
+			}
 		}
 		if s.bufBytes == 0 || s.bufBytes+len(b) <= s.cfg.MaxBufferedBytes {
 			break
@@ -143,8 +223,9 @@ func (s *Server) append(ctx context.Context, req *stratav1.ProduceRequest) (*pro
 		next += int64(h.RecordCount)
 		pos += h.Size()
 	}
-	pr := &produce{batches: b, base: part.next, last: next - 1, done: make(chan error, 1)}
+	pr := &produce{batches: b, size: len(b), base: part.next, last: next - 1, seqs: seqs, done: make(chan error, 1)}
 	part.next = next
+	acceptLocked(part, pr)
 	part.pending = append(part.pending, pr)
 	part.pendingBytes += len(b)
 	if !part.inDirty {
@@ -180,7 +261,16 @@ func (s *Server) resetLocked(p *partition, err error) {
 		s.firstAt = time.Time{}
 	}
 	p.pending, p.pendingBytes = nil, 0
+	p.seqMovedLocked()
 	s.roomLocked()
+	s.settleLocked()
+}
+
+// settleLocked wakes hand-offs waiting for partitions to have nothing
+// buffered or in flight. s.mu must be held.
+func (s *Server) settleLocked() {
+	close(s.settled)
+	s.settled = make(chan struct{})
 }
 
 // roomLocked wakes produces waiting for buffer room. s.mu must be held.

@@ -44,6 +44,9 @@ var (
 	ErrStorageUnavailable = apierr.ErrStorageUnavailable
 	ErrTimeout            = apierr.ErrTimeout
 	ErrShuttingDown       = apierr.ErrShuttingDown
+	// ErrOutOfOrderSequence: a produce request reached the broker before
+	// the request preceding it; the producer resends it by itself.
+	ErrOutOfOrderSequence = apierr.ErrOutOfOrderSequence
 )
 
 // Errors of the SDK itself.
@@ -84,7 +87,7 @@ func New(addr string, opts ...Opt) (*Client, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	conn, err := rpc.Dial(addr)
+	conn, err := rpc.Dial(addr, cfg.dial...)
 	if err != nil {
 		return nil, err
 	}

@@ -162,7 +162,7 @@ func TestAdmin(t *testing.T) {
 // Flush sends the rest without waiting for the linger.
 func TestProducerMaxBatchBytes(t *testing.T) {
 	f, c := setup(t, 1)
-	p := newProducer(t, c, Linger(time.Hour), MaxBatchBytes(1024))
+	p := newProducer(t, c, Linger(time.Hour), MaxBatchBytes(1024), MaxInflight(1))
 	// Each record counts 26+200 bytes: four fit in 1024-61 bytes, five don't.
 	var wg sync.WaitGroup
 	for i := range 10 {

@@ -106,7 +106,10 @@ type cpart struct {
 }
 
 type fetchResult struct {
-	tp  topicPartition
+	tp topicPartition
+	// cp is the partition state the fetch was for; a result whose cp is no
+	// longer assigned (unassign) is dropped.
+	cp  *cpart
 	gen uint64
 	// from is the offset fetched (pos, resolved).
 	from int64
@@ -364,7 +367,7 @@ func (c *Consumer) startFetchesLocked() {
 		}
 		cp.fetching = true
 		c.wg.Add(1)
-		go c.fetch(tp, cp.gen, cp.pos)
+		go c.fetch(tp, cp, cp.gen, cp.pos)
 	}
 }
 
@@ -379,6 +382,9 @@ func (c *Consumer) takeResultsLocked() ([]*Record, error) {
 	c.results = nil
 	for _, res := range results {
 		cp := c.parts[res.tp]
+		if cp != res.cp {
+			continue // unassigned meanwhile
+		}
 		cp.fetching = false
 		if res.gen != cp.gen {
 			continue // a seek happened meanwhile
@@ -435,9 +441,9 @@ func decodeFrom(tp topicPartition, b []byte, from int64) ([]*Record, error) {
 
 // fetch fetches tp from pos (resolving OffsetEarliest/OffsetLatest first),
 // retrying retriable failures, and hands the result to Poll.
-func (c *Consumer) fetch(tp topicPartition, gen uint64, pos int64) {
+func (c *Consumer) fetch(tp topicPartition, cp *cpart, gen uint64, pos int64) {
 	defer c.wg.Done()
-	res := fetchResult{tp: tp, gen: gen}
+	res := fetchResult{tp: tp, cp: cp, gen: gen}
 	for attempt := 1; ; attempt++ {
 		var err error
 		if pos < 0 {
@@ -487,6 +493,27 @@ func (c *Consumer) fetch(tp topicPartition, gen uint64, pos int64) {
 	c.mu.Lock()
 	c.results = append(c.results, res)
 	c.mu.Unlock()
+	select {
+	case c.notify <- struct{}{}:
+	default:
+	}
+}
+
+// unassign removes partitions: they are no longer fetched, and records
+// fetched but not yet returned by Poll are dropped. Consumer groups use it
+// to revoke partitions.
+func (c *Consumer) unassign(tps []topicPartition) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, tp := range tps {
+		delete(c.parts, tp)
+	}
+	c.order = slices.DeleteFunc(c.order, func(tp topicPartition) bool { return c.parts[tp] == nil })
+}
+
+// wake makes a waiting Poll look at its partitions again, after partitions
+// were assigned from another goroutine.
+func (c *Consumer) wake() {
 	select {
 	case c.notify <- struct{}{}:
 	default:

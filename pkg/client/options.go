@@ -46,6 +46,7 @@ const (
 	DefaultMaxBatchBytes    = 1 << 20
 	DefaultMaxBufferedBytes = 64 << 20
 	DefaultMaxAttempts      = 10
+	DefaultMaxInflight      = 5
 	DefaultDeliveryTimeout  = 2 * time.Minute
 	DefaultFetchMaxWait     = 500 * time.Millisecond
 	DefaultFetchMaxBytes    = 1 << 20
@@ -55,6 +56,8 @@ type clientConfig struct {
 	requestTimeout         time.Duration
 	adminAttempts          int
 	backoffMin, backoffMax time.Duration
+	// dial secures the connection (TLS, Token; security.go).
+	dial []rpc.DialOption
 }
 
 func defaultClientConfig() clientConfig {
@@ -108,6 +111,10 @@ type producerConfig struct {
 	maxAttempts            int
 	deliveryTimeout        time.Duration
 	backoffMin, backoffMax time.Duration
+	// noIdempotence turns the idempotent producer off (Idempotence).
+	noIdempotence bool
+	// maxInflight bounds the requests in flight per partition.
+	maxInflight int
 }
 
 func defaultProducerConfig() producerConfig {
@@ -120,6 +127,7 @@ func defaultProducerConfig() producerConfig {
 		deliveryTimeout:  DefaultDeliveryTimeout,
 		backoffMin:       DefaultRetryBackoffMin,
 		backoffMax:       DefaultRetryBackoffMax,
+		maxInflight:      DefaultMaxInflight,
 	}
 }
 
@@ -141,6 +149,8 @@ func (c *producerConfig) validate() error {
 		return fmt.Errorf("%w: MaxAttempts must be at least 1, got %d", ErrInvalidRequest, c.maxAttempts)
 	case c.deliveryTimeout <= 0:
 		return fmt.Errorf("%w: DeliveryTimeout must be positive, got %v", ErrInvalidRequest, c.deliveryTimeout)
+	case c.maxInflight < 1 || c.maxInflight > MaxInflightLimit:
+		return fmt.Errorf("%w: MaxInflight must be in [1, %d], got %d", ErrInvalidRequest, MaxInflightLimit, c.maxInflight)
 	case c.backoffMin < 0 || c.backoffMax < c.backoffMin:
 		return fmt.Errorf("%w: ProducerRetryBackoff needs 0 <= min <= max, got %v, %v", ErrInvalidRequest, c.backoffMin, c.backoffMax)
 	}
@@ -183,6 +193,21 @@ func Compression(codec segment.Codec) ProducerOpt {
 // within DeliveryTimeout. Default 10.
 func MaxAttempts(n int) ProducerOpt {
 	return producerOpt(func(c *producerConfig) { c.maxAttempts = n })
+}
+
+// MaxInflightLimit bounds MaxInflight: brokers remember the last 8
+// requests of each producer per partition to recognise retries.
+const MaxInflightLimit = 8
+
+// MaxInflight is how many produce requests each partition keeps in flight
+// (1 to MaxInflightLimit). More than one overlaps a request's wait for
+// the broker's flush with the next requests; order is kept by the
+// idempotent producer's sequences (a request that reaches the broker
+// before its predecessor waits for it, and a failed request is resent
+// before the ones after it). Without idempotence it is always 1.
+// Default 5.
+func MaxInflight(n int) ProducerOpt {
+	return producerOpt(func(c *producerConfig) { c.maxInflight = n })
 }
 
 // DeliveryTimeout bounds the time from Produce to the record's

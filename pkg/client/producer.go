@@ -9,8 +9,6 @@ import (
 
 	"golang.org/x/sync/semaphore"
 
-	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
-	"github.com/strata-mq/strata/pkg/apierr"
 	"github.com/strata-mq/strata/pkg/segment"
 )
 
@@ -18,11 +16,13 @@ import (
 //
 // Records for one partition collect in a buffer that becomes a batch after
 // Linger or once it holds MaxBatchBytes. Each partition has one sender that
-// keeps at most one produce request in flight (max in-flight = 1) and packs
-// the batches waiting for it into that request, up to MaxBatchBytes. A
-// batch that fails with a retriable error is sent again, up to MaxAttempts
-// times within DeliveryTimeout, before any later batch of the partition,
-// so records of a partition are written in the order they were produced.
+// keeps up to MaxInflight produce requests in flight and packs the batches
+// waiting into each request, up to MaxBatchBytes. A request that fails
+// with a retriable error is sent again, up to MaxAttempts times within
+// DeliveryTimeout, after the requests before it are resolved; the
+// idempotent producer's sequences make the broker write a partition's
+// requests in the order they were built, so records of a partition are
+// written in the order they were produced (see sender.go).
 //
 // Partitioning: a record whose partition the application chose (Partition
 // above zero, or SetPartition) goes there; a record with a key goes to
@@ -35,6 +35,8 @@ import (
 type Producer struct {
 	c   *Client
 	cfg producerConfig
+	// pid is the idempotent producer id (random, see newProducerID).
+	pid int64
 
 	// ctx is cancelled by Close once the producer has flushed (or given
 	// up flushing): it aborts requests and retries in progress.
@@ -83,6 +85,11 @@ type partBuf struct {
 	tp topicPartition
 	// wake tells the sender that sealed has batches (capacity 1).
 	wake chan struct{}
+	// pid and nextSeq are the idempotent producer id and the sequence
+	// number of the next record sent to the partition; only the
+	// partition's sender goroutine uses them.
+	pid     int64
+	nextSeq int32
 
 	// The fields below are guarded by Producer.mu.
 	cur       []pending   // records of the batch being built
@@ -106,6 +113,7 @@ func (c *Client) NewProducer(opts ...ProducerOpt) (*Producer, error) {
 	return &Producer{
 		c:        c,
 		cfg:      cfg,
+		pid:      newProducerID(),
 		ctx:      ctx,
 		cancel:   cancel,
 		buffered: semaphore.NewWeighted(cfg.maxBufferedBytes),
@@ -193,7 +201,7 @@ func (p *Producer) produce(ctx context.Context, r *Record, cb func(*Record, erro
 	tp := topicPartition{r.Topic, r.Partition}
 	b := p.parts[tp]
 	if b == nil {
-		b = &partBuf{tp: tp, wake: make(chan struct{}, 1)}
+		b = &partBuf{tp: tp, wake: make(chan struct{}, 1), pid: p.pid}
 		p.parts[tp] = b
 		p.wg.Add(1)
 		go p.sendLoop(b)
@@ -361,34 +369,6 @@ func (p *Producer) invalidate(topic string, ts *topicState) {
 	p.topicsMu.Unlock()
 }
 
-// sendLoop is the sender of one partition: it sends b's sealed batches one
-// request at a time, in order, until the producer is closed.
-func (p *Producer) sendLoop(b *partBuf) {
-	defer p.wg.Done()
-	for {
-		select {
-		case <-b.wake:
-		case <-p.ctx.Done():
-			p.mu.Lock()
-			p.sealLocked(b)
-			batches := b.sealed
-			b.sealed = nil
-			p.mu.Unlock()
-			for _, batch := range batches {
-				p.complete(batch, 0, ErrClosed)
-			}
-			return
-		}
-		for {
-			batches := p.take(b)
-			if len(batches) == 0 {
-				break
-			}
-			p.send(b.tp, batches)
-		}
-	}
-}
-
 // take removes from b the batches of the next request: at least one, and
 // more while they fit in MaxBatchBytes.
 func (p *Producer) take(b *partBuf) [][]pending {
@@ -408,81 +388,6 @@ func (p *Producer) take(b *partBuf) [][]pending {
 	out := b.sealed[:n:n]
 	b.sealed = b.sealed[n:]
 	return out
-}
-
-// send writes batches to their partition in one request, retrying
-// retriable failures, and completes their records.
-func (p *Producer) send(tp topicPartition, batches [][]pending) {
-	var (
-		req      []byte
-		recs     []pending
-		deadline time.Time
-		segRecs  []segment.Record
-	)
-	for _, batch := range batches {
-		segRecs = segRecs[:0]
-		for _, r := range batch {
-			segRecs = append(segRecs, toSegment(r.rec))
-		}
-		enc, err := segment.EncodeBatch(segRecs, segment.BatchOptions{Codec: p.cfg.codec})
-		if err != nil {
-			if errors.Is(err, segment.ErrTooLarge) {
-				err = fmt.Errorf("%w: %w", ErrRecordTooLarge, err)
-			}
-			p.complete(batch, 0, err)
-			continue
-		}
-		req = append(req, enc...)
-		recs = append(recs, batch...)
-		if deadline.IsZero() || batch[0].deadline.Before(deadline) {
-			deadline = batch[0].deadline
-		}
-	}
-	if len(recs) == 0 {
-		return
-	}
-	msg := &stratav1.ProduceRequest{Topic: tp.topic, Partition: tp.partition, Batches: req}
-	var lastErr error
-	for attempt := 1; ; attempt++ {
-		if !time.Now().Before(deadline) {
-			p.complete(recs, 0, fmt.Errorf("%w after %d attempts: %w", ErrDeliveryTimeout, attempt-1, lastErr))
-			return
-		}
-		attemptDeadline := time.Now().Add(p.c.cfg.requestTimeout)
-		if deadline.Before(attemptDeadline) {
-			attemptDeadline = deadline
-		}
-		actx, cancel := context.WithDeadline(p.ctx, attemptDeadline)
-		resp, err := p.c.api.Produce(actx, msg)
-		cancel()
-		if err == nil {
-			p.complete(recs, resp.GetBaseOffset(), nil)
-			return
-		}
-		if p.ctx.Err() != nil {
-			p.complete(recs, 0, ErrClosed)
-			return
-		}
-		err = apierr.FromStatus(err)
-		lastErr = err
-		if errors.Is(err, ErrPartitionRange) || errors.Is(err, ErrUnknownTopic) {
-			p.topicsMu.Lock()
-			ts := p.topics[tp.topic]
-			p.topicsMu.Unlock()
-			if ts != nil {
-				p.invalidate(tp.topic, ts)
-			}
-		}
-		if !apierr.Retriable(err) || attempt >= p.cfg.maxAttempts {
-			p.complete(recs, 0, err)
-			return
-		}
-		wait := min(backoff(p.cfg.backoffMin, p.cfg.backoffMax, attempt), time.Until(deadline))
-		if sleep(p.ctx, wait) != nil {
-			p.complete(recs, 0, ErrClosed)
-			return
-		}
-	}
 }
 
 // complete reports the outcome of recs to their callbacks — on success

@@ -52,6 +52,13 @@ const (
 	// DefaultRetentionBytes is the size limit of a topic created without
 	// one: none, as Kafka's retention.bytes=-1.
 	DefaultRetentionBytes = int64(-1)
+	// DefaultGroupSessionTimeout is how long a consumer group member may
+	// go without a heartbeat before it is removed, unless it asks for
+	// another timeout when it joins.
+	DefaultGroupSessionTimeout = 10 * time.Second
+	// DefaultGroupHeartbeatInterval is the heartbeat interval the
+	// coordinator tells members.
+	DefaultGroupHeartbeatInterval = time.Second
 )
 
 // Config configures a coordinator Server.
@@ -99,6 +106,34 @@ type Config struct {
 	// MetricsAddr, when set, serves Registry at /metrics (and /healthz) on
 	// this host:port.
 	MetricsAddr string
+	// TLS, if set, secures the gRPC listener (mutual TLS when its
+	// ClientAuth is rpc.ClientAuthRequire) and the metrics endpoint, and
+	// is used to dial brokers. Nil serves and dials plaintext.
+	TLS *rpc.TLS
+	// GroupSessionTimeout is the default session timeout of consumer
+	// group members. Default DefaultGroupSessionTimeout; 1s..5m.
+	GroupSessionTimeout time.Duration
+	// GroupHeartbeatInterval is the heartbeat interval told to members
+	// (at most a third of a member's session timeout). Default
+	// DefaultGroupHeartbeatInterval.
+	GroupHeartbeatInterval time.Duration
+	// GroupSessionCheckInterval is how often the leader looks for expired
+	// member sessions. Default 250ms.
+	GroupSessionCheckInterval time.Duration
+	// RebalanceInterval is the least time between two rounds of moves of
+	// healthy partitions (to a new broker, or by load). Default
+	// DefaultRebalanceInterval.
+	RebalanceInterval time.Duration
+	// RebalanceMaxMoves bounds the partitions one round moves; -1 turns
+	// rebalancing off. Default DefaultRebalanceMaxMoves.
+	RebalanceMaxMoves int
+	// LoadRebalanceInterval is the least time between moves made for
+	// bytes-in. Default DefaultLoadRebalanceInterval.
+	LoadRebalanceInterval time.Duration
+	// DrainTimeout is how long the partitions of a live draining broker
+	// are left to its own graceful hand-off before placement moves them.
+	// Default DefaultDrainTimeout.
+	DrainTimeout time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -126,6 +161,8 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	c.setGroupDefaults()
+	c.setRebalanceDefaults()
 	if c.Registry == nil {
 		c.Registry = prometheus.NewRegistry()
 	}
@@ -170,6 +207,12 @@ func (c Config) Validate() error {
 	if c.DefaultRetentionMs < -1 {
 		return fmt.Errorf("coordinator: config: DefaultRetentionMs %d, want -1 or > 0", c.DefaultRetentionMs)
 	}
+	if err := c.validateGroups(); err != nil {
+		return err
+	}
+	if err := c.validateRebalance(); err != nil {
+		return err
+	}
 	return c.validateLifecycle()
 }
 
@@ -191,6 +234,10 @@ type Server struct {
 	// lifecycle runs retention, compaction and GC while leading; nil
 	// without a Store.
 	lifecycle *lifecycle.Manager
+	// groups coordinates consumer groups while leading; nil otherwise.
+	groups atomic.Pointer[groupManager]
+	// rebalanceMetrics count hand-offs and drains.
+	rebalanceMetrics *rebalanceMetrics
 
 	ready     chan struct{}
 	readyOnce sync.Once
@@ -220,10 +267,11 @@ func New(cfg Config) (*Server, error) {
 		cfg:     cfg,
 		log:     cfg.Logger.With("coordinator", cfg.ID),
 		metrics: newMetrics(cfg.Registry),
-		grpc:    rpc.NewServer(cfg.Logger),
+		grpc:    rpc.NewServer(cfg.Logger, rpc.WithServerTLS(cfg.TLS)),
 		view:    meta.NewView(cfg.Meta),
 		ready:   make(chan struct{}),
 	}
+	s.rebalanceMetrics = newRebalanceMetrics(cfg.Registry)
 	var err error
 	if s.lifecycle, err = newLifecycle(cfg); err != nil {
 		return nil, err
@@ -250,11 +298,12 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	var mlis net.Listener
 	if s.cfg.MetricsAddr != "" {
-		if mlis, err = rpc.Listen(s.cfg.MetricsAddr); err != nil {
+		if mlis, err = rpc.ListenMetrics(s.cfg.MetricsAddr, s.cfg.TLS); err != nil {
 			lis.Close()
 			return err
 		}
 		s.metrSrv = rpc.MetricsServer(s.cfg.Registry)
+		s.log.Info("serving metrics", "addr", "http://"+mlis.Addr().String()+"/metrics")
 	}
 	s.started = true
 	s.addr = lis.Addr().String()

@@ -109,6 +109,7 @@ func (s *Server) campaignAndLead(ctx context.Context, session *concurrency.Sessi
 		s.placementLoop(lctx)
 	}()
 	lifecycleDone := s.runLifecycle(lctx)
+	groupsDone := s.runGroups(lctx)
 
 	select {
 	case <-session.Done():
@@ -123,6 +124,7 @@ func (s *Server) campaignAndLead(ctx context.Context, session *concurrency.Sessi
 	stopLeading()
 	<-placed
 	<-lifecycleDone
+	<-groupsDone
 	s.metrics.unassigned.Set(0)
 	return true
 }

@@ -15,6 +15,10 @@ type metrics struct {
 	assignments prometheus.Counter
 	unassigned  prometheus.Gauge
 	admin       *prometheus.CounterVec
+
+	groupExpired       prometheus.Counter
+	groupCommits       prometheus.Counter
+	groupCommitOffsets prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -40,8 +44,21 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Admin calls by method and result (OK or the error reason, e.g. NOT_LEADER).",
 		}, []string{"method", "result"}),
 	}
+	m.groupExpired = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "strata", Subsystem: "coordinator", Name: "group_sessions_expired_total",
+		Help: "Consumer group members removed because their session timed out.",
+	})
+	m.groupCommits = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "strata", Subsystem: "coordinator", Name: "group_commits_total",
+		Help: "Offset commit requests written to etcd (each in as few transactions as possible).",
+	})
+	m.groupCommitOffsets = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "strata", Subsystem: "coordinator", Name: "group_committed_offsets_total",
+		Help: "Partition offsets written by commit and reset requests.",
+	})
 	if reg != nil {
-		reg.MustRegister(m.isLeader, m.elections, m.assignments, m.unassigned, m.admin)
+		reg.MustRegister(m.isLeader, m.elections, m.assignments, m.unassigned, m.admin,
+			m.groupExpired, m.groupCommits, m.groupCommitOffsets)
 	}
 	return m
 }

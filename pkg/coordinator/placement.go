@@ -76,36 +76,73 @@ func placeOrphans(parts []meta.PartitionState, brokers []meta.BrokerInfo) ([]ass
 }
 
 // placementLoop runs placement passes until ctx ends: at once, on every
-// change of the view, and every PlacementInterval as a safety net.
+// change of the view, every PlacementInterval as a safety net, and when a
+// pass asks to be woken (a rebalancing round or a drain timeout is due).
 func (s *Server) placementLoop(ctx context.Context) {
 	select {
 	case <-s.view.Ready():
 	case <-ctx.Done():
 		return
 	}
+	r := newRebalancer(s)
+	defer r.close()
 	tick := time.NewTicker(s.cfg.PlacementInterval)
 	defer tick.Stop()
+	wake := time.NewTimer(time.Hour)
+	defer wake.Stop()
 	for {
 		// Take the channel before reading the view, so no change is missed.
 		changed := s.view.Changed()
-		s.placementPass(ctx)
+		if d := s.placementPass(ctx, r); d > 0 {
+			wake.Reset(d)
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-changed:
 		case <-tick.C:
+		case <-wake.C:
 		}
 	}
 }
 
 // placementPass makes one round of placement decisions from the view and
-// writes them.
-func (s *Server) placementPass(ctx context.Context) {
-	plan, stranded := placeOrphans(s.view.Partitions(), s.view.Brokers())
-	// Later: plan = append(plan, rebalance(...)...) — moves of healthy
-	// partitions by load, each preceded by a hand-off from the old owner.
+// writes them: orphans first; then, when every partition has a healthy
+// owner, a bounded round of graceful moves between healthy brokers. It
+// returns when it wants to run again although nothing changes (0: no
+// need).
+func (s *Server) placementPass(ctx context.Context, r *rebalancer) time.Duration {
+	parts, brokers := s.view.Partitions(), s.view.Brokers()
+	// Partitions of a broker draining itself are its own to hand off for
+	// a while; after DrainTimeout they are orphans like any other.
+	busy, wake := r.handingOff(parts, brokers, time.Now())
+	candidates := parts
+	if len(busy) > 0 {
+		candidates = make([]meta.PartitionState, 0, len(parts))
+		for _, p := range parts {
+			if !busy[p.Broker] {
+				candidates = append(candidates, p)
+			}
+		}
+	}
+	plan, stranded := placeOrphans(candidates, brokers)
 	failed := s.apply(ctx, plan)
 	s.metrics.unassigned.Set(float64(stranded + failed))
+	r.forget(brokers)
+	if len(plan) > 0 || stranded > 0 || len(busy) > 0 {
+		return wake // restore ownership first; rebalance on a settled view
+	}
+	if r.round(ctx, parts, brokers) > 0 {
+		// The view shows the moves shortly and triggers the next pass;
+		// wake anyway once the next round is allowed.
+		return s.cfg.RebalanceInterval
+	}
+	if !r.lastRound.IsZero() {
+		if left := s.cfg.RebalanceInterval - time.Since(r.lastRound); left > 0 {
+			return left
+		}
+	}
+	return wake
 }
 
 // apply writes assignments, assignConcurrency at a time, and returns how many

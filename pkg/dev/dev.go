@@ -16,11 +16,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.etcd.io/etcd/server/v3/embed"
 
+	"github.com/strata-mq/strata/pkg/auth"
 	"github.com/strata-mq/strata/pkg/broker"
 	"github.com/strata-mq/strata/pkg/coordinator"
 	"github.com/strata-mq/strata/pkg/meta"
 	"github.com/strata-mq/strata/pkg/objstore"
 	"github.com/strata-mq/strata/pkg/proxy"
+	"github.com/strata-mq/strata/pkg/rpc"
 )
 
 // Defaults for Config.
@@ -46,6 +48,13 @@ type Config struct {
 	S3 objstore.S3Config
 	// Logger receives every server's logs. Default slog.Default().
 	Logger *slog.Logger
+	// TLS, if set, is the servers' certificate and CA (see GenerateTLS):
+	// the proxy serves clients with it (verifying client certificates
+	// when given), and the proxy, broker and coordinator talk to each
+	// other with mutual TLS. Nil: plaintext.
+	TLS *rpc.TLSConfig
+	// Auth configures the proxy's client authentication, ACLs and quotas.
+	Auth auth.Config
 }
 
 // Validate reports whether the configuration can be used, after defaults.
@@ -129,20 +138,27 @@ func (c *Cluster) Start(ctx context.Context) (err error) {
 	}
 	store = objstore.Instrument(store, reg)
 
+	public, internal, err := c.loadTLS()
+	if err != nil {
+		return err
+	}
 	c.coordinator, err = coordinator.New(coordinator.Config{
 		ListenAddr: "127.0.0.1:0", Meta: c.meta, Store: store, Logger: c.log.With("server", "coordinator"), Registry: reg,
+		TLS: internal,
 	})
 	if err != nil {
 		return err
 	}
 	c.broker, err = broker.New(broker.Config{
 		ListenAddr: "127.0.0.1:0", Meta: c.meta, Store: store, Logger: c.log.With("server", "broker"), Registry: reg,
+		TLS: internal,
 	})
 	if err != nil {
 		return err
 	}
 	c.proxy, err = proxy.New(proxy.Config{
 		ListenAddr: c.cfg.Addr, Meta: c.meta, Store: store, Logger: c.log.With("server", "proxy"), Registry: reg,
+		TLS: public, Auth: c.cfg.Auth,
 	})
 	if err != nil {
 		return err

@@ -171,11 +171,11 @@ func (s *Store) SwapSegments(ctx context.Context, l Layout, old, repl []SegmentE
 		clientv3.Compare(clientv3.ModRevision(from), "<", l.Revision+1).WithRange(to))
 	// Every old key still exists: its exact value is what l read.
 	for _, e := range old {
-		e.V = valueVersion
-		cmps = append(cmps, clientv3.Compare(clientv3.Value(s.keys.segment(e.TopicID, e.Partition, e.FirstOffset)), "=", encode(e)))
-		if len(cmps) > s.cfg.MaxTxnOps {
+		if len(cmps) == s.cfg.MaxTxnOps {
 			break // the range compare above still covers the rest
 		}
+		e.V = valueVersion
+		cmps = append(cmps, clientv3.Compare(clientv3.Value(s.keys.segment(e.TopicID, e.Partition, e.FirstOffset)), "=", encode(e)))
 	}
 	ops := []clientv3.Op{
 		// Bump the fence, keeping the log start's value.

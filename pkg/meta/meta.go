@@ -20,6 +20,7 @@ package meta
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -83,6 +84,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Registerer receives the store's metrics; nil registers none.
 	Registerer prometheus.Registerer
+	// TLS, if set, secures the connection to etcd: its RootCAs verify
+	// etcd's certificate and its client certificate authenticates the
+	// Store (see rpc.TLS.ClientConfig). Nil dials plaintext.
+	TLS *tls.Config
 }
 
 func (c *Config) setDefaults() {
@@ -156,6 +161,7 @@ func New(cfg Config) (*Store, error) {
 			Endpoints:   cfg.Endpoints,
 			DialTimeout: cfg.DialTimeout,
 			Logger:      nopZap(),
+			TLS:         cfg.TLS,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("meta: connect to etcd %v: %w", cfg.Endpoints, err)

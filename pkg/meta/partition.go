@@ -20,6 +20,15 @@ type PartitionState struct {
 	// NextOffset is the offset the next record will get: the high
 	// watermark. Every offset below it is committed.
 	NextOffset int64 `json:"next_offset"`
+	// Producers is the idempotent-producer state of the partition: for
+	// each of the most recent producers (at most MaxProducersPerPartition),
+	// the sequence numbers and offsets of its last committed produce, so
+	// that the owner — and any later owner — recognises a retried batch and
+	// answers it with its original offsets instead of writing it again.
+	// Commits write it in the fencing transaction; assignments carry it
+	// over unchanged. Omitted while empty, so partitions without
+	// idempotent producers keep their old encoding.
+	Producers map[int64]ProducerState `json:"producers,omitempty"`
 
 	// TopicID and Partition name the partition (from the key).
 	TopicID   string `json:"-"`
@@ -31,9 +40,48 @@ type PartitionState struct {
 	Revision int64 `json:"-"`
 }
 
-// canonical is the exact value the fencing commit compares against.
+// MaxProducersPerPartition bounds PartitionState.Producers: a commit that
+// would leave more entries drops those whose last offset is lowest (the
+// producers that wrote to the partition least recently).
+const MaxProducersPerPartition = 32
+
+// ProducerState is what a partition remembers of one idempotent producer:
+// its epoch and its last committed produce request (one or more batches
+// with consecutive sequence numbers and consecutive offsets).
+type ProducerState struct {
+	// Epoch is the producer's epoch.
+	Epoch int16 `json:"epoch"`
+	// FirstSeq and LastSeq are the sequence numbers of the first and last
+	// record of the producer's last committed request.
+	FirstSeq int32 `json:"first_seq"`
+	LastSeq  int32 `json:"last_seq"`
+	// FirstOffset and LastOffset are the offsets those records got.
+	FirstOffset int64 `json:"first_offset"`
+	LastOffset  int64 `json:"last_offset"`
+}
+
+// canonical is the exact value the fencing commit compares against. Go's
+// encoding/json writes struct fields in declaration order and map keys
+// sorted, so equal states always encode to equal bytes.
 func (p PartitionState) canonical() string {
-	return encode(PartitionState{V: valueVersion, Broker: p.Broker, Epoch: p.Epoch, NextOffset: p.NextOffset})
+	return encode(PartitionState{V: valueVersion, Broker: p.Broker, Epoch: p.Epoch, NextOffset: p.NextOffset, Producers: p.Producers})
+}
+
+// BoundProducers drops the least recently written producers (lowest
+// LastOffset) from m until it holds at most MaxProducersPerPartition, in
+// place, and returns it.
+func BoundProducers(m map[int64]ProducerState) map[int64]ProducerState {
+	for len(m) > MaxProducersPerPartition {
+		var oldest int64
+		first := true
+		for id, ps := range m {
+			if first || ps.LastOffset < m[oldest].LastOffset || (ps.LastOffset == m[oldest].LastOffset && id < oldest) {
+				oldest, first = id, false
+			}
+		}
+		delete(m, oldest)
+	}
+	return m
 }
 
 // GetPartition returns one partition's state. A partition that was never
@@ -113,6 +161,7 @@ func (s *Store) AssignPartition(ctx context.Context, prev PartitionState, broker
 		Broker:     broker,
 		Epoch:      prev.Epoch + 1,
 		NextOffset: prev.NextOffset,
+		Producers:  prev.Producers,
 		TopicID:    prev.TopicID,
 		Partition:  prev.Partition,
 		LogStart:   prev.LogStart,
@@ -145,18 +194,31 @@ type LogStart struct {
 // Commit appends one segment entry to a partition, on the condition that the
 // partition is still owned by Broker at Epoch and that its next offset is
 // still Entry.FirstOffset.
+//
+// Producers and NewProducers carry the partition's idempotent-producer
+// state through the commit: Producers is the state the committer expects
+// the partition to hold now (compared, byte for byte, with the rest of the
+// state), NewProducers the state the commit leaves. Both nil (no idempotent
+// producer ever wrote to the partition) keeps the state without producers.
+// NewProducers nil with Producers set leaves Producers unchanged.
 type Commit struct {
-	Broker string
-	Epoch  int64
-	Entry  SegmentEntry
+	Broker       string
+	Epoch        int64
+	Entry        SegmentEntry
+	Producers    map[int64]ProducerState
+	NewProducers map[int64]ProducerState
 }
 
 func (c Commit) expected() PartitionState {
-	return PartitionState{Broker: c.Broker, Epoch: c.Epoch, NextOffset: c.Entry.FirstOffset}
+	return PartitionState{Broker: c.Broker, Epoch: c.Epoch, NextOffset: c.Entry.FirstOffset, Producers: c.Producers}
 }
 
 func (c Commit) committed() PartitionState {
-	return PartitionState{Broker: c.Broker, Epoch: c.Epoch, NextOffset: c.Entry.LastOffset + 1}
+	np := c.NewProducers
+	if np == nil {
+		np = c.Producers
+	}
+	return PartitionState{Broker: c.Broker, Epoch: c.Epoch, NextOffset: c.Entry.LastOffset + 1, Producers: np}
 }
 
 // CommitSegments applies commits with the fencing rule and returns one
@@ -258,6 +320,9 @@ func (s *Store) commitGroup(ctx context.Context, commits []Commit, group []int, 
 			case cur.NextOffset != c.Entry.FirstOffset:
 				results[i] = fmt.Errorf("%w: %s/%d is at %d, commit starts at %d",
 					ErrOffsetMismatch, c.Entry.TopicID, c.Entry.Partition, cur.NextOffset, c.Entry.FirstOffset)
+			case encode(cur.Producers) != encode(c.Producers) && (len(cur.Producers) > 0 || len(c.Producers) > 0):
+				results[i] = fmt.Errorf("%w: %s/%d producer state differs from the committer's",
+					ErrOffsetMismatch, c.Entry.TopicID, c.Entry.Partition)
 			default:
 				retry = append(retry, i)
 			}

@@ -27,6 +27,8 @@ type Admin struct {
 	done    <-chan struct{} // closed when the server shuts down
 	log     *slog.Logger
 	metrics *metrics
+	// dialOpts secure the connection to the coordinator (TLS).
+	dialOpts []rpc.DialOption
 
 	mu   sync.Mutex // guards addr, conn and closed
 	addr string     // the leader address conn is dialled to
@@ -135,7 +137,7 @@ func (a *Admin) leaderConn(ctx context.Context) (*grpc.ClientConn, error) {
 		_ = a.conn.Close()
 		a.conn = nil
 	}
-	conn, err := rpc.Dial(addr)
+	conn, err := rpc.Dial(addr, a.dialOpts...)
 	if err != nil {
 		return nil, apierr.Errorf(apierr.ErrNotLeader, "coordinator leader %s at %s: %v", id, addr, err)
 	}
@@ -152,4 +154,47 @@ func (a *Admin) close() {
 		a.conn = nil
 	}
 	a.closed = true
+}
+
+// Consumer group calls, forwarded to the coordinator leader like the
+// admin calls (docs/consumer-groups.md).
+
+// GroupHeartbeat joins or heartbeats a consumer group member; forwarded to the coordinator leader.
+func (a *Admin) GroupHeartbeat(ctx context.Context, req *stratav1.GroupHeartbeatRequest) (*stratav1.GroupHeartbeatResponse, error) {
+	return forward(ctx, a, "GroupHeartbeat", stratav1.CoordinatorClient.GroupHeartbeat, req)
+}
+
+// LeaveGroup removes a consumer group member; forwarded to the coordinator leader.
+func (a *Admin) LeaveGroup(ctx context.Context, req *stratav1.LeaveGroupRequest) (*stratav1.LeaveGroupResponse, error) {
+	return forward(ctx, a, "LeaveGroup", stratav1.CoordinatorClient.LeaveGroup, req)
+}
+
+// CommitOffsets stores a member's committed offsets; forwarded to the coordinator leader.
+func (a *Admin) CommitOffsets(ctx context.Context, req *stratav1.CommitOffsetsRequest) (*stratav1.CommitOffsetsResponse, error) {
+	return forward(ctx, a, "CommitOffsets", stratav1.CoordinatorClient.CommitOffsets, req)
+}
+
+// FetchOffsets returns a group's committed offsets; forwarded to the coordinator leader.
+func (a *Admin) FetchOffsets(ctx context.Context, req *stratav1.FetchOffsetsRequest) (*stratav1.FetchOffsetsResponse, error) {
+	return forward(ctx, a, "FetchOffsets", stratav1.CoordinatorClient.FetchOffsets, req)
+}
+
+// ListGroups lists consumer groups; forwarded to the coordinator leader.
+func (a *Admin) ListGroups(ctx context.Context, req *stratav1.ListGroupsRequest) (*stratav1.ListGroupsResponse, error) {
+	return forward(ctx, a, "ListGroups", stratav1.CoordinatorClient.ListGroups, req)
+}
+
+// DescribeGroup describes a consumer group; forwarded to the coordinator leader.
+func (a *Admin) DescribeGroup(ctx context.Context, req *stratav1.DescribeGroupRequest) (*stratav1.DescribeGroupResponse, error) {
+	return forward(ctx, a, "DescribeGroup", stratav1.CoordinatorClient.DescribeGroup, req)
+}
+
+// ResetOffsets overwrites the offsets of a group without members; forwarded to the coordinator leader.
+func (a *Admin) ResetOffsets(ctx context.Context, req *stratav1.ResetOffsetsRequest) (*stratav1.ResetOffsetsResponse, error) {
+	return forward(ctx, a, "ResetOffsets", stratav1.CoordinatorClient.ResetOffsets, req)
+}
+
+// DrainBroker forwards to the coordinator leader.
+func (a *Admin) DrainBroker(ctx context.Context, req *stratav1.DrainBrokerRequest) (*stratav1.DrainBrokerResponse, error) {
+	return forward(ctx, a, "DrainBroker", stratav1.CoordinatorClient.DrainBroker, req)
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/strata-mq/strata/pkg/auth"
 	"github.com/strata-mq/strata/pkg/cache"
 	"github.com/strata-mq/strata/pkg/meta"
 	"github.com/strata-mq/strata/pkg/objstore"
@@ -77,6 +78,18 @@ type Config struct {
 	// Registry receives the proxy's (and its block cache's) metrics and is
 	// served at MetricsAddr. Nil means a private registry.
 	Registry *prometheus.Registry
+	// TLS, if set, secures the public listener and the metrics endpoint,
+	// and the proxy's connections to brokers and the coordinator, where
+	// its certificate is its client certificate (mutual TLS when they
+	// require one). Nil serves and dials plaintext.
+	TLS *rpc.TLS
+	// Auth configures client authentication, ACLs and quotas
+	// (docs/security.md). Its Meta, Logger and Registerer are taken from
+	// this Config. The zero value lets every caller do everything.
+	Auth auth.Config
+	// Limits bound what one client can make the proxy do; zero fields take
+	// their defaults.
+	Limits Limits
 }
 
 func (c *Config) setDefaults() {
@@ -104,6 +117,8 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	c.Limits.setDefaults()
+	c.Auth.Meta, c.Auth.Logger = c.Meta, c.Logger
 }
 
 // Validate reports whether the configuration can be used, after defaults
@@ -130,6 +145,15 @@ func (c Config) Validate() error {
 	}
 	if err := c.Cache.Validate(); err != nil {
 		return fmt.Errorf("proxy: config: %w", err)
+	}
+	if err := c.Limits.Validate(); err != nil {
+		return fmt.Errorf("proxy: config: %w", err)
+	}
+	if err := c.Auth.Validate(); err != nil {
+		return fmt.Errorf("proxy: config: %w", err)
+	}
+	if c.TLS == nil && c.Auth.ClientCerts {
+		return errors.New("proxy: config: client-certificate authentication needs TLS")
 	}
 	return nil
 }

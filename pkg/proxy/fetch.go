@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -205,6 +206,8 @@ func (f *Fetcher) read(ctx context.Context, topic, id string, p int32, off, hw i
 			}
 			return nil, err
 		}
+		// Grow once per chunk rather than batch by batch.
+		out = slices.Grow(out, min(len(chunk), max(maxBytes-len(out), 0)))
 		at := 0
 		for _, h := range hs {
 			b := chunk[at : at+h.Size()]

@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/status"
 
@@ -11,6 +13,9 @@ import (
 type metrics struct {
 	produce        *prometheus.CounterVec // result
 	produceRetries prometheus.Counter
+	produceBytes   prometheus.Counter
+	produceTime    prometheus.Histogram
+	notOwner       prometheus.Counter
 	fetch          *prometheus.CounterVec // result
 	fetchBytes     prometheus.Counter
 	fetchDuration  prometheus.Histogram
@@ -30,6 +35,19 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		produceRetries: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "produce_retries_total",
 			Help: "Produce attempts repeated after a retriable error or while the partition had no live owner.",
+		}),
+		produceBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "produce_bytes_total",
+			Help: "Record batch bytes in produce requests received.",
+		}),
+		produceTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: ns, Subsystem: sub, Name: "produce_duration_seconds",
+			Help:    "Duration of produce requests, retries at other owners included.",
+			Buckets: prometheus.ExponentialBuckets(0.00025, 2, 18), // 0.25ms to ~33s
+		}),
+		notOwner: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "produce_not_owner_total",
+			Help: "Produce attempts refused with NOT_OWNER by a broker, or made while the partition had no live owner.",
 		}),
 		fetch: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "fetch_requests_total",
@@ -62,7 +80,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.produce, m.produceRetries, m.fetch, m.fetchBytes, m.fetchDuration,
+		reg.MustRegister(m.produce, m.produceRetries, m.produceBytes, m.produceTime, m.notOwner, m.fetch, m.fetchBytes, m.fetchDuration,
 			m.longPolls, m.listOffsets, m.admin, m.adminRetries)
 	}
 	return m
@@ -73,4 +91,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 func result(err error) string {
 	st, _ := status.FromError(apierr.Status(err))
 	return st.Code().String()
+}
+
+// observeProduce counts one produce request that arrived at start with
+// the given batch bytes; call it deferred, after the result is counted.
+func (m *metrics) observeProduce(start time.Time, bytes int) {
+	m.produceBytes.Add(float64(bytes))
+	m.produceTime.Observe(time.Since(start).Seconds())
 }

@@ -114,6 +114,9 @@ func (r *Router) Produce(ctx context.Context, topic string, partition int32, bat
 			r.log.Debug("produce: retrying", "topic", topic, "partition", partition, "broker", rt.broker, "err", err)
 		}
 		r.metrics.produceRetries.Inc()
+		if errors.Is(lastErr, apierr.ErrNotOwner) {
+			r.metrics.notOwner.Inc()
+		}
 		if err := r.waitRoute(ctx, changed, t.ID, partition, rt, backoff); err != nil {
 			if errors.Is(err, apierr.ErrShuttingDown) {
 				return ProduceResult{}, err
@@ -170,7 +173,13 @@ func (r *Router) waitRoute(ctx context.Context, changed <-chan struct{}, topicID
 // succeed at the same or another owner. Besides apierr.Retriable it counts
 // a Canceled status while the caller's context is live: the pool closed the
 // connection because the broker left.
+//
+// OUT_OF_ORDER_SEQUENCE goes back to the producer at once: only the
+// producer can resend the request that precedes it.
 func retriable(err error) bool {
+	if errors.Is(err, apierr.ErrOutOfOrderSequence) {
+		return false
+	}
 	if apierr.Retriable(err) {
 		return true
 	}
@@ -181,12 +190,16 @@ func retriable(err error) bool {
 // connPool holds one client connection per broker address. Connections to
 // addresses that no live broker has any more are closed by prune.
 type connPool struct {
+	opts []rpc.DialOption // TLS of broker connections
+
 	mu     sync.Mutex // guards conns and closed
 	conns  map[string]*grpc.ClientConn
 	closed bool
 }
 
-func newConnPool() *connPool { return &connPool{conns: map[string]*grpc.ClientConn{}} }
+func newConnPool(opts ...rpc.DialOption) *connPool {
+	return &connPool{conns: map[string]*grpc.ClientConn{}, opts: opts}
+}
 
 // get returns the connection to addr, dialling it on first use.
 func (p *connPool) get(addr string) (*grpc.ClientConn, error) {
@@ -198,7 +211,7 @@ func (p *connPool) get(addr string) (*grpc.ClientConn, error) {
 	if c, ok := p.conns[addr]; ok {
 		return c, nil
 	}
-	c, err := rpc.Dial(addr)
+	c, err := rpc.Dial(addr, p.opts...)
 	if err != nil {
 		return nil, err
 	}

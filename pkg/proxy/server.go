@@ -25,6 +25,7 @@ import (
 
 	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
 	"github.com/strata-mq/strata/pkg/apierr"
+	"github.com/strata-mq/strata/pkg/auth"
 	"github.com/strata-mq/strata/pkg/cache"
 	"github.com/strata-mq/strata/pkg/meta"
 	"github.com/strata-mq/strata/pkg/rpc"
@@ -42,6 +43,8 @@ type Server struct {
 	admin   *Admin
 	pool    *connPool
 	grpc    *rpc.Server
+	guard   *auth.Guard // authentication, ACLs, quotas (security.go)
+	limits  *limiter    // hostile-input limits (limits.go)
 
 	ready   chan struct{}
 	closing chan struct{} // closed when Close starts; ends long-polls and retries
@@ -77,7 +80,7 @@ func New(cfg Config) (*Server, error) {
 		reg:     reg,
 		metrics: newMetrics(reg),
 		view:    meta.NewView(cfg.Meta),
-		pool:    newConnPool(),
+		pool:    newConnPool(rpc.WithTLS(cfg.TLS)),
 		ready:   make(chan struct{}),
 		closing: make(chan struct{}),
 	}
@@ -88,8 +91,11 @@ func New(cfg Config) (*Server, error) {
 		done: s.closing, log: s.log, metrics: s.metrics,
 		entries: newEntryCache(), logStarts: map[partKey]cachedLogStart{},
 	}
-	s.admin = &Admin{meta: cfg.Meta, timeout: cfg.AdminTimeout, done: s.closing, log: s.log, metrics: s.metrics}
-	s.grpc = rpc.NewServer(s.log)
+	s.admin = &Admin{meta: cfg.Meta, timeout: cfg.AdminTimeout, done: s.closing, log: s.log, metrics: s.metrics, dialOpts: []rpc.DialOption{rpc.WithTLS(cfg.TLS)}}
+	if err := s.initSecurity(); err != nil {
+		return nil, err
+	}
+	s.grpc = rpc.NewServer(s.log, s.serverOptions()...)
 	stratav1.RegisterStrataServer(s.grpc, &service{s: s})
 	return s, nil
 }
@@ -119,13 +125,15 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("proxy: %w", err)
 	}
+	lis = s.limitConns(lis)
 	if s.cfg.MetricsAddr != "" {
-		mlis, err := rpc.Listen(s.cfg.MetricsAddr)
+		mlis, err := rpc.ListenMetrics(s.cfg.MetricsAddr, s.cfg.TLS)
 		if err != nil {
 			lis.Close()
 			return fmt.Errorf("proxy: metrics: %w", err)
 		}
 		s.metricsSrv = rpc.MetricsServer(s.reg)
+		s.log.Info("serving metrics", "addr", "http://"+mlis.Addr().String()+"/metrics")
 		s.wg.Go(func() {
 			if err := s.metricsSrv.Serve(mlis); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				s.log.Error("metrics server failed", "err", err)
@@ -136,6 +144,7 @@ func (s *Server) Start(ctx context.Context) error {
 	bg, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.view.Start(bg)
+	s.guard.Start()
 	s.wg.Go(func() { s.router.pruneLoop(bg) })
 	s.wg.Go(func() { s.fetcher.warmLoop(bg) })
 	s.wg.Go(func() {
@@ -206,6 +215,7 @@ func (s *Server) Close() error {
 		cancel()
 	}
 	s.wg.Wait()
+	s.guard.Close()
 	s.pool.close()
 	s.admin.close()
 	return err

@@ -17,6 +17,7 @@ type service struct {
 }
 
 func (v *service) Produce(ctx context.Context, req *stratav1.ProduceRequest) (resp *stratav1.ProduceResponse, err error) {
+	defer v.s.metrics.observeProduce(time.Now(), len(req.GetBatches()))
 	defer func() { v.s.metrics.produce.WithLabelValues(result(err)).Inc() }()
 	if err := v.s.waitReady(ctx); err != nil {
 		return nil, err
@@ -90,4 +91,36 @@ func (v *service) ClusterStatus(ctx context.Context, req *stratav1.ClusterStatus
 
 func (v *service) AlterTopic(ctx context.Context, req *stratav1.AlterTopicRequest) (*stratav1.AlterTopicResponse, error) {
 	return v.s.admin.AlterTopic(ctx, req)
+}
+
+func (v *service) GroupHeartbeat(ctx context.Context, req *stratav1.GroupHeartbeatRequest) (*stratav1.GroupHeartbeatResponse, error) {
+	return v.s.admin.GroupHeartbeat(ctx, req)
+}
+
+func (v *service) LeaveGroup(ctx context.Context, req *stratav1.LeaveGroupRequest) (*stratav1.LeaveGroupResponse, error) {
+	return v.s.admin.LeaveGroup(ctx, req)
+}
+
+func (v *service) CommitOffsets(ctx context.Context, req *stratav1.CommitOffsetsRequest) (*stratav1.CommitOffsetsResponse, error) {
+	return v.s.admin.CommitOffsets(ctx, req)
+}
+
+func (v *service) FetchOffsets(ctx context.Context, req *stratav1.FetchOffsetsRequest) (*stratav1.FetchOffsetsResponse, error) {
+	return v.s.admin.FetchOffsets(ctx, req)
+}
+
+func (v *service) ListGroups(ctx context.Context, req *stratav1.ListGroupsRequest) (*stratav1.ListGroupsResponse, error) {
+	return v.s.admin.ListGroups(ctx, req)
+}
+
+func (v *service) DescribeGroup(ctx context.Context, req *stratav1.DescribeGroupRequest) (*stratav1.DescribeGroupResponse, error) {
+	return v.s.admin.DescribeGroup(ctx, req)
+}
+
+func (v *service) ResetOffsets(ctx context.Context, req *stratav1.ResetOffsetsRequest) (*stratav1.ResetOffsetsResponse, error) {
+	return v.s.admin.ResetOffsets(ctx, req)
+}
+
+func (v *service) DrainBroker(ctx context.Context, req *stratav1.DrainBrokerRequest) (*stratav1.DrainBrokerResponse, error) {
+	return v.s.admin.DrainBroker(ctx, req)
 }

@@ -151,6 +151,17 @@ func (b *BatchBuilder) build(out []byte) ([]byte, error) {
 // newly allocated.
 func EncodeBatch(records []Record, opts BatchOptions) ([]byte, error) {
 	b := NewBatchBuilder(opts)
+	// Size the buffer once: growing it record by record copied every
+	// batch about twice more (it showed in producer profiles).
+	est := 0
+	for i := range records {
+		r := &records[i]
+		est += 24 + len(r.Key) + len(r.Value) // length, attributes, deltas, prefixes
+		for _, h := range r.Headers {
+			est += 10 + len(h.Key) + len(h.Value)
+		}
+	}
+	b.records = make([]byte, 0, min(est, MaxBatchBytes))
 	for i := range records {
 		if err := b.Append(records[i]); err != nil {
 			return nil, fmt.Errorf("record %d: %w", i, err)

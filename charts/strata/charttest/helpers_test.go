@@ -89,6 +89,8 @@ func newTyped(apiVersion, kind string) any {
 		return &corev1.Service{}
 	case "v1/Secret":
 		return &corev1.Secret{}
+	case "v1/ConfigMap":
+		return &corev1.ConfigMap{}
 	case "v1/ServiceAccount":
 		return &corev1.ServiceAccount{}
 	case "v1/Pod":

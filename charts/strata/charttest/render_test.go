@@ -76,8 +76,12 @@ func checkRendered(t *testing.T, objs []object) {
 		if got := filepath.Base(c.Command[0]); got != role {
 			t.Errorf("%s runs %s", role, got)
 		}
-		if c.ReadinessProbe == nil || c.ReadinessProbe.GRPC == nil || c.ReadinessProbe.GRPC.Port != port {
-			t.Errorf("%s: readiness probe is not gRPC health on %d: %+v", role, port, c.ReadinessProbe)
+		// The kubelet's gRPC probe speaks no TLS: with TLS on, readiness is
+		// a TCP check of the same port.
+		grpcReady := c.ReadinessProbe != nil && c.ReadinessProbe.GRPC != nil && c.ReadinessProbe.GRPC.Port == port
+		tcpReady := c.ReadinessProbe != nil && c.ReadinessProbe.TCPSocket != nil && c.ReadinessProbe.TCPSocket.Port.IntVal == port && hasEnv(c.Env, "STRATA_TLS_CERT")
+		if !grpcReady && !tcpReady {
+			t.Errorf("%s: readiness probe is not gRPC health (or, with TLS, TCP) on %d: %+v", role, port, c.ReadinessProbe)
 		}
 		if c.LivenessProbe == nil || c.LivenessProbe.HTTPGet == nil || c.LivenessProbe.HTTPGet.Path != "/healthz" {
 			t.Errorf("%s: liveness probe is not /healthz: %+v", role, c.LivenessProbe)
@@ -95,9 +99,12 @@ func checkRendered(t *testing.T, objs []object) {
 			t.Errorf("%s: selector %v does not select its pods %v", role, d.Spec.Selector.MatchLabels, d.Spec.Template.Labels)
 		}
 		if role == "broker" {
-			// Stateless: no volumes of any kind, no local data directory.
-			if len(spec.Volumes) != 0 || len(c.VolumeMounts) != 0 {
-				t.Errorf("broker has volumes: %+v", spec.Volumes)
+			// Stateless: no volumes but Secrets (TLS material), no local
+			// data directory.
+			for _, v := range spec.Volumes {
+				if v.Secret == nil {
+					t.Errorf("broker has a volume that is not a Secret: %+v", v)
+				}
 			}
 			for _, e := range c.Env {
 				if e.Name == "STRATA_DATA_DIR" {
@@ -187,6 +194,9 @@ func TestSchemaRejects(t *testing.T) {
 		{"endpoint with bundled minio", []string{"s3.endpoint=http://s3.local"}, "s3.endpoint must be empty"},
 		{"half the keys", []string{"s3.credentials.accessKey=a"}, "set both accessKey and secretKey"},
 		{"min above max", []string{"broker.autoscaling.enabled=true", "broker.autoscaling.minReplicas=5", "broker.autoscaling.maxReplicas=2"}, "minReplicas must not exceed maxReplicas"},
+		{"tls without a secret", []string{"security.tls.enabled=true"}, "security.tls.secretName"},
+		{"client certs without tls", []string{"security.auth.clientCerts=true"}, "needs security.tls.enabled"},
+		{"unknown client auth", []string{"security.tls.proxyClientAuth=maybe"}, "proxyClientAuth"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -222,4 +232,13 @@ func TestChartFiles(t *testing.T) {
 	if pod.Annotations["helm.sh/hook"] != "test" {
 		t.Errorf("test pod hook = %q", pod.Annotations["helm.sh/hook"])
 	}
+}
+
+func hasEnv(env []corev1.EnvVar, name string) bool {
+	for _, e := range env {
+		if e.Name == name {
+			return true
+		}
+	}
+	return false
 }

@@ -168,17 +168,26 @@ affinity:
 {{- end }}
 
 {{/* Probes on the real health endpoints: gRPC health for readiness (SERVING
-once the server finished starting), /healthz for liveness. */}}
+once the server finished starting), /healthz for liveness. The kubelet's
+gRPC probe speaks no TLS, so with TLS on readiness is a TCP check. */}}
 {{- define "strata.probes" -}}
 readinessProbe:
+  {{- if .tls }}
+  tcpSocket:
+    port: {{ .port }}
+  {{- else }}
   grpc:
     port: {{ .port }}
+  {{- end }}
   periodSeconds: 5
   failureThreshold: 3
 livenessProbe:
   httpGet:
     path: /healthz
     port: metrics
+    {{- if .tls }}
+    scheme: HTTPS
+    {{- end }}
   initialDelaySeconds: 10
   periodSeconds: 10
   failureThreshold: 6

@@ -31,6 +31,11 @@ type FakeProxy struct {
 	// applied; a non-nil error is returned to the client instead (as
 	// apierr.Status would send it).
 	ProduceHook func(*stratav1.ProduceRequest) error
+	// AckHook, if set, is called for every Produce that was applied; a
+	// non-nil error is returned to the client instead of the offsets, as
+	// when an acknowledgement is lost. It runs under the fake's lock and
+	// must not call the fake.
+	AckHook func(*stratav1.ProduceRequest) error
 
 	addr string
 
@@ -51,7 +56,19 @@ type fakePartition struct {
 	batches [][]byte // stamped with offsets
 	headers []segment.BatchHeader
 	next    int64
+	// seqs are the idempotent producers' applied requests, oldest first.
+	seqs map[int64][]fakeSeq
 }
+
+// fakeSeq is one applied request of an idempotent producer.
+type fakeSeq struct {
+	first, last int32 // sequences
+	base        int64 // offset of first
+}
+
+// fakeSeqHistory is how many requests per producer the fake remembers,
+// as a broker does.
+const fakeSeqHistory = 8
 
 // Start starts a FakeProxy on 127.0.0.1 and stops it when t ends.
 func Start(t testing.TB) *FakeProxy {
@@ -102,6 +119,19 @@ func (f *FakeProxy) ListOffsetsRequests() []*stratav1.ListOffsetsRequest {
 		out[i] = proto.Clone(r).(*stratav1.ListOffsetsRequest)
 	}
 	return out
+}
+
+// ForgetProducers drops a partition's idempotent-producer state, as a
+// broker does for producers beyond the 32 it remembers per partition.
+func (f *FakeProxy) ForgetProducers(t testing.TB, topic string, partition int32) {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p, err := f.partitionLocked(topic, partition)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.seqs = nil
 }
 
 // Records returns the decoded records of a partition, in offset order.
@@ -156,6 +186,39 @@ func (f *FakeProxy) Produce(_ context.Context, req *stratav1.ProduceRequest) (*s
 	if err != nil {
 		return nil, err
 	}
+	if pid := hs[0].ProducerID; pid != segment.NoProducerID {
+		first := hs[0].BaseSequence
+		last := first
+		for _, h := range hs {
+			last = h.BaseSequence + h.RecordCount - 1
+		}
+		if p.seqs == nil {
+			p.seqs = map[int64][]fakeSeq{}
+		}
+		hist := p.seqs[pid]
+		if len(hist) == 0 && first != 0 {
+			return nil, apierr.Status(apierr.Errorf(apierr.ErrOutOfOrderSequence, "sequence %d of a new producer, want 0", first))
+		}
+		if len(hist) > 0 {
+			prev := hist[len(hist)-1]
+			switch {
+			case first > prev.last+1:
+				return nil, apierr.Status(apierr.Errorf(apierr.ErrOutOfOrderSequence, "sequence %d, want %d", first, prev.last+1))
+			case first <= prev.last:
+				for _, q := range hist {
+					if first >= q.first && last <= q.last {
+						b := q.base + int64(first-q.first)
+						return &stratav1.ProduceResponse{BaseOffset: b, LastOffset: b + int64(last-first)}, nil
+					}
+				}
+				return nil, apierr.Status(apierr.Errorf(apierr.ErrInvalidRequest, "sequences %d..%d precede %d..%d", first, last, prev.first, prev.last))
+			}
+		}
+		if len(hist) == fakeSeqHistory {
+			hist = hist[1:]
+		}
+		p.seqs[pid] = append(hist, fakeSeq{first: first, last: last, base: p.next})
+	}
 	base := p.next
 	pos := 0
 	for _, h := range hs {
@@ -172,6 +235,11 @@ func (f *FakeProxy) Produce(_ context.Context, req *stratav1.ProduceRequest) (*s
 	}
 	close(f.changed)
 	f.changed = make(chan struct{})
+	if f.AckHook != nil {
+		if err := f.AckHook(req); err != nil {
+			return nil, err
+		}
+	}
 	return &stratav1.ProduceResponse{BaseOffset: base, LastOffset: p.next - 1}, nil
 }
 

@@ -60,6 +60,25 @@ const (
 	Reason_TIMEOUT Reason = 12
 	// The server is shutting down. Retriable elsewhere.
 	Reason_SHUTTING_DOWN Reason = 13
+	// The consumer group member's epoch is stale (it was fenced, or its
+	// assignment moved on): it must rejoin with epoch 0. Its commits are
+	// rejected.
+	Reason_FENCED_MEMBER Reason = 14
+	// The consumer group has no member with this id (it left or its session
+	// timed out): rejoin with epoch 0.
+	Reason_UNKNOWN_MEMBER Reason = 15
+	// The operation needs a consumer group without live members.
+	Reason_GROUP_NOT_EMPTY Reason = 16
+	// An idempotent producer's request arrived before the request that
+	// precedes it in sequence (it is in flight, or it failed). Retriable by
+	// the producer, after the earlier request is resolved; proxies return it
+	// to the producer at once instead of retrying it.
+	Reason_OUT_OF_ORDER_SEQUENCE Reason = 17
+	// The caller presented no valid credentials (bearer token or client
+	// certificate) and anonymous access is off.
+	Reason_UNAUTHENTICATED Reason = 18
+	// The caller's principal has no ACL that allows the operation.
+	Reason_PERMISSION_DENIED Reason = 19
 )
 
 // Enum value maps for Reason.
@@ -79,6 +98,12 @@ var (
 		11: "STORAGE_UNAVAILABLE",
 		12: "TIMEOUT",
 		13: "SHUTTING_DOWN",
+		14: "FENCED_MEMBER",
+		15: "UNKNOWN_MEMBER",
+		16: "GROUP_NOT_EMPTY",
+		17: "OUT_OF_ORDER_SEQUENCE",
+		18: "UNAUTHENTICATED",
+		19: "PERMISSION_DENIED",
 	}
 	Reason_value = map[string]int32{
 		"REASON_UNSPECIFIED":     0,
@@ -95,6 +120,12 @@ var (
 		"STORAGE_UNAVAILABLE":    11,
 		"TIMEOUT":                12,
 		"SHUTTING_DOWN":          13,
+		"FENCED_MEMBER":          14,
+		"UNKNOWN_MEMBER":         15,
+		"GROUP_NOT_EMPTY":        16,
+		"OUT_OF_ORDER_SEQUENCE":  17,
+		"UNAUTHENTICATED":        18,
+		"PERMISSION_DENIED":      19,
 	}
 )
 
@@ -1497,6 +1528,1761 @@ func (x *AlterTopicResponse) GetTopic() *TopicInfo {
 	return nil
 }
 
+type DrainBrokerRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The broker's ID, as ClusterStatus lists it.
+	BrokerId      string `protobuf:"bytes,1,opt,name=broker_id,json=brokerId,proto3" json:"broker_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DrainBrokerRequest) Reset() {
+	*x = DrainBrokerRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DrainBrokerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DrainBrokerRequest) ProtoMessage() {}
+
+func (x *DrainBrokerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DrainBrokerRequest.ProtoReflect.Descriptor instead.
+func (*DrainBrokerRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *DrainBrokerRequest) GetBrokerId() string {
+	if x != nil {
+		return x.BrokerId
+	}
+	return ""
+}
+
+type DrainBrokerResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Partitions the broker handed off.
+	Released      []*PartitionRef `protobuf:"bytes,1,rep,name=released,proto3" json:"released,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DrainBrokerResponse) Reset() {
+	*x = DrainBrokerResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DrainBrokerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DrainBrokerResponse) ProtoMessage() {}
+
+func (x *DrainBrokerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DrainBrokerResponse.ProtoReflect.Descriptor instead.
+func (*DrainBrokerResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *DrainBrokerResponse) GetReleased() []*PartitionRef {
+	if x != nil {
+		return x.Released
+	}
+	return nil
+}
+
+type ReleasePartitionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The partitions to hand off (topic name, partition, and the epoch the
+	// caller saw; 0 matches any epoch). Empty with drain set means every
+	// partition the broker owns.
+	Partitions []*PartitionRef `protobuf:"bytes,1,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	// The broker to give them to; empty releases them (no owner) for the
+	// coordinator to place.
+	Target string `protobuf:"bytes,2,opt,name=target,proto3" json:"target,omitempty"`
+	// Drain marks the broker draining first, so placement gives it nothing
+	// new.
+	Drain         bool `protobuf:"varint,3,opt,name=drain,proto3" json:"drain,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleasePartitionsRequest) Reset() {
+	*x = ReleasePartitionsRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleasePartitionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleasePartitionsRequest) ProtoMessage() {}
+
+func (x *ReleasePartitionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleasePartitionsRequest.ProtoReflect.Descriptor instead.
+func (*ReleasePartitionsRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ReleasePartitionsRequest) GetPartitions() []*PartitionRef {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+func (x *ReleasePartitionsRequest) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *ReleasePartitionsRequest) GetDrain() bool {
+	if x != nil {
+		return x.Drain
+	}
+	return false
+}
+
+type ReleasePartitionsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The partitions moved, with their new epochs.
+	Released      []*PartitionRef `protobuf:"bytes,1,rep,name=released,proto3" json:"released,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleasePartitionsResponse) Reset() {
+	*x = ReleasePartitionsResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleasePartitionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleasePartitionsResponse) ProtoMessage() {}
+
+func (x *ReleasePartitionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleasePartitionsResponse.ProtoReflect.Descriptor instead.
+func (*ReleasePartitionsResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ReleasePartitionsResponse) GetReleased() []*PartitionRef {
+	if x != nil {
+		return x.Released
+	}
+	return nil
+}
+
+// A topic and some of its partitions.
+type TopicPartitions struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partitions    []int32                `protobuf:"varint,2,rep,packed,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopicPartitions) Reset() {
+	*x = TopicPartitions{}
+	mi := &file_strata_v1_strata_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopicPartitions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopicPartitions) ProtoMessage() {}
+
+func (x *TopicPartitions) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopicPartitions.ProtoReflect.Descriptor instead.
+func (*TopicPartitions) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *TopicPartitions) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *TopicPartitions) GetPartitions() []int32 {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+type GroupHeartbeatRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Group string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	// Chosen by the client (unique, e.g. random), kept across rejoins.
+	MemberId string `protobuf:"bytes,2,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	// 0 joins (or rejoins after FENCED_MEMBER / UNKNOWN_MEMBER); otherwise
+	// the epoch of the last response.
+	MemberEpoch int64 `protobuf:"varint,3,opt,name=member_epoch,json=memberEpoch,proto3" json:"member_epoch,omitempty"`
+	// Topics the member subscribes to; the whole list every time.
+	Topics []string `protobuf:"bytes,4,rep,name=topics,proto3" json:"topics,omitempty"`
+	// Partitions the member owns now: assigned to it and not yet given up.
+	// A partition the coordinator asked it to revoke counts as revoked once
+	// it is missing here.
+	Owned []*TopicPartitions `protobuf:"bytes,5,rep,name=owned,proto3" json:"owned,omitempty"`
+	// Server-side assignor: "sticky" (default) or "range". The first member
+	// of an empty group chooses it for the group.
+	Assignor string `protobuf:"bytes,6,opt,name=assignor,proto3" json:"assignor,omitempty"`
+	// Session timeout asked for at join; 0 means the coordinator's default.
+	SessionTimeoutMs int32 `protobuf:"varint,7,opt,name=session_timeout_ms,json=sessionTimeoutMs,proto3" json:"session_timeout_ms,omitempty"`
+	// Free-form client identification, shown by DescribeGroup.
+	ClientId      string `protobuf:"bytes,8,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupHeartbeatRequest) Reset() {
+	*x = GroupHeartbeatRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupHeartbeatRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupHeartbeatRequest) ProtoMessage() {}
+
+func (x *GroupHeartbeatRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupHeartbeatRequest.ProtoReflect.Descriptor instead.
+func (*GroupHeartbeatRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *GroupHeartbeatRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *GroupHeartbeatRequest) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *GroupHeartbeatRequest) GetMemberEpoch() int64 {
+	if x != nil {
+		return x.MemberEpoch
+	}
+	return 0
+}
+
+func (x *GroupHeartbeatRequest) GetTopics() []string {
+	if x != nil {
+		return x.Topics
+	}
+	return nil
+}
+
+func (x *GroupHeartbeatRequest) GetOwned() []*TopicPartitions {
+	if x != nil {
+		return x.Owned
+	}
+	return nil
+}
+
+func (x *GroupHeartbeatRequest) GetAssignor() string {
+	if x != nil {
+		return x.Assignor
+	}
+	return ""
+}
+
+func (x *GroupHeartbeatRequest) GetSessionTimeoutMs() int32 {
+	if x != nil {
+		return x.SessionTimeoutMs
+	}
+	return 0
+}
+
+func (x *GroupHeartbeatRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+type GroupHeartbeatResponse struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	MemberEpoch int64                  `protobuf:"varint,1,opt,name=member_epoch,json=memberEpoch,proto3" json:"member_epoch,omitempty"`
+	// When to send the next heartbeat.
+	HeartbeatIntervalMs int32 `protobuf:"varint,2,opt,name=heartbeat_interval_ms,json=heartbeatIntervalMs,proto3" json:"heartbeat_interval_ms,omitempty"`
+	// Every partition the member may own now. Owned partitions missing here
+	// must be revoked (stop fetching, commit, report them no longer owned).
+	Assignment []*TopicPartitions `protobuf:"bytes,3,rep,name=assignment,proto3" json:"assignment,omitempty"`
+	GroupEpoch int64              `protobuf:"varint,4,opt,name=group_epoch,json=groupEpoch,proto3" json:"group_epoch,omitempty"`
+	// The member's session timeout.
+	SessionTimeoutMs int32 `protobuf:"varint,5,opt,name=session_timeout_ms,json=sessionTimeoutMs,proto3" json:"session_timeout_ms,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *GroupHeartbeatResponse) Reset() {
+	*x = GroupHeartbeatResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupHeartbeatResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupHeartbeatResponse) ProtoMessage() {}
+
+func (x *GroupHeartbeatResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupHeartbeatResponse.ProtoReflect.Descriptor instead.
+func (*GroupHeartbeatResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *GroupHeartbeatResponse) GetMemberEpoch() int64 {
+	if x != nil {
+		return x.MemberEpoch
+	}
+	return 0
+}
+
+func (x *GroupHeartbeatResponse) GetHeartbeatIntervalMs() int32 {
+	if x != nil {
+		return x.HeartbeatIntervalMs
+	}
+	return 0
+}
+
+func (x *GroupHeartbeatResponse) GetAssignment() []*TopicPartitions {
+	if x != nil {
+		return x.Assignment
+	}
+	return nil
+}
+
+func (x *GroupHeartbeatResponse) GetGroupEpoch() int64 {
+	if x != nil {
+		return x.GroupEpoch
+	}
+	return 0
+}
+
+func (x *GroupHeartbeatResponse) GetSessionTimeoutMs() int32 {
+	if x != nil {
+		return x.SessionTimeoutMs
+	}
+	return 0
+}
+
+type LeaveGroupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	MemberId      string                 `protobuf:"bytes,2,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	MemberEpoch   int64                  `protobuf:"varint,3,opt,name=member_epoch,json=memberEpoch,proto3" json:"member_epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeaveGroupRequest) Reset() {
+	*x = LeaveGroupRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeaveGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeaveGroupRequest) ProtoMessage() {}
+
+func (x *LeaveGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeaveGroupRequest.ProtoReflect.Descriptor instead.
+func (*LeaveGroupRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *LeaveGroupRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *LeaveGroupRequest) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *LeaveGroupRequest) GetMemberEpoch() int64 {
+	if x != nil {
+		return x.MemberEpoch
+	}
+	return 0
+}
+
+type LeaveGroupResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeaveGroupResponse) Reset() {
+	*x = LeaveGroupResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeaveGroupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeaveGroupResponse) ProtoMessage() {}
+
+func (x *LeaveGroupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeaveGroupResponse.ProtoReflect.Descriptor instead.
+func (*LeaveGroupResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{31}
+}
+
+type PartitionOffset struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Partition int32                  `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	// The next offset to consume; -1 in FetchOffsets means none committed.
+	Offset        int64  `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	Metadata      string `protobuf:"bytes,3,opt,name=metadata,proto3" json:"metadata,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PartitionOffset) Reset() {
+	*x = PartitionOffset{}
+	mi := &file_strata_v1_strata_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PartitionOffset) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PartitionOffset) ProtoMessage() {}
+
+func (x *PartitionOffset) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PartitionOffset.ProtoReflect.Descriptor instead.
+func (*PartitionOffset) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *PartitionOffset) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *PartitionOffset) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *PartitionOffset) GetMetadata() string {
+	if x != nil {
+		return x.Metadata
+	}
+	return ""
+}
+
+type TopicOffsets struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partitions    []*PartitionOffset     `protobuf:"bytes,2,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopicOffsets) Reset() {
+	*x = TopicOffsets{}
+	mi := &file_strata_v1_strata_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopicOffsets) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopicOffsets) ProtoMessage() {}
+
+func (x *TopicOffsets) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopicOffsets.ProtoReflect.Descriptor instead.
+func (*TopicOffsets) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *TopicOffsets) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *TopicOffsets) GetPartitions() []*PartitionOffset {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+type CommitOffsetsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	MemberId      string                 `protobuf:"bytes,2,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	MemberEpoch   int64                  `protobuf:"varint,3,opt,name=member_epoch,json=memberEpoch,proto3" json:"member_epoch,omitempty"`
+	Topics        []*TopicOffsets        `protobuf:"bytes,4,rep,name=topics,proto3" json:"topics,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommitOffsetsRequest) Reset() {
+	*x = CommitOffsetsRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommitOffsetsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommitOffsetsRequest) ProtoMessage() {}
+
+func (x *CommitOffsetsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommitOffsetsRequest.ProtoReflect.Descriptor instead.
+func (*CommitOffsetsRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *CommitOffsetsRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *CommitOffsetsRequest) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *CommitOffsetsRequest) GetMemberEpoch() int64 {
+	if x != nil {
+		return x.MemberEpoch
+	}
+	return 0
+}
+
+func (x *CommitOffsetsRequest) GetTopics() []*TopicOffsets {
+	if x != nil {
+		return x.Topics
+	}
+	return nil
+}
+
+type CommitOffsetsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommitOffsetsResponse) Reset() {
+	*x = CommitOffsetsResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommitOffsetsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommitOffsetsResponse) ProtoMessage() {}
+
+func (x *CommitOffsetsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommitOffsetsResponse.ProtoReflect.Descriptor instead.
+func (*CommitOffsetsResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{35}
+}
+
+type FetchOffsetsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Group string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	// Topics to return; empty returns every committed offset.
+	Topics        []string `protobuf:"bytes,2,rep,name=topics,proto3" json:"topics,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchOffsetsRequest) Reset() {
+	*x = FetchOffsetsRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchOffsetsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchOffsetsRequest) ProtoMessage() {}
+
+func (x *FetchOffsetsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchOffsetsRequest.ProtoReflect.Descriptor instead.
+func (*FetchOffsetsRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *FetchOffsetsRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *FetchOffsetsRequest) GetTopics() []string {
+	if x != nil {
+		return x.Topics
+	}
+	return nil
+}
+
+type FetchOffsetsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topics        []*TopicOffsets        `protobuf:"bytes,1,rep,name=topics,proto3" json:"topics,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchOffsetsResponse) Reset() {
+	*x = FetchOffsetsResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchOffsetsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchOffsetsResponse) ProtoMessage() {}
+
+func (x *FetchOffsetsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchOffsetsResponse.ProtoReflect.Descriptor instead.
+func (*FetchOffsetsResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *FetchOffsetsResponse) GetTopics() []*TopicOffsets {
+	if x != nil {
+		return x.Topics
+	}
+	return nil
+}
+
+type ListGroupsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListGroupsRequest) Reset() {
+	*x = ListGroupsRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListGroupsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListGroupsRequest) ProtoMessage() {}
+
+func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListGroupsRequest.ProtoReflect.Descriptor instead.
+func (*ListGroupsRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{38}
+}
+
+type GroupSummary struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Group string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	// "Stable", "Reconciling" (a member has not reached its target yet),
+	// "Empty" (no members).
+	State         string `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	Members       int32  `protobuf:"varint,3,opt,name=members,proto3" json:"members,omitempty"`
+	GroupEpoch    int64  `protobuf:"varint,4,opt,name=group_epoch,json=groupEpoch,proto3" json:"group_epoch,omitempty"`
+	Assignor      string `protobuf:"bytes,5,opt,name=assignor,proto3" json:"assignor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupSummary) Reset() {
+	*x = GroupSummary{}
+	mi := &file_strata_v1_strata_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupSummary) ProtoMessage() {}
+
+func (x *GroupSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupSummary.ProtoReflect.Descriptor instead.
+func (*GroupSummary) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *GroupSummary) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *GroupSummary) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *GroupSummary) GetMembers() int32 {
+	if x != nil {
+		return x.Members
+	}
+	return 0
+}
+
+func (x *GroupSummary) GetGroupEpoch() int64 {
+	if x != nil {
+		return x.GroupEpoch
+	}
+	return 0
+}
+
+func (x *GroupSummary) GetAssignor() string {
+	if x != nil {
+		return x.Assignor
+	}
+	return ""
+}
+
+type ListGroupsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Groups        []*GroupSummary        `protobuf:"bytes,1,rep,name=groups,proto3" json:"groups,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListGroupsResponse) Reset() {
+	*x = ListGroupsResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListGroupsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListGroupsResponse) ProtoMessage() {}
+
+func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListGroupsResponse.ProtoReflect.Descriptor instead.
+func (*ListGroupsResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *ListGroupsResponse) GetGroups() []*GroupSummary {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+type DescribeGroupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeGroupRequest) Reset() {
+	*x = DescribeGroupRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeGroupRequest) ProtoMessage() {}
+
+func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeGroupRequest.ProtoReflect.Descriptor instead.
+func (*DescribeGroupRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *DescribeGroupRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+type GroupMember struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	MemberId    string                 `protobuf:"bytes,1,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	MemberEpoch int64                  `protobuf:"varint,2,opt,name=member_epoch,json=memberEpoch,proto3" json:"member_epoch,omitempty"`
+	ClientId    string                 `protobuf:"bytes,3,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	Topics      []string               `protobuf:"bytes,4,rep,name=topics,proto3" json:"topics,omitempty"`
+	// Partitions the member owns.
+	Assignment []*TopicPartitions `protobuf:"bytes,5,rep,name=assignment,proto3" json:"assignment,omitempty"`
+	// Target partitions it does not own yet (waiting for a revocation).
+	Pending          []*TopicPartitions `protobuf:"bytes,6,rep,name=pending,proto3" json:"pending,omitempty"`
+	SessionTimeoutMs int32              `protobuf:"varint,7,opt,name=session_timeout_ms,json=sessionTimeoutMs,proto3" json:"session_timeout_ms,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *GroupMember) Reset() {
+	*x = GroupMember{}
+	mi := &file_strata_v1_strata_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupMember) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupMember) ProtoMessage() {}
+
+func (x *GroupMember) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupMember.ProtoReflect.Descriptor instead.
+func (*GroupMember) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *GroupMember) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *GroupMember) GetMemberEpoch() int64 {
+	if x != nil {
+		return x.MemberEpoch
+	}
+	return 0
+}
+
+func (x *GroupMember) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *GroupMember) GetTopics() []string {
+	if x != nil {
+		return x.Topics
+	}
+	return nil
+}
+
+func (x *GroupMember) GetAssignment() []*TopicPartitions {
+	if x != nil {
+		return x.Assignment
+	}
+	return nil
+}
+
+func (x *GroupMember) GetPending() []*TopicPartitions {
+	if x != nil {
+		return x.Pending
+	}
+	return nil
+}
+
+func (x *GroupMember) GetSessionTimeoutMs() int32 {
+	if x != nil {
+		return x.SessionTimeoutMs
+	}
+	return 0
+}
+
+type GroupPartitionLag struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Topic     string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	// Owning member; empty if none.
+	MemberId string `protobuf:"bytes,3,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	// -1 when nothing is committed.
+	CommittedOffset int64 `protobuf:"varint,4,opt,name=committed_offset,json=committedOffset,proto3" json:"committed_offset,omitempty"`
+	HighWatermark   int64 `protobuf:"varint,5,opt,name=high_watermark,json=highWatermark,proto3" json:"high_watermark,omitempty"`
+	LogStartOffset  int64 `protobuf:"varint,6,opt,name=log_start_offset,json=logStartOffset,proto3" json:"log_start_offset,omitempty"`
+	// high_watermark - committed_offset (from the log start when nothing is
+	// committed).
+	Lag           int64 `protobuf:"varint,7,opt,name=lag,proto3" json:"lag,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupPartitionLag) Reset() {
+	*x = GroupPartitionLag{}
+	mi := &file_strata_v1_strata_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupPartitionLag) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupPartitionLag) ProtoMessage() {}
+
+func (x *GroupPartitionLag) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupPartitionLag.ProtoReflect.Descriptor instead.
+func (*GroupPartitionLag) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *GroupPartitionLag) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *GroupPartitionLag) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *GroupPartitionLag) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *GroupPartitionLag) GetCommittedOffset() int64 {
+	if x != nil {
+		return x.CommittedOffset
+	}
+	return 0
+}
+
+func (x *GroupPartitionLag) GetHighWatermark() int64 {
+	if x != nil {
+		return x.HighWatermark
+	}
+	return 0
+}
+
+func (x *GroupPartitionLag) GetLogStartOffset() int64 {
+	if x != nil {
+		return x.LogStartOffset
+	}
+	return 0
+}
+
+func (x *GroupPartitionLag) GetLag() int64 {
+	if x != nil {
+		return x.Lag
+	}
+	return 0
+}
+
+type DescribeGroupResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Group string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	// As in GroupSummary; "Dead" when the group has neither state nor
+	// offsets.
+	State         string               `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	GroupEpoch    int64                `protobuf:"varint,3,opt,name=group_epoch,json=groupEpoch,proto3" json:"group_epoch,omitempty"`
+	Assignor      string               `protobuf:"bytes,4,opt,name=assignor,proto3" json:"assignor,omitempty"`
+	Members       []*GroupMember       `protobuf:"bytes,5,rep,name=members,proto3" json:"members,omitempty"`
+	Partitions    []*GroupPartitionLag `protobuf:"bytes,6,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeGroupResponse) Reset() {
+	*x = DescribeGroupResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeGroupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeGroupResponse) ProtoMessage() {}
+
+func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeGroupResponse.ProtoReflect.Descriptor instead.
+func (*DescribeGroupResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *DescribeGroupResponse) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *DescribeGroupResponse) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *DescribeGroupResponse) GetGroupEpoch() int64 {
+	if x != nil {
+		return x.GroupEpoch
+	}
+	return 0
+}
+
+func (x *DescribeGroupResponse) GetAssignor() string {
+	if x != nil {
+		return x.Assignor
+	}
+	return ""
+}
+
+func (x *DescribeGroupResponse) GetMembers() []*GroupMember {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *DescribeGroupResponse) GetPartitions() []*GroupPartitionLag {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+type ResetOffsetsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Group string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	// The offsets to store, already resolved (earliest, latest, time).
+	Topics        []*TopicOffsets `protobuf:"bytes,2,rep,name=topics,proto3" json:"topics,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResetOffsetsRequest) Reset() {
+	*x = ResetOffsetsRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetOffsetsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetOffsetsRequest) ProtoMessage() {}
+
+func (x *ResetOffsetsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetOffsetsRequest.ProtoReflect.Descriptor instead.
+func (*ResetOffsetsRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *ResetOffsetsRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *ResetOffsetsRequest) GetTopics() []*TopicOffsets {
+	if x != nil {
+		return x.Topics
+	}
+	return nil
+}
+
+type ResetOffsetsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResetOffsetsResponse) Reset() {
+	*x = ResetOffsetsResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetOffsetsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetOffsetsResponse) ProtoMessage() {}
+
+func (x *ResetOffsetsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetOffsetsResponse.ProtoReflect.Descriptor instead.
+func (*ResetOffsetsResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{46}
+}
+
+// An ACL grants a principal one operation on a resource.
+type Acl struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The authenticated name: a token's principal, a client certificate's
+	// subject common name, "ANONYMOUS", or "*" for every principal.
+	Principal string `protobuf:"bytes,1,opt,name=principal,proto3" json:"principal,omitempty"`
+	// "topic", "group" or "cluster".
+	ResourceType string `protobuf:"bytes,2,opt,name=resource_type,json=resourceType,proto3" json:"resource_type,omitempty"`
+	// Exact name, "*", or a prefix ending in "*"; "cluster" for the cluster.
+	ResourceName string `protobuf:"bytes,3,opt,name=resource_name,json=resourceName,proto3" json:"resource_name,omitempty"`
+	// produce, consume, describe, create, delete, alter, admin or all.
+	Operation     string `protobuf:"bytes,4,opt,name=operation,proto3" json:"operation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Acl) Reset() {
+	*x = Acl{}
+	mi := &file_strata_v1_strata_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Acl) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Acl) ProtoMessage() {}
+
+func (x *Acl) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Acl.ProtoReflect.Descriptor instead.
+func (*Acl) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *Acl) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+func (x *Acl) GetResourceType() string {
+	if x != nil {
+		return x.ResourceType
+	}
+	return ""
+}
+
+func (x *Acl) GetResourceName() string {
+	if x != nil {
+		return x.ResourceName
+	}
+	return ""
+}
+
+func (x *Acl) GetOperation() string {
+	if x != nil {
+		return x.Operation
+	}
+	return ""
+}
+
+type AddAclRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Acl           *Acl                   `protobuf:"bytes,1,opt,name=acl,proto3" json:"acl,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddAclRequest) Reset() {
+	*x = AddAclRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddAclRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddAclRequest) ProtoMessage() {}
+
+func (x *AddAclRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddAclRequest.ProtoReflect.Descriptor instead.
+func (*AddAclRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *AddAclRequest) GetAcl() *Acl {
+	if x != nil {
+		return x.Acl
+	}
+	return nil
+}
+
+type AddAclResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddAclResponse) Reset() {
+	*x = AddAclResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddAclResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddAclResponse) ProtoMessage() {}
+
+func (x *AddAclResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddAclResponse.ProtoReflect.Descriptor instead.
+func (*AddAclResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{49}
+}
+
+type RemoveAclRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Acl           *Acl                   `protobuf:"bytes,1,opt,name=acl,proto3" json:"acl,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveAclRequest) Reset() {
+	*x = RemoveAclRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveAclRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveAclRequest) ProtoMessage() {}
+
+func (x *RemoveAclRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveAclRequest.ProtoReflect.Descriptor instead.
+func (*RemoveAclRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *RemoveAclRequest) GetAcl() *Acl {
+	if x != nil {
+		return x.Acl
+	}
+	return nil
+}
+
+type RemoveAclResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Whether the ACL existed.
+	Removed       bool `protobuf:"varint,1,opt,name=removed,proto3" json:"removed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveAclResponse) Reset() {
+	*x = RemoveAclResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveAclResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveAclResponse) ProtoMessage() {}
+
+func (x *RemoveAclResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveAclResponse.ProtoReflect.Descriptor instead.
+func (*RemoveAclResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *RemoveAclResponse) GetRemoved() bool {
+	if x != nil {
+		return x.Removed
+	}
+	return false
+}
+
+type ListAclsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only ACLs of this principal; empty lists all.
+	Principal     string `protobuf:"bytes,1,opt,name=principal,proto3" json:"principal,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAclsRequest) Reset() {
+	*x = ListAclsRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAclsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAclsRequest) ProtoMessage() {}
+
+func (x *ListAclsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAclsRequest.ProtoReflect.Descriptor instead.
+func (*ListAclsRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *ListAclsRequest) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+type ListAclsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Acls          []*Acl                 `protobuf:"bytes,1,rep,name=acls,proto3" json:"acls,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAclsResponse) Reset() {
+	*x = ListAclsResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAclsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAclsResponse) ProtoMessage() {}
+
+func (x *ListAclsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAclsResponse.ProtoReflect.Descriptor instead.
+func (*ListAclsResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *ListAclsResponse) GetAcls() []*Acl {
+	if x != nil {
+		return x.Acls
+	}
+	return nil
+}
+
 var File_strata_v1_strata_proto protoreflect.FileDescriptor
 
 const file_strata_v1_strata_proto_rawDesc = "" +
@@ -1592,7 +3378,127 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12.\n" +
 	"\x06config\x18\x02 \x01(\v2\x16.strata.v1.TopicConfigR\x06config\"@\n" +
 	"\x12AlterTopicResponse\x12*\n" +
-	"\x05topic\x18\x01 \x01(\v2\x14.strata.v1.TopicInfoR\x05topic*\xa3\x02\n" +
+	"\x05topic\x18\x01 \x01(\v2\x14.strata.v1.TopicInfoR\x05topic\"1\n" +
+	"\x12DrainBrokerRequest\x12\x1b\n" +
+	"\tbroker_id\x18\x01 \x01(\tR\bbrokerId\"J\n" +
+	"\x13DrainBrokerResponse\x123\n" +
+	"\breleased\x18\x01 \x03(\v2\x17.strata.v1.PartitionRefR\breleased\"\x81\x01\n" +
+	"\x18ReleasePartitionsRequest\x127\n" +
+	"\n" +
+	"partitions\x18\x01 \x03(\v2\x17.strata.v1.PartitionRefR\n" +
+	"partitions\x12\x16\n" +
+	"\x06target\x18\x02 \x01(\tR\x06target\x12\x14\n" +
+	"\x05drain\x18\x03 \x01(\bR\x05drain\"P\n" +
+	"\x19ReleasePartitionsResponse\x123\n" +
+	"\breleased\x18\x01 \x03(\v2\x17.strata.v1.PartitionRefR\breleased\"G\n" +
+	"\x0fTopicPartitions\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1e\n" +
+	"\n" +
+	"partitions\x18\x02 \x03(\x05R\n" +
+	"partitions\"\x9e\x02\n" +
+	"\x15GroupHeartbeatRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x1b\n" +
+	"\tmember_id\x18\x02 \x01(\tR\bmemberId\x12!\n" +
+	"\fmember_epoch\x18\x03 \x01(\x03R\vmemberEpoch\x12\x16\n" +
+	"\x06topics\x18\x04 \x03(\tR\x06topics\x120\n" +
+	"\x05owned\x18\x05 \x03(\v2\x1a.strata.v1.TopicPartitionsR\x05owned\x12\x1a\n" +
+	"\bassignor\x18\x06 \x01(\tR\bassignor\x12,\n" +
+	"\x12session_timeout_ms\x18\a \x01(\x05R\x10sessionTimeoutMs\x12\x1b\n" +
+	"\tclient_id\x18\b \x01(\tR\bclientId\"\xfa\x01\n" +
+	"\x16GroupHeartbeatResponse\x12!\n" +
+	"\fmember_epoch\x18\x01 \x01(\x03R\vmemberEpoch\x122\n" +
+	"\x15heartbeat_interval_ms\x18\x02 \x01(\x05R\x13heartbeatIntervalMs\x12:\n" +
+	"\n" +
+	"assignment\x18\x03 \x03(\v2\x1a.strata.v1.TopicPartitionsR\n" +
+	"assignment\x12\x1f\n" +
+	"\vgroup_epoch\x18\x04 \x01(\x03R\n" +
+	"groupEpoch\x12,\n" +
+	"\x12session_timeout_ms\x18\x05 \x01(\x05R\x10sessionTimeoutMs\"i\n" +
+	"\x11LeaveGroupRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x1b\n" +
+	"\tmember_id\x18\x02 \x01(\tR\bmemberId\x12!\n" +
+	"\fmember_epoch\x18\x03 \x01(\x03R\vmemberEpoch\"\x14\n" +
+	"\x12LeaveGroupResponse\"c\n" +
+	"\x0fPartitionOffset\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x1a\n" +
+	"\bmetadata\x18\x03 \x01(\tR\bmetadata\"`\n" +
+	"\fTopicOffsets\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12:\n" +
+	"\n" +
+	"partitions\x18\x02 \x03(\v2\x1a.strata.v1.PartitionOffsetR\n" +
+	"partitions\"\x9d\x01\n" +
+	"\x14CommitOffsetsRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x1b\n" +
+	"\tmember_id\x18\x02 \x01(\tR\bmemberId\x12!\n" +
+	"\fmember_epoch\x18\x03 \x01(\x03R\vmemberEpoch\x12/\n" +
+	"\x06topics\x18\x04 \x03(\v2\x17.strata.v1.TopicOffsetsR\x06topics\"\x17\n" +
+	"\x15CommitOffsetsResponse\"C\n" +
+	"\x13FetchOffsetsRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x16\n" +
+	"\x06topics\x18\x02 \x03(\tR\x06topics\"G\n" +
+	"\x14FetchOffsetsResponse\x12/\n" +
+	"\x06topics\x18\x01 \x03(\v2\x17.strata.v1.TopicOffsetsR\x06topics\"\x13\n" +
+	"\x11ListGroupsRequest\"\x91\x01\n" +
+	"\fGroupSummary\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12\x18\n" +
+	"\amembers\x18\x03 \x01(\x05R\amembers\x12\x1f\n" +
+	"\vgroup_epoch\x18\x04 \x01(\x03R\n" +
+	"groupEpoch\x12\x1a\n" +
+	"\bassignor\x18\x05 \x01(\tR\bassignor\"E\n" +
+	"\x12ListGroupsResponse\x12/\n" +
+	"\x06groups\x18\x01 \x03(\v2\x17.strata.v1.GroupSummaryR\x06groups\",\n" +
+	"\x14DescribeGroupRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\"\xa2\x02\n" +
+	"\vGroupMember\x12\x1b\n" +
+	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12!\n" +
+	"\fmember_epoch\x18\x02 \x01(\x03R\vmemberEpoch\x12\x1b\n" +
+	"\tclient_id\x18\x03 \x01(\tR\bclientId\x12\x16\n" +
+	"\x06topics\x18\x04 \x03(\tR\x06topics\x12:\n" +
+	"\n" +
+	"assignment\x18\x05 \x03(\v2\x1a.strata.v1.TopicPartitionsR\n" +
+	"assignment\x124\n" +
+	"\apending\x18\x06 \x03(\v2\x1a.strata.v1.TopicPartitionsR\apending\x12,\n" +
+	"\x12session_timeout_ms\x18\a \x01(\x05R\x10sessionTimeoutMs\"\xf2\x01\n" +
+	"\x11GroupPartitionLag\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x1b\n" +
+	"\tmember_id\x18\x03 \x01(\tR\bmemberId\x12)\n" +
+	"\x10committed_offset\x18\x04 \x01(\x03R\x0fcommittedOffset\x12%\n" +
+	"\x0ehigh_watermark\x18\x05 \x01(\x03R\rhighWatermark\x12(\n" +
+	"\x10log_start_offset\x18\x06 \x01(\x03R\x0elogStartOffset\x12\x10\n" +
+	"\x03lag\x18\a \x01(\x03R\x03lag\"\xf0\x01\n" +
+	"\x15DescribeGroupResponse\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12\x1f\n" +
+	"\vgroup_epoch\x18\x03 \x01(\x03R\n" +
+	"groupEpoch\x12\x1a\n" +
+	"\bassignor\x18\x04 \x01(\tR\bassignor\x120\n" +
+	"\amembers\x18\x05 \x03(\v2\x16.strata.v1.GroupMemberR\amembers\x12<\n" +
+	"\n" +
+	"partitions\x18\x06 \x03(\v2\x1c.strata.v1.GroupPartitionLagR\n" +
+	"partitions\"\\\n" +
+	"\x13ResetOffsetsRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12/\n" +
+	"\x06topics\x18\x02 \x03(\v2\x17.strata.v1.TopicOffsetsR\x06topics\"\x16\n" +
+	"\x14ResetOffsetsResponse\"\x8b\x01\n" +
+	"\x03Acl\x12\x1c\n" +
+	"\tprincipal\x18\x01 \x01(\tR\tprincipal\x12#\n" +
+	"\rresource_type\x18\x02 \x01(\tR\fresourceType\x12#\n" +
+	"\rresource_name\x18\x03 \x01(\tR\fresourceName\x12\x1c\n" +
+	"\toperation\x18\x04 \x01(\tR\toperation\"1\n" +
+	"\rAddAclRequest\x12 \n" +
+	"\x03acl\x18\x01 \x01(\v2\x0e.strata.v1.AclR\x03acl\"\x10\n" +
+	"\x0eAddAclResponse\"4\n" +
+	"\x10RemoveAclRequest\x12 \n" +
+	"\x03acl\x18\x01 \x01(\v2\x0e.strata.v1.AclR\x03acl\"-\n" +
+	"\x11RemoveAclResponse\x12\x18\n" +
+	"\aremoved\x18\x01 \x01(\bR\aremoved\"/\n" +
+	"\x0fListAclsRequest\x12\x1c\n" +
+	"\tprincipal\x18\x01 \x01(\tR\tprincipal\"6\n" +
+	"\x10ListAclsResponse\x12\"\n" +
+	"\x04acls\x18\x01 \x03(\v2\x0e.strata.v1.AclR\x04acls*\xa6\x03\n" +
 	"\x06Reason\x12\x16\n" +
 	"\x12REASON_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tNOT_OWNER\x10\x01\x12\x0e\n" +
@@ -1609,12 +3515,18 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x12\x17\n" +
 	"\x13STORAGE_UNAVAILABLE\x10\v\x12\v\n" +
 	"\aTIMEOUT\x10\f\x12\x11\n" +
-	"\rSHUTTING_DOWN\x10\r*U\n" +
+	"\rSHUTTING_DOWN\x10\r\x12\x11\n" +
+	"\rFENCED_MEMBER\x10\x0e\x12\x12\n" +
+	"\x0eUNKNOWN_MEMBER\x10\x0f\x12\x13\n" +
+	"\x0fGROUP_NOT_EMPTY\x10\x10\x12\x19\n" +
+	"\x15OUT_OF_ORDER_SEQUENCE\x10\x11\x12\x13\n" +
+	"\x0fUNAUTHENTICATED\x10\x12\x12\x15\n" +
+	"\x11PERMISSION_DENIED\x10\x13*U\n" +
 	"\n" +
 	"OffsetSpec\x12\x1b\n" +
 	"\x17OFFSET_SPEC_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x06LATEST\x10\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01\x12\x15\n" +
-	"\bEARLIEST\x10\xfe\xff\xff\xff\xff\xff\xff\xff\xff\x012\xae\x05\n" +
+	"\bEARLIEST\x10\xfe\xff\xff\xff\xff\xff\xff\xff\xff\x012\xff\v\n" +
 	"\x06Strata\x12@\n" +
 	"\aProduce\x12\x19.strata.v1.ProduceRequest\x1a\x1a.strata.v1.ProduceResponse\x12:\n" +
 	"\x05Fetch\x12\x17.strata.v1.FetchRequest\x1a\x18.strata.v1.FetchResponse\x12L\n" +
@@ -1626,9 +3538,23 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\rDescribeTopic\x12\x1f.strata.v1.DescribeTopicRequest\x1a .strata.v1.DescribeTopicResponse\x12R\n" +
 	"\rClusterStatus\x12\x1f.strata.v1.ClusterStatusRequest\x1a .strata.v1.ClusterStatusResponse\x12I\n" +
 	"\n" +
-	"AlterTopic\x12\x1c.strata.v1.AlterTopicRequest\x1a\x1d.strata.v1.AlterTopicResponse2J\n" +
+	"AlterTopic\x12\x1c.strata.v1.AlterTopicRequest\x1a\x1d.strata.v1.AlterTopicResponse\x12L\n" +
+	"\vDrainBroker\x12\x1d.strata.v1.DrainBrokerRequest\x1a\x1e.strata.v1.DrainBrokerResponse\x12U\n" +
+	"\x0eGroupHeartbeat\x12 .strata.v1.GroupHeartbeatRequest\x1a!.strata.v1.GroupHeartbeatResponse\x12I\n" +
+	"\n" +
+	"LeaveGroup\x12\x1c.strata.v1.LeaveGroupRequest\x1a\x1d.strata.v1.LeaveGroupResponse\x12R\n" +
+	"\rCommitOffsets\x12\x1f.strata.v1.CommitOffsetsRequest\x1a .strata.v1.CommitOffsetsResponse\x12O\n" +
+	"\fFetchOffsets\x12\x1e.strata.v1.FetchOffsetsRequest\x1a\x1f.strata.v1.FetchOffsetsResponse\x12I\n" +
+	"\n" +
+	"ListGroups\x12\x1c.strata.v1.ListGroupsRequest\x1a\x1d.strata.v1.ListGroupsResponse\x12R\n" +
+	"\rDescribeGroup\x12\x1f.strata.v1.DescribeGroupRequest\x1a .strata.v1.DescribeGroupResponse\x12O\n" +
+	"\fResetOffsets\x12\x1e.strata.v1.ResetOffsetsRequest\x1a\x1f.strata.v1.ResetOffsetsResponse\x12=\n" +
+	"\x06AddAcl\x12\x18.strata.v1.AddAclRequest\x1a\x19.strata.v1.AddAclResponse\x12F\n" +
+	"\tRemoveAcl\x12\x1b.strata.v1.RemoveAclRequest\x1a\x1c.strata.v1.RemoveAclResponse\x12C\n" +
+	"\bListAcls\x12\x1a.strata.v1.ListAclsRequest\x1a\x1b.strata.v1.ListAclsResponse2\xaa\x01\n" +
 	"\x06Broker\x12@\n" +
-	"\aProduce\x12\x19.strata.v1.ProduceRequest\x1a\x1a.strata.v1.ProduceResponse2\xe7\x03\n" +
+	"\aProduce\x12\x19.strata.v1.ProduceRequest\x1a\x1a.strata.v1.ProduceResponse\x12^\n" +
+	"\x11ReleasePartitions\x12#.strata.v1.ReleasePartitionsRequest\x1a$.strata.v1.ReleasePartitionsResponse2\xec\b\n" +
 	"\vCoordinator\x12L\n" +
 	"\vCreateTopic\x12\x1d.strata.v1.CreateTopicRequest\x1a\x1e.strata.v1.CreateTopicResponse\x12L\n" +
 	"\vDeleteTopic\x12\x1d.strata.v1.DeleteTopicRequest\x1a\x1e.strata.v1.DeleteTopicResponse\x12I\n" +
@@ -1637,7 +3563,17 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\rDescribeTopic\x12\x1f.strata.v1.DescribeTopicRequest\x1a .strata.v1.DescribeTopicResponse\x12R\n" +
 	"\rClusterStatus\x12\x1f.strata.v1.ClusterStatusRequest\x1a .strata.v1.ClusterStatusResponse\x12I\n" +
 	"\n" +
-	"AlterTopic\x12\x1c.strata.v1.AlterTopicRequest\x1a\x1d.strata.v1.AlterTopicResponseB:Z8github.com/strata-mq/strata/api/proto/strata/v1;stratav1b\x06proto3"
+	"AlterTopic\x12\x1c.strata.v1.AlterTopicRequest\x1a\x1d.strata.v1.AlterTopicResponse\x12L\n" +
+	"\vDrainBroker\x12\x1d.strata.v1.DrainBrokerRequest\x1a\x1e.strata.v1.DrainBrokerResponse\x12U\n" +
+	"\x0eGroupHeartbeat\x12 .strata.v1.GroupHeartbeatRequest\x1a!.strata.v1.GroupHeartbeatResponse\x12I\n" +
+	"\n" +
+	"LeaveGroup\x12\x1c.strata.v1.LeaveGroupRequest\x1a\x1d.strata.v1.LeaveGroupResponse\x12R\n" +
+	"\rCommitOffsets\x12\x1f.strata.v1.CommitOffsetsRequest\x1a .strata.v1.CommitOffsetsResponse\x12O\n" +
+	"\fFetchOffsets\x12\x1e.strata.v1.FetchOffsetsRequest\x1a\x1f.strata.v1.FetchOffsetsResponse\x12I\n" +
+	"\n" +
+	"ListGroups\x12\x1c.strata.v1.ListGroupsRequest\x1a\x1d.strata.v1.ListGroupsResponse\x12R\n" +
+	"\rDescribeGroup\x12\x1f.strata.v1.DescribeGroupRequest\x1a .strata.v1.DescribeGroupResponse\x12O\n" +
+	"\fResetOffsets\x12\x1e.strata.v1.ResetOffsetsRequest\x1a\x1f.strata.v1.ResetOffsetsResponseB:Z8github.com/strata-mq/strata/api/proto/strata/v1;stratav1b\x06proto3"
 
 var (
 	file_strata_v1_strata_proto_rawDescOnce sync.Once
@@ -1652,33 +3588,64 @@ func file_strata_v1_strata_proto_rawDescGZIP() []byte {
 }
 
 var file_strata_v1_strata_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_strata_v1_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_strata_v1_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
 var file_strata_v1_strata_proto_goTypes = []any{
-	(Reason)(0),                   // 0: strata.v1.Reason
-	(OffsetSpec)(0),               // 1: strata.v1.OffsetSpec
-	(*ProduceRequest)(nil),        // 2: strata.v1.ProduceRequest
-	(*ProduceResponse)(nil),       // 3: strata.v1.ProduceResponse
-	(*FetchRequest)(nil),          // 4: strata.v1.FetchRequest
-	(*FetchResponse)(nil),         // 5: strata.v1.FetchResponse
-	(*ListOffsetsRequest)(nil),    // 6: strata.v1.ListOffsetsRequest
-	(*ListOffsetsResponse)(nil),   // 7: strata.v1.ListOffsetsResponse
-	(*TopicConfig)(nil),           // 8: strata.v1.TopicConfig
-	(*PartitionInfo)(nil),         // 9: strata.v1.PartitionInfo
-	(*TopicInfo)(nil),             // 10: strata.v1.TopicInfo
-	(*CreateTopicRequest)(nil),    // 11: strata.v1.CreateTopicRequest
-	(*CreateTopicResponse)(nil),   // 12: strata.v1.CreateTopicResponse
-	(*DeleteTopicRequest)(nil),    // 13: strata.v1.DeleteTopicRequest
-	(*DeleteTopicResponse)(nil),   // 14: strata.v1.DeleteTopicResponse
-	(*ListTopicsRequest)(nil),     // 15: strata.v1.ListTopicsRequest
-	(*ListTopicsResponse)(nil),    // 16: strata.v1.ListTopicsResponse
-	(*DescribeTopicRequest)(nil),  // 17: strata.v1.DescribeTopicRequest
-	(*DescribeTopicResponse)(nil), // 18: strata.v1.DescribeTopicResponse
-	(*ClusterStatusRequest)(nil),  // 19: strata.v1.ClusterStatusRequest
-	(*PartitionRef)(nil),          // 20: strata.v1.PartitionRef
-	(*BrokerStatus)(nil),          // 21: strata.v1.BrokerStatus
-	(*ClusterStatusResponse)(nil), // 22: strata.v1.ClusterStatusResponse
-	(*AlterTopicRequest)(nil),     // 23: strata.v1.AlterTopicRequest
-	(*AlterTopicResponse)(nil),    // 24: strata.v1.AlterTopicResponse
+	(Reason)(0),                       // 0: strata.v1.Reason
+	(OffsetSpec)(0),                   // 1: strata.v1.OffsetSpec
+	(*ProduceRequest)(nil),            // 2: strata.v1.ProduceRequest
+	(*ProduceResponse)(nil),           // 3: strata.v1.ProduceResponse
+	(*FetchRequest)(nil),              // 4: strata.v1.FetchRequest
+	(*FetchResponse)(nil),             // 5: strata.v1.FetchResponse
+	(*ListOffsetsRequest)(nil),        // 6: strata.v1.ListOffsetsRequest
+	(*ListOffsetsResponse)(nil),       // 7: strata.v1.ListOffsetsResponse
+	(*TopicConfig)(nil),               // 8: strata.v1.TopicConfig
+	(*PartitionInfo)(nil),             // 9: strata.v1.PartitionInfo
+	(*TopicInfo)(nil),                 // 10: strata.v1.TopicInfo
+	(*CreateTopicRequest)(nil),        // 11: strata.v1.CreateTopicRequest
+	(*CreateTopicResponse)(nil),       // 12: strata.v1.CreateTopicResponse
+	(*DeleteTopicRequest)(nil),        // 13: strata.v1.DeleteTopicRequest
+	(*DeleteTopicResponse)(nil),       // 14: strata.v1.DeleteTopicResponse
+	(*ListTopicsRequest)(nil),         // 15: strata.v1.ListTopicsRequest
+	(*ListTopicsResponse)(nil),        // 16: strata.v1.ListTopicsResponse
+	(*DescribeTopicRequest)(nil),      // 17: strata.v1.DescribeTopicRequest
+	(*DescribeTopicResponse)(nil),     // 18: strata.v1.DescribeTopicResponse
+	(*ClusterStatusRequest)(nil),      // 19: strata.v1.ClusterStatusRequest
+	(*PartitionRef)(nil),              // 20: strata.v1.PartitionRef
+	(*BrokerStatus)(nil),              // 21: strata.v1.BrokerStatus
+	(*ClusterStatusResponse)(nil),     // 22: strata.v1.ClusterStatusResponse
+	(*AlterTopicRequest)(nil),         // 23: strata.v1.AlterTopicRequest
+	(*AlterTopicResponse)(nil),        // 24: strata.v1.AlterTopicResponse
+	(*DrainBrokerRequest)(nil),        // 25: strata.v1.DrainBrokerRequest
+	(*DrainBrokerResponse)(nil),       // 26: strata.v1.DrainBrokerResponse
+	(*ReleasePartitionsRequest)(nil),  // 27: strata.v1.ReleasePartitionsRequest
+	(*ReleasePartitionsResponse)(nil), // 28: strata.v1.ReleasePartitionsResponse
+	(*TopicPartitions)(nil),           // 29: strata.v1.TopicPartitions
+	(*GroupHeartbeatRequest)(nil),     // 30: strata.v1.GroupHeartbeatRequest
+	(*GroupHeartbeatResponse)(nil),    // 31: strata.v1.GroupHeartbeatResponse
+	(*LeaveGroupRequest)(nil),         // 32: strata.v1.LeaveGroupRequest
+	(*LeaveGroupResponse)(nil),        // 33: strata.v1.LeaveGroupResponse
+	(*PartitionOffset)(nil),           // 34: strata.v1.PartitionOffset
+	(*TopicOffsets)(nil),              // 35: strata.v1.TopicOffsets
+	(*CommitOffsetsRequest)(nil),      // 36: strata.v1.CommitOffsetsRequest
+	(*CommitOffsetsResponse)(nil),     // 37: strata.v1.CommitOffsetsResponse
+	(*FetchOffsetsRequest)(nil),       // 38: strata.v1.FetchOffsetsRequest
+	(*FetchOffsetsResponse)(nil),      // 39: strata.v1.FetchOffsetsResponse
+	(*ListGroupsRequest)(nil),         // 40: strata.v1.ListGroupsRequest
+	(*GroupSummary)(nil),              // 41: strata.v1.GroupSummary
+	(*ListGroupsResponse)(nil),        // 42: strata.v1.ListGroupsResponse
+	(*DescribeGroupRequest)(nil),      // 43: strata.v1.DescribeGroupRequest
+	(*GroupMember)(nil),               // 44: strata.v1.GroupMember
+	(*GroupPartitionLag)(nil),         // 45: strata.v1.GroupPartitionLag
+	(*DescribeGroupResponse)(nil),     // 46: strata.v1.DescribeGroupResponse
+	(*ResetOffsetsRequest)(nil),       // 47: strata.v1.ResetOffsetsRequest
+	(*ResetOffsetsResponse)(nil),      // 48: strata.v1.ResetOffsetsResponse
+	(*Acl)(nil),                       // 49: strata.v1.Acl
+	(*AddAclRequest)(nil),             // 50: strata.v1.AddAclRequest
+	(*AddAclResponse)(nil),            // 51: strata.v1.AddAclResponse
+	(*RemoveAclRequest)(nil),          // 52: strata.v1.RemoveAclRequest
+	(*RemoveAclResponse)(nil),         // 53: strata.v1.RemoveAclResponse
+	(*ListAclsRequest)(nil),           // 54: strata.v1.ListAclsRequest
+	(*ListAclsResponse)(nil),          // 55: strata.v1.ListAclsResponse
 }
 var file_strata_v1_strata_proto_depIdxs = []int32{
 	8,  // 0: strata.v1.TopicInfo.config:type_name -> strata.v1.TopicConfig
@@ -1692,43 +3659,100 @@ var file_strata_v1_strata_proto_depIdxs = []int32{
 	20, // 8: strata.v1.ClusterStatusResponse.unassigned:type_name -> strata.v1.PartitionRef
 	8,  // 9: strata.v1.AlterTopicRequest.config:type_name -> strata.v1.TopicConfig
 	10, // 10: strata.v1.AlterTopicResponse.topic:type_name -> strata.v1.TopicInfo
-	2,  // 11: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
-	4,  // 12: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
-	6,  // 13: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
-	11, // 14: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
-	13, // 15: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
-	15, // 16: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
-	17, // 17: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
-	19, // 18: strata.v1.Strata.ClusterStatus:input_type -> strata.v1.ClusterStatusRequest
-	23, // 19: strata.v1.Strata.AlterTopic:input_type -> strata.v1.AlterTopicRequest
-	2,  // 20: strata.v1.Broker.Produce:input_type -> strata.v1.ProduceRequest
-	11, // 21: strata.v1.Coordinator.CreateTopic:input_type -> strata.v1.CreateTopicRequest
-	13, // 22: strata.v1.Coordinator.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
-	15, // 23: strata.v1.Coordinator.ListTopics:input_type -> strata.v1.ListTopicsRequest
-	17, // 24: strata.v1.Coordinator.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
-	19, // 25: strata.v1.Coordinator.ClusterStatus:input_type -> strata.v1.ClusterStatusRequest
-	23, // 26: strata.v1.Coordinator.AlterTopic:input_type -> strata.v1.AlterTopicRequest
-	3,  // 27: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
-	5,  // 28: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
-	7,  // 29: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
-	12, // 30: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
-	14, // 31: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
-	16, // 32: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
-	18, // 33: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
-	22, // 34: strata.v1.Strata.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
-	24, // 35: strata.v1.Strata.AlterTopic:output_type -> strata.v1.AlterTopicResponse
-	3,  // 36: strata.v1.Broker.Produce:output_type -> strata.v1.ProduceResponse
-	12, // 37: strata.v1.Coordinator.CreateTopic:output_type -> strata.v1.CreateTopicResponse
-	14, // 38: strata.v1.Coordinator.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
-	16, // 39: strata.v1.Coordinator.ListTopics:output_type -> strata.v1.ListTopicsResponse
-	18, // 40: strata.v1.Coordinator.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
-	22, // 41: strata.v1.Coordinator.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
-	24, // 42: strata.v1.Coordinator.AlterTopic:output_type -> strata.v1.AlterTopicResponse
-	27, // [27:43] is the sub-list for method output_type
-	11, // [11:27] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	20, // 11: strata.v1.DrainBrokerResponse.released:type_name -> strata.v1.PartitionRef
+	20, // 12: strata.v1.ReleasePartitionsRequest.partitions:type_name -> strata.v1.PartitionRef
+	20, // 13: strata.v1.ReleasePartitionsResponse.released:type_name -> strata.v1.PartitionRef
+	29, // 14: strata.v1.GroupHeartbeatRequest.owned:type_name -> strata.v1.TopicPartitions
+	29, // 15: strata.v1.GroupHeartbeatResponse.assignment:type_name -> strata.v1.TopicPartitions
+	34, // 16: strata.v1.TopicOffsets.partitions:type_name -> strata.v1.PartitionOffset
+	35, // 17: strata.v1.CommitOffsetsRequest.topics:type_name -> strata.v1.TopicOffsets
+	35, // 18: strata.v1.FetchOffsetsResponse.topics:type_name -> strata.v1.TopicOffsets
+	41, // 19: strata.v1.ListGroupsResponse.groups:type_name -> strata.v1.GroupSummary
+	29, // 20: strata.v1.GroupMember.assignment:type_name -> strata.v1.TopicPartitions
+	29, // 21: strata.v1.GroupMember.pending:type_name -> strata.v1.TopicPartitions
+	44, // 22: strata.v1.DescribeGroupResponse.members:type_name -> strata.v1.GroupMember
+	45, // 23: strata.v1.DescribeGroupResponse.partitions:type_name -> strata.v1.GroupPartitionLag
+	35, // 24: strata.v1.ResetOffsetsRequest.topics:type_name -> strata.v1.TopicOffsets
+	49, // 25: strata.v1.AddAclRequest.acl:type_name -> strata.v1.Acl
+	49, // 26: strata.v1.RemoveAclRequest.acl:type_name -> strata.v1.Acl
+	49, // 27: strata.v1.ListAclsResponse.acls:type_name -> strata.v1.Acl
+	2,  // 28: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
+	4,  // 29: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
+	6,  // 30: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
+	11, // 31: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
+	13, // 32: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
+	15, // 33: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
+	17, // 34: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
+	19, // 35: strata.v1.Strata.ClusterStatus:input_type -> strata.v1.ClusterStatusRequest
+	23, // 36: strata.v1.Strata.AlterTopic:input_type -> strata.v1.AlterTopicRequest
+	25, // 37: strata.v1.Strata.DrainBroker:input_type -> strata.v1.DrainBrokerRequest
+	30, // 38: strata.v1.Strata.GroupHeartbeat:input_type -> strata.v1.GroupHeartbeatRequest
+	32, // 39: strata.v1.Strata.LeaveGroup:input_type -> strata.v1.LeaveGroupRequest
+	36, // 40: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
+	38, // 41: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
+	40, // 42: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
+	43, // 43: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
+	47, // 44: strata.v1.Strata.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
+	50, // 45: strata.v1.Strata.AddAcl:input_type -> strata.v1.AddAclRequest
+	52, // 46: strata.v1.Strata.RemoveAcl:input_type -> strata.v1.RemoveAclRequest
+	54, // 47: strata.v1.Strata.ListAcls:input_type -> strata.v1.ListAclsRequest
+	2,  // 48: strata.v1.Broker.Produce:input_type -> strata.v1.ProduceRequest
+	27, // 49: strata.v1.Broker.ReleasePartitions:input_type -> strata.v1.ReleasePartitionsRequest
+	11, // 50: strata.v1.Coordinator.CreateTopic:input_type -> strata.v1.CreateTopicRequest
+	13, // 51: strata.v1.Coordinator.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
+	15, // 52: strata.v1.Coordinator.ListTopics:input_type -> strata.v1.ListTopicsRequest
+	17, // 53: strata.v1.Coordinator.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
+	19, // 54: strata.v1.Coordinator.ClusterStatus:input_type -> strata.v1.ClusterStatusRequest
+	23, // 55: strata.v1.Coordinator.AlterTopic:input_type -> strata.v1.AlterTopicRequest
+	25, // 56: strata.v1.Coordinator.DrainBroker:input_type -> strata.v1.DrainBrokerRequest
+	30, // 57: strata.v1.Coordinator.GroupHeartbeat:input_type -> strata.v1.GroupHeartbeatRequest
+	32, // 58: strata.v1.Coordinator.LeaveGroup:input_type -> strata.v1.LeaveGroupRequest
+	36, // 59: strata.v1.Coordinator.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
+	38, // 60: strata.v1.Coordinator.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
+	40, // 61: strata.v1.Coordinator.ListGroups:input_type -> strata.v1.ListGroupsRequest
+	43, // 62: strata.v1.Coordinator.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
+	47, // 63: strata.v1.Coordinator.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
+	3,  // 64: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
+	5,  // 65: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
+	7,  // 66: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
+	12, // 67: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
+	14, // 68: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
+	16, // 69: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
+	18, // 70: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
+	22, // 71: strata.v1.Strata.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
+	24, // 72: strata.v1.Strata.AlterTopic:output_type -> strata.v1.AlterTopicResponse
+	26, // 73: strata.v1.Strata.DrainBroker:output_type -> strata.v1.DrainBrokerResponse
+	31, // 74: strata.v1.Strata.GroupHeartbeat:output_type -> strata.v1.GroupHeartbeatResponse
+	33, // 75: strata.v1.Strata.LeaveGroup:output_type -> strata.v1.LeaveGroupResponse
+	37, // 76: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
+	39, // 77: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
+	42, // 78: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
+	46, // 79: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
+	48, // 80: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
+	51, // 81: strata.v1.Strata.AddAcl:output_type -> strata.v1.AddAclResponse
+	53, // 82: strata.v1.Strata.RemoveAcl:output_type -> strata.v1.RemoveAclResponse
+	55, // 83: strata.v1.Strata.ListAcls:output_type -> strata.v1.ListAclsResponse
+	3,  // 84: strata.v1.Broker.Produce:output_type -> strata.v1.ProduceResponse
+	28, // 85: strata.v1.Broker.ReleasePartitions:output_type -> strata.v1.ReleasePartitionsResponse
+	12, // 86: strata.v1.Coordinator.CreateTopic:output_type -> strata.v1.CreateTopicResponse
+	14, // 87: strata.v1.Coordinator.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
+	16, // 88: strata.v1.Coordinator.ListTopics:output_type -> strata.v1.ListTopicsResponse
+	18, // 89: strata.v1.Coordinator.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
+	22, // 90: strata.v1.Coordinator.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
+	24, // 91: strata.v1.Coordinator.AlterTopic:output_type -> strata.v1.AlterTopicResponse
+	26, // 92: strata.v1.Coordinator.DrainBroker:output_type -> strata.v1.DrainBrokerResponse
+	31, // 93: strata.v1.Coordinator.GroupHeartbeat:output_type -> strata.v1.GroupHeartbeatResponse
+	33, // 94: strata.v1.Coordinator.LeaveGroup:output_type -> strata.v1.LeaveGroupResponse
+	37, // 95: strata.v1.Coordinator.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
+	39, // 96: strata.v1.Coordinator.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
+	42, // 97: strata.v1.Coordinator.ListGroups:output_type -> strata.v1.ListGroupsResponse
+	46, // 98: strata.v1.Coordinator.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
+	48, // 99: strata.v1.Coordinator.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
+	64, // [64:100] is the sub-list for method output_type
+	28, // [28:64] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_strata_v1_strata_proto_init() }
@@ -1742,7 +3766,7 @@ func file_strata_v1_strata_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strata_v1_strata_proto_rawDesc), len(file_strata_v1_strata_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   23,
+			NumMessages:   54,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

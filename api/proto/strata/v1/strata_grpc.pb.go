@@ -30,15 +30,26 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Strata_Produce_FullMethodName       = "/strata.v1.Strata/Produce"
-	Strata_Fetch_FullMethodName         = "/strata.v1.Strata/Fetch"
-	Strata_ListOffsets_FullMethodName   = "/strata.v1.Strata/ListOffsets"
-	Strata_CreateTopic_FullMethodName   = "/strata.v1.Strata/CreateTopic"
-	Strata_DeleteTopic_FullMethodName   = "/strata.v1.Strata/DeleteTopic"
-	Strata_ListTopics_FullMethodName    = "/strata.v1.Strata/ListTopics"
-	Strata_DescribeTopic_FullMethodName = "/strata.v1.Strata/DescribeTopic"
-	Strata_ClusterStatus_FullMethodName = "/strata.v1.Strata/ClusterStatus"
-	Strata_AlterTopic_FullMethodName    = "/strata.v1.Strata/AlterTopic"
+	Strata_Produce_FullMethodName        = "/strata.v1.Strata/Produce"
+	Strata_Fetch_FullMethodName          = "/strata.v1.Strata/Fetch"
+	Strata_ListOffsets_FullMethodName    = "/strata.v1.Strata/ListOffsets"
+	Strata_CreateTopic_FullMethodName    = "/strata.v1.Strata/CreateTopic"
+	Strata_DeleteTopic_FullMethodName    = "/strata.v1.Strata/DeleteTopic"
+	Strata_ListTopics_FullMethodName     = "/strata.v1.Strata/ListTopics"
+	Strata_DescribeTopic_FullMethodName  = "/strata.v1.Strata/DescribeTopic"
+	Strata_ClusterStatus_FullMethodName  = "/strata.v1.Strata/ClusterStatus"
+	Strata_AlterTopic_FullMethodName     = "/strata.v1.Strata/AlterTopic"
+	Strata_DrainBroker_FullMethodName    = "/strata.v1.Strata/DrainBroker"
+	Strata_GroupHeartbeat_FullMethodName = "/strata.v1.Strata/GroupHeartbeat"
+	Strata_LeaveGroup_FullMethodName     = "/strata.v1.Strata/LeaveGroup"
+	Strata_CommitOffsets_FullMethodName  = "/strata.v1.Strata/CommitOffsets"
+	Strata_FetchOffsets_FullMethodName   = "/strata.v1.Strata/FetchOffsets"
+	Strata_ListGroups_FullMethodName     = "/strata.v1.Strata/ListGroups"
+	Strata_DescribeGroup_FullMethodName  = "/strata.v1.Strata/DescribeGroup"
+	Strata_ResetOffsets_FullMethodName   = "/strata.v1.Strata/ResetOffsets"
+	Strata_AddAcl_FullMethodName         = "/strata.v1.Strata/AddAcl"
+	Strata_RemoveAcl_FullMethodName      = "/strata.v1.Strata/RemoveAcl"
+	Strata_ListAcls_FullMethodName       = "/strata.v1.Strata/ListAcls"
 )
 
 // StrataClient is the client API for Strata service.
@@ -63,6 +74,31 @@ type StrataClient interface {
 	ClusterStatus(ctx context.Context, in *ClusterStatusRequest, opts ...grpc.CallOption) (*ClusterStatusResponse, error)
 	// AlterTopic changes a topic's retention and message size limit.
 	AlterTopic(ctx context.Context, in *AlterTopicRequest, opts ...grpc.CallOption) (*AlterTopicResponse, error)
+	// DrainBroker hands every partition of a broker to other brokers
+	// gracefully (the broker flushes, commits and releases each one) and
+	// marks it draining, so placement gives it nothing new. The process keeps
+	// running. Forwarded to the coordinator leader.
+	DrainBroker(ctx context.Context, in *DrainBrokerRequest, opts ...grpc.CallOption) (*DrainBrokerResponse, error)
+	// Consumer groups (docs/consumer-groups.md); forwarded to the coordinator
+	// leader. GroupHeartbeat joins, heartbeats and receives the member's
+	// assignment incrementally (revoke first, then assign).
+	GroupHeartbeat(ctx context.Context, in *GroupHeartbeatRequest, opts ...grpc.CallOption) (*GroupHeartbeatResponse, error)
+	LeaveGroup(ctx context.Context, in *LeaveGroupRequest, opts ...grpc.CallOption) (*LeaveGroupResponse, error)
+	// CommitOffsets stores a member's consumed positions; a stale member
+	// epoch is FENCED_MEMBER.
+	CommitOffsets(ctx context.Context, in *CommitOffsetsRequest, opts ...grpc.CallOption) (*CommitOffsetsResponse, error)
+	FetchOffsets(ctx context.Context, in *FetchOffsetsRequest, opts ...grpc.CallOption) (*FetchOffsetsResponse, error)
+	ListGroups(ctx context.Context, in *ListGroupsRequest, opts ...grpc.CallOption) (*ListGroupsResponse, error)
+	DescribeGroup(ctx context.Context, in *DescribeGroupRequest, opts ...grpc.CallOption) (*DescribeGroupResponse, error)
+	// ResetOffsets overwrites committed offsets of a group without live
+	// members (GROUP_NOT_EMPTY otherwise).
+	ResetOffsets(ctx context.Context, in *ResetOffsetsRequest, opts ...grpc.CallOption) (*ResetOffsetsResponse, error)
+	// ACLs (docs/security.md): grants of operations on topics, groups and
+	// the cluster to principals, stored in etcd. Served by the proxy; they
+	// need the admin operation on the cluster when ACLs are enabled.
+	AddAcl(ctx context.Context, in *AddAclRequest, opts ...grpc.CallOption) (*AddAclResponse, error)
+	RemoveAcl(ctx context.Context, in *RemoveAclRequest, opts ...grpc.CallOption) (*RemoveAclResponse, error)
+	ListAcls(ctx context.Context, in *ListAclsRequest, opts ...grpc.CallOption) (*ListAclsResponse, error)
 }
 
 type strataClient struct {
@@ -163,6 +199,116 @@ func (c *strataClient) AlterTopic(ctx context.Context, in *AlterTopicRequest, op
 	return out, nil
 }
 
+func (c *strataClient) DrainBroker(ctx context.Context, in *DrainBrokerRequest, opts ...grpc.CallOption) (*DrainBrokerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DrainBrokerResponse)
+	err := c.cc.Invoke(ctx, Strata_DrainBroker_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) GroupHeartbeat(ctx context.Context, in *GroupHeartbeatRequest, opts ...grpc.CallOption) (*GroupHeartbeatResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GroupHeartbeatResponse)
+	err := c.cc.Invoke(ctx, Strata_GroupHeartbeat_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) LeaveGroup(ctx context.Context, in *LeaveGroupRequest, opts ...grpc.CallOption) (*LeaveGroupResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LeaveGroupResponse)
+	err := c.cc.Invoke(ctx, Strata_LeaveGroup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) CommitOffsets(ctx context.Context, in *CommitOffsetsRequest, opts ...grpc.CallOption) (*CommitOffsetsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CommitOffsetsResponse)
+	err := c.cc.Invoke(ctx, Strata_CommitOffsets_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) FetchOffsets(ctx context.Context, in *FetchOffsetsRequest, opts ...grpc.CallOption) (*FetchOffsetsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FetchOffsetsResponse)
+	err := c.cc.Invoke(ctx, Strata_FetchOffsets_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) ListGroups(ctx context.Context, in *ListGroupsRequest, opts ...grpc.CallOption) (*ListGroupsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListGroupsResponse)
+	err := c.cc.Invoke(ctx, Strata_ListGroups_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) DescribeGroup(ctx context.Context, in *DescribeGroupRequest, opts ...grpc.CallOption) (*DescribeGroupResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DescribeGroupResponse)
+	err := c.cc.Invoke(ctx, Strata_DescribeGroup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) ResetOffsets(ctx context.Context, in *ResetOffsetsRequest, opts ...grpc.CallOption) (*ResetOffsetsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResetOffsetsResponse)
+	err := c.cc.Invoke(ctx, Strata_ResetOffsets_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) AddAcl(ctx context.Context, in *AddAclRequest, opts ...grpc.CallOption) (*AddAclResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AddAclResponse)
+	err := c.cc.Invoke(ctx, Strata_AddAcl_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) RemoveAcl(ctx context.Context, in *RemoveAclRequest, opts ...grpc.CallOption) (*RemoveAclResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveAclResponse)
+	err := c.cc.Invoke(ctx, Strata_RemoveAcl_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) ListAcls(ctx context.Context, in *ListAclsRequest, opts ...grpc.CallOption) (*ListAclsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListAclsResponse)
+	err := c.cc.Invoke(ctx, Strata_ListAcls_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // StrataServer is the server API for Strata service.
 // All implementations must embed UnimplementedStrataServer
 // for forward compatibility.
@@ -185,6 +331,31 @@ type StrataServer interface {
 	ClusterStatus(context.Context, *ClusterStatusRequest) (*ClusterStatusResponse, error)
 	// AlterTopic changes a topic's retention and message size limit.
 	AlterTopic(context.Context, *AlterTopicRequest) (*AlterTopicResponse, error)
+	// DrainBroker hands every partition of a broker to other brokers
+	// gracefully (the broker flushes, commits and releases each one) and
+	// marks it draining, so placement gives it nothing new. The process keeps
+	// running. Forwarded to the coordinator leader.
+	DrainBroker(context.Context, *DrainBrokerRequest) (*DrainBrokerResponse, error)
+	// Consumer groups (docs/consumer-groups.md); forwarded to the coordinator
+	// leader. GroupHeartbeat joins, heartbeats and receives the member's
+	// assignment incrementally (revoke first, then assign).
+	GroupHeartbeat(context.Context, *GroupHeartbeatRequest) (*GroupHeartbeatResponse, error)
+	LeaveGroup(context.Context, *LeaveGroupRequest) (*LeaveGroupResponse, error)
+	// CommitOffsets stores a member's consumed positions; a stale member
+	// epoch is FENCED_MEMBER.
+	CommitOffsets(context.Context, *CommitOffsetsRequest) (*CommitOffsetsResponse, error)
+	FetchOffsets(context.Context, *FetchOffsetsRequest) (*FetchOffsetsResponse, error)
+	ListGroups(context.Context, *ListGroupsRequest) (*ListGroupsResponse, error)
+	DescribeGroup(context.Context, *DescribeGroupRequest) (*DescribeGroupResponse, error)
+	// ResetOffsets overwrites committed offsets of a group without live
+	// members (GROUP_NOT_EMPTY otherwise).
+	ResetOffsets(context.Context, *ResetOffsetsRequest) (*ResetOffsetsResponse, error)
+	// ACLs (docs/security.md): grants of operations on topics, groups and
+	// the cluster to principals, stored in etcd. Served by the proxy; they
+	// need the admin operation on the cluster when ACLs are enabled.
+	AddAcl(context.Context, *AddAclRequest) (*AddAclResponse, error)
+	RemoveAcl(context.Context, *RemoveAclRequest) (*RemoveAclResponse, error)
+	ListAcls(context.Context, *ListAclsRequest) (*ListAclsResponse, error)
 	mustEmbedUnimplementedStrataServer()
 }
 
@@ -221,6 +392,39 @@ func (UnimplementedStrataServer) ClusterStatus(context.Context, *ClusterStatusRe
 }
 func (UnimplementedStrataServer) AlterTopic(context.Context, *AlterTopicRequest) (*AlterTopicResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method AlterTopic not implemented")
+}
+func (UnimplementedStrataServer) DrainBroker(context.Context, *DrainBrokerRequest) (*DrainBrokerResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DrainBroker not implemented")
+}
+func (UnimplementedStrataServer) GroupHeartbeat(context.Context, *GroupHeartbeatRequest) (*GroupHeartbeatResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GroupHeartbeat not implemented")
+}
+func (UnimplementedStrataServer) LeaveGroup(context.Context, *LeaveGroupRequest) (*LeaveGroupResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method LeaveGroup not implemented")
+}
+func (UnimplementedStrataServer) CommitOffsets(context.Context, *CommitOffsetsRequest) (*CommitOffsetsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CommitOffsets not implemented")
+}
+func (UnimplementedStrataServer) FetchOffsets(context.Context, *FetchOffsetsRequest) (*FetchOffsetsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method FetchOffsets not implemented")
+}
+func (UnimplementedStrataServer) ListGroups(context.Context, *ListGroupsRequest) (*ListGroupsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListGroups not implemented")
+}
+func (UnimplementedStrataServer) DescribeGroup(context.Context, *DescribeGroupRequest) (*DescribeGroupResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DescribeGroup not implemented")
+}
+func (UnimplementedStrataServer) ResetOffsets(context.Context, *ResetOffsetsRequest) (*ResetOffsetsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResetOffsets not implemented")
+}
+func (UnimplementedStrataServer) AddAcl(context.Context, *AddAclRequest) (*AddAclResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AddAcl not implemented")
+}
+func (UnimplementedStrataServer) RemoveAcl(context.Context, *RemoveAclRequest) (*RemoveAclResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemoveAcl not implemented")
+}
+func (UnimplementedStrataServer) ListAcls(context.Context, *ListAclsRequest) (*ListAclsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListAcls not implemented")
 }
 func (UnimplementedStrataServer) mustEmbedUnimplementedStrataServer() {}
 func (UnimplementedStrataServer) testEmbeddedByValue()                {}
@@ -405,6 +609,204 @@ func _Strata_AlterTopic_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Strata_DrainBroker_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DrainBrokerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).DrainBroker(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_DrainBroker_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).DrainBroker(ctx, req.(*DrainBrokerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_GroupHeartbeat_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GroupHeartbeatRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).GroupHeartbeat(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_GroupHeartbeat_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).GroupHeartbeat(ctx, req.(*GroupHeartbeatRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_LeaveGroup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LeaveGroupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).LeaveGroup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_LeaveGroup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).LeaveGroup(ctx, req.(*LeaveGroupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_CommitOffsets_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CommitOffsetsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).CommitOffsets(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_CommitOffsets_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).CommitOffsets(ctx, req.(*CommitOffsetsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_FetchOffsets_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FetchOffsetsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).FetchOffsets(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_FetchOffsets_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).FetchOffsets(ctx, req.(*FetchOffsetsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_ListGroups_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListGroupsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).ListGroups(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_ListGroups_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).ListGroups(ctx, req.(*ListGroupsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_DescribeGroup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DescribeGroupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).DescribeGroup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_DescribeGroup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).DescribeGroup(ctx, req.(*DescribeGroupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_ResetOffsets_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResetOffsetsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).ResetOffsets(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_ResetOffsets_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).ResetOffsets(ctx, req.(*ResetOffsetsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_AddAcl_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddAclRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).AddAcl(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_AddAcl_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).AddAcl(ctx, req.(*AddAclRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_RemoveAcl_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveAclRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).RemoveAcl(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_RemoveAcl_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).RemoveAcl(ctx, req.(*RemoveAclRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_ListAcls_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListAclsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).ListAcls(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_ListAcls_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).ListAcls(ctx, req.(*ListAclsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Strata_ServiceDesc is the grpc.ServiceDesc for Strata service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -448,13 +850,58 @@ var Strata_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "AlterTopic",
 			Handler:    _Strata_AlterTopic_Handler,
 		},
+		{
+			MethodName: "DrainBroker",
+			Handler:    _Strata_DrainBroker_Handler,
+		},
+		{
+			MethodName: "GroupHeartbeat",
+			Handler:    _Strata_GroupHeartbeat_Handler,
+		},
+		{
+			MethodName: "LeaveGroup",
+			Handler:    _Strata_LeaveGroup_Handler,
+		},
+		{
+			MethodName: "CommitOffsets",
+			Handler:    _Strata_CommitOffsets_Handler,
+		},
+		{
+			MethodName: "FetchOffsets",
+			Handler:    _Strata_FetchOffsets_Handler,
+		},
+		{
+			MethodName: "ListGroups",
+			Handler:    _Strata_ListGroups_Handler,
+		},
+		{
+			MethodName: "DescribeGroup",
+			Handler:    _Strata_DescribeGroup_Handler,
+		},
+		{
+			MethodName: "ResetOffsets",
+			Handler:    _Strata_ResetOffsets_Handler,
+		},
+		{
+			MethodName: "AddAcl",
+			Handler:    _Strata_AddAcl_Handler,
+		},
+		{
+			MethodName: "RemoveAcl",
+			Handler:    _Strata_RemoveAcl_Handler,
+		},
+		{
+			MethodName: "ListAcls",
+			Handler:    _Strata_ListAcls_Handler,
+		},
 	},
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "strata/v1/strata.proto",
 }
 
 const (
-	Broker_Produce_FullMethodName = "/strata.v1.Broker/Produce"
+	Broker_Produce_FullMethodName           = "/strata.v1.Broker/Produce"
+	Broker_ReleasePartitions_FullMethodName = "/strata.v1.Broker/ReleasePartitions"
 )
 
 // BrokerClient is the client API for Broker service.
@@ -465,6 +912,12 @@ const (
 type BrokerClient interface {
 	// Produce appends to a partition the broker owns; NOT_OWNER otherwise.
 	Produce(ctx context.Context, in *ProduceRequest, opts ...grpc.CallOption) (*ProduceResponse, error)
+	// ReleasePartitions hands partitions this broker owns to another broker
+	// gracefully: it refuses new produces for them (NOT_OWNER), flushes and
+	// commits what it holds, then moves ownership (epoch + 1) to target, or
+	// releases them to the coordinator when target is empty. Called by the
+	// coordinator leader for rebalancing and drains.
+	ReleasePartitions(ctx context.Context, in *ReleasePartitionsRequest, opts ...grpc.CallOption) (*ReleasePartitionsResponse, error)
 }
 
 type brokerClient struct {
@@ -485,6 +938,16 @@ func (c *brokerClient) Produce(ctx context.Context, in *ProduceRequest, opts ...
 	return out, nil
 }
 
+func (c *brokerClient) ReleasePartitions(ctx context.Context, in *ReleasePartitionsRequest, opts ...grpc.CallOption) (*ReleasePartitionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReleasePartitionsResponse)
+	err := c.cc.Invoke(ctx, Broker_ReleasePartitions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // BrokerServer is the server API for Broker service.
 // All implementations must embed UnimplementedBrokerServer
 // for forward compatibility.
@@ -493,6 +956,12 @@ func (c *brokerClient) Produce(ctx context.Context, in *ProduceRequest, opts ...
 type BrokerServer interface {
 	// Produce appends to a partition the broker owns; NOT_OWNER otherwise.
 	Produce(context.Context, *ProduceRequest) (*ProduceResponse, error)
+	// ReleasePartitions hands partitions this broker owns to another broker
+	// gracefully: it refuses new produces for them (NOT_OWNER), flushes and
+	// commits what it holds, then moves ownership (epoch + 1) to target, or
+	// releases them to the coordinator when target is empty. Called by the
+	// coordinator leader for rebalancing and drains.
+	ReleasePartitions(context.Context, *ReleasePartitionsRequest) (*ReleasePartitionsResponse, error)
 	mustEmbedUnimplementedBrokerServer()
 }
 
@@ -505,6 +974,9 @@ type UnimplementedBrokerServer struct{}
 
 func (UnimplementedBrokerServer) Produce(context.Context, *ProduceRequest) (*ProduceResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Produce not implemented")
+}
+func (UnimplementedBrokerServer) ReleasePartitions(context.Context, *ReleasePartitionsRequest) (*ReleasePartitionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReleasePartitions not implemented")
 }
 func (UnimplementedBrokerServer) mustEmbedUnimplementedBrokerServer() {}
 func (UnimplementedBrokerServer) testEmbeddedByValue()                {}
@@ -545,6 +1017,24 @@ func _Broker_Produce_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Broker_ReleasePartitions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReleasePartitionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrokerServer).ReleasePartitions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Broker_ReleasePartitions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrokerServer).ReleasePartitions(ctx, req.(*ReleasePartitionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Broker_ServiceDesc is the grpc.ServiceDesc for Broker service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -556,18 +1046,30 @@ var Broker_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "Produce",
 			Handler:    _Broker_Produce_Handler,
 		},
+		{
+			MethodName: "ReleasePartitions",
+			Handler:    _Broker_ReleasePartitions_Handler,
+		},
 	},
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "strata/v1/strata.proto",
 }
 
 const (
-	Coordinator_CreateTopic_FullMethodName   = "/strata.v1.Coordinator/CreateTopic"
-	Coordinator_DeleteTopic_FullMethodName   = "/strata.v1.Coordinator/DeleteTopic"
-	Coordinator_ListTopics_FullMethodName    = "/strata.v1.Coordinator/ListTopics"
-	Coordinator_DescribeTopic_FullMethodName = "/strata.v1.Coordinator/DescribeTopic"
-	Coordinator_ClusterStatus_FullMethodName = "/strata.v1.Coordinator/ClusterStatus"
-	Coordinator_AlterTopic_FullMethodName    = "/strata.v1.Coordinator/AlterTopic"
+	Coordinator_CreateTopic_FullMethodName    = "/strata.v1.Coordinator/CreateTopic"
+	Coordinator_DeleteTopic_FullMethodName    = "/strata.v1.Coordinator/DeleteTopic"
+	Coordinator_ListTopics_FullMethodName     = "/strata.v1.Coordinator/ListTopics"
+	Coordinator_DescribeTopic_FullMethodName  = "/strata.v1.Coordinator/DescribeTopic"
+	Coordinator_ClusterStatus_FullMethodName  = "/strata.v1.Coordinator/ClusterStatus"
+	Coordinator_AlterTopic_FullMethodName     = "/strata.v1.Coordinator/AlterTopic"
+	Coordinator_DrainBroker_FullMethodName    = "/strata.v1.Coordinator/DrainBroker"
+	Coordinator_GroupHeartbeat_FullMethodName = "/strata.v1.Coordinator/GroupHeartbeat"
+	Coordinator_LeaveGroup_FullMethodName     = "/strata.v1.Coordinator/LeaveGroup"
+	Coordinator_CommitOffsets_FullMethodName  = "/strata.v1.Coordinator/CommitOffsets"
+	Coordinator_FetchOffsets_FullMethodName   = "/strata.v1.Coordinator/FetchOffsets"
+	Coordinator_ListGroups_FullMethodName     = "/strata.v1.Coordinator/ListGroups"
+	Coordinator_DescribeGroup_FullMethodName  = "/strata.v1.Coordinator/DescribeGroup"
+	Coordinator_ResetOffsets_FullMethodName   = "/strata.v1.Coordinator/ResetOffsets"
 )
 
 // CoordinatorClient is the client API for Coordinator service.
@@ -583,6 +1085,14 @@ type CoordinatorClient interface {
 	DescribeTopic(ctx context.Context, in *DescribeTopicRequest, opts ...grpc.CallOption) (*DescribeTopicResponse, error)
 	ClusterStatus(ctx context.Context, in *ClusterStatusRequest, opts ...grpc.CallOption) (*ClusterStatusResponse, error)
 	AlterTopic(ctx context.Context, in *AlterTopicRequest, opts ...grpc.CallOption) (*AlterTopicResponse, error)
+	DrainBroker(ctx context.Context, in *DrainBrokerRequest, opts ...grpc.CallOption) (*DrainBrokerResponse, error)
+	GroupHeartbeat(ctx context.Context, in *GroupHeartbeatRequest, opts ...grpc.CallOption) (*GroupHeartbeatResponse, error)
+	LeaveGroup(ctx context.Context, in *LeaveGroupRequest, opts ...grpc.CallOption) (*LeaveGroupResponse, error)
+	CommitOffsets(ctx context.Context, in *CommitOffsetsRequest, opts ...grpc.CallOption) (*CommitOffsetsResponse, error)
+	FetchOffsets(ctx context.Context, in *FetchOffsetsRequest, opts ...grpc.CallOption) (*FetchOffsetsResponse, error)
+	ListGroups(ctx context.Context, in *ListGroupsRequest, opts ...grpc.CallOption) (*ListGroupsResponse, error)
+	DescribeGroup(ctx context.Context, in *DescribeGroupRequest, opts ...grpc.CallOption) (*DescribeGroupResponse, error)
+	ResetOffsets(ctx context.Context, in *ResetOffsetsRequest, opts ...grpc.CallOption) (*ResetOffsetsResponse, error)
 }
 
 type coordinatorClient struct {
@@ -653,6 +1163,86 @@ func (c *coordinatorClient) AlterTopic(ctx context.Context, in *AlterTopicReques
 	return out, nil
 }
 
+func (c *coordinatorClient) DrainBroker(ctx context.Context, in *DrainBrokerRequest, opts ...grpc.CallOption) (*DrainBrokerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DrainBrokerResponse)
+	err := c.cc.Invoke(ctx, Coordinator_DrainBroker_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coordinatorClient) GroupHeartbeat(ctx context.Context, in *GroupHeartbeatRequest, opts ...grpc.CallOption) (*GroupHeartbeatResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GroupHeartbeatResponse)
+	err := c.cc.Invoke(ctx, Coordinator_GroupHeartbeat_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coordinatorClient) LeaveGroup(ctx context.Context, in *LeaveGroupRequest, opts ...grpc.CallOption) (*LeaveGroupResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LeaveGroupResponse)
+	err := c.cc.Invoke(ctx, Coordinator_LeaveGroup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coordinatorClient) CommitOffsets(ctx context.Context, in *CommitOffsetsRequest, opts ...grpc.CallOption) (*CommitOffsetsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CommitOffsetsResponse)
+	err := c.cc.Invoke(ctx, Coordinator_CommitOffsets_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coordinatorClient) FetchOffsets(ctx context.Context, in *FetchOffsetsRequest, opts ...grpc.CallOption) (*FetchOffsetsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FetchOffsetsResponse)
+	err := c.cc.Invoke(ctx, Coordinator_FetchOffsets_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coordinatorClient) ListGroups(ctx context.Context, in *ListGroupsRequest, opts ...grpc.CallOption) (*ListGroupsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListGroupsResponse)
+	err := c.cc.Invoke(ctx, Coordinator_ListGroups_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coordinatorClient) DescribeGroup(ctx context.Context, in *DescribeGroupRequest, opts ...grpc.CallOption) (*DescribeGroupResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DescribeGroupResponse)
+	err := c.cc.Invoke(ctx, Coordinator_DescribeGroup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coordinatorClient) ResetOffsets(ctx context.Context, in *ResetOffsetsRequest, opts ...grpc.CallOption) (*ResetOffsetsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResetOffsetsResponse)
+	err := c.cc.Invoke(ctx, Coordinator_ResetOffsets_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CoordinatorServer is the server API for Coordinator service.
 // All implementations must embed UnimplementedCoordinatorServer
 // for forward compatibility.
@@ -666,6 +1256,14 @@ type CoordinatorServer interface {
 	DescribeTopic(context.Context, *DescribeTopicRequest) (*DescribeTopicResponse, error)
 	ClusterStatus(context.Context, *ClusterStatusRequest) (*ClusterStatusResponse, error)
 	AlterTopic(context.Context, *AlterTopicRequest) (*AlterTopicResponse, error)
+	DrainBroker(context.Context, *DrainBrokerRequest) (*DrainBrokerResponse, error)
+	GroupHeartbeat(context.Context, *GroupHeartbeatRequest) (*GroupHeartbeatResponse, error)
+	LeaveGroup(context.Context, *LeaveGroupRequest) (*LeaveGroupResponse, error)
+	CommitOffsets(context.Context, *CommitOffsetsRequest) (*CommitOffsetsResponse, error)
+	FetchOffsets(context.Context, *FetchOffsetsRequest) (*FetchOffsetsResponse, error)
+	ListGroups(context.Context, *ListGroupsRequest) (*ListGroupsResponse, error)
+	DescribeGroup(context.Context, *DescribeGroupRequest) (*DescribeGroupResponse, error)
+	ResetOffsets(context.Context, *ResetOffsetsRequest) (*ResetOffsetsResponse, error)
 	mustEmbedUnimplementedCoordinatorServer()
 }
 
@@ -693,6 +1291,30 @@ func (UnimplementedCoordinatorServer) ClusterStatus(context.Context, *ClusterSta
 }
 func (UnimplementedCoordinatorServer) AlterTopic(context.Context, *AlterTopicRequest) (*AlterTopicResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method AlterTopic not implemented")
+}
+func (UnimplementedCoordinatorServer) DrainBroker(context.Context, *DrainBrokerRequest) (*DrainBrokerResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DrainBroker not implemented")
+}
+func (UnimplementedCoordinatorServer) GroupHeartbeat(context.Context, *GroupHeartbeatRequest) (*GroupHeartbeatResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GroupHeartbeat not implemented")
+}
+func (UnimplementedCoordinatorServer) LeaveGroup(context.Context, *LeaveGroupRequest) (*LeaveGroupResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method LeaveGroup not implemented")
+}
+func (UnimplementedCoordinatorServer) CommitOffsets(context.Context, *CommitOffsetsRequest) (*CommitOffsetsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CommitOffsets not implemented")
+}
+func (UnimplementedCoordinatorServer) FetchOffsets(context.Context, *FetchOffsetsRequest) (*FetchOffsetsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method FetchOffsets not implemented")
+}
+func (UnimplementedCoordinatorServer) ListGroups(context.Context, *ListGroupsRequest) (*ListGroupsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListGroups not implemented")
+}
+func (UnimplementedCoordinatorServer) DescribeGroup(context.Context, *DescribeGroupRequest) (*DescribeGroupResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DescribeGroup not implemented")
+}
+func (UnimplementedCoordinatorServer) ResetOffsets(context.Context, *ResetOffsetsRequest) (*ResetOffsetsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResetOffsets not implemented")
 }
 func (UnimplementedCoordinatorServer) mustEmbedUnimplementedCoordinatorServer() {}
 func (UnimplementedCoordinatorServer) testEmbeddedByValue()                     {}
@@ -823,6 +1445,150 @@ func _Coordinator_AlterTopic_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Coordinator_DrainBroker_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DrainBrokerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServer).DrainBroker(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Coordinator_DrainBroker_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServer).DrainBroker(ctx, req.(*DrainBrokerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Coordinator_GroupHeartbeat_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GroupHeartbeatRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServer).GroupHeartbeat(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Coordinator_GroupHeartbeat_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServer).GroupHeartbeat(ctx, req.(*GroupHeartbeatRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Coordinator_LeaveGroup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LeaveGroupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServer).LeaveGroup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Coordinator_LeaveGroup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServer).LeaveGroup(ctx, req.(*LeaveGroupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Coordinator_CommitOffsets_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CommitOffsetsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServer).CommitOffsets(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Coordinator_CommitOffsets_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServer).CommitOffsets(ctx, req.(*CommitOffsetsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Coordinator_FetchOffsets_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FetchOffsetsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServer).FetchOffsets(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Coordinator_FetchOffsets_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServer).FetchOffsets(ctx, req.(*FetchOffsetsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Coordinator_ListGroups_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListGroupsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServer).ListGroups(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Coordinator_ListGroups_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServer).ListGroups(ctx, req.(*ListGroupsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Coordinator_DescribeGroup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DescribeGroupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServer).DescribeGroup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Coordinator_DescribeGroup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServer).DescribeGroup(ctx, req.(*DescribeGroupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Coordinator_ResetOffsets_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResetOffsetsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServer).ResetOffsets(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Coordinator_ResetOffsets_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServer).ResetOffsets(ctx, req.(*ResetOffsetsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Coordinator_ServiceDesc is the grpc.ServiceDesc for Coordinator service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -853,6 +1619,38 @@ var Coordinator_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "AlterTopic",
 			Handler:    _Coordinator_AlterTopic_Handler,
+		},
+		{
+			MethodName: "DrainBroker",
+			Handler:    _Coordinator_DrainBroker_Handler,
+		},
+		{
+			MethodName: "GroupHeartbeat",
+			Handler:    _Coordinator_GroupHeartbeat_Handler,
+		},
+		{
+			MethodName: "LeaveGroup",
+			Handler:    _Coordinator_LeaveGroup_Handler,
+		},
+		{
+			MethodName: "CommitOffsets",
+			Handler:    _Coordinator_CommitOffsets_Handler,
+		},
+		{
+			MethodName: "FetchOffsets",
+			Handler:    _Coordinator_FetchOffsets_Handler,
+		},
+		{
+			MethodName: "ListGroups",
+			Handler:    _Coordinator_ListGroups_Handler,
+		},
+		{
+			MethodName: "DescribeGroup",
+			Handler:    _Coordinator_DescribeGroup_Handler,
+		},
+		{
+			MethodName: "ResetOffsets",
+			Handler:    _Coordinator_ResetOffsets_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

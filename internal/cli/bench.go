@@ -1,0 +1,192 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/strata-mq/strata/internal/bench"
+	"github.com/strata-mq/strata/internal/serverflags"
+	"github.com/strata-mq/strata/pkg/client"
+	"github.com/strata-mq/strata/pkg/objstore"
+)
+
+var benchCmd = &command{summary: "measure throughput and latency (load generator and object-store baseline)", subs: map[string]*command{
+	"produce": benchLoadCmd("produce", "produce records and measure produce-to-ack latency", bench.Produce),
+	"e2e":     benchLoadCmd("e2e", "produce and consume at once and measure produce-to-consume latency", bench.E2E),
+	"consume": benchConsumeCmd,
+	"s3":      benchS3Cmd,
+	"plot":    benchPlotCmd,
+}}
+
+// benchOutput holds the flags every bench command has: where the summary
+// and plots go.
+type benchOutput struct {
+	json *bool
+	plot *string
+}
+
+func benchOutputFlags(fs *flag.FlagSet) benchOutput {
+	return benchOutput{
+		json: fs.Bool("json", false, "write the summary as JSON to standard output (progress stays on standard error)"),
+		plot: fs.String("plot", "", "write throughput and latency PNGs to files starting with this path (e.g. out/produce)"),
+	}
+}
+
+// report writes s: progress went to stderr, the summary goes to stdout.
+func (o benchOutput) report(a *App, s *bench.Summary) error {
+	if *o.plot != "" {
+		files, err := bench.WritePlots(*o.plot, s)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(a.Stderr, "wrote %s\n", strings.Join(files, ", "))
+	}
+	if *o.json {
+		enc := json.NewEncoder(a.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(s)
+	}
+	return s.WriteText(a.Stdout)
+}
+
+func benchLoadCmd(kind, summary string, run func(context.Context, bench.ProduceConfig, io.Writer) (*bench.Summary, error)) *command {
+	return &command{
+		summary: summary,
+		setup: func(fs *flag.FlagSet) runFunc {
+			var cfg bench.ProduceConfig
+			fs.StringVar(&cfg.Topic, "topic", bench.DefaultTopic, "topic (created if missing)")
+			partitions := fs.Int("partitions", bench.DefaultPartitions, "partitions of the topic (0: use an existing topic as it is)")
+			fs.IntVar(&cfg.RecordBytes, "record-size", bench.DefaultRecordBytes, "value size of each record in bytes")
+			fs.IntVar(&cfg.Producers, "producers", bench.DefaultProducers, "concurrent producers, each with its own connection")
+			fs.DurationVar(&cfg.Linger, "linger", client.DefaultLinger, "producer linger")
+			fs.IntVar(&cfg.MaxBatchBytes, "max-batch-bytes", 0, "producer batch size limit (0: SDK default)")
+			fs.StringVar(&cfg.Codec, "codec", "none", "batch compression: none, gzip, snappy, lz4 or zstd")
+			fs.Float64Var(&cfg.Rate, "rate", 0, "target records/s over all producers (0: as fast as possible)")
+			fs.IntVar(&cfg.Inflight, "inflight", 0, "unacknowledged records per producer (0: bounded by the producer's buffer; 1: latency-tuned)")
+			fs.DurationVar(&cfg.Duration, "duration", bench.DefaultDuration, "measured time")
+			fs.DurationVar(&cfg.Warmup, "warmup", 0, "unmeasured time before it")
+			out := benchOutputFlags(fs)
+			return func(ctx context.Context, a *App, args []string) error {
+				if err := exactArgs(args); err != nil {
+					return err
+				}
+				if *partitions < 0 || *partitions > 1<<20 {
+					return usagef("--partitions must be in [0, %d], got %d", 1<<20, *partitions)
+				}
+				cfg.Server, cfg.Partitions = a.server, int32(*partitions)
+				if err := cfg.Validate(); err != nil {
+					return usagef("%v", err)
+				}
+				s, err := run(ctx, cfg, a.Stderr)
+				if err != nil {
+					return err
+				}
+				return out.report(a, s)
+			}
+		},
+	}
+}
+
+var benchConsumeCmd = &command{
+	summary: "read a topic from the beginning and measure records/s",
+	setup: func(fs *flag.FlagSet) runFunc {
+		var cfg bench.ConsumeConfig
+		fs.StringVar(&cfg.Topic, "topic", bench.DefaultTopic, "topic to read")
+		fetchBytes := fs.Int("fetch-max-bytes", 0, "per-partition fetch budget (0: SDK default)")
+		fs.DurationVar(&cfg.Duration, "duration", time.Minute, "longest run; it ends when the topic is read")
+		out := benchOutputFlags(fs)
+		return func(ctx context.Context, a *App, args []string) error {
+			if err := exactArgs(args); err != nil {
+				return err
+			}
+			if *fetchBytes < 0 || *fetchBytes > 1<<30 {
+				return usagef("--fetch-max-bytes must be in [0, 1 GiB], got %d", *fetchBytes)
+			}
+			cfg.Server, cfg.FetchMaxBytes = a.server, int32(*fetchBytes)
+			if err := cfg.Validate(); err != nil {
+				return usagef("%v", err)
+			}
+			s, err := bench.Consume(ctx, cfg, a.Stderr)
+			if err != nil {
+				return err
+			}
+			return out.report(a, s)
+		}
+	},
+}
+
+var benchS3Cmd = &command{
+	summary: "PUT objects straight into the object store: the baseline for produce throughput",
+	setup: func(fs *flag.FlagSet) runFunc {
+		store := serverflags.Store(fs)
+		var cfg bench.S3Config
+		fs.IntVar(&cfg.ObjectBytes, "object-size", bench.DefaultObjectBytes, "bytes per PUT (the broker's flush size)")
+		fs.IntVar(&cfg.Concurrency, "concurrency", bench.DefaultConcurrency, "PUTs in flight (the broker's in-flight flushes)")
+		fs.DurationVar(&cfg.Duration, "duration", bench.DefaultDuration, "measured time")
+		fs.StringVar(&cfg.Prefix, "prefix", bench.DefaultS3Prefix, "key prefix of the objects written (deleted afterwards)")
+		fs.BoolVar(&cfg.Keep, "keep", false, "keep the objects written")
+		out := benchOutputFlags(fs)
+		return func(ctx context.Context, a *App, args []string) error {
+			if err := exactArgs(args); err != nil {
+				return err
+			}
+			if err := cfg.Validate(); err != nil {
+				return usagef("%v", err)
+			}
+			if err := store.Validate(); err != nil {
+				return usagef("%v", err)
+			}
+			s, err := objstore.Open(ctx, *store)
+			if err != nil {
+				return err
+			}
+			sum, err := bench.S3(ctx, s, cfg, a.Stderr)
+			if sum != nil {
+				if rerr := out.report(a, sum); err == nil {
+					err = rerr
+				}
+			}
+			return err
+		}
+	},
+}
+
+var benchPlotCmd = &command{
+	summary: "plot one metric of several --json summaries on one chart",
+	usage:   "NAME=FILE.json...",
+	setup: func(fs *flag.FlagSet) runFunc {
+		metric := fs.String("metric", bench.MetricMBPerSec, "per_sec, mb_per_sec, p50_ms or p99_ms")
+		title := fs.String("title", "", "chart title")
+		outPath := fs.String("out", "compare.png", "PNG file to write")
+		return func(_ context.Context, a *App, args []string) error {
+			if len(args) == 0 {
+				return usagef("missing NAME=FILE.json")
+			}
+			var names []string
+			var runs []*bench.Summary
+			for _, arg := range args {
+				name, file, ok := strings.Cut(arg, "=")
+				if !ok {
+					name, file = strings.TrimSuffix(filepath.Base(arg), ".json"), arg
+				}
+				b, err := os.ReadFile(file)
+				if err != nil {
+					return err
+				}
+				var s bench.Summary
+				if err := json.Unmarshal(b, &s); err != nil {
+					return fmt.Errorf("%s: %w", file, err)
+				}
+				names, runs = append(names, name), append(runs, &s)
+			}
+			return bench.PlotCompare(*outPath, *title, *metric, names, runs)
+		}
+	},
+}

@@ -1,0 +1,258 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/strata-mq/strata/pkg/client"
+)
+
+// groupCmd is `strata group …`: consumer groups (docs/consumer-groups.md).
+var groupCmd = &command{summary: "list, describe and reset consumer groups", subs: map[string]*command{
+	"list":          groupListCmd,
+	"describe":      groupDescribeCmd,
+	"reset-offsets": groupResetCmd,
+}}
+
+var groupListCmd = &command{
+	summary: "list consumer groups",
+	setup: func(fs *flag.FlagSet) runFunc {
+		return func(ctx context.Context, a *App, args []string) error {
+			if err := exactArgs(args); err != nil {
+				return err
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+			defer cancel()
+			groups, err := c.ListGroups(ctx)
+			if err != nil {
+				return err
+			}
+			w := tabwriter.NewWriter(a.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "GROUP\tSTATE\tMEMBERS\tASSIGNOR\tEPOCH")
+			for _, g := range groups {
+				fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%d\n", g.Group, g.State, g.Members, g.Assignor, g.GroupEpoch)
+			}
+			return w.Flush()
+		}
+	},
+}
+
+var groupDescribeCmd = &command{
+	summary: "show a group's members, assignment, committed offsets and lag",
+	usage:   "GROUP",
+	setup: func(fs *flag.FlagSet) runFunc {
+		return func(ctx context.Context, a *App, args []string) error {
+			if err := exactArgs(args, "group name"); err != nil {
+				return err
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+			defer cancel()
+			d, err := c.DescribeGroup(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.Stdout, "Group %s: %s, %d members, assignor %s, epoch %d\n\n", d.Group, d.State, d.Members, d.Assignor, d.GroupEpoch)
+			w := tabwriter.NewWriter(a.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "MEMBER\tEPOCH\tCLIENT\tPARTITIONS\tPENDING")
+			for _, m := range d.MemberInfo {
+				fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\n", m.MemberID, m.MemberEpoch, m.ClientID, tps(m.Assignment), tps(m.Pending))
+			}
+			fmt.Fprintln(w)
+			fmt.Fprintln(w, "TOPIC\tPARTITION\tMEMBER\tCOMMITTED\tHIGH-WATERMARK\tLAG")
+			for _, p := range d.Partitions {
+				committed, member := "-", p.MemberID
+				if p.Committed >= 0 {
+					committed = fmt.Sprint(p.Committed)
+				}
+				if member == "" {
+					member = "-"
+				}
+				fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%d\t%d\n", p.Topic, p.Partition, member, committed, p.HighWatermark, p.Lag)
+			}
+			return w.Flush()
+		}
+	},
+}
+
+// tps prints partitions compactly: "orders/0,1,2 events/3".
+func tps(ps []client.TopicPartition) string {
+	if len(ps) == 0 {
+		return "-"
+	}
+	var parts []string
+	for i, p := range ps {
+		if i == 0 || ps[i-1].Topic != p.Topic {
+			parts = append(parts, fmt.Sprintf("%s/%d", p.Topic, p.Partition))
+		} else {
+			parts[len(parts)-1] += fmt.Sprintf(",%d", p.Partition)
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+var groupResetCmd = &command{
+	summary: "set a group's committed offsets of a topic (the group must have no live members)",
+	usage:   "GROUP --topic T --to-earliest|--to-latest|--to-offset N|--to-datetime T",
+	setup: func(fs *flag.FlagSet) runFunc {
+		topic := fs.String("topic", "", "the topic whose offsets to reset (required)")
+		earliest := fs.Bool("to-earliest", false, "reset to the first readable offset")
+		latest := fs.Bool("to-latest", false, "reset to the high watermark (skip everything)")
+		offset := fs.Int64("to-offset", -1, "reset every partition to this offset (clamped to the readable range)")
+		datetime := fs.String("to-datetime", "", "reset to the first record at or after this time (RFC 3339, e.g. 2026-11-26T12:00:00Z)")
+		return func(ctx context.Context, a *App, args []string) error {
+			if err := exactArgs(args, "group name"); err != nil {
+				return err
+			}
+			if *topic == "" {
+				return usagef("--topic is required")
+			}
+			n := 0
+			var at time.Time
+			for _, set := range []bool{*earliest, *latest, *offset >= 0, *datetime != ""} {
+				if set {
+					n++
+				}
+			}
+			if n != 1 {
+				return usagef("give exactly one of --to-earliest, --to-latest, --to-offset, --to-datetime")
+			}
+			if *datetime != "" {
+				var err error
+				if at, err = time.Parse(time.RFC3339, *datetime); err != nil {
+					return usagef("--to-datetime: %v", err)
+				}
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+			defer cancel()
+			info, err := c.DescribeTopic(ctx, *topic)
+			if err != nil {
+				return err
+			}
+			offsets := map[client.TopicPartition]int64{}
+			for p := range info.Partitions {
+				spec := client.OffsetEarliest
+				switch {
+				case *latest:
+					spec = client.OffsetLatest
+				case *datetime != "":
+					spec = max(at.UnixMilli(), 0)
+				}
+				o, err := c.ListOffsets(ctx, *topic, p, spec)
+				if err != nil {
+					return err
+				}
+				off := o.Offset
+				if *offset >= 0 {
+					off = min(max(*offset, o.LogStartOffset), o.HighWatermark)
+				}
+				offsets[client.TopicPartition{Topic: *topic, Partition: p}] = off
+			}
+			if err := c.ResetGroupOffsets(ctx, args[0], offsets); err != nil {
+				if errors.Is(err, client.ErrGroupNotEmpty) {
+					return fmt.Errorf("%w (stop its consumers first; see strata group describe %s)", err, args[0])
+				}
+				return err
+			}
+			w := tabwriter.NewWriter(a.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "TOPIC\tPARTITION\tNEW-OFFSET")
+			keys := make([]client.TopicPartition, 0, len(offsets))
+			for tp := range offsets {
+				keys = append(keys, tp)
+			}
+			sort.Slice(keys, func(i, j int) bool { return keys[i].Partition < keys[j].Partition })
+			for _, tp := range keys {
+				fmt.Fprintf(w, "%s\t%d\t%d\n", tp.Topic, tp.Partition, offsets[tp])
+			}
+			return w.Flush()
+		}
+	},
+}
+
+// consumeGroup is `strata consume TOPIC --group G`: the topic's partitions
+// are shared with the group's other members, reading starts at the group's
+// committed offsets, and exactly the records printed are committed before
+// exit — so `-n N` and exit resumes right after those N.
+func (a *App) consumeGroup(ctx context.Context, topic, group string, o consumeOpts) error {
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	dctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	_, err = c.DescribeTopic(dctx, topic) // an unknown topic fails now, not never
+	cancel()
+	if err != nil {
+		return err
+	}
+	start := client.StartLatest
+	if o.fromBeginning {
+		start = client.StartEarliest
+	}
+	gc, err := c.NewGroupConsumer(group, client.Subscribe(topic), client.AutoCommitMarks(),
+		client.SessionTimeout(o.sessionTimeout), client.GroupClientID("strata-cli"),
+		client.GroupConsumerOpts(client.ConsumeStart(start)))
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(a.Stdout)
+	n := 0
+	var loopErr error
+	for loopErr == nil {
+		pctx, cancel := ctx, context.CancelFunc(func() {})
+		if o.timeout > 0 {
+			pctx, cancel = context.WithTimeout(ctx, o.timeout)
+		}
+		recs, err := gc.Poll(pctx)
+		cancel()
+		printed := 0
+		for _, r := range recs {
+			if o.max > 0 && n >= o.max {
+				break
+			}
+			if loopErr = o.format(w, r); loopErr != nil {
+				break
+			}
+			n++
+			printed++
+		}
+		if ferr := w.Flush(); ferr != nil && loopErr == nil {
+			loopErr = ferr
+		}
+		// What was printed is what gets committed: mark after the flush.
+		if loopErr == nil {
+			gc.MarkRecords(recs[:printed]...)
+		}
+		switch {
+		case loopErr != nil:
+		case o.max > 0 && n >= o.max, ctx.Err() != nil:
+			return gc.Close()
+		case errors.Is(err, context.DeadlineExceeded) && o.timeout > 0:
+			return gc.Close()
+		case err != nil:
+			loopErr = err
+		}
+	}
+	return errors.Join(loopErr, gc.Close())
+}

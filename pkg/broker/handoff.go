@@ -1,0 +1,200 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"time"
+
+	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
+	"github.com/strata-mq/strata/pkg/apierr"
+	"github.com/strata-mq/strata/pkg/meta"
+)
+
+// handoffSettleTimeout bounds how long a hand-off waits for the
+// partitions' buffered and in-flight produces to be answered before it
+// moves them anyway (their commits are then fenced and their producers
+// retry on the new owner).
+const handoffSettleTimeout = 5 * time.Second
+
+// ReleasePartitions hands partitions this broker owns to req.Target (or
+// releases them with no owner when the target is empty) gracefully:
+//
+//  1. it refuses new produces for them with NOT_OWNER;
+//  2. it waits until their buffered produces are flushed and committed and
+//     every in-flight flush of them is answered (bounded);
+//  3. it moves each one with meta.AssignPartition (epoch + 1) from the
+//     state in etcd, and forgets it.
+//
+// Producers therefore pause for about one flush and one etcd transaction
+// and lose nothing; the proxy retries their NOT_OWNER on the new owner as
+// soon as its view shows the move. With req.Drain the broker first marks
+// itself draining, so placement gives it nothing new, and an empty
+// partition list means every partition it owns.
+func (s *Server) ReleasePartitions(ctx context.Context, req *stratav1.ReleasePartitionsRequest) (*stratav1.ReleasePartitionsResponse, error) {
+	target := req.GetTarget()
+	if target != "" {
+		if err := (meta.BrokerInfo{ID: target, Addr: "-"}).Validate(); err != nil {
+			return nil, apierr.Errorf(apierr.ErrInvalidRequest, "target: %v", err)
+		}
+		if target == s.id {
+			return nil, apierr.Errorf(apierr.ErrInvalidRequest, "target %q is this broker", target)
+		}
+	}
+	if len(req.GetPartitions()) == 0 && !req.GetDrain() {
+		return nil, apierr.Errorf(apierr.ErrInvalidRequest, "no partitions to release")
+	}
+	s.mu.Lock()
+	closing, member := s.closing, s.member
+	s.mu.Unlock()
+	switch {
+	case closing:
+		return nil, apierr.Errorf(apierr.ErrShuttingDown, "broker %s is shutting down and releases everything itself", s.id)
+	case !member:
+		return nil, apierr.Errorf(apierr.ErrNotOwner, "broker %s has no membership lease", s.id)
+	}
+	if req.GetDrain() {
+		if err := s.updateInfo(ctx, func(i *meta.BrokerInfo) { i.Draining = true }); err != nil {
+			return nil, apierr.Errorf(apierr.ErrStorageUnavailable, "marking broker %s draining: %v", s.id, err)
+		}
+		s.log.Info("draining: handing off every partition")
+	}
+
+	keys, err := s.releaseKeys(req)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	s.mu.Lock()
+	for _, k := range keys {
+		if p := s.parts[k]; p != nil {
+			p.releasing = true
+		}
+	}
+	s.mu.Unlock()
+	// If anything below fails, partitions not moved take produces again.
+	defer func() {
+		s.mu.Lock()
+		for _, k := range keys {
+			if p := s.parts[k]; p != nil {
+				p.releasing = false
+			}
+		}
+		s.mu.Unlock()
+	}()
+	s.awaitSettled(ctx, keys)
+
+	resp := &stratav1.ReleasePartitionsResponse{}
+	for _, k := range keys {
+		st, err := s.cfg.Meta.GetPartition(ctx, k.topicID, k.partition)
+		if err != nil {
+			return resp, apierr.Errorf(apierr.ErrStorageUnavailable, "hand-off of %s/%d: %v", k.topicID, k.partition, err)
+		}
+		if st.Broker != s.id {
+			continue // moved meanwhile
+		}
+		next, err := s.cfg.Meta.AssignPartition(ctx, st, target)
+		if err != nil {
+			if errors.Is(err, meta.ErrConflict) {
+				continue
+			}
+			return resp, apierr.Errorf(apierr.ErrStorageUnavailable, "hand-off of %s/%d: %v", k.topicID, k.partition, err)
+		}
+		s.mu.Lock()
+		if p := s.parts[k]; p != nil {
+			s.dropLocked(p, apierr.Errorf(apierr.ErrNotOwner, "%s/%d handed to broker %q at epoch %d", k.topicID, k.partition, target, next.Epoch))
+		}
+		s.mu.Unlock()
+		s.metrics.handoffs.Inc()
+		s.metrics.handoffPause.Observe(time.Since(start).Seconds())
+		name := k.topicID
+		if t, ok := s.view.TopicByID(k.topicID); ok {
+			name = t.Name
+		}
+		resp.Released = append(resp.Released, &stratav1.PartitionRef{Topic: name, Partition: k.partition, Epoch: next.Epoch})
+		s.log.Info("handed off partition", "topic_id", k.topicID, "partition", k.partition, "to", target,
+			"epoch", next.Epoch, "next_offset", next.NextOffset, "pause", time.Since(start))
+	}
+	return resp, nil
+}
+
+// releaseKeys resolves the partitions a ReleasePartitions request names
+// to those this broker owns (or, for a drain of everything, every
+// partition it owns or the view assigns to it).
+func (s *Server) releaseKeys(req *stratav1.ReleasePartitionsRequest) ([]partKey, error) {
+	var keys []partKey
+	if len(req.GetPartitions()) == 0 {
+		seen := map[partKey]bool{}
+		for _, st := range s.view.Partitions() {
+			if st.Broker == s.id {
+				seen[partKey{st.TopicID, st.Partition}] = true
+			}
+		}
+		s.mu.Lock()
+		for k := range s.parts {
+			seen[k] = true
+		}
+		s.mu.Unlock()
+		for k := range seen {
+			keys = append(keys, k)
+		}
+	} else {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, ref := range req.GetPartitions() {
+			t, ok := s.view.Topic(ref.GetTopic())
+			if !ok {
+				return nil, apierr.Errorf(apierr.ErrUnknownTopic, "topic %q", ref.GetTopic())
+			}
+			if ref.GetPartition() < 0 || ref.GetPartition() >= t.Partitions {
+				return nil, apierr.Errorf(apierr.ErrPartitionRange, "partition %d of topic %q", ref.GetPartition(), t.Name)
+			}
+			k := partKey{t.ID, ref.GetPartition()}
+			p := s.parts[k]
+			if p == nil || (ref.GetEpoch() != 0 && ref.GetEpoch() != p.epoch) {
+				continue // not ours (any more); nothing to hand off
+			}
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, func(a, b partKey) int {
+		if a.topicID != b.topicID {
+			if a.topicID < b.topicID {
+				return -1
+			}
+			return 1
+		}
+		return int(a.partition - b.partition)
+	})
+	return keys, nil
+}
+
+// awaitSettled waits until none of the partitions has produces buffered or
+// in flight, or handoffSettleTimeout or ctx ends.
+func (s *Server) awaitSettled(ctx context.Context, keys []partKey) {
+	timeout := time.NewTimer(handoffSettleTimeout)
+	defer timeout.Stop()
+	for {
+		s.mu.Lock()
+		busy := false
+		for _, k := range keys {
+			if p := s.parts[k]; p != nil && (len(p.pending) > 0 || p.inflight > 0) {
+				busy = true
+				break
+			}
+		}
+		settled := s.settled
+		s.mu.Unlock()
+		if !busy {
+			return
+		}
+		select {
+		case <-settled:
+		case <-timeout.C:
+			s.log.Warn("hand-off: produces still in flight; moving the partitions anyway", "timeout", handoffSettleTimeout)
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}

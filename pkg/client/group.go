@@ -1,0 +1,476 @@
+package client
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
+	"github.com/strata-mq/strata/pkg/apierr"
+)
+
+// Errors of consumer groups.
+var (
+	// ErrFencedMember: the member's epoch is stale; its commits are
+	// rejected and it rejoins by itself.
+	ErrFencedMember = apierr.ErrFencedMember
+	// ErrUnknownMember: the group no longer knows the member (its session
+	// ended); it rejoins by itself.
+	ErrUnknownMember = apierr.ErrUnknownMember
+	// ErrGroupNotEmpty: ResetGroupOffsets on a group with live members.
+	ErrGroupNotEmpty = apierr.ErrGroupNotEmpty
+)
+
+// GroupConsumer is a member of a consumer group: it shares the partitions
+// of its subscribed topics with the group's other members and resumes
+// from the group's committed offsets (docs/consumer-groups.md).
+//
+// A background goroutine heartbeats to the coordinator (through the
+// proxy). The coordinator hands out partitions incrementally: a partition
+// moving to another member is first revoked here — fetching stops,
+// OnRevoked runs, its offset is committed, and the next heartbeat reports
+// it given up — and only then assigned to the other member. So two
+// members never own a partition at once, and the others keep consuming
+// during a rebalance.
+//
+// Delivery is at least once: records processed but not yet committed when
+// a member dies are read again by the partition's next owner.
+type GroupConsumer struct {
+	c        *Client
+	cfg      groupConfig
+	cons     *Consumer
+	group    string
+	memberID string
+
+	// stop ends the background goroutine; done closes when it has ended.
+	stop chan struct{}
+	done chan struct{}
+
+	// rpcMu serialises heartbeats and commits, so that a commit always
+	// carries the latest member epoch. It guards epoch and lastBeat.
+	rpcMu    sync.Mutex
+	epoch    int64
+	lastBeat time.Time
+
+	mu sync.Mutex // guards the fields below
+	// owned are the partitions this member owns.
+	owned map[topicPartition]bool
+	// marked is the next offset to commit per partition: after the last
+	// processed record.
+	marked map[topicPartition]int64
+	// polled is the offset after the last record the latest Poll
+	// returned; without AutoCommitMarks it becomes marked at the next
+	// Poll, a commit call or Close.
+	polled map[topicPartition]int64
+	// committed is the last offset committed per partition.
+	committed map[topicPartition]int64
+	closed    bool
+}
+
+// NewGroupConsumer joins group as a new member, subscribed to the topics
+// of Subscribe (required). It returns at once; partitions arrive with the
+// first heartbeat answers, and Poll waits for them.
+func (c *Client) NewGroupConsumer(group string, opts ...GroupOpt) (*GroupConsumer, error) {
+	cfg := defaultGroupConfig()
+	for _, o := range opts {
+		o.applyGroup(&cfg)
+	}
+	if group == "" {
+		return nil, errors.Join(ErrInvalidRequest, errors.New("empty group name"))
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	cfg.topics = slices.Compact(slices.Sorted(slices.Values(cfg.topics)))
+	cons, err := c.NewConsumer(cfg.consumer...)
+	if err != nil {
+		return nil, err
+	}
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	g := &GroupConsumer{
+		c: c, cfg: cfg, cons: cons, group: group, memberID: hex.EncodeToString(b[:]),
+		stop: make(chan struct{}), done: make(chan struct{}),
+		owned: map[topicPartition]bool{}, marked: map[topicPartition]int64{},
+		polled: map[topicPartition]int64{}, committed: map[topicPartition]int64{},
+	}
+	go g.run()
+	return g, nil
+}
+
+// MemberID returns the member's ID in the group.
+func (g *GroupConsumer) MemberID() string { return g.memberID }
+
+// Assignment returns the partitions this member owns now.
+func (g *GroupConsumer) Assignment() []TopicPartition {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return exportTPs(mapKeys(g.owned))
+}
+
+// Poll returns records of the partitions this member owns, waiting until
+// there is at least one or ctx ends (see Consumer.Poll). Without
+// AutoCommitMarks, the records of the previous Poll count as processed
+// from now on and are committed with the next commit.
+func (g *GroupConsumer) Poll(ctx context.Context) ([]*Record, error) {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return nil, ErrClosed
+	}
+	g.promotePolledLocked()
+	g.mu.Unlock()
+	for {
+		recs, err := g.cons.Poll(ctx)
+		g.mu.Lock()
+		// Records of partitions revoked while they were on their way are
+		// dropped: the partition's next owner reads them.
+		recs = slices.DeleteFunc(recs, func(r *Record) bool { return !g.owned[topicPartition{r.Topic, r.Partition}] })
+		for _, r := range recs {
+			g.polled[topicPartition{r.Topic, r.Partition}] = r.Offset + 1
+		}
+		g.mu.Unlock()
+		if len(recs) > 0 || err != nil {
+			return recs, err
+		}
+	}
+}
+
+// promotePolledLocked counts the records Poll returned as processed,
+// unless only marks count. g.mu must be held.
+func (g *GroupConsumer) promotePolledLocked() {
+	if g.cfg.autoCommitMarks {
+		return
+	}
+	for tp, off := range g.polled {
+		if g.owned[tp] && off > g.marked[tp] {
+			g.marked[tp] = off
+		}
+	}
+	clear(g.polled)
+}
+
+// MarkRecords marks records as processed: the next commit stores the
+// offset after the highest marked record of each partition. With
+// AutoCommitMarks only marked records are committed.
+func (g *GroupConsumer) MarkRecords(recs ...*Record) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, r := range recs {
+		tp := topicPartition{r.Topic, r.Partition}
+		if g.owned[tp] && r.Offset+1 > g.marked[tp] {
+			g.marked[tp] = r.Offset + 1
+		}
+	}
+}
+
+// CommitSync commits what has been consumed (every record Poll returned,
+// or the marked ones with AutoCommitMarks) for the partitions this member
+// owns, in one request, and waits for the answer. A member whose epoch is
+// stale gets ErrFencedMember.
+func (g *GroupConsumer) CommitSync(ctx context.Context) error {
+	g.mu.Lock()
+	g.promotePolledLocked()
+	g.mu.Unlock()
+	g.rpcMu.Lock()
+	defer g.rpcMu.Unlock()
+	return g.commitLocked(ctx, nil)
+}
+
+// CommitAsync is CommitSync in the background; done (may be nil) gets the
+// result.
+func (g *GroupConsumer) CommitAsync(done func(error)) {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), g.c.cfg.requestTimeout)
+		defer cancel()
+		err := g.CommitSync(ctx)
+		if done != nil {
+			done(err)
+		}
+	}()
+}
+
+// commitLocked commits the marked offsets of owned partitions (of only,
+// if not nil) that moved since the last commit. g.rpcMu must be held.
+func (g *GroupConsumer) commitLocked(ctx context.Context, only []topicPartition) error {
+	g.mu.Lock()
+	todo := map[topicPartition]int64{}
+	for tp, off := range g.marked {
+		if g.owned[tp] && off > g.committed[tp] && (only == nil || slices.Contains(only, tp)) {
+			todo[tp] = off
+		}
+	}
+	g.mu.Unlock()
+	if len(todo) == 0 || g.epoch == 0 {
+		return nil
+	}
+	req := &stratav1.CommitOffsetsRequest{Group: g.group, MemberId: g.memberID, MemberEpoch: g.epoch}
+	byTopic := map[string]*stratav1.TopicOffsets{}
+	for _, tp := range slices.SortedFunc(maps.Keys(todo), compareTP) {
+		to := byTopic[tp.topic]
+		if to == nil {
+			to = &stratav1.TopicOffsets{Topic: tp.topic}
+			byTopic[tp.topic] = to
+			req.Topics = append(req.Topics, to)
+		}
+		to.Partitions = append(to.Partitions, &stratav1.PartitionOffset{Partition: tp.partition, Offset: todo[tp]})
+	}
+	if _, err := call(ctx, g.c, g.c.api.CommitOffsets, req); err != nil {
+		return err
+	}
+	g.mu.Lock()
+	for tp, off := range todo {
+		g.committed[tp] = max(g.committed[tp], off)
+	}
+	g.mu.Unlock()
+	return nil
+}
+
+// run heartbeats and auto-commits until Close.
+func (g *GroupConsumer) run() {
+	defer close(g.done)
+	hb := time.NewTimer(0)
+	defer hb.Stop()
+	var commits <-chan time.Time
+	if g.cfg.autoCommitInterval > 0 {
+		t := time.NewTicker(g.cfg.autoCommitInterval)
+		defer t.Stop()
+		commits = t.C
+	}
+	attempt := 0
+	for {
+		select {
+		case <-g.stop:
+			return
+		case <-commits:
+			// Records of the latest Poll may still be in work: only
+			// earlier ones (and marks) are committed.
+			ctx, cancel := context.WithTimeout(context.Background(), g.c.cfg.requestTimeout)
+			g.rpcMu.Lock()
+			_ = g.commitLocked(ctx, nil) // a failure is retried at the next tick
+			g.rpcMu.Unlock()
+			cancel()
+			continue
+		case <-hb.C:
+		}
+		next, err := g.heartbeat()
+		if err != nil {
+			attempt++
+			next = backoff(g.c.cfg.backoffMin, g.c.cfg.backoffMax, attempt)
+		} else {
+			attempt = 0
+		}
+		hb.Reset(next)
+	}
+}
+
+// heartbeat sends one heartbeat and applies the answer; it returns when
+// to send the next one.
+func (g *GroupConsumer) heartbeat() (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), g.c.cfg.requestTimeout)
+	defer cancel()
+	g.rpcMu.Lock()
+	g.mu.Lock()
+	owned := mapKeys(g.owned)
+	g.mu.Unlock()
+	resp, err := g.c.api.GroupHeartbeat(ctx, &stratav1.GroupHeartbeatRequest{
+		Group: g.group, MemberId: g.memberID, MemberEpoch: g.epoch, Topics: g.cfg.topics,
+		Owned: toTopicPartitions(owned), Assignor: g.cfg.assignor,
+		SessionTimeoutMs: int32(g.cfg.sessionTimeout / time.Millisecond), ClientId: g.cfg.clientID,
+	})
+	if err != nil {
+		err = apierr.FromStatus(err)
+		lost := errors.Is(err, ErrFencedMember) || errors.Is(err, ErrUnknownMember) ||
+			(g.epoch != 0 && !g.lastBeat.IsZero() && time.Since(g.lastBeat) > g.sessionTimeout())
+		if lost {
+			g.epoch = 0
+		}
+		g.rpcMu.Unlock()
+		if lost {
+			// The group has moved on without us: drop everything, commit
+			// nothing (it would be rejected), and rejoin.
+			g.revoke(ctx, owned, false)
+			return 0, nil
+		}
+		return 0, err
+	}
+	g.epoch, g.lastBeat = resp.GetMemberEpoch(), time.Now()
+	g.rpcMu.Unlock()
+
+	assigned := map[topicPartition]bool{}
+	for _, tp := range resp.GetAssignment() {
+		for _, p := range tp.GetPartitions() {
+			assigned[topicPartition{tp.GetTopic(), p}] = true
+		}
+	}
+	var revoked, added []topicPartition
+	for _, tp := range owned {
+		if !assigned[tp] {
+			revoked = append(revoked, tp)
+		}
+	}
+	g.mu.Lock()
+	for tp := range assigned {
+		if !g.owned[tp] {
+			added = append(added, tp)
+		}
+	}
+	g.mu.Unlock()
+	if len(revoked) > 0 {
+		g.revoke(ctx, revoked, true)
+		return 0, nil // report the revocation at once
+	}
+	if len(added) > 0 {
+		if err := g.assign(ctx, added); err != nil {
+			return 0, err
+		}
+	}
+	return time.Duration(resp.GetHeartbeatIntervalMs()) * time.Millisecond, nil
+}
+
+func (g *GroupConsumer) sessionTimeout() time.Duration {
+	if g.cfg.sessionTimeout > 0 {
+		return g.cfg.sessionTimeout
+	}
+	return 10 * time.Second
+}
+
+// revoke gives partitions up: stop fetching, OnRevoked, commit (unless
+// they were lost), forget them.
+func (g *GroupConsumer) revoke(ctx context.Context, tps []topicPartition, commit bool) {
+	if len(tps) == 0 {
+		return
+	}
+	slices.SortFunc(tps, compareTP)
+	g.cons.unassign(tps)
+	if g.cfg.onRevoked != nil {
+		g.cfg.onRevoked(ctx, exportTPs(tps))
+	}
+	if commit {
+		// Records of the latest Poll may still be in work, so only
+		// earlier ones (and marks) are committed: the next owner may read
+		// some again, never skip any.
+		g.rpcMu.Lock()
+		_ = g.commitLocked(ctx, tps) // failing, the next owner reads again: at least once
+		g.rpcMu.Unlock()
+	}
+	g.mu.Lock()
+	for _, tp := range tps {
+		delete(g.owned, tp)
+		delete(g.marked, tp)
+		delete(g.polled, tp)
+		delete(g.committed, tp)
+	}
+	g.mu.Unlock()
+}
+
+// assign takes new partitions: position each at the group's committed
+// offset (or as ConsumeStart says), then OnAssigned.
+func (g *GroupConsumer) assign(ctx context.Context, tps []topicPartition) error {
+	slices.SortFunc(tps, compareTP)
+	var topics []string
+	for _, tp := range tps {
+		if !slices.Contains(topics, tp.topic) {
+			topics = append(topics, tp.topic)
+		}
+	}
+	resp, err := call(ctx, g.c, g.c.api.FetchOffsets, &stratav1.FetchOffsetsRequest{Group: g.group, Topics: topics})
+	if err != nil {
+		return err // not taken yet: the next heartbeat answer offers them again
+	}
+	committed := map[topicPartition]int64{}
+	for _, to := range resp.GetTopics() {
+		for _, po := range to.GetPartitions() {
+			committed[topicPartition{to.GetTopic(), po.GetPartition()}] = po.GetOffset()
+		}
+	}
+	for _, tp := range tps {
+		if off, ok := committed[tp]; ok && off >= 0 {
+			err = g.cons.Seek(tp.topic, tp.partition, off)
+		} else {
+			err = g.cons.Assign(tp.topic, tp.partition)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	g.mu.Lock()
+	for _, tp := range tps {
+		g.owned[tp] = true
+		if off, ok := committed[tp]; ok {
+			g.committed[tp], g.marked[tp] = off, off
+		}
+	}
+	g.mu.Unlock()
+	if g.cfg.onAssigned != nil {
+		g.cfg.onAssigned(ctx, exportTPs(tps))
+	}
+	g.cons.wake()
+	return nil
+}
+
+// Close commits what was consumed (see CommitSync), leaves the group so
+// its partitions move to the other members at once, and stops. Poll after
+// Close fails with ErrClosed.
+func (g *GroupConsumer) Close() error {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return nil
+	}
+	g.closed = true
+	g.mu.Unlock()
+	close(g.stop)
+	<-g.done
+	ctx, cancel := context.WithTimeout(context.Background(), g.c.cfg.requestTimeout)
+	defer cancel()
+	g.mu.Lock()
+	g.promotePolledLocked()
+	g.mu.Unlock()
+	g.rpcMu.Lock()
+	defer g.rpcMu.Unlock()
+	err := g.commitLocked(ctx, nil)
+	if g.epoch != 0 {
+		_, lerr := call(ctx, g.c, g.c.api.LeaveGroup, &stratav1.LeaveGroupRequest{Group: g.group, MemberId: g.memberID, MemberEpoch: g.epoch})
+		err = errors.Join(err, lerr)
+	}
+	return errors.Join(err, g.cons.Close())
+}
+
+func compareTP(a, b topicPartition) int {
+	return cmp.Or(cmp.Compare(a.topic, b.topic), cmp.Compare(a.partition, b.partition))
+}
+
+func mapKeys(m map[topicPartition]bool) []topicPartition {
+	out := make([]topicPartition, 0, len(m))
+	for tp := range m {
+		out = append(out, tp)
+	}
+	slices.SortFunc(out, compareTP)
+	return out
+}
+
+func exportTPs(tps []topicPartition) []TopicPartition {
+	out := make([]TopicPartition, len(tps))
+	for i, tp := range tps {
+		out[i] = TopicPartition{Topic: tp.topic, Partition: tp.partition}
+	}
+	return out
+}
+
+func toTopicPartitions(tps []topicPartition) []*stratav1.TopicPartitions {
+	var out []*stratav1.TopicPartitions
+	for _, tp := range tps { // sorted by topic
+		if len(out) == 0 || out[len(out)-1].Topic != tp.topic {
+			out = append(out, &stratav1.TopicPartitions{Topic: tp.topic})
+		}
+		out[len(out)-1].Partitions = append(out[len(out)-1].Partitions, tp.partition)
+	}
+	return out
+}

@@ -1,0 +1,353 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync/atomic"
+	"time"
+
+	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
+	"github.com/strata-mq/strata/pkg/apierr"
+	"github.com/strata-mq/strata/pkg/segment"
+)
+
+// The sender of a partition keeps up to MaxInflight produce requests in
+// flight and completes them strictly in order.
+//
+// Order with several requests in flight rests on the idempotent
+// producer's sequences: the broker accepts a producer's requests only in
+// sequence order (one that arrives early waits for its predecessor, then
+// fails with the retriable OUT_OF_ORDER_SEQUENCE), so records are written
+// in the order their requests were built whatever order the requests
+// arrive in. Each request retries on its own goroutine, but a failed one
+// is sent again only after every request before it is resolved, so a
+// failure resends the requests from the first failed one on, in order.
+//
+// When a request fails for good (a non-retriable error, MaxAttempts,
+// DeliveryTimeout), the sequences after it would leave a gap the broker
+// never fills: the partition switches to a new producer id, the requests
+// after it that did not succeed are rebuilt with the new id's sequences
+// and sent again, in order, and nothing new is sent until they are.
+//
+// A request refused as out of order with nothing before it in flight
+// means the partition forgot the producer (brokers remember 32 per
+// partition): it was not written, and it is rebuilt the same way.
+//
+// Without idempotence there are no sequences, so MaxInflight is 1.
+
+// seqHeadroom is how close a partition's sequence may come to the int32
+// limit before the partition switches to a new producer id (which it does
+// only with no request in flight, so the two ids' requests cannot be
+// reordered). It exceeds the records of any request.
+const seqHeadroom = 1 << 24
+
+// request is one produce request of a partition.
+type request struct {
+	// batches are the request's records as sealed, for rebuilding it;
+	// recs are the same records in one slice.
+	batches [][]pending
+	recs    []pending
+	// msg is the request sent; nil for a request that failed to build.
+	msg *stratav1.ProduceRequest
+	// deadline is the earliest delivery deadline of its records.
+	deadline time.Time
+	// prevResolved is the resolved channel of the request sent before it,
+	// if that was still in flight (nil otherwise).
+	prevResolved <-chan struct{}
+
+	// done is closed by the request's goroutine once base or err is set.
+	done chan struct{}
+	base int64
+	err  error
+
+	// stale is set by the sender when a request before this one failed for
+	// good: its sequences follow a gap, so instead of retrying it is
+	// rebuilt with a new producer id. Set before resolved is closed.
+	stale atomic.Bool
+	// resolved is closed by the sender once the request's outcome is
+	// final (completed, or taken back to be rebuilt).
+	resolved chan struct{}
+	// reseq is set with err when the broker refused the request as out of
+	// order although nothing before it is in flight: the partition does
+	// not know the producer any more (it remembers 32 per partition), so
+	// the request is rebuilt under a new producer id. It was not written.
+	reseq bool
+}
+
+// maxInflight is the requests a partition keeps in flight.
+func (p *Producer) maxInflight() int {
+	if p.cfg.noIdempotence {
+		return 1
+	}
+	return p.cfg.maxInflight
+}
+
+// sendLoop is the sender of one partition: it sends b's sealed batches in
+// requests, up to maxInflight at a time, and completes them in order,
+// until the producer is closed.
+func (p *Producer) sendLoop(b *partBuf) {
+	defer p.wg.Done()
+	var (
+		window []*request // sent and not yet resolved, in order
+		// rebuild collects the batches of stale requests while the window
+		// drains; they go back to the front of the queue.
+		rebuild [][]pending
+		// draining is set after a request failed for good: nothing new is
+		// sent until the requests after it are resolved.
+		draining bool
+	)
+	for {
+		if !draining && p.ctx.Err() == nil {
+			window = p.fill(b, window)
+		}
+		if len(window) == 0 {
+			if len(rebuild) > 0 {
+				p.mu.Lock()
+				b.sealed = append(rebuild, b.sealed...)
+				p.mu.Unlock()
+				rebuild, draining = nil, false
+				continue
+			}
+			draining = false
+			if p.ctx.Err() != nil {
+				p.mu.Lock()
+				p.sealLocked(b)
+				batches := b.sealed
+				b.sealed = nil
+				p.mu.Unlock()
+				for _, batch := range batches {
+					p.complete(batch, 0, ErrClosed)
+				}
+				return
+			}
+			select {
+			case <-b.wake:
+			case <-p.ctx.Done():
+			}
+			continue
+		}
+		head := window[0]
+		select {
+		case <-head.done:
+		case <-b.wake:
+			continue
+		case <-p.ctx.Done():
+			<-head.done // its attempts end with ErrClosed
+		}
+		window = window[1:]
+		switch {
+		case head.err == nil:
+			p.complete(head.recs, head.base, nil)
+		case head.stale.Load() && p.ctx.Err() == nil:
+			rebuild = append(rebuild, head.batches...)
+		case head.reseq && p.ctx.Err() == nil:
+			b.pid, b.nextSeq = newProducerID(), 0
+			for _, r := range window {
+				r.stale.Store(true)
+			}
+			rebuild = append(rebuild, head.batches...)
+			draining = true
+		default:
+			p.complete(head.recs, 0, head.err)
+			if head.msg != nil && !p.cfg.noIdempotence {
+				// Its sequences will never be written: continue with a new
+				// producer id, and rebuild what was sent after it.
+				b.pid, b.nextSeq = newProducerID(), 0
+				for _, r := range window {
+					r.stale.Store(true)
+				}
+				draining = len(window) > 0
+			}
+		}
+		close(head.resolved)
+	}
+}
+
+// fill sends b's sealed batches until maxInflight requests are in flight
+// or nothing is sealed, and returns the window with them appended.
+func (p *Producer) fill(b *partBuf, window []*request) []*request {
+	for len(window) < p.maxInflight() {
+		if !p.cfg.noIdempotence && int64(b.nextSeq) > math.MaxInt32-seqHeadroom {
+			if len(window) > 0 {
+				return window // switch ids only with nothing in flight
+			}
+			b.pid, b.nextSeq = newProducerID(), 0
+		}
+		batches := p.take(b)
+		if len(batches) == 0 {
+			return window
+		}
+		for _, r := range p.build(b, batches) {
+			if len(window) > 0 {
+				r.prevResolved = window[len(window)-1].resolved
+			}
+			window = append(window, r)
+			if r.msg != nil {
+				p.wg.Add(1)
+				go p.attempts(r)
+			}
+		}
+	}
+	return window
+}
+
+// build encodes batches into one produce request, stamping the partition's
+// next sequences. A batch that cannot be encoded becomes a request of its
+// own that has already failed (and takes no sequence), so that callbacks
+// still run in produce order.
+func (p *Producer) build(b *partBuf, batches [][]pending) []*request {
+	var (
+		out     []*request
+		cur     *request
+		payload []byte
+		segRecs []segment.Record
+	)
+	flush := func() {
+		if cur != nil {
+			cur.msg = &stratav1.ProduceRequest{Topic: b.tp.topic, Partition: b.tp.partition, Batches: payload}
+			out = append(out, cur)
+			cur, payload = nil, nil
+		}
+	}
+	for _, batch := range batches {
+		segRecs = segRecs[:0]
+		for _, r := range batch {
+			segRecs = append(segRecs, toSegment(r.rec))
+		}
+		enc, err := segment.EncodeBatch(segRecs, p.batchOptions(b, len(segRecs)))
+		if err != nil {
+			if errors.Is(err, segment.ErrTooLarge) {
+				err = fmt.Errorf("%w: %w", ErrRecordTooLarge, err)
+			}
+			flush()
+			failed := newRequest([][]pending{batch})
+			failed.err = err
+			close(failed.done)
+			out = append(out, failed)
+			continue
+		}
+		p.advanceSeq(b, len(segRecs))
+		if cur == nil {
+			cur = newRequest(nil)
+		}
+		if payload == nil {
+			payload = enc
+		} else {
+			payload = append(payload, enc...)
+		}
+		cur.batches = append(cur.batches, batch)
+		cur.recs = append(cur.recs, batch...)
+		if cur.deadline.IsZero() || batch[0].deadline.Before(cur.deadline) {
+			cur.deadline = batch[0].deadline
+		}
+	}
+	flush()
+	return out
+}
+
+// newRequest returns an unsent request of batches.
+func newRequest(batches [][]pending) *request {
+	r := &request{batches: batches, done: make(chan struct{}), resolved: make(chan struct{})}
+	for _, batch := range batches {
+		r.recs = append(r.recs, batch...)
+		if r.deadline.IsZero() || batch[0].deadline.Before(r.deadline) {
+			r.deadline = batch[0].deadline
+		}
+	}
+	return r
+}
+
+// attempts sends r until it succeeds, fails with a non-retriable error,
+// runs out of attempts or time, or becomes stale; then it closes r.done.
+func (p *Producer) attempts(r *request) {
+	defer p.wg.Done()
+	defer close(r.done)
+	tp := topicPartition{r.msg.Topic, r.msg.Partition}
+	var lastErr error
+	tries := 0
+	for {
+		if !time.Now().Before(r.deadline) {
+			r.err = ErrDeliveryTimeout
+			if lastErr != nil {
+				r.err = fmt.Errorf("%w after %d attempts: %w", ErrDeliveryTimeout, tries, lastErr)
+			}
+			return
+		}
+		attemptDeadline := time.Now().Add(p.c.cfg.requestTimeout)
+		if r.deadline.Before(attemptDeadline) {
+			attemptDeadline = r.deadline
+		}
+		// An early request's predecessor may still be on its way.
+		predecessorOpen := r.prevResolved != nil && !closed(r.prevResolved)
+		actx, cancel := context.WithDeadline(p.ctx, attemptDeadline)
+		resp, err := p.c.api.Produce(actx, r.msg)
+		cancel()
+		tries++
+		if err == nil {
+			r.base = resp.GetBaseOffset()
+			return
+		}
+		if p.ctx.Err() != nil {
+			r.err = ErrClosed
+			return
+		}
+		err = apierr.FromStatus(err)
+		lastErr = err
+		if errors.Is(err, ErrPartitionRange) || errors.Is(err, ErrUnknownTopic) {
+			p.topicsMu.Lock()
+			ts := p.topics[tp.topic]
+			p.topicsMu.Unlock()
+			if ts != nil {
+				p.invalidate(tp.topic, ts)
+			}
+		}
+		// Arriving before a predecessor still in flight is no failure of
+		// this request: resend it as soon as the predecessor is resolved.
+		early := predecessorOpen && errors.Is(err, ErrOutOfOrderSequence)
+		if early {
+			tries--
+		}
+		if !apierr.Retriable(err) || tries >= p.cfg.maxAttempts {
+			r.err = err
+			return
+		}
+		// Resend only once the requests before it are resolved: one of
+		// them may have to be written first, or may have failed for good.
+		if r.prevResolved != nil {
+			select {
+			case <-r.prevResolved:
+			case <-p.ctx.Done():
+				r.err = ErrClosed
+				return
+			}
+		}
+		if r.stale.Load() {
+			r.err = err
+			return
+		}
+		if early {
+			continue
+		}
+		if errors.Is(err, ErrOutOfOrderSequence) {
+			r.err, r.reseq = err, true
+			return
+		}
+		wait := min(backoff(p.cfg.backoffMin, p.cfg.backoffMax, tries), time.Until(r.deadline))
+		if sleep(p.ctx, wait) != nil {
+			r.err = ErrClosed
+			return
+		}
+	}
+}
+
+// closed reports whether ch is closed.
+func closed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}

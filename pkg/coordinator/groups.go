@@ -1,0 +1,492 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/strata-mq/strata/pkg/apierr"
+	"github.com/strata-mq/strata/pkg/meta"
+)
+
+// Consumer group coordination (docs/consumer-groups.md), in the manner of
+// Kafka's KIP-848: members heartbeat; the leader computes a target
+// assignment with a server-side assignor and hands it out incrementally. A
+// partition moves from member A to member B in two steps: A's heartbeat
+// response leaves it out (revoke), A stops fetching, commits and reports it
+// no longer owned in its next heartbeat, and only then does B's heartbeat
+// response include it. No partition is ever owned by two members.
+//
+// The leader keeps every group in memory (groupManager, made anew for each
+// leadership term) and writes each change through to etcd before it
+// answers (meta.PutGroupState, a compare on the state key's revision), so
+// a new leader continues from exactly what members were told.
+
+// Limits of group requests.
+const (
+	maxMemberIDLen      = 255
+	maxGroupTopics      = 1000
+	minSessionTimeout   = time.Second
+	maxSessionTimeout   = 5 * time.Minute
+	minHeartbeatBackoff = 50 * time.Millisecond
+)
+
+// groupManager holds the consumer groups while this coordinator leads.
+type groupManager struct {
+	s   *Server
+	ctx context.Context // the leadership term
+
+	mu     sync.Mutex        // guards groups
+	groups map[string]*group // by name; entries are never removed in a term
+}
+
+// group is one consumer group. mu serialises every operation on it,
+// etcd writes included, so the revision it compares is always its own.
+type group struct {
+	name string
+
+	mu sync.Mutex // guards the fields below
+	// loaded is false until st was read from etcd, and again after a
+	// failed write (the next operation reads it anew).
+	loaded bool
+	st     meta.GroupState
+	// deadline is each member's session deadline; not stored in etcd — a
+	// new leader gives every member a full session timeout.
+	deadline map[string]time.Time
+}
+
+func newGroupManager(ctx context.Context, s *Server) *groupManager {
+	return &groupManager{s: s, ctx: ctx, groups: map[string]*group{}}
+}
+
+// get returns the group, loaded and locked; the caller unlocks g.mu.
+func (gm *groupManager) get(ctx context.Context, name string) (*group, error) {
+	if err := meta.ValidateGroupName(name); err != nil {
+		return nil, err
+	}
+	gm.mu.Lock()
+	g := gm.groups[name]
+	if g == nil {
+		g = &group{name: name}
+		gm.groups[name] = g
+	}
+	gm.mu.Unlock()
+	g.mu.Lock()
+	if !g.loaded {
+		st, err := gm.s.cfg.Meta.GetGroupState(ctx, name)
+		if err != nil {
+			g.mu.Unlock()
+			return nil, storageErr(err)
+		}
+		g.st, g.loaded = st, true
+		g.deadline = map[string]time.Time{}
+		now := time.Now()
+		for _, m := range st.Members {
+			g.deadline[m.ID] = now.Add(time.Duration(m.SessionTimeoutMs) * time.Millisecond)
+		}
+	}
+	return g, nil
+}
+
+// storageErr maps a metadata failure to an API error: a lost compare
+// means another coordinator leads now (NOT_LEADER), an error that already
+// has an API reason stays, anything else is STORAGE_UNAVAILABLE.
+func storageErr(err error) error {
+	switch {
+	case errors.Is(err, meta.ErrConflict):
+		return apierr.Errorf(apierr.ErrNotLeader, "group state was changed by another coordinator: %v", err)
+	case status.Code(apierr.Status(err)) != codes.Internal:
+		return err
+	}
+	return apierr.Errorf(apierr.ErrStorageUnavailable, "%v", err)
+}
+
+// save writes st through to etcd and installs it; on failure the group is
+// read anew by the next operation.
+func (gm *groupManager) save(ctx context.Context, g *group, st meta.GroupState) error {
+	rev, err := gm.s.cfg.Meta.PutGroupState(ctx, g.name, st)
+	if err != nil {
+		g.loaded = false
+		return storageErr(err)
+	}
+	st.Revision = rev
+	g.st = st
+	return nil
+}
+
+// loadAll loads every stored group at the start of a term, so that members
+// of groups that never heartbeat again still time out.
+func (gm *groupManager) loadAll(ctx context.Context) {
+	names, err := gm.s.cfg.Meta.ListGroups(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			gm.s.log.Warn("groups: cannot list groups", "err", err)
+		}
+		return
+	}
+	for _, name := range names {
+		if g, err := gm.get(ctx, name); err == nil {
+			g.mu.Unlock()
+		}
+	}
+}
+
+// run expires sessions until the term ends.
+func (gm *groupManager) run() {
+	gm.loadAll(gm.ctx)
+	t := time.NewTicker(gm.s.cfg.GroupSessionCheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-gm.ctx.Done():
+			return
+		case <-t.C:
+		}
+		gm.mu.Lock()
+		gs := make([]*group, 0, len(gm.groups))
+		for _, g := range gm.groups {
+			gs = append(gs, g)
+		}
+		gm.mu.Unlock()
+		for _, g := range gs {
+			gm.expire(g)
+		}
+	}
+}
+
+// expire removes the members of g whose session ended.
+func (gm *groupManager) expire(g *group) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.loaded {
+		return
+	}
+	now := time.Now()
+	st := cloneState(g.st)
+	var gone []string
+	st.Members = slices.DeleteFunc(st.Members, func(m meta.GroupMember) bool {
+		if now.After(g.deadline[m.ID]) {
+			gone = append(gone, m.ID)
+			return true
+		}
+		return false
+	})
+	if len(gone) == 0 {
+		return
+	}
+	gm.retarget(&st)
+	if err := gm.save(gm.ctx, g, st); err != nil {
+		gm.s.log.Warn("groups: cannot remove expired members", "group", g.name, "members", gone, "err", err)
+		return
+	}
+	for _, id := range gone {
+		delete(g.deadline, id)
+	}
+	gm.s.metrics.groupExpired.Add(float64(len(gone)))
+	gm.s.log.Info("groups: session timed out", "group", g.name, "members", gone, "group_epoch", st.Epoch)
+}
+
+// retarget recomputes the target assignment and, if it changed, bumps the
+// group epoch. Owned partitions of deleted topics are dropped.
+func (gm *groupManager) retarget(st *meta.GroupState) {
+	topics := map[string]meta.Topic{}
+	ids := map[string]bool{}
+	for _, t := range gm.s.view.Topics() {
+		topics[t.Name] = t
+		ids[t.ID] = true
+	}
+	in := make([]assignMember, len(st.Members))
+	for i, m := range st.Members {
+		in[i] = assignMember{id: m.ID, topics: m.Topics, prev: m.Target}
+	}
+	target := assign(st.Assignor, in, topics)
+	changed := false
+	for i := range st.Members {
+		m := &st.Members[i]
+		m.Owned = slices.DeleteFunc(m.Owned, func(gp meta.GroupPartition) bool { return !ids[gp.TopicID] })
+		if !slices.Equal(m.Target, target[m.ID]) {
+			m.Target, changed = target[m.ID], true
+		}
+	}
+	if changed {
+		st.Epoch++
+	}
+}
+
+// heartbeatRequest is a validated GroupHeartbeat.
+type heartbeatRequest struct {
+	group, member, clientID, assignor string
+	epoch                             int64
+	topics                            []string
+	owned                             []meta.GroupPartition
+	sessionTimeout                    time.Duration
+}
+
+// heartbeatResult is what the member is told.
+type heartbeatResult struct {
+	epoch, groupEpoch int64
+	assignment        []meta.GroupPartition
+	interval          time.Duration
+	sessionTimeout    time.Duration
+}
+
+// heartbeat applies one heartbeat: join or check the member epoch, note
+// the acknowledged revocations, recompute the target, and hand the member
+// its partitions that nobody else owns.
+func (gm *groupManager) heartbeat(ctx context.Context, req heartbeatRequest) (heartbeatResult, error) {
+	g, err := gm.get(ctx, req.group)
+	if err != nil {
+		return heartbeatResult{}, err
+	}
+	defer g.mu.Unlock()
+	st := cloneState(g.st)
+	i := slices.IndexFunc(st.Members, func(m meta.GroupMember) bool { return m.ID == req.member })
+	switch {
+	case req.epoch == 0 && i < 0:
+		if len(st.Members) == 0 && req.assignor != "" {
+			st.Assignor = req.assignor
+		}
+		if st.Assignor == "" {
+			st.Assignor = AssignorSticky
+		}
+		st.Members = append(st.Members, meta.GroupMember{ID: req.member})
+		i = len(st.Members) - 1
+	case req.epoch == 0:
+		// A rejoin: the member owns nothing any more.
+		st.Members[i].Owned = nil
+	case i < 0:
+		return heartbeatResult{}, apierr.Errorf(apierr.ErrUnknownMember, "group %s has no member %s", req.group, req.member)
+	case req.epoch != st.Members[i].Epoch:
+		return heartbeatResult{}, apierr.Errorf(apierr.ErrFencedMember, "member %s of group %s has epoch %d, not %d",
+			req.member, req.group, st.Members[i].Epoch, req.epoch)
+	}
+	m := &st.Members[i]
+	if req.epoch == 0 {
+		timeout := req.sessionTimeout
+		if timeout == 0 {
+			timeout = gm.s.cfg.GroupSessionTimeout
+		}
+		m.SessionTimeoutMs = int32(timeout / time.Millisecond)
+	}
+	m.ClientID = req.clientID
+	m.Topics = req.topics
+	if req.epoch != 0 {
+		// Partitions missing from owned were given up (revocations
+		// acknowledged); the member cannot claim others by listing them.
+		m.Owned = slices.DeleteFunc(m.Owned, func(gp meta.GroupPartition) bool {
+			_, found := slices.BinarySearchFunc(req.owned, gp, meta.GroupPartition.Compare)
+			return !found
+		})
+	}
+	gm.retarget(&st)
+	m = &st.Members[slices.IndexFunc(st.Members, func(m meta.GroupMember) bool { return m.ID == req.member })]
+
+	owner := map[meta.GroupPartition]string{}
+	for _, o := range st.Members {
+		for _, gp := range o.Owned {
+			owner[gp] = o.ID
+		}
+	}
+	var assignment, revoking []meta.GroupPartition
+	for _, gp := range m.Owned {
+		if _, in := slices.BinarySearchFunc(m.Target, gp, meta.GroupPartition.Compare); !in {
+			revoking = append(revoking, gp)
+		}
+	}
+	pending := false
+	for _, gp := range m.Target {
+		switch owner[gp] {
+		case "", m.ID:
+			assignment = append(assignment, gp)
+		default:
+			pending = true // waiting for its owner to revoke it
+		}
+	}
+	m.Owned = append(slices.Clone(assignment), revoking...)
+	slices.SortFunc(m.Owned, meta.GroupPartition.Compare)
+	if req.epoch == 0 || !slices.Equal(assignment, m.Assigned) {
+		m.Epoch++
+		m.Assigned = assignment
+	}
+	if encodeState(st) != encodeState(g.st) {
+		if err := gm.save(ctx, g, st); err != nil {
+			return heartbeatResult{}, err
+		}
+	}
+	timeout := time.Duration(m.SessionTimeoutMs) * time.Millisecond
+	g.deadline[m.ID] = time.Now().Add(timeout)
+	interval := min(gm.s.cfg.GroupHeartbeatInterval, timeout/3)
+	if pending {
+		interval = max(interval/10, minHeartbeatBackoff)
+	}
+	return heartbeatResult{epoch: m.Epoch, groupEpoch: st.Epoch, assignment: assignment, interval: interval, sessionTimeout: timeout}, nil
+}
+
+// leave removes a member at once.
+func (gm *groupManager) leave(ctx context.Context, group, member string, epoch int64) error {
+	g, err := gm.get(ctx, group)
+	if err != nil {
+		return err
+	}
+	defer g.mu.Unlock()
+	st := cloneState(g.st)
+	i := slices.IndexFunc(st.Members, func(m meta.GroupMember) bool { return m.ID == member })
+	if i < 0 {
+		return nil // gone already: leaving is idempotent
+	}
+	if epoch != st.Members[i].Epoch {
+		return apierr.Errorf(apierr.ErrFencedMember, "member %s of group %s has epoch %d, not %d", member, group, st.Members[i].Epoch, epoch)
+	}
+	st.Members = slices.Delete(st.Members, i, i+1)
+	gm.retarget(&st)
+	if err := gm.save(ctx, g, st); err != nil {
+		return err
+	}
+	delete(g.deadline, member)
+	gm.s.log.Info("groups: member left", "group", group, "member", member, "group_epoch", st.Epoch)
+	return nil
+}
+
+// commit stores offsets for a member, which must be at its current epoch
+// and own every partition it commits.
+func (gm *groupManager) commit(ctx context.Context, group, member string, epoch int64, offsets []meta.CommittedOffset) error {
+	g, err := gm.get(ctx, group)
+	if err != nil {
+		return err
+	}
+	defer g.mu.Unlock()
+	i := slices.IndexFunc(g.st.Members, func(m meta.GroupMember) bool { return m.ID == member })
+	if i < 0 {
+		return apierr.Errorf(apierr.ErrUnknownMember, "group %s has no member %s", group, member)
+	}
+	m := g.st.Members[i]
+	if epoch != m.Epoch {
+		return apierr.Errorf(apierr.ErrFencedMember, "member %s of group %s has epoch %d, not %d: commit rejected", member, group, m.Epoch, epoch)
+	}
+	for _, o := range offsets {
+		gp := meta.GroupPartition{TopicID: o.TopicID, Partition: o.Partition}
+		if _, in := slices.BinarySearchFunc(m.Owned, gp, meta.GroupPartition.Compare); !in {
+			return apierr.Errorf(apierr.ErrFencedMember, "member %s of group %s does not own partition %d of topic %s: commit rejected",
+				member, group, o.Partition, o.TopicID)
+		}
+	}
+	return gm.writeOffsets(ctx, g, offsets)
+}
+
+// reset stores offsets for a group without members.
+func (gm *groupManager) reset(ctx context.Context, group string, offsets []meta.CommittedOffset) error {
+	g, err := gm.get(ctx, group)
+	if err != nil {
+		return err
+	}
+	defer g.mu.Unlock()
+	if n := len(g.st.Members); n > 0 {
+		return apierr.Errorf(apierr.ErrGroupNotEmpty, "group %s has %d live members; stop them first", group, n)
+	}
+	return gm.writeOffsets(ctx, g, offsets)
+}
+
+// writeOffsets commits offsets with a compare on the group's state
+// revision. g.mu must be held.
+func (gm *groupManager) writeOffsets(ctx context.Context, g *group, offsets []meta.CommittedOffset) error {
+	if len(offsets) == 0 {
+		return nil
+	}
+	if err := gm.s.cfg.Meta.CommitGroupOffsets(ctx, g.name, g.st.Revision, offsets); err != nil {
+		if errors.Is(err, meta.ErrConflict) {
+			g.loaded = false
+		}
+		return storageErr(err)
+	}
+	gm.s.metrics.groupCommits.Inc()
+	gm.s.metrics.groupCommitOffsets.Add(float64(len(offsets)))
+	return nil
+}
+
+// snapshot returns a copy of the group's state.
+func (gm *groupManager) snapshot(ctx context.Context, group string) (meta.GroupState, error) {
+	g, err := gm.get(ctx, group)
+	if err != nil {
+		return meta.GroupState{}, err
+	}
+	defer g.mu.Unlock()
+	return cloneState(g.st), nil
+}
+
+// groupStateName is a group's state as ListGroups and DescribeGroup show
+// it.
+func groupStateName(st meta.GroupState) string {
+	if len(st.Members) == 0 {
+		return "Empty"
+	}
+	for _, m := range st.Members {
+		if !slices.Equal(m.Owned, m.Target) {
+			return "Reconciling"
+		}
+	}
+	return "Stable"
+}
+
+func cloneState(st meta.GroupState) meta.GroupState {
+	out := st
+	out.Members = make([]meta.GroupMember, len(st.Members))
+	for i, m := range st.Members {
+		m.Topics = slices.Clone(m.Topics)
+		m.Owned = slices.Clone(m.Owned)
+		m.Target = slices.Clone(m.Target)
+		m.Assigned = slices.Clone(m.Assigned)
+		out.Members[i] = m
+	}
+	return out
+}
+
+// encodeState is a comparable form of a state, to tell whether a heartbeat
+// changed anything that must be written.
+func encodeState(st meta.GroupState) string {
+	st.Revision = 0
+	return fmt.Sprintf("%+v", st)
+}
+
+func (c *Config) setGroupDefaults() {
+	if c.GroupSessionTimeout == 0 {
+		c.GroupSessionTimeout = DefaultGroupSessionTimeout
+	}
+	if c.GroupHeartbeatInterval == 0 {
+		c.GroupHeartbeatInterval = DefaultGroupHeartbeatInterval
+	}
+	if c.GroupSessionCheckInterval == 0 {
+		c.GroupSessionCheckInterval = 250 * time.Millisecond
+	}
+}
+
+func (c Config) validateGroups() error {
+	switch {
+	case c.GroupSessionTimeout < minSessionTimeout || c.GroupSessionTimeout > maxSessionTimeout:
+		return fmt.Errorf("coordinator: config: GroupSessionTimeout %v, want %v..%v", c.GroupSessionTimeout, minSessionTimeout, maxSessionTimeout)
+	case c.GroupHeartbeatInterval < 10*time.Millisecond || c.GroupHeartbeatInterval > c.GroupSessionTimeout:
+		return fmt.Errorf("coordinator: config: GroupHeartbeatInterval %v, want 10ms..GroupSessionTimeout", c.GroupHeartbeatInterval)
+	case c.GroupSessionCheckInterval <= 0:
+		return fmt.Errorf("coordinator: config: GroupSessionCheckInterval %v must be positive", c.GroupSessionCheckInterval)
+	}
+	return nil
+}
+
+// runGroups coordinates consumer groups until ctx (the leadership) ends
+// and closes the returned channel when it has stopped.
+func (s *Server) runGroups(ctx context.Context) <-chan struct{} {
+	done := make(chan struct{})
+	gm := newGroupManager(ctx, s)
+	s.groups.Store(gm)
+	go func() {
+		defer close(done)
+		gm.run()
+		s.groups.CompareAndSwap(gm, nil)
+	}()
+	return done
+}

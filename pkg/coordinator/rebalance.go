@@ -1,0 +1,424 @@
+package coordinator
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+
+	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
+	"github.com/strata-mq/strata/pkg/apierr"
+	"github.com/strata-mq/strata/pkg/meta"
+	"github.com/strata-mq/strata/pkg/rpc"
+)
+
+// Defaults of the rebalancing settings in Config.
+const (
+	// DefaultRebalanceInterval is the least time between two rounds of
+	// partition moves between healthy brokers.
+	DefaultRebalanceInterval = time.Second
+	// DefaultRebalanceMaxMoves bounds the partitions one round moves.
+	DefaultRebalanceMaxMoves = 8
+	// DefaultLoadRebalanceInterval is the least time between moves made
+	// for bytes-in (rather than partition count). It spans several load
+	// reports, so a move's effect is measured before the next one.
+	DefaultLoadRebalanceInterval = 30 * time.Second
+	// DefaultDrainTimeout is how long placement leaves the partitions of a
+	// live broker marked draining to the broker's own hand-off before it
+	// moves them with a plain epoch bump.
+	DefaultDrainTimeout = 15 * time.Second
+)
+
+// Load-balancing thresholds (damping, so partitions do not flap).
+const (
+	// loadImbalance: a bytes-in move needs the hottest and coldest
+	// brokers to differ by more than this fraction of the mean.
+	loadImbalance = 0.25
+	// minLoadBytesPerSec: below this total rate load is noise.
+	minLoadBytesPerSec = 1 << 20
+	// handoffTimeout bounds one ReleasePartitions call.
+	handoffTimeout = 10 * time.Second
+)
+
+func (c *Config) setRebalanceDefaults() {
+	if c.RebalanceInterval == 0 {
+		c.RebalanceInterval = DefaultRebalanceInterval
+	}
+	if c.RebalanceMaxMoves == 0 {
+		c.RebalanceMaxMoves = DefaultRebalanceMaxMoves
+	}
+	if c.LoadRebalanceInterval == 0 {
+		c.LoadRebalanceInterval = DefaultLoadRebalanceInterval
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = DefaultDrainTimeout
+	}
+}
+
+func (c Config) validateRebalance() error {
+	switch {
+	case c.RebalanceInterval < 0:
+		return fmt.Errorf("coordinator: config: RebalanceInterval %v is negative", c.RebalanceInterval)
+	case c.LoadRebalanceInterval < 0:
+		return fmt.Errorf("coordinator: config: LoadRebalanceInterval %v is negative", c.LoadRebalanceInterval)
+	case c.DrainTimeout < 0:
+		return fmt.Errorf("coordinator: config: DrainTimeout %v is negative", c.DrainTimeout)
+	case c.RebalanceMaxMoves < -1 || c.RebalanceMaxMoves > 1024:
+		return fmt.Errorf("coordinator: config: RebalanceMaxMoves %d, want -1 (off) or 1..1024", c.RebalanceMaxMoves)
+	}
+	return nil
+}
+
+// move is one planned hand-off of a healthy partition.
+type move struct {
+	From   meta.PartitionState
+	To     string
+	ByLoad bool
+}
+
+// planRebalance plans up to maxMoves moves of partitions between eligible
+// (live, not draining) brokers; partitions on other owners are left to
+// placeOrphans. The result is deterministic.
+//
+// First by count: while the broker with the most partitions has at least
+// two more than the one with the fewest, one partition moves from the
+// first to the second; among brokers with equal counts the one with the
+// highest bytes-in gives and the one with the lowest takes. This gives a
+// new broker its fair share.
+//
+// Then, only if counts are balanced and byLoad is set, by bytes-in: when
+// the total rate is at least minLoadBytesPerSec and the hottest broker's
+// rate exceeds the coldest's by more than loadImbalance times the mean,
+// one partition moves from the hottest to the coldest — if the hottest has
+// more partitions than the coldest (so counts stay balanced and the count
+// step never moves it back) and if its estimated rate (the broker's rate
+// over its partition count; brokers report totals only) is below the
+// difference (so the move narrows it).
+func planRebalance(parts []meta.PartitionState, brokers []meta.BrokerInfo, maxMoves int, byLoad bool) []move {
+	if maxMoves < 1 {
+		return nil
+	}
+	rate := map[string]float64{}
+	var eligible []string
+	for _, b := range brokers {
+		if !b.Draining {
+			eligible = append(eligible, b.ID)
+			rate[b.ID] = b.BytesInPerSec
+		}
+	}
+	if len(eligible) < 2 {
+		return nil
+	}
+	slices.Sort(eligible)
+	owned := map[string][]meta.PartitionState{}
+	for _, p := range parts {
+		if _, ok := rate[p.Broker]; ok {
+			owned[p.Broker] = append(owned[p.Broker], p)
+		}
+	}
+	for _, ps := range owned {
+		slices.SortFunc(ps, func(a, b meta.PartitionState) int {
+			return cmp.Or(cmp.Compare(a.TopicID, b.TopicID), cmp.Compare(a.Partition, b.Partition))
+		})
+	}
+	// most and fewest pick the giving and the taking broker.
+	most := func() string {
+		best := eligible[0]
+		for _, id := range eligible[1:] {
+			if n, m := len(owned[id]), len(owned[best]); n > m || (n == m && rate[id] > rate[best]) {
+				best = id
+			}
+		}
+		return best
+	}
+	fewest := func() string {
+		best := eligible[0]
+		for _, id := range eligible[1:] {
+			if n, m := len(owned[id]), len(owned[best]); n < m || (n == m && rate[id] < rate[best]) {
+				best = id
+			}
+		}
+		return best
+	}
+	take := func(from, to string, byLoad bool) move {
+		ps := owned[from]
+		p := ps[len(ps)-1]
+		owned[from] = ps[:len(ps)-1]
+		owned[to] = append(owned[to], p)
+		// The moved partition's share of the rate goes with it.
+		share := rate[from] / float64(len(ps))
+		rate[from] -= share
+		rate[to] += share
+		return move{From: p, To: to, ByLoad: byLoad}
+	}
+	var out []move
+	for len(out) < maxMoves {
+		from, to := most(), fewest()
+		if len(owned[from])-len(owned[to]) < 2 {
+			break
+		}
+		out = append(out, take(from, to, false))
+	}
+	if len(out) > 0 || !byLoad {
+		return out
+	}
+	total := 0.0
+	hot, cold := eligible[0], eligible[0]
+	for _, id := range eligible {
+		total += rate[id]
+		if rate[id] > rate[hot] {
+			hot = id
+		}
+		if rate[id] < rate[cold] {
+			cold = id
+		}
+	}
+	mean := total / float64(len(eligible))
+	diff := rate[hot] - rate[cold]
+	if total < minLoadBytesPerSec || diff <= loadImbalance*mean || len(owned[hot]) <= len(owned[cold]) {
+		return nil
+	}
+	if rate[hot]/float64(len(owned[hot])) >= diff {
+		return nil
+	}
+	return []move{take(hot, cold, true)}
+}
+
+// rebalancer carries the leader's rebalancing state between placement
+// passes. Only the placement loop uses it.
+type rebalancer struct {
+	s *Server
+	// lastRound and lastLoadMove are when moves were last made (any, and
+	// for load).
+	lastRound, lastLoadMove time.Time
+	// drainingSince is when each draining broker was first seen draining.
+	drainingSince map[string]time.Time
+	// conns are connections to brokers by address.
+	conns map[string]*grpc.ClientConn
+}
+
+func newRebalancer(s *Server) *rebalancer {
+	return &rebalancer{s: s, drainingSince: map[string]time.Time{}, conns: map[string]*grpc.ClientConn{}}
+}
+
+// close closes the connections to brokers.
+func (r *rebalancer) close() {
+	for addr, c := range r.conns {
+		_ = c.Close()
+		delete(r.conns, addr)
+	}
+}
+
+// handingOff returns the partitions that are the business of a live
+// draining broker's own hand-off: those of brokers draining for less than
+// DrainTimeout. Placement leaves them alone; after the timeout they are
+// orphans like any other.
+func (r *rebalancer) handingOff(parts []meta.PartitionState, brokers []meta.BrokerInfo, now time.Time) (map[string]bool, time.Duration) {
+	out := map[string]bool{}
+	live := map[string]bool{}
+	var wake time.Duration
+	for _, b := range brokers {
+		live[b.ID] = true
+		if !b.Draining {
+			delete(r.drainingSince, b.ID)
+			continue
+		}
+		since, ok := r.drainingSince[b.ID]
+		if !ok {
+			since = now
+			r.drainingSince[b.ID] = now
+		}
+		if left := r.s.cfg.DrainTimeout - now.Sub(since); left > 0 {
+			out[b.ID] = true
+			if wake == 0 || left < wake {
+				wake = left
+			}
+		}
+	}
+	for id := range r.drainingSince {
+		if !live[id] {
+			delete(r.drainingSince, id)
+		}
+	}
+	return out, wake
+}
+
+// round plans and runs one round of moves if the last round is at least
+// RebalanceInterval ago, and returns how many partitions moved.
+func (r *rebalancer) round(ctx context.Context, parts []meta.PartitionState, brokers []meta.BrokerInfo) int {
+	cfg := r.s.cfg
+	now := time.Now()
+	if cfg.RebalanceMaxMoves < 0 || now.Sub(r.lastRound) < cfg.RebalanceInterval {
+		return 0
+	}
+	byLoad := now.Sub(r.lastLoadMove) >= cfg.LoadRebalanceInterval
+	plan := planRebalance(parts, brokers, cfg.RebalanceMaxMoves, byLoad)
+	if len(plan) == 0 {
+		return 0
+	}
+	r.lastRound = now
+	if plan[0].ByLoad {
+		r.lastLoadMove = now
+	}
+	addr := map[string]string{}
+	for _, b := range brokers {
+		addr[b.ID] = b.Addr
+	}
+	type pair struct{ from, to string }
+	groups := map[pair][]meta.PartitionState{}
+	var order []pair
+	for _, m := range plan {
+		k := pair{m.From.Broker, m.To}
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], m.From)
+	}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex // guards moved
+		moved int
+	)
+	for _, k := range order {
+		conn, err := r.conn(addr[k.from])
+		if err != nil {
+			r.s.log.Warn("rebalance: cannot reach broker", "broker", k.from, "err", err)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n := r.handOff(ctx, conn, k.from, k.to, groups[k])
+			mu.Lock()
+			moved += n
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return moved
+}
+
+// handOff asks broker from to hand partitions to broker to.
+func (r *rebalancer) handOff(ctx context.Context, conn *grpc.ClientConn, from, to string, parts []meta.PartitionState) int {
+	req := &stratav1.ReleasePartitionsRequest{Target: to}
+	for _, p := range parts {
+		t, ok := r.s.view.TopicByID(p.TopicID)
+		if !ok {
+			continue
+		}
+		req.Partitions = append(req.Partitions, &stratav1.PartitionRef{Topic: t.Name, Partition: p.Partition, Epoch: p.Epoch})
+	}
+	if len(req.Partitions) == 0 {
+		return 0
+	}
+	hctx, cancel := context.WithTimeout(ctx, handoffTimeout)
+	defer cancel()
+	start := time.Now()
+	resp, err := stratav1.NewBrokerClient(conn).ReleasePartitions(hctx, req)
+	if err != nil {
+		r.s.log.Warn("rebalance: hand-off failed", "from", from, "to", to, "partitions", len(req.Partitions), "err", apierr.FromStatus(err))
+		r.s.rebalanceMetrics.failures.Inc()
+		return 0
+	}
+	r.s.rebalanceMetrics.moves.Add(float64(len(resp.Released)))
+	r.s.log.Info("rebalance: handed off partitions", "from", from, "to", to, "partitions", len(resp.Released), "took", time.Since(start))
+	return len(resp.Released)
+}
+
+// conn returns a connection to a broker address.
+func (r *rebalancer) conn(addr string) (*grpc.ClientConn, error) {
+	if addr == "" {
+		return nil, fmt.Errorf("no address")
+	}
+	if c, ok := r.conns[addr]; ok {
+		return c, nil
+	}
+	c, err := rpc.Dial(addr, rpc.WithTLS(r.s.cfg.TLS))
+	if err != nil {
+		return nil, err
+	}
+	r.conns[addr] = c
+	return c, nil
+}
+
+// forget closes connections to addresses no live broker has.
+func (r *rebalancer) forget(brokers []meta.BrokerInfo) {
+	live := map[string]bool{}
+	for _, b := range brokers {
+		live[b.Addr] = true
+	}
+	for addr, c := range r.conns {
+		if !live[addr] {
+			_ = c.Close()
+			delete(r.conns, addr)
+		}
+	}
+}
+
+// rebalanceMetrics count the moves rebalancing and drains make.
+type rebalanceMetrics struct {
+	moves, failures, drains prometheus.Counter
+}
+
+func newRebalanceMetrics(reg prometheus.Registerer) *rebalanceMetrics {
+	m := &rebalanceMetrics{
+		moves: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "strata", Subsystem: "coordinator", Name: "rebalance_moves_total",
+			Help: "Healthy partitions moved to another broker by graceful hand-off.",
+		}),
+		failures: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "strata", Subsystem: "coordinator", Name: "rebalance_failures_total",
+			Help: "Hand-off requests to brokers that failed.",
+		}),
+		drains: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "strata", Subsystem: "coordinator", Name: "drains_total",
+			Help: "DrainBroker requests that succeeded.",
+		}),
+	}
+	reg.MustRegister(m.moves, m.failures, m.drains)
+	return m
+}
+
+// DrainBroker asks a live broker to mark itself draining and hand every
+// partition it owns off gracefully (flush, commit, release); placement
+// then gives them to the other brokers at once. The broker keeps running
+// and gets nothing new until it restarts.
+func (s *Server) DrainBroker(ctx context.Context, req *stratav1.DrainBrokerRequest) (*stratav1.DrainBrokerResponse, error) {
+	var resp *stratav1.DrainBrokerResponse
+	err := s.admin("DrainBroker", func() error {
+		id := req.GetBrokerId()
+		if id == "" {
+			return apierr.Errorf(apierr.ErrInvalidRequest, "broker id is empty")
+		}
+		var addr string
+		for _, b := range s.view.Brokers() {
+			if b.ID == id {
+				addr = b.Addr
+			}
+		}
+		if addr == "" {
+			return apierr.Errorf(apierr.ErrInvalidRequest, "no live broker %q", id)
+		}
+		conn, err := rpc.Dial(addr, rpc.WithTLS(s.cfg.TLS))
+		if err != nil {
+			return apierr.Errorf(apierr.ErrStorageUnavailable, "broker %s at %s: %v", id, addr, err)
+		}
+		defer conn.Close()
+		hctx, cancel := context.WithTimeout(ctx, handoffTimeout)
+		defer cancel()
+		out, err := stratav1.NewBrokerClient(conn).ReleasePartitions(hctx, &stratav1.ReleasePartitionsRequest{Drain: true})
+		if err != nil {
+			return apierr.FromStatus(err)
+		}
+		s.rebalanceMetrics.drains.Inc()
+		s.log.Info("drained broker", "broker", id, "partitions", len(out.Released))
+		resp = &stratav1.DrainBrokerResponse{Released: out.Released}
+		return nil
+	})
+	return resp, err
+}

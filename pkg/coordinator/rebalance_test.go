@@ -1,0 +1,171 @@
+package coordinator
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
+	"github.com/strata-mq/strata/pkg/broker"
+	"github.com/strata-mq/strata/pkg/meta"
+	"github.com/strata-mq/strata/pkg/objstore"
+)
+
+func TestPlanRebalance(t *testing.T) {
+	ps := func(specs ...string) []meta.PartitionState {
+		var out []meta.PartitionState
+		for i, b := range specs {
+			out = append(out, meta.PartitionState{TopicID: "t", Partition: int32(i), Broker: b})
+		}
+		return out
+	}
+	type br struct {
+		id   string
+		rate float64
+	}
+	brokers := func(bs ...br) []meta.BrokerInfo {
+		var out []meta.BrokerInfo
+		for _, b := range bs {
+			out = append(out, meta.BrokerInfo{ID: b.id, BytesInPerSec: b.rate, Draining: b.id[0] == 'd'})
+		}
+		return out
+	}
+	const mib = 1 << 20
+	tests := []struct {
+		name     string
+		parts    []meta.PartitionState
+		brokers  []meta.BrokerInfo
+		maxMoves int
+		byLoad   bool
+		want     []string // "partition->broker"
+	}{
+		{"one to four brokers", ps("b1", "b1", "b1", "b1", "b1", "b1", "b1", "b1"),
+			brokers(br{"b1", 0}, br{"b2", 0}, br{"b3", 0}, br{"b4", 0}), 8, true,
+			[]string{"7->b2", "6->b3", "5->b4", "4->b2", "3->b3", "2->b4"}},
+		{"bounded per round", ps("b1", "b1", "b1", "b1"), brokers(br{"b1", 0}, br{"b2", 0}), 1, true, []string{"3->b2"}},
+		{"off by one is balanced", ps("b1", "b1", "b2"), brokers(br{"b1", 0}, br{"b2", 0}), 8, true, nil},
+		{"draining broker neither gives nor takes", ps("d1", "d1", "d1", "b1"), brokers(br{"d1", 0}, br{"b1", 0}, br{"b2", 0}), 8, true, nil},
+		{"single broker", ps("b1", "b1"), brokers(br{"b1", 0}), 8, true, nil},
+		{"hot broker gives when counts allow", ps("b1", "b1", "b1", "b2", "b2", "b3", "b3"),
+			brokers(br{"b1", 30 * mib}, br{"b2", 2 * mib}, br{"b3", 4 * mib}), 8, true, []string{"2->b2"}},
+		{"load moves damped by interval", ps("b1", "b1", "b1", "b2", "b2", "b3", "b3"),
+			brokers(br{"b1", 30 * mib}, br{"b2", 2 * mib}, br{"b3", 4 * mib}), 8, false, nil},
+		{"small imbalance is noise", ps("b1", "b1", "b1", "b2", "b2"),
+			brokers(br{"b1", 11 * mib}, br{"b2", 10 * mib}), 8, true, nil},
+		{"low total rate is noise", ps("b1", "b1", "b1", "b2", "b2"),
+			brokers(br{"b1", 1000}, br{"b2", 0}), 8, true, nil},
+		{"equal counts never move for load", ps("b1", "b1", "b2", "b2"),
+			brokers(br{"b1", 30 * mib}, br{"b2", 0}), 8, true, nil},
+		{"count step prefers the hot giver", ps("b1", "b1", "b1", "b2", "b2", "b2", "b3"),
+			brokers(br{"b1", 1}, br{"b2", 9}, br{"b3", 0}), 1, true, []string{"5->b3"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			for _, m := range planRebalance(tt.parts, tt.brokers, tt.maxMoves, tt.byLoad) {
+				got = append(got, fmt.Sprintf("%d->%s", m.From.Partition, m.To))
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Fatalf("moves %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// countingStore counts object-store operations.
+type countingStore struct {
+	objstore.Store
+	ops atomic.Int64
+}
+
+func (c *countingStore) Put(ctx context.Context, key string, data []byte) error {
+	c.ops.Add(1)
+	return c.Store.Put(ctx, key, data)
+}
+
+func (c *countingStore) Get(ctx context.Context, key string, off, n int64) ([]byte, error) {
+	c.ops.Add(1)
+	return c.Store.Get(ctx, key, off, n)
+}
+
+// startBroker runs an in-process broker on store and st.
+func startBroker(t testing.TB, m *meta.Store, st objstore.Store, id string) *broker.Server {
+	t.Helper()
+	b, err := broker.New(broker.Config{ID: id, Meta: m, Store: st, LeaseTTL: 2 * time.Second,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+// owners counts partitions per broker in the view.
+func ownerCounts(v *meta.View) map[string]int {
+	out := map[string]int{}
+	for _, p := range v.Partitions() {
+		out[p.Broker]++
+	}
+	return out
+}
+
+// TestScaleOutAndDrain starts one broker with every partition, adds three
+// more and waits for a fair share each (graceful hand-offs, bounded
+// rounds); then drains one broker and waits until its partitions live on
+// the others.
+func TestScaleOutAndDrain(t *testing.T) {
+	store := newStore(t, etcd.Endpoints(), fmt.Sprintf("/t-scale-%d", time.Now().UnixNano()))
+	dir, err := objstore.NewFS(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := &countingStore{Store: dir}
+	c := startCoordinator(t, store, "c1", func(c *Config) { c.RebalanceInterval = 100 * time.Millisecond })
+	cli := client(t, c)
+	view := startView(t, store)
+	waitFor(t, "leadership", c.IsLeader)
+	startBroker(t, store, fs, "b0")
+	ctx := testCtx(t)
+	if _, err := cli.CreateTopic(ctx, &stratav1.CreateTopicRequest{Name: "scale", Partitions: 8}); err != nil {
+		t.Fatal(err)
+	}
+	waitView(t, view, "b0 owns all 8", func() bool { return ownerCounts(view)["b0"] == 8 })
+
+	start := time.Now()
+	for i := 1; i <= 3; i++ {
+		startBroker(t, store, fs, fmt.Sprintf("b%d", i))
+	}
+	waitView(t, view, "2 partitions per broker", func() bool {
+		o := ownerCounts(view)
+		return o["b0"] == 2 && o["b1"] == 2 && o["b2"] == 2 && o["b3"] == 2
+	})
+	t.Logf("rebalanced 1 -> 4 brokers in %v", time.Since(start))
+
+	start = time.Now()
+	resp, err := cli.DrainBroker(ctx, &stratav1.DrainBrokerRequest{BrokerId: "b1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Released) != 2 {
+		t.Fatalf("drain released %v, want 2 partitions", resp.Released)
+	}
+	waitView(t, view, "b1 drained, partitions owned by others", func() bool {
+		o := ownerCounts(view)
+		return o["b1"] == 0 && o[""] == 0 && o["b0"]+o["b2"]+o["b3"] == 8
+	})
+	t.Logf("drained in %v", time.Since(start))
+	// Moving partitions (no produce load here) read and wrote no object.
+	if n := fs.ops.Load(); n != 0 {
+		t.Fatalf("moves did %d object-store operations, want 0", n)
+	}
+	if _, err := cli.DrainBroker(ctx, &stratav1.DrainBrokerRequest{BrokerId: "nope"}); err == nil {
+		t.Fatal("draining an unknown broker succeeded")
+	}
+}

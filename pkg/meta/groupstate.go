@@ -1,0 +1,179 @@
+package meta
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Consumer group state (docs/consumer-groups.md). The coordinator leader
+// keeps each group in memory and writes it through to one key per group,
+//
+//	<root>/groups/<group>/state    GroupState
+//
+// with a compare on the key's ModRevision, so a coordinator that lost
+// leadership without noticing yet cannot overwrite what the new leader
+// wrote. Committed offsets stay under <root>/groups/<group>/offsets/.
+
+// GroupState is the membership and assignment of one consumer group.
+type GroupState struct {
+	V int `json:"v"`
+	// Epoch is the group epoch: it grows whenever membership or a
+	// subscription changes and the target assignment is recomputed.
+	Epoch int64 `json:"epoch"`
+	// Assignor names the server-side assignor ("sticky" or "range").
+	Assignor string `json:"assignor"`
+	// Members, sorted by ID.
+	Members []GroupMember `json:"members"`
+
+	// Revision is the state key's ModRevision when read; 0 if absent.
+	Revision int64 `json:"-"`
+}
+
+// GroupMember is one member of a consumer group.
+type GroupMember struct {
+	ID       string `json:"id"`
+	ClientID string `json:"client_id,omitempty"`
+	// Epoch is the member epoch: it grows with every change of the
+	// assignment handed to the member.
+	Epoch  int64    `json:"epoch"`
+	Topics []string `json:"topics"`
+	// SessionTimeoutMs is the member's session timeout.
+	SessionTimeoutMs int32 `json:"session_timeout_ms"`
+	// Owned are the partitions the member owns: handed to it and not yet
+	// reported given up. No partition is owned by two members.
+	Owned []GroupPartition `json:"owned,omitempty"`
+	// Target is the member's share of the group's target assignment.
+	Target []GroupPartition `json:"target,omitempty"`
+	// Assigned is the assignment the member was last told: Owned without
+	// the partitions it was asked to revoke. Its epoch grows when this
+	// changes.
+	Assigned []GroupPartition `json:"assigned,omitempty"`
+}
+
+// GroupPartition names a partition by topic ID.
+type GroupPartition struct {
+	TopicID   string `json:"t"`
+	Partition int32  `json:"p"`
+}
+
+// Compare orders partitions by topic ID, then number.
+func (a GroupPartition) Compare(b GroupPartition) int {
+	if c := strings.Compare(a.TopicID, b.TopicID); c != 0 {
+		return c
+	}
+	return int(a.Partition) - int(b.Partition)
+}
+
+func (k keys) groupState(g string) string { return k.group(g) + "state" }
+
+// GetGroupState reads a group's state. A group without state has epoch 0,
+// no members and Revision 0.
+func (s *Store) GetGroupState(ctx context.Context, group string) (GroupState, error) {
+	if err := ValidateGroupName(group); err != nil {
+		return GroupState{}, err
+	}
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	key := s.keys.groupState(group)
+	resp, err := s.cli.Get(ctx, key)
+	if err != nil {
+		return GroupState{}, fmt.Errorf("meta: read group %s: %w", group, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return GroupState{}, nil
+	}
+	var st GroupState
+	if err := decode(key, resp.Kvs[0].Value, &st); err != nil {
+		return GroupState{}, err
+	}
+	st.Revision = resp.Kvs[0].ModRevision
+	return st, nil
+}
+
+// PutGroupState writes a group's state if the key is still at
+// st.Revision (0: absent) and returns the new revision; ErrConflict if it
+// changed.
+func (s *Store) PutGroupState(ctx context.Context, group string, st GroupState) (int64, error) {
+	if err := ValidateGroupName(group); err != nil {
+		return 0, err
+	}
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	key := s.keys.groupState(group)
+	rev := st.Revision
+	st.V = valueVersion
+	slices.SortFunc(st.Members, func(a, b GroupMember) int { return strings.Compare(a.ID, b.ID) })
+	resp, err := s.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).
+		Then(clientv3.OpPut(key, encode(st))).
+		Commit()
+	if err != nil {
+		return 0, fmt.Errorf("meta: write group %s: %w", group, err)
+	}
+	if !resp.Succeeded {
+		return 0, fmt.Errorf("%w: group %s state changed", ErrConflict, group)
+	}
+	return resp.Header.Revision, nil
+}
+
+// CommitGroupOffsets stores offsets of a group if its state key is still
+// at stateRev (0: absent), so that a coordinator that lost leadership
+// cannot commit for members the new leader fenced. The offsets go in as
+// few transactions as MaxTxnOps allows (one compare plus MaxTxnOps-1
+// puts each); ErrConflict when the state moved.
+func (s *Store) CommitGroupOffsets(ctx context.Context, group string, stateRev int64, offsets []CommittedOffset) error {
+	if err := ValidateGroupName(group); err != nil {
+		return err
+	}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	ops := make([]clientv3.Op, 0, len(offsets))
+	for _, o := range offsets {
+		if o.TopicID == "" || o.Partition < 0 || o.Offset < 0 {
+			return fmt.Errorf("meta: invalid offset commit %s/%d@%d", o.TopicID, o.Partition, o.Offset)
+		}
+		if len(o.Metadata) > MaxOffsetMetadata {
+			return fmt.Errorf("meta: offset metadata is %d bytes, more than %d", len(o.Metadata), MaxOffsetMetadata)
+		}
+		o.V, o.CommittedAt = valueVersion, now
+		ops = append(ops, clientv3.OpPut(s.keys.groupOffset(group, o.TopicID, o.Partition), encode(o)))
+	}
+	per := s.cfg.MaxTxnOps - 1
+	cmp := clientv3.Compare(clientv3.ModRevision(s.keys.groupState(group)), "=", stateRev)
+	for start := 0; start < len(ops); start += per {
+		rctx, cancel := s.ctx(ctx)
+		resp, err := s.cli.Txn(rctx).If(cmp).Then(ops[start:min(start+per, len(ops))]...).Commit()
+		cancel()
+		if err != nil {
+			return fmt.Errorf("meta: commit offsets of %s: %w", group, err)
+		}
+		if !resp.Succeeded {
+			return fmt.Errorf("%w: group %s state changed", ErrConflict, group)
+		}
+	}
+	return nil
+}
+
+// ListGroups returns the names of every group with state or committed
+// offsets, sorted.
+func (s *Store) ListGroups(ctx context.Context) ([]string, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	prefix := s.keys.groups()
+	resp, err := s.cli.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return nil, fmt.Errorf("meta: list groups: %w", err)
+	}
+	var out []string
+	for _, kv := range resp.Kvs {
+		name, _, _ := strings.Cut(strings.TrimPrefix(string(kv.Key), prefix), "/")
+		if len(out) == 0 || out[len(out)-1] != name {
+			out = append(out, name)
+		}
+	}
+	return out, nil
+}
