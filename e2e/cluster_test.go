@@ -110,11 +110,13 @@ func StartCluster(t testing.TB, opts ClusterOptions) *Cluster {
 	return c
 }
 
-// AddBroker starts one more broker with the given ID and the cluster's
-// broker flags, waits until it serves, and appends it to Brokers.
-func (c *Cluster) AddBroker(id string) *testenv.Process {
+// AddBroker starts one more broker with the given ID, the cluster's broker
+// flags and extra flags (which win over the cluster's), waits until it
+// serves, and appends it to Brokers.
+func (c *Cluster) AddBroker(id string, extra ...string) *testenv.Process {
 	c.t.Helper()
-	p := c.start(id, "broker", append([]string{"-id", id}, c.brokerArgs...))
+	args := append(append([]string{"-id", id}, c.brokerArgs...), extra...)
+	p := c.start(id, "broker", args)
 	c.Brokers = append(c.Brokers, p)
 	return p
 }
