@@ -90,7 +90,33 @@ const (
 	Hot Class = iota
 	// Cold reads are of old data; their blocks share ColdBytes.
 	Cold
+	// Warm reads load blocks ahead of the tail readers that will want
+	// them. They use the Hot budget but are counted apart, so that the
+	// hit ratio of the readers themselves can be told (Stats.Classes).
+	Warm
+	numClasses
 )
+
+// String returns the class's metric label.
+func (c Class) String() string {
+	switch c {
+	case Hot:
+		return "hot"
+	case Cold:
+		return "cold"
+	case Warm:
+		return "warm"
+	}
+	return "class" + strconv.Itoa(int(c))
+}
+
+// budget is the LRU (Hot or Cold) that blocks loaded by class go to.
+func (c Class) budget() Class {
+	if c == Cold {
+		return Cold
+	}
+	return Hot
+}
 
 // Loader reads length bytes at off of an object from storage.
 type Loader func(ctx context.Context, off, length int64) ([]byte, error)
@@ -108,7 +134,16 @@ type Cache struct {
 	bytes [2]int64
 
 	hits, misses, evictions atomic.Int64
+	// classes counts reads by class: [class][hit, joined, load].
+	classes [numClasses][3]atomic.Int64
 }
+
+// Outcomes of a block read, the second index of Cache.classes.
+const (
+	outHit    = iota // in the cache
+	outJoined        // missed, and waited for a load another read started
+	outLoad          // missed, and loaded it from storage
+)
 
 // New returns an empty cache.
 func New(cfg Config) (*Cache, error) {
@@ -147,7 +182,7 @@ func (c *Cache) ReadRange(ctx context.Context, key string, size, off, length int
 // ReadRangeClass is ReadRange with the blocks it loads counted against
 // class's budget.
 func (c *Cache) ReadRangeClass(ctx context.Context, class Class, key string, size, off, length int64, load Loader) ([]byte, error) {
-	if class != Hot && class != Cold {
+	if class >= numClasses {
 		return nil, fmt.Errorf("cache: unknown class %d", class)
 	}
 	if off < 0 || length < 0 || size < 0 || off > size || length > size-off {
@@ -175,7 +210,7 @@ func (c *Cache) block(ctx context.Context, class Class, key string, size, idx in
 	c.mu.Lock()
 	b, ok := c.lru[Hot].Get(bkey)
 	if !ok {
-		if b, ok = c.lru[Cold].Get(bkey); ok && class == Hot {
+		if b, ok = c.lru[Cold].Get(bkey); ok && class.budget() == Hot {
 			// A tail reader wants it: move it to the hot budget.
 			c.lru[Cold].Remove(bkey)
 			c.addLocked(Hot, bkey, b)
@@ -185,6 +220,7 @@ func (c *Cache) block(ctx context.Context, class Class, key string, size, idx in
 	if ok {
 		c.hits.Add(1)
 		c.metrics.hits.Inc()
+		c.count(class, outHit)
 		return b, nil
 	}
 	c.misses.Add(1)
@@ -192,7 +228,9 @@ func (c *Cache) block(ctx context.Context, class Class, key string, size, idx in
 	start := idx * c.cfg.BlockSize
 	want := min(c.cfg.BlockSize, size-start)
 	// The load outlives a caller that gives up, so that the other waiters
-	// and the cache still get the block.
+	// and the cache still get the block. Only the caller whose function
+	// runs loads; the others join its load.
+	var loaded atomic.Bool
 	ch := c.flight.DoChan(bkey, func() (any, error) {
 		// A caller that missed just as an earlier load finished finds the
 		// block here instead of loading it again.
@@ -205,6 +243,7 @@ func (c *Cache) block(ctx context.Context, class Class, key string, size, idx in
 		if ok {
 			return b, nil
 		}
+		loaded.Store(true)
 		b, err := load(context.WithoutCancel(ctx), start, want)
 		if err != nil {
 			return nil, err
@@ -212,11 +251,16 @@ func (c *Cache) block(ctx context.Context, class Class, key string, size, idx in
 		if int64(len(b)) != want {
 			return nil, fmt.Errorf("cache: %s block %d: read %d bytes, want %d", key, idx, len(b), want)
 		}
-		c.add(class, bkey, b)
+		c.add(class.budget(), bkey, b)
 		return b, nil
 	})
 	select {
 	case r := <-ch:
+		if loaded.Load() {
+			c.count(class, outLoad)
+		} else {
+			c.count(class, outJoined)
+		}
 		if r.Err != nil {
 			return nil, r.Err
 		}
@@ -224,6 +268,12 @@ func (c *Cache) block(ctx context.Context, class Class, key string, size, idx in
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// count records the outcome of one block read of class.
+func (c *Cache) count(class Class, outcome int) {
+	c.classes[class][outcome].Add(1)
+	c.metrics.classReads[class][outcome].Inc()
 }
 
 func (c *Cache) add(class Class, key string, b []byte) {
@@ -267,15 +317,49 @@ type Stats struct {
 	Bytes, HotBytes, ColdBytes int64
 	// Blocks is the number of cached blocks.
 	Blocks int
+	// Classes splits the block reads by the class of the read, indexed by
+	// Class. A read that gives up waiting (its context ends) is counted
+	// as a miss only.
+	Classes [numClasses]ClassStats
+}
+
+// ClassStats counts the block reads of one class.
+type ClassStats struct {
+	// Hits found the block cached.
+	Hits int64
+	// Joined missed and waited for a load another read had started (or
+	// found the block cached once it got to load it).
+	Joined int64
+	// Loads missed and read the block from storage.
+	Loads int64
+}
+
+// HitRatio is Hits over all reads counted, or 0 with none.
+func (s ClassStats) HitRatio() float64 {
+	n := s.Hits + s.Joined + s.Loads
+	if n == 0 {
+		return 0
+	}
+	return float64(s.Hits) / float64(n)
+}
+
+// Sub returns s minus an earlier snapshot t.
+func (s ClassStats) Sub(t ClassStats) ClassStats {
+	return ClassStats{Hits: s.Hits - t.Hits, Joined: s.Joined - t.Joined, Loads: s.Loads - t.Loads}
 }
 
 // Stats returns the cache's counters.
 func (c *Cache) Stats() Stats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return Stats{
+	st := Stats{
 		Hits: c.hits.Load(), Misses: c.misses.Load(), Evictions: c.evictions.Load(),
 		Bytes: c.bytes[Hot] + c.bytes[Cold], HotBytes: c.bytes[Hot], ColdBytes: c.bytes[Cold],
 		Blocks: c.lru[Hot].Len() + c.lru[Cold].Len(),
 	}
+	for class := range st.Classes {
+		n := &c.classes[class]
+		st.Classes[class] = ClassStats{Hits: n[outHit].Load(), Joined: n[outJoined].Load(), Loads: n[outLoad].Load()}
+	}
+	return st
 }

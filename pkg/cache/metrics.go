@@ -6,6 +6,8 @@ import "github.com/prometheus/client_golang/prometheus"
 type metrics struct {
 	hits, misses, evictions prometheus.Counter
 	bytes                   prometheus.Gauge
+	// classReads is strata_cache_reads_total by [class][outcome].
+	classReads [numClasses][3]prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -27,8 +29,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Bytes held in cached blocks.",
 		}),
 	}
+	reads := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "strata", Subsystem: "cache", Name: "reads_total",
+		Help: "Block reads by class (hot: tail readers, warm: warming ahead of them, cold: old data) and result (hit, joined: waited for another read's load, load).",
+	}, []string{"class", "result"})
+	for class := range m.classReads {
+		for out, result := range []string{"hit", "joined", "load"} {
+			m.classReads[class][out] = reads.WithLabelValues(Class(class).String(), result)
+		}
+	}
 	if reg != nil {
-		reg.MustRegister(m.hits, m.misses, m.evictions, m.bytes)
+		reg.MustRegister(m.hits, m.misses, m.evictions, m.bytes, reads)
 	}
 	return m
 }
