@@ -53,6 +53,11 @@ type ClusterOptions struct {
 	ProxyArgs []string
 	// Env are extra STRATA_* variables for every server.
 	Env []string
+	// EtcdCA, if set, runs etcd with TLS that requires client
+	// certificates of this CA (testenv.NewEtcdTLS) and gives every server
+	// etcd's client certificate (STRATA_ETCD_CA, _CERT, _KEY); flags such
+	// as --etcd-cert in the *Args override it per server.
+	EtcdCA *tlsgen.CA
 }
 
 // StartCluster builds the binaries and starts MinIO, etcd, the
@@ -71,7 +76,11 @@ func StartCluster(t testing.TB, opts ClusterOptions) *Cluster {
 		t.Fatal(err)
 	}
 	c := &Cluster{t: t, dir: t.TempDir(), bin: bin}
-	c.Etcd = testenv.StartEtcd(t)
+	if opts.EtcdCA != nil {
+		c.Etcd = testenv.StartEtcdTLS(t, opts.EtcdCA)
+	} else {
+		c.Etcd = testenv.StartEtcd(t)
+	}
 	c.MinIO = testenv.StartMinIO(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -89,6 +98,9 @@ func StartCluster(t testing.TB, opts ClusterOptions) *Cluster {
 		"STRATA_S3_ACCESS_KEY=" + testenv.MinIOAccessKey,
 		"STRATA_S3_SECRET_KEY=" + testenv.MinIOSecretKey,
 		"STRATA_LOG_LEVEL=info",
+	}
+	if f := c.Etcd.ClientTLS; f != nil {
+		c.env = append(c.env, "STRATA_ETCD_CA="+f.CA, "STRATA_ETCD_CERT="+f.Cert, "STRATA_ETCD_KEY="+f.Key)
 	}
 	c.env = append(c.env, opts.Env...)
 	if opts.TLS != nil {

@@ -50,6 +50,9 @@ func main() {
 		fail(log, "tls", err)
 	}
 	serverflags.MetaDefaults(metaCfg)
+	if err := serverflags.CheckEtcd(metaCfg); err != nil {
+		fail(log, "etcd", err)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metaCfg.Logger, metaCfg.Registerer = log, reg

@@ -66,6 +66,9 @@ func run(args []string) error {
 		return err
 	}
 	serverflags.MetaDefaults(metaCfg)
+	if err := serverflags.CheckEtcd(metaCfg); err != nil {
+		return err
+	}
 	metaCfg.Logger = log
 	store, err := meta.New(*metaCfg)
 	if err != nil {

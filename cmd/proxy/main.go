@@ -60,6 +60,9 @@ func run(args []string) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	serverflags.MetaDefaults(metaCfg)
+	if err := serverflags.CheckEtcd(metaCfg); err != nil {
+		return err
+	}
 	metaCfg.Logger, metaCfg.Registerer = log, reg
 	ms, err := meta.New(*metaCfg)
 	if err != nil {
