@@ -110,6 +110,12 @@ func (s *Server) Produce(ctx context.Context, req *stratav1.ProduceRequest) (*st
 func (s *Server) append(ctx context.Context, req *stratav1.ProduceRequest) (*produce, int, error) {
 	t, ok := s.view.Topic(req.GetTopic())
 	if !ok {
+		// The view watches topics and partition states separately, so a
+		// partition assigned to us can arrive before its topic. Ask etcd:
+		// a topic that exists is only not seen yet, which is retriable.
+		if _, err := s.cfg.Meta.GetTopic(ctx, req.GetTopic()); err == nil {
+			return nil, 0, apierr.Errorf(apierr.ErrNotOwner, "broker %s has not seen topic %q yet", s.id, req.GetTopic())
+		}
 		return nil, 0, apierr.Errorf(apierr.ErrUnknownTopic, "topic %q", req.GetTopic())
 	}
 	p := req.GetPartition()
