@@ -50,13 +50,11 @@ var aclAddCmd = &command{
 			if err != nil {
 				return err
 			}
-			c, err := a.client()
+			ctx, c, done, err := a.adminClient(ctx)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			ctx, cancel := context.WithTimeout(ctx, requestTimeout)
-			defer cancel()
+			defer done()
 			if err := c.AddACL(ctx, acl); err != nil {
 				return err
 			}
@@ -75,13 +73,11 @@ var aclRemoveCmd = &command{
 			if err != nil {
 				return err
 			}
-			c, err := a.client()
+			ctx, c, done, err := a.adminClient(ctx)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			ctx, cancel := context.WithTimeout(ctx, requestTimeout)
-			defer cancel()
+			defer done()
 			removed, err := c.RemoveACL(ctx, acl)
 			if err != nil {
 				return err
@@ -104,13 +100,11 @@ var aclListCmd = &command{
 			if err := exactArgs(args); err != nil {
 				return err
 			}
-			c, err := a.client()
+			ctx, c, done, err := a.adminClient(ctx)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			ctx, cancel := context.WithTimeout(ctx, requestTimeout)
-			defer cancel()
+			defer done()
 			acls, err := c.ListACLs(ctx, *principal)
 			if err != nil {
 				return err

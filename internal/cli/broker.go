@@ -14,13 +14,11 @@ var brokerDrainCmd = &command{
 			if err := exactArgs(args, "broker id"); err != nil {
 				return err
 			}
-			c, err := a.client()
+			ctx, c, done, err := a.adminClient(ctx)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			ctx, cancel := context.WithTimeout(ctx, requestTimeout)
-			defer cancel()
+			defer done()
 			moved, err := c.DrainBroker(ctx, args[0])
 			if err != nil {
 				return err

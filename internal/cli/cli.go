@@ -247,6 +247,17 @@ func (a *App) client() (*client.Client, error) {
 	return a.newClient() // security.go: TLS and token from the environment
 }
 
+// adminClient returns a client for one admin command and a context bounded
+// by requestTimeout; done closes both.
+func (a *App) adminClient(ctx context.Context) (context.Context, *client.Client, func(), error) {
+	c, err := a.client()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	return ctx, c, func() { cancel(); c.Close() }, nil
+}
+
 // exactArgs checks the number of positional arguments.
 func exactArgs(args []string, names ...string) error {
 	if len(args) < len(names) {

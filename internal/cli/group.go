@@ -28,13 +28,11 @@ var groupListCmd = &command{
 			if err := exactArgs(args); err != nil {
 				return err
 			}
-			c, err := a.client()
+			ctx, c, done, err := a.adminClient(ctx)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			ctx, cancel := context.WithTimeout(ctx, requestTimeout)
-			defer cancel()
+			defer done()
 			groups, err := c.ListGroups(ctx)
 			if err != nil {
 				return err
@@ -57,13 +55,11 @@ var groupDescribeCmd = &command{
 			if err := exactArgs(args, "group name"); err != nil {
 				return err
 			}
-			c, err := a.client()
+			ctx, c, done, err := a.adminClient(ctx)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			ctx, cancel := context.WithTimeout(ctx, requestTimeout)
-			defer cancel()
+			defer done()
 			d, err := c.DescribeGroup(ctx, args[0])
 			if err != nil {
 				return err
@@ -139,13 +135,11 @@ var groupResetCmd = &command{
 					return usagef("--to-datetime: %v", err)
 				}
 			}
-			c, err := a.client()
+			ctx, c, done, err := a.adminClient(ctx)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			ctx, cancel := context.WithTimeout(ctx, requestTimeout)
-			defer cancel()
+			defer done()
 			info, err := c.DescribeTopic(ctx, *topic)
 			if err != nil {
 				return err

@@ -27,13 +27,11 @@ var topicCreateCmd = &command{
 			if *partitions < 1 || *partitions > 1<<20 {
 				return usagef("--partitions must be between 1 and %d, got %d", 1<<20, *partitions)
 			}
-			c, err := a.client()
+			ctx, c, done, err := a.adminClient(ctx)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			ctx, cancel := context.WithTimeout(ctx, requestTimeout)
-			defer cancel()
+			defer done()
 			info, err := c.CreateTopic(ctx, args[0], int32(*partitions), topicOpts()...)
 			if err != nil {
 				return err
@@ -79,13 +77,11 @@ var topicAlterCmd = &command{
 			if len(opts) == 0 {
 				return usagef("nothing to change: give --retention, --retention-bytes or --max-message-bytes")
 			}
-			c, err := a.client()
+			ctx, c, done, err := a.adminClient(ctx)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			ctx, cancel := context.WithTimeout(ctx, requestTimeout)
-			defer cancel()
+			defer done()
 			info, err := c.AlterTopic(ctx, args[0], opts...)
 			if err != nil {
 				return err
@@ -104,13 +100,11 @@ var topicListCmd = &command{
 			if err := exactArgs(args); err != nil {
 				return err
 			}
-			c, err := a.client()
+			ctx, c, done, err := a.adminClient(ctx)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			ctx, cancel := context.WithTimeout(ctx, requestTimeout)
-			defer cancel()
+			defer done()
 			topics, err := c.ListTopics(ctx)
 			if err != nil {
 				return err
@@ -144,13 +138,11 @@ var topicDescribeCmd = &command{
 			if err := exactArgs(args, "topic name"); err != nil {
 				return err
 			}
-			c, err := a.client()
+			ctx, c, done, err := a.adminClient(ctx)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			ctx, cancel := context.WithTimeout(ctx, requestTimeout)
-			defer cancel()
+			defer done()
 			t, err := c.DescribeTopic(ctx, args[0])
 			if err != nil {
 				return err
@@ -183,13 +175,11 @@ var topicDeleteCmd = &command{
 			if err := exactArgs(args, "topic name"); err != nil {
 				return err
 			}
-			c, err := a.client()
+			ctx, c, done, err := a.adminClient(ctx)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			ctx, cancel := context.WithTimeout(ctx, requestTimeout)
-			defer cancel()
+			defer done()
 			if err := c.DeleteTopic(ctx, args[0]); err != nil {
 				return err
 			}
@@ -206,13 +196,11 @@ var clusterStatusCmd = &command{
 			if err := exactArgs(args); err != nil {
 				return err
 			}
-			c, err := a.client()
+			ctx, c, done, err := a.adminClient(ctx)
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			ctx, cancel := context.WithTimeout(ctx, requestTimeout)
-			defer cancel()
+			defer done()
 			st, err := c.ClusterStatus(ctx)
 			if err != nil {
 				return err
