@@ -249,7 +249,11 @@ func (l *load) produceLoop(ctx context.Context, p *client.Producer, i int, start
 			return
 		default:
 		}
-		sent := time.Now()
+		// With a target rate, latency counts from the scheduled send time
+		// (no coordinated omission); without one, from when the record may
+		// go out (after its in-flight slot), so a record does not also count
+		// its predecessor's wait.
+		var sent time.Time
 		if interval > 0 {
 			sent = start.Add(interval * time.Duration(n))
 			if d := time.Until(sent); d > 200*time.Microsecond {
@@ -266,6 +270,9 @@ func (l *load) produceLoop(ctx context.Context, p *client.Producer, i int, start
 			case <-stop:
 				return
 			}
+		}
+		if interval == 0 {
+			sent = time.Now()
 		}
 		v := value
 		if l.stamp {
