@@ -11,22 +11,21 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-
 	"github.com/strata-mq/strata/internal/flagenv"
 	"github.com/strata-mq/strata/internal/serverflags"
 	"github.com/strata-mq/strata/pkg/broker"
-	"github.com/strata-mq/strata/pkg/meta"
-	"github.com/strata-mq/strata/pkg/objstore"
 )
 
 func main() {
+	if err := run(os.Args[1:]); err != nil {
+		slog.Error("broker failed", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
 	fs := flag.NewFlagSet("broker", flag.ExitOnError)
-	metaCfg := serverflags.Meta(fs)
-	storeCfg := serverflags.Store(fs)
-	newLogger := serverflags.Log(fs)
-	tlsFlags := serverflags.TLS(fs)
+	common := serverflags.Register(fs)
 	var cfg broker.Config
 	fs.StringVar(&cfg.ListenAddr, "listen-addr", broker.DefaultBinaryListenAddr, "gRPC listen address")
 	fs.StringVar(&cfg.AdvertiseAddr, "advertise-addr", "", "address proxies dial (default: the listen address)")
@@ -39,46 +38,20 @@ func main() {
 	fs.DurationVar(&cfg.LeaseTTL, "lease-ttl", broker.DefaultLeaseTTL, "membership lease TTL (whole seconds)")
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "serve /metrics on this address (empty: off)")
 	flagenv.Usage(fs)
-	if err := flagenv.Parse(fs, os.Args[1:]); err != nil {
-		fail(slog.Default(), "flags", err)
+	if err := flagenv.Parse(fs, args); err != nil {
+		return err
 	}
-	log, err := newLogger()
-	if err != nil {
-		fail(slog.Default(), "flags", err)
-	}
-	if cfg.TLS, err = tlsFlags.Apply(metaCfg, storeCfg, true); err != nil {
-		fail(log, "tls", err)
-	}
-	serverflags.MetaDefaults(metaCfg)
-	if err := serverflags.CheckEtcd(metaCfg); err != nil {
-		fail(log, "etcd", err)
-	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	metaCfg.Logger, metaCfg.Registerer = log, reg
-
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	m, err := meta.New(*metaCfg)
+	env, err := common.Open(ctx, true, false)
 	if err != nil {
-		fail(log, "etcd", err)
+		return err
 	}
-	defer m.Close()
-	store, err := objstore.Open(ctx, *storeCfg)
-	if err != nil {
-		fail(log, "object store", err)
-	}
-	cfg.Meta, cfg.Store, cfg.Logger, cfg.Registry = m, objstore.Instrument(store, reg), log, reg
+	defer env.Close()
+	cfg.Meta, cfg.Store, cfg.Logger, cfg.Registry, cfg.TLS = env.Meta, env.Store, env.Log, env.Registry, env.TLS
 	b, err := broker.New(cfg)
 	if err != nil {
-		fail(log, "config", err)
+		return err
 	}
-	if err := b.Run(ctx); err != nil {
-		fail(log, "broker", err)
-	}
-}
-
-func fail(log *slog.Logger, what string, err error) {
-	log.Error("broker: "+what, "err", err)
-	os.Exit(1)
+	return b.Run(ctx)
 }

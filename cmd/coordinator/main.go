@@ -12,14 +12,12 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/strata-mq/strata/internal/flagenv"
 	"github.com/strata-mq/strata/internal/serverflags"
 	"github.com/strata-mq/strata/pkg/coordinator"
 	"github.com/strata-mq/strata/pkg/lifecycle"
 	"github.com/strata-mq/strata/pkg/meta"
-	"github.com/strata-mq/strata/pkg/objstore"
 )
 
 func main() {
@@ -31,10 +29,7 @@ func main() {
 
 func run(args []string) error {
 	fs := flag.NewFlagSet("coordinator", flag.ContinueOnError)
-	metaCfg := serverflags.Meta(fs)
-	storeCfg := serverflags.Store(fs)
-	newLogger := serverflags.Log(fs)
-	tlsFlags := serverflags.TLS(fs)
+	common := serverflags.Register(fs)
 	var cfg coordinator.Config
 	fs.StringVar(&cfg.ID, "id", "", "coordinator id (default hostname-random)")
 	fs.StringVar(&cfg.ListenAddr, "listen-addr", coordinator.DefaultListenAddr, "gRPC listen address")
@@ -58,41 +53,21 @@ func run(args []string) error {
 	} else if err != nil {
 		return err
 	}
-	log, err := newLogger()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	env, err := common.Open(ctx, true, true)
 	if err != nil {
 		return err
 	}
-	if cfg.TLS, err = tlsFlags.Apply(metaCfg, storeCfg, true); err != nil {
-		return err
-	}
-	serverflags.MetaDefaults(metaCfg)
-	if err := serverflags.CheckEtcd(metaCfg); err != nil {
-		return err
-	}
-	metaCfg.Logger = log
-	store, err := meta.New(*metaCfg)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	if storeCfg.Dir != "" || storeCfg.S3.Bucket != "" {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		st, err := objstore.Open(ctx, *storeCfg)
-		cancel()
-		if err != nil {
-			return err
-		}
-		cfg.Store = st
-	} else {
-		log.Warn("no object store configured (-data-dir or -s3-bucket): retention, compaction and GC are off")
+	defer env.Close()
+	if env.Store == nil {
+		env.Log.Warn("no object store configured (-data-dir or -s3-bucket): retention, compaction and GC are off")
 	}
 	cfg.MaxPartitionsPerTopic = int32(max(-1, min(maxParts, meta.MaxPartitions+1))) // out of range fails Validate
-	cfg.Meta, cfg.Logger = store, log
+	cfg.Meta, cfg.Store, cfg.Logger, cfg.Registry, cfg.TLS = env.Meta, env.Store, env.Log, env.Registry, env.TLS
 	srv, err := coordinator.New(cfg)
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	return srv.Run(ctx)
 }

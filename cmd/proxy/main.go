@@ -13,14 +13,9 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-
 	"github.com/strata-mq/strata/internal/flagenv"
 	"github.com/strata-mq/strata/internal/serverflags"
 	"github.com/strata-mq/strata/pkg/cache"
-	"github.com/strata-mq/strata/pkg/meta"
-	"github.com/strata-mq/strata/pkg/objstore"
 	"github.com/strata-mq/strata/pkg/proxy"
 )
 
@@ -33,8 +28,7 @@ func main() {
 
 func run(args []string) error {
 	fs := flag.NewFlagSet("proxy", flag.ContinueOnError)
-	metaCfg, storeCfg, newLogger := serverflags.Meta(fs), serverflags.Store(fs), serverflags.Log(fs)
-	tlsFlags := serverflags.TLS(fs)
+	common := serverflags.Register(fs)
 	cfg := proxy.Config{}
 	finishSecurity := securityFlags(fs, &cfg)
 	fs.StringVar(&cfg.ListenAddr, "listen-addr", proxy.DefaultListenAddr, "gRPC address clients connect to")
@@ -49,33 +43,15 @@ func run(args []string) error {
 	if err := flagenv.Parse(fs, args); err != nil {
 		return err
 	}
-	log, err := newLogger()
-	if err != nil {
-		return err
-	}
 	finishSecurity()
-	if cfg.TLS, err = tlsFlags.Apply(metaCfg, storeCfg, false); err != nil {
-		return err
-	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	serverflags.MetaDefaults(metaCfg)
-	if err := serverflags.CheckEtcd(metaCfg); err != nil {
-		return err
-	}
-	metaCfg.Logger, metaCfg.Registerer = log, reg
-	ms, err := meta.New(*metaCfg)
-	if err != nil {
-		return err
-	}
-	defer ms.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	store, err := objstore.Open(ctx, *storeCfg)
+	env, err := common.Open(ctx, false, false)
 	if err != nil {
 		return err
 	}
-	cfg.Meta, cfg.Store, cfg.Logger, cfg.Registry = ms, objstore.Instrument(store, reg), log, reg
+	defer env.Close()
+	cfg.Meta, cfg.Store, cfg.Logger, cfg.Registry, cfg.TLS = env.Meta, env.Store, env.Log, env.Registry, env.TLS
 	cfg.MaxFetchBytes = int32(min(*maxFetch, 1<<30))
 	srv, err := proxy.New(cfg)
 	if err != nil {

@@ -1,18 +1,24 @@
 // Package serverflags binds the flags every Strata server shares — where
-// etcd is, where objects go, where to log and serve metrics — to the
-// configuration structs of pkg/meta and pkg/objstore, so that each
+// etcd is, where objects go, how to log, which certificates to use — and
+// turns them into the Env every server starts from (logger, metrics
+// registry, metadata store, object store, TLS), so that each
 // cmd/*/main.go declares only its own flags.
 package serverflags
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"log/slog"
 	"os"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
 	"github.com/strata-mq/strata/pkg/meta"
 	"github.com/strata-mq/strata/pkg/objstore"
+	"github.com/strata-mq/strata/pkg/rpc"
 )
 
 // Meta registers the etcd flags and returns the config they fill.
@@ -68,4 +74,76 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// Common is the set of flags every server registers: etcd, object store,
+// logging and TLS.
+type Common struct {
+	meta      *meta.Config
+	store     *objstore.Config
+	newLogger func() (*slog.Logger, error)
+	tls       *Security
+}
+
+// Register registers the shared flags on fs.
+func Register(fs *flag.FlagSet) *Common {
+	return &Common{meta: Meta(fs), store: Store(fs), newLogger: Log(fs), tls: TLS(fs)}
+}
+
+// Env is what every server process builds from the shared flags.
+type Env struct {
+	// Log is the process's logger.
+	Log *slog.Logger
+	// Registry holds the Go and process collectors and receives every
+	// server metric; serve it with the server's -metrics-addr.
+	Registry *prometheus.Registry
+	// Meta is the etcd metadata store.
+	Meta *meta.Store
+	// Store is the instrumented object store; nil when none is configured
+	// and the caller allowed that.
+	Store objstore.Store
+	// TLS is the process's certificate for its listener and its dials to
+	// other Strata servers; nil for plaintext.
+	TLS *rpc.TLS
+}
+
+// Open builds the Env once the flags are parsed. internal says whether
+// the server's peers are Strata's own processes (they must then present
+// client certificates when TLS is on); storeOptional lets a server run
+// without an object store.
+func (c *Common) Open(ctx context.Context, internal, storeOptional bool) (*Env, error) {
+	log, err := c.newLogger()
+	if err != nil {
+		return nil, err
+	}
+	env := &Env{Log: log, Registry: prometheus.NewRegistry()}
+	env.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if env.TLS, err = c.tls.Apply(c.meta, c.store, internal); err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	MetaDefaults(c.meta)
+	if err := CheckEtcd(c.meta); err != nil {
+		return nil, err
+	}
+	c.meta.Logger, c.meta.Registerer = log, env.Registry
+	if env.Meta, err = meta.New(*c.meta); err != nil {
+		return nil, err
+	}
+	if storeOptional && c.store.Dir == "" && c.store.S3.Bucket == "" {
+		return env, nil
+	}
+	store, err := objstore.Open(ctx, *c.store)
+	if err != nil {
+		env.Close()
+		return nil, err
+	}
+	env.Store = objstore.Instrument(store, env.Registry)
+	return env, nil
+}
+
+// Close closes the metadata store.
+func (e *Env) Close() {
+	if e.Meta != nil {
+		e.Meta.Close()
+	}
 }
