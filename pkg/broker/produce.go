@@ -106,17 +106,22 @@ func (s *Server) Produce(ctx context.Context, req *stratav1.ProduceRequest) (*st
 	return &stratav1.ProduceResponse{BaseOffset: pr.base, LastOffset: pr.last}, nil
 }
 
+// viewCatchUp bounds how long a produce waits for the view to show a topic
+// that etcd already has.
+const viewCatchUp = 2 * time.Second
+
 // append validates req, assigns its offsets and buffers it.
 func (s *Server) append(ctx context.Context, req *stratav1.ProduceRequest) (*produce, int, error) {
-	t, ok := s.view.Topic(req.GetTopic())
-	if !ok {
-		// The view watches topics and partition states separately, so a
-		// partition assigned to us can arrive before its topic. Ask etcd:
-		// a topic that exists is only not seen yet, which is retriable.
-		if _, err := s.cfg.Meta.GetTopic(ctx, req.GetTopic()); err == nil {
-			return nil, 0, apierr.Errorf(apierr.ErrNotOwner, "broker %s has not seen topic %q yet", s.id, req.GetTopic())
-		}
-		return nil, 0, apierr.Errorf(apierr.ErrUnknownTopic, "topic %q", req.GetTopic())
+	// A partition assigned to us can arrive before its topic (the view
+	// watches them separately); WaitTopic covers that lag.
+	t, err := s.view.WaitTopic(ctx, req.GetTopic(), viewCatchUp)
+	switch {
+	case errors.Is(err, meta.ErrViewBehind):
+		return nil, 0, apierr.Errorf(apierr.ErrNotOwner, "broker %s has not seen topic %q yet", s.id, req.GetTopic())
+	case err != nil && ctx.Err() != nil:
+		return nil, 0, ctx.Err()
+	case err != nil:
+		return nil, 0, apierr.Errorf(apierr.ErrUnknownTopic, "topic %q: %v", req.GetTopic(), err)
 	}
 	p := req.GetPartition()
 	if p < 0 || p >= t.Partitions {

@@ -2,10 +2,16 @@ package meta
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 )
+
+// ErrViewBehind reports that etcd has a topic the view did not show within
+// the wait: the view's watch is lagging. It is worth retrying.
+var ErrViewBehind = errors.New("meta: view has not caught up with etcd")
 
 // View is an in-memory copy of the cluster's topics, partition states and
 // live brokers, kept current by etcd watches. Proxies route with it, brokers
@@ -206,6 +212,37 @@ func (v *View) Topic(name string) (Topic, bool) {
 	defer v.mu.RUnlock()
 	t, ok := v.topics[name]
 	return t, ok
+}
+
+// WaitTopic returns the topic named name. The view watches topics and
+// partition states separately and trails etcd by a few milliseconds, so a
+// topic created a moment ago may be missing from it; then WaitTopic asks
+// etcd and, if the topic is there, waits up to maxWait for the view to show
+// it (ErrViewBehind if it does not). A topic etcd does not have fails with
+// ErrTopicNotFound.
+func (v *View) WaitTopic(ctx context.Context, name string, maxWait time.Duration) (Topic, error) {
+	if t, ok := v.Topic(name); ok {
+		return t, nil
+	}
+	stored, err := v.s.GetTopic(ctx, name)
+	if err != nil {
+		return Topic{}, err
+	}
+	timer := time.NewTimer(maxWait)
+	defer timer.Stop()
+	for {
+		ch := v.Changed()
+		if t, ok := v.Topic(name); ok && t.ID == stored.ID {
+			return t, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return Topic{}, ctx.Err()
+		case <-timer.C:
+			return Topic{}, fmt.Errorf("%w: topic %q", ErrViewBehind, name)
+		}
+	}
 }
 
 // TopicByID returns the topic with the given ID.

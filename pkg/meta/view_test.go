@@ -2,6 +2,8 @@ package meta_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -79,5 +81,27 @@ func TestView(t *testing.T) {
 	waitFor(t, v, "the topic deleted", func() bool { _, ok := v.Topic("after"); return !ok })
 	if _, ok := v.Partition(after.ID, 2); ok {
 		t.Fatal("partition of a deleted topic still present")
+	}
+}
+
+// TestViewWaitTopic asks the view for a topic the moment etcd has it: the
+// view may not show it yet, and WaitTopic must still return it rather than
+// report it unknown; a topic etcd lacks is ErrTopicNotFound.
+func TestViewWaitTopic(t *testing.T) {
+	s := newStore(t)
+	ctx, cancel := context.WithCancel(testCtx(t))
+	defer cancel()
+	v := meta.NewView(s)
+	v.Start(ctx)
+	<-v.Ready()
+	for i := range 20 {
+		created := createTopic(t, s, fmt.Sprintf("fresh-%d", i), 1)
+		got, err := v.WaitTopic(ctx, created.Name, 30*time.Second)
+		if err != nil || got.ID != created.ID {
+			t.Fatalf("WaitTopic(%s) right after create = %+v, %v", created.Name, got, err)
+		}
+	}
+	if _, err := v.WaitTopic(ctx, "never-created", time.Second); !errors.Is(err, meta.ErrTopicNotFound) {
+		t.Fatalf("WaitTopic of a missing topic: %v, want ErrTopicNotFound", err)
 	}
 }

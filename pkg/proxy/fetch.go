@@ -113,7 +113,7 @@ const maxCachedLogStarts = 100_000
 // no batches if none lands. It never returns data at or past the high
 // watermark.
 func (f *Fetcher) Fetch(ctx context.Context, req FetchRequest) (FetchResult, error) {
-	t, err := lookupPartition(ctx, f.view, f.meta, req.Topic, req.Partition)
+	t, err := lookupPartition(ctx, f.view, req.Topic, req.Partition)
 	if err != nil {
 		return FetchResult{}, err
 	}
@@ -358,7 +358,7 @@ func (f *Fetcher) readPartition(ctx context.Context, id string, p int32) (hw, lo
 // first record whose timestamp is at or after it — the high watermark if
 // there is none.
 func (f *Fetcher) ListOffsets(ctx context.Context, topic string, p int32, ts int64) (OffsetsResult, error) {
-	t, err := lookupPartition(ctx, f.view, f.meta, topic, p)
+	t, err := lookupPartition(ctx, f.view, topic, p)
 	if err != nil {
 		return OffsetsResult{}, err
 	}

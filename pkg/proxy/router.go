@@ -76,7 +76,7 @@ func (r *Router) routeOf(topicID string, partition int32) (route, bool) {
 // none. Other errors from the broker are returned as *apierr.Error, which
 // keeps the broker's status.
 func (r *Router) Produce(ctx context.Context, topic string, partition int32, batches []byte) (ProduceResult, error) {
-	t, err := lookupPartition(ctx, r.view, r.meta, topic, partition)
+	t, err := lookupPartition(ctx, r.view, topic, partition)
 	if err != nil {
 		return ProduceResult{}, err
 	}

@@ -18,11 +18,11 @@ const viewCatchUp = 5 * time.Second
 // client that just created it must not get UNKNOWN_TOPIC because this
 // proxy's watch is a few milliseconds behind. If etcd has it, the request
 // waits for the view to catch up.
-func lookupPartition(ctx context.Context, v *meta.View, ms *meta.Store, topic string, p int32) (meta.Topic, error) {
+func lookupPartition(ctx context.Context, v *meta.View, topic string, p int32) (meta.Topic, error) {
 	t, ok := v.Topic(topic)
 	if !ok {
 		var err error
-		if t, err = catchUp(ctx, v, ms, topic); err != nil {
+		if t, err = catchUp(ctx, v, topic); err != nil {
 			return meta.Topic{}, err
 		}
 	}
@@ -32,33 +32,21 @@ func lookupPartition(ctx context.Context, v *meta.View, ms *meta.Store, topic st
 	return t, nil
 }
 
-func catchUp(ctx context.Context, v *meta.View, ms *meta.Store, topic string) (meta.Topic, error) {
+func catchUp(ctx context.Context, v *meta.View, topic string) (meta.Topic, error) {
 	if err := meta.ValidateTopicName(topic); err != nil {
 		return meta.Topic{}, apierr.Errorf(apierr.ErrUnknownTopic, "topic %q: %v", topic, err)
 	}
-	stored, err := ms.GetTopic(ctx, topic)
+	t, err := v.WaitTopic(ctx, topic, viewCatchUp)
 	switch {
+	case err == nil:
+		return t, nil
 	case errors.Is(err, meta.ErrTopicNotFound):
 		return meta.Topic{}, apierr.Errorf(apierr.ErrUnknownTopic, "topic %q", topic)
-	case err != nil:
-		if ctx.Err() != nil {
-			return meta.Topic{}, ctx.Err()
-		}
+	case errors.Is(err, meta.ErrViewBehind):
+		return meta.Topic{}, apierr.Errorf(apierr.ErrStorageUnavailable, "topic %q exists but this proxy's metadata view has not caught up", topic)
+	case ctx.Err() != nil:
+		return meta.Topic{}, ctx.Err()
+	default:
 		return meta.Topic{}, apierr.Errorf(apierr.ErrStorageUnavailable, "look up topic %q: %v", topic, err)
-	}
-	timer := time.NewTimer(viewCatchUp)
-	defer timer.Stop()
-	for {
-		ch := v.Changed()
-		if t, ok := v.Topic(topic); ok && t.ID == stored.ID {
-			return t, nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return meta.Topic{}, ctx.Err()
-		case <-timer.C:
-			return meta.Topic{}, apierr.Errorf(apierr.ErrStorageUnavailable, "topic %q exists but this proxy's metadata view has not caught up", topic)
-		}
 	}
 }
