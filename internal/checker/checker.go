@@ -2,7 +2,7 @@
 // records every record a producer had acknowledged and every record
 // consumers read back, and then reports each way they disagree.
 //
-// What it checks, per partition (DESIGN.md invariants 1, 2 and 4):
+// What it checks, per partition (invariants 1, 2 and 4 of docs/design.md):
 //   - every acknowledged record is read back, at the offset its
 //     acknowledgement named, with the same key and value;
 //   - offsets read start at the first expected offset and are dense: no
