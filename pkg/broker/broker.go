@@ -342,6 +342,7 @@ func (s *Server) close() error {
 		cancel()
 	}
 	s.viewCancel()
+	s.view.Wait()
 	s.grpc.GracefulStop()
 	if s.metricsSrv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)

@@ -409,6 +409,7 @@ func (s *Server) Close() error {
 		cancel()
 	}
 	s.bgDone.Wait()
+	s.view.Wait()
 	s.log.Info("coordinator stopped")
 	return nil
 }

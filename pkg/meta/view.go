@@ -25,9 +25,11 @@ type View struct {
 	s   *Store
 	log *slog.Logger
 
-	ready     chan struct{}
-	readyOnce sync.Once
-	pending   sync.WaitGroup // initial lists still to load
+	ready chan struct{} // closed once every kind has loaded
+	// loaded receives one value per kind when its first list succeeds.
+	loaded chan struct{}
+	// wg tracks Start's goroutines; Wait waits for them.
+	wg sync.WaitGroup
 
 	mu sync.RWMutex // guards every field below
 	// topics by name and by ID.
@@ -46,6 +48,7 @@ func NewView(s *Store) *View {
 		s:          s,
 		log:        s.log,
 		ready:      make(chan struct{}),
+		loaded:     make(chan struct{}, viewKinds),
 		topics:     map[string]Topic{},
 		topicIDs:   map[string]string{},
 		partitions: map[string]map[int32]PartitionState{},
@@ -54,18 +57,41 @@ func NewView(s *Store) *View {
 	}
 }
 
+// viewKinds is the number of kinds of value a View follows.
+const viewKinds = 3
+
 // Start loads the view and keeps it current until ctx ends. Ready closes
-// once the first complete copy is loaded.
+// once the first complete copy is loaded. Start is called once; Wait
+// returns when every goroutine it started has ended.
 func (v *View) Start(ctx context.Context) {
-	v.pending.Add(3)
+	v.wg.Add(viewKinds + 1)
 	go func() {
-		v.pending.Wait()
-		v.readyOnce.Do(func() { close(v.ready) })
+		defer v.wg.Done()
+		for range viewKinds {
+			select {
+			case <-v.loaded:
+			case <-ctx.Done():
+				return
+			}
+		}
+		close(v.ready)
 	}()
-	go follow(ctx, v, "topics", v.s.ListTopics, v.s.WatchTopics, v.resetTopics, v.applyTopic)
-	go follow(ctx, v, "partitions", v.s.ListPartitions, v.s.WatchPartitions, v.resetPartitions, v.applyPartition)
-	go follow(ctx, v, "brokers", v.s.ListBrokers, v.s.WatchBrokers, v.resetBrokers, v.applyBroker)
+	run := func(f func()) {
+		go func() {
+			defer v.wg.Done()
+			f()
+		}()
+	}
+	run(func() { follow(ctx, v, "topics", v.s.ListTopics, v.s.WatchTopics, v.resetTopics, v.applyTopic) })
+	run(func() {
+		follow(ctx, v, "partitions", v.s.ListPartitions, v.s.WatchPartitions, v.resetPartitions, v.applyPartition)
+	})
+	run(func() { follow(ctx, v, "brokers", v.s.ListBrokers, v.s.WatchBrokers, v.resetBrokers, v.applyBroker) })
 }
+
+// Wait blocks until the goroutines Start began have ended, which they do
+// soon after Start's context ends.
+func (v *View) Wait() { v.wg.Wait() }
 
 // Ready is closed once the view holds a complete copy.
 func (v *View) Ready() <-chan struct{} { return v.ready }
@@ -94,7 +120,7 @@ func follow[T any](ctx context.Context, v *View, what string,
 		reset(items)
 		if !loaded {
 			loaded = true
-			v.pending.Done()
+			v.loaded <- struct{}{}
 		}
 		wctx, cancel := context.WithCancel(ctx)
 		for ev := range watch(wctx, rev) {

@@ -105,3 +105,27 @@ func TestViewWaitTopic(t *testing.T) {
 		t.Fatalf("WaitTopic of a missing topic: %v, want ErrTopicNotFound", err)
 	}
 }
+
+// TestViewStopsBeforeFirstList ends the view's context before it could list
+// anything: every goroutine Start began must still end, and Ready must stay
+// open because the view never held a complete copy.
+func TestViewStopsBeforeFirstList(t *testing.T) {
+	s := newStore(t)
+	ctx, cancel := context.WithCancel(testCtx(t))
+	cancel()
+
+	v := meta.NewView(s)
+	v.Start(ctx)
+	done := make(chan struct{})
+	go func() { v.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("View.Wait did not return after its context ended before the first list")
+	}
+	select {
+	case <-v.Ready():
+		t.Fatal("Ready closed although no list completed")
+	default:
+	}
+}

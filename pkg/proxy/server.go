@@ -215,6 +215,7 @@ func (s *Server) Close() error {
 		cancel()
 	}
 	s.wg.Wait()
+	s.view.Wait()
 	s.guard.Close()
 	s.pool.close()
 	s.admin.close()
