@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/strata-mq/strata/pkg/meta"
 )
 
 // GCStats counts what a garbage collection pass did.
@@ -45,96 +47,28 @@ func (m *Manager) CollectGarbage(ctx context.Context) (GCStats, error) {
 	start := m.cfg.Now()
 	defer m.metrics.observePass("gc", time.Now())
 	var st GCStats
-	type obj struct{ size int64 }
-	objects := map[string]obj{}
-	var old []string // unreferenced candidates, written before the grace
-	for o, err := range m.cfg.Store.List(ctx, m.cfg.ObjectPrefix) {
-		if err != nil {
-			return st, fmt.Errorf("lifecycle: list objects: %w", err)
-		}
-		objects[o.Key] = obj{o.Size}
-		if start.Sub(o.LastModified) > m.cfg.GCGrace {
-			old = append(old, o.Key)
-		}
-	}
-	st.Listed = len(objects)
-	refs, _, err := m.cfg.Meta.ReferencedObjects(ctx)
+	snap, err := m.gcList(ctx, start)
 	if err != nil {
 		return st, err
 	}
-	marks, err := m.cfg.Meta.GarbageMarks(ctx)
-	if err != nil {
-		return st, err
-	}
+	st.Listed = len(snap.objects)
 	if err := m.step(ctx, StepGCList); err != nil {
 		return st, err
 	}
 
-	// Step 2: mark.
-	var toMark, toUnmark []string
-	for _, k := range old {
-		if _, ref := refs[k]; !ref {
-			if _, marked := marks[k]; !marked {
-				toMark = append(toMark, k)
-			}
-		}
-	}
-	for k := range marks {
-		_, exists := objects[k]
-		_, ref := refs[k]
-		if !exists || ref {
-			toUnmark = append(toUnmark, k)
-		}
-	}
-	slices.Sort(toMark)
-	if err := m.cfg.Meta.MarkGarbage(ctx, toMark, start.UnixMilli()); err != nil {
+	toUnmark, err := m.gcMark(ctx, snap, start, &st)
+	if err != nil {
 		return st, err
 	}
-	st.Marked = len(toMark)
-	m.metrics.gcMarked.Add(float64(len(toMark)))
 	if err := m.step(ctx, StepGCMark); err != nil {
 		return st, err
 	}
 
-	// Step 3: sweep marks older than the grace period.
-	var due []string
-	for k, mk := range marks {
-		_, exists := objects[k]
-		_, ref := refs[k]
-		if exists && !ref && start.UnixMilli()-mk.MarkedMs > m.cfg.GCGrace.Milliseconds() {
-			due = append(due, k)
-		}
+	swept, errs, err := m.gcSweep(ctx, snap, start, &st)
+	if err != nil {
+		return st, err
 	}
-	slices.Sort(due)
-	if len(due) > m.cfg.GCMaxDeletes {
-		due = due[:m.cfg.GCMaxDeletes]
-	}
-	var errs []error
-	if len(due) > 0 {
-		// References may have changed since the first read; check again
-		// right before deleting.
-		if refs, _, err = m.cfg.Meta.ReferencedObjects(ctx); err != nil {
-			return st, err
-		}
-		for _, k := range due {
-			if _, ref := refs[k]; ref {
-				toUnmark = append(toUnmark, k)
-				continue
-			}
-			if err := m.cfg.Store.Delete(ctx, k); err != nil {
-				errs = append(errs, fmt.Errorf("lifecycle: delete %s: %w", k, err))
-				continue
-			}
-			st.Deleted++
-			st.DeletedBytes += objects[k].size
-			m.metrics.gcDeleted.Inc()
-			m.metrics.gcDeletedBytes.Add(float64(objects[k].size))
-			if err := m.step(ctx, StepGCDelete); err != nil {
-				return st, err
-			}
-			toUnmark = append(toUnmark, k)
-		}
-	}
+	toUnmark = append(toUnmark, swept...)
 	if err := m.cfg.Meta.UnmarkGarbage(ctx, toUnmark); err != nil {
 		errs = append(errs, err)
 	} else {
@@ -144,4 +78,109 @@ func (m *Manager) CollectGarbage(ctx context.Context) (GCStats, error) {
 		m.log.Info("garbage collection", "listed", st.Listed, "marked", st.Marked, "deleted", st.Deleted, "deleted_bytes", st.DeletedBytes)
 	}
 	return st, errors.Join(errs...)
+}
+
+// gcSnapshot is what step 1 of a pass read: the objects in the store, the
+// object keys entries reference and the existing garbage marks.
+type gcSnapshot struct {
+	objects map[string]int64 // key → size
+	old     []string         // listed objects written before the grace period
+	refs    map[string]struct{}
+	marks   map[string]meta.GarbageMark
+}
+
+// referenced reports whether an entry referenced key when the pass began.
+func (s gcSnapshot) referenced(key string) bool {
+	_, ok := s.refs[key]
+	return ok
+}
+
+// gcList is step 1: list the objects, then read references and marks.
+func (m *Manager) gcList(ctx context.Context, start time.Time) (gcSnapshot, error) {
+	snap := gcSnapshot{objects: map[string]int64{}}
+	for o, err := range m.cfg.Store.List(ctx, m.cfg.ObjectPrefix) {
+		if err != nil {
+			return snap, fmt.Errorf("lifecycle: list objects: %w", err)
+		}
+		snap.objects[o.Key] = o.Size
+		if start.Sub(o.LastModified) > m.cfg.GCGrace {
+			snap.old = append(snap.old, o.Key)
+		}
+	}
+	var err error
+	if snap.refs, _, err = m.cfg.Meta.ReferencedObjects(ctx); err != nil {
+		return snap, err
+	}
+	if snap.marks, err = m.cfg.Meta.GarbageMarks(ctx); err != nil {
+		return snap, err
+	}
+	return snap, nil
+}
+
+// gcMark is step 2: mark old unreferenced objects. It returns the marks to
+// remove without a delete: those whose object is gone or referenced again.
+func (m *Manager) gcMark(ctx context.Context, snap gcSnapshot, start time.Time, st *GCStats) (toUnmark []string, err error) {
+	var toMark []string
+	for _, k := range snap.old {
+		if _, marked := snap.marks[k]; !marked && !snap.referenced(k) {
+			toMark = append(toMark, k)
+		}
+	}
+	for k := range snap.marks {
+		if _, exists := snap.objects[k]; !exists || snap.referenced(k) {
+			toUnmark = append(toUnmark, k)
+		}
+	}
+	slices.Sort(toMark)
+	if err := m.cfg.Meta.MarkGarbage(ctx, toMark, start.UnixMilli()); err != nil {
+		return nil, err
+	}
+	st.Marked = len(toMark)
+	m.metrics.gcMarked.Add(float64(len(toMark)))
+	return toUnmark, nil
+}
+
+// gcSweep is step 3: delete objects marked more than GCGrace ago that are
+// still unreferenced, at most GCMaxDeletes of them. It returns the marks to
+// remove (deleted, or referenced after all) and the deletes that failed;
+// err stops the pass.
+func (m *Manager) gcSweep(ctx context.Context, snap gcSnapshot, start time.Time, st *GCStats) (toUnmark []string, errs []error, err error) {
+	var due []string
+	for k, mk := range snap.marks {
+		_, exists := snap.objects[k]
+		if exists && !snap.referenced(k) && start.UnixMilli()-mk.MarkedMs > m.cfg.GCGrace.Milliseconds() {
+			due = append(due, k)
+		}
+	}
+	if len(due) == 0 {
+		return nil, nil, nil
+	}
+	slices.Sort(due)
+	due = due[:min(len(due), m.cfg.GCMaxDeletes)]
+	// References may have changed since the first read; check again right
+	// before deleting.
+	refs, _, err := m.cfg.Meta.ReferencedObjects(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, k := range due {
+		if _, ref := refs[k]; ref {
+			toUnmark = append(toUnmark, k)
+			continue
+		}
+		if err := m.cfg.Store.Delete(ctx, k); err != nil {
+			errs = append(errs, fmt.Errorf("lifecycle: delete %s: %w", k, err))
+			continue
+		}
+		size := snap.objects[k]
+		st.Deleted++
+		st.DeletedBytes += size
+		m.metrics.gcDeleted.Inc()
+		m.metrics.gcDeletedBytes.Add(float64(size))
+		if err := m.step(ctx, StepGCDelete); err != nil {
+			return nil, nil, err
+		}
+		toUnmark = append(toUnmark, k)
+	}
+	return toUnmark, errs, nil
 }
