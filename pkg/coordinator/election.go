@@ -9,6 +9,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 
+	"github.com/strata-mq/strata/internal/backoff"
 	"github.com/strata-mq/strata/pkg/apierr"
 	"github.com/strata-mq/strata/pkg/meta"
 )
@@ -47,7 +48,9 @@ func LeaderInfo(ctx context.Context, store *meta.Store) (id, addr string, err er
 func (s *Server) electionLoop(ctx context.Context, value Leader) {
 	val, _ := json.Marshal(value) // two strings: cannot fail
 	cli := s.cfg.Meta.Client()
-	backoff := 100 * time.Millisecond
+	// Retries are capped at 2 s: an election round must not wait much
+	// longer than the session TTL a standby waits out.
+	retry := backoff.New(100*time.Millisecond, 2*time.Second)
 	for ctx.Err() == nil {
 		session, err := concurrency.NewSession(cli,
 			concurrency.WithTTL(s.cfg.sessionTTLSeconds()), concurrency.WithContext(ctx))
@@ -55,15 +58,13 @@ func (s *Server) electionLoop(ctx context.Context, value Leader) {
 			if ctx.Err() == nil {
 				s.log.Warn("election: cannot open etcd session", "err", err)
 			}
-			sleep(ctx, backoff)
-			backoff = min(2*backoff, 2*time.Second)
+			_ = retry.Wait(ctx)
 			continue
 		}
 		if s.campaignAndLead(ctx, session, string(val)) {
-			backoff = 100 * time.Millisecond
+			retry.Reset()
 		} else {
-			sleep(ctx, backoff)
-			backoff = min(2*backoff, 2*time.Second)
+			_ = retry.Wait(ctx)
 		}
 		s.endSession(session)
 	}
@@ -137,13 +138,4 @@ func (s *Server) endSession(session *concurrency.Session) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_, _ = s.cfg.Meta.Client().Revoke(ctx, session.Lease())
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/strata-mq/strata/internal/backoff"
 )
 
 // ErrViewBehind reports that etcd has a topic the view did not show within
@@ -104,19 +106,16 @@ func follow[T any](ctx context.Context, v *View, what string,
 	reset func([]T), apply func(Event[T]),
 ) {
 	loaded := false
-	backoff := 50 * time.Millisecond
+	// Capped at 2 s: every router and placement decision waits on the view.
+	retry := backoff.New(50*time.Millisecond, 2*time.Second)
 	for ctx.Err() == nil {
 		items, rev, err := list(ctx)
 		if err != nil {
 			v.log.Warn("meta view: list failed", "what", what, "err", err)
-			select {
-			case <-ctx.Done():
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, 2*time.Second)
+			_ = retry.Wait(ctx)
 			continue
 		}
-		backoff = 50 * time.Millisecond
+		retry.Reset()
 		reset(items)
 		if !loaded {
 			loaded = true
