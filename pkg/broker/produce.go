@@ -112,48 +112,10 @@ const viewCatchUp = 2 * time.Second
 
 // append validates req, assigns its offsets and buffers it.
 func (s *Server) append(ctx context.Context, req *stratav1.ProduceRequest) (*produce, int, error) {
-	// A partition assigned to us can arrive before its topic (the view
-	// watches them separately); WaitTopic covers that lag.
-	t, err := s.view.WaitTopic(ctx, req.GetTopic(), viewCatchUp)
-	switch {
-	case errors.Is(err, meta.ErrViewBehind):
-		return nil, 0, apierr.Errorf(apierr.ErrNotOwner, "broker %s has not seen topic %q yet", s.id, req.GetTopic())
-	case err != nil && ctx.Err() != nil:
-		return nil, 0, ctx.Err()
-	case err != nil:
-		return nil, 0, apierr.Errorf(apierr.ErrUnknownTopic, "topic %q: %v", req.GetTopic(), err)
-	}
-	p := req.GetPartition()
-	if p < 0 || p >= t.Partitions {
-		return nil, 0, apierr.Errorf(apierr.ErrPartitionRange, "partition %d of topic %q with %d partitions", p, t.Name, t.Partitions)
-	}
-	b := req.GetBatches()
-	switch {
-	case len(b) == 0:
-		return nil, 0, apierr.Errorf(apierr.ErrInvalidRequest, "produce to %s/%d has no record batches", t.Name, p)
-	case len(b) > s.cfg.MaxRequestBytes:
-		return nil, 0, apierr.Errorf(apierr.ErrRecordTooLarge, "request of %d bytes exceeds the broker's limit of %d", len(b), s.cfg.MaxRequestBytes)
-	}
-	hs, err := segment.SplitBatches(b)
-	if err != nil {
-		if errors.Is(err, segment.ErrTooLarge) {
-			return nil, 0, apierr.Errorf(apierr.ErrRecordTooLarge, "%v", err)
-		}
-		return nil, 0, fmt.Errorf("%w: %w", apierr.ErrCorruptBatch, err)
-	}
-	seqs, err := requestSeqs(hs)
+	v, err := s.validate(ctx, req)
 	if err != nil {
 		return nil, 0, err
 	}
-	records := 0
-	for _, h := range hs {
-		if t.MaxMessageBytes > 0 && h.Size() > int(t.MaxMessageBytes) {
-			return nil, 0, apierr.Errorf(apierr.ErrRecordTooLarge, "batch of %d bytes exceeds topic %q max message bytes %d", h.Size(), t.Name, t.MaxMessageBytes)
-		}
-		records += int(h.RecordCount)
-	}
-
-	key := partKey{t.ID, p}
 	var (
 		gapTimer   *time.Timer // bounds waiting for an earlier sequence
 		gapExpired bool
@@ -163,78 +125,156 @@ func (s *Server) append(ctx context.Context, req *stratav1.ProduceRequest) (*pro
 			gapTimer.Stop()
 		}
 	}()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var part *partition
 	for {
-		switch {
-		case s.closing:
-			return nil, records, apierr.Errorf(apierr.ErrShuttingDown, "broker %s is shutting down", s.id)
-		case !s.member:
-			return nil, records, apierr.Errorf(apierr.ErrNotOwner, "broker %s has no membership lease", s.id)
-		}
-		if part = s.parts[key]; part == nil || part.releasing {
-			return nil, records, apierr.Errorf(apierr.ErrNotOwner, "broker %s does not own %s/%d", s.id, t.Name, p)
-		}
-		if seqs.idempotent() {
-			dup, check, err := dedupLocked(part, seqs)
-			if err != nil || dup != nil {
-				if dup != nil {
-					s.metrics.duplicates.Inc()
-				}
-				return dup, records, err
+		s.mu.Lock()
+		a := s.admitLocked(v, gapExpired)
+		if a.wait == nil {
+			pr := a.dup
+			if a.part != nil {
+				pr = s.enqueueLocked(a.part, v)
 			}
-			if check == seqCommitted {
-				return nil, records, &committedRetry{key: key, seqs: seqs, below: part.prod[seqs.pid][0].FirstOffset}
-			}
-			if check == seqGap && !gapExpired {
-				// Wait for the producer's earlier request (bounded).
-				if gapTimer == nil {
-					gapTimer = time.NewTimer(gapWait)
-				}
-				moved := part.seqWaitLocked()
-				s.mu.Unlock()
-				select {
-				case <-moved:
-				case <-gapTimer.C:
-					gapExpired = true
-				case <-ctx.Done():
-					s.mu.Lock() // for the deferred Unlock
-					return nil, records, ctx.Err()
-				}
-				s.mu.Lock()
-				continue
-			}
-			if check == seqGap {
-				s.metrics.outOfOrder.Inc()
-				return nil, records, apierr.Errorf(apierr.ErrOutOfOrderSequence,
-					"producer %d sequence %d arrived before the request preceding it; resend after it", seqs.pid, seqs.first)
-			}
+			s.mu.Unlock()
+			return pr, v.records, a.err
 		}
-		if s.bufBytes == 0 || s.bufBytes+len(b) <= s.cfg.MaxBufferedBytes {
-			break
-		}
-		// Back-pressure: wait until a flush takes buffered bytes away.
-		room := s.room
 		s.mu.Unlock()
+		var expired <-chan time.Time
+		if a.gap {
+			if gapTimer == nil {
+				gapTimer = time.NewTimer(gapWait)
+			}
+			expired = gapTimer.C
+		}
 		select {
-		case <-room:
-			s.mu.Lock()
+		case <-a.wait:
+		case <-expired:
+			gapExpired = true
 		case <-ctx.Done():
-			s.mu.Lock() // for the deferred Unlock
-			return nil, records, ctx.Err()
+			return nil, v.records, ctx.Err()
 		}
 	}
-	// Stamp offsets and the owner's epoch in place; both lie outside the
-	// batch CRC.
-	next, pos := part.next, 0
+}
+
+// validProduce is a produce request that passed every check that needs no
+// lock: its topic, partition, size, batches and sequences.
+type validProduce struct {
+	topic   meta.Topic
+	key     partKey
+	batches []byte
+	headers []segment.BatchHeader
+	seqs    seqRange
+	records int
+}
+
+// validate checks req against the topic and the broker's limits.
+func (s *Server) validate(ctx context.Context, req *stratav1.ProduceRequest) (*validProduce, error) {
+	// A partition assigned to us can arrive before its topic (the view
+	// watches them separately); WaitTopic covers that lag.
+	t, err := s.view.WaitTopic(ctx, req.GetTopic(), viewCatchUp)
+	switch {
+	case errors.Is(err, meta.ErrViewBehind):
+		return nil, apierr.Errorf(apierr.ErrNotOwner, "broker %s has not seen topic %q yet", s.id, req.GetTopic())
+	case err != nil && ctx.Err() != nil:
+		return nil, ctx.Err()
+	case err != nil:
+		return nil, apierr.Errorf(apierr.ErrUnknownTopic, "topic %q: %v", req.GetTopic(), err)
+	}
+	p := req.GetPartition()
+	if p < 0 || p >= t.Partitions {
+		return nil, apierr.Errorf(apierr.ErrPartitionRange, "partition %d of topic %q with %d partitions", p, t.Name, t.Partitions)
+	}
+	b := req.GetBatches()
+	switch {
+	case len(b) == 0:
+		return nil, apierr.Errorf(apierr.ErrInvalidRequest, "produce to %s/%d has no record batches", t.Name, p)
+	case len(b) > s.cfg.MaxRequestBytes:
+		return nil, apierr.Errorf(apierr.ErrRecordTooLarge, "request of %d bytes exceeds the broker's limit of %d", len(b), s.cfg.MaxRequestBytes)
+	}
+	hs, err := segment.SplitBatches(b)
+	if err != nil {
+		if errors.Is(err, segment.ErrTooLarge) {
+			return nil, apierr.Errorf(apierr.ErrRecordTooLarge, "%v", err)
+		}
+		return nil, fmt.Errorf("%w: %w", apierr.ErrCorruptBatch, err)
+	}
+	seqs, err := requestSeqs(hs)
+	if err != nil {
+		return nil, err
+	}
+	v := &validProduce{topic: t, key: partKey{t.ID, p}, batches: b, headers: hs, seqs: seqs}
 	for _, h := range hs {
+		if t.MaxMessageBytes > 0 && h.Size() > int(t.MaxMessageBytes) {
+			return nil, apierr.Errorf(apierr.ErrRecordTooLarge, "batch of %d bytes exceeds topic %q max message bytes %d", h.Size(), t.Name, t.MaxMessageBytes)
+		}
+		v.records += int(h.RecordCount)
+	}
+	return v, nil
+}
+
+// admission is what admitLocked decided for one produce: exactly one of
+// part (admitted), dup (already accepted), err (refused) or wait (try again
+// once it fires) is set.
+type admission struct {
+	part *partition
+	dup  *produce
+	err  error
+	wait <-chan struct{}
+	// gap says wait is for the producer's earlier sequence, which append
+	// waits for at most gapWait.
+	gap bool
+}
+
+// admitLocked decides whether v may be buffered now. s.mu must be held;
+// admitLocked never releases it, so callers wait outside the lock.
+func (s *Server) admitLocked(v *validProduce, gapExpired bool) admission {
+	switch {
+	case s.closing:
+		return admission{err: apierr.Errorf(apierr.ErrShuttingDown, "broker %s is shutting down", s.id)}
+	case !s.member:
+		return admission{err: apierr.Errorf(apierr.ErrNotOwner, "broker %s has no membership lease", s.id)}
+	}
+	part := s.parts[v.key]
+	if part == nil || part.releasing {
+		return admission{err: apierr.Errorf(apierr.ErrNotOwner, "broker %s does not own %s/%d", s.id, v.topic.Name, v.key.partition)}
+	}
+	if v.seqs.idempotent() {
+		dup, check, err := dedupLocked(part, v.seqs)
+		switch {
+		case err != nil || dup != nil:
+			if dup != nil {
+				s.metrics.duplicates.Inc()
+			}
+			return admission{dup: dup, err: err}
+		case check == seqCommitted:
+			return admission{err: &committedRetry{key: v.key, seqs: v.seqs, below: part.prod[v.seqs.pid][0].FirstOffset}}
+		case check == seqGap && !gapExpired:
+			return admission{wait: part.seqWaitLocked(), gap: true}
+		case check == seqGap:
+			s.metrics.outOfOrder.Inc()
+			return admission{err: apierr.Errorf(apierr.ErrOutOfOrderSequence,
+				"producer %d sequence %d arrived before the request preceding it; resend after it", v.seqs.pid, v.seqs.first)}
+		}
+	}
+	if s.bufBytes == 0 || s.bufBytes+len(v.batches) <= s.cfg.MaxBufferedBytes {
+		return admission{part: part}
+	}
+	// Back-pressure: wait until a flush takes buffered bytes away.
+	return admission{wait: s.room}
+}
+
+// enqueueLocked stamps v's offsets and the owner's epoch into its batches
+// in place (both lie outside the batch CRC), buffers it in part and wakes
+// the flusher when the buffer crossed FlushBytes or was empty. s.mu must
+// be held.
+func (s *Server) enqueueLocked(part *partition, v *validProduce) *produce {
+	b := v.batches
+	next, pos := part.next, 0
+	for _, h := range v.headers {
 		segment.SetBaseOffset(b[pos:], next)
 		segment.SetPartitionLeaderEpoch(b[pos:], int32(part.epoch))
 		next += int64(h.RecordCount)
 		pos += h.Size()
 	}
-	pr := &produce{batches: b, size: len(b), base: part.next, last: next - 1, seqs: seqs, done: make(chan error, 1)}
+	pr := &produce{batches: b, size: len(b), base: part.next, last: next - 1, seqs: v.seqs, done: make(chan error, 1)}
 	part.next = next
 	acceptLocked(part, pr)
 	part.pending = append(part.pending, pr)
@@ -255,7 +295,7 @@ func (s *Server) append(ctx context.Context, req *stratav1.ProduceRequest) (*pro
 		default:
 		}
 	}
-	return pr, records, nil
+	return pr
 }
 
 // resetLocked fails the partition's buffered produces with err and starts
