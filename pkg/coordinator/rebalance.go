@@ -103,90 +103,124 @@ func planRebalance(parts []meta.PartitionState, brokers []meta.BrokerInfo, maxMo
 	if maxMoves < 1 {
 		return nil
 	}
-	rate := map[string]float64{}
-	var eligible []string
-	for _, b := range brokers {
-		if !b.Draining {
-			eligible = append(eligible, b.ID)
-			rate[b.ID] = b.BytesInPerSec
-		}
-	}
-	if len(eligible) < 2 {
+	b := newBalance(parts, brokers)
+	if b == nil {
 		return nil
-	}
-	slices.Sort(eligible)
-	owned := map[string][]meta.PartitionState{}
-	for _, p := range parts {
-		if _, ok := rate[p.Broker]; ok {
-			owned[p.Broker] = append(owned[p.Broker], p)
-		}
-	}
-	for _, ps := range owned {
-		slices.SortFunc(ps, func(a, b meta.PartitionState) int {
-			return cmp.Or(cmp.Compare(a.TopicID, b.TopicID), cmp.Compare(a.Partition, b.Partition))
-		})
-	}
-	// most and fewest pick the giving and the taking broker.
-	most := func() string {
-		best := eligible[0]
-		for _, id := range eligible[1:] {
-			if n, m := len(owned[id]), len(owned[best]); n > m || (n == m && rate[id] > rate[best]) {
-				best = id
-			}
-		}
-		return best
-	}
-	fewest := func() string {
-		best := eligible[0]
-		for _, id := range eligible[1:] {
-			if n, m := len(owned[id]), len(owned[best]); n < m || (n == m && rate[id] < rate[best]) {
-				best = id
-			}
-		}
-		return best
-	}
-	take := func(from, to string, byLoad bool) move {
-		ps := owned[from]
-		p := ps[len(ps)-1]
-		owned[from] = ps[:len(ps)-1]
-		owned[to] = append(owned[to], p)
-		// The moved partition's share of the rate goes with it.
-		share := rate[from] / float64(len(ps))
-		rate[from] -= share
-		rate[to] += share
-		return move{From: p, To: to, ByLoad: byLoad}
 	}
 	var out []move
 	for len(out) < maxMoves {
-		from, to := most(), fewest()
-		if len(owned[from])-len(owned[to]) < 2 {
+		from, to := b.most(), b.fewest()
+		if len(b.owned[from])-len(b.owned[to]) < 2 {
 			break
 		}
-		out = append(out, take(from, to, false))
+		out = append(out, b.take(from, to, false))
 	}
 	if len(out) > 0 || !byLoad {
 		return out
 	}
+	if m, ok := b.loadMove(); ok {
+		return []move{m}
+	}
+	return nil
+}
+
+// balance is planRebalance's working copy of who owns what: the eligible
+// (not draining) brokers, their partitions and their bytes-in rates, updated
+// as moves are planned.
+type balance struct {
+	eligible []string // sorted broker IDs
+	rate     map[string]float64
+	owned    map[string][]meta.PartitionState // sorted by topic ID, partition
+}
+
+// newBalance returns the balance of parts over brokers, or nil when fewer
+// than two brokers are eligible (nothing to balance).
+func newBalance(parts []meta.PartitionState, brokers []meta.BrokerInfo) *balance {
+	b := &balance{rate: map[string]float64{}, owned: map[string][]meta.PartitionState{}}
+	for _, br := range brokers {
+		if !br.Draining {
+			b.eligible = append(b.eligible, br.ID)
+			b.rate[br.ID] = br.BytesInPerSec
+		}
+	}
+	if len(b.eligible) < 2 {
+		return nil
+	}
+	slices.Sort(b.eligible)
+	for _, p := range parts {
+		if _, ok := b.rate[p.Broker]; ok {
+			b.owned[p.Broker] = append(b.owned[p.Broker], p)
+		}
+	}
+	for _, ps := range b.owned {
+		slices.SortFunc(ps, func(x, y meta.PartitionState) int {
+			return cmp.Or(cmp.Compare(x.TopicID, y.TopicID), cmp.Compare(x.Partition, y.Partition))
+		})
+	}
+	return b
+}
+
+// most is the broker that should give a partition: the most partitions,
+// then the highest rate.
+func (b *balance) most() string {
+	best := b.eligible[0]
+	for _, id := range b.eligible[1:] {
+		if n, m := len(b.owned[id]), len(b.owned[best]); n > m || (n == m && b.rate[id] > b.rate[best]) {
+			best = id
+		}
+	}
+	return best
+}
+
+// fewest is the broker that should take one: the fewest partitions, then
+// the lowest rate.
+func (b *balance) fewest() string {
+	best := b.eligible[0]
+	for _, id := range b.eligible[1:] {
+		if n, m := len(b.owned[id]), len(b.owned[best]); n < m || (n == m && b.rate[id] < b.rate[best]) {
+			best = id
+		}
+	}
+	return best
+}
+
+// take plans moving from's last partition to to; the partition's share of
+// from's rate goes with it.
+func (b *balance) take(from, to string, byLoad bool) move {
+	ps := b.owned[from]
+	p := ps[len(ps)-1]
+	b.owned[from] = ps[:len(ps)-1]
+	b.owned[to] = append(b.owned[to], p)
+	share := b.rate[from] / float64(len(ps))
+	b.rate[from] -= share
+	b.rate[to] += share
+	return move{From: p, To: to, ByLoad: byLoad}
+}
+
+// loadMove plans one move from the hottest to the coldest broker when
+// their rates differ by more than loadImbalance of the mean, the hot one
+// has more partitions, and moving one average partition narrows the gap.
+func (b *balance) loadMove() (move, bool) {
 	total := 0.0
-	hot, cold := eligible[0], eligible[0]
-	for _, id := range eligible {
-		total += rate[id]
-		if rate[id] > rate[hot] {
+	hot, cold := b.eligible[0], b.eligible[0]
+	for _, id := range b.eligible {
+		total += b.rate[id]
+		if b.rate[id] > b.rate[hot] {
 			hot = id
 		}
-		if rate[id] < rate[cold] {
+		if b.rate[id] < b.rate[cold] {
 			cold = id
 		}
 	}
-	mean := total / float64(len(eligible))
-	diff := rate[hot] - rate[cold]
-	if total < minLoadBytesPerSec || diff <= loadImbalance*mean || len(owned[hot]) <= len(owned[cold]) {
-		return nil
+	mean := total / float64(len(b.eligible))
+	diff := b.rate[hot] - b.rate[cold]
+	if total < minLoadBytesPerSec || diff <= loadImbalance*mean || len(b.owned[hot]) <= len(b.owned[cold]) {
+		return move{}, false
 	}
-	if rate[hot]/float64(len(owned[hot])) >= diff {
-		return nil
+	if b.rate[hot]/float64(len(b.owned[hot])) >= diff {
+		return move{}, false
 	}
-	return []move{take(hot, cold, true)}
+	return b.take(hot, cold, true), true
 }
 
 // rebalancer carries the leader's rebalancing state between placement
