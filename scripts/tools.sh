@@ -13,6 +13,8 @@ STATICCHECK_VERSION=v0.8.2
 PROTOC_GEN_GO_VERSION=v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION=v1.6.2
 HELM_VERSION=v3.22.0
+FUNLEN_VERSION=v0.2.0
+GOCOGNIT_VERSION=v1.3.0
 KUBE_VERSION=v1.37.2
 
 bin=${STRATA_TOOLS_DIR:-$HOME/.cache/strata/bin}
@@ -62,6 +64,46 @@ build_minio() {
 }
 build_staticcheck() { go_tool staticcheck honnef.co/go/tools/cmd/staticcheck "$STATICCHECK_VERSION"; }
 build_helm() { go_tool helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"; }
+build_gocognit() { go_tool gocognit github.com/uudashr/gocognit/cmd/gocognit "$GOCOGNIT_VERSION"; }
+
+# funlen is only an analyzer (github.com/ultraware/funlen); a throwaway
+# module wraps it in a singlechecker whose -lines flag sets the limit.
+build_funlen() {
+  local out="$bin/funlen-$FUNLEN_VERSION"
+  if [ ! -x "$out" ]; then
+    log "building funlen $FUNLEN_VERSION"
+    local mod; mod=$(mktemp -d)
+    (
+      cd "$mod"
+      go mod init strata.local/funlen >/dev/null 2>&1
+      cat >main.go <<'GO'
+// Command funlen reports functions longer than -lines lines (comments
+// inside a function count; its signature and closing brace do not).
+package main
+
+import (
+	"github.com/ultraware/funlen"
+	"golang.org/x/tools/go/analysis"
+	"golang.org/x/tools/go/analysis/singlechecker"
+)
+
+func main() {
+	var lines int
+	a := &analysis.Analyzer{Name: "funlen", Doc: "reports functions longer than -lines lines"}
+	a.Flags.IntVar(&lines, "lines", 70, "longest function body allowed, in lines")
+	a.Run = func(p *analysis.Pass) (any, error) { return funlen.NewAnalyzer(lines, -1, false).Run(p) }
+	singlechecker.Main(a)
+}
+GO
+      go get "github.com/ultraware/funlen@$FUNLEN_VERSION" >/dev/null 2>&1
+      go mod tidy >/dev/null 2>&1
+      GOFLAGS=-buildvcs=false go build -o "$out.tmp" .
+    )
+    mv "$out.tmp" "$out"
+    rm -rf "$mod"
+  fi
+  ln -sf "$(basename "$out")" "$bin/funlen"
+}
 
 build_kube_apiserver() {
   local out="$bin/kube-apiserver-$KUBE_VERSION"
@@ -98,13 +140,14 @@ case "${1:-all}" in
   minio) build_minio ;;
   etcd) build_etcd ;;
   staticcheck) build_staticcheck ;;
+  complexity) build_funlen; build_gocognit ;;
   protoc-gen)
     # protoc itself comes from Debian's protobuf-compiler package.
     go_tool protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go "$PROTOC_GEN_GO_VERSION"
     go_tool protoc-gen-go-grpc google.golang.org/grpc/cmd/protoc-gen-go-grpc "$PROTOC_GEN_GO_GRPC_VERSION" ;;
   helm) build_helm ;;
   kube-apiserver) build_kube_apiserver ;;
-  all) build_etcd; build_staticcheck; build_minio; build_helm; build_kube_apiserver ;;
-  *) echo "usage: $0 [all|minio|etcd|staticcheck|protoc-gen|helm|kube-apiserver]" >&2; exit 2 ;;
+  all) build_etcd; build_staticcheck; build_funlen; build_gocognit; build_minio; build_helm; build_kube_apiserver ;;
+  *) echo "usage: $0 [all|minio|etcd|staticcheck|complexity|protoc-gen|helm|kube-apiserver]" >&2; exit 2 ;;
 esac
 echo "$bin"
