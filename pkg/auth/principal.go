@@ -57,8 +57,12 @@ func FromContext(ctx context.Context) (Principal, bool) {
 
 // Credentials are what a caller presented, independent of the front end.
 type Credentials struct {
-	// Token is a bearer token, "" if none.
+	// Token is a bearer token, "" if none. A Kafka SASL/PLAIN front end
+	// passes the password here.
 	Token string
+	// User, if set, is the name the caller claims along with Token (the
+	// SASL/PLAIN user name): it must equal the token's principal.
+	User string
 	// TLS is the caller's connection state, nil for plaintext. Only
 	// verified chains count as a client certificate.
 	TLS *tls.ConnectionState
@@ -91,4 +95,13 @@ func certName(st *tls.ConnectionState) string {
 		return ""
 	}
 	return st.VerifiedChains[0][0].Subject.CommonName
+}
+
+// NameOf returns the name of the principal in ctx, for audit logs: the
+// caller's own, or one a proxy forwarded (ServerGuard), or "-" for none.
+func NameOf(ctx context.Context) string {
+	if p, ok := FromContext(ctx); ok && p.Name != "" {
+		return p.Name
+	}
+	return "-"
 }
