@@ -210,7 +210,7 @@ func (g *ServerGuard) check(ctx context.Context, method string) (context.Context
 			}
 			g.log.Warn("client certificate refused at a server-only port", "method", method, "subject", name)
 			return nil, apierr.Errorf(apierr.ErrPermissionDenied, "certificate %q is not a Strata server's (no %s identity); %s serves only Strata's servers, clients connect to a proxy",
-				name, ServerIdentity(g.domain, "<role>"), method)
+				name, "spiffe://"+g.domain+"/<role>", method)
 		}
 		if want := g.callers(method); want != nil && !slices.ContainsFunc(roles, func(r string) bool { return slices.Contains(want, r) }) {
 			g.log.Warn("server role refused", "method", method, "roles", roles, "allowed", want)
