@@ -72,7 +72,9 @@ func TestInternalPortsRefuseClients(t *testing.T) {
 		Brokers:         2,
 		TLS:             &server,
 		ProxyArgs:       []string{"-auth-token-file", tokens, "-auth-client-certs", "-acls", "-super-users", "admin"},
-		CoordinatorArgs: []string{"-compact-min-age", "1h"}, // the object listing must stand still
+		// The state compared before and after the refused calls must stand
+		// still: no compaction, no periodic placement pass.
+		CoordinatorArgs: []string{"-compact-min-age", "1h", "-placement-interval", "1h"},
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -97,8 +99,11 @@ func TestInternalPortsRefuseClients(t *testing.T) {
 	}
 	defer ms.Close()
 	before := snapshot(ctx, t, c, ms)
-	if len(before.owned) != 2 {
-		t.Fatalf("partition owners %v: want both brokers owning partitions", before.owned)
+	for deadline := time.Now().Add(30 * time.Second); before.owned["broker-0"] == 0 || before.owned["broker-1"] == 0; before = snapshot(ctx, t, c, ms) {
+		if time.Now().After(deadline) {
+			t.Fatalf("partition owners %v: want both brokers owning partitions", before.owned)
+		}
+		time.Sleep(50 * time.Millisecond) // polling a condition with a deadline
 	}
 	p0 := before.parts[topic+"/0"]
 	owner := brokerAddr(t, st, p0.Broker)

@@ -53,12 +53,19 @@ func TestDevClientCertStaysOutside(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	st, err := stratav1.NewStrataClient(conn).ClusterStatus(ctx, &stratav1.ClusterStatusRequest{})
-	if err != nil {
-		t.Fatalf("the client certificate at the proxy: %v", err)
-	}
-	if st.GetCoordinatorAddr() == "" || len(st.GetBrokers()) == 0 {
-		t.Fatalf("cluster status %v", st)
+	// The coordinator's view may not show the broker yet: wait for it.
+	var st *stratav1.ClusterStatusResponse
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if st, err = stratav1.NewStrataClient(conn).ClusterStatus(ctx, &stratav1.ClusterStatusRequest{}); err != nil {
+			t.Fatalf("the client certificate at the proxy: %v", err)
+		}
+		if st.GetCoordinatorAddr() != "" && len(st.GetBrokers()) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cluster status %v: no coordinator address or broker", st)
+		}
+		time.Sleep(10 * time.Millisecond) // polling a condition with a deadline
 	}
 	coord, err := rpc.Dial(st.GetCoordinatorAddr(), rpc.WithTLS(clientTLS))
 	if err != nil {
