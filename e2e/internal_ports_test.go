@@ -69,9 +69,9 @@ func TestInternalPortsRefuseClients(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := StartCluster(t, ClusterOptions{
-		Brokers:         2,
-		TLS:             &server,
-		ProxyArgs:       []string{"-auth-token-file", tokens, "-auth-client-certs", "-acls", "-super-users", "admin"},
+		Brokers:   2,
+		TLS:       &server,
+		ProxyArgs: []string{"-auth-token-file", tokens, "-auth-client-certs", "-acls", "-super-users", "admin"},
 		// The state compared before and after the refused calls must stand
 		// still: no compaction, no periodic placement pass.
 		CoordinatorArgs: []string{"-compact-min-age", "1h", "-placement-interval", "1h"},
