@@ -2,8 +2,10 @@ package auth_test
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -238,5 +240,50 @@ func TestServerGuardConfig(t *testing.T) {
 		if auth.ValidTrustDomain(d) != ok {
 			t.Errorf("ValidTrustDomain(%q) = %v", d, !ok)
 		}
+	}
+}
+
+// TestAuthenticateRawTLS: a front end other than gRPC (the Kafka
+// listener) serves TLS with rpc.TLS.ListenerConfig and authenticates the
+// connection's verified client certificate through the same Guard.
+func TestAuthenticateRawTLS(t *testing.T) {
+	ids := identities(t)
+	l, err := tls.Listen("tcp", "127.0.0.1:0", ids["broker"].ListenerConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	g, err := auth.New(auth.Config{ClientCerts: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		defer c.Close()
+		tc := c.(*tls.Conn)
+		if err := tc.Handshake(); err != nil {
+			got <- err.Error()
+			return
+		}
+		st := tc.ConnectionState()
+		p, err := g.Authenticate(auth.Credentials{TLS: &st})
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		got <- p.Name
+	}()
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", l.Addr().String(), ids["client"].ClientConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if name := <-got; name != "mallory" {
+		t.Fatalf("principal %q, want mallory", name)
 	}
 }
