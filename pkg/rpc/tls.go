@@ -53,7 +53,7 @@ type TLSConfig struct {
 	// broker or coordinator (those verify callers with CAFile only).
 	ClientCAFile string `json:"clientCAFile,omitempty"`
 	// ClientAuth is what listeners ask of clients. Default ClientAuthNone,
-	// or ClientAuthRequest when CAFile is set.
+	// or ClientAuthRequest when CAFile or ClientCAFile is set.
 	ClientAuth ClientAuth `json:"clientAuth,omitempty"`
 	// TrustDomain is the domain of the server identities this process
 	// trusts in certificates (URIs spiffe://<domain>/<role>; see
