@@ -8,7 +8,9 @@
 // A Guard bundles the three. It is independent of the front end: the
 // proxy's gRPC server installs Guard.UnaryInterceptor, and a Kafka
 // wire-protocol front end can call Authenticate (with its own credentials),
-// Authorize and Throttle directly. docs/security.md describes the model.
+// Authorize and Throttle directly. A ServerGuard (servers.go) keeps
+// brokers and coordinators to Strata's own servers, identified by the
+// role URI in their certificates. docs/security.md describes the model.
 package auth
 
 import (
