@@ -29,7 +29,8 @@ func TestSecureCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	server, err := ca.WriteIssued(dir, "server", "strata-server")
+	server, err := ca.WriteSpec(dir, "server", tlsgen.Spec{CN: "strata-server", Server: true, Client: true,
+		URIs: auth.ServerIdentities(auth.DefaultTrustDomain, auth.Roles...)})
 	if err != nil {
 		t.Fatal(err)
 	}

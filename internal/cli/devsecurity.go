@@ -12,7 +12,7 @@ import (
 // devSecurityFlags registers `strata dev`'s security flags and returns the
 // function that applies them to cfg once flags are parsed.
 func devSecurityFlags(fs *flag.FlagSet, cfg *dev.Config) func(*App) error {
-	useTLS := fs.Bool("tls", false, "generate a throw-away CA and certificates in DATA-DIR/tls and serve TLS (mutual TLS between the servers)")
+	useTLS := fs.Bool("tls", false, "generate a throw-away CA, a server certificate (with the servers' identities) and a client certificate in DATA-DIR/tls, and serve TLS (mutual TLS between the servers, which refuse the client certificate)")
 	fs.StringVar(&cfg.Auth.TokenFile, "auth-token-file", "", `file of "<principal> sha256:<hex>" lines (strata acl token); clients send the token as a bearer token`)
 	fs.BoolVar(&cfg.Auth.ClientCerts, "auth-client-certs", false, "authenticate clients by their TLS client certificate's subject (needs --tls)")
 	fs.BoolVar(&cfg.Auth.AllowAnonymous, "auth-allow-anonymous", false, "let clients without credentials in as ANONYMOUS")
@@ -38,6 +38,7 @@ func devSecurityFlags(fs *flag.FlagSet, cfg *dev.Config) func(*App) error {
 		cfg.TLS = &tc
 		fmt.Fprintf(a.Stdout, "TLS is on. Point clients at the throw-away CA:\n  export %s=%s\n", EnvTLSCA, files.CA)
 		fmt.Fprintf(a.Stdout, "and, for mutual TLS as principal %q:\n  export %s=%s %s=%s\n", dev.ClientPrincipal, EnvTLSCert, files.ClientCert, EnvTLSKey, files.ClientKey)
+		fmt.Fprintf(a.Stdout, "The client certificate opens the proxy only; brokers and the coordinator serve only the server certificate (%s).\n", files.ServerCert)
 		return nil
 	}
 }

@@ -3,7 +3,9 @@ package serverflags
 import (
 	"flag"
 	"fmt"
+	"net/url"
 
+	"github.com/strata-mq/strata/pkg/auth"
 	"github.com/strata-mq/strata/pkg/meta"
 	"github.com/strata-mq/strata/pkg/objstore"
 	"github.com/strata-mq/strata/pkg/rpc"
@@ -15,6 +17,19 @@ import (
 type Security struct {
 	server, etcd, s3 rpc.TLSConfig
 	clientAuth       string
+	trustDomain      string
+}
+
+// endpointHosts returns the hosts of etcd endpoint URLs: the names an
+// etcd certificate may be verified against when it is dialled by IP.
+func endpointHosts(eps []string) []string {
+	var out []string
+	for _, ep := range eps {
+		if u, err := url.Parse(ep); err == nil && u.Hostname() != "" {
+			out = append(out, u.Hostname())
+		}
+	}
+	return out
 }
 
 // TLS registers the TLS flags. internal says the server is one that only
@@ -25,8 +40,10 @@ func TLS(fs *flag.FlagSet) *Security {
 	s := &Security{}
 	fs.StringVar(&s.server.CertFile, "tls-cert", "", "PEM certificate of this server's listeners, also its client certificate towards other servers (empty: plaintext)")
 	fs.StringVar(&s.server.KeyFile, "tls-key", "", "PEM private key of --tls-cert")
-	fs.StringVar(&s.server.CAFile, "tls-ca", "", "PEM CA bundle that verifies the other servers and client certificates")
+	fs.StringVar(&s.server.CAFile, "tls-ca", "", "PEM CA bundle that verifies the other servers (and client certificates unless --tls-client-ca is set)")
 	fs.StringVar(&s.server.ServerName, "tls-server-name", "", "name to verify in the certificates of other servers this one dials (default: the dialled host); lets pods that advertise IPs share one certificate")
+	fs.StringVar(&s.server.ClientCAFile, "tls-client-ca", "", "proxies: PEM CA bundle that verifies client certificates instead of --tls-ca, so clients can hold certificates of their own CA (brokers and coordinators accept only servers and refuse this flag)")
+	fs.StringVar(&s.trustDomain, "tls-trust-domain", auth.DefaultTrustDomain, "trust domain of the servers' identities: each server certificate carries the URI spiffe://DOMAIN/ROLE (ROLE proxy, broker or coordinator), and brokers and coordinators serve only callers whose certificate names a role")
 	fs.StringVar(&s.clientAuth, "tls-client-auth", "", "client certificates: none, request (verify if given) or require (mutual TLS); default require for brokers and coordinators and request for proxies when --tls-ca is set")
 	fs.StringVar(&s.etcd.CAFile, "etcd-ca", "", "PEM CA bundle of etcd's certificate (https endpoints)")
 	fs.StringVar(&s.etcd.CertFile, "etcd-cert", "", "PEM client certificate for etcd")
@@ -46,7 +63,7 @@ func (s *Security) Apply(mc *meta.Config, sc *objstore.Config, internal bool) (*
 		c    rpc.TLSConfig
 		set  func(*rpc.TLS)
 	}{
-		{"etcd", s.etcd, func(t *rpc.TLS) { mc.TLS = t.ClientConfig() }},
+		{"etcd", s.etcd, func(t *rpc.TLS) { mc.TLS = t.ReloadingClientConfig(endpointHosts(mc.Endpoints)) }},
 		{"s3", s.s3, func(t *rpc.TLS) { sc.S3.TLS = t.ClientConfig() }},
 	} {
 		if !x.c.Enabled() {
@@ -58,8 +75,20 @@ func (s *Security) Apply(mc *meta.Config, sc *objstore.Config, internal bool) (*
 		}
 		x.set(t)
 	}
+	if !auth.ValidTrustDomain(s.trustDomain) {
+		return nil, fmt.Errorf("--tls-trust-domain %q: want lower-case letters, digits, '.', '-' or '_'", s.trustDomain)
+	}
 	c := s.server
 	c.ClientAuth = rpc.ClientAuth(s.clientAuth)
+	c.TrustDomain = s.trustDomain
+	if internal && c.Enabled() {
+		switch {
+		case c.ClientCAFile != "":
+			return nil, fmt.Errorf("--tls-client-ca is for proxies: brokers and coordinators accept only servers, whose certificates --tls-ca verifies")
+		case c.ClientAuth == rpc.ClientAuthNone:
+			return nil, fmt.Errorf("--tls-client-auth none: brokers and coordinators identify their callers by certificate; use require (or request, which lets only health checks in without one)")
+		}
+	}
 	if c.ClientAuth == "" && c.CAFile != "" {
 		c.ClientAuth = rpc.ClientAuthRequest
 		if internal {

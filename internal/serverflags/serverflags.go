@@ -103,7 +103,8 @@ type Env struct {
 	// and the caller allowed that.
 	Store objstore.Store
 	// TLS is the process's certificate for its listener and its dials to
-	// other Strata servers; nil for plaintext.
+	// other Strata servers (with the trust domain of server identities,
+	// --tls-trust-domain); nil for plaintext.
 	TLS *rpc.TLS
 }
 
@@ -118,10 +119,10 @@ func (c *Common) Open(ctx context.Context, internal, storeOptional bool) (*Env, 
 	}
 	env := &Env{Log: log, Registry: prometheus.NewRegistry()}
 	env.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	MetaDefaults(c.meta) // before Apply: etcd's certificate is verified against the endpoints' hosts
 	if env.TLS, err = c.tls.Apply(c.meta, c.store, internal); err != nil {
 		return nil, fmt.Errorf("tls: %w", err)
 	}
-	MetaDefaults(c.meta)
 	if err := CheckEtcd(c.meta); err != nil {
 		return nil, err
 	}

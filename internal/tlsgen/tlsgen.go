@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -58,28 +59,63 @@ func NewCA(name string) (*CA, error) {
 // Issue returns a certificate and key (PEM) with subject common name cn,
 // usable both as a server certificate for hosts (DNS names or IP
 // addresses; "localhost" and 127.0.0.1 are always included) and as a
-// client certificate.
+// client certificate. It names no server identity: to Strata it is a
+// client's certificate (see IssueServer).
 func (ca *CA) Issue(cn string, hosts ...string) (certPEM, keyPEM []byte, err error) {
+	return ca.issue(Spec{CN: cn, Hosts: hosts, Server: true, Client: true})
+}
+
+// Spec describes a certificate to issue.
+type Spec struct {
+	// CN is the subject common name (a client's principal).
+	CN string
+	// Hosts are the DNS names and IP addresses a server certificate is
+	// valid for, besides "localhost", 127.0.0.1 and ::1.
+	Hosts []string
+	// URIs are URI subject alternative names: a Strata server's identity
+	// ("spiffe://strata/broker", auth.ServerIdentity).
+	URIs []string
+	// Server and Client set the extended key usages: TLS server
+	// authentication, client authentication.
+	Server, Client bool
+}
+
+// IssueSpec returns a certificate and key (PEM) described by s.
+func (ca *CA) IssueSpec(s Spec) (certPEM, keyPEM []byte, err error) { return ca.issue(s) }
+
+func (ca *CA) issue(s Spec) (certPEM, keyPEM []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
-		Subject:      pkix.Name{CommonName: cn, Organization: []string{"strata"}},
+		Subject:      pkix.Name{CommonName: s.CN, Organization: []string{"strata"}},
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(Validity),
 		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
 	}
-	for _, h := range hosts {
+	if s.Server {
+		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageServerAuth)
+		tmpl.DNSNames = []string{"localhost"}
+		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
+	}
+	if s.Client {
+		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageClientAuth)
+	}
+	for _, h := range s.Hosts {
 		if ip := net.ParseIP(h); ip != nil {
 			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
 		} else if h != "" {
 			tmpl.DNSNames = append(tmpl.DNSNames, h)
 		}
+	}
+	for _, u := range s.URIs {
+		pu, err := url.Parse(u)
+		if err != nil {
+			return nil, nil, fmt.Errorf("tlsgen: uri %q: %w", u, err)
+		}
+		tmpl.URIs = append(tmpl.URIs, pu)
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {
@@ -107,11 +143,17 @@ func (ca *CA) WriteCA(dir string) (string, error) {
 // WriteIssued issues a certificate for cn (see Issue) and writes it to
 // dir/<name>.pem and dir/<name>-key.pem, beside dir/ca.pem.
 func (ca *CA) WriteIssued(dir, name, cn string, hosts ...string) (Files, error) {
+	return ca.WriteSpec(dir, name, Spec{CN: cn, Hosts: hosts, Server: true, Client: true})
+}
+
+// WriteSpec issues a certificate described by s and writes it to
+// dir/<name>.pem and dir/<name>-key.pem, beside dir/ca.pem.
+func (ca *CA) WriteSpec(dir, name string, s Spec) (Files, error) {
 	caPath, err := ca.WriteCA(dir)
 	if err != nil {
 		return Files{}, err
 	}
-	c, k, err := ca.Issue(cn, hosts...)
+	c, k, err := ca.issue(s)
 	if err != nil {
 		return Files{}, err
 	}

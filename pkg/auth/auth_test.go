@@ -65,6 +65,9 @@ func TestAuthenticate(t *testing.T) {
 		{"client cert", Config{ClientCerts: true}, Credentials{TLS: cert}, "svc-orders"},
 		{"unverified cert", Config{ClientCerts: true}, Credentials{TLS: unverified}, ""},
 		{"cert ignored when certs are off", Config{TokenFile: path}, Credentials{TLS: cert}, ""},
+		// SASL/PLAIN: the password is the token, the user must be its principal.
+		{"plain user and token", Config{TokenFile: path}, Credentials{User: "alice", Token: tok}, "alice"},
+		{"plain token of another user", Config{TokenFile: path}, Credentials{User: "bob", Token: tok}, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -171,11 +171,11 @@ func (g *Guard) authenticate(c Credentials) (Principal, error) {
 	}
 	if c.Token != "" {
 		if g.tokens != nil {
-			if name, ok := g.tokens.lookup(c.Token); ok {
+			if name, ok := g.tokens.lookup(c.Token); ok && (c.User == "" || c.User == name) {
 				return Principal{Name: name, Method: MethodToken}, nil
 			}
 		}
-		return Principal{Method: MethodToken}, apierr.Errorf(apierr.ErrUnauthenticated, "invalid bearer token")
+		return Principal{Method: MethodToken}, apierr.Errorf(apierr.ErrUnauthenticated, "invalid bearer token (or not the named user's)")
 	}
 	if g.cfg.ClientCerts {
 		if name := certName(c.TLS); name != "" {

@@ -8,7 +8,9 @@
 // A Guard bundles the three. It is independent of the front end: the
 // proxy's gRPC server installs Guard.UnaryInterceptor, and a Kafka
 // wire-protocol front end can call Authenticate (with its own credentials),
-// Authorize and Throttle directly. docs/security.md describes the model.
+// Authorize and Throttle directly. A ServerGuard (servers.go) keeps
+// brokers and coordinators to Strata's own servers, identified by the
+// role URI in their certificates. docs/security.md describes the model.
 package auth
 
 import (
@@ -57,8 +59,12 @@ func FromContext(ctx context.Context) (Principal, bool) {
 
 // Credentials are what a caller presented, independent of the front end.
 type Credentials struct {
-	// Token is a bearer token, "" if none.
+	// Token is a bearer token, "" if none. A Kafka SASL/PLAIN front end
+	// passes the password here.
 	Token string
+	// User, if set, is the name the caller claims along with Token (the
+	// SASL/PLAIN user name): it must equal the token's principal.
+	User string
 	// TLS is the caller's connection state, nil for plaintext. Only
 	// verified chains count as a client certificate.
 	TLS *tls.ConnectionState
@@ -91,4 +97,13 @@ func certName(st *tls.ConnectionState) string {
 		return ""
 	}
 	return st.VerifiedChains[0][0].Subject.CommonName
+}
+
+// NameOf returns the name of the principal in ctx, for audit logs: the
+// caller's own, or one a proxy forwarded (ServerGuard), or "-" for none.
+func NameOf(ctx context.Context) string {
+	if p, ok := FromContext(ctx); ok && p.Name != "" {
+		return p.Name
+	}
+	return "-"
 }

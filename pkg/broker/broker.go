@@ -33,6 +33,7 @@ import (
 
 	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
 	"github.com/strata-mq/strata/pkg/apierr"
+	"github.com/strata-mq/strata/pkg/auth"
 	"github.com/strata-mq/strata/pkg/meta"
 	"github.com/strata-mq/strata/pkg/rpc"
 )
@@ -121,6 +122,11 @@ func New(cfg Config) (*Server, error) {
 		reg = prometheus.NewRegistry()
 	}
 	log := cfg.Logger.With("component", "broker", "broker", cfg.ID)
+	// Only Strata's servers may call a broker (auth.BrokerCallers).
+	guard, err := auth.NewServerGuard(auth.ServerGuardConfig{TLS: cfg.TLS, Callers: auth.BrokerCallers, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
 	s := &Server{
 		cfg:       cfg,
 		id:        cfg.ID,
@@ -128,7 +134,7 @@ func New(cfg Config) (*Server, error) {
 		reg:       reg,
 		metrics:   newMetrics(reg),
 		view:      meta.NewView(cfg.Meta),
-		grpc:      rpc.NewServer(log, rpc.WithServerTLS(cfg.TLS)),
+		grpc:      rpc.NewServer(log, append(guard.ServerOptions(), rpc.WithServerTLS(cfg.TLS))...),
 		ready:     make(chan struct{}),
 		kick:      make(chan struct{}, 1),
 		recheck:   make(chan struct{}, 1),

@@ -10,6 +10,7 @@ import (
 
 	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
 	"github.com/strata-mq/strata/pkg/apierr"
+	"github.com/strata-mq/strata/pkg/auth"
 	"github.com/strata-mq/strata/pkg/meta"
 )
 
@@ -43,7 +44,7 @@ func (s *Server) CreateTopic(ctx context.Context, req *stratav1.CreateTopicReque
 		if t, err = s.cfg.Meta.CreateTopic(ctx, t); err != nil {
 			return err
 		}
-		s.log.Info("created topic", "topic", t.Name, "id", t.ID, "partitions", t.Partitions)
+		s.log.Info("created topic", "by", auth.NameOf(ctx), "topic", t.Name, "id", t.ID, "partitions", t.Partitions)
 		resp = &stratav1.CreateTopicResponse{Topic: topicInfo(t)}
 		return nil
 	})
@@ -97,7 +98,7 @@ func (s *Server) DeleteTopic(ctx context.Context, req *stratav1.DeleteTopicReque
 			}
 		}
 		if err == nil {
-			s.log.Info("deleted topic", "topic", req.GetName())
+			s.log.Info("deleted topic", "by", auth.NameOf(ctx), "topic", req.GetName())
 		}
 		return err
 	})

@@ -6,6 +6,7 @@ import (
 
 	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
 	"github.com/strata-mq/strata/pkg/apierr"
+	"github.com/strata-mq/strata/pkg/auth"
 	"github.com/strata-mq/strata/pkg/meta"
 )
 
@@ -53,7 +54,7 @@ func (s *Server) AlterTopic(ctx context.Context, req *stratav1.AlterTopicRequest
 		if err != nil {
 			return err
 		}
-		s.log.Info("altered topic", "topic", t.Name, "retention_ms", t.RetentionMs, "retention_bytes", t.RetentionBytes, "max_message_bytes", t.MaxMessageBytes)
+		s.log.Info("altered topic", "by", auth.NameOf(ctx), "topic", t.Name, "retention_ms", t.RetentionMs, "retention_bytes", t.RetentionBytes, "max_message_bytes", t.MaxMessageBytes)
 		resp = &stratav1.AlterTopicResponse{Topic: topicInfo(t)}
 		return nil
 	})

@@ -29,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
+	"github.com/strata-mq/strata/pkg/auth"
 	"github.com/strata-mq/strata/pkg/lifecycle"
 	"github.com/strata-mq/strata/pkg/meta"
 	"github.com/strata-mq/strata/pkg/objstore"
@@ -263,16 +264,20 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	// Only Strata's proxies may call a coordinator (auth.CoordinatorCallers).
+	guard, err := auth.NewServerGuard(auth.ServerGuardConfig{TLS: cfg.TLS, Callers: auth.CoordinatorCallers, Logger: cfg.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("coordinator: %w", err)
+	}
 	s := &Server{
 		cfg:     cfg,
 		log:     cfg.Logger.With("coordinator", cfg.ID),
 		metrics: newMetrics(cfg.Registry),
-		grpc:    rpc.NewServer(cfg.Logger, rpc.WithServerTLS(cfg.TLS)),
+		grpc:    rpc.NewServer(cfg.Logger, append(guard.ServerOptions(), rpc.WithServerTLS(cfg.TLS))...),
 		view:    meta.NewView(cfg.Meta),
 		ready:   make(chan struct{}),
 	}
 	s.rebalanceMetrics = newRebalanceMetrics(cfg.Registry)
-	var err error
 	if s.lifecycle, err = newLifecycle(cfg); err != nil {
 		return nil, err
 	}

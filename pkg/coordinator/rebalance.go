@@ -13,6 +13,7 @@ import (
 
 	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
 	"github.com/strata-mq/strata/pkg/apierr"
+	"github.com/strata-mq/strata/pkg/auth"
 	"github.com/strata-mq/strata/pkg/meta"
 	"github.com/strata-mq/strata/pkg/rpc"
 )
@@ -450,7 +451,7 @@ func (s *Server) DrainBroker(ctx context.Context, req *stratav1.DrainBrokerReque
 			return apierr.FromStatus(err)
 		}
 		s.rebalanceMetrics.drains.Inc()
-		s.log.Info("drained broker", "broker", id, "partitions", len(out.Released))
+		s.log.Info("drained broker", "by", auth.NameOf(ctx), "broker", id, "partitions", len(out.Released))
 		resp = &stratav1.DrainBrokerResponse{Released: out.Released}
 		return nil
 	})

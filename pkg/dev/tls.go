@@ -1,10 +1,15 @@
 package dev
 
 import (
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
+	"net/url"
 	"os"
+	"slices"
 
 	"github.com/strata-mq/strata/internal/tlsgen"
+	"github.com/strata-mq/strata/pkg/auth"
 	"github.com/strata-mq/strata/pkg/meta"
 	"github.com/strata-mq/strata/pkg/rpc"
 )
@@ -14,10 +19,14 @@ type TLSFiles struct {
 	// CA is the throw-away CA's certificate: what clients trust.
 	CA string
 	// ServerCert and ServerKey are the servers' certificate (subject
-	// "strata-server", valid for localhost and 127.0.0.1).
+	// "strata-server", valid for localhost and 127.0.0.1). It carries the
+	// identities of all three roles (auth.ServerIdentities), since one
+	// process plays them all; only it opens brokers and coordinators.
 	ServerCert, ServerKey string
 	// ClientCert and ClientKey are a client certificate whose principal is
-	// ClientPrincipal, for trying mutual TLS from clients.
+	// ClientPrincipal, for trying mutual TLS from clients. It names no
+	// server identity and is valid only for client authentication: the
+	// proxy accepts it, brokers and coordinators refuse it.
 	ClientCert, ClientKey string
 }
 
@@ -27,7 +36,9 @@ const ClientPrincipal = "dev-client"
 
 // GenerateTLS makes a throw-away CA in dir, with a server certificate and a
 // client certificate, reusing the files if dir has them already (so that
-// clients configured against an earlier run keep working).
+// clients configured against an earlier run keep working) and the server
+// certificate carries the server identities (files written before
+// servers had identities get new certificates).
 func GenerateTLS(dir string) (TLSFiles, error) {
 	f := TLSFiles{
 		CA:         dir + "/ca.pem",
@@ -40,7 +51,7 @@ func GenerateTLS(dir string) (TLSFiles, error) {
 			have = false
 		}
 	}
-	if have {
+	if have && hasServerIdentity(f.ServerCert) {
 		return f, nil
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -50,13 +61,33 @@ func GenerateTLS(dir string) (TLSFiles, error) {
 	if err != nil {
 		return TLSFiles{}, err
 	}
-	if _, err := ca.WriteIssued(dir, "server", "strata-server"); err != nil {
+	server := tlsgen.Spec{CN: "strata-server", URIs: auth.ServerIdentities(auth.DefaultTrustDomain, auth.Roles...), Server: true, Client: true}
+	if _, err := ca.WriteSpec(dir, "server", server); err != nil {
 		return TLSFiles{}, err
 	}
-	if _, err := ca.WriteIssued(dir, "client", ClientPrincipal); err != nil {
+	if _, err := ca.WriteSpec(dir, "client", tlsgen.Spec{CN: ClientPrincipal, Client: true}); err != nil {
 		return TLSFiles{}, err
 	}
 	return f, nil
+}
+
+// hasServerIdentity reports whether the certificate in path names a
+// server role of the default trust domain.
+func hasServerIdentity(path string) bool {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		return false
+	}
+	c, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		return false
+	}
+	want := auth.ServerIdentity(auth.DefaultTrustDomain, auth.RoleBroker)
+	return slices.ContainsFunc(c.URIs, func(u *url.URL) bool { return u.String() == want })
 }
 
 // ServerTLS is the TLSConfig of the servers for files f.

@@ -91,7 +91,7 @@ func New(cfg Config) (*Server, error) {
 		done: s.closing, log: s.log, metrics: s.metrics,
 		entries: newEntryCache(), logStarts: map[partKey]cachedLogStart{},
 	}
-	s.admin = &Admin{meta: cfg.Meta, timeout: cfg.AdminTimeout, done: s.closing, log: s.log, metrics: s.metrics, dialOpts: []rpc.DialOption{rpc.WithTLS(cfg.TLS)}}
+	s.admin = &Admin{meta: cfg.Meta, timeout: cfg.AdminTimeout, done: s.closing, log: s.log, metrics: s.metrics, dialOpts: []rpc.DialOption{rpc.WithTLS(cfg.TLS), rpc.WithUnaryClientInterceptors(auth.ForwardPrincipal())}}
 	if err := s.initSecurity(); err != nil {
 		return nil, err
 	}

@@ -56,6 +56,7 @@ type ServerOption func(*serverOptions)
 type serverOptions struct {
 	tls          *TLS
 	interceptors []grpc.UnaryServerInterceptor
+	streams      []grpc.StreamServerInterceptor
 	maxRecv      int
 }
 
@@ -68,6 +69,13 @@ func WithServerTLS(t *TLS) ServerOption { return func(o *serverOptions) { o.tls 
 // apierr sentinels like handlers do.
 func WithUnaryInterceptors(i ...grpc.UnaryServerInterceptor) ServerOption {
 	return func(o *serverOptions) { o.interceptors = append(o.interceptors, i...) }
+}
+
+// WithStreamInterceptors appends stream interceptors (they see health
+// watches and reflection, the streaming services every server has). Their
+// errors are translated with apierr.Status like the unary ones'.
+func WithStreamInterceptors(i ...grpc.StreamServerInterceptor) ServerOption {
+	return func(o *serverOptions) { o.streams = append(o.streams, i...) }
 }
 
 // WithMaxRequestBytes bounds a received message below MaxMessageBytes;
@@ -94,6 +102,7 @@ func NewServer(log *slog.Logger, opts ...ServerOption) *Server {
 		grpc.MaxSendMsgSize(MaxMessageBytes),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{unaryInterceptor(log)}, o.interceptors...)...),
+		grpc.ChainStreamInterceptor(append([]grpc.StreamServerInterceptor{streamInterceptor}, o.streams...)...),
 	}
 	if o.tls != nil {
 		gopts = append(gopts, grpc.Creds(credentials.NewTLS(o.tls.ServerConfig())))
@@ -128,12 +137,19 @@ func unaryInterceptor(log *slog.Logger) grpc.UnaryServerInterceptor {
 	}
 }
 
+// streamInterceptor translates the errors of streaming calls like
+// unaryInterceptor does for unary ones.
+func streamInterceptor(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	return apierr.Status(handler(srv, ss))
+}
+
 // DialOption adjusts Dial.
 type DialOption func(*dialOptions)
 
 type dialOptions struct {
-	tls   *TLS
-	token string
+	tls          *TLS
+	token        string
+	interceptors []grpc.UnaryClientInterceptor
 }
 
 // WithTLS dials with TLS: the server is verified against t's CA bundle and
@@ -145,6 +161,12 @@ func WithTLS(t *TLS) DialOption { return func(o *dialOptions) { o.tls = t } }
 // call. Over TLS the token never travels in the clear; over plaintext it
 // is sent anyway (development clusters only).
 func WithBearerToken(token string) DialOption { return func(o *dialOptions) { o.token = token } }
+
+// WithUnaryClientInterceptors adds interceptors to every unary call of the
+// connection (a proxy forwards its client's principal with one).
+func WithUnaryClientInterceptors(i ...grpc.UnaryClientInterceptor) DialOption {
+	return func(o *dialOptions) { o.interceptors = append(o.interceptors, i...) }
+}
 
 // Dial returns a client connection to addr. The connection is lazy: it
 // connects on first use and reconnects by itself.
@@ -164,6 +186,9 @@ func Dial(addr string, opts ...DialOption) (*grpc.ClientConn, error) {
 	}
 	if o.token != "" {
 		gopts = append(gopts, grpc.WithPerRPCCredentials(bearer{token: o.token, secure: o.tls != nil}))
+	}
+	if len(o.interceptors) > 0 {
+		gopts = append(gopts, grpc.WithChainUnaryInterceptor(o.interceptors...))
 	}
 	conn, err := grpc.NewClient(addr, gopts...)
 	if err != nil {

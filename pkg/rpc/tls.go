@@ -47,9 +47,19 @@ type TLSConfig struct {
 	// Empty: dialling trusts the system roots, and listeners verify no
 	// client certificates.
 	CAFile string `json:"caFile,omitempty"`
+	// ClientCAFile, if set, verifies client certificates on listeners
+	// instead of CAFile: a proxy's clients may hold certificates of a CA
+	// of their own, which then cannot even complete a handshake with a
+	// broker or coordinator (those verify callers with CAFile only).
+	ClientCAFile string `json:"clientCAFile,omitempty"`
 	// ClientAuth is what listeners ask of clients. Default ClientAuthNone,
-	// or ClientAuthRequest when CAFile is set.
+	// or ClientAuthRequest when CAFile or ClientCAFile is set.
 	ClientAuth ClientAuth `json:"clientAuth,omitempty"`
+	// TrustDomain is the domain of the server identities this process
+	// trusts in certificates (URIs spiffe://<domain>/<role>; see
+	// auth.ServerGuard, which enforces them). Empty: "strata". TLS itself
+	// does not check it.
+	TrustDomain string `json:"trustDomain,omitempty"`
 	// ServerName overrides the host name checked in the server
 	// certificates of dialled peers. Empty: the dialled host.
 	ServerName string `json:"serverName,omitempty"`
@@ -63,7 +73,15 @@ type TLSConfig struct {
 
 // Enabled reports whether the configuration asks for TLS at all.
 func (c TLSConfig) Enabled() bool {
-	return c.CertFile != "" || c.KeyFile != "" || c.CAFile != ""
+	return c.CertFile != "" || c.KeyFile != "" || c.CAFile != "" || c.ClientCAFile != ""
+}
+
+// clientCAFile is the bundle that verifies client certificates.
+func (c TLSConfig) clientCAFile() string {
+	if c.ClientCAFile != "" {
+		return c.ClientCAFile
+	}
+	return c.CAFile
 }
 
 // Validate reports a configuration that cannot work.
@@ -77,7 +95,7 @@ func (c TLSConfig) Validate() error {
 	switch c.ClientAuth {
 	case "", ClientAuthNone, ClientAuthRequest:
 	case ClientAuthRequire:
-		if c.CAFile == "" {
+		if c.clientCAFile() == "" {
 			return errors.New("rpc: tls: client auth \"require\" needs a CA file to verify client certificates")
 		}
 	default:
@@ -95,11 +113,12 @@ type TLS struct {
 	cfg TLSConfig
 	log *slog.Logger
 
-	mu        sync.Mutex // guards every field below
-	cert      *tls.Certificate
-	pool      *x509.CertPool
-	stamps    []fileStamp // of CertFile, KeyFile, CAFile, in that order
-	checkedAt time.Time
+	mu         sync.Mutex // guards every field below
+	cert       *tls.Certificate
+	pool       *x509.CertPool
+	clientPool *x509.CertPool // verifies client certificates: pool, or ClientCAFile's
+	stamps     []fileStamp    // of files(), in that order
+	checkedAt  time.Time
 }
 
 type fileStamp struct {
@@ -121,7 +140,7 @@ func LoadTLS(c TLSConfig) (*TLS, error) {
 	}
 	if c.ClientAuth == "" {
 		c.ClientAuth = ClientAuthNone
-		if c.CAFile != "" {
+		if c.clientCAFile() != "" {
 			c.ClientAuth = ClientAuthRequest
 		}
 	}
@@ -142,7 +161,9 @@ func (t *TLS) Config() TLSConfig { return t.cfg }
 // HasCertificate reports whether t carries a certificate (can serve).
 func (t *TLS) HasCertificate() bool { return t != nil && t.cfg.CertFile != "" }
 
-func (t *TLS) files() []string { return []string{t.cfg.CertFile, t.cfg.KeyFile, t.cfg.CAFile} }
+func (t *TLS) files() []string {
+	return []string{t.cfg.CertFile, t.cfg.KeyFile, t.cfg.CAFile, t.cfg.ClientCAFile}
+}
 
 func stamps(files []string) ([]fileStamp, error) {
 	out := make([]fileStamp, len(files))
@@ -179,7 +200,13 @@ func (t *TLS) load() error {
 			return err
 		}
 	}
-	t.cert, t.pool, t.stamps = cert, pool, st
+	clientPool := pool
+	if t.cfg.ClientCAFile != "" {
+		if clientPool, err = LoadCAFile(t.cfg.ClientCAFile); err != nil {
+			return err
+		}
+	}
+	t.cert, t.pool, t.clientPool, t.stamps = cert, pool, clientPool, st
 	return nil
 }
 
@@ -200,6 +227,12 @@ func LoadCAFile(path string) (*x509.CertPool, error) {
 // first if ReloadInterval has passed and a file changed. A failed reload
 // keeps the previous material and is logged.
 func (t *TLS) current() (*tls.Certificate, *x509.CertPool) {
+	cert, pool, _ := t.currentAll()
+	return cert, pool
+}
+
+// currentAll is current with the pool that verifies client certificates.
+func (t *TLS) currentAll() (*tls.Certificate, *x509.CertPool, *x509.CertPool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if time.Since(t.checkedAt) >= t.cfg.ReloadInterval {
@@ -212,11 +245,11 @@ func (t *TLS) current() (*tls.Certificate, *x509.CertPool) {
 			if err := t.load(); err != nil {
 				t.log.Warn("tls reload failed; keeping the loaded files", "err", err)
 			} else {
-				t.log.Info("tls files reloaded", "cert", t.cfg.CertFile, "ca", t.cfg.CAFile)
+				t.log.Info("tls files reloaded", "cert", t.cfg.CertFile, "ca", t.cfg.CAFile, "client_ca", t.cfg.ClientCAFile)
 			}
 		}
 	}
-	return t.cert, t.pool
+	return t.cert, t.pool, t.clientPool
 }
 
 func equalStamps(a, b []fileStamp) bool {
@@ -231,11 +264,19 @@ func equalStamps(a, b []fileStamp) bool {
 	return true
 }
 
-// ServerConfig returns the tls.Config of a listener: it serves the current
-// certificate and verifies client certificates per ClientAuth against the
-// current CA bundle, both reloaded on change.
+// ServerConfig returns the tls.Config of a gRPC listener: it serves the
+// current certificate and verifies client certificates per ClientAuth
+// against the current client CA bundle (ClientCAFile, else CAFile), both
+// reloaded on change.
 func (t *TLS) ServerConfig() *tls.Config {
 	return t.serverConfig(t.cfg.ClientAuth, []string{"h2"})
+}
+
+// ListenerConfig is ServerConfig for a listener of another protocol
+// (ALPN protos, none for a protocol without ALPN such as Kafka's): the
+// same certificate, client authentication and client CA bundle.
+func (t *TLS) ListenerConfig(protos ...string) *tls.Config {
+	return t.serverConfig(t.cfg.ClientAuth, protos)
 }
 
 func (t *TLS) serverConfig(auth ClientAuth, protos []string) *tls.Config {
@@ -250,7 +291,7 @@ func (t *TLS) serverConfig(auth ClientAuth, protos []string) *tls.Config {
 		MinVersion: tls.VersionTLS12,
 		NextProtos: protos,
 		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
-			cert, pool := t.current()
+			cert, _, pool := t.currentAll()
 			if cert == nil {
 				return nil, errors.New("rpc: tls: no server certificate configured")
 			}
@@ -286,6 +327,59 @@ func (t *TLS) ClientConfig() *tls.Config {
 	}
 }
 
+// ReloadingClientConfig is ClientConfig for a connection made once and
+// kept for the life of the process (etcd's): the CA bundle too is the
+// current one at every handshake, so a CA rotated in the file is trusted
+// by the next reconnect without a restart. The server's certificate must
+// be valid for the name dialled (the SNI name or ServerName) or, when the
+// peer is dialled by IP address (no SNI), for one of hosts (the hosts of
+// the configured endpoints). Without CAFile it is ClientConfig: the
+// system roots do not change under a process.
+func (t *TLS) ReloadingClientConfig(hosts []string) *tls.Config {
+	c := t.ClientConfig()
+	if t.cfg.CAFile == "" {
+		return c
+	}
+	c.RootCAs = nil
+	// Verification moves to VerifyConnection, which sees the bundle of
+	// the moment; InsecureSkipVerify only turns off the built-in check.
+	c.InsecureSkipVerify = true
+	c.VerifyConnection = func(cs tls.ConnectionState) error {
+		_, pool := t.current()
+		return verifyServer(cs, pool, t.cfg.ServerName, hosts)
+	}
+	return c
+}
+
+// verifyServer verifies a server's chain against pool and its name: name
+// (else the SNI name) or, with neither, any of hosts.
+func verifyServer(cs tls.ConnectionState, pool *x509.CertPool, name string, hosts []string) error {
+	if len(cs.PeerCertificates) == 0 {
+		return errors.New("rpc: tls: server sent no certificate")
+	}
+	opts := x509.VerifyOptions{Roots: pool, Intermediates: x509.NewCertPool()}
+	for _, c := range cs.PeerCertificates[1:] {
+		opts.Intermediates.AddCert(c)
+	}
+	leaf := cs.PeerCertificates[0]
+	if _, err := leaf.Verify(opts); err != nil {
+		return &tls.CertificateVerificationError{UnverifiedCertificates: cs.PeerCertificates, Err: err}
+	}
+	if name == "" {
+		name = cs.ServerName
+	}
+	if name != "" {
+		return leaf.VerifyHostname(name)
+	}
+	var err error = errors.New("rpc: tls: no host name to verify the server's certificate against")
+	for _, h := range hosts {
+		if err = leaf.VerifyHostname(h); err == nil {
+			return nil
+		}
+	}
+	return err
+}
+
 // ListenMetrics opens the listener of a metrics (HTTP) endpoint: plain TCP
 // when t is nil, otherwise TLS with t's certificate that verifies client
 // certificates only when given (scrapers need none).
@@ -299,7 +393,7 @@ func ListenMetrics(addr string, t *TLS) (net.Listener, error) {
 		return nil, errors.New("rpc: tls: a metrics listener needs a certificate")
 	}
 	mode := ClientAuthNone
-	if t.cfg.CAFile != "" {
+	if t.cfg.clientCAFile() != "" {
 		mode = ClientAuthRequest
 	}
 	return tls.NewListener(l, t.serverConfig(mode, []string{"http/1.1"})), nil

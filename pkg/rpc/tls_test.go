@@ -212,3 +212,89 @@ func TestLimitConnsPerHost(t *testing.T) {
 	}
 	_ = conns
 }
+
+// TestClientCAFile: a listener with ClientCAFile verifies client
+// certificates against it, so clients can hold certificates of their own
+// CA; a listener with only CAFile (a broker's) refuses those at the
+// handshake.
+func TestClientCAFile(t *testing.T) {
+	servers := pki(t, "servers-ca", "proxy", "broker")
+	clients := pki(t, "clients-ca", "app")
+	proxy, err := rpc.LoadTLS(rpc.TLSConfig{CertFile: servers["proxy"].Cert, KeyFile: servers["proxy"].Key, CAFile: servers["proxy"].CA,
+		ClientCAFile: clients["app"].CA, ClientAuth: rpc.ClientAuthRequire, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxyAddr := serve(t, proxy)
+	brokerAddr := serve(t, load(t, servers["broker"], rpc.ClientAuthRequire))
+	app, err := rpc.LoadTLS(rpc.TLSConfig{CertFile: clients["app"].Cert, KeyFile: clients["app"].Key, CAFile: servers["proxy"].CA, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := check(t, proxyAddr, rpc.WithTLS(app)); err != nil {
+		t.Fatalf("client certificate of the client CA at the proxy: %v", err)
+	}
+	if err := check(t, brokerAddr, rpc.WithTLS(app)); err == nil {
+		t.Fatal("a broker accepted a certificate of the client CA")
+	}
+	if err := check(t, brokerAddr, rpc.WithTLS(proxy)); err != nil {
+		t.Fatalf("the proxy's server certificate at the broker: %v", err)
+	}
+}
+
+// TestReloadingClientConfig: a long-lived client (etcd's) trusts a CA
+// rotated in its CA file without a restart, and verifies the server's
+// name against the endpoint hosts when it dials an IP address.
+func TestReloadingClientConfig(t *testing.T) {
+	first := pki(t, "ca-1", "server")
+	srv := load(t, first["server"], rpc.ClientAuthNone)
+	addr := serve(t, srv)
+	caFile := t.TempDir() + "/ca.pem"
+	copyFile(t, first["server"].CA, caFile)
+	client, err := rpc.LoadTLS(rpc.TLSConfig{CAFile: caFile, ReloadInterval: time.Millisecond, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reloading := client.ReloadingClientConfig([]string{"127.0.0.1"})
+	captured := client.ClientConfig()
+	handshake := func(c *tls.Config) error {
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, c)
+		if err == nil {
+			conn.Close()
+		}
+		return err
+	}
+	if err := handshake(reloading); err != nil {
+		t.Fatal(err)
+	}
+	if err := handshake(client.ReloadingClientConfig([]string{"10.9.9.9"})); err == nil {
+		t.Fatal("a certificate not valid for the endpoint hosts was accepted")
+	}
+	// Rotate: the server gets a certificate of a new CA, the client's CA
+	// file the new CA.
+	second := pki(t, "ca-2", "server")
+	copyFile(t, second["server"].Cert, first["server"].Cert)
+	copyFile(t, second["server"].Key, first["server"].Key)
+	copyFile(t, second["server"].CA, caFile)
+	deadline := time.Now().Add(10 * time.Second)
+	for handshake(reloading) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the rotated CA was never trusted")
+		}
+		time.Sleep(10 * time.Millisecond) // polling a condition with a deadline
+	}
+	if err := handshake(captured); err == nil {
+		t.Fatal("a config made before the rotation trusted the new CA (the test proves nothing)")
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}

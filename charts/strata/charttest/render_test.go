@@ -197,6 +197,10 @@ func TestSchemaRejects(t *testing.T) {
 		{"tls without a secret", []string{"security.tls.enabled=true"}, "security.tls.secretName"},
 		{"client certs without tls", []string{"security.auth.clientCerts=true"}, "needs security.tls.enabled"},
 		{"unknown client auth", []string{"security.tls.proxyClientAuth=maybe"}, "proxyClientAuth"},
+		{"bad trust domain", []string{"security.tls.trustDomain=Prod/1"}, "trustDomain"},
+		{"a role without a certificate", []string{"security.tls.enabled=true", "security.tls.roleSecretNames.proxy=p", "security.tls.roleSecretNames.broker=b"}, "roleSecretNames.coordinator"},
+		{"client ca without tls", []string{"security.tls.clientCASecretName=cca"}, "clientCASecretName needs security.tls.enabled"},
+		{"network policy not a boolean", []string{"networkPolicy.enabled=maybe"}, "networkPolicy/enabled"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

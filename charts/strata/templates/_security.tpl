@@ -4,9 +4,17 @@ limits on. */}}
 
 {{- define "strata.tlsDir" -}}/etc/strata/tls{{- end }}
 {{- define "strata.authDir" -}}/etc/strata/auth{{- end }}
+{{- define "strata.clientCADir" -}}/etc/strata/client-ca{{- end }}
 
-{{/* Pod volumes: the TLS secret and, for the proxy, the token file. Pass
-(dict "ctx" $ "proxy" true). */}}
+{{/* The TLS Secret of a role: security.tls.roleSecretNames.<role>, else
+security.tls.secretName. Pass (dict "ctx" $ "role" "broker"). */}}
+{{- define "strata.tlsSecret" -}}
+{{- $t := .ctx.Values.security.tls }}
+{{- default $t.secretName (get (default dict $t.roleSecretNames) .role) }}
+{{- end }}
+
+{{/* Pod volumes: the role's TLS secret and, for the proxy, the token file
+and the client CA. Pass (dict "ctx" $ "proxy" true "role" "proxy"). */}}
 {{- define "strata.securityVolumes" -}}
 {{- $s := .ctx.Values.security }}
 {{- if or $s.tls.enabled (and .proxy $s.auth.tokenSecretName) }}
@@ -14,7 +22,12 @@ volumes:
   {{- if $s.tls.enabled }}
   - name: tls
     secret:
-      secretName: {{ $s.tls.secretName }}
+      secretName: {{ include "strata.tlsSecret" . }}
+  {{- if and .proxy $s.tls.clientCASecretName }}
+  - name: client-ca
+    secret:
+      secretName: {{ $s.tls.clientCASecretName }}
+  {{- end }}
   {{- end }}
   {{- if and .proxy $s.auth.tokenSecretName }}
   - name: auth-tokens
@@ -33,6 +46,11 @@ volumeMounts:
   - name: tls
     mountPath: {{ include "strata.tlsDir" . }}
     readOnly: true
+  {{- if and .proxy $s.tls.clientCASecretName }}
+  - name: client-ca
+    mountPath: {{ include "strata.clientCADir" . }}
+    readOnly: true
+  {{- end }}
   {{- end }}
   {{- if and .proxy $s.auth.tokenSecretName }}
   - name: auth-tokens
@@ -56,6 +74,8 @@ mounted secret changes. */}}
 - name: STRATA_TLS_SERVER_NAME
   value: {{ . | quote }}
 {{- end }}
+- name: STRATA_TLS_TRUST_DOMAIN
+  value: {{ .Values.security.tls.trustDomain | quote }}
 {{- end }}
 {{- end }}
 
@@ -65,6 +85,10 @@ mounted secret changes. */}}
 {{- if $s.tls.enabled }}
 - name: STRATA_TLS_CLIENT_AUTH
   value: {{ $s.tls.proxyClientAuth | quote }}
+{{- if $s.tls.clientCASecretName }}
+- name: STRATA_TLS_CLIENT_CA
+  value: {{ printf "%s/ca.crt" (include "strata.clientCADir" .) | quote }}
+{{- end }}
 {{- end }}
 {{- if $s.auth.tokenSecretName }}
 - name: STRATA_AUTH_TOKEN_FILE
@@ -93,8 +117,15 @@ mounted secret changes. */}}
 {{/* Fails the render on contradictory security values. */}}
 {{- define "strata.validateSecurity" -}}
 {{- $s := .Values.security }}
-{{- if and $s.tls.enabled (not $s.tls.secretName) }}
-{{- fail "security.tls.enabled needs security.tls.secretName (a Secret with tls.crt, tls.key and ca.crt)" }}
+{{- if $s.tls.enabled }}
+{{- range $role := list "proxy" "broker" "coordinator" }}
+{{- if not (include "strata.tlsSecret" (dict "ctx" $ "role" $role)) }}
+{{- fail (printf "security.tls.enabled needs security.tls.secretName or security.tls.roleSecretNames.%s (a Secret with tls.crt, tls.key and ca.crt)" $role) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if and $s.tls.clientCASecretName (not $s.tls.enabled) }}
+{{- fail "security.tls.clientCASecretName needs security.tls.enabled" }}
 {{- end }}
 {{- if and $s.auth.clientCerts (not $s.tls.enabled) }}
 {{- fail "security.auth.clientCerts needs security.tls.enabled" }}
