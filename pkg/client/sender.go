@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/grpc"
+
 	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
 	"github.com/strata-mq/strata/pkg/apierr"
 	"github.com/strata-mq/strata/pkg/segment"
@@ -25,15 +27,38 @@ import (
 // is sent again only after every request before it is resolved, so a
 // failure resends the requests from the first failed one on, in order.
 //
-// When a request fails for good (a non-retriable error, MaxAttempts,
-// DeliveryTimeout), the sequences after it would leave a gap the broker
-// never fills: the partition switches to a new producer id, the requests
-// after it that did not succeed are rebuilt with the new id's sequences
-// and sent again, in order, and nothing new is sent until they are.
+// Retries never risk a second copy: a request is always resent with its
+// producer id and sequences, so a broker that already committed it
+// answers with the original offsets (it remembers a producer's recent
+// requests, and the last committed one in etcd across failovers). Every
+// retriable failure is retried until the request's DeliveryTimeout.
 //
-// A request refused as out of order with nothing before it in flight
-// means the partition forgot the producer (brokers remember 32 per
-// partition): it was not written, and it is rebuilt the same way.
+// A request's outcome is known only when the server refused it without
+// writing it (refused). Any other failure — an unreachable or vanished
+// proxy, a deadline, TIMEOUT, STORAGE_UNAVAILABLE, SHUTTING_DOWN — may
+// have come after the broker wrote it, so it leaves the outcome unknown,
+// and a request whose outcome was ever unknown is never sent under
+// another producer id. When the producer gives up on it (DeliveryTimeout,
+// Close) its records fail with ErrUnknownOutcome.
+//
+// When a request fails for good while known not to be written (a
+// non-retriable refusal), the sequences after it leave a gap the broker
+// never fills, and none of the requests after it can have been written:
+// the partition switches to a new producer id, the requests after it
+// that did not succeed are rebuilt with the new id's sequences and sent
+// again, in order, and nothing new is sent until they are. When it fails
+// with an unknown outcome, the requests after it keep their id and
+// sequences (they may have been written too) and run to their own end;
+// nothing new is sent until they are resolved, then the partition
+// continues under a new id.
+//
+// A request refused as out of order with nothing before it in flight was
+// not written: the partition forgot the producer (brokers remember 32 per
+// partition), or the request before it ended with an unknown outcome and
+// was not written. It is rebuilt under a new producer id, with the
+// requests after it — unless its own outcome was ever unknown: then it
+// may have been written before the partition forgot the producer, and it
+// fails with ErrUnknownOutcome.
 //
 // Without idempotence there are no sequences, so MaxInflight is 1.
 
@@ -61,6 +86,10 @@ type request struct {
 	done chan struct{}
 	base int64
 	err  error
+	// unknown is set by the request's goroutine (before done is closed)
+	// once an attempt failed in a way that may have followed a write: the
+	// request may be stored, so it is never rebuilt under another id.
+	unknown bool
 
 	// stale is set by the sender when a request before this one failed for
 	// good: its sequences follow a gap, so instead of retrying it is
@@ -97,8 +126,14 @@ func (p *Producer) sendLoop(b *partBuf) {
 		// draining is set after a request failed for good: nothing new is
 		// sent until the requests after it are resolved.
 		draining bool
+		// retire is set after a request failed with an unknown outcome:
+		// once the window is empty, the partition takes a new producer id.
+		retire bool
 	)
 	for {
+		if len(window) == 0 && retire {
+			b.pid, b.nextSeq, retire = newProducerID(), 0, false
+		}
 		if !draining && p.ctx.Err() == nil {
 			window = p.fill(b, window)
 		}
@@ -151,9 +186,17 @@ func (p *Producer) sendLoop(b *partBuf) {
 			draining = true
 		default:
 			p.complete(head.recs, 0, head.err)
-			if head.msg != nil && !p.cfg.noIdempotence {
-				// Its sequences will never be written: continue with a new
-				// producer id, and rebuild what was sent after it.
+			switch {
+			case head.msg == nil || p.cfg.noIdempotence:
+			case head.unknown:
+				// It may be stored: the requests after it keep their id
+				// and sequences; new records wait for a new id.
+				retire = true
+				draining = len(window) > 0
+			default:
+				// Its sequences will never be written, so neither will
+				// those after it: continue with a new producer id, and
+				// rebuild what was sent after it.
 				b.pid, b.nextSeq = newProducerID(), 0
 				for _, r := range window {
 					r.stale.Store(true)
@@ -260,57 +303,38 @@ func newRequest(batches [][]pending) *request {
 }
 
 // attempts sends r until it succeeds, fails with a non-retriable error,
-// runs out of attempts or time, or becomes stale; then it closes r.done.
+// runs out of time, or becomes stale; then it closes r.done.
 func (p *Producer) attempts(r *request) {
 	defer p.wg.Done()
 	defer close(r.done)
-	tp := topicPartition{r.msg.Topic, r.msg.Partition}
 	var lastErr error
 	tries := 0
 	for {
 		if !time.Now().Before(r.deadline) {
-			r.err = ErrDeliveryTimeout
-			if lastErr != nil {
-				r.err = fmt.Errorf("%w after %d attempts: %w", ErrDeliveryTimeout, tries, lastErr)
-			}
+			r.fail(ErrDeliveryTimeout, tries, lastErr)
 			return
-		}
-		attemptDeadline := time.Now().Add(p.c.cfg.requestTimeout)
-		if r.deadline.Before(attemptDeadline) {
-			attemptDeadline = r.deadline
 		}
 		// An early request's predecessor may still be on its way.
 		predecessorOpen := r.prevResolved != nil && !closed(r.prevResolved)
-		actx, cancel := context.WithDeadline(p.ctx, attemptDeadline)
-		resp, err := p.c.api.Produce(actx, r.msg)
-		cancel()
+		err := p.attempt(r)
 		tries++
 		if err == nil {
-			r.base = resp.GetBaseOffset()
 			return
 		}
 		if p.ctx.Err() != nil {
-			r.err = ErrClosed
+			r.unknown = true // cut off in flight
+			r.fail(ErrClosed, tries, err)
 			return
 		}
-		err = apierr.FromStatus(err)
 		lastErr = err
-		if errors.Is(err, ErrPartitionRange) || errors.Is(err, ErrUnknownTopic) {
-			p.topicsMu.Lock()
-			ts := p.topics[tp.topic]
-			p.topicsMu.Unlock()
-			if ts != nil {
-				p.invalidate(tp.topic, ts)
-			}
+		if !refused(err) {
+			r.unknown = true
 		}
 		// Arriving before a predecessor still in flight is no failure of
 		// this request: resend it as soon as the predecessor is resolved.
 		early := predecessorOpen && errors.Is(err, ErrOutOfOrderSequence)
-		if early {
-			tries--
-		}
-		if !apierr.Retriable(err) || tries >= p.cfg.maxAttempts {
-			r.err = err
+		if !apierr.Retriable(err) {
+			r.fail(nil, tries, err)
 			return
 		}
 		// Resend only once the requests before it are resolved: one of
@@ -319,27 +343,83 @@ func (p *Producer) attempts(r *request) {
 			select {
 			case <-r.prevResolved:
 			case <-p.ctx.Done():
-				r.err = ErrClosed
+				r.fail(ErrClosed, tries, err)
 				return
 			}
 		}
-		if r.stale.Load() {
-			r.err = err
+		switch {
+		case r.stale.Load():
+			r.err = err // not written: the sender rebuilds it
 			return
-		}
-		if early {
+		case early:
 			continue
-		}
-		if errors.Is(err, ErrOutOfOrderSequence) {
+		case errors.Is(err, ErrOutOfOrderSequence) && r.unknown:
+			r.fail(nil, tries, err)
+			return
+		case errors.Is(err, ErrOutOfOrderSequence):
 			r.err, r.reseq = err, true
 			return
 		}
 		wait := min(backoff(p.cfg.backoffMin, p.cfg.backoffMax, tries), time.Until(r.deadline))
 		if sleep(p.ctx, wait) != nil {
-			r.err = ErrClosed
+			r.fail(ErrClosed, tries, err)
 			return
 		}
 	}
+}
+
+// attempt sends r once, bounded by the client's RequestTimeout and r's
+// deadline, and returns the error converted with apierr.FromStatus. The
+// call waits for a connection to a proxy (gRPC's wait-for-ready) instead
+// of failing at once while none is up, so a request goes out as soon as
+// a proxy is reachable again rather than after a retry backoff.
+func (p *Producer) attempt(r *request) error {
+	deadline := time.Now().Add(p.c.cfg.requestTimeout)
+	if r.deadline.Before(deadline) {
+		deadline = r.deadline
+	}
+	ctx, cancel := context.WithDeadline(p.ctx, deadline)
+	defer cancel()
+	resp, err := p.c.api.Produce(ctx, r.msg, grpc.WaitForReady(true))
+	if err == nil {
+		r.base = resp.GetBaseOffset()
+		return nil
+	}
+	err = apierr.FromStatus(err)
+	if errors.Is(err, ErrPartitionRange) || errors.Is(err, ErrUnknownTopic) {
+		p.topicsMu.Lock()
+		ts := p.topics[r.msg.Topic]
+		p.topicsMu.Unlock()
+		if ts != nil {
+			p.invalidate(r.msg.Topic, ts)
+		}
+	}
+	return err
+}
+
+// refused reports whether a failed produce attempt was certainly not
+// written: the server refused the request (a non-retriable error, or
+// OUT_OF_ORDER_SEQUENCE or NOT_OWNER from the broker). Every other
+// failure may have followed a write whose answer was lost.
+func refused(err error) bool {
+	return !apierr.Retriable(err) || errors.Is(err, ErrOutOfOrderSequence) || errors.Is(err, ErrNotOwner)
+}
+
+// fail sets r's final error: why the producer gave up (cause, which may
+// be nil) and the last attempt's error, wrapped in ErrUnknownOutcome when
+// r may have been written.
+func (r *request) fail(cause error, tries int, last error) {
+	err := last
+	switch {
+	case cause != nil && last != nil:
+		err = fmt.Errorf("%w after %d attempts: %w", cause, tries, last)
+	case cause != nil:
+		err = cause
+	}
+	if r.unknown {
+		err = fmt.Errorf("%w: %w", ErrUnknownOutcome, err)
+	}
+	r.err = err
 }
 
 // closed reports whether ch is closed.

@@ -134,6 +134,7 @@ type DialOption func(*dialOptions)
 type dialOptions struct {
 	tls   *TLS
 	token string
+	extra []grpc.DialOption
 }
 
 // WithTLS dials with TLS: the server is verified against t's CA bundle and
@@ -145,6 +146,13 @@ func WithTLS(t *TLS) DialOption { return func(o *dialOptions) { o.tls = t } }
 // call. Over TLS the token never travels in the clear; over plaintext it
 // is sent anyway (development clusters only).
 func WithBearerToken(token string) DialOption { return func(o *dialOptions) { o.token = token } }
+
+// WithGRPCOptions appends gRPC dial options of the caller's own, such as
+// a resolver, a load-balancing policy or a reconnect backoff (the SDK
+// sets these for its proxy connections).
+func WithGRPCOptions(opts ...grpc.DialOption) DialOption {
+	return func(o *dialOptions) { o.extra = append(o.extra, opts...) }
+}
 
 // Dial returns a client connection to addr. The connection is lazy: it
 // connects on first use and reconnects by itself.
@@ -165,6 +173,7 @@ func Dial(addr string, opts ...DialOption) (*grpc.ClientConn, error) {
 	if o.token != "" {
 		gopts = append(gopts, grpc.WithPerRPCCredentials(bearer{token: o.token, secure: o.tls != nil}))
 	}
+	gopts = append(gopts, o.extra...)
 	conn, err := grpc.NewClient(addr, gopts...)
 	if err != nil {
 		return nil, fmt.Errorf("rpc: dial %s: %w", addr, err)
