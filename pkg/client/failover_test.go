@@ -322,3 +322,37 @@ func dnsAnswer(query []byte, name string, ips [][4]byte) ([]byte, error) {
 	}
 	return b.Finish()
 }
+
+// TestProducerMergesQueuedBatches: while a request is held (an outage),
+// thousands of records queue as batches of one record each (Linger 0).
+// They must go out merged, one record batch per request — a proxy
+// refuses a produce of more than 4,096 batches — written once, in order.
+func TestProducerMergesQueuedBatches(t *testing.T) {
+	f, c := setup(t, 1)
+	release := make(chan struct{})
+	var once sync.Once
+	f.ProduceHook = func(*stratav1.ProduceRequest) error {
+		once.Do(func() { <-release })
+		return nil
+	}
+	p := newProducer(t, c, Linger(0), MaxInflight(1))
+	const n = 6000
+	recs := make([]*Record, n)
+	done := make(chan error, n)
+	for i := range recs {
+		recs[i] = (&Record{Topic: "t", Value: fmt.Appendf(nil, "%d", i)}).SetPartition(0)
+		p.Produce(context.Background(), recs[i], func(_ *Record, err error) { done <- err })
+	}
+	close(release)
+	for range n {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, batches := range requestBatches(t, f.ProduceRequests()) {
+		if len(batches) != 1 {
+			t.Fatalf("request %d has %d batches, want 1", i, len(batches))
+		}
+	}
+	checkStored(t, f.Records(t, "t", 0), recs, seq(0, n))
+}
