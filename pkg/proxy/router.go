@@ -39,6 +39,8 @@ type Router struct {
 	meta    *meta.Store
 	pool    *connPool
 	timeout time.Duration
+	// forward bounds one attempt at an owner (Config.ForwardTimeout).
+	forward time.Duration
 	done    <-chan struct{} // closed when the server shuts down
 	log     *slog.Logger
 	metrics *metrics
@@ -71,10 +73,19 @@ func (r *Router) routeOf(topicID string, partition int32) (route, bool) {
 // Produce appends batches to a partition through its owner and returns the
 // offsets they got. It validates the request, then retries retriable
 // failures (NOT_OWNER, an unreachable or shutting-down broker, a partition
-// without a live owner) whenever the partition's route changes, with a
+// without a live owner, an attempt cut off by ForwardTimeout or by the
+// partition moving) whenever the partition's route changes, with a
 // bounded backoff, until ctx's deadline — or ProduceTimeout when ctx has
 // none. Other errors from the broker are returned as *apierr.Error, which
 // keeps the broker's status.
+//
+// Every attempt sends the same bytes, so an idempotent producer's
+// batches keep their producer id and sequences: an attempt whose outcome
+// is unknown (cut off, or the connection lost) and that the old owner did
+// commit is answered by the next owner with the original offsets, from
+// the producer state the commit wrote to etcd. Batches without a producer
+// id have no such protection: like a Kafka producer without idempotence,
+// they are delivered at least once.
 func (r *Router) Produce(ctx context.Context, topic string, partition int32, batches []byte) (ProduceResult, error) {
 	t, err := lookupPartition(ctx, r.view, topic, partition)
 	if err != nil {
@@ -100,7 +111,7 @@ func (r *Router) Produce(ctx context.Context, topic string, partition int32, bat
 		if rt.addr == "" {
 			lastErr = apierr.Errorf(apierr.ErrNotOwner, "partition %s/%d has no live owner (broker %q, epoch %d)", topic, partition, rt.broker, rt.epoch)
 		} else {
-			resp, err := r.send(ctx, rt.addr, req)
+			resp, err := r.send(ctx, t.ID, rt, req)
 			if err == nil {
 				return ProduceResult{BaseOffset: resp.BaseOffset, LastOffset: resp.LastOffset}, nil
 			}
@@ -127,14 +138,44 @@ func (r *Router) Produce(ctx context.Context, topic string, partition int32, bat
 	}
 }
 
-// send makes one produce attempt at addr.
-func (r *Router) send(ctx context.Context, addr string, req *stratav1.ProduceRequest) (*stratav1.ProduceResponse, error) {
-	conn, err := r.pool.get(addr)
+// send makes one produce attempt at the owner of rt. The attempt ends at
+// the forward timeout, or as soon as the partition's route differs from
+// rt: a frozen owner then holds it only until the coordinator moves the
+// partition, not until the client's deadline.
+func (r *Router) send(ctx context.Context, topicID string, rt route, req *stratav1.ProduceRequest) (*stratav1.ProduceResponse, error) {
+	conn, err := r.pool.get(rt.addr)
 	if err != nil {
 		return nil, apierr.Errorf(apierr.ErrStorageUnavailable, "%v", err)
 	}
-	resp, err := stratav1.NewBrokerClient(conn).Produce(ctx, req)
+	actx, cancel := context.WithTimeout(ctx, r.forward)
+	defer cancel()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { r.cancelOnMove(actx, stop, cancel, topicID, req.Partition, rt) })
+	resp, err := stratav1.NewBrokerClient(conn).Produce(actx, req)
+	close(stop)
+	wg.Wait()
 	return resp, apierr.FromStatus(err)
+}
+
+// cancelOnMove calls cancel once the partition's route differs from rt
+// (or the topic is gone); it returns then, or when stop is closed or ctx
+// ends.
+func (r *Router) cancelOnMove(ctx context.Context, stop <-chan struct{}, cancel context.CancelFunc, topicID string, partition int32, rt route) {
+	for {
+		changed := r.view.Changed()
+		if cur, ok := r.routeOf(topicID, partition); !ok || cur != rt {
+			cancel()
+			return
+		}
+		select {
+		case <-changed:
+		case <-stop:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // gaveUp turns the end of a request's time into its error: Canceled when
