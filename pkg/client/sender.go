@@ -118,34 +118,23 @@ func (p *Producer) maxInflight() int {
 // until the producer is closed.
 func (p *Producer) sendLoop(b *partBuf) {
 	defer p.wg.Done()
-	var (
-		window []*request // sent and not yet resolved, in order
-		// rebuild collects the batches of stale requests while the window
-		// drains; they go back to the front of the queue.
-		rebuild [][]pending
-		// draining is set after a request failed for good: nothing new is
-		// sent until the requests after it are resolved.
-		draining bool
-		// retire is set after a request failed with an unknown outcome:
-		// once the window is empty, the partition takes a new producer id.
-		retire bool
-	)
+	var st sendState
 	for {
-		if len(window) == 0 && retire {
-			b.pid, b.nextSeq, retire = newProducerID(), 0, false
+		if len(st.window) == 0 && st.retire {
+			b.pid, b.nextSeq, st.retire = newProducerID(), 0, false
 		}
-		if !draining && p.ctx.Err() == nil {
-			window = p.fill(b, window)
+		if !st.draining && p.ctx.Err() == nil {
+			st.window = p.fill(b, st.window)
 		}
-		if len(window) == 0 {
-			if len(rebuild) > 0 {
+		if len(st.window) == 0 {
+			if len(st.rebuild) > 0 {
 				p.mu.Lock()
-				b.sealed = append(rebuild, b.sealed...)
+				b.sealed = append(st.rebuild, b.sealed...)
 				p.mu.Unlock()
-				rebuild, draining = nil, false
+				st.rebuild, st.draining = nil, false
 				continue
 			}
-			draining = false
+			st.draining = false
 			if p.ctx.Err() != nil {
 				p.mu.Lock()
 				p.sealLocked(b)
@@ -163,7 +152,7 @@ func (p *Producer) sendLoop(b *partBuf) {
 			}
 			continue
 		}
-		head := window[0]
+		head := st.window[0]
 		select {
 		case <-head.done:
 		case <-b.wake:
@@ -171,40 +160,61 @@ func (p *Producer) sendLoop(b *partBuf) {
 		case <-p.ctx.Done():
 			<-head.done // its attempts end with ErrClosed
 		}
-		window = window[1:]
+		st.window = st.window[1:]
+		p.resolve(b, &st, head)
+		close(head.resolved)
+	}
+}
+
+// sendState is a partition sender's bookkeeping.
+type sendState struct {
+	window []*request // sent and not yet resolved, in order
+	// rebuild collects the batches of stale requests while the window
+	// drains; they go back to the front of the queue.
+	rebuild [][]pending
+	// draining is set after a request failed for good: nothing new is
+	// sent until the requests after it are resolved.
+	draining bool
+	// retire is set after a request failed with an unknown outcome: once
+	// the window is empty, the partition takes a new producer id.
+	retire bool
+}
+
+// resolve settles head, the oldest request of the window, once it is
+// done: it completes its records, or takes them back to be rebuilt, and
+// decides what becomes of the producer id and the requests after it.
+func (p *Producer) resolve(b *partBuf, st *sendState, head *request) {
+	switch {
+	case head.err == nil:
+		p.complete(head.recs, head.base, nil)
+	case head.stale.Load() && p.ctx.Err() == nil:
+		st.rebuild = append(st.rebuild, head.batches...)
+	case head.reseq && p.ctx.Err() == nil:
+		b.pid, b.nextSeq = newProducerID(), 0
+		for _, r := range st.window {
+			r.stale.Store(true)
+		}
+		st.rebuild = append(st.rebuild, head.batches...)
+		st.draining = true
+	default:
+		p.complete(head.recs, 0, head.err)
 		switch {
-		case head.err == nil:
-			p.complete(head.recs, head.base, nil)
-		case head.stale.Load() && p.ctx.Err() == nil:
-			rebuild = append(rebuild, head.batches...)
-		case head.reseq && p.ctx.Err() == nil:
+		case head.msg == nil || p.cfg.noIdempotence:
+		case head.unknown:
+			// It may be stored: the requests after it keep their id and
+			// sequences; new records wait for a new id.
+			st.retire = true
+			st.draining = len(st.window) > 0
+		default:
+			// Its sequences will never be written, so neither will those
+			// after it: continue with a new producer id, and rebuild what
+			// was sent after it.
 			b.pid, b.nextSeq = newProducerID(), 0
-			for _, r := range window {
+			for _, r := range st.window {
 				r.stale.Store(true)
 			}
-			rebuild = append(rebuild, head.batches...)
-			draining = true
-		default:
-			p.complete(head.recs, 0, head.err)
-			switch {
-			case head.msg == nil || p.cfg.noIdempotence:
-			case head.unknown:
-				// It may be stored: the requests after it keep their id
-				// and sequences; new records wait for a new id.
-				retire = true
-				draining = len(window) > 0
-			default:
-				// Its sequences will never be written, so neither will
-				// those after it: continue with a new producer id, and
-				// rebuild what was sent after it.
-				b.pid, b.nextSeq = newProducerID(), 0
-				for _, r := range window {
-					r.stale.Store(true)
-				}
-				draining = len(window) > 0
-			}
+			st.draining = len(st.window) > 0
 		}
-		close(head.resolved)
 	}
 }
 
