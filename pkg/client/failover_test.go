@@ -16,8 +16,10 @@ import (
 	"google.golang.org/grpc/status"
 
 	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
+	"github.com/strata-mq/strata/internal/tlsgen"
 	"github.com/strata-mq/strata/pkg/apierr"
 	"github.com/strata-mq/strata/pkg/client/clienttest"
+	"github.com/strata-mq/strata/pkg/rpc"
 	"github.com/strata-mq/strata/pkg/segment"
 )
 
@@ -355,4 +357,47 @@ func TestProducerMergesQueuedBatches(t *testing.T) {
 		}
 	}
 	checkStored(t, f.Records(t, "t", 0), recs, seq(0, n))
+}
+
+// TestClientSeveralProxiesTLS: each proxy of a list is verified against
+// its own name ("localhost:…" by DNS name, "127.0.0.1:…" by IP address),
+// not against the list.
+func TestClientSeveralProxiesTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := tlsgen.NewCA("test-ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile, err := ca.WriteCA(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := ca.WriteIssued(dir, "proxy", "proxy", "localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvTLS, err := rpc.LoadTLS(rpc.TLSConfig{CertFile: files.Cert, KeyFile: files.Key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cliTLS, err := rpc.LoadTLS(rpc.TLSConfig{CAFile: caFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := clienttest.Start(t)
+	f.AddTopic(t, "t", 4)
+	a := f.Serve(t, "127.0.0.1:0", rpc.WithServerTLS(srvTLS))
+	b := f.Serve(t, "127.0.0.1:0", rpc.WithServerTLS(srvTLS))
+	_, portA, _ := net.SplitHostPort(a.Addr)
+	c, err := New("localhost:"+portA+","+b.Addr, TLS(cliTLS))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	p := newProducer(t, c, Linger(0))
+	n := produceRounds(t, p, "tls", 500, func() bool { return a.Produces.Load() > 5 && b.Produces.Load() > 5 })
+	if a.Produces.Load() == 0 || b.Produces.Load() == 0 {
+		t.Fatalf("produce requests over TLS: %d to a, %d to b; want both used", a.Produces.Load(), b.Produces.Load())
+	}
+	checkOnce(t, f, n)
 }

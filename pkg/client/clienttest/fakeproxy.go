@@ -95,8 +95,9 @@ type Listener struct {
 func (l *Listener) Stop() { l.srv.Stop() }
 
 // Serve serves f on one more address — another proxy in front of the same
-// partitions — until Stop or the end of t. addr may end in ":0".
-func (f *FakeProxy) Serve(t testing.TB, addr string) *Listener {
+// partitions — until Stop or the end of t. addr may end in ":0"; opts
+// may add TLS (rpc.WithServerTLS).
+func (f *FakeProxy) Serve(t testing.TB, addr string, opts ...rpc.ServerOption) *Listener {
 	t.Helper()
 	l, err := rpc.Listen(addr)
 	if err != nil {
@@ -109,7 +110,8 @@ func (f *FakeProxy) Serve(t testing.TB, addr string) *Listener {
 		}
 		return h(ctx, req)
 	}
-	fl.srv = rpc.NewServer(slog.New(slog.NewTextHandler(io.Discard, nil)), rpc.WithUnaryInterceptors(count))
+	opts = append(opts, rpc.WithUnaryInterceptors(count))
+	fl.srv = rpc.NewServer(slog.New(slog.NewTextHandler(io.Discard, nil)), opts...)
 	stratav1.RegisterStrataServer(fl.srv.Server, f)
 	fl.srv.SetServing(true)
 	go func() { _ = fl.srv.Serve(l) }()
