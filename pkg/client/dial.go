@@ -1,6 +1,8 @@
 package client
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -8,6 +10,7 @@ import (
 
 	"google.golang.org/grpc"
 	grpcbackoff "google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
 
@@ -94,4 +97,27 @@ func parseProxies(s string) ([]string, error) {
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// errNotSent is an attempt that never left the client: no proxy was
+// reachable until the attempt's deadline. Such an attempt is certainly not
+// written, unlike one that timed out after it was sent.
+var errNotSent = errors.New("strata: no proxy reachable; the request was not sent")
+
+// waitConnected waits until the client has a connection to a proxy (the
+// channel is READY) and reports whether it has; false means ctx ended
+// first.
+func (c *Client) waitConnected(ctx context.Context) bool {
+	for {
+		st := c.conn.GetState()
+		switch st {
+		case connectivity.Ready:
+			return true
+		case connectivity.Idle:
+			c.conn.Connect()
+		}
+		if !c.conn.WaitForStateChange(ctx, st) {
+			return false
+		}
+	}
 }

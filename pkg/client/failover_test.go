@@ -401,3 +401,41 @@ func TestClientSeveralProxiesTLS(t *testing.T) {
 	}
 	checkOnce(t, f, n)
 }
+
+// TestProducerNeverConnected: with no proxy reachable at all, nothing is
+// sent, so records fail with ErrDeliveryTimeout — known not written — and
+// not with ErrUnknownOutcome.
+func TestProducerNeverConnected(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
+	// Several attempts within the delivery timeout.
+	c, err := New(addr, RequestTimeout(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	p, err := c.NewProducer(DeliveryTimeout(400*time.Millisecond), Linger(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	// The partition count is known without a proxy when the record names
+	// its partition, so seed the topic cache.
+	p.topicsMu.Lock()
+	p.topics["t"] = &topicState{ready: closedChan(), n: 1}
+	p.topicsMu.Unlock()
+	err = p.ProduceSync(context.Background(), (&Record{Topic: "t", Value: []byte("x")}).SetPartition(0))
+	if !errors.Is(err, ErrDeliveryTimeout) || errors.Is(err, ErrUnknownOutcome) {
+		t.Fatalf("got %v, want ErrDeliveryTimeout without ErrUnknownOutcome", err)
+	}
+}
+
+func closedChan() chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}

@@ -343,7 +343,7 @@ func (p *Producer) attempts(r *request) {
 		// Arriving before a predecessor still in flight is no failure of
 		// this request: resend it as soon as the predecessor is resolved.
 		early := predecessorOpen && errors.Is(err, ErrOutOfOrderSequence)
-		if !apierr.Retriable(err) {
+		if !apierr.Retriable(err) && !errors.Is(err, errNotSent) {
 			r.fail(nil, tries, err)
 			return
 		}
@@ -379,10 +379,12 @@ func (p *Producer) attempts(r *request) {
 }
 
 // attempt sends r once, bounded by the client's RequestTimeout and r's
-// deadline, and returns the error converted with apierr.FromStatus. The
-// call waits for a connection to a proxy (gRPC's wait-for-ready) instead
-// of failing at once while none is up, so a request goes out as soon as
-// a proxy is reachable again rather than after a retry backoff.
+// deadline, and returns the error converted with apierr.FromStatus. It
+// waits for a connection to a proxy instead of failing at once while none
+// is up, so a request goes out as soon as a proxy is reachable again
+// rather than after a retry backoff; if none becomes reachable in time it
+// returns errNotSent, having sent nothing. (The call itself waits for a
+// connection too — gRPC's wait-for-ready — in case the one seen drops.)
 func (p *Producer) attempt(r *request) error {
 	deadline := time.Now().Add(p.c.cfg.requestTimeout)
 	if r.deadline.Before(deadline) {
@@ -390,6 +392,9 @@ func (p *Producer) attempt(r *request) error {
 	}
 	ctx, cancel := context.WithDeadline(p.ctx, deadline)
 	defer cancel()
+	if !p.c.waitConnected(ctx) {
+		return errNotSent
+	}
 	resp, err := p.c.api.Produce(ctx, r.msg, grpc.WaitForReady(true))
 	if err == nil {
 		r.base = resp.GetBaseOffset()
@@ -408,9 +413,10 @@ func (p *Producer) attempt(r *request) error {
 }
 
 // refused reports whether a failed produce attempt was certainly not
-// written: the server refused the request (a non-retriable error, or
-// OUT_OF_ORDER_SEQUENCE or NOT_OWNER from the broker). Every other
-// failure may have followed a write whose answer was lost.
+// written: it was never sent (errNotSent), or the server refused it (a
+// non-retriable error, or OUT_OF_ORDER_SEQUENCE or NOT_OWNER from the
+// broker). Every other failure may have followed a write whose answer
+// was lost.
 func refused(err error) bool {
 	return !apierr.Retriable(err) || errors.Is(err, ErrOutOfOrderSequence) || errors.Is(err, ErrNotOwner)
 }
