@@ -75,6 +75,11 @@ func TestProduceFrozenOwnerMoves(t *testing.T) {
 	if took > 5*time.Second {
 		t.Fatalf("delivered %v after the move; the attempt at the frozen owner was not cut off", took)
 	}
+	e.srv.router.forwards.mu.Lock()
+	defer e.srv.router.forwards.mu.Unlock()
+	if n := len(e.srv.router.forwards.m); n != 0 {
+		t.Fatalf("%d partitions still list forwards in progress", n)
+	}
 }
 
 // TestProduceForwardTimeout: the owner holds a produce and keeps the

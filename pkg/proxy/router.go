@@ -41,9 +41,12 @@ type Router struct {
 	timeout time.Duration
 	// forward bounds one attempt at an owner (Config.ForwardTimeout).
 	forward time.Duration
-	done    <-chan struct{} // closed when the server shuts down
-	log     *slog.Logger
-	metrics *metrics
+	// forwards are the attempts in progress, cut off when their partition
+	// moves (pruneLoop).
+	forwards forwardSet
+	done     <-chan struct{} // closed when the server shuts down
+	log      *slog.Logger
+	metrics  *metrics
 }
 
 // route is where a partition's produce goes: its owner, at which epoch, and
@@ -140,8 +143,8 @@ func (r *Router) Produce(ctx context.Context, topic string, partition int32, bat
 
 // send makes one produce attempt at the owner of rt. The attempt ends at
 // the forward timeout, or as soon as the partition's route differs from
-// rt: a frozen owner then holds it only until the coordinator moves the
-// partition, not until the client's deadline.
+// rt (pruneLoop cuts it off): a frozen owner then holds it only until the
+// coordinator moves the partition, not until the client's deadline.
 func (r *Router) send(ctx context.Context, topicID string, rt route, req *stratav1.ProduceRequest) (*stratav1.ProduceResponse, error) {
 	conn, err := r.pool.get(rt.addr)
 	if err != nil {
@@ -149,31 +152,67 @@ func (r *Router) send(ctx context.Context, topicID string, rt route, req *strata
 	}
 	actx, cancel := context.WithTimeout(ctx, r.forward)
 	defer cancel()
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() { r.cancelOnMove(actx, stop, cancel, topicID, req.Partition, rt) })
+	k, f := partKey{topicID, req.Partition}, &forwarding{rt: rt, cancel: cancel}
+	r.forwards.add(k, f)
+	defer r.forwards.remove(k, f)
+	// A move between reading rt and registering f is not pruneLoop's to see.
+	if cur, ok := r.routeOf(topicID, req.Partition); !ok || cur != rt {
+		cancel()
+	}
 	resp, err := stratav1.NewBrokerClient(conn).Produce(actx, req)
-	close(stop)
-	wg.Wait()
 	return resp, apierr.FromStatus(err)
 }
 
-// cancelOnMove calls cancel once the partition's route differs from rt
-// (or the topic is gone); it returns then, or when stop is closed or ctx
-// ends.
-func (r *Router) cancelOnMove(ctx context.Context, stop <-chan struct{}, cancel context.CancelFunc, topicID string, partition int32, rt route) {
-	for {
-		changed := r.view.Changed()
-		if cur, ok := r.routeOf(topicID, partition); !ok || cur != rt {
-			cancel()
-			return
+// forwardSet holds the forwards in progress per partition, with the route
+// each went to, so that pruneLoop can cut off those whose partition moved.
+// The zero value is ready to use.
+type forwardSet struct {
+	mu sync.Mutex // guards m
+	m  map[partKey]map[*forwarding]struct{}
+}
+
+// forwarding is one produce attempt in progress.
+type forwarding struct {
+	rt     route
+	cancel context.CancelFunc
+}
+
+func (s *forwardSet) add(k partKey, f *forwarding) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[partKey]map[*forwarding]struct{}{}
+	}
+	if s.m[k] == nil {
+		s.m[k] = map[*forwarding]struct{}{}
+	}
+	s.m[k][f] = struct{}{}
+}
+
+func (s *forwardSet) remove(k partKey, f *forwarding) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m[k], f)
+	if len(s.m[k]) == 0 {
+		delete(s.m, k)
+	}
+}
+
+// cutMoved cancels the forwards whose partition's route is no longer the
+// one they went to (or whose topic is gone).
+func (r *Router) cutMoved() {
+	r.forwards.mu.Lock()
+	defer r.forwards.mu.Unlock()
+	for k, fs := range r.forwards.m {
+		cur, ok := r.routeOf(k.topicID, k.partition)
+		for f := range fs {
+			if !ok || cur != f.rt {
+				f.cancel()
+				delete(fs, f)
+			}
 		}
-		select {
-		case <-changed:
-		case <-stop:
-			return
-		case <-ctx.Done():
-			return
+		if len(fs) == 0 {
+			delete(r.forwards.m, k)
 		}
 	}
 }
@@ -283,8 +322,9 @@ func (p *connPool) close() {
 	p.closed = true
 }
 
-// pruneLoop closes connections to brokers that left the view, until ctx
-// ends.
+// pruneLoop closes connections to brokers that left the view and cuts
+// off forwards whose partition moved, on every change of the view, until
+// ctx ends.
 func (r *Router) pruneLoop(ctx context.Context) {
 	for {
 		ch := r.view.Changed()
@@ -293,6 +333,7 @@ func (r *Router) pruneLoop(ctx context.Context) {
 			live[b.Addr] = true
 		}
 		r.pool.prune(live)
+		r.cutMoved()
 		select {
 		case <-ctx.Done():
 			return
