@@ -118,7 +118,7 @@ func TestChaos(t *testing.T) {
 		stopProduce   = make(chan struct{})
 		produced      = make(chan struct{})
 	)
-	p, err := cl.NewProducer(client.MaxAttempts(1000), client.DeliveryTimeout(5*time.Minute), client.ProducerRetryBackoff(20*time.Millisecond, 500*time.Millisecond))
+	p, err := cl.NewProducer(client.DeliveryTimeout(5*time.Minute), client.ProducerRetryBackoff(20*time.Millisecond, 500*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}

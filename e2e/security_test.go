@@ -79,7 +79,7 @@ func TestSecureCluster(t *testing.T) {
 	if _, err := app.DescribeTopic(ctx, topic); !errors.Is(err, apierr.ErrPermissionDenied) {
 		t.Fatalf("ungranted describe: %v, want PERMISSION_DENIED", err)
 	}
-	p, err := app.NewProducer(client.MaxAttempts(1))
+	p, err := app.NewProducer()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,6 +36,7 @@ func run(args []string) error {
 	fs.Int64Var(&cfg.Cache.MaxBytes, "cache-bytes", cache.DefaultMaxBytes, "size of the block cache in bytes")
 	fs.Int64Var(&cfg.Cache.BlockSize, "cache-block-bytes", cache.DefaultBlockSize, "block size of the block cache in bytes")
 	fs.DurationVar(&cfg.ProduceTimeout, "produce-timeout", proxy.DefaultProduceTimeout, "produce deadline, retries included, when the client sets none")
+	fs.DurationVar(&cfg.ForwardTimeout, "forward-timeout", proxy.DefaultForwardTimeout, "bound on one attempt to forward a produce to the partition's owner (retried on the new owner when the partition moves)")
 	fs.DurationVar(&cfg.AdminTimeout, "admin-timeout", proxy.DefaultAdminTimeout, "admin call deadline, retries included, when the client sets none")
 	fs.DurationVar(&cfg.MaxFetchWait, "max-fetch-wait", proxy.DefaultMaxFetchWait, "cap on a fetch's long-poll wait")
 	maxFetch := fs.Int("max-fetch-bytes", proxy.DefaultMaxFetchBytes, "cap on a fetch's byte budget")

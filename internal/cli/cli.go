@@ -23,6 +23,10 @@ import (
 // STRATA_SERVER is given.
 const DefaultServer = "127.0.0.1:7070"
 
+// serverUsage describes --server: the SDK spreads requests over every
+// proxy given and fails over between them (pkg/client.New).
+const serverUsage = "proxy address: host:port (a name may resolve to several proxies) or a comma-separated list of them"
+
 // Exit codes.
 const (
 	ExitOK    = 0
@@ -107,7 +111,7 @@ func usagef(format string, args ...any) error {
 func (a *App) Run(ctx context.Context, args []string) int {
 	global := flag.NewFlagSet("strata", flag.ContinueOnError)
 	global.SetOutput(io.Discard)
-	global.StringVar(&a.server, "server", DefaultServer, "address of a Strata proxy")
+	global.StringVar(&a.server, "server", DefaultServer, serverUsage)
 	tree := commands()
 	if err := global.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -141,7 +145,7 @@ func (a *App) Run(ctx context.Context, args []string) int {
 
 	fs := flag.NewFlagSet(path, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.StringVar(&a.server, "server", a.server, "address of a Strata proxy")
+	fs.StringVar(&a.server, "server", a.server, serverUsage)
 	run := cmd.setup(fs)
 	flagenv.Usage(fs)
 	pos, err := a.parse(fs, cmd.aliases, args)
@@ -232,7 +236,7 @@ func (a *App) usage(cmd *command, path string, subs map[string]*command) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-10s %s\n", n, subs[n].summary)
 	}
-	fmt.Fprintf(w, "\nGlobal flags:\n  --server ADDR  address of a Strata proxy (env STRATA_SERVER, default %s)\n", DefaultServer)
+	fmt.Fprintf(w, "\nGlobal flags:\n  --server ADDR  %s (env STRATA_SERVER, default %s)\n", serverUsage, DefaultServer)
 }
 
 func (a *App) leafUsage(path string, cmd *command, fs *flag.FlagSet) {

@@ -24,7 +24,6 @@ import (
 
 	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
 	"github.com/strata-mq/strata/pkg/apierr"
-	"github.com/strata-mq/strata/pkg/rpc"
 )
 
 // The errors of Strata's API (see pkg/apierr). Every error a Client,
@@ -58,36 +57,49 @@ var (
 	// ErrDeliveryTimeout is given to records that were not acknowledged
 	// within the producer's DeliveryTimeout. It also matches ErrTimeout.
 	ErrDeliveryTimeout = fmt.Errorf("%w: delivery timeout", apierr.ErrTimeout)
+	// ErrUnknownOutcome is given to records whose fate the producer could
+	// not learn before it gave up on them (DeliveryTimeout, Close): a
+	// request carrying them was sent and got no answer that says whether
+	// it was written, so each such record is stored once or not at all —
+	// never twice. The error also wraps the reason the producer gave up
+	// (ErrDeliveryTimeout, ErrClosed) and the last failure. Producing the
+	// record again may store it twice, so IsRetriable reports false; read
+	// the partition to find out, if it matters.
+	ErrUnknownOutcome = errors.New("strata: outcome unknown: the record may have been written (once) or not")
 )
 
 // IsRetriable reports whether err is a transient failure that may succeed
 // if the request is sent again (NOT_OWNER, NOT_LEADER, STORAGE_UNAVAILABLE,
-// TIMEOUT, SHUTTING_DOWN, or an unreachable server).
-func IsRetriable(err error) bool { return apierr.Retriable(err) }
+// TIMEOUT, SHUTTING_DOWN, or an unreachable server). It is false for
+// ErrUnknownOutcome: the records may already be stored.
+func IsRetriable(err error) bool {
+	return !errors.Is(err, ErrUnknownOutcome) && apierr.Retriable(err)
+}
 
-// Client is a connection to a Strata proxy. It is safe for concurrent use.
-// Producers and consumers made from it share its connection.
+// Client is a connection to one or several Strata proxies. It is safe for
+// concurrent use. Producers and consumers made from it share its
+// connection.
 type Client struct {
 	cfg  clientConfig
 	conn *grpc.ClientConn
 	api  stratav1.StrataClient
 }
 
-// New returns a client for the proxy at addr ("host:port"). The connection
-// is made lazily, on the first request, and re-made by itself after
-// failures, so New does not fail when the proxy is down.
+// New returns a client for the proxies at addr: "host:port" (every
+// address the name resolves to), or several "host:port" separated by
+// commas, or a gRPC target such as "dns:///name:port" (see dial.go).
+// Requests are spread round-robin over the proxies that are up. The
+// connections are made lazily, on the first request, and re-made by
+// themselves after failures, so New does not fail when a proxy is down.
 func New(addr string, opts ...Opt) (*Client, error) {
 	cfg := defaultClientConfig()
 	for _, o := range opts {
 		o.applyClient(&cfg)
 	}
-	if addr == "" {
-		return nil, fmt.Errorf("%w: empty server address", ErrInvalidRequest)
-	}
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	conn, err := rpc.Dial(addr, cfg.dial...)
+	conn, err := dialProxies(addr, cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -77,6 +77,8 @@ func TestOptionValidation(t *testing.T) {
 		{"admin attempts", func(*Client) error { _, err := New(f.Addr(), AdminAttempts(0)); return err }},
 		{"backoff order", func(*Client) error { _, err := New(f.Addr(), RetryBackoff(time.Second, time.Millisecond)); return err }},
 		{"empty address", func(*Client) error { _, err := New(""); return err }},
+		{"address without port in a list", func(*Client) error { _, err := New(f.Addr() + ",localhost"); return err }},
+		{"empty address in a list", func(*Client) error { _, err := New(f.Addr() + ","); return err }},
 		{"negative linger", func(c *Client) error { _, err := c.NewProducer(Linger(-1)); return err }},
 		{"tiny batch", func(c *Client) error { _, err := c.NewProducer(MaxBatchBytes(10)); return err }},
 		{"huge batch", func(c *Client) error { _, err := c.NewProducer(MaxBatchBytes(1 << 30)); return err }},
@@ -85,7 +87,7 @@ func TestOptionValidation(t *testing.T) {
 			return err
 		}},
 		{"codec", func(c *Client) error { _, err := c.NewProducer(Compression(segment.Codec(9))); return err }},
-		{"attempts", func(c *Client) error { _, err := c.NewProducer(MaxAttempts(0)); return err }},
+		{"reconnect backoff", func(*Client) error { _, err := New("127.0.0.1:1", ReconnectBackoff(0, time.Second)); return err }},
 		{"delivery timeout", func(c *Client) error { _, err := c.NewProducer(DeliveryTimeout(0)); return err }},
 		{"start", func(c *Client) error { _, err := c.NewConsumer(ConsumeStart(7)); return err }},
 		{"fetch wait", func(c *Client) error { _, err := c.NewConsumer(FetchMaxWait(time.Hour)); return err }},
@@ -280,7 +282,7 @@ func TestProducerDeliveryTimeout(t *testing.T) {
 	f.ProduceHook = func(*stratav1.ProduceRequest) error {
 		return apierr.Status(apierr.ErrStorageUnavailable)
 	}
-	p := newProducer(t, c, Linger(0), MaxAttempts(1000), DeliveryTimeout(100*time.Millisecond))
+	p := newProducer(t, c, Linger(0), DeliveryTimeout(100*time.Millisecond))
 	err := p.ProduceSync(context.Background(), &Record{Topic: "t", Value: []byte("x")})
 	if !errors.Is(err, ErrDeliveryTimeout) || !errors.Is(err, ErrTimeout) {
 		t.Fatalf("got %v, want ErrDeliveryTimeout", err)

@@ -45,17 +45,27 @@ const (
 	DefaultLinger           = 5 * time.Millisecond
 	DefaultMaxBatchBytes    = 1 << 20
 	DefaultMaxBufferedBytes = 64 << 20
-	DefaultMaxAttempts      = 10
-	DefaultMaxInflight      = 5
-	DefaultDeliveryTimeout  = 2 * time.Minute
-	DefaultFetchMaxWait     = 500 * time.Millisecond
-	DefaultFetchMaxBytes    = 1 << 20
+	// Deprecated: MaxAttempts no longer bounds produce retries.
+	DefaultMaxAttempts     = 10
+	DefaultMaxInflight     = 5
+	DefaultDeliveryTimeout = 2 * time.Minute
+	DefaultFetchMaxWait    = 500 * time.Millisecond
+	DefaultFetchMaxBytes   = 1 << 20
+	// DefaultReconnectBackoffMin and DefaultReconnectBackoffMax bound the
+	// wait between connection attempts to a proxy that is down. gRPC's
+	// own defaults (1s growing to 2 minutes) kept partitions stalled for
+	// seconds after a restarted proxy was ready; a refused connection
+	// costs next to nothing, so the SDK retries every quarter second at
+	// most, and a proxy that comes back takes traffic within that.
+	DefaultReconnectBackoffMin = 50 * time.Millisecond
+	DefaultReconnectBackoffMax = 250 * time.Millisecond
 )
 
 type clientConfig struct {
-	requestTimeout         time.Duration
-	adminAttempts          int
-	backoffMin, backoffMax time.Duration
+	requestTimeout             time.Duration
+	adminAttempts              int
+	backoffMin, backoffMax     time.Duration
+	reconnectMin, reconnectMax time.Duration
 	// dial secures the connection (TLS, Token; security.go).
 	dial []rpc.DialOption
 }
@@ -66,6 +76,8 @@ func defaultClientConfig() clientConfig {
 		adminAttempts:  DefaultAdminAttempts,
 		backoffMin:     DefaultRetryBackoffMin,
 		backoffMax:     DefaultRetryBackoffMax,
+		reconnectMin:   DefaultReconnectBackoffMin,
+		reconnectMax:   DefaultReconnectBackoffMax,
 	}
 }
 
@@ -77,6 +89,8 @@ func (c *clientConfig) validate() error {
 		return fmt.Errorf("%w: AdminAttempts must be at least 1, got %d", ErrInvalidRequest, c.adminAttempts)
 	case c.backoffMin < 0 || c.backoffMax < c.backoffMin:
 		return fmt.Errorf("%w: RetryBackoff needs 0 <= min <= max, got %v, %v", ErrInvalidRequest, c.backoffMin, c.backoffMax)
+	case c.reconnectMin <= 0 || c.reconnectMax < c.reconnectMin:
+		return fmt.Errorf("%w: ReconnectBackoff needs 0 < min <= max, got %v, %v", ErrInvalidRequest, c.reconnectMin, c.reconnectMax)
 	}
 	return nil
 }
@@ -95,6 +109,13 @@ func AdminAttempts(n int) Opt {
 	return clientOpt(func(c *clientConfig) { c.adminAttempts = n })
 }
 
+// ReconnectBackoff sets the wait between connection attempts to a proxy
+// that is down: it starts at lo and grows 1.6 times per failed attempt up
+// to hi, with ±20% jitter. Default 50ms to 250ms.
+func ReconnectBackoff(lo, hi time.Duration) Opt {
+	return clientOpt(func(c *clientConfig) { c.reconnectMin, c.reconnectMax = lo, hi })
+}
+
 // RetryBackoff sets the wait between retries of admin requests and of
 // consumer fetches: it starts at lo and doubles per attempt up to hi, with
 // ±10% jitter. Default 100ms to 2s. Producers have their own
@@ -108,7 +129,6 @@ type producerConfig struct {
 	maxBatchBytes          int
 	maxBufferedBytes       int64
 	codec                  segment.Codec
-	maxAttempts            int
 	deliveryTimeout        time.Duration
 	backoffMin, backoffMax time.Duration
 	// noIdempotence turns the idempotent producer off (Idempotence).
@@ -123,7 +143,6 @@ func defaultProducerConfig() producerConfig {
 		maxBatchBytes:    DefaultMaxBatchBytes,
 		maxBufferedBytes: DefaultMaxBufferedBytes,
 		codec:            segment.CodecNone,
-		maxAttempts:      DefaultMaxAttempts,
 		deliveryTimeout:  DefaultDeliveryTimeout,
 		backoffMin:       DefaultRetryBackoffMin,
 		backoffMax:       DefaultRetryBackoffMax,
@@ -145,8 +164,6 @@ func (c *producerConfig) validate() error {
 		return fmt.Errorf("%w: MaxBufferedBytes (%d) must be at least MaxBatchBytes (%d)", ErrInvalidRequest, c.maxBufferedBytes, c.maxBatchBytes)
 	case !c.codec.Valid():
 		return fmt.Errorf("%w: unknown compression codec %d", ErrInvalidRequest, int8(c.codec))
-	case c.maxAttempts < 1:
-		return fmt.Errorf("%w: MaxAttempts must be at least 1, got %d", ErrInvalidRequest, c.maxAttempts)
 	case c.deliveryTimeout <= 0:
 		return fmt.Errorf("%w: DeliveryTimeout must be positive, got %v", ErrInvalidRequest, c.deliveryTimeout)
 	case c.maxInflight < 1 || c.maxInflight > MaxInflightLimit:
@@ -188,11 +205,17 @@ func Compression(codec segment.Codec) ProducerOpt {
 	return producerOpt(func(c *producerConfig) { c.codec = codec })
 }
 
-// MaxAttempts is how many times a batch is sent when it fails with a
-// retriable error (NOT_OWNER during a failover, STORAGE_UNAVAILABLE, …),
-// within DeliveryTimeout. Default 10.
-func MaxAttempts(n int) ProducerOpt {
-	return producerOpt(func(c *producerConfig) { c.maxAttempts = n })
+// MaxAttempts used to bound how many times a produce request was sent.
+//
+// Deprecated: a request that fails with a retriable error is sent again
+// until DeliveryTimeout passes, however many attempts that takes (as with
+// Kafka's delivery.timeout.ms): a fixed count ran out in seconds of
+// "connection refused" while a proxy restarted, and giving up early on a
+// request that may have been written is what forced a producer to choose
+// between reporting stored records as failed and writing them twice.
+// MaxAttempts is accepted and ignored.
+func MaxAttempts(int) ProducerOpt {
+	return producerOpt(func(*producerConfig) {})
 }
 
 // MaxInflightLimit bounds MaxInflight: brokers remember the last 8
@@ -211,8 +234,13 @@ func MaxInflight(n int) ProducerOpt {
 }
 
 // DeliveryTimeout bounds the time from Produce to the record's
-// acknowledgement, retries included. Records past it fail with
-// ErrDeliveryTimeout. Default 2 minutes.
+// acknowledgement, retries included: a request is retried until the
+// oldest of its records is this old. Records past it fail with
+// ErrDeliveryTimeout — wrapped in ErrUnknownOutcome when a request
+// carrying them was sent without an answer that says whether it was
+// written. An idempotent producer stores a record at most once across any
+// outage of a proxy, broker, MinIO or etcd; one shorter than
+// DeliveryTimeout loses nothing either. Default 2 minutes.
 func DeliveryTimeout(d time.Duration) ProducerOpt {
 	return producerOpt(func(c *producerConfig) { c.deliveryTimeout = d })
 }

@@ -369,8 +369,13 @@ func (p *Producer) invalidate(topic string, ts *topicState) {
 	p.topicsMu.Unlock()
 }
 
-// take removes from b the batches of the next request: at least one, and
-// more while they fit in MaxBatchBytes.
+// take removes from b the records of the next request: the first sealed
+// batch, and the next ones while they fit in MaxBatchBytes, merged into
+// one batch. Merging keeps the request to one record batch however many
+// small batches queued up while requests were in flight (after an outage,
+// tens of thousands): proxies bound the batches of a request
+// (proxy.DefaultMaxBatchesPerRequest), and one batch per request is what
+// Kafka producers send too.
 func (p *Producer) take(b *partBuf) [][]pending {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -387,6 +392,13 @@ func (p *Producer) take(b *partBuf) [][]pending {
 	}
 	out := b.sealed[:n:n]
 	b.sealed = b.sealed[n:]
+	if len(out) > 1 {
+		var merged []pending
+		for _, batch := range out {
+			merged = append(merged, batch...)
+		}
+		out = [][]pending{merged}
+	}
 	return out
 }
 

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/grpc"
+
 	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
 	"github.com/strata-mq/strata/pkg/apierr"
 	"github.com/strata-mq/strata/pkg/segment"
@@ -25,15 +27,38 @@ import (
 // is sent again only after every request before it is resolved, so a
 // failure resends the requests from the first failed one on, in order.
 //
-// When a request fails for good (a non-retriable error, MaxAttempts,
-// DeliveryTimeout), the sequences after it would leave a gap the broker
-// never fills: the partition switches to a new producer id, the requests
-// after it that did not succeed are rebuilt with the new id's sequences
-// and sent again, in order, and nothing new is sent until they are.
+// Retries never risk a second copy: a request is always resent with its
+// producer id and sequences, so a broker that already committed it
+// answers with the original offsets (it remembers a producer's recent
+// requests, and the last committed one in etcd across failovers). Every
+// retriable failure is retried until the request's DeliveryTimeout.
 //
-// A request refused as out of order with nothing before it in flight
-// means the partition forgot the producer (brokers remember 32 per
-// partition): it was not written, and it is rebuilt the same way.
+// A request's outcome is known only when the server refused it without
+// writing it (refused). Any other failure — an unreachable or vanished
+// proxy, a deadline, TIMEOUT, STORAGE_UNAVAILABLE, SHUTTING_DOWN — may
+// have come after the broker wrote it, so it leaves the outcome unknown,
+// and a request whose outcome was ever unknown is never sent under
+// another producer id. When the producer gives up on it (DeliveryTimeout,
+// Close) its records fail with ErrUnknownOutcome.
+//
+// When a request fails for good while known not to be written (a
+// non-retriable refusal), the sequences after it leave a gap the broker
+// never fills, and none of the requests after it can have been written:
+// the partition switches to a new producer id, the requests after it
+// that did not succeed are rebuilt with the new id's sequences and sent
+// again, in order, and nothing new is sent until they are. When it fails
+// with an unknown outcome, the requests after it keep their id and
+// sequences (they may have been written too) and run to their own end;
+// nothing new is sent until they are resolved, then the partition
+// continues under a new id.
+//
+// A request refused as out of order with nothing before it in flight was
+// not written: the partition forgot the producer (brokers remember 32 per
+// partition), or the request before it ended with an unknown outcome and
+// was not written. It is rebuilt under a new producer id, with the
+// requests after it — unless its own outcome was ever unknown: then it
+// may have been written before the partition forgot the producer, and it
+// fails with ErrUnknownOutcome.
 //
 // Without idempotence there are no sequences, so MaxInflight is 1.
 
@@ -61,6 +86,10 @@ type request struct {
 	done chan struct{}
 	base int64
 	err  error
+	// unknown is set by the request's goroutine (before done is closed)
+	// once an attempt failed in a way that may have followed a write: the
+	// request may be stored, so it is never rebuilt under another id.
+	unknown bool
 
 	// stale is set by the sender when a request before this one failed for
 	// good: its sequences follow a gap, so instead of retrying it is
@@ -89,28 +118,23 @@ func (p *Producer) maxInflight() int {
 // until the producer is closed.
 func (p *Producer) sendLoop(b *partBuf) {
 	defer p.wg.Done()
-	var (
-		window []*request // sent and not yet resolved, in order
-		// rebuild collects the batches of stale requests while the window
-		// drains; they go back to the front of the queue.
-		rebuild [][]pending
-		// draining is set after a request failed for good: nothing new is
-		// sent until the requests after it are resolved.
-		draining bool
-	)
+	var st sendState
 	for {
-		if !draining && p.ctx.Err() == nil {
-			window = p.fill(b, window)
+		if len(st.window) == 0 && st.retire {
+			b.pid, b.nextSeq, st.retire = newProducerID(), 0, false
 		}
-		if len(window) == 0 {
-			if len(rebuild) > 0 {
+		if !st.draining && p.ctx.Err() == nil {
+			st.window = p.fill(b, st.window)
+		}
+		if len(st.window) == 0 {
+			if len(st.rebuild) > 0 {
 				p.mu.Lock()
-				b.sealed = append(rebuild, b.sealed...)
+				b.sealed = append(st.rebuild, b.sealed...)
 				p.mu.Unlock()
-				rebuild, draining = nil, false
+				st.rebuild, st.draining = nil, false
 				continue
 			}
-			draining = false
+			st.draining = false
 			if p.ctx.Err() != nil {
 				p.mu.Lock()
 				p.sealLocked(b)
@@ -128,7 +152,7 @@ func (p *Producer) sendLoop(b *partBuf) {
 			}
 			continue
 		}
-		head := window[0]
+		head := st.window[0]
 		select {
 		case <-head.done:
 		case <-b.wake:
@@ -136,32 +160,61 @@ func (p *Producer) sendLoop(b *partBuf) {
 		case <-p.ctx.Done():
 			<-head.done // its attempts end with ErrClosed
 		}
-		window = window[1:]
+		st.window = st.window[1:]
+		p.resolve(b, &st, head)
+		close(head.resolved)
+	}
+}
+
+// sendState is a partition sender's bookkeeping.
+type sendState struct {
+	window []*request // sent and not yet resolved, in order
+	// rebuild collects the batches of stale requests while the window
+	// drains; they go back to the front of the queue.
+	rebuild [][]pending
+	// draining is set after a request failed for good: nothing new is
+	// sent until the requests after it are resolved.
+	draining bool
+	// retire is set after a request failed with an unknown outcome: once
+	// the window is empty, the partition takes a new producer id.
+	retire bool
+}
+
+// resolve settles head, the oldest request of the window, once it is
+// done: it completes its records, or takes them back to be rebuilt, and
+// decides what becomes of the producer id and the requests after it.
+func (p *Producer) resolve(b *partBuf, st *sendState, head *request) {
+	switch {
+	case head.err == nil:
+		p.complete(head.recs, head.base, nil)
+	case head.stale.Load() && p.ctx.Err() == nil:
+		st.rebuild = append(st.rebuild, head.batches...)
+	case head.reseq && p.ctx.Err() == nil:
+		b.pid, b.nextSeq = newProducerID(), 0
+		for _, r := range st.window {
+			r.stale.Store(true)
+		}
+		st.rebuild = append(st.rebuild, head.batches...)
+		st.draining = true
+	default:
+		p.complete(head.recs, 0, head.err)
 		switch {
-		case head.err == nil:
-			p.complete(head.recs, head.base, nil)
-		case head.stale.Load() && p.ctx.Err() == nil:
-			rebuild = append(rebuild, head.batches...)
-		case head.reseq && p.ctx.Err() == nil:
+		case head.msg == nil || p.cfg.noIdempotence:
+		case head.unknown:
+			// It may be stored: the requests after it keep their id and
+			// sequences; new records wait for a new id.
+			st.retire = true
+			st.draining = len(st.window) > 0
+		default:
+			// Its sequences will never be written, so neither will those
+			// after it: continue with a new producer id, and rebuild what
+			// was sent after it.
 			b.pid, b.nextSeq = newProducerID(), 0
-			for _, r := range window {
+			for _, r := range st.window {
 				r.stale.Store(true)
 			}
-			rebuild = append(rebuild, head.batches...)
-			draining = true
-		default:
-			p.complete(head.recs, 0, head.err)
-			if head.msg != nil && !p.cfg.noIdempotence {
-				// Its sequences will never be written: continue with a new
-				// producer id, and rebuild what was sent after it.
-				b.pid, b.nextSeq = newProducerID(), 0
-				for _, r := range window {
-					r.stale.Store(true)
-				}
-				draining = len(window) > 0
-			}
+			st.draining = len(st.window) > 0
 		}
-		close(head.resolved)
 	}
 }
 
@@ -260,57 +313,38 @@ func newRequest(batches [][]pending) *request {
 }
 
 // attempts sends r until it succeeds, fails with a non-retriable error,
-// runs out of attempts or time, or becomes stale; then it closes r.done.
+// runs out of time, or becomes stale; then it closes r.done.
 func (p *Producer) attempts(r *request) {
 	defer p.wg.Done()
 	defer close(r.done)
-	tp := topicPartition{r.msg.Topic, r.msg.Partition}
 	var lastErr error
 	tries := 0
 	for {
 		if !time.Now().Before(r.deadline) {
-			r.err = ErrDeliveryTimeout
-			if lastErr != nil {
-				r.err = fmt.Errorf("%w after %d attempts: %w", ErrDeliveryTimeout, tries, lastErr)
-			}
+			r.fail(ErrDeliveryTimeout, tries, lastErr)
 			return
-		}
-		attemptDeadline := time.Now().Add(p.c.cfg.requestTimeout)
-		if r.deadline.Before(attemptDeadline) {
-			attemptDeadline = r.deadline
 		}
 		// An early request's predecessor may still be on its way.
 		predecessorOpen := r.prevResolved != nil && !closed(r.prevResolved)
-		actx, cancel := context.WithDeadline(p.ctx, attemptDeadline)
-		resp, err := p.c.api.Produce(actx, r.msg)
-		cancel()
+		err := p.attempt(r)
 		tries++
 		if err == nil {
-			r.base = resp.GetBaseOffset()
 			return
 		}
 		if p.ctx.Err() != nil {
-			r.err = ErrClosed
+			r.unknown = true // cut off in flight
+			r.fail(ErrClosed, tries, err)
 			return
 		}
-		err = apierr.FromStatus(err)
 		lastErr = err
-		if errors.Is(err, ErrPartitionRange) || errors.Is(err, ErrUnknownTopic) {
-			p.topicsMu.Lock()
-			ts := p.topics[tp.topic]
-			p.topicsMu.Unlock()
-			if ts != nil {
-				p.invalidate(tp.topic, ts)
-			}
+		if !refused(err) {
+			r.unknown = true
 		}
 		// Arriving before a predecessor still in flight is no failure of
 		// this request: resend it as soon as the predecessor is resolved.
 		early := predecessorOpen && errors.Is(err, ErrOutOfOrderSequence)
-		if early {
-			tries--
-		}
-		if !apierr.Retriable(err) || tries >= p.cfg.maxAttempts {
-			r.err = err
+		if !apierr.Retriable(err) && !errors.Is(err, errNotSent) {
+			r.fail(nil, tries, err)
 			return
 		}
 		// Resend only once the requests before it are resolved: one of
@@ -319,27 +353,89 @@ func (p *Producer) attempts(r *request) {
 			select {
 			case <-r.prevResolved:
 			case <-p.ctx.Done():
-				r.err = ErrClosed
+				r.fail(ErrClosed, tries, err)
 				return
 			}
 		}
-		if r.stale.Load() {
-			r.err = err
+		switch {
+		case r.stale.Load():
+			r.err = err // not written: the sender rebuilds it
 			return
-		}
-		if early {
+		case early:
 			continue
-		}
-		if errors.Is(err, ErrOutOfOrderSequence) {
+		case errors.Is(err, ErrOutOfOrderSequence) && r.unknown:
+			r.fail(nil, tries, err)
+			return
+		case errors.Is(err, ErrOutOfOrderSequence):
 			r.err, r.reseq = err, true
 			return
 		}
 		wait := min(backoff(p.cfg.backoffMin, p.cfg.backoffMax, tries), time.Until(r.deadline))
 		if sleep(p.ctx, wait) != nil {
-			r.err = ErrClosed
+			r.fail(ErrClosed, tries, err)
 			return
 		}
 	}
+}
+
+// attempt sends r once, bounded by the client's RequestTimeout and r's
+// deadline, and returns the error converted with apierr.FromStatus. It
+// waits for a connection to a proxy instead of failing at once while none
+// is up, so a request goes out as soon as a proxy is reachable again
+// rather than after a retry backoff; if none becomes reachable in time it
+// returns errNotSent, having sent nothing. (The call itself waits for a
+// connection too — gRPC's wait-for-ready — in case the one seen drops.)
+func (p *Producer) attempt(r *request) error {
+	deadline := time.Now().Add(p.c.cfg.requestTimeout)
+	if r.deadline.Before(deadline) {
+		deadline = r.deadline
+	}
+	ctx, cancel := context.WithDeadline(p.ctx, deadline)
+	defer cancel()
+	if !p.c.waitConnected(ctx) {
+		return errNotSent
+	}
+	resp, err := p.c.api.Produce(ctx, r.msg, grpc.WaitForReady(true))
+	if err == nil {
+		r.base = resp.GetBaseOffset()
+		return nil
+	}
+	err = apierr.FromStatus(err)
+	if errors.Is(err, ErrPartitionRange) || errors.Is(err, ErrUnknownTopic) {
+		p.topicsMu.Lock()
+		ts := p.topics[r.msg.Topic]
+		p.topicsMu.Unlock()
+		if ts != nil {
+			p.invalidate(r.msg.Topic, ts)
+		}
+	}
+	return err
+}
+
+// refused reports whether a failed produce attempt was certainly not
+// written: it was never sent (errNotSent), or the server refused it (a
+// non-retriable error, or OUT_OF_ORDER_SEQUENCE or NOT_OWNER from the
+// broker). Every other failure may have followed a write whose answer
+// was lost.
+func refused(err error) bool {
+	return !apierr.Retriable(err) || errors.Is(err, ErrOutOfOrderSequence) || errors.Is(err, ErrNotOwner)
+}
+
+// fail sets r's final error: why the producer gave up (cause, which may
+// be nil) and the last attempt's error, wrapped in ErrUnknownOutcome when
+// r may have been written.
+func (r *request) fail(cause error, tries int, last error) {
+	err := last
+	switch {
+	case cause != nil && last != nil:
+		err = fmt.Errorf("%w after %d attempts: %w", cause, tries, last)
+	case cause != nil:
+		err = cause
+	}
+	if r.unknown {
+		err = fmt.Errorf("%w: %w", ErrUnknownOutcome, err)
+	}
+	r.err = err
 }
 
 // closed reports whether ch is closed.

@@ -148,7 +148,7 @@ func TestProducerInflightRetries(t *testing.T) {
 				}
 				return nil
 			}
-			p := newProducer(t, c, Linger(0), MaxInflight(tt.inflight), MaxAttempts(100))
+			p := newProducer(t, c, Linger(0), MaxInflight(tt.inflight))
 			recs, errs := produceN(t, p, 300)
 			if err := errors.Join(errs...); err != nil {
 				t.Fatal(err)

@@ -24,6 +24,17 @@ const (
 	// DefaultProduceTimeout bounds a produce, retries included, when the
 	// client set no deadline.
 	DefaultProduceTimeout = 30 * time.Second
+	// DefaultForwardTimeout bounds one produce attempt at a broker. A
+	// healthy broker answers within its flush interval plus one object
+	// PUT and one etcd commit — milliseconds, a second or two when
+	// storage is slow — and a request that arrived before its
+	// predecessor waits there up to 2 s. 10 s is well past both, so a
+	// slow broker is not asked twice needlessly, and a third of the SDK's
+	// 30 s request timeout, so an owner that stopped answering without
+	// losing its partition (a hung process, a dead connection) is asked
+	// again, on a fresh stream, before the client gives up. A partition
+	// that moves ends the attempt at once, whatever this says.
+	DefaultForwardTimeout = 10 * time.Second
 	// DefaultAdminTimeout bounds an admin call, retries included, when the
 	// client set no deadline.
 	DefaultAdminTimeout = 30 * time.Second
@@ -55,6 +66,12 @@ type Config struct {
 	// ProduceTimeout bounds a produce, retries included, when the client
 	// set no deadline. Default DefaultProduceTimeout.
 	ProduceTimeout time.Duration
+	// ForwardTimeout bounds one attempt to forward a produce to the
+	// partition's owner; the attempt also ends as soon as the partition
+	// moves. The produce is then retried (on the new owner) with the same
+	// bytes, so an idempotent producer's retry is deduplicated. Default
+	// DefaultForwardTimeout.
+	ForwardTimeout time.Duration
 	// AdminTimeout bounds an admin call forwarded to the coordinator
 	// leader, retries included, when the client set no deadline. Default
 	// DefaultAdminTimeout.
@@ -99,6 +116,9 @@ func (c *Config) setDefaults() {
 	if c.ProduceTimeout == 0 {
 		c.ProduceTimeout = DefaultProduceTimeout
 	}
+	if c.ForwardTimeout == 0 {
+		c.ForwardTimeout = DefaultForwardTimeout
+	}
 	if c.AdminTimeout == 0 {
 		c.AdminTimeout = DefaultAdminTimeout
 	}
@@ -130,7 +150,7 @@ func (c Config) Validate() error {
 		return errors.New("proxy: config: no metadata store (Meta)")
 	case c.Store == nil:
 		return errors.New("proxy: config: no object store (Store)")
-	case c.ProduceTimeout < 0 || c.AdminTimeout < 0 || c.MaxFetchWait < 0 || c.LogStartTTL < 0 || c.ShutdownTimeout < 0:
+	case c.ProduceTimeout < 0 || c.ForwardTimeout < 0 || c.AdminTimeout < 0 || c.MaxFetchWait < 0 || c.LogStartTTL < 0 || c.ShutdownTimeout < 0:
 		return errors.New("proxy: config: durations must be positive")
 	case c.MaxFetchBytes < 0 || int64(c.MaxFetchBytes) > rpc.MaxMessageBytes/2:
 		return fmt.Errorf("proxy: config: max fetch bytes %d, want 1..%d", c.MaxFetchBytes, rpc.MaxMessageBytes/2)

@@ -39,9 +39,14 @@ type Router struct {
 	meta    *meta.Store
 	pool    *connPool
 	timeout time.Duration
-	done    <-chan struct{} // closed when the server shuts down
-	log     *slog.Logger
-	metrics *metrics
+	// forward bounds one attempt at an owner (Config.ForwardTimeout).
+	forward time.Duration
+	// forwards are the attempts in progress, cut off when their partition
+	// moves (pruneLoop).
+	forwards forwardSet
+	done     <-chan struct{} // closed when the server shuts down
+	log      *slog.Logger
+	metrics  *metrics
 }
 
 // route is where a partition's produce goes: its owner, at which epoch, and
@@ -71,10 +76,19 @@ func (r *Router) routeOf(topicID string, partition int32) (route, bool) {
 // Produce appends batches to a partition through its owner and returns the
 // offsets they got. It validates the request, then retries retriable
 // failures (NOT_OWNER, an unreachable or shutting-down broker, a partition
-// without a live owner) whenever the partition's route changes, with a
+// without a live owner, an attempt cut off by ForwardTimeout or by the
+// partition moving) whenever the partition's route changes, with a
 // bounded backoff, until ctx's deadline — or ProduceTimeout when ctx has
 // none. Other errors from the broker are returned as *apierr.Error, which
 // keeps the broker's status.
+//
+// Every attempt sends the same bytes, so an idempotent producer's
+// batches keep their producer id and sequences: an attempt whose outcome
+// is unknown (cut off, or the connection lost) and that the old owner did
+// commit is answered by the next owner with the original offsets, from
+// the producer state the commit wrote to etcd. Batches without a producer
+// id have no such protection: like a Kafka producer without idempotence,
+// they are delivered at least once.
 func (r *Router) Produce(ctx context.Context, topic string, partition int32, batches []byte) (ProduceResult, error) {
 	t, err := lookupPartition(ctx, r.view, topic, partition)
 	if err != nil {
@@ -100,7 +114,7 @@ func (r *Router) Produce(ctx context.Context, topic string, partition int32, bat
 		if rt.addr == "" {
 			lastErr = apierr.Errorf(apierr.ErrNotOwner, "partition %s/%d has no live owner (broker %q, epoch %d)", topic, partition, rt.broker, rt.epoch)
 		} else {
-			resp, err := r.send(ctx, rt.addr, req)
+			resp, err := r.send(ctx, t.ID, rt, req)
 			if err == nil {
 				return ProduceResult{BaseOffset: resp.BaseOffset, LastOffset: resp.LastOffset}, nil
 			}
@@ -127,14 +141,80 @@ func (r *Router) Produce(ctx context.Context, topic string, partition int32, bat
 	}
 }
 
-// send makes one produce attempt at addr.
-func (r *Router) send(ctx context.Context, addr string, req *stratav1.ProduceRequest) (*stratav1.ProduceResponse, error) {
-	conn, err := r.pool.get(addr)
+// send makes one produce attempt at the owner of rt. The attempt ends at
+// the forward timeout, or as soon as the partition's route differs from
+// rt (pruneLoop cuts it off): a frozen owner then holds it only until the
+// coordinator moves the partition, not until the client's deadline.
+func (r *Router) send(ctx context.Context, topicID string, rt route, req *stratav1.ProduceRequest) (*stratav1.ProduceResponse, error) {
+	conn, err := r.pool.get(rt.addr)
 	if err != nil {
 		return nil, apierr.Errorf(apierr.ErrStorageUnavailable, "%v", err)
 	}
-	resp, err := stratav1.NewBrokerClient(conn).Produce(ctx, req)
+	actx, cancel := context.WithTimeout(ctx, r.forward)
+	defer cancel()
+	k, f := partKey{topicID, req.Partition}, &forwarding{rt: rt, cancel: cancel}
+	r.forwards.add(k, f)
+	defer r.forwards.remove(k, f)
+	// A move between reading rt and registering f is not pruneLoop's to see.
+	if cur, ok := r.routeOf(topicID, req.Partition); !ok || cur != rt {
+		cancel()
+	}
+	resp, err := stratav1.NewBrokerClient(conn).Produce(actx, req)
 	return resp, apierr.FromStatus(err)
+}
+
+// forwardSet holds the forwards in progress per partition, with the route
+// each went to, so that pruneLoop can cut off those whose partition moved.
+// The zero value is ready to use.
+type forwardSet struct {
+	mu sync.Mutex // guards m
+	m  map[partKey]map[*forwarding]struct{}
+}
+
+// forwarding is one produce attempt in progress.
+type forwarding struct {
+	rt     route
+	cancel context.CancelFunc
+}
+
+func (s *forwardSet) add(k partKey, f *forwarding) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[partKey]map[*forwarding]struct{}{}
+	}
+	if s.m[k] == nil {
+		s.m[k] = map[*forwarding]struct{}{}
+	}
+	s.m[k][f] = struct{}{}
+}
+
+func (s *forwardSet) remove(k partKey, f *forwarding) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m[k], f)
+	if len(s.m[k]) == 0 {
+		delete(s.m, k)
+	}
+}
+
+// cutMoved cancels the forwards whose partition's route is no longer the
+// one they went to (or whose topic is gone).
+func (r *Router) cutMoved() {
+	r.forwards.mu.Lock()
+	defer r.forwards.mu.Unlock()
+	for k, fs := range r.forwards.m {
+		cur, ok := r.routeOf(k.topicID, k.partition)
+		for f := range fs {
+			if !ok || cur != f.rt {
+				f.cancel()
+				delete(fs, f)
+			}
+		}
+		if len(fs) == 0 {
+			delete(r.forwards.m, k)
+		}
+	}
 }
 
 // gaveUp turns the end of a request's time into its error: Canceled when
@@ -242,8 +322,9 @@ func (p *connPool) close() {
 	p.closed = true
 }
 
-// pruneLoop closes connections to brokers that left the view, until ctx
-// ends.
+// pruneLoop closes connections to brokers that left the view and cuts
+// off forwards whose partition moved, on every change of the view, until
+// ctx ends.
 func (r *Router) pruneLoop(ctx context.Context) {
 	for {
 		ch := r.view.Changed()
@@ -252,6 +333,7 @@ func (r *Router) pruneLoop(ctx context.Context) {
 			live[b.Addr] = true
 		}
 		r.pool.prune(live)
+		r.cutMoved()
 		select {
 		case <-ctx.Done():
 			return

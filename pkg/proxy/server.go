@@ -84,7 +84,7 @@ func New(cfg Config) (*Server, error) {
 		ready:   make(chan struct{}),
 		closing: make(chan struct{}),
 	}
-	s.router = &Router{view: s.view, meta: cfg.Meta, pool: s.pool, timeout: cfg.ProduceTimeout, done: s.closing, log: s.log, metrics: s.metrics}
+	s.router = &Router{view: s.view, meta: cfg.Meta, pool: s.pool, timeout: cfg.ProduceTimeout, forward: cfg.ForwardTimeout, done: s.closing, log: s.log, metrics: s.metrics}
 	s.fetcher = &Fetcher{
 		view: s.view, meta: cfg.Meta, store: cfg.Store, cache: blocks,
 		maxBytes: cfg.MaxFetchBytes, maxWait: cfg.MaxFetchWait, logStartTTL: cfg.LogStartTTL,

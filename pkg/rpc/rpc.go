@@ -150,6 +150,7 @@ type dialOptions struct {
 	tls          *TLS
 	token        string
 	interceptors []grpc.UnaryClientInterceptor
+	extra        []grpc.DialOption
 }
 
 // WithTLS dials with TLS: the server is verified against t's CA bundle and
@@ -166,6 +167,13 @@ func WithBearerToken(token string) DialOption { return func(o *dialOptions) { o.
 // connection (a proxy forwards its client's principal with one).
 func WithUnaryClientInterceptors(i ...grpc.UnaryClientInterceptor) DialOption {
 	return func(o *dialOptions) { o.interceptors = append(o.interceptors, i...) }
+}
+
+// WithGRPCOptions appends gRPC dial options of the caller's own, such as
+// a resolver, a load-balancing policy or a reconnect backoff (the SDK
+// sets these for its proxy connections).
+func WithGRPCOptions(opts ...grpc.DialOption) DialOption {
+	return func(o *dialOptions) { o.extra = append(o.extra, opts...) }
 }
 
 // Dial returns a client connection to addr. The connection is lazy: it
@@ -190,6 +198,7 @@ func Dial(addr string, opts ...DialOption) (*grpc.ClientConn, error) {
 	if len(o.interceptors) > 0 {
 		gopts = append(gopts, grpc.WithChainUnaryInterceptor(o.interceptors...))
 	}
+	gopts = append(gopts, o.extra...)
 	conn, err := grpc.NewClient(addr, gopts...)
 	if err != nil {
 		return nil, fmt.Errorf("rpc: dial %s: %w", addr, err)

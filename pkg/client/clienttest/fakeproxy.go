@@ -12,8 +12,11 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
 
 	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
 	"github.com/strata-mq/strata/pkg/apierr"
@@ -74,17 +77,46 @@ const fakeSeqHistory = 8
 func Start(t testing.TB) *FakeProxy {
 	t.Helper()
 	f := &FakeProxy{topics: map[string]*fakeTopic{}, changed: make(chan struct{})}
-	l, err := rpc.Listen("127.0.0.1:0")
+	f.addr = f.Serve(t, "127.0.0.1:0").Addr
+	return f
+}
+
+// Listener is one address a FakeProxy serves on.
+type Listener struct {
+	// Addr is the address served.
+	Addr string
+	// Produces counts the Produce calls that arrived here.
+	Produces atomic.Int64
+	srv      *rpc.Server
+}
+
+// Stop closes the listener and every connection to it at once, as when a
+// proxy process is killed.
+func (l *Listener) Stop() { l.srv.Stop() }
+
+// Serve serves f on one more address — another proxy in front of the same
+// partitions — until Stop or the end of t. addr may end in ":0"; opts
+// may add TLS (rpc.WithServerTLS).
+func (f *FakeProxy) Serve(t testing.TB, addr string, opts ...rpc.ServerOption) *Listener {
+	t.Helper()
+	l, err := rpc.Listen(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := rpc.NewServer(slog.New(slog.NewTextHandler(io.Discard, nil)))
-	stratav1.RegisterStrataServer(srv.Server, f)
-	srv.SetServing(true)
-	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(srv.Stop)
-	f.addr = l.Addr().String()
-	return f
+	fl := &Listener{Addr: l.Addr().String()}
+	count := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		if _, ok := req.(*stratav1.ProduceRequest); ok {
+			fl.Produces.Add(1)
+		}
+		return h(ctx, req)
+	}
+	opts = append(opts, rpc.WithUnaryInterceptors(count))
+	fl.srv = rpc.NewServer(slog.New(slog.NewTextHandler(io.Discard, nil)), opts...)
+	stratav1.RegisterStrataServer(fl.srv.Server, f)
+	fl.srv.SetServing(true)
+	go func() { _ = fl.srv.Serve(l) }()
+	t.Cleanup(fl.srv.Stop)
+	return fl
 }
 
 // Addr returns the proxy's address.
