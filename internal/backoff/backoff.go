@@ -3,13 +3,14 @@
 // retrying the same failure (etcd or a peer restarting) do not retry in
 // step, and a wait that returns as soon as its context ends.
 //
-// It wraps cenkalti/backoff/v5's ExponentialBackOff rather than growing a
-// second implementation. A Backoff is not safe for concurrent use: each
-// retry loop owns its own.
+// Backoff wraps cenkalti/backoff/v5's ExponentialBackOff rather than
+// growing a second implementation; it is not safe for concurrent use, so
+// each retry loop owns its own. Delay serves loops that count attempts.
 package backoff
 
 import (
 	"context"
+	"math/rand/v2"
 	"time"
 
 	cb "github.com/cenkalti/backoff/v5"
@@ -54,9 +55,28 @@ func (b *Backoff) Wait(ctx context.Context) error {
 	return Sleep(ctx, b.Next())
 }
 
+// Delay is the delay before retry number attempt (1-based) for a loop that
+// counts attempts instead of keeping a Backoff: lo doubled per attempt,
+// capped at hi, with the same jitter. lo may be 0 (no wait).
+func Delay(lo, hi time.Duration, attempt int) time.Duration {
+	d := lo
+	for i := 1; i < attempt && d < hi; i++ {
+		d *= 2
+	}
+	d = min(d, hi)
+	if d <= 0 {
+		return 0
+	}
+	spread := time.Duration(Jitter * float64(d))
+	return d - spread + time.Duration(rand.Int64N(int64(2*spread)+1))
+}
+
 // Sleep waits for d or until ctx ends, whichever is first, and returns
-// ctx.Err() in the second case.
+// ctx.Err() in the second case. A d ≤ 0 only reports ctx.Err().
 func Sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

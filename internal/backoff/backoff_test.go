@@ -47,3 +47,20 @@ func TestWaitHonoursContext(t *testing.T) {
 		t.Fatalf("Sleep = %v", err)
 	}
 }
+
+// TestDelayByAttempt: the attempt-counting form doubles from lo, stops at
+// hi, stays within the jitter, and is 0 when lo is 0.
+func TestDelayByAttempt(t *testing.T) {
+	const lo, hi = 100 * time.Millisecond, time.Second
+	for attempt, nominal := range map[int]time.Duration{1: lo, 2: 2 * lo, 3: 4 * lo, 4: 8 * lo, 5: hi, 30: hi} {
+		for range 20 {
+			d := Delay(lo, hi, attempt)
+			if d < nominal/2 || d > nominal*3/2 {
+				t.Fatalf("Delay(attempt %d) = %v, want within ±50%% of %v", attempt, d, nominal)
+			}
+		}
+	}
+	if d := Delay(0, hi, 3); d != 0 {
+		t.Fatalf("Delay with lo 0 = %v, want 0", d)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/strata-mq/strata/internal/backoff"
 	"github.com/strata-mq/strata/pkg/meta"
 )
 
@@ -64,11 +65,12 @@ func (a *acls) refresh(ctx context.Context) (int64, error) {
 // run keeps the copy current until ctx ends: load, watch, reload on every
 // change; after a failure it starts over with a bounded backoff.
 func (a *acls) run(ctx context.Context) {
-	backoff := 100 * time.Millisecond
+	// Capped at 5 s: ACL changes are rare, and the last copy keeps serving.
+	retry := backoff.New(100*time.Millisecond, 5*time.Second)
 	for ctx.Err() == nil {
 		rev, err := a.refresh(ctx)
 		if err == nil {
-			backoff = 100 * time.Millisecond
+			retry.Reset()
 			err = a.store.WatchACLs(ctx, rev, func() {
 				if _, err := a.refresh(ctx); err != nil && ctx.Err() == nil {
 					a.log.Warn("reloading acls failed", "err", err)
@@ -78,13 +80,11 @@ func (a *acls) run(ctx context.Context) {
 		if err == nil || ctx.Err() != nil {
 			return
 		}
-		a.log.Warn("acl watch failed; retrying", "err", err, "backoff", backoff)
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
+		wait := retry.Next()
+		a.log.Warn("acl watch failed; retrying", "err", err, "backoff", wait)
+		if backoff.Sleep(ctx, wait) != nil {
 			return
 		}
-		backoff = min(2*backoff, 5*time.Second)
 	}
 }
 

@@ -17,12 +17,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"time"
 
 	"google.golang.org/grpc"
 
 	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
+	"github.com/strata-mq/strata/internal/backoff"
 	"github.com/strata-mq/strata/pkg/apierr"
 )
 
@@ -129,39 +128,9 @@ func call[Req, Resp any](ctx context.Context, c *Client, fn func(context.Context
 		if !apierr.Retriable(err) || attempt >= c.cfg.adminAttempts {
 			return zero, err
 		}
-		if err := sleep(ctx, backoff(c.cfg.backoffMin, c.cfg.backoffMax, attempt)); err != nil {
+		if err := backoff.Sleep(ctx, backoff.Delay(c.cfg.backoffMin, c.cfg.backoffMax, attempt)); err != nil {
 			return zero, err
 		}
-	}
-}
-
-// backoff returns the wait before retry number attempt (1-based): min
-// doubled per attempt, capped at max, with ±20% jitter.
-func backoff(lo, hi time.Duration, attempt int) time.Duration {
-	d := lo
-	for i := 1; i < attempt && d < hi; i++ {
-		d *= 2
-	}
-	d = min(d, hi)
-	if d <= 0 {
-		return 0
-	}
-	jitter := time.Duration(rand.Int64N(int64(d)/5 + 1))
-	return d - d/10 + jitter
-}
-
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
+	"github.com/strata-mq/strata/internal/backoff"
 	"github.com/strata-mq/strata/pkg/apierr"
 	"github.com/strata-mq/strata/pkg/segment"
 )
@@ -486,7 +487,7 @@ func (c *Consumer) fetch(tp topicPartition, cp *cpart, gen uint64, pos int64) {
 			res.err = err
 			break
 		}
-		if sleep(c.ctx, backoff(c.c.cfg.backoffMin, c.c.cfg.backoffMax, attempt)) != nil {
+		if backoff.Sleep(c.ctx, backoff.Delay(c.c.cfg.backoffMin, c.c.cfg.backoffMax, attempt)) != nil {
 			return
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
+	"github.com/strata-mq/strata/internal/backoff"
 	"github.com/strata-mq/strata/pkg/apierr"
 )
 
@@ -262,7 +263,7 @@ func (g *GroupConsumer) run() {
 		next, err := g.heartbeat()
 		if err != nil {
 			attempt++
-			next = backoff(g.c.cfg.backoffMin, g.c.cfg.backoffMax, attempt)
+			next = backoff.Delay(g.c.cfg.backoffMin, g.c.cfg.backoffMax, attempt)
 		} else {
 			attempt = 0
 		}

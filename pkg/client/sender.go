@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 
 	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
+	"github.com/strata-mq/strata/internal/backoff"
 	"github.com/strata-mq/strata/pkg/apierr"
 	"github.com/strata-mq/strata/pkg/segment"
 )
@@ -370,8 +371,8 @@ func (p *Producer) attempts(r *request) {
 			r.err, r.reseq = err, true
 			return
 		}
-		wait := min(backoff(p.cfg.backoffMin, p.cfg.backoffMax, tries), time.Until(r.deadline))
-		if sleep(p.ctx, wait) != nil {
+		wait := min(backoff.Delay(p.cfg.backoffMin, p.cfg.backoffMax, tries), time.Until(r.deadline))
+		if backoff.Sleep(p.ctx, wait) != nil {
 			r.fail(ErrClosed, tries, err)
 			return
 		}

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc"
 
 	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
+	"github.com/strata-mq/strata/internal/backoff"
 	"github.com/strata-mq/strata/pkg/apierr"
 	"github.com/strata-mq/strata/pkg/coordinator"
 	"github.com/strata-mq/strata/pkg/meta"
@@ -78,7 +79,7 @@ func forward[Req, Resp any](ctx context.Context, a *Admin, method string,
 		defer cancel()
 	}
 	var zero Resp
-	backoff := minBackoff
+	retry := backoff.New(minBackoff, maxBackoff)
 	for {
 		var last error
 		conn, err := a.leaderConn(ctx)
@@ -105,9 +106,8 @@ func forward[Req, Resp any](ctx context.Context, a *Admin, method string,
 			return zero, adminGaveUp(ctx, method, last)
 		case <-a.done:
 			return zero, apierr.Errorf(apierr.ErrShuttingDown, "proxy shutting down")
-		case <-time.After(backoff):
+		case <-time.After(retry.Next()):
 		}
-		backoff = min(2*backoff, maxBackoff)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
+	"github.com/strata-mq/strata/internal/backoff"
 	"github.com/strata-mq/strata/pkg/apierr"
 	"github.com/strata-mq/strata/pkg/meta"
 	"github.com/strata-mq/strata/pkg/rpc"
@@ -103,7 +104,7 @@ func (r *Router) Produce(ctx context.Context, topic string, partition int32, bat
 		defer cancel()
 	}
 	req := &stratav1.ProduceRequest{Topic: topic, Partition: partition, Batches: batches}
-	backoff := minBackoff
+	retry := backoff.New(minBackoff, maxBackoff)
 	for {
 		changed := r.view.Changed()
 		rt, ok := r.routeOf(t.ID, partition)
@@ -131,13 +132,12 @@ func (r *Router) Produce(ctx context.Context, topic string, partition int32, bat
 		if errors.Is(lastErr, apierr.ErrNotOwner) {
 			r.metrics.notOwner.Inc()
 		}
-		if err := r.waitRoute(ctx, changed, t.ID, partition, rt, backoff); err != nil {
+		if err := r.waitRoute(ctx, changed, t.ID, partition, rt, retry.Next()); err != nil {
 			if errors.Is(err, apierr.ErrShuttingDown) {
 				return ProduceResult{}, err
 			}
 			return ProduceResult{}, r.gaveUp(ctx, topic, partition, lastErr)
 		}
-		backoff = min(2*backoff, maxBackoff)
 	}
 }
 
