@@ -52,6 +52,8 @@ type GroupConsumer struct {
 	// stop ends the background goroutine; done closes when it has ended.
 	stop chan struct{}
 	done chan struct{}
+	// async tracks CommitAsync's goroutines; Close waits for them.
+	async sync.WaitGroup
 
 	// rpcMu serialises heartbeats and commits, so that a commit always
 	// carries the latest member epoch. It guards epoch and lastBeat.
@@ -185,9 +187,23 @@ func (g *GroupConsumer) CommitSync(ctx context.Context) error {
 }
 
 // CommitAsync is CommitSync in the background; done (may be nil) gets the
-// result.
+// result. Close waits for commits still running. After Close, done gets
+// ErrClosed.
 func (g *GroupConsumer) CommitAsync(done func(error)) {
+	g.mu.Lock()
+	closed := g.closed
+	if !closed {
+		g.async.Add(1)
+	}
+	g.mu.Unlock()
+	if closed {
+		if done != nil {
+			done(ErrClosed)
+		}
+		return
+	}
 	go func() {
+		defer g.async.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), g.c.cfg.requestTimeout)
 		defer cancel()
 		err := g.CommitSync(ctx)
@@ -429,6 +445,7 @@ func (g *GroupConsumer) Close() error {
 	g.mu.Unlock()
 	close(g.stop)
 	<-g.done
+	g.async.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), g.c.cfg.requestTimeout)
 	defer cancel()
 	g.mu.Lock()
