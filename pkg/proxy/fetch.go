@@ -88,6 +88,12 @@ type Fetcher struct {
 
 	// tail tracks partitions with tailing readers, for warming.
 	tail tailReaders
+	// warmCtx ends running warms at shutdown (stopWarms); warms tracks
+	// each warm, whether the warm loop or a reader claimed it, so that
+	// no warm outlives the Fetcher or runs on a reader's goroutine.
+	warmCtx    context.Context
+	cancelWarm context.CancelFunc
+	warms      sync.WaitGroup
 	// tailWindow overrides the const tailWindow when set (tests; set
 	// before the first fetch).
 	tailWindow time.Duration
@@ -641,12 +647,10 @@ func (t *tailReaders) finish(j warmJob) {
 // commit, so that those readers hit the cache. Partitions are warmed
 // concurrently. It runs until ctx ends.
 func (f *Fetcher) warmLoop(ctx context.Context) {
-	var wg sync.WaitGroup
-	defer wg.Wait()
 	for {
 		ch := f.view.Changed()
 		for _, j := range f.tail.due(f.view) {
-			wg.Go(func() { f.runWarm(ctx, j) })
+			f.goWarm(j)
 		}
 		select {
 		case <-ctx.Done():
@@ -654,6 +658,18 @@ func (f *Fetcher) warmLoop(ctx context.Context) {
 		case <-ch:
 		}
 	}
+}
+
+// goWarm runs a warm job on a goroutine the Fetcher owns.
+func (f *Fetcher) goWarm(j warmJob) {
+	f.warms.Go(func() { f.runWarm(f.warmCtx, j) })
+}
+
+// stopWarms ends running warms and waits for them. Called once, after
+// every front end stopped fetching.
+func (f *Fetcher) stopWarms() {
+	f.cancelWarm()
+	f.warms.Wait()
 }
 
 // runWarm warms a job's range, then waits for the previous warm of the
@@ -680,10 +696,11 @@ const maxWarmWait = 2 * time.Second
 func (f *Fetcher) awaitWarm(ctx context.Context, key partKey, off, hw int64) {
 	j, run, wait := f.tail.forRead(key, off, hw)
 	if run {
-		// Detached from the reader, like the warm loop's: the other
-		// readers wait for it.
-		f.runWarm(context.WithoutCancel(ctx), j)
-		return
+		// The warm outlives this reader if need be (the other readers
+		// wait for it), so it runs on the Fetcher's goroutine; this
+		// reader waits for it as they do, while its context lasts.
+		f.goWarm(j)
+		wait = j.done
 	}
 	if wait == nil {
 		return

@@ -91,6 +91,7 @@ func New(cfg Config) (*Server, error) {
 		done: s.closing, log: s.log, metrics: s.metrics,
 		entries: newEntryCache(), logStarts: map[partKey]cachedLogStart{},
 	}
+	s.fetcher.warmCtx, s.fetcher.cancelWarm = context.WithCancel(context.Background())
 	s.admin = &Admin{meta: cfg.Meta, timeout: cfg.AdminTimeout, done: s.closing, log: s.log, metrics: s.metrics, dialOpts: []rpc.DialOption{rpc.WithTLS(cfg.TLS), rpc.WithUnaryClientInterceptors(auth.ForwardPrincipal())}}
 	if err := s.initSecurity(); err != nil {
 		return nil, err
@@ -215,6 +216,7 @@ func (s *Server) Close() error {
 		cancel()
 	}
 	s.wg.Wait()
+	s.fetcher.stopWarms()
 	s.view.Wait()
 	s.guard.Close()
 	s.pool.close()
