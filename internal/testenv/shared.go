@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 // Servers shared by the tests of one test binary: Main starts etcd, and
@@ -41,14 +44,42 @@ func runMain(m *testing.M, etcd **Etcd) int {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
-		defer (*etcd).Kill()
 	}
-	defer func() {
-		if sharedMinIO != nil {
-			sharedMinIO.Kill()
-		}
-	}()
-	return m.Run()
+	code := m.Run()
+	if etcd != nil {
+		(*etcd).Kill()
+	}
+	if sharedMinIO != nil {
+		sharedMinIO.Kill()
+	}
+	if code == 0 {
+		code = checkLeaks()
+	}
+	return code
+}
+
+// checkLeaks fails the test binary when goroutines the tests started are
+// still running once every test ended: each goroutine must have an owner
+// that waits for it. It ignores goroutines of the runtime and of libraries
+// that keep process-wide workers by design.
+func checkLeaks() int {
+	// Idle keep-alive connections of the default HTTP client (readiness
+	// probes, metrics scrapes) are a pool, not a leak.
+	http.DefaultTransport.(*http.Transport).CloseIdleConnections()
+	if err := goleak.Find(leakOptions()...); err != nil {
+		fmt.Fprintf(os.Stderr, "goroutines still running after the tests ended: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// leakOptions are the goroutines checkLeaks tolerates.
+func leakOptions() []goleak.Option {
+	return []goleak.Option{
+		// Process-wide workers started by package init or first use.
+		goleak.IgnoreTopFunction("go.opencensus.io/stats/view.(*worker).start"),
+		goleak.IgnoreAnyFunction("k8s.io/klog/v2.(*flushDaemon).run.func1"),
+	}
 }
 
 // SharedMinIO returns the test binary's MinIO server, starting it on first
