@@ -1,0 +1,252 @@
+package proxy
+
+// Tail reads and cache warming: partitions whose readers sit at the high
+// watermark get each new entry read into the block cache as soon as its
+// commit shows in the view, so that those readers hit the cache.
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/strata-mq/strata/pkg/cache"
+	"github.com/strata-mq/strata/pkg/meta"
+)
+
+// Bounds of tail reads and cache warming.
+const (
+	// tailWindow: entries committed more recently than this are the
+	// tail; their blocks go to the block cache's hot budget, older ones
+	// to its cold budget, so a reader of old data cannot evict the tail.
+	tailWindow = 30 * time.Second
+	// activeReaderWindow: a partition fetched at its high watermark within
+	// this long has tailing readers, and its new entries are warmed.
+	activeReaderWindow = 30 * time.Second
+	// warmTimeout bounds warming one partition's new entries.
+	warmTimeout = 10 * time.Second
+	// maxWarmEntries bounds the entries warmed per partition per change.
+	maxWarmEntries = 16
+)
+
+// cacheClass is the block cache budget that reads of e count against.
+func (f *Fetcher) cacheClass(e meta.SegmentEntry, now time.Time) cache.Class {
+	window := tailWindow
+	if f.tailWindow > 0 {
+		window = f.tailWindow
+	}
+	if now.UnixMilli()-e.CreatedMs < window.Milliseconds() {
+		return cache.Hot
+	}
+	return cache.Cold
+}
+
+// tailReaders remembers partitions that readers fetched at the high
+// watermark, and how far their data is warmed.
+type tailReaders struct {
+	mu sync.Mutex // guards parts
+	// parts maps a partition to its readers and warming progress.
+	parts map[partKey]tailState
+}
+
+type tailState struct {
+	// seen is when a reader last fetched at the high watermark.
+	seen time.Time
+	// claimed: warming of offsets below it has been started (or was not
+	// needed: they were there when a reader arrived at the head).
+	claimed int64
+	// settled: offsets below it are warmed (or warming gave up).
+	settled int64
+	// done is closed when the last warm started finishes; nil if none
+	// was started. Warms finish in order (see runWarm).
+	done chan struct{}
+}
+
+// warmJob is a range of a partition's offsets to warm.
+type warmJob struct {
+	key      partKey
+	from, to int64
+	prev     <-chan struct{} // the previous warm's done, or nil
+	done     chan struct{}   // closed when this and every earlier warm ended
+}
+
+// note records a reader at the high watermark hw of a partition.
+func (t *tailReaders) note(key partKey, hw int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.parts == nil {
+		t.parts = map[partKey]tailState{}
+	}
+	st, ok := t.parts[key]
+	if !ok || st.claimed < hw {
+		// Nothing to warm below hw: a reader at the head wants what comes
+		// next.
+		st.claimed = hw
+		if st.done == nil {
+			st.settled = hw
+		}
+	}
+	st.seen = time.Now()
+	t.parts[key] = st
+}
+
+// claimLocked starts a warm of key's offsets from what is claimed up to
+// hw. t.mu must be held and st be key's state.
+func (t *tailReaders) claimLocked(key partKey, st tailState, hw int64) warmJob {
+	j := warmJob{key: key, from: st.claimed, to: hw, prev: st.done, done: make(chan struct{})}
+	st.claimed, st.done = hw, j.done
+	t.parts[key] = st
+	return j
+}
+
+// due returns a warm job for every partition with a recent reader whose
+// high watermark in view passed what was claimed, and forgets partitions
+// without recent readers.
+func (t *tailReaders) due(view *meta.View) []warmJob {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []warmJob
+	for key, st := range t.parts {
+		if time.Since(st.seen) > activeReaderWindow {
+			delete(t.parts, key)
+			continue
+		}
+		ps, ok := view.Partition(key.topicID, key.partition)
+		if !ok {
+			delete(t.parts, key)
+			continue
+		}
+		if ps.NextOffset > st.claimed {
+			out = append(out, t.claimLocked(key, st, ps.NextOffset))
+		}
+	}
+	return out
+}
+
+// forRead decides what a read of key's offsets off..hw-1 does about
+// warming: nothing (a partition without tailing readers, or a read of
+// settled data — a cold reader), start a warm up to hw itself (a reader
+// woken before the warm loop saw the change), or wait for the running
+// warm to end.
+func (t *tailReaders) forRead(key partKey, off, hw int64) (job warmJob, run bool, wait <-chan struct{}) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	st, ok := t.parts[key]
+	if !ok || off < st.settled || st.done == nil && hw <= st.claimed {
+		return warmJob{}, false, nil
+	}
+	if hw > st.claimed {
+		return t.claimLocked(key, st, hw), true, nil
+	}
+	return warmJob{}, false, st.done
+}
+
+// finish records that a warm (and every one before it) ended.
+func (t *tailReaders) finish(j warmJob) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if st, ok := t.parts[j.key]; ok {
+		st.settled = max(st.settled, j.to)
+		if st.done == j.done {
+			st.done = nil // none running
+		}
+		t.parts[j.key] = st
+	}
+}
+
+// warmLoop warms the block cache and the entry cache with each new entry
+// of a partition that has tailing readers, as soon as the view shows the
+// commit, so that those readers hit the cache. Partitions are warmed
+// concurrently. It runs until ctx ends.
+func (f *Fetcher) warmLoop(ctx context.Context) {
+	for {
+		ch := f.view.Changed()
+		for _, j := range f.tail.due(f.view) {
+			f.goWarm(j)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+		}
+	}
+}
+
+// goWarm runs a warm job on a goroutine the Fetcher owns.
+func (f *Fetcher) goWarm(j warmJob) {
+	f.warms.Go(func() { f.runWarm(f.warmCtx, j) })
+}
+
+// stopWarms ends running warms and waits for them. Called once, after
+// every front end stopped fetching.
+func (f *Fetcher) stopWarms() {
+	f.cancelWarm()
+	f.warms.Wait()
+}
+
+// runWarm warms a job's range, then waits for the previous warm of the
+// partition so that warms end in order, and marks the job done.
+func (f *Fetcher) runWarm(ctx context.Context, j warmJob) {
+	f.warm(ctx, j.key, j.from, j.to)
+	if j.prev != nil {
+		// The previous warm ends within warmTimeout.
+		<-j.prev
+	}
+	f.tail.finish(j)
+	close(j.done)
+}
+
+// maxWarmWait bounds how long a read of the tail waits for the warm of its
+// data; past it, the read loads (or joins the load of) the blocks itself.
+const maxWarmWait = 2 * time.Second
+
+// awaitWarm lets a read of key's offsets off..hw-1 wait until the new
+// entries it wants are in the block cache, so that tailing readers woken by
+// a commit hit the cache rather than race the warm read: the first of them
+// to arrive before the warm loop warms them itself, the others wait.
+// Reads of settled data return at once.
+func (f *Fetcher) awaitWarm(ctx context.Context, key partKey, off, hw int64) {
+	j, run, wait := f.tail.forRead(key, off, hw)
+	if run {
+		// The warm outlives this reader if need be (the other readers
+		// wait for it), so it runs on the Fetcher's goroutine; this
+		// reader waits for it as they do, while its context lasts.
+		f.goWarm(j)
+		wait = j.done
+	}
+	if wait == nil {
+		return
+	}
+	timer := time.NewTimer(maxWarmWait)
+	defer timer.Stop()
+	select {
+	case <-wait:
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+}
+
+// warm reads the entries holding offsets from..to-1 through the cache.
+func (f *Fetcher) warm(ctx context.Context, key partKey, from, to int64) {
+	ctx, cancel := context.WithTimeout(ctx, warmTimeout)
+	defer cancel()
+	for n := 0; from < to && n < maxWarmEntries; n++ {
+		e, ok := f.entries.find(key, from)
+		if !ok {
+			var err error
+			if e, err = f.meta.FindSegment(ctx, key.topicID, key.partition, from); err != nil {
+				return
+			}
+			if e.Validate() != nil {
+				return
+			}
+			f.entries.add(key, e)
+		}
+		_, err := f.cache.ReadRangeClass(ctx, cache.Warm, e.ObjectKey, e.ObjectSize, e.Pos, e.Len,
+			func(ctx context.Context, off, n int64) ([]byte, error) { return f.store.Get(ctx, e.ObjectKey, off, n) })
+		if err != nil {
+			f.log.Debug("warming the tail failed", "topic_id", key.topicID, "partition", key.partition, "offset", from, "err", err)
+			return
+		}
+		from = e.LastOffset + 1
+	}
+}
