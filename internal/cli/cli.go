@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"sync"
 	"syscall"
 
 	"github.com/strata-mq/strata/internal/flagenv"
@@ -28,6 +29,9 @@ const (
 	ExitOK    = 0
 	ExitError = 1 // the command failed
 	ExitUsage = 2 // bad command line
+	// ExitInterrupted is the exit code after a second SIGINT or SIGTERM,
+	// which ends the command at once (128 + SIGINT, as shells report it).
+	ExitInterrupted = 130
 )
 
 // App is one run of the strata command, with its input and outputs.
@@ -84,11 +88,33 @@ func commands() map[string]*command {
 }
 
 // Main runs the strata command with args (without the program name) and
-// returns the process exit code. SIGINT and SIGTERM cancel the command's
-// context, so that consume and produce stop cleanly.
+// returns the process exit code. The first SIGINT or SIGTERM cancels the
+// command's context, so that consume, produce and dev stop cleanly; a
+// second one exits at once with ExitInterrupted.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer close(done)
+	wg.Go(func() {
+		select {
+		case <-sigs:
+			cancel()
+		case <-done:
+			return
+		}
+		select {
+		case sig := <-sigs:
+			fmt.Fprintf(stderr, "strata: %v again; exiting now\n", sig)
+			os.Exit(ExitInterrupted)
+		case <-done:
+		}
+	})
 	a := &App{Stdin: stdin, Stdout: stdout, Stderr: stderr}
 	return a.Run(ctx, args)
 }

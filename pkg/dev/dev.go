@@ -91,6 +91,7 @@ type Cluster struct {
 	coordinator *coordinator.Server
 	broker      *broker.Server
 	proxy       *proxy.Server
+	unlock      func() // releases the data dir's lock
 	ready       chan struct{}
 }
 
@@ -118,8 +119,11 @@ func (c *Cluster) Start(ctx context.Context) (err error) {
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return fmt.Errorf("dev: data dir: %w", err)
 	}
+	if c.unlock, err = lockDataDir(dataDir); err != nil {
+		return err
+	}
 	var endpoint string
-	c.etcd, endpoint, err = startEtcd(filepath.Join(dataDir, "etcd"), c.log)
+	c.etcd, endpoint, err = startEtcd(ctx, filepath.Join(dataDir, "etcd"), c.log)
 	if err != nil {
 		return err
 	}
@@ -218,6 +222,9 @@ func (c *Cluster) Close() error {
 	if c.etcd != nil {
 		c.etcd.Close()
 	}
-	c.proxy, c.broker, c.coordinator, c.meta, c.etcd = nil, nil, nil, nil, nil
+	if c.unlock != nil {
+		c.unlock()
+	}
+	c.proxy, c.broker, c.coordinator, c.meta, c.etcd, c.unlock = nil, nil, nil, nil, nil, nil
 	return errors.Join(errs...)
 }

@@ -1,0 +1,288 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/strata-mq/strata/internal/testenv"
+)
+
+// stopWithin is how soon every command and server must exit after
+// SIGINT or SIGTERM.
+const stopWithin = 2 * time.Second
+
+// devCluster is a `strata dev` process for CLI tests.
+type devCluster struct {
+	t      *testing.T
+	strata string // the strata binary
+	dir    string // the working directory; data in dir/strata-data
+	addr   string
+	proc   *testenv.Process
+}
+
+// startDev runs `strata dev` in a fresh directory with extra flags and
+// waits until it serves.
+func startDev(t *testing.T, extra ...string) *devCluster {
+	t.Helper()
+	bin, err := testenv.Binaries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &devCluster{t: t, strata: filepath.Join(bin, "strata"), dir: t.TempDir()}
+	if d.addr, err = testenv.FreeAddr(); err != nil {
+		t.Fatal(err)
+	}
+	d.proc, err = testenv.StartProcess(testenv.ProcessSpec{
+		Name: "strata-dev", Path: d.strata, LogDir: d.dir, Dir: d.dir,
+		Args:  append([]string{"dev", "--addr", d.addr}, extra...),
+		Ready: testenv.GRPCServing(d.addr),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.proc.Kill)
+	return d
+}
+
+// result is the outcome of one CLI run.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// cli runs `strata --server ADDR args...` with stdin and a one-minute
+// bound, and returns its exit code and output.
+func (d *devCluster) cli(stdin []byte, args ...string) result {
+	d.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, d.strata, append([]string{"--server", d.addr}, args...)...)
+	cmd.Dir = d.dir
+	cmd.Stdin = bytes.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	r := result{stdout: out.String(), stderr: errb.String()}
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	case err != nil:
+		d.t.Fatalf("strata %s: %v", strings.Join(args, " "), err)
+	}
+	return r
+}
+
+// mustCLI runs the command and fails the test unless it exits 0.
+func (d *devCluster) mustCLI(stdin []byte, args ...string) string {
+	d.t.Helper()
+	r := d.cli(stdin, args...)
+	if r.code != 0 {
+		d.t.Fatalf("strata %s: exit %d\n%s", strings.Join(args, " "), r.code, r.stderr)
+	}
+	return r.stdout
+}
+
+// syncBuffer is a bytes.Buffer that a test may read while a process
+// writes to it.
+type syncBuffer struct {
+	mu sync.Mutex // guards b
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// running is a CLI process started in the background.
+type running struct {
+	cmd    *exec.Cmd
+	stdout *syncBuffer
+	stderr *syncBuffer
+	stdin  io.WriteCloser
+	exited chan struct{}
+}
+
+// start runs `strata --server ADDR args...` in the background, with a pipe
+// as its standard input; it is killed when the test ends.
+func (d *devCluster) start(args ...string) *running {
+	d.t.Helper()
+	cmd := exec.Command(d.strata, append([]string{"--server", d.addr}, args...)...)
+	cmd.Dir = d.dir
+	r := &running{cmd: cmd, stdout: &syncBuffer{}, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = r.stdout, r.stderr
+	var err error
+	if r.stdin, err = cmd.StdinPipe(); err != nil {
+		d.t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		d.t.Fatal(err)
+	}
+	go func() { _ = cmd.Wait(); close(r.exited) }()
+	d.t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-r.exited
+	})
+	return r
+}
+
+// signalAndWait sends sig and returns how long the process took to exit,
+// failing the test if it is still running after limit.
+func (r *running) signalAndWait(t *testing.T, sig os.Signal, limit time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	if err := r.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-r.exited:
+		return time.Since(start)
+	case <-time.After(limit):
+		t.Fatalf("%v: still running %v after %v\nstderr: %s", r.cmd.Args, limit, sig, r.stderr)
+		return 0
+	}
+}
+
+// waitStderr waits until the process's stderr contains s.
+func (r *running) waitStderr(t *testing.T, s string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(r.stderr.String(), s) {
+		select {
+		case <-r.exited:
+			t.Fatalf("%v exited before printing %q; stderr:\n%s", r.cmd.Args, s, r.stderr)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%v did not print %q within 30s; stderr:\n%s", r.cmd.Args, s, r.stderr)
+		}
+	}
+}
+
+// TestSecondDevOnSameDataDir pins the hang of a second `strata dev` on a
+// data directory that a running one holds: it used to block forever on
+// the embedded etcd's database lock, with no output, ignoring SIGINT. It
+// must exit within 2 s, naming the directory and the other process.
+func TestSecondDevOnSameDataDir(t *testing.T) {
+	d := startDev(t)
+	addr2, err := testenv.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, d.strata, "dev", "--addr", addr2)
+	cmd.Dir = d.dir
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	took := time.Since(start)
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("second strata dev: %v (after %v), want exit 1; output:\n%s", err, took, out)
+	}
+	if took > stopWithin {
+		t.Errorf("second strata dev took %v to give up, want under %v", took, stopWithin)
+	}
+	dataDir := filepath.Join(d.dir, "strata-data")
+	for _, want := range []string{dataDir, fmt.Sprintf("pid %d", d.proc.Pid())} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("second strata dev says %q; want it to name %q", out, want)
+		}
+	}
+	// The first one is unharmed.
+	d.mustCLI(nil, "topic", "create", "still-there")
+}
+
+// TestCommandsStopOnSignal checks that `strata dev` and a waiting `strata
+// consume` each exit within 2 s of SIGINT or SIGTERM (produce: see
+// TestProduceInterrupted).
+func TestCommandsStopOnSignal(t *testing.T) {
+	d := startDev(t)
+	d.mustCLI(nil, "topic", "create", "signals", "--partitions", "2")
+
+	cons := d.start("consume", "signals")
+	waitConsumerReady(t, d, cons, "signals")
+	cons.signalAndWait(t, syscall.SIGINT, stopWithin)
+
+	start := time.Now()
+	d.proc.Stop()
+	if took := time.Since(start); took > stopWithin {
+		t.Errorf("strata dev took %v to stop after SIGTERM, want under %v", took, stopWithin)
+	}
+}
+
+// waitConsumerReady waits until a background consumer of topic reads: it
+// produces numbered "ready-" lines until the consumer prints one.
+func waitConsumerReady(t *testing.T, d *devCluster, r *running, topic string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for i := 0; !strings.Contains(r.stdout.String(), "ready-"); i++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("consumer printed nothing in 30s; stderr:\n%s", r.stderr)
+		}
+		d.mustCLI([]byte(fmt.Sprintf("ready-%d\n", i)), "produce", topic)
+		select {
+		case <-r.exited:
+			t.Fatalf("consumer exited early; stderr:\n%s", r.stderr)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// TestServersStopOnSignal starts a coordinator, a broker and a proxy on a
+// real etcd and a local object store and checks that each exits within
+// 2 s of SIGTERM.
+func TestServersStopOnSignal(t *testing.T) {
+	bin, err := testenv.Binaries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	etcd := testenv.StartEtcd(t)
+	dir := t.TempDir()
+	env := []string{
+		"STRATA_ETCD_ENDPOINTS=" + etcd.Endpoint, "STRATA_ETCD_PREFIX=/signals",
+		"STRATA_DATA_DIR=" + filepath.Join(dir, "objects"),
+	}
+	var procs []*testenv.Process
+	for _, name := range []string{"coordinator", "broker", "proxy"} {
+		addr, err := testenv.FreeAddr()
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := testenv.StartProcess(testenv.ProcessSpec{
+			Name: name, Path: filepath.Join(bin, name), Args: []string{"-listen-addr", addr},
+			Env: env, LogDir: dir, Ready: testenv.GRPCServing(addr),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(p.Kill)
+		procs = append(procs, p)
+	}
+	for i := len(procs) - 1; i >= 0; i-- {
+		start := time.Now()
+		procs[i].Stop()
+		if took := time.Since(start); took > stopWithin {
+			t.Errorf("%s took %v to stop after SIGTERM, want under %v; log %s", procs[i].LogPath(), took, stopWithin, procs[i].LogPath())
+		}
+	}
+}
