@@ -286,3 +286,75 @@ func TestServersStopOnSignal(t *testing.T) {
 		}
 	}
 }
+
+// TestProduceInterrupted pins `strata produce` under Ctrl-C. It used to
+// sit in a blocking read of standard input, deaf to SIGINT; and once
+// standard input ended with the cluster unable to take the records, it
+// waited out the producer's 2-minute delivery timeout, ignoring further
+// signals. Now the first SIGINT stops reading, delivers what was read for
+// --flush-timeout, reports the count and exits 1 if any record was not
+// delivered; a second SIGINT exits at once.
+func TestProduceInterrupted(t *testing.T) {
+	d := startDev(t)
+	d.mustCLI(nil, "topic", "create", "ctrl-c")
+
+	// Idle standard input: the interrupt ends the read at once, and with
+	// every record read delivered the exit code is 0.
+	prod := d.start("produce", "ctrl-c")
+	if _, err := prod.stdin.Write([]byte("first\n")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "produce to deliver its line", func() bool {
+		return strings.Contains(d.mustCLI(nil, "consume", "ctrl-c", "--from-beginning", "--timeout", "1s"), "first")
+	})
+	prod.signalAndWait(t, syscall.SIGINT, stopWithin)
+	if code := prod.cmd.ProcessState.ExitCode(); code != 0 || !strings.Contains(prod.stderr.String(), "delivered 1 of 1") {
+		t.Errorf("produce interrupted after delivering everything: exit %d, stderr %q; want 0 and \"delivered 1 of 1\"", code, prod.stderr)
+	}
+
+	// The cluster stops answering (paused, like a hung VM) once produce
+	// has checked the topic: three more lines are read to EOF and cannot
+	// be delivered. The interrupt bounds the wait by --flush-timeout and
+	// the undelivered lines are reported.
+	stuck := func(flushTimeout string) *running {
+		t.Helper()
+		if err := d.proc.Resume(); err != nil {
+			t.Fatal(err)
+		}
+		r := d.start("produce", "ctrl-c", "--flush-timeout", flushTimeout)
+		marker := "ok-" + flushTimeout
+		if _, err := r.stdin.Write([]byte(marker + "\n")); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "produce to deliver its first line", func() bool {
+			return strings.Contains(d.mustCLI(nil, "consume", "ctrl-c", "--from-beginning", "--timeout", "1s"), marker)
+		})
+		if err := d.proc.Pause(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.stdin.Write([]byte("a\nb\nc\n")); err != nil {
+			t.Fatal(err)
+		}
+		r.stdin.Close()
+		return r
+	}
+	prod = stuck("1s")
+	prod.signalAndWait(t, syscall.SIGINT, time.Second+stopWithin)
+	if code := prod.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(prod.stderr.String(), "delivered 1 of 4") {
+		t.Errorf("produce interrupted with 3 records undeliverable: exit %d, stderr %q; want 1 and \"delivered 1 of 4\"", code, prod.stderr)
+	}
+
+	// A second interrupt does not wait for --flush-timeout.
+	prod = stuck("1m")
+	if err := prod.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	prod.waitStderr(t, "interrupted")
+	prod.signalAndWait(t, syscall.SIGINT, stopWithin)
+	if code := prod.cmd.ProcessState.ExitCode(); code != 130 {
+		t.Errorf("produce after a second SIGINT: exit %d, want 130; stderr %q", code, prod.stderr)
+	}
+	if err := d.proc.Resume(); err != nil {
+		t.Fatal(err)
+	}
+}
