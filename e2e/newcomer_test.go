@@ -358,3 +358,37 @@ func TestProduceInterrupted(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestConsumeOffsetPastHighWatermark pins `strata consume --offset N` with
+// N past the high watermark: it used to start silently from the beginning
+// and exit 0, while docs/cli.md says it exits 1. At exactly the high
+// watermark it waits for the next record.
+func TestConsumeOffsetPastHighWatermark(t *testing.T) {
+	d := startDev(t)
+	d.mustCLI(nil, "topic", "create", "hw", "--partitions", "1")
+	d.mustCLI([]byte("a\nb\nc\n"), "produce", "hw")
+
+	r := d.cli(nil, "consume", "hw", "--offset", "10", "--timeout", "5s")
+	if r.code != 1 || r.stdout != "" || !strings.Contains(r.stderr, "high watermark 3") {
+		t.Errorf("consume --offset 10 of 3 records: exit %d, stdout %q, stderr %q; want exit 1 naming the high watermark 3", r.code, r.stdout, r.stderr)
+	}
+	r = d.cli(nil, "consume", "hw", "--partition", "0", "--offset", "4", "--timeout", "5s")
+	if r.code != 1 || r.stdout != "" {
+		t.Errorf("consume --partition 0 --offset 4 of 3 records: exit %d, stdout %q; want 1 and nothing printed", r.code, r.stdout)
+	}
+	if out := d.mustCLI(nil, "consume", "hw", "--offset", "1", "-n", "2"); out != "b\nc\n" {
+		t.Errorf("consume --offset 1 -n 2 printed %q, want \"b\\nc\\n\"", out)
+	}
+
+	// At exactly the high watermark: nothing old, the next record new.
+	cons := d.start("consume", "hw", "--offset", "3", "-n", "1")
+	d.mustCLI([]byte("d\n"), "produce", "hw")
+	select {
+	case <-cons.exited:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("consume --offset 3 did not print the next record within 30s; stderr %q", cons.stderr)
+	}
+	if code := cons.cmd.ProcessState.ExitCode(); code != 0 || cons.stdout.String() != "d\n" {
+		t.Errorf("consume --offset 3 -n 1: exit %d, stdout %q; want 0 and \"d\\n\"", code, cons.stdout)
+	}
+}

@@ -90,7 +90,12 @@ func (a *App) consume(ctx context.Context, topic string, o consumeOpts) error {
 	if o.fromBeginning {
 		start = client.StartEarliest
 	}
-	cons, err := c.NewConsumer(client.ConsumeStart(start))
+	opts := []client.ConsumerOpt{client.ConsumeStart(start)}
+	if o.offset >= 0 {
+		// An explicit offset is never silently replaced by another one.
+		opts = append(opts, client.OffsetReset(client.ResetNone))
+	}
+	cons, err := c.NewConsumer(opts...)
 	if err != nil {
 		return err
 	}
@@ -100,15 +105,9 @@ func (a *App) consume(ctx context.Context, topic string, o consumeOpts) error {
 	if o.partition >= 0 {
 		parts = []int32{o.partition}
 	}
-	if o.offset >= 0 && parts == nil {
-		dctx, cancel := context.WithTimeout(ctx, requestTimeout)
-		info, err := c.DescribeTopic(dctx, topic)
-		cancel()
-		if err != nil {
+	if o.offset >= 0 {
+		if parts, err = checkOffset(ctx, c, topic, parts, o.offset); err != nil {
 			return err
-		}
-		for p := range info.Partitions {
-			parts = append(parts, p)
 		}
 	}
 	if err := cons.Assign(topic, parts...); err != nil {
@@ -155,6 +154,42 @@ func (a *App) consume(ctx context.Context, topic string, o consumeOpts) error {
 			return err
 		}
 	}
+}
+
+// checkOffset checks that offset is readable in each of parts (every
+// partition when parts is empty) and returns the partitions. An offset
+// equal to the high watermark is the next one to be written: consuming
+// from it waits for new records. One past it, or below the log start, is
+// ErrOffsetOutOfRange, as docs/cli.md says.
+func checkOffset(ctx context.Context, c *client.Client, topic string, parts []int32, offset int64) ([]int32, error) {
+	dctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	info, err := c.DescribeTopic(dctx, topic)
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	if len(parts) == 0 {
+		for p := range info.Partitions {
+			parts = append(parts, p)
+		}
+	}
+	for _, p := range parts {
+		if p >= info.Partitions {
+			return nil, fmt.Errorf("%w: partition %d, topic %q has %d", client.ErrPartitionRange, p, topic, info.Partitions)
+		}
+		for _, pi := range info.PartitionInfo {
+			switch {
+			case pi.Partition != p:
+			case offset > pi.HighWatermark:
+				return nil, fmt.Errorf("%w: offset %d is past the high watermark %d of %s/%d (offset %d waits for the next record)",
+					client.ErrOffsetOutOfRange, offset, pi.HighWatermark, topic, p, pi.HighWatermark)
+			case offset < pi.LogStartOffset:
+				return nil, fmt.Errorf("%w: offset %d is below the log start %d of %s/%d (retention removed it)",
+					client.ErrOffsetOutOfRange, offset, pi.LogStartOffset, topic, p)
+			}
+		}
+	}
+	return parts, nil
 }
 
 // formatter writes one record.
