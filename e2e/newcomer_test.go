@@ -392,3 +392,68 @@ func TestConsumeOffsetPastHighWatermark(t *testing.T) {
 		t.Errorf("consume --offset 3 -n 1: exit %d, stdout %q; want 0 and \"d\\n\"", code, cons.stdout)
 	}
 }
+
+// brokerIDs returns the broker ids `strata cluster status` lists.
+func (d *devCluster) brokerIDs() []string {
+	d.t.Helper()
+	var ids []string
+	out := d.mustCLI(nil, "cluster", "status")
+	table := false
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) > 0 && f[0] == "BROKER":
+			table = true
+		case len(f) == 0:
+			table = false
+		case table:
+			ids = append(ids, f[0])
+		}
+	}
+	return ids
+}
+
+// TestDrainLastBroker pins `strata broker drain` of the only broker: it
+// used to succeed and take every partition offline with no way back. Now
+// it is refused unless --force, `strata broker undrain` brings the broker
+// back, and a restarted `strata dev` keeps its broker id.
+func TestDrainLastBroker(t *testing.T) {
+	d := startDev(t)
+	d.mustCLI(nil, "topic", "create", "drain", "--partitions", "2")
+	ids := d.brokerIDs()
+	if len(ids) != 1 {
+		t.Fatalf("cluster status lists brokers %q, want one", ids)
+	}
+	id := ids[0]
+
+	r := d.cli(nil, "broker", "drain", id)
+	if r.code != 1 || !strings.Contains(r.stderr, "last live broker") || !strings.Contains(r.stderr, "--force") {
+		t.Fatalf("drain of the last broker: exit %d, stderr %q; want 1, naming the last broker and --force", r.code, r.stderr)
+	}
+	d.mustCLI([]byte("before\n"), "produce", "drain")
+
+	d.mustCLI(nil, "broker", "drain", id, "--force")
+	waitFor(t, "every partition unassigned", func() bool {
+		return strings.Contains(d.mustCLI(nil, "cluster", "status"), "Unassigned partitions: 2")
+	})
+	d.mustCLI(nil, "broker", "undrain", id)
+	waitFor(t, "the broker to own both partitions again", func() bool {
+		return strings.Contains(d.mustCLI(nil, "cluster", "status"), "Unassigned partitions: 0")
+	})
+	d.mustCLI([]byte("after\n"), "produce", "drain")
+	if out := d.mustCLI(nil, "consume", "drain", "--from-beginning", "-n", "2"); !strings.Contains(out, "before") || !strings.Contains(out, "after") {
+		t.Errorf("consumed %q, want both records", out)
+	}
+
+	if r := d.cli(nil, "broker", "undrain", "no-such-broker"); r.code != 1 || !strings.Contains(r.stderr, "no-such-broker") {
+		t.Errorf("undrain of an unknown broker: exit %d, stderr %q; want 1 naming it", r.code, r.stderr)
+	}
+
+	d.proc.Stop()
+	if err := d.proc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if ids := d.brokerIDs(); len(ids) != 1 || ids[0] != id {
+		t.Errorf("after a restart cluster status lists brokers %q, want the same id %q", ids, id)
+	}
+}

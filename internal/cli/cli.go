@@ -82,7 +82,7 @@ func commands() map[string]*command {
 		}},
 		"dev":    devCmd,
 		"bench":  benchCmd,
-		"broker": {summary: "manage brokers", subs: map[string]*command{"drain": brokerDrainCmd}},
+		"broker": {summary: "drain and undrain brokers", subs: map[string]*command{"drain": brokerDrainCmd, "undrain": brokerUndrainCmd}},
 		"acl":    aclCmd,
 	}
 }

@@ -153,8 +153,12 @@ func (c *Cluster) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	id, err := brokerID(dataDir)
+	if err != nil {
+		return err
+	}
 	c.broker, err = broker.New(broker.Config{
-		ListenAddr: "127.0.0.1:0", Meta: c.meta, Store: store, Logger: c.log.With("server", "broker"), Registry: reg,
+		ID: id, ListenAddr: "127.0.0.1:0", Meta: c.meta, Store: store, Logger: c.log.With("server", "broker"), Registry: reg,
 		TLS: internal,
 	})
 	if err != nil {
