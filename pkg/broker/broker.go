@@ -205,6 +205,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("broker: register: %w", err)
 	}
 	cleanup = append(cleanup, func() { _ = r.Close(context.Background()) })
+	if err := s.fencePredecessor(ctx); err != nil {
+		return fmt.Errorf("broker: fence the previous process of %s: %w", s.id, err)
+	}
 
 	var ml net.Listener
 	if s.cfg.MetricsAddr != "" {
@@ -249,6 +252,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 // deregistering, which etcd expires within LeaseTTL — it tries again until
 // ctx ends, so a broker restarted with a fixed ID comes back on its own.
 func (s *Server) registerAtStart(ctx context.Context, info meta.BrokerInfo) (*meta.Registration, error) {
+	if s.cfg.ReplaceRegistration {
+		return s.cfg.Meta.ReplaceBroker(ctx, info, s.cfg.LeaseTTL)
+	}
 	backoff := 100 * time.Millisecond
 	for logged := false; ; {
 		r, err := s.cfg.Meta.RegisterBroker(ctx, info, s.cfg.LeaseTTL)
@@ -265,6 +271,58 @@ func (s *Server) registerAtStart(ctx context.Context, info meta.BrokerInfo) (*me
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// fencePredecessor bumps the epoch of every partition that etcd still
+// assigns to this broker's ID — a previous process with the same ID that
+// was killed, or lost its lease, before releasing them — keeping the owner.
+// The previous process commits at the old epoch, so the fencing commit
+// refuses it from now on, while this process takes the partitions at once
+// (read from etcd, not the View, so that none assigned just before the
+// registration is missed).
+func (s *Server) fencePredecessor(ctx context.Context) error {
+	parts, _, err := s.cfg.Meta.ListPartitions(ctx)
+	if err != nil {
+		return err
+	}
+	bumped := map[partKey]int64{}
+	for _, st := range parts {
+		if st.Broker != s.id {
+			continue
+		}
+		next, err := s.cfg.Meta.AssignPartition(ctx, st, s.id)
+		if errors.Is(err, meta.ErrConflict) {
+			continue // moved meanwhile: whoever moved it bumped the epoch
+		}
+		if err != nil {
+			return err
+		}
+		bumped[partKey{st.TopicID, st.Partition}] = next.Epoch
+	}
+	if len(bumped) == 0 {
+		return nil
+	}
+	s.log.Info("took back the partitions of this broker id's previous process at a new epoch", "partitions", len(bumped))
+	// Serve them only once the View shows the new epochs, so that the
+	// first reconcile does not adopt an old one.
+	for {
+		ch := s.view.Changed()
+		caughtUp := true
+		for k, epoch := range bumped {
+			if st, ok := s.view.Partition(k.topicID, k.partition); !ok || st.Epoch < epoch {
+				caughtUp = false
+				break
+			}
+		}
+		if caughtUp {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }
 

@@ -132,6 +132,9 @@ func (c *Cluster) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	if err := clearStaleLeases(ctx, c.meta); err != nil {
+		return err
+	}
 	storeCfg := objstore.Config{Dir: filepath.Join(dataDir, "objects")}
 	if c.cfg.S3.Bucket != "" {
 		storeCfg = objstore.Config{S3: c.cfg.S3}
@@ -158,7 +161,7 @@ func (c *Cluster) Start(ctx context.Context) (err error) {
 		return err
 	}
 	c.broker, err = broker.New(broker.Config{
-		ID: id, ListenAddr: "127.0.0.1:0", Meta: c.meta, Store: store, Logger: c.log.With("server", "broker"), Registry: reg,
+		ID: id, ReplaceRegistration: true, ListenAddr: "127.0.0.1:0", Meta: c.meta, Store: store, Logger: c.log.With("server", "broker"), Registry: reg,
 		TLS: internal,
 	})
 	if err != nil {

@@ -1,6 +1,7 @@
 package dev
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -8,6 +9,11 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/strata-mq/strata/pkg/meta"
 )
 
 // ErrDataDirInUse is returned by Start when another process holds the data
@@ -48,4 +54,26 @@ func lockDataDir(dir string) (unlock func(), err error) {
 		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 		f.Close()
 	}, nil
+}
+
+// clearStaleLeases revokes the leases of a previous `strata dev` on this
+// data dir that was killed without releasing them: its coordinator's
+// election key. Holding the data dir's lock proves that process is gone,
+// so waiting for its lease to expire (several seconds in which admin calls
+// and consumers get NOT_LEADER) buys nothing. The broker takes its own
+// registration over itself (broker.Config.ReplaceRegistration).
+func clearStaleLeases(ctx context.Context, store *meta.Store) error {
+	resp, err := store.Client().Get(ctx, store.ElectionPrefix()+"/", clientv3.WithPrefix())
+	if err != nil {
+		return fmt.Errorf("dev: read the election: %w", err)
+	}
+	for _, kv := range resp.Kvs {
+		if kv.Lease == 0 {
+			continue
+		}
+		if _, err := store.Client().Revoke(ctx, clientv3.LeaseID(kv.Lease)); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			return fmt.Errorf("dev: revoke the killed coordinator's election lease: %w", err)
+		}
+	}
+	return nil
 }
