@@ -15,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
 	"github.com/strata-mq/strata/internal/testenv"
 )
 
@@ -515,4 +518,86 @@ func epochOf(t *testing.T, status string, p int) int {
 		t.Fatal(err)
 	}
 	return e
+}
+
+// TestStorageFailures pins what a missing bucket, wrong credentials and
+// an unreachable S3 endpoint look like. They used to reach clients as a
+// 2-minute timeout with "is the server reachable?". Now `strata dev`
+// refuses to start naming the cause (or creates the bucket with
+// --s3-create-bucket), a produce that storage refuses fails within
+// seconds naming the bucket, and `strata cluster status` shows the
+// broker's last storage error.
+func TestStorageFailures(t *testing.T) {
+	bin, err := testenv.Binaries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	strata := filepath.Join(bin, "strata")
+	m := testenv.StartMinIO(t)
+	s3Args := func(bucket, secret, endpoint string) []string {
+		return []string{"--s3-bucket", bucket, "--s3-endpoint", endpoint, "--s3-region", testenv.MinIORegion,
+			"--s3-path-style", "--s3-access-key", testenv.MinIOAccessKey, "--s3-secret-key", secret}
+	}
+	refused, err := testenv.FreeAddr() // nothing listens there
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"missing bucket", s3Args("no-such-bucket", testenv.MinIOSecretKey, m.Endpoint), `bucket "no-such-bucket" does not exist`},
+		{"wrong secret", s3Args("no-such-bucket", "wrong-secret", m.Endpoint), `access to bucket "no-such-bucket" denied`},
+		{"unreachable", s3Args("unreachable", testenv.MinIOSecretKey, "http://"+refused), `unreachable`},
+	} {
+		dir := t.TempDir()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		cmd := exec.CommandContext(ctx, strata, append([]string{"dev", "--addr", "127.0.0.1:0", "--data-dir", dir}, tc.args...)...)
+		start := time.Now()
+		out, err := cmd.CombinedOutput()
+		cancel()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), tc.want) {
+			t.Errorf("%s: strata dev: %v after %v; output %q; want exit 1 saying %q", tc.name, err, time.Since(start), out, tc.want)
+		}
+	}
+
+	// --s3-create-bucket creates it; then the bucket disappears while dev
+	// runs.
+	d := startDev(t, append(s3Args("vanishing", testenv.MinIOSecretKey, m.Endpoint), "--s3-create-bucket")...)
+	d.mustCLI(nil, "topic", "create", "s3")
+	d.mustCLI([]byte("stored\n"), "produce", "s3")
+	deleteBucket(t, m, "vanishing")
+	start := time.Now()
+	r := d.cli([]byte("lost\n"), "produce", "s3")
+	if took := time.Since(start); r.code != 1 || !strings.Contains(r.stderr, `bucket "vanishing" does not exist`) || took > 10*time.Second {
+		t.Errorf("produce to a deleted bucket: exit %d after %v, stderr %q; want exit 1 within 10s naming the bucket", r.code, took, r.stderr)
+	}
+	if strings.Contains(r.stderr, "reachable") {
+		t.Errorf("produce to a deleted bucket blames the connection: %q", r.stderr)
+	}
+	if st := d.mustCLI(nil, "cluster", "status"); !strings.Contains(st, "last storage error") || !strings.Contains(st, `bucket "vanishing" does not exist`) {
+		t.Errorf("cluster status does not show the broker's storage error:\n%s", st)
+	}
+}
+
+// deleteBucket empties and deletes a MinIO bucket.
+func deleteBucket(t *testing.T, m *testenv.MinIO, bucket string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := m.Client()
+	list, err := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(bucket)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range list.Contents {
+		if _, err := c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: o.Key}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: aws.String(bucket)}); err != nil {
+		t.Fatal(err)
+	}
 }

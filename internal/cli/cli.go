@@ -16,7 +16,10 @@ import (
 	"sync"
 	"syscall"
 
+	"google.golang.org/grpc/codes"
+
 	"github.com/strata-mq/strata/internal/flagenv"
+	"github.com/strata-mq/strata/pkg/apierr"
 	"github.com/strata-mq/strata/pkg/client"
 )
 
@@ -237,10 +240,17 @@ func describe(err error) string {
 	switch {
 	case errors.Is(err, client.ErrUnknownTopic):
 		return fmt.Sprintf("%v (list topics with: strata topic list)", err)
-	case client.IsRetriable(err):
+	case unreachable(err):
 		return fmt.Sprintf("%v (is the server reachable?)", err)
 	}
 	return err.Error()
+}
+
+// unreachable reports whether err is a transport failure — no answer from
+// the server at all — rather than an error the server gave a reason for.
+func unreachable(err error) bool {
+	var ae *apierr.Error
+	return errors.As(err, &ae) && ae.Reason == "" && ae.Code == codes.Unavailable
 }
 
 func (a *App) usage(cmd *command, path string, subs map[string]*command) {

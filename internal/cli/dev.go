@@ -19,6 +19,7 @@ var devCmd = &command{
 		fs.StringVar(&cfg.S3.Endpoint, "s3-endpoint", "", "S3 endpoint URL (empty: AWS)")
 		fs.StringVar(&cfg.S3.Region, "s3-region", "", "S3 region")
 		fs.BoolVar(&cfg.S3.PathStyle, "s3-path-style", false, "path-style bucket addressing (MinIO)")
+		fs.BoolVar(&cfg.S3.CreateBucket, "s3-create-bucket", false, "create --s3-bucket if it does not exist (default: refuse to start)")
 		fs.StringVar(&cfg.S3.AccessKeyID, "s3-access-key", "", "S3 access key (empty: AWS credential chain)")
 		fs.StringVar(&cfg.S3.SecretAccessKey, "s3-secret-key", "", "S3 secret key")
 		level := fs.String("log-level", "warn", "log level: debug, info, warn, error")

@@ -214,6 +214,11 @@ var clusterStatusCmd = &command{
 			if err := w.Flush(); err != nil {
 				return err
 			}
+			for _, b := range st.Brokers {
+				if b.LastStorageError != "" {
+					fmt.Fprintf(a.Stdout, "\nBroker %s last storage error (%s): %s\n", b.ID, b.LastStorageErrorAt.UTC().Format(time.RFC3339), b.LastStorageError)
+				}
+			}
 			fmt.Fprintf(a.Stdout, "\nUnassigned partitions: %d %s\n", len(st.Unassigned), refs(st.Unassigned))
 			return nil
 		}

@@ -37,6 +37,10 @@ var (
 	ErrRecordTooLarge     = errors.New("strata: record batch too large")
 	ErrInvalidRequest     = errors.New("strata: invalid request")
 	ErrStorageUnavailable = errors.New("strata: storage unavailable")
+	// ErrStorageRejected: object storage refused the request for a reason
+	// retrying does not fix (missing bucket, wrong credentials, missing
+	// permission); the message names it.
+	ErrStorageRejected = errors.New("strata: storage rejected the request")
 	ErrTimeout            = errors.New("strata: timed out")
 	ErrShuttingDown       = errors.New("strata: server shutting down")
 	// ErrFencedMember: a consumer group member's epoch is stale; it must
@@ -81,6 +85,7 @@ var table = []entry{
 	{stratav1.Reason_RECORD_TOO_LARGE, codes.InvalidArgument, ErrRecordTooLarge, false},
 	{stratav1.Reason_INVALID_REQUEST, codes.InvalidArgument, ErrInvalidRequest, false},
 	{stratav1.Reason_STORAGE_UNAVAILABLE, codes.Unavailable, ErrStorageUnavailable, true},
+	{stratav1.Reason_STORAGE_REJECTED, codes.FailedPrecondition, ErrStorageRejected, false},
 	{stratav1.Reason_TIMEOUT, codes.DeadlineExceeded, ErrTimeout, true},
 	{stratav1.Reason_TIMEOUT, codes.DeadlineExceeded, context.DeadlineExceeded, true},
 	{stratav1.Reason_SHUTTING_DOWN, codes.Unavailable, ErrShuttingDown, true},

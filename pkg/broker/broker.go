@@ -105,6 +105,10 @@ type Server struct {
 	startCalled, started, closing bool
 	// addr is the actual listen address, set by Start.
 	addr string
+	// lastStorageErr and lastStorageErrAt are the last storage error
+	// published in the registration (noteStorageError).
+	lastStorageErr   string
+	lastStorageErrAt time.Time
 }
 
 // New checks cfg and returns a Server that is not started yet.
@@ -575,6 +579,31 @@ func (s *Server) loadLoop(ctx context.Context) {
 			s.log.Warn("cannot publish load", "err", err)
 		}
 	}
+}
+
+// noteStorageError publishes err as the broker's last storage error in its
+// registration, for strata cluster status. It runs in the background (the
+// flush path must not wait for etcd) and skips an error equal to the one
+// published less than a second ago, so a failing store does not turn into
+// a stream of etcd writes.
+func (s *Server) noteStorageError(err error) {
+	msg, now := err.Error(), time.Now().UTC()
+	s.mu.Lock()
+	if msg == s.lastStorageErr && now.Sub(s.lastStorageErrAt) < time.Second {
+		s.mu.Unlock()
+		return
+	}
+	s.lastStorageErr, s.lastStorageErrAt = msg, now
+	s.mu.Unlock()
+	s.loops.Add(1)
+	go func() {
+		defer s.loops.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
+		defer cancel()
+		if err := s.updateInfo(ctx, func(i *meta.BrokerInfo) { i.LastStorageError, i.LastStorageErrorAt = msg, now }); err != nil {
+			s.log.Warn("cannot publish the last storage error", "err", err)
+		}
+	}()
 }
 
 // updateInfo changes the published registration info, if registered.

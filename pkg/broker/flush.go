@@ -260,7 +260,13 @@ func (s *Server) commit(f *flush) {
 	rd := &stateReader{s: s}
 	if f.putErr != nil {
 		s.log.Warn("flush PUT failed", "object", f.key, "bytes", f.bytes, "partitions", len(live), "err", f.putErr)
+		s.noteStorageError(f.putErr)
 		err := fmt.Errorf("%w: storing segment %s: %v", apierr.ErrStorageUnavailable, f.key, f.putErr)
+		if errors.Is(f.putErr, apierr.ErrStorageRejected) {
+			// Retrying cannot help until an operator fixes the bucket or
+			// the credentials: the producer gets the cause at once.
+			err = fmt.Errorf("storing segment %s: %w", f.key, f.putErr)
+		}
 		for _, fp := range live {
 			s.fail(fp, err, rd)
 		}

@@ -31,6 +31,11 @@ type BrokerInfo struct {
 	Draining bool `json:"draining,omitempty"`
 	// StartedAt is when this broker process started.
 	StartedAt time.Time `json:"started_at"`
+	// LastStorageError is the broker's last object-storage error, for
+	// strata cluster status; empty if it has had none.
+	LastStorageError string `json:"last_storage_error,omitempty"`
+	// LastStorageErrorAt is when LastStorageError happened.
+	LastStorageErrorAt time.Time `json:"last_storage_error_at,omitzero"`
 }
 
 // Validate reports whether info can be registered.

@@ -79,6 +79,10 @@ const (
 	Reason_UNAUTHENTICATED Reason = 18
 	// The caller's principal has no ACL that allows the operation.
 	Reason_PERMISSION_DENIED Reason = 19
+	// Object storage refused the request for a reason that retrying does not
+	// fix: the bucket does not exist, or the credentials are wrong or lack a
+	// permission. The message names the cause; an operator must fix it.
+	Reason_STORAGE_REJECTED Reason = 20
 )
 
 // Enum value maps for Reason.
@@ -104,6 +108,7 @@ var (
 		17: "OUT_OF_ORDER_SEQUENCE",
 		18: "UNAUTHENTICATED",
 		19: "PERMISSION_DENIED",
+		20: "STORAGE_REJECTED",
 	}
 	Reason_value = map[string]int32{
 		"REASON_UNSPECIFIED":     0,
@@ -126,6 +131,7 @@ var (
 		"OUT_OF_ORDER_SEQUENCE":  17,
 		"UNAUTHENTICATED":        18,
 		"PERMISSION_DENIED":      19,
+		"STORAGE_REJECTED":       20,
 	}
 )
 
@@ -1284,8 +1290,12 @@ type BrokerStatus struct {
 	BytesInPerSec float64                `protobuf:"fixed64,4,opt,name=bytes_in_per_sec,json=bytesInPerSec,proto3" json:"bytes_in_per_sec,omitempty"`
 	Draining      bool                   `protobuf:"varint,5,opt,name=draining,proto3" json:"draining,omitempty"`
 	Partitions    []*PartitionRef        `protobuf:"bytes,6,rep,name=partitions,proto3" json:"partitions,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// The broker's last object-storage error and when it happened (Unix
+	// milliseconds); empty and 0 if it has had none since it started.
+	LastStorageError   string `protobuf:"bytes,7,opt,name=last_storage_error,json=lastStorageError,proto3" json:"last_storage_error,omitempty"`
+	LastStorageErrorMs int64  `protobuf:"varint,8,opt,name=last_storage_error_ms,json=lastStorageErrorMs,proto3" json:"last_storage_error_ms,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *BrokerStatus) Reset() {
@@ -1358,6 +1368,20 @@ func (x *BrokerStatus) GetPartitions() []*PartitionRef {
 		return x.Partitions
 	}
 	return nil
+}
+
+func (x *BrokerStatus) GetLastStorageError() string {
+	if x != nil {
+		return x.LastStorageError
+	}
+	return ""
+}
+
+func (x *BrokerStatus) GetLastStorageErrorMs() int64 {
+	if x != nil {
+		return x.LastStorageErrorMs
+	}
+	return 0
 }
 
 type ClusterStatusResponse struct {
@@ -3449,7 +3473,7 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\fPartitionRef\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x14\n" +
-	"\x05epoch\x18\x03 \x01(\x03R\x05epoch\"\xc4\x01\n" +
+	"\x05epoch\x18\x03 \x01(\x03R\x05epoch\"\xa5\x02\n" +
 	"\fBrokerStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x12\n" +
@@ -3458,7 +3482,9 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\bdraining\x18\x05 \x01(\bR\bdraining\x127\n" +
 	"\n" +
 	"partitions\x18\x06 \x03(\v2\x17.strata.v1.PartitionRefR\n" +
-	"partitions\"\xdd\x01\n" +
+	"partitions\x12,\n" +
+	"\x12last_storage_error\x18\a \x01(\tR\x10lastStorageError\x121\n" +
+	"\x15last_storage_error_ms\x18\b \x01(\x03R\x12lastStorageErrorMs\"\xdd\x01\n" +
 	"\x15ClusterStatusResponse\x12-\n" +
 	"\x12coordinator_leader\x18\x01 \x01(\tR\x11coordinatorLeader\x12)\n" +
 	"\x10coordinator_addr\x18\x02 \x01(\tR\x0fcoordinatorAddr\x121\n" +
@@ -3594,7 +3620,7 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x0fListAclsRequest\x12\x1c\n" +
 	"\tprincipal\x18\x01 \x01(\tR\tprincipal\"6\n" +
 	"\x10ListAclsResponse\x12\"\n" +
-	"\x04acls\x18\x01 \x03(\v2\x0e.strata.v1.AclR\x04acls*\xa6\x03\n" +
+	"\x04acls\x18\x01 \x03(\v2\x0e.strata.v1.AclR\x04acls*\xbc\x03\n" +
 	"\x06Reason\x12\x16\n" +
 	"\x12REASON_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tNOT_OWNER\x10\x01\x12\x0e\n" +
@@ -3617,7 +3643,8 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x0fGROUP_NOT_EMPTY\x10\x10\x12\x19\n" +
 	"\x15OUT_OF_ORDER_SEQUENCE\x10\x11\x12\x13\n" +
 	"\x0fUNAUTHENTICATED\x10\x12\x12\x15\n" +
-	"\x11PERMISSION_DENIED\x10\x13*U\n" +
+	"\x11PERMISSION_DENIED\x10\x13\x12\x14\n" +
+	"\x10STORAGE_REJECTED\x10\x14*U\n" +
 	"\n" +
 	"OffsetSpec\x12\x1b\n" +
 	"\x17OFFSET_SPEC_UNSPECIFIED\x10\x00\x12\x13\n" +
