@@ -41,8 +41,8 @@ var (
 	// retrying does not fix (missing bucket, wrong credentials, missing
 	// permission); the message names it.
 	ErrStorageRejected = errors.New("strata: storage rejected the request")
-	ErrTimeout            = errors.New("strata: timed out")
-	ErrShuttingDown       = errors.New("strata: server shutting down")
+	ErrTimeout         = errors.New("strata: timed out")
+	ErrShuttingDown    = errors.New("strata: server shutting down")
 	// ErrFencedMember: a consumer group member's epoch is stale; it must
 	// rejoin, and its commits are rejected.
 	ErrFencedMember = errors.New("strata: consumer group member fenced (stale member epoch)")
