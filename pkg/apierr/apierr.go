@@ -37,12 +37,8 @@ var (
 	ErrRecordTooLarge     = errors.New("strata: record batch too large")
 	ErrInvalidRequest     = errors.New("strata: invalid request")
 	ErrStorageUnavailable = errors.New("strata: storage unavailable")
-	// ErrStorageRejected: object storage refused the request for a reason
-	// retrying does not fix (missing bucket, wrong credentials, missing
-	// permission); the message names it.
-	ErrStorageRejected = errors.New("strata: storage rejected the request")
-	ErrTimeout         = errors.New("strata: timed out")
-	ErrShuttingDown    = errors.New("strata: server shutting down")
+	ErrTimeout            = errors.New("strata: timed out")
+	ErrShuttingDown       = errors.New("strata: server shutting down")
 	// ErrFencedMember: a consumer group member's epoch is stale; it must
 	// rejoin, and its commits are rejected.
 	ErrFencedMember = errors.New("strata: consumer group member fenced (stale member epoch)")
@@ -60,6 +56,10 @@ var (
 	ErrUnauthenticated = errors.New("strata: unauthenticated")
 	// ErrPermissionDenied: no ACL allows the principal the operation.
 	ErrPermissionDenied = errors.New("strata: permission denied")
+	// ErrStorageRejected: object storage refused the request for a reason
+	// retrying does not fix (missing bucket, wrong credentials, missing
+	// permission); the message names it.
+	ErrStorageRejected = errors.New("strata: storage rejected the request")
 )
 
 // entry ties a reason to its gRPC code and its sentinel.
