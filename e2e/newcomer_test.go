@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -46,9 +47,11 @@ func startDev(t *testing.T, extra ...string) *devCluster {
 	if d.addr, err = testenv.FreeAddr(); err != nil {
 		t.Fatal(err)
 	}
+	// A free metrics port, not the fixed default, unless the test sets one.
+	args := []string{"dev", "--addr", d.addr, "--metrics-addr", "127.0.0.1:0"}
 	d.proc, err = testenv.StartProcess(testenv.ProcessSpec{
 		Name: "strata-dev", Path: d.strata, LogDir: d.dir, Dir: d.dir,
-		Args:  append([]string{"dev", "--addr", d.addr}, extra...),
+		Args:  append(args, extra...),
 		Ready: testenv.GRPCServing(d.addr),
 	})
 	if err != nil {
@@ -600,4 +603,68 @@ func deleteBucket(t *testing.T, m *testenv.MinIO, bucket string) {
 	if _, err := c.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: aws.String(bucket)}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestDevMetrics pins `strata dev` without Strata metrics: --metrics-addr
+// (on by default at a fixed loopback port) serves every role's metrics
+// from one registry, and /healthz; the address is printed at start.
+func TestDevMetrics(t *testing.T) {
+	addr := metricsAddr(t)
+	d := startDev(t, "--metrics-addr", addr)
+	d.mustCLI(nil, "topic", "create", "metrics")
+	d.mustCLI([]byte("m\n"), "produce", "metrics")
+	d.mustCLI(nil, "consume", "metrics", "--from-beginning", "-n", "1")
+
+	log, err := os.ReadFile(d.proc.LogPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + addr
+	if !strings.Contains(string(log), base+"/metrics") {
+		t.Errorf("strata dev did not print its metrics address %s; output:\n%s", base, log)
+	}
+	m := scrape(t, base+"/metrics")
+	for _, name := range []string{
+		"strata_broker_produce_records_total", // broker
+		"strata_proxy_fetch_requests_total",   // proxy
+		"strata_coordinator_is_leader",        // coordinator
+		"go_goroutines",                       // process
+	} {
+		if _, ok := m[name]; !ok {
+			t.Errorf("%s/metrics lacks %s", base, name)
+		}
+	}
+	if m["strata_broker_produce_records_total"] < 1 {
+		t.Errorf("strata_broker_produce_records_total = %v after a produce", m["strata_broker_produce_records_total"])
+	}
+	resp, err := http.Get(base + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("/healthz: %s", resp.Status)
+	}
+	if got := defaultFlag(t, d, "dev", "metrics-addr"); got != "127.0.0.1:7090" {
+		t.Errorf("strata dev --metrics-addr defaults to %q, want 127.0.0.1:7090", got)
+	}
+}
+
+// defaultFlag returns the default of a command's flag as its help shows it.
+func defaultFlag(t *testing.T, d *devCluster, cmd, flag string) string {
+	t.Helper()
+	r := d.cli(nil, cmd, "-h")
+	out := r.stdout + r.stderr
+	i := strings.Index(out, "-"+flag)
+	if i < 0 {
+		t.Fatalf("strata %s -h does not list -%s:\n%s", cmd, flag, out)
+	}
+	rest := out[i:]
+	j := strings.Index(rest, "(default ")
+	if j < 0 {
+		return ""
+	}
+	v := rest[j+len("(default "):]
+	v = v[:strings.IndexByte(v, ')')]
+	return strings.Trim(v, "\"")
 }

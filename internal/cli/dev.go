@@ -22,6 +22,7 @@ var devCmd = &command{
 		fs.BoolVar(&cfg.S3.CreateBucket, "s3-create-bucket", false, "create --s3-bucket if it does not exist (default: refuse to start)")
 		fs.StringVar(&cfg.S3.AccessKeyID, "s3-access-key", "", "S3 access key (empty: AWS credential chain)")
 		fs.StringVar(&cfg.S3.SecretAccessKey, "s3-secret-key", "", "S3 secret key")
+		fs.StringVar(&cfg.MetricsAddr, "metrics-addr", dev.DefaultMetricsAddr, "serve every role's /metrics and /healthz here (empty: off)")
 		level := fs.String("log-level", "warn", "log level: debug, info, warn, error")
 		sec := devSecurityFlags(fs, &cfg)
 		return func(ctx context.Context, a *App, args []string) error {
@@ -42,6 +43,9 @@ var devCmd = &command{
 			}
 			return c.Run(ctx, func(addr string) {
 				fmt.Fprintf(a.Stdout, "Strata is running (data in %s). Clients connect to %s; stop with Ctrl-C.\n", cfg.DataDir, addr)
+				if m := c.MetricsAddr(); m != "" {
+					fmt.Fprintf(a.Stdout, "Metrics: %s/metrics (health: %s/healthz)\n", m, m)
+				}
 			})
 		}
 	},

@@ -10,10 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.etcd.io/etcd/server/v3/embed"
 
 	"github.com/strata-mq/strata/pkg/auth"
@@ -32,6 +34,10 @@ const (
 	DefaultAddr = "127.0.0.1:7070"
 	// DefaultDataDir holds the embedded etcd's data and the objects.
 	DefaultDataDir = "strata-data"
+	// DefaultMetricsAddr is the `strata dev --metrics-addr` default: a
+	// fixed loopback port next to DefaultAddr, so a local Prometheus or
+	// curl finds it without reading the log. Config leaves it off.
+	DefaultMetricsAddr = "127.0.0.1:7090"
 )
 
 // Config configures a development cluster.
@@ -55,6 +61,11 @@ type Config struct {
 	TLS *rpc.TLSConfig
 	// Auth configures the proxy's client authentication, ACLs and quotas.
 	Auth auth.Config
+	// MetricsAddr, if set, serves /metrics — every role's metrics from one
+	// registry, plus Go and process metrics — and /healthz on this
+	// host:port (port 0 picks one; see Cluster.MetricsAddr), over TLS when
+	// TLS is set. Empty: off.
+	MetricsAddr string
 }
 
 // Validate reports whether the configuration can be used, after defaults.
@@ -92,6 +103,9 @@ type Cluster struct {
 	broker      *broker.Server
 	proxy       *proxy.Server
 	unlock      func() // releases the data dir's lock
+	metrics     *http.Server
+	metricsAddr string
+	metricsDone chan struct{} // closed when the metrics server's Serve returned
 	ready       chan struct{}
 }
 
@@ -128,6 +142,7 @@ func (c *Cluster) Start(ctx context.Context) (err error) {
 		return err
 	}
 	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	c.meta, err = meta.New(meta.Config{Endpoints: []string{endpoint}, Logger: c.log, Registerer: reg})
 	if err != nil {
 		return err
@@ -187,9 +202,40 @@ func (c *Cluster) Start(ctx context.Context) (err error) {
 			return ctx.Err()
 		}
 	}
+	if err := c.serveMetrics(reg, public); err != nil {
+		return err
+	}
 	close(c.ready)
 	return nil
 }
+
+// serveMetrics serves reg on Config.MetricsAddr, if set.
+func (c *Cluster) serveMetrics(reg *prometheus.Registry, t *rpc.TLS) error {
+	if c.cfg.MetricsAddr == "" {
+		return nil
+	}
+	l, err := rpc.ListenMetrics(c.cfg.MetricsAddr, t)
+	if err != nil {
+		return fmt.Errorf("dev: metrics address %s (choose another with --metrics-addr, or \"\" for none): %w", c.cfg.MetricsAddr, err)
+	}
+	scheme := "http"
+	if t != nil {
+		scheme = "https"
+	}
+	c.metricsAddr = scheme + "://" + l.Addr().String()
+	c.metrics, c.metricsDone = rpc.MetricsServer(reg), make(chan struct{})
+	go func() {
+		defer close(c.metricsDone)
+		if err := c.metrics.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			c.log.Error("metrics server failed", "err", err)
+		}
+	}()
+	return nil
+}
+
+// MetricsAddr returns the metrics endpoint's base URL
+// ("http://127.0.0.1:7090"); empty when metrics are off.
+func (c *Cluster) MetricsAddr() string { return c.metricsAddr }
 
 // Ready is closed once Start has succeeded.
 func (c *Cluster) Ready() <-chan struct{} { return c.ready }
@@ -214,6 +260,11 @@ func (c *Cluster) Run(ctx context.Context, started func(addr string)) error {
 // — then etcd.
 func (c *Cluster) Close() error {
 	var errs []error
+	if c.metrics != nil {
+		_ = c.metrics.Close()
+		<-c.metricsDone
+		c.metrics = nil
+	}
 	if c.proxy != nil {
 		errs = append(errs, c.proxy.Close())
 	}
