@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/strata-mq/strata/internal/testenv"
+	"github.com/strata-mq/strata/pkg/rpc"
 )
 
 // stopWithin is how soon every command and server must exit after
@@ -49,10 +51,22 @@ func startDev(t *testing.T, extra ...string) *devCluster {
 	}
 	// A free metrics port, not the fixed default, unless the test sets one.
 	args := []string{"dev", "--addr", d.addr, "--metrics-addr", "127.0.0.1:0"}
+	ready := testenv.GRPCServing(d.addr)
+	if slices.Contains(extra, "--tls") {
+		// The CA appears once dev has generated it.
+		ca := filepath.Join(d.dir, "strata-data", "tls", "ca.pem")
+		ready = func(ctx context.Context) error {
+			tc, err := rpc.LoadTLS(rpc.TLSConfig{CAFile: ca})
+			if err != nil {
+				return err
+			}
+			return testenv.GRPCServingTLS(d.addr, tc)(ctx)
+		}
+	}
 	d.proc, err = testenv.StartProcess(testenv.ProcessSpec{
 		Name: "strata-dev", Path: d.strata, LogDir: d.dir, Dir: d.dir,
 		Args:  append(args, extra...),
-		Ready: testenv.GRPCServing(d.addr),
+		Ready: ready,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -667,4 +681,33 @@ func defaultFlag(t *testing.T, d *devCluster, cmd, flag string) string {
 	v := rest[j+len("(default "):]
 	v = v[:strings.IndexByte(v, ')')]
 	return strings.Trim(v, "\"")
+}
+
+// TestCLISecurityFlags pins the CLI's hidden security settings: --token
+// and --tls-* are flags shown in every command's help; a plaintext client
+// against a TLS proxy is told so instead of "is the server reachable?";
+// and `acl add` on a proxy that does not enforce ACLs warns.
+func TestCLISecurityFlags(t *testing.T) {
+	d := startDev(t, "--tls")
+	help := d.cli(nil, "topic", "list", "-h")
+	for _, f := range []string{"-token", "-tls-ca", "-tls-cert", "-tls-key"} {
+		if !strings.Contains(help.stdout+help.stderr, f) {
+			t.Errorf("strata topic list -h does not show %s:\n%s%s", f, help.stdout, help.stderr)
+		}
+	}
+
+	r := d.cli(nil, "topic", "list")
+	if r.code != 1 || !strings.Contains(r.stderr, "the proxy serves TLS") || !strings.Contains(r.stderr, "--tls-ca") {
+		t.Errorf("plaintext client against a TLS proxy: exit %d, stderr %q; want 1 saying the proxy serves TLS", r.code, r.stderr)
+	}
+	ca := filepath.Join(d.dir, "strata-data", "tls", "ca.pem")
+	d.mustCLI(nil, "--tls-ca", ca, "topic", "create", "secure")
+	if out := d.mustCLI(nil, "topic", "list", "--tls-ca", ca); !strings.Contains(out, "secure") {
+		t.Errorf("topic list with --tls-ca after the command: %q", out)
+	}
+
+	r = d.cli(nil, "--tls-ca", ca, "acl", "add", "app", "produce", "topic:secure")
+	if r.code != 0 || !strings.Contains(r.stderr, "does not enforce ACLs") {
+		t.Errorf("acl add on a proxy without --acls: exit %d, stderr %q; want 0 and a warning", r.code, r.stderr)
+	}
 }

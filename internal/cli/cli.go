@@ -45,8 +45,11 @@ type App struct {
 
 	// server is the proxy address (--server / STRATA_SERVER).
 	server string
-	// serverSet is true when --server was given before the command.
-	serverSet bool
+	// conn is how to reach the proxy: TLS and token (security.go).
+	conn connFlags
+	// globalsSet holds the global flags given before the command, which
+	// the command's own flag set takes over.
+	globalsSet map[string]string
 }
 
 // command is a node of the command tree: a leaf with run, or a group with
@@ -136,7 +139,8 @@ func usagef(format string, args ...any) error {
 func (a *App) Run(ctx context.Context, args []string) int {
 	global := flag.NewFlagSet("strata", flag.ContinueOnError)
 	global.SetOutput(io.Discard)
-	global.StringVar(&a.server, "server", DefaultServer, "address of a Strata proxy")
+	a.server = DefaultServer
+	a.globalFlags(global)
 	tree := commands()
 	if err := global.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -147,7 +151,8 @@ func (a *App) Run(ctx context.Context, args []string) int {
 		a.usage(nil, "strata", tree)
 		return ExitUsage
 	}
-	global.Visit(func(f *flag.Flag) { a.serverSet = a.serverSet || f.Name == "server" })
+	a.globalsSet = map[string]string{}
+	global.Visit(func(f *flag.Flag) { a.globalsSet[f.Name] = f.Value.String() })
 	args = global.Args()
 
 	path, cmd, subs := "strata", (*command)(nil), tree
@@ -170,7 +175,7 @@ func (a *App) Run(ctx context.Context, args []string) int {
 
 	fs := flag.NewFlagSet(path, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.StringVar(&a.server, "server", a.server, "address of a Strata proxy")
+	a.globalFlags(fs)
 	run := cmd.setup(fs)
 	flagenv.Usage(fs)
 	pos, err := a.parse(fs, cmd.aliases, args)
@@ -189,7 +194,7 @@ func (a *App) Run(ctx context.Context, args []string) int {
 		a.leafUsage(path, cmd, fs)
 		return ExitUsage
 	default:
-		fmt.Fprintf(a.Stderr, "%s: %v\n", path, describe(err))
+		fmt.Fprintf(a.Stderr, "%s: %v\n", path, a.describe(err))
 		return ExitError
 	}
 }
@@ -197,8 +202,8 @@ func (a *App) Run(ctx context.Context, args []string) int {
 // parse parses flags given anywhere among the positional arguments ("--"
 // ends the flags), then sets the flags not given from STRATA_* variables.
 func (a *App) parse(fs *flag.FlagSet, aliases map[string]string, args []string) ([]string, error) {
-	if a.serverSet {
-		_ = fs.Set("server", a.server)
+	for name, v := range a.globalsSet {
+		_ = fs.Set(name, v)
 	}
 	var pos []string
 	for {
@@ -236,11 +241,14 @@ func (a *App) parse(fs *flag.FlagSet, aliases map[string]string, args []string) 
 }
 
 // describe adds a hint to well-known errors.
-func describe(err error) string {
+func (a *App) describe(err error) string {
 	switch {
 	case errors.Is(err, client.ErrUnknownTopic):
 		return fmt.Sprintf("%v (list topics with: strata topic list)", err)
 	case unreachable(err):
+		if hint := a.tlsMismatch(); hint != "" {
+			return fmt.Sprintf("%v (%s)", err, hint)
+		}
 		return fmt.Sprintf("%v (is the server reachable?)", err)
 	}
 	return err.Error()
@@ -268,7 +276,13 @@ func (a *App) usage(cmd *command, path string, subs map[string]*command) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-10s %s\n", n, subs[n].summary)
 	}
-	fmt.Fprintf(w, "\nGlobal flags:\n  --server ADDR  address of a Strata proxy (env STRATA_SERVER, default %s)\n", DefaultServer)
+	fmt.Fprintf(w, "\nGlobal flags (before or after the command):\n")
+	fmt.Fprintf(w, "  --server ADDR         address of a Strata proxy (env STRATA_SERVER, default %s)\n", DefaultServer)
+	fmt.Fprintf(w, "  --token TOKEN         bearer token (env STRATA_TOKEN)\n")
+	fmt.Fprintf(w, "  --tls-ca FILE         CA bundle of the proxy's certificate; turns TLS on (env STRATA_TLS_CA)\n")
+	fmt.Fprintf(w, "  --tls-cert FILE       client certificate for mutual TLS; turns TLS on (env STRATA_TLS_CERT)\n")
+	fmt.Fprintf(w, "  --tls-key FILE        the client certificate's key (env STRATA_TLS_KEY)\n")
+	fmt.Fprintf(w, "  --tls-server-name N   name to verify in the proxy's certificate (env STRATA_TLS_SERVER_NAME)\n")
 }
 
 func (a *App) leafUsage(path string, cmd *command, fs *flag.FlagSet) {

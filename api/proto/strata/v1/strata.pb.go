@@ -3186,7 +3186,10 @@ func (x *AddAclRequest) GetAcl() *Acl {
 }
 
 type AddAclResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Whether the proxy that stored the grant enforces ACLs; a grant is
+	// stored either way but has no effect where they are off.
+	AclsEnforced  bool `protobuf:"varint,1,opt,name=acls_enforced,json=aclsEnforced,proto3" json:"acls_enforced,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3219,6 +3222,13 @@ func (x *AddAclResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use AddAclResponse.ProtoReflect.Descriptor instead.
 func (*AddAclResponse) Descriptor() ([]byte, []int) {
 	return file_strata_v1_strata_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *AddAclResponse) GetAclsEnforced() bool {
+	if x != nil {
+		return x.AclsEnforced
+	}
+	return false
 }
 
 type RemoveAclRequest struct {
@@ -3611,8 +3621,9 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\rresource_name\x18\x03 \x01(\tR\fresourceName\x12\x1c\n" +
 	"\toperation\x18\x04 \x01(\tR\toperation\"1\n" +
 	"\rAddAclRequest\x12 \n" +
-	"\x03acl\x18\x01 \x01(\v2\x0e.strata.v1.AclR\x03acl\"\x10\n" +
-	"\x0eAddAclResponse\"4\n" +
+	"\x03acl\x18\x01 \x01(\v2\x0e.strata.v1.AclR\x03acl\"5\n" +
+	"\x0eAddAclResponse\x12#\n" +
+	"\racls_enforced\x18\x01 \x01(\bR\faclsEnforced\"4\n" +
 	"\x10RemoveAclRequest\x12 \n" +
 	"\x03acl\x18\x01 \x01(\v2\x0e.strata.v1.AclR\x03acl\"-\n" +
 	"\x11RemoveAclResponse\x12\x18\n" +
