@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -709,5 +710,60 @@ func TestCLISecurityFlags(t *testing.T) {
 	r = d.cli(nil, "--tls-ca", ca, "acl", "add", "app", "produce", "topic:secure")
 	if r.code != 0 || !strings.Contains(r.stderr, "does not enforce ACLs") {
 		t.Errorf("acl add on a proxy without --acls: exit %d, stderr %q; want 0 and a warning", r.code, r.stderr)
+	}
+}
+
+// TestBinaryKeysValuesHeaders pins binary data and headers through the
+// CLI: produce decodes --key-format/--value-format hex|base64 and adds
+// --header KEY=VALUE; consume --format json prints bytes that are not
+// UTF-8 as base64 (saying so), a missing key as null and an empty one as
+// "", and the headers in order.
+func TestBinaryKeysValuesHeaders(t *testing.T) {
+	d := startDev(t)
+	d.mustCLI(nil, "topic", "create", "bin", "--partitions", "1")
+	d.mustCLI([]byte("00ff:/wA=\n"), "produce", "bin", "--key-separator", ":", "--key-format", "hex",
+		"--value-format", "base64", "--header", "trace=abc", "--header", "n=1")
+	d.mustCLI([]byte(":empty-key\nno-key\n"), "produce", "bin", "--key-separator", ":")
+	if r := d.cli([]byte("zz\n"), "produce", "bin", "--value-format", "hex"); r.code != 1 || !strings.Contains(r.stderr, "line 1: value") {
+		t.Errorf("produce of a line that is not hex with --value-format hex: exit %d, stderr %q; want 1 naming line 1", r.code, r.stderr)
+	}
+
+	out := d.mustCLI(nil, "consume", "bin", "--from-beginning", "-n", "3", "--format", "json")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("consumed %d JSON lines, want 3:\n%s", len(lines), out)
+	}
+	type header struct {
+		Key, ValueEncoding string
+		Value              *string
+	}
+	type rec struct {
+		Key, Value                 *string
+		KeyEncoding, ValueEncoding string
+		Headers                    []header
+	}
+	var recs [3]rec
+	for i, l := range lines {
+		if err := json.Unmarshal([]byte(l), &recs[i]); err != nil {
+			t.Fatalf("line %d %q: %v", i, l, err)
+		}
+	}
+	str := func(p *string) string {
+		if p == nil {
+			return "<null>"
+		}
+		return *p
+	}
+	if r := recs[0]; str(r.Key) != "AP8=" || r.KeyEncoding != "base64" || str(r.Value) != "/wA=" || r.ValueEncoding != "base64" {
+		t.Errorf("binary record printed as key %q (%s), value %q (%s); want base64 AP8= and /wA=", str(r.Key), r.KeyEncoding, str(r.Value), r.ValueEncoding)
+	}
+	if h := recs[0].Headers; len(h) != 2 || h[0].Key != "trace" || str(h[0].Value) != "abc" || h[1].Key != "n" || str(h[1].Value) != "1" {
+		t.Errorf("headers printed as %+v, want trace=abc, n=1", h)
+	}
+	if r := recs[1]; r.Key == nil || *r.Key != "" || r.KeyEncoding != "" || str(r.Value) != "empty-key" {
+		t.Errorf("empty key printed as %q, value %q; want \"\" and empty-key", str(r.Key), str(r.Value))
+	}
+	if r := recs[2]; r.Key != nil || str(r.Value) != "no-key" {
+		t.Errorf("missing key printed as %q, value %q; want null and no-key", str(r.Key), str(r.Value))
 	}
 }

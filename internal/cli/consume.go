@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -10,6 +11,7 @@ import (
 	"io"
 	"text/template"
 	"time"
+	"unicode/utf8"
 
 	"github.com/strata-mq/strata/pkg/client"
 )
@@ -220,7 +222,7 @@ func newFormatter(format string) (formatter, error) {
 		}, nil
 	case "json":
 		return func(w io.Writer, r *client.Record) error {
-			return json.NewEncoder(w).Encode(toTemplate(r))
+			return json.NewEncoder(w).Encode(toJSON(r))
 		}, nil
 	}
 	tmpl, err := template.New("format").Option("missingkey=error").Parse(format)
@@ -237,6 +239,54 @@ func newFormatter(format string) (formatter, error) {
 		_, err := io.WriteString(w, "\n")
 		return err
 	}, nil
+}
+
+// jsonRecord is a record as --format json prints it. Bytes that are valid
+// UTF-8 print as a string; others print as base64 with the matching
+// *Encoding field set to "base64". A missing key (or value) is null, an
+// empty one "".
+type jsonRecord struct {
+	Topic         string       `json:"Topic"`
+	Partition     int32        `json:"Partition"`
+	Offset        int64        `json:"Offset"`
+	Timestamp     time.Time    `json:"Timestamp"`
+	Key           *string      `json:"Key"`
+	KeyEncoding   string       `json:"KeyEncoding,omitempty"`
+	Value         *string      `json:"Value"`
+	ValueEncoding string       `json:"ValueEncoding,omitempty"`
+	Headers       []jsonHeader `json:"Headers,omitempty"`
+}
+
+// jsonHeader is one header, in the record's order (keys may repeat).
+type jsonHeader struct {
+	Key           string  `json:"Key"`
+	Value         *string `json:"Value"`
+	ValueEncoding string  `json:"ValueEncoding,omitempty"`
+}
+
+// jsonBytes encodes b for jsonRecord: nil stays nil.
+func jsonBytes(b []byte) (*string, string) {
+	switch {
+	case b == nil:
+		return nil, ""
+	case utf8.Valid(b):
+		s := string(b)
+		return &s, ""
+	}
+	s := base64.StdEncoding.EncodeToString(b)
+	return &s, "base64"
+}
+
+func toJSON(r *client.Record) jsonRecord {
+	j := jsonRecord{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp}
+	j.Key, j.KeyEncoding = jsonBytes(r.Key)
+	j.Value, j.ValueEncoding = jsonBytes(r.Value)
+	for _, h := range r.Headers {
+		jh := jsonHeader{Key: h.Key}
+		jh.Value, jh.ValueEncoding = jsonBytes(h.Value)
+		j.Headers = append(j.Headers, jh)
+	}
+	return j
 }
 
 func toTemplate(r *client.Record) templateRecord {

@@ -4,10 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +34,17 @@ var produceCmd = &command{
 		linger := fs.Duration("linger", client.DefaultLinger, "how long a partition's batch waits for more records")
 		batchBytes := fs.Int("max-batch-bytes", client.DefaultMaxBatchBytes, "largest batch and request in bytes; bounds the line length")
 		flushTimeout := fs.Duration("flush-timeout", DefaultFlushTimeout, "after Ctrl-C, how long to keep delivering the records already read")
+		valueFormat := fs.String("value-format", "text", "how each line's value is written: text, base64 or hex")
+		keyFormat := fs.String("key-format", "text", "how each line's key is written (with --key-separator): text, base64 or hex")
+		var headers []client.Header
+		fs.Func("header", "add header KEY=VALUE to every record (repeatable)", func(s string) error {
+			k, v, ok := strings.Cut(s, "=")
+			if !ok || k == "" {
+				return fmt.Errorf("header %q: want KEY=VALUE", s)
+			}
+			headers = append(headers, client.Header{Key: k, Value: []byte(v)})
+			return nil
+		})
 		verbose := fs.Bool("v", false, "print a summary to standard error")
 		return func(ctx context.Context, a *App, args []string) error {
 			if err := exactArgs(args, "topic"); err != nil {
@@ -49,9 +63,21 @@ var produceCmd = &command{
 			if *flushTimeout <= 0 {
 				return usagef("--flush-timeout must be positive")
 			}
+			vdec, err := newDecoder(*valueFormat)
+			if err != nil {
+				return usagef("--value-format: %v", err)
+			}
+			kdec, err := newDecoder(*keyFormat)
+			if err != nil {
+				return usagef("--key-format: %v", err)
+			}
+			if *keyFormat != "text" && *keySep == "" {
+				return usagef("--key-format needs --key-separator (lines have no key without it)")
+			}
 			return a.produce(ctx, args[0], produceOpts{
 				partition: int32(*partition), keySep: []byte(*keySep), codec: c,
 				linger: *linger, batchBytes: *batchBytes, flushTimeout: *flushTimeout, verbose: *verbose,
+				value: vdec, key: kdec, headers: headers,
 			})
 		}
 	},
@@ -65,6 +91,25 @@ type produceOpts struct {
 	batchBytes   int
 	flushTimeout time.Duration
 	verbose      bool
+	// value and key decode a line's value and key (--value-format,
+	// --key-format); headers go on every record.
+	value, key decoder
+	headers    []client.Header
+}
+
+// decoder turns the text of a line into bytes.
+type decoder func([]byte) ([]byte, error)
+
+func newDecoder(format string) (decoder, error) {
+	switch format {
+	case "text":
+		return func(b []byte) ([]byte, error) { return b, nil }, nil
+	case "base64":
+		return func(b []byte) ([]byte, error) { return base64.StdEncoding.AppendDecode(nil, b) }, nil
+	case "hex":
+		return func(b []byte) ([]byte, error) { return hex.AppendDecode(nil, b) }, nil
+	}
+	return nil, fmt.Errorf("%q: want text, base64 or hex", format)
 }
 
 // produceRun is one produce command's state, shared by the goroutine that
@@ -155,26 +200,47 @@ func (r *produceRun) readLines(stdin io.Reader) error {
 }
 
 // take counts line and hands it to the producer, unless stop was called.
+// A line that does not decode (--value-format, --key-format) counts as
+// read and failed, and stops the reading like any failed record.
 func (r *produceRun) take(line []byte) bool {
-	line = bytes.TrimSuffix(line, []byte("\n"))
-	line = bytes.TrimSuffix(line, []byte("\r"))
-	rec := &client.Record{Topic: r.topic, Value: line}
-	if len(r.o.keySep) > 0 {
-		if k, v, ok := bytes.Cut(line, r.o.keySep); ok {
-			rec.Key, rec.Value = k, v
-		}
-	}
-	if r.o.partition >= 0 {
-		rec.SetPartition(r.o.partition)
-	}
+	rec, err := r.record(line)
 	r.readMu.Lock()
 	defer r.readMu.Unlock()
 	if r.stopped {
 		return false
 	}
 	r.read++
+	if err != nil {
+		r.done(nil, fmt.Errorf("line %d: %w", r.read, err))
+		return true
+	}
 	r.p.Produce(r.deliverCtx, rec, r.done)
 	return true
+}
+
+// record turns one line into a record.
+func (r *produceRun) record(line []byte) (*client.Record, error) {
+	line = bytes.TrimSuffix(line, []byte("\n"))
+	line = bytes.TrimSuffix(line, []byte("\r"))
+	rec := &client.Record{Topic: r.topic, Value: line, Headers: r.o.headers}
+	if len(r.o.keySep) > 0 {
+		if k, v, ok := bytes.Cut(line, r.o.keySep); ok {
+			key, err := r.o.key(k)
+			if err != nil {
+				return nil, fmt.Errorf("key: %w", err)
+			}
+			rec.Key, rec.Value = key, v
+		}
+	}
+	value, err := r.o.value(rec.Value)
+	if err != nil {
+		return nil, fmt.Errorf("value: %w", err)
+	}
+	rec.Value = value
+	if r.o.partition >= 0 {
+		rec.SetPartition(r.o.partition)
+	}
+	return rec, nil
 }
 
 // done is every record's callback.
