@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/strata-mq/strata/internal/testenv"
 	"github.com/strata-mq/strata/pkg/rpc"
@@ -765,5 +767,65 @@ func TestBinaryKeysValuesHeaders(t *testing.T) {
 	}
 	if r := recs[2]; r.Key != nil || str(r.Value) != "no-key" {
 		t.Errorf("missing key printed as %q, value %q; want null and no-key", str(r.Key), str(r.Value))
+	}
+}
+
+// TestCLIPolish pins the small habits Kafka users bring: help on standard
+// output with exit 0, `strata version`, shell completion, `group describe`
+// of an unknown group exiting 1, a clear refusal of `topic alter
+// --partitions`, and the gRPC health service answering for
+// strata.v1.Strata by name.
+func TestCLIPolish(t *testing.T) {
+	d := startDev(t)
+	for _, args := range [][]string{{"--help"}, {"help"}, {"topic", "-h"}, {"topic", "create", "-h"}, {"consume", "--help"}} {
+		r := d.cli(nil, args...)
+		if r.code != 0 || !strings.Contains(r.stdout, "Usage:") || r.stderr != "" {
+			t.Errorf("strata %s: exit %d, stdout %q, stderr %q; want usage on stdout and exit 0", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+		}
+	}
+	if r := d.cli(nil); r.code != 2 || !strings.Contains(r.stderr, "Usage:") {
+		t.Errorf("strata without a command: exit %d, stderr %q; want 2 and usage on stderr", r.code, r.stderr)
+	}
+	if out := d.mustCLI(nil, "version"); !strings.HasPrefix(out, "strata ") || !strings.Contains(out, runtime.Version()) {
+		t.Errorf("strata version printed %q", out)
+	}
+
+	// Bash completion, with the real script and the real binary.
+	script := d.mustCLI(nil, "completion", "bash")
+	bash := exec.Command("bash", "-c", script+`
+COMP_WORDS=(strata topic cr); COMP_CWORD=2; _strata; echo "${COMPREPLY[@]}"
+COMP_WORDS=(strata produce t --key-f); COMP_CWORD=3; _strata; echo "${COMPREPLY[@]}"`)
+	bash.Env = append(os.Environ(), "PATH="+filepath.Dir(d.strata)+":"+os.Getenv("PATH"))
+	out, err := bash.CombinedOutput()
+	if err != nil || string(out) != "create\n--key-format\n" {
+		t.Errorf("bash completion: %v, %q; want \"create\" then \"--key-format\"", err, out)
+	}
+	for _, sh := range []string{"zsh", "fish"} {
+		if s := d.mustCLI(nil, "completion", sh); !strings.Contains(s, "strata __complete") {
+			t.Errorf("completion %s: %q", sh, s)
+		}
+	}
+	if r := d.cli(nil, "completion", "tcsh"); r.code != 2 {
+		t.Errorf("completion tcsh: exit %d, want 2", r.code)
+	}
+
+	if r := d.cli(nil, "group", "describe", "no-such-group"); r.code != 1 || !strings.Contains(r.stderr, "does not exist") {
+		t.Errorf("group describe of an unknown group: exit %d, stderr %q; want 1", r.code, r.stderr)
+	}
+	d.mustCLI(nil, "topic", "create", "polish", "--partitions", "2")
+	if r := d.cli(nil, "topic", "alter", "polish", "--partitions", "4"); r.code != 1 || !strings.Contains(r.stderr, "not supported") {
+		t.Errorf("topic alter --partitions: exit %d, stderr %q; want 1 saying it is not supported", r.code, r.stderr)
+	}
+
+	conn, err := rpc.Dial(d.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: "strata.v1.Strata"})
+	if err != nil || resp.Status != healthpb.HealthCheckResponse_SERVING {
+		t.Errorf("health check of strata.v1.Strata: %v, %v; want SERVING", resp, err)
 	}
 }

@@ -86,10 +86,12 @@ func commands() map[string]*command {
 		"cluster": {summary: "show the cluster", subs: map[string]*command{
 			"status": clusterStatusCmd,
 		}},
-		"dev":    devCmd,
-		"bench":  benchCmd,
-		"broker": {summary: "drain and undrain brokers", subs: map[string]*command{"drain": brokerDrainCmd, "undrain": brokerUndrainCmd}},
-		"acl":    aclCmd,
+		"dev":        devCmd,
+		"bench":      benchCmd,
+		"broker":     {summary: "drain and undrain brokers", subs: map[string]*command{"drain": brokerDrainCmd, "undrain": brokerUndrainCmd}},
+		"acl":        aclCmd,
+		"version":    versionCmd,
+		"completion": completionCmd,
 	}
 }
 
@@ -137,6 +139,9 @@ func usagef(format string, args ...any) error {
 
 // Run runs the command line args and returns the exit code.
 func (a *App) Run(ctx context.Context, args []string) int {
+	if len(args) > 0 && args[0] == completeCommand {
+		return a.complete(args[1:])
+	}
 	global := flag.NewFlagSet("strata", flag.ContinueOnError)
 	global.SetOutput(io.Discard)
 	a.server = DefaultServer
@@ -144,11 +149,11 @@ func (a *App) Run(ctx context.Context, args []string) int {
 	tree := commands()
 	if err := global.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			a.usage(nil, "strata", tree)
+			a.usage(a.Stdout, nil, "strata", tree)
 			return ExitOK
 		}
 		fmt.Fprintf(a.Stderr, "strata: %v\n", err)
-		a.usage(nil, "strata", tree)
+		a.usage(a.Stderr, nil, "strata", tree)
 		return ExitUsage
 	}
 	a.globalsSet = map[string]string{}
@@ -157,17 +162,18 @@ func (a *App) Run(ctx context.Context, args []string) int {
 
 	path, cmd, subs := "strata", (*command)(nil), tree
 	for cmd == nil || cmd.subs != nil {
-		if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-			a.usage(cmd, path, subs)
-			if len(args) == 0 {
-				return ExitUsage
-			}
+		if len(args) == 0 {
+			a.usage(a.Stderr, cmd, path, subs) // a command is missing
+			return ExitUsage
+		}
+		if args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+			a.usage(a.Stdout, cmd, path, subs) // asked for: standard output
 			return ExitOK
 		}
 		next, ok := subs[args[0]]
 		if !ok {
 			fmt.Fprintf(a.Stderr, "%s: unknown command %q\n", path, args[0])
-			a.usage(cmd, path, subs)
+			a.usage(a.Stderr, cmd, path, subs)
 			return ExitUsage
 		}
 		path, cmd, subs, args = path+" "+args[0], next, next.subs, args[1:]
@@ -187,11 +193,11 @@ func (a *App) Run(ctx context.Context, args []string) int {
 	case err == nil:
 		return ExitOK
 	case errors.Is(err, flag.ErrHelp):
-		a.leafUsage(path, cmd, fs)
+		a.leafUsage(a.Stdout, path, cmd, fs)
 		return ExitOK
 	case errors.As(err, &ue):
 		fmt.Fprintf(a.Stderr, "%s: %v\n", path, err)
-		a.leafUsage(path, cmd, fs)
+		a.leafUsage(a.Stderr, path, cmd, fs)
 		return ExitUsage
 	default:
 		fmt.Fprintf(a.Stderr, "%s: %v\n", path, a.describe(err))
@@ -261,8 +267,9 @@ func unreachable(err error) bool {
 	return errors.As(err, &ae) && ae.Reason == "" && ae.Code == codes.Unavailable
 }
 
-func (a *App) usage(cmd *command, path string, subs map[string]*command) {
-	w := a.Stderr
+// usage prints a command group's usage to w: standard output when help
+// was asked for, standard error after a mistake.
+func (a *App) usage(w io.Writer, cmd *command, path string, subs map[string]*command) {
 	fmt.Fprintf(w, "Usage: %s [--server ADDR] COMMAND ...\n", path)
 	if cmd != nil && cmd.summary != "" {
 		fmt.Fprintf(w, "\n%s\n", cmd.summary)
@@ -285,9 +292,9 @@ func (a *App) usage(cmd *command, path string, subs map[string]*command) {
 	fmt.Fprintf(w, "  --tls-server-name N   name to verify in the proxy's certificate (env STRATA_TLS_SERVER_NAME)\n")
 }
 
-func (a *App) leafUsage(path string, cmd *command, fs *flag.FlagSet) {
-	fmt.Fprintf(a.Stderr, "Usage: %s [flags] %s\n\n%s\n\nFlags:\n", path, cmd.usage, cmd.summary)
-	fs.SetOutput(a.Stderr)
+func (a *App) leafUsage(w io.Writer, path string, cmd *command, fs *flag.FlagSet) {
+	fmt.Fprintf(w, "Usage: %s [flags] %s\n\n%s\n\nFlags:\n", path, cmd.usage, cmd.summary)
+	fs.SetOutput(w)
 	fs.PrintDefaults()
 	fs.SetOutput(io.Discard)
 }

@@ -61,6 +61,9 @@ var groupDescribeCmd = &command{
 			}
 			defer done()
 			d, err := c.DescribeGroup(ctx, args[0])
+			if err == nil && d.State == "Dead" {
+				err = fmt.Errorf("consumer group %q does not exist (list groups with: strata group list)", args[0])
+			}
 			if err != nil {
 				return err
 			}

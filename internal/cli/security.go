@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/strata-mq/strata/pkg/client"
@@ -59,7 +60,24 @@ func (a *App) newClient() (*client.Client, error) {
 	if a.conn.token != "" {
 		opts = append(opts, client.Token(a.conn.token))
 	}
-	return client.New(a.server, opts...)
+	return client.New(withDefaultPort(a.server), opts...)
+}
+
+// DefaultPort is the proxy port assumed when --server names only a host.
+const DefaultPort = "7070"
+
+// withDefaultPort adds DefaultPort to each comma-separated address of
+// server that has none ("broker-1" → "broker-1:7070", "::1" → "[::1]:7070").
+func withDefaultPort(server string) string {
+	addrs := strings.Split(server, ",")
+	for i, addr := range addrs {
+		addr = strings.TrimSpace(addr)
+		if _, _, err := net.SplitHostPort(addr); err != nil && addr != "" {
+			addr = net.JoinHostPort(strings.Trim(addr, "[]"), DefaultPort)
+		}
+		addrs[i] = addr
+	}
+	return strings.Join(addrs, ",")
 }
 
 // tlsMismatchTimeout bounds the probe that explains an unreachable proxy.
@@ -72,7 +90,7 @@ const tlsMismatchTimeout = 2 * time.Second
 func (a *App) tlsMismatch() string {
 	ctx, cancel := context.WithTimeout(context.Background(), tlsMismatchTimeout)
 	defer cancel()
-	raw, err := (&net.Dialer{}).DialContext(ctx, "tcp", a.server)
+	raw, err := (&net.Dialer{}).DialContext(ctx, "tcp", withDefaultPort(a.server))
 	if err != nil {
 		return ""
 	}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"sort"
@@ -69,9 +70,13 @@ var topicAlterCmd = &command{
 	usage:   "NAME",
 	setup: func(fs *flag.FlagSet) runFunc {
 		topicOpts := topicConfigFlags(fs)
+		partitions := fs.Int("partitions", 0, "new partition count (not supported yet)")
 		return func(ctx context.Context, a *App, args []string) error {
 			if err := exactArgs(args, "topic name"); err != nil {
 				return err
+			}
+			if *partitions != 0 {
+				return errors.New("changing a topic's partition count is not supported yet: create a new topic with more partitions and move producers to it (see docs/cli.md)")
 			}
 			opts := topicOpts()
 			if len(opts) == 0 {
