@@ -829,3 +829,65 @@ COMP_WORDS=(strata produce t --key-f); COMP_CWORD=3; _strata; echo "${COMPREPLY[
 		t.Errorf("health check of strata.v1.Strata: %v, %v; want SERVING", resp, err)
 	}
 }
+
+// TestGroupResetOffsets pins `strata group reset-offsets` to Kafka's
+// tool: it used to apply at once and to create an unknown group. Now it
+// is a dry run unless --execute, refuses an unknown group (which stays
+// unknown), and takes --shift-by and per-partition --topic T:P targets.
+func TestGroupResetOffsets(t *testing.T) {
+	d := startDev(t)
+	d.mustCLI(nil, "topic", "create", "rs", "--partitions", "2")
+	var ten bytes.Buffer
+	for i := range 10 {
+		fmt.Fprintf(&ten, "r%d\n", i)
+	}
+	d.mustCLI(ten.Bytes(), "produce", "rs", "--partition", "0")
+	d.mustCLI(ten.Bytes(), "produce", "rs", "--partition", "1")
+	d.mustCLI(nil, "consume", "rs", "--group", "g", "--from-beginning", "-n", "20")
+	committed := func() string {
+		t.Helper()
+		var rows []string
+		for _, l := range strings.Split(d.mustCLI(nil, "group", "describe", "g"), "\n") {
+			if f := strings.Fields(l); len(f) == 6 && f[0] == "rs" {
+				rows = append(rows, f[1]+"="+f[3])
+			}
+		}
+		return strings.Join(rows, " ")
+	}
+	if got := committed(); got != "0=10 1=10" {
+		t.Fatalf("committed after consuming everything: %q, want 0=10 1=10", got)
+	}
+
+	if r := d.cli(nil, "group", "reset-offsets", "nope", "--topic", "rs", "--to-earliest", "--execute"); r.code != 1 || !strings.Contains(r.stderr, "does not exist") {
+		t.Errorf("reset of an unknown group: exit %d, stderr %q; want 1", r.code, r.stderr)
+	}
+	if r := d.cli(nil, "group", "describe", "nope"); r.code != 1 {
+		t.Errorf("the refused reset created group nope: describe exits %d", r.code)
+	}
+
+	r := d.cli(nil, "group", "reset-offsets", "g", "--topic", "rs", "--shift-by", "-3")
+	var plan []string
+	for _, l := range strings.Split(r.stdout, "\n") {
+		if f := strings.Fields(l); len(f) == 5 && f[0] == "g" {
+			plan = append(plan, strings.Join(f[1:], " "))
+		}
+	}
+	if r.code != 0 || !strings.Contains(r.stderr, "Dry run") || strings.Join(plan, ",") != "rs 0 10 7,rs 1 10 7" {
+		t.Errorf("dry run of --shift-by -3: exit %d\nstdout:\n%s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	if got := committed(); got != "0=10 1=10" {
+		t.Errorf("the dry run changed the offsets: %q", got)
+	}
+
+	d.mustCLI(nil, "group", "reset-offsets", "g", "--topic", "rs:1", "--to-offset", "2", "--execute")
+	if got := committed(); got != "0=10 1=2" {
+		t.Errorf("after --topic rs:1 --to-offset 2 --execute: %q, want 0=10 1=2", got)
+	}
+	d.mustCLI(nil, "group", "reset-offsets", "g", "--topic", "rs:0,1", "--shift-by", "-1", "--execute")
+	if got := committed(); got != "0=9 1=1" {
+		t.Errorf("after --topic rs:0,1 --shift-by -1 --execute: %q, want 0=9 1=1", got)
+	}
+	if out := d.mustCLI(nil, "consume", "rs", "--group", "g", "-n", "10", "--timeout", "10s"); strings.Count(out, "\n") != 10 {
+		t.Errorf("consuming after the reset printed %q, want 1 + 9 records", out)
+	}
+}
