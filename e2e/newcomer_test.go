@@ -891,3 +891,41 @@ func TestGroupResetOffsets(t *testing.T) {
 		t.Errorf("consuming after the reset printed %q, want 1 + 9 records", out)
 	}
 }
+
+// TestTopicLimits pins topic limits: list and describe show max message
+// bytes and retention bytes; a topic's max message size can be used from
+// the CLI without extra flags, up to the broker's --max-request-bytes; each
+// refusal names the limit to raise; and the CLI's partition limit is the
+// server's.
+func TestTopicLimits(t *testing.T) {
+	d := startDev(t, "--max-request-bytes", "4000000")
+	d.mustCLI(nil, "topic", "create", "big", "--partitions", "1", "--max-message-bytes", "3000000", "--retention-bytes", "100000000")
+	list := d.mustCLI(nil, "topic", "list")
+	if !strings.Contains(list, "MAX-MESSAGE-BYTES") || !strings.Contains(list, "3000000") || !strings.Contains(list, "100000000") {
+		t.Errorf("topic list does not show the limits:\n%s", list)
+	}
+	desc := d.mustCLI(nil, "topic", "describe", "big")
+	if !strings.Contains(desc, "Max message bytes: 3000000") || !strings.Contains(desc, "Retention bytes:   100000000") {
+		t.Errorf("topic describe does not show the limits:\n%s", desc)
+	}
+
+	line := func(n int) []byte { return append(bytes.Repeat([]byte("x"), n), '\n') }
+	// 2 MB is over the CLI's default batch size but within the topic's
+	// limit: it goes through.
+	d.mustCLI(line(2_000_000), "produce", "big")
+	if r := d.cli(line(3_500_000), "produce", "big", "--max-batch-bytes", "8000000"); r.code != 1 || !strings.Contains(r.stderr, "topic alter big --max-message-bytes") {
+		t.Errorf("record over the topic's limit: exit %d, stderr %q; want 1 naming strata topic alter", r.code, r.stderr)
+	}
+	d.mustCLI(nil, "topic", "alter", "big", "--max-message-bytes", "6000000")
+	if r := d.cli(line(5_000_000), "produce", "big"); r.code != 1 || !strings.Contains(r.stderr, "--max-request-bytes") {
+		t.Errorf("record over the broker's limit: exit %d, stderr %q; want 1 naming --max-request-bytes", r.code, r.stderr)
+	}
+	if r := d.cli(line(2_000_000), "produce", "big", "--max-batch-bytes", "1000000"); r.code != 1 || !strings.Contains(r.stderr, "--max-batch-bytes") {
+		t.Errorf("record over --max-batch-bytes: exit %d, stderr %q; want 1 naming --max-batch-bytes", r.code, r.stderr)
+	}
+
+	if r := d.cli(nil, "topic", "create", "many", "--partitions", "10001"); r.code != 2 || !strings.Contains(r.stderr, "10000") {
+		t.Errorf("topic create --partitions 10001: exit %d, stderr %q; want 2 naming the server's limit 10000", r.code, r.stderr)
+	}
+	d.mustCLI(nil, "topic", "create", "many", "--partitions", "10000")
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/strata-mq/strata/pkg/broker"
 	"github.com/strata-mq/strata/pkg/dev"
 )
 
@@ -22,6 +23,7 @@ var devCmd = &command{
 		fs.BoolVar(&cfg.S3.CreateBucket, "s3-create-bucket", false, "create --s3-bucket if it does not exist (default: refuse to start)")
 		fs.StringVar(&cfg.S3.AccessKeyID, "s3-access-key", "", "S3 access key (empty: AWS credential chain)")
 		fs.StringVar(&cfg.S3.SecretAccessKey, "s3-secret-key", "", "S3 secret key")
+		fs.IntVar(&cfg.MaxRequestBytes, "max-request-bytes", broker.DefaultMaxRequestBytes, "largest produce request the broker accepts (bounds a topic's usable max message bytes)")
 		fs.StringVar(&cfg.MetricsAddr, "metrics-addr", dev.DefaultMetricsAddr, "serve every role's /metrics and /healthz here (empty: off)")
 		level := fs.String("log-level", "warn", "log level: debug, info, warn, error")
 		sec := devSecurityFlags(fs, &cfg)

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/strata-mq/strata/pkg/apierr"
 	"github.com/strata-mq/strata/pkg/client"
 	"github.com/strata-mq/strata/pkg/segment"
 )
@@ -32,7 +33,7 @@ var produceCmd = &command{
 		keySep := fs.String("key-separator", "", "split each line at the first occurrence into key and value (empty: no key)")
 		codec := fs.String("codec", "none", "batch compression: none, gzip, snappy, lz4 or zstd")
 		linger := fs.Duration("linger", client.DefaultLinger, "how long a partition's batch waits for more records")
-		batchBytes := fs.Int("max-batch-bytes", client.DefaultMaxBatchBytes, "largest batch and request in bytes; bounds the line length")
+		batchBytes := fs.Int("max-batch-bytes", client.DefaultMaxBatchBytes, "largest batch and request in bytes; bounds the line length (default: the larger of this and the topic's max message bytes)")
 		flushTimeout := fs.Duration("flush-timeout", DefaultFlushTimeout, "after Ctrl-C, how long to keep delivering the records already read")
 		valueFormat := fs.String("value-format", "text", "how each line's value is written: text, base64 or hex")
 		keyFormat := fs.String("key-format", "text", "how each line's key is written (with --key-separator): text, base64 or hex")
@@ -74,8 +75,11 @@ var produceCmd = &command{
 			if *keyFormat != "text" && *keySep == "" {
 				return usagef("--key-format needs --key-separator (lines have no key without it)")
 			}
+			batchBytesSet := false
+			fs.Visit(func(f *flag.Flag) { batchBytesSet = batchBytesSet || f.Name == "max-batch-bytes" })
 			return a.produce(ctx, args[0], produceOpts{
-				partition: int32(*partition), keySep: []byte(*keySep), codec: c,
+				batchBytesSet: batchBytesSet,
+				partition:     int32(*partition), keySep: []byte(*keySep), codec: c,
 				linger: *linger, batchBytes: *batchBytes, flushTimeout: *flushTimeout, verbose: *verbose,
 				value: vdec, key: kdec, headers: headers,
 			})
@@ -84,13 +88,16 @@ var produceCmd = &command{
 }
 
 type produceOpts struct {
-	partition    int32
-	keySep       []byte
-	codec        segment.Codec
-	linger       time.Duration
-	batchBytes   int
-	flushTimeout time.Duration
-	verbose      bool
+	partition  int32
+	keySep     []byte
+	codec      segment.Codec
+	linger     time.Duration
+	batchBytes int
+	// batchBytesSet: --max-batch-bytes was given; otherwise a topic with
+	// a larger max message bytes raises batchBytes to it.
+	batchBytesSet bool
+	flushTimeout  time.Duration
+	verbose       bool
 	// value and key decode a line's value and key (--value-format,
 	// --key-format); headers go on every record.
 	value, key decoder
@@ -147,6 +154,9 @@ func (a *App) produce(ctx context.Context, topic string, o produceOpts) error {
 	}
 	if o.partition >= info.Partitions {
 		return fmt.Errorf("%w: partition %d, topic %q has %d", client.ErrPartitionRange, o.partition, topic, info.Partitions)
+	}
+	if m := int(info.Config.MaxMessageBytes); !o.batchBytesSet && m > o.batchBytes {
+		o.batchBytes = m // the topic allows larger records than the default
 	}
 	p, err := c.NewProducer(client.Compression(o.codec), client.Linger(o.linger), client.MaxBatchBytes(o.batchBytes),
 		client.MaxBufferedBytes(max(int64(o.batchBytes), client.DefaultMaxBufferedBytes)))
@@ -281,6 +291,10 @@ func (r *produceRun) report(a *App, ctx context.Context, start time.Time, readEr
 	}
 	switch {
 	case delivered < read && first != nil:
+		var fromServer *apierr.Error
+		if errors.Is(first, client.ErrRecordTooLarge) && !errors.As(first, &fromServer) {
+			first = fmt.Errorf("%w (raise --max-batch-bytes, now %d)", first, r.o.batchBytes)
+		}
 		return fmt.Errorf("%d of %d records not delivered, first: %w", read-delivered, read, first)
 	case delivered < read:
 		return fmt.Errorf("%d of %d records not delivered: %v", read-delivered, read, closeErr)

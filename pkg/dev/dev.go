@@ -61,6 +61,10 @@ type Config struct {
 	TLS *rpc.TLSConfig
 	// Auth configures the proxy's client authentication, ACLs and quotas.
 	Auth auth.Config
+	// MaxRequestBytes bounds the broker's produce requests, and so the
+	// largest record batch (see broker.Config.MaxRequestBytes). Default
+	// broker.DefaultMaxRequestBytes.
+	MaxRequestBytes int
 	// MetricsAddr, if set, serves /metrics — every role's metrics from one
 	// registry, plus Go and process metrics — and /healthz on this
 	// host:port (port 0 picks one; see Cluster.MetricsAddr), over TLS when
@@ -176,7 +180,7 @@ func (c *Cluster) Start(ctx context.Context) (err error) {
 		return err
 	}
 	c.broker, err = broker.New(broker.Config{
-		ID: id, ReplaceRegistration: true, ListenAddr: "127.0.0.1:0", Meta: c.meta, Store: store, Logger: c.log.With("server", "broker"), Registry: reg,
+		ID: id, ReplaceRegistration: true, ListenAddr: "127.0.0.1:0", Meta: c.meta, MaxRequestBytes: c.cfg.MaxRequestBytes, Store: store, Logger: c.log.With("server", "broker"), Registry: reg,
 		TLS: internal,
 	})
 	if err != nil {
