@@ -929,3 +929,72 @@ func TestTopicLimits(t *testing.T) {
 	}
 	d.mustCLI(nil, "topic", "create", "many", "--partitions", "10000")
 }
+
+// TestLagAndResultLabels pins the consumer-lag metric (coordinator, per
+// group and partition) and the one vocabulary of result labels: the
+// broker used "ok"/"not_owner", the proxy gRPC code names ("AlreadyExists")
+// and the coordinator reason names; all now use the reason names of
+// pkg/apierr.
+func TestLagAndResultLabels(t *testing.T) {
+	addr := metricsAddr(t)
+	d := startDev(t, "--metrics-addr", addr)
+	d.mustCLI(nil, "topic", "create", "lag", "--partitions", "1")
+	var lines bytes.Buffer
+	for i := range 10 {
+		fmt.Fprintf(&lines, "l%d\n", i)
+	}
+	d.mustCLI(lines.Bytes(), "produce", "lag")
+	d.mustCLI(nil, "consume", "lag", "--group", "g", "--from-beginning", "-n", "4")
+	if r := d.cli(nil, "topic", "create", "lag"); r.code != 1 {
+		t.Fatalf("second topic create: exit %d", r.code)
+	}
+
+	url := "http://" + addr + "/metrics"
+	want := []string{
+		`strata_coordinator_group_lag{group="g",partition="0",topic="lag"} 6`,
+		`strata_broker_produce_requests_total{result="OK"}`,
+		`strata_proxy_produce_requests_total{result="OK"}`,
+		`strata_proxy_admin_requests_total{method="CreateTopic",result="TOPIC_EXISTS"} 1`,
+		`strata_coordinator_admin_requests_total{method="CreateTopic",result="TOPIC_EXISTS"} 1`,
+		`strata_broker_flushes_total{result="OK"}`,
+	}
+	var body string
+	deadline := time.Now().Add(30 * time.Second) // the lag is recomputed every 10 s
+	for {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		body = string(b)
+		missing := 0
+		for _, w := range want {
+			if !strings.Contains(body, w) {
+				missing++
+			}
+		}
+		if missing == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			for _, w := range want {
+				if !strings.Contains(body, w) {
+					t.Errorf("%s lacks %s", url, w)
+				}
+			}
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	for _, bad := range []string{`result="ok"`, `result="AlreadyExists"`, `result="not_owner"`} {
+		for _, l := range strings.Split(body, "\n") {
+			if strings.Contains(l, bad) && (strings.HasPrefix(l, "strata_broker_") || strings.HasPrefix(l, "strata_proxy_") || strings.HasPrefix(l, "strata_coordinator_")) {
+				t.Errorf("old label vocabulary: %s", l)
+			}
+		}
+	}
+}

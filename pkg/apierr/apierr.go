@@ -232,3 +232,32 @@ func (a *alias) Unwrap() error { return a.sentinel }
 func Errorf(sentinel error, format string, args ...any) error {
 	return fmt.Errorf("%w: %s", sentinel, fmt.Sprintf(format, args...))
 }
+
+// Label is the value of the "result" label of Strata's request metrics for
+// err — one vocabulary across broker, proxy and coordinator: "OK" for nil,
+// the strata.v1.Reason name of err's entry in the table ("NOT_OWNER",
+// "STORAGE_UNAVAILABLE", "TIMEOUT", …), "CANCELED" for a cancelled
+// request, "UNAVAILABLE" for a transport failure without a reason (a peer
+// did not answer), and "INTERNAL" for anything else.
+func Label(err error) string {
+	if err == nil {
+		return "OK"
+	}
+	if e, ok := lookup(err); ok {
+		return e.reason.String()
+	}
+	if errors.Is(err, context.Canceled) {
+		return "CANCELED"
+	}
+	if st, ok := status.FromError(err); ok {
+		switch st.Code() {
+		case codes.Canceled:
+			return "CANCELED"
+		case codes.DeadlineExceeded:
+			return stratav1.Reason_TIMEOUT.String()
+		case codes.Unavailable:
+			return "UNAVAILABLE"
+		}
+	}
+	return "INTERNAL"
+}

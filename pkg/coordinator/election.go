@@ -110,6 +110,7 @@ func (s *Server) campaignAndLead(ctx context.Context, session *concurrency.Sessi
 	}()
 	lifecycleDone := s.runLifecycle(lctx)
 	groupsDone := s.runGroups(lctx)
+	lagDone := s.runLag(lctx)
 
 	select {
 	case <-session.Done():
@@ -125,6 +126,7 @@ func (s *Server) campaignAndLead(ctx context.Context, session *concurrency.Sessi
 	<-placed
 	<-lifecycleDone
 	<-groupsDone
+	<-lagDone
 	s.metrics.unassigned.Set(0)
 	return true
 }
