@@ -1,7 +1,6 @@
 package coordinator
 
 import (
-
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strata-mq/strata/pkg/apierr"
