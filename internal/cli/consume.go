@@ -123,6 +123,11 @@ func (a *App) consume(ctx context.Context, topic string, o consumeOpts) error {
 		}
 	}
 
+	return a.printRecords(ctx, cons, o)
+}
+
+// printRecords prints polled records until -n, --timeout or an interrupt.
+func (a *App) printRecords(ctx context.Context, cons *client.Consumer, o consumeOpts) error {
 	w := bufio.NewWriter(a.Stdout)
 	defer w.Flush()
 	n := 0

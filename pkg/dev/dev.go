@@ -137,32 +137,15 @@ func (c *Cluster) Start(ctx context.Context) (err error) {
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return fmt.Errorf("dev: data dir: %w", err)
 	}
-	if c.unlock, err = lockDataDir(dataDir); err != nil {
-		return err
-	}
-	var endpoint string
-	c.etcd, endpoint, err = startEtcd(ctx, filepath.Join(dataDir, "etcd"), c.log)
-	if err != nil {
-		return err
-	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	c.meta, err = meta.New(meta.Config{Endpoints: []string{endpoint}, Logger: c.log, Registerer: reg})
+	if err := c.startMeta(ctx, dataDir, reg); err != nil {
+		return err
+	}
+	store, err := c.openStore(ctx, dataDir, reg)
 	if err != nil {
 		return err
 	}
-	if err := clearStaleLeases(ctx, c.meta); err != nil {
-		return err
-	}
-	storeCfg := objstore.Config{Dir: filepath.Join(dataDir, "objects")}
-	if c.cfg.S3.Bucket != "" {
-		storeCfg = objstore.Config{S3: c.cfg.S3}
-	}
-	store, err := objstore.Open(ctx, storeCfg)
-	if err != nil {
-		return err
-	}
-	store = objstore.Instrument(store, reg)
 
 	public, internal, err := c.loadTLS()
 	if err != nil {
@@ -180,8 +163,10 @@ func (c *Cluster) Start(ctx context.Context) (err error) {
 		return err
 	}
 	c.broker, err = broker.New(broker.Config{
-		ID: id, ReplaceRegistration: true, ListenAddr: "127.0.0.1:0", Meta: c.meta, MaxRequestBytes: c.cfg.MaxRequestBytes, Store: store, Logger: c.log.With("server", "broker"), Registry: reg,
+		ListenAddr: "127.0.0.1:0", Meta: c.meta, Store: store, Logger: c.log.With("server", "broker"), Registry: reg,
 		TLS: internal,
+		// One broker per data dir, guarded by its lock: see startMeta.
+		ID: id, ReplaceRegistration: true, MaxRequestBytes: c.cfg.MaxRequestBytes,
 	})
 	if err != nil {
 		return err
@@ -240,6 +225,39 @@ func (c *Cluster) serveMetrics(reg *prometheus.Registry, t *rpc.TLS) error {
 // MetricsAddr returns the metrics endpoint's base URL
 // ("http://127.0.0.1:7090"); empty when metrics are off.
 func (c *Cluster) MetricsAddr() string { return c.metricsAddr }
+
+// startMeta takes the data dir's lock, starts the embedded etcd and
+// connects the metadata store, clearing what a killed predecessor on the
+// same data dir left behind.
+func (c *Cluster) startMeta(ctx context.Context, dataDir string, reg prometheus.Registerer) error {
+	var err error
+	if c.unlock, err = lockDataDir(dataDir); err != nil {
+		return err
+	}
+	var endpoint string
+	c.etcd, endpoint, err = startEtcd(ctx, filepath.Join(dataDir, "etcd"), c.log)
+	if err != nil {
+		return err
+	}
+	c.meta, err = meta.New(meta.Config{Endpoints: []string{endpoint}, Logger: c.log, Registerer: reg})
+	if err != nil {
+		return err
+	}
+	return clearStaleLeases(ctx, c.meta)
+}
+
+// openStore opens the object store: DataDir/objects, or the S3 bucket.
+func (c *Cluster) openStore(ctx context.Context, dataDir string, reg prometheus.Registerer) (objstore.Store, error) {
+	storeCfg := objstore.Config{Dir: filepath.Join(dataDir, "objects")}
+	if c.cfg.S3.Bucket != "" {
+		storeCfg = objstore.Config{S3: c.cfg.S3}
+	}
+	store, err := objstore.Open(ctx, storeCfg)
+	if err != nil {
+		return nil, err
+	}
+	return objstore.Instrument(store, reg), nil
+}
 
 // Ready is closed once Start has succeeded.
 func (c *Cluster) Ready() <-chan struct{} { return c.ready }
