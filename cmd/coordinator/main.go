@@ -36,6 +36,7 @@ func run(args []string) error {
 	fs.StringVar(&cfg.AdvertiseAddr, "advertise-addr", "", "address proxies reach this coordinator at (default: the listen address)")
 	fs.DurationVar(&cfg.SessionTTL, "session-ttl", coordinator.DefaultSessionTTL, "etcd session TTL of the leader (whole seconds)")
 	fs.DurationVar(&cfg.PlacementInterval, "placement-interval", coordinator.DefaultPlacementInterval, "period of the placement safety pass")
+	fs.DurationVar(&cfg.LagInterval, "lag-interval", coordinator.DefaultLagInterval, "how often the leader recomputes strata_coordinator_group_lag")
 	var maxParts int
 	fs.IntVar(&maxParts, "max-partitions-per-topic", meta.MaxPartitions, "most partitions a topic may be created with")
 	fs.Int64Var(&cfg.DefaultRetentionMs, "default-retention-ms", coordinator.DefaultRetentionMs, "retention of topics created without one (-1: forever)")

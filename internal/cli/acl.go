@@ -55,10 +55,14 @@ var aclAddCmd = &command{
 				return err
 			}
 			defer done()
-			if err := c.AddACL(ctx, acl); err != nil {
+			enforced, err := c.AddACLEnforced(ctx, acl)
+			if err != nil {
 				return err
 			}
 			fmt.Fprintf(a.Stdout, "Allowed %s to %s %s:%s.\n", acl.Principal, acl.Operation, acl.ResourceType, acl.ResourceName)
+			if !enforced {
+				fmt.Fprintf(a.Stderr, "warning: the proxy at %s does not enforce ACLs (start it with --acls), so this grant has no effect there yet\n", a.server)
+			}
 			return nil
 		}
 	},

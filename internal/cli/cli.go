@@ -13,9 +13,13 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"sync"
 	"syscall"
 
+	"google.golang.org/grpc/codes"
+
 	"github.com/strata-mq/strata/internal/flagenv"
+	"github.com/strata-mq/strata/pkg/apierr"
 	"github.com/strata-mq/strata/pkg/client"
 )
 
@@ -32,6 +36,9 @@ const (
 	ExitOK    = 0
 	ExitError = 1 // the command failed
 	ExitUsage = 2 // bad command line
+	// ExitInterrupted is the exit code after a second SIGINT or SIGTERM,
+	// which ends the command at once (128 + SIGINT, as shells report it).
+	ExitInterrupted = 130
 )
 
 // App is one run of the strata command, with its input and outputs.
@@ -42,8 +49,11 @@ type App struct {
 
 	// server is the proxy address (--server / STRATA_SERVER).
 	server string
-	// serverSet is true when --server was given before the command.
-	serverSet bool
+	// conn is how to reach the proxy: TLS and token (security.go).
+	conn connFlags
+	// globalsSet holds the global flags given before the command, which
+	// the command's own flag set takes over.
+	globalsSet map[string]string
 }
 
 // command is a node of the command tree: a leaf with run, or a group with
@@ -80,19 +90,43 @@ func commands() map[string]*command {
 		"cluster": {summary: "show the cluster", subs: map[string]*command{
 			"status": clusterStatusCmd,
 		}},
-		"dev":    devCmd,
-		"bench":  benchCmd,
-		"broker": {summary: "manage brokers", subs: map[string]*command{"drain": brokerDrainCmd}},
-		"acl":    aclCmd,
+		"dev":        devCmd,
+		"bench":      benchCmd,
+		"broker":     {summary: "drain and undrain brokers", subs: map[string]*command{"drain": brokerDrainCmd, "undrain": brokerUndrainCmd}},
+		"acl":        aclCmd,
+		"version":    versionCmd,
+		"completion": completionCmd,
 	}
 }
 
 // Main runs the strata command with args (without the program name) and
-// returns the process exit code. SIGINT and SIGTERM cancel the command's
-// context, so that consume and produce stop cleanly.
+// returns the process exit code. The first SIGINT or SIGTERM cancels the
+// command's context, so that consume, produce and dev stop cleanly; a
+// second one exits at once with ExitInterrupted.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer close(done)
+	wg.Go(func() {
+		select {
+		case <-sigs:
+			cancel()
+		case <-done:
+			return
+		}
+		select {
+		case sig := <-sigs:
+			fmt.Fprintf(stderr, "strata: %v again; exiting now\n", sig)
+			os.Exit(ExitInterrupted)
+		case <-done:
+		}
+	})
 	a := &App{Stdin: stdin, Stdout: stdout, Stderr: stderr}
 	return a.Run(ctx, args)
 }
@@ -109,35 +143,41 @@ func usagef(format string, args ...any) error {
 
 // Run runs the command line args and returns the exit code.
 func (a *App) Run(ctx context.Context, args []string) int {
+	if len(args) > 0 && args[0] == completeCommand {
+		return a.complete(args[1:])
+	}
 	global := flag.NewFlagSet("strata", flag.ContinueOnError)
 	global.SetOutput(io.Discard)
-	global.StringVar(&a.server, "server", DefaultServer, serverUsage)
+	a.server = DefaultServer
+	a.globalFlags(global)
 	tree := commands()
 	if err := global.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			a.usage(nil, "strata", tree)
+			a.usage(a.Stdout, nil, "strata", tree)
 			return ExitOK
 		}
 		fmt.Fprintf(a.Stderr, "strata: %v\n", err)
-		a.usage(nil, "strata", tree)
+		a.usage(a.Stderr, nil, "strata", tree)
 		return ExitUsage
 	}
-	global.Visit(func(f *flag.Flag) { a.serverSet = a.serverSet || f.Name == "server" })
+	a.globalsSet = map[string]string{}
+	global.Visit(func(f *flag.Flag) { a.globalsSet[f.Name] = f.Value.String() })
 	args = global.Args()
 
 	path, cmd, subs := "strata", (*command)(nil), tree
 	for cmd == nil || cmd.subs != nil {
-		if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-			a.usage(cmd, path, subs)
-			if len(args) == 0 {
-				return ExitUsage
-			}
+		if len(args) == 0 {
+			a.usage(a.Stderr, cmd, path, subs) // a command is missing
+			return ExitUsage
+		}
+		if args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+			a.usage(a.Stdout, cmd, path, subs) // asked for: standard output
 			return ExitOK
 		}
 		next, ok := subs[args[0]]
 		if !ok {
 			fmt.Fprintf(a.Stderr, "%s: unknown command %q\n", path, args[0])
-			a.usage(cmd, path, subs)
+			a.usage(a.Stderr, cmd, path, subs)
 			return ExitUsage
 		}
 		path, cmd, subs, args = path+" "+args[0], next, next.subs, args[1:]
@@ -145,7 +185,7 @@ func (a *App) Run(ctx context.Context, args []string) int {
 
 	fs := flag.NewFlagSet(path, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.StringVar(&a.server, "server", a.server, serverUsage)
+	a.globalFlags(fs)
 	run := cmd.setup(fs)
 	flagenv.Usage(fs)
 	pos, err := a.parse(fs, cmd.aliases, args)
@@ -157,14 +197,14 @@ func (a *App) Run(ctx context.Context, args []string) int {
 	case err == nil:
 		return ExitOK
 	case errors.Is(err, flag.ErrHelp):
-		a.leafUsage(path, cmd, fs)
+		a.leafUsage(a.Stdout, path, cmd, fs)
 		return ExitOK
 	case errors.As(err, &ue):
 		fmt.Fprintf(a.Stderr, "%s: %v\n", path, err)
-		a.leafUsage(path, cmd, fs)
+		a.leafUsage(a.Stderr, path, cmd, fs)
 		return ExitUsage
 	default:
-		fmt.Fprintf(a.Stderr, "%s: %v\n", path, describe(err))
+		fmt.Fprintf(a.Stderr, "%s: %v\n", path, a.describe(err))
 		return ExitError
 	}
 }
@@ -172,8 +212,8 @@ func (a *App) Run(ctx context.Context, args []string) int {
 // parse parses flags given anywhere among the positional arguments ("--"
 // ends the flags), then sets the flags not given from STRATA_* variables.
 func (a *App) parse(fs *flag.FlagSet, aliases map[string]string, args []string) ([]string, error) {
-	if a.serverSet {
-		_ = fs.Set("server", a.server)
+	for name, v := range a.globalsSet {
+		_ = fs.Set(name, v)
 	}
 	var pos []string
 	for {
@@ -211,18 +251,29 @@ func (a *App) parse(fs *flag.FlagSet, aliases map[string]string, args []string) 
 }
 
 // describe adds a hint to well-known errors.
-func describe(err error) string {
+func (a *App) describe(err error) string {
 	switch {
 	case errors.Is(err, client.ErrUnknownTopic):
 		return fmt.Sprintf("%v (list topics with: strata topic list)", err)
-	case client.IsRetriable(err):
+	case unreachable(err):
+		if hint := a.tlsMismatch(); hint != "" {
+			return fmt.Sprintf("%v (%s)", err, hint)
+		}
 		return fmt.Sprintf("%v (is the server reachable?)", err)
 	}
 	return err.Error()
 }
 
-func (a *App) usage(cmd *command, path string, subs map[string]*command) {
-	w := a.Stderr
+// unreachable reports whether err is a transport failure — no answer from
+// the server at all — rather than an error the server gave a reason for.
+func unreachable(err error) bool {
+	var ae *apierr.Error
+	return errors.As(err, &ae) && ae.Reason == "" && ae.Code == codes.Unavailable
+}
+
+// usage prints a command group's usage to w: standard output when help
+// was asked for, standard error after a mistake.
+func (a *App) usage(w io.Writer, cmd *command, path string, subs map[string]*command) {
 	fmt.Fprintf(w, "Usage: %s [--server ADDR] COMMAND ...\n", path)
 	if cmd != nil && cmd.summary != "" {
 		fmt.Fprintf(w, "\n%s\n", cmd.summary)
@@ -236,12 +287,18 @@ func (a *App) usage(cmd *command, path string, subs map[string]*command) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-10s %s\n", n, subs[n].summary)
 	}
-	fmt.Fprintf(w, "\nGlobal flags:\n  --server ADDR  %s (env STRATA_SERVER, default %s)\n", serverUsage, DefaultServer)
+	fmt.Fprintf(w, "\nGlobal flags (before or after the command):\n")
+	fmt.Fprintf(w, "  --server ADDR         %s (env STRATA_SERVER, default %s)\n", serverUsage, DefaultServer)
+	fmt.Fprintf(w, "  --token TOKEN         bearer token (env STRATA_TOKEN)\n")
+	fmt.Fprintf(w, "  --tls-ca FILE         CA bundle of the proxy's certificate; turns TLS on (env STRATA_TLS_CA)\n")
+	fmt.Fprintf(w, "  --tls-cert FILE       client certificate for mutual TLS; turns TLS on (env STRATA_TLS_CERT)\n")
+	fmt.Fprintf(w, "  --tls-key FILE        the client certificate's key (env STRATA_TLS_KEY)\n")
+	fmt.Fprintf(w, "  --tls-server-name N   name to verify in the proxy's certificate (env STRATA_TLS_SERVER_NAME)\n")
 }
 
-func (a *App) leafUsage(path string, cmd *command, fs *flag.FlagSet) {
-	fmt.Fprintf(a.Stderr, "Usage: %s [flags] %s\n\n%s\n\nFlags:\n", path, cmd.usage, cmd.summary)
-	fs.SetOutput(a.Stderr)
+func (a *App) leafUsage(w io.Writer, path string, cmd *command, fs *flag.FlagSet) {
+	fmt.Fprintf(w, "Usage: %s [flags] %s\n\n%s\n\nFlags:\n", path, cmd.usage, cmd.summary)
+	fs.SetOutput(w)
 	fs.PrintDefaults()
 	fs.SetOutput(io.Discard)
 }

@@ -32,7 +32,6 @@ func TestArgs(t *testing.T) {
 		stderr string
 	}{
 		{"no command", nil, ExitUsage, "Usage: strata"},
-		{"help", []string{"--help"}, ExitOK, "Commands:"},
 		{"unknown command", []string{"bogus"}, ExitUsage, `unknown command "bogus"`},
 		{"unknown subcommand", []string{"topic", "bogus"}, ExitUsage, `strata topic: unknown command "bogus"`},
 		{"unknown flag", []string{srv, "topic", "list", "--bogus"}, ExitUsage, "flag provided but not defined"},
@@ -57,6 +56,10 @@ func TestArgs(t *testing.T) {
 		{"produce bad codec", []string{srv, "produce", "t", "--codec", "brotli"}, ExitUsage, "--codec"},
 		{"produce unknown topic", []string{srv, "produce", "nope"}, ExitError, "unknown topic"},
 		{"produce partition out of range", []string{srv, "produce", "t", "--partition", "2"}, ExitError, "partition out of range"},
+	}
+	// Help that was asked for goes to standard output.
+	if code, stdout, _ := run(t, "", "--help"); code != ExitOK || !strings.Contains(stdout, "Commands:") {
+		t.Errorf("--help: exit %d, stdout:\n%s\nwant exit 0 and \"Commands:\"", code, stdout)
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -170,5 +173,23 @@ func TestProduceConsume(t *testing.T) {
 	// arrives, and --timeout ends it successfully.
 	if code, out, stderr := run(t, "", srv, "consume", "one", "--timeout", "300ms"); code != ExitOK || out != "" {
 		t.Fatalf("consume from the end: exit %d, %q %q", code, out, stderr)
+	}
+}
+
+// TestServerDefaultPort: --server with a host only means port 7070, as
+// the proxy's default; every address of a list gets it.
+func TestServerDefaultPort(t *testing.T) {
+	for in, want := range map[string]string{
+		"broker-1":                 "broker-1:7070",
+		"10.0.0.1":                 "10.0.0.1:7070",
+		"::1":                      "[::1]:7070",
+		"[::1]":                    "[::1]:7070",
+		"h:9092":                   "h:9092",
+		"a, b:1":                   "a:7070,b:1",
+		"127.0.0.1:7070,127.0.0.2": "127.0.0.1:7070,127.0.0.2:7070",
+	} {
+		if got := withDefaultPort(in); got != want {
+			t.Errorf("withDefaultPort(%q) = %q, want %q", in, got, want)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -10,6 +11,7 @@ import (
 	"io"
 	"text/template"
 	"time"
+	"unicode/utf8"
 
 	"github.com/strata-mq/strata/pkg/client"
 )
@@ -90,7 +92,12 @@ func (a *App) consume(ctx context.Context, topic string, o consumeOpts) error {
 	if o.fromBeginning {
 		start = client.StartEarliest
 	}
-	cons, err := c.NewConsumer(client.ConsumeStart(start))
+	opts := []client.ConsumerOpt{client.ConsumeStart(start)}
+	if o.offset >= 0 {
+		// An explicit offset is never silently replaced by another one.
+		opts = append(opts, client.OffsetReset(client.ResetNone))
+	}
+	cons, err := c.NewConsumer(opts...)
 	if err != nil {
 		return err
 	}
@@ -100,15 +107,9 @@ func (a *App) consume(ctx context.Context, topic string, o consumeOpts) error {
 	if o.partition >= 0 {
 		parts = []int32{o.partition}
 	}
-	if o.offset >= 0 && parts == nil {
-		dctx, cancel := context.WithTimeout(ctx, requestTimeout)
-		info, err := c.DescribeTopic(dctx, topic)
-		cancel()
-		if err != nil {
+	if o.offset >= 0 {
+		if parts, err = checkOffset(ctx, c, topic, parts, o.offset); err != nil {
 			return err
-		}
-		for p := range info.Partitions {
-			parts = append(parts, p)
 		}
 	}
 	if err := cons.Assign(topic, parts...); err != nil {
@@ -122,6 +123,11 @@ func (a *App) consume(ctx context.Context, topic string, o consumeOpts) error {
 		}
 	}
 
+	return a.printRecords(ctx, cons, o)
+}
+
+// printRecords prints polled records until -n, --timeout or an interrupt.
+func (a *App) printRecords(ctx context.Context, cons *client.Consumer, o consumeOpts) error {
 	w := bufio.NewWriter(a.Stdout)
 	defer w.Flush()
 	n := 0
@@ -157,6 +163,42 @@ func (a *App) consume(ctx context.Context, topic string, o consumeOpts) error {
 	}
 }
 
+// checkOffset checks that offset is readable in each of parts (every
+// partition when parts is empty) and returns the partitions. An offset
+// equal to the high watermark is the next one to be written: consuming
+// from it waits for new records. One past it, or below the log start, is
+// ErrOffsetOutOfRange, as docs/cli.md says.
+func checkOffset(ctx context.Context, c *client.Client, topic string, parts []int32, offset int64) ([]int32, error) {
+	dctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	info, err := c.DescribeTopic(dctx, topic)
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	if len(parts) == 0 {
+		for p := range info.Partitions {
+			parts = append(parts, p)
+		}
+	}
+	for _, p := range parts {
+		if p >= info.Partitions {
+			return nil, fmt.Errorf("%w: partition %d, topic %q has %d", client.ErrPartitionRange, p, topic, info.Partitions)
+		}
+		for _, pi := range info.PartitionInfo {
+			switch {
+			case pi.Partition != p:
+			case offset > pi.HighWatermark:
+				return nil, fmt.Errorf("%w: offset %d is past the high watermark %d of %s/%d (offset %d waits for the next record)",
+					client.ErrOffsetOutOfRange, offset, pi.HighWatermark, topic, p, pi.HighWatermark)
+			case offset < pi.LogStartOffset:
+				return nil, fmt.Errorf("%w: offset %d is below the log start %d of %s/%d (retention removed it)",
+					client.ErrOffsetOutOfRange, offset, pi.LogStartOffset, topic, p)
+			}
+		}
+	}
+	return parts, nil
+}
+
 // formatter writes one record.
 type formatter func(w io.Writer, r *client.Record) error
 
@@ -185,7 +227,7 @@ func newFormatter(format string) (formatter, error) {
 		}, nil
 	case "json":
 		return func(w io.Writer, r *client.Record) error {
-			return json.NewEncoder(w).Encode(toTemplate(r))
+			return json.NewEncoder(w).Encode(toJSON(r))
 		}, nil
 	}
 	tmpl, err := template.New("format").Option("missingkey=error").Parse(format)
@@ -202,6 +244,54 @@ func newFormatter(format string) (formatter, error) {
 		_, err := io.WriteString(w, "\n")
 		return err
 	}, nil
+}
+
+// jsonRecord is a record as --format json prints it. Bytes that are valid
+// UTF-8 print as a string; others print as base64 with the matching
+// *Encoding field set to "base64". A missing key (or value) is null, an
+// empty one "".
+type jsonRecord struct {
+	Topic         string       `json:"Topic"`
+	Partition     int32        `json:"Partition"`
+	Offset        int64        `json:"Offset"`
+	Timestamp     time.Time    `json:"Timestamp"`
+	Key           *string      `json:"Key"`
+	KeyEncoding   string       `json:"KeyEncoding,omitempty"`
+	Value         *string      `json:"Value"`
+	ValueEncoding string       `json:"ValueEncoding,omitempty"`
+	Headers       []jsonHeader `json:"Headers,omitempty"`
+}
+
+// jsonHeader is one header, in the record's order (keys may repeat).
+type jsonHeader struct {
+	Key           string  `json:"Key"`
+	Value         *string `json:"Value"`
+	ValueEncoding string  `json:"ValueEncoding,omitempty"`
+}
+
+// jsonBytes encodes b for jsonRecord: nil stays nil.
+func jsonBytes(b []byte) (*string, string) {
+	switch {
+	case b == nil:
+		return nil, ""
+	case utf8.Valid(b):
+		s := string(b)
+		return &s, ""
+	}
+	s := base64.StdEncoding.EncodeToString(b)
+	return &s, "base64"
+}
+
+func toJSON(r *client.Record) jsonRecord {
+	j := jsonRecord{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp}
+	j.Key, j.KeyEncoding = jsonBytes(r.Key)
+	j.Value, j.ValueEncoding = jsonBytes(r.Value)
+	for _, h := range r.Headers {
+		jh := jsonHeader{Key: h.Key}
+		jh.Value, jh.ValueEncoding = jsonBytes(h.Value)
+		j.Headers = append(j.Headers, jh)
+	}
+	return j
 }
 
 func toTemplate(r *client.Record) templateRecord {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/strata-mq/strata/pkg/broker"
 	"github.com/strata-mq/strata/pkg/dev"
 )
 
@@ -19,8 +20,11 @@ var devCmd = &command{
 		fs.StringVar(&cfg.S3.Endpoint, "s3-endpoint", "", "S3 endpoint URL (empty: AWS)")
 		fs.StringVar(&cfg.S3.Region, "s3-region", "", "S3 region")
 		fs.BoolVar(&cfg.S3.PathStyle, "s3-path-style", false, "path-style bucket addressing (MinIO)")
+		fs.BoolVar(&cfg.S3.CreateBucket, "s3-create-bucket", false, "create --s3-bucket if it does not exist (default: refuse to start)")
 		fs.StringVar(&cfg.S3.AccessKeyID, "s3-access-key", "", "S3 access key (empty: AWS credential chain)")
 		fs.StringVar(&cfg.S3.SecretAccessKey, "s3-secret-key", "", "S3 secret key")
+		fs.IntVar(&cfg.MaxRequestBytes, "max-request-bytes", broker.DefaultMaxRequestBytes, "largest produce request the broker accepts (bounds a topic's usable max message bytes)")
+		fs.StringVar(&cfg.MetricsAddr, "metrics-addr", dev.DefaultMetricsAddr, "serve every role's /metrics and /healthz here (empty: off)")
 		level := fs.String("log-level", "warn", "log level: debug, info, warn, error")
 		sec := devSecurityFlags(fs, &cfg)
 		return func(ctx context.Context, a *App, args []string) error {
@@ -41,6 +45,9 @@ var devCmd = &command{
 			}
 			return c.Run(ctx, func(addr string) {
 				fmt.Fprintf(a.Stdout, "Strata is running (data in %s). Clients connect to %s; stop with Ctrl-C.\n", cfg.DataDir, addr)
+				if m := c.MetricsAddr(); m != "" {
+					fmt.Fprintf(a.Stdout, "Metrics: %s/metrics (health: %s/healthz)\n", m, m)
+				}
 			})
 		}
 	},

@@ -6,10 +6,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"sort"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/strata-mq/strata/pkg/client"
 )
@@ -61,6 +59,9 @@ var groupDescribeCmd = &command{
 			}
 			defer done()
 			d, err := c.DescribeGroup(ctx, args[0])
+			if err == nil && d.State == "Dead" {
+				err = fmt.Errorf("consumer group %q does not exist (list groups with: strata group list)", args[0])
+			}
 			if err != nil {
 				return err
 			}
@@ -101,87 +102,6 @@ func tps(ps []client.TopicPartition) string {
 		}
 	}
 	return strings.Join(parts, " ")
-}
-
-var groupResetCmd = &command{
-	summary: "set a group's committed offsets of a topic (the group must have no live members)",
-	usage:   "GROUP --topic T --to-earliest|--to-latest|--to-offset N|--to-datetime T",
-	setup: func(fs *flag.FlagSet) runFunc {
-		topic := fs.String("topic", "", "the topic whose offsets to reset (required)")
-		earliest := fs.Bool("to-earliest", false, "reset to the first readable offset")
-		latest := fs.Bool("to-latest", false, "reset to the high watermark (skip everything)")
-		offset := fs.Int64("to-offset", -1, "reset every partition to this offset (clamped to the readable range)")
-		datetime := fs.String("to-datetime", "", "reset to the first record at or after this time (RFC 3339, e.g. 2026-11-26T12:00:00Z)")
-		return func(ctx context.Context, a *App, args []string) error {
-			if err := exactArgs(args, "group name"); err != nil {
-				return err
-			}
-			if *topic == "" {
-				return usagef("--topic is required")
-			}
-			n := 0
-			var at time.Time
-			for _, set := range []bool{*earliest, *latest, *offset >= 0, *datetime != ""} {
-				if set {
-					n++
-				}
-			}
-			if n != 1 {
-				return usagef("give exactly one of --to-earliest, --to-latest, --to-offset, --to-datetime")
-			}
-			if *datetime != "" {
-				var err error
-				if at, err = time.Parse(time.RFC3339, *datetime); err != nil {
-					return usagef("--to-datetime: %v", err)
-				}
-			}
-			ctx, c, done, err := a.adminClient(ctx)
-			if err != nil {
-				return err
-			}
-			defer done()
-			info, err := c.DescribeTopic(ctx, *topic)
-			if err != nil {
-				return err
-			}
-			offsets := map[client.TopicPartition]int64{}
-			for p := range info.Partitions {
-				spec := client.OffsetEarliest
-				switch {
-				case *latest:
-					spec = client.OffsetLatest
-				case *datetime != "":
-					spec = max(at.UnixMilli(), 0)
-				}
-				o, err := c.ListOffsets(ctx, *topic, p, spec)
-				if err != nil {
-					return err
-				}
-				off := o.Offset
-				if *offset >= 0 {
-					off = min(max(*offset, o.LogStartOffset), o.HighWatermark)
-				}
-				offsets[client.TopicPartition{Topic: *topic, Partition: p}] = off
-			}
-			if err := c.ResetGroupOffsets(ctx, args[0], offsets); err != nil {
-				if errors.Is(err, client.ErrGroupNotEmpty) {
-					return fmt.Errorf("%w (stop its consumers first; see strata group describe %s)", err, args[0])
-				}
-				return err
-			}
-			w := tabwriter.NewWriter(a.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "TOPIC\tPARTITION\tNEW-OFFSET")
-			keys := make([]client.TopicPartition, 0, len(offsets))
-			for tp := range offsets {
-				keys = append(keys, tp)
-			}
-			sort.Slice(keys, func(i, j int) bool { return keys[i].Partition < keys[j].Partition })
-			for _, tp := range keys {
-				fmt.Fprintf(w, "%s\t%d\t%d\n", tp.Topic, tp.Partition, offsets[tp])
-			}
-			return w.Flush()
-		}
-	},
 }
 
 // consumeGroup is `strata consume TOPIC --group G`: the topic's partitions

@@ -120,7 +120,7 @@ func TestConsumeGroupResumes(t *testing.T) {
 	if err := gc.Close(); err != nil {
 		t.Fatal(err)
 	}
-	must("", "group", "reset-offsets", "g", "--topic", "ev", "--to-offset", "10")
+	must("", "group", "reset-offsets", "g", "--topic", "ev", "--to-offset", "10", "--execute")
 	if got := consume("--timeout", "2s"); len(got) != 100-3*10 {
 		// 3 partitions reset to offset 10 each: all but 30 records again.
 		t.Fatalf("after reset printed %d records, want 70", len(got))

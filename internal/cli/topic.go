@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"sort"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/strata-mq/strata/pkg/client"
+	"github.com/strata-mq/strata/pkg/meta"
 )
 
 // requestTimeout bounds one admin command.
@@ -24,8 +26,8 @@ var topicCreateCmd = &command{
 			if err := exactArgs(args, "topic name"); err != nil {
 				return err
 			}
-			if *partitions < 1 || *partitions > 1<<20 {
-				return usagef("--partitions must be between 1 and %d, got %d", 1<<20, *partitions)
+			if *partitions < 1 || *partitions > meta.MaxPartitions {
+				return usagef("--partitions must be between 1 and %d, got %d", meta.MaxPartitions, *partitions)
 			}
 			ctx, c, done, err := a.adminClient(ctx)
 			if err != nil {
@@ -69,9 +71,13 @@ var topicAlterCmd = &command{
 	usage:   "NAME",
 	setup: func(fs *flag.FlagSet) runFunc {
 		topicOpts := topicConfigFlags(fs)
+		partitions := fs.Int("partitions", 0, "new partition count (not supported yet)")
 		return func(ctx context.Context, a *App, args []string) error {
 			if err := exactArgs(args, "topic name"); err != nil {
 				return err
+			}
+			if *partitions != 0 {
+				return errors.New("changing a topic's partition count is not supported yet: create a new topic with more partitions and move producers to it (see docs/cli.md)")
 			}
 			opts := topicOpts()
 			if len(opts) == 0 {
@@ -111,13 +117,33 @@ var topicListCmd = &command{
 			}
 			sort.Slice(topics, func(i, j int) bool { return topics[i].Name < topics[j].Name })
 			w := tabwriter.NewWriter(a.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "NAME\tPARTITIONS\tRETENTION")
+			fmt.Fprintln(w, "NAME\tPARTITIONS\tRETENTION\tRETENTION-BYTES\tMAX-MESSAGE-BYTES")
 			for _, t := range topics {
-				fmt.Fprintf(w, "%s\t%d\t%s\n", t.Name, t.Partitions, retention(t.Config.Retention))
+				fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\n", t.Name, t.Partitions, retention(t.Config.Retention),
+					retentionBytes(t.Config.RetentionBytes), maxMessageBytes(t.Config.MaxMessageBytes))
 			}
 			return w.Flush()
 		}
 	},
+}
+
+func retentionBytes(n int64) string {
+	switch {
+	case n < 0:
+		return "unlimited"
+	case n == 0:
+		return "default"
+	}
+	return fmt.Sprint(n)
+}
+
+// maxMessageBytes shows a topic's max message bytes; 0 leaves the limit to
+// the brokers' --max-request-bytes.
+func maxMessageBytes(n int32) string {
+	if n <= 0 {
+		return "broker default"
+	}
+	return fmt.Sprint(n)
 }
 
 func retention(d time.Duration) string {
@@ -147,10 +173,12 @@ var topicDescribeCmd = &command{
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(a.Stdout, "Topic:      %s\nID:         %s\nPartitions: %d\nRetention:  %s\n",
+			fmt.Fprintf(a.Stdout, "Topic:             %s\nID:                %s\nPartitions:        %d\nRetention:         %s\n",
 				t.Name, t.ID, t.Partitions, retention(t.Config.Retention))
+			fmt.Fprintf(a.Stdout, "Retention bytes:   %s\nMax message bytes: %s\n",
+				retentionBytes(t.Config.RetentionBytes), maxMessageBytes(t.Config.MaxMessageBytes))
 			if !t.CreatedAt.IsZero() {
-				fmt.Fprintf(a.Stdout, "Created:    %s\n", t.CreatedAt.UTC().Format(time.RFC3339))
+				fmt.Fprintf(a.Stdout, "Created:           %s\n", t.CreatedAt.UTC().Format(time.RFC3339))
 			}
 			fmt.Fprintln(a.Stdout)
 			w := tabwriter.NewWriter(a.Stdout, 0, 4, 2, ' ', 0)
@@ -213,6 +241,11 @@ var clusterStatusCmd = &command{
 			}
 			if err := w.Flush(); err != nil {
 				return err
+			}
+			for _, b := range st.Brokers {
+				if b.LastStorageError != "" {
+					fmt.Fprintf(a.Stdout, "\nBroker %s last storage error (%s): %s\n", b.ID, b.LastStorageErrorAt.UTC().Format(time.RFC3339), b.LastStorageError)
+				}
 			}
 			fmt.Fprintf(a.Stdout, "\nUnassigned partitions: %d %s\n", len(st.Unassigned), refs(st.Unassigned))
 			return nil

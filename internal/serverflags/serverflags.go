@@ -48,6 +48,7 @@ func Store(fs *flag.FlagSet) *objstore.Config {
 	fs.StringVar(&c.S3.Region, "s3-region", "", "S3 region")
 	fs.StringVar(&c.S3.Prefix, "s3-prefix", "", "key prefix inside the bucket")
 	fs.BoolVar(&c.S3.PathStyle, "s3-path-style", false, "path-style bucket addressing (MinIO)")
+	fs.BoolVar(&c.S3.CreateBucket, "s3-create-bucket", false, "create the S3 bucket at start if it does not exist (default: refuse to start)")
 	fs.StringVar(&c.S3.AccessKeyID, "s3-access-key", "", "S3 access key (empty: AWS credential chain)")
 	fs.StringVar(&c.S3.SecretAccessKey, "s3-secret-key", "", "S3 secret key")
 	return c

@@ -56,6 +56,10 @@ var (
 	ErrUnauthenticated = errors.New("strata: unauthenticated")
 	// ErrPermissionDenied: no ACL allows the principal the operation.
 	ErrPermissionDenied = errors.New("strata: permission denied")
+	// ErrStorageRejected: object storage refused the request for a reason
+	// retrying does not fix (missing bucket, wrong credentials, missing
+	// permission); the message names it.
+	ErrStorageRejected = errors.New("strata: storage rejected the request")
 )
 
 // entry ties a reason to its gRPC code and its sentinel.
@@ -81,6 +85,7 @@ var table = []entry{
 	{stratav1.Reason_RECORD_TOO_LARGE, codes.InvalidArgument, ErrRecordTooLarge, false},
 	{stratav1.Reason_INVALID_REQUEST, codes.InvalidArgument, ErrInvalidRequest, false},
 	{stratav1.Reason_STORAGE_UNAVAILABLE, codes.Unavailable, ErrStorageUnavailable, true},
+	{stratav1.Reason_STORAGE_REJECTED, codes.FailedPrecondition, ErrStorageRejected, false},
 	{stratav1.Reason_TIMEOUT, codes.DeadlineExceeded, ErrTimeout, true},
 	{stratav1.Reason_TIMEOUT, codes.DeadlineExceeded, context.DeadlineExceeded, true},
 	{stratav1.Reason_SHUTTING_DOWN, codes.Unavailable, ErrShuttingDown, true},
@@ -226,4 +231,33 @@ func (a *alias) Unwrap() error { return a.sentinel }
 // servers: apierr.Errorf(apierr.ErrPartitionRange, "partition %d of %d", p, n).
 func Errorf(sentinel error, format string, args ...any) error {
 	return fmt.Errorf("%w: %s", sentinel, fmt.Sprintf(format, args...))
+}
+
+// Label is the value of the "result" label of Strata's request metrics for
+// err — one vocabulary across broker, proxy and coordinator: "OK" for nil,
+// the strata.v1.Reason name of err's entry in the table ("NOT_OWNER",
+// "STORAGE_UNAVAILABLE", "TIMEOUT", …), "CANCELED" for a cancelled
+// request, "UNAVAILABLE" for a transport failure without a reason (a peer
+// did not answer), and "INTERNAL" for anything else.
+func Label(err error) string {
+	if err == nil {
+		return "OK"
+	}
+	if e, ok := lookup(err); ok {
+		return e.reason.String()
+	}
+	if errors.Is(err, context.Canceled) {
+		return "CANCELED"
+	}
+	if st, ok := status.FromError(err); ok {
+		switch st.Code() {
+		case codes.Canceled:
+			return "CANCELED"
+		case codes.DeadlineExceeded:
+			return stratav1.Reason_TIMEOUT.String()
+		case codes.Unavailable:
+			return "UNAVAILABLE"
+		}
+	}
+	return "INTERNAL"
 }

@@ -110,7 +110,7 @@ func Checks(req any) []check {
 		return topics(meta.OpDescribe, []check{{meta.OpDescribe, Group(r.GetGroup())}}, r.GetTopics()...)
 	case *stratav1.DescribeGroupRequest:
 		return []check{{meta.OpDescribe, Group(r.GetGroup())}}
-	default: // DrainBroker, the ACL calls, and anything added later
+	default: // DrainBroker, UndrainBroker, the ACL calls, and anything added later
 		return []check{{meta.OpAdmin, Cluster()}}
 	}
 }

@@ -106,6 +106,10 @@ type Server struct {
 	startCalled, started, closing bool
 	// addr is the actual listen address, set by Start.
 	addr string
+	// lastStorageErr and lastStorageErrAt are the last storage error
+	// published in the registration (noteStorageError).
+	lastStorageErr   string
+	lastStorageErrAt time.Time
 }
 
 // New checks cfg and returns a Server that is not started yet.
@@ -211,6 +215,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("broker: register: %w", err)
 	}
 	cleanup = append(cleanup, func() { _ = r.Close(context.Background()) })
+	if err := s.fencePredecessor(ctx); err != nil {
+		return fmt.Errorf("broker: fence the previous process of %s: %w", s.id, err)
+	}
 
 	var ml net.Listener
 	if s.cfg.MetricsAddr != "" {
@@ -255,6 +262,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 // deregistering, which etcd expires within LeaseTTL — it tries again until
 // ctx ends, so a broker restarted with a fixed ID comes back on its own.
 func (s *Server) registerAtStart(ctx context.Context, info meta.BrokerInfo) (*meta.Registration, error) {
+	if s.cfg.ReplaceRegistration {
+		return s.cfg.Meta.ReplaceBroker(ctx, info, s.cfg.LeaseTTL)
+	}
 	backoff := 100 * time.Millisecond
 	for logged := false; ; {
 		r, err := s.cfg.Meta.RegisterBroker(ctx, info, s.cfg.LeaseTTL)
@@ -271,6 +281,58 @@ func (s *Server) registerAtStart(ctx context.Context, info meta.BrokerInfo) (*me
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// fencePredecessor bumps the epoch of every partition that etcd still
+// assigns to this broker's ID — a previous process with the same ID that
+// was killed, or lost its lease, before releasing them — keeping the owner.
+// The previous process commits at the old epoch, so the fencing commit
+// refuses it from now on, while this process takes the partitions at once
+// (read from etcd, not the View, so that none assigned just before the
+// registration is missed).
+func (s *Server) fencePredecessor(ctx context.Context) error {
+	parts, _, err := s.cfg.Meta.ListPartitions(ctx)
+	if err != nil {
+		return err
+	}
+	bumped := map[partKey]int64{}
+	for _, st := range parts {
+		if st.Broker != s.id {
+			continue
+		}
+		next, err := s.cfg.Meta.AssignPartition(ctx, st, s.id)
+		if errors.Is(err, meta.ErrConflict) {
+			continue // moved meanwhile: whoever moved it bumped the epoch
+		}
+		if err != nil {
+			return err
+		}
+		bumped[partKey{st.TopicID, st.Partition}] = next.Epoch
+	}
+	if len(bumped) == 0 {
+		return nil
+	}
+	s.log.Info("took back the partitions of this broker id's previous process at a new epoch", "partitions", len(bumped))
+	// Serve them only once the View shows the new epochs, so that the
+	// first reconcile does not adopt an old one.
+	for {
+		ch := s.view.Changed()
+		caughtUp := true
+		for k, epoch := range bumped {
+			if st, ok := s.view.Partition(k.topicID, k.partition); !ok || st.Epoch < epoch {
+				caughtUp = false
+				break
+			}
+		}
+		if caughtUp {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }
 
@@ -524,6 +586,31 @@ func (s *Server) loadLoop(ctx context.Context) {
 			s.log.Warn("cannot publish load", "err", err)
 		}
 	}
+}
+
+// noteStorageError publishes err as the broker's last storage error in its
+// registration, for strata cluster status. It runs in the background (the
+// flush path must not wait for etcd) and skips an error equal to the one
+// published less than a second ago, so a failing store does not turn into
+// a stream of etcd writes.
+func (s *Server) noteStorageError(err error) {
+	msg, now := err.Error(), time.Now().UTC()
+	s.mu.Lock()
+	if msg == s.lastStorageErr && now.Sub(s.lastStorageErrAt) < time.Second {
+		s.mu.Unlock()
+		return
+	}
+	s.lastStorageErr, s.lastStorageErrAt = msg, now
+	s.mu.Unlock()
+	s.loops.Add(1)
+	go func() {
+		defer s.loops.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
+		defer cancel()
+		if err := s.updateInfo(ctx, func(i *meta.BrokerInfo) { i.LastStorageError, i.LastStorageErrorAt = msg, now }); err != nil {
+			s.log.Warn("cannot publish the last storage error", "err", err)
+		}
+	}()
 }
 
 // updateInfo changes the published registration info, if registered.

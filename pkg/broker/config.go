@@ -67,6 +67,14 @@ type Config struct {
 	// so that a restarted process never collides with its own unexpired
 	// lease.
 	ID string
+	// ReplaceRegistration says that no other process can be running with
+	// ID (strata dev guarantees it with its data directory's lock), so a
+	// live registration of ID at start is a killed predecessor's: the
+	// broker takes it over at once instead of waiting up to LeaseTTL for
+	// it to expire. Either way, a starting broker bumps the epoch of every
+	// partition still assigned to its ID before serving, so a predecessor
+	// can never commit again.
+	ReplaceRegistration bool
 	// ListenAddr is the host:port the gRPC server listens on; port 0 picks
 	// a free port. Default DefaultListenAddr.
 	ListenAddr string

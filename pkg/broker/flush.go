@@ -252,7 +252,7 @@ func (s *Server) commit(f *flush) {
 	}
 	s.mu.Unlock()
 	if len(live) == 0 {
-		s.metrics.flushes.WithLabelValues("skipped").Inc()
+		s.metrics.flushes.WithLabelValues(apierr.Label(apierr.ErrNotOwner)).Inc() // every partition moved away
 		return
 	}
 	// Failures re-read partition state; once etcd fails to answer, the
@@ -260,11 +260,17 @@ func (s *Server) commit(f *flush) {
 	rd := &stateReader{s: s}
 	if f.putErr != nil {
 		s.log.Warn("flush PUT failed", "object", f.key, "bytes", f.bytes, "partitions", len(live), "err", f.putErr)
+		s.noteStorageError(f.putErr)
 		err := fmt.Errorf("%w: storing segment %s: %v", apierr.ErrStorageUnavailable, f.key, f.putErr)
+		if errors.Is(f.putErr, apierr.ErrStorageRejected) {
+			// Retrying cannot help until an operator fixes the bucket or
+			// the credentials: the producer gets the cause at once.
+			err = fmt.Errorf("storing segment %s: %w", f.key, f.putErr)
+		}
 		for _, fp := range live {
 			s.fail(fp, err, rd)
 		}
-		s.metrics.flushes.WithLabelValues("put_failed").Inc()
+		s.metrics.flushes.WithLabelValues(apierr.Label(err)).Inc()
 		return
 	}
 
@@ -275,7 +281,7 @@ func (s *Server) commit(f *flush) {
 	start := time.Now()
 	results := s.cfg.Meta.CommitSegments(context.Background(), commits)
 	s.metrics.commitTime.Observe(time.Since(start).Seconds())
-	failed := 0
+	var firstFail error
 	for i, fp := range live {
 		err := results[i]
 		if err != nil && meta.IsRetriable(err) && s.landed(fp, rd) {
@@ -286,16 +292,15 @@ func (s *Server) commit(f *flush) {
 			committed = append(committed, fp)
 			continue
 		}
-		failed++
+		if firstFail == nil {
+			firstFail = commitError(err)
+		}
 		s.log.Warn("commit failed", "object", f.key, "topic_id", fp.p.key.topicID, "partition", fp.p.key.partition,
 			"epoch", fp.epoch, "first_offset", fp.first, "err", err)
 		s.fail(fp, commitError(err), rd)
 	}
-	if failed > 0 {
-		s.metrics.flushes.WithLabelValues("partial").Inc()
-	} else {
-		s.metrics.flushes.WithLabelValues("ok").Inc()
-	}
+	// OK, or the reason of the first partition whose commit failed.
+	s.metrics.flushes.WithLabelValues(apierr.Label(firstFail)).Inc()
 }
 
 // commitError maps a CommitSegments error to the produce error.

@@ -118,6 +118,26 @@ func (s *Server) ReleasePartitions(ctx context.Context, req *stratav1.ReleasePar
 	return resp, nil
 }
 
+// Undrain clears the broker's draining mark, so placement gives it
+// partitions again (see strata broker undrain). A broker that is shutting
+// down stays draining.
+func (s *Server) Undrain(ctx context.Context, _ *stratav1.UndrainBrokerRequest) (*stratav1.UndrainBrokerResponse, error) {
+	s.mu.Lock()
+	closing, member := s.closing, s.member
+	s.mu.Unlock()
+	switch {
+	case closing:
+		return nil, apierr.Errorf(apierr.ErrShuttingDown, "broker %s is shutting down", s.id)
+	case !member:
+		return nil, apierr.Errorf(apierr.ErrNotOwner, "broker %s has no membership lease", s.id)
+	}
+	if err := s.updateInfo(ctx, func(i *meta.BrokerInfo) { i.Draining = false }); err != nil {
+		return nil, apierr.Errorf(apierr.ErrStorageUnavailable, "clearing the draining mark of broker %s: %v", s.id, err)
+	}
+	s.log.Info("undrained: placement may give this broker partitions again")
+	return &stratav1.UndrainBrokerResponse{}, nil
+}
+
 // releaseKeys resolves the partitions a ReleasePartitions request names
 // to those this broker owns (or, for a drain of everything, every
 // partition it owns or the view assigns to it).

@@ -1,8 +1,6 @@
 package broker
 
 import (
-	"context"
-	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,8 +16,8 @@ type metrics struct {
 	// Produce requests, records and bytes by result ("ok" or an error
 	// reason such as "not_owner").
 	requests, records, bytes *prometheus.CounterVec
-	// flushes counts flushes by result: "ok", "put_failed" or
-	// "partial" (some partitions' commits failed).
+	// flushes counts flushes by result (apierr.Label): OK, the reason of
+	// a failed PUT, or of the first partition whose commit failed.
 	flushes    *prometheus.CounterVec
 	flushBytes prometheus.Histogram
 	putTime    prometheus.Histogram
@@ -119,26 +117,9 @@ func (m *metrics) observeProduce(err error, records, bytes int) {
 	m.bytes.WithLabelValues(r).Add(float64(bytes))
 }
 
-// resultLabel names an error's kind for metric labels.
-func resultLabel(err error) string {
-	switch {
-	case err == nil:
-		return "ok"
-	case errors.Is(err, apierr.ErrNotOwner):
-		return "not_owner"
-	case errors.Is(err, apierr.ErrStorageUnavailable):
-		return "storage_unavailable"
-	case errors.Is(err, apierr.ErrShuttingDown):
-		return "shutting_down"
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return "canceled"
-	case errors.Is(err, apierr.ErrUnknownTopic), errors.Is(err, apierr.ErrPartitionRange),
-		errors.Is(err, apierr.ErrInvalidRequest), errors.Is(err, apierr.ErrCorruptBatch),
-		errors.Is(err, apierr.ErrRecordTooLarge):
-		return "invalid"
-	}
-	return "error"
-}
+// resultLabel names an error's kind for metric labels: apierr.Label, the
+// one vocabulary of every result label.
+func resultLabel(err error) string { return apierr.Label(err) }
 
 // observeProduceTime records the duration of a produce request that
 // arrived at start; call it deferred.

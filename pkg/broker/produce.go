@@ -187,7 +187,7 @@ func (s *Server) validate(ctx context.Context, req *stratav1.ProduceRequest) (*v
 	case len(b) == 0:
 		return nil, apierr.Errorf(apierr.ErrInvalidRequest, "produce to %s/%d has no record batches", t.Name, p)
 	case len(b) > s.cfg.MaxRequestBytes:
-		return nil, apierr.Errorf(apierr.ErrRecordTooLarge, "request of %d bytes exceeds the broker's limit of %d", len(b), s.cfg.MaxRequestBytes)
+		return nil, apierr.Errorf(apierr.ErrRecordTooLarge, "request of %d bytes exceeds the broker's limit of %d (raise the broker's --max-request-bytes)", len(b), s.cfg.MaxRequestBytes)
 	}
 	hs, err := segment.SplitBatches(b)
 	if err != nil {
@@ -203,7 +203,7 @@ func (s *Server) validate(ctx context.Context, req *stratav1.ProduceRequest) (*v
 	v := &validProduce{topic: t, key: partKey{t.ID, p}, batches: b, headers: hs, seqs: seqs}
 	for _, h := range hs {
 		if t.MaxMessageBytes > 0 && h.Size() > int(t.MaxMessageBytes) {
-			return nil, apierr.Errorf(apierr.ErrRecordTooLarge, "batch of %d bytes exceeds topic %q max message bytes %d", h.Size(), t.Name, t.MaxMessageBytes)
+			return nil, apierr.Errorf(apierr.ErrRecordTooLarge, "batch of %d bytes exceeds topic %q max message bytes %d (raise it with: strata topic alter %s --max-message-bytes N)", h.Size(), t.Name, t.MaxMessageBytes, t.Name)
 		}
 		v.records += int(h.RecordCount)
 	}

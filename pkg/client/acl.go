@@ -28,8 +28,19 @@ func (a ACL) proto() *stratav1.Acl {
 // AddACL stores a grant. Adding an existing one is not an error. Needs the
 // admin operation on the cluster when ACLs are enabled.
 func (c *Client) AddACL(ctx context.Context, a ACL) error {
-	_, err := call(ctx, c, c.api.AddAcl, &stratav1.AddAclRequest{Acl: a.proto()})
+	_, err := c.AddACLEnforced(ctx, a)
 	return err
+}
+
+// AddACLEnforced is AddACL that also reports whether the proxy that stored
+// the grant enforces ACLs. The grant is stored either way, and takes
+// effect wherever ACLs are on; where they are off everything is allowed.
+func (c *Client) AddACLEnforced(ctx context.Context, a ACL) (bool, error) {
+	resp, err := call(ctx, c, c.api.AddAcl, &stratav1.AddAclRequest{Acl: a.proto()})
+	if err != nil {
+		return false, err
+	}
+	return resp.GetAclsEnforced(), nil
 }
 
 // RemoveACL deletes a grant and reports whether it existed.

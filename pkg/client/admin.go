@@ -59,6 +59,18 @@ type BrokerStatus struct {
 	BytesInPerSec float64
 	Draining      bool
 	Partitions    []PartitionRef
+	// LastStorageError is the broker's last object-storage error, empty
+	// if it has had none since it started; LastStorageErrorAt is when.
+	LastStorageError   string
+	LastStorageErrorAt time.Time
+}
+
+// timeFromMs converts Unix milliseconds to a time; 0 is the zero time.
+func timeFromMs(ms int64) time.Time {
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms)
 }
 
 // ClusterStatus is the cluster as the coordinator leader sees it.
@@ -162,6 +174,9 @@ func (c *Client) ClusterStatus(ctx context.Context) (*ClusterStatus, error) {
 			BytesInPerSec: b.GetBytesInPerSec(),
 			Draining:      b.GetDraining(),
 			Partitions:    partitionRefs(b.GetPartitions()),
+
+			LastStorageError:   b.GetLastStorageError(),
+			LastStorageErrorAt: timeFromMs(b.GetLastStorageErrorMs()),
 		})
 	}
 	return out, nil

@@ -10,11 +10,10 @@ import (
 type Record struct {
 	// Topic is the record's topic; required when producing.
 	Topic string
-	// Partition is the record's partition. When producing, a negative
-	// value lets the partitioner choose (see Producer); so does 0 unless
-	// the application sets Partition explicitly with SetPartition —
-	// producing to partition 0 explicitly needs SetPartition(0) or
-	// ExplicitPartition. After a successful produce it holds the partition
+	// Partition is the record's partition. When producing, a value above
+	// 0 is honoured; 0 (the zero value) and negative values let the
+	// partitioner choose (see Producer) — producing to partition 0 needs
+	// SetPartition(0). After a successful produce it holds the partition
 	// the record was written to.
 	Partition int32
 	// Offset is set on delivery (producer) and on consumed records.

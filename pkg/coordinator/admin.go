@@ -184,7 +184,11 @@ func (s *Server) clusterStatus() *stratav1.ClusterStatusResponse {
 	resp := &stratav1.ClusterStatusResponse{CoordinatorLeader: s.cfg.ID, CoordinatorAddr: s.AdvertiseAddr()}
 	byID := map[string]*stratav1.BrokerStatus{}
 	for _, b := range s.view.Brokers() {
-		bs := &stratav1.BrokerStatus{Id: b.ID, Addr: b.Addr, Zone: b.Zone, BytesInPerSec: b.BytesInPerSec, Draining: b.Draining}
+		bs := &stratav1.BrokerStatus{Id: b.ID, Addr: b.Addr, Zone: b.Zone, BytesInPerSec: b.BytesInPerSec, Draining: b.Draining,
+			LastStorageError: b.LastStorageError}
+		if !b.LastStorageErrorAt.IsZero() {
+			bs.LastStorageErrorMs = b.LastStorageErrorAt.UnixMilli()
+		}
 		byID[b.ID] = bs
 		resp.Brokers = append(resp.Brokers, bs)
 	}

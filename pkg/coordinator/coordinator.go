@@ -135,6 +135,9 @@ type Config struct {
 	// are left to its own graceful hand-off before placement moves them.
 	// Default DefaultDrainTimeout.
 	DrainTimeout time.Duration
+	// LagInterval is how often the leader recomputes the consumer-lag
+	// metric (strata_coordinator_group_lag). Default DefaultLagInterval.
+	LagInterval time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -149,6 +152,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.SessionTTL == 0 {
 		c.SessionTTL = DefaultSessionTTL
+	}
+	if c.LagInterval == 0 {
+		c.LagInterval = DefaultLagInterval
 	}
 	if c.PlacementInterval == 0 {
 		c.PlacementInterval = DefaultPlacementInterval
@@ -201,6 +207,9 @@ func (c Config) Validate() error {
 	}
 	if c.PlacementInterval < 0 {
 		return fmt.Errorf("coordinator: config: PlacementInterval %v is negative", c.PlacementInterval)
+	}
+	if c.LagInterval < 0 {
+		return fmt.Errorf("coordinator: config: LagInterval %v is negative", c.LagInterval)
 	}
 	if c.MaxPartitionsPerTopic < 1 || c.MaxPartitionsPerTopic > meta.MaxPartitions {
 		return fmt.Errorf("coordinator: config: MaxPartitionsPerTopic %d, want 1..%d", c.MaxPartitionsPerTopic, meta.MaxPartitions)

@@ -111,6 +111,7 @@ func (s *Server) campaignAndLead(ctx context.Context, session *concurrency.Sessi
 	}()
 	lifecycleDone := s.runLifecycle(lctx)
 	groupsDone := s.runGroups(lctx)
+	lagDone := s.runLag(lctx)
 
 	select {
 	case <-session.Done():
@@ -126,6 +127,7 @@ func (s *Server) campaignAndLead(ctx context.Context, session *concurrency.Sessi
 	<-placed
 	<-lifecycleDone
 	<-groupsDone
+	<-lagDone
 	s.metrics.unassigned.Set(0)
 	return true
 }

@@ -1,8 +1,6 @@
 package coordinator
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strata-mq/strata/pkg/apierr"
@@ -19,6 +17,7 @@ type metrics struct {
 	groupExpired       prometheus.Counter
 	groupCommits       prometheus.Counter
 	groupCommitOffsets prometheus.Counter
+	groupLag           *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -56,23 +55,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Namespace: "strata", Subsystem: "coordinator", Name: "group_committed_offsets_total",
 		Help: "Partition offsets written by commit and reset requests.",
 	})
+	m.groupLag = newLagGauge()
 	if reg != nil {
 		reg.MustRegister(m.isLeader, m.elections, m.assignments, m.unassigned, m.admin,
-			m.groupExpired, m.groupCommits, m.groupCommitOffsets)
+			m.groupExpired, m.groupCommits, m.groupCommitOffsets, m.groupLag)
 	}
 	return m
 }
 
-// observeAdmin counts one admin call by its result: "OK", the API reason of
-// its error, or "INTERNAL" for an error the API table does not know.
+// observeAdmin counts one admin call by its result, apierr.Label.
 func (m *metrics) observeAdmin(method string, err error) {
-	result := "OK"
-	if err != nil {
-		result = "INTERNAL"
-		var apiErr *apierr.Error
-		if errors.As(apierr.FromStatus(apierr.Status(err)), &apiErr) && apiErr.Reason != "" {
-			result = apiErr.Reason
-		}
-	}
-	m.admin.WithLabelValues(method, result).Inc()
+	m.admin.WithLabelValues(method, apierr.Label(err)).Inc()
 }

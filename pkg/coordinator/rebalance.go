@@ -430,14 +430,21 @@ func (s *Server) DrainBroker(ctx context.Context, req *stratav1.DrainBrokerReque
 		if id == "" {
 			return apierr.Errorf(apierr.ErrInvalidRequest, "broker id is empty")
 		}
-		var addr string
+		addr, others := "", 0
 		for _, b := range s.view.Brokers() {
-			if b.ID == id {
+			switch {
+			case b.ID == id:
 				addr = b.Addr
+			case !b.Draining:
+				others++
 			}
 		}
 		if addr == "" {
 			return apierr.Errorf(apierr.ErrInvalidRequest, "no live broker %q", id)
+		}
+		if others == 0 && !req.GetForce() {
+			return apierr.Errorf(apierr.ErrInvalidRequest,
+				"broker %q is the last live broker that is not draining: draining it leaves every partition without an owner (force it with --force; undo with strata broker undrain)", id)
 		}
 		conn, err := rpc.Dial(addr, rpc.WithTLS(s.cfg.TLS))
 		if err != nil {
@@ -456,4 +463,36 @@ func (s *Server) DrainBroker(ctx context.Context, req *stratav1.DrainBrokerReque
 		return nil
 	})
 	return resp, err
+}
+
+// UndrainBroker asks a live broker to clear its draining mark, so that
+// placement gives it partitions again; the rebalancer then moves a fair
+// share to it.
+func (s *Server) UndrainBroker(ctx context.Context, req *stratav1.UndrainBrokerRequest) (*stratav1.UndrainBrokerResponse, error) {
+	err := s.admin("UndrainBroker", func() error {
+		id := req.GetBrokerId()
+		if id == "" {
+			return apierr.Errorf(apierr.ErrInvalidRequest, "broker id is empty")
+		}
+		b, ok := s.view.Broker(id)
+		if !ok {
+			return apierr.Errorf(apierr.ErrInvalidRequest, "no live broker %q", id)
+		}
+		conn, err := rpc.Dial(b.Addr, rpc.WithTLS(s.cfg.TLS))
+		if err != nil {
+			return apierr.Errorf(apierr.ErrStorageUnavailable, "broker %s at %s: %v", id, b.Addr, err)
+		}
+		defer conn.Close()
+		hctx, cancel := context.WithTimeout(ctx, handoffTimeout)
+		defer cancel()
+		if _, err := stratav1.NewBrokerClient(conn).Undrain(hctx, req); err != nil {
+			return apierr.FromStatus(err)
+		}
+		s.log.Info("undrained broker", "broker", id)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &stratav1.UndrainBrokerResponse{}, nil
 }

@@ -10,10 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.etcd.io/etcd/server/v3/embed"
 
 	"github.com/strata-mq/strata/pkg/auth"
@@ -32,6 +34,10 @@ const (
 	DefaultAddr = "127.0.0.1:7070"
 	// DefaultDataDir holds the embedded etcd's data and the objects.
 	DefaultDataDir = "strata-data"
+	// DefaultMetricsAddr is the `strata dev --metrics-addr` default: a
+	// fixed loopback port next to DefaultAddr, so a local Prometheus or
+	// curl finds it without reading the log. Config leaves it off.
+	DefaultMetricsAddr = "127.0.0.1:7090"
 )
 
 // Config configures a development cluster.
@@ -55,6 +61,15 @@ type Config struct {
 	TLS *rpc.TLSConfig
 	// Auth configures the proxy's client authentication, ACLs and quotas.
 	Auth auth.Config
+	// MaxRequestBytes bounds the broker's produce requests, and so the
+	// largest record batch (see broker.Config.MaxRequestBytes). Default
+	// broker.DefaultMaxRequestBytes.
+	MaxRequestBytes int
+	// MetricsAddr, if set, serves /metrics — every role's metrics from one
+	// registry, plus Go and process metrics — and /healthz on this
+	// host:port (port 0 picks one; see Cluster.MetricsAddr), over TLS when
+	// TLS is set. Empty: off.
+	MetricsAddr string
 }
 
 // Validate reports whether the configuration can be used, after defaults.
@@ -91,6 +106,10 @@ type Cluster struct {
 	coordinator *coordinator.Server
 	broker      *broker.Server
 	proxy       *proxy.Server
+	unlock      func() // releases the data dir's lock
+	metrics     *http.Server
+	metricsAddr string
+	metricsDone chan struct{} // closed when the metrics server's Serve returned
 	ready       chan struct{}
 }
 
@@ -118,25 +137,15 @@ func (c *Cluster) Start(ctx context.Context) (err error) {
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return fmt.Errorf("dev: data dir: %w", err)
 	}
-	var endpoint string
-	c.etcd, endpoint, err = startEtcd(filepath.Join(dataDir, "etcd"), c.log)
-	if err != nil {
-		return err
-	}
 	reg := prometheus.NewRegistry()
-	c.meta, err = meta.New(meta.Config{Endpoints: []string{endpoint}, Logger: c.log, Registerer: reg})
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := c.startMeta(ctx, dataDir, reg); err != nil {
+		return err
+	}
+	store, err := c.openStore(ctx, dataDir, reg)
 	if err != nil {
 		return err
 	}
-	storeCfg := objstore.Config{Dir: filepath.Join(dataDir, "objects")}
-	if c.cfg.S3.Bucket != "" {
-		storeCfg = objstore.Config{S3: c.cfg.S3}
-	}
-	store, err := objstore.Open(ctx, storeCfg)
-	if err != nil {
-		return err
-	}
-	store = objstore.Instrument(store, reg)
 
 	public, internal, err := c.loadTLS()
 	if err != nil {
@@ -149,9 +158,15 @@ func (c *Cluster) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	id, err := brokerID(dataDir)
+	if err != nil {
+		return err
+	}
 	c.broker, err = broker.New(broker.Config{
 		ListenAddr: "127.0.0.1:0", Meta: c.meta, Store: store, Logger: c.log.With("server", "broker"), Registry: reg,
 		TLS: internal,
+		// One broker per data dir, guarded by its lock: see startMeta.
+		ID: id, ReplaceRegistration: true, MaxRequestBytes: c.cfg.MaxRequestBytes,
 	})
 	if err != nil {
 		return err
@@ -176,8 +191,72 @@ func (c *Cluster) Start(ctx context.Context) (err error) {
 			return ctx.Err()
 		}
 	}
+	if err := c.serveMetrics(reg, public); err != nil {
+		return err
+	}
 	close(c.ready)
 	return nil
+}
+
+// serveMetrics serves reg on Config.MetricsAddr, if set.
+func (c *Cluster) serveMetrics(reg *prometheus.Registry, t *rpc.TLS) error {
+	if c.cfg.MetricsAddr == "" {
+		return nil
+	}
+	l, err := rpc.ListenMetrics(c.cfg.MetricsAddr, t)
+	if err != nil {
+		return fmt.Errorf("dev: metrics address %s (choose another with --metrics-addr, or \"\" for none): %w", c.cfg.MetricsAddr, err)
+	}
+	scheme := "http"
+	if t != nil {
+		scheme = "https"
+	}
+	c.metricsAddr = scheme + "://" + l.Addr().String()
+	c.metrics, c.metricsDone = rpc.MetricsServer(reg), make(chan struct{})
+	go func() {
+		defer close(c.metricsDone)
+		if err := c.metrics.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			c.log.Error("metrics server failed", "err", err)
+		}
+	}()
+	return nil
+}
+
+// MetricsAddr returns the metrics endpoint's base URL
+// ("http://127.0.0.1:7090"); empty when metrics are off.
+func (c *Cluster) MetricsAddr() string { return c.metricsAddr }
+
+// startMeta takes the data dir's lock, starts the embedded etcd and
+// connects the metadata store, clearing what a killed predecessor on the
+// same data dir left behind.
+func (c *Cluster) startMeta(ctx context.Context, dataDir string, reg prometheus.Registerer) error {
+	var err error
+	if c.unlock, err = lockDataDir(dataDir); err != nil {
+		return err
+	}
+	var endpoint string
+	c.etcd, endpoint, err = startEtcd(ctx, filepath.Join(dataDir, "etcd"), c.log)
+	if err != nil {
+		return err
+	}
+	c.meta, err = meta.New(meta.Config{Endpoints: []string{endpoint}, Logger: c.log, Registerer: reg})
+	if err != nil {
+		return err
+	}
+	return clearStaleLeases(ctx, c.meta)
+}
+
+// openStore opens the object store: DataDir/objects, or the S3 bucket.
+func (c *Cluster) openStore(ctx context.Context, dataDir string, reg prometheus.Registerer) (objstore.Store, error) {
+	storeCfg := objstore.Config{Dir: filepath.Join(dataDir, "objects")}
+	if c.cfg.S3.Bucket != "" {
+		storeCfg = objstore.Config{S3: c.cfg.S3}
+	}
+	store, err := objstore.Open(ctx, storeCfg)
+	if err != nil {
+		return nil, err
+	}
+	return objstore.Instrument(store, reg), nil
 }
 
 // Ready is closed once Start has succeeded.
@@ -203,6 +282,11 @@ func (c *Cluster) Run(ctx context.Context, started func(addr string)) error {
 // — then etcd.
 func (c *Cluster) Close() error {
 	var errs []error
+	if c.metrics != nil {
+		_ = c.metrics.Close()
+		<-c.metricsDone
+		c.metrics = nil
+	}
 	if c.proxy != nil {
 		errs = append(errs, c.proxy.Close())
 	}
@@ -218,6 +302,9 @@ func (c *Cluster) Close() error {
 	if c.etcd != nil {
 		c.etcd.Close()
 	}
-	c.proxy, c.broker, c.coordinator, c.meta, c.etcd = nil, nil, nil, nil, nil
+	if c.unlock != nil {
+		c.unlock()
+	}
+	c.proxy, c.broker, c.coordinator, c.meta, c.etcd, c.unlock = nil, nil, nil, nil, nil, nil
 	return errors.Join(errs...)
 }

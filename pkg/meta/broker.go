@@ -31,6 +31,11 @@ type BrokerInfo struct {
 	Draining bool `json:"draining,omitempty"`
 	// StartedAt is when this broker process started.
 	StartedAt time.Time `json:"started_at"`
+	// LastStorageError is the broker's last object-storage error, for
+	// strata cluster status; empty if it has had none.
+	LastStorageError string `json:"last_storage_error,omitempty"`
+	// LastStorageErrorAt is when LastStorageError happened.
+	LastStorageErrorAt time.Time `json:"last_storage_error_at,omitzero"`
 }
 
 // Validate reports whether info can be registered.
@@ -68,6 +73,21 @@ type Registration struct {
 // longer than the TTL. It fails with ErrBrokerExists while another live
 // registration holds the same ID.
 func (s *Store) RegisterBroker(ctx context.Context, info BrokerInfo, ttl time.Duration) (*Registration, error) {
+	return s.registerBroker(ctx, info, ttl, false)
+}
+
+// ReplaceBroker is RegisterBroker for a caller that knows no other process
+// runs with info.ID — `strata dev` holds its data directory's lock — so
+// that a live registration of the ID is a killed predecessor's: it takes
+// the registration over under a new lease at once and revokes the old
+// lease, instead of failing until that lease expires. The caller must
+// still fence the predecessor's partitions (bump their epochs) before it
+// commits to them.
+func (s *Store) ReplaceBroker(ctx context.Context, info BrokerInfo, ttl time.Duration) (*Registration, error) {
+	return s.registerBroker(ctx, info, ttl, true)
+}
+
+func (s *Store) registerBroker(ctx context.Context, info BrokerInfo, ttl time.Duration, replace bool) (*Registration, error) {
 	info.V = valueVersion
 	if err := info.Validate(); err != nil {
 		return nil, err
@@ -86,9 +106,13 @@ func (s *Store) RegisterBroker(ctx context.Context, info BrokerInfo, ttl time.Du
 	resp, err := s.cli.Txn(rctx).
 		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
 		Then(clientv3.OpPut(key, encode(info), clientv3.WithLease(lease.ID))).
+		Else(clientv3.OpGet(key)).
 		Commit()
 	if err == nil && !resp.Succeeded {
 		err = fmt.Errorf("%w: %s", ErrBrokerExists, info.ID)
+		if kvs := resp.Responses[0].GetResponseRange().Kvs; replace && len(kvs) > 0 {
+			err = s.takeOver(rctx, key, kvs[0].ModRevision, clientv3.LeaseID(kvs[0].Lease), info, lease.ID)
+		}
 	}
 	if err != nil {
 		_, _ = s.cli.Revoke(context.WithoutCancel(rctx), lease.ID)
@@ -107,6 +131,25 @@ func (s *Store) RegisterBroker(ctx context.Context, info BrokerInfo, ttl time.Du
 		}
 	}()
 	return r, nil
+}
+
+// takeOver moves the registration at key (still at revision rev, under
+// the lease old) to the lease now, then revokes old.
+func (s *Store) takeOver(ctx context.Context, key string, rev int64, old clientv3.LeaseID, info BrokerInfo, now clientv3.LeaseID) error {
+	resp, err := s.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).
+		Then(clientv3.OpPut(key, encode(info), clientv3.WithLease(now))).
+		Commit()
+	if err != nil {
+		return err
+	}
+	if !resp.Succeeded {
+		return fmt.Errorf("%w: %s (changed while being replaced)", ErrBrokerExists, info.ID)
+	}
+	if _, err := s.cli.Revoke(ctx, old); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		s.log.Warn("revoking a replaced broker registration's lease failed; it expires on its own", "broker", info.ID, "err", err)
+	}
+	return nil
 }
 
 // LeaseID returns the registration's etcd lease.

@@ -30,7 +30,9 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Open returns the store the configuration selects.
+// Open returns the store the configuration selects. An S3 store is checked
+// first (CheckBucket): a missing bucket (unless S3.CreateBucket), denied
+// credentials or an unreachable endpoint fail Open with the cause.
 func Open(ctx context.Context, c Config) (Store, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
@@ -41,6 +43,11 @@ func Open(ctx context.Context, c Config) (Store, error) {
 	s, err := NewS3(ctx, c.S3)
 	if err != nil {
 		return nil, fmt.Errorf("objstore: open s3 bucket %s: %w", c.S3.Bucket, err)
+	}
+	// Refuse to start on a bucket that cannot be used, naming the cause,
+	// rather than failing every produce later.
+	if err := s.CheckBucket(ctx, c.S3.CreateBucket); err != nil {
+		return nil, err
 	}
 	return s, nil
 }

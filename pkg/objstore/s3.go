@@ -66,8 +66,15 @@ type S3Config struct {
 	// configuration chain (AWS_REGION, ~/.aws/config) and, with a custom
 	// Endpoint and nothing configured there, falls back to DefaultRegion.
 	Region string `json:"region,omitempty"`
-	// Bucket holds the objects. It must exist. Required.
+	// Bucket holds the objects. It must exist, unless CreateBucket is set.
+	// Required.
 	Bucket string `json:"bucket"`
+	// CreateBucket makes Open create the bucket when it does not exist.
+	// Off by default: a bucket name with a typo would otherwise start an
+	// empty cluster quietly, and production buckets carry policies,
+	// encryption and lifecycle rules that belong to whoever provisions
+	// them.
+	CreateBucket bool `json:"createBucket,omitempty"`
 	// Prefix is put before every key inside the bucket, so that several
 	// clusters can share one bucket; List strips it again. Usually it ends
 	// in '/'. Empty uses the bucket's root. At most MaxPrefixLen bytes.
@@ -258,7 +265,7 @@ func (s *S3) Put(ctx context.Context, key string, data []byte) error {
 		o.APIOptions = append(o.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
 	})
 	if err != nil {
-		return opError("put", key, err)
+		return opError("put", key, s.classify(err, false))
 	}
 	return nil
 }
@@ -323,7 +330,7 @@ func (s *S3) Get(ctx context.Context, key string, off, length int64) ([]byte, er
 	case isInvalidRange(err):
 		return s.emptyRead(ctx, key, off, length)
 	default:
-		return nil, opError("get", key, err)
+		return nil, opError("get", key, s.classify(err, false))
 	}
 }
 

@@ -198,3 +198,8 @@ func (a *Admin) ResetOffsets(ctx context.Context, req *stratav1.ResetOffsetsRequ
 func (a *Admin) DrainBroker(ctx context.Context, req *stratav1.DrainBrokerRequest) (*stratav1.DrainBrokerResponse, error) {
 	return forward(ctx, a, "DrainBroker", stratav1.CoordinatorClient.DrainBroker, req)
 }
+
+// UndrainBroker forwards to the coordinator leader.
+func (a *Admin) UndrainBroker(ctx context.Context, req *stratav1.UndrainBrokerRequest) (*stratav1.UndrainBrokerResponse, error) {
+	return forward(ctx, a, "UndrainBroker", stratav1.CoordinatorClient.UndrainBroker, req)
+}

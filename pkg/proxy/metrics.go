@@ -4,7 +4,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/grpc/status"
 
 	"github.com/strata-mq/strata/pkg/apierr"
 )
@@ -30,7 +29,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		produce: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "produce_requests_total",
-			Help: "Produce requests by result (the gRPC status code name, OK on success).",
+			Help: "Produce requests by result (OK or the error's reason, e.g. NOT_OWNER; apierr.Label).",
 		}, []string{"result"}),
 		produceRetries: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "produce_retries_total",
@@ -51,7 +50,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		fetch: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "fetch_requests_total",
-			Help: "Fetch requests by result (the gRPC status code name, OK on success).",
+			Help: "Fetch requests by result (OK or the error's reason, e.g. NOT_OWNER; apierr.Label).",
 		}, []string{"result"}),
 		fetchBytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "fetch_bytes_total",
@@ -68,7 +67,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		listOffsets: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "list_offsets_requests_total",
-			Help: "ListOffsets requests by result (the gRPC status code name, OK on success).",
+			Help: "ListOffsets requests by result (OK or the error's reason, e.g. NOT_OWNER; apierr.Label).",
 		}, []string{"result"}),
 		admin: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "admin_requests_total",
@@ -86,12 +85,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
-// result is the value of a "result" label: the name of the gRPC code the
-// error becomes on the wire, so the label set stays small.
-func result(err error) string {
-	st, _ := status.FromError(apierr.Status(err))
-	return st.Code().String()
-}
+// result is the value of a "result" label: apierr.Label, the one
+// vocabulary of every result label (the error's strata.v1.Reason name).
+func result(err error) string { return apierr.Label(err) }
 
 // observeProduce counts one produce request that arrived at start with
 // the given batch bytes; call it deferred, after the result is counted.

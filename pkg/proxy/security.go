@@ -82,7 +82,7 @@ func (v *service) AddAcl(ctx context.Context, req *stratav1.AddAclRequest) (*str
 	if err := v.s.guard.RefreshACLs(ctx); err != nil {
 		v.s.log.Warn("refreshing acls after a change failed", "err", err)
 	}
-	return &stratav1.AddAclResponse{}, nil
+	return &stratav1.AddAclResponse{AclsEnforced: v.s.cfg.Auth.ACLs}, nil
 }
 
 func (v *service) RemoveAcl(ctx context.Context, req *stratav1.RemoveAclRequest) (*stratav1.RemoveAclResponse, error) {

@@ -124,3 +124,7 @@ func (v *service) ResetOffsets(ctx context.Context, req *stratav1.ResetOffsetsRe
 func (v *service) DrainBroker(ctx context.Context, req *stratav1.DrainBrokerRequest) (*stratav1.DrainBrokerResponse, error) {
 	return v.s.admin.DrainBroker(ctx, req)
 }
+
+func (v *service) UndrainBroker(ctx context.Context, req *stratav1.UndrainBrokerRequest) (*stratav1.UndrainBrokerResponse, error) {
+	return v.s.admin.UndrainBroker(ctx, req)
+}

@@ -115,13 +115,19 @@ func NewServer(log *slog.Logger, opts ...ServerOption) *Server {
 	return &Server{Server: s, Health: h}
 }
 
-// SetServing marks the server (all services) as serving or not.
+// SetServing marks the server as serving or not: the whole server ("")
+// and each registered service by its full name (e.g. "strata.v1.Strata"),
+// so a health check that names the service it needs gets an answer. Call
+// it after registering the services.
 func (s *Server) SetServing(serving bool) {
 	st := healthpb.HealthCheckResponse_NOT_SERVING
 	if serving {
 		st = healthpb.HealthCheckResponse_SERVING
 	}
 	s.Health.SetServingStatus("", st)
+	for name := range s.Server.GetServiceInfo() {
+		s.Health.SetServingStatus(name, st)
+	}
 }
 
 func unaryInterceptor(log *slog.Logger) grpc.UnaryServerInterceptor {

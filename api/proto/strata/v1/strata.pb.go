@@ -79,6 +79,10 @@ const (
 	Reason_UNAUTHENTICATED Reason = 18
 	// The caller's principal has no ACL that allows the operation.
 	Reason_PERMISSION_DENIED Reason = 19
+	// Object storage refused the request for a reason that retrying does not
+	// fix: the bucket does not exist, or the credentials are wrong or lack a
+	// permission. The message names the cause; an operator must fix it.
+	Reason_STORAGE_REJECTED Reason = 20
 )
 
 // Enum value maps for Reason.
@@ -104,6 +108,7 @@ var (
 		17: "OUT_OF_ORDER_SEQUENCE",
 		18: "UNAUTHENTICATED",
 		19: "PERMISSION_DENIED",
+		20: "STORAGE_REJECTED",
 	}
 	Reason_value = map[string]int32{
 		"REASON_UNSPECIFIED":     0,
@@ -126,6 +131,7 @@ var (
 		"OUT_OF_ORDER_SEQUENCE":  17,
 		"UNAUTHENTICATED":        18,
 		"PERMISSION_DENIED":      19,
+		"STORAGE_REJECTED":       20,
 	}
 )
 
@@ -1284,8 +1290,12 @@ type BrokerStatus struct {
 	BytesInPerSec float64                `protobuf:"fixed64,4,opt,name=bytes_in_per_sec,json=bytesInPerSec,proto3" json:"bytes_in_per_sec,omitempty"`
 	Draining      bool                   `protobuf:"varint,5,opt,name=draining,proto3" json:"draining,omitempty"`
 	Partitions    []*PartitionRef        `protobuf:"bytes,6,rep,name=partitions,proto3" json:"partitions,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// The broker's last object-storage error and when it happened (Unix
+	// milliseconds); empty and 0 if it has had none since it started.
+	LastStorageError   string `protobuf:"bytes,7,opt,name=last_storage_error,json=lastStorageError,proto3" json:"last_storage_error,omitempty"`
+	LastStorageErrorMs int64  `protobuf:"varint,8,opt,name=last_storage_error_ms,json=lastStorageErrorMs,proto3" json:"last_storage_error_ms,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *BrokerStatus) Reset() {
@@ -1358,6 +1368,20 @@ func (x *BrokerStatus) GetPartitions() []*PartitionRef {
 		return x.Partitions
 	}
 	return nil
+}
+
+func (x *BrokerStatus) GetLastStorageError() string {
+	if x != nil {
+		return x.LastStorageError
+	}
+	return ""
+}
+
+func (x *BrokerStatus) GetLastStorageErrorMs() int64 {
+	if x != nil {
+		return x.LastStorageErrorMs
+	}
+	return 0
 }
 
 type ClusterStatusResponse struct {
@@ -1531,7 +1555,11 @@ func (x *AlterTopicResponse) GetTopic() *TopicInfo {
 type DrainBrokerRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The broker's ID, as ClusterStatus lists it.
-	BrokerId      string `protobuf:"bytes,1,opt,name=broker_id,json=brokerId,proto3" json:"broker_id,omitempty"`
+	BrokerId string `protobuf:"bytes,1,opt,name=broker_id,json=brokerId,proto3" json:"broker_id,omitempty"`
+	// Force drains the broker even when it is the last live broker that is
+	// not draining, which leaves every partition without an owner
+	// (INVALID_REQUEST otherwise).
+	Force         bool `protobuf:"varint,2,opt,name=force,proto3" json:"force,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1573,6 +1601,94 @@ func (x *DrainBrokerRequest) GetBrokerId() string {
 	return ""
 }
 
+func (x *DrainBrokerRequest) GetForce() bool {
+	if x != nil {
+		return x.Force
+	}
+	return false
+}
+
+type UndrainBrokerRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The broker's ID, as ClusterStatus lists it.
+	BrokerId      string `protobuf:"bytes,1,opt,name=broker_id,json=brokerId,proto3" json:"broker_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UndrainBrokerRequest) Reset() {
+	*x = UndrainBrokerRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UndrainBrokerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UndrainBrokerRequest) ProtoMessage() {}
+
+func (x *UndrainBrokerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UndrainBrokerRequest.ProtoReflect.Descriptor instead.
+func (*UndrainBrokerRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *UndrainBrokerRequest) GetBrokerId() string {
+	if x != nil {
+		return x.BrokerId
+	}
+	return ""
+}
+
+type UndrainBrokerResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UndrainBrokerResponse) Reset() {
+	*x = UndrainBrokerResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UndrainBrokerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UndrainBrokerResponse) ProtoMessage() {}
+
+func (x *UndrainBrokerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UndrainBrokerResponse.ProtoReflect.Descriptor instead.
+func (*UndrainBrokerResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{25}
+}
+
 type DrainBrokerResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Partitions the broker handed off.
@@ -1583,7 +1699,7 @@ type DrainBrokerResponse struct {
 
 func (x *DrainBrokerResponse) Reset() {
 	*x = DrainBrokerResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[24]
+	mi := &file_strata_v1_strata_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1595,7 +1711,7 @@ func (x *DrainBrokerResponse) String() string {
 func (*DrainBrokerResponse) ProtoMessage() {}
 
 func (x *DrainBrokerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[24]
+	mi := &file_strata_v1_strata_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1608,7 +1724,7 @@ func (x *DrainBrokerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainBrokerResponse.ProtoReflect.Descriptor instead.
 func (*DrainBrokerResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{24}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *DrainBrokerResponse) GetReleased() []*PartitionRef {
@@ -1636,7 +1752,7 @@ type ReleasePartitionsRequest struct {
 
 func (x *ReleasePartitionsRequest) Reset() {
 	*x = ReleasePartitionsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[25]
+	mi := &file_strata_v1_strata_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1648,7 +1764,7 @@ func (x *ReleasePartitionsRequest) String() string {
 func (*ReleasePartitionsRequest) ProtoMessage() {}
 
 func (x *ReleasePartitionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[25]
+	mi := &file_strata_v1_strata_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1661,7 +1777,7 @@ func (x *ReleasePartitionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleasePartitionsRequest.ProtoReflect.Descriptor instead.
 func (*ReleasePartitionsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{25}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ReleasePartitionsRequest) GetPartitions() []*PartitionRef {
@@ -1695,7 +1811,7 @@ type ReleasePartitionsResponse struct {
 
 func (x *ReleasePartitionsResponse) Reset() {
 	*x = ReleasePartitionsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[26]
+	mi := &file_strata_v1_strata_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1707,7 +1823,7 @@ func (x *ReleasePartitionsResponse) String() string {
 func (*ReleasePartitionsResponse) ProtoMessage() {}
 
 func (x *ReleasePartitionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[26]
+	mi := &file_strata_v1_strata_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1720,7 +1836,7 @@ func (x *ReleasePartitionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleasePartitionsResponse.ProtoReflect.Descriptor instead.
 func (*ReleasePartitionsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{26}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ReleasePartitionsResponse) GetReleased() []*PartitionRef {
@@ -1741,7 +1857,7 @@ type TopicPartitions struct {
 
 func (x *TopicPartitions) Reset() {
 	*x = TopicPartitions{}
-	mi := &file_strata_v1_strata_proto_msgTypes[27]
+	mi := &file_strata_v1_strata_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1753,7 +1869,7 @@ func (x *TopicPartitions) String() string {
 func (*TopicPartitions) ProtoMessage() {}
 
 func (x *TopicPartitions) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[27]
+	mi := &file_strata_v1_strata_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1766,7 +1882,7 @@ func (x *TopicPartitions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicPartitions.ProtoReflect.Descriptor instead.
 func (*TopicPartitions) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{27}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *TopicPartitions) GetTopic() string {
@@ -1810,7 +1926,7 @@ type GroupHeartbeatRequest struct {
 
 func (x *GroupHeartbeatRequest) Reset() {
 	*x = GroupHeartbeatRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[28]
+	mi := &file_strata_v1_strata_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1822,7 +1938,7 @@ func (x *GroupHeartbeatRequest) String() string {
 func (*GroupHeartbeatRequest) ProtoMessage() {}
 
 func (x *GroupHeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[28]
+	mi := &file_strata_v1_strata_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1835,7 +1951,7 @@ func (x *GroupHeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupHeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*GroupHeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{28}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GroupHeartbeatRequest) GetGroup() string {
@@ -1911,7 +2027,7 @@ type GroupHeartbeatResponse struct {
 
 func (x *GroupHeartbeatResponse) Reset() {
 	*x = GroupHeartbeatResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[29]
+	mi := &file_strata_v1_strata_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1923,7 +2039,7 @@ func (x *GroupHeartbeatResponse) String() string {
 func (*GroupHeartbeatResponse) ProtoMessage() {}
 
 func (x *GroupHeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[29]
+	mi := &file_strata_v1_strata_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1936,7 +2052,7 @@ func (x *GroupHeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupHeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*GroupHeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{29}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GroupHeartbeatResponse) GetMemberEpoch() int64 {
@@ -1985,7 +2101,7 @@ type LeaveGroupRequest struct {
 
 func (x *LeaveGroupRequest) Reset() {
 	*x = LeaveGroupRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[30]
+	mi := &file_strata_v1_strata_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1997,7 +2113,7 @@ func (x *LeaveGroupRequest) String() string {
 func (*LeaveGroupRequest) ProtoMessage() {}
 
 func (x *LeaveGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[30]
+	mi := &file_strata_v1_strata_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2010,7 +2126,7 @@ func (x *LeaveGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveGroupRequest.ProtoReflect.Descriptor instead.
 func (*LeaveGroupRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{30}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *LeaveGroupRequest) GetGroup() string {
@@ -2042,7 +2158,7 @@ type LeaveGroupResponse struct {
 
 func (x *LeaveGroupResponse) Reset() {
 	*x = LeaveGroupResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[31]
+	mi := &file_strata_v1_strata_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2054,7 +2170,7 @@ func (x *LeaveGroupResponse) String() string {
 func (*LeaveGroupResponse) ProtoMessage() {}
 
 func (x *LeaveGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[31]
+	mi := &file_strata_v1_strata_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2067,7 +2183,7 @@ func (x *LeaveGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveGroupResponse.ProtoReflect.Descriptor instead.
 func (*LeaveGroupResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{31}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{33}
 }
 
 type PartitionOffset struct {
@@ -2082,7 +2198,7 @@ type PartitionOffset struct {
 
 func (x *PartitionOffset) Reset() {
 	*x = PartitionOffset{}
-	mi := &file_strata_v1_strata_proto_msgTypes[32]
+	mi := &file_strata_v1_strata_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2094,7 +2210,7 @@ func (x *PartitionOffset) String() string {
 func (*PartitionOffset) ProtoMessage() {}
 
 func (x *PartitionOffset) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[32]
+	mi := &file_strata_v1_strata_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2107,7 +2223,7 @@ func (x *PartitionOffset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionOffset.ProtoReflect.Descriptor instead.
 func (*PartitionOffset) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{32}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *PartitionOffset) GetPartition() int32 {
@@ -2141,7 +2257,7 @@ type TopicOffsets struct {
 
 func (x *TopicOffsets) Reset() {
 	*x = TopicOffsets{}
-	mi := &file_strata_v1_strata_proto_msgTypes[33]
+	mi := &file_strata_v1_strata_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2153,7 +2269,7 @@ func (x *TopicOffsets) String() string {
 func (*TopicOffsets) ProtoMessage() {}
 
 func (x *TopicOffsets) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[33]
+	mi := &file_strata_v1_strata_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2166,7 +2282,7 @@ func (x *TopicOffsets) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicOffsets.ProtoReflect.Descriptor instead.
 func (*TopicOffsets) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{33}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *TopicOffsets) GetTopic() string {
@@ -2195,7 +2311,7 @@ type CommitOffsetsRequest struct {
 
 func (x *CommitOffsetsRequest) Reset() {
 	*x = CommitOffsetsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[34]
+	mi := &file_strata_v1_strata_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2207,7 +2323,7 @@ func (x *CommitOffsetsRequest) String() string {
 func (*CommitOffsetsRequest) ProtoMessage() {}
 
 func (x *CommitOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[34]
+	mi := &file_strata_v1_strata_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2220,7 +2336,7 @@ func (x *CommitOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*CommitOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{34}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *CommitOffsetsRequest) GetGroup() string {
@@ -2259,7 +2375,7 @@ type CommitOffsetsResponse struct {
 
 func (x *CommitOffsetsResponse) Reset() {
 	*x = CommitOffsetsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[35]
+	mi := &file_strata_v1_strata_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2271,7 +2387,7 @@ func (x *CommitOffsetsResponse) String() string {
 func (*CommitOffsetsResponse) ProtoMessage() {}
 
 func (x *CommitOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[35]
+	mi := &file_strata_v1_strata_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2284,7 +2400,7 @@ func (x *CommitOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*CommitOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{35}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{37}
 }
 
 type FetchOffsetsRequest struct {
@@ -2298,7 +2414,7 @@ type FetchOffsetsRequest struct {
 
 func (x *FetchOffsetsRequest) Reset() {
 	*x = FetchOffsetsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[36]
+	mi := &file_strata_v1_strata_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2310,7 +2426,7 @@ func (x *FetchOffsetsRequest) String() string {
 func (*FetchOffsetsRequest) ProtoMessage() {}
 
 func (x *FetchOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[36]
+	mi := &file_strata_v1_strata_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2323,7 +2439,7 @@ func (x *FetchOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*FetchOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{36}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *FetchOffsetsRequest) GetGroup() string {
@@ -2349,7 +2465,7 @@ type FetchOffsetsResponse struct {
 
 func (x *FetchOffsetsResponse) Reset() {
 	*x = FetchOffsetsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[37]
+	mi := &file_strata_v1_strata_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2361,7 +2477,7 @@ func (x *FetchOffsetsResponse) String() string {
 func (*FetchOffsetsResponse) ProtoMessage() {}
 
 func (x *FetchOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[37]
+	mi := &file_strata_v1_strata_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2374,7 +2490,7 @@ func (x *FetchOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*FetchOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{37}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *FetchOffsetsResponse) GetTopics() []*TopicOffsets {
@@ -2392,7 +2508,7 @@ type ListGroupsRequest struct {
 
 func (x *ListGroupsRequest) Reset() {
 	*x = ListGroupsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[38]
+	mi := &file_strata_v1_strata_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2404,7 +2520,7 @@ func (x *ListGroupsRequest) String() string {
 func (*ListGroupsRequest) ProtoMessage() {}
 
 func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[38]
+	mi := &file_strata_v1_strata_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2417,7 +2533,7 @@ func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsRequest.ProtoReflect.Descriptor instead.
 func (*ListGroupsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{38}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{40}
 }
 
 type GroupSummary struct {
@@ -2435,7 +2551,7 @@ type GroupSummary struct {
 
 func (x *GroupSummary) Reset() {
 	*x = GroupSummary{}
-	mi := &file_strata_v1_strata_proto_msgTypes[39]
+	mi := &file_strata_v1_strata_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2447,7 +2563,7 @@ func (x *GroupSummary) String() string {
 func (*GroupSummary) ProtoMessage() {}
 
 func (x *GroupSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[39]
+	mi := &file_strata_v1_strata_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2460,7 +2576,7 @@ func (x *GroupSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupSummary.ProtoReflect.Descriptor instead.
 func (*GroupSummary) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{39}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GroupSummary) GetGroup() string {
@@ -2507,7 +2623,7 @@ type ListGroupsResponse struct {
 
 func (x *ListGroupsResponse) Reset() {
 	*x = ListGroupsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[40]
+	mi := &file_strata_v1_strata_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2519,7 +2635,7 @@ func (x *ListGroupsResponse) String() string {
 func (*ListGroupsResponse) ProtoMessage() {}
 
 func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[40]
+	mi := &file_strata_v1_strata_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2532,7 +2648,7 @@ func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsResponse.ProtoReflect.Descriptor instead.
 func (*ListGroupsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{40}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ListGroupsResponse) GetGroups() []*GroupSummary {
@@ -2551,7 +2667,7 @@ type DescribeGroupRequest struct {
 
 func (x *DescribeGroupRequest) Reset() {
 	*x = DescribeGroupRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[41]
+	mi := &file_strata_v1_strata_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2563,7 +2679,7 @@ func (x *DescribeGroupRequest) String() string {
 func (*DescribeGroupRequest) ProtoMessage() {}
 
 func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[41]
+	mi := &file_strata_v1_strata_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2576,7 +2692,7 @@ func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupRequest.ProtoReflect.Descriptor instead.
 func (*DescribeGroupRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{41}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *DescribeGroupRequest) GetGroup() string {
@@ -2603,7 +2719,7 @@ type GroupMember struct {
 
 func (x *GroupMember) Reset() {
 	*x = GroupMember{}
-	mi := &file_strata_v1_strata_proto_msgTypes[42]
+	mi := &file_strata_v1_strata_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2615,7 +2731,7 @@ func (x *GroupMember) String() string {
 func (*GroupMember) ProtoMessage() {}
 
 func (x *GroupMember) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[42]
+	mi := &file_strata_v1_strata_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2628,7 +2744,7 @@ func (x *GroupMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupMember.ProtoReflect.Descriptor instead.
 func (*GroupMember) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{42}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *GroupMember) GetMemberId() string {
@@ -2699,7 +2815,7 @@ type GroupPartitionLag struct {
 
 func (x *GroupPartitionLag) Reset() {
 	*x = GroupPartitionLag{}
-	mi := &file_strata_v1_strata_proto_msgTypes[43]
+	mi := &file_strata_v1_strata_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2711,7 +2827,7 @@ func (x *GroupPartitionLag) String() string {
 func (*GroupPartitionLag) ProtoMessage() {}
 
 func (x *GroupPartitionLag) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[43]
+	mi := &file_strata_v1_strata_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2724,7 +2840,7 @@ func (x *GroupPartitionLag) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupPartitionLag.ProtoReflect.Descriptor instead.
 func (*GroupPartitionLag) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{43}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *GroupPartitionLag) GetTopic() string {
@@ -2792,7 +2908,7 @@ type DescribeGroupResponse struct {
 
 func (x *DescribeGroupResponse) Reset() {
 	*x = DescribeGroupResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[44]
+	mi := &file_strata_v1_strata_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2804,7 +2920,7 @@ func (x *DescribeGroupResponse) String() string {
 func (*DescribeGroupResponse) ProtoMessage() {}
 
 func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[44]
+	mi := &file_strata_v1_strata_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2817,7 +2933,7 @@ func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupResponse.ProtoReflect.Descriptor instead.
 func (*DescribeGroupResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{44}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *DescribeGroupResponse) GetGroup() string {
@@ -2873,7 +2989,7 @@ type ResetOffsetsRequest struct {
 
 func (x *ResetOffsetsRequest) Reset() {
 	*x = ResetOffsetsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[45]
+	mi := &file_strata_v1_strata_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2885,7 +3001,7 @@ func (x *ResetOffsetsRequest) String() string {
 func (*ResetOffsetsRequest) ProtoMessage() {}
 
 func (x *ResetOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[45]
+	mi := &file_strata_v1_strata_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2898,7 +3014,7 @@ func (x *ResetOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*ResetOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{45}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ResetOffsetsRequest) GetGroup() string {
@@ -2923,7 +3039,7 @@ type ResetOffsetsResponse struct {
 
 func (x *ResetOffsetsResponse) Reset() {
 	*x = ResetOffsetsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[46]
+	mi := &file_strata_v1_strata_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2935,7 +3051,7 @@ func (x *ResetOffsetsResponse) String() string {
 func (*ResetOffsetsResponse) ProtoMessage() {}
 
 func (x *ResetOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[46]
+	mi := &file_strata_v1_strata_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2948,7 +3064,7 @@ func (x *ResetOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*ResetOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{46}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{48}
 }
 
 // An ACL grants a principal one operation on a resource.
@@ -2969,7 +3085,7 @@ type Acl struct {
 
 func (x *Acl) Reset() {
 	*x = Acl{}
-	mi := &file_strata_v1_strata_proto_msgTypes[47]
+	mi := &file_strata_v1_strata_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2981,7 +3097,7 @@ func (x *Acl) String() string {
 func (*Acl) ProtoMessage() {}
 
 func (x *Acl) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[47]
+	mi := &file_strata_v1_strata_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2994,7 +3110,7 @@ func (x *Acl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Acl.ProtoReflect.Descriptor instead.
 func (*Acl) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{47}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *Acl) GetPrincipal() string {
@@ -3034,7 +3150,7 @@ type AddAclRequest struct {
 
 func (x *AddAclRequest) Reset() {
 	*x = AddAclRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[48]
+	mi := &file_strata_v1_strata_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3046,7 +3162,7 @@ func (x *AddAclRequest) String() string {
 func (*AddAclRequest) ProtoMessage() {}
 
 func (x *AddAclRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[48]
+	mi := &file_strata_v1_strata_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3059,7 +3175,7 @@ func (x *AddAclRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddAclRequest.ProtoReflect.Descriptor instead.
 func (*AddAclRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{48}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *AddAclRequest) GetAcl() *Acl {
@@ -3070,14 +3186,17 @@ func (x *AddAclRequest) GetAcl() *Acl {
 }
 
 type AddAclResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Whether the proxy that stored the grant enforces ACLs; a grant is
+	// stored either way but has no effect where they are off.
+	AclsEnforced  bool `protobuf:"varint,1,opt,name=acls_enforced,json=aclsEnforced,proto3" json:"acls_enforced,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AddAclResponse) Reset() {
 	*x = AddAclResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[49]
+	mi := &file_strata_v1_strata_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3089,7 +3208,7 @@ func (x *AddAclResponse) String() string {
 func (*AddAclResponse) ProtoMessage() {}
 
 func (x *AddAclResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[49]
+	mi := &file_strata_v1_strata_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3102,7 +3221,14 @@ func (x *AddAclResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddAclResponse.ProtoReflect.Descriptor instead.
 func (*AddAclResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{49}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *AddAclResponse) GetAclsEnforced() bool {
+	if x != nil {
+		return x.AclsEnforced
+	}
+	return false
 }
 
 type RemoveAclRequest struct {
@@ -3114,7 +3240,7 @@ type RemoveAclRequest struct {
 
 func (x *RemoveAclRequest) Reset() {
 	*x = RemoveAclRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[50]
+	mi := &file_strata_v1_strata_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3126,7 +3252,7 @@ func (x *RemoveAclRequest) String() string {
 func (*RemoveAclRequest) ProtoMessage() {}
 
 func (x *RemoveAclRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[50]
+	mi := &file_strata_v1_strata_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3139,7 +3265,7 @@ func (x *RemoveAclRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveAclRequest.ProtoReflect.Descriptor instead.
 func (*RemoveAclRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{50}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *RemoveAclRequest) GetAcl() *Acl {
@@ -3159,7 +3285,7 @@ type RemoveAclResponse struct {
 
 func (x *RemoveAclResponse) Reset() {
 	*x = RemoveAclResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[51]
+	mi := &file_strata_v1_strata_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3171,7 +3297,7 @@ func (x *RemoveAclResponse) String() string {
 func (*RemoveAclResponse) ProtoMessage() {}
 
 func (x *RemoveAclResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[51]
+	mi := &file_strata_v1_strata_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3184,7 +3310,7 @@ func (x *RemoveAclResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveAclResponse.ProtoReflect.Descriptor instead.
 func (*RemoveAclResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{51}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *RemoveAclResponse) GetRemoved() bool {
@@ -3204,7 +3330,7 @@ type ListAclsRequest struct {
 
 func (x *ListAclsRequest) Reset() {
 	*x = ListAclsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[52]
+	mi := &file_strata_v1_strata_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3216,7 +3342,7 @@ func (x *ListAclsRequest) String() string {
 func (*ListAclsRequest) ProtoMessage() {}
 
 func (x *ListAclsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[52]
+	mi := &file_strata_v1_strata_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3229,7 +3355,7 @@ func (x *ListAclsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAclsRequest.ProtoReflect.Descriptor instead.
 func (*ListAclsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{52}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ListAclsRequest) GetPrincipal() string {
@@ -3248,7 +3374,7 @@ type ListAclsResponse struct {
 
 func (x *ListAclsResponse) Reset() {
 	*x = ListAclsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[53]
+	mi := &file_strata_v1_strata_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3260,7 +3386,7 @@ func (x *ListAclsResponse) String() string {
 func (*ListAclsResponse) ProtoMessage() {}
 
 func (x *ListAclsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[53]
+	mi := &file_strata_v1_strata_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3273,7 +3399,7 @@ func (x *ListAclsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAclsResponse.ProtoReflect.Descriptor instead.
 func (*ListAclsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{53}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ListAclsResponse) GetAcls() []*Acl {
@@ -3357,7 +3483,7 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\fPartitionRef\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x14\n" +
-	"\x05epoch\x18\x03 \x01(\x03R\x05epoch\"\xc4\x01\n" +
+	"\x05epoch\x18\x03 \x01(\x03R\x05epoch\"\xa5\x02\n" +
 	"\fBrokerStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x12\n" +
@@ -3366,7 +3492,9 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\bdraining\x18\x05 \x01(\bR\bdraining\x127\n" +
 	"\n" +
 	"partitions\x18\x06 \x03(\v2\x17.strata.v1.PartitionRefR\n" +
-	"partitions\"\xdd\x01\n" +
+	"partitions\x12,\n" +
+	"\x12last_storage_error\x18\a \x01(\tR\x10lastStorageError\x121\n" +
+	"\x15last_storage_error_ms\x18\b \x01(\x03R\x12lastStorageErrorMs\"\xdd\x01\n" +
 	"\x15ClusterStatusResponse\x12-\n" +
 	"\x12coordinator_leader\x18\x01 \x01(\tR\x11coordinatorLeader\x12)\n" +
 	"\x10coordinator_addr\x18\x02 \x01(\tR\x0fcoordinatorAddr\x121\n" +
@@ -3378,9 +3506,13 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12.\n" +
 	"\x06config\x18\x02 \x01(\v2\x16.strata.v1.TopicConfigR\x06config\"@\n" +
 	"\x12AlterTopicResponse\x12*\n" +
-	"\x05topic\x18\x01 \x01(\v2\x14.strata.v1.TopicInfoR\x05topic\"1\n" +
+	"\x05topic\x18\x01 \x01(\v2\x14.strata.v1.TopicInfoR\x05topic\"G\n" +
 	"\x12DrainBrokerRequest\x12\x1b\n" +
-	"\tbroker_id\x18\x01 \x01(\tR\bbrokerId\"J\n" +
+	"\tbroker_id\x18\x01 \x01(\tR\bbrokerId\x12\x14\n" +
+	"\x05force\x18\x02 \x01(\bR\x05force\"3\n" +
+	"\x14UndrainBrokerRequest\x12\x1b\n" +
+	"\tbroker_id\x18\x01 \x01(\tR\bbrokerId\"\x17\n" +
+	"\x15UndrainBrokerResponse\"J\n" +
 	"\x13DrainBrokerResponse\x123\n" +
 	"\breleased\x18\x01 \x03(\v2\x17.strata.v1.PartitionRefR\breleased\"\x81\x01\n" +
 	"\x18ReleasePartitionsRequest\x127\n" +
@@ -3489,8 +3621,9 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\rresource_name\x18\x03 \x01(\tR\fresourceName\x12\x1c\n" +
 	"\toperation\x18\x04 \x01(\tR\toperation\"1\n" +
 	"\rAddAclRequest\x12 \n" +
-	"\x03acl\x18\x01 \x01(\v2\x0e.strata.v1.AclR\x03acl\"\x10\n" +
-	"\x0eAddAclResponse\"4\n" +
+	"\x03acl\x18\x01 \x01(\v2\x0e.strata.v1.AclR\x03acl\"5\n" +
+	"\x0eAddAclResponse\x12#\n" +
+	"\racls_enforced\x18\x01 \x01(\bR\faclsEnforced\"4\n" +
 	"\x10RemoveAclRequest\x12 \n" +
 	"\x03acl\x18\x01 \x01(\v2\x0e.strata.v1.AclR\x03acl\"-\n" +
 	"\x11RemoveAclResponse\x12\x18\n" +
@@ -3498,7 +3631,7 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x0fListAclsRequest\x12\x1c\n" +
 	"\tprincipal\x18\x01 \x01(\tR\tprincipal\"6\n" +
 	"\x10ListAclsResponse\x12\"\n" +
-	"\x04acls\x18\x01 \x03(\v2\x0e.strata.v1.AclR\x04acls*\xa6\x03\n" +
+	"\x04acls\x18\x01 \x03(\v2\x0e.strata.v1.AclR\x04acls*\xbc\x03\n" +
 	"\x06Reason\x12\x16\n" +
 	"\x12REASON_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tNOT_OWNER\x10\x01\x12\x0e\n" +
@@ -3521,12 +3654,13 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x0fGROUP_NOT_EMPTY\x10\x10\x12\x19\n" +
 	"\x15OUT_OF_ORDER_SEQUENCE\x10\x11\x12\x13\n" +
 	"\x0fUNAUTHENTICATED\x10\x12\x12\x15\n" +
-	"\x11PERMISSION_DENIED\x10\x13*U\n" +
+	"\x11PERMISSION_DENIED\x10\x13\x12\x14\n" +
+	"\x10STORAGE_REJECTED\x10\x14*U\n" +
 	"\n" +
 	"OffsetSpec\x12\x1b\n" +
 	"\x17OFFSET_SPEC_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x06LATEST\x10\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01\x12\x15\n" +
-	"\bEARLIEST\x10\xfe\xff\xff\xff\xff\xff\xff\xff\xff\x012\xff\v\n" +
+	"\bEARLIEST\x10\xfe\xff\xff\xff\xff\xff\xff\xff\xff\x012\xd3\f\n" +
 	"\x06Strata\x12@\n" +
 	"\aProduce\x12\x19.strata.v1.ProduceRequest\x1a\x1a.strata.v1.ProduceResponse\x12:\n" +
 	"\x05Fetch\x12\x17.strata.v1.FetchRequest\x1a\x18.strata.v1.FetchResponse\x12L\n" +
@@ -3539,7 +3673,8 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\rClusterStatus\x12\x1f.strata.v1.ClusterStatusRequest\x1a .strata.v1.ClusterStatusResponse\x12I\n" +
 	"\n" +
 	"AlterTopic\x12\x1c.strata.v1.AlterTopicRequest\x1a\x1d.strata.v1.AlterTopicResponse\x12L\n" +
-	"\vDrainBroker\x12\x1d.strata.v1.DrainBrokerRequest\x1a\x1e.strata.v1.DrainBrokerResponse\x12U\n" +
+	"\vDrainBroker\x12\x1d.strata.v1.DrainBrokerRequest\x1a\x1e.strata.v1.DrainBrokerResponse\x12R\n" +
+	"\rUndrainBroker\x12\x1f.strata.v1.UndrainBrokerRequest\x1a .strata.v1.UndrainBrokerResponse\x12U\n" +
 	"\x0eGroupHeartbeat\x12 .strata.v1.GroupHeartbeatRequest\x1a!.strata.v1.GroupHeartbeatResponse\x12I\n" +
 	"\n" +
 	"LeaveGroup\x12\x1c.strata.v1.LeaveGroupRequest\x1a\x1d.strata.v1.LeaveGroupResponse\x12R\n" +
@@ -3551,10 +3686,11 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\fResetOffsets\x12\x1e.strata.v1.ResetOffsetsRequest\x1a\x1f.strata.v1.ResetOffsetsResponse\x12=\n" +
 	"\x06AddAcl\x12\x18.strata.v1.AddAclRequest\x1a\x19.strata.v1.AddAclResponse\x12F\n" +
 	"\tRemoveAcl\x12\x1b.strata.v1.RemoveAclRequest\x1a\x1c.strata.v1.RemoveAclResponse\x12C\n" +
-	"\bListAcls\x12\x1a.strata.v1.ListAclsRequest\x1a\x1b.strata.v1.ListAclsResponse2\xaa\x01\n" +
+	"\bListAcls\x12\x1a.strata.v1.ListAclsRequest\x1a\x1b.strata.v1.ListAclsResponse2\xf8\x01\n" +
 	"\x06Broker\x12@\n" +
 	"\aProduce\x12\x19.strata.v1.ProduceRequest\x1a\x1a.strata.v1.ProduceResponse\x12^\n" +
-	"\x11ReleasePartitions\x12#.strata.v1.ReleasePartitionsRequest\x1a$.strata.v1.ReleasePartitionsResponse2\xec\b\n" +
+	"\x11ReleasePartitions\x12#.strata.v1.ReleasePartitionsRequest\x1a$.strata.v1.ReleasePartitionsResponse\x12L\n" +
+	"\aUndrain\x12\x1f.strata.v1.UndrainBrokerRequest\x1a .strata.v1.UndrainBrokerResponse2\xc0\t\n" +
 	"\vCoordinator\x12L\n" +
 	"\vCreateTopic\x12\x1d.strata.v1.CreateTopicRequest\x1a\x1e.strata.v1.CreateTopicResponse\x12L\n" +
 	"\vDeleteTopic\x12\x1d.strata.v1.DeleteTopicRequest\x1a\x1e.strata.v1.DeleteTopicResponse\x12I\n" +
@@ -3564,7 +3700,8 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\rClusterStatus\x12\x1f.strata.v1.ClusterStatusRequest\x1a .strata.v1.ClusterStatusResponse\x12I\n" +
 	"\n" +
 	"AlterTopic\x12\x1c.strata.v1.AlterTopicRequest\x1a\x1d.strata.v1.AlterTopicResponse\x12L\n" +
-	"\vDrainBroker\x12\x1d.strata.v1.DrainBrokerRequest\x1a\x1e.strata.v1.DrainBrokerResponse\x12U\n" +
+	"\vDrainBroker\x12\x1d.strata.v1.DrainBrokerRequest\x1a\x1e.strata.v1.DrainBrokerResponse\x12R\n" +
+	"\rUndrainBroker\x12\x1f.strata.v1.UndrainBrokerRequest\x1a .strata.v1.UndrainBrokerResponse\x12U\n" +
 	"\x0eGroupHeartbeat\x12 .strata.v1.GroupHeartbeatRequest\x1a!.strata.v1.GroupHeartbeatResponse\x12I\n" +
 	"\n" +
 	"LeaveGroup\x12\x1c.strata.v1.LeaveGroupRequest\x1a\x1d.strata.v1.LeaveGroupResponse\x12R\n" +
@@ -3588,7 +3725,7 @@ func file_strata_v1_strata_proto_rawDescGZIP() []byte {
 }
 
 var file_strata_v1_strata_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_strata_v1_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
+var file_strata_v1_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
 var file_strata_v1_strata_proto_goTypes = []any{
 	(Reason)(0),                       // 0: strata.v1.Reason
 	(OffsetSpec)(0),                   // 1: strata.v1.OffsetSpec
@@ -3616,36 +3753,38 @@ var file_strata_v1_strata_proto_goTypes = []any{
 	(*AlterTopicRequest)(nil),         // 23: strata.v1.AlterTopicRequest
 	(*AlterTopicResponse)(nil),        // 24: strata.v1.AlterTopicResponse
 	(*DrainBrokerRequest)(nil),        // 25: strata.v1.DrainBrokerRequest
-	(*DrainBrokerResponse)(nil),       // 26: strata.v1.DrainBrokerResponse
-	(*ReleasePartitionsRequest)(nil),  // 27: strata.v1.ReleasePartitionsRequest
-	(*ReleasePartitionsResponse)(nil), // 28: strata.v1.ReleasePartitionsResponse
-	(*TopicPartitions)(nil),           // 29: strata.v1.TopicPartitions
-	(*GroupHeartbeatRequest)(nil),     // 30: strata.v1.GroupHeartbeatRequest
-	(*GroupHeartbeatResponse)(nil),    // 31: strata.v1.GroupHeartbeatResponse
-	(*LeaveGroupRequest)(nil),         // 32: strata.v1.LeaveGroupRequest
-	(*LeaveGroupResponse)(nil),        // 33: strata.v1.LeaveGroupResponse
-	(*PartitionOffset)(nil),           // 34: strata.v1.PartitionOffset
-	(*TopicOffsets)(nil),              // 35: strata.v1.TopicOffsets
-	(*CommitOffsetsRequest)(nil),      // 36: strata.v1.CommitOffsetsRequest
-	(*CommitOffsetsResponse)(nil),     // 37: strata.v1.CommitOffsetsResponse
-	(*FetchOffsetsRequest)(nil),       // 38: strata.v1.FetchOffsetsRequest
-	(*FetchOffsetsResponse)(nil),      // 39: strata.v1.FetchOffsetsResponse
-	(*ListGroupsRequest)(nil),         // 40: strata.v1.ListGroupsRequest
-	(*GroupSummary)(nil),              // 41: strata.v1.GroupSummary
-	(*ListGroupsResponse)(nil),        // 42: strata.v1.ListGroupsResponse
-	(*DescribeGroupRequest)(nil),      // 43: strata.v1.DescribeGroupRequest
-	(*GroupMember)(nil),               // 44: strata.v1.GroupMember
-	(*GroupPartitionLag)(nil),         // 45: strata.v1.GroupPartitionLag
-	(*DescribeGroupResponse)(nil),     // 46: strata.v1.DescribeGroupResponse
-	(*ResetOffsetsRequest)(nil),       // 47: strata.v1.ResetOffsetsRequest
-	(*ResetOffsetsResponse)(nil),      // 48: strata.v1.ResetOffsetsResponse
-	(*Acl)(nil),                       // 49: strata.v1.Acl
-	(*AddAclRequest)(nil),             // 50: strata.v1.AddAclRequest
-	(*AddAclResponse)(nil),            // 51: strata.v1.AddAclResponse
-	(*RemoveAclRequest)(nil),          // 52: strata.v1.RemoveAclRequest
-	(*RemoveAclResponse)(nil),         // 53: strata.v1.RemoveAclResponse
-	(*ListAclsRequest)(nil),           // 54: strata.v1.ListAclsRequest
-	(*ListAclsResponse)(nil),          // 55: strata.v1.ListAclsResponse
+	(*UndrainBrokerRequest)(nil),      // 26: strata.v1.UndrainBrokerRequest
+	(*UndrainBrokerResponse)(nil),     // 27: strata.v1.UndrainBrokerResponse
+	(*DrainBrokerResponse)(nil),       // 28: strata.v1.DrainBrokerResponse
+	(*ReleasePartitionsRequest)(nil),  // 29: strata.v1.ReleasePartitionsRequest
+	(*ReleasePartitionsResponse)(nil), // 30: strata.v1.ReleasePartitionsResponse
+	(*TopicPartitions)(nil),           // 31: strata.v1.TopicPartitions
+	(*GroupHeartbeatRequest)(nil),     // 32: strata.v1.GroupHeartbeatRequest
+	(*GroupHeartbeatResponse)(nil),    // 33: strata.v1.GroupHeartbeatResponse
+	(*LeaveGroupRequest)(nil),         // 34: strata.v1.LeaveGroupRequest
+	(*LeaveGroupResponse)(nil),        // 35: strata.v1.LeaveGroupResponse
+	(*PartitionOffset)(nil),           // 36: strata.v1.PartitionOffset
+	(*TopicOffsets)(nil),              // 37: strata.v1.TopicOffsets
+	(*CommitOffsetsRequest)(nil),      // 38: strata.v1.CommitOffsetsRequest
+	(*CommitOffsetsResponse)(nil),     // 39: strata.v1.CommitOffsetsResponse
+	(*FetchOffsetsRequest)(nil),       // 40: strata.v1.FetchOffsetsRequest
+	(*FetchOffsetsResponse)(nil),      // 41: strata.v1.FetchOffsetsResponse
+	(*ListGroupsRequest)(nil),         // 42: strata.v1.ListGroupsRequest
+	(*GroupSummary)(nil),              // 43: strata.v1.GroupSummary
+	(*ListGroupsResponse)(nil),        // 44: strata.v1.ListGroupsResponse
+	(*DescribeGroupRequest)(nil),      // 45: strata.v1.DescribeGroupRequest
+	(*GroupMember)(nil),               // 46: strata.v1.GroupMember
+	(*GroupPartitionLag)(nil),         // 47: strata.v1.GroupPartitionLag
+	(*DescribeGroupResponse)(nil),     // 48: strata.v1.DescribeGroupResponse
+	(*ResetOffsetsRequest)(nil),       // 49: strata.v1.ResetOffsetsRequest
+	(*ResetOffsetsResponse)(nil),      // 50: strata.v1.ResetOffsetsResponse
+	(*Acl)(nil),                       // 51: strata.v1.Acl
+	(*AddAclRequest)(nil),             // 52: strata.v1.AddAclRequest
+	(*AddAclResponse)(nil),            // 53: strata.v1.AddAclResponse
+	(*RemoveAclRequest)(nil),          // 54: strata.v1.RemoveAclRequest
+	(*RemoveAclResponse)(nil),         // 55: strata.v1.RemoveAclResponse
+	(*ListAclsRequest)(nil),           // 56: strata.v1.ListAclsRequest
+	(*ListAclsResponse)(nil),          // 57: strata.v1.ListAclsResponse
 }
 var file_strata_v1_strata_proto_depIdxs = []int32{
 	8,  // 0: strata.v1.TopicInfo.config:type_name -> strata.v1.TopicConfig
@@ -3662,20 +3801,20 @@ var file_strata_v1_strata_proto_depIdxs = []int32{
 	20, // 11: strata.v1.DrainBrokerResponse.released:type_name -> strata.v1.PartitionRef
 	20, // 12: strata.v1.ReleasePartitionsRequest.partitions:type_name -> strata.v1.PartitionRef
 	20, // 13: strata.v1.ReleasePartitionsResponse.released:type_name -> strata.v1.PartitionRef
-	29, // 14: strata.v1.GroupHeartbeatRequest.owned:type_name -> strata.v1.TopicPartitions
-	29, // 15: strata.v1.GroupHeartbeatResponse.assignment:type_name -> strata.v1.TopicPartitions
-	34, // 16: strata.v1.TopicOffsets.partitions:type_name -> strata.v1.PartitionOffset
-	35, // 17: strata.v1.CommitOffsetsRequest.topics:type_name -> strata.v1.TopicOffsets
-	35, // 18: strata.v1.FetchOffsetsResponse.topics:type_name -> strata.v1.TopicOffsets
-	41, // 19: strata.v1.ListGroupsResponse.groups:type_name -> strata.v1.GroupSummary
-	29, // 20: strata.v1.GroupMember.assignment:type_name -> strata.v1.TopicPartitions
-	29, // 21: strata.v1.GroupMember.pending:type_name -> strata.v1.TopicPartitions
-	44, // 22: strata.v1.DescribeGroupResponse.members:type_name -> strata.v1.GroupMember
-	45, // 23: strata.v1.DescribeGroupResponse.partitions:type_name -> strata.v1.GroupPartitionLag
-	35, // 24: strata.v1.ResetOffsetsRequest.topics:type_name -> strata.v1.TopicOffsets
-	49, // 25: strata.v1.AddAclRequest.acl:type_name -> strata.v1.Acl
-	49, // 26: strata.v1.RemoveAclRequest.acl:type_name -> strata.v1.Acl
-	49, // 27: strata.v1.ListAclsResponse.acls:type_name -> strata.v1.Acl
+	31, // 14: strata.v1.GroupHeartbeatRequest.owned:type_name -> strata.v1.TopicPartitions
+	31, // 15: strata.v1.GroupHeartbeatResponse.assignment:type_name -> strata.v1.TopicPartitions
+	36, // 16: strata.v1.TopicOffsets.partitions:type_name -> strata.v1.PartitionOffset
+	37, // 17: strata.v1.CommitOffsetsRequest.topics:type_name -> strata.v1.TopicOffsets
+	37, // 18: strata.v1.FetchOffsetsResponse.topics:type_name -> strata.v1.TopicOffsets
+	43, // 19: strata.v1.ListGroupsResponse.groups:type_name -> strata.v1.GroupSummary
+	31, // 20: strata.v1.GroupMember.assignment:type_name -> strata.v1.TopicPartitions
+	31, // 21: strata.v1.GroupMember.pending:type_name -> strata.v1.TopicPartitions
+	46, // 22: strata.v1.DescribeGroupResponse.members:type_name -> strata.v1.GroupMember
+	47, // 23: strata.v1.DescribeGroupResponse.partitions:type_name -> strata.v1.GroupPartitionLag
+	37, // 24: strata.v1.ResetOffsetsRequest.topics:type_name -> strata.v1.TopicOffsets
+	51, // 25: strata.v1.AddAclRequest.acl:type_name -> strata.v1.Acl
+	51, // 26: strata.v1.RemoveAclRequest.acl:type_name -> strata.v1.Acl
+	51, // 27: strata.v1.ListAclsResponse.acls:type_name -> strata.v1.Acl
 	2,  // 28: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
 	4,  // 29: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
 	6,  // 30: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
@@ -3686,70 +3825,76 @@ var file_strata_v1_strata_proto_depIdxs = []int32{
 	19, // 35: strata.v1.Strata.ClusterStatus:input_type -> strata.v1.ClusterStatusRequest
 	23, // 36: strata.v1.Strata.AlterTopic:input_type -> strata.v1.AlterTopicRequest
 	25, // 37: strata.v1.Strata.DrainBroker:input_type -> strata.v1.DrainBrokerRequest
-	30, // 38: strata.v1.Strata.GroupHeartbeat:input_type -> strata.v1.GroupHeartbeatRequest
-	32, // 39: strata.v1.Strata.LeaveGroup:input_type -> strata.v1.LeaveGroupRequest
-	36, // 40: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
-	38, // 41: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
-	40, // 42: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
-	43, // 43: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
-	47, // 44: strata.v1.Strata.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
-	50, // 45: strata.v1.Strata.AddAcl:input_type -> strata.v1.AddAclRequest
-	52, // 46: strata.v1.Strata.RemoveAcl:input_type -> strata.v1.RemoveAclRequest
-	54, // 47: strata.v1.Strata.ListAcls:input_type -> strata.v1.ListAclsRequest
-	2,  // 48: strata.v1.Broker.Produce:input_type -> strata.v1.ProduceRequest
-	27, // 49: strata.v1.Broker.ReleasePartitions:input_type -> strata.v1.ReleasePartitionsRequest
-	11, // 50: strata.v1.Coordinator.CreateTopic:input_type -> strata.v1.CreateTopicRequest
-	13, // 51: strata.v1.Coordinator.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
-	15, // 52: strata.v1.Coordinator.ListTopics:input_type -> strata.v1.ListTopicsRequest
-	17, // 53: strata.v1.Coordinator.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
-	19, // 54: strata.v1.Coordinator.ClusterStatus:input_type -> strata.v1.ClusterStatusRequest
-	23, // 55: strata.v1.Coordinator.AlterTopic:input_type -> strata.v1.AlterTopicRequest
-	25, // 56: strata.v1.Coordinator.DrainBroker:input_type -> strata.v1.DrainBrokerRequest
-	30, // 57: strata.v1.Coordinator.GroupHeartbeat:input_type -> strata.v1.GroupHeartbeatRequest
-	32, // 58: strata.v1.Coordinator.LeaveGroup:input_type -> strata.v1.LeaveGroupRequest
-	36, // 59: strata.v1.Coordinator.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
-	38, // 60: strata.v1.Coordinator.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
-	40, // 61: strata.v1.Coordinator.ListGroups:input_type -> strata.v1.ListGroupsRequest
-	43, // 62: strata.v1.Coordinator.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
-	47, // 63: strata.v1.Coordinator.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
-	3,  // 64: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
-	5,  // 65: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
-	7,  // 66: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
-	12, // 67: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
-	14, // 68: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
-	16, // 69: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
-	18, // 70: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
-	22, // 71: strata.v1.Strata.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
-	24, // 72: strata.v1.Strata.AlterTopic:output_type -> strata.v1.AlterTopicResponse
-	26, // 73: strata.v1.Strata.DrainBroker:output_type -> strata.v1.DrainBrokerResponse
-	31, // 74: strata.v1.Strata.GroupHeartbeat:output_type -> strata.v1.GroupHeartbeatResponse
-	33, // 75: strata.v1.Strata.LeaveGroup:output_type -> strata.v1.LeaveGroupResponse
-	37, // 76: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
-	39, // 77: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
-	42, // 78: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
-	46, // 79: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
-	48, // 80: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
-	51, // 81: strata.v1.Strata.AddAcl:output_type -> strata.v1.AddAclResponse
-	53, // 82: strata.v1.Strata.RemoveAcl:output_type -> strata.v1.RemoveAclResponse
-	55, // 83: strata.v1.Strata.ListAcls:output_type -> strata.v1.ListAclsResponse
-	3,  // 84: strata.v1.Broker.Produce:output_type -> strata.v1.ProduceResponse
-	28, // 85: strata.v1.Broker.ReleasePartitions:output_type -> strata.v1.ReleasePartitionsResponse
-	12, // 86: strata.v1.Coordinator.CreateTopic:output_type -> strata.v1.CreateTopicResponse
-	14, // 87: strata.v1.Coordinator.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
-	16, // 88: strata.v1.Coordinator.ListTopics:output_type -> strata.v1.ListTopicsResponse
-	18, // 89: strata.v1.Coordinator.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
-	22, // 90: strata.v1.Coordinator.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
-	24, // 91: strata.v1.Coordinator.AlterTopic:output_type -> strata.v1.AlterTopicResponse
-	26, // 92: strata.v1.Coordinator.DrainBroker:output_type -> strata.v1.DrainBrokerResponse
-	31, // 93: strata.v1.Coordinator.GroupHeartbeat:output_type -> strata.v1.GroupHeartbeatResponse
-	33, // 94: strata.v1.Coordinator.LeaveGroup:output_type -> strata.v1.LeaveGroupResponse
-	37, // 95: strata.v1.Coordinator.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
-	39, // 96: strata.v1.Coordinator.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
-	42, // 97: strata.v1.Coordinator.ListGroups:output_type -> strata.v1.ListGroupsResponse
-	46, // 98: strata.v1.Coordinator.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
-	48, // 99: strata.v1.Coordinator.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
-	64, // [64:100] is the sub-list for method output_type
-	28, // [28:64] is the sub-list for method input_type
+	26, // 38: strata.v1.Strata.UndrainBroker:input_type -> strata.v1.UndrainBrokerRequest
+	32, // 39: strata.v1.Strata.GroupHeartbeat:input_type -> strata.v1.GroupHeartbeatRequest
+	34, // 40: strata.v1.Strata.LeaveGroup:input_type -> strata.v1.LeaveGroupRequest
+	38, // 41: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
+	40, // 42: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
+	42, // 43: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
+	45, // 44: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
+	49, // 45: strata.v1.Strata.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
+	52, // 46: strata.v1.Strata.AddAcl:input_type -> strata.v1.AddAclRequest
+	54, // 47: strata.v1.Strata.RemoveAcl:input_type -> strata.v1.RemoveAclRequest
+	56, // 48: strata.v1.Strata.ListAcls:input_type -> strata.v1.ListAclsRequest
+	2,  // 49: strata.v1.Broker.Produce:input_type -> strata.v1.ProduceRequest
+	29, // 50: strata.v1.Broker.ReleasePartitions:input_type -> strata.v1.ReleasePartitionsRequest
+	26, // 51: strata.v1.Broker.Undrain:input_type -> strata.v1.UndrainBrokerRequest
+	11, // 52: strata.v1.Coordinator.CreateTopic:input_type -> strata.v1.CreateTopicRequest
+	13, // 53: strata.v1.Coordinator.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
+	15, // 54: strata.v1.Coordinator.ListTopics:input_type -> strata.v1.ListTopicsRequest
+	17, // 55: strata.v1.Coordinator.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
+	19, // 56: strata.v1.Coordinator.ClusterStatus:input_type -> strata.v1.ClusterStatusRequest
+	23, // 57: strata.v1.Coordinator.AlterTopic:input_type -> strata.v1.AlterTopicRequest
+	25, // 58: strata.v1.Coordinator.DrainBroker:input_type -> strata.v1.DrainBrokerRequest
+	26, // 59: strata.v1.Coordinator.UndrainBroker:input_type -> strata.v1.UndrainBrokerRequest
+	32, // 60: strata.v1.Coordinator.GroupHeartbeat:input_type -> strata.v1.GroupHeartbeatRequest
+	34, // 61: strata.v1.Coordinator.LeaveGroup:input_type -> strata.v1.LeaveGroupRequest
+	38, // 62: strata.v1.Coordinator.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
+	40, // 63: strata.v1.Coordinator.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
+	42, // 64: strata.v1.Coordinator.ListGroups:input_type -> strata.v1.ListGroupsRequest
+	45, // 65: strata.v1.Coordinator.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
+	49, // 66: strata.v1.Coordinator.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
+	3,  // 67: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
+	5,  // 68: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
+	7,  // 69: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
+	12, // 70: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
+	14, // 71: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
+	16, // 72: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
+	18, // 73: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
+	22, // 74: strata.v1.Strata.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
+	24, // 75: strata.v1.Strata.AlterTopic:output_type -> strata.v1.AlterTopicResponse
+	28, // 76: strata.v1.Strata.DrainBroker:output_type -> strata.v1.DrainBrokerResponse
+	27, // 77: strata.v1.Strata.UndrainBroker:output_type -> strata.v1.UndrainBrokerResponse
+	33, // 78: strata.v1.Strata.GroupHeartbeat:output_type -> strata.v1.GroupHeartbeatResponse
+	35, // 79: strata.v1.Strata.LeaveGroup:output_type -> strata.v1.LeaveGroupResponse
+	39, // 80: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
+	41, // 81: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
+	44, // 82: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
+	48, // 83: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
+	50, // 84: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
+	53, // 85: strata.v1.Strata.AddAcl:output_type -> strata.v1.AddAclResponse
+	55, // 86: strata.v1.Strata.RemoveAcl:output_type -> strata.v1.RemoveAclResponse
+	57, // 87: strata.v1.Strata.ListAcls:output_type -> strata.v1.ListAclsResponse
+	3,  // 88: strata.v1.Broker.Produce:output_type -> strata.v1.ProduceResponse
+	30, // 89: strata.v1.Broker.ReleasePartitions:output_type -> strata.v1.ReleasePartitionsResponse
+	27, // 90: strata.v1.Broker.Undrain:output_type -> strata.v1.UndrainBrokerResponse
+	12, // 91: strata.v1.Coordinator.CreateTopic:output_type -> strata.v1.CreateTopicResponse
+	14, // 92: strata.v1.Coordinator.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
+	16, // 93: strata.v1.Coordinator.ListTopics:output_type -> strata.v1.ListTopicsResponse
+	18, // 94: strata.v1.Coordinator.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
+	22, // 95: strata.v1.Coordinator.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
+	24, // 96: strata.v1.Coordinator.AlterTopic:output_type -> strata.v1.AlterTopicResponse
+	28, // 97: strata.v1.Coordinator.DrainBroker:output_type -> strata.v1.DrainBrokerResponse
+	27, // 98: strata.v1.Coordinator.UndrainBroker:output_type -> strata.v1.UndrainBrokerResponse
+	33, // 99: strata.v1.Coordinator.GroupHeartbeat:output_type -> strata.v1.GroupHeartbeatResponse
+	35, // 100: strata.v1.Coordinator.LeaveGroup:output_type -> strata.v1.LeaveGroupResponse
+	39, // 101: strata.v1.Coordinator.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
+	41, // 102: strata.v1.Coordinator.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
+	44, // 103: strata.v1.Coordinator.ListGroups:output_type -> strata.v1.ListGroupsResponse
+	48, // 104: strata.v1.Coordinator.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
+	50, // 105: strata.v1.Coordinator.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
+	67, // [67:106] is the sub-list for method output_type
+	28, // [28:67] is the sub-list for method input_type
 	28, // [28:28] is the sub-list for extension type_name
 	28, // [28:28] is the sub-list for extension extendee
 	0,  // [0:28] is the sub-list for field type_name
@@ -3766,7 +3911,7 @@ func file_strata_v1_strata_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strata_v1_strata_proto_rawDesc), len(file_strata_v1_strata_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   54,
+			NumMessages:   56,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

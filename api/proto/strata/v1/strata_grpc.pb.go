@@ -40,6 +40,7 @@ const (
 	Strata_ClusterStatus_FullMethodName  = "/strata.v1.Strata/ClusterStatus"
 	Strata_AlterTopic_FullMethodName     = "/strata.v1.Strata/AlterTopic"
 	Strata_DrainBroker_FullMethodName    = "/strata.v1.Strata/DrainBroker"
+	Strata_UndrainBroker_FullMethodName  = "/strata.v1.Strata/UndrainBroker"
 	Strata_GroupHeartbeat_FullMethodName = "/strata.v1.Strata/GroupHeartbeat"
 	Strata_LeaveGroup_FullMethodName     = "/strata.v1.Strata/LeaveGroup"
 	Strata_CommitOffsets_FullMethodName  = "/strata.v1.Strata/CommitOffsets"
@@ -79,6 +80,9 @@ type StrataClient interface {
 	// marks it draining, so placement gives it nothing new. The process keeps
 	// running. Forwarded to the coordinator leader.
 	DrainBroker(ctx context.Context, in *DrainBrokerRequest, opts ...grpc.CallOption) (*DrainBrokerResponse, error)
+	// UndrainBroker clears a live broker's draining mark, so placement gives
+	// it partitions again. Forwarded to the coordinator leader.
+	UndrainBroker(ctx context.Context, in *UndrainBrokerRequest, opts ...grpc.CallOption) (*UndrainBrokerResponse, error)
 	// Consumer groups (docs/consumer-groups.md); forwarded to the coordinator
 	// leader. GroupHeartbeat joins, heartbeats and receives the member's
 	// assignment incrementally (revoke first, then assign).
@@ -203,6 +207,16 @@ func (c *strataClient) DrainBroker(ctx context.Context, in *DrainBrokerRequest, 
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(DrainBrokerResponse)
 	err := c.cc.Invoke(ctx, Strata_DrainBroker_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) UndrainBroker(ctx context.Context, in *UndrainBrokerRequest, opts ...grpc.CallOption) (*UndrainBrokerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UndrainBrokerResponse)
+	err := c.cc.Invoke(ctx, Strata_UndrainBroker_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -336,6 +350,9 @@ type StrataServer interface {
 	// marks it draining, so placement gives it nothing new. The process keeps
 	// running. Forwarded to the coordinator leader.
 	DrainBroker(context.Context, *DrainBrokerRequest) (*DrainBrokerResponse, error)
+	// UndrainBroker clears a live broker's draining mark, so placement gives
+	// it partitions again. Forwarded to the coordinator leader.
+	UndrainBroker(context.Context, *UndrainBrokerRequest) (*UndrainBrokerResponse, error)
 	// Consumer groups (docs/consumer-groups.md); forwarded to the coordinator
 	// leader. GroupHeartbeat joins, heartbeats and receives the member's
 	// assignment incrementally (revoke first, then assign).
@@ -395,6 +412,9 @@ func (UnimplementedStrataServer) AlterTopic(context.Context, *AlterTopicRequest)
 }
 func (UnimplementedStrataServer) DrainBroker(context.Context, *DrainBrokerRequest) (*DrainBrokerResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DrainBroker not implemented")
+}
+func (UnimplementedStrataServer) UndrainBroker(context.Context, *UndrainBrokerRequest) (*UndrainBrokerResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UndrainBroker not implemented")
 }
 func (UnimplementedStrataServer) GroupHeartbeat(context.Context, *GroupHeartbeatRequest) (*GroupHeartbeatResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GroupHeartbeat not implemented")
@@ -627,6 +647,24 @@ func _Strata_DrainBroker_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Strata_UndrainBroker_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UndrainBrokerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).UndrainBroker(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_UndrainBroker_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).UndrainBroker(ctx, req.(*UndrainBrokerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Strata_GroupHeartbeat_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GroupHeartbeatRequest)
 	if err := dec(in); err != nil {
@@ -855,6 +893,10 @@ var Strata_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Strata_DrainBroker_Handler,
 		},
 		{
+			MethodName: "UndrainBroker",
+			Handler:    _Strata_UndrainBroker_Handler,
+		},
+		{
 			MethodName: "GroupHeartbeat",
 			Handler:    _Strata_GroupHeartbeat_Handler,
 		},
@@ -902,6 +944,7 @@ var Strata_ServiceDesc = grpc.ServiceDesc{
 const (
 	Broker_Produce_FullMethodName           = "/strata.v1.Broker/Produce"
 	Broker_ReleasePartitions_FullMethodName = "/strata.v1.Broker/ReleasePartitions"
+	Broker_Undrain_FullMethodName           = "/strata.v1.Broker/Undrain"
 )
 
 // BrokerClient is the client API for Broker service.
@@ -918,6 +961,9 @@ type BrokerClient interface {
 	// releases them to the coordinator when target is empty. Called by the
 	// coordinator leader for rebalancing and drains.
 	ReleasePartitions(ctx context.Context, in *ReleasePartitionsRequest, opts ...grpc.CallOption) (*ReleasePartitionsResponse, error)
+	// Undrain clears the broker's draining mark. Called by the coordinator
+	// leader for UndrainBroker.
+	Undrain(ctx context.Context, in *UndrainBrokerRequest, opts ...grpc.CallOption) (*UndrainBrokerResponse, error)
 }
 
 type brokerClient struct {
@@ -948,6 +994,16 @@ func (c *brokerClient) ReleasePartitions(ctx context.Context, in *ReleasePartiti
 	return out, nil
 }
 
+func (c *brokerClient) Undrain(ctx context.Context, in *UndrainBrokerRequest, opts ...grpc.CallOption) (*UndrainBrokerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UndrainBrokerResponse)
+	err := c.cc.Invoke(ctx, Broker_Undrain_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // BrokerServer is the server API for Broker service.
 // All implementations must embed UnimplementedBrokerServer
 // for forward compatibility.
@@ -962,6 +1018,9 @@ type BrokerServer interface {
 	// releases them to the coordinator when target is empty. Called by the
 	// coordinator leader for rebalancing and drains.
 	ReleasePartitions(context.Context, *ReleasePartitionsRequest) (*ReleasePartitionsResponse, error)
+	// Undrain clears the broker's draining mark. Called by the coordinator
+	// leader for UndrainBroker.
+	Undrain(context.Context, *UndrainBrokerRequest) (*UndrainBrokerResponse, error)
 	mustEmbedUnimplementedBrokerServer()
 }
 
@@ -977,6 +1036,9 @@ func (UnimplementedBrokerServer) Produce(context.Context, *ProduceRequest) (*Pro
 }
 func (UnimplementedBrokerServer) ReleasePartitions(context.Context, *ReleasePartitionsRequest) (*ReleasePartitionsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReleasePartitions not implemented")
+}
+func (UnimplementedBrokerServer) Undrain(context.Context, *UndrainBrokerRequest) (*UndrainBrokerResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Undrain not implemented")
 }
 func (UnimplementedBrokerServer) mustEmbedUnimplementedBrokerServer() {}
 func (UnimplementedBrokerServer) testEmbeddedByValue()                {}
@@ -1035,6 +1097,24 @@ func _Broker_ReleasePartitions_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Broker_Undrain_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UndrainBrokerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrokerServer).Undrain(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Broker_Undrain_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrokerServer).Undrain(ctx, req.(*UndrainBrokerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Broker_ServiceDesc is the grpc.ServiceDesc for Broker service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1050,6 +1130,10 @@ var Broker_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "ReleasePartitions",
 			Handler:    _Broker_ReleasePartitions_Handler,
 		},
+		{
+			MethodName: "Undrain",
+			Handler:    _Broker_Undrain_Handler,
+		},
 	},
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "strata/v1/strata.proto",
@@ -1063,6 +1147,7 @@ const (
 	Coordinator_ClusterStatus_FullMethodName  = "/strata.v1.Coordinator/ClusterStatus"
 	Coordinator_AlterTopic_FullMethodName     = "/strata.v1.Coordinator/AlterTopic"
 	Coordinator_DrainBroker_FullMethodName    = "/strata.v1.Coordinator/DrainBroker"
+	Coordinator_UndrainBroker_FullMethodName  = "/strata.v1.Coordinator/UndrainBroker"
 	Coordinator_GroupHeartbeat_FullMethodName = "/strata.v1.Coordinator/GroupHeartbeat"
 	Coordinator_LeaveGroup_FullMethodName     = "/strata.v1.Coordinator/LeaveGroup"
 	Coordinator_CommitOffsets_FullMethodName  = "/strata.v1.Coordinator/CommitOffsets"
@@ -1086,6 +1171,7 @@ type CoordinatorClient interface {
 	ClusterStatus(ctx context.Context, in *ClusterStatusRequest, opts ...grpc.CallOption) (*ClusterStatusResponse, error)
 	AlterTopic(ctx context.Context, in *AlterTopicRequest, opts ...grpc.CallOption) (*AlterTopicResponse, error)
 	DrainBroker(ctx context.Context, in *DrainBrokerRequest, opts ...grpc.CallOption) (*DrainBrokerResponse, error)
+	UndrainBroker(ctx context.Context, in *UndrainBrokerRequest, opts ...grpc.CallOption) (*UndrainBrokerResponse, error)
 	GroupHeartbeat(ctx context.Context, in *GroupHeartbeatRequest, opts ...grpc.CallOption) (*GroupHeartbeatResponse, error)
 	LeaveGroup(ctx context.Context, in *LeaveGroupRequest, opts ...grpc.CallOption) (*LeaveGroupResponse, error)
 	CommitOffsets(ctx context.Context, in *CommitOffsetsRequest, opts ...grpc.CallOption) (*CommitOffsetsResponse, error)
@@ -1167,6 +1253,16 @@ func (c *coordinatorClient) DrainBroker(ctx context.Context, in *DrainBrokerRequ
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(DrainBrokerResponse)
 	err := c.cc.Invoke(ctx, Coordinator_DrainBroker_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coordinatorClient) UndrainBroker(ctx context.Context, in *UndrainBrokerRequest, opts ...grpc.CallOption) (*UndrainBrokerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UndrainBrokerResponse)
+	err := c.cc.Invoke(ctx, Coordinator_UndrainBroker_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -1257,6 +1353,7 @@ type CoordinatorServer interface {
 	ClusterStatus(context.Context, *ClusterStatusRequest) (*ClusterStatusResponse, error)
 	AlterTopic(context.Context, *AlterTopicRequest) (*AlterTopicResponse, error)
 	DrainBroker(context.Context, *DrainBrokerRequest) (*DrainBrokerResponse, error)
+	UndrainBroker(context.Context, *UndrainBrokerRequest) (*UndrainBrokerResponse, error)
 	GroupHeartbeat(context.Context, *GroupHeartbeatRequest) (*GroupHeartbeatResponse, error)
 	LeaveGroup(context.Context, *LeaveGroupRequest) (*LeaveGroupResponse, error)
 	CommitOffsets(context.Context, *CommitOffsetsRequest) (*CommitOffsetsResponse, error)
@@ -1294,6 +1391,9 @@ func (UnimplementedCoordinatorServer) AlterTopic(context.Context, *AlterTopicReq
 }
 func (UnimplementedCoordinatorServer) DrainBroker(context.Context, *DrainBrokerRequest) (*DrainBrokerResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DrainBroker not implemented")
+}
+func (UnimplementedCoordinatorServer) UndrainBroker(context.Context, *UndrainBrokerRequest) (*UndrainBrokerResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UndrainBroker not implemented")
 }
 func (UnimplementedCoordinatorServer) GroupHeartbeat(context.Context, *GroupHeartbeatRequest) (*GroupHeartbeatResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GroupHeartbeat not implemented")
@@ -1463,6 +1563,24 @@ func _Coordinator_DrainBroker_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Coordinator_UndrainBroker_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UndrainBrokerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServer).UndrainBroker(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Coordinator_UndrainBroker_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServer).UndrainBroker(ctx, req.(*UndrainBrokerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Coordinator_GroupHeartbeat_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GroupHeartbeatRequest)
 	if err := dec(in); err != nil {
@@ -1623,6 +1741,10 @@ var Coordinator_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DrainBroker",
 			Handler:    _Coordinator_DrainBroker_Handler,
+		},
+		{
+			MethodName: "UndrainBroker",
+			Handler:    _Coordinator_UndrainBroker_Handler,
 		},
 		{
 			MethodName: "GroupHeartbeat",
