@@ -24,7 +24,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -196,7 +195,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	addr := lis.Addr().String()
 	advertise := s.cfg.AdvertiseAddr
 	if advertise == "" {
-		advertise = advertiseAddr(addr)
+		advertise = rpc.AdvertiseAddr(addr)
 	}
 
 	var viewCtx context.Context
@@ -334,21 +333,6 @@ func (s *Server) fencePredecessor(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
-}
-
-// advertiseAddr turns a listen address into one other hosts can dial: an
-// unspecified host (0.0.0.0, ::) becomes the hostname.
-func advertiseAddr(addr string) string {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return addr
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
-		if h, err := os.Hostname(); err == nil && h != "" {
-			return net.JoinHostPort(h, port)
-		}
-	}
-	return addr
 }
 
 // Run starts the Server, waits for ctx to end and closes it.

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -501,21 +499,5 @@ func TestConfigValidate(t *testing.T) {
 				t.Fatal("Validate accepted it")
 			}
 		})
-	}
-}
-
-func TestAdvertiseAddr(t *testing.T) {
-	host, _ := os.Hostname()
-	tests := []struct{ in, want string }{
-		{"127.0.0.1:7071", "127.0.0.1:7071"},
-		{"[::1]:7071", "[::1]:7071"},
-		{"0.0.0.0:7071", net.JoinHostPort(host, "7071")},
-		{"[::]:7071", net.JoinHostPort(host, "7071")},
-		{"broker-0.brokers:7071", "broker-0.brokers:7071"},
-	}
-	for _, tt := range tests {
-		if got := advertiseAddr(tt.in); got != tt.want {
-			t.Errorf("advertiseAddr(%q) = %q, want %q", tt.in, got, tt.want)
-		}
 	}
 }

@@ -323,7 +323,7 @@ func (s *Server) Start(ctx context.Context) error {
 	s.addr = lis.Addr().String()
 	s.advertise = s.cfg.AdvertiseAddr
 	if s.advertise == "" {
-		s.advertise = advertiseFor(s.addr)
+		s.advertise = rpc.AdvertiseAddr(s.addr)
 	}
 	bg, stop := context.WithCancel(context.Background())
 	s.stop = stop
@@ -361,20 +361,6 @@ func (s *Server) Start(ctx context.Context) error {
 	}()
 	s.log.Info("coordinator started", "addr", s.addr, "advertise", s.advertise)
 	return nil
-}
-
-// advertiseFor turns a listen address into one other hosts can dial.
-func advertiseFor(addr string) string {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return addr
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
-		if h, err := os.Hostname(); err == nil && h != "" {
-			return net.JoinHostPort(h, port)
-		}
-	}
-	return addr
 }
 
 // Ready is closed once the server answers calls.

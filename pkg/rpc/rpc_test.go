@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -74,5 +76,21 @@ func TestServer(t *testing.T) {
 	// The server survived the panic.
 	if _, err := bc.Produce(ctx, &stratav1.ProduceRequest{}); err != nil {
 		t.Fatalf("server broken after a panic: %v", err)
+	}
+}
+
+func TestAdvertiseAddr(t *testing.T) {
+	host, _ := os.Hostname()
+	tests := []struct{ in, want string }{
+		{"127.0.0.1:7071", "127.0.0.1:7071"},
+		{"[::1]:7071", "[::1]:7071"},
+		{"0.0.0.0:7071", net.JoinHostPort(host, "7071")},
+		{"[::]:7071", net.JoinHostPort(host, "7071")},
+		{"broker-0.brokers:7071", "broker-0.brokers:7071"},
+	}
+	for _, tt := range tests {
+		if got := rpc.AdvertiseAddr(tt.in); got != tt.want {
+			t.Errorf("rpc.AdvertiseAddr(%q) = %q, want %q", tt.in, got, tt.want)
+		}
 	}
 }
