@@ -24,7 +24,7 @@ func main() {
 }
 
 func run(args []string) error {
-	fs := flag.NewFlagSet("broker", flag.ExitOnError)
+	fs := flag.NewFlagSet("broker", flag.ContinueOnError)
 	common := serverflags.Register(fs)
 	var cfg broker.Config
 	fs.StringVar(&cfg.ListenAddr, "listen-addr", broker.DefaultBinaryListenAddr, "gRPC listen address")
@@ -32,6 +32,9 @@ func run(args []string) error {
 	fs.StringVar(&cfg.ID, "id", "", "broker id (default: hostname-<6 random hex>)")
 	fs.StringVar(&cfg.Zone, "zone", "", "availability zone")
 	fs.DurationVar(&cfg.FlushInterval, "flush-interval", broker.DefaultFlushInterval, "longest a batch waits before its flush starts")
+	fs.BoolVar(&cfg.LingerWhenIdle, "linger-when-idle", false, "wait for -flush-interval even when no flush is in flight (bounds the PUT rate on billed stores)")
+	fs.IntVar(&cfg.MaxBufferedBytes, "max-buffered-bytes", 0, "buffered bytes past which produces wait (0: the larger of 16 MiB and -max-request-bytes)")
+	fs.DurationVar(&cfg.LoadReportInterval, "load-report-interval", broker.DefaultLoadReportInterval, "how often the broker publishes its bytes-in rate for load balancing")
 	fs.IntVar(&cfg.FlushBytes, "flush-bytes", broker.DefaultFlushBytes, "buffered bytes that start a flush")
 	fs.IntVar(&cfg.MaxInflightFlushes, "max-inflight-flushes", broker.DefaultMaxInflightFlushes, "flushes in flight at once")
 	fs.IntVar(&cfg.MaxRequestBytes, "max-request-bytes", broker.DefaultMaxRequestBytes, "largest produce request")
@@ -43,7 +46,7 @@ func run(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	env, err := common.Open(ctx, true, false)
+	env, err := common.Open(ctx, serverflags.OpenOptions{Internal: true})
 	if err != nil {
 		return err
 	}

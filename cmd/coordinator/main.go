@@ -56,7 +56,7 @@ func run(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	env, err := common.Open(ctx, true, true)
+	env, err := common.Open(ctx, serverflags.OpenOptions{Internal: true, StoreOptional: true})
 	if err != nil {
 		return err
 	}

@@ -47,7 +47,7 @@ func run(args []string) error {
 	finishSecurity()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	env, err := common.Open(ctx, false, false)
+	env, err := common.Open(ctx, serverflags.OpenOptions{})
 	if err != nil {
 		return err
 	}

@@ -109,11 +109,20 @@ type Env struct {
 	TLS *rpc.TLS
 }
 
-// Open builds the Env once the flags are parsed. internal says whether
-// the server's peers are Strata's own processes (they must then present
-// client certificates when TLS is on); storeOptional lets a server run
-// without an object store.
-func (c *Common) Open(ctx context.Context, internal, storeOptional bool) (*Env, error) {
+// OpenOptions says what kind of server Open builds the Env for.
+type OpenOptions struct {
+	// Internal: the server's callers are Strata's own processes (brokers,
+	// coordinators), which must then present client certificates when TLS
+	// is on. Proxies, which clients call, leave it false.
+	Internal bool
+	// StoreOptional lets the server run without an object store (the
+	// coordinator, whose lifecycle work then stays off).
+	StoreOptional bool
+}
+
+// Open builds the Env once the flags are parsed.
+func (c *Common) Open(ctx context.Context, opts OpenOptions) (*Env, error) {
+	internal, storeOptional := opts.Internal, opts.StoreOptional
 	log, err := c.newLogger()
 	if err != nil {
 		return nil, err

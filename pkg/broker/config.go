@@ -118,7 +118,9 @@ type Config struct {
 	// rate in its registration. Default DefaultLoadReportInterval.
 	LoadReportInterval time.Duration
 	// ObjectPrefix is prepended to every segment object key. Default
-	// DefaultObjectPrefix.
+	// DefaultObjectPrefix. It has no flag: it must equal the coordinator's
+	// lifecycle ObjectPrefix, and operators place a cluster's objects with
+	// the store's own prefix (-s3-prefix) instead.
 	ObjectPrefix string
 	// MetricsAddr, if set, serves /metrics and /healthz on this host:port.
 	MetricsAddr string
