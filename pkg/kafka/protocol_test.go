@@ -1,0 +1,278 @@
+package kafka_test
+
+import (
+	"encoding/binary"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-mq/strata/pkg/segment"
+)
+
+// TestApiVersions checks that ApiVersions advertises what is served —
+// Produce from v0 (refused below v3, as Kafka 4.0 does), Metadata 0–12 —
+// at every version, and that a version the proxy does not know is
+// answered at v0 with UNSUPPORTED_VERSION and the key list, so a newer
+// client can retry with a version it finds there.
+func TestApiVersions(t *testing.T) {
+	c := startCluster(t, clusterOpts{})
+	r := c.raw()
+	for v := int16(0); v <= 4; v++ {
+		req := kmsg.NewPtrApiVersionsRequest()
+		req.Version, req.ClientSoftwareName, req.ClientSoftwareVersion = v, "strata-test", "1.0"
+		resp := r.roundTrip(req).(*kmsg.ApiVersionsResponse)
+		if resp.ErrorCode != 0 {
+			t.Fatalf("v%d: error %d", v, resp.ErrorCode)
+		}
+		want := map[kmsg.Key][2]int16{kmsg.Produce: {0, 12}, kmsg.Fetch: {4, 12}, kmsg.Metadata: {0, 12}, kmsg.ListOffsets: {1, 10}, kmsg.ApiVersions: {0, 4}}
+		for _, k := range resp.ApiKeys {
+			if w, ok := want[kmsg.Key(k.ApiKey)]; ok {
+				if k.MinVersion != w[0] || k.MaxVersion != w[1] {
+					t.Errorf("v%d: %s advertised %d..%d, want %d..%d", v, kmsg.Key(k.ApiKey).Name(), k.MinVersion, k.MaxVersion, w[0], w[1])
+				}
+				delete(want, kmsg.Key(k.ApiKey))
+			}
+		}
+		if len(want) > 0 {
+			t.Errorf("v%d: not advertised: %v", v, want)
+		}
+	}
+	// ApiVersions v99: header only, a body no one can parse.
+	frame := binary.BigEndian.AppendUint16(nil, uint16(kmsg.ApiVersions))
+	frame = binary.BigEndian.AppendUint16(frame, 99)
+	frame = binary.BigEndian.AppendUint32(frame, 77)
+	frame = binary.BigEndian.AppendUint16(frame, 0xffff) // null client id
+	frame = append(binary.BigEndian.AppendUint32(nil, uint32(len(frame)+3)), append(frame, 1, 2, 3)...)
+	r.write(frame)
+	resp := kmsg.NewPtrApiVersionsResponse()
+	resp.Version = 0
+	if corr := r.recv(resp); corr != 77 || resp.ErrorCode != kerr.UnsupportedVersion.Code || len(resp.ApiKeys) == 0 {
+		t.Fatalf("ApiVersions v99: corr %d, error %d, %d keys; want 77, UNSUPPORTED_VERSION and the key list", corr, resp.ErrorCode, len(resp.ApiKeys))
+	}
+}
+
+// TestPipelining sends many requests of different APIs without waiting and
+// checks that the responses come back in request order, although the
+// handlers run concurrently (a fetch long-poll sits between quick ones).
+func TestPipelining(t *testing.T) {
+	c := startCluster(t, clusterOpts{})
+	c.createTopic("pipe", 2)
+	r := c.raw()
+	var reqs []kmsg.Request
+	for i := range 30 {
+		switch i % 3 {
+		case 0:
+			m := kmsg.NewPtrMetadataRequest()
+			m.Version = 9
+			reqs = append(reqs, m)
+		case 1:
+			f := kmsg.NewPtrFetchRequest()
+			f.Version, f.MaxWaitMillis, f.MinBytes, f.MaxBytes = 11, 100, 1, 1<<20
+			ft := kmsg.NewFetchRequestTopic()
+			ft.Topic = "pipe"
+			fp := kmsg.NewFetchRequestTopicPartition()
+			fp.Partition, fp.PartitionMaxBytes = int32(i%2), 1<<20
+			ft.Partitions = append(ft.Partitions, fp)
+			f.Topics = append(f.Topics, ft)
+			reqs = append(reqs, f)
+		default:
+			a := kmsg.NewPtrApiVersionsRequest()
+			a.Version = 2
+			reqs = append(reqs, a)
+		}
+	}
+	corrs := make([]int32, len(reqs))
+	for i, req := range reqs {
+		corrs[i] = r.send(req)
+	}
+	for i, req := range reqs {
+		resp := req.ResponseKind()
+		if got := r.recv(resp); got != corrs[i] {
+			t.Fatalf("response %d has correlation id %d, want %d", i, got, corrs[i])
+		}
+	}
+}
+
+// TestAcksZero checks that a produce with acks=0 is stored but answered
+// with nothing: the next response on the connection is the next request's.
+func TestAcksZero(t *testing.T) {
+	c := startCluster(t, clusterOpts{})
+	c.createTopic("acks0", 1)
+	r := c.raw()
+	r.send(produceReq(9, 0, "acks0", 0, batch(t, 5, segment.BatchOptions{})))
+	av := kmsg.NewPtrApiVersionsRequest()
+	av.Version = 0
+	corr := r.send(av)
+	if got := r.recv(av.ResponseKind()); got != corr {
+		t.Fatalf("first response has correlation id %d, want %d (the ApiVersions after the acks=0 produce)", got, corr)
+	}
+	// Responses leave in request order, so the produce had committed
+	// when the ApiVersions answer came; the view follows within moments.
+	r.waitHW("acks0", 0, 5)
+}
+
+// TestProduceVersions checks that Produce v0–2 (message sets before
+// record batch v2) are refused with UNSUPPORTED_VERSION, and that v3 and
+// v12 are served.
+func TestProduceVersions(t *testing.T) {
+	c := startCluster(t, clusterOpts{})
+	c.createTopic("versions", 1)
+	r := c.raw()
+	for _, v := range []int16{0, 1, 2} {
+		resp := r.roundTrip(produceReq(v, 1, "versions", 0, []byte("old message set"))).(*kmsg.ProduceResponse)
+		if code := resp.Topics[0].Partitions[0].ErrorCode; code != kerr.UnsupportedVersion.Code {
+			t.Errorf("produce v%d: error %d, want UNSUPPORTED_VERSION", v, code)
+		}
+	}
+	for i, v := range []int16{3, 12} {
+		resp := r.roundTrip(produceReq(v, -1, "versions", 0, batch(t, 2, segment.BatchOptions{}))).(*kmsg.ProduceResponse)
+		p := resp.Topics[0].Partitions[0]
+		if p.ErrorCode != 0 || p.BaseOffset != int64(2*i) {
+			t.Errorf("produce v%d: error %d base offset %d, want 0 and %d", v, p.ErrorCode, p.BaseOffset, 2*i)
+		}
+	}
+}
+
+// TestIdempotentRetry sends the same idempotent produce twice, as a
+// producer does when an acknowledgement is lost: the retry succeeds with
+// the original offset and nothing is stored twice.
+func TestIdempotentRetry(t *testing.T) {
+	c := startCluster(t, clusterOpts{})
+	c.createTopic("idem", 1)
+	r := c.raw()
+	ipid := kmsg.NewPtrInitProducerIDRequest()
+	ipid.Version = 4
+	pid := r.roundTrip(ipid).(*kmsg.InitProducerIDResponse)
+	if pid.ErrorCode != 0 || pid.ProducerID < 0 || pid.ProducerEpoch != 0 {
+		t.Fatalf("InitProducerId: error %d, id %d, epoch %d", pid.ErrorCode, pid.ProducerID, pid.ProducerEpoch)
+	}
+	opts := segment.BatchOptions{Idempotent: true, ProducerID: pid.ProducerID, BaseSequence: 0}
+	first := batch(t, 10, opts)
+	opts.BaseSequence = 10
+	second := batch(t, 5, opts)
+	base := func(b []byte) int64 {
+		resp := r.roundTrip(produceReq(9, -1, "idem", 0, b)).(*kmsg.ProduceResponse)
+		p := resp.Topics[0].Partitions[0]
+		if p.ErrorCode != 0 {
+			t.Fatalf("produce: error %d (%v)", p.ErrorCode, kerr.ErrorForCode(p.ErrorCode))
+		}
+		return p.BaseOffset
+	}
+	if got := base(first); got != 0 {
+		t.Fatalf("first produce at %d, want 0", got)
+	}
+	if got := base(second); got != 10 {
+		t.Fatalf("second produce at %d, want 10", got)
+	}
+	if got := base(second); got != 10 {
+		t.Fatalf("retried second produce at %d, want its original 10", got)
+	}
+	if got := base(first); got != 0 {
+		t.Fatalf("retried first produce at %d, want its original 0", got)
+	}
+	if o := r.listOffset("idem", 0, -1); o.Offset != 15 {
+		t.Fatalf("high watermark %d, want 15: a retry was stored twice", o.Offset)
+	}
+	// An epoch bump (KIP-360) keeps the id and starts the sequence over.
+	ipid.ProducerID, ipid.ProducerEpoch = pid.ProducerID, pid.ProducerEpoch
+	bumped := r.roundTrip(ipid).(*kmsg.InitProducerIDResponse)
+	if bumped.ErrorCode != 0 || bumped.ProducerID != pid.ProducerID || bumped.ProducerEpoch != 1 {
+		t.Fatalf("epoch bump: error %d, id %d, epoch %d", bumped.ErrorCode, bumped.ProducerID, bumped.ProducerEpoch)
+	}
+}
+
+// TestFetchSemantics checks the fetch rules clients depend on: an empty
+// record set is empty bytes, not null; a fetch at the end waits up to
+// MaxWait and wakes as soon as data lands; fetch sessions are declined
+// with session id 0; MaxBytes still returns one whole batch.
+func TestFetchSemantics(t *testing.T) {
+	c := startCluster(t, clusterOpts{})
+	c.createTopic("fetch", 1)
+	r := c.raw()
+	fetch := func(offset int64, wait, maxBytes int32, sessionID, sessionEpoch int32) *kmsg.FetchResponse {
+		f := kmsg.NewPtrFetchRequest()
+		f.Version, f.MaxWaitMillis, f.MinBytes, f.MaxBytes = 12, wait, 1, maxBytes
+		f.SessionID, f.SessionEpoch = sessionID, sessionEpoch
+		ft := kmsg.NewFetchRequestTopic()
+		ft.Topic = "fetch"
+		fp := kmsg.NewFetchRequestTopicPartition()
+		fp.FetchOffset, fp.PartitionMaxBytes = offset, maxBytes
+		ft.Partitions = append(ft.Partitions, fp)
+		f.Topics = append(f.Topics, ft)
+		return r.roundTrip(f).(*kmsg.FetchResponse)
+	}
+	resp := fetch(0, 0, 1<<20, 0, 0)
+	p := resp.Topics[0].Partitions[0]
+	if resp.SessionID != 0 || p.ErrorCode != 0 || p.RecordBatches == nil || len(p.RecordBatches) != 0 {
+		t.Fatalf("empty fetch: session %d, error %d, batches %v (nil %v); want session 0, no error, empty non-null bytes",
+			resp.SessionID, p.ErrorCode, p.RecordBatches, p.RecordBatches == nil)
+	}
+	if got := fetch(0, 0, 1<<20, 12345, 3); got.ErrorCode != kerr.FetchSessionIDNotFound.Code {
+		t.Fatalf("fetch in an unknown session: error %d, want FETCH_SESSION_ID_NOT_FOUND", got.ErrorCode)
+	}
+	start := time.Now()
+	_ = fetch(0, 300, 1<<20, 0, -1)
+	if d := time.Since(start); d < 250*time.Millisecond {
+		t.Fatalf("fetch at the end answered after %v; want it to wait about MaxWait (300ms)", d)
+	}
+	// A long-poll wakes up when a produce on another connection commits.
+	done := make(chan *kmsg.FetchResponse, 1)
+	go func() { done <- fetch(0, 20_000, 1<<20, 0, -1) }()
+	start = time.Now()
+	w := c.raw()
+	for i := range 3 {
+		resp := w.roundTrip(produceReq(9, -1, "fetch", 0, batch(t, 100, segment.BatchOptions{}))).(*kmsg.ProduceResponse)
+		if code := resp.Topics[0].Partitions[0].ErrorCode; code != 0 {
+			t.Fatalf("produce %d: error %d", i, code)
+		}
+	}
+	got := <-done
+	if d := time.Since(start); d > 10*time.Second || len(got.Topics[0].Partitions[0].RecordBatches) == 0 {
+		t.Fatalf("long-poll answered after %v with %d bytes; want data well before MaxWait", d, len(got.Topics[0].Partitions[0].RecordBatches))
+	}
+	// MaxBytes of 1 still returns the first whole batch, and only it.
+	one := fetch(0, 0, 1, 0, -1).Topics[0].Partitions[0].RecordBatches
+	hs, err := segment.SplitBatches(one)
+	if err != nil || len(hs) != 1 {
+		t.Fatalf("fetch with MaxBytes 1: %d batches (%v); want exactly one whole batch", len(hs), err)
+	}
+	r.waitHW("fetch", 0, 300)
+	if code := fetch(301, 0, 1<<20, 0, -1).Topics[0].Partitions[0].ErrorCode; code != kerr.OffsetOutOfRange.Code {
+		t.Fatalf("fetch past the end: error %d, want OFFSET_OUT_OF_RANGE", code)
+	}
+}
+
+// TestListOffsets resolves earliest, latest, max-timestamp and a
+// timestamp against records with known timestamps.
+func TestListOffsets(t *testing.T) {
+	c := startCluster(t, clusterOpts{})
+	c.createTopic("offsets", 1)
+	r := c.raw()
+	// Timestamps 1_700_000_000_000 + i for i in 0..9, then 0..9 again.
+	for range 2 {
+		resp := r.roundTrip(produceReq(9, -1, "offsets", 0, batch(t, 10, segment.BatchOptions{}))).(*kmsg.ProduceResponse)
+		if code := resp.Topics[0].Partitions[0].ErrorCode; code != 0 {
+			t.Fatalf("produce: error %d", code)
+		}
+	}
+	tests := []struct {
+		name       string
+		ts         int64
+		offset, at int64
+	}{
+		{"earliest", -2, 0, -1},
+		{"latest", -1, 20, -1},
+		{"max timestamp", -3, 9, 1_700_000_000_009},
+		{"timestamp", 1_700_000_000_004, 4, -1},
+		{"after every record", 1_800_000_000_000, -1, -1},
+	}
+	for _, tc := range tests {
+		o := r.listOffset("offsets", 0, tc.ts)
+		if o.ErrorCode != 0 || o.Offset != tc.offset || o.Timestamp != tc.at || o.LeaderEpoch < 1 {
+			t.Errorf("%s: error %d offset %d timestamp %d epoch %d; want offset %d timestamp %d epoch >= 1",
+				tc.name, o.ErrorCode, o.Offset, o.Timestamp, o.LeaderEpoch, tc.offset, tc.at)
+		}
+	}
+}
