@@ -187,4 +187,20 @@ func TestKafkaMixed(t *testing.T) {
 			t.Fatal(rep)
 		}
 	})
+	t.Run("SIGTERM stops the proxy within 2s with Kafka clients connected", func(t *testing.T) {
+		cons := kgoClient(t, addr, kgo.ConsumeTopics("from-sdk"), kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()),
+			kgo.FetchMaxWait(30*time.Second))
+		polled := make(chan struct{})
+		go func() { defer close(polled); cons.PollFetches(ctx) }()
+		if err := kgoClient(t, addr).Ping(ctx); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		c.Proxy.Stop()
+		if d := time.Since(start); d > 2*time.Second {
+			t.Fatalf("proxy took %v to exit after SIGTERM, want under 2s", d)
+		}
+		cons.Close()
+		<-polled
+	})
 }

@@ -178,6 +178,8 @@ func (s *Server) readParts(ctx context.Context, parts []*fetchPart, maxBytes int
 func (s *Server) waitData(ctx context.Context, changed <-chan struct{}, parts []*fetchPart, deadline time.Time) bool {
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
+	s.metrics.fetchWaiting.Inc()
+	defer s.metrics.fetchWaiting.Dec()
 	for {
 		for _, p := range parts {
 			if p.settled {

@@ -276,3 +276,41 @@ func TestListOffsets(t *testing.T) {
 		}
 	}
 }
+
+// TestShutdown closes the proxy while a fetch long-polls with a 30 s wait
+// and another connection sits idle: Close returns well within 2 s, the
+// long-poll is answered, and both connections are closed.
+func TestShutdown(t *testing.T) {
+	c := startCluster(t, clusterOpts{})
+	c.createTopic("bye", 1)
+	idle, poll := c.raw(), c.raw()
+	f := kmsg.NewPtrFetchRequest()
+	f.Version, f.MaxWaitMillis, f.MinBytes, f.MaxBytes = 11, 30_000, 1, 1<<20
+	ft := kmsg.NewFetchRequestTopic()
+	ft.Topic = "bye"
+	fp := kmsg.NewFetchRequestTopicPartition()
+	fp.PartitionMaxBytes = 1 << 20
+	ft.Partitions = append(ft.Partitions, fp)
+	f.Topics = append(f.Topics, ft)
+	corr := poll.send(f)
+	for c.gauge("strata_kafka_fetches_waiting") < 1 { // bounded by the cluster's context
+		select {
+		case <-c.ctx.Done():
+			t.Fatal("the fetch never started waiting")
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	start := time.Now()
+	if err := c.proxy.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("Close took %v, want under 2s", d)
+	}
+	resp := f.ResponseKind()
+	if got := poll.recv(resp); got != corr {
+		t.Fatalf("long-poll answered with correlation id %d, want %d", got, corr)
+	}
+	poll.expectClosed()
+	idle.expectClosed()
+}

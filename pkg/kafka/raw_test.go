@@ -29,6 +29,12 @@ func (c *cluster) raw() *raw {
 	if err != nil {
 		c.t.Fatal(err)
 	}
+	return c.rawOn(conn)
+}
+
+// rawOn wraps an open connection (TLS, say).
+func (c *cluster) rawOn(conn net.Conn) *raw {
+	c.t.Helper()
 	c.t.Cleanup(func() { conn.Close() })
 	return &raw{t: c.t, conn: conn, fmt: kmsg.NewRequestFormatter(kmsg.FormatterClientID("raw-test"))}
 }
