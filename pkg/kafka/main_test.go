@@ -3,7 +3,9 @@ package kafka_test
 import (
 	"context"
 	"log/slog"
+	"net"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -170,4 +172,18 @@ func (c *cluster) gauge(name string) float64 {
 		}
 	}
 	return 0
+}
+
+// kafkaHostPort is the advertised host and port of the Kafka listener.
+func (c *cluster) kafkaHostPort() (string, int32) {
+	c.t.Helper()
+	host, port, err := net.SplitHostPort(c.kafka.AdvertisedAddr())
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return host, int32(p)
 }

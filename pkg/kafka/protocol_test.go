@@ -2,12 +2,17 @@ package kafka_test
 
 import (
 	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"net"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-mq/strata/internal/testenv"
+	"github.com/strata-mq/strata/pkg/kafka"
 	"github.com/strata-mq/strata/pkg/segment"
 )
 
@@ -172,9 +177,7 @@ func TestIdempotentRetry(t *testing.T) {
 	if got := base(first); got != 0 {
 		t.Fatalf("retried first produce at %d, want its original 0", got)
 	}
-	if o := r.listOffset("idem", 0, -1); o.Offset != 15 {
-		t.Fatalf("high watermark %d, want 15: a retry was stored twice", o.Offset)
-	}
+	r.waitHW("idem", 0, 15) // past 15: a retry was stored twice
 	// An epoch bump (KIP-360) keeps the id and starts the sequence over.
 	ipid.ProducerID, ipid.ProducerEpoch = pid.ProducerID, pid.ProducerEpoch
 	bumped := r.roundTrip(ipid).(*kmsg.InitProducerIDResponse)
@@ -257,6 +260,7 @@ func TestListOffsets(t *testing.T) {
 			t.Fatalf("produce: error %d", code)
 		}
 	}
+	r.waitHW("offsets", 0, 20)
 	tests := []struct {
 		name       string
 		ts         int64
@@ -313,4 +317,132 @@ func TestShutdown(t *testing.T) {
 	}
 	poll.expectClosed()
 	idle.expectClosed()
+}
+
+// TestCoordinatorAndEpochs checks FindCoordinator (the proxy itself, one
+// key or a batch), OffsetForLeaderEpoch (the high watermark: no
+// truncation) and that every way into transactions gets a clear refusal.
+func TestCoordinatorAndEpochs(t *testing.T) {
+	c := startCluster(t, clusterOpts{})
+	c.createTopic("epochs", 1)
+	r := c.raw()
+	host, port := c.kafkaHostPort()
+
+	fc := kmsg.NewPtrFindCoordinatorRequest()
+	fc.Version, fc.CoordinatorKey = 3, "g1"
+	old := r.roundTrip(fc).(*kmsg.FindCoordinatorResponse)
+	if old.ErrorCode != 0 || old.Host != host || old.Port != port {
+		t.Fatalf("FindCoordinator v3: error %d at %s:%d, want %s:%d", old.ErrorCode, old.Host, old.Port, host, port)
+	}
+	fc.Version, fc.CoordinatorKeys = 4, []string{"g1", "g2"}
+	batched := r.roundTrip(fc).(*kmsg.FindCoordinatorResponse)
+	if len(batched.Coordinators) != 2 || batched.Coordinators[1].Key != "g2" || batched.Coordinators[1].Host != host || batched.Coordinators[1].NodeID != old.NodeID {
+		t.Fatalf("FindCoordinator v4: %+v", batched.Coordinators)
+	}
+	fc.CoordinatorType = 1 // transaction
+	if txn := r.roundTrip(fc).(*kmsg.FindCoordinatorResponse); txn.Coordinators[0].ErrorCode != kerr.UnsupportedVersion.Code {
+		t.Fatalf("transaction coordinator: error %d, want UNSUPPORTED_VERSION", txn.Coordinators[0].ErrorCode)
+	}
+
+	if resp := r.roundTrip(produceReq(9, -1, "epochs", 0, batch(t, 7, segment.BatchOptions{}))).(*kmsg.ProduceResponse); resp.Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("produce: error %d", resp.Topics[0].Partitions[0].ErrorCode)
+	}
+	r.waitHW("epochs", 0, 7)
+	epoch := r.listOffset("epochs", 0, -1).LeaderEpoch
+	ofe := kmsg.NewPtrOffsetForLeaderEpochRequest()
+	ofe.Version = 4
+	ot := kmsg.NewOffsetForLeaderEpochRequestTopic()
+	ot.Topic = "epochs"
+	op := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
+	op.CurrentLeaderEpoch, op.LeaderEpoch = epoch, epoch
+	ot.Partitions = append(ot.Partitions, op)
+	ofe.Topics = append(ofe.Topics, ot)
+	got := r.roundTrip(ofe).(*kmsg.OffsetForLeaderEpochResponse).Topics[0].Partitions[0]
+	if got.ErrorCode != 0 || got.EndOffset != 7 || got.LeaderEpoch != epoch {
+		t.Fatalf("OffsetForLeaderEpoch: error %d end %d epoch %d, want end 7 at epoch %d", got.ErrorCode, got.EndOffset, got.LeaderEpoch, epoch)
+	}
+	ofe.Topics[0].Partitions[0].CurrentLeaderEpoch = epoch + 1
+	if got := r.roundTrip(ofe).(*kmsg.OffsetForLeaderEpochResponse).Topics[0].Partitions[0]; got.ErrorCode != kerr.UnknownLeaderEpoch.Code {
+		t.Fatalf("OffsetForLeaderEpoch from the future: error %d, want UNKNOWN_LEADER_EPOCH", got.ErrorCode)
+	}
+
+	txnID := "t1"
+	ipid := kmsg.NewPtrInitProducerIDRequest()
+	ipid.Version, ipid.TransactionalID = 4, &txnID
+	if resp := r.roundTrip(ipid).(*kmsg.InitProducerIDResponse); resp.ErrorCode != kerr.UnsupportedVersion.Code {
+		t.Fatalf("transactional InitProducerId: error %d, want UNSUPPORTED_VERSION", resp.ErrorCode)
+	}
+	end := kmsg.NewPtrEndTxnRequest()
+	end.Version, end.TransactionalID = 3, txnID
+	if resp := r.roundTrip(end).(*kmsg.EndTxnResponse); resp.ErrorCode != kerr.UnsupportedVersion.Code {
+		t.Fatalf("EndTxn: error %d, want UNSUPPORTED_VERSION", resp.ErrorCode)
+	}
+}
+
+// TestMetadata checks what a client learns from Metadata: this proxy as
+// the one broker at its advertised address and the leader of every
+// partition, topic ids that are the topics' Strata ids, lookups by id
+// (v10+), and UNKNOWN_TOPIC_OR_PARTITION for a topic that does not exist.
+func TestMetadata(t *testing.T) {
+	addr, err := testenv.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	advertised := "localhost:" + port // another name than the bound 127.0.0.1
+	c := startCluster(t, clusterOpts{kafka: func(kc *kafka.Config) { kc.Addr, kc.AdvertisedAddr = addr, advertised }})
+	c.createTopic("meta", 3)
+	stored, err := c.meta.GetTopic(c.ctx, "meta")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.raw()
+	for _, v := range []int16{0, 1, 9, 12} {
+		md := kmsg.NewPtrMetadataRequest()
+		md.Version = v
+		if v > 0 {
+			name := "meta"
+			mt := kmsg.NewMetadataRequestTopic()
+			mt.Topic = &name
+			missing := "missing"
+			mm := kmsg.NewMetadataRequestTopic()
+			mm.Topic = &missing
+			md.Topics = append(md.Topics, mt, mm)
+		}
+		resp := r.roundTrip(md).(*kmsg.MetadataResponse)
+		if len(resp.Brokers) != 1 || net.JoinHostPort(resp.Brokers[0].Host, fmt.Sprint(resp.Brokers[0].Port)) != advertised {
+			t.Fatalf("v%d: brokers %+v, want one at %s", v, resp.Brokers, advertised)
+		}
+		node := resp.Brokers[0].NodeID
+		top := resp.Topics[0]
+		if *top.Topic != "meta" || top.ErrorCode != 0 || len(top.Partitions) != 3 {
+			t.Fatalf("v%d: topic %v error %d with %d partitions", v, *top.Topic, top.ErrorCode, len(top.Partitions))
+		}
+		for _, p := range top.Partitions {
+			if p.Leader != node || len(p.Replicas) != 1 || p.Replicas[0] != node {
+				t.Fatalf("v%d: partition %d led by %d (replicas %v), want node %d", v, p.Partition, p.Leader, p.Replicas, node)
+			}
+		}
+		if v >= 10 && hex.EncodeToString(top.TopicID[:]) != stored.ID {
+			t.Fatalf("v%d: topic id %x, want %s", v, top.TopicID, stored.ID)
+		}
+		if v > 0 && resp.Topics[1].ErrorCode != kerr.UnknownTopicOrPartition.Code {
+			t.Fatalf("v%d: missing topic: error %d, want UNKNOWN_TOPIC_OR_PARTITION", v, resp.Topics[1].ErrorCode)
+		}
+	}
+	byID := kmsg.NewPtrMetadataRequest()
+	byID.Version = 12
+	mt := kmsg.NewMetadataRequestTopic()
+	copy(mt.TopicID[:], must(hex.DecodeString(stored.ID)))
+	byID.Topics = append(byID.Topics, mt)
+	if resp := r.roundTrip(byID).(*kmsg.MetadataResponse); resp.Topics[0].ErrorCode != 0 || *resp.Topics[0].Topic != "meta" {
+		t.Fatalf("metadata by topic id: error %d", resp.Topics[0].ErrorCode)
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }
