@@ -31,7 +31,7 @@ func TestApiVersions(t *testing.T) {
 		if resp.ErrorCode != 0 {
 			t.Fatalf("v%d: error %d", v, resp.ErrorCode)
 		}
-		want := map[kmsg.Key][2]int16{kmsg.Produce: {0, 12}, kmsg.Fetch: {4, 12}, kmsg.Metadata: {0, 12}, kmsg.ListOffsets: {1, 10}, kmsg.ApiVersions: {0, 4}}
+		want := map[kmsg.Key][2]int16{kmsg.Produce: {0, 12}, kmsg.Fetch: {4, 17}, kmsg.Metadata: {0, 12}, kmsg.ListOffsets: {1, 10}, kmsg.ApiVersions: {0, 4}}
 		for _, k := range resp.ApiKeys {
 			if w, ok := want[kmsg.Key(k.ApiKey)]; ok {
 				if k.MinVersion != w[0] || k.MaxVersion != w[1] {
@@ -244,6 +244,34 @@ func TestFetchSemantics(t *testing.T) {
 	r.waitHW("fetch", 0, 300)
 	if code := fetch(301, 0, 1<<20, 0, -1).Topics[0].Partitions[0].ErrorCode; code != kerr.OffsetOutOfRange.Code {
 		t.Fatalf("fetch past the end: error %d, want OFFSET_OUT_OF_RANGE", code)
+	}
+	// From v13 topics are named by id; an unknown id is UNKNOWN_TOPIC_ID.
+	stored, err := c.meta.GetTopic(c.ctx, "fetch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	byID := func(id [16]byte) kmsg.FetchResponseTopicPartition {
+		f := kmsg.NewPtrFetchRequest()
+		f.Version, f.MaxBytes = 16, 1<<20
+		ft := kmsg.NewFetchRequestTopic()
+		ft.TopicID = id
+		fp := kmsg.NewFetchRequestTopicPartition()
+		fp.PartitionMaxBytes = 1 << 20
+		ft.Partitions = append(ft.Partitions, fp)
+		f.Topics = append(f.Topics, ft)
+		resp := r.roundTrip(f).(*kmsg.FetchResponse)
+		if resp.Topics[0].TopicID != id {
+			t.Fatalf("v16 fetch answered topic id %x, want %x", resp.Topics[0].TopicID, id)
+		}
+		return resp.Topics[0].Partitions[0]
+	}
+	var id [16]byte
+	copy(id[:], must(hex.DecodeString(stored.ID)))
+	if p := byID(id); p.ErrorCode != 0 || p.HighWatermark != 300 || len(p.RecordBatches) == 0 {
+		t.Fatalf("v16 fetch by topic id: error %d, high watermark %d, %d bytes", p.ErrorCode, p.HighWatermark, len(p.RecordBatches))
+	}
+	if p := byID([16]byte{1, 2, 3}); p.ErrorCode != kerr.UnknownTopicID.Code {
+		t.Fatalf("v16 fetch of an unknown topic id: error %d, want UNKNOWN_TOPIC_ID", p.ErrorCode)
 	}
 }
 
