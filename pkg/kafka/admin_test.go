@@ -6,6 +6,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // TestTopicAdmin drives topic administration with franz-go's admin client
@@ -76,5 +77,30 @@ func TestTopicAdmin(t *testing.T) {
 	dels, err := adm.DeleteTopics(ctx, "admin")
 	if err != nil || dels["admin"].Err != nil {
 		t.Fatalf("delete: %v %v", err, dels)
+	}
+}
+
+// TestDescribeCluster checks the cluster as admin clients see it: one
+// broker, this proxy, at its advertised address, and the same cluster id
+// as Metadata.
+func TestDescribeCluster(t *testing.T) {
+	c := startCluster(t, clusterOpts{})
+	adm := kadm.NewClient(c.client())
+	bm, err := adm.BrokerMetadata(c.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, port := c.kafkaHostPort()
+	if len(bm.Brokers) != 1 || bm.Brokers[0].Host != host || bm.Brokers[0].Port != port || bm.Controller != bm.Brokers[0].NodeID || bm.Cluster == "" {
+		t.Fatalf("broker metadata %+v; want one broker at %s:%d that is the controller, and a cluster id", bm, host, port)
+	}
+	dc := kmsg.NewPtrDescribeClusterRequest()
+	dc.Version, dc.EndpointType = 1, 1
+	resp, err := dc.RequestWith(c.ctx, c.client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.ErrorCode != 0 || resp.ClusterID != bm.Cluster || len(resp.Brokers) != 1 || resp.Brokers[0].NodeID != bm.Brokers[0].NodeID {
+		t.Fatalf("DescribeCluster: error %d cluster %q brokers %+v; want cluster %q and the Metadata broker", resp.ErrorCode, resp.ClusterID, resp.Brokers, bm.Cluster)
 	}
 }
