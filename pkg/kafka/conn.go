@@ -245,7 +245,7 @@ func (c *conn) readLoop() error {
 		if !c.isAuthed() || a.key == kmsg.SASLHandshake || a.key == kmsg.SASLAuthenticate {
 			c.run(sl, a, r)
 			if sl.err != nil || sl.closeAfter {
-				return sl.err
+				return nil // the writer reports it and closes the connection
 			}
 			continue
 		}

@@ -297,7 +297,7 @@ func TestListOffsets(t *testing.T) {
 		{"earliest", -2, 0, -1},
 		{"latest", -1, 20, -1},
 		{"max timestamp", -3, 9, 1_700_000_000_009},
-		{"timestamp", 1_700_000_000_004, 4, -1},
+		{"timestamp", 1_700_000_000_004, 4, 1_700_000_000_004},
 		{"after every record", 1_800_000_000_000, -1, -1},
 	}
 	for _, tc := range tests {
