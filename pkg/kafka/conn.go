@@ -90,7 +90,7 @@ type conn struct {
 	// one request's limit: decoding can multiply a request's size, so a
 	// connection may not pile up many large ones.
 	inflight *semaphore.Weighted
-	order  produceOrder   // plain produces' per-partition order
+	order    produceOrder // plain produces' per-partition order
 
 	mu sync.Mutex // guards every field below
 	// who is the authenticated principal; valid when authed.
