@@ -21,6 +21,7 @@ import (
 	"github.com/strata-mq/strata/pkg/auth"
 	"github.com/strata-mq/strata/pkg/broker"
 	"github.com/strata-mq/strata/pkg/coordinator"
+	"github.com/strata-mq/strata/pkg/kafka"
 	"github.com/strata-mq/strata/pkg/meta"
 	"github.com/strata-mq/strata/pkg/objstore"
 	"github.com/strata-mq/strata/pkg/proxy"
@@ -70,6 +71,10 @@ type Config struct {
 	// host:port (port 0 picks one; see Cluster.MetricsAddr), over TLS when
 	// TLS is set. Empty: off.
 	MetricsAddr string
+	// KafkaAddr, if set, is where the proxy serves the Kafka protocol
+	// (docs/kafka.md); port 0 picks a free port (see Cluster.KafkaAddr).
+	// Empty serves none. `strata dev` defaults it to kafka.DefaultAddr.
+	KafkaAddr string
 }
 
 // Validate reports whether the configuration can be used, after defaults.
@@ -110,6 +115,7 @@ type Cluster struct {
 	metrics     *http.Server
 	metricsAddr string
 	metricsDone chan struct{} // closed when the metrics server's Serve returned
+	kafka       *kafka.Server // nil without KafkaAddr
 	ready       chan struct{}
 }
 
@@ -171,10 +177,14 @@ func (c *Cluster) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	c.proxy, err = proxy.New(proxy.Config{
+	pcfg := proxy.Config{
 		ListenAddr: c.cfg.Addr, Meta: c.meta, Store: store, Logger: c.log.With("server", "proxy"), Registry: reg,
 		TLS: public, Auth: c.cfg.Auth,
-	})
+	}
+	if c.cfg.KafkaAddr != "" {
+		pcfg.FrontEnds = append(pcfg.FrontEnds, kafka.Attach(kafka.Config{Addr: c.cfg.KafkaAddr}, func(k *kafka.Server) { c.kafka = k }))
+	}
+	c.proxy, err = proxy.New(pcfg)
 	if err != nil {
 		return err
 	}
@@ -265,6 +275,14 @@ func (c *Cluster) Ready() <-chan struct{} { return c.ready }
 // Addr returns the address clients use.
 func (c *Cluster) Addr() string { return c.proxy.Addr() }
 
+// KafkaAddr returns the address Kafka clients use, "" without KafkaAddr.
+func (c *Cluster) KafkaAddr() string {
+	if c.kafka == nil {
+		return ""
+	}
+	return c.kafka.Addr()
+}
+
 // Run starts the cluster, waits until ctx ends, then closes it; it calls
 // started with the client address once the cluster is ready.
 func (c *Cluster) Run(ctx context.Context, started func(addr string)) error {
@@ -305,6 +323,6 @@ func (c *Cluster) Close() error {
 	if c.unlock != nil {
 		c.unlock()
 	}
-	c.proxy, c.broker, c.coordinator, c.meta, c.etcd, c.unlock = nil, nil, nil, nil, nil, nil
+	c.proxy, c.kafka, c.broker, c.coordinator, c.meta, c.etcd, c.unlock = nil, nil, nil, nil, nil, nil, nil
 	return errors.Join(errs...)
 }

@@ -201,6 +201,8 @@ func TestSchemaRejects(t *testing.T) {
 		{"a role without a certificate", []string{"security.tls.enabled=true", "security.tls.roleSecretNames.proxy=p", "security.tls.roleSecretNames.broker=b"}, "roleSecretNames.coordinator"},
 		{"client ca without tls", []string{"security.tls.clientCASecretName=cca"}, "clientCASecretName needs security.tls.enabled"},
 		{"network policy not a boolean", []string{"networkPolicy.enabled=maybe"}, "networkPolicy/enabled"},
+		{"kafka advertised address without a port", []string{"proxy.kafka.advertisedAddr=kafka.example.com"}, "proxy/kafka/advertisedAddr"},
+		{"kafka port out of range", []string{"proxy.kafka.port=0"}, "proxy/kafka/port"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
