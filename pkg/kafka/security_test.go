@@ -35,7 +35,13 @@ func TestSecurity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := ca.WriteIssued(dir, "server", "strata-server", "127.0.0.1", "localhost")
+	// One certificate for every server of the test cluster, carrying each
+	// role's identity, so the proxy may call the coordinator and brokers.
+	var ids []string
+	for _, role := range auth.Roles {
+		ids = append(ids, auth.ServerIdentity(auth.DefaultTrustDomain, role))
+	}
+	srv, err := ca.WriteSpec(dir, "server", tlsgen.Spec{CN: "strata-server", Hosts: []string{"127.0.0.1", "localhost"}, URIs: ids, Server: true, Client: true})
 	if err != nil {
 		t.Fatal(err)
 	}
