@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/strata-mq/strata/internal/checker"
+	"github.com/strata-mq/strata/internal/testenv"
 	"github.com/strata-mq/strata/pkg/client"
 )
 
@@ -381,13 +382,7 @@ func waitStatus(t *testing.T, ctx context.Context, cl *client.Client, what strin
 // waitFor polls a local condition.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(phaseTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, phaseTimeout)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.Eventually(t, what, phaseTimeout, cond)
 }
 
 func owned(st *client.ClusterStatus, id string) int {

@@ -30,27 +30,10 @@ var brokerSeq atomic.Int64
 
 // newMeta returns a metadata store on the shared etcd under a fresh prefix.
 func newMeta(t testing.TB, mutate ...func(*meta.Config)) *meta.Store {
-	t.Helper()
-	cfg := meta.Config{
-		Endpoints: etcd.Endpoints(),
-		Prefix:    testenv.Prefix(t),
-	}
-	for _, f := range mutate {
-		f(&cfg)
-	}
-	m, err := meta.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	return m
+	return testenv.NewMeta(t, etcd.Endpoints(), mutate...)
 }
 
-func testCtx(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
+func testCtx(t testing.TB) context.Context { return testenv.Context(t) }
 
 // faultStore wraps a real store and fails or holds PUTs on demand.
 type faultStore struct {
@@ -196,13 +179,7 @@ func (s *Server) ownedEpoch(topicID string, p int32) (int64, bool) {
 // eventually polls cond until it holds, failing the test after a deadline.
 func eventually(t testing.TB, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 20s")
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testenv.Eventually(t, "condition", 20*time.Second, cond)
 }
 
 // batch encodes n records whose values are "<tag>-<i>".

@@ -26,20 +26,10 @@ func TestMain(m *testing.M) { testenv.Main(m, &etcd) }
 
 // newStore returns a Store on endpoints under prefix.
 func newStore(t testing.TB, endpoints []string, prefix string) *meta.Store {
-	t.Helper()
-	s, err := meta.New(meta.Config{Endpoints: endpoints, Prefix: prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
+	return testenv.NewMeta(t, endpoints, func(c *meta.Config) { c.Prefix = prefix })
 }
 
-func testCtx(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
+func testCtx(t testing.TB) context.Context { return testenv.Context(t) }
 
 // startCoordinator starts a coordinator on store with test-friendly timings
 // and waits until it is ready.
@@ -86,13 +76,7 @@ func client(t testing.TB, s *Server) stratav1.CoordinatorClient {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.Eventually(t, what, 30*time.Second, cond)
 }
 
 // startView returns a started, ready view of store for the test to watch.

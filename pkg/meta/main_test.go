@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/strata-mq/strata/internal/testenv"
 	"github.com/strata-mq/strata/pkg/meta"
@@ -18,27 +17,10 @@ func TestMain(m *testing.M) { testenv.Main(m, &etcd) }
 
 // newStore returns a Store on the shared etcd under a fresh prefix.
 func newStore(t testing.TB, mutate ...func(*meta.Config)) *meta.Store {
-	t.Helper()
-	cfg := meta.Config{
-		Endpoints: etcd.Endpoints(),
-		Prefix:    testenv.Prefix(t),
-	}
-	for _, f := range mutate {
-		f(&cfg)
-	}
-	s, err := meta.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
+	return testenv.NewMeta(t, etcd.Endpoints(), mutate...)
 }
 
-func testCtx(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
+func testCtx(t testing.TB) context.Context { return testenv.Context(t) }
 
 // createTopic creates a topic with n partitions.
 func createTopic(t testing.TB, s *meta.Store, name string, n int32) meta.Topic {
