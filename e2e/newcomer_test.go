@@ -346,7 +346,7 @@ func TestProduceInterrupted(t *testing.T) {
 		if err := d.proc.Resume(); err != nil {
 			t.Fatal(err)
 		}
-		r := d.start("produce", "ctrl-c", "--flush-timeout", flushTimeout)
+		r := d.start("produce", "ctrl-c", "--flush-timeout", flushTimeout, "-v")
 		marker := "ok-" + flushTimeout
 		if _, err := r.stdin.Write([]byte(marker + "\n")); err != nil {
 			t.Fatal(err)
@@ -361,6 +361,7 @@ func TestProduceInterrupted(t *testing.T) {
 			t.Fatal(err)
 		}
 		r.stdin.Close()
+		r.waitStderr(t, "end of input after 4 records")
 		return r
 	}
 	prod = stuck("1s")

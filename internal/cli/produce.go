@@ -184,6 +184,11 @@ func (a *App) produce(ctx context.Context, topic string, o produceOpts) error {
 	var readErr error
 	select {
 	case readErr = <-readDone:
+		if o.verbose && readErr == nil {
+			r.readMu.Lock()
+			fmt.Fprintf(a.Stderr, "end of input after %d records; waiting for their delivery\n", r.read)
+			r.readMu.Unlock()
+		}
 	case <-ctx.Done():
 		r.stop()
 	}
