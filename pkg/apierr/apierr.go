@@ -56,6 +56,15 @@ var (
 	ErrUnauthenticated = errors.New("strata: unauthenticated")
 	// ErrPermissionDenied: no ACL allows the principal the operation.
 	ErrPermissionDenied = errors.New("strata: permission denied")
+	// ErrRebalanceInProgress: a classic consumer group is rebalancing;
+	// the member rejoins.
+	ErrRebalanceInProgress = errors.New("strata: consumer group rebalance in progress")
+	// ErrIllegalGeneration: a classic member's generation is not the
+	// group's; it rejoins, and its commits are rejected.
+	ErrIllegalGeneration = errors.New("strata: illegal consumer group generation")
+	// ErrInconsistentGroupProtocol: the group runs the other group
+	// protocol, or the member shares no assignor with the group.
+	ErrInconsistentGroupProtocol = errors.New("strata: inconsistent consumer group protocol")
 )
 
 // entry ties a reason to its gRPC code and its sentinel.
@@ -90,6 +99,9 @@ var table = []entry{
 	{stratav1.Reason_OUT_OF_ORDER_SEQUENCE, codes.FailedPrecondition, ErrOutOfOrderSequence, true},
 	{stratav1.Reason_UNAUTHENTICATED, codes.Unauthenticated, ErrUnauthenticated, false},
 	{stratav1.Reason_PERMISSION_DENIED, codes.PermissionDenied, ErrPermissionDenied, false},
+	{stratav1.Reason_REBALANCE_IN_PROGRESS, codes.FailedPrecondition, ErrRebalanceInProgress, false},
+	{stratav1.Reason_ILLEGAL_GENERATION, codes.FailedPrecondition, ErrIllegalGeneration, false},
+	{stratav1.Reason_INCONSISTENT_GROUP_PROTOCOL, codes.FailedPrecondition, ErrInconsistentGroupProtocol, false},
 }
 
 func lookup(err error) (entry, bool) {

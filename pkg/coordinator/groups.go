@@ -59,6 +59,8 @@ type group struct {
 	// deadline is each member's session deadline; not stored in etcd — a
 	// new leader gives every member a full session timeout.
 	deadline map[string]time.Time
+	// classic is the in-memory part of a classic group (classic.go).
+	classic *classicRuntime
 }
 
 func newGroupManager(ctx context.Context, s *Server) *groupManager {
@@ -89,6 +91,11 @@ func (gm *groupManager) get(ctx context.Context, name string) (*group, error) {
 		now := time.Now()
 		for _, m := range st.Members {
 			g.deadline[m.ID] = now.Add(time.Duration(m.SessionTimeoutMs) * time.Millisecond)
+		}
+		if st.Classic != nil {
+			for _, m := range st.Classic.Members {
+				g.deadline[m.ID] = now.Add(time.Duration(m.SessionTimeoutMs) * time.Millisecond)
+			}
 		}
 	}
 	return g, nil
@@ -165,6 +172,10 @@ func (gm *groupManager) expire(g *group) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if !g.loaded {
+		return
+	}
+	if g.st.Classic != nil {
+		gm.expireClassic(g)
 		return
 	}
 	now := time.Now()
@@ -246,6 +257,11 @@ func (gm *groupManager) heartbeat(ctx context.Context, req heartbeatRequest) (he
 	}
 	defer g.mu.Unlock()
 	st := cloneState(g.st)
+	if c := st.Classic; c != nil && len(c.Members) > 0 {
+		return heartbeatResult{}, apierr.Errorf(apierr.ErrInconsistentGroupProtocol,
+			"group %s has %d members of Kafka's classic protocol", req.group, len(c.Members))
+	}
+	st.Classic = nil
 	i := slices.IndexFunc(st.Members, func(m meta.GroupMember) bool { return m.ID == req.member })
 	switch {
 	case req.epoch == 0 && i < 0:
@@ -361,6 +377,12 @@ func (gm *groupManager) commit(ctx context.Context, group, member string, epoch 
 		return err
 	}
 	defer g.mu.Unlock()
+	return gm.commitLocked(ctx, g, member, epoch, offsets)
+}
+
+// commitLocked is commit with g.mu held.
+func (gm *groupManager) commitLocked(ctx context.Context, g *group, member string, epoch int64, offsets []meta.CommittedOffset) error {
+	group := g.name
 	i := slices.IndexFunc(g.st.Members, func(m meta.GroupMember) bool { return m.ID == member })
 	if i < 0 {
 		return apierr.Errorf(apierr.ErrUnknownMember, "group %s has no member %s", group, member)
@@ -386,7 +408,7 @@ func (gm *groupManager) reset(ctx context.Context, group string, offsets []meta.
 		return err
 	}
 	defer g.mu.Unlock()
-	if n := len(g.st.Members); n > 0 {
+	if n := len(g.st.Members) + classicMembers(g.st); n > 0 {
 		return apierr.Errorf(apierr.ErrGroupNotEmpty, "group %s has %d live members; stop them first", group, n)
 	}
 	return gm.writeOffsets(ctx, g, offsets)
@@ -422,6 +444,9 @@ func (gm *groupManager) snapshot(ctx context.Context, group string) (meta.GroupS
 // groupStateName is a group's state as ListGroups and DescribeGroup show
 // it.
 func groupStateName(st meta.GroupState) string {
+	if classicMembers(st) > 0 {
+		return st.Classic.State
+	}
 	if len(st.Members) == 0 {
 		return "Empty"
 	}
@@ -443,6 +468,14 @@ func cloneState(st meta.GroupState) meta.GroupState {
 		m.Assigned = slices.Clone(m.Assigned)
 		out.Members[i] = m
 	}
+	if st.Classic != nil {
+		c := *st.Classic
+		c.Members = slices.Clone(c.Members)
+		for i := range c.Members {
+			c.Members[i].Protocols = slices.Clone(c.Members[i].Protocols)
+		}
+		out.Classic = &c
+	}
 	return out
 }
 
@@ -450,7 +483,12 @@ func cloneState(st meta.GroupState) meta.GroupState {
 // changed anything that must be written.
 func encodeState(st meta.GroupState) string {
 	st.Revision = 0
-	return fmt.Sprintf("%+v", st)
+	c := st.Classic
+	st.Classic = nil
+	if c == nil {
+		return fmt.Sprintf("%+v", st)
+	}
+	return fmt.Sprintf("%+v %+v", st, *c)
 }
 
 func (c *Config) setGroupDefaults() {
