@@ -1,7 +1,9 @@
 // Command proxy runs a Strata proxy: the one address clients need. It routes
 // produce requests to partition owners, serves fetches from object storage
 // through its block cache and forwards admin calls to the coordinator
-// leader. Every flag can also be set with a STRATA_* environment variable.
+// leader; with --kafka-addr it also serves the Kafka protocol
+// (docs/kafka.md). Every flag can also be set with a STRATA_* environment
+// variable.
 package main
 
 import (
@@ -16,6 +18,7 @@ import (
 	"github.com/strata-mq/strata/internal/flagenv"
 	"github.com/strata-mq/strata/internal/serverflags"
 	"github.com/strata-mq/strata/pkg/cache"
+	"github.com/strata-mq/strata/pkg/kafka"
 	"github.com/strata-mq/strata/pkg/proxy"
 )
 
@@ -39,6 +42,9 @@ func run(args []string) error {
 	fs.DurationVar(&cfg.AdminTimeout, "admin-timeout", proxy.DefaultAdminTimeout, "admin call deadline, retries included, when the client sets none")
 	fs.DurationVar(&cfg.MaxFetchWait, "max-fetch-wait", proxy.DefaultMaxFetchWait, "cap on a fetch's long-poll wait")
 	maxFetch := fs.Int("max-fetch-bytes", proxy.DefaultMaxFetchBytes, "cap on a fetch's byte budget")
+	kcfg := kafka.Config{}
+	fs.StringVar(&kcfg.Addr, "kafka-addr", "", "address of the Kafka protocol listener (empty: none)")
+	fs.StringVar(&kcfg.AdvertisedAddr, "kafka-advertised-addr", "", "host:port Kafka clients are told to connect to (empty: the bound address)")
 	flagenv.Usage(fs)
 	if err := flagenv.Parse(fs, args); err != nil {
 		return err
@@ -53,6 +59,9 @@ func run(args []string) error {
 	defer env.Close()
 	cfg.Meta, cfg.Store, cfg.Logger, cfg.Registry, cfg.TLS = env.Meta, env.Store, env.Log, env.Registry, env.TLS
 	cfg.MaxFetchBytes = int32(min(*maxFetch, 1<<30))
+	if kcfg.Addr != "" {
+		cfg.FrontEnds = append(cfg.FrontEnds, kafka.Attach(kcfg, nil))
+	}
 	srv, err := proxy.New(cfg)
 	if err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 
 	"github.com/strata-mq/strata/pkg/dev"
+	"github.com/strata-mq/strata/pkg/kafka"
 )
 
 var devCmd = &command{
@@ -14,6 +15,7 @@ var devCmd = &command{
 	setup: func(fs *flag.FlagSet) runFunc {
 		cfg := dev.Config{}
 		fs.StringVar(&cfg.Addr, "addr", dev.DefaultAddr, "address clients connect to")
+		fs.StringVar(&cfg.KafkaAddr, "kafka-addr", kafka.DefaultAddr, `address Kafka clients connect to ("" turns the Kafka listener off)`)
 		fs.StringVar(&cfg.DataDir, "data-dir", dev.DefaultDataDir, "directory for etcd's data and the segment objects")
 		fs.StringVar(&cfg.S3.Bucket, "s3-bucket", "", "store objects in this S3 bucket instead of --data-dir")
 		fs.StringVar(&cfg.S3.Endpoint, "s3-endpoint", "", "S3 endpoint URL (empty: AWS)")
@@ -41,6 +43,9 @@ var devCmd = &command{
 			}
 			return c.Run(ctx, func(addr string) {
 				fmt.Fprintf(a.Stdout, "Strata is running (data in %s). Clients connect to %s; stop with Ctrl-C.\n", cfg.DataDir, addr)
+				if k := c.KafkaAddr(); k != "" {
+					fmt.Fprintf(a.Stdout, "Kafka clients connect to %s (bootstrap.servers).\n", k)
+				}
 			})
 		}
 	},

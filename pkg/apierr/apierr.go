@@ -1,12 +1,15 @@
-// Package apierr is the one table between Strata's errors and gRPC
-// statuses. Servers return Go errors — this package's sentinels, or the
+// Package apierr is the one table between Strata's errors, gRPC statuses
+// and Kafka error codes. Servers return Go errors — this package's sentinels, or the
 // sentinels of the package that failed, wrapped with %w — and the gRPC
 // interceptor in pkg/rpc turns them into statuses with Status. Clients turn
 // statuses back into errors with FromStatus and match them with errors.Is
 // against the sentinels below, never by message text.
 //
 // On the wire every status carries a google.rpc.ErrorInfo detail whose
-// reason is a strata.v1.Reason name (for example "NOT_OWNER").
+// reason is a strata.v1.Reason name (for example "NOT_OWNER"). The Kafka
+// front end (pkg/kafka) answers the same errors with the Kafka error code
+// of the same row (KafkaCode), so an error means one thing on both
+// protocols.
 package apierr
 
 import (
@@ -14,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -67,41 +71,46 @@ var (
 	ErrInconsistentGroupProtocol = errors.New("strata: inconsistent consumer group protocol")
 )
 
-// entry ties a reason to its gRPC code and its sentinel.
+// entry ties a reason to its gRPC code, its Kafka error code and its
+// sentinel.
 type entry struct {
 	reason    stratav1.Reason
 	code      codes.Code
 	sentinel  error
 	retriable bool
+	// kafka is the Kafka error code. Where Kafka names the code after the
+	// resource (authorization, coordinators), the Kafka front end picks
+	// the resource's variant itself.
+	kafka *kerr.Error
 }
 
 // table is the translation, checked in order: the first entry whose
 // sentinel matches (errors.Is) wins. Other packages' errors join it by
 // wrapping a sentinel (see Alias).
 var table = []entry{
-	{stratav1.Reason_NOT_OWNER, codes.Unavailable, ErrNotOwner, true},
-	{stratav1.Reason_NOT_LEADER, codes.Unavailable, ErrNotLeader, true},
-	{stratav1.Reason_UNKNOWN_TOPIC, codes.NotFound, ErrUnknownTopic, false},
-	{stratav1.Reason_TOPIC_EXISTS, codes.AlreadyExists, ErrTopicExists, false},
-	{stratav1.Reason_INVALID_TOPIC, codes.InvalidArgument, ErrInvalidTopic, false},
-	{stratav1.Reason_PARTITION_OUT_OF_RANGE, codes.OutOfRange, ErrPartitionRange, false},
-	{stratav1.Reason_OFFSET_OUT_OF_RANGE, codes.OutOfRange, ErrOffsetOutOfRange, false},
-	{stratav1.Reason_CORRUPT_BATCH, codes.InvalidArgument, ErrCorruptBatch, false},
-	{stratav1.Reason_RECORD_TOO_LARGE, codes.InvalidArgument, ErrRecordTooLarge, false},
-	{stratav1.Reason_INVALID_REQUEST, codes.InvalidArgument, ErrInvalidRequest, false},
-	{stratav1.Reason_STORAGE_UNAVAILABLE, codes.Unavailable, ErrStorageUnavailable, true},
-	{stratav1.Reason_TIMEOUT, codes.DeadlineExceeded, ErrTimeout, true},
-	{stratav1.Reason_TIMEOUT, codes.DeadlineExceeded, context.DeadlineExceeded, true},
-	{stratav1.Reason_SHUTTING_DOWN, codes.Unavailable, ErrShuttingDown, true},
-	{stratav1.Reason_FENCED_MEMBER, codes.FailedPrecondition, ErrFencedMember, false},
-	{stratav1.Reason_UNKNOWN_MEMBER, codes.NotFound, ErrUnknownMember, false},
-	{stratav1.Reason_GROUP_NOT_EMPTY, codes.FailedPrecondition, ErrGroupNotEmpty, false},
-	{stratav1.Reason_OUT_OF_ORDER_SEQUENCE, codes.FailedPrecondition, ErrOutOfOrderSequence, true},
-	{stratav1.Reason_UNAUTHENTICATED, codes.Unauthenticated, ErrUnauthenticated, false},
-	{stratav1.Reason_PERMISSION_DENIED, codes.PermissionDenied, ErrPermissionDenied, false},
-	{stratav1.Reason_REBALANCE_IN_PROGRESS, codes.FailedPrecondition, ErrRebalanceInProgress, false},
-	{stratav1.Reason_ILLEGAL_GENERATION, codes.FailedPrecondition, ErrIllegalGeneration, false},
-	{stratav1.Reason_INCONSISTENT_GROUP_PROTOCOL, codes.FailedPrecondition, ErrInconsistentGroupProtocol, false},
+	{stratav1.Reason_NOT_OWNER, codes.Unavailable, ErrNotOwner, true, kerr.NotLeaderForPartition},
+	{stratav1.Reason_NOT_LEADER, codes.Unavailable, ErrNotLeader, true, kerr.CoordinatorNotAvailable},
+	{stratav1.Reason_UNKNOWN_TOPIC, codes.NotFound, ErrUnknownTopic, false, kerr.UnknownTopicOrPartition},
+	{stratav1.Reason_TOPIC_EXISTS, codes.AlreadyExists, ErrTopicExists, false, kerr.TopicAlreadyExists},
+	{stratav1.Reason_INVALID_TOPIC, codes.InvalidArgument, ErrInvalidTopic, false, kerr.InvalidTopicException},
+	{stratav1.Reason_PARTITION_OUT_OF_RANGE, codes.OutOfRange, ErrPartitionRange, false, kerr.UnknownTopicOrPartition},
+	{stratav1.Reason_OFFSET_OUT_OF_RANGE, codes.OutOfRange, ErrOffsetOutOfRange, false, kerr.OffsetOutOfRange},
+	{stratav1.Reason_CORRUPT_BATCH, codes.InvalidArgument, ErrCorruptBatch, false, kerr.CorruptMessage},
+	{stratav1.Reason_RECORD_TOO_LARGE, codes.InvalidArgument, ErrRecordTooLarge, false, kerr.MessageTooLarge},
+	{stratav1.Reason_INVALID_REQUEST, codes.InvalidArgument, ErrInvalidRequest, false, kerr.InvalidRequest},
+	{stratav1.Reason_STORAGE_UNAVAILABLE, codes.Unavailable, ErrStorageUnavailable, true, kerr.KafkaStorageError},
+	{stratav1.Reason_TIMEOUT, codes.DeadlineExceeded, ErrTimeout, true, kerr.RequestTimedOut},
+	{stratav1.Reason_TIMEOUT, codes.DeadlineExceeded, context.DeadlineExceeded, true, kerr.RequestTimedOut},
+	{stratav1.Reason_SHUTTING_DOWN, codes.Unavailable, ErrShuttingDown, true, kerr.NotLeaderForPartition},
+	{stratav1.Reason_FENCED_MEMBER, codes.FailedPrecondition, ErrFencedMember, false, kerr.FencedMemberEpoch},
+	{stratav1.Reason_UNKNOWN_MEMBER, codes.NotFound, ErrUnknownMember, false, kerr.UnknownMemberID},
+	{stratav1.Reason_GROUP_NOT_EMPTY, codes.FailedPrecondition, ErrGroupNotEmpty, false, kerr.NonEmptyGroup},
+	{stratav1.Reason_OUT_OF_ORDER_SEQUENCE, codes.FailedPrecondition, ErrOutOfOrderSequence, true, kerr.OutOfOrderSequenceNumber},
+	{stratav1.Reason_UNAUTHENTICATED, codes.Unauthenticated, ErrUnauthenticated, false, kerr.SaslAuthenticationFailed},
+	{stratav1.Reason_PERMISSION_DENIED, codes.PermissionDenied, ErrPermissionDenied, false, kerr.TopicAuthorizationFailed},
+	{stratav1.Reason_REBALANCE_IN_PROGRESS, codes.FailedPrecondition, ErrRebalanceInProgress, false, kerr.RebalanceInProgress},
+	{stratav1.Reason_ILLEGAL_GENERATION, codes.FailedPrecondition, ErrIllegalGeneration, false, kerr.IllegalGeneration},
+	{stratav1.Reason_INCONSISTENT_GROUP_PROTOCOL, codes.FailedPrecondition, ErrInconsistentGroupProtocol, false, kerr.InconsistentGroupProtocol},
 }
 
 func lookup(err error) (entry, bool) {
@@ -120,6 +129,23 @@ func byReason(reason string) (entry, bool) {
 		}
 	}
 	return entry{}, false
+}
+
+// KafkaCode returns the Kafka error code of err: 0 for nil, the code of
+// its row in the table, UNKNOWN_SERVER_ERROR for an error the table does
+// not know. A server still prefers a resource-specific code where Kafka
+// has one (GROUP_AUTHORIZATION_FAILED for a group, say).
+func KafkaCode(err error) int16 {
+	if err == nil {
+		return 0
+	}
+	if e, ok := lookup(err); ok {
+		return e.kafka.Code
+	}
+	if Retriable(err) { // a transport failure without a reason
+		return kerr.RequestTimedOut.Code
+	}
+	return kerr.UnknownServerError.Code
 }
 
 // Status converts a server-side error to a gRPC status error. An error that

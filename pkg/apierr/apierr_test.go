@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -83,5 +84,36 @@ func TestUnknownAndTransportErrors(t *testing.T) {
 	}
 	if apierr.Status(nil) != nil || apierr.FromStatus(nil) != nil {
 		t.Fatal("nil not preserved")
+	}
+}
+
+// TestKafkaCode checks that every sentinel has a Kafka code in the table,
+// that wrapped errors and received statuses keep it, and that unknown
+// errors are UNKNOWN_SERVER_ERROR.
+func TestKafkaCode(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want *kerr.Error
+	}{
+		{"not owner", fmt.Errorf("flush: %w", meta.ErrFenced), kerr.NotLeaderForPartition},
+		{"unknown topic", apierr.Errorf(apierr.ErrUnknownTopic, "x"), kerr.UnknownTopicOrPartition},
+		{"offset range", apierr.ErrOffsetOutOfRange, kerr.OffsetOutOfRange},
+		{"corrupt", apierr.ErrCorruptBatch, kerr.CorruptMessage},
+		{"too large", apierr.ErrRecordTooLarge, kerr.MessageTooLarge},
+		{"deadline", context.DeadlineExceeded, kerr.RequestTimedOut},
+		{"out of order", apierr.ErrOutOfOrderSequence, kerr.OutOfOrderSequenceNumber},
+		{"denied", apierr.ErrPermissionDenied, kerr.TopicAuthorizationFailed},
+		{"from status", apierr.FromStatus(apierr.Status(apierr.ErrTopicExists)), kerr.TopicAlreadyExists},
+		{"transport", apierr.FromStatus(status.Error(codes.Unavailable, "dial")), kerr.RequestTimedOut},
+		{"unknown", errors.New("boom"), kerr.UnknownServerError},
+	}
+	for _, tc := range tests {
+		if got := apierr.KafkaCode(tc.err); got != tc.want.Code {
+			t.Errorf("%s: KafkaCode = %d (%v), want %d (%s)", tc.name, got, kerr.ErrorForCode(got), tc.want.Code, tc.want.Message)
+		}
+	}
+	if got := apierr.KafkaCode(nil); got != 0 {
+		t.Errorf("KafkaCode(nil) = %d, want 0", got)
 	}
 }

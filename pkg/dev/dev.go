@@ -19,6 +19,7 @@ import (
 	"github.com/strata-mq/strata/pkg/auth"
 	"github.com/strata-mq/strata/pkg/broker"
 	"github.com/strata-mq/strata/pkg/coordinator"
+	"github.com/strata-mq/strata/pkg/kafka"
 	"github.com/strata-mq/strata/pkg/meta"
 	"github.com/strata-mq/strata/pkg/objstore"
 	"github.com/strata-mq/strata/pkg/proxy"
@@ -55,6 +56,10 @@ type Config struct {
 	TLS *rpc.TLSConfig
 	// Auth configures the proxy's client authentication, ACLs and quotas.
 	Auth auth.Config
+	// KafkaAddr, if set, is where the proxy serves the Kafka protocol
+	// (docs/kafka.md); port 0 picks a free port (see Cluster.KafkaAddr).
+	// Empty serves none. `strata dev` defaults it to kafka.DefaultAddr.
+	KafkaAddr string
 }
 
 // Validate reports whether the configuration can be used, after defaults.
@@ -91,6 +96,7 @@ type Cluster struct {
 	coordinator *coordinator.Server
 	broker      *broker.Server
 	proxy       *proxy.Server
+	kafka       *kafka.Server // nil without KafkaAddr
 	ready       chan struct{}
 }
 
@@ -156,10 +162,14 @@ func (c *Cluster) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	c.proxy, err = proxy.New(proxy.Config{
+	pcfg := proxy.Config{
 		ListenAddr: c.cfg.Addr, Meta: c.meta, Store: store, Logger: c.log.With("server", "proxy"), Registry: reg,
 		TLS: public, Auth: c.cfg.Auth,
-	})
+	}
+	if c.cfg.KafkaAddr != "" {
+		pcfg.FrontEnds = append(pcfg.FrontEnds, kafka.Attach(kafka.Config{Addr: c.cfg.KafkaAddr}, func(k *kafka.Server) { c.kafka = k }))
+	}
+	c.proxy, err = proxy.New(pcfg)
 	if err != nil {
 		return err
 	}
@@ -185,6 +195,14 @@ func (c *Cluster) Ready() <-chan struct{} { return c.ready }
 
 // Addr returns the address clients use.
 func (c *Cluster) Addr() string { return c.proxy.Addr() }
+
+// KafkaAddr returns the address Kafka clients use, "" without KafkaAddr.
+func (c *Cluster) KafkaAddr() string {
+	if c.kafka == nil {
+		return ""
+	}
+	return c.kafka.Addr()
+}
 
 // Run starts the cluster, waits until ctx ends, then closes it; it calls
 // started with the client address once the cluster is ready.
@@ -218,6 +236,6 @@ func (c *Cluster) Close() error {
 	if c.etcd != nil {
 		c.etcd.Close()
 	}
-	c.proxy, c.broker, c.coordinator, c.meta, c.etcd = nil, nil, nil, nil, nil
+	c.proxy, c.kafka, c.broker, c.coordinator, c.meta, c.etcd = nil, nil, nil, nil, nil, nil
 	return errors.Join(errs...)
 }

@@ -90,6 +90,10 @@ type Config struct {
 	// Limits bound what one client can make the proxy do; zero fields take
 	// their defaults.
 	Limits Limits
+	// FrontEnds build further protocol front ends on the proxy's core
+	// (the Kafka listener, pkg/kafka); New calls each, Start starts them
+	// and Close closes them.
+	FrontEnds []NewFrontEnd
 }
 
 func (c *Config) setDefaults() {

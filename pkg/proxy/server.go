@@ -45,6 +45,7 @@ type Server struct {
 	grpc    *rpc.Server
 	guard   *auth.Guard // authentication, ACLs, quotas (security.go)
 	limits  *limiter    // hostile-input limits (limits.go)
+	fronts  []FrontEnd  // other protocols on the same core (frontend.go)
 
 	ready   chan struct{}
 	closing chan struct{} // closed when Close starts; ends long-polls and retries
@@ -97,6 +98,13 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.grpc = rpc.NewServer(s.log, s.serverOptions()...)
 	stratav1.RegisterStrataServer(s.grpc, &service{s: s})
+	for _, nf := range cfg.FrontEnds {
+		f, err := nf(s.core())
+		if err != nil {
+			return nil, fmt.Errorf("proxy: %w", err)
+		}
+		s.fronts = append(s.fronts, f)
+	}
 	return s, nil
 }
 
@@ -126,9 +134,21 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("proxy: %w", err)
 	}
 	lis = s.limitConns(lis)
+	for i, f := range s.fronts {
+		if err := f.Start(); err != nil {
+			for _, g := range s.fronts[:i] {
+				_ = g.Close()
+			}
+			lis.Close()
+			return fmt.Errorf("proxy: %w", err)
+		}
+	}
 	if s.cfg.MetricsAddr != "" {
 		mlis, err := rpc.ListenMetrics(s.cfg.MetricsAddr, s.cfg.TLS)
 		if err != nil {
+			for _, f := range s.fronts {
+				_ = f.Close()
+			}
 			lis.Close()
 			return fmt.Errorf("proxy: metrics: %w", err)
 		}
@@ -194,7 +214,15 @@ func (s *Server) Close() error {
 
 	close(s.closing)
 	s.grpc.SetServing(false)
+	var errs []error
 	if started {
+		// Other front ends close beside the gRPC server: both have seen
+		// closing, so their long-polls and retries end now.
+		var fwg sync.WaitGroup
+		ferrs := make([]error, len(s.fronts))
+		for i, f := range s.fronts {
+			fwg.Go(func() { ferrs[i] = f.Close() })
+		}
 		stopped := make(chan struct{})
 		go func() { s.grpc.GracefulStop(); close(stopped) }()
 		select {
@@ -204,21 +232,22 @@ func (s *Server) Close() error {
 			s.grpc.Stop()
 			<-stopped
 		}
+		fwg.Wait()
+		errs = append(errs, ferrs...)
 		s.cancel()
 	} else {
 		s.grpc.Stop()
 	}
-	var err error
 	if msrv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err = msrv.Shutdown(ctx)
+		errs = append(errs, msrv.Shutdown(ctx))
 		cancel()
 	}
 	s.wg.Wait()
 	s.guard.Close()
 	s.pool.close()
 	s.admin.close()
-	return err
+	return errors.Join(errs...)
 }
 
 // Run starts the server, serves until ctx ends, then closes it.

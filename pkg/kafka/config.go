@@ -1,0 +1,160 @@
+package kafka
+
+import (
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"net"
+	"strconv"
+	"time"
+)
+
+// Defaults for Config.
+const (
+	// DefaultAddr is where `strata dev` serves Kafka clients: Kafka's
+	// usual port, on loopback.
+	DefaultAddr = "127.0.0.1:9092"
+	// DefaultMaxInflightPerConn bounds the requests one connection may
+	// have in processing at once. Kafka clients pipeline up to five
+	// produce requests per connection (max.in.flight) plus fetches and
+	// metadata; 32 leaves room without letting one connection queue
+	// unbounded work.
+	DefaultMaxInflightPerConn = 32
+	// DefaultIdleTimeout closes connections that sent nothing for this
+	// long, as Kafka's connections.max.idle.ms (10 minutes) does.
+	DefaultIdleTimeout = 10 * time.Minute
+	// DefaultSASLTimeout bounds the time from accepting a connection to
+	// its authentication, when authentication is required, so an
+	// unauthenticated client cannot hold a connection open.
+	DefaultSASLTimeout = 10 * time.Second
+	// DefaultMaxControlRequestBytes bounds requests other than Produce.
+	// Decoding can turn each byte of an array into a struct of tens of
+	// bytes, so requests without record data get a tighter bound than
+	// the proxy's MaxRequestBytes; 8 MiB holds a SyncGroup assignment of
+	// thousands of members or an OffsetCommit of 100,000 partitions.
+	DefaultMaxControlRequestBytes = 8 << 20
+	// DefaultShutdownTimeout bounds how long Close lets requests in
+	// flight finish. The proxy has already ended long-polls and retries
+	// when it closes a front end, so requests finish within
+	// milliseconds; the bound keeps SIGTERM-to-exit under 2 s.
+	DefaultShutdownTimeout = time.Second
+)
+
+// Config configures the Kafka front end of a proxy.
+type Config struct {
+	// Addr is the host:port the listener binds; port 0 picks a free port
+	// (see Server.Addr). Required.
+	Addr string
+	// AdvertisedAddr is the host:port the proxy tells clients in Metadata
+	// and FindCoordinator, Kafka's advertised.listeners: behind a
+	// Kubernetes Service or NAT the bind address is not one clients can
+	// reach. Empty advertises the bound address, with an unspecified host
+	// (0.0.0.0, ::) replaced by the machine's host name.
+	AdvertisedAddr string
+	// NodeID is the broker id the proxy gives itself in Metadata. Zero
+	// derives a stable non-negative id from the advertised address, so
+	// proxies with different addresses have different ids and a proxy
+	// keeps its id across restarts.
+	NodeID int32
+	// ClusterID is the cluster id in Metadata. Empty derives one from the
+	// metadata store's cluster prefix, so every proxy of a cluster
+	// reports the same id.
+	ClusterID string
+	// MaxInflightPerConn bounds the requests of one connection in
+	// processing at once; the connection's reader waits past it. Default
+	// DefaultMaxInflightPerConn.
+	MaxInflightPerConn int
+	// MaxControlRequestBytes bounds each request other than Produce; a
+	// larger one closes the connection. Produce requests are bounded by
+	// the proxy's Limits.MaxRequestBytes. Default
+	// DefaultMaxControlRequestBytes.
+	MaxControlRequestBytes int
+	// IdleTimeout closes a connection that sent no request for this long.
+	// Default DefaultIdleTimeout.
+	IdleTimeout time.Duration
+	// SASLTimeout bounds the time a connection may take to authenticate
+	// when the proxy requires credentials. Default DefaultSASLTimeout.
+	SASLTimeout time.Duration
+	// ShutdownTimeout bounds how long Close waits for requests in flight
+	// before it closes their connections. Default DefaultShutdownTimeout.
+	ShutdownTimeout time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxInflightPerConn == 0 {
+		c.MaxInflightPerConn = DefaultMaxInflightPerConn
+	}
+	if c.MaxControlRequestBytes == 0 {
+		c.MaxControlRequestBytes = DefaultMaxControlRequestBytes
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.SASLTimeout == 0 {
+		c.SASLTimeout = DefaultSASLTimeout
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+}
+
+// Validate reports whether the configuration can be used, after defaults
+// have been applied to zero fields.
+func (c Config) Validate() error {
+	c.setDefaults()
+	if c.Addr == "" {
+		return errors.New("kafka: config: no listen address (Addr)")
+	}
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		return fmt.Errorf("kafka: config: listen address %q: %w", c.Addr, err)
+	}
+	if c.AdvertisedAddr != "" {
+		if _, err := splitAdvertised(c.AdvertisedAddr); err != nil {
+			return fmt.Errorf("kafka: config: advertised address %q: %w", c.AdvertisedAddr, err)
+		}
+	}
+	switch {
+	case c.NodeID < 0:
+		return fmt.Errorf("kafka: config: node id %d is negative", c.NodeID)
+	case c.MaxControlRequestBytes < minRequestBytes:
+		return fmt.Errorf("kafka: config: max control request bytes %d, want >= %d", c.MaxControlRequestBytes, minRequestBytes)
+	case c.MaxInflightPerConn < 1:
+		return fmt.Errorf("kafka: config: max in-flight per connection %d, want >= 1", c.MaxInflightPerConn)
+	case c.IdleTimeout < 0 || c.SASLTimeout < 0 || c.ShutdownTimeout < 0:
+		return errors.New("kafka: config: durations must be positive")
+	}
+	return nil
+}
+
+// hostPort is an advertised address.
+type hostPort struct {
+	host string
+	port int32
+}
+
+func (h hostPort) String() string { return net.JoinHostPort(h.host, strconv.Itoa(int(h.port))) }
+
+// splitAdvertised parses an advertised host:port; the host must be set and
+// the port in 1..65535.
+func splitAdvertised(addr string) (hostPort, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return hostPort{}, err
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 1 || p > 65535 {
+		return hostPort{}, fmt.Errorf("port %q: want 1..65535", port)
+	}
+	if host == "" {
+		return hostPort{}, errors.New("no host")
+	}
+	return hostPort{host: host, port: int32(p)}, nil
+}
+
+// nodeIDFor derives a broker id from an advertised address: FNV-1a, made
+// non-negative.
+func nodeIDFor(addr string) int32 {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(addr))
+	return int32(h.Sum32() & 0x7fffffff)
+}

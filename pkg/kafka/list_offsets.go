@@ -1,0 +1,95 @@
+package kafka
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-mq/strata/pkg/apierr"
+	"github.com/strata-mq/strata/pkg/auth"
+	"github.com/strata-mq/strata/pkg/meta"
+	"github.com/strata-mq/strata/pkg/proxy"
+)
+
+// ListOffsets v1–10 resolves EARLIEST (-2) to the log start, LATEST (-1) to
+// the high watermark, MAX_TIMESTAMP (-3) to the record with the largest
+// timestamp, and a timestamp to the first record at or after it (offset
+// -1 when there is none, as in Kafka) through proxy.Fetcher. Strata's log
+// lives wholly in object storage, so EARLIEST_LOCAL (-4) is EARLIEST and
+// LATEST_TIERED (-5) is LATEST. A found record's timestamp is answered only
+// for MAX_TIMESTAMP; other lookups answer timestamp -1.
+func init() { register(kmsg.ListOffsets, 1, 10, (*Server).handleListOffsets) }
+
+// ListOffsets special timestamps beyond proxy.OffsetLatest/OffsetEarliest.
+const (
+	offsetMaxTimestamp  = -3
+	offsetEarliestLocal = -4
+	offsetLatestTiered  = -5
+)
+
+func (s *Server) handleListOffsets(ctx context.Context, r *request) (kmsg.Response, error) {
+	req := r.kreq.(*kmsg.ListOffsetsRequest)
+	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
+	resp.Topics = make([]kmsg.ListOffsetsResponseTopic, len(req.Topics))
+	for i, rt := range req.Topics {
+		ot := &resp.Topics[i]
+		*ot = kmsg.NewListOffsetsResponseTopic()
+		ot.Topic = rt.Topic
+		code, _ := s.authorize(ctx, r, meta.OpDescribe, auth.Topic(rt.Topic))
+		for _, rp := range rt.Partitions {
+			op := kmsg.NewListOffsetsResponseTopicPartition()
+			op.Partition, op.Offset, op.Timestamp, op.LeaderEpoch = rp.Partition, -1, -1, -1
+			if code != 0 {
+				op.ErrorCode = code
+			} else {
+				s.listOffset(ctx, rt.Topic, rp, &op)
+			}
+			ot.Partitions = append(ot.Partitions, op)
+		}
+	}
+	return resp, nil
+}
+
+// listOffset answers one partition.
+func (s *Server) listOffset(ctx context.Context, topic string, rp kmsg.ListOffsetsRequestTopicPartition, op *kmsg.ListOffsetsResponseTopicPartition) {
+	t, err := s.lookupTopic(ctx, topic)
+	if err != nil {
+		op.ErrorCode = errCode(err)
+		return
+	}
+	st, ok := s.core.View.Partition(t.ID, rp.Partition)
+	if !ok {
+		op.ErrorCode = kerr.UnknownTopicOrPartition.Code
+		return
+	}
+	if op.ErrorCode = epochCheck(rp.CurrentLeaderEpoch, st); op.ErrorCode != 0 {
+		return
+	}
+	op.LeaderEpoch = leaderEpoch(st)
+	ts := rp.Timestamp
+	switch ts {
+	case offsetMaxTimestamp:
+		op.Offset, op.Timestamp, err = s.core.Fetcher.MaxTimestamp(ctx, topic, rp.Partition)
+		op.ErrorCode = errCode(err)
+		return
+	case offsetEarliestLocal:
+		ts = proxy.OffsetEarliest
+	case offsetLatestTiered:
+		ts = proxy.OffsetLatest
+	}
+	if ts < proxy.OffsetEarliest {
+		op.ErrorCode = errCode(apierr.Errorf(apierr.ErrInvalidRequest, "%s", fmt.Sprintf("timestamp %d", ts)))
+		return
+	}
+	res, err := s.core.Fetcher.ListOffsets(ctx, topic, rp.Partition, ts)
+	if err != nil {
+		op.ErrorCode = errCode(err)
+		return
+	}
+	op.Offset = res.Offset
+	if ts >= 0 && res.Offset == res.HighWatermark {
+		op.Offset = -1 // no record at or after ts
+	}
+}

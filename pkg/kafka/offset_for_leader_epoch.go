@@ -1,0 +1,61 @@
+package kafka
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-mq/strata/pkg/auth"
+	"github.com/strata-mq/strata/pkg/meta"
+)
+
+// OffsetForLeaderEpoch v2–4 lets a consumer check, after a leader change,
+// that the log was not truncated below its position. Strata's logs are
+// never truncated — offsets are dense and a commit is final — so the end
+// offset of any epoch up to the current one is answered with the high
+// watermark, which is at or past every position a consumer can hold: the
+// check always passes, and the consumer keeps its position. (kgo uses
+// leader epochs only when this API is at v2 or later.)
+func init() { register(kmsg.OffsetForLeaderEpoch, 2, 4, (*Server).handleOffsetForLeaderEpoch) }
+
+func (s *Server) handleOffsetForLeaderEpoch(ctx context.Context, r *request) (kmsg.Response, error) {
+	req := r.kreq.(*kmsg.OffsetForLeaderEpochRequest)
+	resp := req.ResponseKind().(*kmsg.OffsetForLeaderEpochResponse)
+	for _, rt := range req.Topics {
+		ot := kmsg.NewOffsetForLeaderEpochResponseTopic()
+		ot.Topic = rt.Topic
+		code, _ := s.authorize(ctx, r, meta.OpDescribe, auth.Topic(rt.Topic))
+		var t meta.Topic
+		if code == 0 {
+			var err error
+			if t, err = s.lookupTopic(ctx, rt.Topic); err != nil {
+				code = errCode(err)
+			}
+		}
+		for _, rp := range rt.Partitions {
+			op := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
+			op.Partition, op.LeaderEpoch, op.EndOffset = rp.Partition, -1, -1
+			op.ErrorCode = code
+			if code == 0 {
+				s.epochEnd(t, rp, &op)
+			}
+			ot.Partitions = append(ot.Partitions, op)
+		}
+		resp.Topics = append(resp.Topics, ot)
+	}
+	return resp, nil
+}
+
+// epochEnd answers one partition.
+func (s *Server) epochEnd(t meta.Topic, rp kmsg.OffsetForLeaderEpochRequestTopicPartition, op *kmsg.OffsetForLeaderEpochResponseTopicPartition) {
+	st, ok := s.core.View.Partition(t.ID, rp.Partition)
+	if !ok {
+		op.ErrorCode = kerr.UnknownTopicOrPartition.Code
+		return
+	}
+	if op.ErrorCode = epochCheck(rp.CurrentLeaderEpoch, st); op.ErrorCode != 0 {
+		return
+	}
+	op.LeaderEpoch, op.EndOffset = min(rp.LeaderEpoch, leaderEpoch(st)), st.NextOffset
+}

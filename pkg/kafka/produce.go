@@ -1,0 +1,234 @@
+package kafka
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
+	"github.com/strata-mq/strata/pkg/apierr"
+	"github.com/strata-mq/strata/pkg/auth"
+	"github.com/strata-mq/strata/pkg/meta"
+	"github.com/strata-mq/strata/pkg/segment"
+)
+
+// Produce v3–12 (advertised from v0, as Kafka 4.0 does; v0–2 are answered
+// with UNSUPPORTED_VERSION). Each partition's record batches go through
+// proxy.Router to the owning broker untouched — codec and all — and are
+// acknowledged, for acks=1 and acks=-1 alike, only after the broker's
+// object PUT and fencing commit: the same durability as a gRPC produce.
+// acks=0 is produced the same way and answered with nothing.
+//
+// Idempotent producers need nothing extra: Kafka's producer id, epoch and
+// base sequence travel in each batch header, which is exactly what
+// Strata's brokers deduplicate on, so a retried batch that was committed
+// gets success with its original offsets. Plain (non-idempotent) batches
+// of one partition on one connection are sent in request order, one
+// request after the other, so pipelined requests keep their order; an
+// idempotent producer's requests are pipelined to the broker, which orders
+// them by sequence. Transactional and control batches are refused.
+func init() {
+	registerAPI(api{key: kmsg.Produce, min: 3, max: 12, advertisedMin: 0, handle: (*Server).handleProduce})
+}
+
+// errNoTransactions is the answer to every use of Kafka transactions.
+var errNoTransactions = apierr.Errorf(apierr.ErrInvalidRequest, "Strata does not support Kafka transactions (docs/kafka.md)")
+
+// producePart is one partition of a produce request.
+type producePart struct {
+	topic     string
+	partition int32
+	records   []byte
+	out       *kmsg.ProduceResponseTopicPartition
+}
+
+func (s *Server) handleProduce(ctx context.Context, r *request) (kmsg.Response, error) {
+	req := r.kreq.(*kmsg.ProduceRequest)
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	var parts []producePart
+	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
+	for i, rt := range req.Topics {
+		ot := &resp.Topics[i]
+		*ot = kmsg.NewProduceResponseTopic()
+		ot.Topic = rt.Topic
+		ot.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
+		for j, rp := range rt.Partitions {
+			op := &ot.Partitions[j]
+			*op = kmsg.NewProduceResponseTopicPartition()
+			op.Partition, op.BaseOffset, op.LogStartOffset = rp.Partition, -1, -1
+			parts = append(parts, producePart{topic: rt.Topic, partition: rp.Partition, records: rp.Records, out: op})
+		}
+	}
+	defer func() { // every turn ends, whatever happened
+		for _, t := range r.turns {
+			t.done()
+		}
+	}()
+	var refuse error
+	code := int16(0)
+	switch {
+	case req.Version < 3:
+		code, refuse = kerr.UnsupportedVersion.Code, fmt.Errorf("produce v%d is not served; use v3 or later (record batch v2)", req.Version)
+	case req.TransactionID != nil:
+		code, refuse = kerr.UnsupportedVersion.Code, errNoTransactions
+	case req.Acks != 0 && req.Acks != 1 && req.Acks != -1:
+		code, refuse = kerr.InvalidRequiredAcks.Code, fmt.Errorf("acks %d: want 0, 1 or -1", req.Acks)
+	}
+	if refuse != nil {
+		for _, p := range parts {
+			p.out.ErrorCode, p.out.ErrorMessage = code, errMsg(refuse)
+		}
+		return ackResponse(req, resp), nil
+	}
+	if req.TimeoutMillis > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(req.TimeoutMillis)*time.Millisecond)
+		defer cancel()
+	}
+	total := s.producePartitions(ctx, r, parts)
+	if err := s.core.Guard.Throttle(ctx, r.principal(), auth.KindProduce, total); err != nil {
+		s.log.Debug("kafka: produce throttle cut short", "err", err)
+	}
+	return ackResponse(req, resp), nil
+}
+
+// ackResponse is resp, or nil (no response) for acks=0.
+func ackResponse(req *kmsg.ProduceRequest, resp *kmsg.ProduceResponse) kmsg.Response {
+	if req.Acks == 0 {
+		return nil
+	}
+	return resp
+}
+
+// producePartitions authorizes and produces every partition concurrently
+// and returns the record bytes received.
+func (s *Server) producePartitions(ctx context.Context, r *request, parts []producePart) int {
+	type authz struct {
+		code int16
+		err  error
+	}
+	auths := map[string]authz{}
+	total := 0
+	var wg sync.WaitGroup
+	for i, p := range parts {
+		total += len(p.records)
+		turn := r.turns[i]
+		a, seen := auths[p.topic]
+		if !seen {
+			a.code, a.err = s.authorize(ctx, r, meta.OpProduce, auth.Topic(p.topic))
+			auths[p.topic] = a
+		}
+		if a.err != nil {
+			p.out.ErrorCode, p.out.ErrorMessage = a.code, errMsg(a.err)
+			turn.done()
+			continue
+		}
+		wg.Go(func() {
+			defer turn.done()
+			base, err := s.produceOne(ctx, turn, p)
+			p.out.BaseOffset = base
+			if err != nil {
+				p.out.ErrorCode, p.out.ErrorMessage = errCode(err), errMsg(err)
+			}
+		})
+	}
+	wg.Wait()
+	return total
+}
+
+// produceOne checks one partition's batches against the proxy's limits,
+// refuses transactional and control batches, waits for its turn if the
+// batches are not idempotent, and produces them through the Router.
+func (s *Server) produceOne(ctx context.Context, turn *turn, p producePart) (int64, error) {
+	if len(p.records) == 0 {
+		return -1, apierr.Errorf(apierr.ErrCorruptBatch, "produce to %s/%d has no record batches", p.topic, p.partition)
+	}
+	if err := s.core.CheckLimits(&stratav1.ProduceRequest{Topic: p.topic, Partition: p.partition, Batches: p.records}); err != nil {
+		return -1, err
+	}
+	hs, err := segment.SplitBatches(p.records)
+	if err != nil {
+		return -1, apierr.Errorf(apierr.ErrCorruptBatch, "%v", err)
+	}
+	idempotent := true
+	for _, h := range hs {
+		if h.Attributes&(segment.AttrTransactional|segment.AttrControl) != 0 {
+			return -1, errNoTransactions
+		}
+		idempotent = idempotent && h.ProducerID != segment.NoProducerID
+	}
+	if !idempotent {
+		if err := turn.wait(ctx); err != nil {
+			return -1, err
+		}
+	}
+	res, err := s.core.Router.Produce(ctx, p.topic, p.partition, p.records)
+	if err != nil {
+		return -1, err
+	}
+	return res.BaseOffset, nil
+}
+
+// produceOrder keeps a connection's plain produces to one partition in
+// request order: each turn waits for the previous turn of the same
+// partition to finish. The connection's reader claims the turns of a
+// produce request when it decodes it (claimAll), so turns follow request
+// order although handlers run concurrently.
+type produceOrder struct {
+	mu   sync.Mutex // guards last
+	last map[partKey]chan struct{}
+}
+
+// partKey names a partition.
+type partKey struct {
+	topic     string
+	partition int32
+}
+
+// turn is one produce's place in its partition's order.
+type turn struct {
+	prev <-chan struct{} // closed when the previous produce finished; nil if none
+	mine chan struct{}
+	once sync.Once
+}
+
+// claimAll takes a turn for every partition of a produce request, in the
+// order the handler lists them (topics, then their partitions).
+func (o *produceOrder) claimAll(req *kmsg.ProduceRequest) []*turn {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.last == nil {
+		o.last = map[partKey]chan struct{}{}
+	}
+	var out []*turn
+	for _, rt := range req.Topics {
+		for _, rp := range rt.Partitions {
+			k := partKey{rt.Topic, rp.Partition}
+			t := &turn{prev: o.last[k], mine: make(chan struct{})}
+			o.last[k] = t.mine
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// wait waits until the previous produce of the partition finished.
+func (t *turn) wait(ctx context.Context) error {
+	if t.prev == nil {
+		return nil
+	}
+	select {
+	case <-t.prev:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// done ends the turn, letting the next produce of the partition go. It
+// may be called more than once.
+func (t *turn) done() { t.once.Do(func() { close(t.mine) }) }

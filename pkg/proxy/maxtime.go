@@ -1,0 +1,68 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/strata-mq/strata/pkg/apierr"
+	"github.com/strata-mq/strata/pkg/meta"
+	"github.com/strata-mq/strata/pkg/segment"
+)
+
+// MaxTimestamp returns the offset and timestamp of the record with the
+// largest timestamp in a partition's readable log — the first such record
+// when several share it — or offset and timestamp -1 when the log is
+// empty. It answers Kafka's ListOffsets MAX_TIMESTAMP (KIP-734). The
+// segment entries' MaxTimestamp say which chunk holds the record, so it
+// reads one chunk.
+func (f *Fetcher) MaxTimestamp(ctx context.Context, topic string, p int32) (offset, ts int64, err error) {
+	t, err := lookupPartition(ctx, f.view, topic, p)
+	if err != nil {
+		return -1, -1, err
+	}
+	st, _ := f.view.Partition(t.ID, p)
+	hw := st.NextOffset
+	logStart, err := f.logStart(ctx, t.ID, p, false)
+	if err != nil {
+		return -1, -1, err
+	}
+	var best meta.SegmentEntry
+	found := false
+	for e, err := range f.meta.Segments(ctx, t.ID, p, logStart) {
+		if err != nil {
+			return -1, -1, apierr.Errorf(apierr.ErrStorageUnavailable, "list segments: %v", err)
+		}
+		if e.FirstOffset >= hw {
+			break
+		}
+		if e.LastOffset >= logStart && (!found || e.MaxTimestamp > best.MaxTimestamp) {
+			best, found = e, true
+		}
+	}
+	if !found {
+		return -1, -1, nil
+	}
+	chunk, hs, err := f.readChunk(ctx, best)
+	if err != nil {
+		return -1, -1, err
+	}
+	offset, ts = -1, -1
+	at := 0
+	for _, h := range hs {
+		b := chunk[at : at+h.Size()]
+		at += h.Size()
+		if h.MaxTimestamp <= ts || h.LastOffset() < logStart || h.BaseOffset >= hw {
+			continue
+		}
+		recs, err := segment.DecodeRecords(b)
+		if err != nil {
+			return -1, -1, fmt.Errorf("%w: batch at offset %d of %s/%d: %v", ErrCorruptData, h.BaseOffset, topic, p, err)
+		}
+		for _, r := range recs {
+			if r.Offset >= logStart && r.Offset < hw && r.Timestamp > ts {
+				offset, ts = r.Offset, r.Timestamp
+			}
+		}
+	}
+	return offset, ts, nil
+}
