@@ -347,6 +347,7 @@ func (s *Server) DescribeGroup(ctx context.Context, req *stratav1.DescribeGroupR
 				}
 			}
 		}
+		s.describeClassic(resp, st, owner, parts)
 		sorted := make([]meta.GroupPartition, 0, len(parts))
 		for gp := range parts {
 			sorted = append(sorted, gp)
