@@ -159,10 +159,25 @@ func waitReads(t *testing.T, ctx context.Context, reads *groupReads, want int) {
 // group's committed offsets — in the store gRPC groups use — show zero
 // lag in `strata group describe`.
 func TestKafkaClassicGroupCooperativeSticky(t *testing.T) {
+	kgoGroupRun(t, "kgo-coop", "cooperative-sticky", kgo.Balancers(kgo.CooperativeStickyBalancer()))
+}
+
+// TestKafkaKIP848Group is the same run with franz-go's KIP-848 consumer
+// (ConsumerGroupHeartbeat), which Strata serves with its server-side
+// groups: the group must show Strata's sticky assignor, not a classic
+// protocol, while it runs.
+func TestKafkaKIP848Group(t *testing.T) {
+	kgoGroupRun(t, "kgo-848", "sticky", kgo.Balancers(kgo.StickyBalancer()), kgo.ServerSideBalancer())
+}
+
+// kgoGroupRun produces 100,000 records in two halves and consumes them
+// with a franz-go group whose members join and leave meanwhile; the group
+// must describe itself with assignor while it runs, read every
+// acknowledged record, and end with zero lag.
+func kgoGroupRun(t *testing.T, group, assignor string, opts ...kgo.Opt) {
 	const (
 		records = 100_000
-		topic   = "kafka-coop"
-		group   = "kgo-coop"
+		topic   = "kafka-group"
 	)
 	c, addr := startKafkaCluster(t, ClusterOptions{Brokers: 2})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -173,13 +188,19 @@ func TestKafkaClassicGroupCooperativeSticky(t *testing.T) {
 	producer := kgoClient(t, addr, kgo.ProducerLinger(5*time.Millisecond))
 	kgoProduceAll(t, ctx, producer, chk, topic, "first", records/2)
 
-	coop := kgo.Balancers(kgo.CooperativeStickyBalancer())
-	a := startKgoGroupMember(t, ctx, addr, group, topic, reads, coop)
-	b := startKgoGroupMember(t, ctx, addr, group, topic, reads, coop)
+	a := startKgoGroupMember(t, ctx, addr, group, topic, reads, opts...)
+	b := startKgoGroupMember(t, ctx, addr, group, topic, reads, opts...)
 	waitReads(t, ctx, reads, records/8)
+	d, err := c.Client().DescribeGroup(ctx, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Assignor != assignor || len(d.MemberInfo) == 0 {
+		t.Fatalf("group %s while consuming: assignor %q with %d members, want %q", group, d.Assignor, len(d.MemberInfo), assignor)
+	}
 	// A third member joins while the second half is produced; then the
 	// first leaves: two more rebalances with records flowing.
-	cm := startKgoGroupMember(t, ctx, addr, group, topic, reads, coop)
+	cm := startKgoGroupMember(t, ctx, addr, group, topic, reads, opts...)
 	kgoProduceAll(t, ctx, producer, chk, topic, "second", records/2)
 	waitReads(t, ctx, reads, records*3/4)
 	a.close(t)

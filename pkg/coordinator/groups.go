@@ -344,7 +344,7 @@ func (gm *groupManager) heartbeat(ctx context.Context, req heartbeatRequest) (he
 	return heartbeatResult{epoch: m.Epoch, groupEpoch: st.Epoch, assignment: assignment, interval: interval, sessionTimeout: timeout}, nil
 }
 
-// leave removes a member at once.
+// leave removes a member at once; a negative epoch matches any.
 func (gm *groupManager) leave(ctx context.Context, group, member string, epoch int64) error {
 	g, err := gm.get(ctx, group)
 	if err != nil {
@@ -356,7 +356,9 @@ func (gm *groupManager) leave(ctx context.Context, group, member string, epoch i
 	if i < 0 {
 		return nil // gone already: leaving is idempotent
 	}
-	if epoch != st.Members[i].Epoch {
+	// A negative epoch leaves at whatever epoch the member is (Kafka's
+	// ConsumerGroupHeartbeat leaves with -1 or -2).
+	if epoch >= 0 && epoch != st.Members[i].Epoch {
 		return apierr.Errorf(apierr.ErrFencedMember, "member %s of group %s has epoch %d, not %d", member, group, st.Members[i].Epoch, epoch)
 	}
 	st.Members = slices.Delete(st.Members, i, i+1)
