@@ -79,10 +79,13 @@ func (s *Server) fetchGroupOffsets(ctx context.Context, r *request, group string
 	}
 	answer := func(topic string, p int32, code int16) fetchedPartition {
 		fp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
-		fp.Partition, fp.Offset, fp.LeaderEpoch, fp.ErrorCode = p, -1, -1, code
+		// Metadata is "" without a commit, never null: Kafka answers so,
+		// and Sarama cannot decode a null there.
+		md := ""
+		fp.Partition, fp.Offset, fp.LeaderEpoch, fp.ErrorCode, fp.Metadata = p, -1, -1, code, &md
 		if po, ok := committed[topic][p]; ok && code == 0 {
-			md := po.GetMetadata()
-			fp.Offset, fp.Metadata = po.GetOffset(), &md
+			md = po.GetMetadata()
+			fp.Offset = po.GetOffset()
 		}
 		return fp
 	}
