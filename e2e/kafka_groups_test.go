@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/strata-mq/strata/internal/checker"
@@ -198,6 +199,14 @@ func kgoGroupRun(t *testing.T, group, assignor string, opts ...kgo.Opt) {
 	if d.Assignor != assignor || len(d.MemberInfo) == 0 {
 		t.Fatalf("group %s while consuming: assignor %q with %d members, want %q", group, d.Assignor, len(d.MemberInfo), assignor)
 	}
+	adm := kadm.NewClient(kgoClient(t, addr))
+	described, err := adm.DescribeGroups(ctx, group)
+	if err == nil {
+		err = described[group].Err
+	}
+	if err != nil || len(described[group].Members) == 0 {
+		t.Fatalf("DescribeGroups %s while consuming: %v, %+v", group, err, described[group])
+	}
 	// A third member joins while the second half is produced; then the
 	// first leaves: two more rebalances with records flowing.
 	cm := startKgoGroupMember(t, ctx, addr, group, topic, reads, opts...)
@@ -205,6 +214,7 @@ func kgoGroupRun(t *testing.T, group, assignor string, opts ...kgo.Opt) {
 	waitReads(t, ctx, reads, records*3/4)
 	a.close(t)
 	waitReads(t, ctx, reads, records)
+	waitLagZero(t, ctx, c, group)
 	b.close(t)
 	cm.close(t)
 
@@ -215,6 +225,61 @@ func kgoGroupRun(t *testing.T, group, assignor string, opts ...kgo.Opt) {
 		t.Fatalf("checker: %v (want %d acknowledged)", rep, records)
 	}
 	checkGroupCaughtUp(t, ctx, c, group, 8)
+	checkKadmListDelete(t, ctx, adm, c, group)
+}
+
+// checkKadmListDelete lists the group through Kafka's ListGroups, deletes
+// it with DeleteGroups, and checks that it is gone for the gRPC API too.
+func checkKadmListDelete(t *testing.T, ctx context.Context, adm *kadm.Client, c *Cluster, group string) {
+	t.Helper()
+	listed, err := adm.ListGroups(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := listed[group]; !ok {
+		t.Fatalf("ListGroups does not show %s: %v", group, listed.Groups())
+	}
+	deleted, err := adm.DeleteGroups(ctx, group)
+	if err == nil {
+		err = deleted[group].Err
+	}
+	if err != nil {
+		t.Fatalf("DeleteGroups %s: %v", group, err)
+	}
+	d, err := c.Client().DescribeGroup(ctx, group)
+	if err != nil || d.State != "Dead" {
+		t.Fatalf("group %s after DeleteGroups: %+v, %v; want Dead", group, d, err)
+	}
+}
+
+// waitLagZero waits until the group has committed every partition up to
+// its high watermark. Having read every record is not enough before the
+// members leave: a record read by a member whose partition was revoked in
+// the middle of its poll is not committed by it, and the partition's new
+// owner reads it again and commits it a moment later.
+func waitLagZero(t *testing.T, ctx context.Context, c *Cluster, group string) {
+	t.Helper()
+	cl := c.Client()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		d, err := cl.DescribeGroup(ctx, group)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lag := int64(0)
+		for _, p := range d.Partitions {
+			lag += p.Lag
+		}
+		if lag == 0 && len(d.Partitions) > 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("group %s still lags %d records", group, lag)
+		case <-tick.C:
+		}
+	}
 }
 
 // checkGroupCaughtUp runs `strata group describe` and checks that the

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/strata-mq/strata/internal/checker"
@@ -115,6 +116,7 @@ func TestKafkaSaramaConsumerGroup(t *testing.T) {
 	waitReads(t, ctx, reads, records*3/4)
 	a.close(t)
 	waitReads(t, ctx, reads, records)
+	waitLagZero(t, ctx, c, group)
 	b.close(t)
 	cm.close(t)
 
@@ -125,4 +127,5 @@ func TestKafkaSaramaConsumerGroup(t *testing.T) {
 		t.Fatalf("checker: %v (want %d acknowledged)", rep, records)
 	}
 	checkGroupCaughtUp(t, ctx, c, group, 8)
+	checkKadmListDelete(t, ctx, kadm.NewClient(kgoClient(t, addr)), c, group)
 }

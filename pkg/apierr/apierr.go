@@ -69,6 +69,8 @@ var (
 	// ErrInconsistentGroupProtocol: the group runs the other group
 	// protocol, or the member shares no assignor with the group.
 	ErrInconsistentGroupProtocol = errors.New("strata: inconsistent consumer group protocol")
+	// ErrUnknownGroup: the consumer group has nothing stored.
+	ErrUnknownGroup = errors.New("strata: unknown consumer group")
 )
 
 // entry ties a reason to its gRPC code, its Kafka error code and its
@@ -111,6 +113,7 @@ var table = []entry{
 	{stratav1.Reason_REBALANCE_IN_PROGRESS, codes.FailedPrecondition, ErrRebalanceInProgress, false, kerr.RebalanceInProgress},
 	{stratav1.Reason_ILLEGAL_GENERATION, codes.FailedPrecondition, ErrIllegalGeneration, false, kerr.IllegalGeneration},
 	{stratav1.Reason_INCONSISTENT_GROUP_PROTOCOL, codes.FailedPrecondition, ErrInconsistentGroupProtocol, false, kerr.InconsistentGroupProtocol},
+	{stratav1.Reason_UNKNOWN_GROUP, codes.NotFound, ErrUnknownGroup, false, kerr.GroupIDNotFound},
 }
 
 func lookup(err error) (entry, bool) {

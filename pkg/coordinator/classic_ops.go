@@ -237,3 +237,25 @@ func classicMembers(st meta.GroupState) int {
 	}
 	return len(st.Classic.Members)
 }
+
+// deleteGroup removes a group without members, with its offsets.
+func (gm *groupManager) deleteGroup(ctx context.Context, group string) error {
+	g, err := gm.get(ctx, group)
+	if err != nil {
+		return err
+	}
+	defer g.mu.Unlock()
+	if n := len(g.st.Members) + classicMembers(g.st); n > 0 {
+		return apierr.Errorf(apierr.ErrGroupNotEmpty, "group %s has %d live members", group, n)
+	}
+	existed, err := gm.s.cfg.Meta.DeleteGroup(ctx, group, g.st.Revision)
+	g.loaded, g.classic = false, nil // read anew: empty, or what beat us
+	if err != nil {
+		return storageErr(err)
+	}
+	if !existed {
+		return apierr.Errorf(apierr.ErrUnknownGroup, "group %s has no state and no offsets", group)
+	}
+	gm.s.log.Info("groups: group deleted", "group", group)
+	return nil
+}

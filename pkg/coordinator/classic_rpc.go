@@ -284,3 +284,14 @@ func (s *Server) DescribeClassicGroup(ctx context.Context, req *stratav1.Describ
 	})
 	return resp, err
 }
+
+// DeleteGroup removes a group without live members and its offsets.
+func (s *Server) DeleteGroup(ctx context.Context, req *stratav1.DeleteGroupRequest) (*stratav1.DeleteGroupResponse, error) {
+	err := s.groupCall(ctx, "DeleteGroup", func(gm *groupManager) error {
+		return gm.deleteGroup(ctx, req.GetGroup())
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &stratav1.DeleteGroupResponse{}, nil
+}

@@ -313,6 +313,24 @@ func TestClassicProtocolsDoNotMix(t *testing.T) {
 	req.Protocols[0].Name = "roundrobin"
 	_, err = cli.JoinClassicGroup(ctx, req)
 	wantAPIErr(t, err, apierr.ErrInconsistentGroupProtocol)
+
+	// A group is deleted, offsets and all, only once it has no members.
+	_, err = cli.DeleteGroup(ctx, &stratav1.DeleteGroupRequest{Group: "cg"})
+	wantAPIErr(t, err, apierr.ErrGroupNotEmpty)
+	if _, err := cli.LeaveClassicGroup(ctx, &stratav1.LeaveClassicGroupRequest{Group: "cg", MemberId: b.id}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.DeleteGroup(ctx, &stratav1.DeleteGroupRequest{Group: "cg"}); err != nil {
+		t.Fatalf("delete an empty group: %v", err)
+	}
+	_, err = cli.DeleteGroup(ctx, &stratav1.DeleteGroupRequest{Group: "cg"})
+	wantAPIErr(t, err, apierr.ErrUnknownGroup)
+	offs, err := cli.FetchOffsets(ctx, &stratav1.FetchOffsetsRequest{Group: "cg"})
+	if err != nil || len(offs.GetTopics()) != 0 {
+		t.Fatalf("offsets of a deleted group: %v, %v", offs.GetTopics(), err)
+	}
+	// The name is free again, for either protocol.
+	rebalanceAll(t, ctx, newClassic(cli))
 }
 
 // TestClassicStateSurvivesLeaderFailover: members keep their generation,

@@ -232,3 +232,8 @@ func (a *Admin) CommitClassicOffsets(ctx context.Context, req *stratav1.CommitCl
 func (a *Admin) DescribeClassicGroup(ctx context.Context, req *stratav1.DescribeClassicGroupRequest) (*stratav1.DescribeClassicGroupResponse, error) {
 	return forward(ctx, a, "DescribeClassicGroup", stratav1.CoordinatorClient.DescribeClassicGroup, req)
 }
+
+// DeleteGroup removes a group without members and its offsets; forwarded to the coordinator leader.
+func (a *Admin) DeleteGroup(ctx context.Context, req *stratav1.DeleteGroupRequest) (*stratav1.DeleteGroupResponse, error) {
+	return forward(ctx, a, "DeleteGroup", stratav1.CoordinatorClient.DeleteGroup, req)
+}

@@ -86,6 +86,8 @@ const (
 	// The group runs the other protocol (classic vs server-side), or the
 	// joining member shares no assignor protocol with the group.
 	Reason_INCONSISTENT_GROUP_PROTOCOL Reason = 42
+	// The consumer group has no state and no committed offsets.
+	Reason_UNKNOWN_GROUP Reason = 43
 )
 
 // Enum value maps for Reason.
@@ -114,6 +116,7 @@ var (
 		40: "REBALANCE_IN_PROGRESS",
 		41: "ILLEGAL_GENERATION",
 		42: "INCONSISTENT_GROUP_PROTOCOL",
+		43: "UNKNOWN_GROUP",
 	}
 	Reason_value = map[string]int32{
 		"REASON_UNSPECIFIED":          0,
@@ -139,6 +142,7 @@ var (
 		"REBALANCE_IN_PROGRESS":       40,
 		"ILLEGAL_GENERATION":          41,
 		"INCONSISTENT_GROUP_PROTOCOL": 42,
+		"UNKNOWN_GROUP":               43,
 	}
 )
 
@@ -4369,6 +4373,86 @@ func (x *DescribeClassicGroupResponse) GetMembers() []*ClassicMemberDescription 
 	return nil
 }
 
+type DeleteGroupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteGroupRequest) Reset() {
+	*x = DeleteGroupRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[70]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteGroupRequest) ProtoMessage() {}
+
+func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[70]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteGroupRequest.ProtoReflect.Descriptor instead.
+func (*DeleteGroupRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{70}
+}
+
+func (x *DeleteGroupRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+type DeleteGroupResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteGroupResponse) Reset() {
+	*x = DeleteGroupResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[71]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteGroupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteGroupResponse) ProtoMessage() {}
+
+func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[71]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteGroupResponse.ProtoReflect.Descriptor instead.
+func (*DeleteGroupResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{71}
+}
+
 var File_strata_v1_strata_proto protoreflect.FileDescriptor
 
 const file_strata_v1_strata_proto_rawDesc = "" +
@@ -4676,7 +4760,10 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x05state\x18\x01 \x01(\tR\x05state\x12#\n" +
 	"\rprotocol_type\x18\x02 \x01(\tR\fprotocolType\x12\x1a\n" +
 	"\bprotocol\x18\x03 \x01(\tR\bprotocol\x12=\n" +
-	"\amembers\x18\x04 \x03(\v2#.strata.v1.ClassicMemberDescriptionR\amembers*\xfa\x03\n" +
+	"\amembers\x18\x04 \x03(\v2#.strata.v1.ClassicMemberDescriptionR\amembers\"*\n" +
+	"\x12DeleteGroupRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\"\x15\n" +
+	"\x13DeleteGroupResponse*\x8d\x04\n" +
 	"\x06Reason\x12\x16\n" +
 	"\x12REASON_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tNOT_OWNER\x10\x01\x12\x0e\n" +
@@ -4702,7 +4789,8 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x11PERMISSION_DENIED\x10\x13\x12\x19\n" +
 	"\x15REBALANCE_IN_PROGRESS\x10(\x12\x16\n" +
 	"\x12ILLEGAL_GENERATION\x10)\x12\x1f\n" +
-	"\x1bINCONSISTENT_GROUP_PROTOCOL\x10**U\n" +
+	"\x1bINCONSISTENT_GROUP_PROTOCOL\x10*\x12\x11\n" +
+	"\rUNKNOWN_GROUP\x10+*U\n" +
 	"\n" +
 	"OffsetSpec\x12\x1b\n" +
 	"\x17OFFSET_SPEC_UNSPECIFIED\x10\x00\x12\x13\n" +
@@ -4735,7 +4823,7 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\bListAcls\x12\x1a.strata.v1.ListAclsRequest\x1a\x1b.strata.v1.ListAclsResponse2\xaa\x01\n" +
 	"\x06Broker\x12@\n" +
 	"\aProduce\x12\x19.strata.v1.ProduceRequest\x1a\x1a.strata.v1.ProduceResponse\x12^\n" +
-	"\x11ReleasePartitions\x12#.strata.v1.ReleasePartitionsRequest\x1a$.strata.v1.ReleasePartitionsResponse2\xb5\r\n" +
+	"\x11ReleasePartitions\x12#.strata.v1.ReleasePartitionsRequest\x1a$.strata.v1.ReleasePartitionsResponse2\x83\x0e\n" +
 	"\vCoordinator\x12L\n" +
 	"\vCreateTopic\x12\x1d.strata.v1.CreateTopicRequest\x1a\x1e.strata.v1.CreateTopicResponse\x12L\n" +
 	"\vDeleteTopic\x12\x1d.strata.v1.DeleteTopicRequest\x1a\x1e.strata.v1.DeleteTopicResponse\x12I\n" +
@@ -4760,7 +4848,8 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x10ClassicHeartbeat\x12\".strata.v1.ClassicHeartbeatRequest\x1a#.strata.v1.ClassicHeartbeatResponse\x12^\n" +
 	"\x11LeaveClassicGroup\x12#.strata.v1.LeaveClassicGroupRequest\x1a$.strata.v1.LeaveClassicGroupResponse\x12g\n" +
 	"\x14CommitClassicOffsets\x12&.strata.v1.CommitClassicOffsetsRequest\x1a'.strata.v1.CommitClassicOffsetsResponse\x12g\n" +
-	"\x14DescribeClassicGroup\x12&.strata.v1.DescribeClassicGroupRequest\x1a'.strata.v1.DescribeClassicGroupResponseB:Z8github.com/strata-mq/strata/api/proto/strata/v1;stratav1b\x06proto3"
+	"\x14DescribeClassicGroup\x12&.strata.v1.DescribeClassicGroupRequest\x1a'.strata.v1.DescribeClassicGroupResponse\x12L\n" +
+	"\vDeleteGroup\x12\x1d.strata.v1.DeleteGroupRequest\x1a\x1e.strata.v1.DeleteGroupResponseB:Z8github.com/strata-mq/strata/api/proto/strata/v1;stratav1b\x06proto3"
 
 var (
 	file_strata_v1_strata_proto_rawDescOnce sync.Once
@@ -4775,7 +4864,7 @@ func file_strata_v1_strata_proto_rawDescGZIP() []byte {
 }
 
 var file_strata_v1_strata_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_strata_v1_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 70)
+var file_strata_v1_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 72)
 var file_strata_v1_strata_proto_goTypes = []any{
 	(Reason)(0),                          // 0: strata.v1.Reason
 	(OffsetSpec)(0),                      // 1: strata.v1.OffsetSpec
@@ -4849,6 +4938,8 @@ var file_strata_v1_strata_proto_goTypes = []any{
 	(*DescribeClassicGroupRequest)(nil),  // 69: strata.v1.DescribeClassicGroupRequest
 	(*ClassicMemberDescription)(nil),     // 70: strata.v1.ClassicMemberDescription
 	(*DescribeClassicGroupResponse)(nil), // 71: strata.v1.DescribeClassicGroupResponse
+	(*DeleteGroupRequest)(nil),           // 72: strata.v1.DeleteGroupRequest
+	(*DeleteGroupResponse)(nil),          // 73: strata.v1.DeleteGroupResponse
 }
 var file_strata_v1_strata_proto_depIdxs = []int32{
 	8,  // 0: strata.v1.TopicInfo.config:type_name -> strata.v1.TopicConfig
@@ -4926,50 +5017,52 @@ var file_strata_v1_strata_proto_depIdxs = []int32{
 	65, // 72: strata.v1.Coordinator.LeaveClassicGroup:input_type -> strata.v1.LeaveClassicGroupRequest
 	67, // 73: strata.v1.Coordinator.CommitClassicOffsets:input_type -> strata.v1.CommitClassicOffsetsRequest
 	69, // 74: strata.v1.Coordinator.DescribeClassicGroup:input_type -> strata.v1.DescribeClassicGroupRequest
-	3,  // 75: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
-	5,  // 76: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
-	7,  // 77: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
-	12, // 78: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
-	14, // 79: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
-	16, // 80: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
-	18, // 81: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
-	22, // 82: strata.v1.Strata.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
-	24, // 83: strata.v1.Strata.AlterTopic:output_type -> strata.v1.AlterTopicResponse
-	26, // 84: strata.v1.Strata.DrainBroker:output_type -> strata.v1.DrainBrokerResponse
-	31, // 85: strata.v1.Strata.GroupHeartbeat:output_type -> strata.v1.GroupHeartbeatResponse
-	33, // 86: strata.v1.Strata.LeaveGroup:output_type -> strata.v1.LeaveGroupResponse
-	37, // 87: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
-	39, // 88: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
-	42, // 89: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
-	46, // 90: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
-	48, // 91: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
-	51, // 92: strata.v1.Strata.AddAcl:output_type -> strata.v1.AddAclResponse
-	53, // 93: strata.v1.Strata.RemoveAcl:output_type -> strata.v1.RemoveAclResponse
-	55, // 94: strata.v1.Strata.ListAcls:output_type -> strata.v1.ListAclsResponse
-	3,  // 95: strata.v1.Broker.Produce:output_type -> strata.v1.ProduceResponse
-	28, // 96: strata.v1.Broker.ReleasePartitions:output_type -> strata.v1.ReleasePartitionsResponse
-	12, // 97: strata.v1.Coordinator.CreateTopic:output_type -> strata.v1.CreateTopicResponse
-	14, // 98: strata.v1.Coordinator.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
-	16, // 99: strata.v1.Coordinator.ListTopics:output_type -> strata.v1.ListTopicsResponse
-	18, // 100: strata.v1.Coordinator.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
-	22, // 101: strata.v1.Coordinator.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
-	24, // 102: strata.v1.Coordinator.AlterTopic:output_type -> strata.v1.AlterTopicResponse
-	26, // 103: strata.v1.Coordinator.DrainBroker:output_type -> strata.v1.DrainBrokerResponse
-	31, // 104: strata.v1.Coordinator.GroupHeartbeat:output_type -> strata.v1.GroupHeartbeatResponse
-	33, // 105: strata.v1.Coordinator.LeaveGroup:output_type -> strata.v1.LeaveGroupResponse
-	37, // 106: strata.v1.Coordinator.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
-	39, // 107: strata.v1.Coordinator.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
-	42, // 108: strata.v1.Coordinator.ListGroups:output_type -> strata.v1.ListGroupsResponse
-	46, // 109: strata.v1.Coordinator.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
-	48, // 110: strata.v1.Coordinator.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
-	59, // 111: strata.v1.Coordinator.JoinClassicGroup:output_type -> strata.v1.JoinClassicGroupResponse
-	62, // 112: strata.v1.Coordinator.SyncClassicGroup:output_type -> strata.v1.SyncClassicGroupResponse
-	64, // 113: strata.v1.Coordinator.ClassicHeartbeat:output_type -> strata.v1.ClassicHeartbeatResponse
-	66, // 114: strata.v1.Coordinator.LeaveClassicGroup:output_type -> strata.v1.LeaveClassicGroupResponse
-	68, // 115: strata.v1.Coordinator.CommitClassicOffsets:output_type -> strata.v1.CommitClassicOffsetsResponse
-	71, // 116: strata.v1.Coordinator.DescribeClassicGroup:output_type -> strata.v1.DescribeClassicGroupResponse
-	75, // [75:117] is the sub-list for method output_type
-	33, // [33:75] is the sub-list for method input_type
+	72, // 75: strata.v1.Coordinator.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
+	3,  // 76: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
+	5,  // 77: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
+	7,  // 78: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
+	12, // 79: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
+	14, // 80: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
+	16, // 81: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
+	18, // 82: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
+	22, // 83: strata.v1.Strata.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
+	24, // 84: strata.v1.Strata.AlterTopic:output_type -> strata.v1.AlterTopicResponse
+	26, // 85: strata.v1.Strata.DrainBroker:output_type -> strata.v1.DrainBrokerResponse
+	31, // 86: strata.v1.Strata.GroupHeartbeat:output_type -> strata.v1.GroupHeartbeatResponse
+	33, // 87: strata.v1.Strata.LeaveGroup:output_type -> strata.v1.LeaveGroupResponse
+	37, // 88: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
+	39, // 89: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
+	42, // 90: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
+	46, // 91: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
+	48, // 92: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
+	51, // 93: strata.v1.Strata.AddAcl:output_type -> strata.v1.AddAclResponse
+	53, // 94: strata.v1.Strata.RemoveAcl:output_type -> strata.v1.RemoveAclResponse
+	55, // 95: strata.v1.Strata.ListAcls:output_type -> strata.v1.ListAclsResponse
+	3,  // 96: strata.v1.Broker.Produce:output_type -> strata.v1.ProduceResponse
+	28, // 97: strata.v1.Broker.ReleasePartitions:output_type -> strata.v1.ReleasePartitionsResponse
+	12, // 98: strata.v1.Coordinator.CreateTopic:output_type -> strata.v1.CreateTopicResponse
+	14, // 99: strata.v1.Coordinator.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
+	16, // 100: strata.v1.Coordinator.ListTopics:output_type -> strata.v1.ListTopicsResponse
+	18, // 101: strata.v1.Coordinator.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
+	22, // 102: strata.v1.Coordinator.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
+	24, // 103: strata.v1.Coordinator.AlterTopic:output_type -> strata.v1.AlterTopicResponse
+	26, // 104: strata.v1.Coordinator.DrainBroker:output_type -> strata.v1.DrainBrokerResponse
+	31, // 105: strata.v1.Coordinator.GroupHeartbeat:output_type -> strata.v1.GroupHeartbeatResponse
+	33, // 106: strata.v1.Coordinator.LeaveGroup:output_type -> strata.v1.LeaveGroupResponse
+	37, // 107: strata.v1.Coordinator.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
+	39, // 108: strata.v1.Coordinator.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
+	42, // 109: strata.v1.Coordinator.ListGroups:output_type -> strata.v1.ListGroupsResponse
+	46, // 110: strata.v1.Coordinator.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
+	48, // 111: strata.v1.Coordinator.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
+	59, // 112: strata.v1.Coordinator.JoinClassicGroup:output_type -> strata.v1.JoinClassicGroupResponse
+	62, // 113: strata.v1.Coordinator.SyncClassicGroup:output_type -> strata.v1.SyncClassicGroupResponse
+	64, // 114: strata.v1.Coordinator.ClassicHeartbeat:output_type -> strata.v1.ClassicHeartbeatResponse
+	66, // 115: strata.v1.Coordinator.LeaveClassicGroup:output_type -> strata.v1.LeaveClassicGroupResponse
+	68, // 116: strata.v1.Coordinator.CommitClassicOffsets:output_type -> strata.v1.CommitClassicOffsetsResponse
+	71, // 117: strata.v1.Coordinator.DescribeClassicGroup:output_type -> strata.v1.DescribeClassicGroupResponse
+	73, // 118: strata.v1.Coordinator.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
+	76, // [76:119] is the sub-list for method output_type
+	33, // [33:76] is the sub-list for method input_type
 	33, // [33:33] is the sub-list for extension type_name
 	33, // [33:33] is the sub-list for extension extendee
 	0,  // [0:33] is the sub-list for field type_name
@@ -4986,7 +5079,7 @@ func file_strata_v1_strata_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strata_v1_strata_proto_rawDesc), len(file_strata_v1_strata_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   70,
+			NumMessages:   72,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -1076,6 +1076,7 @@ const (
 	Coordinator_LeaveClassicGroup_FullMethodName    = "/strata.v1.Coordinator/LeaveClassicGroup"
 	Coordinator_CommitClassicOffsets_FullMethodName = "/strata.v1.Coordinator/CommitClassicOffsets"
 	Coordinator_DescribeClassicGroup_FullMethodName = "/strata.v1.Coordinator/DescribeClassicGroup"
+	Coordinator_DeleteGroup_FullMethodName          = "/strata.v1.Coordinator/DeleteGroup"
 )
 
 // CoordinatorClient is the client API for Coordinator service.
@@ -1112,6 +1113,10 @@ type CoordinatorClient interface {
 	// "simple" commits of assign-mode consumers).
 	CommitClassicOffsets(ctx context.Context, in *CommitClassicOffsetsRequest, opts ...grpc.CallOption) (*CommitClassicOffsetsResponse, error)
 	DescribeClassicGroup(ctx context.Context, in *DescribeClassicGroupRequest, opts ...grpc.CallOption) (*DescribeClassicGroupResponse, error)
+	// DeleteGroup removes a group without live members and its committed
+	// offsets (GROUP_NOT_EMPTY with members, UNKNOWN_GROUP if it has
+	// nothing stored).
+	DeleteGroup(ctx context.Context, in *DeleteGroupRequest, opts ...grpc.CallOption) (*DeleteGroupResponse, error)
 }
 
 type coordinatorClient struct {
@@ -1322,6 +1327,16 @@ func (c *coordinatorClient) DescribeClassicGroup(ctx context.Context, in *Descri
 	return out, nil
 }
 
+func (c *coordinatorClient) DeleteGroup(ctx context.Context, in *DeleteGroupRequest, opts ...grpc.CallOption) (*DeleteGroupResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteGroupResponse)
+	err := c.cc.Invoke(ctx, Coordinator_DeleteGroup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CoordinatorServer is the server API for Coordinator service.
 // All implementations must embed UnimplementedCoordinatorServer
 // for forward compatibility.
@@ -1356,6 +1371,10 @@ type CoordinatorServer interface {
 	// "simple" commits of assign-mode consumers).
 	CommitClassicOffsets(context.Context, *CommitClassicOffsetsRequest) (*CommitClassicOffsetsResponse, error)
 	DescribeClassicGroup(context.Context, *DescribeClassicGroupRequest) (*DescribeClassicGroupResponse, error)
+	// DeleteGroup removes a group without live members and its committed
+	// offsets (GROUP_NOT_EMPTY with members, UNKNOWN_GROUP if it has
+	// nothing stored).
+	DeleteGroup(context.Context, *DeleteGroupRequest) (*DeleteGroupResponse, error)
 	mustEmbedUnimplementedCoordinatorServer()
 }
 
@@ -1425,6 +1444,9 @@ func (UnimplementedCoordinatorServer) CommitClassicOffsets(context.Context, *Com
 }
 func (UnimplementedCoordinatorServer) DescribeClassicGroup(context.Context, *DescribeClassicGroupRequest) (*DescribeClassicGroupResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DescribeClassicGroup not implemented")
+}
+func (UnimplementedCoordinatorServer) DeleteGroup(context.Context, *DeleteGroupRequest) (*DeleteGroupResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteGroup not implemented")
 }
 func (UnimplementedCoordinatorServer) mustEmbedUnimplementedCoordinatorServer() {}
 func (UnimplementedCoordinatorServer) testEmbeddedByValue()                     {}
@@ -1807,6 +1829,24 @@ func _Coordinator_DescribeClassicGroup_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Coordinator_DeleteGroup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteGroupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServer).DeleteGroup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Coordinator_DeleteGroup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServer).DeleteGroup(ctx, req.(*DeleteGroupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Coordinator_ServiceDesc is the grpc.ServiceDesc for Coordinator service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1893,6 +1933,10 @@ var Coordinator_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DescribeClassicGroup",
 			Handler:    _Coordinator_DescribeClassicGroup_Handler,
+		},
+		{
+			MethodName: "DeleteGroup",
+			Handler:    _Coordinator_DeleteGroup_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
