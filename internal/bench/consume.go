@@ -15,8 +15,11 @@ import (
 
 // ConsumeConfig configures Consume.
 type ConsumeConfig struct {
-	// Server is the proxy address.
+	// Server is the proxy address: its gRPC address, or its Kafka
+	// address with ProtocolKafka.
 	Server string `json:"server"`
+	// Protocol is ProtocolGRPC (the default when empty) or ProtocolKafka.
+	Protocol string `json:"protocol,omitempty"`
 	// Topic is read from the beginning of every partition up to the high
 	// watermarks it had when the run started.
 	Topic string `json:"topic"`
@@ -32,6 +35,8 @@ func (c *ConsumeConfig) Validate() error {
 	switch {
 	case c.Server == "":
 		return errors.New("bench: no server address")
+	case c.Protocol != "" && c.Protocol != ProtocolGRPC && c.Protocol != ProtocolKafka:
+		return fmt.Errorf("bench: protocol %q: want %s or %s", c.Protocol, ProtocolGRPC, ProtocolKafka)
 	case c.Topic == "":
 		return errors.New("bench: no topic")
 	case c.FetchMaxBytes < 0:
@@ -48,6 +53,9 @@ func (c *ConsumeConfig) Validate() error {
 func Consume(ctx context.Context, cfg ConsumeConfig, progress io.Writer) (*Summary, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if cfg.Protocol == ProtocolKafka {
+		return consumeKafka(ctx, cfg, progress)
 	}
 	cl, err := client.New(cfg.Server)
 	if err != nil {

@@ -30,10 +30,21 @@ const (
 // stampBytes is the size of the send time an e2e record's value starts with.
 const stampBytes = 8
 
+// Protocols the load generator speaks.
+const (
+	// ProtocolGRPC drives the proxy's gRPC API with the Strata SDK.
+	ProtocolGRPC = "grpc"
+	// ProtocolKafka drives the proxy's Kafka listener with franz-go.
+	ProtocolKafka = "kafka"
+)
+
 // ProduceConfig configures Produce and the producing half of E2E.
 type ProduceConfig struct {
-	// Server is the proxy address.
+	// Server is the proxy address: its gRPC address, or its Kafka
+	// address with ProtocolKafka.
 	Server string `json:"server"`
+	// Protocol is ProtocolGRPC (the default when empty) or ProtocolKafka.
+	Protocol string `json:"protocol,omitempty"`
 	// Topic is written to. It is created with Partitions partitions when
 	// it does not exist.
 	Topic string `json:"topic"`
@@ -74,6 +85,8 @@ func (c *ProduceConfig) Validate() error {
 	switch {
 	case c.Server == "":
 		return errors.New("bench: no server address")
+	case c.Protocol != "" && c.Protocol != ProtocolGRPC && c.Protocol != ProtocolKafka:
+		return fmt.Errorf("bench: protocol %q: want %s or %s", c.Protocol, ProtocolGRPC, ProtocolKafka)
 	case c.Topic == "":
 		return errors.New("bench: no topic")
 	case c.Partitions < 0:
@@ -144,8 +157,8 @@ type load struct {
 	cfg     ProduceConfig
 	stamp   bool // put the send time into each value (e2e)
 	rec     *recorder
-	clients []*client.Client
-	prods   []*client.Producer
+	clients []*client.Client // SDK clients (gRPC)
+	prods   []sender
 	end     time.Time // when the last acknowledgement came in
 	// acked counts acknowledged records, warm-up included; finished is
 	// set once every record is acknowledged or failed.
@@ -153,7 +166,30 @@ type load struct {
 	finished atomic.Bool
 }
 
+// sender is one producer of the load, over either protocol.
+type sender interface {
+	// produce sends value; done is called with the outcome.
+	produce(ctx context.Context, value []byte, done func(error))
+	flush(ctx context.Context) error
+	close(ctx context.Context) error
+}
+
+// sdkSender is a Strata SDK producer.
+type sdkSender struct {
+	p     *client.Producer
+	topic string
+}
+
+func (s sdkSender) produce(ctx context.Context, value []byte, done func(error)) {
+	s.p.Produce(ctx, &client.Record{Topic: s.topic, Value: value}, func(_ *client.Record, err error) { done(err) })
+}
+func (s sdkSender) flush(ctx context.Context) error { return s.p.Flush(ctx) }
+func (s sdkSender) close(ctx context.Context) error { return s.p.Close(ctx) }
+
 func startLoad(ctx context.Context, cfg ProduceConfig, stamp bool, rec *recorder) (*load, error) {
+	if cfg.Protocol == ProtocolKafka {
+		return startKafkaLoad(ctx, cfg, stamp, rec)
+	}
 	codec, _ := segment.ParseCodec(cfg.codecName())
 	l := &load{cfg: cfg, stamp: stamp, rec: rec}
 	opts := []client.ProducerOpt{client.Linger(cfg.Linger), client.Compression(codec)}
@@ -182,7 +218,7 @@ func startLoad(ctx context.Context, cfg ProduceConfig, stamp bool, rec *recorder
 			l.close()
 			return nil, err
 		}
-		l.prods = append(l.prods, p)
+		l.prods = append(l.prods, sdkSender{p, cfg.Topic})
 	}
 	return l, nil
 }
@@ -217,7 +253,7 @@ func (l *load) run(ctx context.Context) error {
 	defer cancel()
 	var errs []error
 	for _, p := range l.prods {
-		errs = append(errs, p.Flush(fctx))
+		errs = append(errs, p.flush(fctx))
 	}
 	l.end = time.Now()
 	l.finished.Store(true)
@@ -229,7 +265,7 @@ func (l *load) run(ctx context.Context) error {
 }
 
 // produceLoop is producer i's sending loop.
-func (l *load) produceLoop(ctx context.Context, p *client.Producer, i int, start time.Time, value []byte, stop <-chan struct{}) {
+func (l *load) produceLoop(ctx context.Context, p sender, i int, start time.Time, value []byte, stop <-chan struct{}) {
 	var sem chan struct{}
 	if l.cfg.Inflight > 0 {
 		sem = make(chan struct{}, l.cfg.Inflight)
@@ -280,7 +316,7 @@ func (l *load) produceLoop(ctx context.Context, p *client.Producer, i int, start
 			copy(v, value)
 			binary.BigEndian.PutUint64(v, uint64(time.Now().UnixNano()))
 		}
-		p.Produce(ctx, &client.Record{Topic: l.cfg.Topic, Value: v}, func(_ *client.Record, err error) {
+		p.produce(ctx, v, func(err error) {
 			switch {
 			case err != nil:
 				l.rec.failed(err)
@@ -301,7 +337,7 @@ func (l *load) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
 	defer cancel()
 	for _, p := range l.prods {
-		_ = p.Close(ctx)
+		_ = p.close(ctx)
 	}
 	for _, cl := range l.clients {
 		_ = cl.Close()

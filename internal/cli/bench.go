@@ -14,6 +14,7 @@ import (
 	"github.com/strata-mq/strata/internal/bench"
 	"github.com/strata-mq/strata/internal/serverflags"
 	"github.com/strata-mq/strata/pkg/client"
+	"github.com/strata-mq/strata/pkg/kafka"
 	"github.com/strata-mq/strata/pkg/objstore"
 )
 
@@ -37,6 +38,21 @@ func benchOutputFlags(fs *flag.FlagSet) benchOutput {
 		json: fs.Bool("json", false, "write the summary as JSON to standard output (progress stays on standard error)"),
 		plot: fs.String("plot", "", "write throughput and latency PNGs to files starting with this path (e.g. out/produce)"),
 	}
+}
+
+// benchProtocolFlags registers --protocol (into protocol) and
+// --kafka-addr, the Kafka address --protocol kafka drives.
+func benchProtocolFlags(fs *flag.FlagSet, protocol *string) *string {
+	fs.StringVar(protocol, "protocol", bench.ProtocolGRPC, "grpc (the Strata SDK at --server) or kafka (franz-go at --kafka-addr)")
+	return fs.String("kafka-addr", kafka.DefaultAddr, "Kafka address of the proxy, with --protocol kafka")
+}
+
+// benchServer is the address a bench run drives.
+func benchServer(a *App, protocol, kafkaAddr string) string {
+	if protocol == bench.ProtocolKafka {
+		return kafkaAddr
+	}
+	return a.server
 }
 
 // report writes s: progress went to stderr, the summary goes to stdout.
@@ -72,6 +88,7 @@ func benchLoadCmd(kind, summary string, run func(context.Context, bench.ProduceC
 			fs.IntVar(&cfg.Inflight, "inflight", 0, "unacknowledged records per producer (0: bounded by the producer's buffer; 1: latency-tuned)")
 			fs.DurationVar(&cfg.Duration, "duration", bench.DefaultDuration, "measured time")
 			fs.DurationVar(&cfg.Warmup, "warmup", 0, "unmeasured time before it")
+			kafkaAddr := benchProtocolFlags(fs, &cfg.Protocol)
 			out := benchOutputFlags(fs)
 			return func(ctx context.Context, a *App, args []string) error {
 				if err := exactArgs(args); err != nil {
@@ -80,7 +97,7 @@ func benchLoadCmd(kind, summary string, run func(context.Context, bench.ProduceC
 				if *partitions < 0 || *partitions > 1<<20 {
 					return usagef("--partitions must be in [0, %d], got %d", 1<<20, *partitions)
 				}
-				cfg.Server, cfg.Partitions = a.server, int32(*partitions)
+				cfg.Server, cfg.Partitions = benchServer(a, cfg.Protocol, *kafkaAddr), int32(*partitions)
 				if err := cfg.Validate(); err != nil {
 					return usagef("%v", err)
 				}
@@ -101,6 +118,7 @@ var benchConsumeCmd = &command{
 		fs.StringVar(&cfg.Topic, "topic", bench.DefaultTopic, "topic to read")
 		fetchBytes := fs.Int("fetch-max-bytes", 0, "per-partition fetch budget (0: SDK default)")
 		fs.DurationVar(&cfg.Duration, "duration", time.Minute, "longest run; it ends when the topic is read")
+		kafkaAddr := benchProtocolFlags(fs, &cfg.Protocol)
 		out := benchOutputFlags(fs)
 		return func(ctx context.Context, a *App, args []string) error {
 			if err := exactArgs(args); err != nil {
@@ -109,7 +127,7 @@ var benchConsumeCmd = &command{
 			if *fetchBytes < 0 || *fetchBytes > 1<<30 {
 				return usagef("--fetch-max-bytes must be in [0, 1 GiB], got %d", *fetchBytes)
 			}
-			cfg.Server, cfg.FetchMaxBytes = a.server, int32(*fetchBytes)
+			cfg.Server, cfg.FetchMaxBytes = benchServer(a, cfg.Protocol, *kafkaAddr), int32(*fetchBytes)
 			if err := cfg.Validate(); err != nil {
 				return usagef("%v", err)
 			}

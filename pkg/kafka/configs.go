@@ -33,10 +33,26 @@ var fixedConfigs = []struct{ name, value string }{
 	{cfgMinInsyncReplicas, "1"},
 }
 
-// topicConfigFromKafka turns a CreateTopics request's configs into
-// Strata's topic configuration. A config that Strata cannot honour is an
+// configPair is a config a request sets; a nil value means the default.
+type configPair struct {
+	Name  string
+	Value *string
+}
+
+// createConfigs are a CreateTopics topic's configs.
+func createConfigs(cs []kmsg.CreateTopicsRequestTopicConfig) []configPair {
+	out := make([]configPair, len(cs))
+	for i, c := range cs {
+		out[i] = configPair{c.Name, c.Value}
+	}
+	return out
+}
+
+// topicConfigFromKafka turns configs a request sets into Strata's topic
+// configuration, where 0 leaves a field at its default (creation) or
+// current value (alteration). A config that Strata cannot honour is an
 // error naming it (INVALID_CONFIG).
-func topicConfigFromKafka(cs []kmsg.CreateTopicsRequestTopicConfig) (*stratav1.TopicConfig, error) {
+func topicConfigFromKafka(cs []configPair) (*stratav1.TopicConfig, error) {
 	out := &stratav1.TopicConfig{}
 	for _, c := range cs {
 		if c.Value == nil {

@@ -245,7 +245,7 @@ func (c *conn) readLoop() error {
 		if !c.isAuthed() || a.key == kmsg.SASLHandshake || a.key == kmsg.SASLAuthenticate {
 			c.run(sl, a, r)
 			if sl.err != nil || sl.closeAfter {
-				return sl.err
+				return nil // the writer reports it and closes the connection
 			}
 			continue
 		}
@@ -295,6 +295,9 @@ func truncated(err error) error {
 	return err
 }
 
+// errDecodePanic reports a decoder that panicked on its input.
+var errDecodePanic = errors.New("decoding panicked")
+
 // decode parses a frame's request header and body. An API or version the
 // proxy does not serve is a protocol error — except ApiVersions, which
 // answers any version (see handleApiVersions) — so the connection closes,
@@ -303,7 +306,7 @@ func (c *conn) decode(frame []byte) (r *request, a api, err error) {
 	defer func() {
 		if p := recover(); p != nil { // kmsg must not panic on bad input; if it does, the process lives on
 			c.s.log.Error("kafka: decoding panicked", "client", c.remote, "panic", p)
-			r, err = nil, fmt.Errorf("decoding panicked: %v", p)
+			r, err = nil, fmt.Errorf("%w: %v", errDecodePanic, p)
 		}
 	}()
 	if len(frame) < minRequestBytes {

@@ -88,7 +88,7 @@ func (s *Server) createTopic(ctx context.Context, r *request, req *kmsg.CreateTo
 	if err := meta.ValidateTopicName(rt.Topic); err != nil {
 		return codedError{kerr.InvalidTopicException.Code, err}
 	}
-	tc, err := topicConfigFromKafka(rt.Configs)
+	tc, err := topicConfigFromKafka(createConfigs(rt.Configs))
 	if err != nil {
 		return err
 	}

@@ -2,17 +2,20 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-mq/strata/pkg/apierr"
 	"github.com/strata-mq/strata/pkg/auth"
 	"github.com/strata-mq/strata/pkg/meta"
 )
 
-// DescribeConfigs v0–4 describes topics — retention.ms, retention.bytes and
+// DescribeConfigs v0–4 describes topics — read from etcd, so a client
+// reads back what it just altered — retention.ms, retention.bytes and
 // max.message.bytes from the topic's Strata configuration, and the
 // read-only configs that describe Strata's behaviour (configs.go) — and
 // the proxy as a broker, with a few read-only broker configs. Other
@@ -54,7 +57,14 @@ func (s *Server) configEntries(ctx context.Context, r *request, rr kmsg.Describe
 		if code, err := s.authorize(ctx, r, meta.OpDescribe, auth.Topic(rr.ResourceName)); err != nil {
 			return nil, code, err
 		}
-		t, err := s.lookupTopic(ctx, rr.ResourceName)
+		// From etcd, not the view: a client that just altered a config
+		// reads it back.
+		t, err := s.core.Meta.GetTopic(ctx, rr.ResourceName)
+		if errors.Is(err, meta.ErrTopicNotFound) {
+			err = apierr.Errorf(apierr.ErrUnknownTopic, "topic %q", rr.ResourceName)
+		} else if err != nil {
+			err = apierr.Errorf(apierr.ErrStorageUnavailable, "read topic %q: %v", rr.ResourceName, err)
+		}
 		if err != nil {
 			return nil, errCode(err), err
 		}

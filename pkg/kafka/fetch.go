@@ -15,7 +15,7 @@ import (
 	"github.com/strata-mq/strata/pkg/proxy"
 )
 
-// Fetch v4–12 is served from object storage through the proxy's block
+// Fetch v4–17 is served from object storage through the proxy's block
 // cache (proxy.Fetcher), returning record batches exactly as stored. It
 // honours MaxWaitMillis and MinBytes (waiting for commits to any of the
 // requested partitions), PartitionMaxBytes and MaxBytes (cut at whole
@@ -25,8 +25,9 @@ import (
 // Fetch sessions (KIP-227) are declined: the answer's session id is 0, so
 // clients keep sending full fetch requests. There are no transactions, so
 // the last stable offset is the high watermark and no transaction is
-// aborted; read_committed and read_uncommitted read the same.
-func init() { register(kmsg.Fetch, 4, 12, (*Server).handleFetch) }
+// aborted; read_committed and read_uncommitted read the same. From v13
+// topics are named by topic id.
+func init() { register(kmsg.Fetch, 4, 17, (*Server).handleFetch) }
 
 // fetchPart is one partition of a fetch request.
 type fetchPart struct {
@@ -48,7 +49,7 @@ func (s *Server) handleFetch(ctx context.Context, r *request) (kmsg.Response, er
 		resp.ErrorCode = kerr.InvalidFetchSessionEpoch.Code
 		return resp, nil
 	}
-	if req.ReplicaID >= 0 {
+	if req.ReplicaID >= 0 || req.ReplicaState.ID >= 0 {
 		// Only consumers fetch from a proxy; there are no followers.
 		resp.ErrorCode = kerr.UnknownServerError.Code
 		return resp, nil
@@ -81,22 +82,15 @@ func (s *Server) fetchParts(ctx context.Context, r *request, req *kmsg.FetchRequ
 	for i, rt := range req.Topics {
 		ot := &resp.Topics[i]
 		*ot = kmsg.NewFetchResponseTopic()
-		ot.Topic = rt.Topic
+		ot.Topic, ot.TopicID = rt.Topic, rt.TopicID
+		t, code := s.fetchTopic(ctx, r, req.Version, rt)
 		ot.Partitions = make([]kmsg.FetchResponseTopicPartition, len(rt.Partitions))
-		code, _ := s.authorize(ctx, r, meta.OpConsume, auth.Topic(rt.Topic))
-		var t meta.Topic
-		if code == 0 {
-			var err error
-			if t, err = s.lookupTopic(ctx, rt.Topic); err != nil {
-				code = errCode(err)
-			}
-		}
 		for j, rp := range rt.Partitions {
 			op := &ot.Partitions[j]
 			*op = kmsg.NewFetchResponseTopicPartition()
 			op.Partition, op.HighWatermark, op.LastStableOffset, op.LogStartOffset = rp.Partition, -1, -1, -1
 			op.RecordBatches = []byte{}
-			p := &fetchPart{topic: rt.Topic, t: t, req: rp, out: op}
+			p := &fetchPart{topic: t.Name, t: t, req: rp, out: op}
 			parts = append(parts, p)
 			switch {
 			case code != 0:
@@ -110,6 +104,32 @@ func (s *Server) fetchParts(ctx context.Context, r *request, req *kmsg.FetchRequ
 		}
 	}
 	return parts
+}
+
+// fetchTopic resolves a fetched topic — by name, or from v13 by topic id
+// (a topic deleted and created again has a new id, so a consumer of the
+// old one gets UNKNOWN_TOPIC_ID rather than the new one's data) — and
+// authorizes consuming it. A non-zero code settles its partitions.
+func (s *Server) fetchTopic(ctx context.Context, r *request, version int16, rt kmsg.FetchRequestTopic) (meta.Topic, int16) {
+	name := rt.Topic
+	if version >= 13 {
+		t, ok := s.topicByUUID(rt.TopicID)
+		if !ok {
+			return meta.Topic{}, kerr.UnknownTopicID.Code
+		}
+		name = t.Name
+	}
+	if code, err := s.authorize(ctx, r, meta.OpConsume, auth.Topic(name)); err != nil {
+		return meta.Topic{}, code
+	}
+	t, err := s.lookupTopic(ctx, name)
+	if err != nil {
+		return meta.Topic{}, errCode(err)
+	}
+	if version >= 13 && topicUUID(t.ID) != rt.TopicID {
+		return meta.Topic{}, kerr.UnknownTopicID.Code
+	}
+	return t, 0
 }
 
 // settle answers a partition with an error code; 0 leaves it open.
@@ -178,6 +198,8 @@ func (s *Server) readParts(ctx context.Context, parts []*fetchPart, maxBytes int
 func (s *Server) waitData(ctx context.Context, changed <-chan struct{}, parts []*fetchPart, deadline time.Time) bool {
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
+	s.metrics.fetchWaiting.Inc()
+	defer s.metrics.fetchWaiting.Dec()
 	for {
 		for _, p := range parts {
 			if p.settled {

@@ -18,8 +18,8 @@ import (
 // timestamp, and a timestamp to the first record at or after it (offset
 // -1 when there is none, as in Kafka) through proxy.Fetcher. Strata's log
 // lives wholly in object storage, so EARLIEST_LOCAL (-4) is EARLIEST and
-// LATEST_TIERED (-5) is LATEST. A found record's timestamp is answered only
-// for MAX_TIMESTAMP; other lookups answer timestamp -1.
+// LATEST_TIERED (-5) is LATEST. Lookups by time and MAX_TIMESTAMP answer the
+// found record's timestamp; EARLIEST and LATEST answer -1, as Kafka does.
 func init() { register(kmsg.ListOffsets, 1, 10, (*Server).handleListOffsets) }
 
 // ListOffsets special timestamps beyond proxy.OffsetLatest/OffsetEarliest.
@@ -89,7 +89,10 @@ func (s *Server) listOffset(ctx context.Context, topic string, rp kmsg.ListOffse
 		return
 	}
 	op.Offset = res.Offset
-	if ts >= 0 && res.Offset == res.HighWatermark {
-		op.Offset = -1 // no record at or after ts
+	if ts >= 0 {
+		op.Timestamp = res.Timestamp
+		if res.Offset == res.HighWatermark {
+			op.Offset = -1 // no record at or after ts
+		}
 	}
 }

@@ -3,7 +3,9 @@ package kafka_test
 import (
 	"context"
 	"log/slog"
+	"net"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 	"github.com/strata-mq/strata/pkg/meta"
 	"github.com/strata-mq/strata/pkg/objstore"
 	"github.com/strata-mq/strata/pkg/proxy"
+	"github.com/strata-mq/strata/pkg/rpc"
 )
 
 // etcd is one real etcd server shared by the package's tests; each test
@@ -34,6 +37,8 @@ type cluster struct {
 	meta  *meta.Store
 	proxy *proxy.Server
 	kafka *kafka.Server
+	// reg is the proxy's metrics registry (the Kafka front end's too).
+	reg *prometheus.Registry
 }
 
 // clusterOpts adjusts a test cluster before it starts.
@@ -42,6 +47,9 @@ type clusterOpts struct {
 	proxy  func(*proxy.Config)
 	kafka  func(*kafka.Config)
 	broker func(*broker.Config)
+	// tls, if set, secures every server (the proxy dials brokers with
+	// it too).
+	tls *rpc.TLS
 }
 
 func startCluster(t *testing.T, o clusterOpts) *cluster {
@@ -60,12 +68,12 @@ func startCluster(t *testing.T, o clusterOpts) *cluster {
 			t.Fatal(err)
 		}
 	}
-	c := &cluster{t: t, ctx: ctx, meta: ms}
-	co, err := coordinator.New(coordinator.Config{ListenAddr: "127.0.0.1:0", Meta: ms, Store: store, Logger: log, Registry: prometheus.NewRegistry()})
+	c := &cluster{t: t, ctx: ctx, meta: ms, reg: prometheus.NewRegistry()}
+	co, err := coordinator.New(coordinator.Config{ListenAddr: "127.0.0.1:0", Meta: ms, Store: store, Logger: log, Registry: prometheus.NewRegistry(), TLS: o.tls})
 	if err != nil {
 		t.Fatal(err)
 	}
-	bcfg := broker.Config{ListenAddr: "127.0.0.1:0", Meta: ms, Store: store, Logger: log, Registry: prometheus.NewRegistry()}
+	bcfg := broker.Config{ListenAddr: "127.0.0.1:0", Meta: ms, Store: store, Logger: log, Registry: prometheus.NewRegistry(), TLS: o.tls}
 	if o.broker != nil {
 		o.broker(&bcfg)
 	}
@@ -78,7 +86,7 @@ func startCluster(t *testing.T, o clusterOpts) *cluster {
 		o.kafka(&kcfg)
 	}
 	pcfg := proxy.Config{
-		ListenAddr: "127.0.0.1:0", Meta: ms, Store: store, Logger: log, Registry: prometheus.NewRegistry(),
+		ListenAddr: "127.0.0.1:0", Meta: ms, Store: store, Logger: log, Registry: c.reg, TLS: o.tls,
 		FrontEnds: []proxy.NewFrontEnd{kafka.Attach(kcfg, func(k *kafka.Server) { c.kafka = k })},
 	}
 	if o.proxy != nil {
@@ -149,4 +157,33 @@ func (c *cluster) createTopic(name string, partitions int32) {
 			}
 		}
 	}
+}
+
+// gauge returns the value of an unlabelled gauge of the proxy's registry.
+func (c *cluster) gauge(name string) float64 {
+	c.t.Helper()
+	mfs, err := c.reg.Gather()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	return 0
+}
+
+// kafkaHostPort is the advertised host and port of the Kafka listener.
+func (c *cluster) kafkaHostPort() (string, int32) {
+	c.t.Helper()
+	host, port, err := net.SplitHostPort(c.kafka.AdvertisedAddr())
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return host, int32(p)
 }

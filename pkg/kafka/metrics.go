@@ -14,6 +14,7 @@ type metrics struct {
 	conns          prometheus.Gauge
 	protocolErrors prometheus.Counter
 	rejected       *prometheus.CounterVec // limit
+	fetchWaiting   prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -36,13 +37,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: ns, Subsystem: sub, Name: "protocol_errors_total",
 			Help: "Connections closed because of a malformed, oversized, unsupported or unauthenticated request.",
 		}),
+		fetchWaiting: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: ns, Subsystem: sub, Name: "fetches_waiting",
+			Help: "Kafka fetches waiting for data (MinBytes not reached before MaxWaitMillis).",
+		}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "limit_rejections_total",
 			Help: "Kafka requests and connections refused by a hostile-input limit, by limit.",
 		}, []string{"limit"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.duration, m.conns, m.protocolErrors, m.rejected)
+		reg.MustRegister(m.requests, m.duration, m.conns, m.protocolErrors, m.rejected, m.fetchWaiting)
 	}
 	return m
 }

@@ -65,6 +65,9 @@ type OffsetsResult struct {
 	Offset        int64
 	HighWatermark int64
 	LogStart      int64
+	// Timestamp is the found record's timestamp for a lookup by time, -1
+	// otherwise (and when no record is at or after the time).
+	Timestamp int64
 }
 
 // Fetcher serves fetches and offset lookups from metadata and object
@@ -366,7 +369,7 @@ func (f *Fetcher) ListOffsets(ctx context.Context, topic string, p int32, ts int
 		return OffsetsResult{}, apierr.Errorf(apierr.ErrInvalidRequest, "timestamp %d: want EARLIEST (-2), LATEST (-1) or a time >= 0", ts)
 	}
 	st, _ := f.view.Partition(t.ID, p)
-	res := OffsetsResult{HighWatermark: st.NextOffset}
+	res := OffsetsResult{HighWatermark: st.NextOffset, Timestamp: -1}
 	if res.LogStart, err = f.logStart(ctx, t.ID, p, false); err != nil {
 		return OffsetsResult{}, err
 	}
@@ -376,26 +379,27 @@ func (f *Fetcher) ListOffsets(ctx context.Context, topic string, p int32, ts int
 	case OffsetLatest:
 		res.Offset = res.HighWatermark
 	default:
-		if res.Offset, err = f.offsetForTime(ctx, topic, t.ID, p, ts, res.LogStart, res.HighWatermark); err != nil {
+		if res.Offset, res.Timestamp, err = f.offsetForTime(ctx, topic, t.ID, p, ts, res.LogStart, res.HighWatermark); err != nil {
 			return OffsetsResult{}, err
 		}
 	}
 	return res, nil
 }
 
-// offsetForTime finds the first record at or after ts in [logStart, hw).
-func (f *Fetcher) offsetForTime(ctx context.Context, topic, id string, p int32, ts, logStart, hw int64) (int64, error) {
+// offsetForTime finds the first record at or after ts in [logStart, hw)
+// and returns its offset and timestamp: hw and -1 when there is none.
+func (f *Fetcher) offsetForTime(ctx context.Context, topic, id string, p int32, ts, logStart, hw int64) (int64, int64, error) {
 	first, err := f.meta.FindSegmentByTime(ctx, id, p, ts)
 	if errors.Is(err, meta.ErrNotFound) {
-		return hw, nil
+		return hw, -1, nil
 	}
 	if err != nil {
-		return 0, apierr.Errorf(apierr.ErrStorageUnavailable, "find segment by time: %v", err)
+		return 0, -1, apierr.Errorf(apierr.ErrStorageUnavailable, "find segment by time: %v", err)
 	}
 	// Entries' MaxTimestamp says where a match may be; records decide.
 	for e, err := range f.meta.Segments(ctx, id, p, first.FirstOffset) {
 		if err != nil {
-			return 0, apierr.Errorf(apierr.ErrStorageUnavailable, "list segments: %v", err)
+			return 0, -1, apierr.Errorf(apierr.ErrStorageUnavailable, "list segments: %v", err)
 		}
 		if e.FirstOffset >= hw {
 			break
@@ -405,7 +409,7 @@ func (f *Fetcher) offsetForTime(ctx context.Context, topic, id string, p int32, 
 		}
 		chunk, hs, err := f.readChunk(ctx, e)
 		if err != nil {
-			return 0, err
+			return 0, -1, err
 		}
 		at := 0
 		for _, h := range hs {
@@ -415,20 +419,20 @@ func (f *Fetcher) offsetForTime(ctx context.Context, topic, id string, p int32, 
 				continue
 			}
 			if h.BaseOffset >= hw {
-				return hw, nil
+				return hw, -1, nil
 			}
 			recs, err := segment.DecodeRecords(b)
 			if err != nil {
-				return 0, fmt.Errorf("%w: batch at offset %d of %s/%d: %v", ErrCorruptData, h.BaseOffset, topic, p, err)
+				return 0, -1, fmt.Errorf("%w: batch at offset %d of %s/%d: %v", ErrCorruptData, h.BaseOffset, topic, p, err)
 			}
 			for _, r := range recs {
 				if r.Offset >= logStart && r.Offset < hw && r.Timestamp >= ts {
-					return r.Offset, nil
+					return r.Offset, r.Timestamp, nil
 				}
 			}
 		}
 	}
-	return hw, nil
+	return hw, -1, nil
 }
 
 // Bounds of the segment entry cache.

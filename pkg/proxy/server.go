@@ -6,9 +6,10 @@
 //
 // The logic lives in three front-end-independent types — Router (produce),
 // Fetcher (fetch, list offsets) and Admin (coordinator forwarding) — and the
-// gRPC service is a thin adapter over them, so that a Kafka wire-protocol
-// listener can later call the same core. docs/proxy.md describes routing,
-// retries, the fetch path and the limits.
+// gRPC service is a thin adapter over them. Other protocols are front ends
+// over the same core (Config.FrontEnds, Core): the Kafka wire protocol in
+// pkg/kafka is one. docs/proxy.md describes routing, retries, the fetch
+// path and the limits.
 package proxy
 
 import (

@@ -197,6 +197,8 @@ func TestSchemaRejects(t *testing.T) {
 		{"tls without a secret", []string{"security.tls.enabled=true"}, "security.tls.secretName"},
 		{"client certs without tls", []string{"security.auth.clientCerts=true"}, "needs security.tls.enabled"},
 		{"unknown client auth", []string{"security.tls.proxyClientAuth=maybe"}, "proxyClientAuth"},
+		{"kafka advertised address without a port", []string{"proxy.kafka.advertisedAddr=kafka.example.com"}, "proxy/kafka/advertisedAddr"},
+		{"kafka port out of range", []string{"proxy.kafka.port=0"}, "proxy/kafka/port"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

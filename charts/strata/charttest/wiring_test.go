@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -86,6 +87,13 @@ func TestWiring(t *testing.T) {
 	svc := find[*corev1.Service](t, objs, "Service", "strata-proxy")
 	addr := fmt.Sprintf("127.0.0.1:%d", proxies[0].ports[namedPort(t, proxies[0].container, svc.Spec.Ports[0].TargetPort.StrVal)])
 	produceAndFetch(t, addr)
+	// Kafka clients bootstrap through the Service's Kafka port and then
+	// follow the advertised address, which the chart sets to the Service.
+	kafkaPort := svc.Spec.Ports[1]
+	if kafkaPort.Name != "kafka" {
+		t.Fatalf("proxy Service's second port is %q, want kafka", kafkaPort.Name)
+	}
+	produceKafka(t, fmt.Sprintf("127.0.0.1:%d", proxies[0].ports[namedPort(t, proxies[0].container, kafkaPort.TargetPort.StrVal)]))
 
 	// The helm test pod's script, if the CLI exists yet.
 	c.runHelmTestScript(addr)
@@ -125,6 +133,17 @@ func (c *cluster) mapService(svc *corev1.Service, addr string) {
 	}
 }
 
+// mapServiceToPod maps each port of svc, under every name of svc, to the
+// local port of the pod's container port it targets.
+func (c *cluster) mapServiceToPod(svc *corev1.Service, p *pod) {
+	for _, sp := range svc.Spec.Ports {
+		to := fmt.Sprintf("127.0.0.1:%d", p.ports[namedPort(c.t, p.container, sp.TargetPort.StrVal)])
+		for _, host := range []string{svc.Name, svc.Name + "." + c.ns, svc.Name + "." + c.ns + ".svc", svc.Name + "." + c.ns + ".svc.cluster.local"} {
+			c.hosts[net.JoinHostPort(host, strconv.Itoa(int(sp.Port)))] = to
+		}
+	}
+}
+
 func hostPort(t *testing.T, endpoint string) string {
 	t.Helper()
 	u, err := url.Parse(endpoint)
@@ -159,6 +178,10 @@ func (c *cluster) start(d *appsv1.Deployment, podName string) *pod {
 			t.Fatal(err)
 		}
 		p.ports[cp.ContainerPort] = port
+	}
+	if d.Name == "strata-proxy" {
+		// The proxy advertises its own Service to Kafka clients.
+		c.mapServiceToPod(find[*corev1.Service](t, c.objs, "Service", d.Name), p)
 	}
 	env := c.resolveEnv(podName, ctr)
 	args := make([]string, 0, len(ctr.Command)+len(ctr.Args))
@@ -359,6 +382,38 @@ func produceAndFetch(t *testing.T, addr string) {
 	}
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("fetched %v, want %v", got, want)
+	}
+}
+
+// produceKafka produces through the proxy's Kafka listener at addr with
+// franz-go and reads the records back.
+func produceKafka(t *testing.T, addr string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic("wiring"),
+		kgo.ConsumeTopics("wiring"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var recs []*kgo.Record
+	for i := range 10 {
+		recs = append(recs, &kgo.Record{Partition: 0, Value: fmt.Appendf(nil, "kafka-%d", i)})
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatalf("kafka produce: %v", err)
+	}
+	got := 0
+	for got < 20 { // 10 records from produceAndFetch on partition 1, 10 from here
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("kafka consume: read %d of 20 records", got)
+		}
+		if err := fs.Err(); err != nil {
+			t.Fatalf("kafka consume: %v", err)
+		}
+		got += fs.NumRecords()
 	}
 }
 

@@ -214,3 +214,15 @@ livenessProbe:
 {{- fail "broker.autoscaling.minReplicas must not exceed maxReplicas" }}
 {{- end }}
 {{- end }}
+
+{{/*
+The address the proxy advertises to Kafka clients: proxy.kafka.advertisedAddr,
+or the proxy Service's in-cluster name and Kafka port.
+*/}}
+{{- define "strata.kafkaAdvertisedAddr" -}}
+{{- if .Values.proxy.kafka.advertisedAddr -}}
+{{- .Values.proxy.kafka.advertisedAddr -}}
+{{- else -}}
+{{- printf "%s-proxy.%s.svc:%d" (include "strata.fullname" .) .Release.Namespace (.Values.proxy.kafka.port | int) -}}
+{{- end -}}
+{{- end }}

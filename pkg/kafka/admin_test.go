@@ -1,0 +1,106 @@
+package kafka_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// TestTopicAdmin drives topic administration with franz-go's admin client
+// (kadm): creation with configs Strata honours and refusal of ones it
+// cannot, describing and altering retention, the clear refusal to add
+// partitions, and deletion.
+func TestTopicAdmin(t *testing.T) {
+	c := startCluster(t, clusterOpts{})
+	adm := kadm.NewClient(c.client())
+	ctx := c.ctx
+	ptr := func(s string) *string { return &s }
+	created, err := adm.CreateTopic(ctx, 3, 3, map[string]*string{"retention.ms": ptr("3600000"), "cleanup.policy": ptr("delete")}, "admin")
+	if err != nil || created.Err != nil {
+		t.Fatalf("create: %v %v", err, created.Err)
+	}
+	if created.NumPartitions != 3 || created.ReplicationFactor != 1 || created.ID == [16]byte{} {
+		t.Fatalf("created %d partitions, rf %d, id %v; want 3, 1 and an id", created.NumPartitions, created.ReplicationFactor, created.ID)
+	}
+	// kadm returns a topic's error both as the call's error and in the
+	// response.
+	compact, _ := adm.CreateTopic(ctx, 1, 1, map[string]*string{"cleanup.policy": ptr("compact")}, "compacted")
+	if !errors.Is(compact.Err, kerr.InvalidConfig) {
+		t.Fatalf("create with cleanup.policy=compact: %v, want INVALID_CONFIG", compact.Err)
+	}
+	again, _ := adm.CreateTopic(ctx, 1, 1, nil, "admin")
+	if !errors.Is(again.Err, kerr.TopicAlreadyExists) {
+		t.Fatalf("create twice: %v, want TOPIC_ALREADY_EXISTS", again.Err)
+	}
+	value := func(name string) string {
+		t.Helper()
+		rcs, err := adm.DescribeTopicConfigs(ctx, "admin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, err := rcs.On("admin", nil)
+		if err != nil || rc.Err != nil {
+			t.Fatalf("describe: %v %v", err, rc.Err)
+		}
+		for _, cfg := range rc.Configs {
+			if cfg.Key == name {
+				return cfg.MaybeValue()
+			}
+		}
+		t.Fatalf("config %s not described", name)
+		return ""
+	}
+	if got := value("retention.ms"); got != "3600000" {
+		t.Fatalf("retention.ms = %s, want 3600000", got)
+	}
+	if got := value("cleanup.policy"); got != "delete" {
+		t.Fatalf("cleanup.policy = %s, want delete", got)
+	}
+	set, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "retention.bytes", Value: ptr("1048576")}}, "admin")
+	if err != nil || set[0].Err != nil {
+		t.Fatalf("alter retention.bytes: %v %v", err, set[0].Err)
+	}
+	if got := value("retention.bytes"); got != "1048576" {
+		t.Fatalf("retention.bytes after alter = %s, want 1048576", got)
+	}
+	del, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.DeleteConfig, Name: "retention.ms"}}, "admin")
+	if err != nil || !errors.Is(del[0].Err, kerr.InvalidConfig) {
+		t.Fatalf("reset retention.ms: %v %v, want INVALID_CONFIG", err, del[0].Err)
+	}
+	grow, err := adm.UpdatePartitions(ctx, 6, "admin")
+	if err != nil || !errors.Is(grow["admin"].Err, kerr.InvalidPartitions) {
+		t.Fatalf("grow partitions: %v %v, want INVALID_PARTITIONS", err, grow)
+	}
+	dels, err := adm.DeleteTopics(ctx, "admin")
+	if err != nil || dels["admin"].Err != nil {
+		t.Fatalf("delete: %v %v", err, dels)
+	}
+}
+
+// TestDescribeCluster checks the cluster as admin clients see it: one
+// broker, this proxy, at its advertised address, and the same cluster id
+// as Metadata.
+func TestDescribeCluster(t *testing.T) {
+	c := startCluster(t, clusterOpts{})
+	adm := kadm.NewClient(c.client())
+	bm, err := adm.BrokerMetadata(c.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, port := c.kafkaHostPort()
+	if len(bm.Brokers) != 1 || bm.Brokers[0].Host != host || bm.Brokers[0].Port != port || bm.Controller != bm.Brokers[0].NodeID || bm.Cluster == "" {
+		t.Fatalf("broker metadata %+v; want one broker at %s:%d that is the controller, and a cluster id", bm, host, port)
+	}
+	dc := kmsg.NewPtrDescribeClusterRequest()
+	dc.Version, dc.EndpointType = 1, 1
+	resp, err := dc.RequestWith(c.ctx, c.client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.ErrorCode != 0 || resp.ClusterID != bm.Cluster || len(resp.Brokers) != 1 || resp.Brokers[0].NodeID != bm.Brokers[0].NodeID {
+		t.Fatalf("DescribeCluster: error %d cluster %q brokers %+v; want cluster %q and the Metadata broker", resp.ErrorCode, resp.ClusterID, resp.Brokers, bm.Cluster)
+	}
+}

@@ -1,0 +1,34 @@
+package kafka_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/strata-mq/strata/internal/bench"
+)
+
+// TestBenchKafka runs the load generator over the Kafka protocol
+// (strata bench --protocol kafka): the produce run creates the topic and
+// has every record acknowledged, and the consume run reads exactly those.
+func TestBenchKafka(t *testing.T) {
+	c := startCluster(t, clusterOpts{})
+	cfg := bench.ProduceConfig{Server: c.kafka.Addr(), Protocol: bench.ProtocolKafka, Topic: "bench", Partitions: 4,
+		RecordBytes: 256, Producers: 2, Linger: time.Millisecond, Codec: "lz4", Duration: time.Second, Rate: 2000}
+	ps, err := bench.Produce(c.ctx, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ps.Ops == 0 || ps.Errors != 0 {
+		t.Fatalf("produce: %d records, %d errors", ps.Ops, ps.Errors)
+	}
+	cs, err := bench.Consume(c.ctx, bench.ConsumeConfig{Server: c.kafka.Addr(), Protocol: bench.ProtocolKafka, Topic: "bench", Duration: time.Minute}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cs.Ops != ps.Ops || cs.Errors != 0 {
+		t.Fatalf("consumed %d records (%d errors), produced %d", cs.Ops, cs.Errors, ps.Ops)
+	}
+	if _, err := bench.E2E(c.ctx, cfg, nil); err == nil {
+		t.Fatal("e2e over the Kafka protocol should be refused")
+	}
+}
