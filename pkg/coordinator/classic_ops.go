@@ -259,3 +259,13 @@ func (gm *groupManager) deleteGroup(ctx context.Context, group string) error {
 	gm.s.log.Info("groups: group deleted", "group", group)
 	return nil
 }
+
+// serverSideOf readies st for a server-side member: a group with classic
+// members refuses, an empty classic group becomes a server-side one.
+func serverSideOf(st *meta.GroupState, group string) error {
+	if n := classicMembers(*st); n > 0 {
+		return apierr.Errorf(apierr.ErrInconsistentGroupProtocol, "group %s has %d members of Kafka's classic protocol", group, n)
+	}
+	st.Classic = nil
+	return nil
+}

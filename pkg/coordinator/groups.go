@@ -257,11 +257,9 @@ func (gm *groupManager) heartbeat(ctx context.Context, req heartbeatRequest) (he
 	}
 	defer g.mu.Unlock()
 	st := cloneState(g.st)
-	if c := st.Classic; c != nil && len(c.Members) > 0 {
-		return heartbeatResult{}, apierr.Errorf(apierr.ErrInconsistentGroupProtocol,
-			"group %s has %d members of Kafka's classic protocol", req.group, len(c.Members))
+	if err := serverSideOf(&st, req.group); err != nil {
+		return heartbeatResult{}, err
 	}
-	st.Classic = nil
 	i := slices.IndexFunc(st.Members, func(m meta.GroupMember) bool { return m.ID == req.member })
 	switch {
 	case req.epoch == 0 && i < 0:
