@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/strata-mq/strata/internal/checker"
+	"github.com/strata-mq/strata/pkg/client"
 )
 
 // groupReads collects what a consumer group read, by partition and
@@ -316,5 +317,81 @@ func checkGroupCaughtUp(t *testing.T, ctx context.Context, c *Cluster, group str
 	}
 	if lines != partitions {
 		t.Fatalf("strata group describe shows %d partitions, want %d:\n%s", lines, partitions, out.String())
+	}
+}
+
+// TestKafkaClassicGroupSurvivesCoordinatorFailover kills the coordinator
+// leader with SIGKILL while a franz-go classic group consumes: the
+// standby takes over the group from etcd at the same generation (no
+// rebalance), the members keep heartbeating and committing through the
+// proxy, and every acknowledged record is read with the group at zero lag
+// at the end.
+func TestKafkaClassicGroupSurvivesCoordinatorFailover(t *testing.T) {
+	const (
+		records = 100_000
+		topic   = "kafka-group-failover"
+		group   = "kgo-failover"
+	)
+	c, addr := startKafkaCluster(t, ClusterOptions{Brokers: 2, Coordinators: 2})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	kgoCreateTopic(t, ctx, addr, topic, 8)
+	chk := checker.New()
+	reads := newGroupReads()
+	producer := kgoClient(t, addr, kgo.ProducerLinger(5*time.Millisecond))
+	kgoProduceAll(t, ctx, producer, chk, topic, "first", records/2)
+
+	// Sessions outlast the election (the coordinator's 5 s etcd lease).
+	opts := []kgo.Opt{kgo.Balancers(kgo.CooperativeStickyBalancer()), kgo.SessionTimeout(30 * time.Second)}
+	a := startKgoGroupMember(t, ctx, addr, group, topic, reads, opts...)
+	b := startKgoGroupMember(t, ctx, addr, group, topic, reads, opts...)
+	waitReads(t, ctx, reads, records/4)
+	cl := c.Client()
+	stable := waitGroupState(t, ctx, c, group, "Stable")
+	st, err := cl.ClusterStatus(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var leader int
+	if _, err := fmt.Sscanf(st.CoordinatorLeader, "coordinator-%d", &leader); err != nil {
+		t.Fatalf("leader %q: %v", st.CoordinatorLeader, err)
+	}
+	c.Coordinators[leader].Kill()
+	kgoProduceAll(t, ctx, producer, chk, topic, "second", records/2)
+	waitReads(t, ctx, reads, records)
+	waitLagZero(t, ctx, c, group)
+	after := waitGroupState(t, ctx, c, group, "Stable")
+	if after.GroupEpoch != stable.GroupEpoch || after.Members != 2 {
+		t.Errorf("after failover: generation %d with %d members; before: generation %d", after.GroupEpoch, after.Members, stable.GroupEpoch)
+	}
+	a.close(t)
+	b.close(t)
+
+	dups := reads.feed(chk)
+	rep := chk.Verify(0)
+	t.Logf("checker: %v; %d records read more than once", rep, dups)
+	if !rep.OK() || rep.Acked != records {
+		t.Fatalf("checker: %v (want %d acknowledged)", rep, records)
+	}
+	checkGroupCaughtUp(t, ctx, c, group, 8)
+}
+
+// waitGroupState waits until the group is in state and returns its
+// description.
+func waitGroupState(t *testing.T, ctx context.Context, c *Cluster, group, state string) *client.GroupDescription {
+	t.Helper()
+	cl := c.Client()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		d, err := cl.DescribeGroup(ctx, group)
+		if err == nil && d.State == state {
+			return d
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("group %s never %s: %+v, %v", group, state, d, err)
+		case <-tick.C:
+		}
 	}
 }
