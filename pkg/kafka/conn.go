@@ -14,6 +14,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/strata-mq/strata/pkg/auth"
 )
@@ -36,6 +37,8 @@ type request struct {
 	// turns are a produce request's places in its partitions' order,
 	// one per partition (see produceOrder).
 	turns []*turn
+	// size is the request frame's size, held in conn.inflight.
+	size int
 }
 
 // principal returns who sent the request.
@@ -83,7 +86,11 @@ type conn struct {
 	cancel context.CancelFunc
 	slots  chan *slot     // responses in request order; its capacity bounds in-flight requests
 	hwg    sync.WaitGroup // running handlers
-	order  produceOrder   // plain produces' per-partition order
+	// inflight bounds the bytes of the requests in processing at once to
+	// one request's limit: decoding can multiply a request's size, so a
+	// connection may not pile up many large ones.
+	inflight *semaphore.Weighted
+	order    produceOrder // plain produces' per-partition order
 
 	mu sync.Mutex // guards every field below
 	// who is the authenticated principal; valid when authed.
@@ -107,7 +114,7 @@ type conn struct {
 func newConn(s *Server, nc net.Conn) *conn {
 	c := &conn{
 		s: s, nc: nc, remote: nc.RemoteAddr().String(), slots: make(chan *slot, s.cfg.MaxInflightPerConn),
-		authBy: time.Now().Add(s.cfg.SASLTimeout),
+		authBy: time.Now().Add(s.cfg.SASLTimeout), inflight: semaphore.NewWeighted(int64(s.maxFrame())),
 	}
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
 	return c
@@ -217,6 +224,9 @@ func (c *conn) readLoop() error {
 		if err != nil {
 			return err
 		}
+		if err := c.inflight.Acquire(c.ctx, int64(len(frame))); err != nil {
+			return err
+		}
 		c.mu.Lock()
 		raw := c.saslRaw
 		c.saslRaw = false
@@ -225,6 +235,7 @@ func (c *conn) readLoop() error {
 		if raw {
 			c.slots <- sl
 			c.authenticateRaw(sl, frame)
+			c.inflight.Release(int64(len(frame)))
 			if sl.closeAfter {
 				return nil
 			}
@@ -234,6 +245,7 @@ func (c *conn) readLoop() error {
 		if err != nil {
 			return err
 		}
+		r.size = len(frame)
 		sl.corr = r.corr
 		if !c.isAuthed() && !preAuth(a.key) {
 			return fmt.Errorf("%s before authentication: the client must authenticate with SASL first", a.key.Name())
@@ -351,6 +363,7 @@ func (c *conn) decode(frame []byte) (r *request, a api, err error) {
 // run serves one request into its slot.
 func (c *conn) run(sl *slot, a api, r *request) {
 	defer close(sl.done)
+	defer c.inflight.Release(int64(r.size))
 	start := time.Now()
 	resp, err := c.handle(a, r)
 	c.s.metrics.observe(a.key, start, err)

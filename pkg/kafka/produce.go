@@ -21,7 +21,8 @@ import (
 // proxy.Router to the owning broker untouched — codec and all — and are
 // acknowledged, for acks=1 and acks=-1 alike, only after the broker's
 // object PUT and fencing commit: the same durability as a gRPC produce.
-// acks=0 is produced the same way and answered with nothing.
+// acks=0 is produced the same way and answered with nothing; if it fails,
+// the connection is closed, as Kafka does.
 //
 // Idempotent producers need nothing extra: Kafka's producer id, epoch and
 // base sequence travel in each batch header, which is exactly what
@@ -82,7 +83,7 @@ func (s *Server) handleProduce(ctx context.Context, r *request) (kmsg.Response, 
 		for _, p := range parts {
 			p.out.ErrorCode, p.out.ErrorMessage = code, errMsg(refuse)
 		}
-		return ackResponse(req, resp), nil
+		return ackResponse(req, resp)
 	}
 	if req.TimeoutMillis > 0 {
 		var cancel context.CancelFunc
@@ -93,15 +94,24 @@ func (s *Server) handleProduce(ctx context.Context, r *request) (kmsg.Response, 
 	if err := s.core.Guard.Throttle(ctx, r.principal(), auth.KindProduce, total); err != nil {
 		s.log.Debug("kafka: produce throttle cut short", "err", err)
 	}
-	return ackResponse(req, resp), nil
+	return ackResponse(req, resp)
 }
 
-// ackResponse is resp, or nil (no response) for acks=0.
-func ackResponse(req *kmsg.ProduceRequest, resp *kmsg.ProduceResponse) kmsg.Response {
-	if req.Acks == 0 {
-		return nil
+// ackResponse is resp, or for acks=0 no response — and, if a partition
+// failed, an error that closes the connection: as in Kafka, that is how a
+// client that waits for no answer learns that something went wrong.
+func ackResponse(req *kmsg.ProduceRequest, resp *kmsg.ProduceResponse) (kmsg.Response, error) {
+	if req.Acks != 0 {
+		return resp, nil
 	}
-	return resp
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if p.ErrorCode != 0 {
+				return nil, fmt.Errorf("acks=0 produce to %s/%d failed: %v", t.Topic, p.Partition, kerr.ErrorForCode(p.ErrorCode))
+			}
+		}
+	}
+	return nil, nil
 }
 
 // producePartitions authorizes and produces every partition concurrently

@@ -474,3 +474,16 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+// TestAcksZeroFailure checks that a failed acks=0 produce closes the
+// connection — the only way a client that waits for no answer learns of
+// it, as in Kafka.
+func TestAcksZeroFailure(t *testing.T) {
+	c := startCluster(t, clusterOpts{})
+	c.createTopic("acks0bad", 1)
+	r := c.raw()
+	b := batch(t, 2, segment.BatchOptions{})
+	b[len(b)-1] ^= 0xff // bad CRC
+	r.send(produceReq(9, 0, "acks0bad", 0, b))
+	r.expectClosed()
+}
