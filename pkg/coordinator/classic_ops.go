@@ -143,8 +143,11 @@ func (gm *groupManager) removedClassic(g *group, c *meta.ClassicGroup, now time.
 
 // classicCommit stores offsets for a classic member at its generation,
 // or with generation < 0 for a group without members. A group of
-// server-side members takes the commit as theirs (KIP-848 members of
-// Kafka clients commit with their member epoch as generation).
+// server-side members takes the commit as theirs: KIP-848 members of
+// Kafka clients commit with their member epoch as generation, and may
+// commit at an older epoch of theirs for partitions they still own, as
+// Kafka 4.3 allows — a Kafka client commits revoked partitions at the
+// epoch it had before the heartbeat that revoked them.
 func (gm *groupManager) classicCommit(ctx context.Context, group, member, instance string, generation int32, offsets []meta.CommittedOffset) error {
 	g, err := gm.get(ctx, group)
 	if err != nil {
@@ -153,7 +156,7 @@ func (gm *groupManager) classicCommit(ctx context.Context, group, member, instan
 	defer g.mu.Unlock()
 	switch {
 	case len(g.st.Members) > 0:
-		return gm.commitLocked(ctx, g, member, int64(generation), offsets)
+		return gm.commitLocked(ctx, g, member, int64(generation), true, offsets)
 	case generation < 0 && member == "":
 		if c := g.st.Classic; c != nil && len(c.Members) > 0 {
 			return apierr.Errorf(apierr.ErrUnknownMember, "group %s has %d live members: commit without a member refused", group, len(c.Members))

@@ -388,3 +388,34 @@ func TestClassicStateSurvivesLeaderFailover(t *testing.T) {
 		}
 	}
 }
+
+// TestKafkaMemberCommitsAtOlderEpoch: a KIP-848 member of a Kafka client
+// commits through the Kafka path at the epoch it had before the heartbeat
+// that moved it on (its revoke commit); that is taken for partitions it
+// still owns, refused for others, and refused on the gRPC path.
+func TestKafkaMemberCommitsAtOlderEpoch(t *testing.T) {
+	ctx := testCtx(t)
+	_, cli, _ := groupSetup(t, 4)
+	a := &member{id: "a", group: "g", topics: []string{"orders"}, cli: cli}
+	untilBalanced(t, ctx, []*member{a}, 4)
+	old := a.epoch
+	b := &member{id: "b", group: "g", topics: []string{"orders"}, cli: cli}
+	untilBalanced(t, ctx, []*member{a, b}, 2)
+	if a.epoch == old {
+		t.Fatal("a's epoch did not move with its assignment")
+	}
+	commit := func(epoch int64, p int32) error {
+		_, err := cli.CommitClassicOffsets(ctx, &stratav1.CommitClassicOffsetsRequest{Group: "g", MemberId: "a", Generation: int32(epoch),
+			Topics: []*stratav1.TopicOffsets{{Topic: "orders", Partitions: []*stratav1.PartitionOffset{{Partition: p, Offset: 5}}}}})
+		return err
+	}
+	mine, theirs := a.owned[0].GetPartitions()[0], b.owned[0].GetPartitions()[0]
+	if err := commit(old, mine); err != nil {
+		t.Fatalf("commit at the previous epoch of an owned partition: %v", err)
+	}
+	wantAPIErr(t, commit(old, theirs), apierr.ErrFencedMember)
+	wantAPIErr(t, commit(a.epoch+1, mine), apierr.ErrFencedMember)
+	_, err := cli.CommitOffsets(ctx, &stratav1.CommitOffsetsRequest{Group: "g", MemberId: "a", MemberEpoch: old,
+		Topics: []*stratav1.TopicOffsets{{Topic: "orders", Partitions: []*stratav1.PartitionOffset{{Partition: mine, Offset: 6}}}}})
+	wantAPIErr(t, err, apierr.ErrFencedMember)
+}

@@ -377,18 +377,19 @@ func (gm *groupManager) commit(ctx context.Context, group, member string, epoch 
 		return err
 	}
 	defer g.mu.Unlock()
-	return gm.commitLocked(ctx, g, member, epoch, offsets)
+	return gm.commitLocked(ctx, g, member, epoch, false, offsets)
 }
 
-// commitLocked is commit with g.mu held.
-func (gm *groupManager) commitLocked(ctx context.Context, g *group, member string, epoch int64, offsets []meta.CommittedOffset) error {
+// commitLocked is commit with g.mu held; older accepts an earlier epoch
+// of the member (never 0) for partitions it still owns.
+func (gm *groupManager) commitLocked(ctx context.Context, g *group, member string, epoch int64, older bool, offsets []meta.CommittedOffset) error {
 	group := g.name
 	i := slices.IndexFunc(g.st.Members, func(m meta.GroupMember) bool { return m.ID == member })
 	if i < 0 {
 		return apierr.Errorf(apierr.ErrUnknownMember, "group %s has no member %s", group, member)
 	}
 	m := g.st.Members[i]
-	if epoch != m.Epoch {
+	if epoch != m.Epoch && (!older || epoch <= 0 || epoch > m.Epoch) {
 		return apierr.Errorf(apierr.ErrFencedMember, "member %s of group %s has epoch %d, not %d: commit rejected", member, group, m.Epoch, epoch)
 	}
 	for _, o := range offsets {
