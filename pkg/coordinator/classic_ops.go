@@ -272,3 +272,12 @@ func serverSideOf(st *meta.GroupState, group string) error {
 	st.Classic = nil
 	return nil
 }
+
+// classicGeneration is st's classic generation, 0 for a server-side
+// group: ListGroups shows it as the group's epoch.
+func classicGeneration(st meta.GroupState) int64 {
+	if st.Classic == nil {
+		return 0
+	}
+	return int64(st.Classic.Generation)
+}

@@ -198,6 +198,13 @@ func TestClassicJoinSyncRebalance(t *testing.T) {
 	if got := offs.GetTopics(); len(got) != 1 || got[0].GetPartitions()[0].GetOffset() != 11 {
 		t.Fatalf("committed offsets %v, want orders/0@11", got)
 	}
+	list, err := cli.ListGroups(ctx, &stratav1.ListGroupsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gs := list.GetGroups(); len(gs) != 1 || gs[0].GetMembers() != 1 || gs[0].GetGroupEpoch() != 5 || gs[0].GetState() != "Stable" {
+		t.Fatalf("ListGroups: %v", gs)
+	}
 	desc, err := cli.DescribeGroup(ctx, &stratav1.DescribeGroupRequest{Group: "cg"})
 	if err != nil {
 		t.Fatal(err)
