@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -88,35 +89,81 @@ func kgoProduceAll(t *testing.T, ctx context.Context, cl *kgo.Client, chk *check
 // recording each record in chk, and returns how many it read.
 func kgoConsumeAll(t *testing.T, ctx context.Context, addr string, chk *checker.Checker, topic string) int {
 	t.Helper()
+	ends := make(chan map[int32]int64, 1)
+	ends <- kgoEndOffsets(t, ctx, addr, topic)
+	read, err := kgoConsume(ctx, kgoClient(t, addr, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())), chk, ends)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return read
+}
+
+// kgoEndOffsets returns the end offset of every partition of topic.
+func kgoEndOffsets(t *testing.T, ctx context.Context, addr, topic string) map[int32]int64 {
+	t.Helper()
 	ends, err := kadm.NewClient(kgoClient(t, addr)).ListEndOffsets(ctx, topic)
 	if err != nil {
 		t.Fatal(err)
 	}
-	total := int64(0)
-	want := map[int32]int64{}
+	out := map[int32]int64{}
 	ends.Each(func(o kadm.ListedOffset) {
 		if o.Err != nil {
 			t.Fatalf("end offset of %s/%d: %v", o.Topic, o.Partition, o.Err)
 		}
-		want[o.Partition] = o.Offset
-		total += o.Offset
+		out[o.Partition] = o.Offset
 	})
-	cl := kgoClient(t, addr, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	read := int64(0)
-	for read < total {
-		fs := cl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			t.Fatalf("consumed %d of %d records: %v", read, total, err)
+	return out
+}
+
+// kgoConsume polls a franz-go consumer, recording each record in chk, until
+// it has read up to the end offsets it receives on ends (once they are
+// known), and returns how many records below them it read. It may run in
+// its own goroutine.
+func kgoConsume(ctx context.Context, cl *kgo.Client, chk *checker.Checker, ends <-chan map[int32]int64) (int, error) {
+	var want map[int32]int64
+	next := map[int32]int64{} // per partition, the offset after the last read
+	read := 0
+	done := func() bool {
+		if want == nil {
+			return false
 		}
-		fs.EachError(func(topic string, p int32, err error) { t.Fatalf("fetch %s/%d: %v", topic, p, err) })
-		fs.EachRecord(func(r *kgo.Record) {
-			chk.Read(checker.Record{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value})
-			if r.Offset < want[r.Partition] {
-				read++
+		for p, end := range want {
+			if next[p] < end {
+				return false
+			}
+		}
+		return true
+	}
+	for !done() {
+		select {
+		case want = <-ends:
+			continue
+		default:
+		}
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		fs := cl.PollFetches(pctx)
+		cancel()
+		if err := ctx.Err(); err != nil {
+			return read, fmt.Errorf("consumed %d records: %w", read, err)
+		}
+		var ferr error
+		fs.EachError(func(topic string, p int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) {
+				ferr = fmt.Errorf("fetch %s/%d: %w", topic, p, err)
 			}
 		})
+		if ferr != nil {
+			return read, ferr
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			chk.Read(checker.Record{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value})
+			if want == nil || r.Offset < want[r.Partition] {
+				read++
+			}
+			next[r.Partition] = r.Offset + 1
+		})
 	}
-	return int(read)
+	return read, nil
 }
 
 // TestKafkaFranzGo produces 100,000 records through the Kafka listener of a
@@ -208,7 +255,9 @@ func TestKafkaMixed(t *testing.T) {
 }
 
 // TestKafkaFailover keeps an idempotent franz-go producer and a franz-go
-// consumer running through the Kafka port while one broker is killed with
+// consumer (reading from the start all along, following the leader epochs
+// as partitions move) running through the Kafka port while one broker is
+// killed with
 // SIGKILL (its partitions move when its lease expires) and another is
 // drained: no acknowledged record is lost, none is stored twice, and
 // offsets stay dense.
@@ -255,6 +304,18 @@ func TestKafkaFailover(t *testing.T) {
 		}
 	}()
 	waitFor(t, "first acknowledgements", func() bool { return acked.Load() >= 2000 })
+	// A consumer reads from the start throughout the faults.
+	ends := make(chan map[int32]int64, 1)
+	type result struct {
+		read int
+		err  error
+	}
+	consumed := make(chan result, 1)
+	cons := kgoClient(t, addr, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	go func() {
+		n, err := kgoConsume(ctx, cons, chk, ends)
+		consumed <- result{n, err}
+	}()
 
 	c.Brokers[0].Kill()
 	waitStatus(t, ctx, cl, "broker-0's partitions moved", func(st *client.ClusterStatus) bool {
@@ -277,7 +338,12 @@ func TestKafkaFailover(t *testing.T) {
 	if n := failed.Load(); n > 0 {
 		t.Fatalf("%d records failed, first: %v", n, firstErr.Load())
 	}
-	read := kgoConsumeAll(t, ctx, addr, chk, topic)
+	ends <- kgoEndOffsets(t, ctx, addr, topic)
+	res := <-consumed
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	read := res.read
 	rep := chk.Verify(0)
 	t.Logf("acked %d, read %d: %v", acked.Load(), read, rep)
 	if !rep.OK() || rep.Acked != int(acked.Load()) {

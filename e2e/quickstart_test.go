@@ -3,11 +3,13 @@ package e2e
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/strata-mq/strata/internal/checker"
 	"github.com/strata-mq/strata/internal/testenv"
 )
 
@@ -28,9 +30,13 @@ func TestQuickstart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	kafkaAddr, err := testenv.FreeAddr() // not 9092: other tests may run beside this one
+	if err != nil {
+		t.Fatal(err)
+	}
 	dev, err := testenv.StartProcess(testenv.ProcessSpec{
 		Name: "strata-dev", Path: strata, LogDir: dir, Dir: dir,
-		Args:  []string{"dev", "--addr", addr},
+		Args:  []string{"dev", "--addr", addr, "--kafka-addr", kafkaAddr},
 		Ready: testenv.GRPCServing(addr),
 	})
 	if err != nil {
@@ -66,6 +72,15 @@ func TestQuickstart(t *testing.T) {
 		}
 	}
 	check()
+
+	// strata dev prints its Kafka address and serves the same records there.
+	if log, err := os.ReadFile(dev.LogPath()); err != nil || !strings.Contains(string(log), "Kafka clients connect to "+kafkaAddr) {
+		t.Fatalf("strata dev did not print its Kafka address %s: %v\n%s", kafkaAddr, err, log)
+	}
+	kchk := checker.New()
+	if read := kgoConsumeAll(t, t.Context(), kafkaAddr, kchk, "quickstart"); read != n {
+		t.Fatalf("a Kafka client read %d lines through strata dev, want %d", read, n)
+	}
 
 	// Creating it again is an error with a clear message and exit code.
 	cmd := exec.Command(strata, "--server", addr, "topic", "create", "quickstart")

@@ -56,6 +56,9 @@ func (s *Server) handleFetch(ctx context.Context, r *request) (kmsg.Response, er
 	}
 	parts := s.fetchParts(ctx, r, req, resp)
 	wait := time.Duration(max(req.MaxWaitMillis, 0)) * time.Millisecond
+	if lim := s.core.MaxFetchWait; lim > 0 {
+		wait = min(wait, lim) // the proxy's cap on long-polls, as for gRPC
+	}
 	deadline := time.Now().Add(wait)
 	for {
 		changed := s.core.View.Changed()

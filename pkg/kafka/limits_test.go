@@ -72,3 +72,25 @@ func TestLimitsAndQuotas(t *testing.T) {
 		}
 	}
 }
+
+// TestFetchWaitCap checks that the proxy's cap on long-polls
+// (MaxFetchWait) bounds a Kafka fetch's MaxWaitMillis, as it bounds a gRPC
+// fetch's wait.
+func TestFetchWaitCap(t *testing.T) {
+	c := startCluster(t, clusterOpts{proxy: func(pc *proxy.Config) { pc.MaxFetchWait = 200 * time.Millisecond }})
+	c.createTopic("capped", 1)
+	r := c.raw()
+	f := kmsg.NewPtrFetchRequest()
+	f.Version, f.MaxWaitMillis, f.MinBytes, f.MaxBytes = 12, 60_000, 1, 1<<20
+	ft := kmsg.NewFetchRequestTopic()
+	ft.Topic = "capped"
+	fp := kmsg.NewFetchRequestTopicPartition()
+	fp.PartitionMaxBytes = 1 << 20
+	ft.Partitions = append(ft.Partitions, fp)
+	f.Topics = append(f.Topics, ft)
+	start := time.Now()
+	r.roundTrip(f)
+	if d := time.Since(start); d > 20*time.Second {
+		t.Fatalf("a fetch asking to wait 60s answered after %v; the 200ms cap should have ended it", d)
+	}
+}

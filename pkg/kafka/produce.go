@@ -64,6 +64,9 @@ func (s *Server) handleProduce(ctx context.Context, r *request) (kmsg.Response, 
 			parts = append(parts, producePart{topic: rt.Topic, partition: rp.Partition, records: rp.Records, out: op})
 		}
 	}
+	if len(r.turns) != len(parts) { // the reader claims them; a request built otherwise claims now
+		r.turns = r.conn.order.claimAll(req)
+	}
 	defer func() { // every turn ends, whatever happened
 		for _, t := range r.turns {
 			t.done()

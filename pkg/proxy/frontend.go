@@ -45,6 +45,8 @@ type Core struct {
 	TLS *rpc.TLS
 	// Limits are the proxy's hostile-input limits, defaults applied.
 	Limits Limits
+	// MaxFetchWait caps a fetch's long-poll wait, as for gRPC fetches.
+	MaxFetchWait time.Duration
 	// Logger and Registry are the proxy's.
 	Logger   *slog.Logger
 	Registry *prometheus.Registry
@@ -69,7 +71,7 @@ func (c Core) WaitReady(ctx context.Context) error { return c.s.waitReady(ctx) }
 func (s *Server) core() Core {
 	return Core{
 		Router: s.router, Fetcher: s.fetcher, Admin: s.admin, Guard: s.guard,
-		View: s.view, Meta: s.cfg.Meta, TLS: s.cfg.TLS, Limits: s.cfg.Limits,
+		View: s.view, Meta: s.cfg.Meta, TLS: s.cfg.TLS, Limits: s.cfg.Limits, MaxFetchWait: s.cfg.MaxFetchWait,
 		Logger: s.cfg.Logger, Registry: s.reg, Done: s.closing, ShutdownTimeout: s.cfg.ShutdownTimeout,
 		s: s,
 	}
