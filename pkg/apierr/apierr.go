@@ -64,6 +64,17 @@ var (
 	// retrying does not fix (missing bucket, wrong credentials, missing
 	// permission); the message names it.
 	ErrStorageRejected = errors.New("strata: storage rejected the request")
+	// ErrRebalanceInProgress: a classic consumer group is rebalancing;
+	// the member rejoins.
+	ErrRebalanceInProgress = errors.New("strata: consumer group rebalance in progress")
+	// ErrIllegalGeneration: a classic member's generation is not the
+	// group's; it rejoins, and its commits are rejected.
+	ErrIllegalGeneration = errors.New("strata: illegal consumer group generation")
+	// ErrInconsistentGroupProtocol: the group runs the other group
+	// protocol, or the member shares no assignor with the group.
+	ErrInconsistentGroupProtocol = errors.New("strata: inconsistent consumer group protocol")
+	// ErrUnknownGroup: the consumer group has nothing stored.
+	ErrUnknownGroup = errors.New("strata: unknown consumer group")
 )
 
 // entry ties a reason to its gRPC code, its Kafka error code and its
@@ -104,6 +115,10 @@ var table = []entry{
 	{stratav1.Reason_OUT_OF_ORDER_SEQUENCE, codes.FailedPrecondition, ErrOutOfOrderSequence, true, kerr.OutOfOrderSequenceNumber},
 	{stratav1.Reason_UNAUTHENTICATED, codes.Unauthenticated, ErrUnauthenticated, false, kerr.SaslAuthenticationFailed},
 	{stratav1.Reason_PERMISSION_DENIED, codes.PermissionDenied, ErrPermissionDenied, false, kerr.TopicAuthorizationFailed},
+	{stratav1.Reason_REBALANCE_IN_PROGRESS, codes.FailedPrecondition, ErrRebalanceInProgress, false, kerr.RebalanceInProgress},
+	{stratav1.Reason_ILLEGAL_GENERATION, codes.FailedPrecondition, ErrIllegalGeneration, false, kerr.IllegalGeneration},
+	{stratav1.Reason_INCONSISTENT_GROUP_PROTOCOL, codes.FailedPrecondition, ErrInconsistentGroupProtocol, false, kerr.InconsistentGroupProtocol},
+	{stratav1.Reason_UNKNOWN_GROUP, codes.NotFound, ErrUnknownGroup, false, kerr.GroupIDNotFound},
 }
 
 func lookup(err error) (entry, bool) {

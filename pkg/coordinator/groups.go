@@ -59,6 +59,8 @@ type group struct {
 	// deadline is each member's session deadline; not stored in etcd — a
 	// new leader gives every member a full session timeout.
 	deadline map[string]time.Time
+	// classic is the in-memory part of a classic group (classic.go).
+	classic *classicRuntime
 }
 
 func newGroupManager(ctx context.Context, s *Server) *groupManager {
@@ -89,6 +91,11 @@ func (gm *groupManager) get(ctx context.Context, name string) (*group, error) {
 		now := time.Now()
 		for _, m := range st.Members {
 			g.deadline[m.ID] = now.Add(time.Duration(m.SessionTimeoutMs) * time.Millisecond)
+		}
+		if st.Classic != nil {
+			for _, m := range st.Classic.Members {
+				g.deadline[m.ID] = now.Add(time.Duration(m.SessionTimeoutMs) * time.Millisecond)
+			}
 		}
 	}
 	return g, nil
@@ -165,6 +172,10 @@ func (gm *groupManager) expire(g *group) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if !g.loaded {
+		return
+	}
+	if g.st.Classic != nil {
+		gm.expireClassic(g)
 		return
 	}
 	now := time.Now()
@@ -246,6 +257,9 @@ func (gm *groupManager) heartbeat(ctx context.Context, req heartbeatRequest) (he
 	}
 	defer g.mu.Unlock()
 	st := cloneState(g.st)
+	if err := serverSideOf(&st, req.group); err != nil {
+		return heartbeatResult{}, err
+	}
 	i := slices.IndexFunc(st.Members, func(m meta.GroupMember) bool { return m.ID == req.member })
 	switch {
 	case req.epoch == 0 && i < 0:
@@ -328,7 +342,7 @@ func (gm *groupManager) heartbeat(ctx context.Context, req heartbeatRequest) (he
 	return heartbeatResult{epoch: m.Epoch, groupEpoch: st.Epoch, assignment: assignment, interval: interval, sessionTimeout: timeout}, nil
 }
 
-// leave removes a member at once.
+// leave removes a member at once; a negative epoch matches any.
 func (gm *groupManager) leave(ctx context.Context, group, member string, epoch int64) error {
 	g, err := gm.get(ctx, group)
 	if err != nil {
@@ -340,7 +354,9 @@ func (gm *groupManager) leave(ctx context.Context, group, member string, epoch i
 	if i < 0 {
 		return nil // gone already: leaving is idempotent
 	}
-	if epoch != st.Members[i].Epoch {
+	// A negative epoch leaves at whatever epoch the member is (Kafka's
+	// ConsumerGroupHeartbeat leaves with -1 or -2).
+	if epoch >= 0 && epoch != st.Members[i].Epoch {
 		return apierr.Errorf(apierr.ErrFencedMember, "member %s of group %s has epoch %d, not %d", member, group, st.Members[i].Epoch, epoch)
 	}
 	st.Members = slices.Delete(st.Members, i, i+1)
@@ -361,12 +377,19 @@ func (gm *groupManager) commit(ctx context.Context, group, member string, epoch 
 		return err
 	}
 	defer g.mu.Unlock()
+	return gm.commitLocked(ctx, g, member, epoch, false, offsets)
+}
+
+// commitLocked is commit with g.mu held; older accepts an earlier epoch
+// of the member (never 0) for partitions it still owns.
+func (gm *groupManager) commitLocked(ctx context.Context, g *group, member string, epoch int64, older bool, offsets []meta.CommittedOffset) error {
+	group := g.name
 	i := slices.IndexFunc(g.st.Members, func(m meta.GroupMember) bool { return m.ID == member })
 	if i < 0 {
 		return apierr.Errorf(apierr.ErrUnknownMember, "group %s has no member %s", group, member)
 	}
 	m := g.st.Members[i]
-	if epoch != m.Epoch {
+	if epoch != m.Epoch && (!older || epoch <= 0 || epoch > m.Epoch) {
 		return apierr.Errorf(apierr.ErrFencedMember, "member %s of group %s has epoch %d, not %d: commit rejected", member, group, m.Epoch, epoch)
 	}
 	for _, o := range offsets {
@@ -386,7 +409,7 @@ func (gm *groupManager) reset(ctx context.Context, group string, offsets []meta.
 		return err
 	}
 	defer g.mu.Unlock()
-	if n := len(g.st.Members); n > 0 {
+	if n := len(g.st.Members) + classicMembers(g.st); n > 0 {
 		return apierr.Errorf(apierr.ErrGroupNotEmpty, "group %s has %d live members; stop them first", group, n)
 	}
 	return gm.writeOffsets(ctx, g, offsets)
@@ -422,6 +445,9 @@ func (gm *groupManager) snapshot(ctx context.Context, group string) (meta.GroupS
 // groupStateName is a group's state as ListGroups and DescribeGroup show
 // it.
 func groupStateName(st meta.GroupState) string {
+	if classicMembers(st) > 0 {
+		return st.Classic.State
+	}
 	if len(st.Members) == 0 {
 		return "Empty"
 	}
@@ -443,6 +469,14 @@ func cloneState(st meta.GroupState) meta.GroupState {
 		m.Assigned = slices.Clone(m.Assigned)
 		out.Members[i] = m
 	}
+	if st.Classic != nil {
+		c := *st.Classic
+		c.Members = slices.Clone(c.Members)
+		for i := range c.Members {
+			c.Members[i].Protocols = slices.Clone(c.Members[i].Protocols)
+		}
+		out.Classic = &c
+	}
 	return out
 }
 
@@ -450,7 +484,12 @@ func cloneState(st meta.GroupState) meta.GroupState {
 // changed anything that must be written.
 func encodeState(st meta.GroupState) string {
 	st.Revision = 0
-	return fmt.Sprintf("%+v", st)
+	c := st.Classic
+	st.Classic = nil
+	if c == nil {
+		return fmt.Sprintf("%+v", st)
+	}
+	return fmt.Sprintf("%+v %+v", st, *c)
 }
 
 func (c *Config) setGroupDefaults() {

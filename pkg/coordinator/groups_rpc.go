@@ -294,8 +294,8 @@ func (s *Server) ListGroups(ctx context.Context, _ *stratav1.ListGroupsRequest) 
 				return err
 			}
 			resp.Groups = append(resp.Groups, &stratav1.GroupSummary{
-				Group: name, State: groupStateName(st), Members: int32(len(st.Members)),
-				GroupEpoch: st.Epoch, Assignor: st.Assignor,
+				Group: name, State: groupStateName(st), Members: int32(len(st.Members) + classicMembers(st)),
+				GroupEpoch: max(st.Epoch, classicGeneration(st)), Assignor: st.Assignor,
 			})
 		}
 		return nil
@@ -347,6 +347,7 @@ func (s *Server) DescribeGroup(ctx context.Context, req *stratav1.DescribeGroupR
 				}
 			}
 		}
+		s.describeClassic(resp, st, owner, parts)
 		sorted := make([]meta.GroupPartition, 0, len(parts))
 		for gp := range parts {
 			sorted = append(sorted, gp)

@@ -44,6 +44,10 @@ type Server struct {
 	core    proxy.Core
 	log     *slog.Logger
 	metrics *metrics
+	// memberOnce makes memberCache, the proxy's memory of KIP-848
+	// members (consumer_group_heartbeat.go).
+	memberOnce  sync.Once
+	memberCache *memberCache
 
 	// ctx is the parent of every request's context; cancel ends it when
 	// Close gives up waiting.

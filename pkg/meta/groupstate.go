@@ -29,6 +29,8 @@ type GroupState struct {
 	Assignor string `json:"assignor"`
 	// Members, sorted by ID.
 	Members []GroupMember `json:"members"`
+	// Classic is set for a group run by Kafka's classic protocol.
+	Classic *ClassicGroup `json:"classic,omitempty"`
 
 	// Revision is the state key's ModRevision when read; 0 if absent.
 	Revision int64 `json:"-"`

@@ -203,3 +203,42 @@ func (a *Admin) DrainBroker(ctx context.Context, req *stratav1.DrainBrokerReques
 func (a *Admin) UndrainBroker(ctx context.Context, req *stratav1.UndrainBrokerRequest) (*stratav1.UndrainBrokerResponse, error) {
 	return forward(ctx, a, "UndrainBroker", stratav1.CoordinatorClient.UndrainBroker, req)
 }
+
+// Kafka classic group calls (docs/consumer-groups.md), forwarded to the
+// coordinator leader. Join and Sync are bounded long polls: a pending
+// answer is asked again by the caller.
+
+// JoinClassicGroup joins a classic group member; forwarded to the coordinator leader.
+func (a *Admin) JoinClassicGroup(ctx context.Context, req *stratav1.JoinClassicGroupRequest) (*stratav1.JoinClassicGroupResponse, error) {
+	return forward(ctx, a, "JoinClassicGroup", stratav1.CoordinatorClient.JoinClassicGroup, req)
+}
+
+// SyncClassicGroup hands in or collects a classic group's assignment; forwarded to the coordinator leader.
+func (a *Admin) SyncClassicGroup(ctx context.Context, req *stratav1.SyncClassicGroupRequest) (*stratav1.SyncClassicGroupResponse, error) {
+	return forward(ctx, a, "SyncClassicGroup", stratav1.CoordinatorClient.SyncClassicGroup, req)
+}
+
+// ClassicHeartbeat keeps a classic member alive; forwarded to the coordinator leader.
+func (a *Admin) ClassicHeartbeat(ctx context.Context, req *stratav1.ClassicHeartbeatRequest) (*stratav1.ClassicHeartbeatResponse, error) {
+	return forward(ctx, a, "ClassicHeartbeat", stratav1.CoordinatorClient.ClassicHeartbeat, req)
+}
+
+// LeaveClassicGroup removes a classic member; forwarded to the coordinator leader.
+func (a *Admin) LeaveClassicGroup(ctx context.Context, req *stratav1.LeaveClassicGroupRequest) (*stratav1.LeaveClassicGroupResponse, error) {
+	return forward(ctx, a, "LeaveClassicGroup", stratav1.CoordinatorClient.LeaveClassicGroup, req)
+}
+
+// CommitClassicOffsets commits offsets at a classic generation; forwarded to the coordinator leader.
+func (a *Admin) CommitClassicOffsets(ctx context.Context, req *stratav1.CommitClassicOffsetsRequest) (*stratav1.CommitClassicOffsetsResponse, error) {
+	return forward(ctx, a, "CommitClassicOffsets", stratav1.CoordinatorClient.CommitClassicOffsets, req)
+}
+
+// DescribeClassicGroup describes a group as Kafka's DescribeGroups does; forwarded to the coordinator leader.
+func (a *Admin) DescribeClassicGroup(ctx context.Context, req *stratav1.DescribeClassicGroupRequest) (*stratav1.DescribeClassicGroupResponse, error) {
+	return forward(ctx, a, "DescribeClassicGroup", stratav1.CoordinatorClient.DescribeClassicGroup, req)
+}
+
+// DeleteGroup removes a group without members and its offsets; forwarded to the coordinator leader.
+func (a *Admin) DeleteGroup(ctx context.Context, req *stratav1.DeleteGroupRequest) (*stratav1.DeleteGroupResponse, error) {
+	return forward(ctx, a, "DeleteGroup", stratav1.CoordinatorClient.DeleteGroup, req)
+}

@@ -83,6 +83,15 @@ const (
 	// fix: the bucket does not exist, or the credentials are wrong or lack a
 	// permission. The message names the cause; an operator must fix it.
 	Reason_STORAGE_REJECTED Reason = 20
+	// A classic group is rebalancing: the member rejoins (JoinGroup).
+	Reason_REBALANCE_IN_PROGRESS Reason = 40
+	// A classic member's generation is not the group's: it rejoins.
+	Reason_ILLEGAL_GENERATION Reason = 41
+	// The group runs the other protocol (classic vs server-side), or the
+	// joining member shares no assignor protocol with the group.
+	Reason_INCONSISTENT_GROUP_PROTOCOL Reason = 42
+	// The consumer group has no state and no committed offsets.
+	Reason_UNKNOWN_GROUP Reason = 43
 )
 
 // Enum value maps for Reason.
@@ -109,29 +118,37 @@ var (
 		18: "UNAUTHENTICATED",
 		19: "PERMISSION_DENIED",
 		20: "STORAGE_REJECTED",
+		40: "REBALANCE_IN_PROGRESS",
+		41: "ILLEGAL_GENERATION",
+		42: "INCONSISTENT_GROUP_PROTOCOL",
+		43: "UNKNOWN_GROUP",
 	}
 	Reason_value = map[string]int32{
-		"REASON_UNSPECIFIED":     0,
-		"NOT_OWNER":              1,
-		"NOT_LEADER":             2,
-		"UNKNOWN_TOPIC":          3,
-		"TOPIC_EXISTS":           4,
-		"INVALID_TOPIC":          5,
-		"PARTITION_OUT_OF_RANGE": 6,
-		"OFFSET_OUT_OF_RANGE":    7,
-		"CORRUPT_BATCH":          8,
-		"RECORD_TOO_LARGE":       9,
-		"INVALID_REQUEST":        10,
-		"STORAGE_UNAVAILABLE":    11,
-		"TIMEOUT":                12,
-		"SHUTTING_DOWN":          13,
-		"FENCED_MEMBER":          14,
-		"UNKNOWN_MEMBER":         15,
-		"GROUP_NOT_EMPTY":        16,
-		"OUT_OF_ORDER_SEQUENCE":  17,
-		"UNAUTHENTICATED":        18,
-		"PERMISSION_DENIED":      19,
-		"STORAGE_REJECTED":       20,
+		"REASON_UNSPECIFIED":          0,
+		"NOT_OWNER":                   1,
+		"NOT_LEADER":                  2,
+		"UNKNOWN_TOPIC":               3,
+		"TOPIC_EXISTS":                4,
+		"INVALID_TOPIC":               5,
+		"PARTITION_OUT_OF_RANGE":      6,
+		"OFFSET_OUT_OF_RANGE":         7,
+		"CORRUPT_BATCH":               8,
+		"RECORD_TOO_LARGE":            9,
+		"INVALID_REQUEST":             10,
+		"STORAGE_UNAVAILABLE":         11,
+		"TIMEOUT":                     12,
+		"SHUTTING_DOWN":               13,
+		"FENCED_MEMBER":               14,
+		"UNKNOWN_MEMBER":              15,
+		"GROUP_NOT_EMPTY":             16,
+		"OUT_OF_ORDER_SEQUENCE":       17,
+		"UNAUTHENTICATED":             18,
+		"PERMISSION_DENIED":           19,
+		"STORAGE_REJECTED":            20,
+		"REBALANCE_IN_PROGRESS":       40,
+		"ILLEGAL_GENERATION":          41,
+		"INCONSISTENT_GROUP_PROTOCOL": 42,
+		"UNKNOWN_GROUP":               43,
 	}
 )
 
@@ -3409,6 +3426,1159 @@ func (x *ListAclsResponse) GetAcls() []*Acl {
 	return nil
 }
 
+// ClassicProtocol is one assignor a classic member supports, with its
+// subscription metadata (opaque to the coordinator).
+type ClassicProtocol struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Metadata      []byte                 `protobuf:"bytes,2,opt,name=metadata,proto3" json:"metadata,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClassicProtocol) Reset() {
+	*x = ClassicProtocol{}
+	mi := &file_strata_v1_strata_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClassicProtocol) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClassicProtocol) ProtoMessage() {}
+
+func (x *ClassicProtocol) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClassicProtocol.ProtoReflect.Descriptor instead.
+func (*ClassicProtocol) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *ClassicProtocol) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ClassicProtocol) GetMetadata() []byte {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
+type JoinClassicGroupRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Group string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	// Empty for a member joining the first time.
+	MemberId string `protobuf:"bytes,2,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	// Static membership (group.instance.id); empty for a dynamic member.
+	GroupInstanceId string `protobuf:"bytes,3,opt,name=group_instance_id,json=groupInstanceId,proto3" json:"group_instance_id,omitempty"`
+	// "consumer" for Kafka consumers.
+	ProtocolType string `protobuf:"bytes,4,opt,name=protocol_type,json=protocolType,proto3" json:"protocol_type,omitempty"`
+	// In order of preference.
+	Protocols          []*ClassicProtocol `protobuf:"bytes,5,rep,name=protocols,proto3" json:"protocols,omitempty"`
+	SessionTimeoutMs   int32              `protobuf:"varint,6,opt,name=session_timeout_ms,json=sessionTimeoutMs,proto3" json:"session_timeout_ms,omitempty"`
+	RebalanceTimeoutMs int32              `protobuf:"varint,7,opt,name=rebalance_timeout_ms,json=rebalanceTimeoutMs,proto3" json:"rebalance_timeout_ms,omitempty"`
+	ClientId           string             `protobuf:"bytes,8,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	ClientHost         string             `protobuf:"bytes,9,opt,name=client_host,json=clientHost,proto3" json:"client_host,omitempty"`
+	// A new member first gets its id in a response with member_id_required
+	// and joins with it (JoinGroup v4 and later).
+	RequireKnownMemberId bool `protobuf:"varint,10,opt,name=require_known_member_id,json=requireKnownMemberId,proto3" json:"require_known_member_id,omitempty"`
+	// How long the call waits for the rebalance before answering pending;
+	// 0 means 5 s, at most 30 s.
+	MaxWaitMs     int32 `protobuf:"varint,11,opt,name=max_wait_ms,json=maxWaitMs,proto3" json:"max_wait_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JoinClassicGroupRequest) Reset() {
+	*x = JoinClassicGroupRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JoinClassicGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JoinClassicGroupRequest) ProtoMessage() {}
+
+func (x *JoinClassicGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JoinClassicGroupRequest.ProtoReflect.Descriptor instead.
+func (*JoinClassicGroupRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *JoinClassicGroupRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *JoinClassicGroupRequest) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *JoinClassicGroupRequest) GetGroupInstanceId() string {
+	if x != nil {
+		return x.GroupInstanceId
+	}
+	return ""
+}
+
+func (x *JoinClassicGroupRequest) GetProtocolType() string {
+	if x != nil {
+		return x.ProtocolType
+	}
+	return ""
+}
+
+func (x *JoinClassicGroupRequest) GetProtocols() []*ClassicProtocol {
+	if x != nil {
+		return x.Protocols
+	}
+	return nil
+}
+
+func (x *JoinClassicGroupRequest) GetSessionTimeoutMs() int32 {
+	if x != nil {
+		return x.SessionTimeoutMs
+	}
+	return 0
+}
+
+func (x *JoinClassicGroupRequest) GetRebalanceTimeoutMs() int32 {
+	if x != nil {
+		return x.RebalanceTimeoutMs
+	}
+	return 0
+}
+
+func (x *JoinClassicGroupRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *JoinClassicGroupRequest) GetClientHost() string {
+	if x != nil {
+		return x.ClientHost
+	}
+	return ""
+}
+
+func (x *JoinClassicGroupRequest) GetRequireKnownMemberId() bool {
+	if x != nil {
+		return x.RequireKnownMemberId
+	}
+	return false
+}
+
+func (x *JoinClassicGroupRequest) GetMaxWaitMs() int32 {
+	if x != nil {
+		return x.MaxWaitMs
+	}
+	return 0
+}
+
+type ClassicMemberMetadata struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	MemberId        string                 `protobuf:"bytes,1,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	GroupInstanceId string                 `protobuf:"bytes,2,opt,name=group_instance_id,json=groupInstanceId,proto3" json:"group_instance_id,omitempty"`
+	Metadata        []byte                 `protobuf:"bytes,3,opt,name=metadata,proto3" json:"metadata,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ClassicMemberMetadata) Reset() {
+	*x = ClassicMemberMetadata{}
+	mi := &file_strata_v1_strata_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClassicMemberMetadata) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClassicMemberMetadata) ProtoMessage() {}
+
+func (x *ClassicMemberMetadata) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClassicMemberMetadata.ProtoReflect.Descriptor instead.
+func (*ClassicMemberMetadata) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *ClassicMemberMetadata) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *ClassicMemberMetadata) GetGroupInstanceId() string {
+	if x != nil {
+		return x.GroupInstanceId
+	}
+	return ""
+}
+
+func (x *ClassicMemberMetadata) GetMetadata() []byte {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
+type JoinClassicGroupResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The rebalance has not completed yet: call again with member_id.
+	Pending bool `protobuf:"varint,1,opt,name=pending,proto3" json:"pending,omitempty"`
+	// The member has an id now and must join again with it.
+	MemberIdRequired bool   `protobuf:"varint,2,opt,name=member_id_required,json=memberIdRequired,proto3" json:"member_id_required,omitempty"`
+	MemberId         string `protobuf:"bytes,3,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	Generation       int32  `protobuf:"varint,4,opt,name=generation,proto3" json:"generation,omitempty"`
+	ProtocolType     string `protobuf:"bytes,5,opt,name=protocol_type,json=protocolType,proto3" json:"protocol_type,omitempty"`
+	// The protocol (assignor) chosen for this generation.
+	Protocol string `protobuf:"bytes,6,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	Leader   string `protobuf:"bytes,7,opt,name=leader,proto3" json:"leader,omitempty"`
+	// Every member with its metadata for the chosen protocol; only the
+	// leader gets them.
+	Members       []*ClassicMemberMetadata `protobuf:"bytes,8,rep,name=members,proto3" json:"members,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JoinClassicGroupResponse) Reset() {
+	*x = JoinClassicGroupResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JoinClassicGroupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JoinClassicGroupResponse) ProtoMessage() {}
+
+func (x *JoinClassicGroupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JoinClassicGroupResponse.ProtoReflect.Descriptor instead.
+func (*JoinClassicGroupResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *JoinClassicGroupResponse) GetPending() bool {
+	if x != nil {
+		return x.Pending
+	}
+	return false
+}
+
+func (x *JoinClassicGroupResponse) GetMemberIdRequired() bool {
+	if x != nil {
+		return x.MemberIdRequired
+	}
+	return false
+}
+
+func (x *JoinClassicGroupResponse) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *JoinClassicGroupResponse) GetGeneration() int32 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *JoinClassicGroupResponse) GetProtocolType() string {
+	if x != nil {
+		return x.ProtocolType
+	}
+	return ""
+}
+
+func (x *JoinClassicGroupResponse) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
+}
+
+func (x *JoinClassicGroupResponse) GetLeader() string {
+	if x != nil {
+		return x.Leader
+	}
+	return ""
+}
+
+func (x *JoinClassicGroupResponse) GetMembers() []*ClassicMemberMetadata {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+type ClassicAssignment struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MemberId      string                 `protobuf:"bytes,1,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	Assignment    []byte                 `protobuf:"bytes,2,opt,name=assignment,proto3" json:"assignment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClassicAssignment) Reset() {
+	*x = ClassicAssignment{}
+	mi := &file_strata_v1_strata_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClassicAssignment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClassicAssignment) ProtoMessage() {}
+
+func (x *ClassicAssignment) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClassicAssignment.ProtoReflect.Descriptor instead.
+func (*ClassicAssignment) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *ClassicAssignment) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *ClassicAssignment) GetAssignment() []byte {
+	if x != nil {
+		return x.Assignment
+	}
+	return nil
+}
+
+type SyncClassicGroupRequest struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Group           string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	MemberId        string                 `protobuf:"bytes,2,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	GroupInstanceId string                 `protobuf:"bytes,3,opt,name=group_instance_id,json=groupInstanceId,proto3" json:"group_instance_id,omitempty"`
+	Generation      int32                  `protobuf:"varint,4,opt,name=generation,proto3" json:"generation,omitempty"`
+	// Only from the leader: every member's assignment.
+	Assignments []*ClassicAssignment `protobuf:"bytes,5,rep,name=assignments,proto3" json:"assignments,omitempty"`
+	// As in JoinClassicGroupRequest.
+	MaxWaitMs     int32 `protobuf:"varint,6,opt,name=max_wait_ms,json=maxWaitMs,proto3" json:"max_wait_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SyncClassicGroupRequest) Reset() {
+	*x = SyncClassicGroupRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SyncClassicGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SyncClassicGroupRequest) ProtoMessage() {}
+
+func (x *SyncClassicGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SyncClassicGroupRequest.ProtoReflect.Descriptor instead.
+func (*SyncClassicGroupRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *SyncClassicGroupRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *SyncClassicGroupRequest) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *SyncClassicGroupRequest) GetGroupInstanceId() string {
+	if x != nil {
+		return x.GroupInstanceId
+	}
+	return ""
+}
+
+func (x *SyncClassicGroupRequest) GetGeneration() int32 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *SyncClassicGroupRequest) GetAssignments() []*ClassicAssignment {
+	if x != nil {
+		return x.Assignments
+	}
+	return nil
+}
+
+func (x *SyncClassicGroupRequest) GetMaxWaitMs() int32 {
+	if x != nil {
+		return x.MaxWaitMs
+	}
+	return 0
+}
+
+type SyncClassicGroupResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The leader has not sent the assignments yet: call again.
+	Pending       bool   `protobuf:"varint,1,opt,name=pending,proto3" json:"pending,omitempty"`
+	ProtocolType  string `protobuf:"bytes,2,opt,name=protocol_type,json=protocolType,proto3" json:"protocol_type,omitempty"`
+	Protocol      string `protobuf:"bytes,3,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	Assignment    []byte `protobuf:"bytes,4,opt,name=assignment,proto3" json:"assignment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SyncClassicGroupResponse) Reset() {
+	*x = SyncClassicGroupResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SyncClassicGroupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SyncClassicGroupResponse) ProtoMessage() {}
+
+func (x *SyncClassicGroupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SyncClassicGroupResponse.ProtoReflect.Descriptor instead.
+func (*SyncClassicGroupResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *SyncClassicGroupResponse) GetPending() bool {
+	if x != nil {
+		return x.Pending
+	}
+	return false
+}
+
+func (x *SyncClassicGroupResponse) GetProtocolType() string {
+	if x != nil {
+		return x.ProtocolType
+	}
+	return ""
+}
+
+func (x *SyncClassicGroupResponse) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
+}
+
+func (x *SyncClassicGroupResponse) GetAssignment() []byte {
+	if x != nil {
+		return x.Assignment
+	}
+	return nil
+}
+
+type ClassicHeartbeatRequest struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Group           string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	MemberId        string                 `protobuf:"bytes,2,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	GroupInstanceId string                 `protobuf:"bytes,3,opt,name=group_instance_id,json=groupInstanceId,proto3" json:"group_instance_id,omitempty"`
+	Generation      int32                  `protobuf:"varint,4,opt,name=generation,proto3" json:"generation,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ClassicHeartbeatRequest) Reset() {
+	*x = ClassicHeartbeatRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClassicHeartbeatRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClassicHeartbeatRequest) ProtoMessage() {}
+
+func (x *ClassicHeartbeatRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClassicHeartbeatRequest.ProtoReflect.Descriptor instead.
+func (*ClassicHeartbeatRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *ClassicHeartbeatRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *ClassicHeartbeatRequest) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *ClassicHeartbeatRequest) GetGroupInstanceId() string {
+	if x != nil {
+		return x.GroupInstanceId
+	}
+	return ""
+}
+
+func (x *ClassicHeartbeatRequest) GetGeneration() int32 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+type ClassicHeartbeatResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClassicHeartbeatResponse) Reset() {
+	*x = ClassicHeartbeatResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClassicHeartbeatResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClassicHeartbeatResponse) ProtoMessage() {}
+
+func (x *ClassicHeartbeatResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClassicHeartbeatResponse.ProtoReflect.Descriptor instead.
+func (*ClassicHeartbeatResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{64}
+}
+
+type LeaveClassicGroupRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Group string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	// Either or both; a static member may leave by instance id alone.
+	MemberId        string `protobuf:"bytes,2,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	GroupInstanceId string `protobuf:"bytes,3,opt,name=group_instance_id,json=groupInstanceId,proto3" json:"group_instance_id,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *LeaveClassicGroupRequest) Reset() {
+	*x = LeaveClassicGroupRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeaveClassicGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeaveClassicGroupRequest) ProtoMessage() {}
+
+func (x *LeaveClassicGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeaveClassicGroupRequest.ProtoReflect.Descriptor instead.
+func (*LeaveClassicGroupRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *LeaveClassicGroupRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *LeaveClassicGroupRequest) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *LeaveClassicGroupRequest) GetGroupInstanceId() string {
+	if x != nil {
+		return x.GroupInstanceId
+	}
+	return ""
+}
+
+type LeaveClassicGroupResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeaveClassicGroupResponse) Reset() {
+	*x = LeaveClassicGroupResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeaveClassicGroupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeaveClassicGroupResponse) ProtoMessage() {}
+
+func (x *LeaveClassicGroupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeaveClassicGroupResponse.ProtoReflect.Descriptor instead.
+func (*LeaveClassicGroupResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{66}
+}
+
+type CommitClassicOffsetsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Group string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	// Empty with generation -1 for a group without members.
+	MemberId        string          `protobuf:"bytes,2,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	GroupInstanceId string          `protobuf:"bytes,3,opt,name=group_instance_id,json=groupInstanceId,proto3" json:"group_instance_id,omitempty"`
+	Generation      int32           `protobuf:"varint,4,opt,name=generation,proto3" json:"generation,omitempty"`
+	Topics          []*TopicOffsets `protobuf:"bytes,5,rep,name=topics,proto3" json:"topics,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *CommitClassicOffsetsRequest) Reset() {
+	*x = CommitClassicOffsetsRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommitClassicOffsetsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommitClassicOffsetsRequest) ProtoMessage() {}
+
+func (x *CommitClassicOffsetsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommitClassicOffsetsRequest.ProtoReflect.Descriptor instead.
+func (*CommitClassicOffsetsRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{67}
+}
+
+func (x *CommitClassicOffsetsRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *CommitClassicOffsetsRequest) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *CommitClassicOffsetsRequest) GetGroupInstanceId() string {
+	if x != nil {
+		return x.GroupInstanceId
+	}
+	return ""
+}
+
+func (x *CommitClassicOffsetsRequest) GetGeneration() int32 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *CommitClassicOffsetsRequest) GetTopics() []*TopicOffsets {
+	if x != nil {
+		return x.Topics
+	}
+	return nil
+}
+
+type CommitClassicOffsetsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommitClassicOffsetsResponse) Reset() {
+	*x = CommitClassicOffsetsResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[68]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommitClassicOffsetsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommitClassicOffsetsResponse) ProtoMessage() {}
+
+func (x *CommitClassicOffsetsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[68]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommitClassicOffsetsResponse.ProtoReflect.Descriptor instead.
+func (*CommitClassicOffsetsResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{68}
+}
+
+type DescribeClassicGroupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeClassicGroupRequest) Reset() {
+	*x = DescribeClassicGroupRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[69]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeClassicGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeClassicGroupRequest) ProtoMessage() {}
+
+func (x *DescribeClassicGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[69]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeClassicGroupRequest.ProtoReflect.Descriptor instead.
+func (*DescribeClassicGroupRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{69}
+}
+
+func (x *DescribeClassicGroupRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+type ClassicMemberDescription struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	MemberId        string                 `protobuf:"bytes,1,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	GroupInstanceId string                 `protobuf:"bytes,2,opt,name=group_instance_id,json=groupInstanceId,proto3" json:"group_instance_id,omitempty"`
+	ClientId        string                 `protobuf:"bytes,3,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	ClientHost      string                 `protobuf:"bytes,4,opt,name=client_host,json=clientHost,proto3" json:"client_host,omitempty"`
+	// Metadata for the chosen protocol.
+	Metadata      []byte `protobuf:"bytes,5,opt,name=metadata,proto3" json:"metadata,omitempty"`
+	Assignment    []byte `protobuf:"bytes,6,opt,name=assignment,proto3" json:"assignment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClassicMemberDescription) Reset() {
+	*x = ClassicMemberDescription{}
+	mi := &file_strata_v1_strata_proto_msgTypes[70]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClassicMemberDescription) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClassicMemberDescription) ProtoMessage() {}
+
+func (x *ClassicMemberDescription) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[70]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClassicMemberDescription.ProtoReflect.Descriptor instead.
+func (*ClassicMemberDescription) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{70}
+}
+
+func (x *ClassicMemberDescription) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *ClassicMemberDescription) GetGroupInstanceId() string {
+	if x != nil {
+		return x.GroupInstanceId
+	}
+	return ""
+}
+
+func (x *ClassicMemberDescription) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *ClassicMemberDescription) GetClientHost() string {
+	if x != nil {
+		return x.ClientHost
+	}
+	return ""
+}
+
+func (x *ClassicMemberDescription) GetMetadata() []byte {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
+func (x *ClassicMemberDescription) GetAssignment() []byte {
+	if x != nil {
+		return x.Assignment
+	}
+	return nil
+}
+
+type DescribeClassicGroupResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Kafka's names: "Empty", "PreparingRebalance", "CompletingRebalance",
+	// "Stable", or "Dead" for a group that does not exist. A server-side
+	// group is described as "Stable" or "Empty" with protocol_type
+	// "consumer" and no members' metadata.
+	State         string                      `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"`
+	ProtocolType  string                      `protobuf:"bytes,2,opt,name=protocol_type,json=protocolType,proto3" json:"protocol_type,omitempty"`
+	Protocol      string                      `protobuf:"bytes,3,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	Members       []*ClassicMemberDescription `protobuf:"bytes,4,rep,name=members,proto3" json:"members,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeClassicGroupResponse) Reset() {
+	*x = DescribeClassicGroupResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[71]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeClassicGroupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeClassicGroupResponse) ProtoMessage() {}
+
+func (x *DescribeClassicGroupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[71]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeClassicGroupResponse.ProtoReflect.Descriptor instead.
+func (*DescribeClassicGroupResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{71}
+}
+
+func (x *DescribeClassicGroupResponse) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *DescribeClassicGroupResponse) GetProtocolType() string {
+	if x != nil {
+		return x.ProtocolType
+	}
+	return ""
+}
+
+func (x *DescribeClassicGroupResponse) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
+}
+
+func (x *DescribeClassicGroupResponse) GetMembers() []*ClassicMemberDescription {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+type DeleteGroupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteGroupRequest) Reset() {
+	*x = DeleteGroupRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[72]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteGroupRequest) ProtoMessage() {}
+
+func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[72]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteGroupRequest.ProtoReflect.Descriptor instead.
+func (*DeleteGroupRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{72}
+}
+
+func (x *DeleteGroupRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+type DeleteGroupResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteGroupResponse) Reset() {
+	*x = DeleteGroupResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[73]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteGroupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteGroupResponse) ProtoMessage() {}
+
+func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[73]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteGroupResponse.ProtoReflect.Descriptor instead.
+func (*DeleteGroupResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{73}
+}
+
 var File_strata_v1_strata_proto protoreflect.FileDescriptor
 
 const file_strata_v1_strata_proto_rawDesc = "" +
@@ -3631,7 +4801,102 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x0fListAclsRequest\x12\x1c\n" +
 	"\tprincipal\x18\x01 \x01(\tR\tprincipal\"6\n" +
 	"\x10ListAclsResponse\x12\"\n" +
-	"\x04acls\x18\x01 \x03(\v2\x0e.strata.v1.AclR\x04acls*\xbc\x03\n" +
+	"\x04acls\x18\x01 \x03(\v2\x0e.strata.v1.AclR\x04acls\"A\n" +
+	"\x0fClassicProtocol\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
+	"\bmetadata\x18\x02 \x01(\fR\bmetadata\"\xcc\x03\n" +
+	"\x17JoinClassicGroupRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x1b\n" +
+	"\tmember_id\x18\x02 \x01(\tR\bmemberId\x12*\n" +
+	"\x11group_instance_id\x18\x03 \x01(\tR\x0fgroupInstanceId\x12#\n" +
+	"\rprotocol_type\x18\x04 \x01(\tR\fprotocolType\x128\n" +
+	"\tprotocols\x18\x05 \x03(\v2\x1a.strata.v1.ClassicProtocolR\tprotocols\x12,\n" +
+	"\x12session_timeout_ms\x18\x06 \x01(\x05R\x10sessionTimeoutMs\x120\n" +
+	"\x14rebalance_timeout_ms\x18\a \x01(\x05R\x12rebalanceTimeoutMs\x12\x1b\n" +
+	"\tclient_id\x18\b \x01(\tR\bclientId\x12\x1f\n" +
+	"\vclient_host\x18\t \x01(\tR\n" +
+	"clientHost\x125\n" +
+	"\x17require_known_member_id\x18\n" +
+	" \x01(\bR\x14requireKnownMemberId\x12\x1e\n" +
+	"\vmax_wait_ms\x18\v \x01(\x05R\tmaxWaitMs\"|\n" +
+	"\x15ClassicMemberMetadata\x12\x1b\n" +
+	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12*\n" +
+	"\x11group_instance_id\x18\x02 \x01(\tR\x0fgroupInstanceId\x12\x1a\n" +
+	"\bmetadata\x18\x03 \x01(\fR\bmetadata\"\xb4\x02\n" +
+	"\x18JoinClassicGroupResponse\x12\x18\n" +
+	"\apending\x18\x01 \x01(\bR\apending\x12,\n" +
+	"\x12member_id_required\x18\x02 \x01(\bR\x10memberIdRequired\x12\x1b\n" +
+	"\tmember_id\x18\x03 \x01(\tR\bmemberId\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x04 \x01(\x05R\n" +
+	"generation\x12#\n" +
+	"\rprotocol_type\x18\x05 \x01(\tR\fprotocolType\x12\x1a\n" +
+	"\bprotocol\x18\x06 \x01(\tR\bprotocol\x12\x16\n" +
+	"\x06leader\x18\a \x01(\tR\x06leader\x12:\n" +
+	"\amembers\x18\b \x03(\v2 .strata.v1.ClassicMemberMetadataR\amembers\"P\n" +
+	"\x11ClassicAssignment\x12\x1b\n" +
+	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12\x1e\n" +
+	"\n" +
+	"assignment\x18\x02 \x01(\fR\n" +
+	"assignment\"\xf8\x01\n" +
+	"\x17SyncClassicGroupRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x1b\n" +
+	"\tmember_id\x18\x02 \x01(\tR\bmemberId\x12*\n" +
+	"\x11group_instance_id\x18\x03 \x01(\tR\x0fgroupInstanceId\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x04 \x01(\x05R\n" +
+	"generation\x12>\n" +
+	"\vassignments\x18\x05 \x03(\v2\x1c.strata.v1.ClassicAssignmentR\vassignments\x12\x1e\n" +
+	"\vmax_wait_ms\x18\x06 \x01(\x05R\tmaxWaitMs\"\x95\x01\n" +
+	"\x18SyncClassicGroupResponse\x12\x18\n" +
+	"\apending\x18\x01 \x01(\bR\apending\x12#\n" +
+	"\rprotocol_type\x18\x02 \x01(\tR\fprotocolType\x12\x1a\n" +
+	"\bprotocol\x18\x03 \x01(\tR\bprotocol\x12\x1e\n" +
+	"\n" +
+	"assignment\x18\x04 \x01(\fR\n" +
+	"assignment\"\x98\x01\n" +
+	"\x17ClassicHeartbeatRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x1b\n" +
+	"\tmember_id\x18\x02 \x01(\tR\bmemberId\x12*\n" +
+	"\x11group_instance_id\x18\x03 \x01(\tR\x0fgroupInstanceId\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x04 \x01(\x05R\n" +
+	"generation\"\x1a\n" +
+	"\x18ClassicHeartbeatResponse\"y\n" +
+	"\x18LeaveClassicGroupRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x1b\n" +
+	"\tmember_id\x18\x02 \x01(\tR\bmemberId\x12*\n" +
+	"\x11group_instance_id\x18\x03 \x01(\tR\x0fgroupInstanceId\"\x1b\n" +
+	"\x19LeaveClassicGroupResponse\"\xcd\x01\n" +
+	"\x1bCommitClassicOffsetsRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x1b\n" +
+	"\tmember_id\x18\x02 \x01(\tR\bmemberId\x12*\n" +
+	"\x11group_instance_id\x18\x03 \x01(\tR\x0fgroupInstanceId\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x04 \x01(\x05R\n" +
+	"generation\x12/\n" +
+	"\x06topics\x18\x05 \x03(\v2\x17.strata.v1.TopicOffsetsR\x06topics\"\x1e\n" +
+	"\x1cCommitClassicOffsetsResponse\"3\n" +
+	"\x1bDescribeClassicGroupRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\"\xdd\x01\n" +
+	"\x18ClassicMemberDescription\x12\x1b\n" +
+	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12*\n" +
+	"\x11group_instance_id\x18\x02 \x01(\tR\x0fgroupInstanceId\x12\x1b\n" +
+	"\tclient_id\x18\x03 \x01(\tR\bclientId\x12\x1f\n" +
+	"\vclient_host\x18\x04 \x01(\tR\n" +
+	"clientHost\x12\x1a\n" +
+	"\bmetadata\x18\x05 \x01(\fR\bmetadata\x12\x1e\n" +
+	"\n" +
+	"assignment\x18\x06 \x01(\fR\n" +
+	"assignment\"\xb4\x01\n" +
+	"\x1cDescribeClassicGroupResponse\x12\x14\n" +
+	"\x05state\x18\x01 \x01(\tR\x05state\x12#\n" +
+	"\rprotocol_type\x18\x02 \x01(\tR\fprotocolType\x12\x1a\n" +
+	"\bprotocol\x18\x03 \x01(\tR\bprotocol\x12=\n" +
+	"\amembers\x18\x04 \x03(\v2#.strata.v1.ClassicMemberDescriptionR\amembers\"*\n" +
+	"\x12DeleteGroupRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\"\x15\n" +
+	"\x13DeleteGroupResponse*\xa3\x04\n" +
 	"\x06Reason\x12\x16\n" +
 	"\x12REASON_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tNOT_OWNER\x10\x01\x12\x0e\n" +
@@ -3655,7 +4920,11 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x15OUT_OF_ORDER_SEQUENCE\x10\x11\x12\x13\n" +
 	"\x0fUNAUTHENTICATED\x10\x12\x12\x15\n" +
 	"\x11PERMISSION_DENIED\x10\x13\x12\x14\n" +
-	"\x10STORAGE_REJECTED\x10\x14*U\n" +
+	"\x10STORAGE_REJECTED\x10\x14\x12\x19\n" +
+	"\x15REBALANCE_IN_PROGRESS\x10(\x12\x16\n" +
+	"\x12ILLEGAL_GENERATION\x10)\x12\x1f\n" +
+	"\x1bINCONSISTENT_GROUP_PROTOCOL\x10*\x12\x11\n" +
+	"\rUNKNOWN_GROUP\x10+*U\n" +
 	"\n" +
 	"OffsetSpec\x12\x1b\n" +
 	"\x17OFFSET_SPEC_UNSPECIFIED\x10\x00\x12\x13\n" +
@@ -3690,7 +4959,7 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x06Broker\x12@\n" +
 	"\aProduce\x12\x19.strata.v1.ProduceRequest\x1a\x1a.strata.v1.ProduceResponse\x12^\n" +
 	"\x11ReleasePartitions\x12#.strata.v1.ReleasePartitionsRequest\x1a$.strata.v1.ReleasePartitionsResponse\x12L\n" +
-	"\aUndrain\x12\x1f.strata.v1.UndrainBrokerRequest\x1a .strata.v1.UndrainBrokerResponse2\xc0\t\n" +
+	"\aUndrain\x12\x1f.strata.v1.UndrainBrokerRequest\x1a .strata.v1.UndrainBrokerResponse2\xd7\x0e\n" +
 	"\vCoordinator\x12L\n" +
 	"\vCreateTopic\x12\x1d.strata.v1.CreateTopicRequest\x1a\x1e.strata.v1.CreateTopicResponse\x12L\n" +
 	"\vDeleteTopic\x12\x1d.strata.v1.DeleteTopicRequest\x1a\x1e.strata.v1.DeleteTopicResponse\x12I\n" +
@@ -3710,7 +4979,14 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\n" +
 	"ListGroups\x12\x1c.strata.v1.ListGroupsRequest\x1a\x1d.strata.v1.ListGroupsResponse\x12R\n" +
 	"\rDescribeGroup\x12\x1f.strata.v1.DescribeGroupRequest\x1a .strata.v1.DescribeGroupResponse\x12O\n" +
-	"\fResetOffsets\x12\x1e.strata.v1.ResetOffsetsRequest\x1a\x1f.strata.v1.ResetOffsetsResponseB:Z8github.com/strata-mq/strata/api/proto/strata/v1;stratav1b\x06proto3"
+	"\fResetOffsets\x12\x1e.strata.v1.ResetOffsetsRequest\x1a\x1f.strata.v1.ResetOffsetsResponse\x12[\n" +
+	"\x10JoinClassicGroup\x12\".strata.v1.JoinClassicGroupRequest\x1a#.strata.v1.JoinClassicGroupResponse\x12[\n" +
+	"\x10SyncClassicGroup\x12\".strata.v1.SyncClassicGroupRequest\x1a#.strata.v1.SyncClassicGroupResponse\x12[\n" +
+	"\x10ClassicHeartbeat\x12\".strata.v1.ClassicHeartbeatRequest\x1a#.strata.v1.ClassicHeartbeatResponse\x12^\n" +
+	"\x11LeaveClassicGroup\x12#.strata.v1.LeaveClassicGroupRequest\x1a$.strata.v1.LeaveClassicGroupResponse\x12g\n" +
+	"\x14CommitClassicOffsets\x12&.strata.v1.CommitClassicOffsetsRequest\x1a'.strata.v1.CommitClassicOffsetsResponse\x12g\n" +
+	"\x14DescribeClassicGroup\x12&.strata.v1.DescribeClassicGroupRequest\x1a'.strata.v1.DescribeClassicGroupResponse\x12L\n" +
+	"\vDeleteGroup\x12\x1d.strata.v1.DeleteGroupRequest\x1a\x1e.strata.v1.DeleteGroupResponseB:Z8github.com/strata-mq/strata/api/proto/strata/v1;stratav1b\x06proto3"
 
 var (
 	file_strata_v1_strata_proto_rawDescOnce sync.Once
@@ -3725,66 +5001,84 @@ func file_strata_v1_strata_proto_rawDescGZIP() []byte {
 }
 
 var file_strata_v1_strata_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_strata_v1_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
+var file_strata_v1_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 74)
 var file_strata_v1_strata_proto_goTypes = []any{
-	(Reason)(0),                       // 0: strata.v1.Reason
-	(OffsetSpec)(0),                   // 1: strata.v1.OffsetSpec
-	(*ProduceRequest)(nil),            // 2: strata.v1.ProduceRequest
-	(*ProduceResponse)(nil),           // 3: strata.v1.ProduceResponse
-	(*FetchRequest)(nil),              // 4: strata.v1.FetchRequest
-	(*FetchResponse)(nil),             // 5: strata.v1.FetchResponse
-	(*ListOffsetsRequest)(nil),        // 6: strata.v1.ListOffsetsRequest
-	(*ListOffsetsResponse)(nil),       // 7: strata.v1.ListOffsetsResponse
-	(*TopicConfig)(nil),               // 8: strata.v1.TopicConfig
-	(*PartitionInfo)(nil),             // 9: strata.v1.PartitionInfo
-	(*TopicInfo)(nil),                 // 10: strata.v1.TopicInfo
-	(*CreateTopicRequest)(nil),        // 11: strata.v1.CreateTopicRequest
-	(*CreateTopicResponse)(nil),       // 12: strata.v1.CreateTopicResponse
-	(*DeleteTopicRequest)(nil),        // 13: strata.v1.DeleteTopicRequest
-	(*DeleteTopicResponse)(nil),       // 14: strata.v1.DeleteTopicResponse
-	(*ListTopicsRequest)(nil),         // 15: strata.v1.ListTopicsRequest
-	(*ListTopicsResponse)(nil),        // 16: strata.v1.ListTopicsResponse
-	(*DescribeTopicRequest)(nil),      // 17: strata.v1.DescribeTopicRequest
-	(*DescribeTopicResponse)(nil),     // 18: strata.v1.DescribeTopicResponse
-	(*ClusterStatusRequest)(nil),      // 19: strata.v1.ClusterStatusRequest
-	(*PartitionRef)(nil),              // 20: strata.v1.PartitionRef
-	(*BrokerStatus)(nil),              // 21: strata.v1.BrokerStatus
-	(*ClusterStatusResponse)(nil),     // 22: strata.v1.ClusterStatusResponse
-	(*AlterTopicRequest)(nil),         // 23: strata.v1.AlterTopicRequest
-	(*AlterTopicResponse)(nil),        // 24: strata.v1.AlterTopicResponse
-	(*DrainBrokerRequest)(nil),        // 25: strata.v1.DrainBrokerRequest
-	(*UndrainBrokerRequest)(nil),      // 26: strata.v1.UndrainBrokerRequest
-	(*UndrainBrokerResponse)(nil),     // 27: strata.v1.UndrainBrokerResponse
-	(*DrainBrokerResponse)(nil),       // 28: strata.v1.DrainBrokerResponse
-	(*ReleasePartitionsRequest)(nil),  // 29: strata.v1.ReleasePartitionsRequest
-	(*ReleasePartitionsResponse)(nil), // 30: strata.v1.ReleasePartitionsResponse
-	(*TopicPartitions)(nil),           // 31: strata.v1.TopicPartitions
-	(*GroupHeartbeatRequest)(nil),     // 32: strata.v1.GroupHeartbeatRequest
-	(*GroupHeartbeatResponse)(nil),    // 33: strata.v1.GroupHeartbeatResponse
-	(*LeaveGroupRequest)(nil),         // 34: strata.v1.LeaveGroupRequest
-	(*LeaveGroupResponse)(nil),        // 35: strata.v1.LeaveGroupResponse
-	(*PartitionOffset)(nil),           // 36: strata.v1.PartitionOffset
-	(*TopicOffsets)(nil),              // 37: strata.v1.TopicOffsets
-	(*CommitOffsetsRequest)(nil),      // 38: strata.v1.CommitOffsetsRequest
-	(*CommitOffsetsResponse)(nil),     // 39: strata.v1.CommitOffsetsResponse
-	(*FetchOffsetsRequest)(nil),       // 40: strata.v1.FetchOffsetsRequest
-	(*FetchOffsetsResponse)(nil),      // 41: strata.v1.FetchOffsetsResponse
-	(*ListGroupsRequest)(nil),         // 42: strata.v1.ListGroupsRequest
-	(*GroupSummary)(nil),              // 43: strata.v1.GroupSummary
-	(*ListGroupsResponse)(nil),        // 44: strata.v1.ListGroupsResponse
-	(*DescribeGroupRequest)(nil),      // 45: strata.v1.DescribeGroupRequest
-	(*GroupMember)(nil),               // 46: strata.v1.GroupMember
-	(*GroupPartitionLag)(nil),         // 47: strata.v1.GroupPartitionLag
-	(*DescribeGroupResponse)(nil),     // 48: strata.v1.DescribeGroupResponse
-	(*ResetOffsetsRequest)(nil),       // 49: strata.v1.ResetOffsetsRequest
-	(*ResetOffsetsResponse)(nil),      // 50: strata.v1.ResetOffsetsResponse
-	(*Acl)(nil),                       // 51: strata.v1.Acl
-	(*AddAclRequest)(nil),             // 52: strata.v1.AddAclRequest
-	(*AddAclResponse)(nil),            // 53: strata.v1.AddAclResponse
-	(*RemoveAclRequest)(nil),          // 54: strata.v1.RemoveAclRequest
-	(*RemoveAclResponse)(nil),         // 55: strata.v1.RemoveAclResponse
-	(*ListAclsRequest)(nil),           // 56: strata.v1.ListAclsRequest
-	(*ListAclsResponse)(nil),          // 57: strata.v1.ListAclsResponse
+	(Reason)(0),                          // 0: strata.v1.Reason
+	(OffsetSpec)(0),                      // 1: strata.v1.OffsetSpec
+	(*ProduceRequest)(nil),               // 2: strata.v1.ProduceRequest
+	(*ProduceResponse)(nil),              // 3: strata.v1.ProduceResponse
+	(*FetchRequest)(nil),                 // 4: strata.v1.FetchRequest
+	(*FetchResponse)(nil),                // 5: strata.v1.FetchResponse
+	(*ListOffsetsRequest)(nil),           // 6: strata.v1.ListOffsetsRequest
+	(*ListOffsetsResponse)(nil),          // 7: strata.v1.ListOffsetsResponse
+	(*TopicConfig)(nil),                  // 8: strata.v1.TopicConfig
+	(*PartitionInfo)(nil),                // 9: strata.v1.PartitionInfo
+	(*TopicInfo)(nil),                    // 10: strata.v1.TopicInfo
+	(*CreateTopicRequest)(nil),           // 11: strata.v1.CreateTopicRequest
+	(*CreateTopicResponse)(nil),          // 12: strata.v1.CreateTopicResponse
+	(*DeleteTopicRequest)(nil),           // 13: strata.v1.DeleteTopicRequest
+	(*DeleteTopicResponse)(nil),          // 14: strata.v1.DeleteTopicResponse
+	(*ListTopicsRequest)(nil),            // 15: strata.v1.ListTopicsRequest
+	(*ListTopicsResponse)(nil),           // 16: strata.v1.ListTopicsResponse
+	(*DescribeTopicRequest)(nil),         // 17: strata.v1.DescribeTopicRequest
+	(*DescribeTopicResponse)(nil),        // 18: strata.v1.DescribeTopicResponse
+	(*ClusterStatusRequest)(nil),         // 19: strata.v1.ClusterStatusRequest
+	(*PartitionRef)(nil),                 // 20: strata.v1.PartitionRef
+	(*BrokerStatus)(nil),                 // 21: strata.v1.BrokerStatus
+	(*ClusterStatusResponse)(nil),        // 22: strata.v1.ClusterStatusResponse
+	(*AlterTopicRequest)(nil),            // 23: strata.v1.AlterTopicRequest
+	(*AlterTopicResponse)(nil),           // 24: strata.v1.AlterTopicResponse
+	(*DrainBrokerRequest)(nil),           // 25: strata.v1.DrainBrokerRequest
+	(*UndrainBrokerRequest)(nil),         // 26: strata.v1.UndrainBrokerRequest
+	(*UndrainBrokerResponse)(nil),        // 27: strata.v1.UndrainBrokerResponse
+	(*DrainBrokerResponse)(nil),          // 28: strata.v1.DrainBrokerResponse
+	(*ReleasePartitionsRequest)(nil),     // 29: strata.v1.ReleasePartitionsRequest
+	(*ReleasePartitionsResponse)(nil),    // 30: strata.v1.ReleasePartitionsResponse
+	(*TopicPartitions)(nil),              // 31: strata.v1.TopicPartitions
+	(*GroupHeartbeatRequest)(nil),        // 32: strata.v1.GroupHeartbeatRequest
+	(*GroupHeartbeatResponse)(nil),       // 33: strata.v1.GroupHeartbeatResponse
+	(*LeaveGroupRequest)(nil),            // 34: strata.v1.LeaveGroupRequest
+	(*LeaveGroupResponse)(nil),           // 35: strata.v1.LeaveGroupResponse
+	(*PartitionOffset)(nil),              // 36: strata.v1.PartitionOffset
+	(*TopicOffsets)(nil),                 // 37: strata.v1.TopicOffsets
+	(*CommitOffsetsRequest)(nil),         // 38: strata.v1.CommitOffsetsRequest
+	(*CommitOffsetsResponse)(nil),        // 39: strata.v1.CommitOffsetsResponse
+	(*FetchOffsetsRequest)(nil),          // 40: strata.v1.FetchOffsetsRequest
+	(*FetchOffsetsResponse)(nil),         // 41: strata.v1.FetchOffsetsResponse
+	(*ListGroupsRequest)(nil),            // 42: strata.v1.ListGroupsRequest
+	(*GroupSummary)(nil),                 // 43: strata.v1.GroupSummary
+	(*ListGroupsResponse)(nil),           // 44: strata.v1.ListGroupsResponse
+	(*DescribeGroupRequest)(nil),         // 45: strata.v1.DescribeGroupRequest
+	(*GroupMember)(nil),                  // 46: strata.v1.GroupMember
+	(*GroupPartitionLag)(nil),            // 47: strata.v1.GroupPartitionLag
+	(*DescribeGroupResponse)(nil),        // 48: strata.v1.DescribeGroupResponse
+	(*ResetOffsetsRequest)(nil),          // 49: strata.v1.ResetOffsetsRequest
+	(*ResetOffsetsResponse)(nil),         // 50: strata.v1.ResetOffsetsResponse
+	(*Acl)(nil),                          // 51: strata.v1.Acl
+	(*AddAclRequest)(nil),                // 52: strata.v1.AddAclRequest
+	(*AddAclResponse)(nil),               // 53: strata.v1.AddAclResponse
+	(*RemoveAclRequest)(nil),             // 54: strata.v1.RemoveAclRequest
+	(*RemoveAclResponse)(nil),            // 55: strata.v1.RemoveAclResponse
+	(*ListAclsRequest)(nil),              // 56: strata.v1.ListAclsRequest
+	(*ListAclsResponse)(nil),             // 57: strata.v1.ListAclsResponse
+	(*ClassicProtocol)(nil),              // 58: strata.v1.ClassicProtocol
+	(*JoinClassicGroupRequest)(nil),      // 59: strata.v1.JoinClassicGroupRequest
+	(*ClassicMemberMetadata)(nil),        // 60: strata.v1.ClassicMemberMetadata
+	(*JoinClassicGroupResponse)(nil),     // 61: strata.v1.JoinClassicGroupResponse
+	(*ClassicAssignment)(nil),            // 62: strata.v1.ClassicAssignment
+	(*SyncClassicGroupRequest)(nil),      // 63: strata.v1.SyncClassicGroupRequest
+	(*SyncClassicGroupResponse)(nil),     // 64: strata.v1.SyncClassicGroupResponse
+	(*ClassicHeartbeatRequest)(nil),      // 65: strata.v1.ClassicHeartbeatRequest
+	(*ClassicHeartbeatResponse)(nil),     // 66: strata.v1.ClassicHeartbeatResponse
+	(*LeaveClassicGroupRequest)(nil),     // 67: strata.v1.LeaveClassicGroupRequest
+	(*LeaveClassicGroupResponse)(nil),    // 68: strata.v1.LeaveClassicGroupResponse
+	(*CommitClassicOffsetsRequest)(nil),  // 69: strata.v1.CommitClassicOffsetsRequest
+	(*CommitClassicOffsetsResponse)(nil), // 70: strata.v1.CommitClassicOffsetsResponse
+	(*DescribeClassicGroupRequest)(nil),  // 71: strata.v1.DescribeClassicGroupRequest
+	(*ClassicMemberDescription)(nil),     // 72: strata.v1.ClassicMemberDescription
+	(*DescribeClassicGroupResponse)(nil), // 73: strata.v1.DescribeClassicGroupResponse
+	(*DeleteGroupRequest)(nil),           // 74: strata.v1.DeleteGroupRequest
+	(*DeleteGroupResponse)(nil),          // 75: strata.v1.DeleteGroupResponse
 }
 var file_strata_v1_strata_proto_depIdxs = []int32{
 	8,  // 0: strata.v1.TopicInfo.config:type_name -> strata.v1.TopicConfig
@@ -3815,89 +5109,108 @@ var file_strata_v1_strata_proto_depIdxs = []int32{
 	51, // 25: strata.v1.AddAclRequest.acl:type_name -> strata.v1.Acl
 	51, // 26: strata.v1.RemoveAclRequest.acl:type_name -> strata.v1.Acl
 	51, // 27: strata.v1.ListAclsResponse.acls:type_name -> strata.v1.Acl
-	2,  // 28: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
-	4,  // 29: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
-	6,  // 30: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
-	11, // 31: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
-	13, // 32: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
-	15, // 33: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
-	17, // 34: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
-	19, // 35: strata.v1.Strata.ClusterStatus:input_type -> strata.v1.ClusterStatusRequest
-	23, // 36: strata.v1.Strata.AlterTopic:input_type -> strata.v1.AlterTopicRequest
-	25, // 37: strata.v1.Strata.DrainBroker:input_type -> strata.v1.DrainBrokerRequest
-	26, // 38: strata.v1.Strata.UndrainBroker:input_type -> strata.v1.UndrainBrokerRequest
-	32, // 39: strata.v1.Strata.GroupHeartbeat:input_type -> strata.v1.GroupHeartbeatRequest
-	34, // 40: strata.v1.Strata.LeaveGroup:input_type -> strata.v1.LeaveGroupRequest
-	38, // 41: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
-	40, // 42: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
-	42, // 43: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
-	45, // 44: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
-	49, // 45: strata.v1.Strata.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
-	52, // 46: strata.v1.Strata.AddAcl:input_type -> strata.v1.AddAclRequest
-	54, // 47: strata.v1.Strata.RemoveAcl:input_type -> strata.v1.RemoveAclRequest
-	56, // 48: strata.v1.Strata.ListAcls:input_type -> strata.v1.ListAclsRequest
-	2,  // 49: strata.v1.Broker.Produce:input_type -> strata.v1.ProduceRequest
-	29, // 50: strata.v1.Broker.ReleasePartitions:input_type -> strata.v1.ReleasePartitionsRequest
-	26, // 51: strata.v1.Broker.Undrain:input_type -> strata.v1.UndrainBrokerRequest
-	11, // 52: strata.v1.Coordinator.CreateTopic:input_type -> strata.v1.CreateTopicRequest
-	13, // 53: strata.v1.Coordinator.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
-	15, // 54: strata.v1.Coordinator.ListTopics:input_type -> strata.v1.ListTopicsRequest
-	17, // 55: strata.v1.Coordinator.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
-	19, // 56: strata.v1.Coordinator.ClusterStatus:input_type -> strata.v1.ClusterStatusRequest
-	23, // 57: strata.v1.Coordinator.AlterTopic:input_type -> strata.v1.AlterTopicRequest
-	25, // 58: strata.v1.Coordinator.DrainBroker:input_type -> strata.v1.DrainBrokerRequest
-	26, // 59: strata.v1.Coordinator.UndrainBroker:input_type -> strata.v1.UndrainBrokerRequest
-	32, // 60: strata.v1.Coordinator.GroupHeartbeat:input_type -> strata.v1.GroupHeartbeatRequest
-	34, // 61: strata.v1.Coordinator.LeaveGroup:input_type -> strata.v1.LeaveGroupRequest
-	38, // 62: strata.v1.Coordinator.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
-	40, // 63: strata.v1.Coordinator.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
-	42, // 64: strata.v1.Coordinator.ListGroups:input_type -> strata.v1.ListGroupsRequest
-	45, // 65: strata.v1.Coordinator.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
-	49, // 66: strata.v1.Coordinator.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
-	3,  // 67: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
-	5,  // 68: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
-	7,  // 69: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
-	12, // 70: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
-	14, // 71: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
-	16, // 72: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
-	18, // 73: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
-	22, // 74: strata.v1.Strata.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
-	24, // 75: strata.v1.Strata.AlterTopic:output_type -> strata.v1.AlterTopicResponse
-	28, // 76: strata.v1.Strata.DrainBroker:output_type -> strata.v1.DrainBrokerResponse
-	27, // 77: strata.v1.Strata.UndrainBroker:output_type -> strata.v1.UndrainBrokerResponse
-	33, // 78: strata.v1.Strata.GroupHeartbeat:output_type -> strata.v1.GroupHeartbeatResponse
-	35, // 79: strata.v1.Strata.LeaveGroup:output_type -> strata.v1.LeaveGroupResponse
-	39, // 80: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
-	41, // 81: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
-	44, // 82: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
-	48, // 83: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
-	50, // 84: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
-	53, // 85: strata.v1.Strata.AddAcl:output_type -> strata.v1.AddAclResponse
-	55, // 86: strata.v1.Strata.RemoveAcl:output_type -> strata.v1.RemoveAclResponse
-	57, // 87: strata.v1.Strata.ListAcls:output_type -> strata.v1.ListAclsResponse
-	3,  // 88: strata.v1.Broker.Produce:output_type -> strata.v1.ProduceResponse
-	30, // 89: strata.v1.Broker.ReleasePartitions:output_type -> strata.v1.ReleasePartitionsResponse
-	27, // 90: strata.v1.Broker.Undrain:output_type -> strata.v1.UndrainBrokerResponse
-	12, // 91: strata.v1.Coordinator.CreateTopic:output_type -> strata.v1.CreateTopicResponse
-	14, // 92: strata.v1.Coordinator.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
-	16, // 93: strata.v1.Coordinator.ListTopics:output_type -> strata.v1.ListTopicsResponse
-	18, // 94: strata.v1.Coordinator.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
-	22, // 95: strata.v1.Coordinator.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
-	24, // 96: strata.v1.Coordinator.AlterTopic:output_type -> strata.v1.AlterTopicResponse
-	28, // 97: strata.v1.Coordinator.DrainBroker:output_type -> strata.v1.DrainBrokerResponse
-	27, // 98: strata.v1.Coordinator.UndrainBroker:output_type -> strata.v1.UndrainBrokerResponse
-	33, // 99: strata.v1.Coordinator.GroupHeartbeat:output_type -> strata.v1.GroupHeartbeatResponse
-	35, // 100: strata.v1.Coordinator.LeaveGroup:output_type -> strata.v1.LeaveGroupResponse
-	39, // 101: strata.v1.Coordinator.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
-	41, // 102: strata.v1.Coordinator.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
-	44, // 103: strata.v1.Coordinator.ListGroups:output_type -> strata.v1.ListGroupsResponse
-	48, // 104: strata.v1.Coordinator.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
-	50, // 105: strata.v1.Coordinator.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
-	67, // [67:106] is the sub-list for method output_type
-	28, // [28:67] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	58, // 28: strata.v1.JoinClassicGroupRequest.protocols:type_name -> strata.v1.ClassicProtocol
+	60, // 29: strata.v1.JoinClassicGroupResponse.members:type_name -> strata.v1.ClassicMemberMetadata
+	62, // 30: strata.v1.SyncClassicGroupRequest.assignments:type_name -> strata.v1.ClassicAssignment
+	37, // 31: strata.v1.CommitClassicOffsetsRequest.topics:type_name -> strata.v1.TopicOffsets
+	72, // 32: strata.v1.DescribeClassicGroupResponse.members:type_name -> strata.v1.ClassicMemberDescription
+	2,  // 33: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
+	4,  // 34: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
+	6,  // 35: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
+	11, // 36: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
+	13, // 37: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
+	15, // 38: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
+	17, // 39: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
+	19, // 40: strata.v1.Strata.ClusterStatus:input_type -> strata.v1.ClusterStatusRequest
+	23, // 41: strata.v1.Strata.AlterTopic:input_type -> strata.v1.AlterTopicRequest
+	25, // 42: strata.v1.Strata.DrainBroker:input_type -> strata.v1.DrainBrokerRequest
+	26, // 43: strata.v1.Strata.UndrainBroker:input_type -> strata.v1.UndrainBrokerRequest
+	32, // 44: strata.v1.Strata.GroupHeartbeat:input_type -> strata.v1.GroupHeartbeatRequest
+	34, // 45: strata.v1.Strata.LeaveGroup:input_type -> strata.v1.LeaveGroupRequest
+	38, // 46: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
+	40, // 47: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
+	42, // 48: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
+	45, // 49: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
+	49, // 50: strata.v1.Strata.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
+	52, // 51: strata.v1.Strata.AddAcl:input_type -> strata.v1.AddAclRequest
+	54, // 52: strata.v1.Strata.RemoveAcl:input_type -> strata.v1.RemoveAclRequest
+	56, // 53: strata.v1.Strata.ListAcls:input_type -> strata.v1.ListAclsRequest
+	2,  // 54: strata.v1.Broker.Produce:input_type -> strata.v1.ProduceRequest
+	29, // 55: strata.v1.Broker.ReleasePartitions:input_type -> strata.v1.ReleasePartitionsRequest
+	26, // 56: strata.v1.Broker.Undrain:input_type -> strata.v1.UndrainBrokerRequest
+	11, // 57: strata.v1.Coordinator.CreateTopic:input_type -> strata.v1.CreateTopicRequest
+	13, // 58: strata.v1.Coordinator.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
+	15, // 59: strata.v1.Coordinator.ListTopics:input_type -> strata.v1.ListTopicsRequest
+	17, // 60: strata.v1.Coordinator.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
+	19, // 61: strata.v1.Coordinator.ClusterStatus:input_type -> strata.v1.ClusterStatusRequest
+	23, // 62: strata.v1.Coordinator.AlterTopic:input_type -> strata.v1.AlterTopicRequest
+	25, // 63: strata.v1.Coordinator.DrainBroker:input_type -> strata.v1.DrainBrokerRequest
+	26, // 64: strata.v1.Coordinator.UndrainBroker:input_type -> strata.v1.UndrainBrokerRequest
+	32, // 65: strata.v1.Coordinator.GroupHeartbeat:input_type -> strata.v1.GroupHeartbeatRequest
+	34, // 66: strata.v1.Coordinator.LeaveGroup:input_type -> strata.v1.LeaveGroupRequest
+	38, // 67: strata.v1.Coordinator.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
+	40, // 68: strata.v1.Coordinator.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
+	42, // 69: strata.v1.Coordinator.ListGroups:input_type -> strata.v1.ListGroupsRequest
+	45, // 70: strata.v1.Coordinator.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
+	49, // 71: strata.v1.Coordinator.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
+	59, // 72: strata.v1.Coordinator.JoinClassicGroup:input_type -> strata.v1.JoinClassicGroupRequest
+	63, // 73: strata.v1.Coordinator.SyncClassicGroup:input_type -> strata.v1.SyncClassicGroupRequest
+	65, // 74: strata.v1.Coordinator.ClassicHeartbeat:input_type -> strata.v1.ClassicHeartbeatRequest
+	67, // 75: strata.v1.Coordinator.LeaveClassicGroup:input_type -> strata.v1.LeaveClassicGroupRequest
+	69, // 76: strata.v1.Coordinator.CommitClassicOffsets:input_type -> strata.v1.CommitClassicOffsetsRequest
+	71, // 77: strata.v1.Coordinator.DescribeClassicGroup:input_type -> strata.v1.DescribeClassicGroupRequest
+	74, // 78: strata.v1.Coordinator.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
+	3,  // 79: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
+	5,  // 80: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
+	7,  // 81: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
+	12, // 82: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
+	14, // 83: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
+	16, // 84: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
+	18, // 85: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
+	22, // 86: strata.v1.Strata.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
+	24, // 87: strata.v1.Strata.AlterTopic:output_type -> strata.v1.AlterTopicResponse
+	28, // 88: strata.v1.Strata.DrainBroker:output_type -> strata.v1.DrainBrokerResponse
+	27, // 89: strata.v1.Strata.UndrainBroker:output_type -> strata.v1.UndrainBrokerResponse
+	33, // 90: strata.v1.Strata.GroupHeartbeat:output_type -> strata.v1.GroupHeartbeatResponse
+	35, // 91: strata.v1.Strata.LeaveGroup:output_type -> strata.v1.LeaveGroupResponse
+	39, // 92: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
+	41, // 93: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
+	44, // 94: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
+	48, // 95: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
+	50, // 96: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
+	53, // 97: strata.v1.Strata.AddAcl:output_type -> strata.v1.AddAclResponse
+	55, // 98: strata.v1.Strata.RemoveAcl:output_type -> strata.v1.RemoveAclResponse
+	57, // 99: strata.v1.Strata.ListAcls:output_type -> strata.v1.ListAclsResponse
+	3,  // 100: strata.v1.Broker.Produce:output_type -> strata.v1.ProduceResponse
+	30, // 101: strata.v1.Broker.ReleasePartitions:output_type -> strata.v1.ReleasePartitionsResponse
+	27, // 102: strata.v1.Broker.Undrain:output_type -> strata.v1.UndrainBrokerResponse
+	12, // 103: strata.v1.Coordinator.CreateTopic:output_type -> strata.v1.CreateTopicResponse
+	14, // 104: strata.v1.Coordinator.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
+	16, // 105: strata.v1.Coordinator.ListTopics:output_type -> strata.v1.ListTopicsResponse
+	18, // 106: strata.v1.Coordinator.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
+	22, // 107: strata.v1.Coordinator.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
+	24, // 108: strata.v1.Coordinator.AlterTopic:output_type -> strata.v1.AlterTopicResponse
+	28, // 109: strata.v1.Coordinator.DrainBroker:output_type -> strata.v1.DrainBrokerResponse
+	27, // 110: strata.v1.Coordinator.UndrainBroker:output_type -> strata.v1.UndrainBrokerResponse
+	33, // 111: strata.v1.Coordinator.GroupHeartbeat:output_type -> strata.v1.GroupHeartbeatResponse
+	35, // 112: strata.v1.Coordinator.LeaveGroup:output_type -> strata.v1.LeaveGroupResponse
+	39, // 113: strata.v1.Coordinator.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
+	41, // 114: strata.v1.Coordinator.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
+	44, // 115: strata.v1.Coordinator.ListGroups:output_type -> strata.v1.ListGroupsResponse
+	48, // 116: strata.v1.Coordinator.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
+	50, // 117: strata.v1.Coordinator.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
+	61, // 118: strata.v1.Coordinator.JoinClassicGroup:output_type -> strata.v1.JoinClassicGroupResponse
+	64, // 119: strata.v1.Coordinator.SyncClassicGroup:output_type -> strata.v1.SyncClassicGroupResponse
+	66, // 120: strata.v1.Coordinator.ClassicHeartbeat:output_type -> strata.v1.ClassicHeartbeatResponse
+	68, // 121: strata.v1.Coordinator.LeaveClassicGroup:output_type -> strata.v1.LeaveClassicGroupResponse
+	70, // 122: strata.v1.Coordinator.CommitClassicOffsets:output_type -> strata.v1.CommitClassicOffsetsResponse
+	73, // 123: strata.v1.Coordinator.DescribeClassicGroup:output_type -> strata.v1.DescribeClassicGroupResponse
+	75, // 124: strata.v1.Coordinator.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
+	79, // [79:125] is the sub-list for method output_type
+	33, // [33:79] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_strata_v1_strata_proto_init() }
@@ -3911,7 +5224,7 @@ func file_strata_v1_strata_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strata_v1_strata_proto_rawDesc), len(file_strata_v1_strata_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   56,
+			NumMessages:   74,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

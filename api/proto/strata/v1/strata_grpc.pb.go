@@ -1140,21 +1140,28 @@ var Broker_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Coordinator_CreateTopic_FullMethodName    = "/strata.v1.Coordinator/CreateTopic"
-	Coordinator_DeleteTopic_FullMethodName    = "/strata.v1.Coordinator/DeleteTopic"
-	Coordinator_ListTopics_FullMethodName     = "/strata.v1.Coordinator/ListTopics"
-	Coordinator_DescribeTopic_FullMethodName  = "/strata.v1.Coordinator/DescribeTopic"
-	Coordinator_ClusterStatus_FullMethodName  = "/strata.v1.Coordinator/ClusterStatus"
-	Coordinator_AlterTopic_FullMethodName     = "/strata.v1.Coordinator/AlterTopic"
-	Coordinator_DrainBroker_FullMethodName    = "/strata.v1.Coordinator/DrainBroker"
-	Coordinator_UndrainBroker_FullMethodName  = "/strata.v1.Coordinator/UndrainBroker"
-	Coordinator_GroupHeartbeat_FullMethodName = "/strata.v1.Coordinator/GroupHeartbeat"
-	Coordinator_LeaveGroup_FullMethodName     = "/strata.v1.Coordinator/LeaveGroup"
-	Coordinator_CommitOffsets_FullMethodName  = "/strata.v1.Coordinator/CommitOffsets"
-	Coordinator_FetchOffsets_FullMethodName   = "/strata.v1.Coordinator/FetchOffsets"
-	Coordinator_ListGroups_FullMethodName     = "/strata.v1.Coordinator/ListGroups"
-	Coordinator_DescribeGroup_FullMethodName  = "/strata.v1.Coordinator/DescribeGroup"
-	Coordinator_ResetOffsets_FullMethodName   = "/strata.v1.Coordinator/ResetOffsets"
+	Coordinator_CreateTopic_FullMethodName          = "/strata.v1.Coordinator/CreateTopic"
+	Coordinator_DeleteTopic_FullMethodName          = "/strata.v1.Coordinator/DeleteTopic"
+	Coordinator_ListTopics_FullMethodName           = "/strata.v1.Coordinator/ListTopics"
+	Coordinator_DescribeTopic_FullMethodName        = "/strata.v1.Coordinator/DescribeTopic"
+	Coordinator_ClusterStatus_FullMethodName        = "/strata.v1.Coordinator/ClusterStatus"
+	Coordinator_AlterTopic_FullMethodName           = "/strata.v1.Coordinator/AlterTopic"
+	Coordinator_DrainBroker_FullMethodName          = "/strata.v1.Coordinator/DrainBroker"
+	Coordinator_UndrainBroker_FullMethodName        = "/strata.v1.Coordinator/UndrainBroker"
+	Coordinator_GroupHeartbeat_FullMethodName       = "/strata.v1.Coordinator/GroupHeartbeat"
+	Coordinator_LeaveGroup_FullMethodName           = "/strata.v1.Coordinator/LeaveGroup"
+	Coordinator_CommitOffsets_FullMethodName        = "/strata.v1.Coordinator/CommitOffsets"
+	Coordinator_FetchOffsets_FullMethodName         = "/strata.v1.Coordinator/FetchOffsets"
+	Coordinator_ListGroups_FullMethodName           = "/strata.v1.Coordinator/ListGroups"
+	Coordinator_DescribeGroup_FullMethodName        = "/strata.v1.Coordinator/DescribeGroup"
+	Coordinator_ResetOffsets_FullMethodName         = "/strata.v1.Coordinator/ResetOffsets"
+	Coordinator_JoinClassicGroup_FullMethodName     = "/strata.v1.Coordinator/JoinClassicGroup"
+	Coordinator_SyncClassicGroup_FullMethodName     = "/strata.v1.Coordinator/SyncClassicGroup"
+	Coordinator_ClassicHeartbeat_FullMethodName     = "/strata.v1.Coordinator/ClassicHeartbeat"
+	Coordinator_LeaveClassicGroup_FullMethodName    = "/strata.v1.Coordinator/LeaveClassicGroup"
+	Coordinator_CommitClassicOffsets_FullMethodName = "/strata.v1.Coordinator/CommitClassicOffsets"
+	Coordinator_DescribeClassicGroup_FullMethodName = "/strata.v1.Coordinator/DescribeClassicGroup"
+	Coordinator_DeleteGroup_FullMethodName          = "/strata.v1.Coordinator/DeleteGroup"
 )
 
 // CoordinatorClient is the client API for Coordinator service.
@@ -1179,6 +1186,23 @@ type CoordinatorClient interface {
 	ListGroups(ctx context.Context, in *ListGroupsRequest, opts ...grpc.CallOption) (*ListGroupsResponse, error)
 	DescribeGroup(ctx context.Context, in *DescribeGroupRequest, opts ...grpc.CallOption) (*DescribeGroupResponse, error)
 	ResetOffsets(ctx context.Context, in *ResetOffsetsRequest, opts ...grpc.CallOption) (*ResetOffsetsResponse, error)
+	// Kafka's classic group protocol (docs/consumer-groups.md): members
+	// with client-side assignors. JoinClassicGroup and SyncClassicGroup wait
+	// for the rebalance at most max_wait_ms and then answer pending, so the
+	// caller asks again (the wait survives a change of coordinator leader).
+	JoinClassicGroup(ctx context.Context, in *JoinClassicGroupRequest, opts ...grpc.CallOption) (*JoinClassicGroupResponse, error)
+	SyncClassicGroup(ctx context.Context, in *SyncClassicGroupRequest, opts ...grpc.CallOption) (*SyncClassicGroupResponse, error)
+	ClassicHeartbeat(ctx context.Context, in *ClassicHeartbeatRequest, opts ...grpc.CallOption) (*ClassicHeartbeatResponse, error)
+	LeaveClassicGroup(ctx context.Context, in *LeaveClassicGroupRequest, opts ...grpc.CallOption) (*LeaveClassicGroupResponse, error)
+	// CommitClassicOffsets commits for a classic member at its generation,
+	// or, with generation -1, for a group without members (Kafka's
+	// "simple" commits of assign-mode consumers).
+	CommitClassicOffsets(ctx context.Context, in *CommitClassicOffsetsRequest, opts ...grpc.CallOption) (*CommitClassicOffsetsResponse, error)
+	DescribeClassicGroup(ctx context.Context, in *DescribeClassicGroupRequest, opts ...grpc.CallOption) (*DescribeClassicGroupResponse, error)
+	// DeleteGroup removes a group without live members and its committed
+	// offsets (GROUP_NOT_EMPTY with members, UNKNOWN_GROUP if it has
+	// nothing stored).
+	DeleteGroup(ctx context.Context, in *DeleteGroupRequest, opts ...grpc.CallOption) (*DeleteGroupResponse, error)
 }
 
 type coordinatorClient struct {
@@ -1339,6 +1363,76 @@ func (c *coordinatorClient) ResetOffsets(ctx context.Context, in *ResetOffsetsRe
 	return out, nil
 }
 
+func (c *coordinatorClient) JoinClassicGroup(ctx context.Context, in *JoinClassicGroupRequest, opts ...grpc.CallOption) (*JoinClassicGroupResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(JoinClassicGroupResponse)
+	err := c.cc.Invoke(ctx, Coordinator_JoinClassicGroup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coordinatorClient) SyncClassicGroup(ctx context.Context, in *SyncClassicGroupRequest, opts ...grpc.CallOption) (*SyncClassicGroupResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SyncClassicGroupResponse)
+	err := c.cc.Invoke(ctx, Coordinator_SyncClassicGroup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coordinatorClient) ClassicHeartbeat(ctx context.Context, in *ClassicHeartbeatRequest, opts ...grpc.CallOption) (*ClassicHeartbeatResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ClassicHeartbeatResponse)
+	err := c.cc.Invoke(ctx, Coordinator_ClassicHeartbeat_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coordinatorClient) LeaveClassicGroup(ctx context.Context, in *LeaveClassicGroupRequest, opts ...grpc.CallOption) (*LeaveClassicGroupResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LeaveClassicGroupResponse)
+	err := c.cc.Invoke(ctx, Coordinator_LeaveClassicGroup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coordinatorClient) CommitClassicOffsets(ctx context.Context, in *CommitClassicOffsetsRequest, opts ...grpc.CallOption) (*CommitClassicOffsetsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CommitClassicOffsetsResponse)
+	err := c.cc.Invoke(ctx, Coordinator_CommitClassicOffsets_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coordinatorClient) DescribeClassicGroup(ctx context.Context, in *DescribeClassicGroupRequest, opts ...grpc.CallOption) (*DescribeClassicGroupResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DescribeClassicGroupResponse)
+	err := c.cc.Invoke(ctx, Coordinator_DescribeClassicGroup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coordinatorClient) DeleteGroup(ctx context.Context, in *DeleteGroupRequest, opts ...grpc.CallOption) (*DeleteGroupResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteGroupResponse)
+	err := c.cc.Invoke(ctx, Coordinator_DeleteGroup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CoordinatorServer is the server API for Coordinator service.
 // All implementations must embed UnimplementedCoordinatorServer
 // for forward compatibility.
@@ -1361,6 +1455,23 @@ type CoordinatorServer interface {
 	ListGroups(context.Context, *ListGroupsRequest) (*ListGroupsResponse, error)
 	DescribeGroup(context.Context, *DescribeGroupRequest) (*DescribeGroupResponse, error)
 	ResetOffsets(context.Context, *ResetOffsetsRequest) (*ResetOffsetsResponse, error)
+	// Kafka's classic group protocol (docs/consumer-groups.md): members
+	// with client-side assignors. JoinClassicGroup and SyncClassicGroup wait
+	// for the rebalance at most max_wait_ms and then answer pending, so the
+	// caller asks again (the wait survives a change of coordinator leader).
+	JoinClassicGroup(context.Context, *JoinClassicGroupRequest) (*JoinClassicGroupResponse, error)
+	SyncClassicGroup(context.Context, *SyncClassicGroupRequest) (*SyncClassicGroupResponse, error)
+	ClassicHeartbeat(context.Context, *ClassicHeartbeatRequest) (*ClassicHeartbeatResponse, error)
+	LeaveClassicGroup(context.Context, *LeaveClassicGroupRequest) (*LeaveClassicGroupResponse, error)
+	// CommitClassicOffsets commits for a classic member at its generation,
+	// or, with generation -1, for a group without members (Kafka's
+	// "simple" commits of assign-mode consumers).
+	CommitClassicOffsets(context.Context, *CommitClassicOffsetsRequest) (*CommitClassicOffsetsResponse, error)
+	DescribeClassicGroup(context.Context, *DescribeClassicGroupRequest) (*DescribeClassicGroupResponse, error)
+	// DeleteGroup removes a group without live members and its committed
+	// offsets (GROUP_NOT_EMPTY with members, UNKNOWN_GROUP if it has
+	// nothing stored).
+	DeleteGroup(context.Context, *DeleteGroupRequest) (*DeleteGroupResponse, error)
 	mustEmbedUnimplementedCoordinatorServer()
 }
 
@@ -1415,6 +1526,27 @@ func (UnimplementedCoordinatorServer) DescribeGroup(context.Context, *DescribeGr
 }
 func (UnimplementedCoordinatorServer) ResetOffsets(context.Context, *ResetOffsetsRequest) (*ResetOffsetsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ResetOffsets not implemented")
+}
+func (UnimplementedCoordinatorServer) JoinClassicGroup(context.Context, *JoinClassicGroupRequest) (*JoinClassicGroupResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method JoinClassicGroup not implemented")
+}
+func (UnimplementedCoordinatorServer) SyncClassicGroup(context.Context, *SyncClassicGroupRequest) (*SyncClassicGroupResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SyncClassicGroup not implemented")
+}
+func (UnimplementedCoordinatorServer) ClassicHeartbeat(context.Context, *ClassicHeartbeatRequest) (*ClassicHeartbeatResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ClassicHeartbeat not implemented")
+}
+func (UnimplementedCoordinatorServer) LeaveClassicGroup(context.Context, *LeaveClassicGroupRequest) (*LeaveClassicGroupResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method LeaveClassicGroup not implemented")
+}
+func (UnimplementedCoordinatorServer) CommitClassicOffsets(context.Context, *CommitClassicOffsetsRequest) (*CommitClassicOffsetsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CommitClassicOffsets not implemented")
+}
+func (UnimplementedCoordinatorServer) DescribeClassicGroup(context.Context, *DescribeClassicGroupRequest) (*DescribeClassicGroupResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DescribeClassicGroup not implemented")
+}
+func (UnimplementedCoordinatorServer) DeleteGroup(context.Context, *DeleteGroupRequest) (*DeleteGroupResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteGroup not implemented")
 }
 func (UnimplementedCoordinatorServer) mustEmbedUnimplementedCoordinatorServer() {}
 func (UnimplementedCoordinatorServer) testEmbeddedByValue()                     {}
@@ -1707,6 +1839,132 @@ func _Coordinator_ResetOffsets_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Coordinator_JoinClassicGroup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(JoinClassicGroupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServer).JoinClassicGroup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Coordinator_JoinClassicGroup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServer).JoinClassicGroup(ctx, req.(*JoinClassicGroupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Coordinator_SyncClassicGroup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SyncClassicGroupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServer).SyncClassicGroup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Coordinator_SyncClassicGroup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServer).SyncClassicGroup(ctx, req.(*SyncClassicGroupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Coordinator_ClassicHeartbeat_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ClassicHeartbeatRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServer).ClassicHeartbeat(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Coordinator_ClassicHeartbeat_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServer).ClassicHeartbeat(ctx, req.(*ClassicHeartbeatRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Coordinator_LeaveClassicGroup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LeaveClassicGroupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServer).LeaveClassicGroup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Coordinator_LeaveClassicGroup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServer).LeaveClassicGroup(ctx, req.(*LeaveClassicGroupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Coordinator_CommitClassicOffsets_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CommitClassicOffsetsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServer).CommitClassicOffsets(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Coordinator_CommitClassicOffsets_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServer).CommitClassicOffsets(ctx, req.(*CommitClassicOffsetsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Coordinator_DescribeClassicGroup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DescribeClassicGroupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServer).DescribeClassicGroup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Coordinator_DescribeClassicGroup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServer).DescribeClassicGroup(ctx, req.(*DescribeClassicGroupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Coordinator_DeleteGroup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteGroupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServer).DeleteGroup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Coordinator_DeleteGroup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServer).DeleteGroup(ctx, req.(*DeleteGroupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Coordinator_ServiceDesc is the grpc.ServiceDesc for Coordinator service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1773,6 +2031,34 @@ var Coordinator_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ResetOffsets",
 			Handler:    _Coordinator_ResetOffsets_Handler,
+		},
+		{
+			MethodName: "JoinClassicGroup",
+			Handler:    _Coordinator_JoinClassicGroup_Handler,
+		},
+		{
+			MethodName: "SyncClassicGroup",
+			Handler:    _Coordinator_SyncClassicGroup_Handler,
+		},
+		{
+			MethodName: "ClassicHeartbeat",
+			Handler:    _Coordinator_ClassicHeartbeat_Handler,
+		},
+		{
+			MethodName: "LeaveClassicGroup",
+			Handler:    _Coordinator_LeaveClassicGroup_Handler,
+		},
+		{
+			MethodName: "CommitClassicOffsets",
+			Handler:    _Coordinator_CommitClassicOffsets_Handler,
+		},
+		{
+			MethodName: "DescribeClassicGroup",
+			Handler:    _Coordinator_DescribeClassicGroup_Handler,
+		},
+		{
+			MethodName: "DeleteGroup",
+			Handler:    _Coordinator_DeleteGroup_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

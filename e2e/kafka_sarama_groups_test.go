@@ -1,0 +1,131 @@
+package e2e
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/strata-mq/strata/internal/checker"
+)
+
+// saramaMember is one Sarama consumer group member consuming in a
+// goroutine until stopped.
+type saramaMember struct {
+	g    sarama.ConsumerGroup
+	done chan error
+	stop context.CancelFunc
+}
+
+// saramaHandler records every message and marks it, so Sarama commits
+// exactly what was read.
+type saramaHandler struct{ reads *groupReads }
+
+func (saramaHandler) Setup(sarama.ConsumerGroupSession) error   { return nil }
+func (saramaHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
+
+func (h saramaHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	for msg := range claim.Messages() {
+		h.reads.add(checker.Record{Topic: msg.Topic, Partition: msg.Partition, Offset: msg.Offset, Key: msg.Key, Value: msg.Value})
+		sess.MarkMessage(msg, "")
+	}
+	return nil
+}
+
+func startSaramaMember(t *testing.T, ctx context.Context, addr, group, topic string, reads *groupReads) *saramaMember {
+	t.Helper()
+	cfg := sarama.NewConfig()
+	cfg.Version = sarama.V3_6_0_0
+	cfg.ClientID = "sarama-e2e"
+	cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
+	cfg.Consumer.Offsets.AutoCommit.Interval = 200 * time.Millisecond
+	cfg.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyRoundRobin(), sarama.NewBalanceStrategyRange()}
+	cfg.Consumer.Group.Heartbeat.Interval = 300 * time.Millisecond
+	cfg.Consumer.Group.Session.Timeout = 10 * time.Second
+	cfg.Consumer.Group.Rebalance.Timeout = 20 * time.Second
+	g, err := sarama.NewConsumerGroup([]string{addr}, group, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cctx, stop := context.WithCancel(ctx)
+	m := &saramaMember{g: g, done: make(chan error, 1), stop: stop}
+	go func() {
+		for cctx.Err() == nil {
+			if err := g.Consume(cctx, []string{topic}, saramaHandler{reads}); err != nil && cctx.Err() == nil {
+				t.Logf("sarama consume: %v", err)
+				m.done <- err
+				return
+			}
+		}
+		m.done <- nil
+	}()
+	t.Cleanup(func() { m.close(t) })
+	return m
+}
+
+// close stops consuming, which commits what was marked, and leaves the
+// group. It is safe to call twice.
+func (m *saramaMember) close(t *testing.T) {
+	if m.g == nil {
+		return
+	}
+	m.stop()
+	if err := <-m.done; err != nil {
+		t.Error(err)
+	}
+	if err := m.g.Close(); err != nil {
+		t.Error(err)
+	}
+	m.g = nil
+}
+
+// TestKafkaSaramaConsumerGroup consumes 100,000 records with a Sarama
+// consumer group (classic protocol, roundrobin assignor) while members
+// join and leave: every acknowledged record is read at its offset, and
+// the group ends with zero lag in `strata group describe`.
+func TestKafkaSaramaConsumerGroup(t *testing.T) {
+	const (
+		records = 100_000
+		topic   = "kafka-sarama"
+		group   = "sarama-group"
+	)
+	c, addr := startKafkaCluster(t, ClusterOptions{Brokers: 2})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	kgoCreateTopic(t, ctx, addr, topic, 8)
+	chk := checker.New()
+	reads := newGroupReads()
+	producer := kgoClient(t, addr, kgo.ProducerLinger(5*time.Millisecond))
+	kgoProduceAll(t, ctx, producer, chk, topic, "first", records/2)
+
+	a := startSaramaMember(t, ctx, addr, group, topic, reads)
+	b := startSaramaMember(t, ctx, addr, group, topic, reads)
+	waitReads(t, ctx, reads, records/8)
+	d, err := c.Client().DescribeGroup(ctx, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Assignor != "roundrobin" || len(d.MemberInfo) == 0 {
+		t.Fatalf("group while consuming: assignor %q with %d members, want roundrobin", d.Assignor, len(d.MemberInfo))
+	}
+	cm := startSaramaMember(t, ctx, addr, group, topic, reads)
+	kgoProduceAll(t, ctx, producer, chk, topic, "second", records/2)
+	waitReads(t, ctx, reads, records*3/4)
+	a.close(t)
+	waitReads(t, ctx, reads, records)
+	waitLagZero(t, ctx, c, group)
+	b.close(t)
+	cm.close(t)
+
+	dups := reads.feed(chk)
+	rep := chk.Verify(0)
+	t.Logf("checker: %v; %d records read more than once", rep, dups)
+	if !rep.OK() || rep.Acked != records {
+		t.Fatalf("checker: %v (want %d acknowledged)", rep, records)
+	}
+	checkGroupCaughtUp(t, ctx, c, group, 8)
+	checkKadmListDelete(t, ctx, kadm.NewClient(kgoClient(t, addr)), c, group)
+}

@@ -1,0 +1,157 @@
+package kafka
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"slices"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
+	"github.com/strata-mq/strata/pkg/auth"
+	"github.com/strata-mq/strata/pkg/meta"
+)
+
+// ConsumerGroupHeartbeat v0–1 (KIP-848) runs on Strata's own server-side
+// groups (docs/consumer-groups.md), which work the same way: members
+// heartbeat, the coordinator computes the assignment and hands it out
+// revoke-first. Member epoch 0 joins, -1 and -2 leave. The server
+// assignors are "uniform" (Strata's "sticky") and "range"; a subscription
+// by regular expression is refused with INVALID_REQUEST.
+//
+// Kafka lets a heartbeat leave out what did not change (subscription,
+// owned partitions); Strata's heartbeat always carries both, so the proxy
+// remembers each member's last ones (memberCache) and, when it does not
+// know a member (another proxy served it before), reads them back from
+// the coordinator's description of the group.
+func init() { register(kmsg.ConsumerGroupHeartbeat, 0, 1, (*Server).handleConsumerGroupHeartbeat) }
+
+// memberCacheSize bounds the remembered KIP-848 members of a proxy; a
+// member pushed out costs one DescribeGroup on its next partial
+// heartbeat.
+const memberCacheSize = 10_000
+
+// memberState is what a KIP-848 member last said.
+type memberState struct {
+	topics   []string
+	owned    []*stratav1.TopicPartitions
+	assignor string
+}
+
+// memberCache is the proxy's memory of KIP-848 members, by group and
+// member id.
+type memberCache = lru.Cache[[2]string, memberState]
+
+func (s *Server) members() *memberCache {
+	s.memberOnce.Do(func() {
+		s.memberCache, _ = lru.New[[2]string, memberState](memberCacheSize)
+	})
+	return s.memberCache
+}
+
+func (s *Server) handleConsumerGroupHeartbeat(ctx context.Context, r *request) (kmsg.Response, error) {
+	req := r.kreq.(*kmsg.ConsumerGroupHeartbeatRequest)
+	resp := req.ResponseKind().(*kmsg.ConsumerGroupHeartbeatResponse)
+	fail := func(code int16, err error) (kmsg.Response, error) {
+		resp.ErrorCode, resp.ErrorMessage = code, errMsg(err)
+		return resp, nil
+	}
+	if code, err := s.authorize(ctx, r, meta.OpConsume, auth.Group(req.Group)); code != 0 {
+		return fail(code, err)
+	}
+	if req.SubscribedTopicRegex != nil && *req.SubscribedTopicRegex != "" {
+		return fail(kerr.InvalidRequest.Code, nil)
+	}
+	member := req.MemberID
+	if member == "" {
+		if req.Version >= 1 || req.MemberEpoch != 0 {
+			return fail(kerr.UnknownMemberID.Code, nil)
+		}
+		member = newKIP848MemberID()
+	}
+	key := [2]string{req.Group, member}
+	if req.MemberEpoch < 0 {
+		s.members().Remove(key)
+		_, err := s.core.Admin.LeaveGroup(ctx, &stratav1.LeaveGroupRequest{Group: req.Group, MemberId: member, MemberEpoch: int64(req.MemberEpoch)})
+		resp.MemberID, resp.MemberEpoch, resp.ErrorCode = &member, req.MemberEpoch, errCode(err)
+		return resp, nil
+	}
+	st, code, err := s.memberState(ctx, r, req, member)
+	if code != 0 {
+		return fail(code, err)
+	}
+	hb := &stratav1.GroupHeartbeatRequest{Group: req.Group, MemberId: member, MemberEpoch: int64(req.MemberEpoch),
+		Topics: st.topics, Owned: st.owned, Assignor: st.assignor, ClientId: r.clientID}
+	out, err := s.core.Admin.GroupHeartbeat(ctx, hb)
+	if err != nil {
+		s.members().Remove(key)
+		return fail(errCode(err), err)
+	}
+	s.members().Add(key, st)
+	resp.MemberID, resp.MemberEpoch = &member, int32(out.GetMemberEpoch())
+	resp.HeartbeatIntervalMillis = out.GetHeartbeatIntervalMs()
+	a := kmsg.NewConsumerGroupHeartbeatResponseAssignment()
+	a.Topics = []kmsg.ConsumerGroupHeartbeatResponseAssignmentTopic{}
+	for _, tp := range out.GetAssignment() {
+		t, ok := s.core.View.Topic(tp.GetTopic())
+		if !ok {
+			continue
+		}
+		at := kmsg.NewConsumerGroupHeartbeatResponseAssignmentTopic()
+		at.TopicID, at.Partitions = topicUUID(t.ID), tp.GetPartitions()
+		a.Topics = append(a.Topics, at)
+	}
+	resp.Assignment = &a
+	return resp, nil
+}
+
+// memberState is the member's full heartbeat: what the request says,
+// and what it left out from the member's last heartbeat.
+func (s *Server) memberState(ctx context.Context, r *request, req *kmsg.ConsumerGroupHeartbeatRequest, member string) (memberState, int16, error) {
+	st, known := s.members().Get([2]string{req.Group, member})
+	if !known && req.MemberEpoch > 0 && (req.SubscribedTopicNames == nil || req.Topics == nil) {
+		d, err := s.core.Admin.DescribeGroup(ctx, &stratav1.DescribeGroupRequest{Group: req.Group})
+		if err != nil {
+			return st, errCode(err), err
+		}
+		for _, m := range d.GetMembers() {
+			if m.GetMemberId() == member {
+				st = memberState{topics: m.GetTopics(), owned: m.GetAssignment(), assignor: d.GetAssignor()}
+			}
+		}
+	}
+	if req.SubscribedTopicNames != nil {
+		st.topics = slices.Clone(req.SubscribedTopicNames)
+		for _, t := range st.topics {
+			if code, err := s.authorize(ctx, r, meta.OpDescribe, auth.Topic(t)); code != 0 {
+				return st, code, err
+			}
+		}
+	}
+	if req.ServerAssignor != nil {
+		st.assignor = map[string]string{"uniform": "sticky", "range": "range", "": ""}[*req.ServerAssignor]
+		if st.assignor == "" && *req.ServerAssignor != "" {
+			return st, kerr.UnsupportedAssignor.Code, nil
+		}
+	}
+	if req.Topics != nil || req.MemberEpoch == 0 {
+		st.owned = nil
+		for _, rt := range req.Topics {
+			if t, ok := s.topicByUUID(rt.TopicID); ok {
+				st.owned = append(st.owned, &stratav1.TopicPartitions{Topic: t.Name, Partitions: rt.Partitions})
+			}
+		}
+	}
+	return st, 0, nil
+}
+
+// newKIP848MemberID makes a member id for a v0 member that sent none,
+// shaped like the ids Kafka clients make (a base64 UUID).
+func newKIP848MemberID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}

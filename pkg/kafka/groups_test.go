@@ -1,0 +1,241 @@
+package kafka_test
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+
+	"github.com/strata-mq/strata/pkg/auth"
+	"github.com/strata-mq/strata/pkg/meta"
+	"github.com/strata-mq/strata/pkg/proxy"
+)
+
+// joinReq is a JoinGroup of a consumer subscribed to orders with the
+// range assignor.
+func joinReq(version int16, member string) *kmsg.JoinGroupRequest {
+	md := kmsg.ConsumerMemberMetadata{Topics: []string{"orders"}}
+	req := kmsg.NewPtrJoinGroupRequest()
+	req.Version, req.Group, req.MemberID, req.ProtocolType = version, "wire", member, "consumer"
+	req.SessionTimeoutMillis, req.RebalanceTimeoutMillis = 6000, 6000
+	p := kmsg.NewJoinGroupRequestProtocol()
+	p.Name, p.Metadata = "range", md.AppendTo(nil)
+	req.Protocols = append(req.Protocols, p)
+	return req
+}
+
+func wantCode(t *testing.T, what string, got int16, want *kerr.Error) {
+	t.Helper()
+	var w int16
+	if want != nil {
+		w = want.Code
+	}
+	if got != w {
+		t.Fatalf("%s: error code %d (%v), want %v", what, got, kerr.ErrorForCode(got), want)
+	}
+}
+
+// TestClassicGroupOverTheWire drives the classic group APIs at their
+// floor and newer versions over raw connections: the member-id handshake
+// of JoinGroup v4+, a leader's sync, heartbeats at good and stale
+// generations, a second member joining by v0 (which rebalances the
+// first), per-partition errors of OffsetCommit, OffsetFetch in the v1 and
+// batched v8 shapes, DescribeGroups, a batched LeaveGroup, ListGroups and
+// DeleteGroups.
+func TestClassicGroupOverTheWire(t *testing.T) {
+	c := startCluster(t, clusterOpts{})
+	c.createTopic("orders", 2)
+	r1, r2 := c.raw(), c.raw()
+
+	first := r1.roundTrip(joinReq(4, "")).(*kmsg.JoinGroupResponse)
+	wantCode(t, "JoinGroup v4 without an id", first.ErrorCode, kerr.MemberIDRequired)
+	a := first.MemberID
+	j := r1.roundTrip(joinReq(4, a)).(*kmsg.JoinGroupResponse)
+	wantCode(t, "JoinGroup v4 with the id", j.ErrorCode, nil)
+	if j.Generation != 1 || j.LeaderID != a || len(j.Members) != 1 || *j.Protocol != "range" {
+		t.Fatalf("first join: generation %d, leader %s, %d members, protocol %s", j.Generation, j.LeaderID, len(j.Members), *j.Protocol)
+	}
+	assignment := (&kmsg.ConsumerMemberAssignment{Topics: []kmsg.ConsumerMemberAssignmentTopic{{Topic: "orders", Partitions: []int32{0, 1}}}}).AppendTo(nil)
+	sync := kmsg.NewPtrSyncGroupRequest()
+	sync.Version, sync.Group, sync.MemberID, sync.Generation = 3, "wire", a, 1
+	sync.GroupAssignment = []kmsg.SyncGroupRequestGroupAssignment{{MemberID: a, MemberAssignment: assignment}}
+	s := r1.roundTrip(sync).(*kmsg.SyncGroupResponse)
+	wantCode(t, "SyncGroup", s.ErrorCode, nil)
+	if !bytes.Equal(s.MemberAssignment, assignment) {
+		t.Fatalf("SyncGroup assignment %x, want %x", s.MemberAssignment, assignment)
+	}
+	hb := func(r *raw, member string, gen int32) int16 {
+		req := kmsg.NewPtrHeartbeatRequest()
+		req.Version, req.Group, req.MemberID, req.Generation = 3, "wire", member, gen
+		return r.roundTrip(req).(*kmsg.HeartbeatResponse).ErrorCode
+	}
+	wantCode(t, "Heartbeat", hb(r1, a, 1), nil)
+	wantCode(t, "Heartbeat at a stale generation", hb(r1, a, 0), kerr.IllegalGeneration)
+	wantCode(t, "Heartbeat of a stranger", hb(r1, "stranger", 1), kerr.UnknownMemberID)
+
+	checkCommitAndFetch(t, r1, a)
+
+	// A v0 member joins (the coordinator names it); the first learns of
+	// the rebalance by heartbeat and rejoins; both get generation 2.
+	r2.send(joinReq(0, ""))
+	waitFor(t, "the rebalance to start", func() bool {
+		code := hb(r1, a, 1)
+		if code != 0 && code != kerr.RebalanceInProgress.Code {
+			t.Fatalf("heartbeat while b joins: %v", kerr.ErrorForCode(code))
+		}
+		return code == kerr.RebalanceInProgress.Code
+	})
+	j = r1.roundTrip(joinReq(4, a)).(*kmsg.JoinGroupResponse)
+	j2 := kmsg.NewPtrJoinGroupResponse()
+	j2.Version = 0
+	r2.recv(j2)
+	wantCode(t, "rejoin", j.ErrorCode, nil)
+	wantCode(t, "JoinGroup v0", j2.ErrorCode, nil)
+	b := j2.MemberID
+	if j.Generation != 2 || j2.Generation != 2 || j.LeaderID != a || len(j.Members) != 2 || len(j2.Members) != 0 || b == "" {
+		t.Fatalf("second generation: %d/%d, leader %s, members %d/%d, v0 member %q", j.Generation, j2.Generation, j.LeaderID, len(j.Members), len(j2.Members), b)
+	}
+
+	describe := kmsg.NewPtrDescribeGroupsRequest()
+	describe.Version, describe.Groups = 5, []string{"wire"}
+	d := r1.roundTrip(describe).(*kmsg.DescribeGroupsResponse).Groups[0]
+	if d.State != "CompletingRebalance" || d.ProtocolType != "consumer" || d.Protocol != "range" || len(d.Members) != 2 {
+		t.Fatalf("DescribeGroups: %+v", d)
+	}
+
+	leave := kmsg.NewPtrLeaveGroupRequest()
+	leave.Version, leave.Group = 3, "wire"
+	leave.Members = []kmsg.LeaveGroupRequestMember{{MemberID: a}, {MemberID: b}, {MemberID: "stranger"}}
+	l := r1.roundTrip(leave).(*kmsg.LeaveGroupResponse)
+	for i, want := range []*kerr.Error{nil, nil, kerr.UnknownMemberID} {
+		wantCode(t, "LeaveGroup of "+l.Members[i].MemberID, l.Members[i].ErrorCode, want)
+	}
+
+	list := kmsg.NewPtrListGroupsRequest()
+	list.Version, list.StatesFilter = 4, []string{"empty"}
+	lg := r1.roundTrip(list).(*kmsg.ListGroupsResponse)
+	if len(lg.Groups) != 1 || lg.Groups[0].Group != "wire" || lg.Groups[0].ProtocolType != "consumer" {
+		t.Fatalf("ListGroups of empty groups: %+v", lg.Groups)
+	}
+	del := kmsg.NewPtrDeleteGroupsRequest()
+	del.Version, del.Groups = 2, []string{"wire", "never-was"}
+	dg := r1.roundTrip(del).(*kmsg.DeleteGroupsResponse)
+	wantCode(t, "DeleteGroups of an empty group", dg.Groups[0].ErrorCode, nil)
+	wantCode(t, "DeleteGroups of an unknown group", dg.Groups[1].ErrorCode, kerr.GroupIDNotFound)
+}
+
+// checkCommitAndFetch commits as member a at generation 1 and reads the
+// offsets back in OffsetFetch's v1 and batched v8 shapes.
+func checkCommitAndFetch(t *testing.T, r *raw, a string) {
+	t.Helper()
+	commit := kmsg.NewPtrOffsetCommitRequest()
+	commit.Version, commit.Group, commit.MemberID, commit.Generation = 2, "wire", a, 1
+	commit.Topics = []kmsg.OffsetCommitRequestTopic{
+		{Topic: "orders", Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: 0, Offset: 10}, {Partition: 9, Offset: 1}}},
+		{Topic: "missing", Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: 0, Offset: 1}}},
+	}
+	oc := r.roundTrip(commit).(*kmsg.OffsetCommitResponse)
+	wantCode(t, "commit orders/0", oc.Topics[0].Partitions[0].ErrorCode, nil)
+	wantCode(t, "commit orders/9", oc.Topics[0].Partitions[1].ErrorCode, kerr.UnknownTopicOrPartition)
+	wantCode(t, "commit missing/0", oc.Topics[1].Partitions[0].ErrorCode, kerr.UnknownTopicOrPartition)
+	commit.Generation = 0
+	commit.Topics = commit.Topics[:1]
+	oc = r.roundTrip(commit).(*kmsg.OffsetCommitResponse)
+	wantCode(t, "commit at a stale generation", oc.Topics[0].Partitions[0].ErrorCode, kerr.IllegalGeneration)
+
+	f1 := kmsg.NewPtrOffsetFetchRequest()
+	f1.Version, f1.Group = 1, "wire"
+	f1.Topics = []kmsg.OffsetFetchRequestTopic{{Topic: "orders", Partitions: []int32{0, 1}}}
+	ps := r.roundTrip(f1).(*kmsg.OffsetFetchResponse).Topics[0].Partitions
+	if ps[0].Offset != 10 || ps[1].Offset != -1 || ps[1].Metadata == nil || *ps[1].Metadata != "" {
+		t.Fatalf("OffsetFetch v1: %+v", ps)
+	}
+	f8 := kmsg.NewPtrOffsetFetchRequest()
+	f8.Version = 8
+	f8.Groups = []kmsg.OffsetFetchRequestGroup{{Group: "wire"}, {Group: "other", Topics: []kmsg.OffsetFetchRequestGroupTopic{{Topic: "orders", Partitions: []int32{0}}}}}
+	gs := r.roundTrip(f8).(*kmsg.OffsetFetchResponse).Groups
+	if len(gs) != 2 || len(gs[0].Topics) != 1 || gs[0].Topics[0].Partitions[0].Offset != 10 || gs[1].Topics[0].Partitions[0].Offset != -1 {
+		t.Fatalf("OffsetFetch v8: %+v", gs)
+	}
+}
+
+// TestGroupACLs: group calls are authorized as on gRPC — consume on the
+// group to join and commit (and consume on the topic to commit),
+// describe on the group to fetch offsets — and a denial is
+// GROUP_AUTHORIZATION_FAILED.
+func TestGroupACLs(t *testing.T) {
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(tokens, []byte(auth.TokenLine("admin", "tok-admin")+"\n"+auth.TokenLine("alice", "tok-alice")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := startCluster(t, clusterOpts{proxy: func(pc *proxy.Config) {
+		pc.Auth = auth.Config{TokenFile: tokens, ACLs: true, SuperUsers: []string{"admin"}}
+	}})
+	as := func(user, pass string) *kgo.Client {
+		return c.client(kgo.SASL(plain.Auth{User: user, Pass: pass}.AsMechanism()), kgo.RetryTimeout(5*time.Second))
+	}
+	ctx := c.ctx
+	if r, err := kadm.NewClient(as("admin", "tok-admin")).CreateTopic(ctx, 1, 1, nil, "orders"); err != nil || r.Err != nil {
+		t.Fatalf("create orders: %v %v", err, r.Err)
+	}
+	for _, a := range []meta.ACL{
+		{Principal: "alice", ResourceType: meta.ResourceTopic, Name: "orders", Operation: meta.OpConsume},
+		{Principal: "alice", ResourceType: meta.ResourceTopic, Name: "orders", Operation: meta.OpDescribe},
+		{Principal: "alice", ResourceType: meta.ResourceGroup, Name: "allowed", Operation: meta.OpConsume},
+	} {
+		if err := c.meta.AddACL(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	alice := as("alice", "tok-alice")
+	join := func(group string) int16 {
+		req := joinReq(5, "")
+		req.Group = group
+		resp, err := req.RequestWith(ctx, alice)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.ErrorCode
+	}
+	wantCode(t, "alice joins a group she may not consume", join("denied"), kerr.GroupAuthorizationFailed)
+	// The proxy follows ACLs through a watch: wait until the grant shows.
+	waitFor(t, "alice's group grant", func() bool { return join("allowed") == kerr.MemberIDRequired.Code })
+	fetch := func(group string) int16 {
+		req := kmsg.NewPtrOffsetFetchRequest()
+		req.Group = group
+		resp, err := req.RequestWith(ctx, alice)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return max(resp.ErrorCode, groupCode(resp))
+	}
+	wantCode(t, "alice fetches offsets of a group she may not describe", fetch("denied"), kerr.GroupAuthorizationFailed)
+	wantCode(t, "alice fetches offsets of her group", fetch("allowed"), nil)
+}
+
+// groupCode is the first group's error code of a batched OffsetFetch.
+func groupCode(resp *kmsg.OffsetFetchResponse) int16 {
+	if len(resp.Groups) > 0 {
+		return resp.Groups[0].ErrorCode
+	}
+	return 0
+}
+
+// waitFor polls cond until it holds, for at most 30 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

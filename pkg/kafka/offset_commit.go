@@ -1,0 +1,85 @@
+package kafka
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
+	"github.com/strata-mq/strata/pkg/auth"
+	"github.com/strata-mq/strata/pkg/meta"
+)
+
+// OffsetCommit v2–9 (Kafka 4.0's floor is v2) stores a group's offsets in
+// the one offset store gRPC groups use. A classic member commits at its
+// generation, a KIP-848 member at its member epoch, a consumer without a
+// group (generation -1) only to a group without members. Partitions the
+// request cannot name (unknown topic, partition out of range, too long
+// metadata, no consume ACL on the topic) get their own error and the
+// others are committed together. The retention time (v2–4) and the
+// leader epoch (v6+) are not stored.
+func init() { register(kmsg.OffsetCommit, 2, 9, (*Server).handleOffsetCommit) }
+
+func (s *Server) handleOffsetCommit(ctx context.Context, r *request) (kmsg.Response, error) {
+	req := r.kreq.(*kmsg.OffsetCommitRequest)
+	resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
+	groupCode, _ := s.authorize(ctx, r, meta.OpConsume, auth.Group(req.Group))
+	cr := &stratav1.CommitClassicOffsetsRequest{Group: req.Group, MemberId: req.MemberID,
+		GroupInstanceId: deref(req.InstanceID), Generation: req.Generation}
+	// pending are the response partitions whose fate is the commit's.
+	var pending []*kmsg.OffsetCommitResponseTopicPartition
+	for _, rt := range req.Topics {
+		ot := kmsg.NewOffsetCommitResponseTopic()
+		ot.Topic = rt.Topic
+		code := groupCode
+		var t meta.Topic
+		if code == 0 {
+			code, _ = s.authorize(ctx, r, meta.OpConsume, auth.Topic(rt.Topic))
+		}
+		if code == 0 {
+			var err error
+			if t, err = s.lookupTopic(ctx, rt.Topic); err != nil {
+				code = errCode(err)
+			}
+		}
+		to := &stratav1.TopicOffsets{Topic: rt.Topic}
+		for _, rp := range rt.Partitions {
+			op := kmsg.NewOffsetCommitResponseTopicPartition()
+			op.Partition, op.ErrorCode = rp.Partition, code
+			switch {
+			case code != 0:
+			case rp.Partition < 0 || rp.Partition >= t.Partitions:
+				op.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			case rp.Metadata != nil && len(*rp.Metadata) > meta.MaxOffsetMetadata:
+				op.ErrorCode = kerr.OffsetMetadataTooLarge.Code
+			case rp.Offset < 0:
+				op.ErrorCode = kerr.InvalidCommitOffsetSize.Code
+			default:
+				to.Partitions = append(to.Partitions, &stratav1.PartitionOffset{Partition: rp.Partition, Offset: rp.Offset, Metadata: deref(rp.Metadata)})
+			}
+			ot.Partitions = append(ot.Partitions, op)
+		}
+		if len(to.Partitions) > 0 {
+			cr.Topics = append(cr.Topics, to)
+		}
+		resp.Topics = append(resp.Topics, ot)
+	}
+	for i := range resp.Topics {
+		for j := range resp.Topics[i].Partitions {
+			if p := &resp.Topics[i].Partitions[j]; p.ErrorCode == 0 {
+				pending = append(pending, p)
+			}
+		}
+	}
+	if len(cr.Topics) == 0 {
+		return resp, nil
+	}
+	if _, err := s.core.Admin.CommitClassicOffsets(ctx, cr); err != nil {
+		code := errCode(err)
+		for _, p := range pending {
+			p.ErrorCode = code
+		}
+	}
+	return resp, nil
+}
