@@ -353,7 +353,7 @@ func protocolMetadata(m meta.ClassicMember, name string) []byte {
 
 // saveClassic writes st if it changed and wakes the long polls.
 func (gm *groupManager) saveClassic(ctx context.Context, g *group, st meta.GroupState) error {
-	if encodeState(st) == encodeState(g.st) {
+	if st.Equal(g.st) {
 		return nil
 	}
 	if err := gm.save(ctx, g, st); err != nil {

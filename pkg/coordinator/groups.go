@@ -260,6 +260,34 @@ func (gm *groupManager) heartbeat(ctx context.Context, req heartbeatRequest) (he
 	if err := serverSideOf(&st, req.group); err != nil {
 		return heartbeatResult{}, err
 	}
+	if err := gm.joinOrCheck(&st, req); err != nil {
+		return heartbeatResult{}, err
+	}
+	gm.retarget(&st)
+	m := &st.Members[slices.IndexFunc(st.Members, func(m meta.GroupMember) bool { return m.ID == req.member })]
+	assignment, pending := handOut(m, st.Members)
+	if req.epoch == 0 || !slices.Equal(assignment, m.Assigned) {
+		m.Epoch++
+		m.Assigned = assignment
+	}
+	if !st.Equal(g.st) {
+		if err := gm.save(ctx, g, st); err != nil {
+			return heartbeatResult{}, err
+		}
+	}
+	timeout := time.Duration(m.SessionTimeoutMs) * time.Millisecond
+	g.deadline[m.ID] = time.Now().Add(timeout)
+	interval := min(gm.s.cfg.GroupHeartbeatInterval, timeout/3)
+	if pending {
+		interval = max(interval/10, minHeartbeatBackoff)
+	}
+	return heartbeatResult{epoch: m.Epoch, groupEpoch: st.Epoch, assignment: assignment, interval: interval, sessionTimeout: timeout}, nil
+}
+
+// joinOrCheck adds a joining member (epoch 0) to st or checks a member's
+// epoch, then records what its heartbeat says: session timeout (on join),
+// client id, subscription, and the revocations it acknowledged.
+func (gm *groupManager) joinOrCheck(st *meta.GroupState, req heartbeatRequest) error {
 	i := slices.IndexFunc(st.Members, func(m meta.GroupMember) bool { return m.ID == req.member })
 	switch {
 	case req.epoch == 0 && i < 0:
@@ -275,9 +303,9 @@ func (gm *groupManager) heartbeat(ctx context.Context, req heartbeatRequest) (he
 		// A rejoin: the member owns nothing any more.
 		st.Members[i].Owned = nil
 	case i < 0:
-		return heartbeatResult{}, apierr.Errorf(apierr.ErrUnknownMember, "group %s has no member %s", req.group, req.member)
+		return apierr.Errorf(apierr.ErrUnknownMember, "group %s has no member %s", req.group, req.member)
 	case req.epoch != st.Members[i].Epoch:
-		return heartbeatResult{}, apierr.Errorf(apierr.ErrFencedMember, "member %s of group %s has epoch %d, not %d",
+		return apierr.Errorf(apierr.ErrFencedMember, "member %s of group %s has epoch %d, not %d",
 			req.member, req.group, st.Members[i].Epoch, req.epoch)
 	}
 	m := &st.Members[i]
@@ -298,22 +326,26 @@ func (gm *groupManager) heartbeat(ctx context.Context, req heartbeatRequest) (he
 			return !found
 		})
 	}
-	gm.retarget(&st)
-	m = &st.Members[slices.IndexFunc(st.Members, func(m meta.GroupMember) bool { return m.ID == req.member })]
+	return nil
+}
 
+// handOut gives m the partitions of its target that no other member owns
+// (revoke before assign) and keeps those it must still revoke in m.Owned.
+// It returns the assignment to tell m, and whether part of its target
+// waits for another member to give it up.
+func handOut(m *meta.GroupMember, members []meta.GroupMember) (assignment []meta.GroupPartition, pending bool) {
 	owner := map[meta.GroupPartition]string{}
-	for _, o := range st.Members {
+	for _, o := range members {
 		for _, gp := range o.Owned {
 			owner[gp] = o.ID
 		}
 	}
-	var assignment, revoking []meta.GroupPartition
+	var revoking []meta.GroupPartition
 	for _, gp := range m.Owned {
 		if _, in := slices.BinarySearchFunc(m.Target, gp, meta.GroupPartition.Compare); !in {
 			revoking = append(revoking, gp)
 		}
 	}
-	pending := false
 	for _, gp := range m.Target {
 		switch owner[gp] {
 		case "", m.ID:
@@ -324,22 +356,7 @@ func (gm *groupManager) heartbeat(ctx context.Context, req heartbeatRequest) (he
 	}
 	m.Owned = append(slices.Clone(assignment), revoking...)
 	slices.SortFunc(m.Owned, meta.GroupPartition.Compare)
-	if req.epoch == 0 || !slices.Equal(assignment, m.Assigned) {
-		m.Epoch++
-		m.Assigned = assignment
-	}
-	if encodeState(st) != encodeState(g.st) {
-		if err := gm.save(ctx, g, st); err != nil {
-			return heartbeatResult{}, err
-		}
-	}
-	timeout := time.Duration(m.SessionTimeoutMs) * time.Millisecond
-	g.deadline[m.ID] = time.Now().Add(timeout)
-	interval := min(gm.s.cfg.GroupHeartbeatInterval, timeout/3)
-	if pending {
-		interval = max(interval/10, minHeartbeatBackoff)
-	}
-	return heartbeatResult{epoch: m.Epoch, groupEpoch: st.Epoch, assignment: assignment, interval: interval, sessionTimeout: timeout}, nil
+	return assignment, pending
 }
 
 // leave removes a member at once; a negative epoch matches any.
@@ -478,18 +495,6 @@ func cloneState(st meta.GroupState) meta.GroupState {
 		out.Classic = &c
 	}
 	return out
-}
-
-// encodeState is a comparable form of a state, to tell whether a heartbeat
-// changed anything that must be written.
-func encodeState(st meta.GroupState) string {
-	st.Revision = 0
-	c := st.Classic
-	st.Classic = nil
-	if c == nil {
-		return fmt.Sprintf("%+v", st)
-	}
-	return fmt.Sprintf("%+v %+v", st, *c)
 }
 
 func (c *Config) setGroupDefaults() {
