@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/strata-mq/strata/internal/backoff"
 )
 
 // DefaultReadyTimeout bounds how long a process may take to become ready.
@@ -129,7 +131,7 @@ func (p *Process) waitReady(exited chan struct{}) error {
 		return nil
 	}
 	deadline := time.Now().Add(p.spec.ReadyTimeout)
-	backoff := 20 * time.Millisecond
+	retry := backoff.New(20*time.Millisecond, 500*time.Millisecond)
 	var last error
 	for time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -142,9 +144,8 @@ func (p *Process) waitReady(exited chan struct{}) error {
 		case <-exited:
 			return fmt.Errorf("testenv: %s exited before it was ready (%v); log %s:\n%s",
 				p.spec.Name, last, p.LogPath(), tail(p.LogPath()))
-		case <-time.After(backoff):
+		case <-time.After(retry.Next()):
 		}
-		backoff = min(2*backoff, 500*time.Millisecond)
 	}
 	p.Kill()
 	return fmt.Errorf("testenv: %s not ready after %v: %v; log %s:\n%s",

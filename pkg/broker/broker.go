@@ -31,6 +31,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
+	"github.com/strata-mq/strata/internal/backoff"
 	"github.com/strata-mq/strata/pkg/apierr"
 	"github.com/strata-mq/strata/pkg/auth"
 	"github.com/strata-mq/strata/pkg/meta"
@@ -264,7 +265,9 @@ func (s *Server) registerAtStart(ctx context.Context, info meta.BrokerInfo) (*me
 	if s.cfg.ReplaceRegistration {
 		return s.cfg.Meta.ReplaceBroker(ctx, info, s.cfg.LeaseTTL)
 	}
-	backoff := 100 * time.Millisecond
+	// Capped at 1 s: the old lease expires within LeaseTTL, and the broker
+	// should come back right after.
+	retry := backoff.New(100*time.Millisecond, time.Second)
 	for logged := false; ; {
 		r, err := s.cfg.Meta.RegisterBroker(ctx, info, s.cfg.LeaseTTL)
 		if err == nil || !errors.Is(err, meta.ErrBrokerExists) {
@@ -274,12 +277,9 @@ func (s *Server) registerAtStart(ctx context.Context, info meta.BrokerInfo) (*me
 			s.log.Warn("broker id still registered (a previous process's lease?); waiting for it to expire", "lease_ttl", s.cfg.LeaseTTL)
 			logged = true
 		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("%w (waited for the old registration: %w)", err, ctx.Err())
-		case <-time.After(backoff):
+		if werr := retry.Wait(ctx); werr != nil {
+			return nil, fmt.Errorf("%w (waited for the old registration: %w)", err, werr)
 		}
-		backoff = min(2*backoff, time.Second)
 	}
 }
 
@@ -520,7 +520,7 @@ func (s *Server) membershipLoop(ctx context.Context, info meta.BrokerInfo, r *me
 		s.metrics.owned.Set(0)
 		s.mu.Unlock()
 
-		backoff := 100 * time.Millisecond
+		retry := backoff.New(100*time.Millisecond, maxRegisterBackoff)
 		for {
 			nr, err := s.cfg.Meta.RegisterBroker(ctx, info, s.cfg.LeaseTTL)
 			if err == nil {
@@ -530,13 +530,11 @@ func (s *Server) membershipLoop(ctx context.Context, info meta.BrokerInfo, r *me
 			if ctx.Err() != nil {
 				return
 			}
-			s.log.Warn("register again failed", "err", err, "retry_in", backoff)
-			select {
-			case <-time.After(backoff):
-			case <-ctx.Done():
+			wait := retry.Next()
+			s.log.Warn("register again failed", "err", err, "retry_in", wait)
+			if backoff.Sleep(ctx, wait) != nil {
 				return
 			}
-			backoff = min(2*backoff, maxRegisterBackoff)
 		}
 		s.mu.Lock()
 		s.registration, s.member = r, true
