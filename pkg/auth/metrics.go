@@ -1,6 +1,10 @@
 package auth
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/strata-mq/strata/internal/metric"
+)
 
 type metrics struct {
 	authn        *prometheus.CounterVec // by method and result
@@ -10,26 +14,12 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
+	f := metric.New(reg, "auth")
 	m := &metrics{
-		authn: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "strata", Subsystem: "auth", Name: "authentications_total",
-			Help: "Authentications of calls, by method (token, cert, anonymous, none) and result (ok, failed).",
-		}, []string{"method", "result"}),
-		denied: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "strata", Subsystem: "auth", Name: "denied_total",
-			Help: "Calls refused with PERMISSION_DENIED, by operation and resource type.",
-		}, []string{"operation", "resource_type"}),
-		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "strata", Subsystem: "quota", Name: "throttled_total",
-			Help: "Responses delayed because their principal was over its byte quota, by kind (produce, fetch).",
-		}, []string{"kind"}),
-		throttleSecs: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "strata", Subsystem: "quota", Name: "throttle_seconds_total",
-			Help: "Total delay added to responses of principals over their byte quota, by kind.",
-		}, []string{"kind"}),
-	}
-	if reg != nil {
-		reg.MustRegister(m.authn, m.denied, m.throttled, m.throttleSecs)
+		authn:        f.CounterVec("authentications_total", "Authentications of calls, by method (token, cert, anonymous, none) and result (ok, failed).", "method", "result"),
+		denied:       f.CounterVec("denied_total", "Calls refused with PERMISSION_DENIED, by operation and resource type.", "operation", "resource_type"),
+		throttled:    f.Sub("quota").CounterVec("throttled_total", "Responses delayed because their principal was over its byte quota, by kind (produce, fetch).", "kind"),
+		throttleSecs: f.Sub("quota").CounterVec("throttle_seconds_total", "Total delay added to responses of principals over their byte quota, by kind.", "kind"),
 	}
 	return m
 }

@@ -1,6 +1,10 @@
 package cache
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/strata-mq/strata/internal/metric"
+)
 
 // metrics are the cache's Prometheus collectors.
 type metrics struct {
@@ -11,35 +15,18 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
+	f := metric.New(reg, "cache")
 	m := &metrics{
-		hits: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "strata", Subsystem: "cache", Name: "hits_total",
-			Help: "Block reads served from the cache.",
-		}),
-		misses: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "strata", Subsystem: "cache", Name: "misses_total",
-			Help: "Block reads that went to object storage (merged misses count once per caller).",
-		}),
-		evictions: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "strata", Subsystem: "cache", Name: "evictions_total",
-			Help: "Blocks evicted to stay within the size bound.",
-		}),
-		bytes: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: "strata", Subsystem: "cache", Name: "bytes",
-			Help: "Bytes held in cached blocks.",
-		}),
+		hits:      f.Counter("hits_total", "Block reads served from the cache."),
+		misses:    f.Counter("misses_total", "Block reads that went to object storage (merged misses count once per caller)."),
+		evictions: f.Counter("evictions_total", "Blocks evicted to stay within the size bound."),
+		bytes:     f.Gauge("bytes", "Bytes held in cached blocks."),
 	}
-	reads := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: "strata", Subsystem: "cache", Name: "reads_total",
-		Help: "Block reads by class (hot: tail readers, warm: warming ahead of them, cold: old data) and result (hit, joined: waited for another read's load, load).",
-	}, []string{"class", "result"})
+	reads := f.CounterVec("reads_total", "Block reads by class (hot: tail readers, warm: warming ahead of them, cold: old data) and result (hit, joined: waited for another read's load, load).", "class", "result")
 	for class := range m.classReads {
 		for out, result := range []string{"hit", "joined", "load"} {
 			m.classReads[class][out] = reads.WithLabelValues(Class(class).String(), result)
 		}
-	}
-	if reg != nil {
-		reg.MustRegister(m.hits, m.misses, m.evictions, m.bytes, reads)
 	}
 	return m
 }

@@ -5,6 +5,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-mq/strata/internal/metric"
 )
 
 // metrics are the Kafka front end's Prometheus collectors.
@@ -18,36 +20,14 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
-	const ns, sub = "strata", "kafka"
+	f := metric.New(reg, "kafka")
 	m := &metrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "requests_total",
-			Help: "Kafka requests served, by API and result: ok (answered, possibly with error codes inside) or closed (a protocol error closed the connection).",
-		}, []string{"api", "result"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: ns, Subsystem: sub, Name: "request_duration_seconds",
-			Help:    "Time from decoding a Kafka request to its response being ready, by API (long-polls included).",
-			Buckets: prometheus.ExponentialBuckets(0.00025, 2, 18), // 0.25ms to ~33s
-		}, []string{"api"}),
-		conns: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: ns, Subsystem: sub, Name: "connections",
-			Help: "Open Kafka client connections.",
-		}),
-		protocolErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "protocol_errors_total",
-			Help: "Connections closed because of a malformed, oversized, unsupported or unauthenticated request.",
-		}),
-		fetchWaiting: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: ns, Subsystem: sub, Name: "fetches_waiting",
-			Help: "Kafka fetches waiting for data (MinBytes not reached before MaxWaitMillis).",
-		}),
-		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "limit_rejections_total",
-			Help: "Kafka requests and connections refused by a hostile-input limit, by limit.",
-		}, []string{"limit"}),
-	}
-	if reg != nil {
-		reg.MustRegister(m.requests, m.duration, m.conns, m.protocolErrors, m.rejected, m.fetchWaiting)
+		requests:       f.CounterVec("requests_total", "Kafka requests served, by API and result: ok (answered, possibly with error codes inside) or closed (a protocol error closed the connection).", "api", "result"),
+		duration:       f.HistogramVec("request_duration_seconds", "Time from decoding a Kafka request to its response being ready, by API (long-polls included).", prometheus.ExponentialBuckets(0.00025, 2, 18), "api"), // 0.25ms to ~33s
+		conns:          f.Gauge("connections", "Open Kafka client connections."),
+		protocolErrors: f.Counter("protocol_errors_total", "Connections closed because of a malformed, oversized, unsupported or unauthenticated request."),
+		fetchWaiting:   f.Gauge("fetches_waiting", "Kafka fetches waiting for data (MinBytes not reached before MaxWaitMillis)."),
+		rejected:       f.CounterVec("limit_rejections_total", "Kafka requests and connections refused by a hostile-input limit, by limit.", "limit"),
 	}
 	return m
 }

@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/strata-mq/strata/internal/metric"
 )
 
 // metrics are the lifecycle's Prometheus collectors, namespace strata,
@@ -18,29 +20,19 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
-	opts := func(name, help string) prometheus.CounterOpts {
-		return prometheus.CounterOpts{Namespace: "strata", Subsystem: "lifecycle", Name: name, Help: help}
+	f := metric.New(reg, "lifecycle")
+	return &metrics{
+		passSeconds: f.HistogramVec("pass_seconds", "Duration of lifecycle passes by pass (retention, compact, gc).",
+			prometheus.ExponentialBuckets(0.001, 4, 10), "pass"),
+		retentionEntries: f.Counter("retention_entries_total", "Segment entries dropped by retention."),
+		retentionBytes:   f.Counter("retention_bytes_total", "Chunk bytes dropped by retention."),
+		compactions:      f.CounterVec("compactions_total", "Compaction tasks by result (ok, conflict, error).", "result"),
+		compactedEntries: f.Counter("compacted_entries_total", "Segment entries replaced by compaction."),
+		compactedBytes:   f.Counter("compacted_bytes_total", "Chunk bytes rewritten by compaction."),
+		gcMarked:         f.Counter("gc_marked_total", "Objects found unreferenced and marked."),
+		gcDeleted:        f.Counter("gc_deleted_total", "Objects deleted by garbage collection."),
+		gcDeletedBytes:   f.Counter("gc_deleted_bytes_total", "Bytes of objects deleted by garbage collection."),
 	}
-	m := &metrics{
-		passSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: "strata", Subsystem: "lifecycle", Name: "pass_seconds",
-			Help:    "Duration of lifecycle passes by pass (retention, compact, gc).",
-			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
-		}, []string{"pass"}),
-		retentionEntries: prometheus.NewCounter(opts("retention_entries_total", "Segment entries dropped by retention.")),
-		retentionBytes:   prometheus.NewCounter(opts("retention_bytes_total", "Chunk bytes dropped by retention.")),
-		compactions:      prometheus.NewCounterVec(opts("compactions_total", "Compaction tasks by result (ok, conflict, error)."), []string{"result"}),
-		compactedEntries: prometheus.NewCounter(opts("compacted_entries_total", "Segment entries replaced by compaction.")),
-		compactedBytes:   prometheus.NewCounter(opts("compacted_bytes_total", "Chunk bytes rewritten by compaction.")),
-		gcMarked:         prometheus.NewCounter(opts("gc_marked_total", "Objects found unreferenced and marked.")),
-		gcDeleted:        prometheus.NewCounter(opts("gc_deleted_total", "Objects deleted by garbage collection.")),
-		gcDeletedBytes:   prometheus.NewCounter(opts("gc_deleted_bytes_total", "Bytes of objects deleted by garbage collection.")),
-	}
-	if reg != nil {
-		reg.MustRegister(m.passSeconds, m.retentionEntries, m.retentionBytes, m.compactions,
-			m.compactedEntries, m.compactedBytes, m.gcMarked, m.gcDeleted, m.gcDeletedBytes)
-	}
-	return m
 }
 
 func (m *metrics) observePass(pass string, start time.Time) {

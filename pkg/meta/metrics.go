@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/strata-mq/strata/internal/metric"
 )
 
 // metrics are the store's Prometheus collectors.
@@ -15,27 +17,12 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
+	f := metric.New(reg, "meta")
 	m := &metrics{
-		commitTxns: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "strata", Subsystem: "meta", Name: "commit_txns_total",
-			Help: "Fencing-commit transactions by result (ok, rejected, error).",
-		}, []string{"result"}),
-		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Namespace: "strata", Subsystem: "meta", Name: "commit_seconds",
-			Help:    "Latency of one fencing-commit transaction.",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
-		}),
-		commitPartitions: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "strata", Subsystem: "meta", Name: "commit_partitions_total",
-			Help: "Partition commits sent in fencing-commit transactions.",
-		}),
-		fenced: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "strata", Subsystem: "meta", Name: "commit_fenced_total",
-			Help: "Partition commits rejected because the owner or epoch had changed.",
-		}),
-	}
-	if reg != nil {
-		reg.MustRegister(m.commitTxns, m.commitSeconds, m.commitPartitions, m.fenced)
+		commitTxns:       f.CounterVec("commit_txns_total", "Fencing-commit transactions by result (ok, rejected, error).", "result"),
+		commitSeconds:    f.Histogram("commit_seconds", "Latency of one fencing-commit transaction.", prometheus.ExponentialBuckets(0.0005, 2, 14)),
+		commitPartitions: f.Counter("commit_partitions_total", "Partition commits sent in fencing-commit transactions."),
+		fenced:           f.Counter("commit_fenced_total", "Partition commits rejected because the owner or epoch had changed."),
 	}
 	return m
 }
