@@ -148,24 +148,9 @@ func (p *Producer) Produce(ctx context.Context, r *Record, cb func(*Record, erro
 }
 
 func (p *Producer) produce(ctx context.Context, r *Record, cb func(*Record, error)) error {
-	if r == nil {
-		return fmt.Errorf("%w: nil record", ErrInvalidRequest)
-	}
-	if err := validTopic(r.Topic); err != nil {
+	size, err := p.check(r)
+	if err != nil {
 		return err
-	}
-	if r.partitionChosen() && r.Partition < 0 {
-		return fmt.Errorf("%w: partition %d is negative", ErrPartitionRange, r.Partition)
-	}
-	size := r.size()
-	if size > p.cfg.maxBatchBytes-segment.BatchHeaderSize {
-		return fmt.Errorf("%w: record of about %d bytes exceeds MaxBatchBytes %d", ErrRecordTooLarge, size, p.cfg.maxBatchBytes)
-	}
-	p.mu.Lock()
-	closed := p.closed
-	p.mu.Unlock()
-	if closed {
-		return ErrClosed
 	}
 	ts, err := p.topic(ctx, r.Topic)
 	if err != nil {
@@ -194,6 +179,39 @@ func (p *Producer) produce(ctx context.Context, r *Record, cb func(*Record, erro
 		p.buffered.Release(int64(size))
 		return ErrClosed
 	}
+	p.appendLocked(r, cb, size)
+	return nil
+}
+
+// check validates r before anything is buffered and returns its size.
+func (p *Producer) check(r *Record) (int, error) {
+	if r == nil {
+		return 0, fmt.Errorf("%w: nil record", ErrInvalidRequest)
+	}
+	if err := validTopic(r.Topic); err != nil {
+		return 0, err
+	}
+	if r.partitionChosen() && r.Partition < 0 {
+		return 0, fmt.Errorf("%w: partition %d is negative", ErrPartitionRange, r.Partition)
+	}
+	size := r.size()
+	if size > p.cfg.maxBatchBytes-segment.BatchHeaderSize {
+		return 0, fmt.Errorf("%w: record of about %d bytes exceeds MaxBatchBytes %d", ErrRecordTooLarge, size, p.cfg.maxBatchBytes)
+	}
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		return 0, ErrClosed
+	}
+	return size, nil
+}
+
+// appendLocked adds r to its partition's open batch, starting the
+// partition's send loop on first use, and seals the batch when it is full,
+// when lingering is off or a Flush runs, or after Linger. p.mu must be
+// held.
+func (p *Producer) appendLocked(r *Record, cb func(*Record, error), size int) {
 	if p.inflight == 0 {
 		p.idle = make(chan struct{})
 	}
@@ -224,7 +242,6 @@ func (p *Producer) produce(ctx context.Context, r *Record, cb func(*Record, erro
 			}
 		})
 	}
-	return nil
 }
 
 // sealLocked turns b's current records into a batch for the sender.
