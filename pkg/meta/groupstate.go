@@ -57,19 +57,8 @@ type GroupMember struct {
 	Assigned []GroupPartition `json:"assigned,omitempty"`
 }
 
-// GroupPartition names a partition by topic ID.
-type GroupPartition struct {
-	TopicID   string `json:"t"`
-	Partition int32  `json:"p"`
-}
-
-// Compare orders partitions by topic ID, then number.
-func (a GroupPartition) Compare(b GroupPartition) int {
-	if c := strings.Compare(a.TopicID, b.TopicID); c != 0 {
-		return c
-	}
-	return int(a.Partition) - int(b.Partition)
-}
+// GroupPartition is a PartitionID in a group's state.
+type GroupPartition = PartitionID
 
 func (k keys) groupState(g string) string { return k.group(g) + "state" }
 

@@ -235,12 +235,12 @@ func (c Commit) committed() PartitionState {
 func (s *Store) CommitSegments(ctx context.Context, commits []Commit) []error {
 	results := make([]error, len(commits))
 	pending := make([]int, 0, len(commits))
-	seen := make(map[partitionID]bool, len(commits))
+	seen := make(map[PartitionID]bool, len(commits))
 	for i, c := range commits {
-		id := partitionID{c.Entry.TopicID, c.Entry.Partition}
+		id := PartitionID{c.Entry.TopicID, c.Entry.Partition}
 		switch {
 		case seen[id]:
-			results[i] = fmt.Errorf("%w: partition %s/%d twice in one commit", ErrInvalidEntry, id.topic, id.partition)
+			results[i] = fmt.Errorf("%w: partition %s/%d twice in one commit", ErrInvalidEntry, id.TopicID, id.Partition)
 		case c.Broker == "" || c.Epoch < 1:
 			results[i] = fmt.Errorf("%w: commit needs a broker and an epoch", ErrInvalidEntry)
 		default:
@@ -258,11 +258,6 @@ func (s *Store) CommitSegments(ctx context.Context, commits []Commit) []error {
 		s.commitGroup(ctx, commits, group, results)
 	}
 	return results
-}
-
-type partitionID struct {
-	topic     string
-	partition int32
 }
 
 // commitGroup commits one transaction's worth of commits, dropping fenced
