@@ -367,23 +367,29 @@ func (s *Server) close() error {
 	}
 	s.grpc.SetServing(false)
 	start := time.Now()
-	// Tell placement to give this broker nothing new while it drains.
-	ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
-	if err := s.updateInfo(ctx, func(i *meta.BrokerInfo) { i.Draining = true }); err != nil {
-		s.log.Warn("cannot mark the broker draining", "err", err)
-	}
-	cancel()
-
-	// Flush and commit everything buffered; produces waiting on it are
-	// answered.
+	// Tell placement to give this broker nothing new while it drains —
+	// meanwhile, flush and commit everything buffered (produces waiting on
+	// it are answered); the partitions are refused either way.
+	marked := make(chan struct{})
+	go func() {
+		defer close(marked)
+		ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
+		defer cancel()
+		if err := s.updateInfo(ctx, func(i *meta.BrokerInfo) { i.Draining = true }); err != nil {
+			s.log.Warn("cannot mark the broker draining", "err", err)
+		}
+	}()
 	close(s.stopFlush)
 	<-s.flushDone
+	<-marked
+	s.log.Debug("close: flushed and committed", "after", time.Since(start))
 
 	// Stop following ownership and membership, then give every partition
 	// away.
 	s.loopsCancel()
 	s.loops.Wait()
 	released := s.releaseAll()
+	s.log.Debug("close: partitions handed off", "after", time.Since(start))
 
 	var errs []error
 	s.mu.Lock()
@@ -399,6 +405,7 @@ func (s *Server) close() error {
 	}
 	s.viewCancel()
 	s.view.Wait()
+	s.log.Debug("close: deregistered", "after", time.Since(start))
 	s.grpc.GracefulStop()
 	if s.metricsSrv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
