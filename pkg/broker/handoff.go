@@ -90,40 +90,53 @@ func (s *Server) ReleasePartitions(ctx context.Context, req *stratav1.ReleasePar
 	resp := &stratav1.ReleasePartitionsResponse{}
 	targets := s.handoffTargets()
 	for _, k := range keys {
-		st, err := s.cfg.Meta.GetPartition(ctx, k.topicID, k.partition)
+		ref, err := s.handOff(ctx, k, target, targets, start)
 		if err != nil {
-			return resp, apierr.Errorf(apierr.ErrStorageUnavailable, "hand-off of %s/%d: %v", k.topicID, k.partition, err)
+			return resp, err
 		}
-		if st.Broker != s.id {
-			continue // moved meanwhile
+		if ref != nil {
+			resp.Released = append(resp.Released, ref)
 		}
-		to := target
-		if to == "" {
-			to = targets.next()
-		}
-		next, err := s.cfg.Meta.AssignPartition(ctx, st, to)
-		if err != nil {
-			if errors.Is(err, meta.ErrConflict) {
-				continue
-			}
-			return resp, apierr.Errorf(apierr.ErrStorageUnavailable, "hand-off of %s/%d: %v", k.topicID, k.partition, err)
-		}
-		s.mu.Lock()
-		if p := s.parts[k]; p != nil {
-			s.dropLocked(p, apierr.Errorf(apierr.ErrNotOwner, "%s/%d handed to broker %q at epoch %d", k.topicID, k.partition, to, next.Epoch))
-		}
-		s.mu.Unlock()
-		s.metrics.handoffs.Inc()
-		s.metrics.handoffPause.Observe(time.Since(start).Seconds())
-		name := k.topicID
-		if t, ok := s.view.TopicByID(k.topicID); ok {
-			name = t.Name
-		}
-		resp.Released = append(resp.Released, &stratav1.PartitionRef{Topic: name, Partition: k.partition, Epoch: next.Epoch})
-		s.log.Info("handed off partition", "topic_id", k.topicID, "partition", k.partition, "to", to,
-			"epoch", next.Epoch, "next_offset", next.NextOffset, "pause", time.Since(start))
 	}
 	return resp, nil
+}
+
+// handOff moves partition k, settled, to target (or to the next of
+// targets when target is empty) at epoch + 1 and forgets it. It returns
+// nil and no error when the partition moved meanwhile.
+func (s *Server) handOff(ctx context.Context, k partKey, target string, targets *handoffPicker, start time.Time) (*stratav1.PartitionRef, error) {
+	st, err := s.cfg.Meta.GetPartition(ctx, k.topicID, k.partition)
+	if err != nil {
+		return nil, apierr.Errorf(apierr.ErrStorageUnavailable, "hand-off of %s/%d: %v", k.topicID, k.partition, err)
+	}
+	if st.Broker != s.id {
+		return nil, nil // moved meanwhile
+	}
+	to := target
+	if to == "" {
+		to = targets.next()
+	}
+	next, err := s.cfg.Meta.AssignPartition(ctx, st, to)
+	if err != nil {
+		if errors.Is(err, meta.ErrConflict) {
+			return nil, nil
+		}
+		return nil, apierr.Errorf(apierr.ErrStorageUnavailable, "hand-off of %s/%d: %v", k.topicID, k.partition, err)
+	}
+	s.mu.Lock()
+	if p := s.parts[k]; p != nil {
+		s.dropLocked(p, apierr.Errorf(apierr.ErrNotOwner, "%s/%d handed to broker %q at epoch %d", k.topicID, k.partition, to, next.Epoch))
+	}
+	s.mu.Unlock()
+	s.metrics.handoffs.Inc()
+	s.metrics.handoffPause.Observe(time.Since(start).Seconds())
+	name := k.topicID
+	if t, ok := s.view.TopicByID(k.topicID); ok {
+		name = t.Name
+	}
+	s.log.Info("handed off partition", "topic_id", k.topicID, "partition", k.partition, "to", to,
+		"epoch", next.Epoch, "next_offset", next.NextOffset, "pause", time.Since(start))
+	return &stratav1.PartitionRef{Topic: name, Partition: k.partition, Epoch: next.Epoch}, nil
 }
 
 // Undrain clears the broker's draining mark, so placement gives it
