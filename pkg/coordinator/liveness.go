@@ -18,6 +18,10 @@ import (
 // lost network) proves nothing and leaves the broker to its lease.
 const probeTimeout = 500 * time.Millisecond
 
+// reprobeInterval is how often a broker whose connection is down is
+// probed again while the connection stays down.
+const reprobeInterval = 250 * time.Millisecond
+
 // brokerWatch is one broker process the leader holds a connection to.
 type brokerWatch struct {
 	addr      string
@@ -108,20 +112,25 @@ func (s *Server) watchBroker(ctx context.Context, b meta.BrokerInfo) {
 	defer conn.Close()
 	conn.Connect()
 	connected := false
-	for st := conn.GetState(); ; st = conn.GetState() {
+	for st := conn.GetState(); ctx.Err() == nil; st = conn.GetState() {
 		if st == connectivity.Ready {
 			connected = true
+			conn.WaitForStateChange(ctx, st)
+			continue
 		}
-		if connected && (st == connectivity.Idle || st == connectivity.TransientFailure) {
+		if connected && st != connectivity.Connecting {
 			if brokerGone(ctx, b.Addr) {
 				s.evict(ctx, b)
 				return
 			}
 			conn.Connect()
 		}
-		if !conn.WaitForStateChange(ctx, st) {
-			return
-		}
+		// Not up: probe again after reprobeInterval even if the state
+		// stays the same (gRPC stays in TRANSIENT_FAILURE across its
+		// reconnect attempts), so one inconclusive probe is not the last.
+		wctx, cancel := context.WithTimeout(ctx, reprobeInterval)
+		conn.WaitForStateChange(wctx, st)
+		cancel()
 	}
 }
 
