@@ -3,6 +3,7 @@ package coordinator
 import (
 	"log/slog"
 	"net"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,18 +14,35 @@ import (
 	"github.com/strata-mq/strata/pkg/rpc"
 )
 
-// countingListener counts the connections it accepted.
+// countingListener counts the connections it accepted and can reset
+// them while it keeps listening.
 type countingListener struct {
 	net.Listener
 	n atomic.Int64
+
+	mu    sync.Mutex // guards conns
+	conns []net.Conn
 }
 
 func (l *countingListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err == nil {
 		l.n.Add(1)
+		l.mu.Lock()
+		l.conns = append(l.conns, c)
+		l.mu.Unlock()
 	}
 	return c, err
+}
+
+// resetConns closes every accepted connection.
+func (l *countingListener) resetConns() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, c := range l.conns {
+		c.Close()
+	}
+	l.conns = nil
 }
 
 // fakeBroker serves gRPC (health only) on a free port and registers as
@@ -50,8 +68,9 @@ func fakeBroker(t *testing.T, store *meta.Store, id string) (*rpc.Server, *count
 
 // A broker whose process is gone (its connection closed, its port
 // refusing) is evicted and its partitions reassigned at epoch + 1 long
-// before its 60 s lease could expire; a registered address that was never
-// reachable is left alone.
+// before its 60 s lease could expire; a broker whose connection is lost
+// but whose port still accepts, and a registered address that was never
+// reachable, are left alone.
 func TestLivenessEvictsDeadBroker(t *testing.T) {
 	ctx := testCtx(t)
 	store := newStore(t, etcd.Endpoints(), testenv.Prefix(t))
@@ -72,6 +91,15 @@ func TestLivenessEvictsDeadBroker(t *testing.T) {
 		return o["b1"] == 2 && o["b2"] == 2 && o["b3"] == 2
 	})
 	waitFor(t, "leader connected to b1 and b2", func() bool { return lis1.n.Load() > 0 && lis2.n.Load() > 0 })
+
+	// A lost connection to a broker whose port still accepts (a network
+	// blip, a frozen process) evicts nothing: the leader probes, finds
+	// the port open and connects again.
+	lis2.resetConns()
+	waitFor(t, "leader reconnected to b2", func() bool { return lis2.n.Load() >= 2 })
+	if _, ok := c.view.Broker("b2"); !ok || owners(v, id)["b2"] != 2 || metricValue(t, c.metrics.evictions) != 0 {
+		t.Fatalf("b2 evicted or moved after a lost connection to an open port: %v", owners(v, id))
+	}
 
 	start := time.Now()
 	srv1.Stop() // closes the listener and the leader's connection: as kill -9
