@@ -214,8 +214,9 @@ func chaosRound(t *testing.T, ctx context.Context, c *Cluster, cl *client.Client
 	n := len(c.Brokers)
 	victim := func(k int) (int, string) { i := (round + k) % n; return i, fmt.Sprintf("broker-%d", i) }
 
-	// kill -9 a broker; the coordinator moves its partitions when its
-	// lease expires. Then restart it (same ID: it waits for the old lease).
+	// kill -9 a broker; the coordinator leader finds its port refusing,
+	// evicts it and moves its partitions at once. Then restart it (same
+	// ID: the eviction revoked the old lease, so it registers at once).
 	i, id := victim(0)
 	c.Brokers[i].Kill()
 	av.begin("kill -9 " + id)

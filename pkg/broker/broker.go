@@ -44,6 +44,10 @@ const (
 	storeTimeout = 60 * time.Second
 	// releaseTimeout bounds releasing the partitions at Close.
 	releaseTimeout = 10 * time.Second
+	// releaseConcurrency bounds the hand-off transactions in flight at
+	// Close: a broker with hundreds of partitions gives them away in a few
+	// etcd round trips without flooding etcd.
+	releaseConcurrency = 16
 	// reconcileEvery re-checks ownership even when the View is quiet, so a
 	// partition dropped after an etcd error is picked up again.
 	reconcileEvery = time.Second
@@ -363,23 +367,29 @@ func (s *Server) close() error {
 	}
 	s.grpc.SetServing(false)
 	start := time.Now()
-	// Tell placement to give this broker nothing new while it drains.
-	ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
-	if err := s.updateInfo(ctx, func(i *meta.BrokerInfo) { i.Draining = true }); err != nil {
-		s.log.Warn("cannot mark the broker draining", "err", err)
-	}
-	cancel()
-
-	// Flush and commit everything buffered; produces waiting on it are
-	// answered.
+	// Tell placement to give this broker nothing new while it drains —
+	// meanwhile, flush and commit everything buffered (produces waiting on
+	// it are answered); the partitions are refused either way.
+	marked := make(chan struct{})
+	go func() {
+		defer close(marked)
+		ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
+		defer cancel()
+		if err := s.updateInfo(ctx, func(i *meta.BrokerInfo) { i.Draining = true }); err != nil {
+			s.log.Warn("cannot mark the broker draining", "err", err)
+		}
+	}()
 	close(s.stopFlush)
 	<-s.flushDone
+	<-marked
+	s.log.Debug("close: flushed and committed", "after", time.Since(start))
 
 	// Stop following ownership and membership, then give every partition
 	// away.
 	s.loopsCancel()
 	s.loops.Wait()
 	released := s.releaseAll()
+	s.log.Debug("close: partitions handed off", "after", time.Since(start))
 
 	var errs []error
 	s.mu.Lock()
@@ -395,6 +405,7 @@ func (s *Server) close() error {
 	}
 	s.viewCancel()
 	s.view.Wait()
+	s.log.Debug("close: deregistered", "after", time.Since(start))
 	s.grpc.GracefulStop()
 	if s.metricsSrv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
@@ -407,8 +418,10 @@ func (s *Server) close() error {
 	return errors.Join(errs...)
 }
 
-// releaseAll releases every partition the metadata shows this broker
-// owning, and returns how many it released.
+// releaseAll hands every partition the metadata shows this broker owning
+// straight to the live broker with the fewest partitions (handoffTargets;
+// no owner when there is none), releaseConcurrency at a time, and returns
+// how many it moved.
 func (s *Server) releaseAll() int {
 	ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
 	defer cancel()
@@ -424,25 +437,45 @@ func (s *Server) releaseAll() int {
 		s.dropLocked(p, apierr.Errorf(apierr.ErrShuttingDown, "broker %s is shutting down", s.id))
 	}
 	s.mu.Unlock()
-	n := 0
+	targets := s.handoffTargets()
+	var (
+		wg  sync.WaitGroup
+		sem = make(chan struct{}, releaseConcurrency)
+		n   atomic.Int64
+	)
 	for k := range keys {
-		st, err := s.cfg.Meta.GetPartition(ctx, k.topicID, k.partition)
-		if err != nil {
-			s.log.Warn("release: read partition failed", "topic_id", k.topicID, "partition", k.partition, "err", err)
-			continue
-		}
-		if st.Broker != s.id {
-			continue
-		}
-		if _, err := s.cfg.Meta.AssignPartition(ctx, st, ""); err != nil {
-			if !errors.Is(err, meta.ErrConflict) {
-				s.log.Warn("release partition failed", "topic_id", k.topicID, "partition", k.partition, "err", err)
+		to := targets.next()
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if s.releaseOne(ctx, k, to) {
+				n.Add(1)
 			}
-			continue
-		}
-		n++
+		}()
 	}
-	return n
+	wg.Wait()
+	return int(n.Load())
+}
+
+// releaseOne moves partition k from this broker to broker to ("" for no
+// owner) at epoch + 1 and reports whether it did.
+func (s *Server) releaseOne(ctx context.Context, k partKey, to string) bool {
+	st, err := s.cfg.Meta.GetPartition(ctx, k.topicID, k.partition)
+	if err != nil {
+		s.log.Warn("release: read partition failed", "topic_id", k.topicID, "partition", k.partition, "err", err)
+		return false
+	}
+	if st.Broker != s.id {
+		return false
+	}
+	if _, err := s.cfg.Meta.AssignPartition(ctx, st, to); err != nil {
+		if !errors.Is(err, meta.ErrConflict) {
+			s.log.Warn("release partition failed", "topic_id", k.topicID, "partition", k.partition, "err", err)
+		}
+		return false
+	}
+	return true
 }
 
 // ownershipLoop keeps the owned partitions in step with the View.

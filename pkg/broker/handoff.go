@@ -24,7 +24,10 @@ const handoffSettleTimeout = 5 * time.Second
 //  2. it waits until their buffered produces are flushed and committed and
 //     every in-flight flush of them is answered (bounded);
 //  3. it moves each one with meta.AssignPartition (epoch + 1) from the
-//     state in etcd, and forgets it.
+//     state in etcd, and forgets it. Without a target each goes straight
+//     to the live, non-draining broker with the fewest partitions (see
+//     handoffTargets), so the partition is served again after one etcd
+//     write instead of two (release, then the coordinator's placement).
 //
 // Producers therefore pause for about one flush and one etcd transaction
 // and lose nothing; the proxy retries their NOT_OWNER on the new owner as
@@ -85,37 +88,55 @@ func (s *Server) ReleasePartitions(ctx context.Context, req *stratav1.ReleasePar
 	s.awaitSettled(ctx, keys)
 
 	resp := &stratav1.ReleasePartitionsResponse{}
+	targets := s.handoffTargets()
 	for _, k := range keys {
-		st, err := s.cfg.Meta.GetPartition(ctx, k.topicID, k.partition)
+		ref, err := s.handOff(ctx, k, target, targets, start)
 		if err != nil {
-			return resp, apierr.Errorf(apierr.ErrStorageUnavailable, "hand-off of %s/%d: %v", k.topicID, k.partition, err)
+			return resp, err
 		}
-		if st.Broker != s.id {
-			continue // moved meanwhile
+		if ref != nil {
+			resp.Released = append(resp.Released, ref)
 		}
-		next, err := s.cfg.Meta.AssignPartition(ctx, st, target)
-		if err != nil {
-			if errors.Is(err, meta.ErrConflict) {
-				continue
-			}
-			return resp, apierr.Errorf(apierr.ErrStorageUnavailable, "hand-off of %s/%d: %v", k.topicID, k.partition, err)
-		}
-		s.mu.Lock()
-		if p := s.parts[k]; p != nil {
-			s.dropLocked(p, apierr.Errorf(apierr.ErrNotOwner, "%s/%d handed to broker %q at epoch %d", k.topicID, k.partition, target, next.Epoch))
-		}
-		s.mu.Unlock()
-		s.metrics.handoffs.Inc()
-		s.metrics.handoffPause.Observe(time.Since(start).Seconds())
-		name := k.topicID
-		if t, ok := s.view.TopicByID(k.topicID); ok {
-			name = t.Name
-		}
-		resp.Released = append(resp.Released, &stratav1.PartitionRef{Topic: name, Partition: k.partition, Epoch: next.Epoch})
-		s.log.Info("handed off partition", "topic_id", k.topicID, "partition", k.partition, "to", target,
-			"epoch", next.Epoch, "next_offset", next.NextOffset, "pause", time.Since(start))
 	}
 	return resp, nil
+}
+
+// handOff moves partition k, settled, to target (or to the next of
+// targets when target is empty) at epoch + 1 and forgets it. It returns
+// nil and no error when the partition moved meanwhile.
+func (s *Server) handOff(ctx context.Context, k partKey, target string, targets *handoffPicker, start time.Time) (*stratav1.PartitionRef, error) {
+	st, err := s.cfg.Meta.GetPartition(ctx, k.topicID, k.partition)
+	if err != nil {
+		return nil, apierr.Errorf(apierr.ErrStorageUnavailable, "hand-off of %s/%d: %v", k.topicID, k.partition, err)
+	}
+	if st.Broker != s.id {
+		return nil, nil // moved meanwhile
+	}
+	to := target
+	if to == "" {
+		to = targets.next()
+	}
+	next, err := s.cfg.Meta.AssignPartition(ctx, st, to)
+	if err != nil {
+		if errors.Is(err, meta.ErrConflict) {
+			return nil, nil
+		}
+		return nil, apierr.Errorf(apierr.ErrStorageUnavailable, "hand-off of %s/%d: %v", k.topicID, k.partition, err)
+	}
+	s.mu.Lock()
+	if p := s.parts[k]; p != nil {
+		s.dropLocked(p, apierr.Errorf(apierr.ErrNotOwner, "%s/%d handed to broker %q at epoch %d", k.topicID, k.partition, to, next.Epoch))
+	}
+	s.mu.Unlock()
+	s.metrics.handoffs.Inc()
+	s.metrics.handoffPause.Observe(time.Since(start).Seconds())
+	name := k.topicID
+	if t, ok := s.view.TopicByID(k.topicID); ok {
+		name = t.Name
+	}
+	s.log.Info("handed off partition", "topic_id", k.topicID, "partition", k.partition, "to", to,
+		"epoch", next.Epoch, "next_offset", next.NextOffset, "pause", time.Since(start))
+	return &stratav1.PartitionRef{Topic: name, Partition: k.partition, Epoch: next.Epoch}, nil
 }
 
 // Undrain clears the broker's draining mark, so placement gives it
@@ -217,4 +238,47 @@ func (s *Server) awaitSettled(ctx context.Context, keys []partKey) {
 			return
 		}
 	}
+}
+
+// handoffPicker hands out targets for partitions this broker gives away:
+// each time the eligible broker with the fewest partitions, counting the
+// ones handed out already.
+type handoffPicker struct {
+	load map[string]int
+	ids  []string // eligible brokers, sorted
+}
+
+// handoffTargets returns a picker over the live brokers of the view that
+// are neither this one nor draining. With none it hands out "" (no owner:
+// the coordinator places the partition when a broker appears).
+func (s *Server) handoffTargets() *handoffPicker {
+	h := &handoffPicker{load: map[string]int{}}
+	for _, b := range s.view.Brokers() {
+		if b.ID != s.id && !b.Draining {
+			h.ids = append(h.ids, b.ID)
+			h.load[b.ID] = 0
+		}
+	}
+	slices.Sort(h.ids)
+	for _, p := range s.view.Partitions() {
+		if _, ok := h.load[p.Broker]; ok {
+			h.load[p.Broker]++
+		}
+	}
+	return h
+}
+
+// next returns the target of the next partition.
+func (h *handoffPicker) next() string {
+	if len(h.ids) == 0 {
+		return ""
+	}
+	best := h.ids[0]
+	for _, id := range h.ids[1:] {
+		if h.load[id] < h.load[best] {
+			best = id
+		}
+	}
+	h.load[best]++
+	return best
 }

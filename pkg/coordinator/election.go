@@ -109,6 +109,7 @@ func (s *Server) campaignAndLead(ctx context.Context, session *concurrency.Sessi
 		defer close(placed)
 		s.placementLoop(lctx)
 	}()
+	livenessDone := s.runLiveness(lctx)
 	lifecycleDone := s.runLifecycle(lctx)
 	groupsDone := s.runGroups(lctx)
 	lagDone := s.runLag(lctx)
@@ -125,6 +126,7 @@ func (s *Server) campaignAndLead(ctx context.Context, session *concurrency.Sessi
 	s.metrics.isLeader.Set(0)
 	stopLeading()
 	<-placed
+	<-livenessDone
 	<-lifecycleDone
 	<-groupsDone
 	<-lagDone

@@ -12,6 +12,7 @@ type metrics struct {
 	elections   prometheus.Counter
 	assignments prometheus.Counter
 	unassigned  prometheus.Gauge
+	evictions   prometheus.Counter
 	admin       *prometheus.CounterVec
 
 	groupExpired       prometheus.Counter
@@ -38,6 +39,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "strata", Subsystem: "coordinator", Name: "unassigned_partitions",
 			Help: "Partitions left without a live owner after the last placement pass (0 when not leader).",
 		}),
+		evictions: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "strata", Subsystem: "coordinator", Name: "broker_evictions_total",
+			Help: "Brokers evicted before their lease ran out because their address refused connections (a killed process).",
+		}),
 		admin: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "strata", Subsystem: "coordinator", Name: "admin_requests_total",
 			Help: "Admin calls by method and result (OK or the error reason, e.g. NOT_LEADER).",
@@ -57,7 +62,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	})
 	m.groupLag = newLagGauge()
 	if reg != nil {
-		reg.MustRegister(m.isLeader, m.elections, m.assignments, m.unassigned, m.admin,
+		reg.MustRegister(m.isLeader, m.elections, m.assignments, m.unassigned, m.evictions, m.admin,
 			m.groupExpired, m.groupCommits, m.groupCommitOffsets, m.groupLag)
 	}
 	return m

@@ -222,3 +222,40 @@ func (s *Store) ListBrokers(ctx context.Context) ([]BrokerInfo, int64, error) {
 	}
 	return out, resp.Header.Revision, nil
 }
+
+// EvictBroker ends the registration of broker id by revoking its lease,
+// provided the registration is still the process that started at
+// startedAt (a restarted process of the same ID is left alone). It is how
+// the coordinator removes a broker it found dead before its lease runs
+// out: the partitions of the evicted broker become orphans and are
+// reassigned at epoch + 1. A process that is in fact alive learns from
+// its keep-alive that the lease is gone, stops owning anything and
+// registers again; the epoch fences whatever it still tries to commit.
+// It reports whether a registration was evicted.
+func (s *Store) EvictBroker(ctx context.Context, id string, startedAt time.Time) (bool, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	key := s.keys.broker(id)
+	resp, err := s.cli.Get(ctx, key)
+	if err != nil {
+		return false, fmt.Errorf("meta: evict broker %s: %w", id, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return false, nil
+	}
+	var b BrokerInfo
+	if err := decode(key, resp.Kvs[0].Value, &b); err != nil {
+		return false, err
+	}
+	if !b.StartedAt.Equal(startedAt) || resp.Kvs[0].Lease == 0 {
+		return false, nil
+	}
+	_, err = s.cli.Revoke(ctx, clientv3.LeaseID(resp.Kvs[0].Lease))
+	switch {
+	case errors.Is(err, rpctypes.ErrLeaseNotFound):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("meta: evict broker %s: revoke lease: %w", id, err)
+	}
+	return true, nil
+}

@@ -211,3 +211,38 @@ func TestWatchCompacted(t *testing.T) {
 		t.Fatal("watch still open after its error")
 	}
 }
+
+// EvictBroker revokes the lease of the registration that started at the
+// given time and of no other: a process of the same ID that started at
+// another time (a restart) is left alone; the evicted one sees Done.
+func TestEvictBroker(t *testing.T) {
+	s := newStore(t)
+	ctx := testCtx(t)
+	started := time.Now().UTC()
+	reg, err := s.RegisterBroker(ctx, meta.BrokerInfo{ID: "b1", Addr: "127.0.0.1:9001", StartedAt: started}, 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.EvictBroker(ctx, "b1", started.Add(-time.Second)); ok || err != nil {
+		t.Fatalf("evict with another start time = %v, %v; want false, nil", ok, err)
+	}
+	select {
+	case <-reg.Done():
+		t.Fatal("registration ended by an eviction aimed at another process")
+	default:
+	}
+	if ok, err := s.EvictBroker(ctx, "b1", started); !ok || err != nil {
+		t.Fatalf("evict = %v, %v; want true, nil", ok, err)
+	}
+	select {
+	case <-reg.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("evicted registration still kept alive")
+	}
+	if bs, _, err := s.ListBrokers(ctx); err != nil || len(bs) != 0 {
+		t.Fatalf("brokers after eviction: %v, %v", bs, err)
+	}
+	if ok, err := s.EvictBroker(ctx, "b1", started); ok || err != nil {
+		t.Fatalf("evicting a gone broker = %v, %v; want false, nil", ok, err)
+	}
+}

@@ -104,12 +104,22 @@ func (r *Router) Produce(ctx context.Context, topic string, partition int32, bat
 		defer cancel()
 	}
 	req := &stratav1.ProduceRequest{Topic: topic, Partition: partition, Batches: batches}
-	retry := backoff.New(minBackoff, maxBackoff)
+	var (
+		retry *backoff.Backoff
+		prev  route
+	)
 	for {
 		changed := r.view.Changed()
 		rt, ok := r.routeOf(t.ID, partition)
 		if !ok {
 			return ProduceResult{}, apierr.Errorf(apierr.ErrUnknownTopic, "topic %q was deleted", topic)
+		}
+		if retry == nil || rt != prev {
+			// A new owner starts from the shortest backoff: it refuses
+			// only until its own view shows the move, milliseconds after
+			// ours, and the backoff grown against the old owner (refusing
+			// while it hands off) would hold the partition for a second.
+			retry, prev = backoff.New(minBackoff, maxBackoff), rt
 		}
 		var lastErr error
 		if rt.addr == "" {

@@ -99,6 +99,11 @@ func checkRendered(t *testing.T, objs []object) {
 			t.Errorf("%s: selector %v does not select its pods %v", role, d.Spec.Selector.MatchLabels, d.Spec.Template.Labels)
 		}
 		if role == "broker" {
+			// Several brokers restart at once in a rollout
+			// (docs/elasticity.md, "Rolling restarts").
+			if ru := d.Spec.Strategy.RollingUpdate; ru == nil || ru.MaxSurge == nil || ru.MaxUnavailable == nil {
+				t.Errorf("broker Deployment has no explicit rolling update: %+v", d.Spec.Strategy)
+			}
 			// Stateless: no volumes but Secrets (TLS material), no local
 			// data directory.
 			for _, v := range spec.Volumes {
