@@ -14,10 +14,13 @@ type metrics struct {
 	unassigned  prometheus.Gauge
 	admin       *prometheus.CounterVec
 
-	groupExpired       prometheus.Counter
-	groupCommits       prometheus.Counter
-	groupCommitOffsets prometheus.Counter
-	groupLag           *prometheus.GaugeVec
+	groupExpired prometheus.Counter
+	// groupRebalanceTimeouts counts members removed for keeping a revoked
+	// partition past the rebalance timeout.
+	groupRebalanceTimeouts prometheus.Counter
+	groupCommits           prometheus.Counter
+	groupCommitOffsets     prometheus.Counter
+	groupLag               *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -47,6 +50,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Namespace: "strata", Subsystem: "coordinator", Name: "group_sessions_expired_total",
 		Help: "Consumer group members removed because their session timed out.",
 	})
+	m.groupRebalanceTimeouts = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "strata", Subsystem: "coordinator", Name: "group_rebalance_timeouts_total",
+		Help: "Consumer group members removed because they kept a revoked partition past the rebalance timeout.",
+	})
 	m.groupCommits = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: "strata", Subsystem: "coordinator", Name: "group_commits_total",
 		Help: "Offset commit requests written to etcd (each in as few transactions as possible).",
@@ -58,7 +65,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.groupLag = newLagGauge()
 	if reg != nil {
 		reg.MustRegister(m.isLeader, m.elections, m.assignments, m.unassigned, m.admin,
-			m.groupExpired, m.groupCommits, m.groupCommitOffsets, m.groupLag)
+			m.groupExpired, m.groupRebalanceTimeouts, m.groupCommits, m.groupCommitOffsets, m.groupLag)
 	}
 	return m
 }
