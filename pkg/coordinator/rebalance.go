@@ -285,26 +285,11 @@ func (b *balance) loadMoves(maxMoves int) []move {
 	var out []move
 	for len(out) < maxMoves && b.loaded() {
 		hot, cold, mean := b.extremes()
-		h, c := b.rate[hot], b.rate[cold]
+		h := b.rate[hot]
 		if h <= (1+loadImbalance)*mean {
 			break
 		}
-		bestI, bestJ, bestMax := -1, -1, h-loadMinGain*mean
-		for i := len(b.owned[hot]) - 1; i >= 0; i-- {
-			rp := b.prate[partKeyOf(b.owned[hot][i])]
-			if m := max(h-rp, c+rp); m < bestMax {
-				bestI, bestJ, bestMax = i, -1, m
-			}
-			if len(out)+2 > maxMoves {
-				continue
-			}
-			for j := len(b.owned[cold]) - 1; j >= 0; j-- {
-				rq := b.prate[partKeyOf(b.owned[cold][j])]
-				if m := max(h-rp+rq, c+rp-rq); rq < rp && m < bestMax {
-					bestI, bestJ, bestMax = i, j, m
-				}
-			}
-		}
+		bestI, bestJ := b.bestLoadMove(hot, cold, h-loadMinGain*mean, len(out)+2 <= maxMoves)
 		if bestI < 0 {
 			break
 		}
@@ -319,6 +304,28 @@ func (b *balance) loadMoves(maxMoves int) []move {
 		}
 	}
 	return out
+}
+
+// bestLoadMove returns the partition i of hot to move to cold and,
+// if swaps allows and it is better, the quieter partition j of cold to
+// move back (-1: none) that leave max(rate of hot, rate of cold) lowest,
+// if below limit; i is -1 if no move gets there.
+func (b *balance) bestLoadMove(hot, cold string, limit float64, swaps bool) (bestI, bestJ int) {
+	h, c := b.rate[hot], b.rate[cold]
+	bestI, bestJ = -1, -1
+	for i := len(b.owned[hot]) - 1; i >= 0; i-- {
+		rp := b.prate[partKeyOf(b.owned[hot][i])]
+		if m := max(h-rp, c+rp); m < limit {
+			bestI, bestJ, limit = i, -1, m
+		}
+		for j := len(b.owned[cold]) - 1; swaps && j >= 0; j-- {
+			rq := b.prate[partKeyOf(b.owned[cold][j])]
+			if m := max(h-rp+rq, c+rp-rq); rq < rp && m < limit {
+				bestI, bestJ, limit = i, j, m
+			}
+		}
+	}
+	return bestI, bestJ
 }
 
 // rebalancer carries the leader's rebalancing state between placement
