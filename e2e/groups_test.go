@@ -63,6 +63,7 @@ func TestConsumerGroupProcesses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer p.Close(ctx)
 	var (
 		wg      sync.WaitGroup
 		failed  sync.Map

@@ -36,6 +36,11 @@ func run(args []string) error {
 	fs.StringVar(&cfg.AdvertiseAddr, "advertise-addr", "", "address proxies reach this coordinator at (default: the listen address)")
 	fs.DurationVar(&cfg.SessionTTL, "session-ttl", coordinator.DefaultSessionTTL, "etcd session TTL of the leader (whole seconds)")
 	fs.DurationVar(&cfg.PlacementInterval, "placement-interval", coordinator.DefaultPlacementInterval, "period of the placement safety pass")
+	fs.DurationVar(&cfg.LoadRebalanceInterval, "load-rebalance-interval", coordinator.DefaultLoadRebalanceInterval, "least time between partition moves made for bytes-in (hot partitions)")
+	fs.DurationVar(&cfg.GroupSessionTimeout, "group-session-timeout", coordinator.DefaultGroupSessionTimeout, "session timeout of consumer group members that ask for none (1s..5m)")
+	fs.DurationVar(&cfg.GroupHeartbeatInterval, "group-heartbeat-interval", coordinator.DefaultGroupHeartbeatInterval, "heartbeat interval told to consumer group members (at most a third of their session timeout)")
+	fs.DurationVar(&cfg.GroupRebalanceTimeout, "group-rebalance-timeout", coordinator.DefaultGroupRebalanceTimeout, "how long a group member may keep a revoked partition before it is removed (1s..5m)")
+	fs.DurationVar(&cfg.GroupSessionCheckInterval, "group-session-check-interval", coordinator.DefaultGroupSessionCheckInterval, "how often the leader looks for expired group sessions and rebalance timeouts")
 	fs.DurationVar(&cfg.LagInterval, "lag-interval", coordinator.DefaultLagInterval, "how often the leader recomputes strata_coordinator_group_lag")
 	var maxParts int
 	fs.IntVar(&maxParts, "max-partitions-per-topic", meta.MaxPartitions, "most partitions a topic may be created with")

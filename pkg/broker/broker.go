@@ -18,12 +18,14 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -580,13 +582,14 @@ func (s *Server) membershipLoop(ctx context.Context, info meta.BrokerInfo, r *me
 	}
 }
 
-// loadLoop publishes the broker's bytes-in rate in its registration every
-// LoadReportInterval, for placement.
+// loadLoop publishes the broker's bytes-in rate, and that of its busiest
+// partitions, in its registration every LoadReportInterval, for placement.
 func (s *Server) loadLoop(ctx context.Context) {
 	defer s.loops.Done()
 	t := time.NewTicker(s.cfg.LoadReportInterval)
 	defer t.Stop()
 	last, lastAt := s.bytesIn.Load(), time.Now()
+	lastPart := s.partitionBytes()
 	for {
 		var now time.Time
 		select {
@@ -594,13 +597,45 @@ func (s *Server) loadLoop(ctx context.Context) {
 			return
 		case now = <-t.C:
 		}
-		n := s.bytesIn.Load()
-		rate := float64(n-last) / now.Sub(lastAt).Seconds()
-		last, lastAt = n, now
-		if err := s.updateInfo(ctx, func(i *meta.BrokerInfo) { i.BytesInPerSec = rate }); err != nil && ctx.Err() == nil {
+		n, parts := s.bytesIn.Load(), s.partitionBytes()
+		secs := now.Sub(lastAt).Seconds()
+		rate, hot := float64(n-last)/secs, hotPartitions(lastPart, parts, secs)
+		last, lastAt, lastPart = n, now, parts
+		if err := s.updateInfo(ctx, func(i *meta.BrokerInfo) { i.BytesInPerSec, i.HotPartitions = rate, hot }); err != nil && ctx.Err() == nil {
 			s.log.Warn("cannot publish load", "err", err)
 		}
 	}
+}
+
+// partitionBytes returns the bytes accepted so far by each owned partition.
+func (s *Server) partitionBytes() map[partKey]int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[partKey]int64, len(s.parts))
+	for k, p := range s.parts {
+		out[k] = p.bytesIn
+	}
+	return out
+}
+
+// hotPartitions returns the meta.MaxHotPartitions partitions with the
+// highest rate between the counts before and now, secs apart, busiest
+// first. A partition taken anew since (its count restarted) counts from 0.
+func hotPartitions(before, now map[partKey]int64, secs float64) []meta.PartitionLoad {
+	var out []meta.PartitionLoad
+	for k, n := range now {
+		d := n - before[k]
+		if d < 0 {
+			d = n
+		}
+		if d > 0 {
+			out = append(out, meta.PartitionLoad{TopicID: k.topicID, Partition: k.partition, BytesInPerSec: float64(d) / secs})
+		}
+	}
+	slices.SortFunc(out, func(a, b meta.PartitionLoad) int {
+		return cmp.Or(cmp.Compare(b.BytesInPerSec, a.BytesInPerSec), cmp.Compare(a.TopicID, b.TopicID), cmp.Compare(a.Partition, b.Partition))
+	})
+	return out[:min(len(out), meta.MaxHotPartitions)]
 }
 
 // noteStorageError publishes err as the broker's last storage error in its

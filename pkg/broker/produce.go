@@ -32,6 +32,8 @@ type partition struct {
 	resetErr error
 	// dropped is set once the broker no longer owns the partition at epoch.
 	dropped bool
+	// bytesIn counts the batch bytes accepted, for the load report.
+	bytesIn int64
 	// pending are the produces buffered for the next flush, in offset
 	// order, and pendingBytes their size.
 	pending      []*produce
@@ -288,6 +290,7 @@ func (s *Server) enqueueLocked(part *partition, v *validProduce) *produce {
 		s.firstAt, wake = time.Now(), true
 	}
 	s.bufBytes += len(b)
+	part.bytesIn += int64(len(b))
 	s.bytesIn.Add(int64(len(b)))
 	if wake {
 		select {

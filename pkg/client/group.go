@@ -56,10 +56,12 @@ type GroupConsumer struct {
 	async sync.WaitGroup
 
 	// rpcMu serialises heartbeats and commits, so that a commit always
-	// carries the latest member epoch. It guards epoch and lastBeat.
-	rpcMu    sync.Mutex
-	epoch    int64
-	lastBeat time.Time
+	// carries the latest member epoch. It guards epoch and giveUpAt.
+	rpcMu sync.Mutex
+	epoch int64
+	// giveUpAt is when this member drops its partitions if no heartbeat
+	// succeeds before (see giveUpTime); zero while it has no epoch.
+	giveUpAt time.Time
 
 	mu sync.Mutex // guards the fields below
 	// owned are the partitions this member owns.
@@ -268,8 +270,8 @@ func (g *GroupConsumer) run() {
 		case <-commits:
 			// Records of the latest Poll may still be in work: only
 			// earlier ones (and marks) are committed.
-			ctx, cancel := context.WithTimeout(context.Background(), g.c.cfg.requestTimeout)
 			g.rpcMu.Lock()
+			ctx, cancel := g.rpcContext()
 			_ = g.commitLocked(ctx, nil) // a failure is retried at the next tick
 			g.rpcMu.Unlock()
 			cancel()
@@ -279,7 +281,7 @@ func (g *GroupConsumer) run() {
 		next, err := g.heartbeat()
 		if err != nil {
 			attempt++
-			next = backoff.Delay(g.c.cfg.backoffMin, g.c.cfg.backoffMax, attempt)
+			next = g.untilGiveUp(backoff.Delay(g.c.cfg.backoffMin, g.c.cfg.backoffMax, attempt))
 		} else {
 			attempt = 0
 		}
@@ -290,36 +292,21 @@ func (g *GroupConsumer) run() {
 // heartbeat sends one heartbeat and applies the answer; it returns when
 // to send the next one.
 func (g *GroupConsumer) heartbeat() (time.Duration, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), g.c.cfg.requestTimeout)
-	defer cancel()
-	g.rpcMu.Lock()
 	g.mu.Lock()
 	owned := mapKeys(g.owned)
 	g.mu.Unlock()
-	resp, err := g.c.api.GroupHeartbeat(ctx, &stratav1.GroupHeartbeatRequest{
-		Group: g.group, MemberId: g.memberID, MemberEpoch: g.epoch, Topics: g.cfg.topics,
-		Owned: toTopicPartitions(owned), Assignor: g.cfg.assignor,
-		SessionTimeoutMs: int32(g.cfg.sessionTimeout / time.Millisecond), ClientId: g.cfg.clientID,
-	})
-	if err != nil {
-		err = apierr.FromStatus(err)
-		lost := errors.Is(err, ErrFencedMember) || errors.Is(err, ErrUnknownMember) ||
-			(g.epoch != 0 && !g.lastBeat.IsZero() && time.Since(g.lastBeat) > g.sessionTimeout())
-		if lost {
-			g.epoch = 0
-		}
-		g.rpcMu.Unlock()
-		if lost {
-			// The group has moved on without us: drop everything, commit
-			// nothing (it would be rejected), and rejoin.
-			g.revoke(ctx, owned, false)
-			return 0, nil
-		}
+	resp, lost, err := g.beat(owned)
+	ctx, cancel := context.WithTimeout(context.Background(), g.c.cfg.requestTimeout)
+	defer cancel()
+	switch {
+	case lost:
+		// The group has moved on without us, or may have: drop
+		// everything, commit nothing (it would be rejected), and rejoin.
+		g.revoke(ctx, owned, false)
+		return 0, nil
+	case err != nil:
 		return 0, err
 	}
-	g.epoch, g.lastBeat = resp.GetMemberEpoch(), time.Now()
-	g.rpcMu.Unlock()
-
 	assigned := map[topicPartition]bool{}
 	for _, tp := range resp.GetAssignment() {
 		for _, p := range tp.GetPartitions() {
@@ -351,11 +338,89 @@ func (g *GroupConsumer) heartbeat() (time.Duration, error) {
 	return time.Duration(resp.GetHeartbeatIntervalMs()) * time.Millisecond, nil
 }
 
-func (g *GroupConsumer) sessionTimeout() time.Duration {
-	if g.cfg.sessionTimeout > 0 {
-		return g.cfg.sessionTimeout
+// beat sends one heartbeat reporting owned. lost says the member must drop
+// its partitions: it was fenced or removed, or its heartbeats failed until
+// its give-up time.
+func (g *GroupConsumer) beat(owned []topicPartition) (resp *stratav1.GroupHeartbeatResponse, lost bool, err error) {
+	g.rpcMu.Lock()
+	defer g.rpcMu.Unlock()
+	if g.sessionLost() {
+		g.epoch, g.giveUpAt = 0, time.Time{}
+		return nil, true, nil
 	}
-	return 10 * time.Second
+	ctx, cancel := g.rpcContext()
+	defer cancel()
+	sent := time.Now()
+	resp, err = g.c.api.GroupHeartbeat(ctx, &stratav1.GroupHeartbeatRequest{
+		Group: g.group, MemberId: g.memberID, MemberEpoch: g.epoch, Topics: g.cfg.topics,
+		Owned: toTopicPartitions(owned), Assignor: g.cfg.assignor,
+		SessionTimeoutMs: int32(g.cfg.sessionTimeout / time.Millisecond), ClientId: g.cfg.clientID,
+	})
+	if err != nil {
+		err = apierr.FromStatus(err)
+		if errors.Is(err, ErrFencedMember) || errors.Is(err, ErrUnknownMember) || g.sessionLost() {
+			g.epoch, g.giveUpAt = 0, time.Time{}
+			return nil, true, nil
+		}
+		return nil, false, err
+	}
+	g.epoch = resp.GetMemberEpoch()
+	g.giveUpAt = giveUpTime(sent, time.Duration(resp.GetSessionTimeoutMs())*time.Millisecond)
+	return resp, false, nil
+}
+
+// giveUpTime is when a member whose heartbeat sent at sent was answered
+// with session timeout session drops its partitions unless a later
+// heartbeat succeeds. The coordinator starts the session when it handles
+// the heartbeat, after sent, and removes the member only at a session
+// check after that: so the group counts the member as owner at least
+// until sent+session, and the member keeps its partitions until shortly
+// before, by sessionMargin.
+func giveUpTime(sent time.Time, session time.Duration) time.Time {
+	if session <= 0 {
+		session = defaultSessionTimeout
+	}
+	return sent.Add(session - sessionMargin(session))
+}
+
+// sessionMargin is how much earlier than the group's earliest removal a
+// member drops its partitions: a tenth of the session, at most a second.
+// It covers the member's own lateness in noticing (its heartbeat
+// goroutine busy in OnAssigned, a commit or a scheduling delay on a
+// loaded host) and any difference in clock rate between the two hosts
+// (real clocks drift by well under 0.1%, 30 ms in 30 s). Network delay
+// needs no margin: it only moves the coordinator's start later.
+func sessionMargin(session time.Duration) time.Duration {
+	return min(session/10, time.Second)
+}
+
+// sessionLost reports whether the member has gone without a successful
+// heartbeat for so long that the group may already have given its
+// partitions to others. g.rpcMu must be held.
+func (g *GroupConsumer) sessionLost() bool {
+	return g.epoch != 0 && !g.giveUpAt.IsZero() && !time.Now().Before(g.giveUpAt)
+}
+
+// rpcContext bounds a heartbeat or commit by the request timeout and by
+// giveUpAt, so that a hanging request cannot keep the member owning its
+// partitions past its session. g.rpcMu must be held.
+func (g *GroupConsumer) rpcContext() (context.Context, context.CancelFunc) {
+	deadline := time.Now().Add(g.c.cfg.requestTimeout)
+	if !g.giveUpAt.IsZero() && g.giveUpAt.Before(deadline) {
+		deadline = g.giveUpAt
+	}
+	return context.WithDeadline(context.Background(), deadline)
+}
+
+// untilGiveUp caps a wait before the next heartbeat so that the member
+// wakes when it must give up its partitions.
+func (g *GroupConsumer) untilGiveUp(d time.Duration) time.Duration {
+	g.rpcMu.Lock()
+	defer g.rpcMu.Unlock()
+	if g.epoch == 0 || g.giveUpAt.IsZero() {
+		return d
+	}
+	return max(min(d, time.Until(g.giveUpAt)), 0)
 }
 
 // revoke gives partitions up: stop fetching, OnRevoked, commit (unless

@@ -18,6 +18,11 @@ const (
 	DefaultAutoCommitInterval = 5 * time.Second
 )
 
+// defaultSessionTimeout stands in for the session timeout of a
+// coordinator that answers with none (older coordinators): the
+// coordinator's own default.
+const defaultSessionTimeout = 10 * time.Second
+
 // Assignors a group can use (GroupAssignor).
 const (
 	// AssignorSticky balances partition counts and moves as few
@@ -93,8 +98,11 @@ func AutoCommitMarks() GroupOpt {
 
 // SessionTimeout asks the coordinator for this session timeout: a member
 // that sends no heartbeat for this long is removed and its partitions go
-// to the others. 0 (the default) takes the coordinator's default (10s);
-// otherwise 1s to 5m.
+// to the others. 0 (the default) takes the coordinator's default
+// (-group-session-timeout, 10s unless set); otherwise 1s to 5m. Either way
+// the member follows the timeout the coordinator answers with: when its
+// heartbeats fail it keeps its partitions until a tenth of that timeout
+// (at most 1s) before the group could hand them to another member.
 func SessionTimeout(d time.Duration) GroupOpt {
 	return groupOpt(func(c *groupConfig) { c.sessionTimeout = d })
 }

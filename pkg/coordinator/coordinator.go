@@ -60,6 +60,19 @@ const (
 	// DefaultGroupHeartbeatInterval is the heartbeat interval the
 	// coordinator tells members.
 	DefaultGroupHeartbeatInterval = time.Second
+	// DefaultGroupRebalanceTimeout is how long a member may keep a
+	// partition it was asked to revoke before it is removed and the
+	// partition moves on (KIP-848's rebalance timeout). A revocation in
+	// the SDK is one OnRevoked call and one commit; a minute covers a slow
+	// OnRevoked handler and a commit retried through a coordinator
+	// failover, yet bounds how long a stuck member stalls a partition.
+	// Kafka's default is its max.poll.interval.ms, 5 minutes, which counts
+	// the processing of a whole poll batch too.
+	DefaultGroupRebalanceTimeout = time.Minute
+	// DefaultGroupSessionCheckInterval is how often the leader looks for
+	// expired sessions and rebalance timeouts: a partition of a dead
+	// member moves at most this much after its session ended.
+	DefaultGroupSessionCheckInterval = 250 * time.Millisecond
 )
 
 // Config configures a coordinator Server.
@@ -119,8 +132,14 @@ type Config struct {
 	// DefaultGroupHeartbeatInterval.
 	GroupHeartbeatInterval time.Duration
 	// GroupSessionCheckInterval is how often the leader looks for expired
-	// member sessions. Default 250ms.
+	// member sessions and rebalance timeouts. Default
+	// DefaultGroupSessionCheckInterval.
 	GroupSessionCheckInterval time.Duration
+	// GroupRebalanceTimeout is how long a member may keep a partition it
+	// was asked to revoke; after it the member is removed (its next
+	// heartbeat gets UNKNOWN_MEMBER_ID) and the partition moves. Default
+	// DefaultGroupRebalanceTimeout; 1s..5m.
+	GroupRebalanceTimeout time.Duration
 	// RebalanceInterval is the least time between two rounds of moves of
 	// healthy partitions (to a new broker, or by load). Default
 	// DefaultRebalanceInterval.

@@ -35,6 +35,7 @@ const (
 	minSessionTimeout   = time.Second
 	maxSessionTimeout   = 5 * time.Minute
 	minHeartbeatBackoff = 50 * time.Millisecond
+	minRebalanceTimeout = time.Second
 )
 
 // groupManager holds the consumer groups while this coordinator leads.
@@ -59,6 +60,11 @@ type group struct {
 	// deadline is each member's session deadline; not stored in etcd — a
 	// new leader gives every member a full session timeout.
 	deadline map[string]time.Time
+	// revokeBy is, for each member with partitions to give up, when its
+	// rebalance timeout ends: set when a revocation is first asked of it,
+	// cleared when it owns no partition outside its target. Not stored
+	// either; a new leader gives a full rebalance timeout.
+	revokeBy map[string]time.Time
 	// classic is the in-memory part of a classic group (classic.go).
 	classic *classicRuntime
 }
@@ -87,7 +93,7 @@ func (gm *groupManager) get(ctx context.Context, name string) (*group, error) {
 			return nil, storageErr(err)
 		}
 		g.st, g.loaded = st, true
-		g.deadline = map[string]time.Time{}
+		g.deadline, g.revokeBy = map[string]time.Time{}, map[string]time.Time{}
 		now := time.Now()
 		for _, m := range st.Members {
 			g.deadline[m.ID] = now.Add(time.Duration(m.SessionTimeoutMs) * time.Millisecond)
@@ -97,6 +103,7 @@ func (gm *groupManager) get(ctx context.Context, name string) (*group, error) {
 				g.deadline[m.ID] = now.Add(time.Duration(m.SessionTimeoutMs) * time.Millisecond)
 			}
 		}
+		gm.trackRevocations(g, now)
 	}
 	return g, nil
 }
@@ -124,7 +131,37 @@ func (gm *groupManager) save(ctx context.Context, g *group, st meta.GroupState) 
 	}
 	st.Revision = rev
 	g.st = st
+	gm.trackRevocations(g, time.Now())
 	return nil
+}
+
+// trackRevocations starts the rebalance timeout of each member that now
+// has partitions to give up and ends it for those that have none.
+func (gm *groupManager) trackRevocations(g *group, now time.Time) {
+	live := map[string]bool{}
+	for _, m := range g.st.Members {
+		live[m.ID] = true
+		if !revoking(m) {
+			delete(g.revokeBy, m.ID)
+		} else if _, ok := g.revokeBy[m.ID]; !ok {
+			g.revokeBy[m.ID] = now.Add(gm.s.cfg.GroupRebalanceTimeout)
+		}
+	}
+	for id := range g.revokeBy {
+		if !live[id] {
+			delete(g.revokeBy, id)
+		}
+	}
+}
+
+// revoking reports whether m owns a partition outside its target.
+func revoking(m meta.GroupMember) bool {
+	for _, gp := range m.Owned {
+		if _, in := slices.BinarySearchFunc(m.Target, gp, meta.GroupPartition.Compare); !in {
+			return true
+		}
+	}
+	return false
 }
 
 // loadAll loads every stored group at the start of a term, so that members
@@ -180,27 +217,38 @@ func (gm *groupManager) expire(g *group) {
 	}
 	now := time.Now()
 	st := cloneState(g.st)
-	var gone []string
+	var expired, stuck []string
 	st.Members = slices.DeleteFunc(st.Members, func(m meta.GroupMember) bool {
 		if now.After(g.deadline[m.ID]) {
-			gone = append(gone, m.ID)
+			expired = append(expired, m.ID)
+			return true
+		}
+		if by, ok := g.revokeBy[m.ID]; ok && now.After(by) {
+			stuck = append(stuck, m.ID)
 			return true
 		}
 		return false
 	})
-	if len(gone) == 0 {
+	if len(expired)+len(stuck) == 0 {
 		return
 	}
 	gm.retarget(&st)
 	if err := gm.save(gm.ctx, g, st); err != nil {
-		gm.s.log.Warn("groups: cannot remove expired members", "group", g.name, "members", gone, "err", err)
+		gm.s.log.Warn("groups: cannot remove expired members", "group", g.name, "members", append(expired, stuck...), "err", err)
 		return
 	}
-	for _, id := range gone {
+	for _, id := range append(expired, stuck...) {
 		delete(g.deadline, id)
 	}
-	gm.s.metrics.groupExpired.Add(float64(len(gone)))
-	gm.s.log.Info("groups: session timed out", "group", g.name, "members", gone, "group_epoch", st.Epoch)
+	if len(expired) > 0 {
+		gm.s.metrics.groupExpired.Add(float64(len(expired)))
+		gm.s.log.Info("groups: session timed out", "group", g.name, "members", expired, "group_epoch", st.Epoch)
+	}
+	if len(stuck) > 0 {
+		gm.s.metrics.groupRebalanceTimeouts.Add(float64(len(stuck)))
+		gm.s.log.Warn("groups: rebalance timeout: member kept a revoked partition", "group", g.name, "members", stuck,
+			"rebalance_timeout", gm.s.cfg.GroupRebalanceTimeout, "group_epoch", st.Epoch)
+	}
 }
 
 // retarget recomputes the target assignment and, if it changed, bumps the
@@ -267,6 +315,7 @@ func (gm *groupManager) heartbeat(ctx context.Context, req heartbeatRequest) (he
 	m := &st.Members[slices.IndexFunc(st.Members, func(m meta.GroupMember) bool { return m.ID == req.member })]
 	assignment, pending := handOut(m, st.Members)
 	if req.epoch == 0 || !slices.Equal(assignment, m.Assigned) {
+		m.PrevEpoch = m.Epoch
 		m.Epoch++
 		m.Assigned = assignment
 	}
@@ -304,7 +353,7 @@ func (gm *groupManager) joinOrCheck(st *meta.GroupState, req heartbeatRequest) e
 		st.Members[i].Owned = nil
 	case i < 0:
 		return apierr.Errorf(apierr.ErrUnknownMember, "group %s has no member %s", req.group, req.member)
-	case req.epoch != st.Members[i].Epoch:
+	case req.epoch != st.Members[i].Epoch && !previousEpochOK(st.Members[i], req):
 		return apierr.Errorf(apierr.ErrFencedMember, "member %s of group %s has epoch %d, not %d",
 			req.member, req.group, st.Members[i].Epoch, req.epoch)
 	}
@@ -327,6 +376,24 @@ func (gm *groupManager) joinOrCheck(st *meta.GroupState, req heartbeatRequest) e
 		})
 	}
 	return nil
+}
+
+// previousEpochOK accepts a heartbeat at the member's previous epoch whose
+// answer was lost (KIP-848): the member missed one assignment change, but
+// it claims no partition the group does not count as its own, so
+// carrying on from its report is safe — what it lists is checked against
+// Owned, what it left out counts as given up, and the answer tells it the
+// current epoch and assignment.
+func previousEpochOK(m meta.GroupMember, req heartbeatRequest) bool {
+	if m.PrevEpoch == 0 || req.epoch != m.PrevEpoch {
+		return false
+	}
+	for _, gp := range req.owned {
+		if _, in := slices.BinarySearchFunc(m.Owned, gp, meta.GroupPartition.Compare); !in {
+			return false
+		}
+	}
+	return true
 }
 
 // handOut gives m the partitions of its target that no other member owns
@@ -505,7 +572,10 @@ func (c *Config) setGroupDefaults() {
 		c.GroupHeartbeatInterval = DefaultGroupHeartbeatInterval
 	}
 	if c.GroupSessionCheckInterval == 0 {
-		c.GroupSessionCheckInterval = 250 * time.Millisecond
+		c.GroupSessionCheckInterval = DefaultGroupSessionCheckInterval
+	}
+	if c.GroupRebalanceTimeout == 0 {
+		c.GroupRebalanceTimeout = DefaultGroupRebalanceTimeout
 	}
 }
 
@@ -517,6 +587,8 @@ func (c Config) validateGroups() error {
 		return fmt.Errorf("coordinator: config: GroupHeartbeatInterval %v, want 10ms..GroupSessionTimeout", c.GroupHeartbeatInterval)
 	case c.GroupSessionCheckInterval <= 0:
 		return fmt.Errorf("coordinator: config: GroupSessionCheckInterval %v must be positive", c.GroupSessionCheckInterval)
+	case c.GroupRebalanceTimeout < minRebalanceTimeout || c.GroupRebalanceTimeout > maxRebalanceTimeout:
+		return fmt.Errorf("coordinator: config: GroupRebalanceTimeout %v, want %v..%v", c.GroupRebalanceTimeout, minRebalanceTimeout, maxRebalanceTimeout)
 	}
 	return nil
 }

@@ -318,8 +318,13 @@ func TestGroupStaleEpochCannotCommit(t *testing.T) {
 				Topics: []*stratav1.TopicOffsets{{Topic: "nope", Partitions: []*stratav1.PartitionOffset{{Partition: 0, Offset: 3}}}}})
 			return err
 		}(), apierr.ErrUnknownTopic},
-		{"stale heartbeat", func() error {
-			_, err := cli.GroupHeartbeat(ctx, &stratav1.GroupHeartbeatRequest{Group: "g", MemberId: "a", MemberEpoch: oldEpoch, Topics: []string{"orders"}})
+		{"stale heartbeat claiming another's partition", func() error {
+			_, err := cli.GroupHeartbeat(ctx, &stratav1.GroupHeartbeatRequest{Group: "g", MemberId: "a", MemberEpoch: oldEpoch, Topics: []string{"orders"},
+				Owned: []*stratav1.TopicPartitions{{Topic: "orders", Partitions: []int32{bp}}}})
+			return err
+		}(), apierr.ErrFencedMember},
+		{"heartbeat from the future", func() error {
+			_, err := cli.GroupHeartbeat(ctx, &stratav1.GroupHeartbeatRequest{Group: "g", MemberId: "a", MemberEpoch: a.epoch + 1, Topics: []string{"orders"}})
 			return err
 		}(), apierr.ErrFencedMember},
 		{"bad group name", func() error {

@@ -15,10 +15,13 @@ type metrics struct {
 	evictions   prometheus.Counter
 	admin       *prometheus.CounterVec
 
-	groupExpired       prometheus.Counter
-	groupCommits       prometheus.Counter
-	groupCommitOffsets prometheus.Counter
-	groupLag           *prometheus.GaugeVec
+	groupExpired prometheus.Counter
+	// groupRebalanceTimeouts counts members removed for keeping a revoked
+	// partition past the rebalance timeout.
+	groupRebalanceTimeouts prometheus.Counter
+	groupCommits           prometheus.Counter
+	groupCommitOffsets     prometheus.Counter
+	groupLag               *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -52,6 +55,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Namespace: "strata", Subsystem: "coordinator", Name: "group_sessions_expired_total",
 		Help: "Consumer group members removed because their session timed out.",
 	})
+	m.groupRebalanceTimeouts = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "strata", Subsystem: "coordinator", Name: "group_rebalance_timeouts_total",
+		Help: "Consumer group members removed because they kept a revoked partition past the rebalance timeout.",
+	})
 	m.groupCommits = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: "strata", Subsystem: "coordinator", Name: "group_commits_total",
 		Help: "Offset commit requests written to etcd (each in as few transactions as possible).",
@@ -63,7 +70,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.groupLag = newLagGauge()
 	if reg != nil {
 		reg.MustRegister(m.isLeader, m.elections, m.assignments, m.unassigned, m.evictions, m.admin,
-			m.groupExpired, m.groupCommits, m.groupCommitOffsets, m.groupLag)
+			m.groupExpired, m.groupRebalanceTimeouts, m.groupCommits, m.groupCommitOffsets, m.groupLag)
 	}
 	return m
 }

@@ -37,9 +37,13 @@ const (
 
 // Load-balancing thresholds (damping, so partitions do not flap).
 const (
-	// loadImbalance: a bytes-in move needs the hottest and coldest
-	// brokers to differ by more than this fraction of the mean.
+	// loadImbalance: load moves start when the busiest broker's bytes-in
+	// exceeds the mean by more than this fraction, and stop below it.
 	loadImbalance = 0.25
+	// loadMinGain: a load move must lower the higher rate of the two
+	// brokers it involves by at least this fraction of the mean, so that
+	// rate noise moves nothing.
+	loadMinGain = 0.02
 	// minLoadBytesPerSec: below this total rate load is noise.
 	minLoadBytesPerSec = 1 << 20
 	// handoffTimeout bounds one ReleasePartitions call.
@@ -87,19 +91,20 @@ type move struct {
 // placeOrphans. The result is deterministic.
 //
 // First by count: while the broker with the most partitions has at least
-// two more than the one with the fewest, one partition moves from the
-// first to the second; among brokers with equal counts the one with the
-// highest bytes-in gives and the one with the lowest takes. This gives a
-// new broker its fair share.
+// two more than the one with the fewest, one partition (its least busy)
+// moves from the first to the second; among brokers with equal counts the
+// one with the highest bytes-in gives and the one with the lowest takes.
+// This gives a new broker its fair share. Once the total rate is at least
+// minLoadBytesPerSec, a count move that would leave the taker busier than
+// the giver is not made: load wins over counts.
 //
-// Then, only if counts are balanced and byLoad is set, by bytes-in: when
-// the total rate is at least minLoadBytesPerSec and the hottest broker's
-// rate exceeds the coldest's by more than loadImbalance times the mean,
-// one partition moves from the hottest to the coldest — if the hottest has
-// more partitions than the coldest (so counts stay balanced and the count
-// step never moves it back) and if its estimated rate (the broker's rate
-// over its partition count; brokers report totals only) is below the
-// difference (so the move narrows it).
+// Then, only if no count move was planned and byLoad is set, by bytes-in
+// (balance.loadMoves): while the busiest broker exceeds the mean by more
+// than loadImbalance, a partition of it moves to the least busy broker,
+// or is swapped with a quieter partition of it, whichever lowers the
+// busier of the two most. Partition rates come from the brokers' reports
+// (meta.BrokerInfo.HotPartitions); a broker's unreported partitions share
+// the rest of its rate evenly.
 func planRebalance(parts []meta.PartitionState, brokers []meta.BrokerInfo, maxMoves int, byLoad bool) []move {
 	if maxMoves < 1 {
 		return nil
@@ -114,34 +119,49 @@ func planRebalance(parts []meta.PartitionState, brokers []meta.BrokerInfo, maxMo
 		if len(b.owned[from])-len(b.owned[to]) < 2 {
 			break
 		}
-		out = append(out, b.take(from, to, false))
+		i := b.coolest(from)
+		if r := b.prate[partKeyOf(b.owned[from][i])]; b.loaded() && b.rate[to]+r > b.rate[from]-r {
+			break
+		}
+		out = append(out, b.take(from, to, i, false))
 	}
 	if len(out) > 0 || !byLoad {
 		return out
 	}
-	if m, ok := b.loadMove(); ok {
-		return []move{m}
-	}
-	return nil
+	return b.loadMoves(maxMoves)
 }
 
+// partKey names a partition in balance.
+type partKey struct {
+	topicID   string
+	partition int32
+}
+
+func partKeyOf(p meta.PartitionState) partKey { return partKey{p.TopicID, p.Partition} }
+
 // balance is planRebalance's working copy of who owns what: the eligible
-// (not draining) brokers, their partitions and their bytes-in rates, updated
-// as moves are planned.
+// (not draining) brokers, their partitions and bytes-in rates, and each
+// partition's estimated rate, updated as moves are planned.
 type balance struct {
 	eligible []string // sorted broker IDs
 	rate     map[string]float64
 	owned    map[string][]meta.PartitionState // sorted by topic ID, partition
+	prate    map[partKey]float64
 }
 
 // newBalance returns the balance of parts over brokers, or nil when fewer
 // than two brokers are eligible (nothing to balance).
 func newBalance(parts []meta.PartitionState, brokers []meta.BrokerInfo) *balance {
-	b := &balance{rate: map[string]float64{}, owned: map[string][]meta.PartitionState{}}
+	b := &balance{rate: map[string]float64{}, owned: map[string][]meta.PartitionState{}, prate: map[partKey]float64{}}
+	reported := map[string]map[partKey]float64{}
 	for _, br := range brokers {
 		if !br.Draining {
 			b.eligible = append(b.eligible, br.ID)
 			b.rate[br.ID] = br.BytesInPerSec
+			reported[br.ID] = map[partKey]float64{}
+			for _, pl := range br.HotPartitions {
+				reported[br.ID][partKey{pl.TopicID, pl.Partition}] = pl.BytesInPerSec
+			}
 		}
 	}
 	if len(b.eligible) < 2 {
@@ -153,12 +173,41 @@ func newBalance(parts []meta.PartitionState, brokers []meta.BrokerInfo) *balance
 			b.owned[p.Broker] = append(b.owned[p.Broker], p)
 		}
 	}
-	for _, ps := range b.owned {
+	for id, ps := range b.owned {
 		slices.SortFunc(ps, func(x, y meta.PartitionState) int {
 			return cmp.Or(cmp.Compare(x.TopicID, y.TopicID), cmp.Compare(x.Partition, y.Partition))
 		})
+		b.estimate(id, reported[id])
 	}
 	return b
+}
+
+// estimate sets the rate of each partition of broker id: reported ones
+// as reported, the others an even share of what is left of its rate.
+func (b *balance) estimate(id string, reported map[partKey]float64) {
+	rest, others := b.rate[id], 0
+	for _, p := range b.owned[id] {
+		if r, ok := reported[partKeyOf(p)]; ok {
+			b.prate[partKeyOf(p)] = r
+			rest -= r
+		} else {
+			others++
+		}
+	}
+	for _, p := range b.owned[id] {
+		if _, ok := reported[partKeyOf(p)]; !ok {
+			b.prate[partKeyOf(p)] = max(rest, 0) / float64(others)
+		}
+	}
+}
+
+// loaded reports whether the brokers' rates are high enough to matter.
+func (b *balance) loaded() bool {
+	total := 0.0
+	for _, id := range b.eligible {
+		total += b.rate[id]
+	}
+	return total >= minLoadBytesPerSec
 }
 
 // most is the broker that should give a partition: the most partitions,
@@ -185,27 +234,38 @@ func (b *balance) fewest() string {
 	return best
 }
 
-// take plans moving from's last partition to to; the partition's share of
-// from's rate goes with it.
-func (b *balance) take(from, to string, byLoad bool) move {
-	ps := b.owned[from]
-	p := ps[len(ps)-1]
-	b.owned[from] = ps[:len(ps)-1]
-	b.owned[to] = append(b.owned[to], p)
-	share := b.rate[from] / float64(len(ps))
-	b.rate[from] -= share
-	b.rate[to] += share
+// coolest is the index of broker id's least busy partition (the last
+// one among equals).
+func (b *balance) coolest(id string) int {
+	ps := b.owned[id]
+	best := len(ps) - 1
+	for i := len(ps) - 2; i >= 0; i-- {
+		if b.prate[partKeyOf(ps[i])] < b.prate[partKeyOf(ps[best])] {
+			best = i
+		}
+	}
+	return best
+}
+
+// take plans moving from's i-th partition to to, with its rate.
+func (b *balance) take(from, to string, i int, byLoad bool) move {
+	p := b.owned[from][i]
+	b.owned[from] = slices.Delete(b.owned[from], i, i+1)
+	j, _ := slices.BinarySearchFunc(b.owned[to], p, func(x, y meta.PartitionState) int {
+		return cmp.Or(cmp.Compare(x.TopicID, y.TopicID), cmp.Compare(x.Partition, y.Partition))
+	})
+	b.owned[to] = slices.Insert(b.owned[to], j, p)
+	r := b.prate[partKeyOf(p)]
+	b.rate[from] -= r
+	b.rate[to] += r
 	return move{From: p, To: to, ByLoad: byLoad}
 }
 
-// loadMove plans one move from the hottest to the coldest broker when
-// their rates differ by more than loadImbalance of the mean, the hot one
-// has more partitions, and moving one average partition narrows the gap.
-func (b *balance) loadMove() (move, bool) {
-	total := 0.0
-	hot, cold := b.eligible[0], b.eligible[0]
+// extremes returns the busiest and least busy brokers and the mean rate.
+func (b *balance) extremes() (hot, cold string, mean float64) {
+	hot, cold = b.eligible[0], b.eligible[0]
 	for _, id := range b.eligible {
-		total += b.rate[id]
+		mean += b.rate[id]
 		if b.rate[id] > b.rate[hot] {
 			hot = id
 		}
@@ -213,15 +273,59 @@ func (b *balance) loadMove() (move, bool) {
 			cold = id
 		}
 	}
-	mean := total / float64(len(b.eligible))
-	diff := b.rate[hot] - b.rate[cold]
-	if total < minLoadBytesPerSec || diff <= loadImbalance*mean || len(b.owned[hot]) <= len(b.owned[cold]) {
-		return move{}, false
+	return hot, cold, mean / float64(len(b.eligible))
+}
+
+// loadMoves plans up to maxMoves moves while the busiest broker exceeds
+// the mean by more than loadImbalance: each moves one of its partitions
+// to the least busy broker, or swaps it with a quieter one of that
+// broker's, choosing what leaves the busier of the two lowest, and only
+// if that is lower by at least loadMinGain of the mean.
+func (b *balance) loadMoves(maxMoves int) []move {
+	var out []move
+	for len(out) < maxMoves && b.loaded() {
+		hot, cold, mean := b.extremes()
+		h := b.rate[hot]
+		if h <= (1+loadImbalance)*mean {
+			break
+		}
+		bestI, bestJ := b.bestLoadMove(hot, cold, h-loadMinGain*mean, len(out)+2 <= maxMoves)
+		if bestI < 0 {
+			break
+		}
+		var q meta.PartitionState
+		if bestJ >= 0 {
+			q = b.owned[cold][bestJ]
+		}
+		out = append(out, b.take(hot, cold, bestI, true))
+		if bestJ >= 0 {
+			j := slices.IndexFunc(b.owned[cold], func(x meta.PartitionState) bool { return partKeyOf(x) == partKeyOf(q) })
+			out = append(out, b.take(cold, hot, j, true))
+		}
 	}
-	if b.rate[hot]/float64(len(b.owned[hot])) >= diff {
-		return move{}, false
+	return out
+}
+
+// bestLoadMove returns the partition i of hot to move to cold and,
+// if swaps allows and it is better, the quieter partition j of cold to
+// move back (-1: none) that leave max(rate of hot, rate of cold) lowest,
+// if below limit; i is -1 if no move gets there.
+func (b *balance) bestLoadMove(hot, cold string, limit float64, swaps bool) (bestI, bestJ int) {
+	h, c := b.rate[hot], b.rate[cold]
+	bestI, bestJ = -1, -1
+	for i := len(b.owned[hot]) - 1; i >= 0; i-- {
+		rp := b.prate[partKeyOf(b.owned[hot][i])]
+		if m := max(h-rp, c+rp); m < limit {
+			bestI, bestJ, limit = i, -1, m
+		}
+		for j := len(b.owned[cold]) - 1; swaps && j >= 0; j-- {
+			rq := b.prate[partKeyOf(b.owned[cold][j])]
+			if m := max(h-rp+rq, c+rp-rq); rq < rp && m < limit {
+				bestI, bestJ, limit = i, j, m
+			}
+		}
 	}
-	return b.take(hot, cold, true), true
+	return bestI, bestJ
 }
 
 // rebalancer carries the leader's rebalancing state between placement

@@ -26,6 +26,10 @@ type BrokerInfo struct {
 	Zone string `json:"zone,omitempty"`
 	// BytesInPerSec is the broker's recent produce rate, for placement.
 	BytesInPerSec float64 `json:"bytes_in_per_sec"`
+	// HotPartitions are the broker's busiest partitions by produce rate,
+	// at most MaxHotPartitions, busiest first; the rest of BytesInPerSec
+	// is spread over its other partitions.
+	HotPartitions []PartitionLoad `json:"hot_partitions,omitempty"`
 	// Draining is set while the broker hands its partitions away before it
 	// exits; placement gives it nothing new.
 	Draining bool `json:"draining,omitempty"`
@@ -36,6 +40,18 @@ type BrokerInfo struct {
 	LastStorageError string `json:"last_storage_error,omitempty"`
 	// LastStorageErrorAt is when LastStorageError happened.
 	LastStorageErrorAt time.Time `json:"last_storage_error_at,omitzero"`
+}
+
+// MaxHotPartitions bounds BrokerInfo.HotPartitions, so that a broker's
+// registration stays a small etcd value (about 60 bytes an entry) however
+// many partitions it owns: placement only needs the few that stand out.
+const MaxHotPartitions = 16
+
+// PartitionLoad is one partition's recent produce rate on its broker.
+type PartitionLoad struct {
+	TopicID       string  `json:"topic_id"`
+	Partition     int32   `json:"partition"`
+	BytesInPerSec float64 `json:"bytes_in_per_sec"`
 }
 
 // Validate reports whether info can be registered.

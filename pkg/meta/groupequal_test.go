@@ -16,7 +16,7 @@ func TestGroupStateEqualSeesEveryField(t *testing.T) {
 		return meta.GroupState{
 			V: 1, Epoch: 3, Assignor: "sticky", Revision: 9,
 			Members: []meta.GroupMember{{
-				ID: "m", ClientID: "c", Epoch: 2, SessionTimeoutMs: 45000, Topics: []string{"t"},
+				ID: "m", ClientID: "c", Epoch: 2, PrevEpoch: 1, SessionTimeoutMs: 45000, Topics: []string{"t"},
 				Owned:  []meta.GroupPartition{{TopicID: "x", Partition: 1}},
 				Target: []meta.GroupPartition{{TopicID: "x", Partition: 1}}, Assigned: []meta.GroupPartition{{TopicID: "x", Partition: 1}},
 			}},

@@ -42,8 +42,11 @@ type GroupMember struct {
 	ClientID string `json:"client_id,omitempty"`
 	// Epoch is the member epoch: it grows with every change of the
 	// assignment handed to the member.
-	Epoch  int64    `json:"epoch"`
-	Topics []string `json:"topics"`
+	Epoch int64 `json:"epoch"`
+	// PrevEpoch is the member's epoch before its last change: a heartbeat
+	// at it, whose answer was lost, is still accepted (KIP-848).
+	PrevEpoch int64    `json:"prev_epoch,omitempty"`
+	Topics    []string `json:"topics"`
 	// SessionTimeoutMs is the member's session timeout.
 	SessionTimeoutMs int32 `json:"session_timeout_ms"`
 	// Owned are the partitions the member owns: handed to it and not yet
