@@ -8,9 +8,8 @@
 #   scripts/bench-cluster.sh stop DIR
 #
 # STRATA_BENCH_BIN=DIR uses binaries built before instead of building them.
-# STRATA_BENCH_GOMEMLIMIT sets GOMEMLIMIT for the broker and the proxy
-# (default 128MiB, what the Helm chart sets for its default memory limits;
-# "off" leaves it unset).
+# STRATA_BENCH_GOMEMLIMIT=128MiB sets GOMEMLIMIT for the broker and the
+# proxy, as the Helm chart does (unset by default).
 # After start, DIR/env holds STRATA_* settings for `strata bench s3` and the
 # proxy address (STRATA_SERVER); DIR/*.pid the process ids; DIR/*.log logs.
 set -euo pipefail
@@ -122,8 +121,7 @@ EOF
 . "$dir/env"
 "$dir/bin/coordinator" -listen-addr 127.0.0.1:17072 -metrics-addr 127.0.0.1:19472 >"$dir/coordinator.log" 2>&1 &
 echo $! >"$dir/coordinator.pid"
-memlimit=${STRATA_BENCH_GOMEMLIMIT:-128MiB}
-[ "$memlimit" = off ] && memlimit=
+memlimit=${STRATA_BENCH_GOMEMLIMIT:-}
 env ${memlimit:+GOMEMLIMIT=$memlimit} "$dir/bin/broker" -listen-addr 127.0.0.1:17071 -metrics-addr 127.0.0.1:19471 -id broker-0 "$@" >"$dir/broker.log" 2>&1 &
 echo $! >"$dir/broker.pid"
 env ${memlimit:+GOMEMLIMIT=$memlimit} "$dir/bin/proxy" -listen-addr 127.0.0.1:17070 -metrics-addr 127.0.0.1:19470 >"$dir/proxy.log" 2>&1 &
