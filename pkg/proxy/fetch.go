@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"time"
 
@@ -48,7 +47,8 @@ type FetchRequest struct {
 // FetchResult is the answer to a fetch.
 type FetchResult struct {
 	// Batches are whole record batches, back to back, in offset order, all
-	// below HighWatermark.
+	// below HighWatermark. They may be the block cache's own bytes: read
+	// them, never modify them.
 	Batches []byte
 	// HighWatermark is the partition's next offset when the fetch was
 	// answered.
@@ -205,7 +205,8 @@ func (f *Fetcher) waitHW(ctx context.Context, topic, id string, p int32, off int
 }
 
 // read collects whole batches from off up to hw (exclusive) within
-// maxBytes, always at least one batch.
+// maxBytes, always at least one batch. Batches of one chunk are returned
+// as they are, without a copy; only a fetch that spans chunks copies.
 func (f *Fetcher) read(ctx context.Context, topic, id string, p int32, off, hw int64, maxBytes int) ([]byte, error) {
 	var out []byte
 	for pos := off; pos < hw && len(out) < maxBytes; {
@@ -218,30 +219,52 @@ func (f *Fetcher) read(ctx context.Context, topic, id string, p int32, off, hw i
 			}
 			return nil, err
 		}
-		// Grow once per chunk rather than batch by batch.
-		out = slices.Grow(out, min(len(chunk), max(maxBytes-len(out), 0)))
-		at := 0
-		for _, h := range hs {
-			b := chunk[at : at+h.Size()]
-			at += h.Size()
-			switch {
-			case h.LastOffset() < pos:
-				continue // before the wanted offset
-			case h.LastOffset() >= hw:
-				return out, nil // never past the high watermark
-			case len(out) > 0 && len(out)+len(b) > maxBytes:
-				return out, nil
-			}
-			out = append(out, b...)
-			f.metrics.fetchBytes.Add(float64(len(b)))
+		from, to, stop := pickBatches(hs, pos, hw, maxBytes-len(out), len(out) == 0)
+		f.metrics.fetchBytes.Add(float64(to - from))
+		if out == nil {
+			out = chunk[from:to:to] // appending to it copies
+		} else {
+			out = append(out, chunk[from:to]...)
 		}
-		if last := hs[len(hs)-1].LastOffset(); last < e.LastOffset {
-			// A ranged read stopped inside the chunk at the budget.
+		if stop || hs[len(hs)-1].LastOffset() < e.LastOffset {
+			// Done, or a ranged read stopped inside the chunk at the budget.
 			return out, nil
 		}
 		pos = e.LastOffset + 1
 	}
 	return out, nil
+}
+
+// pickBatches returns the byte range, within the chunk that hs describe,
+// of the batches a fetch at pos takes: those ending at or after pos, below
+// hw, within budget bytes — the first one whole even if larger when first
+// is set. stop reports that the fetch is complete (budget or hw reached).
+func pickBatches(hs []segment.BatchHeader, pos, hw int64, budget int, first bool) (from, to int, stop bool) {
+	at := 0
+	from = -1
+	for _, h := range hs {
+		size := h.Size()
+		switch {
+		case h.LastOffset() < pos:
+			at += size
+			continue // before the wanted offset
+		case h.LastOffset() >= hw:
+			stop = true // never past the high watermark
+		case from >= 0 && at+size-from > budget, from < 0 && !first && size > budget:
+			stop = true
+		}
+		if stop {
+			break
+		}
+		if from < 0 {
+			from = at
+		}
+		at += size
+	}
+	if from < 0 {
+		return at, at, stop
+	}
+	return from, at, stop
 }
 
 // batchesAt returns the segment entry that holds pos and whole batches of
