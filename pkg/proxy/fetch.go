@@ -160,7 +160,8 @@ func (f *Fetcher) Fetch(ctx context.Context, req FetchRequest) (FetchResult, err
 	if off == hw {
 		f.tail.note(partKey{id, p}, hw)
 	}
-	if off == hw && wait > 0 {
+	polled := off == hw && wait > 0
+	if polled {
 		f.metrics.longPolls.Inc()
 		if hw, err = f.waitHW(ctx, req.Topic, id, p, off, wait); err != nil {
 			return FetchResult{}, err
@@ -175,7 +176,18 @@ func (f *Fetcher) Fetch(ctx context.Context, req FetchRequest) (FetchResult, err
 	if err != nil {
 		return FetchResult{}, err
 	}
+	if polled {
+		f.observeTailDelay(partKey{id, p}, hw)
+	}
 	return res, nil
+}
+
+// observeTailDelay records, for a long-poll that got data, how old the
+// newest entry below hw is: the time from its broker building it to now.
+func (f *Fetcher) observeTailDelay(key partKey, hw int64) {
+	if e, ok := f.entries.find(key, hw-1); ok && e.CreatedMs > 0 {
+		f.metrics.tailDelay.Observe(float64(max(time.Now().UnixMilli()-e.CreatedMs, 0)) / 1e3)
+	}
 }
 
 // waitHW waits until the partition's high watermark passes off, wait
