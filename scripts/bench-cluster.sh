@@ -8,6 +8,8 @@
 #   scripts/bench-cluster.sh stop DIR
 #
 # STRATA_BENCH_BIN=DIR uses binaries built before instead of building them.
+# STRATA_BENCH_GOMEMLIMIT=128MiB sets GOMEMLIMIT for the broker and the
+# proxy, as the Helm chart does (unset by default).
 # After start, DIR/env holds STRATA_* settings for `strata bench s3` and the
 # proxy address (STRATA_SERVER); DIR/*.pid the process ids; DIR/*.log logs.
 set -euo pipefail
@@ -119,9 +121,10 @@ EOF
 . "$dir/env"
 "$dir/bin/coordinator" -listen-addr 127.0.0.1:17072 -metrics-addr 127.0.0.1:19472 >"$dir/coordinator.log" 2>&1 &
 echo $! >"$dir/coordinator.pid"
-"$dir/bin/broker" -listen-addr 127.0.0.1:17071 -metrics-addr 127.0.0.1:19471 -id broker-0 "$@" >"$dir/broker.log" 2>&1 &
+memlimit=${STRATA_BENCH_GOMEMLIMIT:-}
+env ${memlimit:+GOMEMLIMIT=$memlimit} "$dir/bin/broker" -listen-addr 127.0.0.1:17071 -metrics-addr 127.0.0.1:19471 -id broker-0 "$@" >"$dir/broker.log" 2>&1 &
 echo $! >"$dir/broker.pid"
-"$dir/bin/proxy" -listen-addr 127.0.0.1:17070 -metrics-addr 127.0.0.1:19470 >"$dir/proxy.log" 2>&1 &
+env ${memlimit:+GOMEMLIMIT=$memlimit} "$dir/bin/proxy" -listen-addr 127.0.0.1:17070 -metrics-addr 127.0.0.1:19470 >"$dir/proxy.log" 2>&1 &
 echo $! >"$dir/proxy.pid"
 for port in 19470 19471 19472; do wait_http "http://127.0.0.1:$port/healthz"; done
 echo "bench-cluster: running; . $dir/env"

@@ -174,7 +174,8 @@ func (c *Cache) BlockSize() int64 { return c.cfg.BlockSize }
 
 // ReadRange returns length bytes at off of the object named key whose total
 // size is size, serving whole blocks from the cache and loading the missing
-// ones with load. The result is a fresh slice the caller may keep.
+// ones with load. The caller may keep the result but must not modify it: a
+// range within one block is that block's bytes, not a copy.
 func (c *Cache) ReadRange(ctx context.Context, key string, size, off, length int64, load Loader) ([]byte, error) {
 	return c.ReadRangeClass(ctx, Hot, key, size, off, length, load)
 }
@@ -188,8 +189,17 @@ func (c *Cache) ReadRangeClass(ctx context.Context, class Class, key string, siz
 	if off < 0 || length < 0 || size < 0 || off > size || length > size-off {
 		return nil, fmt.Errorf("%w: %d+%d of a %d-byte object %s", ErrInvalidRange, off, length, size, key)
 	}
-	out := make([]byte, 0, length)
 	bs := c.cfg.BlockSize
+	if idx := off / bs; length > 0 && (off+length-1)/bs == idx {
+		// Within one block: no copy (most flush chunks, and every warm).
+		block, err := c.block(ctx, class, key, size, idx, load)
+		if err != nil {
+			return nil, err
+		}
+		from := off - idx*bs
+		return block[from : from+length : from+length], nil
+	}
+	out := make([]byte, 0, length)
 	for pos := off; pos < off+length; {
 		idx := pos / bs
 		block, err := c.block(ctx, class, key, size, idx, load)

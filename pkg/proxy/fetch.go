@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"time"
 
@@ -48,7 +47,8 @@ type FetchRequest struct {
 // FetchResult is the answer to a fetch.
 type FetchResult struct {
 	// Batches are whole record batches, back to back, in offset order, all
-	// below HighWatermark.
+	// below HighWatermark. They may be the block cache's own bytes: read
+	// them, never modify them.
 	Batches []byte
 	// HighWatermark is the partition's next offset when the fetch was
 	// answered.
@@ -82,6 +82,8 @@ type Fetcher struct {
 	log         *slog.Logger
 	metrics     *metrics
 	entries     *entryCache
+	// objects holds opened segment objects for ranged reads.
+	objects *openObjects
 
 	mu        sync.Mutex // guards logStarts
 	logStarts map[partKey]cachedLogStart
@@ -158,7 +160,8 @@ func (f *Fetcher) Fetch(ctx context.Context, req FetchRequest) (FetchResult, err
 	if off == hw {
 		f.tail.note(partKey{id, p}, hw)
 	}
-	if off == hw && wait > 0 {
+	polled := off == hw && wait > 0
+	if polled {
 		f.metrics.longPolls.Inc()
 		if hw, err = f.waitHW(ctx, req.Topic, id, p, off, wait); err != nil {
 			return FetchResult{}, err
@@ -173,7 +176,18 @@ func (f *Fetcher) Fetch(ctx context.Context, req FetchRequest) (FetchResult, err
 	if err != nil {
 		return FetchResult{}, err
 	}
+	if polled {
+		f.observeTailDelay(partKey{id, p}, hw)
+	}
 	return res, nil
+}
+
+// observeTailDelay records, for a long-poll that got data, how old the
+// newest entry below hw is: the time from its broker building it to now.
+func (f *Fetcher) observeTailDelay(key partKey, hw int64) {
+	if e, ok := f.entries.find(key, hw-1); ok && e.CreatedMs > 0 {
+		f.metrics.tailDelay.Observe(float64(max(time.Now().UnixMilli()-e.CreatedMs, 0)) / 1e3)
+	}
 }
 
 // waitHW waits until the partition's high watermark passes off, wait
@@ -203,11 +217,12 @@ func (f *Fetcher) waitHW(ctx context.Context, topic, id string, p int32, off int
 }
 
 // read collects whole batches from off up to hw (exclusive) within
-// maxBytes, always at least one batch.
+// maxBytes, always at least one batch. Batches of one chunk are returned
+// as they are, without a copy; only a fetch that spans chunks copies.
 func (f *Fetcher) read(ctx context.Context, topic, id string, p int32, off, hw int64, maxBytes int) ([]byte, error) {
 	var out []byte
 	for pos := off; pos < hw && len(out) < maxBytes; {
-		e, chunk, hs, err := f.chunkAt(ctx, topic, id, p, pos)
+		e, chunk, hs, err := f.batchesAt(ctx, topic, id, p, pos, maxBytes-len(out))
 		if err != nil {
 			if len(out) > 0 && ctx.Err() == nil {
 				// Return what we have; the next fetch will meet the error.
@@ -216,45 +231,80 @@ func (f *Fetcher) read(ctx context.Context, topic, id string, p int32, off, hw i
 			}
 			return nil, err
 		}
-		// Grow once per chunk rather than batch by batch.
-		out = slices.Grow(out, min(len(chunk), max(maxBytes-len(out), 0)))
-		at := 0
-		for _, h := range hs {
-			b := chunk[at : at+h.Size()]
-			at += h.Size()
-			switch {
-			case h.LastOffset() < pos:
-				continue // before the wanted offset
-			case h.LastOffset() >= hw:
-				return out, nil // never past the high watermark
-			case len(out) > 0 && len(out)+len(b) > maxBytes:
-				return out, nil
-			}
-			out = append(out, b...)
-			f.metrics.fetchBytes.Add(float64(len(b)))
+		from, to, stop := pickBatches(hs, pos, hw, maxBytes-len(out), len(out) == 0)
+		f.metrics.fetchBytes.Add(float64(to - from))
+		if out == nil {
+			out = chunk[from:to:to] // appending to it copies
+		} else {
+			out = append(out, chunk[from:to]...)
+		}
+		if stop || hs[len(hs)-1].LastOffset() < e.LastOffset {
+			// Done, or a ranged read stopped inside the chunk at the budget.
+			return out, nil
 		}
 		pos = e.LastOffset + 1
 	}
 	return out, nil
 }
 
-// chunkAt returns the segment entry that holds offset pos, its chunk and
-// the chunk's validated batch headers.
-func (f *Fetcher) chunkAt(ctx context.Context, topic, id string, p int32, pos int64) (meta.SegmentEntry, []byte, []segment.BatchHeader, error) {
+// pickBatches returns the byte range, within the chunk that hs describe,
+// of the batches a fetch at pos takes: those ending at or after pos, below
+// hw, within budget bytes — the first one whole even if larger when first
+// is set. stop reports that the fetch is complete (budget or hw reached).
+func pickBatches(hs []segment.BatchHeader, pos, hw int64, budget int, first bool) (from, to int, stop bool) {
+	at := 0
+	from = -1
+	for _, h := range hs {
+		size := h.Size()
+		switch {
+		case h.LastOffset() < pos:
+			at += size
+			continue // before the wanted offset
+		case h.LastOffset() >= hw:
+			stop = true // never past the high watermark
+		case from >= 0 && at+size-from > budget, from < 0 && !first && size > budget:
+			stop = true
+		}
+		if stop {
+			break
+		}
+		if from < 0 {
+			from = at
+		}
+		at += size
+	}
+	if from < 0 {
+		return at, at, stop
+	}
+	return from, at, stop
+}
+
+// batchesAt returns the segment entry that holds pos and whole batches of
+// its chunk, from the batch that holds pos or an earlier one, with their
+// validated headers. Cold chunks larger than a cache block are read in part,
+// about budget bytes (readRanged); others whole, through the block cache.
+func (f *Fetcher) batchesAt(ctx context.Context, topic, id string, p int32, pos int64, budget int) (meta.SegmentEntry, []byte, []segment.BatchHeader, error) {
 	key := partKey{id, p}
 	for attempt := 0; ; attempt++ {
 		e, err := f.entry(ctx, topic, key, pos)
 		if err != nil {
 			return meta.SegmentEntry{}, nil, nil, err
 		}
-		chunk, hs, err := f.readChunk(ctx, e)
+		var b []byte
+		var hs []segment.BatchHeader
+		if class := f.cacheClass(e, time.Now()); f.ranged(e, class) {
+			b, hs, err = f.readRanged(ctx, e, pos, budget)
+		} else {
+			b, hs, err = f.readChunk(ctx, e, class)
+		}
 		if errors.Is(err, objstore.ErrNotFound) && attempt == 0 {
 			// A cached entry whose object is gone: compaction replaced
 			// it. Ask etcd again.
 			f.entries.forget(key)
+			f.objects.lru.Remove(e.ObjectKey)
 			continue
 		}
-		return e, chunk, hs, err
+		return e, b, hs, err
 	}
 }
 
@@ -282,31 +332,60 @@ func (f *Fetcher) entry(ctx context.Context, topic string, key partKey, pos int6
 	return e, nil
 }
 
-// readChunk reads an entry's chunk through the block cache and checks that
-// its batches are intact and cover exactly the entry's offsets. It reads
-// the whole chunk: fine for flush-sized chunks; compacted segments much
-// larger than a fetch will want the chunk's sparse index instead.
-func (f *Fetcher) readChunk(ctx context.Context, e meta.SegmentEntry) ([]byte, []segment.BatchHeader, error) {
-	chunk, err := f.cache.ReadRangeClass(ctx, f.cacheClass(e, time.Now()), e.ObjectKey, e.ObjectSize, e.Pos, e.Len,
+// readChunk reads an entry's whole chunk through the block cache, loading
+// missing blocks against class's budget, and checks that its batches are
+// intact and cover exactly the entry's offsets.
+func (f *Fetcher) readChunk(ctx context.Context, e meta.SegmentEntry, class cache.Class) ([]byte, []segment.BatchHeader, error) {
+	chunk, err := f.cache.ReadRangeClass(ctx, class, e.ObjectKey, e.ObjectSize, e.Pos, e.Len,
 		func(ctx context.Context, off, n int64) ([]byte, error) { return f.store.Get(ctx, e.ObjectKey, off, n) })
-	switch {
-	case errors.Is(err, objstore.ErrNotFound):
-		return nil, nil, fmt.Errorf("%w: object %s of %s/%d@%d is missing: %w", ErrCorruptData, e.ObjectKey, e.TopicID, e.Partition, e.FirstOffset, err)
-	case errors.Is(err, cache.ErrInvalidRange), errors.Is(err, objstore.ErrInvalidRange), errors.Is(err, objstore.ErrInvalidKey):
-		return nil, nil, fmt.Errorf("%w: entry %s/%d@%d points outside object %s: %v", ErrCorruptData, e.TopicID, e.Partition, e.FirstOffset, e.ObjectKey, err)
-	case ctx.Err() != nil:
-		return nil, nil, ctx.Err()
-	case err != nil:
-		return nil, nil, apierr.Errorf(apierr.ErrStorageUnavailable, "read object %s: %v", e.ObjectKey, err)
+	if err != nil {
+		return nil, nil, f.chunkError(ctx, e, err)
 	}
 	hs, err := segment.SplitBatches(chunk)
 	if err == nil {
 		err = checkChunk(e, hs)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: chunk of %s/%d@%d in object %s: %v", ErrCorruptData, e.TopicID, e.Partition, e.FirstOffset, e.ObjectKey, err)
+		return nil, nil, corruptChunk(e, err)
 	}
 	return chunk, hs, nil
+}
+
+// chunkError classifies an error reading e's chunk from the store or the
+// cache: a missing object or a range outside it is corrupt data (the
+// metadata points at what is not there), and so are bytes that fail the
+// segment package's validation; a failing store is unavailable.
+func (f *Fetcher) chunkError(ctx context.Context, e meta.SegmentEntry, err error) error {
+	switch {
+	case errors.Is(err, objstore.ErrNotFound):
+		return fmt.Errorf("%w: object %s of %s/%d@%d is missing: %w", ErrCorruptData, e.ObjectKey, e.TopicID, e.Partition, e.FirstOffset, err)
+	case errors.Is(err, cache.ErrInvalidRange), errors.Is(err, objstore.ErrInvalidRange), errors.Is(err, objstore.ErrInvalidKey):
+		return fmt.Errorf("%w: entry %s/%d@%d points outside object %s: %v", ErrCorruptData, e.TopicID, e.Partition, e.FirstOffset, e.ObjectKey, err)
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case isSegmentError(err):
+		return corruptChunk(e, err)
+	default:
+		return apierr.Errorf(apierr.ErrStorageUnavailable, "read object %s: %v", e.ObjectKey, err)
+	}
+}
+
+// corruptChunk reports that e's chunk failed validation.
+func corruptChunk(e meta.SegmentEntry, err error) error {
+	return fmt.Errorf("%w: chunk of %s/%d@%d in object %s: %v", ErrCorruptData, e.TopicID, e.Partition, e.FirstOffset, e.ObjectKey, err)
+}
+
+// isSegmentError reports whether err is the segment package's verdict on
+// stored bytes (rather than the store's error that it wraps).
+func isSegmentError(err error) bool {
+	for _, s := range []error{segment.ErrCorrupt, segment.ErrTruncated, segment.ErrCRC, segment.ErrUnknownCodec,
+		segment.ErrTooLarge, segment.ErrVersion, segment.ErrMagic, segment.ErrNotContiguous,
+		segment.ErrNotFound, segment.ErrOffsetOutOfRange} {
+		if errors.Is(err, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // checkChunk checks that batches cover the entry's offsets contiguously.
@@ -410,7 +489,7 @@ func (f *Fetcher) offsetForTime(ctx context.Context, topic, id string, p int32, 
 		if e.MaxTimestamp < ts || e.LastOffset < logStart {
 			continue
 		}
-		chunk, hs, err := f.readChunk(ctx, e)
+		chunk, hs, err := f.readChunk(ctx, e, f.cacheClass(e, time.Now()))
 		if err != nil {
 			return 0, -1, err
 		}

@@ -215,12 +215,15 @@ func wantErr(t *testing.T, what string, err, sentinel error) {
 // countingStore counts the reads that reach the object store.
 type countingStore struct {
 	objstore.Store
-	gets atomic.Int64
+	gets  atomic.Int64
+	bytes atomic.Int64 // bytes the gets returned
 }
 
 func (s *countingStore) Get(ctx context.Context, key string, off, length int64) ([]byte, error) {
 	s.gets.Add(1)
-	return s.Store.Get(ctx, key, off, length)
+	b, err := s.Store.Get(ctx, key, off, length)
+	s.bytes.Add(int64(len(b)))
+	return b, err
 }
 
 func (s *countingStore) List(ctx context.Context, prefix string) iter.Seq2[objstore.ObjectInfo, error] {

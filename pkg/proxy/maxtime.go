@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/strata-mq/strata/pkg/apierr"
 	"github.com/strata-mq/strata/pkg/meta"
@@ -42,7 +43,7 @@ func (f *Fetcher) MaxTimestamp(ctx context.Context, topic string, p int32) (offs
 	if !found {
 		return -1, -1, nil
 	}
-	chunk, hs, err := f.readChunk(ctx, best)
+	chunk, hs, err := f.readChunk(ctx, best, f.cacheClass(best, time.Now()))
 	if err != nil {
 		return -1, -1, err
 	}

@@ -3,6 +3,7 @@ package charttest
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -97,6 +98,9 @@ func checkRendered(t *testing.T, objs []object) {
 		}
 		if !selects(d.Spec.Selector.MatchLabels, d.Spec.Template.Labels) {
 			t.Errorf("%s: selector %v does not select its pods %v", role, d.Spec.Selector.MatchLabels, d.Spec.Template.Labels)
+		}
+		if role != "coordinator" {
+			checkGoMemLimit(t, role, c)
 		}
 		if role == "broker" {
 			// Several brokers restart at once in a rollout
@@ -208,6 +212,8 @@ func TestSchemaRejects(t *testing.T) {
 		{"network policy not a boolean", []string{"networkPolicy.enabled=maybe"}, "networkPolicy/enabled"},
 		{"kafka advertised address without a port", []string{"proxy.kafka.advertisedAddr=kafka.example.com"}, "proxy/kafka/advertisedAddr"},
 		{"kafka port out of range", []string{"proxy.kafka.port=0"}, "proxy/kafka/port"},
+		{"go memory limit without a unit", []string{"proxy.goMemLimit=lots"}, "proxy/goMemLimit"},
+		{"go memory limit in kubernetes units", []string{"broker.goMemLimit=128Mi"}, "broker/goMemLimit"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -252,4 +258,36 @@ func hasEnv(env []corev1.EnvVar, name string) bool {
 		}
 	}
 	return false
+}
+
+// checkGoMemLimit checks that a Go server's container sets GOMEMLIMIT below
+// its memory limit, so the heap collects harder before the kernel kills it.
+func checkGoMemLimit(t *testing.T, role string, c corev1.Container) {
+	t.Helper()
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}}
+	for _, e := range c.Env {
+		if e.Name != "GOMEMLIMIT" {
+			continue
+		}
+		v, mult := e.Value, int64(1)
+		for _, u := range units {
+			if strings.HasSuffix(v, u.suffix) {
+				v, mult = strings.TrimSuffix(v, u.suffix), u.mult
+				break
+			}
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			t.Errorf("%s: GOMEMLIMIT %q: %v", role, e.Value, err)
+			return
+		}
+		if limit := c.Resources.Limits.Memory().Value(); n*mult >= limit {
+			t.Errorf("%s: GOMEMLIMIT %s is not below the memory limit %d", role, e.Value, limit)
+		}
+		return
+	}
+	t.Errorf("%s: no GOMEMLIMIT", role)
 }
