@@ -44,12 +44,24 @@ bin_dir() {
 	echo "$dir/bin"
 }
 
+# alive PID: the process exists and is not a zombie (one that was killed
+# but not yet reaped by its parent, which kill -0 still finds).
+alive() {
+	local state
+	if [ -r "/proc/$1/stat" ]; then
+		state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+	else
+		state=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+	fi
+	[ -n "$state" ] && [ "${state#Z}" = "$state" ]
+}
+
 # launch NAME BINARY ARGS... starts a process in the background with the
 # cluster's shared settings, logging to NAME.log, its pid in NAME.pid.
 launch() {
 	local name=$1 binary=$2
 	shift 2
-	if [ -e "$dir/$name.pid" ] && kill -0 "$(cat "$dir/$name.pid")" 2>/dev/null; then
+	if [ -e "$dir/$name.pid" ] && alive "$(cat "$dir/$name.pid")"; then
 		die "$name is already running (pid $(cat "$dir/$name.pid"))"
 	fi
 	STRATA_ETCD_ENDPOINTS="http://127.0.0.1:$((port + 300))" STRATA_DATA_DIR="$dir/objects" \
@@ -97,7 +109,7 @@ status() {
 		local name pid
 		name=$(basename "$f" .pid)
 		pid=$(cat "$f")
-		if kill -0 "$pid" 2>/dev/null; then echo "$name running (pid $pid)"; else echo "$name stopped"; fi
+		if alive "$pid"; then echo "$name running (pid $pid)"; else echo "$name stopped"; fi
 	done
 }
 
@@ -114,7 +126,7 @@ stop() {
 		local pid
 		pid=$(cat "$dir/$name.pid")
 		kill -TERM "$pid" 2>/dev/null || true
-		for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		for _ in $(seq 1 100); do alive "$pid" || break; sleep 0.1; done
 		kill -KILL "$pid" 2>/dev/null || true
 		rm -f "$dir/$name.pid"
 	done
