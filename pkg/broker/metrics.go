@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/strata-mq/strata/internal/metric"
 	"github.com/strata-mq/strata/pkg/apierr"
 )
 
@@ -37,74 +38,22 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
-	const ns, sub = "strata", "broker"
+	f := metric.New(reg, "broker")
 	m := &metrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "produce_requests_total",
-			Help: "Produce requests answered, by result.",
-		}, []string{"result"}),
-		records: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "produce_records_total",
-			Help: "Records in answered produce requests, by result.",
-		}, []string{"result"}),
-		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "produce_bytes_total",
-			Help: "Batch bytes in answered produce requests, by result.",
-		}, []string{"result"}),
-		flushes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "flushes_total",
-			Help: "Flushes (segment objects) finished, by result.",
-		}, []string{"result"}),
-		produceTime: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Namespace: ns, Subsystem: sub, Name: "produce_duration_seconds",
-			Help:    "Time from a produce request's arrival to its answer (acks wait for the flush's PUT and commit).",
-			Buckets: prometheus.ExponentialBuckets(0.00025, 2, 18), // 0.25ms to ~33s
-		}),
-		flushBytes: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Namespace: ns, Subsystem: sub, Name: "flush_bytes",
-			Help:    "Size of flushed segment objects.",
-			Buckets: prometheus.ExponentialBuckets(1<<10, 4, 10), // 1 KiB .. 256 MiB
-		}),
-		putTime: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Namespace: ns, Subsystem: sub, Name: "flush_put_seconds",
-			Help:    "Time to build and PUT a flush's segment object.",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
-		}),
-		commitTime: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Namespace: ns, Subsystem: sub, Name: "flush_commit_seconds",
-			Help:    "Time to commit a flush's segment entries to etcd.",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
-		}),
-		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: ns, Subsystem: sub, Name: "inflight_flushes",
-			Help: "Flushes started and not yet committed.",
-		}),
-		owned: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: ns, Subsystem: sub, Name: "owned_partitions",
-			Help: "Partitions this broker currently owns.",
-		}),
-		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "produce_duplicates_total",
-			Help: "Produce requests recognised as retries of committed ones and answered with their original offsets.",
-		}),
-		outOfOrder: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "produce_out_of_order_total",
-			Help: "Idempotent produce requests refused with OUT_OF_ORDER_SEQUENCE: the request before them did not arrive in time.",
-		}),
-		handoffs: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "handoffs_total",
-			Help: "Partitions handed to another broker (or released) gracefully.",
-		}),
-		handoffPause: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Namespace: ns, Subsystem: sub, Name: "handoff_pause_seconds",
-			Help:    "Time a graceful hand-off refused produces to the partitions it moved.",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
-		}),
-	}
-	if reg != nil {
-		reg.MustRegister(m.produceTime)
-		reg.MustRegister(m.requests, m.records, m.bytes, m.flushes, m.flushBytes,
-			m.putTime, m.commitTime, m.inflight, m.owned, m.duplicates, m.outOfOrder, m.handoffs, m.handoffPause)
+		requests:     f.CounterVec("produce_requests_total", "Produce requests answered, by result.", "result"),
+		records:      f.CounterVec("produce_records_total", "Records in answered produce requests, by result.", "result"),
+		bytes:        f.CounterVec("produce_bytes_total", "Batch bytes in answered produce requests, by result.", "result"),
+		flushes:      f.CounterVec("flushes_total", "Flushes (segment objects) finished, by result.", "result"),
+		produceTime:  f.Histogram("produce_duration_seconds", "Time from a produce request's arrival to its answer (acks wait for the flush's PUT and commit).", prometheus.ExponentialBuckets(0.00025, 2, 18)), // 0.25ms to ~33s
+		flushBytes:   f.Histogram("flush_bytes", "Size of flushed segment objects.", prometheus.ExponentialBuckets(1<<10, 4, 10)),                                                                               // 1 KiB .. 256 MiB
+		putTime:      f.Histogram("flush_put_seconds", "Time to build and PUT a flush's segment object.", prometheus.ExponentialBuckets(0.0005, 2, 16)),
+		commitTime:   f.Histogram("flush_commit_seconds", "Time to commit a flush's segment entries to etcd.", prometheus.ExponentialBuckets(0.0005, 2, 16)),
+		inflight:     f.Gauge("inflight_flushes", "Flushes started and not yet committed."),
+		owned:        f.Gauge("owned_partitions", "Partitions this broker currently owns."),
+		duplicates:   f.Counter("produce_duplicates_total", "Produce requests recognised as retries of committed ones and answered with their original offsets."),
+		outOfOrder:   f.Counter("produce_out_of_order_total", "Idempotent produce requests refused with OUT_OF_ORDER_SEQUENCE: the request before them did not arrive in time."),
+		handoffs:     f.Counter("handoffs_total", "Partitions handed to another broker (or released) gracefully."),
+		handoffPause: f.Histogram("handoff_pause_seconds", "Time a graceful hand-off refused produces to the partitions it moved.", prometheus.ExponentialBuckets(0.0005, 2, 16)),
 	}
 	return m
 }
