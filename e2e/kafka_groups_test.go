@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -51,6 +52,34 @@ func (g *groupReads) unique() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return len(g.byOff)
+}
+
+// summary lists, per partition, the ranges of offsets read, so a stalled
+// run shows whether records are missing at the tail or in a gap.
+func (g *groupReads) summary() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	offs := map[string][]int64{}
+	for _, r := range g.byOff {
+		k := fmt.Sprintf("%s/%d", r.Topic, r.Partition)
+		offs[k] = append(offs[k], r.Offset)
+	}
+	var b strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(offs)) {
+		o := offs[k]
+		slices.Sort(o)
+		fmt.Fprintf(&b, " %s:", k)
+		start := o[0]
+		for i := 1; i <= len(o); i++ {
+			if i == len(o) || o[i] != o[i-1]+1 {
+				fmt.Fprintf(&b, "[%d-%d]", start, o[i-1])
+				if i < len(o) {
+					start = o[i]
+				}
+			}
+		}
+	}
+	return b.String()
 }
 
 // feed hands every record read to chk, per partition in offset order.
@@ -148,7 +177,7 @@ func waitReads(t *testing.T, ctx context.Context, reads *groupReads, want int) {
 	for reads.unique() < want {
 		select {
 		case <-ctx.Done():
-			t.Fatalf("group read %d distinct records, want %d", reads.unique(), want)
+			t.Fatalf("group read %d distinct records, want %d; offsets read per partition: %s", reads.unique(), want, reads.summary())
 		case <-tick.C:
 		}
 	}
@@ -277,7 +306,11 @@ func waitLagZero(t *testing.T, ctx context.Context, c *Cluster, group string) {
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("group %s still lags %d records", group, lag)
+			var parts strings.Builder
+			for _, p := range d.Partitions {
+				fmt.Fprintf(&parts, " %s/%d committed %d of %d;", p.Topic, p.Partition, p.Committed, p.HighWatermark)
+			}
+			t.Fatalf("group %s still lags %d records:%s", group, lag, parts.String())
 		case <-tick.C:
 		}
 	}

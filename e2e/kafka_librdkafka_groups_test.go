@@ -15,7 +15,12 @@ import (
 
 // rdkMember is one librdkafka group consumer polling in a goroutine,
 // which also closes it (a librdkafka consumer is not to be closed while
-// another goroutine polls it).
+// another goroutine polls it). It stores each record's offset for the
+// auto-commit only once the record is recorded (enable.auto.offset.store
+// off): Close polls the consumer's queue itself and drops what it gets,
+// and with the automatic store those dropped records' offsets would be
+// committed as if the application had read them — the client's
+// behaviour against any broker, not the group's.
 type rdkMember struct {
 	done chan error
 	stop context.CancelFunc
@@ -39,6 +44,9 @@ func startRdkMember(t *testing.T, ctx context.Context, cfg kafka.ConfigMap, topi
 			case *kafka.Message:
 				tp := ev.TopicPartition
 				reads.add(checker.Record{Topic: *tp.Topic, Partition: tp.Partition, Offset: int64(tp.Offset), Key: ev.Key, Value: ev.Value})
+				if _, err := c.StoreMessage(ev); err != nil {
+					failed = err
+				}
 			case kafka.Error:
 				if ev.IsFatal() {
 					failed = ev
@@ -101,7 +109,8 @@ func rdkGroupRun(t *testing.T, protocol, assignor string, extra kafka.ConfigMap)
 	kgoProduceAll(t, ctx, producer, chk, topic, "first", records/2)
 
 	cfg := kafka.ConfigMap{"bootstrap.servers": addr, "group.id": group, "group.protocol": protocol,
-		"auto.offset.reset": "earliest", "enable.auto.commit": true, "auto.commit.interval.ms": 200, "log_level": 3}
+		"auto.offset.reset": "earliest", "enable.auto.commit": true, "enable.auto.offset.store": false,
+		"auto.commit.interval.ms": 200, "log_level": 3}
 	for k, v := range extra {
 		cfg[k] = v
 	}
