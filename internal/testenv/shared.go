@@ -79,6 +79,8 @@ func leakOptions() []goleak.Option {
 		// Process-wide workers started by package init or first use.
 		goleak.IgnoreTopFunction("go.opencensus.io/stats/view.(*worker).start"),
 		goleak.IgnoreAnyFunction("k8s.io/klog/v2.(*flushDaemon).run.func1"),
+		// Sarama's metrics start one ticker for all meters, never stopped.
+		goleak.IgnoreTopFunction("github.com/rcrowley/go-metrics.(*meterArbiter).tick"),
 	}
 }
 
