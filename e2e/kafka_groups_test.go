@@ -201,27 +201,108 @@ func TestKafkaKIP848Group(t *testing.T) {
 	kgoGroupRun(t, "kgo-848", "sticky", kgo.Balancers(kgo.StickyBalancer()), kgo.ServerSideBalancer())
 }
 
-// kgoGroupRun produces 100,000 records in two halves and consumes them
-// with a franz-go group whose members join and leave meanwhile; the group
-// must describe itself with assignor while it runs, read every
-// acknowledged record, and end with zero lag.
+// kgoGroupRun runs groupRun with franz-go members; while they consume,
+// Kafka's DescribeGroups must show them too.
 func kgoGroupRun(t *testing.T, group, assignor string, opts ...kgo.Opt) {
-	const (
-		records = 100_000
-		topic   = "kafka-group"
-	)
+	const topic = "kafka-group"
+	groupRun(t, groupScenario{
+		topic: topic, group: group, assignor: assignor, listDelete: true,
+		join: func(t *testing.T, ctx context.Context, addr string, reads *groupReads) groupMember {
+			return startKgoGroupMember(t, ctx, addr, group, topic, reads, opts...)
+		},
+		during: func(t *testing.T, ctx context.Context, addr string) {
+			described, err := kadm.NewClient(kgoClient(t, addr)).DescribeGroups(ctx, group)
+			if err == nil {
+				err = described[group].Err
+			}
+			if err != nil || len(described[group].Members) == 0 {
+				t.Fatalf("DescribeGroups %s while consuming: %v, %+v", group, err, described[group])
+			}
+		},
+	})
+}
+
+// groupMember is one consumer of a groupRun; close commits and leaves.
+type groupMember interface{ close(t *testing.T) }
+
+// groupScenario is one client library's part in groupRun.
+type groupScenario struct {
+	topic, group string
+	// assignor is what `strata group describe` must show while it runs.
+	assignor string
+	// join starts a member of group that reads topic into reads.
+	join func(t *testing.T, ctx context.Context, addr string, reads *groupReads) groupMember
+	// during, if set, checks more while the first two members consume.
+	during func(t *testing.T, ctx context.Context, addr string)
+	// listDelete lists and deletes the group with Kafka's admin APIs at
+	// the end (checkKadmListDelete).
+	listDelete bool
+}
+
+// Records of a groupRun: two halves, then one per key after the last
+// rebalance.
+const (
+	groupRecords     = 100_000
+	groupTailRecords = 1000 // one per key kgoProduceAll uses
+)
+
+// groupRun produces 100,000 records in two halves and consumes them with
+// a group whose members join and leave meanwhile (two start, a third
+// joins while the second half is produced, then the first leaves: two
+// more rebalances with records flowing); the group must describe itself
+// with its assignor while it runs, read every acknowledged record, and
+// end with zero lag.
+//
+// After the last rebalance it produces a record for every key, so that
+// every partition's owner reads and commits once more: a client may
+// commit, with a valid generation, an offset read just before a
+// rebalance for a partition another member now owns (kafka-go's Reader
+// does; Kafka accepts it as Strata does), and without later commits that
+// older offset would stand as lag.
+func groupRun(t *testing.T, s groupScenario) {
 	c, addr := startKafkaCluster(t, ClusterOptions{Brokers: 2})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	kgoCreateTopic(t, ctx, addr, topic, 8)
+	kgoCreateTopic(t, ctx, addr, s.topic, 8)
 	chk := checker.New()
 	reads := newGroupReads()
 	producer := kgoClient(t, addr, kgo.ProducerLinger(5*time.Millisecond))
-	kgoProduceAll(t, ctx, producer, chk, topic, "first", records/2)
+	kgoProduceAll(t, ctx, producer, chk, s.topic, "first", groupRecords/2)
 
-	a := startKgoGroupMember(t, ctx, addr, group, topic, reads, opts...)
-	b := startKgoGroupMember(t, ctx, addr, group, topic, reads, opts...)
-	waitReads(t, ctx, reads, records/8)
+	a := s.join(t, ctx, addr, reads)
+	b := s.join(t, ctx, addr, reads)
+	waitReads(t, ctx, reads, groupRecords/8)
+	checkGroupAssignor(t, ctx, c, s.group, s.assignor)
+	if s.during != nil {
+		s.during(t, ctx, addr)
+	}
+	cm := s.join(t, ctx, addr, reads)
+	kgoProduceAll(t, ctx, producer, chk, s.topic, "second", groupRecords/2)
+	waitReads(t, ctx, reads, groupRecords*3/4)
+	a.close(t)
+	waitReads(t, ctx, reads, groupRecords)
+	kgoProduceAll(t, ctx, producer, chk, s.topic, "tail", groupTailRecords)
+	waitReads(t, ctx, reads, groupRecords+groupTailRecords)
+	waitLagZero(t, ctx, c, s.group)
+	b.close(t)
+	cm.close(t)
+
+	dups := reads.feed(chk)
+	rep := chk.Verify(0)
+	t.Logf("checker: %v; %d records read more than once", rep, dups)
+	if want := groupRecords + groupTailRecords; !rep.OK() || rep.Acked != want {
+		t.Fatalf("checker: %v (want %d acknowledged)", rep, want)
+	}
+	checkGroupCaughtUp(t, ctx, c, s.group, 8)
+	if s.listDelete {
+		checkKadmListDelete(t, ctx, kadm.NewClient(kgoClient(t, addr)), c, s.group)
+	}
+}
+
+// checkGroupAssignor checks that `strata group describe`'s source, the
+// gRPC DescribeGroup, shows group's members and assignor.
+func checkGroupAssignor(t *testing.T, ctx context.Context, c *Cluster, group, assignor string) {
+	t.Helper()
 	d, err := c.Client().DescribeGroup(ctx, group)
 	if err != nil {
 		t.Fatal(err)
@@ -229,33 +310,6 @@ func kgoGroupRun(t *testing.T, group, assignor string, opts ...kgo.Opt) {
 	if d.Assignor != assignor || len(d.MemberInfo) == 0 {
 		t.Fatalf("group %s while consuming: assignor %q with %d members, want %q", group, d.Assignor, len(d.MemberInfo), assignor)
 	}
-	adm := kadm.NewClient(kgoClient(t, addr))
-	described, err := adm.DescribeGroups(ctx, group)
-	if err == nil {
-		err = described[group].Err
-	}
-	if err != nil || len(described[group].Members) == 0 {
-		t.Fatalf("DescribeGroups %s while consuming: %v, %+v", group, err, described[group])
-	}
-	// A third member joins while the second half is produced; then the
-	// first leaves: two more rebalances with records flowing.
-	cm := startKgoGroupMember(t, ctx, addr, group, topic, reads, opts...)
-	kgoProduceAll(t, ctx, producer, chk, topic, "second", records/2)
-	waitReads(t, ctx, reads, records*3/4)
-	a.close(t)
-	waitReads(t, ctx, reads, records)
-	waitLagZero(t, ctx, c, group)
-	b.close(t)
-	cm.close(t)
-
-	dups := reads.feed(chk)
-	rep := chk.Verify(0)
-	t.Logf("checker: %v; %d records read more than once", rep, dups)
-	if !rep.OK() || rep.Acked != records {
-		t.Fatalf("checker: %v (want %d acknowledged)", rep, records)
-	}
-	checkGroupCaughtUp(t, ctx, c, group, 8)
-	checkKadmListDelete(t, ctx, adm, c, group)
 }
 
 // checkKadmListDelete lists the group through Kafka's ListGroups, deletes

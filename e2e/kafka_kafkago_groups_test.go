@@ -7,8 +7,6 @@ import (
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/strata-mq/strata/internal/checker"
 )
@@ -70,55 +68,11 @@ func (m *kafkagoMember) close(t *testing.T) {
 // assignor) while members join and leave: every acknowledged record is
 // read at its offset, and the group ends with zero lag.
 func TestKafkaKafkagoReaderGroup(t *testing.T) {
-	const (
-		records     = 100_000
-		tailRecords = 1000 // one per key kgoProduceAll uses
-		topic       = "kafka-kafkago"
-		group       = "kafkago-group"
-	)
-	c, addr := startKafkaCluster(t, ClusterOptions{Brokers: 2})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	kgoCreateTopic(t, ctx, addr, topic, 8)
-	chk := checker.New()
-	reads := newGroupReads()
-	producer := kgoClient(t, addr, kgo.ProducerLinger(5*time.Millisecond))
-	kgoProduceAll(t, ctx, producer, chk, topic, "first", records/2)
-
-	a := startKafkagoMember(t, ctx, addr, group, topic, reads)
-	b := startKafkagoMember(t, ctx, addr, group, topic, reads)
-	waitReads(t, ctx, reads, records/8)
-	d, err := c.Client().DescribeGroup(ctx, group)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d.Assignor != "range" || len(d.MemberInfo) == 0 {
-		t.Fatalf("group while consuming: assignor %q with %d members, want range", d.Assignor, len(d.MemberInfo))
-	}
-	cm := startKafkagoMember(t, ctx, addr, group, topic, reads)
-	kgoProduceAll(t, ctx, producer, chk, topic, "second", records/2)
-	waitReads(t, ctx, reads, records*3/4)
-	a.close(t)
-	waitReads(t, ctx, reads, records)
-	// A kafka-go Reader hands a commit of a record it read just before a
-	// rebalance to the next generation's commit loop, which commits it
-	// for a partition another member now owns — with a valid generation,
-	// so Kafka accepts it too. If the new owner had already committed
-	// further and has nothing left to read, that commit would stand and
-	// leave the group lagging. A record for every key after the last
-	// rebalance makes every owner commit past it.
-	kgoProduceAll(t, ctx, producer, chk, topic, "tail", tailRecords)
-	waitReads(t, ctx, reads, records+tailRecords)
-	waitLagZero(t, ctx, c, group)
-	b.close(t)
-	cm.close(t)
-
-	dups := reads.feed(chk)
-	rep := chk.Verify(0)
-	t.Logf("checker: %v; %d records read more than once", rep, dups)
-	if !rep.OK() || rep.Acked != records+tailRecords {
-		t.Fatalf("checker: %v (want %d acknowledged)", rep, records+tailRecords)
-	}
-	checkGroupCaughtUp(t, ctx, c, group, 8)
-	checkKadmListDelete(t, ctx, kadm.NewClient(kgoClient(t, addr)), c, group)
+	const topic, group = "kafka-kafkago", "kafkago-group"
+	groupRun(t, groupScenario{
+		topic: topic, group: group, assignor: "range", listDelete: true,
+		join: func(t *testing.T, ctx context.Context, addr string, reads *groupReads) groupMember {
+			return startKafkagoMember(t, ctx, addr, group, topic, reads)
+		},
+	})
 }

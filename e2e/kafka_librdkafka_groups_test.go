@@ -5,10 +5,8 @@ package e2e
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/strata-mq/strata/internal/checker"
 )
@@ -94,50 +92,18 @@ func TestKafkaLibrdkafkaGroups(t *testing.T) {
 }
 
 func rdkGroupRun(t *testing.T, protocol, assignor string, extra kafka.ConfigMap) {
-	const (
-		records = 100_000
-		topic   = "kafka-rdk-group"
-	)
+	const topic = "kafka-rdk-group"
 	group := "rdk-" + protocol
-	c, addr := startKafkaCluster(t, ClusterOptions{Brokers: 2})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	kgoCreateTopic(t, ctx, addr, topic, 8)
-	chk := checker.New()
-	reads := newGroupReads()
-	producer := kgoClient(t, addr, kgo.ProducerLinger(5*time.Millisecond))
-	kgoProduceAll(t, ctx, producer, chk, topic, "first", records/2)
-
-	cfg := kafka.ConfigMap{"bootstrap.servers": addr, "group.id": group, "group.protocol": protocol,
-		"auto.offset.reset": "earliest", "enable.auto.commit": true, "enable.auto.offset.store": false,
-		"auto.commit.interval.ms": 200, "log_level": 3}
-	for k, v := range extra {
-		cfg[k] = v
-	}
-	a := startRdkMember(t, ctx, cfg, topic, reads)
-	b := startRdkMember(t, ctx, cfg, topic, reads)
-	waitReads(t, ctx, reads, records/8)
-	d, err := c.Client().DescribeGroup(ctx, group)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d.Assignor != assignor || len(d.MemberInfo) == 0 {
-		t.Fatalf("group while consuming: assignor %q with %d members, want %q", d.Assignor, len(d.MemberInfo), assignor)
-	}
-	cm := startRdkMember(t, ctx, cfg, topic, reads)
-	kgoProduceAll(t, ctx, producer, chk, topic, "second", records/2)
-	waitReads(t, ctx, reads, records*3/4)
-	a.close(t)
-	waitReads(t, ctx, reads, records)
-	waitLagZero(t, ctx, c, group)
-	b.close(t)
-	cm.close(t)
-
-	dups := reads.feed(chk)
-	rep := chk.Verify(0)
-	t.Logf("checker: %v; %d records read more than once", rep, dups)
-	if !rep.OK() || rep.Acked != records {
-		t.Fatalf("checker: %v (want %d acknowledged)", rep, records)
-	}
-	checkGroupCaughtUp(t, ctx, c, group, 8)
+	groupRun(t, groupScenario{
+		topic: topic, group: group, assignor: assignor,
+		join: func(t *testing.T, ctx context.Context, addr string, reads *groupReads) groupMember {
+			cfg := kafka.ConfigMap{"bootstrap.servers": addr, "group.id": group, "group.protocol": protocol,
+				"auto.offset.reset": "earliest", "enable.auto.commit": true, "enable.auto.offset.store": false,
+				"auto.commit.interval.ms": 200, "log_level": 3}
+			for k, v := range extra {
+				cfg[k] = v
+			}
+			return startRdkMember(t, ctx, cfg, topic, reads)
+		},
+	})
 }

@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/strata-mq/strata/internal/checker"
 )
@@ -87,45 +85,11 @@ func (m *saramaMember) close(t *testing.T) {
 // join and leave: every acknowledged record is read at its offset, and
 // the group ends with zero lag in `strata group describe`.
 func TestKafkaSaramaConsumerGroup(t *testing.T) {
-	const (
-		records = 100_000
-		topic   = "kafka-sarama"
-		group   = "sarama-group"
-	)
-	c, addr := startKafkaCluster(t, ClusterOptions{Brokers: 2})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	kgoCreateTopic(t, ctx, addr, topic, 8)
-	chk := checker.New()
-	reads := newGroupReads()
-	producer := kgoClient(t, addr, kgo.ProducerLinger(5*time.Millisecond))
-	kgoProduceAll(t, ctx, producer, chk, topic, "first", records/2)
-
-	a := startSaramaMember(t, ctx, addr, group, topic, reads)
-	b := startSaramaMember(t, ctx, addr, group, topic, reads)
-	waitReads(t, ctx, reads, records/8)
-	d, err := c.Client().DescribeGroup(ctx, group)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d.Assignor != "roundrobin" || len(d.MemberInfo) == 0 {
-		t.Fatalf("group while consuming: assignor %q with %d members, want roundrobin", d.Assignor, len(d.MemberInfo))
-	}
-	cm := startSaramaMember(t, ctx, addr, group, topic, reads)
-	kgoProduceAll(t, ctx, producer, chk, topic, "second", records/2)
-	waitReads(t, ctx, reads, records*3/4)
-	a.close(t)
-	waitReads(t, ctx, reads, records)
-	waitLagZero(t, ctx, c, group)
-	b.close(t)
-	cm.close(t)
-
-	dups := reads.feed(chk)
-	rep := chk.Verify(0)
-	t.Logf("checker: %v; %d records read more than once", rep, dups)
-	if !rep.OK() || rep.Acked != records {
-		t.Fatalf("checker: %v (want %d acknowledged)", rep, records)
-	}
-	checkGroupCaughtUp(t, ctx, c, group, 8)
-	checkKadmListDelete(t, ctx, kadm.NewClient(kgoClient(t, addr)), c, group)
+	const topic, group = "kafka-sarama", "sarama-group"
+	groupRun(t, groupScenario{
+		topic: topic, group: group, assignor: "roundrobin", listDelete: true,
+		join: func(t *testing.T, ctx context.Context, addr string, reads *groupReads) groupMember {
+			return startSaramaMember(t, ctx, addr, group, topic, reads)
+		},
+	})
 }
