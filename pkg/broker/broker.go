@@ -23,7 +23,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"slices"
 	"sync"
@@ -225,33 +224,15 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("broker: fence the previous process of %s: %w", s.id, err)
 	}
 
-	var ml net.Listener
-	if s.cfg.MetricsAddr != "" {
-		if ml, err = rpc.ListenMetrics(s.cfg.MetricsAddr, s.cfg.TLS); err != nil {
-			return err
-		}
-		s.metricsSrv = rpc.MetricsServer(s.reg)
-		s.log.Info("serving metrics", "addr", "http://"+ml.Addr().String()+"/metrics")
-		go func() {
-			if err := s.metricsSrv.Serve(ml); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				s.log.Error("metrics server failed", "err", err)
-			}
-		}()
+	if err := s.serveMetrics(); err != nil {
+		return err
 	}
 
 	s.mu.Lock()
 	s.addr, s.member, s.registration, s.started = addr, true, r, true
 	s.mu.Unlock()
 
-	loopsCtx, cancel := context.WithCancel(context.Background())
-	s.loopsCancel = cancel
-	s.reconcile() // own what is assigned already before saying Ready
-	s.loops.Add(3)
-	go s.ownershipLoop(loopsCtx)
-	go s.membershipLoop(loopsCtx, info, r)
-	go s.loadLoop(loopsCtx)
-	go s.flushLoop()
-	go s.commitLoop()
+	s.startLoops(info, r)
 	go func() {
 		if err := s.grpc.Serve(lis); err != nil {
 			s.log.Error("grpc server failed", "err", err)
@@ -261,6 +242,42 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	close(s.ready)
 	s.log.Info("broker started", "addr", addr, "advertise", advertise, "zone", s.cfg.Zone)
 	return nil
+}
+
+// serveMetrics serves /metrics on MetricsAddr in the background, if set;
+// Close shuts the server down.
+func (s *Server) serveMetrics() error {
+	if s.cfg.MetricsAddr == "" {
+		return nil
+	}
+	ml, err := rpc.ListenMetrics(s.cfg.MetricsAddr, s.cfg.TLS)
+	if err != nil {
+		return err
+	}
+	s.metricsSrv = rpc.MetricsServer(s.reg)
+	s.log.Info("serving metrics", "addr", "http://"+ml.Addr().String()+"/metrics")
+	go func() {
+		if err := s.metricsSrv.Serve(ml); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("metrics server failed", "err", err)
+		}
+	}()
+	return nil
+}
+
+// startLoops takes the partitions assigned already, then starts the
+// background loops: ownership, membership and load reports (stopped by
+// loopsCancel, awaited through loops) and the flush pipeline (stopped by
+// closing stopFlush, awaited through flushDone).
+func (s *Server) startLoops(info meta.BrokerInfo, r *meta.Registration) {
+	loopsCtx, cancel := context.WithCancel(context.Background())
+	s.loopsCancel = cancel
+	s.reconcile() // own what is assigned already before saying Ready
+	s.loops.Add(3)
+	go s.ownershipLoop(loopsCtx)
+	go s.membershipLoop(loopsCtx, info, r)
+	go s.loadLoop(loopsCtx)
+	go s.flushLoop()
+	go s.commitLoop()
 }
 
 // registerAtStart registers the broker. While a live registration holds

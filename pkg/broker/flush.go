@@ -239,18 +239,7 @@ func (s *Server) commit(f *flush) {
 		s.settleLocked()
 		s.mu.Unlock()
 	}()
-	// Parts of partitions reset since the cut follow offsets that failed:
-	// never commit them.
-	live := make([]*flushPart, 0, len(f.parts))
-	s.mu.Lock()
-	for _, fp := range f.parts {
-		if fp.p.gen != fp.gen {
-			answer(fp, fp.p.resetErr)
-			continue
-		}
-		live = append(live, fp)
-	}
-	s.mu.Unlock()
+	live := s.liveParts(f)
 	if len(live) == 0 {
 		s.metrics.flushes.WithLabelValues(apierr.Label(apierr.ErrNotOwner)).Inc() // every partition moved away
 		return
@@ -259,18 +248,7 @@ func (s *Server) commit(f *flush) {
 	// remaining parts skip the read instead of waiting for it again.
 	rd := &stateReader{s: s}
 	if f.putErr != nil {
-		s.log.Warn("flush PUT failed", "object", f.key, "bytes", f.bytes, "partitions", len(live), "err", f.putErr)
-		s.noteStorageError(f.putErr)
-		err := fmt.Errorf("%w: storing segment %s: %v", apierr.ErrStorageUnavailable, f.key, f.putErr)
-		if errors.Is(f.putErr, apierr.ErrStorageRejected) {
-			// Retrying cannot help until an operator fixes the bucket or
-			// the credentials: the producer gets the cause at once.
-			err = fmt.Errorf("storing segment %s: %w", f.key, f.putErr)
-		}
-		for _, fp := range live {
-			s.fail(fp, err, rd)
-		}
-		s.metrics.flushes.WithLabelValues(apierr.Label(err)).Inc()
+		s.failPut(f, live, rd)
 		return
 	}
 
@@ -301,6 +279,39 @@ func (s *Server) commit(f *flush) {
 	}
 	// OK, or the reason of the first partition whose commit failed.
 	s.metrics.flushes.WithLabelValues(apierr.Label(firstFail)).Inc()
+}
+
+// liveParts answers the parts of partitions reset since the cut with the
+// reset's error and returns the others: the reset parts follow offsets
+// that failed and must never be committed.
+func (s *Server) liveParts(f *flush) []*flushPart {
+	live := make([]*flushPart, 0, len(f.parts))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, fp := range f.parts {
+		if fp.p.gen != fp.gen {
+			answer(fp, fp.p.resetErr)
+			continue
+		}
+		live = append(live, fp)
+	}
+	return live
+}
+
+// failPut fails the live parts of a flush whose PUT failed.
+func (s *Server) failPut(f *flush, live []*flushPart, rd *stateReader) {
+	s.log.Warn("flush PUT failed", "object", f.key, "bytes", f.bytes, "partitions", len(live), "err", f.putErr)
+	s.noteStorageError(f.putErr)
+	err := fmt.Errorf("%w: storing segment %s: %v", apierr.ErrStorageUnavailable, f.key, f.putErr)
+	if errors.Is(f.putErr, apierr.ErrStorageRejected) {
+		// Retrying cannot help until an operator fixes the bucket or
+		// the credentials: the producer gets the cause at once.
+		err = fmt.Errorf("storing segment %s: %w", f.key, f.putErr)
+	}
+	for _, fp := range live {
+		s.fail(fp, err, rd)
+	}
+	s.metrics.flushes.WithLabelValues(apierr.Label(err)).Inc()
 }
 
 // commitError maps a CommitSegments error to the produce error.
