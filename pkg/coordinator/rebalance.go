@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 
 	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
+	"github.com/strata-mq/strata/internal/metric"
 	"github.com/strata-mq/strata/pkg/apierr"
 	"github.com/strata-mq/strata/pkg/auth"
 	"github.com/strata-mq/strata/pkg/meta"
@@ -505,22 +506,12 @@ type rebalanceMetrics struct {
 }
 
 func newRebalanceMetrics(reg prometheus.Registerer) *rebalanceMetrics {
-	m := &rebalanceMetrics{
-		moves: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "strata", Subsystem: "coordinator", Name: "rebalance_moves_total",
-			Help: "Healthy partitions moved to another broker by graceful hand-off.",
-		}),
-		failures: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "strata", Subsystem: "coordinator", Name: "rebalance_failures_total",
-			Help: "Hand-off requests to brokers that failed.",
-		}),
-		drains: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "strata", Subsystem: "coordinator", Name: "drains_total",
-			Help: "DrainBroker requests that succeeded.",
-		}),
+	f := metric.New(reg, "coordinator")
+	return &rebalanceMetrics{
+		moves:    f.Counter("rebalance_moves_total", "Healthy partitions moved to another broker by graceful hand-off."),
+		failures: f.Counter("rebalance_failures_total", "Hand-off requests to brokers that failed."),
+		drains:   f.Counter("drains_total", "DrainBroker requests that succeeded."),
 	}
-	reg.MustRegister(m.moves, m.failures, m.drains)
-	return m
 }
 
 // DrainBroker asks a live broker to mark itself draining and hand every
