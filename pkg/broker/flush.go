@@ -171,7 +171,7 @@ func (s *Server) put(f *flush) {
 		for _, pr := range fp.produces {
 			bufs = append(bufs, pr.batches)
 		}
-		if err := w.Add(fp.p.key.topicID, fp.p.key.partition, bufs...); err != nil {
+		if err := w.Add(fp.p.key.TopicID, fp.p.key.Partition, bufs...); err != nil {
 			f.putErr = fmt.Errorf("build segment: %w", err)
 			return
 		}
@@ -189,14 +189,14 @@ func (s *Server) put(f *flush) {
 	f.size = int64(len(obj))
 	created := time.Now().UnixMilli()
 	for _, fp := range f.parts {
-		c, ok := footer.Find(fp.p.key.topicID, fp.p.key.partition)
+		c, ok := footer.Find(fp.p.key.TopicID, fp.p.key.Partition)
 		if !ok || c.FirstOffset != fp.first || c.LastOffset != fp.last {
 			f.putErr = fmt.Errorf("build segment: chunk of %s/%d does not match offsets %d..%d",
-				fp.p.key.topicID, fp.p.key.partition, fp.first, fp.last)
+				fp.p.key.TopicID, fp.p.key.Partition, fp.first, fp.last)
 			return
 		}
 		fp.entry = meta.SegmentEntry{
-			TopicID: fp.p.key.topicID, Partition: fp.p.key.partition,
+			TopicID: fp.p.key.TopicID, Partition: fp.p.key.Partition,
 			ObjectKey: f.key, ObjectSize: f.size,
 			Pos: c.Position, Len: c.Length,
 			FirstOffset: c.FirstOffset, LastOffset: c.LastOffset,
@@ -273,7 +273,7 @@ func (s *Server) commit(f *flush) {
 		if firstFail == nil {
 			firstFail = commitError(err)
 		}
-		s.log.Warn("commit failed", "object", f.key, "topic_id", fp.p.key.topicID, "partition", fp.p.key.partition,
+		s.log.Warn("commit failed", "object", f.key, "topic_id", fp.p.key.TopicID, "partition", fp.p.key.Partition,
 			"epoch", fp.epoch, "first_offset", fp.first, "err", err)
 		s.fail(fp, commitError(err), rd)
 	}
@@ -331,11 +331,11 @@ type stateReader struct {
 	down error
 }
 
-func (r *stateReader) partition(key partKey) (meta.PartitionState, error) {
+func (r *stateReader) partition(key meta.PartitionID) (meta.PartitionState, error) {
 	if r.down != nil {
 		return meta.PartitionState{}, r.down
 	}
-	st, err := r.s.cfg.Meta.GetPartition(context.Background(), key.topicID, key.partition)
+	st, err := r.s.cfg.Meta.GetPartition(context.Background(), key.TopicID, key.Partition)
 	if err != nil {
 		r.down = err
 	}
@@ -375,12 +375,12 @@ func (s *Server) fail(fp *flushPart, err error, rd *stateReader) {
 		s.resetLocked(p, err)
 		p.next = st.NextOffset
 		p.prod, p.cutProd = loadProducers(st.Producers), st.Producers
-		s.log.Info("partition reset to committed offset", "topic_id", p.key.topicID, "partition", p.key.partition, "next_offset", p.next)
+		s.log.Info("partition reset to committed offset", "topic_id", p.key.TopicID, "partition", p.key.Partition, "next_offset", p.next)
 		return
 	}
 	if gerr != nil {
 		s.log.Warn("cannot read partition state after a failed flush; dropping it until the next ownership check",
-			"topic_id", p.key.topicID, "partition", p.key.partition, "err", gerr)
+			"topic_id", p.key.TopicID, "partition", p.key.Partition, "err", gerr)
 	}
 	s.dropLocked(p, err)
 }
