@@ -47,8 +47,8 @@ staticcheck:
 ## one today. The limits only ever go down: lower them when you split the
 ## function at the limit (funlen counts body lines; gocognit is cognitive
 ## complexity). Generated code is exempt.
-MAX_FUNC_LINES ?= 86
-MAX_COGNITIVE  ?= 45
+MAX_FUNC_LINES ?= 70
+MAX_COGNITIVE  ?= 38
 complexity:
 	@bash scripts/tools.sh complexity >/dev/null
 	$(TOOLS_DIR)/funlen -test=false -lines $(MAX_FUNC_LINES) ./...

@@ -68,21 +68,50 @@ func Consume(ctx context.Context, cfg ConsumeConfig, progress io.Writer) (*Summa
 	if err != nil {
 		return nil, err
 	}
-	remaining := map[int32]int64{} // partition → high watermark still to reach
-	var total int64
+	remaining, err := highWatermarks(actx, cl, cfg.Topic, n)
+	if err != nil {
+		return nil, err
+	}
+	if len(remaining) == 0 {
+		return nil, fmt.Errorf("bench: topic %q is empty", cfg.Topic)
+	}
+	c, err := consumeFromStart(cl, cfg, remaining)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+
+	rec := newRecorder("consume", "records", progress)
+	stopTicker := rec.startTicker(time.Second)
+	defer stopTicker()
+	runCtx, cancelRun := context.WithTimeout(ctx, cfg.Duration)
+	defer cancelRun()
+	if err := readUntil(runCtx, c, remaining, rec); err != nil {
+		return nil, err
+	}
+	stopTicker()
+	return rec.summary(time.Now(), cfg), nil
+}
+
+// highWatermarks returns the high watermark of each of a topic's n
+// partitions that holds records.
+func highWatermarks(ctx context.Context, cl *client.Client, topic string, n int32) (map[int32]int64, error) {
+	hw := map[int32]int64{}
 	for p := range n {
-		o, err := cl.ListOffsets(actx, cfg.Topic, p, client.OffsetLatest)
+		o, err := cl.ListOffsets(ctx, topic, p, client.OffsetLatest)
 		if err != nil {
 			return nil, fmt.Errorf("bench: offsets of partition %d: %w", p, err)
 		}
 		if o.Offset > 0 {
-			remaining[p] = o.Offset
-			total += o.Offset
+			hw[p] = o.Offset
 		}
 	}
-	if total == 0 {
-		return nil, fmt.Errorf("bench: topic %q is empty", cfg.Topic)
-	}
+	return hw, nil
+}
+
+// consumeFromStart returns a consumer assigned the partitions of parts,
+// each read from its beginning.
+func consumeFromStart(cl *client.Client, cfg ConsumeConfig, parts map[int32]int64) (*client.Consumer, error) {
 	opts := []client.ConsumerOpt{client.ConsumeStart(client.StartEarliest)}
 	if cfg.FetchMaxBytes > 0 {
 		opts = append(opts, client.FetchMaxBytes(cfg.FetchMaxBytes))
@@ -91,32 +120,34 @@ func Consume(ctx context.Context, cfg ConsumeConfig, progress io.Writer) (*Summa
 	if err != nil {
 		return nil, err
 	}
-	defer c.Close()
-	for p := range remaining {
+	for p := range parts {
 		if err := c.Assign(cfg.Topic, p); err != nil {
+			c.Close()
 			return nil, err
 		}
 	}
 	if err := c.SeekToBeginning(cfg.Topic); err != nil {
+		c.Close()
 		return nil, err
 	}
+	return c, nil
+}
 
-	rec := newRecorder("consume", "records", progress)
-	stopTicker := rec.startTicker(time.Second)
-	defer stopTicker()
-	runCtx, cancelRun := context.WithTimeout(ctx, cfg.Duration)
-	defer cancelRun()
+// readUntil polls until every partition of remaining (partition → high
+// watermark still to reach) has been read up to its high watermark, or ctx
+// ends; it fails after more than 100 failed polls.
+func readUntil(ctx context.Context, c *client.Consumer, remaining map[int32]int64, rec *recorder) error {
 	for len(remaining) > 0 {
 		t := time.Now()
-		recs, err := c.Poll(runCtx)
-		if runCtx.Err() != nil {
-			break
+		recs, err := c.Poll(ctx)
+		if ctx.Err() != nil {
+			return nil
 		}
 		rec.latency(time.Since(t))
 		if err != nil {
 			rec.failed(err)
 			if rec.errCount() > 100 {
-				return nil, fmt.Errorf("bench: consuming: %w", err)
+				return fmt.Errorf("bench: consuming: %w", err)
 			}
 		}
 		nbytes := 0
@@ -128,8 +159,7 @@ func Consume(ctx context.Context, cfg ConsumeConfig, progress io.Writer) (*Summa
 		}
 		rec.batch(len(recs), nbytes)
 	}
-	stopTicker()
-	return rec.summary(time.Now(), cfg), nil
+	return nil
 }
 
 // E2E produces as Produce does while one consumer reads the topic from
@@ -168,40 +198,11 @@ func E2E(ctx context.Context, cfg ProduceConfig, progress io.Writer) (*Summary, 
 		}
 	}
 
-	var (
-		consumed atomic.Int64
-		lastRead atomic.Int64 // UnixNano of the last record read
-		caughtUp = make(chan struct{})
-	)
+	r := &e2eReader{c: c, rec: rec, l: l, caughtUp: make(chan struct{})}
 	cctx, stopConsumer := context.WithCancel(ctx)
 	defer stopConsumer()
 	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			recs, err := c.Poll(cctx)
-			if cctx.Err() != nil {
-				return
-			}
-			if err != nil {
-				rec.failed(err)
-			}
-			now := time.Now().UnixNano()
-			for _, r := range recs {
-				if len(r.Value) < stampBytes {
-					continue
-				}
-				sent := int64(binary.BigEndian.Uint64(r.Value))
-				rec.done(time.Duration(now-sent), len(r.Value))
-			}
-			if len(recs) > 0 {
-				lastRead.Store(now)
-			}
-			if consumed.Add(int64(len(recs))) >= l.acked.Load() && l.finished.Load() {
-				close(caughtUp)
-				return
-			}
-		}
-	})
+	wg.Go(func() { r.run(cctx) })
 	if err := l.run(ctx); err != nil {
 		return nil, err
 	}
@@ -209,19 +210,59 @@ func E2E(ctx context.Context, cfg ProduceConfig, progress io.Writer) (*Summary, 
 	// has returned, finished is set, so either this check or the
 	// consumer's after its next Poll sees the last record.)
 	select {
-	case <-caughtUp:
-	case <-alreadyRead(consumed.Load() >= l.acked.Load()):
+	case <-r.caughtUp:
+	case <-alreadyRead(r.consumed.Load() >= l.acked.Load()):
 	case <-time.After(flushTimeout):
-		rec.failed(fmt.Errorf("bench: consumer read %d of %d acknowledged records", consumed.Load(), l.acked.Load()))
+		rec.failed(fmt.Errorf("bench: consumer read %d of %d acknowledged records", r.consumed.Load(), l.acked.Load()))
 	case <-ctx.Done():
 	}
 	stopConsumer()
 	wg.Wait()
 	end := l.end
-	if t := time.Unix(0, lastRead.Load()); t.After(end) {
+	if t := time.Unix(0, r.lastRead.Load()); t.After(end) {
 		end = t
 	}
 	return rec.summary(end, cfg), nil
+}
+
+// e2eReader is E2E's consumer: it records each stamped record's latency
+// from Produce to Poll.
+type e2eReader struct {
+	c        *client.Consumer
+	rec      *recorder
+	l        *load
+	consumed atomic.Int64
+	lastRead atomic.Int64  // UnixNano of the last record read
+	caughtUp chan struct{} // closed once the load has finished and every acknowledged record is read
+}
+
+// run polls until ctx ends or, the load having finished, it has read as
+// many records as were acknowledged.
+func (r *e2eReader) run(ctx context.Context) {
+	for {
+		recs, err := r.c.Poll(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			r.rec.failed(err)
+		}
+		now := time.Now().UnixNano()
+		for _, rc := range recs {
+			if len(rc.Value) < stampBytes {
+				continue
+			}
+			sent := int64(binary.BigEndian.Uint64(rc.Value))
+			r.rec.done(time.Duration(now-sent), len(rc.Value))
+		}
+		if len(recs) > 0 {
+			r.lastRead.Store(now)
+		}
+		if r.consumed.Add(int64(len(recs))) >= r.l.acked.Load() && r.l.finished.Load() {
+			close(r.caughtUp)
+			return
+		}
+	}
 }
 
 // alreadyRead returns a closed channel if done, else nil (which blocks).

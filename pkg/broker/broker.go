@@ -23,7 +23,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"slices"
 	"sync"
@@ -88,7 +87,7 @@ type Server struct {
 
 	mu sync.Mutex // guards every field below
 	// parts are the partitions this broker owns, by topic ID and number.
-	parts map[partKey]*partition
+	parts map[meta.PartitionID]*partition
 	// dirty lists the partitions with buffered produces, oldest first.
 	dirty []*partition
 	// bufBytes counts the buffered batch bytes of all partitions.
@@ -152,7 +151,7 @@ func New(cfg Config) (*Server, error) {
 		sem:       make(chan struct{}, cfg.MaxInflightFlushes),
 		commitQ:   make(chan *flush, cfg.MaxInflightFlushes),
 		flushDone: make(chan struct{}),
-		parts:     map[partKey]*partition{},
+		parts:     map[meta.PartitionID]*partition{},
 		room:      make(chan struct{}),
 		settled:   make(chan struct{}),
 	}
@@ -225,33 +224,15 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("broker: fence the previous process of %s: %w", s.id, err)
 	}
 
-	var ml net.Listener
-	if s.cfg.MetricsAddr != "" {
-		if ml, err = rpc.ListenMetrics(s.cfg.MetricsAddr, s.cfg.TLS); err != nil {
-			return err
-		}
-		s.metricsSrv = rpc.MetricsServer(s.reg)
-		s.log.Info("serving metrics", "addr", "http://"+ml.Addr().String()+"/metrics")
-		go func() {
-			if err := s.metricsSrv.Serve(ml); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				s.log.Error("metrics server failed", "err", err)
-			}
-		}()
+	if err := s.serveMetrics(); err != nil {
+		return err
 	}
 
 	s.mu.Lock()
 	s.addr, s.member, s.registration, s.started = addr, true, r, true
 	s.mu.Unlock()
 
-	loopsCtx, cancel := context.WithCancel(context.Background())
-	s.loopsCancel = cancel
-	s.reconcile() // own what is assigned already before saying Ready
-	s.loops.Add(3)
-	go s.ownershipLoop(loopsCtx)
-	go s.membershipLoop(loopsCtx, info, r)
-	go s.loadLoop(loopsCtx)
-	go s.flushLoop()
-	go s.commitLoop()
+	s.startLoops(info, r)
 	go func() {
 		if err := s.grpc.Serve(lis); err != nil {
 			s.log.Error("grpc server failed", "err", err)
@@ -261,6 +242,42 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	close(s.ready)
 	s.log.Info("broker started", "addr", addr, "advertise", advertise, "zone", s.cfg.Zone)
 	return nil
+}
+
+// serveMetrics serves /metrics on MetricsAddr in the background, if set;
+// Close shuts the server down.
+func (s *Server) serveMetrics() error {
+	if s.cfg.MetricsAddr == "" {
+		return nil
+	}
+	ml, err := rpc.ListenMetrics(s.cfg.MetricsAddr, s.cfg.TLS)
+	if err != nil {
+		return err
+	}
+	s.metricsSrv = rpc.MetricsServer(s.reg)
+	s.log.Info("serving metrics", "addr", "http://"+ml.Addr().String()+"/metrics")
+	go func() {
+		if err := s.metricsSrv.Serve(ml); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("metrics server failed", "err", err)
+		}
+	}()
+	return nil
+}
+
+// startLoops takes the partitions assigned already, then starts the
+// background loops: ownership, membership and load reports (stopped by
+// loopsCancel, awaited through loops) and the flush pipeline (stopped by
+// closing stopFlush, awaited through flushDone).
+func (s *Server) startLoops(info meta.BrokerInfo, r *meta.Registration) {
+	loopsCtx, cancel := context.WithCancel(context.Background())
+	s.loopsCancel = cancel
+	s.reconcile() // own what is assigned already before saying Ready
+	s.loops.Add(3)
+	go s.ownershipLoop(loopsCtx)
+	go s.membershipLoop(loopsCtx, info, r)
+	go s.loadLoop(loopsCtx)
+	go s.flushLoop()
+	go s.commitLoop()
 }
 
 // registerAtStart registers the broker. While a live registration holds
@@ -301,7 +318,7 @@ func (s *Server) fencePredecessor(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	bumped := map[partKey]int64{}
+	bumped := map[meta.PartitionID]int64{}
 	for _, st := range parts {
 		if st.Broker != s.id {
 			continue
@@ -313,7 +330,7 @@ func (s *Server) fencePredecessor(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		bumped[partKey{st.TopicID, st.Partition}] = next.Epoch
+		bumped[meta.PartitionID{TopicID: st.TopicID, Partition: st.Partition}] = next.Epoch
 	}
 	if len(bumped) == 0 {
 		return nil
@@ -325,7 +342,7 @@ func (s *Server) fencePredecessor(ctx context.Context) error {
 		ch := s.view.Changed()
 		caughtUp := true
 		for k, epoch := range bumped {
-			if st, ok := s.view.Partition(k.topicID, k.partition); !ok || st.Epoch < epoch {
+			if st, ok := s.view.Partition(k.TopicID, k.Partition); !ok || st.Epoch < epoch {
 				caughtUp = false
 				break
 			}
@@ -427,10 +444,10 @@ func (s *Server) close() error {
 func (s *Server) releaseAll() int {
 	ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
 	defer cancel()
-	keys := map[partKey]bool{}
+	keys := map[meta.PartitionID]bool{}
 	for _, st := range s.view.Partitions() {
 		if st.Broker == s.id {
-			keys[partKey{st.TopicID, st.Partition}] = true
+			keys[meta.PartitionID{TopicID: st.TopicID, Partition: st.Partition}] = true
 		}
 	}
 	s.mu.Lock()
@@ -462,10 +479,10 @@ func (s *Server) releaseAll() int {
 
 // releaseOne moves partition k from this broker to broker to ("" for no
 // owner) at epoch + 1 and reports whether it did.
-func (s *Server) releaseOne(ctx context.Context, k partKey, to string) bool {
-	st, err := s.cfg.Meta.GetPartition(ctx, k.topicID, k.partition)
+func (s *Server) releaseOne(ctx context.Context, k meta.PartitionID, to string) bool {
+	st, err := s.cfg.Meta.GetPartition(ctx, k.TopicID, k.Partition)
 	if err != nil {
-		s.log.Warn("release: read partition failed", "topic_id", k.topicID, "partition", k.partition, "err", err)
+		s.log.Warn("release: read partition failed", "topic_id", k.TopicID, "partition", k.Partition, "err", err)
 		return false
 	}
 	if st.Broker != s.id {
@@ -473,7 +490,7 @@ func (s *Server) releaseOne(ctx context.Context, k partKey, to string) bool {
 	}
 	if _, err := s.cfg.Meta.AssignPartition(ctx, st, to); err != nil {
 		if !errors.Is(err, meta.ErrConflict) {
-			s.log.Warn("release partition failed", "topic_id", k.topicID, "partition", k.partition, "err", err)
+			s.log.Warn("release partition failed", "topic_id", k.TopicID, "partition", k.Partition, "err", err)
 		}
 		return false
 	}
@@ -508,26 +525,26 @@ func (s *Server) reconcile() {
 	if !s.member {
 		return
 	}
-	mine := make(map[partKey]meta.PartitionState)
+	mine := make(map[meta.PartitionID]meta.PartitionState)
 	for _, st := range all {
 		if st.Broker != s.id {
 			continue
 		}
-		k := partKey{st.TopicID, st.Partition}
+		k := meta.PartitionID{TopicID: st.TopicID, Partition: st.Partition}
 		mine[k] = st
 		if p := s.parts[k]; p != nil && p.epoch == st.Epoch {
 			continue
 		} else if p != nil {
-			s.dropLocked(p, apierr.Errorf(apierr.ErrNotOwner, "%s/%d moved to epoch %d", k.topicID, k.partition, st.Epoch))
+			s.dropLocked(p, apierr.Errorf(apierr.ErrNotOwner, "%s/%d moved to epoch %d", k.TopicID, k.Partition, st.Epoch))
 		}
 		s.parts[k] = newPartition(k, st)
-		s.log.Info("owning partition", "topic_id", k.topicID, "partition", k.partition, "epoch", st.Epoch, "next_offset", st.NextOffset)
+		s.log.Info("owning partition", "topic_id", k.TopicID, "partition", k.Partition, "epoch", st.Epoch, "next_offset", st.NextOffset)
 	}
 	for k, p := range s.parts {
 		if _, ok := mine[k]; !ok {
-			cur, _ := s.view.Partition(k.topicID, k.partition)
-			s.dropLocked(p, apierr.Errorf(apierr.ErrNotOwner, "%s/%d is at broker %q epoch %d", k.topicID, k.partition, cur.Broker, cur.Epoch))
-			s.log.Info("lost partition", "topic_id", k.topicID, "partition", k.partition, "epoch", p.epoch, "now_broker", cur.Broker, "now_epoch", cur.Epoch)
+			cur, _ := s.view.Partition(k.TopicID, k.Partition)
+			s.dropLocked(p, apierr.Errorf(apierr.ErrNotOwner, "%s/%d is at broker %q epoch %d", k.TopicID, k.Partition, cur.Broker, cur.Epoch))
+			s.log.Info("lost partition", "topic_id", k.TopicID, "partition", k.Partition, "epoch", p.epoch, "now_broker", cur.Broker, "now_epoch", cur.Epoch)
 		}
 	}
 	s.metrics.owned.Set(float64(len(s.parts)))
@@ -608,10 +625,10 @@ func (s *Server) loadLoop(ctx context.Context) {
 }
 
 // partitionBytes returns the bytes accepted so far by each owned partition.
-func (s *Server) partitionBytes() map[partKey]int64 {
+func (s *Server) partitionBytes() map[meta.PartitionID]int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make(map[partKey]int64, len(s.parts))
+	out := make(map[meta.PartitionID]int64, len(s.parts))
 	for k, p := range s.parts {
 		out[k] = p.bytesIn
 	}
@@ -621,7 +638,7 @@ func (s *Server) partitionBytes() map[partKey]int64 {
 // hotPartitions returns the meta.MaxHotPartitions partitions with the
 // highest rate between the counts before and now, secs apart, busiest
 // first. A partition taken anew since (its count restarted) counts from 0.
-func hotPartitions(before, now map[partKey]int64, secs float64) []meta.PartitionLoad {
+func hotPartitions(before, now map[meta.PartitionID]int64, secs float64) []meta.PartitionLoad {
 	var out []meta.PartitionLoad
 	for k, n := range now {
 		d := n - before[k]
@@ -629,7 +646,7 @@ func hotPartitions(before, now map[partKey]int64, secs float64) []meta.Partition
 			d = n
 		}
 		if d > 0 {
-			out = append(out, meta.PartitionLoad{TopicID: k.topicID, Partition: k.partition, BytesInPerSec: float64(d) / secs})
+			out = append(out, meta.PartitionLoad{TopicID: k.TopicID, Partition: k.Partition, BytesInPerSec: float64(d) / secs})
 		}
 	}
 	slices.SortFunc(out, func(a, b meta.PartitionLoad) int {

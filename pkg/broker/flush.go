@@ -171,7 +171,7 @@ func (s *Server) put(f *flush) {
 		for _, pr := range fp.produces {
 			bufs = append(bufs, pr.batches)
 		}
-		if err := w.Add(fp.p.key.topicID, fp.p.key.partition, bufs...); err != nil {
+		if err := w.Add(fp.p.key.TopicID, fp.p.key.Partition, bufs...); err != nil {
 			f.putErr = fmt.Errorf("build segment: %w", err)
 			return
 		}
@@ -189,14 +189,14 @@ func (s *Server) put(f *flush) {
 	f.size = int64(len(obj))
 	created := time.Now().UnixMilli()
 	for _, fp := range f.parts {
-		c, ok := footer.Find(fp.p.key.topicID, fp.p.key.partition)
+		c, ok := footer.Find(fp.p.key.TopicID, fp.p.key.Partition)
 		if !ok || c.FirstOffset != fp.first || c.LastOffset != fp.last {
 			f.putErr = fmt.Errorf("build segment: chunk of %s/%d does not match offsets %d..%d",
-				fp.p.key.topicID, fp.p.key.partition, fp.first, fp.last)
+				fp.p.key.TopicID, fp.p.key.Partition, fp.first, fp.last)
 			return
 		}
 		fp.entry = meta.SegmentEntry{
-			TopicID: fp.p.key.topicID, Partition: fp.p.key.partition,
+			TopicID: fp.p.key.TopicID, Partition: fp.p.key.Partition,
 			ObjectKey: f.key, ObjectSize: f.size,
 			Pos: c.Position, Len: c.Length,
 			FirstOffset: c.FirstOffset, LastOffset: c.LastOffset,
@@ -239,18 +239,7 @@ func (s *Server) commit(f *flush) {
 		s.settleLocked()
 		s.mu.Unlock()
 	}()
-	// Parts of partitions reset since the cut follow offsets that failed:
-	// never commit them.
-	live := make([]*flushPart, 0, len(f.parts))
-	s.mu.Lock()
-	for _, fp := range f.parts {
-		if fp.p.gen != fp.gen {
-			answer(fp, fp.p.resetErr)
-			continue
-		}
-		live = append(live, fp)
-	}
-	s.mu.Unlock()
+	live := s.liveParts(f)
 	if len(live) == 0 {
 		s.metrics.flushes.WithLabelValues(apierr.Label(apierr.ErrNotOwner)).Inc() // every partition moved away
 		return
@@ -259,18 +248,7 @@ func (s *Server) commit(f *flush) {
 	// remaining parts skip the read instead of waiting for it again.
 	rd := &stateReader{s: s}
 	if f.putErr != nil {
-		s.log.Warn("flush PUT failed", "object", f.key, "bytes", f.bytes, "partitions", len(live), "err", f.putErr)
-		s.noteStorageError(f.putErr)
-		err := fmt.Errorf("%w: storing segment %s: %v", apierr.ErrStorageUnavailable, f.key, f.putErr)
-		if errors.Is(f.putErr, apierr.ErrStorageRejected) {
-			// Retrying cannot help until an operator fixes the bucket or
-			// the credentials: the producer gets the cause at once.
-			err = fmt.Errorf("storing segment %s: %w", f.key, f.putErr)
-		}
-		for _, fp := range live {
-			s.fail(fp, err, rd)
-		}
-		s.metrics.flushes.WithLabelValues(apierr.Label(err)).Inc()
+		s.failPut(f, live, rd)
 		return
 	}
 
@@ -295,12 +273,45 @@ func (s *Server) commit(f *flush) {
 		if firstFail == nil {
 			firstFail = commitError(err)
 		}
-		s.log.Warn("commit failed", "object", f.key, "topic_id", fp.p.key.topicID, "partition", fp.p.key.partition,
+		s.log.Warn("commit failed", "object", f.key, "topic_id", fp.p.key.TopicID, "partition", fp.p.key.Partition,
 			"epoch", fp.epoch, "first_offset", fp.first, "err", err)
 		s.fail(fp, commitError(err), rd)
 	}
 	// OK, or the reason of the first partition whose commit failed.
 	s.metrics.flushes.WithLabelValues(apierr.Label(firstFail)).Inc()
+}
+
+// liveParts answers the parts of partitions reset since the cut with the
+// reset's error and returns the others: the reset parts follow offsets
+// that failed and must never be committed.
+func (s *Server) liveParts(f *flush) []*flushPart {
+	live := make([]*flushPart, 0, len(f.parts))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, fp := range f.parts {
+		if fp.p.gen != fp.gen {
+			answer(fp, fp.p.resetErr)
+			continue
+		}
+		live = append(live, fp)
+	}
+	return live
+}
+
+// failPut fails the live parts of a flush whose PUT failed.
+func (s *Server) failPut(f *flush, live []*flushPart, rd *stateReader) {
+	s.log.Warn("flush PUT failed", "object", f.key, "bytes", f.bytes, "partitions", len(live), "err", f.putErr)
+	s.noteStorageError(f.putErr)
+	err := fmt.Errorf("%w: storing segment %s: %v", apierr.ErrStorageUnavailable, f.key, f.putErr)
+	if errors.Is(f.putErr, apierr.ErrStorageRejected) {
+		// Retrying cannot help until an operator fixes the bucket or
+		// the credentials: the producer gets the cause at once.
+		err = fmt.Errorf("storing segment %s: %w", f.key, f.putErr)
+	}
+	for _, fp := range live {
+		s.fail(fp, err, rd)
+	}
+	s.metrics.flushes.WithLabelValues(apierr.Label(err)).Inc()
 }
 
 // commitError maps a CommitSegments error to the produce error.
@@ -320,11 +331,11 @@ type stateReader struct {
 	down error
 }
 
-func (r *stateReader) partition(key partKey) (meta.PartitionState, error) {
+func (r *stateReader) partition(key meta.PartitionID) (meta.PartitionState, error) {
 	if r.down != nil {
 		return meta.PartitionState{}, r.down
 	}
-	st, err := r.s.cfg.Meta.GetPartition(context.Background(), key.topicID, key.partition)
+	st, err := r.s.cfg.Meta.GetPartition(context.Background(), key.TopicID, key.Partition)
 	if err != nil {
 		r.down = err
 	}
@@ -364,12 +375,12 @@ func (s *Server) fail(fp *flushPart, err error, rd *stateReader) {
 		s.resetLocked(p, err)
 		p.next = st.NextOffset
 		p.prod, p.cutProd = loadProducers(st.Producers), st.Producers
-		s.log.Info("partition reset to committed offset", "topic_id", p.key.topicID, "partition", p.key.partition, "next_offset", p.next)
+		s.log.Info("partition reset to committed offset", "topic_id", p.key.TopicID, "partition", p.key.Partition, "next_offset", p.next)
 		return
 	}
 	if gerr != nil {
 		s.log.Warn("cannot read partition state after a failed flush; dropping it until the next ownership check",
-			"topic_id", p.key.topicID, "partition", p.key.partition, "err", gerr)
+			"topic_id", p.key.TopicID, "partition", p.key.Partition, "err", gerr)
 	}
 	s.dropLocked(p, err)
 }

@@ -104,10 +104,10 @@ func (s *Server) ReleasePartitions(ctx context.Context, req *stratav1.ReleasePar
 // handOff moves partition k, settled, to target (or to the next of
 // targets when target is empty) at epoch + 1 and forgets it. It returns
 // nil and no error when the partition moved meanwhile.
-func (s *Server) handOff(ctx context.Context, k partKey, target string, targets *handoffPicker, start time.Time) (*stratav1.PartitionRef, error) {
-	st, err := s.cfg.Meta.GetPartition(ctx, k.topicID, k.partition)
+func (s *Server) handOff(ctx context.Context, k meta.PartitionID, target string, targets *handoffPicker, start time.Time) (*stratav1.PartitionRef, error) {
+	st, err := s.cfg.Meta.GetPartition(ctx, k.TopicID, k.Partition)
 	if err != nil {
-		return nil, apierr.Errorf(apierr.ErrStorageUnavailable, "hand-off of %s/%d: %v", k.topicID, k.partition, err)
+		return nil, apierr.Errorf(apierr.ErrStorageUnavailable, "hand-off of %s/%d: %v", k.TopicID, k.Partition, err)
 	}
 	if st.Broker != s.id {
 		return nil, nil // moved meanwhile
@@ -121,22 +121,22 @@ func (s *Server) handOff(ctx context.Context, k partKey, target string, targets 
 		if errors.Is(err, meta.ErrConflict) {
 			return nil, nil
 		}
-		return nil, apierr.Errorf(apierr.ErrStorageUnavailable, "hand-off of %s/%d: %v", k.topicID, k.partition, err)
+		return nil, apierr.Errorf(apierr.ErrStorageUnavailable, "hand-off of %s/%d: %v", k.TopicID, k.Partition, err)
 	}
 	s.mu.Lock()
 	if p := s.parts[k]; p != nil {
-		s.dropLocked(p, apierr.Errorf(apierr.ErrNotOwner, "%s/%d handed to broker %q at epoch %d", k.topicID, k.partition, to, next.Epoch))
+		s.dropLocked(p, apierr.Errorf(apierr.ErrNotOwner, "%s/%d handed to broker %q at epoch %d", k.TopicID, k.Partition, to, next.Epoch))
 	}
 	s.mu.Unlock()
 	s.metrics.handoffs.Inc()
 	s.metrics.handoffPause.Observe(time.Since(start).Seconds())
-	name := k.topicID
-	if t, ok := s.view.TopicByID(k.topicID); ok {
+	name := k.TopicID
+	if t, ok := s.view.TopicByID(k.TopicID); ok {
 		name = t.Name
 	}
-	s.log.Info("handed off partition", "topic_id", k.topicID, "partition", k.partition, "to", to,
+	s.log.Info("handed off partition", "topic_id", k.TopicID, "partition", k.Partition, "to", to,
 		"epoch", next.Epoch, "next_offset", next.NextOffset, "pause", time.Since(start))
-	return &stratav1.PartitionRef{Topic: name, Partition: k.partition, Epoch: next.Epoch}, nil
+	return &stratav1.PartitionRef{Topic: name, Partition: k.Partition, Epoch: next.Epoch}, nil
 }
 
 // Undrain clears the broker's draining mark, so placement gives it
@@ -162,13 +162,13 @@ func (s *Server) Undrain(ctx context.Context, _ *stratav1.UndrainBrokerRequest) 
 // releaseKeys resolves the partitions a ReleasePartitions request names
 // to those this broker owns (or, for a drain of everything, every
 // partition it owns or the view assigns to it).
-func (s *Server) releaseKeys(req *stratav1.ReleasePartitionsRequest) ([]partKey, error) {
-	var keys []partKey
+func (s *Server) releaseKeys(req *stratav1.ReleasePartitionsRequest) ([]meta.PartitionID, error) {
+	var keys []meta.PartitionID
 	if len(req.GetPartitions()) == 0 {
-		seen := map[partKey]bool{}
+		seen := map[meta.PartitionID]bool{}
 		for _, st := range s.view.Partitions() {
 			if st.Broker == s.id {
-				seen[partKey{st.TopicID, st.Partition}] = true
+				seen[meta.PartitionID{TopicID: st.TopicID, Partition: st.Partition}] = true
 			}
 		}
 		s.mu.Lock()
@@ -190,7 +190,7 @@ func (s *Server) releaseKeys(req *stratav1.ReleasePartitionsRequest) ([]partKey,
 			if ref.GetPartition() < 0 || ref.GetPartition() >= t.Partitions {
 				return nil, apierr.Errorf(apierr.ErrPartitionRange, "partition %d of topic %q", ref.GetPartition(), t.Name)
 			}
-			k := partKey{t.ID, ref.GetPartition()}
+			k := meta.PartitionID{TopicID: t.ID, Partition: ref.GetPartition()}
 			p := s.parts[k]
 			if p == nil || (ref.GetEpoch() != 0 && ref.GetEpoch() != p.epoch) {
 				continue // not ours (any more); nothing to hand off
@@ -198,21 +198,13 @@ func (s *Server) releaseKeys(req *stratav1.ReleasePartitionsRequest) ([]partKey,
 			keys = append(keys, k)
 		}
 	}
-	slices.SortFunc(keys, func(a, b partKey) int {
-		if a.topicID != b.topicID {
-			if a.topicID < b.topicID {
-				return -1
-			}
-			return 1
-		}
-		return int(a.partition - b.partition)
-	})
+	slices.SortFunc(keys, meta.PartitionID.Compare)
 	return keys, nil
 }
 
 // awaitSettled waits until none of the partitions has produces buffered or
 // in flight, or handoffSettleTimeout or ctx ends.
-func (s *Server) awaitSettled(ctx context.Context, keys []partKey) {
+func (s *Server) awaitSettled(ctx context.Context, keys []meta.PartitionID) {
 	timeout := time.NewTimer(handoffSettleTimeout)
 	defer timeout.Stop()
 	for {

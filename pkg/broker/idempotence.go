@@ -173,7 +173,7 @@ const maxLookupSegments = 32
 // committedRetry is a retry of a committed request older than the ones
 // the partition remembers; Produce answers it with findCommitted.
 type committedRetry struct {
-	key   partKey
+	key   meta.PartitionID
 	seqs  seqRange
 	below int64 // the request's records lie below this offset
 }
@@ -196,7 +196,7 @@ func (s *Server) findCommitted(ctx context.Context, c *committedRetry) (*produce
 		if off < 0 {
 			return nil, notFound()
 		}
-		e, err := s.cfg.Meta.FindSegment(ctx, c.key.topicID, c.key.partition, off)
+		e, err := s.cfg.Meta.FindSegment(ctx, c.key.TopicID, c.key.Partition, off)
 		if errors.Is(err, meta.ErrNotFound) {
 			return nil, notFound()
 		}

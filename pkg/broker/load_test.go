@@ -12,14 +12,17 @@ import (
 // meta.MaxHotPartitions of them; idle partitions are left out, and one
 // taken anew (its count restarted) counts from zero.
 func TestHotPartitions(t *testing.T) {
-	before, now := map[partKey]int64{}, map[partKey]int64{}
+	before, now := map[meta.PartitionID]int64{}, map[meta.PartitionID]int64{}
+	key := func(topicID string, p int32) meta.PartitionID {
+		return meta.PartitionID{TopicID: topicID, Partition: p}
+	}
 	for i := range int32(40) {
-		k := partKey{"t", i}
+		k := key("t", i)
 		before[k], now[k] = 1000, 1000+int64(i)*10 // partition i: i bytes/s over 10 s
 	}
-	now[partKey{"t", 0}] = 1000                                  // idle
-	now[partKey{"u", 0}] = 5000                                  // new since: 500 bytes/s
-	before[partKey{"t", 39}], now[partKey{"t", 39}] = 90000, 100 // restarted: 10 bytes/s
+	now[key("t", 0)] = 1000                              // idle
+	now[key("u", 0)] = 5000                              // new since: 500 bytes/s
+	before[key("t", 39)], now[key("t", 39)] = 90000, 100 // restarted: 10 bytes/s
 	got := hotPartitions(before, now, 10)
 	if len(got) != meta.MaxHotPartitions {
 		t.Fatalf("%d partitions reported, want %d", len(got), meta.MaxHotPartitions)

@@ -169,7 +169,7 @@ func (e *env) assign(t testing.TB, topicID string, p int32, broker string) meta.
 func (s *Server) ownedEpoch(topicID string, p int32) (int64, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	part, ok := s.parts[partKey{topicID, p}]
+	part, ok := s.parts[meta.PartitionID{TopicID: topicID, Partition: p}]
 	if !ok {
 		return 0, false
 	}

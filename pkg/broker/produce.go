@@ -12,16 +12,10 @@ import (
 	"github.com/strata-mq/strata/pkg/segment"
 )
 
-// partKey names a partition by topic ID and number.
-type partKey struct {
-	topicID   string
-	partition int32
-}
-
 // partition is the broker's hold on one partition it owns at one epoch.
 // Every field except key is guarded by Server.mu.
 type partition struct {
-	key   partKey
+	key   meta.PartitionID
 	epoch int64
 	// next is the offset the next produced record gets.
 	next int64
@@ -56,7 +50,7 @@ type partition struct {
 }
 
 // newPartition returns the hold on a partition taken on from st.
-func newPartition(k partKey, st meta.PartitionState) *partition {
+func newPartition(k meta.PartitionID, st meta.PartitionState) *partition {
 	return &partition{key: k, epoch: st.Epoch, next: st.NextOffset, prod: loadProducers(st.Producers), cutProd: st.Producers}
 }
 
@@ -160,7 +154,7 @@ func (s *Server) append(ctx context.Context, req *stratav1.ProduceRequest) (*pro
 // lock: its topic, partition, size, batches and sequences.
 type validProduce struct {
 	topic   meta.Topic
-	key     partKey
+	key     meta.PartitionID
 	batches []byte
 	headers []segment.BatchHeader
 	seqs    seqRange
@@ -202,7 +196,7 @@ func (s *Server) validate(ctx context.Context, req *stratav1.ProduceRequest) (*v
 	if err != nil {
 		return nil, err
 	}
-	v := &validProduce{topic: t, key: partKey{t.ID, p}, batches: b, headers: hs, seqs: seqs}
+	v := &validProduce{topic: t, key: meta.PartitionID{TopicID: t.ID, Partition: p}, batches: b, headers: hs, seqs: seqs}
 	for _, h := range hs {
 		if t.MaxMessageBytes > 0 && h.Size() > int(t.MaxMessageBytes) {
 			return nil, apierr.Errorf(apierr.ErrRecordTooLarge, "batch of %d bytes exceeds topic %q max message bytes %d (raise it with: strata topic alter %s --max-message-bytes N)", h.Size(), t.Name, t.MaxMessageBytes, t.Name)
@@ -236,7 +230,7 @@ func (s *Server) admitLocked(v *validProduce, gapExpired bool) admission {
 	}
 	part := s.parts[v.key]
 	if part == nil || part.releasing {
-		return admission{err: apierr.Errorf(apierr.ErrNotOwner, "broker %s does not own %s/%d", s.id, v.topic.Name, v.key.partition)}
+		return admission{err: apierr.Errorf(apierr.ErrNotOwner, "broker %s does not own %s/%d", s.id, v.topic.Name, v.key.Partition)}
 	}
 	if v.seqs.idempotent() {
 		dup, check, err := dedupLocked(part, v.seqs)

@@ -325,58 +325,78 @@ func (s *Server) DescribeGroup(ctx context.Context, req *stratav1.DescribeGroupR
 		for gp := range offs {
 			parts[gp] = true
 		}
-		for _, m := range st.Members {
-			gm := &stratav1.GroupMember{MemberId: m.ID, MemberEpoch: m.Epoch, ClientId: m.ClientID, Topics: m.Topics,
-				Assignment: s.topicPartitions(m.Owned), SessionTimeoutMs: m.SessionTimeoutMs}
-			var pending []meta.GroupPartition
-			for _, gp := range m.Target {
-				if _, in := slices.BinarySearchFunc(m.Owned, gp, meta.GroupPartition.Compare); !in {
-					pending = append(pending, gp)
-				}
-			}
-			gm.Pending = s.topicPartitions(pending)
-			resp.Members = append(resp.Members, gm)
-			for _, gp := range m.Owned {
-				owner[gp] = m.ID
-			}
-			for _, name := range m.Topics {
-				if t, ok := s.view.Topic(name); ok {
-					for p := range t.Partitions {
-						parts[meta.GroupPartition{TopicID: t.ID, Partition: p}] = true
-					}
-				}
-			}
-		}
+		s.describeMembers(resp, st, owner, parts)
 		s.describeClassic(resp, st, owner, parts)
-		sorted := make([]meta.GroupPartition, 0, len(parts))
-		for gp := range parts {
-			sorted = append(sorted, gp)
-		}
-		names := func(gp meta.GroupPartition) string { t, _ := s.view.TopicByID(gp.TopicID); return t.Name }
-		slices.SortFunc(sorted, func(a, b meta.GroupPartition) int {
-			return cmp.Or(cmp.Compare(names(a), names(b)), cmp.Compare(a.Partition, b.Partition))
-		})
-		resp.Partitions = make([]*stratav1.GroupPartitionLag, len(sorted))
-		g, gctx := errgroup.WithContext(ctx)
-		g.SetLimit(describeConcurrency)
-		for i, gp := range sorted {
-			g.Go(func() error {
-				ps, err := s.cfg.Meta.GetPartition(gctx, gp.TopicID, gp.Partition)
-				if err != nil {
-					return storageErr(err)
-				}
-				lag := &stratav1.GroupPartitionLag{Topic: names(gp), Partition: gp.Partition, MemberId: owner[gp],
-					CommittedOffset: -1, HighWatermark: ps.NextOffset, LogStartOffset: ps.LogStart}
-				from := ps.LogStart
-				if o, ok := offs[gp]; ok {
-					lag.CommittedOffset, from = o.Offset, o.Offset
-				}
-				lag.Lag = max(ps.NextOffset-max(from, ps.LogStart), 0)
-				resp.Partitions[i] = lag
-				return nil
-			})
-		}
-		return g.Wait()
+		return s.describeLags(ctx, resp, parts, owner, offs)
 	})
 	return resp, err
+}
+
+// describeMembers adds a group's consumer-protocol members to a
+// DescribeGroup answer, each with its assignment and the partitions it is
+// still to receive. owner gains the partitions the members own, parts the
+// partitions of the topics they subscribe to.
+func (s *Server) describeMembers(resp *stratav1.DescribeGroupResponse, st meta.GroupState,
+	owner map[meta.GroupPartition]string, parts map[meta.GroupPartition]bool,
+) {
+	for _, m := range st.Members {
+		gm := &stratav1.GroupMember{MemberId: m.ID, MemberEpoch: m.Epoch, ClientId: m.ClientID, Topics: m.Topics,
+			Assignment: s.topicPartitions(m.Owned), SessionTimeoutMs: m.SessionTimeoutMs}
+		var pending []meta.GroupPartition
+		for _, gp := range m.Target {
+			if _, in := slices.BinarySearchFunc(m.Owned, gp, meta.GroupPartition.Compare); !in {
+				pending = append(pending, gp)
+			}
+		}
+		gm.Pending = s.topicPartitions(pending)
+		resp.Members = append(resp.Members, gm)
+		for _, gp := range m.Owned {
+			owner[gp] = m.ID
+		}
+		for _, name := range m.Topics {
+			if t, ok := s.view.Topic(name); ok {
+				for p := range t.Partitions {
+					parts[meta.GroupPartition{TopicID: t.ID, Partition: p}] = true
+				}
+			}
+		}
+	}
+}
+
+// describeLags fills a DescribeGroup answer's partitions, sorted by topic
+// name and partition: each with its owner, committed offset (-1 if none),
+// high watermark, log start and lag, reading the partitions' states with
+// up to describeConcurrency calls at once.
+func (s *Server) describeLags(ctx context.Context, resp *stratav1.DescribeGroupResponse, parts map[meta.GroupPartition]bool,
+	owner map[meta.GroupPartition]string, offs map[meta.GroupPartition]meta.CommittedOffset,
+) error {
+	sorted := make([]meta.GroupPartition, 0, len(parts))
+	for gp := range parts {
+		sorted = append(sorted, gp)
+	}
+	names := func(gp meta.GroupPartition) string { t, _ := s.view.TopicByID(gp.TopicID); return t.Name }
+	slices.SortFunc(sorted, func(a, b meta.GroupPartition) int {
+		return cmp.Or(cmp.Compare(names(a), names(b)), cmp.Compare(a.Partition, b.Partition))
+	})
+	resp.Partitions = make([]*stratav1.GroupPartitionLag, len(sorted))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(describeConcurrency)
+	for i, gp := range sorted {
+		g.Go(func() error {
+			ps, err := s.cfg.Meta.GetPartition(gctx, gp.TopicID, gp.Partition)
+			if err != nil {
+				return storageErr(err)
+			}
+			lag := &stratav1.GroupPartitionLag{Topic: names(gp), Partition: gp.Partition, MemberId: owner[gp],
+				CommittedOffset: -1, HighWatermark: ps.NextOffset, LogStartOffset: ps.LogStart}
+			from := ps.LogStart
+			if o, ok := offs[gp]; ok {
+				lag.CommittedOffset, from = o.Offset, o.Offset
+			}
+			lag.Lag = max(ps.NextOffset-max(from, ps.LogStart), 0)
+			resp.Partitions[i] = lag
+			return nil
+		})
+	}
+	return g.Wait()
 }

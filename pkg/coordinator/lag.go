@@ -5,8 +5,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/strata-mq/strata/pkg/meta"
 )
 
@@ -14,14 +12,6 @@ import (
 // metric: about a Prometheus scrape interval, for two etcd range reads
 // plus one per group.
 const DefaultLagInterval = 10 * time.Second
-
-// newLagGauge is strata_coordinator_group_lag.
-func newLagGauge() *prometheus.GaugeVec {
-	return prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Namespace: "strata", Subsystem: "coordinator", Name: "group_lag",
-		Help: "Records a consumer group has yet to consume, per partition: high watermark minus the committed offset (from the log start without one). Set by the leader every LagInterval.",
-	}, []string{"group", "topic", "partition"})
-}
 
 // runLag keeps the lag metric current while leading; the returned channel
 // closes when it has stopped and removed its series (a standby exports no

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 
 	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
+	"github.com/strata-mq/strata/internal/metric"
 	"github.com/strata-mq/strata/pkg/apierr"
 	"github.com/strata-mq/strata/pkg/auth"
 	"github.com/strata-mq/strata/pkg/meta"
@@ -120,7 +121,7 @@ func planRebalance(parts []meta.PartitionState, brokers []meta.BrokerInfo, maxMo
 			break
 		}
 		i := b.coolest(from)
-		if r := b.prate[partKeyOf(b.owned[from][i])]; b.loaded() && b.rate[to]+r > b.rate[from]-r {
+		if r := b.prate[partitionID(b.owned[from][i])]; b.loaded() && b.rate[to]+r > b.rate[from]-r {
 			break
 		}
 		out = append(out, b.take(from, to, i, false))
@@ -131,13 +132,10 @@ func planRebalance(parts []meta.PartitionState, brokers []meta.BrokerInfo, maxMo
 	return b.loadMoves(maxMoves)
 }
 
-// partKey names a partition in balance.
-type partKey struct {
-	topicID   string
-	partition int32
+// partitionID names a partition in balance.
+func partitionID(p meta.PartitionState) meta.PartitionID {
+	return meta.PartitionID{TopicID: p.TopicID, Partition: p.Partition}
 }
-
-func partKeyOf(p meta.PartitionState) partKey { return partKey{p.TopicID, p.Partition} }
 
 // balance is planRebalance's working copy of who owns what: the eligible
 // (not draining) brokers, their partitions and bytes-in rates, and each
@@ -146,21 +144,21 @@ type balance struct {
 	eligible []string // sorted broker IDs
 	rate     map[string]float64
 	owned    map[string][]meta.PartitionState // sorted by topic ID, partition
-	prate    map[partKey]float64
+	prate    map[meta.PartitionID]float64
 }
 
 // newBalance returns the balance of parts over brokers, or nil when fewer
 // than two brokers are eligible (nothing to balance).
 func newBalance(parts []meta.PartitionState, brokers []meta.BrokerInfo) *balance {
-	b := &balance{rate: map[string]float64{}, owned: map[string][]meta.PartitionState{}, prate: map[partKey]float64{}}
-	reported := map[string]map[partKey]float64{}
+	b := &balance{rate: map[string]float64{}, owned: map[string][]meta.PartitionState{}, prate: map[meta.PartitionID]float64{}}
+	reported := map[string]map[meta.PartitionID]float64{}
 	for _, br := range brokers {
 		if !br.Draining {
 			b.eligible = append(b.eligible, br.ID)
 			b.rate[br.ID] = br.BytesInPerSec
-			reported[br.ID] = map[partKey]float64{}
+			reported[br.ID] = map[meta.PartitionID]float64{}
 			for _, pl := range br.HotPartitions {
-				reported[br.ID][partKey{pl.TopicID, pl.Partition}] = pl.BytesInPerSec
+				reported[br.ID][meta.PartitionID{TopicID: pl.TopicID, Partition: pl.Partition}] = pl.BytesInPerSec
 			}
 		}
 	}
@@ -184,19 +182,19 @@ func newBalance(parts []meta.PartitionState, brokers []meta.BrokerInfo) *balance
 
 // estimate sets the rate of each partition of broker id: reported ones
 // as reported, the others an even share of what is left of its rate.
-func (b *balance) estimate(id string, reported map[partKey]float64) {
+func (b *balance) estimate(id string, reported map[meta.PartitionID]float64) {
 	rest, others := b.rate[id], 0
 	for _, p := range b.owned[id] {
-		if r, ok := reported[partKeyOf(p)]; ok {
-			b.prate[partKeyOf(p)] = r
+		if r, ok := reported[partitionID(p)]; ok {
+			b.prate[partitionID(p)] = r
 			rest -= r
 		} else {
 			others++
 		}
 	}
 	for _, p := range b.owned[id] {
-		if _, ok := reported[partKeyOf(p)]; !ok {
-			b.prate[partKeyOf(p)] = max(rest, 0) / float64(others)
+		if _, ok := reported[partitionID(p)]; !ok {
+			b.prate[partitionID(p)] = max(rest, 0) / float64(others)
 		}
 	}
 }
@@ -240,7 +238,7 @@ func (b *balance) coolest(id string) int {
 	ps := b.owned[id]
 	best := len(ps) - 1
 	for i := len(ps) - 2; i >= 0; i-- {
-		if b.prate[partKeyOf(ps[i])] < b.prate[partKeyOf(ps[best])] {
+		if b.prate[partitionID(ps[i])] < b.prate[partitionID(ps[best])] {
 			best = i
 		}
 	}
@@ -255,7 +253,7 @@ func (b *balance) take(from, to string, i int, byLoad bool) move {
 		return cmp.Or(cmp.Compare(x.TopicID, y.TopicID), cmp.Compare(x.Partition, y.Partition))
 	})
 	b.owned[to] = slices.Insert(b.owned[to], j, p)
-	r := b.prate[partKeyOf(p)]
+	r := b.prate[partitionID(p)]
 	b.rate[from] -= r
 	b.rate[to] += r
 	return move{From: p, To: to, ByLoad: byLoad}
@@ -299,7 +297,7 @@ func (b *balance) loadMoves(maxMoves int) []move {
 		}
 		out = append(out, b.take(hot, cold, bestI, true))
 		if bestJ >= 0 {
-			j := slices.IndexFunc(b.owned[cold], func(x meta.PartitionState) bool { return partKeyOf(x) == partKeyOf(q) })
+			j := slices.IndexFunc(b.owned[cold], func(x meta.PartitionState) bool { return partitionID(x) == partitionID(q) })
 			out = append(out, b.take(cold, hot, j, true))
 		}
 	}
@@ -314,12 +312,12 @@ func (b *balance) bestLoadMove(hot, cold string, limit float64, swaps bool) (bes
 	h, c := b.rate[hot], b.rate[cold]
 	bestI, bestJ = -1, -1
 	for i := len(b.owned[hot]) - 1; i >= 0; i-- {
-		rp := b.prate[partKeyOf(b.owned[hot][i])]
+		rp := b.prate[partitionID(b.owned[hot][i])]
 		if m := max(h-rp, c+rp); m < limit {
 			bestI, bestJ, limit = i, -1, m
 		}
 		for j := len(b.owned[cold]) - 1; swaps && j >= 0; j-- {
-			rq := b.prate[partKeyOf(b.owned[cold][j])]
+			rq := b.prate[partitionID(b.owned[cold][j])]
 			if m := max(h-rp+rq, c+rp-rq); rq < rp && m < limit {
 				bestI, bestJ, limit = i, j, m
 			}
@@ -505,22 +503,12 @@ type rebalanceMetrics struct {
 }
 
 func newRebalanceMetrics(reg prometheus.Registerer) *rebalanceMetrics {
-	m := &rebalanceMetrics{
-		moves: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "strata", Subsystem: "coordinator", Name: "rebalance_moves_total",
-			Help: "Healthy partitions moved to another broker by graceful hand-off.",
-		}),
-		failures: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "strata", Subsystem: "coordinator", Name: "rebalance_failures_total",
-			Help: "Hand-off requests to brokers that failed.",
-		}),
-		drains: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "strata", Subsystem: "coordinator", Name: "drains_total",
-			Help: "DrainBroker requests that succeeded.",
-		}),
+	f := metric.New(reg, "coordinator")
+	return &rebalanceMetrics{
+		moves:    f.Counter("rebalance_moves_total", "Healthy partitions moved to another broker by graceful hand-off."),
+		failures: f.Counter("rebalance_failures_total", "Hand-off requests to brokers that failed."),
+		drains:   f.Counter("drains_total", "DrainBroker requests that succeeded."),
 	}
-	reg.MustRegister(m.moves, m.failures, m.drains)
-	return m
 }
 
 // DrainBroker asks a live broker to mark itself draining and hand every

@@ -157,6 +157,24 @@ func (c *Cluster) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	if err := c.newServers(dataDir, store, reg, public, internal); err != nil {
+		return err
+	}
+	if err := c.startServers(ctx); err != nil {
+		return err
+	}
+	if err := c.serveMetrics(reg, public); err != nil {
+		return err
+	}
+	close(c.ready)
+	return nil
+}
+
+// newServers builds the coordinator, the broker and the proxy (with the
+// Kafka front end if KafkaAddr is set) on one metadata store, object store
+// and registry; public secures the proxy's listeners, internal the
+// others'.
+func (c *Cluster) newServers(dataDir string, store objstore.Store, reg *prometheus.Registry, public, internal *rpc.TLS) (err error) {
 	c.coordinator, err = coordinator.New(coordinator.Config{
 		ListenAddr: "127.0.0.1:0", Meta: c.meta, Store: store, Logger: c.log.With("server", "coordinator"), Registry: reg,
 		TLS: internal,
@@ -185,9 +203,12 @@ func (c *Cluster) Start(ctx context.Context) (err error) {
 		pcfg.FrontEnds = append(pcfg.FrontEnds, kafka.Attach(kafka.Config{Addr: c.cfg.KafkaAddr}, func(k *kafka.Server) { c.kafka = k }))
 	}
 	c.proxy, err = proxy.New(pcfg)
-	if err != nil {
-		return err
-	}
+	return err
+}
+
+// startServers starts the coordinator, the broker and the proxy in turn,
+// each once the one before is ready.
+func (c *Cluster) startServers(ctx context.Context) error {
 	for _, s := range []interface {
 		Start(context.Context) error
 		Ready() <-chan struct{}
@@ -201,10 +222,6 @@ func (c *Cluster) Start(ctx context.Context) (err error) {
 			return ctx.Err()
 		}
 	}
-	if err := c.serveMetrics(reg, public); err != nil {
-		return err
-	}
-	close(c.ready)
 	return nil
 }
 

@@ -3,11 +3,12 @@ package objstore
 import (
 	"context"
 	"errors"
-	"fmt"
 	"iter"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/strata-mq/strata/internal/metric"
 )
 
 // Operation results, the values of the "result" label.
@@ -27,50 +28,20 @@ type metrics struct {
 	bytesWritten prometheus.Counter
 }
 
+// newMetrics returns the collectors registered with reg, or the equal
+// ones an earlier Instrument call registered, so that several stores can
+// share a registry.
 func newMetrics(reg prometheus.Registerer) *metrics {
-	const ns, sub = "strata", "objstore"
-	m := &metrics{
-		ops: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "operations_total",
-			Help: "Object store operations by operation (put, get, delete, list) and result (ok, not_found, invalid, canceled, error).",
-		}, []string{"op", "result"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: ns, Subsystem: sub, Name: "operation_duration_seconds",
-			Help:    "Duration of object store operations, retries included; for list, the time spent fetching, not the caller's time between items.",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16), // 0.5ms to ~16s
-		}, []string{"op"}),
-		bytesRead: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "read_bytes_total",
-			Help: "Bytes returned by successful gets.",
-		}),
-		bytesWritten: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "written_bytes_total",
-			Help: "Bytes stored by successful puts.",
-		}),
+	f := metric.Shared(reg, "objstore")
+	return &metrics{
+		ops: f.CounterVec("operations_total",
+			"Object store operations by operation (put, get, delete, list) and result (ok, not_found, invalid, canceled, error).", "op", "result"),
+		duration: f.HistogramVec("operation_duration_seconds",
+			"Duration of object store operations, retries included; for list, the time spent fetching, not the caller's time between items.",
+			prometheus.ExponentialBuckets(0.0005, 2, 16), "op"), // 0.5ms to ~16s
+		bytesRead:    f.Counter("read_bytes_total", "Bytes returned by successful gets."),
+		bytesWritten: f.Counter("written_bytes_total", "Bytes stored by successful puts."),
 	}
-	if reg != nil {
-		m.ops = register(reg, m.ops)
-		m.duration = register(reg, m.duration)
-		m.bytesRead = register(reg, m.bytesRead)
-		m.bytesWritten = register(reg, m.bytesWritten)
-	}
-	return m
-}
-
-// register registers c, or returns the equal collector that an earlier
-// Instrument call registered, so that several stores can share a registry.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	err := reg.Register(c)
-	if err == nil {
-		return c
-	}
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing
-		}
-	}
-	panic(fmt.Sprintf("objstore: registering metrics: %v", err))
 }
 
 func (m *metrics) observe(ctx context.Context, op string, start time.Time, err error) {

@@ -21,11 +21,11 @@ const (
 // missing object (see Fetcher.chunkAt) or a moved log start.
 type entryCache struct {
 	mu    sync.Mutex // guards parts and the slices in it
-	parts *simplelru.LRU[partKey, []meta.SegmentEntry]
+	parts *simplelru.LRU[meta.PartitionID, []meta.SegmentEntry]
 }
 
 func newEntryCache() *entryCache {
-	lru, err := simplelru.NewLRU[partKey, []meta.SegmentEntry](maxCachedPartitions, nil)
+	lru, err := simplelru.NewLRU[meta.PartitionID, []meta.SegmentEntry](maxCachedPartitions, nil)
 	if err != nil {
 		panic(err) // only for a non-positive size
 	}
@@ -33,7 +33,7 @@ func newEntryCache() *entryCache {
 }
 
 // find returns the cached entry that holds offset.
-func (c *entryCache) find(key partKey, offset int64) (meta.SegmentEntry, bool) {
+func (c *entryCache) find(key meta.PartitionID, offset int64) (meta.SegmentEntry, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	es, ok := c.parts.Get(key)
@@ -49,7 +49,7 @@ func (c *entryCache) find(key partKey, offset int64) (meta.SegmentEntry, bool) {
 
 // add caches e; past maxEntriesPerPartition the lowest offsets go first,
 // since consumers mostly read near the end.
-func (c *entryCache) add(key partKey, e meta.SegmentEntry) {
+func (c *entryCache) add(key meta.PartitionID, e meta.SegmentEntry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	es, _ := c.parts.Peek(key)
@@ -68,7 +68,7 @@ func (c *entryCache) add(key partKey, e meta.SegmentEntry) {
 }
 
 // forget drops a partition's cached entries.
-func (c *entryCache) forget(key partKey) {
+func (c *entryCache) forget(key meta.PartitionID) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.parts.Remove(key)

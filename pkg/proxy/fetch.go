@@ -86,7 +86,7 @@ type Fetcher struct {
 	objects *openObjects
 
 	mu        sync.Mutex // guards logStarts
-	logStarts map[partKey]cachedLogStart
+	logStarts map[meta.PartitionID]cachedLogStart
 
 	// tail tracks partitions with tailing readers, for warming.
 	tail tailReaders
@@ -99,12 +99,6 @@ type Fetcher struct {
 	// tailWindow overrides the const tailWindow when set (tests; set
 	// before the first fetch).
 	tailWindow time.Duration
-}
-
-// partKey names a partition.
-type partKey struct {
-	topicID   string
-	partition int32
 }
 
 type cachedLogStart struct {
@@ -158,7 +152,7 @@ func (f *Fetcher) Fetch(ctx context.Context, req FetchRequest) (FetchResult, err
 			"offset %d of %s/%d is outside %d..%d", off, req.Topic, p, logStart, hw)
 	}
 	if off == hw {
-		f.tail.note(partKey{id, p}, hw)
+		f.tail.note(meta.PartitionID{TopicID: id, Partition: p}, hw)
 	}
 	polled := off == hw && wait > 0
 	if polled {
@@ -171,20 +165,20 @@ func (f *Fetcher) Fetch(ctx context.Context, req FetchRequest) (FetchResult, err
 	if off == hw {
 		return res, nil
 	}
-	f.awaitWarm(ctx, partKey{id, p}, off, hw)
+	f.awaitWarm(ctx, meta.PartitionID{TopicID: id, Partition: p}, off, hw)
 	res.Batches, err = f.read(ctx, req.Topic, id, p, off, hw, int(maxBytes))
 	if err != nil {
 		return FetchResult{}, err
 	}
 	if polled {
-		f.observeTailDelay(partKey{id, p}, hw)
+		f.observeTailDelay(meta.PartitionID{TopicID: id, Partition: p}, hw)
 	}
 	return res, nil
 }
 
 // observeTailDelay records, for a long-poll that got data, how old the
 // newest entry below hw is: the time from its broker building it to now.
-func (f *Fetcher) observeTailDelay(key partKey, hw int64) {
+func (f *Fetcher) observeTailDelay(key meta.PartitionID, hw int64) {
 	if e, ok := f.entries.find(key, hw-1); ok && e.CreatedMs > 0 {
 		f.metrics.tailDelay.Observe(float64(max(time.Now().UnixMilli()-e.CreatedMs, 0)) / 1e3)
 	}
@@ -284,7 +278,7 @@ func pickBatches(hs []segment.BatchHeader, pos, hw int64, budget int, first bool
 // validated headers. Cold chunks larger than a cache block are read in part,
 // about budget bytes (readRanged); others whole, through the block cache.
 func (f *Fetcher) batchesAt(ctx context.Context, topic, id string, p int32, pos int64, budget int) (meta.SegmentEntry, []byte, []segment.BatchHeader, error) {
-	key := partKey{id, p}
+	key := meta.PartitionID{TopicID: id, Partition: p}
 	for attempt := 0; ; attempt++ {
 		e, err := f.entry(ctx, topic, key, pos)
 		if err != nil {
@@ -310,23 +304,23 @@ func (f *Fetcher) batchesAt(ctx context.Context, topic, id string, p int32, pos 
 
 // entry returns the segment entry that holds pos, from the entry cache or
 // from etcd.
-func (f *Fetcher) entry(ctx context.Context, topic string, key partKey, pos int64) (meta.SegmentEntry, error) {
+func (f *Fetcher) entry(ctx context.Context, topic string, key meta.PartitionID, pos int64) (meta.SegmentEntry, error) {
 	if e, ok := f.entries.find(key, pos); ok {
 		return e, nil
 	}
-	e, err := f.meta.FindSegment(ctx, key.topicID, key.partition, pos)
+	e, err := f.meta.FindSegment(ctx, key.TopicID, key.Partition, pos)
 	switch {
 	case errors.Is(err, meta.ErrNotFound):
 		// Retention may have moved the log start past pos.
-		if _, logStart, lerr := f.readPartition(ctx, key.topicID, key.partition); lerr == nil && pos < logStart {
-			return meta.SegmentEntry{}, apierr.Errorf(apierr.ErrOffsetOutOfRange, "offset %d of %s/%d is below the log start %d", pos, topic, key.partition, logStart)
+		if _, logStart, lerr := f.readPartition(ctx, key.TopicID, key.Partition); lerr == nil && pos < logStart {
+			return meta.SegmentEntry{}, apierr.Errorf(apierr.ErrOffsetOutOfRange, "offset %d of %s/%d is below the log start %d", pos, topic, key.Partition, logStart)
 		}
-		return meta.SegmentEntry{}, fmt.Errorf("%w: no segment entry holds committed offset %d of %s/%d", ErrCorruptData, pos, topic, key.partition)
+		return meta.SegmentEntry{}, fmt.Errorf("%w: no segment entry holds committed offset %d of %s/%d", ErrCorruptData, pos, topic, key.Partition)
 	case err != nil:
 		return meta.SegmentEntry{}, apierr.Errorf(apierr.ErrStorageUnavailable, "find segment: %v", err)
 	}
 	if verr := e.Validate(); verr != nil {
-		return meta.SegmentEntry{}, fmt.Errorf("%w: %s/%d: %v", ErrCorruptData, topic, key.partition, verr)
+		return meta.SegmentEntry{}, fmt.Errorf("%w: %s/%d: %v", ErrCorruptData, topic, key.Partition, verr)
 	}
 	f.entries.add(key, e)
 	return e, nil
@@ -406,7 +400,7 @@ func checkChunk(e meta.SegmentEntry, hs []segment.BatchHeader) error {
 // logStart returns a partition's log start, cached for LogStartTTL unless
 // fresh is set.
 func (f *Fetcher) logStart(ctx context.Context, id string, p int32, fresh bool) (int64, error) {
-	key := partKey{id, p}
+	key := meta.PartitionID{TopicID: id, Partition: p}
 	if !fresh {
 		f.mu.Lock()
 		c, ok := f.logStarts[key]
@@ -433,7 +427,7 @@ func (f *Fetcher) readPartition(ctx context.Context, id string, p int32) (hw, lo
 	if len(f.logStarts) >= maxCachedLogStarts {
 		clear(f.logStarts)
 	}
-	f.logStarts[partKey{id, p}] = cachedLogStart{offset: st.LogStart, at: time.Now()}
+	f.logStarts[meta.PartitionID{TopicID: id, Partition: p}] = cachedLogStart{offset: st.LogStart, at: time.Now()}
 	f.mu.Unlock()
 	return st.NextOffset, st.LogStart, nil
 }

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc"
 
 	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
+	"github.com/strata-mq/strata/internal/metric"
 	"github.com/strata-mq/strata/pkg/apierr"
 	"github.com/strata-mq/strata/pkg/rpc"
 	"github.com/strata-mq/strata/pkg/segment"
@@ -106,14 +107,8 @@ type limitMetrics struct {
 }
 
 func newLimitMetrics(reg prometheus.Registerer) *limitMetrics {
-	m := &limitMetrics{rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: "strata", Subsystem: "proxy", Name: "limit_rejections_total",
-		Help: "Requests and connections refused by a hostile-input limit, by limit.",
-	}, []string{"limit"})}
-	if reg != nil {
-		reg.MustRegister(m.rejected)
-	}
-	return m
+	f := metric.New(reg, "proxy")
+	return &limitMetrics{rejected: f.CounterVec("limit_rejections_total", "Requests and connections refused by a hostile-input limit, by limit.", "limit")}
 }
 
 // limiter enforces Limits on the public API's requests.

@@ -162,7 +162,7 @@ func (r *Router) send(ctx context.Context, topicID string, rt route, req *strata
 	}
 	actx, cancel := context.WithTimeout(ctx, r.forward)
 	defer cancel()
-	k, f := partKey{topicID, req.Partition}, &forwarding{rt: rt, cancel: cancel}
+	k, f := meta.PartitionID{TopicID: topicID, Partition: req.Partition}, &forwarding{rt: rt, cancel: cancel}
 	r.forwards.add(k, f)
 	defer r.forwards.remove(k, f)
 	// A move between reading rt and registering f is not pruneLoop's to see.
@@ -178,7 +178,7 @@ func (r *Router) send(ctx context.Context, topicID string, rt route, req *strata
 // The zero value is ready to use.
 type forwardSet struct {
 	mu sync.Mutex // guards m
-	m  map[partKey]map[*forwarding]struct{}
+	m  map[meta.PartitionID]map[*forwarding]struct{}
 }
 
 // forwarding is one produce attempt in progress.
@@ -187,11 +187,11 @@ type forwarding struct {
 	cancel context.CancelFunc
 }
 
-func (s *forwardSet) add(k partKey, f *forwarding) {
+func (s *forwardSet) add(k meta.PartitionID, f *forwarding) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.m == nil {
-		s.m = map[partKey]map[*forwarding]struct{}{}
+		s.m = map[meta.PartitionID]map[*forwarding]struct{}{}
 	}
 	if s.m[k] == nil {
 		s.m[k] = map[*forwarding]struct{}{}
@@ -199,7 +199,7 @@ func (s *forwardSet) add(k partKey, f *forwarding) {
 	s.m[k][f] = struct{}{}
 }
 
-func (s *forwardSet) remove(k partKey, f *forwarding) {
+func (s *forwardSet) remove(k meta.PartitionID, f *forwarding) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.m[k], f)
@@ -214,7 +214,7 @@ func (r *Router) cutMoved() {
 	r.forwards.mu.Lock()
 	defer r.forwards.mu.Unlock()
 	for k, fs := range r.forwards.m {
-		cur, ok := r.routeOf(k.topicID, k.partition)
+		cur, ok := r.routeOf(k.TopicID, k.Partition)
 		for f := range fs {
 			if !ok || cur != f.rt {
 				f.cancel()

@@ -91,7 +91,7 @@ func New(cfg Config) (*Server, error) {
 		view: s.view, meta: cfg.Meta, store: cfg.Store, cache: blocks,
 		maxBytes: cfg.MaxFetchBytes, maxWait: cfg.MaxFetchWait, logStartTTL: cfg.LogStartTTL,
 		done: s.closing, log: s.log, metrics: s.metrics,
-		entries: newEntryCache(), objects: newOpenObjects(), logStarts: map[partKey]cachedLogStart{},
+		entries: newEntryCache(), objects: newOpenObjects(), logStarts: map[meta.PartitionID]cachedLogStart{},
 	}
 	s.fetcher.warmCtx, s.fetcher.cancelWarm = context.WithCancel(context.Background())
 	s.admin = &Admin{meta: cfg.Meta, timeout: cfg.AdminTimeout, done: s.closing, log: s.log, metrics: s.metrics, dialOpts: []rpc.DialOption{rpc.WithTLS(cfg.TLS), rpc.WithUnaryClientInterceptors(auth.ForwardPrincipal())}}

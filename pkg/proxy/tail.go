@@ -45,7 +45,7 @@ func (f *Fetcher) cacheClass(e meta.SegmentEntry, now time.Time) cache.Class {
 type tailReaders struct {
 	mu sync.Mutex // guards parts
 	// parts maps a partition to its readers and warming progress.
-	parts map[partKey]tailState
+	parts map[meta.PartitionID]tailState
 }
 
 type tailState struct {
@@ -63,18 +63,18 @@ type tailState struct {
 
 // warmJob is a range of a partition's offsets to warm.
 type warmJob struct {
-	key      partKey
+	key      meta.PartitionID
 	from, to int64
 	prev     <-chan struct{} // the previous warm's done, or nil
 	done     chan struct{}   // closed when this and every earlier warm ended
 }
 
 // note records a reader at the high watermark hw of a partition.
-func (t *tailReaders) note(key partKey, hw int64) {
+func (t *tailReaders) note(key meta.PartitionID, hw int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.parts == nil {
-		t.parts = map[partKey]tailState{}
+		t.parts = map[meta.PartitionID]tailState{}
 	}
 	st, ok := t.parts[key]
 	if !ok || st.claimed < hw {
@@ -91,7 +91,7 @@ func (t *tailReaders) note(key partKey, hw int64) {
 
 // claimLocked starts a warm of key's offsets from what is claimed up to
 // hw. t.mu must be held and st be key's state.
-func (t *tailReaders) claimLocked(key partKey, st tailState, hw int64) warmJob {
+func (t *tailReaders) claimLocked(key meta.PartitionID, st tailState, hw int64) warmJob {
 	j := warmJob{key: key, from: st.claimed, to: hw, prev: st.done, done: make(chan struct{})}
 	st.claimed, st.done = hw, j.done
 	t.parts[key] = st
@@ -110,7 +110,7 @@ func (t *tailReaders) due(view *meta.View) []warmJob {
 			delete(t.parts, key)
 			continue
 		}
-		ps, ok := view.Partition(key.topicID, key.partition)
+		ps, ok := view.Partition(key.TopicID, key.Partition)
 		if !ok {
 			delete(t.parts, key)
 			continue
@@ -127,7 +127,7 @@ func (t *tailReaders) due(view *meta.View) []warmJob {
 // settled data — a cold reader), start a warm up to hw itself (a reader
 // woken before the warm loop saw the change), or wait for the running
 // warm to end.
-func (t *tailReaders) forRead(key partKey, off, hw int64) (job warmJob, run bool, wait <-chan struct{}) {
+func (t *tailReaders) forRead(key meta.PartitionID, off, hw int64) (job warmJob, run bool, wait <-chan struct{}) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	st, ok := t.parts[key]
@@ -204,7 +204,7 @@ const maxWarmWait = 2 * time.Second
 // a commit hit the cache rather than race the warm read: the first of them
 // to arrive before the warm loop warms them itself, the others wait.
 // Reads of settled data return at once.
-func (f *Fetcher) awaitWarm(ctx context.Context, key partKey, off, hw int64) {
+func (f *Fetcher) awaitWarm(ctx context.Context, key meta.PartitionID, off, hw int64) {
 	j, run, wait := f.tail.forRead(key, off, hw)
 	if run {
 		// The warm outlives this reader if need be (the other readers
@@ -226,14 +226,14 @@ func (f *Fetcher) awaitWarm(ctx context.Context, key partKey, off, hw int64) {
 }
 
 // warm reads the entries holding offsets from..to-1 through the cache.
-func (f *Fetcher) warm(ctx context.Context, key partKey, from, to int64) {
+func (f *Fetcher) warm(ctx context.Context, key meta.PartitionID, from, to int64) {
 	ctx, cancel := context.WithTimeout(ctx, warmTimeout)
 	defer cancel()
 	for n := 0; from < to && n < maxWarmEntries; n++ {
 		e, ok := f.entries.find(key, from)
 		if !ok {
 			var err error
-			if e, err = f.meta.FindSegment(ctx, key.topicID, key.partition, from); err != nil {
+			if e, err = f.meta.FindSegment(ctx, key.TopicID, key.Partition, from); err != nil {
 				return
 			}
 			if e.Validate() != nil {
@@ -244,7 +244,7 @@ func (f *Fetcher) warm(ctx context.Context, key partKey, from, to int64) {
 		_, err := f.cache.ReadRangeClass(ctx, cache.Warm, e.ObjectKey, e.ObjectSize, e.Pos, e.Len,
 			func(ctx context.Context, off, n int64) ([]byte, error) { return f.store.Get(ctx, e.ObjectKey, off, n) })
 		if err != nil {
-			f.log.Debug("warming the tail failed", "topic_id", key.topicID, "partition", key.partition, "offset", from, "err", err)
+			f.log.Debug("warming the tail failed", "topic_id", key.TopicID, "partition", key.Partition, "offset", from, "err", err)
 			return
 		}
 		from = e.LastOffset + 1

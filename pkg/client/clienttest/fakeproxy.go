@@ -218,52 +218,12 @@ func (f *FakeProxy) Produce(_ context.Context, req *stratav1.ProduceRequest) (*s
 	if err != nil {
 		return nil, err
 	}
-	if pid := hs[0].ProducerID; pid != segment.NoProducerID {
-		first := hs[0].BaseSequence
-		last := first
-		for _, h := range hs {
-			last = h.BaseSequence + h.RecordCount - 1
-		}
-		if p.seqs == nil {
-			p.seqs = map[int64][]fakeSeq{}
-		}
-		hist := p.seqs[pid]
-		if len(hist) == 0 && first != 0 {
-			return nil, apierr.Status(apierr.Errorf(apierr.ErrOutOfOrderSequence, "sequence %d of a new producer, want 0", first))
-		}
-		if len(hist) > 0 {
-			prev := hist[len(hist)-1]
-			switch {
-			case first > prev.last+1:
-				return nil, apierr.Status(apierr.Errorf(apierr.ErrOutOfOrderSequence, "sequence %d, want %d", first, prev.last+1))
-			case first <= prev.last:
-				for _, q := range hist {
-					if first >= q.first && last <= q.last {
-						b := q.base + int64(first-q.first)
-						return &stratav1.ProduceResponse{BaseOffset: b, LastOffset: b + int64(last-first)}, nil
-					}
-				}
-				return nil, apierr.Status(apierr.Errorf(apierr.ErrInvalidRequest, "sequences %d..%d precede %d..%d", first, last, prev.first, prev.last))
-			}
-		}
-		if len(hist) == fakeSeqHistory {
-			hist = hist[1:]
-		}
-		p.seqs[pid] = append(hist, fakeSeq{first: first, last: last, base: p.next})
+	if dup, err := p.checkSequence(hs); dup != nil || err != nil {
+		return dup, err
 	}
 	base := p.next
-	pos := 0
-	for _, h := range hs {
-		b := append([]byte(nil), req.GetBatches()[pos:pos+h.Size()]...)
-		pos += h.Size()
-		if _, err := segment.DecodeRecords(b); err != nil {
-			return nil, apierr.Errorf(apierr.ErrCorruptBatch, "%v", err)
-		}
-		segment.SetBaseOffset(b, p.next)
-		h.BaseOffset = p.next
-		p.batches = append(p.batches, b)
-		p.headers = append(p.headers, h)
-		p.next += int64(h.RecordCount)
+	if err := p.append(req.GetBatches(), hs); err != nil {
+		return nil, err
 	}
 	close(f.changed)
 	f.changed = make(chan struct{})
@@ -273,6 +233,68 @@ func (f *FakeProxy) Produce(_ context.Context, req *stratav1.ProduceRequest) (*s
 		}
 	}
 	return &stratav1.ProduceResponse{BaseOffset: base, LastOffset: p.next - 1}, nil
+}
+
+// checkSequence checks an idempotent producer's request against the
+// requests applied before, as a broker does, and records it. A request
+// seen already gets the answer it had (dup); a gap, or a duplicate not
+// within one applied request, an error. f.mu must be held.
+func (p *fakePartition) checkSequence(hs []segment.BatchHeader) (dup *stratav1.ProduceResponse, err error) {
+	pid := hs[0].ProducerID
+	if pid == segment.NoProducerID {
+		return nil, nil
+	}
+	first := hs[0].BaseSequence
+	last := first
+	for _, h := range hs {
+		last = h.BaseSequence + h.RecordCount - 1
+	}
+	if p.seqs == nil {
+		p.seqs = map[int64][]fakeSeq{}
+	}
+	hist := p.seqs[pid]
+	if len(hist) == 0 && first != 0 {
+		return nil, apierr.Status(apierr.Errorf(apierr.ErrOutOfOrderSequence, "sequence %d of a new producer, want 0", first))
+	}
+	if len(hist) > 0 {
+		prev := hist[len(hist)-1]
+		switch {
+		case first > prev.last+1:
+			return nil, apierr.Status(apierr.Errorf(apierr.ErrOutOfOrderSequence, "sequence %d, want %d", first, prev.last+1))
+		case first <= prev.last:
+			for _, q := range hist {
+				if first >= q.first && last <= q.last {
+					b := q.base + int64(first-q.first)
+					return &stratav1.ProduceResponse{BaseOffset: b, LastOffset: b + int64(last-first)}, nil
+				}
+			}
+			return nil, apierr.Status(apierr.Errorf(apierr.ErrInvalidRequest, "sequences %d..%d precede %d..%d", first, last, prev.first, prev.last))
+		}
+	}
+	if len(hist) == fakeSeqHistory {
+		hist = hist[1:]
+	}
+	p.seqs[pid] = append(hist, fakeSeq{first: first, last: last, base: p.next})
+	return nil, nil
+}
+
+// append stores copies of the batches hs describes, stamped with the
+// partition's next offsets. f.mu must be held.
+func (p *fakePartition) append(batches []byte, hs []segment.BatchHeader) error {
+	pos := 0
+	for _, h := range hs {
+		b := append([]byte(nil), batches[pos:pos+h.Size()]...)
+		pos += h.Size()
+		if _, err := segment.DecodeRecords(b); err != nil {
+			return apierr.Errorf(apierr.ErrCorruptBatch, "%v", err)
+		}
+		segment.SetBaseOffset(b, p.next)
+		h.BaseOffset = p.next
+		p.batches = append(p.batches, b)
+		p.headers = append(p.headers, h)
+		p.next += int64(h.RecordCount)
+	}
+	return nil
 }
 
 // Fetch returns whole batches from the one holding the offset, waiting up
