@@ -27,8 +27,12 @@ func TestKafkaSegmentio(t *testing.T) {
 	chk := checker.New()
 
 	failed := make(chan error, 1)
+	// A Transport of its own: the default one is process-wide and keeps
+	// a metadata goroutine per cluster until its connections are closed.
+	tr := &segkafka.Transport{}
+	defer tr.CloseIdleConnections()
 	w := &segkafka.Writer{
-		Addr: segkafka.TCP(addr), Topic: topic, Balancer: &segkafka.RoundRobin{},
+		Addr: segkafka.TCP(addr), Topic: topic, Balancer: &segkafka.RoundRobin{}, Transport: tr,
 		RequiredAcks: segkafka.RequireAll, Compression: segkafka.Snappy,
 		BatchSize: 1000, BatchTimeout: 5 * time.Millisecond, Async: true,
 		Completion: func(msgs []segkafka.Message, err error) {
