@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -63,4 +64,29 @@ func TestDelayByAttempt(t *testing.T) {
 	if d := Delay(0, hi, 3); d != 0 {
 		t.Fatalf("Delay with lo 0 = %v, want 0", d)
 	}
+}
+
+// TestWaitTakesItsDelay runs Wait on synctest's fake clock: it returns
+// nil after about the backoff's delay (within the jitter) and no sooner,
+// and a deadline that falls inside a wait ends it at the deadline.
+func TestWaitTakesItsDelay(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := New(time.Minute, time.Hour)
+		start := time.Now()
+		if err := b.Wait(context.Background()); err != nil {
+			t.Fatalf("Wait = %v", err)
+		}
+		if waited := time.Since(start); waited < 30*time.Second || waited > 90*time.Second {
+			t.Fatalf("Wait took %v, want the first delay, about 1m ± 50%%", waited)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		start = time.Now()
+		if err := Sleep(ctx, time.Hour); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Sleep past the deadline = %v, want context.DeadlineExceeded", err)
+		}
+		if waited := time.Since(start); waited != 10*time.Second {
+			t.Fatalf("Sleep past a 10s deadline returned after %v", waited)
+		}
+	})
 }
