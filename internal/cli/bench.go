@@ -23,6 +23,7 @@ var benchCmd = &command{summary: "measure throughput and latency (load generator
 	"e2e":     benchLoadCmd("e2e", "produce and consume at once and measure produce-to-consume latency", bench.E2E),
 	"consume": benchConsumeCmd,
 	"s3":      benchS3Cmd,
+	"etcd":    benchEtcdCmd,
 	"plot":    benchPlotCmd,
 }}
 
@@ -166,6 +167,36 @@ var benchS3Cmd = &command{
 				return err
 			}
 			sum, err := bench.S3(ctx, s, cfg, a.Stderr)
+			if sum != nil {
+				if rerr := out.report(a, sum); err == nil {
+					err = rerr
+				}
+			}
+			return err
+		}
+	},
+}
+
+var benchEtcdCmd = &command{
+	summary: "run the broker's fencing commit against etcd: the baseline for produce-ack latency",
+	setup: func(fs *flag.FlagSet) runFunc {
+		mc := serverflags.Meta(fs)
+		cfg := bench.EtcdConfig{Records: bench.DefaultEtcdRecords}
+		fs.IntVar(&cfg.Concurrency, "concurrency", bench.DefaultEtcdConcurrency, "commits in flight, each to a partition of its own")
+		fs.DurationVar(&cfg.Duration, "duration", bench.DefaultDuration, "measured time")
+		fs.DurationVar(&cfg.Warmup, "warmup", 0, "unmeasured time before it")
+		fs.StringVar(&cfg.Prefix, "prefix", bench.DefaultEtcdPrefix, "scratch key prefix under --etcd-prefix (deleted afterwards)")
+		fs.BoolVar(&cfg.Keep, "keep", false, "keep the scratch keys written")
+		out := benchOutputFlags(fs)
+		return func(ctx context.Context, a *App, args []string) error {
+			if err := exactArgs(args); err != nil {
+				return err
+			}
+			if err := cfg.Validate(); err != nil {
+				return usagef("%v", err)
+			}
+			serverflags.MetaDefaults(mc)
+			sum, err := bench.Etcd(ctx, *mc, cfg, a.Stderr)
 			if sum != nil {
 				if rerr := out.report(a, sum); err == nil {
 					err = rerr
