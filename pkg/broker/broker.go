@@ -71,12 +71,14 @@ type Server struct {
 	grpc    *rpc.Server
 
 	ready     chan struct{}
-	kick      chan struct{} // cap 1: wakes the flusher
-	recheck   chan struct{} // cap 1: wakes the ownership loop
-	stopFlush chan struct{} // closed by Close: flush what is buffered and stop
-	sem       chan struct{} // one token per flush in flight
-	commitQ   chan *flush   // flushes in cut order, to the committer
-	flushDone chan struct{} // closed when the committer has finished
+	kick      chan struct{}  // cap 1: wakes the flusher
+	recheck   chan struct{}  // cap 1: wakes the ownership loop
+	stopFlush chan struct{}  // closed by Close: flush what is buffered and stop
+	sem       chan struct{}  // one token per flush in flight
+	putQ      chan *flush    // flushes cut, to the PUT workers
+	putters   sync.WaitGroup // the PUT workers; the committer waits for them
+	commitQ   chan *flush    // flushes in cut order, to the committer
+	flushDone chan struct{}  // closed when the committer has finished
 
 	viewCancel  context.CancelFunc
 	loopsCancel context.CancelFunc
@@ -150,6 +152,7 @@ func New(cfg Config) (*Server, error) {
 		recheck:   make(chan struct{}, 1),
 		stopFlush: make(chan struct{}),
 		sem:       make(chan struct{}, cfg.MaxInflightFlushes),
+		putQ:      make(chan *flush, cfg.MaxInflightFlushes),
 		commitQ:   make(chan *flush, cfg.MaxInflightFlushes),
 		flushDone: make(chan struct{}),
 		parts:     map[partKey]*partition{},
@@ -250,6 +253,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	go s.ownershipLoop(loopsCtx)
 	go s.membershipLoop(loopsCtx, info, r)
 	go s.loadLoop(loopsCtx)
+	for range s.cfg.MaxInflightFlushes {
+		s.putters.Go(s.putLoop)
+	}
 	go s.flushLoop()
 	go s.commitLoop()
 	go func() {
