@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/strata-mq/strata/pkg/meta"
+	"github.com/strata-mq/strata/pkg/objstore"
 )
 
 // Defaults of EtcdConfig.
@@ -48,6 +50,11 @@ type EtcdConfig struct {
 	// set.
 	Prefix string `json:"prefix"`
 	Keep   bool   `json:"keep"`
+	// PutBytes, if positive, PUTs an object of this size before each
+	// commit (the one the entry names), under ObjectPrefix; the objects
+	// are deleted again unless Keep is set.
+	PutBytes     int    `json:"put_bytes"`
+	ObjectPrefix string `json:"object_prefix"`
 }
 
 // Validate checks the settings.
@@ -63,6 +70,10 @@ func (c *EtcdConfig) Validate() error {
 		return fmt.Errorf("bench: warmup must be in [0, 1h], got %v", c.Warmup)
 	case strings.Trim(c.Prefix, "/") == "":
 		return errors.New("bench: empty etcd scratch prefix")
+	case c.PutBytes < 0 || c.PutBytes > 1<<30:
+		return fmt.Errorf("bench: PUT size must be in [0, 1 GiB], got %d", c.PutBytes)
+	case c.PutBytes > 0 && c.ObjectPrefix == "":
+		return errors.New("bench: empty object key prefix")
 	}
 	return nil
 }
@@ -74,9 +85,18 @@ func (c *EtcdConfig) Validate() error {
 // what etcd itself takes for the commit every produce acknowledgement
 // waits for. mc names the etcd and the cluster prefix; the bench works in
 // a fresh scratch prefix below it, on a topic it creates and owns at epoch 1.
-func Etcd(ctx context.Context, mc meta.Config, cfg EtcdConfig, progress io.Writer) (*Summary, error) {
+// With PutBytes each commit is preceded by a PUT of that many bytes into
+// objects, and the latency is the pair's: the floor of a produce with one
+// record in flight, without SDK, proxy or broker.
+func Etcd(ctx context.Context, mc meta.Config, objects objstore.Store, cfg EtcdConfig, progress io.Writer) (*Summary, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if cfg.PutBytes > 0 && objects == nil {
+		return nil, errors.New("bench: PUTs before the commits need an object store")
+	}
+	if cfg.PutBytes == 0 {
+		objects = nil
 	}
 	if mc.Prefix == "" {
 		mc.Prefix = meta.DefaultPrefix
@@ -91,7 +111,7 @@ func Etcd(ctx context.Context, mc meta.Config, cfg EtcdConfig, progress io.Write
 	if err != nil {
 		return nil, fmt.Errorf("bench: creating the scratch topic under %s: %w", mc.Prefix, err)
 	}
-	s, err := runEtcd(ctx, store, top.ID, cfg, progress)
+	s, err := runEtcd(ctx, store, objects, top.ID, cfg, progress)
 	if !cfg.Keep {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
@@ -103,9 +123,9 @@ func Etcd(ctx context.Context, mc meta.Config, cfg EtcdConfig, progress io.Write
 }
 
 // runEtcd takes the scratch topic's partitions and runs the committers.
-func runEtcd(ctx context.Context, store *meta.Store, topicID string, cfg EtcdConfig, progress io.Writer) (*Summary, error) {
-	epochs := make([]int64, cfg.Concurrency)
-	for p := range epochs {
+func runEtcd(ctx context.Context, store *meta.Store, objects objstore.Store, topicID string, cfg EtcdConfig, progress io.Writer) (*Summary, error) {
+	ws := make([]*etcdWorker, cfg.Concurrency)
+	for p := range ws {
 		st, err := store.GetPartition(ctx, topicID, int32(p))
 		if err == nil {
 			st, err = store.AssignPartition(ctx, st, etcdBroker)
@@ -113,7 +133,7 @@ func runEtcd(ctx context.Context, store *meta.Store, topicID string, cfg EtcdCon
 		if err != nil {
 			return nil, fmt.Errorf("bench: taking the scratch partition %d: %w", p, err)
 		}
-		epochs[p] = st.Epoch
+		ws[p] = &etcdWorker{meta: store, objects: objects, cfg: cfg, topicID: topicID, p: int32(p), epoch: st.Epoch}
 	}
 	rec := newRecorder("etcd", "commits", progress)
 	stopTicker := rec.startTicker(time.Second)
@@ -125,44 +145,78 @@ func runEtcd(ctx context.Context, store *meta.Store, topicID string, cfg EtcdCon
 		defer warm.Stop()
 	}
 	var wg sync.WaitGroup
-	for p := range cfg.Concurrency {
-		wg.Go(func() { commitLoop(runCtx, store, rec, topicID, int32(p), epochs[p], cfg.Records) })
+	for _, w := range ws {
+		wg.Go(func() { w.run(runCtx, rec) })
 	}
 	wg.Wait()
 	stopTicker()
-	return rec.summary(time.Now(), cfg), nil
+	s := rec.summary(time.Now(), cfg)
+	if objects == nil || cfg.Keep {
+		return s, nil
+	}
+	var keys []string
+	for _, w := range ws {
+		keys = append(keys, w.keys...)
+	}
+	if err := deleteAll(context.WithoutCancel(ctx), objects, keys, cfg.Concurrency); err != nil {
+		return s, fmt.Errorf("bench: deleting the objects written: %w", err)
+	}
+	return s, nil
 }
 
-// commitLoop commits one partition's entries back to back until ctx ends,
-// carrying one idempotent producer's state as the SDK's default producer
-// does. A failed commit ends the loop: the next offset is then unknown.
-func commitLoop(ctx context.Context, store *meta.Store, rec *recorder, topicID string, p int32, epoch int64, n int) {
+// etcdWorker commits one partition's entries back to back, carrying one
+// idempotent producer's state as the SDK's default producer does; with
+// PutBytes it first PUTs each entry's object, as a flush does.
+type etcdWorker struct {
+	meta    *meta.Store
+	objects objstore.Store // nil: commit only
+	cfg     EtcdConfig
+	topicID string
+	p       int32
+	epoch   int64
+	keys    []string // objects written
+}
+
+// run commits until ctx ends. A failure ends the loop: the next offset is
+// then unknown.
+func (w *etcdWorker) run(ctx context.Context, rec *recorder) {
 	const pid = 1
+	data := make([]byte, w.cfg.PutBytes)
+	_, _ = rand.Read(data)
+	n := int64(w.cfg.Records)
 	var before map[int64]meta.ProducerState
-	for next, seq := int64(0), int32(0); ctx.Err() == nil; {
-		last := next + int64(n) - 1
-		after := map[int64]meta.ProducerState{pid: {FirstSeq: seq, LastSeq: seq + int32(n) - 1, FirstOffset: next, LastOffset: last}}
+	for next := int64(0); ctx.Err() == nil; next += n {
+		last := next + n - 1
+		after := map[int64]meta.ProducerState{pid: {FirstSeq: int32(next), LastSeq: int32(last), FirstOffset: next, LastOffset: last}}
 		now := time.Now()
-		c := meta.Commit{Broker: etcdBroker, Epoch: epoch, Producers: before, NewProducers: after, Entry: meta.SegmentEntry{
-			TopicID: topicID, Partition: p,
-			ObjectKey:   fmt.Sprintf("bench/%d-%s-%d", now.UnixMilli(), etcdBroker, next),
+		c := meta.Commit{Broker: etcdBroker, Epoch: w.epoch, Producers: before, NewProducers: after, Entry: meta.SegmentEntry{
+			TopicID: w.topicID, Partition: w.p,
+			ObjectKey:   fmt.Sprintf("%s%d-%s-%d-%d", w.cfg.ObjectPrefix, now.UnixMilli(), etcdBroker, w.p, next),
 			ObjectSize:  etcdObjectBytes,
-			Pos:         0,
 			Len:         etcdObjectBytes - 100,
 			FirstOffset: next, LastOffset: last,
 			MinTimestamp: now.UnixMilli(), MaxTimestamp: now.UnixMilli(),
 			CreatedMs: now.UnixMilli(),
 		}}
-		err := store.CommitSegments(ctx, []meta.Commit{c})[0]
+		var err error
+		if w.objects != nil {
+			c.Entry.ObjectSize, c.Entry.Len = int64(len(data)), int64(len(data))
+			if err = w.objects.Put(ctx, c.Entry.ObjectKey, data); err == nil {
+				w.keys = append(w.keys, c.Entry.ObjectKey)
+			}
+		}
+		if err == nil {
+			err = w.meta.CommitSegments(ctx, []meta.Commit{c})[0]
+		}
 		switch {
 		case err == nil:
-			rec.done(time.Since(now), 0)
+			rec.done(time.Since(now), len(data))
 		case ctx.Err() != nil: // cut off by the end of the run
 			return
 		default:
 			rec.failed(err)
 			return
 		}
-		next, seq, before = last+1, seq+int32(n), after
+		before = after
 	}
 }

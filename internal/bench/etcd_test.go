@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/strata-mq/strata/internal/testenv"
 	"github.com/strata-mq/strata/pkg/meta"
+	"github.com/strata-mq/strata/pkg/objstore"
 )
 
 // TestEtcd runs the commit baseline against a real etcd: every commit
@@ -25,7 +27,7 @@ func TestEtcd(t *testing.T) {
 	}
 	var progress bytes.Buffer
 	cfg := EtcdConfig{Concurrency: 2, Records: 1, Duration: 1200 * time.Millisecond, Warmup: 200 * time.Millisecond, Prefix: DefaultEtcdPrefix}
-	s, err := Etcd(ctx, meta.Config{Endpoints: e.Endpoints(), Prefix: cluster.Prefix()}, cfg, &progress)
+	s, err := Etcd(ctx, meta.Config{Endpoints: e.Endpoints(), Prefix: cluster.Prefix()}, nil, cfg, &progress)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,6 +58,27 @@ func TestEtcd(t *testing.T) {
 	if _, err := cluster.GetTopic(ctx, "keep"); err != nil {
 		t.Fatalf("cluster topic: %v", err)
 	}
+
+	// With PUTs: each commit names an object that was stored, the bytes
+	// count, and the objects are deleted afterwards.
+	store, err := objstore.NewFS(filepath.Join(t.TempDir(), "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Concurrency, cfg.PutBytes, cfg.ObjectPrefix = 1, 1024, DefaultS3Prefix
+	s, err = Etcd(ctx, meta.Config{Endpoints: e.Endpoints(), Prefix: cluster.Prefix()}, store, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Ops == 0 || s.Errors != 0 || s.Bytes != s.Ops*1024 || s.Latency.P50 > s.Latency.P99 {
+		t.Fatalf("summary with PUTs: %+v", s)
+	}
+	for info, err := range store.List(ctx, "") {
+		t.Fatalf("object left behind: %v %v", info, err)
+	}
+	if _, err := Etcd(ctx, meta.Config{Endpoints: e.Endpoints()}, nil, cfg, nil); err == nil {
+		t.Fatal("PUTs without a store: no error")
+	}
 }
 
 func TestEtcdConfigValidate(t *testing.T) {
@@ -69,6 +92,8 @@ func TestEtcdConfigValidate(t *testing.T) {
 		"no duration":     func(c *EtcdConfig) { c.Duration = 0 },
 		"negative warmup": func(c *EtcdConfig) { c.Warmup = -time.Second },
 		"empty prefix":    func(c *EtcdConfig) { c.Prefix = "/" },
+		"negative put":    func(c *EtcdConfig) { c.PutBytes = -1 },
+		"no key prefix":   func(c *EtcdConfig) { c.PutBytes, c.ObjectPrefix = 1, "" },
 	} {
 		c := ok
 		mutate(&c)
@@ -83,7 +108,7 @@ func TestEtcdConfigValidate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = Etcd(ctx, meta.Config{Endpoints: []string{addr}, RequestTimeout: time.Second, DialTimeout: time.Second}, ok, nil)
+	_, err = Etcd(ctx, meta.Config{Endpoints: []string{addr}, RequestTimeout: time.Second, DialTimeout: time.Second}, nil, ok, nil)
 	if err == nil {
 		t.Fatal("no etcd: no error")
 	}

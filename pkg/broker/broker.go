@@ -253,11 +253,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	go s.ownershipLoop(loopsCtx)
 	go s.membershipLoop(loopsCtx, info, r)
 	go s.loadLoop(loopsCtx)
-	for range s.cfg.MaxInflightFlushes {
-		s.putters.Go(s.putLoop)
-	}
-	go s.flushLoop()
-	go s.commitLoop()
+	s.startFlushing()
 	go func() {
 		if err := s.grpc.Serve(lis); err != nil {
 			s.log.Error("grpc server failed", "err", err)

@@ -40,6 +40,17 @@ type flushPart struct {
 	prodBefore, prodAfter map[int64]meta.ProducerState
 }
 
+// startFlushing starts the flush pipeline: the flush loop, the PUT
+// workers and the committer. Close ends it by closing stopFlush and waits
+// for flushDone.
+func (s *Server) startFlushing() {
+	for range s.cfg.MaxInflightFlushes {
+		s.putters.Go(s.putLoop)
+	}
+	go s.flushLoop()
+	go s.commitLoop()
+}
+
 // flushLoop cuts flushes when FlushBytes are buffered, the oldest
 // buffered batch is FlushInterval old, or (unless LingerWhenIdle) no flush
 // is in flight, hands them to the PUT workers and queues them,
