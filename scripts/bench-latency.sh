@@ -5,9 +5,11 @@
 #
 #   strata bench s3 --object-size 1024 --concurrency 1     one 1 KiB PUT at a time
 #   strata bench etcd                                      the broker's commit transaction, one at a time
+#   strata bench etcd --put-size 1024                      a 1 KiB PUT then the commit, one pair at a time
 #   strata bench produce --linger 0 --inflight 1           one record at a time through SDK, proxy, broker
 #
-# and prints p50/p99 of each, the gap produce - (PUT + commit), and the
+# and prints p50/p99 of each, the gap produce - (PUT + commit) against the
+# separate runs' sum and against the pair, and the
 # produce's stages (means over the run) from the proxy's and broker's
 # /metrics: SDK (client - proxy), proxy hop (proxy - broker), broker
 # buffering and answering (broker - flush PUT - flush commit), PUT, commit.
@@ -49,27 +51,30 @@ lat() { jq -r '"\(.latency.p50_ms) \(.latency.p99_ms)"' "$1"; }
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-printf "%-5s %-15s %-15s %-15s %-13s %-13s | %s\n" round "s3 p50/p99" "etcd p50/p99" "produce p50/p99" "gap p50" "gap p99" \
+printf "%-5s %-13s %-13s %-13s %-15s %-13s %-13s | %s\n" round "s3 p50/p99" "etcd p50/p99" "pair p50/p99" "produce p50/p99" \
+	"gap p50 sum/pair" "gap p99 sum/pair" \
 	"stage means ms: SDK proxy-hop broker-other PUT commit"
 for r in $(seq 1 "$rounds"); do
 	"$strata" bench s3 --object-size 1024 --concurrency 1 --duration "${secs}s" --json >"$tmp/s3.json" 2>/dev/null
 	"$strata" bench etcd --warmup 1s --duration "${secs}s" --json >"$tmp/etcd.json" 2>/dev/null
+	"$strata" bench etcd --put-size 1024 --warmup 1s --duration "${secs}s" --json >"$tmp/pair.json" 2>/dev/null
 	scrape >"$tmp/m0"
 	"$strata" bench produce --topic lat --linger 0 --inflight 1 --warmup 2s --duration "$((secs + 5))s" \
 		--json >"$tmp/produce.json" 2>/dev/null
 	scrape >"$tmp/m1"
 	read -r s50 s99 < <(lat "$tmp/s3.json")
 	read -r e50 e99 < <(lat "$tmp/etcd.json")
+	read -r q50 q99 < <(lat "$tmp/pair.json")
 	read -r p50 p99 < <(lat "$tmp/produce.json")
 	client=$(jq -r .latency.mean_ms "$tmp/produce.json")
 	proxy=$(mean strata_proxy_produce_duration_seconds "$tmp/m0" "$tmp/m1")
 	broker=$(mean strata_broker_produce_duration_seconds "$tmp/m0" "$tmp/m1")
 	put=$(mean strata_broker_flush_put_seconds "$tmp/m0" "$tmp/m1")
 	commit=$(mean strata_broker_flush_commit_seconds "$tmp/m0" "$tmp/m1")
-	awk -v r="$r" -v s50="$s50" -v s99="$s99" -v e50="$e50" -v e99="$e99" -v p50="$p50" -v p99="$p99" \
-		-v c="$client" -v x="$proxy" -v b="$broker" -v u="$put" -v m="$commit" 'BEGIN {
-		printf "%-5s %-15s %-15s %-15s %-13s %-13s | %.2f %.2f %.2f %.2f %.2f\n", r,
-			sprintf("%.2f/%.2f", s50, s99), sprintf("%.2f/%.2f", e50, e99), sprintf("%.2f/%.2f", p50, p99),
-			sprintf("%+.2f", p50 - s50 - e50), sprintf("%+.2f", p99 - s99 - e99),
-			c - x, x - b, b - u - m, u, m }'
+	awk -v r="$r" -v s50="$s50" -v s99="$s99" -v e50="$e50" -v e99="$e99" -v q50="$q50" -v q99="$q99" \
+		-v p50="$p50" -v p99="$p99" -v c="$client" -v x="$proxy" -v b="$broker" -v u="$put" -v m="$commit" 'BEGIN {
+		printf "%-5s %-13s %-13s %-13s %-15s %-13s %-13s | %.2f %.2f %.2f %.2f %.2f\n", r,
+			sprintf("%.2f/%.1f", s50, s99), sprintf("%.2f/%.1f", e50, e99), sprintf("%.2f/%.1f", q50, q99),
+			sprintf("%.2f/%.1f", p50, p99), sprintf("%+.2f/%+.2f", p50 - s50 - e50, p50 - q50),
+			sprintf("%+.1f/%+.1f", p99 - s99 - e99, p99 - q99), c - x, x - b, b - u - m, u, m }'
 done
