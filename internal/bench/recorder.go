@@ -1,6 +1,7 @@
 // Package bench is Strata's load generator, behind `strata bench`: it
 // produces, consumes, or does both end to end through the Go SDK, or PUTs
-// objects straight into the object store for a baseline, and reports
+// objects straight into the object store or runs the broker's commit
+// transaction against etcd for a baseline, and reports
 // throughput and latency percentiles from an HDR-style Histogram, a line
 // per second while it runs, a Summary (also as JSON) and PNG plots of
 // throughput and latency over time.
@@ -45,9 +46,9 @@ type Latency struct {
 
 // Summary is the result of one run.
 type Summary struct {
-	// Kind is the benchmark: produce, consume, e2e or s3.
+	// Kind is the benchmark: produce, consume, e2e, s3 or etcd.
 	Kind string `json:"kind"`
-	// Unit names what an operation is: "records" or "objects".
+	// Unit names what an operation is: "records", "objects" or "commits".
 	Unit string `json:"unit"`
 	// Config is the run's configuration as given.
 	Config any `json:"config"`
@@ -64,7 +65,7 @@ type Summary struct {
 	MBPerSec float64 `json:"mb_per_sec"`
 	// Latency describes the latency of successful operations: produce to
 	// acknowledgement (produce), produce to consumption (e2e), PUT (s3),
-	// or Poll call (consume).
+	// commit transaction (etcd), or Poll call (consume).
 	Latency Latency `json:"latency"`
 	// Series has one Point per second.
 	Series []Point `json:"series"`

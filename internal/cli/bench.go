@@ -23,6 +23,7 @@ var benchCmd = &command{summary: "measure throughput and latency (load generator
 	"e2e":     benchLoadCmd("e2e", "produce and consume at once and measure produce-to-consume latency", bench.E2E),
 	"consume": benchConsumeCmd,
 	"s3":      benchS3Cmd,
+	"etcd":    benchEtcdCmd,
 	"plot":    benchPlotCmd,
 }}
 
@@ -166,6 +167,49 @@ var benchS3Cmd = &command{
 				return err
 			}
 			sum, err := bench.S3(ctx, s, cfg, a.Stderr)
+			if sum != nil {
+				if rerr := out.report(a, sum); err == nil {
+					err = rerr
+				}
+			}
+			return err
+		}
+	},
+}
+
+var benchEtcdCmd = &command{
+	summary: "run the broker's fencing commit against etcd: the baseline for produce-ack latency",
+	setup: func(fs *flag.FlagSet) runFunc {
+		mc, store := serverflags.Meta(fs), serverflags.Store(fs)
+		cfg := bench.EtcdConfig{Records: bench.DefaultEtcdRecords}
+		fs.IntVar(&cfg.Concurrency, "concurrency", bench.DefaultEtcdConcurrency, "commits in flight, each to a partition of its own")
+		fs.DurationVar(&cfg.Duration, "duration", bench.DefaultDuration, "measured time")
+		fs.DurationVar(&cfg.Warmup, "warmup", 0, "unmeasured time before it")
+		fs.StringVar(&cfg.Prefix, "prefix", bench.DefaultEtcdPrefix, "scratch key prefix under --etcd-prefix (deleted afterwards)")
+		fs.IntVar(&cfg.PutBytes, "put-size", 0, "PUT an object of this many bytes before each commit and time the pair (needs --s3-* or --data-dir)")
+		fs.StringVar(&cfg.ObjectPrefix, "object-prefix", bench.DefaultS3Prefix, "key prefix of the objects --put-size writes (deleted afterwards)")
+		fs.BoolVar(&cfg.Keep, "keep", false, "keep the scratch keys and objects written")
+		out := benchOutputFlags(fs)
+		return func(ctx context.Context, a *App, args []string) error {
+			if err := exactArgs(args); err != nil {
+				return err
+			}
+			if err := cfg.Validate(); err != nil {
+				return usagef("%v", err)
+			}
+			var objects objstore.Store
+			if cfg.PutBytes > 0 {
+				if err := store.Validate(); err != nil {
+					return usagef("--put-size: %v", err)
+				}
+				s, err := objstore.Open(ctx, *store)
+				if err != nil {
+					return err
+				}
+				objects = s
+			}
+			serverflags.MetaDefaults(mc)
+			sum, err := bench.Etcd(ctx, *mc, objects, cfg, a.Stderr)
 			if sum != nil {
 				if rerr := out.report(a, sum); err == nil {
 					err = rerr

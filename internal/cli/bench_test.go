@@ -63,4 +63,7 @@ func TestBenchCommands(t *testing.T) {
 	if code, _, _ := run(t, "", "bench", "s3"); code != ExitUsage {
 		t.Fatalf("s3 without a store: exit %d, want usage", code)
 	}
+	if code, _, _ := run(t, "", "bench", "etcd", "--concurrency", "0"); code != ExitUsage {
+		t.Fatalf("etcd with no commits in flight: exit %d, want usage", code)
+	}
 }

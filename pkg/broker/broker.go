@@ -70,12 +70,14 @@ type Server struct {
 	grpc    *rpc.Server
 
 	ready     chan struct{}
-	kick      chan struct{} // cap 1: wakes the flusher
-	recheck   chan struct{} // cap 1: wakes the ownership loop
-	stopFlush chan struct{} // closed by Close: flush what is buffered and stop
-	sem       chan struct{} // one token per flush in flight
-	commitQ   chan *flush   // flushes in cut order, to the committer
-	flushDone chan struct{} // closed when the committer has finished
+	kick      chan struct{}  // cap 1: wakes the flusher
+	recheck   chan struct{}  // cap 1: wakes the ownership loop
+	stopFlush chan struct{}  // closed by Close: flush what is buffered and stop
+	sem       chan struct{}  // one token per flush in flight
+	putQ      chan *flush    // flushes cut, to the PUT workers
+	putters   sync.WaitGroup // the PUT workers; the committer waits for them
+	commitQ   chan *flush    // flushes in cut order, to the committer
+	flushDone chan struct{}  // closed when the committer has finished
 
 	viewCancel  context.CancelFunc
 	loopsCancel context.CancelFunc
@@ -149,6 +151,7 @@ func New(cfg Config) (*Server, error) {
 		recheck:   make(chan struct{}, 1),
 		stopFlush: make(chan struct{}),
 		sem:       make(chan struct{}, cfg.MaxInflightFlushes),
+		putQ:      make(chan *flush, cfg.MaxInflightFlushes),
 		commitQ:   make(chan *flush, cfg.MaxInflightFlushes),
 		flushDone: make(chan struct{}),
 		parts:     map[meta.PartitionID]*partition{},
@@ -266,8 +269,8 @@ func (s *Server) serveMetrics() error {
 
 // startLoops takes the partitions assigned already, then starts the
 // background loops: ownership, membership and load reports (stopped by
-// loopsCancel, awaited through loops) and the flush pipeline (stopped by
-// closing stopFlush, awaited through flushDone).
+// loopsCancel, awaited through loops) and the flush pipeline with its PUT
+// workers (startFlushing; stopped by closing stopFlush).
 func (s *Server) startLoops(info meta.BrokerInfo, r *meta.Registration) {
 	loopsCtx, cancel := context.WithCancel(context.Background())
 	s.loopsCancel = cancel
@@ -276,8 +279,7 @@ func (s *Server) startLoops(info meta.BrokerInfo, r *meta.Registration) {
 	go s.ownershipLoop(loopsCtx)
 	go s.membershipLoop(loopsCtx, info, r)
 	go s.loadLoop(loopsCtx)
-	go s.flushLoop()
-	go s.commitLoop()
+	s.startFlushing()
 }
 
 // registerAtStart registers the broker. While a live registration holds

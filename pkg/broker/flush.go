@@ -40,15 +40,27 @@ type flushPart struct {
 	prodBefore, prodAfter map[int64]meta.ProducerState
 }
 
+// startFlushing starts the flush pipeline: the flush loop, the PUT
+// workers and the committer. Close ends it by closing stopFlush and waits
+// for flushDone.
+func (s *Server) startFlushing() {
+	for range s.cfg.MaxInflightFlushes {
+		s.putters.Go(s.putLoop)
+	}
+	go s.flushLoop()
+	go s.commitLoop()
+}
+
 // flushLoop cuts flushes when FlushBytes are buffered, the oldest
 // buffered batch is FlushInterval old, or (unless LingerWhenIdle) no flush
-// is in flight, starts their PUTs and queues them,
+// is in flight, hands them to the PUT workers and queues them,
 // in order, for the committer. It holds at most MaxInflightFlushes flushes
 // in flight; while all are busy, produces keep buffering into the next
 // (larger) flush. After stopFlush closes it flushes what is left and
 // returns.
 func (s *Server) flushLoop() {
 	defer close(s.commitQ)
+	defer close(s.putQ)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
@@ -93,8 +105,8 @@ func (s *Server) flushLoop() {
 			continue
 		}
 		s.metrics.inflight.Inc()
-		go s.put(f)
-		s.commitQ <- f // never blocks: the queue holds as many as sem
+		s.putQ <- f // never blocks: the queues hold as many as sem
+		s.commitQ <- f
 	}
 }
 
@@ -153,6 +165,17 @@ func (s *Server) cut() *flush {
 		return nil
 	}
 	return f
+}
+
+// putLoop is one of MaxInflightFlushes PUT workers: it runs the PUTs of
+// the flushes the flush loop cuts until the flush loop ends. Long-lived
+// workers rather than a goroutine per flush, because the object store
+// client's call chain is deep: a fresh goroutine grew (copied) its stack
+// several times on every PUT, CPU spent between a produce and its ack.
+func (s *Server) putLoop() {
+	for f := range s.putQ {
+		s.put(f)
+	}
 }
 
 // put builds the flush's segment object and PUTs it.
@@ -222,6 +245,7 @@ func (s *Server) commitLoop() {
 		<-s.sem
 		s.kickFlusher() // the pipeline may be idle now
 	}
+	s.putters.Wait() // the flush loop has closed putQ: they are ending
 }
 
 // commit commits one flush's entries in one CommitSegments call and

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/semaphore"
@@ -57,6 +58,11 @@ type Producer struct {
 	flushing int                         // guarded by mu; >0 makes batches without lingering
 	inflight int                         // guarded by mu; records accepted and not completed
 	idle     chan struct{}               // guarded by mu; closed when inflight drops to 0
+
+	// work hands a request to an idle attempt worker; workers counts the
+	// workers started (see goAttempts).
+	work    chan *request
+	workers atomic.Int32
 }
 
 type topicPartition struct {
@@ -119,6 +125,7 @@ func (c *Client) NewProducer(opts ...ProducerOpt) (*Producer, error) {
 		buffered: semaphore.NewWeighted(cfg.maxBufferedBytes),
 		topics:   map[string]*topicState{},
 		parts:    map[topicPartition]*partBuf{},
+		work:     make(chan *request),
 	}, nil
 }
 

@@ -239,8 +239,7 @@ func (p *Producer) fill(b *partBuf, window []*request) []*request {
 			}
 			window = append(window, r)
 			if r.msg != nil {
-				p.wg.Add(1)
-				go p.attempts(r)
+				p.goAttempts(r)
 			}
 		}
 	}
@@ -311,6 +310,50 @@ func newRequest(batches [][]pending) *request {
 		}
 	}
 	return r
+}
+
+// attemptWorkers is how many goroutines a producer keeps for running
+// requests' attempts; requests beyond them get a goroutine of their own.
+// A fresh goroutine per request grew its stack (copied it) several times
+// in the gRPC call, on the path of every produce; a worker's stack stays
+// grown. Four cover a producer with one request in flight per partition
+// to a few partitions at once.
+const attemptWorkers = 4
+
+// goAttempts runs r's attempts on an idle worker, a new worker while
+// fewer than attemptWorkers exist, or else a goroutine of its own. Workers
+// live until the producer is closed.
+func (p *Producer) goAttempts(r *request) {
+	p.wg.Add(1) // done by attempts
+	select {
+	case p.work <- r:
+		return
+	default:
+	}
+	p.wg.Add(1) // done by the goroutine
+	if p.workers.Add(1) <= attemptWorkers {
+		go p.attemptWorker(r)
+		return
+	}
+	p.workers.Add(-1)
+	go func() {
+		defer p.wg.Done()
+		p.attempts(r)
+	}()
+}
+
+// attemptWorker runs r's attempts, then those of the requests handed to
+// it, until the producer is closed.
+func (p *Producer) attemptWorker(r *request) {
+	defer p.wg.Done()
+	for {
+		p.attempts(r)
+		select {
+		case r = <-p.work:
+		case <-p.ctx.Done():
+			return
+		}
+	}
 }
 
 // attempts sends r until it succeeds, fails with a non-retriable error,
