@@ -56,6 +56,33 @@ func benchServer(a *App, protocol, kafkaAddr string) string {
 	return a.server
 }
 
+// noArgsValid checks that a bench command got no arguments and that its
+// configuration is valid; a bad configuration is a usage error.
+func noArgsValid(args []string, validate func() error) error {
+	if err := exactArgs(args); err != nil {
+		return err
+	}
+	if err := validate(); err != nil {
+		return usagef("%v", err)
+	}
+	return nil
+}
+
+// reportPartial returns a function that reports a benchmark's summary,
+// if it has one, and returns the benchmark's error first: a run that
+// failed part way still shows what it measured.
+func (o benchOutput) reportPartial(a *App) func(*bench.Summary, error) error {
+	return func(s *bench.Summary, err error) error {
+		if s == nil {
+			return err
+		}
+		if rerr := o.report(a, s); err == nil {
+			err = rerr
+		}
+		return err
+	}
+}
+
 // report writes s: progress went to stderr, the summary goes to stdout.
 func (o benchOutput) report(a *App, s *bench.Summary) error {
 	if *o.plot != "" {
@@ -153,11 +180,8 @@ var benchS3Cmd = &command{
 		fs.BoolVar(&cfg.Keep, "keep", false, "keep the objects written")
 		out := benchOutputFlags(fs)
 		return func(ctx context.Context, a *App, args []string) error {
-			if err := exactArgs(args); err != nil {
+			if err := noArgsValid(args, cfg.Validate); err != nil {
 				return err
-			}
-			if err := cfg.Validate(); err != nil {
-				return usagef("%v", err)
 			}
 			if err := store.Validate(); err != nil {
 				return usagef("%v", err)
@@ -166,13 +190,7 @@ var benchS3Cmd = &command{
 			if err != nil {
 				return err
 			}
-			sum, err := bench.S3(ctx, s, cfg, a.Stderr)
-			if sum != nil {
-				if rerr := out.report(a, sum); err == nil {
-					err = rerr
-				}
-			}
-			return err
+			return out.reportPartial(a)(bench.S3(ctx, s, cfg, a.Stderr))
 		}
 	},
 }
@@ -191,11 +209,8 @@ var benchEtcdCmd = &command{
 		fs.BoolVar(&cfg.Keep, "keep", false, "keep the scratch keys and objects written")
 		out := benchOutputFlags(fs)
 		return func(ctx context.Context, a *App, args []string) error {
-			if err := exactArgs(args); err != nil {
+			if err := noArgsValid(args, cfg.Validate); err != nil {
 				return err
-			}
-			if err := cfg.Validate(); err != nil {
-				return usagef("%v", err)
 			}
 			var objects objstore.Store
 			if cfg.PutBytes > 0 {
@@ -209,13 +224,7 @@ var benchEtcdCmd = &command{
 				objects = s
 			}
 			serverflags.MetaDefaults(mc)
-			sum, err := bench.Etcd(ctx, *mc, objects, cfg, a.Stderr)
-			if sum != nil {
-				if rerr := out.report(a, sum); err == nil {
-					err = rerr
-				}
-			}
-			return err
+			return out.reportPartial(a)(bench.Etcd(ctx, *mc, objects, cfg, a.Stderr))
 		}
 	},
 }
