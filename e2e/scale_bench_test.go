@@ -1,0 +1,204 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/strata-mq/strata/pkg/client"
+)
+
+// BenchmarkPartitions runs the same light produce load (1 KiB records at
+// a fixed rate, keyed, so every partition gets some) over 10 and over
+// 10,000 partitions of one topic on four real brokers, and reports what
+// grows with the partition count: the time to place a new topic's
+// partitions, etcd keys per partition, etcd requests per second, PUTs
+// per second per broker, and the brokers' and proxy's resident memory.
+//
+//	go test ./e2e -run '^$' -bench Partitions -benchtime 1x
+func BenchmarkPartitions(b *testing.B) {
+	for _, n := range []int32{10, 10_000} {
+		b.Run(fmt.Sprintf("partitions=%d", n), func(b *testing.B) {
+			for range b.N {
+				scaleRun(b, n)
+			}
+		})
+	}
+}
+
+// Load of a scaleRun.
+const (
+	scaleRate     = 2000 // records/s
+	scaleDuration = 15 * time.Second
+	scaleBrokers  = 4
+)
+
+func scaleRun(b *testing.B, partitions int32) {
+	c := StartCluster(b, ClusterOptions{Brokers: scaleBrokers})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cl := c.Client(client.AdminAttempts(20))
+	start := time.Now()
+	if _, err := cl.CreateTopic(ctx, "scale", partitions); err != nil {
+		b.Fatal(err)
+	}
+	for {
+		st, err := cl.ClusterStatus(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if assigned(st) == int(partitions) {
+			break
+		}
+		if ctx.Err() != nil {
+			b.Fatalf("partitions not placed: %v", ctx.Err())
+		}
+		time.Sleep(20 * time.Millisecond) // polling the status, bounded by ctx
+	}
+	b.ReportMetric(time.Since(start).Seconds(), "place-s")
+	keys := etcdKeys(b, ctx, c.Etcd.Endpoint)
+	b.ReportMetric(float64(keys)/float64(partitions), "etcd-keys/partition")
+
+	before := etcdRequests(b, c.Etcd.Endpoint)
+	produceAtRate(b, ctx, cl, "scale", scaleRate, scaleDuration)
+	after := etcdRequests(b, c.Etcd.Endpoint)
+	b.ReportMetric((after-before)/scaleDuration.Seconds(), "etcd-req/s")
+	objects := bucketObjects(b, ctx, c)
+	b.ReportMetric(float64(objects)/scaleBrokers/scaleDuration.Seconds(), "puts/s/broker")
+	var brokerRSS float64
+	for _, p := range c.Brokers {
+		brokerRSS = max(brokerRSS, rssMiB(b, p.Pid()))
+	}
+	b.ReportMetric(brokerRSS, "broker-MiB")
+	b.ReportMetric(rssMiB(b, c.Proxy.Pid()), "proxy-MiB")
+}
+
+// assigned counts the partitions the status shows on live brokers.
+func assigned(st *client.ClusterStatus) int {
+	n := 0
+	for _, br := range st.Brokers {
+		n += len(br.Partitions)
+	}
+	return n
+}
+
+// produceAtRate produces 1 KiB keyed records at rate per second for d and
+// waits for every acknowledgement.
+func produceAtRate(b *testing.B, ctx context.Context, cl *client.Client, topic string, rate int, d time.Duration) {
+	p, err := cl.NewProducer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close(ctx)
+	value := make([]byte, 1024)
+	var (
+		mu     sync.Mutex
+		failed error
+	)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	end := time.Now().Add(d)
+	for i := 0; time.Now().Before(end); {
+		<-tick.C
+		for range rate / 100 {
+			p.Produce(ctx, &client.Record{Topic: topic, Partition: -1, Key: fmt.Appendf(nil, "k%d", i), Value: value}, func(_ *client.Record, err error) {
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil && failed == nil {
+					failed = err
+				}
+			})
+			i++
+		}
+	}
+	if err := p.Flush(ctx); err != nil {
+		b.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if failed != nil {
+		b.Fatal(failed)
+	}
+}
+
+// etcdKeys counts every key the cluster keeps in etcd.
+func etcdKeys(b *testing.B, ctx context.Context, endpoint string) int64 {
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 5 * time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cli.Close()
+	resp, err := cli.Get(ctx, "/e2e", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return resp.Count
+}
+
+// etcdRequests sums etcd's counters of served reads, puts, deletes and
+// transactions.
+func etcdRequests(b *testing.B, endpoint string) float64 {
+	resp, err := http.Get(endpoint + "/metrics")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var sum float64
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		for _, name := range []string{"etcd_mvcc_range_total", "etcd_mvcc_put_total", "etcd_mvcc_delete_total", "etcd_mvcc_txn_total"} {
+			if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+				f, err := strconv.ParseFloat(v, 64)
+				if err != nil {
+					b.Fatal(err)
+				}
+				sum += f
+			}
+		}
+	}
+	return sum
+}
+
+// bucketObjects counts the objects in the cluster's bucket.
+func bucketObjects(b *testing.B, ctx context.Context, c *Cluster) int {
+	n := 0
+	pages := s3.NewListObjectsV2Paginator(c.MinIO.Client(), &s3.ListObjectsV2Input{Bucket: aws.String(bucket)})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n += len(page.Contents)
+	}
+	return n
+}
+
+// rssMiB reads a process's resident memory.
+func rssMiB(b *testing.B, pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return kb / 1024
+		}
+	}
+	b.Fatalf("no VmRSS for pid %d", pid)
+	return 0
+}
