@@ -11,10 +11,15 @@ import (
 	"github.com/strata-mq/strata/pkg/meta"
 )
 
-// assignConcurrency bounds the AssignPartition transactions one placement
-// pass has in flight, so a failover of thousands of partitions takes
-// seconds rather than minutes without flooding etcd.
-const assignConcurrency = 16
+// assignBatch is how many assignments one placement transaction carries
+// at most (meta.AssignPartitions splits further at MaxTxnOps), and
+// assignConcurrency bounds the transactions one placement pass has in
+// flight: placing 10,000 partitions one transaction each took ~7 s; in
+// batches it takes a small part of that, without flooding etcd.
+const (
+	assignBatch       = 64
+	assignConcurrency = 4
+)
 
 // assignment gives one partition to a broker. From is the state the
 // decision was based on; AssignPartition compares its revision.
@@ -145,11 +150,13 @@ func (s *Server) placementPass(ctx context.Context, r *rebalancer) time.Duration
 	return wake
 }
 
-// apply writes assignments, assignConcurrency at a time, and returns how many
-// were left undone. An assignment that lost a race (ErrConflict: the state
-// changed since the view read it) is left to the next pass, which the view's
-// catching up with that change triggers, so it is decided again on current
-// state rather than retried with a stale choice.
+// apply writes assignments in batches of assignBatch per etcd transaction
+// (meta.AssignPartitions), assignConcurrency transactions at a time, and
+// returns how many were left undone. An assignment that lost a race
+// (ErrConflict: the state changed since the view read it) is left to the
+// next pass, which the view's catching up with that change triggers, so it
+// is decided again on current state rather than retried with a stale
+// choice.
 func (s *Server) apply(ctx context.Context, plan []assignment) int {
 	var (
 		wg      sync.WaitGroup
@@ -158,56 +165,67 @@ func (s *Server) apply(ctx context.Context, plan []assignment) int {
 		written []meta.PartitionState
 		failed  int
 	)
+	live := plan[:0:0]
 	for _, a := range plan {
+		if _, ok := s.view.TopicByID(a.From.TopicID); ok {
+			live = append(live, a)
+		} else {
+			failed++ // topic deleted meanwhile
+		}
+	}
+	for start := 0; start < len(live); start += assignBatch {
+		batch := live[start:min(start+assignBatch, len(live))]
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
 		}
 		if ctx.Err() != nil {
 			mu.Lock()
-			failed++
+			failed += len(batch)
 			mu.Unlock()
 			continue
 		}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			st, ok := s.assign(ctx, a)
+		wg.Go(func() {
+			defer func() { <-sem }()
+			w := s.assignAll(ctx, batch)
 			mu.Lock()
 			defer mu.Unlock()
-			if ok {
-				written = append(written, st)
-			} else {
-				failed++
-			}
-		}()
+			written = append(written, w...)
+			failed += len(batch) - len(w)
+		})
 	}
 	wg.Wait()
 	s.awaitView(ctx, written)
 	return failed
 }
 
-// assign performs one assignment and reports whether it was written.
-func (s *Server) assign(ctx context.Context, a assignment) (meta.PartitionState, bool) {
-	if _, ok := s.view.TopicByID(a.From.TopicID); !ok {
-		return meta.PartitionState{}, false // topic deleted meanwhile
+// assignAll performs a batch of assignments in as few transactions as
+// etcd allows and returns the states written.
+func (s *Server) assignAll(ctx context.Context, batch []assignment) []meta.PartitionState {
+	as := make([]meta.Assignment, len(batch))
+	for i, a := range batch {
+		as[i] = meta.Assignment{Prev: a.From, Broker: a.Broker}
 	}
-	st, err := s.cfg.Meta.AssignPartition(ctx, a.From, a.Broker)
-	switch {
-	case err == nil:
-		s.metrics.assignments.Inc()
-		s.log.Info("assigned partition", "topic_id", st.TopicID, "partition", st.Partition,
-			"broker", st.Broker, "epoch", st.Epoch, "previous_broker", a.From.Broker, "next_offset", st.NextOffset)
-		return st, true
-	case ctx.Err() != nil:
-	case errors.Is(err, meta.ErrConflict):
-		s.log.Debug("assign partition lost a race; next pass decides again", "topic_id", a.From.TopicID,
-			"partition", a.From.Partition, "err", err)
-	default:
-		s.log.Warn("assign partition failed", "topic_id", a.From.TopicID, "partition", a.From.Partition,
-			"broker", a.Broker, "err", err)
+	states, errs := s.cfg.Meta.AssignPartitions(ctx, as)
+	var written []meta.PartitionState
+	for i, err := range errs {
+		a, st := batch[i], states[i]
+		switch {
+		case err == nil:
+			s.metrics.assignments.Inc()
+			s.log.Info("assigned partition", "topic_id", st.TopicID, "partition", st.Partition,
+				"broker", st.Broker, "epoch", st.Epoch, "previous_broker", a.From.Broker, "next_offset", st.NextOffset)
+			written = append(written, st)
+		case ctx.Err() != nil:
+		case errors.Is(err, meta.ErrConflict):
+			s.log.Debug("assign partition lost a race; next pass decides again", "topic_id", a.From.TopicID,
+				"partition", a.From.Partition, "err", err)
+		default:
+			s.log.Warn("assign partition failed", "topic_id", a.From.TopicID, "partition", a.From.Partition,
+				"broker", a.Broker, "err", err)
+		}
 	}
-	return meta.PartitionState{}, false
+	return written
 }
 
 // viewCatchUpTimeout bounds how long a pass waits for the view to show its

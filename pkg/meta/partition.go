@@ -156,16 +156,7 @@ func (s *Store) decodePartition(key, value []byte, rev int64) (PartitionState, e
 // the caller reads the state again. An empty broker releases the partition:
 // no one can commit to it until it is assigned again.
 func (s *Store) AssignPartition(ctx context.Context, prev PartitionState, broker string) (PartitionState, error) {
-	next := PartitionState{
-		V:          valueVersion,
-		Broker:     broker,
-		Epoch:      prev.Epoch + 1,
-		NextOffset: prev.NextOffset,
-		Producers:  prev.Producers,
-		TopicID:    prev.TopicID,
-		Partition:  prev.Partition,
-		LogStart:   prev.LogStart,
-	}
+	next := Assignment{Prev: prev, Broker: broker}.next()
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	key := s.keys.partition(prev.TopicID, prev.Partition)
@@ -182,6 +173,105 @@ func (s *Store) AssignPartition(ctx context.Context, prev PartitionState, broker
 	}
 	next.Revision = resp.Header.Revision
 	return next, nil
+}
+
+// Assignment asks AssignPartitions to give Prev's partition to Broker.
+type Assignment struct {
+	Prev   PartitionState
+	Broker string
+}
+
+// next is the state an assignment writes: the next epoch at the same
+// offsets and producer state.
+func (a Assignment) next() PartitionState {
+	return PartitionState{
+		V:          valueVersion,
+		Broker:     a.Broker,
+		Epoch:      a.Prev.Epoch + 1,
+		NextOffset: a.Prev.NextOffset,
+		Producers:  a.Prev.Producers,
+		TopicID:    a.Prev.TopicID,
+		Partition:  a.Prev.Partition,
+		LogStart:   a.Prev.LogStart,
+	}
+}
+
+// AssignPartitions applies many assignments as AssignPartition applies
+// one, grouped into as few transactions as MaxTxnOps allows (placing
+// thousands of partitions at one transaction each takes seconds). It
+// returns one state and one error per assignment: ErrConflict for a
+// partition whose state is no longer at Prev.Revision, the etcd error when
+// the outcome is unknown. A transaction applies all of its assignments or
+// none; when some compares fail, the others are tried again without them.
+func (s *Store) AssignPartitions(ctx context.Context, as []Assignment) ([]PartitionState, []error) {
+	states := make([]PartitionState, len(as))
+	errs := make([]error, len(as))
+	per := s.cfg.MaxTxnOps / 2
+	for start := 0; start < len(as); start += per {
+		group := make([]int, 0, per)
+		for i := start; i < min(start+per, len(as)); i++ {
+			group = append(group, i)
+		}
+		s.assignGroup(ctx, as, group, states, errs)
+	}
+	return states, errs
+}
+
+// assignGroup applies one transaction's worth of assignments, dropping
+// those whose partition changed and retrying the rest until the
+// transaction applies or none is left. Each round drops at least one
+// assignment, so it ends.
+func (s *Store) assignGroup(ctx context.Context, as []Assignment, group []int, states []PartitionState, errs []error) {
+	for len(group) > 0 {
+		cmps := make([]clientv3.Cmp, 0, len(group))
+		puts := make([]clientv3.Op, 0, len(group))
+		gets := make([]clientv3.Op, 0, len(group))
+		for _, i := range group {
+			key := s.keys.partition(as[i].Prev.TopicID, as[i].Prev.Partition)
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(key), "=", as[i].Prev.Revision))
+			puts = append(puts, clientv3.OpPut(key, as[i].next().canonical()))
+			gets = append(gets, clientv3.OpGet(key, clientv3.WithKeysOnly()))
+		}
+		tctx, cancel := s.ctx(ctx)
+		resp, err := s.cli.Txn(tctx).If(cmps...).Then(puts...).Else(gets...).Commit()
+		cancel()
+		if err != nil {
+			for _, i := range group {
+				errs[i] = fmt.Errorf("meta: assign %s/%d: %w", as[i].Prev.TopicID, as[i].Prev.Partition, err)
+			}
+			return
+		}
+		if resp.Succeeded {
+			for _, i := range group {
+				states[i] = as[i].next()
+				states[i].Revision = resp.Header.Revision
+			}
+			return
+		}
+		retry := group[:0:0]
+		for j, i := range group {
+			var rev int64
+			if kvs := resp.Responses[j].GetResponseRange().Kvs; len(kvs) > 0 {
+				rev = kvs[0].ModRevision
+			}
+			if rev != as[i].Prev.Revision {
+				errs[i] = fmt.Errorf("%w: partition %s/%d changed since revision %d",
+					ErrConflict, as[i].Prev.TopicID, as[i].Prev.Partition, as[i].Prev.Revision)
+				continue
+			}
+			retry = append(retry, i)
+		}
+		if len(retry) == len(group) {
+			// Every compare holds now although the transaction failed: a
+			// change came and went between the two reads. Rare; report
+			// conflicts and let the caller read the states again.
+			for _, i := range group {
+				errs[i] = fmt.Errorf("%w: partition %s/%d", ErrConflict, as[i].Prev.TopicID, as[i].Prev.Partition)
+			}
+			return
+		}
+		group = retry
+	}
 }
 
 // LogStart is the first readable offset of a partition, moved forward by

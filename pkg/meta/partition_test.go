@@ -320,3 +320,47 @@ func TestLogStart(t *testing.T) {
 		t.Fatal(errs[0])
 	}
 }
+
+// TestAssignPartitionsBatches assigns 150 partitions — more than one
+// transaction holds — of which two changed since they were read: those two
+// get ErrConflict and keep their newer state, every other one is written at
+// the next epoch with the state AssignPartitions returns.
+func TestAssignPartitionsBatches(t *testing.T) {
+	s := newStore(t)
+	ctx := testCtx(t)
+	const n = 150
+	top := createTopic(t, s, "assign-many", n)
+	as := make([]meta.Assignment, n)
+	for p := range int32(n) {
+		st, err := s.GetPartition(ctx, top.ID, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		as[p] = meta.Assignment{Prev: st, Broker: fmt.Sprintf("b%d", p%3)}
+	}
+	// Another coordinator moves partitions 7 and 140 after the read.
+	for _, p := range []int32{7, 140} {
+		if _, err := s.AssignPartition(ctx, as[p].Prev, "other"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	states, errs := s.AssignPartitions(ctx, as)
+	for p := range int32(n) {
+		got, err := s.GetPartition(ctx, top.ID, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p == 7 || p == 140 {
+			if !errors.Is(errs[p], meta.ErrConflict) || got.Broker != "other" {
+				t.Fatalf("partition %d changed after the read: err %v, state %+v; want ErrConflict and broker other", p, errs[p], got)
+			}
+			continue
+		}
+		if errs[p] != nil {
+			t.Fatalf("partition %d: %v", p, errs[p])
+		}
+		if got.Broker != as[p].Broker || got.Epoch != 1 || states[p].Revision != got.Revision || states[p].Broker != got.Broker {
+			t.Fatalf("partition %d = %+v, returned %+v; want %s at epoch 1", p, got, states[p], as[p].Broker)
+		}
+	}
+}
