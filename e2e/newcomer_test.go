@@ -446,7 +446,14 @@ func (d *devCluster) brokerIDs() []string {
 func TestDrainLastBroker(t *testing.T) {
 	d := startDev(t)
 	d.mustCLI(nil, "topic", "create", "drain", "--partitions", "2")
-	ids := d.brokerIDs()
+	// The status is the coordinator's view, which lists the broker once
+	// its registration's watch event arrived (seen to lag once, right
+	// after start).
+	var ids []string
+	waitFor(t, "cluster status to list the broker", func() bool {
+		ids = d.brokerIDs()
+		return len(ids) > 0
+	})
 	if len(ids) != 1 {
 		t.Fatalf("cluster status lists brokers %q, want one", ids)
 	}
