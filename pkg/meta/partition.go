@@ -385,33 +385,7 @@ func (s *Store) commitGroup(ctx context.Context, commits []Commit, group []int, 
 		if resp.Succeeded {
 			return // results stay nil
 		}
-		// Find the commits whose compare failed; retry the others.
-		retry := group[:0:0]
-		for j, i := range group {
-			c := commits[i]
-			key := s.keys.partition(c.Entry.TopicID, c.Entry.Partition)
-			var cur PartitionState
-			if kvs := resp.Responses[j].GetResponseRange().Kvs; len(kvs) > 0 {
-				if err := decode(key, kvs[0].Value, &cur); err != nil {
-					results[i] = err
-					continue
-				}
-			}
-			switch {
-			case cur.Broker != c.Broker || cur.Epoch != c.Epoch:
-				results[i] = fmt.Errorf("%w: %s/%d is at broker %q epoch %d, commit from %q epoch %d",
-					ErrFenced, c.Entry.TopicID, c.Entry.Partition, cur.Broker, cur.Epoch, c.Broker, c.Epoch)
-				s.metrics.fenced.Inc()
-			case cur.NextOffset != c.Entry.FirstOffset:
-				results[i] = fmt.Errorf("%w: %s/%d is at %d, commit starts at %d",
-					ErrOffsetMismatch, c.Entry.TopicID, c.Entry.Partition, cur.NextOffset, c.Entry.FirstOffset)
-			case encode(cur.Producers) != encode(c.Producers) && (len(cur.Producers) > 0 || len(c.Producers) > 0):
-				results[i] = fmt.Errorf("%w: %s/%d producer state differs from the committer's",
-					ErrOffsetMismatch, c.Entry.TopicID, c.Entry.Partition)
-			default:
-				retry = append(retry, i)
-			}
-		}
+		retry := s.unfenced(commits, group, resp, results)
 		if len(retry) == len(group) {
 			if idle++; idle >= maxIdleRounds || ctx.Err() != nil {
 				for _, i := range group {
@@ -422,6 +396,40 @@ func (s *Store) commitGroup(ctx context.Context, commits []Commit, group []int, 
 		}
 		group = retry
 	}
+}
+
+// unfenced reads the partition states a failed commit transaction
+// returned (its Else gets, in group order), settles in results the
+// commits those states refuse — fenced, offset moved, producer state
+// changed — and returns the others, to be tried again.
+func (s *Store) unfenced(commits []Commit, group []int, resp *clientv3.TxnResponse, results []error) []int {
+	retry := group[:0:0]
+	for j, i := range group {
+		c := commits[i]
+		key := s.keys.partition(c.Entry.TopicID, c.Entry.Partition)
+		var cur PartitionState
+		if kvs := resp.Responses[j].GetResponseRange().Kvs; len(kvs) > 0 {
+			if err := decode(key, kvs[0].Value, &cur); err != nil {
+				results[i] = err
+				continue
+			}
+		}
+		switch {
+		case cur.Broker != c.Broker || cur.Epoch != c.Epoch:
+			results[i] = fmt.Errorf("%w: %s/%d is at broker %q epoch %d, commit from %q epoch %d",
+				ErrFenced, c.Entry.TopicID, c.Entry.Partition, cur.Broker, cur.Epoch, c.Broker, c.Epoch)
+			s.metrics.fenced.Inc()
+		case cur.NextOffset != c.Entry.FirstOffset:
+			results[i] = fmt.Errorf("%w: %s/%d is at %d, commit starts at %d",
+				ErrOffsetMismatch, c.Entry.TopicID, c.Entry.Partition, cur.NextOffset, c.Entry.FirstOffset)
+		case encode(cur.Producers) != encode(c.Producers) && (len(cur.Producers) > 0 || len(c.Producers) > 0):
+			results[i] = fmt.Errorf("%w: %s/%d producer state differs from the committer's",
+				ErrOffsetMismatch, c.Entry.TopicID, c.Entry.Partition)
+		default:
+			retry = append(retry, i)
+		}
+	}
+	return retry
 }
 
 // IsRetriable reports whether err from CommitSegments leaves the commit's
