@@ -43,6 +43,7 @@ func run(args []string) error {
 	fs.DurationVar(&cfg.AdminTimeout, "admin-timeout", proxy.DefaultAdminTimeout, "admin call deadline, retries included, when the client sets none")
 	fs.DurationVar(&cfg.MaxFetchWait, "max-fetch-wait", proxy.DefaultMaxFetchWait, "cap on a fetch's long-poll wait")
 	maxFetch := fs.Int("max-fetch-bytes", proxy.DefaultMaxFetchBytes, "cap on a fetch's byte budget")
+	fs.IntVar(&cfg.TailBufferBytes, "tail-buffer-bytes", proxy.DefaultTailBufferBytes, "bytes of acknowledged batches kept to answer readers at the high watermark from memory (negative: none)")
 	kcfg := kafka.Config{}
 	fs.StringVar(&kcfg.Addr, "kafka-addr", "", "address of the Kafka protocol listener (empty: none)")
 	fs.StringVar(&kcfg.AdvertisedAddr, "kafka-advertised-addr", "", "host:port Kafka clients are told to connect to (empty: the bound address)")

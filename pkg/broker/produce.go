@@ -63,6 +63,9 @@ type produce struct {
 	size int
 	// base and last are the first and last offsets assigned.
 	base, last int64
+	// epoch is the owner's epoch stamped into batches; 0 for a retry
+	// answered with the offsets of an earlier request.
+	epoch int64
 	// seqs is the idempotent producer's sequence range, if any.
 	seqs seqRange
 	// done receives the outcome exactly once: nil when committed.
@@ -99,7 +102,7 @@ func (s *Server) Produce(ctx context.Context, req *stratav1.ProduceRequest) (*st
 	if err != nil {
 		return nil, err
 	}
-	return &stratav1.ProduceResponse{BaseOffset: pr.base, LastOffset: pr.last}, nil
+	return &stratav1.ProduceResponse{BaseOffset: pr.base, LastOffset: pr.last, Epoch: pr.epoch}, nil
 }
 
 // viewCatchUp bounds how long a produce waits for the view to show a topic
@@ -270,7 +273,7 @@ func (s *Server) enqueueLocked(part *partition, v *validProduce) *produce {
 		next += int64(h.RecordCount)
 		pos += h.Size()
 	}
-	pr := &produce{batches: b, size: len(b), base: part.next, last: next - 1, seqs: v.seqs, done: make(chan error, 1)}
+	pr := &produce{batches: b, size: len(b), base: part.next, last: next - 1, epoch: part.epoch, seqs: v.seqs, done: make(chan error, 1)}
 	part.next = next
 	acceptLocked(part, pr)
 	part.pending = append(part.pending, pr)

@@ -169,20 +169,55 @@ func (v *View) applyTopic(ev Event[Topic]) {
 func (v *View) resetPartitions(ps []PartitionState) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	old := v.partitions
 	v.partitions = map[string]map[int32]PartitionState{}
 	for _, p := range ps {
+		if was, ok := old[p.TopicID][p.Partition]; ok {
+			p.NextOffset = max(p.NextOffset, was.NextOffset)
+		}
 		v.putPartitionLocked(p)
 	}
 	v.notifyLocked()
 }
 
+// putPartitionLocked stores p, keeping the higher NextOffset if the view
+// already knew more (Advance): a partition's next offset never goes back
+// in etcd, so an older value is only a watch that lags. v.mu must be held
+// for writing.
 func (v *View) putPartitionLocked(p PartitionState) {
 	m := v.partitions[p.TopicID]
 	if m == nil {
 		m = map[int32]PartitionState{}
 		v.partitions[p.TopicID] = m
 	}
+	if was, ok := m[p.Partition]; ok {
+		p.NextOffset = max(p.NextOffset, was.NextOffset)
+	}
 	m[p.Partition] = p
+}
+
+// Advance records that every offset of a partition below next is
+// committed, learned ahead of the watch: a proxy learns it from the
+// owner's acknowledgement, which comes after the commit. It raises the
+// partition's NextOffset (never lowers it) and wakes Changed's waiters.
+// Unknown topics and partitions are ignored.
+func (v *View) Advance(topicID string, partition int32, next int64) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	t, ok := v.topics[v.topicIDs[topicID]]
+	if !ok || partition < 0 || partition >= t.Partitions {
+		return
+	}
+	st, ok := v.partitions[topicID][partition]
+	if !ok {
+		st = PartitionState{TopicID: topicID, Partition: partition}
+	}
+	if next <= st.NextOffset {
+		return
+	}
+	st.NextOffset = next
+	v.putPartitionLocked(st)
+	v.notifyLocked()
 }
 
 func (v *View) applyPartition(ev Event[PartitionState]) {

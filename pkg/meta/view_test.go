@@ -129,3 +129,59 @@ func TestViewStopsBeforeFirstList(t *testing.T) {
 	default:
 	}
 }
+
+// TestViewAdvance raises a partition's next offset ahead of the watch, as
+// a proxy does on an owner's acknowledgement: waiters wake, a lagging
+// watch event does not lower it, the event's other fields still apply,
+// and a later commit past it wins.
+func TestViewAdvance(t *testing.T) {
+	s := newStore(t)
+	ctx, cancel := context.WithCancel(testCtx(t))
+	defer cancel()
+	top := createTopic(t, s, "adv", 1)
+	v := meta.NewView(s)
+	v.Start(ctx)
+	<-v.Ready()
+
+	ch := v.Changed()
+	v.Advance(top.ID, 0, 5)
+	select {
+	case <-ch:
+	default:
+		t.Fatal("Advance did not wake Changed's waiters")
+	}
+	if st, _ := v.Partition(top.ID, 0); st.NextOffset != 5 {
+		t.Fatalf("NextOffset after Advance(5) = %d", st.NextOffset)
+	}
+	ch = v.Changed()
+	v.Advance(top.ID, 0, 3)
+	v.Advance(top.ID, 1, 50)   // out of range
+	v.Advance("no-such", 0, 5) // unknown topic
+	select {
+	case <-ch:
+		t.Fatal("an Advance that changes nothing woke waiters")
+	default:
+	}
+	if st, _ := v.Partition(top.ID, 0); st.NextOffset != 5 {
+		t.Fatalf("Advance(3) lowered NextOffset to %d", st.NextOffset)
+	}
+	if _, ok := v.Partition(top.ID, 1); ok {
+		t.Fatal("Advance created an out-of-range partition")
+	}
+
+	// The owner acknowledged up to 20 before the watch showed the commit
+	// of 0..8 (and the assignment): the view keeps 20 and takes the rest.
+	assign(t, s, top.ID, 0, "b1")
+	v.Advance(top.ID, 0, 20)
+	if errs := s.CommitSegments(ctx, []meta.Commit{{Broker: "b1", Epoch: 1, Entry: entry(top.ID, 0, 0, 9)}}); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	waitFor(t, v, "the assignment", func() bool { st, _ := v.Partition(top.ID, 0); return st.Broker == "b1" })
+	if st, _ := v.Partition(top.ID, 0); st.NextOffset != 20 || st.Epoch != 1 {
+		t.Fatalf("after a lagging event: %+v, want NextOffset 20 at epoch 1", st)
+	}
+	if errs := s.CommitSegments(ctx, []meta.Commit{{Broker: "b1", Epoch: 1, Entry: entry(top.ID, 0, 9, 21)}}); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	waitFor(t, v, "the commit past the advance", func() bool { st, _ := v.Partition(top.ID, 0); return st.NextOffset == 30 })
+}

@@ -46,6 +46,12 @@ const (
 	DefaultMaxFetchWait = 30 * time.Second
 	// DefaultLogStartTTL is how long a partition's log start is cached.
 	DefaultLogStartTTL = time.Second
+	// DefaultTailBufferBytes bounds the acknowledged batches a proxy keeps
+	// for readers at the high watermark (Config.TailBufferBytes). Such a
+	// reader asks for what was acknowledged milliseconds ago; 8 MiB is
+	// 400 ms of a 20 MB/s stream, and a reader further behind reads
+	// storage as before.
+	DefaultTailBufferBytes = 8 << 20
 	// DefaultShutdownTimeout bounds the graceful part of Close.
 	DefaultShutdownTimeout = 10 * time.Second
 )
@@ -84,6 +90,12 @@ type Config struct {
 	// LogStartTTL is how long a partition's log start offset is cached
 	// before it is read from etcd again. Default DefaultLogStartTTL.
 	LogStartTTL time.Duration
+	// TailBufferBytes bounds the bytes of produced batches, acknowledged
+	// by their owner, that the proxy keeps to answer readers at the high
+	// watermark without reading storage (docs/proxy.md "Tail reads"). Only
+	// partitions with such readers keep any. Default
+	// DefaultTailBufferBytes; negative keeps none.
+	TailBufferBytes int
 	// ShutdownTimeout bounds how long Close waits for in-flight requests
 	// before it cuts them off. Default DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
@@ -137,6 +149,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.TailBufferBytes == 0 {
+		c.TailBufferBytes = DefaultTailBufferBytes
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -90,6 +90,9 @@ type Fetcher struct {
 
 	// tail tracks partitions with tailing readers, for warming.
 	tail tailReaders
+	// recent holds batches acknowledged through this proxy for
+	// partitions with tailing readers (Router fills it).
+	recent *recentBatches
 	// warmCtx ends running warms at shutdown (stopWarms); warms tracks
 	// each warm, whether the warm loop or a reader claimed it, so that
 	// no warm outlives the Fetcher or runs on a reader's goroutine.
@@ -151,8 +154,10 @@ func (f *Fetcher) Fetch(ctx context.Context, req FetchRequest) (FetchResult, err
 		return FetchResult{}, apierr.Errorf(apierr.ErrOffsetOutOfRange,
 			"offset %d of %s/%d is outside %d..%d", off, req.Topic, p, logStart, hw)
 	}
+	key := meta.PartitionID{TopicID: id, Partition: p}
 	if off == hw {
-		f.tail.note(meta.PartitionID{TopicID: id, Partition: p}, hw)
+		f.tail.note(key, hw)
+		f.recent.watch(key)
 	}
 	polled := off == hw && wait > 0
 	if polled {
@@ -165,13 +170,19 @@ func (f *Fetcher) Fetch(ctx context.Context, req FetchRequest) (FetchResult, err
 	if off == hw {
 		return res, nil
 	}
-	f.awaitWarm(ctx, meta.PartitionID{TopicID: id, Partition: p}, off, hw)
+	if b, ok := f.recent.read(key, off, hw, int(maxBytes)); ok {
+		f.metrics.fetchRecent.Inc()
+		f.metrics.fetchBytes.Add(float64(len(b)))
+		res.Batches = b
+		return res, nil
+	}
+	f.awaitWarm(ctx, key, off, hw)
 	res.Batches, err = f.read(ctx, req.Topic, id, p, off, hw, int(maxBytes))
 	if err != nil {
 		return FetchResult{}, err
 	}
 	if polled {
-		f.observeTailDelay(meta.PartitionID{TopicID: id, Partition: p}, hw)
+		f.observeTailDelay(key, hw)
 	}
 	return res, nil
 }

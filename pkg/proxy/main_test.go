@@ -297,6 +297,10 @@ func (b *testBroker) Produce(ctx context.Context, req *stratav1.ProduceRequest) 
 	if err != nil {
 		return nil, apierr.Errorf(apierr.ErrCorruptBatch, "%v", err)
 	}
+	hs, _ := segment.SplitBatches(batches)
+	for pos, i := 0, 0; i < len(hs); pos, i = pos+hs[i].Size(), i+1 {
+		segment.SetPartitionLeaderEpoch(batches[pos:], int32(st.Epoch))
+	}
 	w := segment.NewWriter(segment.WriterOptions{})
 	if err := w.Add(top.ID, req.Partition, batches); err != nil {
 		return nil, apierr.Errorf(apierr.ErrCorruptBatch, "%v", err)
@@ -320,5 +324,5 @@ func (b *testBroker) Produce(ctx context.Context, req *stratav1.ProduceRequest) 
 	if err := b.meta.CommitSegments(ctx, []meta.Commit{{Broker: b.id, Epoch: st.Epoch, Entry: entry}})[0]; err != nil {
 		return nil, err
 	}
-	return &stratav1.ProduceResponse{BaseOffset: st.NextOffset, LastOffset: next - 1}, nil
+	return &stratav1.ProduceResponse{BaseOffset: st.NextOffset, LastOffset: next - 1, Epoch: st.Epoch}, nil
 }

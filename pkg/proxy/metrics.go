@@ -20,6 +20,7 @@ type metrics struct {
 	fetchBytes     prometheus.Counter
 	fetchDuration  prometheus.Histogram
 	longPolls      prometheus.Counter
+	fetchRecent    prometheus.Counter
 	tailDelay      prometheus.Histogram
 	listOffsets    *prometheus.CounterVec // result
 	admin          *prometheus.CounterVec // method, result
@@ -38,6 +39,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		fetchBytes:     f.Counter("fetch_bytes_total", "Record batch bytes returned by fetches."),
 		fetchDuration:  f.Histogram("fetch_duration_seconds", "Duration of fetches, long-poll waits included.", prometheus.ExponentialBuckets(0.0005, 2, 17)), // 0.5ms to ~33s
 		longPolls:      f.Counter("fetch_long_polls_total", "Fetches at the high watermark that waited for new data."),
+		fetchRecent:    f.Counter("fetch_tail_buffer_hits_total", "Fetches answered from batches this proxy forwarded and their owner acknowledged, without reading storage."),
 		tailDelay: f.Histogram("fetch_tail_delay_seconds",
 			"For long-polls that got data: from the newest returned segment's creation on its broker (before its PUT) to the answer; PUT, commit, watch and warm included.",
 			prometheus.ExponentialBuckets(0.0005, 2, 17)), // 0.5ms to ~33s

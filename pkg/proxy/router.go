@@ -45,9 +45,11 @@ type Router struct {
 	// forwards are the attempts in progress, cut off when their partition
 	// moves (pruneLoop).
 	forwards forwardSet
-	done     <-chan struct{} // closed when the server shuts down
-	log      *slog.Logger
-	metrics  *metrics
+	// recent keeps acknowledged batches for tailing readers (Fetcher).
+	recent  *recentBatches
+	done    <-chan struct{} // closed when the server shuts down
+	log     *slog.Logger
+	metrics *metrics
 }
 
 // route is where a partition's produce goes: its owner, at which epoch, and
@@ -127,6 +129,7 @@ func (r *Router) Produce(ctx context.Context, topic string, partition int32, bat
 		} else {
 			resp, err := r.send(ctx, t.ID, rt, req)
 			if err == nil {
+				r.acknowledged(meta.PartitionID{TopicID: t.ID, Partition: partition}, resp, batches)
 				return ProduceResult{BaseOffset: resp.BaseOffset, LastOffset: resp.LastOffset}, nil
 			}
 			if ctx.Err() != nil {
@@ -149,6 +152,18 @@ func (r *Router) Produce(ctx context.Context, topic string, partition int32, bat
 			return ProduceResult{}, r.gaveUp(ctx, topic, partition, lastErr)
 		}
 	}
+}
+
+// acknowledged hands batches that their owner acknowledged, and so
+// committed, to the fetch path when key has readers at its high
+// watermark: it keeps them, then moves the view's high watermark past
+// them, which wakes those readers before the commit's watch event comes.
+func (r *Router) acknowledged(key meta.PartitionID, resp *stratav1.ProduceResponse, batches []byte) {
+	if !r.recent.watched(key) {
+		return
+	}
+	r.recent.add(key, resp.GetEpoch(), resp.GetBaseOffset(), resp.GetLastOffset(), batches)
+	r.view.Advance(key.TopicID, key.Partition, resp.GetLastOffset()+1)
 }
 
 // send makes one produce attempt at the owner of rt. The attempt ends at

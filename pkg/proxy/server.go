@@ -86,12 +86,14 @@ func New(cfg Config) (*Server, error) {
 		ready:   make(chan struct{}),
 		closing: make(chan struct{}),
 	}
-	s.router = &Router{view: s.view, meta: cfg.Meta, pool: s.pool, timeout: cfg.ProduceTimeout, forward: cfg.ForwardTimeout, done: s.closing, log: s.log, metrics: s.metrics}
+	recent := newRecentBatches(cfg.TailBufferBytes)
+	s.router = &Router{view: s.view, meta: cfg.Meta, pool: s.pool, timeout: cfg.ProduceTimeout, forward: cfg.ForwardTimeout, recent: recent, done: s.closing, log: s.log, metrics: s.metrics}
 	s.fetcher = &Fetcher{
 		view: s.view, meta: cfg.Meta, store: cfg.Store, cache: blocks,
 		maxBytes: cfg.MaxFetchBytes, maxWait: cfg.MaxFetchWait, logStartTTL: cfg.LogStartTTL,
 		done: s.closing, log: s.log, metrics: s.metrics,
 		entries: newEntryCache(), objects: newOpenObjects(), logStarts: map[meta.PartitionID]cachedLogStart{},
+		recent: recent,
 	}
 	s.fetcher.warmCtx, s.fetcher.cancelWarm = context.WithCancel(context.Background())
 	s.admin = &Admin{meta: cfg.Meta, timeout: cfg.AdminTimeout, done: s.closing, log: s.log, metrics: s.metrics, dialOpts: []rpc.DialOption{rpc.WithTLS(cfg.TLS), rpc.WithUnaryClientInterceptors(auth.ForwardPrincipal())}}

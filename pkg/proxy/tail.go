@@ -186,7 +186,11 @@ func (f *Fetcher) stopWarms() {
 // runWarm warms a job's range, then waits for the previous warm of the
 // partition so that warms end in order, and marks the job done.
 func (f *Fetcher) runWarm(ctx context.Context, j warmJob) {
-	f.warm(ctx, j.key, j.from, j.to)
+	if !f.recent.covers(j.key, j.from, j.to) {
+		// Readers of what this proxy forwarded are served from memory;
+		// the rest came through other proxies.
+		f.warm(ctx, j.key, j.from, j.to)
+	}
 	if j.prev != nil {
 		// The previous warm ends within warmTimeout.
 		<-j.prev

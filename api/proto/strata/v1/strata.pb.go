@@ -297,7 +297,11 @@ type ProduceResponse struct {
 	// Offset of the first record of the first batch.
 	BaseOffset int64 `protobuf:"varint,1,opt,name=base_offset,json=baseOffset,proto3" json:"base_offset,omitempty"`
 	// Offset of the last record of the last batch.
-	LastOffset    int64 `protobuf:"varint,2,opt,name=last_offset,json=lastOffset,proto3" json:"last_offset,omitempty"`
+	LastOffset int64 `protobuf:"varint,2,opt,name=last_offset,json=lastOffset,proto3" json:"last_offset,omitempty"`
+	// The owner's epoch, stamped into every batch as its partition leader
+	// epoch; 0 when the request was a retry answered from committed state,
+	// whose stored epoch this owner does not know.
+	Epoch         int64 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -342,6 +346,13 @@ func (x *ProduceResponse) GetBaseOffset() int64 {
 func (x *ProduceResponse) GetLastOffset() int64 {
 	if x != nil {
 		return x.LastOffset
+	}
+	return 0
+}
+
+func (x *ProduceResponse) GetEpoch() int64 {
+	if x != nil {
+		return x.Epoch
 	}
 	return 0
 }
@@ -4587,12 +4598,13 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x0eProduceRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x18\n" +
-	"\abatches\x18\x03 \x01(\fR\abatches\"S\n" +
+	"\abatches\x18\x03 \x01(\fR\abatches\"i\n" +
 	"\x0fProduceResponse\x12\x1f\n" +
 	"\vbase_offset\x18\x01 \x01(\x03R\n" +
 	"baseOffset\x12\x1f\n" +
 	"\vlast_offset\x18\x02 \x01(\x03R\n" +
-	"lastOffset\"\xb4\x01\n" +
+	"lastOffset\x12\x14\n" +
+	"\x05epoch\x18\x03 \x01(\x03R\x05epoch\"\xb4\x01\n" +
 	"\fFetchRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
