@@ -10,6 +10,8 @@
 # STRATA_BENCH_BIN=DIR uses binaries built before instead of building them.
 # STRATA_BENCH_GOMEMLIMIT=128MiB sets GOMEMLIMIT for the broker and the
 # proxy, as the Helm chart does (unset by default).
+# STRATA_BENCH_PORT_OFFSET=N adds N to every port below, so that two
+# clusters can run side by side (default 0).
 # After start, DIR/env holds STRATA_* settings for `strata bench s3` and the
 # proxy address (STRATA_SERVER); DIR/*.pid the process ids; DIR/*.log logs.
 set -euo pipefail
@@ -19,13 +21,25 @@ dir=${2:?usage: bench-cluster.sh start|stop DIR [broker flags...]}
 shift 2
 tools=${STRATA_TOOLS_DIR:-$HOME/.cache/strata/bin}
 root=$(cd "$(dirname "$0")/.." && pwd)
+off=${STRATA_BENCH_PORT_OFFSET:-0}
+port() { echo $(($1 + off)); }
 
+# stop sends SIGTERM to every process, waits up to 5 s for them to exit
+# (so that their ports are free again), then SIGKILLs what is left.
 stop() {
+	local pids=()
 	for f in "$dir"/*.pid; do
 		[ -e "$f" ] || continue
-		kill "$(cat "$f")" 2>/dev/null || true
+		pids+=("$(cat "$f")")
 		rm -f "$f"
 	done
+	[ ${#pids[@]} -gt 0 ] || return 0
+	kill "${pids[@]}" 2>/dev/null || true
+	for _ in $(seq 1 50); do
+		kill -0 "${pids[@]}" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	kill -9 "${pids[@]}" 2>/dev/null || true
 }
 
 wait_http() { # url
@@ -93,38 +107,38 @@ fi
 
 key=strata-bench secret=strata-bench-secret
 MINIO_ROOT_USER=$key MINIO_ROOT_PASSWORD=$secret MINIO_BROWSER=off MINIO_UPDATE=off MINIO_CI_CD=1 HOME=$dir \
-	"$tools/minio" server --quiet --address 127.0.0.1:19000 --console-address 127.0.0.1:19001 "$dir/minio" \
+	"$tools/minio" server --quiet --address 127.0.0.1:$(port 19000) --console-address 127.0.0.1:$(port 19001) "$dir/minio" \
 	>"$dir/minio.log" 2>&1 &
 echo $! >"$dir/minio.pid"
-"$tools/etcd" --data-dir "$dir/etcd" --listen-client-urls http://127.0.0.1:12379 \
-	--advertise-client-urls http://127.0.0.1:12379 --listen-peer-urls http://127.0.0.1:12380 \
+"$tools/etcd" --data-dir "$dir/etcd" --listen-client-urls http://127.0.0.1:$(port 12379) \
+	--advertise-client-urls http://127.0.0.1:$(port 12379) --listen-peer-urls http://127.0.0.1:$(port 12380) \
 	>"$dir/etcd.log" 2>&1 &
 echo $! >"$dir/etcd.pid"
-wait_http http://127.0.0.1:19000/minio/health/ready
-wait_http http://127.0.0.1:12379/health
-curl -fs -X PUT --aws-sigv4 "aws:amz:us-east-1:s3" --user "$key:$secret" http://127.0.0.1:19000/strata >/dev/null ||
-	curl -fs --aws-sigv4 "aws:amz:us-east-1:s3" --user "$key:$secret" http://127.0.0.1:19000/strata >/dev/null
+wait_http http://127.0.0.1:$(port 19000)/minio/health/ready
+wait_http http://127.0.0.1:$(port 12379)/health
+curl -fs -X PUT --aws-sigv4 "aws:amz:us-east-1:s3" --user "$key:$secret" http://127.0.0.1:$(port 19000)/strata >/dev/null ||
+	curl -fs --aws-sigv4 "aws:amz:us-east-1:s3" --user "$key:$secret" http://127.0.0.1:$(port 19000)/strata >/dev/null
 
 cat >"$dir/env" <<EOF
-export STRATA_ETCD_ENDPOINTS=127.0.0.1:12379
+export STRATA_ETCD_ENDPOINTS=127.0.0.1:$(port 12379)
 export STRATA_ETCD_PREFIX=/bench
 export STRATA_S3_BUCKET=strata
-export STRATA_S3_ENDPOINT=http://127.0.0.1:19000
+export STRATA_S3_ENDPOINT=http://127.0.0.1:$(port 19000)
 export STRATA_S3_REGION=us-east-1
 export STRATA_S3_PATH_STYLE=true
 export STRATA_S3_ACCESS_KEY=$key
 export STRATA_S3_SECRET_KEY=$secret
 export STRATA_LOG_LEVEL=info
-export STRATA_SERVER=127.0.0.1:17070
+export STRATA_SERVER=127.0.0.1:$(port 17070)
 EOF
 # shellcheck disable=SC1091
 . "$dir/env"
-"$dir/bin/coordinator" -listen-addr 127.0.0.1:17072 -metrics-addr 127.0.0.1:19472 >"$dir/coordinator.log" 2>&1 &
+"$dir/bin/coordinator" -listen-addr 127.0.0.1:$(port 17072) -metrics-addr 127.0.0.1:$(port 19472) >"$dir/coordinator.log" 2>&1 &
 echo $! >"$dir/coordinator.pid"
 memlimit=${STRATA_BENCH_GOMEMLIMIT:-}
-env ${memlimit:+GOMEMLIMIT=$memlimit} "$dir/bin/broker" -listen-addr 127.0.0.1:17071 -metrics-addr 127.0.0.1:19471 -id broker-0 "$@" >"$dir/broker.log" 2>&1 &
+env ${memlimit:+GOMEMLIMIT=$memlimit} "$dir/bin/broker" -listen-addr 127.0.0.1:$(port 17071) -metrics-addr 127.0.0.1:$(port 19471) -id broker-0 "$@" >"$dir/broker.log" 2>&1 &
 echo $! >"$dir/broker.pid"
-env ${memlimit:+GOMEMLIMIT=$memlimit} "$dir/bin/proxy" -listen-addr 127.0.0.1:17070 -metrics-addr 127.0.0.1:19470 >"$dir/proxy.log" 2>&1 &
+env ${memlimit:+GOMEMLIMIT=$memlimit} "$dir/bin/proxy" -listen-addr 127.0.0.1:$(port 17070) -metrics-addr 127.0.0.1:$(port 19470) >"$dir/proxy.log" 2>&1 &
 echo $! >"$dir/proxy.pid"
-for port in 19470 19471 19472; do wait_http "http://127.0.0.1:$port/healthz"; done
+for p in 19470 19471 19472; do wait_http "http://127.0.0.1:$(port $p)/healthz"; done
 echo "bench-cluster: running; . $dir/env"

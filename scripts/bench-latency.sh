@@ -27,10 +27,10 @@ secs=${3:-10}
 strata=$dir/bin/strata
 
 # scrape prints "name sum count" for the stage histograms of the proxy
-# (19470) and the broker (19471).
+# (19470) and the broker (19471), plus STRATA_BENCH_PORT_OFFSET.
 scrape() {
 	for port in 19470 19471; do
-		curl -fs "http://127.0.0.1:$port/metrics"
+		curl -fs "http://127.0.0.1:$((port + ${STRATA_BENCH_PORT_OFFSET:-0}))/metrics"
 	done | awk '
 		/^strata_(proxy_produce_duration|broker_produce_duration|broker_flush_put|broker_flush_commit|meta_commit)_seconds_(sum|count) / {
 			n = $1; sub(/_(sum|count)$/, "", n)

@@ -72,6 +72,12 @@ func TestProduceConsumeE2E(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkSummary(t, es, "e2e")
+	if a := es.AckLatency; a == nil || a.P50 <= 0 || a.Max < a.P50 {
+		t.Fatalf("e2e summary has no acknowledgement latency of its records: %+v", a)
+	}
+	if ps.AckLatency != nil {
+		t.Fatal("produce summary has a separate acknowledgement latency")
+	}
 
 	// A topic with another partition count is refused.
 	cfg.Partitions = 3

@@ -314,13 +314,16 @@ func (l *load) produceLoop(ctx context.Context, p sender, i int, start time.Time
 		if l.stamp {
 			v = make([]byte, size)
 			copy(v, value)
-			binary.BigEndian.PutUint64(v, uint64(time.Now().UnixNano()))
+			sent = time.Now()
+			binary.BigEndian.PutUint64(v, uint64(sent.UnixNano()))
 		}
 		p.produce(ctx, v, func(err error) {
 			switch {
 			case err != nil:
 				l.rec.failed(err)
-			case !l.stamp:
+			case l.stamp:
+				l.rec.acked(time.Since(sent))
+			default:
 				l.rec.done(time.Since(sent), size)
 			}
 			if err == nil {

@@ -67,6 +67,10 @@ type Summary struct {
 	// acknowledgement (produce), produce to consumption (e2e), PUT (s3),
 	// commit transaction (etcd), or Poll call (consume).
 	Latency Latency `json:"latency"`
+	// AckLatency, for e2e, is the produce-to-acknowledgement latency of
+	// the same records in the same run: e2e minus it is what the read
+	// side adds.
+	AckLatency *Latency `json:"ack_latency,omitempty"`
 	// Series has one Point per second.
 	Series []Point `json:"series"`
 }
@@ -78,6 +82,10 @@ func (s *Summary) WriteText(w io.Writer) error {
 			"latency ms: p50 %.2f  p95 %.2f  p99 %.2f  p99.9 %.2f  max %.2f  mean %.2f\n",
 		s.Kind, s.Ops, s.Unit, byteSize(s.Bytes), s.Seconds, s.PerSec, s.Unit, s.MBPerSec, s.Errors,
 		s.Latency.P50, s.Latency.P95, s.Latency.P99, s.Latency.P999, s.Latency.Max, s.Latency.Mean)
+	if a := s.AckLatency; err == nil && a != nil {
+		_, err = fmt.Fprintf(w, "acknowledged ms: p50 %.2f  p95 %.2f  p99 %.2f  p99.9 %.2f  max %.2f  mean %.2f\n",
+			a.P50, a.P95, a.P99, a.P999, a.Max, a.Mean)
+	}
 	if err == nil && s.FirstError != "" {
 		_, err = fmt.Fprintf(w, "first error: %s\n", s.FirstError)
 	}
@@ -107,6 +115,7 @@ type recorder struct {
 	start      time.Time
 	last       time.Time // end of the previous interval
 	all, cur   Histogram // whole run, current interval
+	acks       Histogram // e2e: produce to acknowledgement, whole run
 	ops, bytes int64
 	errs       int64
 	firstErr   error
@@ -129,6 +138,7 @@ func (r *recorder) restart() {
 	r.start, r.last = time.Now(), time.Now()
 	r.all.Reset()
 	r.cur.Reset()
+	r.acks.Reset()
 	r.ops, r.bytes, r.errs, r.curOps, r.curBytes, r.curErrs = 0, 0, 0, 0, 0, 0
 	r.firstErr, r.series = nil, nil
 }
@@ -164,6 +174,14 @@ func (r *recorder) latency(lat time.Duration) {
 	defer r.mu.Unlock()
 	r.all.Record(int64(lat))
 	r.cur.Record(int64(lat))
+}
+
+// acked records, for e2e, one record's produce-to-acknowledgement
+// latency.
+func (r *recorder) acked(lat time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.acks.Record(int64(lat))
 }
 
 // failed records one failed operation.
@@ -242,6 +260,14 @@ func (r *recorder) startTicker(interval time.Duration) (stop func()) {
 	}
 }
 
+// latencyOf summarises h (nanoseconds) in milliseconds.
+func latencyOf(h *Histogram) Latency {
+	return Latency{
+		P50: ms(h.Quantile(0.5)), P95: ms(h.Quantile(0.95)), P99: ms(h.Quantile(0.99)),
+		P999: ms(h.Quantile(0.999)), Max: ms(h.Max()), Mean: h.Mean() / 1e6,
+	}
+}
+
 // summary closes the run at end and returns its Summary.
 func (r *recorder) summary(end time.Time, cfg any) *Summary {
 	r.tick(end)
@@ -251,11 +277,12 @@ func (r *recorder) summary(end time.Time, cfg any) *Summary {
 	s := &Summary{
 		Kind: r.kind, Unit: r.unit, Config: cfg, Seconds: secs,
 		Ops: r.ops, Bytes: r.bytes, Errors: r.errs,
-		Latency: Latency{
-			P50: ms(r.all.Quantile(0.5)), P95: ms(r.all.Quantile(0.95)), P99: ms(r.all.Quantile(0.99)),
-			P999: ms(r.all.Quantile(0.999)), Max: ms(r.all.Max()), Mean: r.all.Mean() / 1e6,
-		},
-		Series: r.series,
+		Latency: latencyOf(&r.all),
+		Series:  r.series,
+	}
+	if r.acks.Count() > 0 {
+		a := latencyOf(&r.acks)
+		s.AckLatency = &a
 	}
 	if secs > 0 {
 		s.PerSec = float64(r.ops) / secs

@@ -170,13 +170,12 @@ func (f *Fetcher) Fetch(ctx context.Context, req FetchRequest) (FetchResult, err
 	if off == hw {
 		return res, nil
 	}
-	if b, ok := f.recent.read(key, off, hw, int(maxBytes)); ok {
+	if b, ok := f.awaitTail(ctx, key, off, hw, int(maxBytes)); ok {
 		f.metrics.fetchRecent.Inc()
 		f.metrics.fetchBytes.Add(float64(len(b)))
 		res.Batches = b
 		return res, nil
 	}
-	f.awaitWarm(ctx, key, off, hw)
 	res.Batches, err = f.read(ctx, req.Topic, id, p, off, hw, int(maxBytes))
 	if err != nil {
 		return FetchResult{}, err

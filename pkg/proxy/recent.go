@@ -38,6 +38,8 @@ type recentBatches struct {
 	size int
 	// sweepAt is the number of watched partitions at which watch sweeps.
 	sweepAt int
+	// addedCh is closed and replaced whenever batches are kept.
+	addedCh chan struct{}
 }
 
 type recentPart struct {
@@ -59,7 +61,7 @@ type recentRef struct {
 }
 
 func newRecentBatches(budget int) *recentBatches {
-	return &recentBatches{budget: budget, parts: map[meta.PartitionID]*recentPart{}, sweepAt: minSweep}
+	return &recentBatches{budget: budget, parts: map[meta.PartitionID]*recentPart{}, sweepAt: minSweep, addedCh: make(chan struct{})}
 }
 
 // watch notes a reader at the high watermark of key: from now on its
@@ -139,6 +141,16 @@ func (r *recentBatches) add(key meta.PartitionID, epoch, base, last int64, batch
 		r.insertLocked(key, rb)
 	}
 	r.evictLocked()
+	close(r.addedCh)
+	r.addedCh = make(chan struct{})
+}
+
+// added returns a channel that is closed when batches are next kept. Take
+// it before the read it would repeat.
+func (r *recentBatches) added() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.addedCh
 }
 
 // insertLocked adds rb to key's batches unless a batch already covers

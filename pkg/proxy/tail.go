@@ -203,12 +203,19 @@ func (f *Fetcher) runWarm(ctx context.Context, j warmJob) {
 // data; past it, the read loads (or joins the load of) the blocks itself.
 const maxWarmWait = 2 * time.Second
 
-// awaitWarm lets a read of key's offsets off..hw-1 wait until the new
-// entries it wants are in the block cache, so that tailing readers woken by
-// a commit hit the cache rather than race the warm read: the first of them
-// to arrive before the warm loop warms them itself, the others wait.
-// Reads of settled data return at once.
-func (f *Fetcher) awaitWarm(ctx context.Context, key meta.PartitionID, off, hw int64) {
+// awaitTail lets a read of key's offsets off..hw-1 at the tail wait for
+// its data, and returns it when the tail buffer has it. Readers woken by a
+// commit either find the batches this proxy forwarded in the tail buffer
+// (its owner's acknowledgement may come a moment after the commit's watch
+// event, so they wait for whichever comes first), or wait until the new
+// entries are in the block cache, so that they hit the cache rather than
+// race the warm read: the first of them to arrive before the warm loop
+// warms them itself, the others wait. Reads of settled data return at
+// once. ok is false when the caller reads storage.
+func (f *Fetcher) awaitTail(ctx context.Context, key meta.PartitionID, off, hw int64, maxBytes int) (b []byte, ok bool) {
+	if b, ok := f.recent.read(key, off, hw, maxBytes); ok {
+		return b, true
+	}
 	j, run, wait := f.tail.forRead(key, off, hw)
 	if run {
 		// The warm outlives this reader if need be (the other readers
@@ -218,14 +225,24 @@ func (f *Fetcher) awaitWarm(ctx context.Context, key meta.PartitionID, off, hw i
 		wait = j.done
 	}
 	if wait == nil {
-		return
+		return nil, false
 	}
 	timer := time.NewTimer(maxWarmWait)
 	defer timer.Stop()
-	select {
-	case <-wait:
-	case <-timer.C:
-	case <-ctx.Done():
+	for {
+		added := f.recent.added()
+		if b, ok := f.recent.read(key, off, hw, maxBytes); ok {
+			return b, true
+		}
+		select {
+		case <-wait:
+			return f.recent.read(key, off, hw, maxBytes)
+		case <-timer.C:
+			return f.recent.read(key, off, hw, maxBytes)
+		case <-ctx.Done():
+			return nil, false
+		case <-added:
+		}
 	}
 }
 
