@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
@@ -500,4 +502,84 @@ func TestConfigValidate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestGroupCommit: flushes whose PUTs finish while an earlier flush is
+// still in its PUT are committed together with it, in one commit; every
+// produce gets its own dense offsets and the log reads back in order.
+func TestGroupCommit(t *testing.T) {
+	e := newEnv(t)
+	top := e.createTopic(t, "grouped", 2)
+	ctx := testCtx(t)
+	produce := func(p int32, tag string, n int) (*stratav1.ProduceResponse, error) {
+		return e.cli.Produce(ctx, &stratav1.ProduceRequest{Topic: "grouped", Partition: p, Batches: batch(t, tag, n)})
+	}
+	if _, err := produce(0, "a", 10); err != nil {
+		t.Fatal(err)
+	}
+	commits0 := histCount(t, e.b.metrics.commitTime)
+
+	hold, started, done := make(chan struct{}), make(chan string, 16), make(chan string, 16)
+	e.store.mu.Lock()
+	e.store.hold, e.store.started, e.store.done = hold, started, done
+	e.store.mu.Unlock()
+	type result struct {
+		resp *stratav1.ProduceResponse
+		err  error
+	}
+	results := make([]chan result, 4)
+	send := func(i int, p int32, tag string) {
+		results[i] = make(chan result, 1)
+		go func() { r, err := produce(p, tag, 5); results[i] <- result{r, err} }()
+	}
+	send(0, 0, "b")
+	<-started // flush 1 is held in its PUT; later PUTs run through
+	e.store.mu.Lock()
+	e.store.hold = nil
+	e.store.mu.Unlock()
+	for i, pt := range []struct {
+		p   int32
+		tag string
+	}{{0, "c"}, {1, "d"}, {0, "e"}} {
+		send(i+1, pt.p, pt.tag)
+		<-started
+		<-done // its PUT ended; its commit waits behind flush 1
+	}
+	close(hold)
+	want := []struct {
+		p          int32
+		base, last int64
+	}{{0, 10, 14}, {0, 15, 19}, {1, 0, 4}, {0, 20, 24}}
+	for i, w := range want {
+		r := <-results[i]
+		if r.err != nil {
+			t.Fatalf("produce %d: %v", i, r.err)
+		}
+		if r.resp.BaseOffset != w.base || r.resp.LastOffset != w.last {
+			t.Fatalf("produce %d to partition %d: offsets %d..%d, want %d..%d", i, w.p, r.resp.BaseOffset, r.resp.LastOffset, w.base, w.last)
+		}
+	}
+	if n := histCount(t, e.b.metrics.commitTime) - commits0; n != 1 {
+		t.Fatalf("4 flushes took %d commits, want 1 (group commit)", n)
+	}
+	e.store.mu.Lock()
+	e.store.started, e.store.done = nil, nil
+	e.store.mu.Unlock()
+	values := e.readPartition(t, top.ID, 0)
+	if len(values) != 25 || values[10] != "b-0" || values[15] != "c-0" || values[24] != "e-4" {
+		t.Fatalf("partition 0 reads %q", values)
+	}
+	if v := e.readPartition(t, top.ID, 1); len(v) != 5 || v[0] != "d-0" {
+		t.Fatalf("partition 1 reads %q", v)
+	}
+}
+
+// histCount is the number of observations in h.
+func histCount(t *testing.T, h prometheus.Histogram) uint64 {
+	t.Helper()
+	var m dto.Metric
+	if err := h.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetHistogram().GetSampleCount()
 }

@@ -236,73 +236,175 @@ func (s *Server) put(f *flush) {
 
 // commitLoop commits the flushes strictly in the order they were cut:
 // each partition's commit expects the next offset the previous one left.
+// Flushes whose PUTs finished while an earlier one was PUT or committed
+// are committed together, in one CommitSegments call (group commit): one
+// etcd transaction and one partition state write per partition for all
+// of them, so a commit slower than the flush interval does not queue the
+// flushes behind it one transaction at a time.
 func (s *Server) commitLoop() {
 	defer close(s.flushDone)
-	for f := range s.commitQ {
+	var held *flush // taken from commitQ while its PUT was still running
+	for {
+		f := held
+		held = nil
+		if f == nil {
+			var ok bool
+			if f, ok = <-s.commitQ; !ok {
+				break
+			}
+		}
 		<-f.putDone
-		s.commit(f)
-		s.metrics.inflight.Dec()
-		<-s.sem
+		group := []*flush{f}
+		if f.putErr == nil {
+			group, held = s.gatherPut(group)
+		}
+		s.commit(group)
+		for range group {
+			s.metrics.inflight.Dec()
+			<-s.sem
+		}
 		s.kickFlusher() // the pipeline may be idle now
 	}
 	s.putters.Wait() // the flush loop has closed putQ: they are ending
 }
 
-// commit commits one flush's entries in one CommitSegments call and
-// answers its produces.
-func (s *Server) commit(f *flush) {
-	committed := make([]*flushPart, 0, len(f.parts))
+// maxGroupFlushes bounds the flushes committed together; a partition's
+// commit then holds at most this many entries (well inside MaxTxnOps).
+const maxGroupFlushes = 16
+
+// gatherPut appends to group the flushes queued behind it whose PUTs have
+// succeeded, in order, without waiting. The first one still PUTting, or
+// whose PUT failed, ends the group and is returned as held: it is
+// committed (or failed) next.
+func (s *Server) gatherPut(group []*flush) (_ []*flush, held *flush) {
+	for len(group) < maxGroupFlushes {
+		var g *flush
+		select {
+		case next, ok := <-s.commitQ:
+			if !ok {
+				return group, nil
+			}
+			g = next
+		default:
+			return group, nil
+		}
+		select {
+		case <-g.putDone:
+			if g.putErr == nil {
+				group = append(group, g)
+				continue
+			}
+		default:
+		}
+		return group, g
+	}
+	return group, nil
+}
+
+// commit commits the segment entries of a group of flushes — one flush
+// whose PUT failed, or flushes whose PUTs succeeded — in one
+// CommitSegments call, and answers their produces.
+func (s *Server) commit(group []*flush) {
+	committed := make([]*flushPart, 0, len(group[0].parts))
 	defer func() {
 		s.mu.Lock()
 		for _, fp := range committed {
 			settledLocked(fp)
 		}
-		for _, fp := range f.parts {
-			fp.p.inflight--
+		for _, f := range group {
+			for _, fp := range f.parts {
+				fp.p.inflight--
+			}
 		}
 		s.settleLocked()
 		s.mu.Unlock()
 	}()
-	live := s.liveParts(f)
-	if len(live) == 0 {
-		s.metrics.flushes.WithLabelValues(apierr.Label(apierr.ErrNotOwner)).Inc() // every partition moved away
-		return
-	}
 	// Failures re-read partition state; once etcd fails to answer, the
 	// remaining parts skip the read instead of waiting for it again.
 	rd := &stateReader{s: s}
-	if f.putErr != nil {
-		s.failPut(f, live, rd)
+	if f := group[0]; f.putErr != nil {
+		s.failPut(f, s.liveParts(f), rd)
 		return
 	}
-
-	commits := make([]meta.Commit, len(live))
-	for i, fp := range live {
-		commits[i] = meta.Commit{Broker: s.id, Epoch: fp.epoch, Entry: fp.entry, Producers: fp.prodBefore, NewProducers: fp.prodAfter}
+	commits, parts := s.groupCommits(group, rd)
+	if len(commits) == 0 {
+		for range group {
+			s.metrics.flushes.WithLabelValues(apierr.Label(apierr.ErrNotOwner)).Inc() // every partition moved away
+		}
+		return
 	}
 	start := time.Now()
 	results := s.cfg.Meta.CommitSegments(context.Background(), commits)
 	s.metrics.commitTime.Observe(time.Since(start).Seconds())
-	var firstFail error
-	for i, fp := range live {
-		err := results[i]
-		if err != nil && meta.IsRetriable(err) && s.landed(fp, rd) {
-			err = nil
+	s.metrics.grouped.Observe(float64(len(group)))
+	failed := map[*flushPart]error{}
+	for i, c := range commits {
+		for _, fp := range parts[i] {
+			err := results[i]
+			if err != nil && meta.IsRetriable(err) && s.landed(fp, rd) {
+				err = nil
+			}
+			if err == nil {
+				answer(fp, nil)
+				committed = append(committed, fp)
+				continue
+			}
+			failed[fp] = commitError(err)
+			s.log.Warn("commit failed", "object", c.Entry.ObjectKey, "topic_id", fp.p.key.TopicID, "partition", fp.p.key.Partition,
+				"epoch", fp.epoch, "first_offset", fp.first, "err", err)
+			s.fail(fp, commitError(err), rd)
 		}
-		if err == nil {
-			answer(fp, nil)
-			committed = append(committed, fp)
-			continue
-		}
-		if firstFail == nil {
-			firstFail = commitError(err)
-		}
-		s.log.Warn("commit failed", "object", f.key, "topic_id", fp.p.key.TopicID, "partition", fp.p.key.Partition,
-			"epoch", fp.epoch, "first_offset", fp.first, "err", err)
-		s.fail(fp, commitError(err), rd)
 	}
-	// OK, or the reason of the first partition whose commit failed.
-	s.metrics.flushes.WithLabelValues(apierr.Label(firstFail)).Inc()
+	s.countFlushes(group, failed)
+}
+
+// groupCommits builds one meta.Commit per partition from the live parts of
+// a group of flushes, in flush order: a partition's later parts go into
+// its commit's More, since they follow its earlier ones. It returns the
+// commits and, for each, its parts.
+func (s *Server) groupCommits(group []*flush, rd *stateReader) ([]meta.Commit, [][]*flushPart) {
+	var (
+		commits []meta.Commit
+		parts   [][]*flushPart
+		index   = map[meta.PartitionID]int{}
+	)
+	for _, f := range group {
+		for _, fp := range s.liveParts(f) {
+			i, ok := index[fp.p.key]
+			if !ok {
+				index[fp.p.key] = len(commits)
+				commits = append(commits, meta.Commit{Broker: s.id, Epoch: fp.epoch, Entry: fp.entry, Producers: fp.prodBefore, NewProducers: fp.prodAfter})
+				parts = append(parts, []*flushPart{fp})
+				continue
+			}
+			c := &commits[i]
+			if last := parts[i][len(parts[i])-1]; fp.epoch != c.Epoch || fp.first != last.last+1 {
+				// Live parts of one partition share its generation, so
+				// they follow each other; this is a bug, not a race.
+				s.fail(fp, fmt.Errorf("%w: flush part %d..%d does not follow %d..%d", apierr.ErrStorageUnavailable, fp.first, fp.last, last.first, last.last), rd)
+				continue
+			}
+			c.More = append(c.More, fp.entry)
+			c.NewProducers = fp.prodAfter
+			parts[i] = append(parts[i], fp)
+		}
+	}
+	return commits, parts
+}
+
+// countFlushes counts each flush of a group by its outcome: OK, or the
+// reason of its first part whose commit failed.
+func (s *Server) countFlushes(group []*flush, failed map[*flushPart]error) {
+	for _, f := range group {
+		var first error
+		for _, fp := range f.parts {
+			if err, ok := failed[fp]; ok {
+				first = err
+				break
+			}
+		}
+		s.metrics.flushes.WithLabelValues(apierr.Label(first)).Inc()
+	}
 }
 
 // liveParts answers the parts of partitions reset since the cut with the

@@ -46,6 +46,8 @@ type faultStore struct {
 	hold chan struct{}
 	// started receives the key of each PUT as it starts, if not nil.
 	started chan string
+	// done receives the key of each PUT as it ends, if not nil.
+	done chan string
 }
 
 var errInjected = errors.New("injected PUT failure")
@@ -56,8 +58,11 @@ func (f *faultStore) Put(ctx context.Context, key string, data []byte) error {
 	if fail {
 		f.failNext--
 	}
-	hold, started := f.hold, f.started
+	hold, started, done := f.hold, f.started, f.done
 	f.mu.Unlock()
+	if done != nil {
+		defer func() { done <- key }()
+	}
 	if started != nil {
 		started <- key
 	}

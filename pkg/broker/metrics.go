@@ -23,6 +23,7 @@ type metrics struct {
 	flushBytes prometheus.Histogram
 	putTime    prometheus.Histogram
 	commitTime prometheus.Histogram
+	grouped    prometheus.Histogram
 	inflight   prometheus.Gauge
 	owned      prometheus.Gauge
 	// duplicates counts produce requests answered from the idempotent
@@ -47,7 +48,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		produceTime:  f.Histogram("produce_duration_seconds", "Time from a produce request's arrival to its answer (acks wait for the flush's PUT and commit).", prometheus.ExponentialBuckets(0.00025, 2, 18)), // 0.25ms to ~33s
 		flushBytes:   f.Histogram("flush_bytes", "Size of flushed segment objects.", prometheus.ExponentialBuckets(1<<10, 4, 10)),                                                                               // 1 KiB .. 256 MiB
 		putTime:      f.Histogram("flush_put_seconds", "Time to build and PUT a flush's segment object.", prometheus.ExponentialBuckets(0.0005, 2, 16)),
-		commitTime:   f.Histogram("flush_commit_seconds", "Time to commit a flush's segment entries to etcd.", prometheus.ExponentialBuckets(0.0005, 2, 16)),
+		commitTime:   f.Histogram("flush_commit_seconds", "Time to commit the segment entries of a flush, or of the flushes committed together, to etcd.", prometheus.ExponentialBuckets(0.0005, 2, 16)),
+		grouped:      f.Histogram("flushes_per_commit", "Flushes committed together in one commit (group commit).", prometheus.LinearBuckets(1, 1, 8)),
 		inflight:     f.Gauge("inflight_flushes", "Flushes started and not yet committed."),
 		owned:        f.Gauge("owned_partitions", "Partitions this broker currently owns."),
 		duplicates:   f.Counter("produce_duplicates_total", "Produce requests recognised as retries of committed ones and answered with their original offsets."),

@@ -291,13 +291,51 @@ type LogStart struct {
 // state), NewProducers the state the commit leaves. Both nil (no idempotent
 // producer ever wrote to the partition) keeps the state without producers.
 // NewProducers nil with Producers set leaves Producers unchanged.
+//
+// More appends further entries of the same partition in the same
+// transaction, each starting where the one before ends: a broker that
+// commits several flushes at once (group commit) writes one partition
+// state for all of them. The partition's next offset becomes the last
+// entry's LastOffset + 1.
 type Commit struct {
 	Broker       string
 	Epoch        int64
 	Entry        SegmentEntry
+	More         []SegmentEntry
 	Producers    map[int64]ProducerState
 	NewProducers map[int64]ProducerState
 }
+
+// last is the commit's last entry.
+func (c Commit) last() SegmentEntry {
+	if n := len(c.More); n > 0 {
+		return c.More[n-1]
+	}
+	return c.Entry
+}
+
+// validate checks the commit's entries: each valid, of one partition, and
+// contiguous.
+func (c Commit) validate() error {
+	if err := c.Entry.Validate(); err != nil {
+		return err
+	}
+	prev := c.Entry
+	for _, e := range c.More {
+		if err := e.Validate(); err != nil {
+			return err
+		}
+		if e.TopicID != prev.TopicID || e.Partition != prev.Partition || e.FirstOffset != prev.LastOffset+1 {
+			return fmt.Errorf("%w: entry %s/%d@%d does not follow %s/%d..%d",
+				ErrInvalidEntry, e.TopicID, e.Partition, e.FirstOffset, prev.TopicID, prev.Partition, prev.LastOffset)
+		}
+		prev = e
+	}
+	return nil
+}
+
+// ops is how many puts the commit takes: one per entry and the state.
+func (c Commit) ops() int { return 2 + len(c.More) }
 
 func (c Commit) expected() PartitionState {
 	return PartitionState{Broker: c.Broker, Epoch: c.Epoch, NextOffset: c.Entry.FirstOffset, Producers: c.Producers}
@@ -308,7 +346,7 @@ func (c Commit) committed() PartitionState {
 	if np == nil {
 		np = c.Producers
 	}
-	return PartitionState{Broker: c.Broker, Epoch: c.Epoch, NextOffset: c.Entry.LastOffset + 1, Producers: np}
+	return PartitionState{Broker: c.Broker, Epoch: c.Epoch, NextOffset: c.last().LastOffset + 1, Producers: np}
 }
 
 // CommitSegments applies commits with the fencing rule and returns one
@@ -321,7 +359,8 @@ func (c Commit) committed() PartitionState {
 // Commits are grouped into as few transactions as MaxTxnOps allows. A
 // transaction either applies all its commits or none; when one of them is
 // fenced, the others are retried without it, so one stale partition never
-// fails another. A partition may appear at most once per call.
+// fails another. A partition may appear at most once per call (its
+// further entries go in More).
 func (s *Store) CommitSegments(ctx context.Context, commits []Commit) []error {
 	results := make([]error, len(commits))
 	pending := make([]int, 0, len(commits))
@@ -333,19 +372,25 @@ func (s *Store) CommitSegments(ctx context.Context, commits []Commit) []error {
 			results[i] = fmt.Errorf("%w: partition %s/%d twice in one commit", ErrInvalidEntry, id.TopicID, id.Partition)
 		case c.Broker == "" || c.Epoch < 1:
 			results[i] = fmt.Errorf("%w: commit needs a broker and an epoch", ErrInvalidEntry)
+		case c.ops() > s.cfg.MaxTxnOps:
+			results[i] = fmt.Errorf("%w: %d entries in one commit, at most %d", ErrInvalidEntry, 1+len(c.More), s.cfg.MaxTxnOps-1)
 		default:
-			results[i] = c.Entry.Validate()
+			results[i] = c.validate()
 		}
 		if results[i] == nil {
 			seen[id] = true
 			pending = append(pending, i)
 		}
 	}
-	// Each commit takes one compare and two puts.
-	per := s.cfg.MaxTxnOps / 2
-	for start := 0; start < len(pending); start += per {
-		group := pending[start:min(start+per, len(pending))]
-		s.commitGroup(ctx, commits, group, results)
+	// Each commit takes one compare and a put per entry and one for the
+	// state; a transaction holds at most MaxTxnOps of each.
+	for start := 0; start < len(pending); {
+		end, ops := start, 0
+		for ; end < len(pending) && ops+commits[pending[end]].ops() <= s.cfg.MaxTxnOps; end++ {
+			ops += commits[pending[end]].ops()
+		}
+		s.commitGroup(ctx, commits, pending[start:end], results)
+		start = end
 	}
 	return results
 }
@@ -358,17 +403,17 @@ func (s *Store) commitGroup(ctx context.Context, commits []Commit, group []int, 
 	const maxIdleRounds = 3
 	for idle := 0; len(group) > 0; {
 		cmps := make([]clientv3.Cmp, 0, len(group))
-		puts := make([]clientv3.Op, 0, 2*len(group))
+		puts := make([]clientv3.Op, 0, 3*len(group))
 		gets := make([]clientv3.Op, 0, len(group))
 		for _, i := range group {
 			c := commits[i]
 			key := s.keys.partition(c.Entry.TopicID, c.Entry.Partition)
 			cmps = append(cmps, clientv3.Compare(clientv3.Value(key), "=", c.expected().canonical()))
-			e := c.Entry
-			e.V = valueVersion
-			puts = append(puts,
-				clientv3.OpPut(s.keys.segment(e.TopicID, e.Partition, e.FirstOffset), encode(e)),
-				clientv3.OpPut(key, c.committed().canonical()))
+			for _, e := range append([]SegmentEntry{c.Entry}, c.More...) {
+				e.V = valueVersion
+				puts = append(puts, clientv3.OpPut(s.keys.segment(e.TopicID, e.Partition, e.FirstOffset), encode(e)))
+			}
+			puts = append(puts, clientv3.OpPut(key, c.committed().canonical()))
 			gets = append(gets, clientv3.OpGet(key))
 		}
 		tctx, cancel := s.ctx(ctx)

@@ -364,3 +364,75 @@ func TestAssignPartitionsBatches(t *testing.T) {
 		}
 	}
 }
+
+// TestCommitSeveralEntries commits entries of several flushes of one
+// partition at once (group commit): all land with one state write, a
+// non-contiguous or foreign entry refuses the whole commit, and commits
+// with many entries are spread over transactions within MaxTxnOps.
+func TestCommitSeveralEntries(t *testing.T) {
+	s := newStore(t)
+	ctx := testCtx(t)
+	top := createTopic(t, s, "group", 3)
+	id := top.ID
+	for p := range int32(3) {
+		assign(t, s, id, p, "b1")
+	}
+	bad := []struct {
+		name string
+		more []meta.SegmentEntry
+	}{
+		{"gap", []meta.SegmentEntry{entry(id, 0, 11, 5)}},
+		{"overlap", []meta.SegmentEntry{entry(id, 0, 9, 5)}},
+		{"another partition", []meta.SegmentEntry{entry(id, 1, 10, 5)}},
+		{"invalid entry", []meta.SegmentEntry{{TopicID: id, FirstOffset: 10, LastOffset: 14}}},
+	}
+	for _, tt := range bad {
+		errs := s.CommitSegments(ctx, []meta.Commit{{Broker: "b1", Epoch: 1, Entry: entry(id, 0, 0, 10), More: tt.more}})
+		if !errors.Is(errs[0], meta.ErrInvalidEntry) {
+			t.Fatalf("%s: CommitSegments = %v, want ErrInvalidEntry", tt.name, errs[0])
+		}
+	}
+	if st, _ := s.GetPartition(ctx, id, 0); st.NextOffset != 0 {
+		t.Fatalf("a refused commit moved the partition to %d", st.NextOffset)
+	}
+
+	// Partition 0: three entries at once. Partitions 1 and 2: as many
+	// entries as need two transactions between them.
+	many := func(p int32, n int) meta.Commit {
+		c := meta.Commit{Broker: "b1", Epoch: 1, Entry: entry(id, p, 0, 2)}
+		for i := 1; i < n; i++ {
+			c.More = append(c.More, entry(id, p, int64(2*i), 2))
+		}
+		return c
+	}
+	commits := []meta.Commit{many(0, 3), many(1, meta.DefaultMaxTxnOps/2), many(2, meta.DefaultMaxTxnOps/2)}
+	for i, err := range s.CommitSegments(ctx, commits) {
+		if err != nil {
+			t.Fatalf("commit %d: %v", i, err)
+		}
+	}
+	for p, n := range []int{3, meta.DefaultMaxTxnOps / 2, meta.DefaultMaxTxnOps / 2} {
+		st, err := s.GetPartition(ctx, id, int32(p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		segs, err := s.ListSegments(ctx, id, int32(p), 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.NextOffset != int64(2*n) || len(segs) != n || segs[n-1].FirstOffset != int64(2*(n-1)) {
+			t.Fatalf("partition %d: next offset %d and %d entries, want %d and %d", p, st.NextOffset, len(segs), 2*n, n)
+		}
+	}
+	// The next commit of partition 0 follows the last entry.
+	if errs := s.CommitSegments(ctx, []meta.Commit{{Broker: "b1", Epoch: 1, Entry: entry(id, 0, 6, 1)}}); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	big := meta.Commit{Broker: "b1", Epoch: 1, Entry: entry(id, 0, 7, 1)}
+	for i := range meta.DefaultMaxTxnOps {
+		big.More = append(big.More, entry(id, 0, int64(8+i), 1))
+	}
+	if errs := s.CommitSegments(ctx, []meta.Commit{big}); !errors.Is(errs[0], meta.ErrInvalidEntry) {
+		t.Fatalf("a commit over MaxTxnOps: %v, want ErrInvalidEntry", errs[0])
+	}
+}
