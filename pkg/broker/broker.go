@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
 	"sync"
@@ -45,10 +46,6 @@ const (
 	storeTimeout = 60 * time.Second
 	// releaseTimeout bounds releasing the partitions at Close.
 	releaseTimeout = 10 * time.Second
-	// releaseConcurrency bounds the hand-off transactions in flight at
-	// Close: a broker with hundreds of partitions gives them away in a few
-	// etcd round trips without flooding etcd.
-	releaseConcurrency = 16
 	// reconcileEvery re-checks ownership even when the View is quiet, so a
 	// partition dropped after an etcd error is picked up again.
 	reconcileEvery = time.Second
@@ -441,62 +438,29 @@ func (s *Server) close() error {
 
 // releaseAll hands every partition the metadata shows this broker owning
 // straight to the live broker with the fewest partitions (handoffTargets;
-// no owner when there is none), releaseConcurrency at a time, and returns
-// how many it moved.
+// no owner when there is none), in batched transactions (handOff), and
+// returns how many it moved.
 func (s *Server) releaseAll() int {
 	ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
 	defer cancel()
-	keys := map[meta.PartitionID]bool{}
+	seen := map[meta.PartitionID]bool{}
 	for _, st := range s.view.Partitions() {
 		if st.Broker == s.id {
-			keys[meta.PartitionID{TopicID: st.TopicID, Partition: st.Partition}] = true
+			seen[meta.PartitionID{TopicID: st.TopicID, Partition: st.Partition}] = true
 		}
 	}
 	s.mu.Lock()
 	for k, p := range s.parts {
-		keys[k] = true
+		seen[k] = true
 		s.dropLocked(p, apierr.Errorf(apierr.ErrShuttingDown, "broker %s is shutting down", s.id))
 	}
 	s.mu.Unlock()
-	targets := s.handoffTargets()
-	var (
-		wg  sync.WaitGroup
-		sem = make(chan struct{}, releaseConcurrency)
-		n   atomic.Int64
-	)
-	for k := range keys {
-		to := targets.next()
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			if s.releaseOne(ctx, k, to) {
-				n.Add(1)
-			}
-		}()
-	}
-	wg.Wait()
-	return int(n.Load())
-}
-
-// releaseOne moves partition k from this broker to broker to ("" for no
-// owner) at epoch + 1 and reports whether it did.
-func (s *Server) releaseOne(ctx context.Context, k meta.PartitionID, to string) bool {
-	st, err := s.cfg.Meta.GetPartition(ctx, k.TopicID, k.Partition)
+	keys := slices.SortedFunc(maps.Keys(seen), meta.PartitionID.Compare)
+	moved, err := s.handOff(ctx, keys, s.handoffTargets().next)
 	if err != nil {
-		s.log.Warn("release: read partition failed", "topic_id", k.TopicID, "partition", k.Partition, "err", err)
-		return false
+		s.log.Warn("release: some partitions were not handed off; their leases expire with this broker's", "err", err)
 	}
-	if st.Broker != s.id {
-		return false
-	}
-	if _, err := s.cfg.Meta.AssignPartition(ctx, st, to); err != nil {
-		if !errors.Is(err, meta.ErrConflict) {
-			s.log.Warn("release partition failed", "topic_id", k.TopicID, "partition", k.Partition, "err", err)
-		}
-		return false
-	}
-	return true
+	return len(moved)
 }
 
 // ownershipLoop keeps the owned partitions in step with the View.

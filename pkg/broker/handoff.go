@@ -88,44 +88,61 @@ func (s *Server) ReleasePartitions(ctx context.Context, req *stratav1.ReleasePar
 	s.awaitSettled(ctx, keys)
 
 	resp := &stratav1.ReleasePartitionsResponse{}
-	targets := s.handoffTargets()
-	for _, k := range keys {
-		ref, err := s.handOff(ctx, k, target, targets, start)
-		if err != nil {
-			return resp, err
-		}
-		if ref != nil {
-			resp.Released = append(resp.Released, ref)
-		}
+	pick := s.handoffTargets().next
+	if target != "" {
+		pick = func() string { return target }
+	}
+	moved, err := s.handOff(ctx, keys, pick)
+	for _, st := range moved {
+		resp.Released = append(resp.Released, s.handedOff(st, start))
+	}
+	if err != nil {
+		return resp, apierr.Errorf(apierr.ErrStorageUnavailable, "hand-off: %v", err)
 	}
 	return resp, nil
 }
 
-// handOff moves partition k, settled, to target (or to the next of
-// targets when target is empty) at epoch + 1 and forgets it. It returns
-// nil and no error when the partition moved meanwhile.
-func (s *Server) handOff(ctx context.Context, k meta.PartitionID, target string, targets *handoffPicker, start time.Time) (*stratav1.PartitionRef, error) {
-	st, err := s.cfg.Meta.GetPartition(ctx, k.TopicID, k.Partition)
+// handOff reads the partitions' states from etcd and moves those this
+// broker still owns to pick()'s brokers at epoch + 1, all in as few
+// transactions as the store allows (a broker of hundreds of partitions
+// used to take two round trips for each). It returns the new states of
+// the partitions it moved; a partition that moved meanwhile (another
+// owner, or changed since the read) is left out. err is the first etcd
+// failure; the partitions it concerns stay with this broker.
+func (s *Server) handOff(ctx context.Context, keys []meta.PartitionID, pick func() string) ([]meta.PartitionState, error) {
+	sts, err := s.cfg.Meta.GetPartitions(ctx, keys)
 	if err != nil {
-		return nil, apierr.Errorf(apierr.ErrStorageUnavailable, "hand-off of %s/%d: %v", k.TopicID, k.Partition, err)
+		return nil, err
 	}
-	if st.Broker != s.id {
-		return nil, nil // moved meanwhile
-	}
-	to := target
-	if to == "" {
-		to = targets.next()
-	}
-	next, err := s.cfg.Meta.AssignPartition(ctx, st, to)
-	if err != nil {
-		if errors.Is(err, meta.ErrConflict) {
-			return nil, nil
+	as := make([]meta.Assignment, 0, len(sts))
+	for _, st := range sts {
+		if st.Broker == s.id {
+			as = append(as, meta.Assignment{Prev: st, Broker: pick()})
 		}
-		return nil, apierr.Errorf(apierr.ErrStorageUnavailable, "hand-off of %s/%d: %v", k.TopicID, k.Partition, err)
 	}
+	next, errs := s.cfg.Meta.AssignPartitions(ctx, as)
+	moved := make([]meta.PartitionState, 0, len(as))
+	var first error
+	for i := range as {
+		switch {
+		case errs[i] == nil:
+			moved = append(moved, next[i])
+		case errors.Is(errs[i], meta.ErrConflict):
+			// moved meanwhile
+		case first == nil:
+			first = errs[i]
+		}
+	}
+	return moved, first
+}
+
+// handedOff forgets a partition handed off at st (its new owner and
+// epoch), counts it, and returns its reference.
+func (s *Server) handedOff(st meta.PartitionState, start time.Time) *stratav1.PartitionRef {
+	k := meta.PartitionID{TopicID: st.TopicID, Partition: st.Partition}
 	s.mu.Lock()
 	if p := s.parts[k]; p != nil {
-		s.dropLocked(p, apierr.Errorf(apierr.ErrNotOwner, "%s/%d handed to broker %q at epoch %d", k.TopicID, k.Partition, to, next.Epoch))
+		s.dropLocked(p, apierr.Errorf(apierr.ErrNotOwner, "%s/%d handed to broker %q at epoch %d", k.TopicID, k.Partition, st.Broker, st.Epoch))
 	}
 	s.mu.Unlock()
 	s.metrics.handoffs.Inc()
@@ -134,9 +151,9 @@ func (s *Server) handOff(ctx context.Context, k meta.PartitionID, target string,
 	if t, ok := s.view.TopicByID(k.TopicID); ok {
 		name = t.Name
 	}
-	s.log.Info("handed off partition", "topic_id", k.TopicID, "partition", k.Partition, "to", to,
-		"epoch", next.Epoch, "next_offset", next.NextOffset, "pause", time.Since(start))
-	return &stratav1.PartitionRef{Topic: name, Partition: k.Partition, Epoch: next.Epoch}, nil
+	s.log.Info("handed off partition", "topic_id", k.TopicID, "partition", k.Partition, "to", st.Broker,
+		"epoch", st.Epoch, "next_offset", st.NextOffset, "pause", time.Since(start))
+	return &stratav1.PartitionRef{Topic: name, Partition: k.Partition, Epoch: st.Epoch}
 }
 
 // Undrain clears the broker's draining mark, so placement gives it

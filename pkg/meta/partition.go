@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -87,23 +88,56 @@ func BoundProducers(m map[int64]ProducerState) map[int64]ProducerState {
 // GetPartition returns one partition's state. A partition that was never
 // assigned has epoch 0, no broker and next offset 0.
 func (s *Store) GetPartition(ctx context.Context, topicID string, partition int32) (PartitionState, error) {
-	ctx, cancel := s.ctx(ctx)
-	defer cancel()
-	sk, lk := s.keys.partition(topicID, partition), s.keys.logStart(topicID, partition)
-	resp, err := s.cli.Txn(ctx).Then(clientv3.OpGet(sk), clientv3.OpGet(lk)).Commit()
+	sts, err := s.GetPartitions(ctx, []PartitionID{{TopicID: topicID, Partition: partition}})
 	if err != nil {
-		return PartitionState{}, fmt.Errorf("meta: get partition %s/%d: %w", topicID, partition, err)
+		return PartitionState{}, err
 	}
-	st := PartitionState{TopicID: topicID, Partition: partition}
-	if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
-		if err := decode(sk, kvs[0].Value, &st); err != nil {
+	return sts[0], nil
+}
+
+// GetPartitions reads the state of several partitions as GetPartition
+// does, in as few transactions as MaxTxnOps allows (two reads each), and
+// returns them in the order of ids. A broker handing off its partitions
+// reads them all at once rather than one round trip each.
+func (s *Store) GetPartitions(ctx context.Context, ids []PartitionID) ([]PartitionState, error) {
+	out := make([]PartitionState, 0, len(ids))
+	per := max(s.cfg.MaxTxnOps/2, 1)
+	for start := 0; start < len(ids); start += per {
+		group := ids[start:min(start+per, len(ids))]
+		ops := make([]clientv3.Op, 0, 2*len(group))
+		for _, id := range group {
+			ops = append(ops, clientv3.OpGet(s.keys.partition(id.TopicID, id.Partition)), clientv3.OpGet(s.keys.logStart(id.TopicID, id.Partition)))
+		}
+		tctx, cancel := s.ctx(ctx)
+		resp, err := s.cli.Txn(tctx).Then(ops...).Commit()
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("meta: get partition %s/%d: %w", group[0].TopicID, group[0].Partition, err)
+		}
+		for j, id := range group {
+			st, err := s.partitionFrom(id, resp.Responses[2*j].GetResponseRange().Kvs, resp.Responses[2*j+1].GetResponseRange().Kvs)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, st)
+		}
+	}
+	return out, nil
+}
+
+// partitionFrom decodes a partition's state and log start from the
+// results of reading their keys (empty when absent).
+func (s *Store) partitionFrom(id PartitionID, state, logStart []*mvccpb.KeyValue) (PartitionState, error) {
+	st := PartitionState{TopicID: id.TopicID, Partition: id.Partition}
+	if len(state) > 0 {
+		if err := decode(string(state[0].Key), state[0].Value, &st); err != nil {
 			return PartitionState{}, err
 		}
-		st.Revision = kvs[0].ModRevision
+		st.Revision = state[0].ModRevision
 	}
-	if kvs := resp.Responses[1].GetResponseRange().Kvs; len(kvs) > 0 {
+	if len(logStart) > 0 {
 		var ls LogStart
-		if err := decode(lk, kvs[0].Value, &ls); err != nil {
+		if err := decode(string(logStart[0].Key), logStart[0].Value, &ls); err != nil {
 			return PartitionState{}, err
 		}
 		st.LogStart = ls.Offset

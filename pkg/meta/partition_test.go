@@ -436,3 +436,42 @@ func TestCommitSeveralEntries(t *testing.T) {
 		t.Fatalf("a commit over MaxTxnOps: %v, want ErrInvalidEntry", errs[0])
 	}
 }
+
+// TestGetPartitions reads more partitions than one transaction holds, in
+// the order asked, with their log starts, the same as GetPartition.
+func TestGetPartitions(t *testing.T) {
+	s := newStore(t)
+	ctx := testCtx(t)
+	const n = meta.DefaultMaxTxnOps // two transactions' worth
+	top := createTopic(t, s, "many", n)
+	assign(t, s, top.ID, 7, "b1")
+	if errs := s.CommitSegments(ctx, []meta.Commit{{Broker: "b1", Epoch: 1, Entry: entry(top.ID, 7, 0, 10)}}); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	if err := s.SetLogStart(ctx, top.ID, 7, 4); err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]meta.PartitionID, 0, n)
+	for p := n - 1; p >= 0; p-- {
+		ids = append(ids, meta.PartitionID{TopicID: top.ID, Partition: int32(p)})
+	}
+	sts, err := s.GetPartitions(ctx, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sts) != n {
+		t.Fatalf("%d states for %d partitions", len(sts), n)
+	}
+	for i, st := range sts {
+		one, err := s.GetPartition(ctx, ids[i].TopicID, ids[i].Partition)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Partition != ids[i].Partition || st.Broker != one.Broker || st.NextOffset != one.NextOffset || st.LogStart != one.LogStart || st.Revision != one.Revision {
+			t.Fatalf("state %d: %+v, GetPartition says %+v", i, st, one)
+		}
+	}
+	if st := sts[n-1-7]; st.Broker != "b1" || st.NextOffset != 10 || st.LogStart != 4 {
+		t.Fatalf("partition 7: %+v, want b1 at 10 with log start 4", st)
+	}
+}
