@@ -10,6 +10,9 @@
 # STRATA_BENCH_BIN=DIR uses binaries built before instead of building them.
 # STRATA_BENCH_GOMEMLIMIT=128MiB sets GOMEMLIMIT for the broker and the
 # proxy, as the Helm chart does (unset by default).
+# STRATA_BENCH_PROFILE=1 has the coordinator, broker and proxy write CPU
+# profiles of their whole run to DIR/NAME.cpu (-cpuprofile), complete
+# once stop has returned.
 # After start, DIR/env holds STRATA_* settings for `strata bench s3` and the
 # proxy address (STRATA_SERVER); DIR/*.pid the process ids; DIR/*.log logs.
 set -euo pipefail
@@ -21,10 +24,18 @@ tools=${STRATA_TOOLS_DIR:-$HOME/.cache/strata/bin}
 root=$(cd "$(dirname "$0")/.." && pwd)
 
 stop() {
+	local pids=()
 	for f in "$dir"/*.pid; do
 		[ -e "$f" ] || continue
-		kill "$(cat "$f")" 2>/dev/null || true
+		pids+=("$(cat "$f")")
+		kill "${pids[-1]}" 2>/dev/null || true
 		rm -f "$f"
+	done
+	for pid in "${pids[@]}"; do # bounded: servers stop within 2 s of SIGTERM
+		for _ in $(seq 1 50); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
 	done
 }
 
@@ -119,12 +130,14 @@ export STRATA_SERVER=127.0.0.1:17070
 EOF
 # shellcheck disable=SC1091
 . "$dir/env"
-"$dir/bin/coordinator" -listen-addr 127.0.0.1:17072 -metrics-addr 127.0.0.1:19472 >"$dir/coordinator.log" 2>&1 &
+prof() { [ -n "${STRATA_BENCH_PROFILE:-}" ] && echo "-cpuprofile=$dir/$1.cpu" || true; }
+# shellcheck disable=SC2046
+"$dir/bin/coordinator" $(prof coordinator) -listen-addr 127.0.0.1:17072 -metrics-addr 127.0.0.1:19472 >"$dir/coordinator.log" 2>&1 &
 echo $! >"$dir/coordinator.pid"
 memlimit=${STRATA_BENCH_GOMEMLIMIT:-}
-env ${memlimit:+GOMEMLIMIT=$memlimit} "$dir/bin/broker" -listen-addr 127.0.0.1:17071 -metrics-addr 127.0.0.1:19471 -id broker-0 "$@" >"$dir/broker.log" 2>&1 &
+env ${memlimit:+GOMEMLIMIT=$memlimit} "$dir/bin/broker" $(prof broker) -listen-addr 127.0.0.1:17071 -metrics-addr 127.0.0.1:19471 -id broker-0 "$@" >"$dir/broker.log" 2>&1 &
 echo $! >"$dir/broker.pid"
-env ${memlimit:+GOMEMLIMIT=$memlimit} "$dir/bin/proxy" -listen-addr 127.0.0.1:17070 -metrics-addr 127.0.0.1:19470 >"$dir/proxy.log" 2>&1 &
+env ${memlimit:+GOMEMLIMIT=$memlimit} "$dir/bin/proxy" $(prof proxy) -listen-addr 127.0.0.1:17070 -metrics-addr 127.0.0.1:19470 >"$dir/proxy.log" 2>&1 &
 echo $! >"$dir/proxy.pid"
 for port in 19470 19471 19472; do wait_http "http://127.0.0.1:$port/healthz"; done
 echo "bench-cluster: running; . $dir/env"
