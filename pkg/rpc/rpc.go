@@ -1,8 +1,9 @@
 // Package rpc sets up every gRPC listener, server and client connection of
 // Strata's processes in one place: message limits, keepalives, health
 // checking, reflection, error translation (pkg/apierr) and panic recovery.
-// Transport security (TLS, mutual TLS, certificate reload; tls.go) and the
-// connection limits of a listener (connlimit.go) are set up here too.
+// Transport security (TLS, mutual TLS, certificate reload; tls.go), the
+// connection limits of a listener (connlimit.go) and the message codec and
+// buffer pool (codec.go) are set up here too.
 package rpc
 
 import (
@@ -115,6 +116,7 @@ func NewServer(log *slog.Logger, opts ...ServerOption) *Server {
 		grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{unaryInterceptor(log)}, o.interceptors...)...),
 		grpc.ChainStreamInterceptor(append([]grpc.StreamServerInterceptor{streamInterceptor}, o.streams...)...),
 	}
+	gopts = append(gopts, codecServerOptions()...)
 	if o.tls != nil {
 		gopts = append(gopts, grpc.Creds(credentials.NewTLS(o.tls.ServerConfig())))
 	}
@@ -209,6 +211,7 @@ func Dial(addr string, opts ...DialOption) (*grpc.ClientConn, error) {
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes)),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
 	}
+	gopts = append(gopts, codecDialOptions()...)
 	if o.token != "" {
 		gopts = append(gopts, grpc.WithPerRPCCredentials(bearer{token: o.token, secure: o.tls != nil}))
 	}
