@@ -26,7 +26,8 @@ import (
 // zeroing cost the proxy about as much CPU as copying the bytes. The
 // codec is gRPC's protobuf codec with that difference and one more: a
 // ProduceRequest's batches are decoded without a second copy
-// (decodeProduce). Same wire format, same name.
+// (decodeProduce) and sent without copying them into the message
+// (encodeProduce). Same wire format, same name.
 
 // pooledClasses are the buffer sizes dirtyPool keeps, as powers of two:
 // 256 bytes to 64 MiB (MaxMessageBytes). Smaller and larger requests are
@@ -95,6 +96,9 @@ func (protoCodec) Marshal(v any) (mem.BufferSlice, error) {
 	m, ok := v.(proto.Message)
 	if !ok {
 		return nil, fmt.Errorf("rpc: cannot marshal %T: not a protobuf message", v)
+	}
+	if pr, ok := m.(*stratav1.ProduceRequest); ok && len(pr.ProtoReflect().GetUnknown()) == 0 {
+		return encodeProduce(pr), nil
 	}
 	size := proto.Size(m)
 	opts := proto.MarshalOptions{UseCachedSize: true} // the Size call above computed it
@@ -192,4 +196,28 @@ func decodeProduce(data mem.BufferSlice, m *stratav1.ProduceRequest) error {
 		}
 	}
 	return nil
+}
+
+// encodeProduce encodes a ProduceRequest as proto.Marshal does, field by
+// field in number order, but as two buffers: the fields before the
+// batches, then the batches themselves, which gRPC then writes from the
+// caller's memory instead of a copy. The caller must not change the
+// batches while the call runs (a retry sends the same bytes anyway).
+func encodeProduce(m *stratav1.ProduceRequest) mem.BufferSlice {
+	head := make([]byte, 0, 32+len(m.GetTopic()))
+	if t := m.GetTopic(); t != "" {
+		head = protowire.AppendTag(head, 1, protowire.BytesType)
+		head = protowire.AppendString(head, t)
+	}
+	if p := m.GetPartition(); p != 0 {
+		head = protowire.AppendTag(head, 2, protowire.VarintType)
+		head = protowire.AppendVarint(head, uint64(int64(p))) // int32: negative values take 10 bytes
+	}
+	b := m.GetBatches()
+	if len(b) == 0 {
+		return mem.BufferSlice{mem.SliceBuffer(head)}
+	}
+	head = protowire.AppendTag(head, 3, protowire.BytesType)
+	head = protowire.AppendVarint(head, uint64(len(b)))
+	return mem.BufferSlice{mem.SliceBuffer(head), mem.SliceBuffer(b)}
 }

@@ -131,3 +131,32 @@ func TestDecodeProduceFields(t *testing.T) {
 		}
 	}
 }
+
+// TestEncodeProduce checks that encodeProduce writes the bytes
+// proto.Marshal writes, and that the batches go out of the caller's memory.
+func TestEncodeProduce(t *testing.T) {
+	batches := bytes.Repeat([]byte{9, 8, 7}, 50000)
+	for _, m := range []*stratav1.ProduceRequest{
+		{},
+		{Topic: "orders"},
+		{Partition: 3},
+		{Partition: -1},
+		{Batches: []byte{1}},
+		{Topic: "orders", Partition: 2147483647, Batches: batches},
+	} {
+		want, err := proto.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := protoCodec{}.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := data.Materialize(); !bytes.Equal(got, want) {
+			t.Fatalf("%v: encoded %x, proto.Marshal %x", m, got, want)
+		}
+		if len(m.GetBatches()) > 0 && &data[len(data)-1].ReadOnlyData()[0] != &m.GetBatches()[0] {
+			t.Fatalf("%v: the batches were copied", m)
+		}
+	}
+}
