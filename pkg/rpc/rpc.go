@@ -60,6 +60,7 @@ type serverOptions struct {
 	interceptors []grpc.UnaryServerInterceptor
 	streams      []grpc.StreamServerInterceptor
 	maxRecv      int
+	readBuf      int
 }
 
 // WithServerTLS serves TLS with t (client certificates per
@@ -91,6 +92,21 @@ func WithMaxRequestBytes(n int) ServerOption {
 	}
 }
 
+// WithReadBufferBytes reads each connection through a buffer of n bytes
+// instead of gRPC's 32 KiB. A server whose callers are a few of Strata's
+// own processes sending large messages (a broker, fed by proxies) takes
+// BulkBufferBytes: one read system call per 256 KiB instead of per 32 KiB
+// saved it about a tenth of its CPU per byte. A server that clients
+// connect to keeps the default, since the buffer exists per connection.
+func WithReadBufferBytes(n int) ServerOption { return func(o *serverOptions) { o.readBuf = n } }
+
+// BulkBufferBytes is the size of the write buffer of every connection
+// (shared: it is taken from a pool for each write and given back, so an
+// idle connection holds none) and of the read buffer of servers that ask
+// for it with WithReadBufferBytes. gRPC's 32 KiB cost a system call per
+// 32 KiB of every produce, fetch and forwarded message.
+const BulkBufferBytes = 256 << 10
+
 // streamWorkers is how many long-lived goroutines a server keeps for
 // running handlers; calls beyond them (handlers mostly wait on I/O: a
 // produce on its flush, a fetch on its long-poll) get a goroutine of their
@@ -117,6 +133,10 @@ func NewServer(log *slog.Logger, opts ...ServerOption) *Server {
 		grpc.ChainStreamInterceptor(append([]grpc.StreamServerInterceptor{streamInterceptor}, o.streams...)...),
 	}
 	gopts = append(gopts, codecServerOptions()...)
+	gopts = append(gopts, grpc.WriteBufferSize(BulkBufferBytes), grpc.SharedWriteBuffer(true))
+	if o.readBuf > 0 {
+		gopts = append(gopts, grpc.ReadBufferSize(o.readBuf))
+	}
 	if o.tls != nil {
 		gopts = append(gopts, grpc.Creds(credentials.NewTLS(o.tls.ServerConfig())))
 	}
@@ -212,6 +232,7 @@ func Dial(addr string, opts ...DialOption) (*grpc.ClientConn, error) {
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
 	}
 	gopts = append(gopts, codecDialOptions()...)
+	gopts = append(gopts, grpc.WithWriteBufferSize(BulkBufferBytes), grpc.WithSharedWriteBuffer(true))
 	if o.token != "" {
 		gopts = append(gopts, grpc.WithPerRPCCredentials(bearer{token: o.token, secure: o.tls != nil}))
 	}
