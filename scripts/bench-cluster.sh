@@ -130,14 +130,16 @@ export STRATA_SERVER=127.0.0.1:17070
 EOF
 # shellcheck disable=SC1091
 . "$dir/env"
-prof() { [ -n "${STRATA_BENCH_PROFILE:-}" ] && echo "-cpuprofile=$dir/$1.cpu" || true; }
-# shellcheck disable=SC2046
-"$dir/bin/coordinator" $(prof coordinator) -listen-addr 127.0.0.1:17072 -metrics-addr 127.0.0.1:19472 >"$dir/coordinator.log" 2>&1 &
+declare -A prof=([coordinator]="" [broker]="" [proxy]="")
+if [ -n "${STRATA_BENCH_PROFILE:-}" ]; then
+	for p in coordinator broker proxy; do prof[$p]=-cpuprofile=$dir/$p.cpu; done
+fi
+"$dir/bin/coordinator" ${prof[coordinator]:+"${prof[coordinator]}"} -listen-addr 127.0.0.1:17072 -metrics-addr 127.0.0.1:19472 >"$dir/coordinator.log" 2>&1 &
 echo $! >"$dir/coordinator.pid"
 memlimit=${STRATA_BENCH_GOMEMLIMIT:-}
-env ${memlimit:+GOMEMLIMIT=$memlimit} "$dir/bin/broker" $(prof broker) -listen-addr 127.0.0.1:17071 -metrics-addr 127.0.0.1:19471 -id broker-0 "$@" >"$dir/broker.log" 2>&1 &
+env ${memlimit:+GOMEMLIMIT=$memlimit} "$dir/bin/broker" ${prof[broker]:+"${prof[broker]}"} -listen-addr 127.0.0.1:17071 -metrics-addr 127.0.0.1:19471 -id broker-0 "$@" >"$dir/broker.log" 2>&1 &
 echo $! >"$dir/broker.pid"
-env ${memlimit:+GOMEMLIMIT=$memlimit} "$dir/bin/proxy" $(prof proxy) -listen-addr 127.0.0.1:17070 -metrics-addr 127.0.0.1:19470 >"$dir/proxy.log" 2>&1 &
+env ${memlimit:+GOMEMLIMIT=$memlimit} "$dir/bin/proxy" ${prof[proxy]:+"${prof[proxy]}"} -listen-addr 127.0.0.1:17070 -metrics-addr 127.0.0.1:19470 >"$dir/proxy.log" 2>&1 &
 echo $! >"$dir/proxy.pid"
 for port in 19470 19471 19472; do wait_http "http://127.0.0.1:$port/healthz"; done
 echo "bench-cluster: running; . $dir/env"

@@ -95,9 +95,10 @@ func WithMaxRequestBytes(n int) ServerOption {
 // WithReadBufferBytes reads each connection through a buffer of n bytes
 // instead of gRPC's 32 KiB. A server whose callers are a few of Strata's
 // own processes sending large messages (a broker, fed by proxies) takes
-// BulkBufferBytes: one read system call per 256 KiB instead of per 32 KiB
-// saved it about a tenth of its CPU per byte. A server that clients
-// connect to keeps the default, since the buffer exists per connection.
+// BulkBufferBytes: one read system call per 256 KiB of a produce instead
+// of eight (docs/benchmarks.md, "CPU per GB produced"). A server that
+// clients connect to keeps the default, since the buffer exists per
+// connection.
 func WithReadBufferBytes(n int) ServerOption { return func(o *serverOptions) { o.readBuf = n } }
 
 // BulkBufferBytes is the size of the write buffer of every connection
