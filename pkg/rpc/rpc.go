@@ -102,9 +102,9 @@ func WithMaxRequestBytes(n int) ServerOption {
 func WithReadBufferBytes(n int) ServerOption { return func(o *serverOptions) { o.readBuf = n } }
 
 // BulkBufferBytes is the size of the write buffer of every connection
-// (shared: it is taken from a pool for each write and given back, so an
-// idle connection holds none) and of the read buffer of servers that ask
-// for it with WithReadBufferBytes. gRPC's 32 KiB cost a system call per
+// (gRPC shares write buffers: one is taken from a pool for each write and
+// given back, so an idle connection holds none) and of the read buffer of
+// servers that ask for it with WithReadBufferBytes. gRPC's 32 KiB cost a system call per
 // 32 KiB of every produce, fetch and forwarded message.
 const BulkBufferBytes = 256 << 10
 
@@ -134,7 +134,7 @@ func NewServer(log *slog.Logger, opts ...ServerOption) *Server {
 		grpc.ChainStreamInterceptor(append([]grpc.StreamServerInterceptor{streamInterceptor}, o.streams...)...),
 	}
 	gopts = append(gopts, codecServerOptions()...)
-	gopts = append(gopts, grpc.WriteBufferSize(BulkBufferBytes), grpc.SharedWriteBuffer(true))
+	gopts = append(gopts, grpc.WriteBufferSize(BulkBufferBytes))
 	if o.readBuf > 0 {
 		gopts = append(gopts, grpc.ReadBufferSize(o.readBuf))
 	}
@@ -233,7 +233,7 @@ func Dial(addr string, opts ...DialOption) (*grpc.ClientConn, error) {
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
 	}
 	gopts = append(gopts, codecDialOptions()...)
-	gopts = append(gopts, grpc.WithWriteBufferSize(BulkBufferBytes), grpc.WithSharedWriteBuffer(true))
+	gopts = append(gopts, grpc.WithWriteBufferSize(BulkBufferBytes))
 	if o.token != "" {
 		gopts = append(gopts, grpc.WithPerRPCCredentials(bearer{token: o.token, secure: o.tls != nil}))
 	}
