@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/protoadapt"
 
 	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
 )
@@ -93,8 +94,8 @@ var _ encoding.CodecV2 = protoCodec{}
 func (protoCodec) Name() string { return "proto" }
 
 func (protoCodec) Marshal(v any) (mem.BufferSlice, error) {
-	m, ok := v.(proto.Message)
-	if !ok {
+	m := messageOf(v)
+	if m == nil {
 		return nil, fmt.Errorf("rpc: cannot marshal %T: not a protobuf message", v)
 	}
 	if pr, ok := m.(*stratav1.ProduceRequest); ok && len(pr.ProtoReflect().GetUnknown()) == 0 {
@@ -120,8 +121,8 @@ func (protoCodec) Marshal(v any) (mem.BufferSlice, error) {
 }
 
 func (protoCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	m, ok := v.(proto.Message)
-	if !ok {
+	m := messageOf(v)
+	if m == nil {
 		return fmt.Errorf("rpc: cannot unmarshal into %T: not a protobuf message", v)
 	}
 	if pr, ok := m.(*stratav1.ProduceRequest); ok {
@@ -133,6 +134,18 @@ func (protoCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	buf := data.MaterializeToBuffer(bufferPool)
 	defer buf.Free()
 	return proto.Unmarshal(buf.ReadOnlyData(), m)
+}
+
+// messageOf returns v as a protobuf message, adapting messages generated
+// for the older API as gRPC's codec does; nil if v is neither.
+func messageOf(v any) proto.Message {
+	switch m := v.(type) {
+	case protoadapt.MessageV1:
+		return protoadapt.MessageV2Of(m)
+	case protoadapt.MessageV2:
+		return m
+	}
+	return nil
 }
 
 // codecServerOptions and codecDialOptions put every server and connection
