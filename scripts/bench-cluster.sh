@@ -12,6 +12,9 @@
 # proxy, as the Helm chart does (unset by default).
 # STRATA_BENCH_PORT_OFFSET=N adds N to every port below, so that two
 # clusters can run side by side (default 0).
+# STRATA_BENCH_PROFILE=1 has the coordinator, broker and proxy write CPU
+# profiles of their whole run to DIR/NAME.cpu (-cpuprofile), complete
+# once stop has returned.
 # After start, DIR/env holds STRATA_* settings for `strata bench s3` and the
 # proxy address (STRATA_SERVER); DIR/*.pid the process ids; DIR/*.log logs.
 set -euo pipefail
@@ -133,12 +136,16 @@ export STRATA_SERVER=127.0.0.1:$(port 17070)
 EOF
 # shellcheck disable=SC1091
 . "$dir/env"
-"$dir/bin/coordinator" -listen-addr 127.0.0.1:$(port 17072) -metrics-addr 127.0.0.1:$(port 19472) >"$dir/coordinator.log" 2>&1 &
+declare -A prof=([coordinator]="" [broker]="" [proxy]="")
+if [ -n "${STRATA_BENCH_PROFILE:-}" ]; then
+	for p in coordinator broker proxy; do prof[$p]=-cpuprofile=$dir/$p.cpu; done
+fi
+"$dir/bin/coordinator" ${prof[coordinator]:+"${prof[coordinator]}"} -listen-addr 127.0.0.1:$(port 17072) -metrics-addr 127.0.0.1:$(port 19472) >"$dir/coordinator.log" 2>&1 &
 echo $! >"$dir/coordinator.pid"
 memlimit=${STRATA_BENCH_GOMEMLIMIT:-}
-env ${memlimit:+GOMEMLIMIT=$memlimit} "$dir/bin/broker" -listen-addr 127.0.0.1:$(port 17071) -metrics-addr 127.0.0.1:$(port 19471) -id broker-0 "$@" >"$dir/broker.log" 2>&1 &
+env ${memlimit:+GOMEMLIMIT=$memlimit} "$dir/bin/broker" ${prof[broker]:+"${prof[broker]}"} -listen-addr 127.0.0.1:$(port 17071) -metrics-addr 127.0.0.1:$(port 19471) -id broker-0 "$@" >"$dir/broker.log" 2>&1 &
 echo $! >"$dir/broker.pid"
-env ${memlimit:+GOMEMLIMIT=$memlimit} "$dir/bin/proxy" -listen-addr 127.0.0.1:$(port 17070) -metrics-addr 127.0.0.1:$(port 19470) >"$dir/proxy.log" 2>&1 &
+env ${memlimit:+GOMEMLIMIT=$memlimit} "$dir/bin/proxy" ${prof[proxy]:+"${prof[proxy]}"} -listen-addr 127.0.0.1:$(port 17070) -metrics-addr 127.0.0.1:$(port 19470) >"$dir/proxy.log" 2>&1 &
 echo $! >"$dir/proxy.pid"
 for p in 19470 19471 19472; do wait_http "http://127.0.0.1:$(port $p)/healthz"; done
 echo "bench-cluster: running; . $dir/env"

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -78,17 +79,20 @@ func splitList(s string) []string {
 }
 
 // Common is the set of flags every server registers: etcd, object store,
-// logging and TLS.
+// logging, TLS and CPU profiling.
 type Common struct {
-	meta      *meta.Config
-	store     *objstore.Config
-	newLogger func() (*slog.Logger, error)
-	tls       *Security
+	meta       *meta.Config
+	store      *objstore.Config
+	newLogger  func() (*slog.Logger, error)
+	tls        *Security
+	cpuProfile *string
 }
 
 // Register registers the shared flags on fs.
 func Register(fs *flag.FlagSet) *Common {
-	return &Common{meta: Meta(fs), store: Store(fs), newLogger: Log(fs), tls: TLS(fs)}
+	c := &Common{meta: Meta(fs), store: Store(fs), newLogger: Log(fs), tls: TLS(fs)}
+	c.cpuProfile = fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file, for go tool pprof (written at exit)")
+	return c
 }
 
 // Env is what every server process builds from the shared flags.
@@ -107,6 +111,8 @@ type Env struct {
 	// other Strata servers (with the trust domain of server identities,
 	// --tls-trust-domain); nil for plaintext.
 	TLS *rpc.TLS
+	// profile is the -cpuprofile file being written, if any; Close ends it.
+	profile *os.File
 }
 
 // OpenOptions says what kind of server Open builds the Env for.
@@ -128,16 +134,22 @@ func (c *Common) Open(ctx context.Context, opts OpenOptions) (*Env, error) {
 		return nil, err
 	}
 	env := &Env{Log: log, Registry: prometheus.NewRegistry()}
+	if env.profile, err = startCPUProfile(*c.cpuProfile); err != nil {
+		return nil, err
+	}
 	env.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	MetaDefaults(c.meta) // before Apply: etcd's certificate is verified against the endpoints' hosts
 	if env.TLS, err = c.tls.Apply(c.meta, c.store, internal); err != nil {
+		env.Close()
 		return nil, fmt.Errorf("tls: %w", err)
 	}
 	if err := CheckEtcd(c.meta); err != nil {
+		env.Close()
 		return nil, err
 	}
 	c.meta.Logger, c.meta.Registerer = log, env.Registry
 	if env.Meta, err = meta.New(*c.meta); err != nil {
+		env.Close()
 		return nil, err
 	}
 	if storeOptional && c.store.Dir == "" && c.store.S3.Bucket == "" {
@@ -152,9 +164,33 @@ func (c *Common) Open(ctx context.Context, opts OpenOptions) (*Env, error) {
 	return env, nil
 }
 
-// Close closes the metadata store.
+// Close closes the metadata store and ends the CPU profile.
 func (e *Env) Close() {
 	if e.Meta != nil {
 		e.Meta.Close()
 	}
+	if e.profile != nil {
+		pprof.StopCPUProfile()
+		if err := e.profile.Close(); err != nil {
+			e.Log.Error("cpu profile", "err", err)
+		}
+		e.profile = nil
+	}
+}
+
+// startCPUProfile starts writing a CPU profile to path; an empty path
+// profiles nothing.
+func startCPUProfile(path string) (*os.File, error) {
+	if path == "" {
+		return nil, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("-cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("-cpuprofile %s: %w", path, err)
+	}
+	return f, nil
 }

@@ -142,7 +142,7 @@ func New(cfg Config) (*Server, error) {
 		reg:       reg,
 		metrics:   newMetrics(reg),
 		view:      meta.NewView(cfg.Meta),
-		grpc:      rpc.NewServer(log, append(guard.ServerOptions(), rpc.WithServerTLS(cfg.TLS))...),
+		grpc:      rpc.NewServer(log, append(guard.ServerOptions(), rpc.WithServerTLS(cfg.TLS), rpc.WithReadBufferBytes(rpc.BulkBufferBytes))...),
 		ready:     make(chan struct{}),
 		kick:      make(chan struct{}, 1),
 		recheck:   make(chan struct{}, 1),

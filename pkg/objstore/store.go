@@ -76,6 +76,8 @@ type Store interface {
 	// Put stores data under key, replacing any object already there.
 	// Readers see either the whole new object or what was there before.
 	// When Put returns nil the object is durable.
+	// Put keeps no reference to data once it returns nil: the caller may
+	// reuse the memory (a broker builds its next object in it).
 	Put(ctx context.Context, key string, data []byte) error
 
 	// Get returns length bytes of the object at key, starting at byte off.

@@ -694,3 +694,51 @@ func TestConcurrentUse(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestWriterAddVerified checks that AddVerified builds the same object as Add
+// in the Buffer given, still refuses what is not a contiguous run of whole
+// batches, and that Add keeps a copy where AddVerified keeps references.
+func TestWriterAddVerified(t *testing.T) {
+	want, _, parts := buildObject(t, 4, 6, 5, WriterOptions{})
+	buf := make([]byte, len(want)+100)
+	w := NewWriter(WriterOptions{Buffer: buf})
+	for _, p := range parts {
+		if err := w.AddVerified(p.topic, p.partition, p.batches...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, _, err := w.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("object from AddVerified differs from Add's")
+	}
+	if &got[0] != &buf[0] {
+		t.Fatal("Finish did not build the object in WriterOptions.Buffer")
+	}
+
+	a := mustEncode(t, makeRecords(1, 3, 10), BatchOptions{})
+	w = NewWriter(WriterOptions{})
+	wantErr(t, w.AddVerified("t", 0, a[:70]), ErrTruncated, "partial batch")
+	if err := w.AddVerified("t", 0, a); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, w.AddVerified("t", 0, a), ErrNotContiguous, "repeated offsets")
+
+	// Add copies: changing its argument afterwards does not reach the object.
+	b := mustEncode(t, makeRecords(2, 3, 10), BatchOptions{})
+	orig := bytes.Clone(b)
+	w = NewWriter(WriterOptions{})
+	if err := w.Add("t", 0, b); err != nil {
+		t.Fatal(err)
+	}
+	clear(b)
+	obj, _, err := w.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(obj[:len(orig)], orig) {
+		t.Fatal("Add kept a reference to its argument")
+	}
+}
