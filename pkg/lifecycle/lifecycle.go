@@ -55,6 +55,13 @@ const (
 	DefaultObjectPrefix = "segments/"
 	// DefaultGCMaxDeletes bounds the objects deleted per pass.
 	DefaultGCMaxDeletes = 10000
+	// gcIntervalShare: by default garbage collection runs every
+	// GCGrace/gcIntervalShare (every minute for the default grace), but
+	// not more often than the other passes. A collection lists every
+	// object and reads every entry's object key, a cost that grows with
+	// the bucket and the partition count, while garbage waits GCGrace
+	// anyway: collecting every 10 s bought nothing.
+	gcIntervalShare = 10
 )
 
 // Names of the steps at which Hooks.Step is called. An error from the hook
@@ -119,6 +126,11 @@ type Config struct {
 	// GCMaxDeletes bounds the objects deleted per pass. Default
 	// DefaultGCMaxDeletes.
 	GCMaxDeletes int
+	// GCInterval is the period of Run's garbage collections; the other
+	// passes run every Interval. Default a tenth of GCGrace (1 min for
+	// the default grace), but at least Interval. An unreferenced object
+	// is deleted at most 2 × GCGrace + GCInterval after it was written.
+	GCInterval time.Duration
 	// ObjectPrefix is the object key prefix of segment objects. Default
 	// DefaultObjectPrefix.
 	ObjectPrefix string
@@ -159,6 +171,9 @@ func (c *Config) setDefaults() {
 	if c.GCMaxDeletes == 0 {
 		c.GCMaxDeletes = DefaultGCMaxDeletes
 	}
+	if c.GCInterval == 0 {
+		c.GCInterval = max(c.Interval, c.GCGrace/gcIntervalShare)
+	}
 	if c.ObjectPrefix == "" {
 		c.ObjectPrefix = DefaultObjectPrefix
 	}
@@ -176,7 +191,7 @@ func (c Config) Validate() error {
 		return errors.New("lifecycle: config: Meta is required")
 	case c.Store == nil:
 		return errors.New("lifecycle: config: Store is required")
-	case c.Interval < 0 || c.CompactMinAge < 0 || c.GCGrace < 0:
+	case c.Interval < 0 || c.CompactMinAge < 0 || c.GCGrace < 0 || c.GCInterval < 0:
 		return errors.New("lifecycle: config: durations must not be negative")
 	case c.CompactEntryBytes < 1024:
 		return fmt.Errorf("lifecycle: config: CompactEntryBytes %d is below 1 KiB", c.CompactEntryBytes)
@@ -218,13 +233,19 @@ func New(cfg Config) (*Manager, error) {
 	return m, nil
 }
 
-// Run runs a full pass every Interval until ctx ends. Errors are logged,
-// not returned: the next pass starts over from etcd.
+// Run runs retention and compaction every Interval, and garbage
+// collection with them every GCInterval, until ctx ends. Errors are
+// logged, not returned: the next pass starts over from etcd.
 func (m *Manager) Run(ctx context.Context) {
 	t := time.NewTicker(m.cfg.Interval)
 	defer t.Stop()
+	var lastGC time.Time
 	for {
-		if err := m.RunOnce(ctx); err != nil && ctx.Err() == nil {
+		gc := lastGC.IsZero() || time.Since(lastGC) >= m.cfg.GCInterval
+		if gc {
+			lastGC = time.Now()
+		}
+		if err := m.runPass(ctx, gc); err != nil && ctx.Err() == nil {
 			m.log.Warn("lifecycle pass failed", "err", err)
 		}
 		select {
@@ -236,10 +257,17 @@ func (m *Manager) Run(ctx context.Context) {
 }
 
 // RunOnce runs retention, then compaction, then garbage collection, once.
-func (m *Manager) RunOnce(ctx context.Context) error {
+func (m *Manager) RunOnce(ctx context.Context) error { return m.runPass(ctx, true) }
+
+// runPass runs retention, then compaction, then (if gc) garbage
+// collection.
+func (m *Manager) runPass(ctx context.Context, gc bool) error {
 	_, rerr := m.Retention(ctx)
 	_, cerr := m.Compact(ctx)
-	_, gerr := m.CollectGarbage(ctx)
+	var gerr error
+	if gc {
+		_, gerr = m.CollectGarbage(ctx)
+	}
 	return errors.Join(rerr, cerr, gerr)
 }
 

@@ -3,8 +3,11 @@ package lifecycle_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strata-mq/strata/pkg/lifecycle"
 	"github.com/strata-mq/strata/pkg/meta"
@@ -274,4 +277,55 @@ func TestCompactSwapConflict(t *testing.T) {
 		t.Fatalf("stale swap: %v, want ErrConflict", err)
 	}
 	e.checkAll()
+}
+
+// TestRunCollectsGarbageEveryGCInterval: Run passes retention and
+// compaction every Interval, but lists the bucket for garbage only every
+// GCInterval (and on its first pass).
+func TestRunCollectsGarbageEveryGCInterval(t *testing.T) {
+	e := newEnv(t, 1)
+	reg := prometheus.NewRegistry()
+	m, err := lifecycle.New(lifecycle.Config{
+		Meta: e.meta, Store: e.store, Logger: slog.New(slog.DiscardHandler), Registry: reg,
+		Interval: 5 * time.Millisecond, GCInterval: time.Hour,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); m.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(30 * time.Second)
+	for passes(t, reg, "retention") < 5 {
+		if time.Now().After(deadline) {
+			t.Fatal("Run did not pass retention 5 times in 30 s")
+		}
+		time.Sleep(5 * time.Millisecond) // polling a counter, bounded by the deadline
+	}
+	if n := passes(t, reg, "gc"); n != 1 {
+		t.Fatalf("%d garbage collections in the first hour, want 1", n)
+	}
+}
+
+// passes counts the lifecycle passes named pass that reg observed.
+func passes(t *testing.T, reg *prometheus.Registry, pass string) uint64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "strata_lifecycle_pass_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "pass" && l.GetValue() == pass {
+					return m.GetHistogram().GetSampleCount()
+				}
+			}
+		}
+	}
+	return 0
 }
