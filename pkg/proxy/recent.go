@@ -6,6 +6,7 @@ package proxy
 // segment entry and a GET of the new object.
 
 import (
+	"context"
 	"sort"
 	"sync"
 	"time"
@@ -38,14 +39,18 @@ type recentBatches struct {
 	size int
 	// sweepAt is the number of watched partitions at which watch sweeps.
 	sweepAt int
-	// addedCh is closed and replaced whenever batches are kept.
-	addedCh chan struct{}
+	// changedCh is closed and replaced whenever batches are kept or a
+	// forward ends.
+	changedCh chan struct{}
 }
 
 type recentPart struct {
 	// seen is when a reader last fetched at the high watermark; batches
 	// are kept only for partitions read within activeReaderWindow.
 	seen time.Time
+	// forwarding counts produces this proxy is forwarding to the
+	// partition's owner (begin/end): their acknowledgements are coming.
+	forwarding int
 	// batches are sorted by base offset and do not overlap.
 	batches []recentBatch
 }
@@ -61,7 +66,7 @@ type recentRef struct {
 }
 
 func newRecentBatches(budget int) *recentBatches {
-	return &recentBatches{budget: budget, parts: map[meta.PartitionID]*recentPart{}, sweepAt: minSweep, addedCh: make(chan struct{})}
+	return &recentBatches{budget: budget, parts: map[meta.PartitionID]*recentPart{}, sweepAt: minSweep, changedCh: make(chan struct{})}
 }
 
 // watch notes a reader at the high watermark of key: from now on its
@@ -92,7 +97,7 @@ const minSweep = 1024
 // cost stays proportional to the partitions watched. r.mu must be held.
 func (r *recentBatches) sweepLocked() {
 	for key, p := range r.parts {
-		if len(p.batches) == 0 && time.Since(p.seen) > activeReaderWindow {
+		if len(p.batches) == 0 && p.forwarding == 0 && time.Since(p.seen) > activeReaderWindow {
 			delete(r.parts, key)
 		}
 	}
@@ -141,16 +146,85 @@ func (r *recentBatches) add(key meta.PartitionID, epoch, base, last int64, batch
 		r.insertLocked(key, rb)
 	}
 	r.evictLocked()
-	close(r.addedCh)
-	r.addedCh = make(chan struct{})
+	r.notifyLocked()
 }
 
-// added returns a channel that is closed when batches are next kept. Take
-// it before the read it would repeat.
-func (r *recentBatches) added() <-chan struct{} {
+// notifyLocked wakes the waiters on changed. r.mu must be held.
+func (r *recentBatches) notifyLocked() {
+	close(r.changedCh)
+	r.changedCh = make(chan struct{})
+}
+
+// changed returns a channel that is closed when batches are next kept or
+// a forward next ends. Take it before the check it would repeat.
+func (r *recentBatches) changed() <-chan struct{} {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.addedCh
+	return r.changedCh
+}
+
+// begin notes a produce to key that this proxy starts forwarding, if key
+// is watched; it reports whether it noted one, to be ended with end.
+func (r *recentBatches) begin(key meta.PartitionID) bool {
+	if r.budget <= 0 {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := r.parts[key]
+	if p == nil || time.Since(p.seen) > activeReaderWindow {
+		return false
+	}
+	p.forwarding++
+	return true
+}
+
+// end notes that a produce noted by begin was answered (after add, when
+// it was acknowledged).
+func (r *recentBatches) end(key meta.PartitionID) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if p := r.parts[key]; p != nil && p.forwarding > 0 {
+		p.forwarding--
+	}
+	r.notifyLocked()
+}
+
+// awaitCover waits until kept batches cover key's offsets from..to-1
+// (true), or until no produce this proxy forwards to key is in flight,
+// wait passes or ctx ends (false, unless they are covered by then). A
+// commit's watch event usually comes a moment before the owner's
+// acknowledgement of it.
+func (r *recentBatches) awaitCover(ctx context.Context, key meta.PartitionID, from, to int64, wait time.Duration) bool {
+	var timer *time.Timer
+	for {
+		ch := r.changed()
+		if r.covers(key, from, to) {
+			return true
+		}
+		if !r.forwardingTo(key) {
+			return false
+		}
+		if timer == nil {
+			timer = time.NewTimer(wait)
+			defer timer.Stop()
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			return r.covers(key, from, to)
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// forwardingTo reports whether this proxy is forwarding a produce to key.
+func (r *recentBatches) forwardingTo(key meta.PartitionID) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := r.parts[key]
+	return p != nil && p.forwarding > 0
 }
 
 // insertLocked adds rb to key's batches unless a batch already covers
@@ -190,7 +264,7 @@ func (r *recentBatches) evictLocked() {
 		}
 		r.size -= len(bs[i].b)
 		p.batches = append(bs[:i], bs[i+1:]...)
-		if len(p.batches) == 0 && time.Since(p.seen) > activeReaderWindow {
+		if len(p.batches) == 0 && p.forwarding == 0 && time.Since(p.seen) > activeReaderWindow {
 			delete(r.parts, ref.key)
 		}
 	}

@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"context"
 	"slices"
 	"testing"
+	"time"
 
 	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
 	"github.com/strata-mq/strata/pkg/meta"
@@ -172,5 +174,54 @@ func TestFetchTailBuffer(t *testing.T) {
 	r = e.fetch(&stratav1.FetchRequest{Topic: "tb", Offset: 11})
 	if got := baseOffsets(t, r.Batches); !slices.Equal(got, []int64{11}) || counterValue(e.srv.metrics.fetchRecent) != 2 {
 		t.Fatalf("fetch at 11 returned %v with %v buffer hits; want [11] from the buffer", got, counterValue(e.srv.metrics.fetchRecent))
+	}
+}
+
+// TestRecentBatchesAwaitCover: a warm waits for the acknowledgement of a
+// produce this proxy forwards, and only then.
+func TestRecentBatchesAwaitCover(t *testing.T) {
+	ctx := context.Background()
+	key := meta.PartitionID{TopicID: "t", Partition: 0}
+	r := newRecentBatches(1 << 20)
+	if r.begin(key) {
+		t.Fatal("begin counted a forward to a partition nobody reads at its head")
+	}
+	r.watch(key)
+	start := time.Now()
+	if r.awaitCover(ctx, key, 0, 2, time.Hour) {
+		t.Fatal("covered with nothing kept")
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("waited %v with no forward in flight", d)
+	}
+
+	// Acknowledged while the warm waits: covered.
+	if !r.begin(key) {
+		t.Fatal("begin did not count a forward to a watched partition")
+	}
+	go func() {
+		r.add(key, 1, 0, 1, batch(t, 2, 0))
+		r.end(key)
+	}()
+	if !r.awaitCover(ctx, key, 0, 2, time.Hour) {
+		t.Fatal("not covered after the acknowledgement")
+	}
+
+	// A forward that fails ends the wait without cover.
+	r.begin(key)
+	go r.end(key)
+	if r.awaitCover(ctx, key, 2, 4, time.Hour) {
+		t.Fatal("covered although the forward failed")
+	}
+
+	// A forward that never ends: the wait ends at its bound.
+	r.begin(key)
+	defer r.end(key)
+	start = time.Now()
+	if r.awaitCover(ctx, key, 2, 4, 20*time.Millisecond) {
+		t.Fatal("covered with nothing acknowledged")
+	}
+	if d := time.Since(start); d < 20*time.Millisecond {
+		t.Fatalf("gave up after %v, before its 20ms bound", d)
 	}
 }

@@ -106,6 +106,10 @@ func (r *Router) Produce(ctx context.Context, topic string, partition int32, bat
 		defer cancel()
 	}
 	req := &stratav1.ProduceRequest{Topic: topic, Partition: partition, Batches: batches}
+	if key := (meta.PartitionID{TopicID: t.ID, Partition: partition}); r.recent.begin(key) {
+		// Tail warms of this partition wait for the acknowledgement.
+		defer r.recent.end(key)
+	}
 	var (
 		retry *backoff.Backoff
 		prev  route

@@ -186,7 +186,7 @@ func (f *Fetcher) stopWarms() {
 // runWarm warms a job's range, then waits for the previous warm of the
 // partition so that warms end in order, and marks the job done.
 func (f *Fetcher) runWarm(ctx context.Context, j warmJob) {
-	if !f.recent.covers(j.key, j.from, j.to) {
+	if !f.recent.awaitCover(ctx, j.key, j.from, j.to, maxAckWait) {
 		// Readers of what this proxy forwarded are served from memory;
 		// the rest came through other proxies.
 		f.warm(ctx, j.key, j.from, j.to)
@@ -198,6 +198,11 @@ func (f *Fetcher) runWarm(ctx context.Context, j warmJob) {
 	f.tail.finish(j)
 	close(j.done)
 }
+
+// maxAckWait bounds how long a warm of offsets waits for the owner's
+// acknowledgement of a produce this proxy forwards to the partition, which
+// would put them in the tail buffer, before it reads storage.
+const maxAckWait = 20 * time.Millisecond
 
 // maxWarmWait bounds how long a read of the tail waits for the warm of its
 // data; past it, the read loads (or joins the load of) the blocks itself.
@@ -230,7 +235,7 @@ func (f *Fetcher) awaitTail(ctx context.Context, key meta.PartitionID, off, hw i
 	timer := time.NewTimer(maxWarmWait)
 	defer timer.Stop()
 	for {
-		added := f.recent.added()
+		changed := f.recent.changed()
 		if b, ok := f.recent.read(key, off, hw, maxBytes); ok {
 			return b, true
 		}
@@ -241,7 +246,7 @@ func (f *Fetcher) awaitTail(ctx context.Context, key meta.PartitionID, off, hw i
 			return f.recent.read(key, off, hw, maxBytes)
 		case <-ctx.Done():
 			return nil, false
-		case <-added:
+		case <-changed:
 		}
 	}
 }
