@@ -123,7 +123,7 @@ func (r *recentBatches) add(key meta.PartitionID, epoch, base, last int64, batch
 		return
 	}
 	b := append([]byte(nil), batches...)
-	hs, err := segment.SplitBatches(b)
+	hs, err := segment.SplitVerifiedBatches(b) // the owner checked the CRCs
 	if err != nil {
 		return
 	}

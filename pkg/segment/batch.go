@@ -248,10 +248,18 @@ func AssignOffsets(b []byte, base int64) (next int64, err error) {
 // If b ends inside a batch or holds an invalid one, it returns the headers
 // before that batch and an error that tells the batch's byte position; the
 // error wraps [ErrTruncated] when b merely ends early.
-func SplitBatches(b []byte) ([]BatchHeader, error) {
+func SplitBatches(b []byte) ([]BatchHeader, error) { return splitBatches(b, true) }
+
+// SplitVerifiedBatches is SplitBatches for bytes whose batches were
+// validated before, CRCs included (a proxy's copy of batches their broker
+// accepted): it checks everything but the CRCs, which would be a second
+// pass over every byte.
+func SplitVerifiedBatches(b []byte) ([]BatchHeader, error) { return splitBatches(b, false) }
+
+func splitBatches(b []byte, crc bool) ([]BatchHeader, error) {
 	var hs []BatchHeader
 	for pos := 0; pos < len(b); {
-		h, err := ParseBatchHeader(b[pos:])
+		h, err := parseBatchHeader(b[pos:], crc)
 		if err != nil {
 			return hs, fmt.Errorf("batch at byte %d: %w", pos, err)
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/binary"
+	"errors"
 	"math"
 	"reflect"
 	"strings"
@@ -260,6 +261,23 @@ func TestSplitBatches(t *testing.T) {
 			t.Fatalf("cut %d: %d headers before the partial batch", cut, len(hs))
 		}
 	}
+
+	// SplitVerifiedBatches skips only the CRC: a flipped payload byte
+	// passes, a truncated or malformed batch still fails.
+	flipped := bytes.Clone(run)
+	flipped[len(run)-1] ^= 0xff
+	if _, err := SplitBatches(flipped); !errors.Is(err, ErrCRC) {
+		t.Fatalf("SplitBatches of a flipped byte: %v, want ErrCRC", err)
+	}
+	if hs, err := SplitVerifiedBatches(flipped); err != nil || len(hs) != 2 || hs[1].RecordCount != 4 {
+		t.Fatalf("SplitVerifiedBatches = %+v, %v", hs, err)
+	}
+	_, err = SplitVerifiedBatches(run[:len(run)-1])
+	wantErr(t, err, ErrTruncated, "partial trailing batch, verified")
+	bad := bytes.Clone(run)
+	bad[posMagic] = 1
+	_, err = SplitVerifiedBatches(bad)
+	wantErr(t, err, ErrVersion, "wrong magic, verified")
 }
 
 func TestParseBatchHeaderCorruption(t *testing.T) {
