@@ -165,7 +165,8 @@ func readUntil(ctx context.Context, c *client.Consumer, remaining map[int32]int6
 // E2E produces as Produce does while one consumer reads the topic from
 // its end, and reports consumed records per second and the latency from
 // Produce to Poll returning the record (the send time travels in the
-// first 8 bytes of each value).
+// first 8 bytes of each value), with the acknowledgement latency of the
+// same records. With ProtocolKafka both sides are franz-go clients.
 func E2E(ctx context.Context, cfg ProduceConfig, progress io.Writer) (*Summary, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -176,29 +177,20 @@ func E2E(ctx context.Context, cfg ProduceConfig, progress io.Writer) (*Summary, 
 		return nil, err
 	}
 	defer l.close()
-	cl := l.clients[0]
 	actx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	n, err := ensureTopic(actx, cl, cfg.Topic, cfg.Partitions)
+	var t tail
+	if cfg.Protocol == ProtocolKafka {
+		t, err = kafkaTail(actx, cfg)
+	} else {
+		t, err = sdkTail(actx, l.clients[0], cfg)
+	}
 	if err != nil {
 		return nil, err
 	}
-	c, err := cl.NewConsumer()
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	for p := range n {
-		o, err := cl.ListOffsets(actx, cfg.Topic, p, client.OffsetLatest)
-		if err != nil {
-			return nil, fmt.Errorf("bench: offsets of partition %d: %w", p, err)
-		}
-		if err := c.Seek(cfg.Topic, p, o.Offset); err != nil {
-			return nil, err
-		}
-	}
+	defer t.close()
 
-	r := &e2eReader{c: c, rec: rec, l: l, caughtUp: make(chan struct{})}
+	r := &e2eReader{poll: t.poll, rec: rec, l: l, caughtUp: make(chan struct{})}
 	cctx, stopConsumer := context.WithCancel(ctx)
 	defer stopConsumer()
 	var wg sync.WaitGroup
@@ -208,7 +200,7 @@ func E2E(ctx context.Context, cfg ProduceConfig, progress io.Writer) (*Summary, 
 	}
 	// Wait for the consumer to read every acknowledged record. (Once run
 	// has returned, finished is set, so either this check or the
-	// consumer's after its next Poll sees the last record.)
+	// consumer's after its next poll sees the last record.)
 	select {
 	case <-r.caughtUp:
 	case <-alreadyRead(r.consumed.Load() >= l.acked.Load()):
@@ -225,10 +217,48 @@ func E2E(ctx context.Context, cfg ProduceConfig, progress io.Writer) (*Summary, 
 	return rec.summary(end, cfg), nil
 }
 
+// tail is E2E's consumer, positioned at the end of every partition.
+type tail struct {
+	// poll returns the values of the next records read.
+	poll  func(context.Context) ([][]byte, error)
+	close func()
+}
+
+// sdkTail is an SDK consumer of the topic from its current end.
+func sdkTail(ctx context.Context, cl *client.Client, cfg ProduceConfig) (tail, error) {
+	n, err := ensureTopic(ctx, cl, cfg.Topic, cfg.Partitions)
+	if err != nil {
+		return tail{}, err
+	}
+	c, err := cl.NewConsumer()
+	if err != nil {
+		return tail{}, err
+	}
+	for p := range n {
+		o, err := cl.ListOffsets(ctx, cfg.Topic, p, client.OffsetLatest)
+		if err == nil {
+			err = c.Seek(cfg.Topic, p, o.Offset)
+		}
+		if err != nil {
+			c.Close()
+			return tail{}, fmt.Errorf("bench: offsets of partition %d: %w", p, err)
+		}
+	}
+	poll := func(ctx context.Context) ([][]byte, error) {
+		recs, err := c.Poll(ctx)
+		values := make([][]byte, len(recs))
+		for i, r := range recs {
+			values[i] = r.Value
+		}
+		return values, err
+	}
+	return tail{poll: poll, close: func() { c.Close() }}, nil
+}
+
 // e2eReader is E2E's consumer: it records each stamped record's latency
-// from Produce to Poll.
+// from Produce to poll.
 type e2eReader struct {
-	c        *client.Consumer
+	poll     func(context.Context) ([][]byte, error)
 	rec      *recorder
 	l        *load
 	consumed atomic.Int64
@@ -240,7 +270,7 @@ type e2eReader struct {
 // many records as were acknowledged.
 func (r *e2eReader) run(ctx context.Context) {
 	for {
-		recs, err := r.c.Poll(ctx)
+		values, err := r.poll(ctx)
 		if ctx.Err() != nil {
 			return
 		}
@@ -248,17 +278,17 @@ func (r *e2eReader) run(ctx context.Context) {
 			r.rec.failed(err)
 		}
 		now := time.Now().UnixNano()
-		for _, rc := range recs {
-			if len(rc.Value) < stampBytes {
+		for _, v := range values {
+			if len(v) < stampBytes {
 				continue
 			}
-			sent := int64(binary.BigEndian.Uint64(rc.Value))
-			r.rec.done(time.Duration(now-sent), len(rc.Value))
+			sent := int64(binary.BigEndian.Uint64(v))
+			r.rec.done(time.Duration(now-sent), len(v))
 		}
-		if len(recs) > 0 {
+		if len(values) > 0 {
 			r.lastRead.Store(now)
 		}
-		if r.consumed.Add(int64(len(recs))) >= r.l.acked.Load() && r.l.finished.Load() {
+		if r.consumed.Add(int64(len(values))) >= r.l.acked.Load() && r.l.finished.Load() {
 			close(r.caughtUp)
 			return
 		}

@@ -34,9 +34,6 @@ func (s kafkaSender) close(context.Context) error     { s.cl.Close(); return nil
 
 // startKafkaLoad starts the producers of a ProtocolKafka load.
 func startKafkaLoad(ctx context.Context, cfg ProduceConfig, stamp bool, rec *recorder) (*load, error) {
-	if stamp {
-		return nil, errors.New("bench: e2e runs over gRPC only; use produce and consume with --protocol kafka")
-	}
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Server), kgo.DefaultProduceTopic(cfg.Topic),
 		kgo.ProducerLinger(cfg.Linger), kgo.ProducerBatchCompression(kafkaCodecs[cfg.codecName()]),
@@ -45,7 +42,7 @@ func startKafkaLoad(ctx context.Context, cfg ProduceConfig, stamp bool, rec *rec
 	if cfg.MaxBatchBytes > 0 {
 		opts = append(opts, kgo.ProducerBatchMaxBytes(int32(min(cfg.MaxBatchBytes, 1<<30))))
 	}
-	l := &load{cfg: cfg, rec: rec}
+	l := &load{cfg: cfg, stamp: stamp, rec: rec}
 	for i := range cfg.Producers {
 		cl, err := kgo.NewClient(opts...)
 		if err != nil {
@@ -154,4 +151,32 @@ func consumeKafka(ctx context.Context, cfg ConsumeConfig, progress io.Writer) (*
 	}
 	stopTicker()
 	return rec.summary(time.Now(), cfg), nil
+}
+
+// kafkaTail is a franz-go consumer of the topic from its current end.
+func kafkaTail(ctx context.Context, cfg ProduceConfig) (tail, error) {
+	adm, err := kgo.NewClient(kgo.SeedBrokers(cfg.Server))
+	if err != nil {
+		return tail{}, err
+	}
+	ends, err := ensureKafkaTopic(ctx, kadm.NewClient(adm), cfg.Topic, cfg.Partitions)
+	adm.Close()
+	if err != nil {
+		return tail{}, err
+	}
+	start := map[int32]kgo.Offset{}
+	ends.Each(func(o kadm.ListedOffset) { start[o.Partition] = kgo.NewOffset().At(o.Offset) })
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Server), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{cfg.Topic: start}))
+	if err != nil {
+		return tail{}, err
+	}
+	poll := func(ctx context.Context) ([][]byte, error) {
+		fs := cl.PollFetches(ctx)
+		var values [][]byte
+		fs.EachRecord(func(r *kgo.Record) { values = append(values, r.Value) })
+		var err error
+		fs.EachError(func(_ string, _ int32, e error) { err = errors.Join(err, e) })
+		return values, err
+	}
+	return tail{poll: poll, close: cl.Close}, nil
 }
