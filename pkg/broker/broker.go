@@ -23,7 +23,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net/http"
 	"slices"
 	"sync"
@@ -443,19 +442,12 @@ func (s *Server) close() error {
 func (s *Server) releaseAll() int {
 	ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
 	defer cancel()
-	seen := map[meta.PartitionID]bool{}
-	for _, st := range s.view.Partitions() {
-		if st.Broker == s.id {
-			seen[meta.PartitionID{TopicID: st.TopicID, Partition: st.Partition}] = true
-		}
-	}
+	keys := s.ownedKeys()
 	s.mu.Lock()
-	for k, p := range s.parts {
-		seen[k] = true
+	for _, p := range s.parts {
 		s.dropLocked(p, apierr.Errorf(apierr.ErrShuttingDown, "broker %s is shutting down", s.id))
 	}
 	s.mu.Unlock()
-	keys := slices.SortedFunc(maps.Keys(seen), meta.PartitionID.Compare)
 	moved, err := s.handOff(ctx, keys, s.handoffTargets().next)
 	if err != nil {
 		s.log.Warn("release: some partitions were not handed off; their leases expire with this broker's", "err", err)

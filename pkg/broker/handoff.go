@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"time"
 
@@ -182,20 +183,7 @@ func (s *Server) Undrain(ctx context.Context, _ *stratav1.UndrainBrokerRequest) 
 func (s *Server) releaseKeys(req *stratav1.ReleasePartitionsRequest) ([]meta.PartitionID, error) {
 	var keys []meta.PartitionID
 	if len(req.GetPartitions()) == 0 {
-		seen := map[meta.PartitionID]bool{}
-		for _, st := range s.view.Partitions() {
-			if st.Broker == s.id {
-				seen[meta.PartitionID{TopicID: st.TopicID, Partition: st.Partition}] = true
-			}
-		}
-		s.mu.Lock()
-		for k := range s.parts {
-			seen[k] = true
-		}
-		s.mu.Unlock()
-		for k := range seen {
-			keys = append(keys, k)
-		}
+		keys = s.ownedKeys()
 	} else {
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -217,6 +205,24 @@ func (s *Server) releaseKeys(req *stratav1.ReleasePartitionsRequest) ([]meta.Par
 	}
 	slices.SortFunc(keys, meta.PartitionID.Compare)
 	return keys, nil
+}
+
+// ownedKeys returns, sorted, every partition this broker holds or the
+// view assigns to it (its view may lag an assignment it has not taken up
+// yet, or a move it has not noticed).
+func (s *Server) ownedKeys() []meta.PartitionID {
+	seen := map[meta.PartitionID]bool{}
+	for _, st := range s.view.Partitions() {
+		if st.Broker == s.id {
+			seen[meta.PartitionID{TopicID: st.TopicID, Partition: st.Partition}] = true
+		}
+	}
+	s.mu.Lock()
+	for k := range s.parts {
+		seen[k] = true
+	}
+	s.mu.Unlock()
+	return slices.SortedFunc(maps.Keys(seen), meta.PartitionID.Compare)
 }
 
 // awaitSettled waits until none of the partitions has produces buffered or

@@ -55,6 +55,13 @@ type recentPart struct {
 	batches []recentBatch
 }
 
+// active reports whether a reader fetched at the high watermark lately.
+func (p *recentPart) active() bool { return time.Since(p.seen) <= activeReaderWindow }
+
+// idle reports whether the partition may be forgotten: nothing kept,
+// nothing in flight, no recent reader.
+func (p *recentPart) idle() bool { return len(p.batches) == 0 && p.forwarding == 0 && !p.active() }
+
 type recentBatch struct {
 	base, last int64
 	b          []byte
@@ -97,7 +104,7 @@ const minSweep = 1024
 // cost stays proportional to the partitions watched. r.mu must be held.
 func (r *recentBatches) sweepLocked() {
 	for key, p := range r.parts {
-		if len(p.batches) == 0 && p.forwarding == 0 && time.Since(p.seen) > activeReaderWindow {
+		if p.idle() {
 			delete(r.parts, key)
 		}
 	}
@@ -106,26 +113,27 @@ func (r *recentBatches) sweepLocked() {
 
 // watched reports whether key had a reader at its high watermark lately.
 func (r *recentBatches) watched(key meta.PartitionID) bool {
-	if r.budget <= 0 {
-		return false
-	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	p := r.parts[key]
-	return p != nil && time.Since(p.seen) <= activeReaderWindow
+	return p != nil && p.active()
 }
 
 // add keeps a copy of batches, which the owner at epoch acknowledged at
-// offsets base.., stamped as the owner stamped them. Batches that do not
-// parse or do not add up to the acknowledged offsets are not kept.
-func (r *recentBatches) add(key meta.PartitionID, epoch, base, last int64, batches []byte) {
-	if epoch <= 0 || len(batches) > r.budget || !r.watched(key) {
-		return
+// offsets base.., stamped as the owner stamped them, if key is watched,
+// and reports whether it is. Batches that do not parse or do not add up
+// to the acknowledged offsets are not kept.
+func (r *recentBatches) add(key meta.PartitionID, epoch, base, last int64, batches []byte) (watched bool) {
+	if !r.watched(key) {
+		return false
+	}
+	if epoch <= 0 || len(batches) > r.budget {
+		return true
 	}
 	b := append([]byte(nil), batches...)
 	hs, err := segment.SplitVerifiedBatches(b) // the owner checked the CRCs
 	if err != nil {
-		return
+		return true
 	}
 	kept := make([]recentBatch, 0, len(hs))
 	next, pos := base, 0
@@ -138,7 +146,7 @@ func (r *recentBatches) add(key meta.PartitionID, epoch, base, last int64, batch
 		pos += h.Size()
 	}
 	if next != last+1 {
-		return
+		return true
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -147,6 +155,7 @@ func (r *recentBatches) add(key meta.PartitionID, epoch, base, last int64, batch
 	}
 	r.evictLocked()
 	r.notifyLocked()
+	return true
 }
 
 // notifyLocked wakes the waiters on changed. r.mu must be held.
@@ -166,13 +175,10 @@ func (r *recentBatches) changed() <-chan struct{} {
 // begin notes a produce to key that this proxy starts forwarding, if key
 // is watched; it reports whether it noted one, to be ended with end.
 func (r *recentBatches) begin(key meta.PartitionID) bool {
-	if r.budget <= 0 {
-		return false
-	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	p := r.parts[key]
-	if p == nil || time.Since(p.seen) > activeReaderWindow {
+	if p == nil || !p.active() {
 		return false
 	}
 	p.forwarding++
@@ -264,7 +270,7 @@ func (r *recentBatches) evictLocked() {
 		}
 		r.size -= len(bs[i].b)
 		p.batches = append(bs[:i], bs[i+1:]...)
-		if len(p.batches) == 0 && p.forwarding == 0 && time.Since(p.seen) > activeReaderWindow {
+		if p.idle() {
 			delete(r.parts, ref.key)
 		}
 	}
@@ -278,18 +284,10 @@ func (r *recentBatches) evictLocked() {
 // false when no kept batch holds off. A single batch is returned without a
 // copy: read it, never modify it.
 func (r *recentBatches) read(key meta.PartitionID, off, hw int64, maxBytes int) (out []byte, ok bool) {
-	if r.budget <= 0 {
-		return nil, false
-	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	p := r.parts[key]
-	if p == nil {
-		return nil, false
-	}
-	bs := p.batches
-	i := sort.Search(len(bs), func(i int) bool { return bs[i].last >= off })
-	if i == len(bs) || bs[i].base > off || bs[i].last >= hw {
+	bs, i := r.holdingLocked(key, off)
+	if i < 0 || bs[i].last >= hw {
 		return nil, false
 	}
 	out, next, copied := bs[i].b, bs[i].last+1, false
@@ -306,21 +304,32 @@ func (r *recentBatches) read(key meta.PartitionID, off, hw int64, maxBytes int) 
 	return out, true
 }
 
+// holdingLocked returns key's kept batches and the index of the one that
+// holds off, or -1. A disabled buffer (budget 0 or less) keeps nothing:
+// watch never adds a partition to it. r.mu must be held.
+func (r *recentBatches) holdingLocked(key meta.PartitionID, off int64) ([]recentBatch, int) {
+	p := r.parts[key]
+	if p == nil {
+		return nil, -1
+	}
+	bs := p.batches
+	i := sort.Search(len(bs), func(i int) bool { return bs[i].last >= off })
+	if i == len(bs) || bs[i].base > off {
+		return bs, -1
+	}
+	return bs, i
+}
+
 // covers reports whether kept batches hold every offset of key from
 // from to to-1.
 func (r *recentBatches) covers(key meta.PartitionID, from, to int64) bool {
-	if r.budget <= 0 || from >= to {
+	if from >= to {
 		return false
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	p := r.parts[key]
-	if p == nil {
-		return false
-	}
-	bs := p.batches
-	i := sort.Search(len(bs), func(i int) bool { return bs[i].last >= from })
-	if i == len(bs) || bs[i].base > from {
+	bs, i := r.holdingLocked(key, from)
+	if i < 0 {
 		return false
 	}
 	for next := bs[i].base; i < len(bs) && bs[i].base == next; i++ {

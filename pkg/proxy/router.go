@@ -163,11 +163,9 @@ func (r *Router) Produce(ctx context.Context, topic string, partition int32, bat
 // watermark: it keeps them, then moves the view's high watermark past
 // them, which wakes those readers before the commit's watch event comes.
 func (r *Router) acknowledged(key meta.PartitionID, resp *stratav1.ProduceResponse, batches []byte) {
-	if !r.recent.watched(key) {
-		return
+	if r.recent.add(key, resp.GetEpoch(), resp.GetBaseOffset(), resp.GetLastOffset(), batches) {
+		r.view.Advance(key.TopicID, key.Partition, resp.GetLastOffset()+1)
 	}
-	r.recent.add(key, resp.GetEpoch(), resp.GetBaseOffset(), resp.GetLastOffset(), batches)
-	r.view.Advance(key.TopicID, key.Partition, resp.GetLastOffset()+1)
 }
 
 // send makes one produce attempt at the owner of rt. The attempt ends at
