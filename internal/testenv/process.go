@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -20,14 +21,54 @@ import (
 // DefaultReadyTimeout bounds how long a process may take to become ready.
 const DefaultReadyTimeout = 90 * time.Second
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago and
+// that no other caller in this process has been given.
+//
+// The port lies below the kernel's ephemeral range, never in it. A test
+// that kills a process and restarts it on the same address needs the port
+// to stay free in between; a port from the ephemeral range (what
+// listening on ":0" returns) can meanwhile become the source port of any
+// outgoing connection, or the port of any ":0" listener, on the machine,
+// and the restart then fails with "address already in use".
 func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("testenv: free port: %w", err)
+	low, high := freePortRange()
+	ports.mu.Lock()
+	defer ports.mu.Unlock()
+	for range 1000 {
+		p := low + rand.IntN(high-low)
+		if ports.given[p] {
+			continue
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		if err != nil {
+			continue // taken by someone else
+		}
+		l.Close()
+		ports.given[p] = true
+		return p, nil
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, fmt.Errorf("testenv: free port: none free in [%d, %d)", low, high)
+}
+
+// ports remembers what FreePort handed out, so that two callers in one
+// test process never get the same port.
+var ports = struct {
+	mu    sync.Mutex // guards given
+	given map[int]bool
+}{given: map[int]bool{}}
+
+// freePortRange is where FreePort looks: from 10000 (above the fixed ports
+// the project's defaults use) to the start of the kernel's ephemeral range.
+func freePortRange() (low, high int) {
+	low, high = 10000, 32768 // Linux's default ephemeral range starts at 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > low+1000 {
+				high = n
+			}
+		}
+	}
+	return low, high
 }
 
 // FreeAddr returns "127.0.0.1:PORT" for a port that was free a moment ago.
