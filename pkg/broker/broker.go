@@ -461,7 +461,7 @@ func (s *Server) ownershipLoop(ctx context.Context) {
 	t := time.NewTicker(reconcileEvery)
 	defer t.Stop()
 	for {
-		ch := s.view.Changed()
+		ch := s.view.PlacementChanged()
 		s.reconcile()
 		select {
 		case <-ch:

@@ -59,7 +59,7 @@ func (s *Server) livenessLoop(ctx context.Context) {
 		}
 	}()
 	for {
-		changed := s.view.Changed()
+		changed := s.view.PlacementChanged()
 		live := map[string]meta.BrokerInfo{}
 		for _, b := range s.view.Brokers() {
 			live[b.ID] = b

@@ -97,7 +97,7 @@ func (s *Server) placementLoop(ctx context.Context) {
 	defer wake.Stop()
 	for {
 		// Take the channel before reading the view, so no change is missed.
-		changed := s.view.Changed()
+		changed := s.view.PlacementChanged()
 		if d := s.placementPass(ctx, r); d > 0 {
 			wake.Reset(d)
 		}

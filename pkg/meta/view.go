@@ -40,8 +40,10 @@ type View struct {
 	// partitions by topic ID, then partition.
 	partitions map[string]map[int32]PartitionState
 	brokers    map[string]BrokerInfo
-	// changed is closed and replaced on every change.
-	changed chan struct{}
+	// changed is closed and replaced on every change; placed on every
+	// change but those that only move a partition's next offset or
+	// producer state (commits), which are most of them.
+	changed, placed chan struct{}
 }
 
 // NewView returns a View of s; Start fills it.
@@ -56,6 +58,7 @@ func NewView(s *Store) *View {
 		partitions: map[string]map[int32]PartitionState{},
 		brokers:    map[string]BrokerInfo{},
 		changed:    make(chan struct{}),
+		placed:     make(chan struct{}),
 	}
 }
 
@@ -135,8 +138,18 @@ func follow[T any](ctx context.Context, v *View, what string,
 	}
 }
 
-// notifyLocked wakes every waiter on Changed. v.mu must be held for writing.
+// notifyLocked wakes every waiter on Changed and on PlacementChanged. v.mu
+// must be held for writing.
 func (v *View) notifyLocked() {
+	close(v.placed)
+	v.placed = make(chan struct{})
+	v.notifyCommitLocked()
+}
+
+// notifyCommitLocked wakes the waiters on Changed only: for a change that
+// moved a partition's next offset or producer state and nothing else.
+// v.mu must be held for writing.
+func (v *View) notifyCommitLocked() {
 	close(v.changed)
 	v.changed = make(chan struct{})
 }
@@ -217,16 +230,21 @@ func (v *View) Advance(topicID string, partition int32, next int64) {
 	}
 	st.NextOffset = next
 	v.putPartitionLocked(st)
-	v.notifyLocked()
+	v.notifyCommitLocked()
 }
 
 func (v *View) applyPartition(ev Event[PartitionState]) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	was, known := v.partitions[ev.Value.TopicID][ev.Value.Partition]
 	if ev.Type == EventDelete {
 		delete(v.partitions[ev.Value.TopicID], ev.Value.Partition)
 	} else {
 		v.putPartitionLocked(ev.Value)
+	}
+	if ev.Type != EventDelete && known && was.Broker == ev.Value.Broker && was.Epoch == ev.Value.Epoch {
+		v.notifyCommitLocked() // a commit: same owner, same epoch
+		return
 	}
 	v.notifyLocked()
 }
@@ -264,6 +282,19 @@ func (v *View) Changed() <-chan struct{} {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	return v.changed
+}
+
+// PlacementChanged is Changed for those who follow where partitions are
+// rather than how far they have been written: it is closed at the next
+// change of a topic, a broker, or a partition's owner or epoch (and at
+// every fresh listing), not at commits, which move only a partition's next
+// offset and producer state. Brokers reconciling what they own and the
+// coordinator placing partitions wait on it: a full pass over every
+// partition on every commit grows with partitions × commits.
+func (v *View) PlacementChanged() <-chan struct{} {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.placed
 }
 
 // Topic returns the topic named name.

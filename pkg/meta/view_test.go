@@ -185,3 +185,57 @@ func TestViewAdvance(t *testing.T) {
 	}
 	waitFor(t, v, "the commit past the advance", func() bool { st, _ := v.Partition(top.ID, 0); return st.NextOffset == 30 })
 }
+
+// TestViewPlacementChanged: an assignment, a new broker and a new topic
+// wake PlacementChanged's waiters; a commit (next offset and producers
+// only) and an Advance wake Changed's and not PlacementChanged's.
+func TestViewPlacementChanged(t *testing.T) {
+	s := newStore(t)
+	ctx, cancel := context.WithCancel(testCtx(t))
+	defer cancel()
+	top := createTopic(t, s, "placed", 1)
+	v := meta.NewView(s)
+	v.Start(ctx)
+	<-v.Ready()
+
+	placed := v.PlacementChanged()
+	assign(t, s, top.ID, 0, "b1")
+	waitFor(t, v, "the assignment", func() bool { st, _ := v.Partition(top.ID, 0); return st.Broker == "b1" })
+	select {
+	case <-placed:
+	default:
+		t.Fatal("an assignment did not wake PlacementChanged")
+	}
+
+	placed = v.PlacementChanged()
+	if errs := s.CommitSegments(ctx, []meta.Commit{{Broker: "b1", Epoch: 1, Entry: entry(top.ID, 0, 0, 9)}}); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	waitFor(t, v, "the commit", func() bool { st, _ := v.Partition(top.ID, 0); return st.NextOffset == 9 })
+	v.Advance(top.ID, 0, 20)
+	select {
+	case <-placed:
+		t.Fatal("a commit or an Advance woke PlacementChanged")
+	default:
+	}
+
+	reg, err := s.RegisterBroker(ctx, meta.BrokerInfo{ID: "b2", Addr: "127.0.0.1:1"}, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close(ctx)
+	waitFor(t, v, "the broker", func() bool { _, ok := v.Broker("b2"); return ok })
+	select {
+	case <-placed:
+	default:
+		t.Fatal("a new broker did not wake PlacementChanged")
+	}
+	placed = v.PlacementChanged()
+	createTopic(t, s, "later", 1)
+	waitFor(t, v, "the new topic", func() bool { _, ok := v.Topic("later"); return ok })
+	select {
+	case <-placed:
+	default:
+		t.Fatal("a new topic did not wake PlacementChanged")
+	}
+}
