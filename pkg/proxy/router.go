@@ -115,7 +115,7 @@ func (r *Router) Produce(ctx context.Context, topic string, partition int32, bat
 		prev  route
 	)
 	for {
-		changed := r.view.Changed()
+		changed := r.view.PlacementChanged()
 		rt, ok := r.routeOf(t.ID, partition)
 		if !ok {
 			return ProduceResult{}, apierr.Errorf(apierr.ErrUnknownTopic, "topic %q was deleted", topic)
@@ -255,7 +255,8 @@ func (r *Router) gaveUp(ctx context.Context, topic string, partition int32, last
 
 // waitRoute waits until the partition's route differs from failed, backoff
 // passes, ctx ends (ctx.Err()) or the server shuts down (ErrShuttingDown).
-// changed must be the view's Changed channel taken before failed was read.
+// changed must be the view's PlacementChanged channel taken before failed
+// was read.
 func (r *Router) waitRoute(ctx context.Context, changed <-chan struct{}, topicID string, partition int32, failed route, backoff time.Duration) error {
 	timer := time.NewTimer(backoff)
 	defer timer.Stop()
@@ -268,7 +269,7 @@ func (r *Router) waitRoute(ctx context.Context, changed <-chan struct{}, topicID
 		case <-timer.C:
 			return nil
 		case <-changed:
-			changed = r.view.Changed()
+			changed = r.view.PlacementChanged()
 			if rt, ok := r.routeOf(topicID, partition); !ok || rt != failed {
 				return nil
 			}
@@ -350,11 +351,11 @@ func (p *connPool) close() {
 }
 
 // pruneLoop closes connections to brokers that left the view and cuts
-// off forwards whose partition moved, on every change of the view, until
-// ctx ends.
+// off forwards whose partition moved, whenever the view's brokers or
+// owners change, until ctx ends.
 func (r *Router) pruneLoop(ctx context.Context) {
 	for {
-		ch := r.view.Changed()
+		ch := r.view.PlacementChanged()
 		live := map[string]bool{}
 		for _, b := range r.view.Brokers() {
 			live[b.Addr] = true
