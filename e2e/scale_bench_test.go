@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/strata-mq/strata/internal/testenv"
 	"github.com/strata-mq/strata/pkg/client"
 )
 
@@ -24,7 +25,9 @@ import (
 // 10,000 partitions of one topic on four real brokers, and reports what
 // grows with the partition count: the time to place a new topic's
 // partitions, etcd keys per partition, etcd requests per second, PUTs
-// per second per broker, and the brokers' and proxy's resident memory.
+// per second per broker, the brokers' and proxy's resident memory, and
+// the time until every partition is served again after a cold start of
+// the brokers and the coordinator.
 //
 //	go test ./e2e -run '^$' -bench Partitions -benchtime 1x
 func BenchmarkPartitions(b *testing.B) {
@@ -82,6 +85,61 @@ func scaleRun(b *testing.B, partitions int32) {
 	}
 	b.ReportMetric(brokerRSS, "broker-MiB")
 	b.ReportMetric(rssMiB(b, c.Proxy.Pid()), "proxy-MiB")
+	b.ReportMetric(coldStart(b, ctx, c, cl, int(partitions)).Seconds(), "cold-start-s")
+}
+
+// coldStart kills (SIGKILL) every broker and the coordinator, starts them
+// again, and returns the time from the first start until every partition
+// is served again: owned by a live broker at a higher epoch than before
+// the kill, so the killed processes are fenced off.
+func coldStart(b *testing.B, ctx context.Context, c *Cluster, cl *client.Client, partitions int) time.Duration {
+	type key struct {
+		topic     string
+		partition int32
+	}
+	epochs := func() (map[key]int64, error) {
+		st, err := cl.ClusterStatus(ctx)
+		if err != nil {
+			return nil, err
+		}
+		m := map[key]int64{}
+		for _, br := range st.Brokers {
+			for _, p := range br.Partitions {
+				m[key{p.Topic, p.Partition}] = p.Epoch
+			}
+		}
+		return m, nil
+	}
+	before, err := epochs()
+	if err != nil {
+		b.Fatal(err)
+	}
+	servers := append(append([]*testenv.Process(nil), c.Coordinators...), c.Brokers...)
+	for _, p := range servers {
+		p.Kill()
+	}
+	start := time.Now()
+	for _, p := range servers {
+		if err := p.Start(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for {
+		now, err := epochs()
+		served := 0
+		for k, e := range now {
+			if e > before[k] {
+				served++
+			}
+		}
+		if err == nil && served == partitions {
+			return time.Since(start)
+		}
+		if ctx.Err() != nil {
+			b.Fatalf("after a cold start %d of %d partitions served (last error %v)", served, partitions, err)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the status, bounded by ctx
+	}
 }
 
 // assigned counts the partitions the status shows on live brokers.

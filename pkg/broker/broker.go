@@ -316,30 +316,42 @@ func (s *Server) fencePredecessor(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	bumped := map[meta.PartitionID]int64{}
+	var as []meta.Assignment
 	for _, st := range parts {
-		if st.Broker != s.id {
-			continue
+		if st.Broker == s.id {
+			as = append(as, meta.Assignment{Prev: st, Broker: s.id})
 		}
-		next, err := s.cfg.Meta.AssignPartition(ctx, st, s.id)
+	}
+	if len(as) == 0 {
+		return nil
+	}
+	// In batches: thousands of partitions at one transaction each took
+	// seconds before the broker served any of them.
+	next, errs := s.cfg.Meta.AssignPartitions(ctx, as)
+	bumped := make(map[meta.PartitionID]int64, len(as))
+	for i, err := range errs {
 		if errors.Is(err, meta.ErrConflict) {
 			continue // moved meanwhile: whoever moved it bumped the epoch
 		}
 		if err != nil {
 			return err
 		}
-		bumped[meta.PartitionID{TopicID: st.TopicID, Partition: st.Partition}] = next.Epoch
+		bumped[meta.PartitionID{TopicID: next[i].TopicID, Partition: next[i].Partition}] = next[i].Epoch
 	}
 	if len(bumped) == 0 {
 		return nil
 	}
 	s.log.Info("took back the partitions of this broker id's previous process at a new epoch", "partitions", len(bumped))
-	// Serve them only once the View shows the new epochs, so that the
-	// first reconcile does not adopt an old one.
+	return s.awaitEpochs(ctx, bumped)
+}
+
+// awaitEpochs waits until the View shows each partition at its epoch in
+// want or later, so that the first reconcile does not adopt an old one.
+func (s *Server) awaitEpochs(ctx context.Context, want map[meta.PartitionID]int64) error {
 	for {
-		ch := s.view.Changed()
+		ch := s.view.PlacementChanged()
 		caughtUp := true
-		for k, epoch := range bumped {
+		for k, epoch := range want {
 			if st, ok := s.view.Partition(k.TopicID, k.Partition); !ok || st.Epoch < epoch {
 				caughtUp = false
 				break

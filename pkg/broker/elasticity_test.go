@@ -11,6 +11,7 @@ import (
 
 	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
 	"github.com/strata-mq/strata/pkg/apierr"
+	"github.com/strata-mq/strata/pkg/meta"
 	"github.com/strata-mq/strata/pkg/objstore"
 	"github.com/strata-mq/strata/pkg/segment"
 )
@@ -345,5 +346,42 @@ func TestIdempotentRetryFromLog(t *testing.T) {
 	resp, err := send(idemBatch(t, "part", 99, 1, 1))
 	if err != nil || resp.BaseOffset != reqs[0].base+1 || resp.LastOffset != reqs[0].base+1 {
 		t.Fatalf("retry of sequence 1: %v, %v; want offset %d", resp, err, reqs[0].base+1)
+	}
+}
+
+// TestStartFencesPredecessor: partitions etcd still assigns to this
+// broker's ID — a killed predecessor's, more than one transaction holds —
+// are owned at once when the broker is ready, each at a higher epoch, so
+// the predecessor's commits at the old epochs are refused.
+func TestStartFencesPredecessor(t *testing.T) {
+	m := newMeta(t)
+	ctx := testCtx(t)
+	const n = 300 // several AssignPartitions transactions
+	top, err := m.CreateTopic(ctx, meta.Topic{Name: "fence", Partitions: n, RetentionMs: -1, RetentionBytes: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := fmt.Sprintf("b-%d", brokerSeq.Add(1))
+	old := make([]meta.PartitionState, n)
+	for p := range int32(n) {
+		st, err := m.GetPartition(ctx, top.ID, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if old[p], err = m.AssignPartition(ctx, st, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := newEnv(t, func(c *Config) { c.Meta, c.ID, c.ReplaceRegistration = m, id, true })
+	for p := range int32(n) {
+		ep, ok := e.b.ownedEpoch(top.ID, p)
+		if !ok || ep <= old[p].Epoch {
+			t.Fatalf("partition %d right after Ready: owned %v at epoch %d, want above the predecessor's %d", p, ok, ep, old[p].Epoch)
+		}
+	}
+	errs := m.CommitSegments(ctx, []meta.Commit{{Broker: id, Epoch: old[0].Epoch, Entry: meta.SegmentEntry{
+		TopicID: top.ID, Partition: 0, FirstOffset: 0, LastOffset: 0, ObjectKey: "stale", ObjectSize: 1, Len: 1}}})
+	if !errors.Is(errs[0], meta.ErrFenced) {
+		t.Fatalf("the predecessor's commit at epoch %d: %v, want ErrFenced", old[0].Epoch, errs[0])
 	}
 }
