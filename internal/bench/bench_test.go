@@ -86,6 +86,23 @@ func TestProduceConsumeE2E(t *testing.T) {
 	}
 }
 
+// TestE2EConsumeServer reads through a second address of the proxy
+// (ConsumeServer): every fetch goes there and every produce to Server.
+func TestE2EConsumeServer(t *testing.T) {
+	f := clienttest.Start(t)
+	second := f.Serve(t, "127.0.0.1:0")
+	cfg := ProduceConfig{Server: f.Addr(), ConsumeServer: second.Addr, Topic: "t", Partitions: 2, RecordBytes: 256,
+		Producers: 1, Linger: time.Millisecond, Duration: time.Second, Rate: 2000}
+	s, err := E2E(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSummary(t, s, "e2e")
+	if second.Fetches.Load() == 0 || second.Produces.Load() != 0 {
+		t.Fatalf("second address got %d fetches and %d produces, want fetches only", second.Fetches.Load(), second.Produces.Load())
+	}
+}
+
 func TestS3AndPlots(t *testing.T) {
 	dir := t.TempDir()
 	store, err := objstore.NewFS(filepath.Join(dir, "store"))

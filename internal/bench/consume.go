@@ -179,12 +179,7 @@ func E2E(ctx context.Context, cfg ProduceConfig, progress io.Writer) (*Summary, 
 	defer l.close()
 	actx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	var t tail
-	if cfg.Protocol == ProtocolKafka {
-		t, err = kafkaTail(actx, cfg)
-	} else {
-		t, err = sdkTail(actx, l.clients[0], cfg)
-	}
+	t, err := startTail(actx, l, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -215,6 +210,35 @@ func E2E(ctx context.Context, cfg ProduceConfig, progress io.Writer) (*Summary, 
 		end = t
 	}
 	return rec.summary(end, cfg), nil
+}
+
+// startTail starts E2E's consumer: through the first producer's client,
+// or through its own connection to ConsumeServer when set.
+func startTail(ctx context.Context, l *load, cfg ProduceConfig) (tail, error) {
+	if cfg.ConsumeServer != "" {
+		cfg.Server = cfg.ConsumeServer
+	}
+	if cfg.Protocol == ProtocolKafka {
+		return kafkaTail(ctx, cfg)
+	}
+	if cfg.ConsumeServer == "" {
+		return sdkTail(ctx, l.clients[0], cfg)
+	}
+	cl, err := client.New(cfg.Server)
+	if err != nil {
+		return tail{}, err
+	}
+	t, err := sdkTail(ctx, cl, cfg)
+	if err != nil {
+		cl.Close()
+		return tail{}, err
+	}
+	stop := t.close
+	t.close = func() {
+		stop()
+		cl.Close()
+	}
+	return t, nil
 }
 
 // tail is E2E's consumer, positioned at the end of every partition.

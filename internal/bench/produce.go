@@ -75,6 +75,10 @@ type ProduceConfig struct {
 	// Duration is the measured time; Warmup runs before it, unmeasured.
 	Duration time.Duration `json:"duration"`
 	Warmup   time.Duration `json:"warmup"`
+	// ConsumeServer, for E2E only, is where the consumer connects when it
+	// is not Server (same protocol): another proxy, so that records are
+	// read through a proxy that did not forward them. Empty: Server.
+	ConsumeServer string `json:"consume_server,omitempty"`
 }
 
 // Validate checks the settings.

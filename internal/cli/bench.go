@@ -117,6 +117,9 @@ func benchLoadCmd(kind, summary string, run func(context.Context, bench.ProduceC
 			fs.DurationVar(&cfg.Duration, "duration", bench.DefaultDuration, "measured time")
 			fs.DurationVar(&cfg.Warmup, "warmup", 0, "unmeasured time before it")
 			kafkaAddr := benchProtocolFlags(fs, &cfg.Protocol)
+			if kind == "e2e" {
+				fs.StringVar(&cfg.ConsumeServer, "consume-server", "", "read through this proxy address instead (gRPC, or Kafka with --protocol kafka): another proxy than the producer's")
+			}
 			out := benchOutputFlags(fs)
 			return func(ctx context.Context, a *App, args []string) error {
 				if err := exactArgs(args); err != nil {

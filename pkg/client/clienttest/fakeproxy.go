@@ -85,9 +85,10 @@ func Start(t testing.TB) *FakeProxy {
 type Listener struct {
 	// Addr is the address served.
 	Addr string
-	// Produces counts the Produce calls that arrived here.
-	Produces atomic.Int64
-	srv      *rpc.Server
+	// Produces and Fetches count the Produce and Fetch calls that arrived
+	// here.
+	Produces, Fetches atomic.Int64
+	srv               *rpc.Server
 }
 
 // Stop closes the listener and every connection to it at once, as when a
@@ -105,8 +106,11 @@ func (f *FakeProxy) Serve(t testing.TB, addr string, opts ...rpc.ServerOption) *
 	}
 	fl := &Listener{Addr: l.Addr().String()}
 	count := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-		if _, ok := req.(*stratav1.ProduceRequest); ok {
+		switch req.(type) {
+		case *stratav1.ProduceRequest:
 			fl.Produces.Add(1)
+		case *stratav1.FetchRequest:
+			fl.Fetches.Add(1)
 		}
 		return h(ctx, req)
 	}
