@@ -312,13 +312,21 @@ func (f *Fetcher) batchesAt(ctx context.Context, topic, id string, p int32, pos 
 	}
 }
 
+// listAhead is how many entries a miss of the entry cache lists from
+// etcd at once: the one holding the offset and those after it, which a
+// reader behind the tail reads next. One listing instead of a lookup per
+// entry: a reader through a proxy that did not forward the records (no
+// tail buffer) otherwise paid an etcd round trip per entry, in series,
+// and fell behind the producer.
+const listAhead = 16
+
 // entry returns the segment entry that holds pos, from the entry cache or
-// from etcd.
+// from etcd (with the entries after it, see listAhead).
 func (f *Fetcher) entry(ctx context.Context, topic string, key meta.PartitionID, pos int64) (meta.SegmentEntry, error) {
 	if e, ok := f.entries.find(key, pos); ok {
 		return e, nil
 	}
-	e, err := f.meta.FindSegment(ctx, key.TopicID, key.Partition, pos)
+	e, err := f.listEntries(ctx, key, pos)
 	switch {
 	case errors.Is(err, meta.ErrNotFound):
 		// Retention may have moved the log start past pos.
@@ -332,8 +340,26 @@ func (f *Fetcher) entry(ctx context.Context, topic string, key meta.PartitionID,
 	if verr := e.Validate(); verr != nil {
 		return meta.SegmentEntry{}, fmt.Errorf("%w: %s/%d: %v", ErrCorruptData, topic, key.Partition, verr)
 	}
-	f.entries.add(key, e)
 	return e, nil
+}
+
+// listEntries reads from etcd the entry holding pos and up to listAhead-1
+// entries after it, caches the valid ones, and returns the first: an
+// entry holding pos (meta.ErrNotFound if none does), valid or not.
+func (f *Fetcher) listEntries(ctx context.Context, key meta.PartitionID, pos int64) (meta.SegmentEntry, error) {
+	es, err := f.meta.ListSegments(ctx, key.TopicID, key.Partition, pos, listAhead)
+	if err != nil {
+		return meta.SegmentEntry{}, err
+	}
+	if len(es) == 0 || es[0].FirstOffset > pos || es[0].LastOffset < pos {
+		return meta.SegmentEntry{}, fmt.Errorf("%w: no segment of %s/%d holds offset %d", meta.ErrNotFound, key.TopicID, key.Partition, pos)
+	}
+	for _, e := range es {
+		if e.Validate() == nil {
+			f.entries.add(key, e)
+		}
+	}
+	return es[0], nil
 }
 
 // readChunk reads an entry's whole chunk through the block cache, loading

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -91,6 +92,27 @@ func TestFetchCache(t *testing.T) {
 	}
 	if !slices.Equal(first.Batches, second.Batches) {
 		t.Fatal("cached fetch returned different bytes")
+	}
+}
+
+// TestFetchListsEntriesAhead: a fetch that misses the entry cache lists
+// the entries after the one it reads in the same etcd read, so that a
+// reader working through the log (one behind the tail, or on a proxy that
+// did not forward the records) does not pay an etcd round trip per entry.
+func TestFetchListsEntriesAhead(t *testing.T) {
+	e := newEnv(t)
+	fill(t, e, "ahead") // six entries of five records: 0..29
+	top, _ := e.srv.view.Topic("ahead")
+	key := meta.PartitionID{TopicID: top.ID, Partition: 0}
+	e.fetch(&stratav1.FetchRequest{Topic: "ahead", Offset: 0, MaxBytes: 1}) // reads the first entry only
+	for off := int64(5); off < 30; off += 5 {
+		if _, ok := e.srv.fetcher.entries.find(key, off); !ok {
+			t.Fatalf("after a fetch at 0, the entry cache lacks the entry holding %d", off)
+		}
+	}
+	// Past the high watermark nothing is found, and nothing is invented.
+	if _, err := e.srv.fetcher.listEntries(e.ctx, key, 30); !errors.Is(err, meta.ErrNotFound) {
+		t.Fatalf("listing at the high watermark: %v, want ErrNotFound", err)
 	}
 }
 

@@ -252,27 +252,32 @@ func (f *Fetcher) awaitTail(ctx context.Context, key meta.PartitionID, off, hw i
 }
 
 // warm reads the entries holding offsets from..to-1 through the cache.
+// The entries are found with one etcd listing (listEntries) and read
+// concurrently: each is usually in another flush's object.
 func (f *Fetcher) warm(ctx context.Context, key meta.PartitionID, from, to int64) {
 	ctx, cancel := context.WithTimeout(ctx, warmTimeout)
 	defer cancel()
+	var es []meta.SegmentEntry
 	for n := 0; from < to && n < maxWarmEntries; n++ {
 		e, ok := f.entries.find(key, from)
 		if !ok {
 			var err error
-			if e, err = f.meta.FindSegment(ctx, key.TopicID, key.Partition, from); err != nil {
-				return
+			if e, err = f.listEntries(ctx, key, from); err != nil || e.Validate() != nil {
+				break
 			}
-			if e.Validate() != nil {
-				return
-			}
-			f.entries.add(key, e)
 		}
-		_, err := f.cache.ReadRangeClass(ctx, cache.Warm, e.ObjectKey, e.ObjectSize, e.Pos, e.Len,
-			func(ctx context.Context, off, n int64) ([]byte, error) { return f.store.Get(ctx, e.ObjectKey, off, n) })
-		if err != nil {
-			f.log.Debug("warming the tail failed", "topic_id", key.TopicID, "partition", key.Partition, "offset", from, "err", err)
-			return
-		}
+		es = append(es, e)
 		from = e.LastOffset + 1
 	}
+	var wg sync.WaitGroup
+	for _, e := range es {
+		wg.Go(func() {
+			_, err := f.cache.ReadRangeClass(ctx, cache.Warm, e.ObjectKey, e.ObjectSize, e.Pos, e.Len,
+				func(ctx context.Context, off, n int64) ([]byte, error) { return f.store.Get(ctx, e.ObjectKey, off, n) })
+			if err != nil {
+				f.log.Debug("warming the tail failed", "topic_id", key.TopicID, "partition", key.Partition, "offset", e.FirstOffset, "err", err)
+			}
+		})
+	}
+	wg.Wait()
 }
