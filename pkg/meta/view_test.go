@@ -27,6 +27,19 @@ func waitFor(t *testing.T, v *meta.View, what string, cond func() bool) {
 	}
 }
 
+// startedView returns a store and a ready View of it, stopped at the end
+// of the test, and the test's context.
+func startedView(t *testing.T) (*meta.Store, *meta.View, context.Context) {
+	t.Helper()
+	s := newStore(t)
+	ctx, cancel := context.WithCancel(testCtx(t))
+	t.Cleanup(cancel)
+	v := meta.NewView(s)
+	v.Start(ctx)
+	<-v.Ready()
+	return s, v, ctx
+}
+
 func TestView(t *testing.T) {
 	s := newStore(t)
 	ctx, cancel := context.WithCancel(testCtx(t))
@@ -135,13 +148,9 @@ func TestViewStopsBeforeFirstList(t *testing.T) {
 // watch event does not lower it, the event's other fields still apply,
 // and a later commit past it wins.
 func TestViewAdvance(t *testing.T) {
-	s := newStore(t)
-	ctx, cancel := context.WithCancel(testCtx(t))
-	defer cancel()
+	s, v, ctx := startedView(t)
 	top := createTopic(t, s, "adv", 1)
-	v := meta.NewView(s)
-	v.Start(ctx)
-	<-v.Ready()
+	waitFor(t, v, "the topic", func() bool { _, ok := v.TopicByID(top.ID); return ok })
 
 	ch := v.Changed()
 	v.Advance(top.ID, 0, 5)
@@ -190,13 +199,9 @@ func TestViewAdvance(t *testing.T) {
 // wake PlacementChanged's waiters; a commit (next offset and producers
 // only) and an Advance wake Changed's and not PlacementChanged's.
 func TestViewPlacementChanged(t *testing.T) {
-	s := newStore(t)
-	ctx, cancel := context.WithCancel(testCtx(t))
-	defer cancel()
+	s, v, ctx := startedView(t)
 	top := createTopic(t, s, "placed", 1)
-	v := meta.NewView(s)
-	v.Start(ctx)
-	<-v.Ready()
+	waitFor(t, v, "the topic", func() bool { _, ok := v.TopicByID(top.ID); return ok })
 
 	placed := v.PlacementChanged()
 	assign(t, s, top.ID, 0, "b1")
