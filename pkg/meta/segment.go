@@ -128,6 +128,29 @@ func (s *Store) Segments(ctx context.Context, topicID string, partition int32, f
 	}
 }
 
+// SegmentsStartingAt returns up to limit entries (limit > 0) whose first
+// offset is at or after first, in offset order, in one etcd read. A reader
+// that knows where the previous entry ended asks for the next ones with
+// it, without FindSegment's extra read.
+func (s *Store) SegmentsStartingAt(ctx context.Context, topicID string, partition int32, first int64, limit int) ([]SegmentEntry, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	end := clientv3.GetPrefixRangeEnd(s.keys.segments(topicID, partition))
+	resp, err := s.cli.Get(ctx, s.keys.segment(topicID, partition, max(first, 0)), clientv3.WithRange(end), clientv3.WithLimit(int64(max(limit, 1))))
+	if err != nil {
+		return nil, fmt.Errorf("meta: list segments %s/%d@%d: %w", topicID, partition, first, err)
+	}
+	out := make([]SegmentEntry, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		e, err := s.decodeSegment(topicID, partition, kv.Key, kv.Value)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
 // ListSegments collects up to limit entries from Segments (all if limit <= 0).
 func (s *Store) ListSegments(ctx context.Context, topicID string, partition int32, fromOffset int64, limit int) ([]SegmentEntry, error) {
 	var out []SegmentEntry

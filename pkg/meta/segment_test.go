@@ -2,6 +2,7 @@ package meta_test
 
 import (
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/strata-mq/strata/pkg/meta"
@@ -53,6 +54,32 @@ func TestFindSegment(t *testing.T) {
 	// Another partition with no data finds nothing.
 	if _, err := s.FindSegment(ctx, id, 1, 0); !errors.Is(err, meta.ErrNotFound) {
 		t.Errorf("empty partition: %v, want ErrNotFound", err)
+	}
+}
+
+// TestSegmentsStartingAt lists the entries whose first offset is at or
+// after an offset, in one read, up to a limit.
+func TestSegmentsStartingAt(t *testing.T) {
+	s := newStore(t)
+	ctx := testCtx(t)
+	// Entries: 0..9, 10..10, 11..110, 111..112.
+	id := commitRun(t, s, 10, 1, 100, 2)
+	for _, tt := range []struct {
+		first int64
+		limit int
+		want  []int64
+	}{
+		{10, 16, []int64{10, 11, 111}}, {10, 2, []int64{10, 11}}, {5, 16, []int64{10, 11, 111}},
+		{0, 1, []int64{0}}, {111, 16, []int64{111}}, {113, 16, nil},
+	} {
+		es, err := s.SegmentsStartingAt(ctx, id, 0, tt.first, tt.limit)
+		var got []int64
+		for _, e := range es {
+			got = append(got, e.FirstOffset)
+		}
+		if err != nil || !slices.Equal(got, tt.want) {
+			t.Errorf("SegmentsStartingAt(%d, %d) = %v, %v; want %v", tt.first, tt.limit, got, err, tt.want)
+		}
 	}
 }
 

@@ -347,7 +347,12 @@ func (f *Fetcher) entry(ctx context.Context, topic string, key meta.PartitionID,
 // entries after it, caches the valid ones, and returns the first: an
 // entry holding pos (meta.ErrNotFound if none does), valid or not.
 func (f *Fetcher) listEntries(ctx context.Context, key meta.PartitionID, pos int64) (meta.SegmentEntry, error) {
-	es, err := f.meta.ListSegments(ctx, key.TopicID, key.Partition, pos, listAhead)
+	// Tail reads and warms ask for the offset where the last entry ended,
+	// which is where the next one starts: one etcd read finds it.
+	es, err := f.meta.SegmentsStartingAt(ctx, key.TopicID, key.Partition, pos, listAhead)
+	if err == nil && (len(es) == 0 || es[0].FirstOffset != pos) {
+		es, err = f.meta.ListSegments(ctx, key.TopicID, key.Partition, pos, listAhead)
+	}
 	if err != nil {
 		return meta.SegmentEntry{}, err
 	}

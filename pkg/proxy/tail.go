@@ -99,8 +99,14 @@ func (t *tailReaders) claimLocked(key meta.PartitionID, st tailState, hw int64) 
 }
 
 // due returns a warm job for every partition with a recent reader whose
-// high watermark in view passed what was claimed, and forgets partitions
-// without recent readers.
+// high watermark in view passed what was claimed and whose last warm has
+// ended, and forgets partitions without recent readers.
+//
+// One warm at a time per partition: the next one, at a later change,
+// takes every entry committed meanwhile in one etcd listing. A warm per
+// commit sent an etcd read per partition per commit; under load those
+// queued in etcd, each warm waited for the one before it, and readers
+// stalled for seconds.
 func (t *tailReaders) due(view *meta.View) []warmJob {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -115,7 +121,7 @@ func (t *tailReaders) due(view *meta.View) []warmJob {
 			delete(t.parts, key)
 			continue
 		}
-		if ps.NextOffset > st.claimed {
+		if ps.NextOffset > st.claimed && st.done == nil {
 			out = append(out, t.claimLocked(key, st, ps.NextOffset))
 		}
 	}
