@@ -280,8 +280,10 @@ func (s *Server) startLoops(info meta.BrokerInfo, r *meta.Registration) {
 
 // registerAtStart registers the broker. While a live registration holds
 // its ID — the lease of this broker's previous process, killed without
-// deregistering, which etcd expires within LeaseTTL — it tries again until
-// ctx ends, so a broker restarted with a fixed ID comes back on its own.
+// deregistering, which etcd expires within LeaseTTL — it takes the
+// registration over if that process is certainly gone (predecessorGone),
+// and otherwise tries again until ctx ends, so a broker restarted with a
+// fixed ID comes back on its own.
 func (s *Server) registerAtStart(ctx context.Context, info meta.BrokerInfo) (*meta.Registration, error) {
 	if s.cfg.ReplaceRegistration {
 		return s.cfg.Meta.ReplaceBroker(ctx, info, s.cfg.LeaseTTL)
@@ -294,6 +296,10 @@ func (s *Server) registerAtStart(ctx context.Context, info meta.BrokerInfo) (*me
 		if err == nil || !errors.Is(err, meta.ErrBrokerExists) {
 			return r, err
 		}
+		if s.predecessorGone(ctx, info.Addr) {
+			s.log.Info("broker id still registered by a process that is gone; taking the registration over")
+			return s.cfg.Meta.ReplaceBroker(ctx, info, s.cfg.LeaseTTL)
+		}
 		if !logged {
 			s.log.Warn("broker id still registered (a previous process's lease?); waiting for it to expire", "lease_ttl", s.cfg.LeaseTTL)
 			logged = true
@@ -303,6 +309,27 @@ func (s *Server) registerAtStart(ctx context.Context, info meta.BrokerInfo) (*me
 		}
 	}
 }
+
+// predecessorGone reports whether the live registration of this broker's
+// ID belongs to a process that is certainly gone, so that waiting out its
+// lease would only delay the restart: it names this process's own
+// address, on which this process already listens, or nothing listens at
+// its address (the dial is refused). A frozen process still has its
+// connections accepted, and an unreachable host answers nothing: those
+// are left to their lease. Either way fencePredecessor then bumps the
+// epochs, so a wrong guess costs the old process its partitions, never
+// data.
+func (s *Server) predecessorGone(ctx context.Context, own string) bool {
+	b, ok := s.view.Broker(s.id)
+	if !ok {
+		return false // the view has not shown it yet; try again
+	}
+	return b.Addr == own || rpc.Refused(ctx, b.Addr, predecessorProbeTimeout)
+}
+
+// predecessorProbeTimeout bounds the dial to a predecessor's address; only
+// a refusal counts, so a short bound loses nothing.
+const predecessorProbeTimeout = 500 * time.Millisecond
 
 // fencePredecessor bumps the epoch of every partition that etcd still
 // assigns to this broker's ID — a previous process with the same ID that
@@ -392,6 +419,7 @@ func (s *Server) close() error {
 	started := s.started
 	s.mu.Unlock()
 	if !started {
+		s.grpc.Stop() // never served (or Start failed); its stream workers run from New on
 		return nil
 	}
 	s.grpc.SetServing(false)

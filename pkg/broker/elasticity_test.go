@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -383,5 +385,58 @@ func TestStartFencesPredecessor(t *testing.T) {
 		TopicID: top.ID, Partition: 0, FirstOffset: 0, LastOffset: 0, ObjectKey: "stale", ObjectSize: 1, Len: 1}}})
 	if !errors.Is(errs[0], meta.ErrFenced) {
 		t.Fatalf("the predecessor's commit at epoch %d: %v, want ErrFenced", old[0].Epoch, errs[0])
+	}
+}
+
+// TestStartReplacesGonePredecessor: a broker restarted with its ID takes
+// over a registration whose process is gone — nothing listens at its
+// address — instead of waiting out the old lease (30 s here, longer than
+// the start may take). One whose address still accepts connections (a
+// live or frozen process) is left to its lease.
+func TestStartReplacesGonePredecessor(t *testing.T) {
+	m := newMeta(t)
+	ctx := testCtx(t)
+	gone, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	goneAddr := gone.Addr().String()
+	gone.Close() // refused from now on
+	alive, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alive.Close()
+
+	for _, tc := range []struct {
+		name, addr string
+		replaced   bool
+	}{{"gone", goneAddr, true}, {"alive", alive.Addr().String(), false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := fmt.Sprintf("b-%d", brokerSeq.Add(1))
+			old, err := m.RegisterBroker(ctx, meta.BrokerInfo{ID: id, Addr: tc.addr}, 30*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer old.Close(ctx)
+			fs, err := objstore.NewFS(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := New(Config{ID: id, Meta: m, Store: fs, LeaseTTL: 2 * time.Second, Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			err = b.Start(sctx)
+			if tc.replaced && err != nil {
+				t.Fatalf("start over a gone predecessor's registration: %v", err)
+			}
+			if !tc.replaced && err == nil {
+				t.Fatal("start took over the registration of a process that still accepts connections")
+			}
+		})
 	}
 }

@@ -417,6 +417,7 @@ func (s *Server) Close() error {
 	started, stop, msrv := s.started, s.stop, s.metrSrv
 	s.mu.Unlock()
 	if !started {
+		s.grpc.Stop() // never served (or Start failed); its stream workers run from New on
 		return nil
 	}
 	s.grpc.SetServing(false)

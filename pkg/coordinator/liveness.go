@@ -2,9 +2,6 @@ package coordinator
 
 import (
 	"context"
-	"errors"
-	"net"
-	"syscall"
 	"time"
 
 	"google.golang.org/grpc/connectivity"
@@ -119,7 +116,7 @@ func (s *Server) watchBroker(ctx context.Context, b meta.BrokerInfo) {
 			continue
 		}
 		if connected && st != connectivity.Connecting {
-			if brokerGone(ctx, b.Addr) {
+			if rpc.Refused(ctx, b.Addr, probeTimeout) {
 				s.evict(ctx, b)
 				return
 			}
@@ -132,17 +129,6 @@ func (s *Server) watchBroker(ctx context.Context, b meta.BrokerInfo) {
 		conn.WaitForStateChange(wctx, st)
 		cancel()
 	}
-}
-
-// brokerGone reports whether a TCP dial to addr is refused.
-func brokerGone(ctx context.Context, addr string) bool {
-	d := net.Dialer{Timeout: probeTimeout}
-	c, err := d.DialContext(ctx, "tcp", addr)
-	if err == nil {
-		_ = c.Close()
-		return false
-	}
-	return errors.Is(err, syscall.ECONNREFUSED)
 }
 
 // evict ends broker b's registration; the view's change then triggers a

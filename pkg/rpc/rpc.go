@@ -8,12 +8,14 @@ package rpc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"runtime/debug"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -271,4 +273,18 @@ func AdvertiseAddr(addr string) string {
 		}
 	}
 	return addr
+}
+
+// Refused reports whether a TCP dial to addr is refused within timeout:
+// nothing listens there, so a server registered at addr is gone. Anything
+// else — a connection, a timeout (a frozen process still has the kernel
+// accept for it; a lost network answers nothing) — proves nothing.
+func Refused(ctx context.Context, addr string, timeout time.Duration) bool {
+	d := net.Dialer{Timeout: timeout}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err == nil {
+		_ = c.Close()
+		return false
+	}
+	return errors.Is(err, syscall.ECONNREFUSED)
 }
