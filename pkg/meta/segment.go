@@ -104,24 +104,19 @@ func (s *Store) Segments(ctx context.Context, topicID string, partition int32, f
 		if e, err := s.FindSegment(ctx, topicID, partition, start); err == nil {
 			start = e.FirstOffset
 		}
-		end := clientv3.GetPrefixRangeEnd(s.keys.segments(topicID, partition))
 		for {
-			rctx, cancel := s.ctx(ctx)
-			resp, err := s.cli.Get(rctx, s.keys.segment(topicID, partition, start),
-				clientv3.WithRange(end), clientv3.WithLimit(page))
-			cancel()
-			if err != nil {
-				yield(SegmentEntry{}, fmt.Errorf("meta: list segments %s/%d: %w", topicID, partition, err))
-				return
-			}
-			for _, kv := range resp.Kvs {
-				e, err := s.decodeSegment(topicID, partition, kv.Key, kv.Value)
-				if !yield(e, err) || err != nil {
+			es, more, err := s.segmentPage(ctx, topicID, partition, start, page)
+			for _, e := range es {
+				if !yield(e, nil) {
 					return
 				}
 				start = e.FirstOffset + 1
 			}
-			if !resp.More {
+			if err != nil {
+				yield(SegmentEntry{}, err)
+				return
+			}
+			if !more {
 				return
 			}
 		}
@@ -133,26 +128,42 @@ func (s *Store) Segments(ctx context.Context, topicID string, partition int32, f
 // that knows where the previous entry ended asks for the next ones with
 // it, without FindSegment's extra read.
 func (s *Store) SegmentsStartingAt(ctx context.Context, topicID string, partition int32, first int64, limit int) ([]SegmentEntry, error) {
+	es, _, err := s.segmentPage(ctx, topicID, partition, first, limit)
+	return es, err
+}
+
+// segmentPage reads up to limit entries whose first offset is at or after
+// first, and reports whether etcd holds more. On an entry that does not
+// decode it returns the entries before it and the error.
+func (s *Store) segmentPage(ctx context.Context, topicID string, partition int32, first int64, limit int) (_ []SegmentEntry, more bool, _ error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	end := clientv3.GetPrefixRangeEnd(s.keys.segments(topicID, partition))
 	resp, err := s.cli.Get(ctx, s.keys.segment(topicID, partition, max(first, 0)), clientv3.WithRange(end), clientv3.WithLimit(int64(max(limit, 1))))
 	if err != nil {
-		return nil, fmt.Errorf("meta: list segments %s/%d@%d: %w", topicID, partition, first, err)
+		return nil, false, fmt.Errorf("meta: list segments %s/%d@%d: %w", topicID, partition, first, err)
 	}
 	out := make([]SegmentEntry, 0, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
 		e, err := s.decodeSegment(topicID, partition, kv.Key, kv.Value)
 		if err != nil {
-			return nil, err
+			return out, false, err
 		}
 		out = append(out, e)
 	}
-	return out, nil
+	return out, resp.More, nil
 }
 
 // ListSegments collects up to limit entries from Segments (all if limit <= 0).
+// When an entry starts at fromOffset — a reader asking where the previous
+// entry ended, as tail readers do — one etcd read answers (limit > 0).
 func (s *Store) ListSegments(ctx context.Context, topicID string, partition int32, fromOffset int64, limit int) ([]SegmentEntry, error) {
+	if limit > 0 {
+		es, err := s.SegmentsStartingAt(ctx, topicID, partition, fromOffset, limit)
+		if err != nil || len(es) > 0 && es[0].FirstOffset == fromOffset {
+			return es, err
+		}
+	}
 	var out []SegmentEntry
 	for e, err := range s.Segments(ctx, topicID, partition, fromOffset) {
 		if err != nil {

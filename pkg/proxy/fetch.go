@@ -348,11 +348,8 @@ func (f *Fetcher) entry(ctx context.Context, topic string, key meta.PartitionID,
 // entry holding pos (meta.ErrNotFound if none does), valid or not.
 func (f *Fetcher) listEntries(ctx context.Context, key meta.PartitionID, pos int64) (meta.SegmentEntry, error) {
 	// Tail reads and warms ask for the offset where the last entry ended,
-	// which is where the next one starts: one etcd read finds it.
-	es, err := f.meta.SegmentsStartingAt(ctx, key.TopicID, key.Partition, pos, listAhead)
-	if err == nil && (len(es) == 0 || es[0].FirstOffset != pos) {
-		es, err = f.meta.ListSegments(ctx, key.TopicID, key.Partition, pos, listAhead)
-	}
+	// which ListSegments answers with one etcd read.
+	es, err := f.meta.ListSegments(ctx, key.TopicID, key.Partition, pos, listAhead)
 	if err != nil {
 		return meta.SegmentEntry{}, err
 	}
