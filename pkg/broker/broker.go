@@ -373,13 +373,16 @@ func (s *Server) fencePredecessor(ctx context.Context) error {
 }
 
 // awaitEpochs waits until the View shows each partition at its epoch in
-// want or later, so that the first reconcile does not adopt an old one.
+// want or later, so that the first reconcile does not adopt an old one. A
+// partition of a topic the View does not have (deleted; its state left by
+// an assignment that raced the delete) is nothing reconcile could adopt,
+// and the View never shows it: it is not waited for.
 func (s *Server) awaitEpochs(ctx context.Context, want map[meta.PartitionID]int64) error {
 	for {
 		ch := s.view.PlacementChanged()
 		caughtUp := true
 		for k, epoch := range want {
-			if st, ok := s.view.Partition(k.TopicID, k.Partition); !ok || st.Epoch < epoch {
+			if st, ok := s.view.Partition(k.TopicID, k.Partition); ok && st.Epoch < epoch {
 				caughtUp = false
 				break
 			}
