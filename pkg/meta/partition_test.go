@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/strata-mq/strata/pkg/meta"
@@ -162,6 +163,7 @@ func TestConcurrentCommitsStayDense(t *testing.T) {
 		successes []success
 		fenced    int
 		stale     int // successful commits by a stale committer after its epoch moved on
+		moved     atomic.Int32
 	)
 	var wg sync.WaitGroup
 	for c := range committers {
@@ -170,7 +172,12 @@ func TestConcurrentCommitsStayDense(t *testing.T) {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(uint64(c), 7))
 			fresh := c%2 == 0
-			for range rounds {
+			// A stale committer goes on (bounded) until the first move, so
+			// that it commits at a superseded epoch at least once: the
+			// mover retries whenever a commit lands in between, and on a
+			// busy machine it could otherwise lose every race until the
+			// committers were done.
+			for r := 0; r < rounds || !fresh && moved.Load() == 0 && r < 50*rounds; r++ {
 				st, err := s.GetPartition(ctx, top.ID, 0)
 				if err != nil {
 					t.Error(err)
@@ -215,6 +222,7 @@ func TestConcurrentCommitsStayDense(t *testing.T) {
 				t.Error(err)
 				return
 			}
+			moved.Add(1)
 			i++
 		}
 	}()
