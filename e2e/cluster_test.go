@@ -34,6 +34,9 @@ type Cluster struct {
 	brokerArgs []string
 	// tls is the servers' TLS (ClusterOptions.TLS) for readiness checks.
 	tls *rpc.TLS
+	// BrokerMetrics are the brokers' metrics addresses, in the order of
+	// Brokers, when ClusterOptions.BrokerMetrics is set.
+	BrokerMetrics []string
 }
 
 // ClusterOptions shapes a cluster.
@@ -51,6 +54,9 @@ type ClusterOptions struct {
 	TLS *tlsgen.Files
 	// ProxyArgs are extra flags for the proxy.
 	ProxyArgs []string
+	// BrokerMetrics gives every broker a metrics address of its own
+	// (Cluster.BrokerMetrics).
+	BrokerMetrics bool
 	// Env are extra STRATA_* variables for every server.
 	Env []string
 	// EtcdCA, if set, runs etcd with TLS that requires client
@@ -114,8 +120,13 @@ func StartCluster(t testing.TB, opts ClusterOptions) *Cluster {
 			append([]string{"-id", fmt.Sprintf("coordinator-%d", i)}, opts.CoordinatorArgs...)))
 	}
 	for i := range opts.Brokers {
-		c.Brokers = append(c.Brokers, c.start(fmt.Sprintf("broker-%d", i), "broker",
-			append([]string{"-id", fmt.Sprintf("broker-%d", i)}, opts.BrokerArgs...)))
+		args := append([]string{"-id", fmt.Sprintf("broker-%d", i)}, opts.BrokerArgs...)
+		if opts.BrokerMetrics {
+			m := metricsAddr(t)
+			c.BrokerMetrics = append(c.BrokerMetrics, m)
+			args = append(args, "-metrics-addr", m)
+		}
+		c.Brokers = append(c.Brokers, c.start(fmt.Sprintf("broker-%d", i), "broker", args))
 	}
 	c.brokerArgs = opts.BrokerArgs
 	c.Proxy = c.start("proxy", "proxy", opts.ProxyArgs)

@@ -21,7 +21,7 @@ import (
 // scrape reads the Prometheus text exposition at url and sums the samples
 // of each series name over their labels (so a _count or _total is the total
 // over every label value).
-func scrape(t *testing.T, url string) map[string]float64 {
+func scrape(t testing.TB, url string) map[string]float64 {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
@@ -57,7 +57,7 @@ func scrape(t *testing.T, url string) map[string]float64 {
 }
 
 // metricsAddr returns a free address for a server's -metrics-addr.
-func metricsAddr(t *testing.T) string {
+func metricsAddr(t testing.TB) string {
 	t.Helper()
 	a, err := testenv.FreeAddr()
 	if err != nil {

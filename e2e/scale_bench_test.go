@@ -48,7 +48,7 @@ const (
 )
 
 func scaleRun(b *testing.B, partitions int32) {
-	c := StartCluster(b, ClusterOptions{Brokers: scaleBrokers})
+	c := StartCluster(b, ClusterOptions{Brokers: scaleBrokers, BrokerMetrics: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	cl := c.Client(client.AdminAttempts(20))
@@ -73,10 +73,11 @@ func scaleRun(b *testing.B, partitions int32) {
 	keys := etcdKeys(b, ctx, c.Etcd.Endpoint)
 	b.ReportMetric(float64(keys)/float64(partitions), "etcd-keys/partition")
 
-	before := etcdRequests(b, c.Etcd.Endpoint)
+	before, stagesBefore := etcdRequests(b, c.Etcd.Endpoint), brokerStages(b, c)
 	produceAtRate(b, ctx, cl, "scale", scaleRate, scaleDuration)
 	after := etcdRequests(b, c.Etcd.Endpoint)
 	b.ReportMetric((after-before)/scaleDuration.Seconds(), "etcd-req/s")
+	reportStages(b, stagesBefore, brokerStages(b, c))
 	objects := bucketObjects(b, ctx, c)
 	b.ReportMetric(float64(objects)/scaleBrokers/scaleDuration.Seconds(), "puts/s/broker")
 	var brokerRSS float64
@@ -86,6 +87,36 @@ func scaleRun(b *testing.B, partitions int32) {
 	b.ReportMetric(brokerRSS, "broker-MiB")
 	b.ReportMetric(rssMiB(b, c.Proxy.Pid()), "proxy-MiB")
 	b.ReportMetric(coldStart(b, ctx, c, cl, int(partitions)).Seconds(), "cold-start-s")
+}
+
+// brokerStages sums the brokers' produce and flush series.
+func brokerStages(b *testing.B, c *Cluster) map[string]float64 {
+	sum := map[string]float64{}
+	for _, m := range c.BrokerMetrics {
+		for k, v := range scrape(b, "http://"+m+"/metrics") {
+			if strings.HasPrefix(k, "strata_broker_") {
+				sum[k] += v
+			}
+		}
+	}
+	return sum
+}
+
+// reportStages reports, from the brokers' series before and after the
+// load, the produce requests each broker answered per second and the mean
+// time of a produce, a flush's PUT and a commit.
+func reportStages(b *testing.B, before, after map[string]float64) {
+	delta := func(name string) float64 { return after[name] - before[name] }
+	b.ReportMetric(delta("strata_broker_produce_requests_total")/scaleBrokers/scaleDuration.Seconds(), "requests/s/broker")
+	for _, s := range []struct{ series, unit string }{
+		{"strata_broker_produce_duration_seconds", "produce-ms"},
+		{"strata_broker_flush_put_seconds", "put-ms"},
+		{"strata_broker_flush_commit_seconds", "commit-ms"},
+	} {
+		if n := delta(s.series + "_count"); n > 0 {
+			b.ReportMetric(1000*delta(s.series+"_sum")/n, s.unit)
+		}
+	}
 }
 
 // coldStart kills (SIGKILL) every broker and the coordinator, starts them

@@ -302,3 +302,39 @@ func Label(err error) string {
 	}
 	return "INTERNAL"
 }
+
+// ToPart converts the error of one part of a multi-part call (such as
+// ProduceMany) to the PartError the response carries: the code, reason
+// and message of the status Status(err) would give. Nil for nil.
+func ToPart(err error) *stratav1.PartError {
+	if err == nil {
+		return nil
+	}
+	st, _ := status.FromError(Status(err))
+	pe := &stratav1.PartError{Code: int32(st.Code()), Message: st.Message()}
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.Domain == Domain {
+			pe.Reason = info.Reason
+		}
+	}
+	return pe
+}
+
+// FromPart converts a PartError back to the error FromStatus gives for the
+// same status, so that a part's error matches the sentinels like the
+// error of a call of its own. Nil for nil.
+func FromPart(pe *stratav1.PartError) error {
+	if pe == nil {
+		return nil
+	}
+	st := status.New(codes.Code(pe.GetCode()), pe.GetMessage())
+	if pe.GetCode() == int32(codes.OK) {
+		st = status.New(codes.Unknown, pe.GetMessage()) // an error without a code is still an error
+	}
+	if pe.GetReason() != "" {
+		if withInfo, err := st.WithDetails(&errdetails.ErrorInfo{Reason: pe.GetReason(), Domain: Domain}); err == nil {
+			st = withInfo
+		}
+	}
+	return FromStatus(st.Err())
+}

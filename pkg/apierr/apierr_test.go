@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
 	"github.com/strata-mq/strata/pkg/apierr"
 	"github.com/strata-mq/strata/pkg/meta"
 )
@@ -63,7 +64,30 @@ func TestRoundTrip(t *testing.T) {
 			if !errors.Is(again, tt.want) {
 				t.Fatalf("second hop lost the reason: %v", again)
 			}
+			// As one part of a multi-part call, and passed on again from
+			// there, it is the same error.
+			for hop, part := range []error{apierr.FromPart(apierr.ToPart(tt.err)), apierr.FromPart(apierr.ToPart(apierr.FromPart(apierr.ToPart(tt.err))))} {
+				if !errors.As(part, &e) || !errors.Is(part, tt.want) || e.Reason != tt.reason || e.Code != tt.code || apierr.Retriable(part) != tt.retriable {
+					t.Fatalf("part error after %d hops = %#v, want %v (%s)", hop+1, part, tt.want, tt.reason)
+				}
+			}
 		})
+	}
+}
+
+func TestPartErrorEdges(t *testing.T) {
+	if apierr.ToPart(nil) != nil || apierr.FromPart(nil) != nil {
+		t.Fatal("nil must stay nil")
+	}
+	// A transport failure without a reason keeps its code, so it stays
+	// retriable as a part too.
+	got := apierr.FromPart(apierr.ToPart(status.Error(codes.Unavailable, "connection refused")))
+	if !apierr.Retriable(got) {
+		t.Fatalf("Unavailable part error %v is not retriable", got)
+	}
+	// A part error with code OK is malformed, but still an error.
+	if err := apierr.FromPart(&stratav1.PartError{Message: "?"}); err == nil || apierr.Retriable(err) {
+		t.Fatalf("FromPart(code OK) = %v, want a non-retriable error", err)
 	}
 }
 

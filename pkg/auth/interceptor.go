@@ -48,6 +48,8 @@ func (g *Guard) UnaryInterceptor() grpc.UnaryServerInterceptor {
 		switch r := resp.(type) {
 		case *stratav1.ProduceResponse:
 			err = g.Throttle(ctx, p, KindProduce, len(req.(*stratav1.ProduceRequest).GetBatches()))
+		case *stratav1.ProduceManyResponse:
+			err = g.Throttle(ctx, p, KindProduce, producedBytes(req.(*stratav1.ProduceManyRequest), r))
 		case *stratav1.FetchResponse:
 			err = g.Throttle(ctx, p, KindFetch, len(r.GetBatches()))
 		case *stratav1.ListTopicsResponse:
@@ -82,6 +84,10 @@ func Checks(req any) []check {
 	switch r := req.(type) {
 	case *stratav1.ProduceRequest:
 		return []check{{meta.OpProduce, Topic(r.GetTopic())}}
+	case *stratav1.ProduceManyRequest:
+		// The handler authorizes each part for its topic, so that a part
+		// to a topic the principal may not write fails alone.
+		return nil
 	case *stratav1.FetchRequest:
 		return []check{{meta.OpConsume, Topic(r.GetTopic())}}
 	case *stratav1.ListOffsetsRequest:
@@ -113,6 +119,18 @@ func Checks(req any) []check {
 	default: // DrainBroker, UndrainBroker, the ACL calls, and anything added later
 		return []check{{meta.OpAdmin, Cluster()}}
 	}
+}
+
+// producedBytes is the batch bytes of the parts of req that resp says
+// were written, which is what a ProduceMany call is throttled by.
+func producedBytes(req *stratav1.ProduceManyRequest, resp *stratav1.ProduceManyResponse) int {
+	n := 0
+	for i, r := range resp.GetResults() {
+		if r.GetResponse() != nil && i < len(req.GetParts()) {
+			n += len(req.GetParts()[i].GetBatches())
+		}
+	}
+	return n
 }
 
 func (g *Guard) filterTopics(ctx context.Context, p Principal, r *stratav1.ListTopicsResponse) error {

@@ -207,6 +207,51 @@ func TestProducerLinger(t *testing.T) {
 	}
 }
 
+// TestProducerGathersPartitions: the requests of partitions whose batches
+// are ready together travel in ProduceMany calls of several partitions,
+// each with its own result. A call held at the proxy keeps the producer
+// busy, so the requests after it gather.
+func TestProducerGathersPartitions(t *testing.T) {
+	const n = 100
+	f, c := setup(t, n+1)
+	release, holding := make(chan struct{}), make(chan struct{})
+	var held atomic.Bool
+	f.ProduceHook = func(req *stratav1.ProduceRequest) error {
+		if req.GetPartition() == n && held.CompareAndSwap(false, true) {
+			close(holding)
+			<-release
+		}
+		return nil
+	}
+	p := newProducer(t, c, Linger(0))
+	first := make(chan error, 1)
+	p.Produce(context.Background(), &Record{Topic: "t", Partition: n, Value: []byte("first")}, func(_ *Record, err error) { first <- err })
+	<-holding
+	done := make(chan error, n)
+	for i := range int32(n) {
+		p.Produce(context.Background(), &Record{Topic: "t", Partition: i, Value: fmt.Appendf(nil, "%d", i)}, func(r *Record, err error) {
+			if err == nil && (r.Offset != 0 || r.Partition != i) {
+				err = fmt.Errorf("record of partition %d acked at %d/%d", i, r.Partition, r.Offset)
+			}
+			done <- err
+		})
+	}
+	for range n {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	// Each call gathers what arrives within half a millisecond, so a slow
+	// machine makes more calls; one per request would mean no gathering.
+	if calls := f.ProduceManyCalls(); calls > n/4 {
+		t.Fatalf("%d partitions' requests took %d ProduceMany calls, want them gathered", n+1, calls)
+	}
+}
+
 // TestProducerRetryNotOwner: the proxy answers NOT_OWNER twice (a broker
 // failover), then accepts. Every record must be written exactly once and
 // in produce order, although later batches were waiting during the

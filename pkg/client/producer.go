@@ -9,7 +9,10 @@ import (
 	"time"
 
 	"golang.org/x/sync/semaphore"
+	"google.golang.org/grpc"
 
+	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
+	"github.com/strata-mq/strata/internal/coalesce"
 	"github.com/strata-mq/strata/pkg/segment"
 )
 
@@ -63,6 +66,9 @@ type Producer struct {
 	// workers started (see goAttempts).
 	work    chan *request
 	workers atomic.Int32
+	// calls gathers the requests of partitions sent together into one
+	// ProduceMany call.
+	calls *coalesce.Coalescer
 }
 
 type topicPartition struct {
@@ -116,7 +122,16 @@ func (c *Client) NewProducer(opts ...ProducerOpt) (*Producer, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	// Calls wait for a connection too (gRPC's wait-for-ready), in case
+	// the one seen before the attempt drops.
+	many := func(ctx context.Context, req *stratav1.ProduceManyRequest) (*stratav1.ProduceManyResponse, error) {
+		return c.api.ProduceMany(ctx, req, grpc.WaitForReady(true))
+	}
+	single := func(ctx context.Context, req *stratav1.ProduceRequest) (*stratav1.ProduceResponse, error) {
+		return c.api.Produce(ctx, req, grpc.WaitForReady(true))
+	}
 	return &Producer{
+		calls:    coalesce.New(many, single, 0, 0),
 		c:        c,
 		cfg:      cfg,
 		pid:      newProducerID(),

@@ -8,8 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"google.golang.org/grpc"
-
 	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
 	"github.com/strata-mq/strata/internal/backoff"
 	"github.com/strata-mq/strata/pkg/apierr"
@@ -429,6 +427,8 @@ func (p *Producer) attempts(r *request) {
 // rather than after a retry backoff; if none becomes reachable in time it
 // returns errNotSent, having sent nothing. (The call itself waits for a
 // connection too — gRPC's wait-for-ready — in case the one seen drops.)
+// Requests of several partitions that are ready together travel in one
+// ProduceMany call (p.calls); each keeps its own result.
 func (p *Producer) attempt(r *request) error {
 	deadline := time.Now().Add(p.c.cfg.requestTimeout)
 	if r.deadline.Before(deadline) {
@@ -439,7 +439,7 @@ func (p *Producer) attempt(r *request) error {
 	if !p.c.waitConnected(ctx) {
 		return errNotSent
 	}
-	resp, err := p.c.api.Produce(ctx, r.msg, grpc.WaitForReady(true))
+	resp, err := p.calls.Produce(ctx, r.msg)
 	if err == nil {
 		r.base = resp.GetBaseOffset()
 		return nil

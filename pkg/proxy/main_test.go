@@ -136,6 +136,18 @@ func (e *env) waitCounter(what string, c prometheus.Counter, n float64) {
 	}
 }
 
+// waitFor polls cond until it holds, with a deadline.
+func (e *env) waitFor(what string, cond func() bool) {
+	e.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("%s never happened", what)
+		}
+		time.Sleep(5 * time.Millisecond) // polling a condition, not synchronising
+	}
+}
+
 func counterValue(c prometheus.Counter) float64 {
 	var m dto.Metric
 	if err := c.Write(&m); err != nil {
@@ -240,6 +252,11 @@ type testBroker struct {
 	meta  *meta.Store
 	store objstore.Store
 	calls atomic.Int64
+	// manyCalls counts ProduceMany calls, and manyParts their parts.
+	manyCalls, manyParts atomic.Int64
+	// legacy makes ProduceMany Unimplemented, as on a broker of a version
+	// before it.
+	legacy atomic.Bool
 
 	mu   sync.Mutex // serialises Produce; guards seq and hook
 	seq  int
@@ -272,6 +289,21 @@ func (b *testBroker) setHook(f func()) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.hook = f
+}
+
+// ProduceMany answers each part with Produce, one after the other.
+func (b *testBroker) ProduceMany(ctx context.Context, req *stratav1.ProduceManyRequest) (*stratav1.ProduceManyResponse, error) {
+	if b.legacy.Load() {
+		return b.UnimplementedBrokerServer.ProduceMany(ctx, req)
+	}
+	b.manyCalls.Add(1)
+	b.manyParts.Add(int64(len(req.GetParts())))
+	resp := &stratav1.ProduceManyResponse{}
+	for _, part := range req.GetParts() {
+		r, err := b.Produce(ctx, part)
+		resp.Results = append(resp.Results, &stratav1.ProducePartResult{Response: r, Error: apierr.ToPart(err)})
+	}
+	return resp, nil
 }
 
 func (b *testBroker) Produce(ctx context.Context, req *stratav1.ProduceRequest) (*stratav1.ProduceResponse, error) {

@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -9,6 +11,7 @@ import (
 	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
 	"github.com/strata-mq/strata/pkg/apierr"
 	"github.com/strata-mq/strata/pkg/meta"
+	"github.com/strata-mq/strata/pkg/rpc"
 )
 
 func TestProduceRoutesToOwner(t *testing.T) {
@@ -115,4 +118,108 @@ func TestProduceDeadline(t *testing.T) {
 	defer cancel()
 	_, err := e.client.Produce(ctx, &stratav1.ProduceRequest{Topic: "orphan", Batches: batch(t, 1, 1)})
 	wantErr(t, "produce without an owner", err, apierr.ErrTimeout)
+}
+
+// TestProduceManyParts: each part of a ProduceMany call is answered on its
+// own, as a Produce call of its own would be; a bad part fails alone, and
+// the parts for one broker reach it together.
+func TestProduceManyParts(t *testing.T) {
+	e := newEnv(t)
+	top := e.createTopic("many", 2)
+	b1, b2 := e.startBroker("b1"), e.startBroker("b2")
+	e.assign(top.ID, 0, "b1")
+	e.assign(top.ID, 1, "b2")
+	e.produce("many", 1, batch(t, 4, 1000)) // partition 1 starts at 4
+	resp, err := e.client.ProduceMany(e.ctx, &stratav1.ProduceManyRequest{Parts: []*stratav1.ProduceRequest{
+		{Topic: "many", Partition: 0, Batches: batch(t, 2, 1000)},
+		{Topic: "many", Partition: 1, Batches: batch(t, 3, 1000)},
+		{Topic: "many", Partition: 2, Batches: batch(t, 1, 1000)},
+		{Topic: "many", Partition: 0, Batches: []byte("not a record batch, not at all")},
+		{Topic: "nope", Partition: 0, Batches: batch(t, 1, 1000)},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		base, last int64
+		err        error
+	}{{0, 1, nil}, {4, 6, nil}, {0, 0, apierr.ErrPartitionRange}, {0, 0, apierr.ErrCorruptBatch}, {0, 0, apierr.ErrUnknownTopic}}
+	if len(resp.Results) != len(want) {
+		t.Fatalf("%d results for %d parts", len(resp.Results), len(want))
+	}
+	for i, w := range want {
+		r := resp.Results[i]
+		err := apierr.FromPart(r.GetError())
+		if !errors.Is(err, w.err) || (w.err == nil) != (r.GetResponse() != nil) {
+			t.Fatalf("part %d: %v, %v; want error %v", i, r.GetResponse(), err, w.err)
+		}
+		if w.err == nil && (r.GetResponse().GetBaseOffset() != w.base || r.GetResponse().GetLastOffset() != w.last) {
+			t.Fatalf("part %d: offsets %d..%d, want %d..%d", i, r.GetResponse().GetBaseOffset(), r.GetResponse().GetLastOffset(), w.base, w.last)
+		}
+	}
+	if b1.calls.Load() != 1 || b2.calls.Load() != 2 || b1.manyCalls.Load() != 1 {
+		t.Fatalf("broker produces b1=%d b2=%d, ProduceMany calls b1=%d; want 1, 2 and 1", b1.calls.Load(), b2.calls.Load(), b1.manyCalls.Load())
+	}
+	for _, n := range []int{0, rpc.MaxProduceParts + 1} {
+		parts := make([]*stratav1.ProduceRequest, n)
+		for i := range parts {
+			parts[i] = &stratav1.ProduceRequest{Topic: "many", Batches: batch(t, 1, 1000)}
+		}
+		_, err := e.client.ProduceMany(e.ctx, &stratav1.ProduceManyRequest{Parts: parts})
+		wantErr(t, fmt.Sprintf("%d parts", n), err, apierr.ErrInvalidRequest)
+	}
+}
+
+// TestForwardsGather: produces to one broker that are in progress together
+// (here separate Produce calls, while a call to the broker is in flight)
+// reach it in fewer ProduceMany calls than produces, each with its own
+// offsets.
+func TestForwardsGather(t *testing.T) {
+	e := newEnv(t)
+	top := e.createTopic("gather", 20)
+	b := e.startBroker("b1")
+	for p := range int32(20) {
+		e.assign(top.ID, p, "b1")
+	}
+	// Hold the first produce at the broker until the others are queued
+	// at the proxy.
+	release := make(chan struct{})
+	var once sync.Once
+	b.setHook(func() { once.Do(func() { <-release }) })
+	var wg sync.WaitGroup
+	wg.Go(func() { e.produce("gather", 0, batch(t, 1, 1000)) })
+	e.waitFor("the first produce at the broker", func() bool { return b.calls.Load() == 1 })
+	for p := range int32(19) {
+		wg.Go(func() {
+			if r := e.produce("gather", p+1, batch(t, 2, 1000)); r.BaseOffset != 0 || r.LastOffset != 1 {
+				t.Errorf("partition %d: offsets %d..%d, want 0..1", p+1, r.BaseOffset, r.LastOffset)
+			}
+		})
+	}
+	e.waitFor("the other produces at the broker", func() bool { return b.manyParts.Load() == 20 })
+	close(release)
+	wg.Wait()
+	// Each call gathers what arrives within half a millisecond, so a slow
+	// machine makes more calls; one per produce would mean no gathering.
+	if calls := b.manyCalls.Load(); calls > 10 {
+		t.Fatalf("20 produces reached the broker in %d calls, want them gathered", calls)
+	}
+}
+
+// TestForwardsToLegacyBroker: a broker without ProduceMany gets each
+// produce as a Produce call.
+func TestForwardsToLegacyBroker(t *testing.T) {
+	e := newEnv(t)
+	top := e.createTopic("legacy", 1)
+	b := e.startBroker("b1")
+	b.legacy.Store(true)
+	e.assign(top.ID, 0, "b1")
+	for i := range 3 {
+		if r := e.produce("legacy", 0, batch(t, 1, 1000)); r.BaseOffset != int64(i) {
+			t.Fatalf("produce %d: base offset %d", i, r.BaseOffset)
+		}
+	}
+	if b.calls.Load() != 3 || b.manyCalls.Load() != 0 {
+		t.Fatalf("broker produces %d, ProduceMany calls %d; want 3 and 0", b.calls.Load(), b.manyCalls.Load())
+	}
 }

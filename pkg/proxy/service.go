@@ -2,10 +2,14 @@ package proxy
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
 	"github.com/strata-mq/strata/pkg/apierr"
+	"github.com/strata-mq/strata/pkg/auth"
+	"github.com/strata-mq/strata/pkg/meta"
+	"github.com/strata-mq/strata/pkg/rpc"
 )
 
 // service adapts the core to the strata.v1.Strata gRPC service: it converts
@@ -16,9 +20,21 @@ type service struct {
 	s *Server
 }
 
-func (v *service) Produce(ctx context.Context, req *stratav1.ProduceRequest) (resp *stratav1.ProduceResponse, err error) {
+func (v *service) Produce(ctx context.Context, req *stratav1.ProduceRequest) (*stratav1.ProduceResponse, error) {
+	return v.produce(ctx, req, nil)
+}
+
+// produce serves one produce request, a call of its own or a part of a
+// ProduceMany call; check, if not nil, runs first (a part's authorization
+// and limits, which interceptors apply to a call of its own).
+func (v *service) produce(ctx context.Context, req *stratav1.ProduceRequest, check func() error) (resp *stratav1.ProduceResponse, err error) {
 	defer v.s.metrics.observeProduce(time.Now(), len(req.GetBatches()))
 	defer func() { v.s.metrics.produce.WithLabelValues(result(err)).Inc() }()
+	if check != nil {
+		if err := check(); err != nil {
+			return nil, err
+		}
+	}
 	if err := v.s.waitReady(ctx); err != nil {
 		return nil, err
 	}
@@ -27,6 +43,40 @@ func (v *service) Produce(ctx context.Context, req *stratav1.ProduceRequest) (re
 		return nil, err
 	}
 	return &stratav1.ProduceResponse{BaseOffset: r.BaseOffset, LastOffset: r.LastOffset}, nil
+}
+
+// ProduceMany serves each part as a Produce call of its own, all at once:
+// authorized for its topic, checked against the limits, routed to its
+// owner (the Router's calls to one broker travel together). A part that
+// fails does not fail the others; the call itself fails only when it is
+// malformed (no parts, or too many).
+func (v *service) ProduceMany(ctx context.Context, req *stratav1.ProduceManyRequest) (*stratav1.ProduceManyResponse, error) {
+	parts := req.GetParts()
+	if err := rpc.CheckParts(len(parts)); err != nil {
+		return nil, err
+	}
+	p, _ := auth.FromContext(ctx)
+	allowed := map[string]error{} // by topic, so a denial is logged once
+	for _, part := range parts {
+		if _, seen := allowed[part.GetTopic()]; !seen {
+			allowed[part.GetTopic()] = v.s.guard.Authorize(ctx, p, meta.OpProduce, auth.Topic(part.GetTopic()))
+		}
+	}
+	results := make([]*stratav1.ProducePartResult, len(parts))
+	var wg sync.WaitGroup
+	for i, part := range parts {
+		wg.Go(func() {
+			resp, err := v.produce(ctx, part, func() error {
+				if err := allowed[part.GetTopic()]; err != nil {
+					return err
+				}
+				return v.s.limits.check(part)
+			})
+			results[i] = &stratav1.ProducePartResult{Response: resp, Error: apierr.ToPart(err)}
+		})
+	}
+	wg.Wait()
+	return &stratav1.ProduceManyResponse{Results: results}, nil
 }
 
 func (v *service) Fetch(ctx context.Context, req *stratav1.FetchRequest) (resp *stratav1.FetchResponse, err error) {

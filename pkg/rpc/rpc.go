@@ -37,6 +37,20 @@ import (
 // fetch sizes are limited further by each server's configuration.
 const MaxMessageBytes = 64 << 20
 
+// MaxProduceParts bounds the parts of one ProduceMany call, so that one
+// call cannot start an unbounded number of produces at once. A producer
+// writing to more partitions sends several calls.
+const MaxProduceParts = 1000
+
+// CheckParts refuses a ProduceMany call of n parts when n is 0 or more
+// than MaxProduceParts.
+func CheckParts(n int) error {
+	if n == 0 || n > MaxProduceParts {
+		return apierr.Errorf(apierr.ErrInvalidRequest, "a ProduceMany call carries %d parts; it needs 1 to %d", n, MaxProduceParts)
+	}
+	return nil
+}
+
 // Listen opens a TCP listener on addr ("host:port"; port 0 picks one).
 func Listen(addr string) (net.Listener, error) {
 	l, err := net.Listen("tcp", addr)

@@ -46,6 +46,7 @@ type FakeProxy struct {
 	topics      map[string]*fakeTopic          // guarded by mu
 	produces    []*stratav1.ProduceRequest     // guarded by mu
 	listOffsets []*stratav1.ListOffsetsRequest // guarded by mu
+	manyCalls   int                            // guarded by mu
 	// changed is closed and replaced on every append, to wake long polls.
 	changed chan struct{} // guarded by mu
 }
@@ -85,8 +86,8 @@ func Start(t testing.TB) *FakeProxy {
 type Listener struct {
 	// Addr is the address served.
 	Addr string
-	// Produces and Fetches count the Produce and Fetch calls that arrived
-	// here.
+	// Produces and Fetches count the produce (Produce and ProduceMany)
+	// and Fetch calls that arrived here.
 	Produces, Fetches atomic.Int64
 	srv               *rpc.Server
 }
@@ -107,7 +108,7 @@ func (f *FakeProxy) Serve(t testing.TB, addr string, opts ...rpc.ServerOption) *
 	fl := &Listener{Addr: l.Addr().String()}
 	count := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 		switch req.(type) {
-		case *stratav1.ProduceRequest:
+		case *stratav1.ProduceRequest, *stratav1.ProduceManyRequest:
 			fl.Produces.Add(1)
 		case *stratav1.FetchRequest:
 			fl.Fetches.Add(1)
@@ -202,6 +203,33 @@ func (f *FakeProxy) partitionLocked(topic string, partition int32) (*fakePartiti
 }
 
 // Produce appends the request's batches, stamping offsets.
+// ProduceMany answers each part as Produce would, all at once.
+func (f *FakeProxy) ProduceMany(ctx context.Context, req *stratav1.ProduceManyRequest) (*stratav1.ProduceManyResponse, error) {
+	if err := rpc.CheckParts(len(req.GetParts())); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	f.manyCalls++
+	f.mu.Unlock()
+	results := make([]*stratav1.ProducePartResult, len(req.GetParts()))
+	var wg sync.WaitGroup
+	for i, part := range req.GetParts() {
+		wg.Go(func() {
+			resp, err := f.Produce(ctx, part)
+			results[i] = &stratav1.ProducePartResult{Response: resp, Error: apierr.ToPart(err)}
+		})
+	}
+	wg.Wait()
+	return &stratav1.ProduceManyResponse{Results: results}, nil
+}
+
+// ProduceManyCalls returns the number of ProduceMany calls received.
+func (f *FakeProxy) ProduceManyCalls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.manyCalls
+}
+
 func (f *FakeProxy) Produce(_ context.Context, req *stratav1.ProduceRequest) (*stratav1.ProduceResponse, error) {
 	f.mu.Lock()
 	f.produces = append(f.produces, proto.Clone(req).(*stratav1.ProduceRequest))

@@ -357,6 +357,221 @@ func (x *ProduceResponse) GetEpoch() int64 {
 	return 0
 }
 
+// ProduceManyRequest carries the produce requests of several partitions.
+// A partition may appear in more than one part (an idempotent producer's
+// requests in sequence order); the parts are independent requests, which
+// the server may run concurrently.
+type ProduceManyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most 1,000 parts.
+	Parts         []*ProduceRequest `protobuf:"bytes,1,rep,name=parts,proto3" json:"parts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProduceManyRequest) Reset() {
+	*x = ProduceManyRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProduceManyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProduceManyRequest) ProtoMessage() {}
+
+func (x *ProduceManyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProduceManyRequest.ProtoReflect.Descriptor instead.
+func (*ProduceManyRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ProduceManyRequest) GetParts() []*ProduceRequest {
+	if x != nil {
+		return x.Parts
+	}
+	return nil
+}
+
+type ProduceManyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One result per part, in the order of the request's parts.
+	Results       []*ProducePartResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProduceManyResponse) Reset() {
+	*x = ProduceManyResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProduceManyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProduceManyResponse) ProtoMessage() {}
+
+func (x *ProduceManyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProduceManyResponse.ProtoReflect.Descriptor instead.
+func (*ProduceManyResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ProduceManyResponse) GetResults() []*ProducePartResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+// ProducePartResult is one part's outcome: response when it was written,
+// error when it was not (or its outcome is unknown, as for a failed
+// Produce call).
+type ProducePartResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Response      *ProduceResponse       `protobuf:"bytes,1,opt,name=response,proto3" json:"response,omitempty"`
+	Error         *PartError             `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProducePartResult) Reset() {
+	*x = ProducePartResult{}
+	mi := &file_strata_v1_strata_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProducePartResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProducePartResult) ProtoMessage() {}
+
+func (x *ProducePartResult) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProducePartResult.ProtoReflect.Descriptor instead.
+func (*ProducePartResult) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ProducePartResult) GetResponse() *ProduceResponse {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+func (x *ProducePartResult) GetError() *PartError {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+// PartError is the error one part of a multi-part call got: the gRPC
+// status that a call of its own would have returned.
+type PartError struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The gRPC status code.
+	Code int32 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	// The strata.v1.Reason name (e.g. "NOT_OWNER"), as in the ErrorInfo of a
+	// status; empty for an error without a reason.
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// For people.
+	Message       string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PartError) Reset() {
+	*x = PartError{}
+	mi := &file_strata_v1_strata_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PartError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PartError) ProtoMessage() {}
+
+func (x *PartError) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PartError.ProtoReflect.Descriptor instead.
+func (*PartError) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *PartError) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *PartError) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *PartError) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 type FetchRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Topic     string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
@@ -378,7 +593,7 @@ type FetchRequest struct {
 
 func (x *FetchRequest) Reset() {
 	*x = FetchRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[2]
+	mi := &file_strata_v1_strata_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -390,7 +605,7 @@ func (x *FetchRequest) String() string {
 func (*FetchRequest) ProtoMessage() {}
 
 func (x *FetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[2]
+	mi := &file_strata_v1_strata_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -403,7 +618,7 @@ func (x *FetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchRequest.ProtoReflect.Descriptor instead.
 func (*FetchRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{2}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *FetchRequest) GetTopic() string {
@@ -462,7 +677,7 @@ type FetchResponse struct {
 
 func (x *FetchResponse) Reset() {
 	*x = FetchResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[3]
+	mi := &file_strata_v1_strata_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -474,7 +689,7 @@ func (x *FetchResponse) String() string {
 func (*FetchResponse) ProtoMessage() {}
 
 func (x *FetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[3]
+	mi := &file_strata_v1_strata_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -487,7 +702,7 @@ func (x *FetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResponse.ProtoReflect.Descriptor instead.
 func (*FetchResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{3}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *FetchResponse) GetBatches() []byte {
@@ -523,7 +738,7 @@ type ListOffsetsRequest struct {
 
 func (x *ListOffsetsRequest) Reset() {
 	*x = ListOffsetsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[4]
+	mi := &file_strata_v1_strata_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -535,7 +750,7 @@ func (x *ListOffsetsRequest) String() string {
 func (*ListOffsetsRequest) ProtoMessage() {}
 
 func (x *ListOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[4]
+	mi := &file_strata_v1_strata_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -548,7 +763,7 @@ func (x *ListOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*ListOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{4}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListOffsetsRequest) GetTopic() string {
@@ -585,7 +800,7 @@ type ListOffsetsResponse struct {
 
 func (x *ListOffsetsResponse) Reset() {
 	*x = ListOffsetsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[5]
+	mi := &file_strata_v1_strata_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -597,7 +812,7 @@ func (x *ListOffsetsResponse) String() string {
 func (*ListOffsetsResponse) ProtoMessage() {}
 
 func (x *ListOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[5]
+	mi := &file_strata_v1_strata_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -610,7 +825,7 @@ func (x *ListOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*ListOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{5}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListOffsetsResponse) GetOffset() int64 {
@@ -650,7 +865,7 @@ type TopicConfig struct {
 
 func (x *TopicConfig) Reset() {
 	*x = TopicConfig{}
-	mi := &file_strata_v1_strata_proto_msgTypes[6]
+	mi := &file_strata_v1_strata_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -662,7 +877,7 @@ func (x *TopicConfig) String() string {
 func (*TopicConfig) ProtoMessage() {}
 
 func (x *TopicConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[6]
+	mi := &file_strata_v1_strata_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -675,7 +890,7 @@ func (x *TopicConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicConfig.ProtoReflect.Descriptor instead.
 func (*TopicConfig) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{6}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *TopicConfig) GetRetentionMs() int64 {
@@ -713,7 +928,7 @@ type PartitionInfo struct {
 
 func (x *PartitionInfo) Reset() {
 	*x = PartitionInfo{}
-	mi := &file_strata_v1_strata_proto_msgTypes[7]
+	mi := &file_strata_v1_strata_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -725,7 +940,7 @@ func (x *PartitionInfo) String() string {
 func (*PartitionInfo) ProtoMessage() {}
 
 func (x *PartitionInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[7]
+	mi := &file_strata_v1_strata_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -738,7 +953,7 @@ func (x *PartitionInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionInfo.ProtoReflect.Descriptor instead.
 func (*PartitionInfo) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{7}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PartitionInfo) GetPartition() int32 {
@@ -791,7 +1006,7 @@ type TopicInfo struct {
 
 func (x *TopicInfo) Reset() {
 	*x = TopicInfo{}
-	mi := &file_strata_v1_strata_proto_msgTypes[8]
+	mi := &file_strata_v1_strata_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -803,7 +1018,7 @@ func (x *TopicInfo) String() string {
 func (*TopicInfo) ProtoMessage() {}
 
 func (x *TopicInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[8]
+	mi := &file_strata_v1_strata_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -816,7 +1031,7 @@ func (x *TopicInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicInfo.ProtoReflect.Descriptor instead.
 func (*TopicInfo) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{8}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *TopicInfo) GetName() string {
@@ -873,7 +1088,7 @@ type CreateTopicRequest struct {
 
 func (x *CreateTopicRequest) Reset() {
 	*x = CreateTopicRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[9]
+	mi := &file_strata_v1_strata_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -885,7 +1100,7 @@ func (x *CreateTopicRequest) String() string {
 func (*CreateTopicRequest) ProtoMessage() {}
 
 func (x *CreateTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[9]
+	mi := &file_strata_v1_strata_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -898,7 +1113,7 @@ func (x *CreateTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTopicRequest.ProtoReflect.Descriptor instead.
 func (*CreateTopicRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{9}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CreateTopicRequest) GetName() string {
@@ -931,7 +1146,7 @@ type CreateTopicResponse struct {
 
 func (x *CreateTopicResponse) Reset() {
 	*x = CreateTopicResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[10]
+	mi := &file_strata_v1_strata_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -943,7 +1158,7 @@ func (x *CreateTopicResponse) String() string {
 func (*CreateTopicResponse) ProtoMessage() {}
 
 func (x *CreateTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[10]
+	mi := &file_strata_v1_strata_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -956,7 +1171,7 @@ func (x *CreateTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTopicResponse.ProtoReflect.Descriptor instead.
 func (*CreateTopicResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{10}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CreateTopicResponse) GetTopic() *TopicInfo {
@@ -975,7 +1190,7 @@ type DeleteTopicRequest struct {
 
 func (x *DeleteTopicRequest) Reset() {
 	*x = DeleteTopicRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[11]
+	mi := &file_strata_v1_strata_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -987,7 +1202,7 @@ func (x *DeleteTopicRequest) String() string {
 func (*DeleteTopicRequest) ProtoMessage() {}
 
 func (x *DeleteTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[11]
+	mi := &file_strata_v1_strata_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1000,7 +1215,7 @@ func (x *DeleteTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTopicRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTopicRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{11}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DeleteTopicRequest) GetName() string {
@@ -1018,7 +1233,7 @@ type DeleteTopicResponse struct {
 
 func (x *DeleteTopicResponse) Reset() {
 	*x = DeleteTopicResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[12]
+	mi := &file_strata_v1_strata_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1030,7 +1245,7 @@ func (x *DeleteTopicResponse) String() string {
 func (*DeleteTopicResponse) ProtoMessage() {}
 
 func (x *DeleteTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[12]
+	mi := &file_strata_v1_strata_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1043,7 +1258,7 @@ func (x *DeleteTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTopicResponse.ProtoReflect.Descriptor instead.
 func (*DeleteTopicResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{12}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{16}
 }
 
 type ListTopicsRequest struct {
@@ -1054,7 +1269,7 @@ type ListTopicsRequest struct {
 
 func (x *ListTopicsRequest) Reset() {
 	*x = ListTopicsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[13]
+	mi := &file_strata_v1_strata_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1066,7 +1281,7 @@ func (x *ListTopicsRequest) String() string {
 func (*ListTopicsRequest) ProtoMessage() {}
 
 func (x *ListTopicsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[13]
+	mi := &file_strata_v1_strata_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1079,7 +1294,7 @@ func (x *ListTopicsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTopicsRequest.ProtoReflect.Descriptor instead.
 func (*ListTopicsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{13}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{17}
 }
 
 type ListTopicsResponse struct {
@@ -1091,7 +1306,7 @@ type ListTopicsResponse struct {
 
 func (x *ListTopicsResponse) Reset() {
 	*x = ListTopicsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[14]
+	mi := &file_strata_v1_strata_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1103,7 +1318,7 @@ func (x *ListTopicsResponse) String() string {
 func (*ListTopicsResponse) ProtoMessage() {}
 
 func (x *ListTopicsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[14]
+	mi := &file_strata_v1_strata_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1116,7 +1331,7 @@ func (x *ListTopicsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTopicsResponse.ProtoReflect.Descriptor instead.
 func (*ListTopicsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{14}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListTopicsResponse) GetTopics() []*TopicInfo {
@@ -1135,7 +1350,7 @@ type DescribeTopicRequest struct {
 
 func (x *DescribeTopicRequest) Reset() {
 	*x = DescribeTopicRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[15]
+	mi := &file_strata_v1_strata_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1147,7 +1362,7 @@ func (x *DescribeTopicRequest) String() string {
 func (*DescribeTopicRequest) ProtoMessage() {}
 
 func (x *DescribeTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[15]
+	mi := &file_strata_v1_strata_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1160,7 +1375,7 @@ func (x *DescribeTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeTopicRequest.ProtoReflect.Descriptor instead.
 func (*DescribeTopicRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{15}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DescribeTopicRequest) GetName() string {
@@ -1179,7 +1394,7 @@ type DescribeTopicResponse struct {
 
 func (x *DescribeTopicResponse) Reset() {
 	*x = DescribeTopicResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[16]
+	mi := &file_strata_v1_strata_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1191,7 +1406,7 @@ func (x *DescribeTopicResponse) String() string {
 func (*DescribeTopicResponse) ProtoMessage() {}
 
 func (x *DescribeTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[16]
+	mi := &file_strata_v1_strata_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1204,7 +1419,7 @@ func (x *DescribeTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeTopicResponse.ProtoReflect.Descriptor instead.
 func (*DescribeTopicResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{16}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DescribeTopicResponse) GetTopic() *TopicInfo {
@@ -1222,7 +1437,7 @@ type ClusterStatusRequest struct {
 
 func (x *ClusterStatusRequest) Reset() {
 	*x = ClusterStatusRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[17]
+	mi := &file_strata_v1_strata_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1234,7 +1449,7 @@ func (x *ClusterStatusRequest) String() string {
 func (*ClusterStatusRequest) ProtoMessage() {}
 
 func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[17]
+	mi := &file_strata_v1_strata_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1247,7 +1462,7 @@ func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusRequest.ProtoReflect.Descriptor instead.
 func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{17}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{21}
 }
 
 type PartitionRef struct {
@@ -1261,7 +1476,7 @@ type PartitionRef struct {
 
 func (x *PartitionRef) Reset() {
 	*x = PartitionRef{}
-	mi := &file_strata_v1_strata_proto_msgTypes[18]
+	mi := &file_strata_v1_strata_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1273,7 +1488,7 @@ func (x *PartitionRef) String() string {
 func (*PartitionRef) ProtoMessage() {}
 
 func (x *PartitionRef) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[18]
+	mi := &file_strata_v1_strata_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1286,7 +1501,7 @@ func (x *PartitionRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionRef.ProtoReflect.Descriptor instead.
 func (*PartitionRef) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{18}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PartitionRef) GetTopic() string {
@@ -1328,7 +1543,7 @@ type BrokerStatus struct {
 
 func (x *BrokerStatus) Reset() {
 	*x = BrokerStatus{}
-	mi := &file_strata_v1_strata_proto_msgTypes[19]
+	mi := &file_strata_v1_strata_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1340,7 +1555,7 @@ func (x *BrokerStatus) String() string {
 func (*BrokerStatus) ProtoMessage() {}
 
 func (x *BrokerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[19]
+	mi := &file_strata_v1_strata_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1353,7 +1568,7 @@ func (x *BrokerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BrokerStatus.ProtoReflect.Descriptor instead.
 func (*BrokerStatus) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{19}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *BrokerStatus) GetId() string {
@@ -1426,7 +1641,7 @@ type ClusterStatusResponse struct {
 
 func (x *ClusterStatusResponse) Reset() {
 	*x = ClusterStatusResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[20]
+	mi := &file_strata_v1_strata_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1438,7 +1653,7 @@ func (x *ClusterStatusResponse) String() string {
 func (*ClusterStatusResponse) ProtoMessage() {}
 
 func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[20]
+	mi := &file_strata_v1_strata_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1451,7 +1666,7 @@ func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusResponse.ProtoReflect.Descriptor instead.
 func (*ClusterStatusResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{20}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ClusterStatusResponse) GetCoordinatorLeader() string {
@@ -1494,7 +1709,7 @@ type AlterTopicRequest struct {
 
 func (x *AlterTopicRequest) Reset() {
 	*x = AlterTopicRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[21]
+	mi := &file_strata_v1_strata_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1506,7 +1721,7 @@ func (x *AlterTopicRequest) String() string {
 func (*AlterTopicRequest) ProtoMessage() {}
 
 func (x *AlterTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[21]
+	mi := &file_strata_v1_strata_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1519,7 +1734,7 @@ func (x *AlterTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlterTopicRequest.ProtoReflect.Descriptor instead.
 func (*AlterTopicRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{21}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *AlterTopicRequest) GetName() string {
@@ -1545,7 +1760,7 @@ type AlterTopicResponse struct {
 
 func (x *AlterTopicResponse) Reset() {
 	*x = AlterTopicResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[22]
+	mi := &file_strata_v1_strata_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1557,7 +1772,7 @@ func (x *AlterTopicResponse) String() string {
 func (*AlterTopicResponse) ProtoMessage() {}
 
 func (x *AlterTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[22]
+	mi := &file_strata_v1_strata_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1570,7 +1785,7 @@ func (x *AlterTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlterTopicResponse.ProtoReflect.Descriptor instead.
 func (*AlterTopicResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{22}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *AlterTopicResponse) GetTopic() *TopicInfo {
@@ -1594,7 +1809,7 @@ type DrainBrokerRequest struct {
 
 func (x *DrainBrokerRequest) Reset() {
 	*x = DrainBrokerRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[23]
+	mi := &file_strata_v1_strata_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1606,7 +1821,7 @@ func (x *DrainBrokerRequest) String() string {
 func (*DrainBrokerRequest) ProtoMessage() {}
 
 func (x *DrainBrokerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[23]
+	mi := &file_strata_v1_strata_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1619,7 +1834,7 @@ func (x *DrainBrokerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainBrokerRequest.ProtoReflect.Descriptor instead.
 func (*DrainBrokerRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{23}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *DrainBrokerRequest) GetBrokerId() string {
@@ -1646,7 +1861,7 @@ type UndrainBrokerRequest struct {
 
 func (x *UndrainBrokerRequest) Reset() {
 	*x = UndrainBrokerRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[24]
+	mi := &file_strata_v1_strata_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1658,7 +1873,7 @@ func (x *UndrainBrokerRequest) String() string {
 func (*UndrainBrokerRequest) ProtoMessage() {}
 
 func (x *UndrainBrokerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[24]
+	mi := &file_strata_v1_strata_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1671,7 +1886,7 @@ func (x *UndrainBrokerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndrainBrokerRequest.ProtoReflect.Descriptor instead.
 func (*UndrainBrokerRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{24}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *UndrainBrokerRequest) GetBrokerId() string {
@@ -1689,7 +1904,7 @@ type UndrainBrokerResponse struct {
 
 func (x *UndrainBrokerResponse) Reset() {
 	*x = UndrainBrokerResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[25]
+	mi := &file_strata_v1_strata_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1701,7 +1916,7 @@ func (x *UndrainBrokerResponse) String() string {
 func (*UndrainBrokerResponse) ProtoMessage() {}
 
 func (x *UndrainBrokerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[25]
+	mi := &file_strata_v1_strata_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1714,7 +1929,7 @@ func (x *UndrainBrokerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndrainBrokerResponse.ProtoReflect.Descriptor instead.
 func (*UndrainBrokerResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{25}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{29}
 }
 
 type DrainBrokerResponse struct {
@@ -1727,7 +1942,7 @@ type DrainBrokerResponse struct {
 
 func (x *DrainBrokerResponse) Reset() {
 	*x = DrainBrokerResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[26]
+	mi := &file_strata_v1_strata_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1739,7 +1954,7 @@ func (x *DrainBrokerResponse) String() string {
 func (*DrainBrokerResponse) ProtoMessage() {}
 
 func (x *DrainBrokerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[26]
+	mi := &file_strata_v1_strata_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1752,7 +1967,7 @@ func (x *DrainBrokerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainBrokerResponse.ProtoReflect.Descriptor instead.
 func (*DrainBrokerResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{26}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *DrainBrokerResponse) GetReleased() []*PartitionRef {
@@ -1780,7 +1995,7 @@ type ReleasePartitionsRequest struct {
 
 func (x *ReleasePartitionsRequest) Reset() {
 	*x = ReleasePartitionsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[27]
+	mi := &file_strata_v1_strata_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1792,7 +2007,7 @@ func (x *ReleasePartitionsRequest) String() string {
 func (*ReleasePartitionsRequest) ProtoMessage() {}
 
 func (x *ReleasePartitionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[27]
+	mi := &file_strata_v1_strata_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1805,7 +2020,7 @@ func (x *ReleasePartitionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleasePartitionsRequest.ProtoReflect.Descriptor instead.
 func (*ReleasePartitionsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{27}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ReleasePartitionsRequest) GetPartitions() []*PartitionRef {
@@ -1839,7 +2054,7 @@ type ReleasePartitionsResponse struct {
 
 func (x *ReleasePartitionsResponse) Reset() {
 	*x = ReleasePartitionsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[28]
+	mi := &file_strata_v1_strata_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1851,7 +2066,7 @@ func (x *ReleasePartitionsResponse) String() string {
 func (*ReleasePartitionsResponse) ProtoMessage() {}
 
 func (x *ReleasePartitionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[28]
+	mi := &file_strata_v1_strata_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1864,7 +2079,7 @@ func (x *ReleasePartitionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleasePartitionsResponse.ProtoReflect.Descriptor instead.
 func (*ReleasePartitionsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{28}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ReleasePartitionsResponse) GetReleased() []*PartitionRef {
@@ -1885,7 +2100,7 @@ type TopicPartitions struct {
 
 func (x *TopicPartitions) Reset() {
 	*x = TopicPartitions{}
-	mi := &file_strata_v1_strata_proto_msgTypes[29]
+	mi := &file_strata_v1_strata_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1897,7 +2112,7 @@ func (x *TopicPartitions) String() string {
 func (*TopicPartitions) ProtoMessage() {}
 
 func (x *TopicPartitions) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[29]
+	mi := &file_strata_v1_strata_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1910,7 +2125,7 @@ func (x *TopicPartitions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicPartitions.ProtoReflect.Descriptor instead.
 func (*TopicPartitions) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{29}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *TopicPartitions) GetTopic() string {
@@ -1954,7 +2169,7 @@ type GroupHeartbeatRequest struct {
 
 func (x *GroupHeartbeatRequest) Reset() {
 	*x = GroupHeartbeatRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[30]
+	mi := &file_strata_v1_strata_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1966,7 +2181,7 @@ func (x *GroupHeartbeatRequest) String() string {
 func (*GroupHeartbeatRequest) ProtoMessage() {}
 
 func (x *GroupHeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[30]
+	mi := &file_strata_v1_strata_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1979,7 +2194,7 @@ func (x *GroupHeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupHeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*GroupHeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{30}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GroupHeartbeatRequest) GetGroup() string {
@@ -2055,7 +2270,7 @@ type GroupHeartbeatResponse struct {
 
 func (x *GroupHeartbeatResponse) Reset() {
 	*x = GroupHeartbeatResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[31]
+	mi := &file_strata_v1_strata_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2067,7 +2282,7 @@ func (x *GroupHeartbeatResponse) String() string {
 func (*GroupHeartbeatResponse) ProtoMessage() {}
 
 func (x *GroupHeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[31]
+	mi := &file_strata_v1_strata_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2080,7 +2295,7 @@ func (x *GroupHeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupHeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*GroupHeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{31}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GroupHeartbeatResponse) GetMemberEpoch() int64 {
@@ -2129,7 +2344,7 @@ type LeaveGroupRequest struct {
 
 func (x *LeaveGroupRequest) Reset() {
 	*x = LeaveGroupRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[32]
+	mi := &file_strata_v1_strata_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2141,7 +2356,7 @@ func (x *LeaveGroupRequest) String() string {
 func (*LeaveGroupRequest) ProtoMessage() {}
 
 func (x *LeaveGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[32]
+	mi := &file_strata_v1_strata_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2154,7 +2369,7 @@ func (x *LeaveGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveGroupRequest.ProtoReflect.Descriptor instead.
 func (*LeaveGroupRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{32}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *LeaveGroupRequest) GetGroup() string {
@@ -2186,7 +2401,7 @@ type LeaveGroupResponse struct {
 
 func (x *LeaveGroupResponse) Reset() {
 	*x = LeaveGroupResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[33]
+	mi := &file_strata_v1_strata_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2198,7 +2413,7 @@ func (x *LeaveGroupResponse) String() string {
 func (*LeaveGroupResponse) ProtoMessage() {}
 
 func (x *LeaveGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[33]
+	mi := &file_strata_v1_strata_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2211,7 +2426,7 @@ func (x *LeaveGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveGroupResponse.ProtoReflect.Descriptor instead.
 func (*LeaveGroupResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{33}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{37}
 }
 
 type PartitionOffset struct {
@@ -2226,7 +2441,7 @@ type PartitionOffset struct {
 
 func (x *PartitionOffset) Reset() {
 	*x = PartitionOffset{}
-	mi := &file_strata_v1_strata_proto_msgTypes[34]
+	mi := &file_strata_v1_strata_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2238,7 +2453,7 @@ func (x *PartitionOffset) String() string {
 func (*PartitionOffset) ProtoMessage() {}
 
 func (x *PartitionOffset) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[34]
+	mi := &file_strata_v1_strata_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2251,7 +2466,7 @@ func (x *PartitionOffset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionOffset.ProtoReflect.Descriptor instead.
 func (*PartitionOffset) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{34}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *PartitionOffset) GetPartition() int32 {
@@ -2285,7 +2500,7 @@ type TopicOffsets struct {
 
 func (x *TopicOffsets) Reset() {
 	*x = TopicOffsets{}
-	mi := &file_strata_v1_strata_proto_msgTypes[35]
+	mi := &file_strata_v1_strata_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2297,7 +2512,7 @@ func (x *TopicOffsets) String() string {
 func (*TopicOffsets) ProtoMessage() {}
 
 func (x *TopicOffsets) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[35]
+	mi := &file_strata_v1_strata_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2310,7 +2525,7 @@ func (x *TopicOffsets) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicOffsets.ProtoReflect.Descriptor instead.
 func (*TopicOffsets) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{35}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *TopicOffsets) GetTopic() string {
@@ -2339,7 +2554,7 @@ type CommitOffsetsRequest struct {
 
 func (x *CommitOffsetsRequest) Reset() {
 	*x = CommitOffsetsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[36]
+	mi := &file_strata_v1_strata_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2351,7 +2566,7 @@ func (x *CommitOffsetsRequest) String() string {
 func (*CommitOffsetsRequest) ProtoMessage() {}
 
 func (x *CommitOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[36]
+	mi := &file_strata_v1_strata_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2364,7 +2579,7 @@ func (x *CommitOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*CommitOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{36}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *CommitOffsetsRequest) GetGroup() string {
@@ -2403,7 +2618,7 @@ type CommitOffsetsResponse struct {
 
 func (x *CommitOffsetsResponse) Reset() {
 	*x = CommitOffsetsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[37]
+	mi := &file_strata_v1_strata_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2415,7 +2630,7 @@ func (x *CommitOffsetsResponse) String() string {
 func (*CommitOffsetsResponse) ProtoMessage() {}
 
 func (x *CommitOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[37]
+	mi := &file_strata_v1_strata_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2428,7 +2643,7 @@ func (x *CommitOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*CommitOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{37}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{41}
 }
 
 type FetchOffsetsRequest struct {
@@ -2442,7 +2657,7 @@ type FetchOffsetsRequest struct {
 
 func (x *FetchOffsetsRequest) Reset() {
 	*x = FetchOffsetsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[38]
+	mi := &file_strata_v1_strata_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2454,7 +2669,7 @@ func (x *FetchOffsetsRequest) String() string {
 func (*FetchOffsetsRequest) ProtoMessage() {}
 
 func (x *FetchOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[38]
+	mi := &file_strata_v1_strata_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2467,7 +2682,7 @@ func (x *FetchOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*FetchOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{38}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *FetchOffsetsRequest) GetGroup() string {
@@ -2493,7 +2708,7 @@ type FetchOffsetsResponse struct {
 
 func (x *FetchOffsetsResponse) Reset() {
 	*x = FetchOffsetsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[39]
+	mi := &file_strata_v1_strata_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2505,7 +2720,7 @@ func (x *FetchOffsetsResponse) String() string {
 func (*FetchOffsetsResponse) ProtoMessage() {}
 
 func (x *FetchOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[39]
+	mi := &file_strata_v1_strata_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2518,7 +2733,7 @@ func (x *FetchOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*FetchOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{39}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *FetchOffsetsResponse) GetTopics() []*TopicOffsets {
@@ -2536,7 +2751,7 @@ type ListGroupsRequest struct {
 
 func (x *ListGroupsRequest) Reset() {
 	*x = ListGroupsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[40]
+	mi := &file_strata_v1_strata_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2548,7 +2763,7 @@ func (x *ListGroupsRequest) String() string {
 func (*ListGroupsRequest) ProtoMessage() {}
 
 func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[40]
+	mi := &file_strata_v1_strata_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2561,7 +2776,7 @@ func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsRequest.ProtoReflect.Descriptor instead.
 func (*ListGroupsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{40}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{44}
 }
 
 type GroupSummary struct {
@@ -2579,7 +2794,7 @@ type GroupSummary struct {
 
 func (x *GroupSummary) Reset() {
 	*x = GroupSummary{}
-	mi := &file_strata_v1_strata_proto_msgTypes[41]
+	mi := &file_strata_v1_strata_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2591,7 +2806,7 @@ func (x *GroupSummary) String() string {
 func (*GroupSummary) ProtoMessage() {}
 
 func (x *GroupSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[41]
+	mi := &file_strata_v1_strata_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2604,7 +2819,7 @@ func (x *GroupSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupSummary.ProtoReflect.Descriptor instead.
 func (*GroupSummary) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{41}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *GroupSummary) GetGroup() string {
@@ -2651,7 +2866,7 @@ type ListGroupsResponse struct {
 
 func (x *ListGroupsResponse) Reset() {
 	*x = ListGroupsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[42]
+	mi := &file_strata_v1_strata_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2663,7 +2878,7 @@ func (x *ListGroupsResponse) String() string {
 func (*ListGroupsResponse) ProtoMessage() {}
 
 func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[42]
+	mi := &file_strata_v1_strata_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2676,7 +2891,7 @@ func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsResponse.ProtoReflect.Descriptor instead.
 func (*ListGroupsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{42}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ListGroupsResponse) GetGroups() []*GroupSummary {
@@ -2695,7 +2910,7 @@ type DescribeGroupRequest struct {
 
 func (x *DescribeGroupRequest) Reset() {
 	*x = DescribeGroupRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[43]
+	mi := &file_strata_v1_strata_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2707,7 +2922,7 @@ func (x *DescribeGroupRequest) String() string {
 func (*DescribeGroupRequest) ProtoMessage() {}
 
 func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[43]
+	mi := &file_strata_v1_strata_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2720,7 +2935,7 @@ func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupRequest.ProtoReflect.Descriptor instead.
 func (*DescribeGroupRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{43}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *DescribeGroupRequest) GetGroup() string {
@@ -2747,7 +2962,7 @@ type GroupMember struct {
 
 func (x *GroupMember) Reset() {
 	*x = GroupMember{}
-	mi := &file_strata_v1_strata_proto_msgTypes[44]
+	mi := &file_strata_v1_strata_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2759,7 +2974,7 @@ func (x *GroupMember) String() string {
 func (*GroupMember) ProtoMessage() {}
 
 func (x *GroupMember) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[44]
+	mi := &file_strata_v1_strata_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2772,7 +2987,7 @@ func (x *GroupMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupMember.ProtoReflect.Descriptor instead.
 func (*GroupMember) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{44}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *GroupMember) GetMemberId() string {
@@ -2843,7 +3058,7 @@ type GroupPartitionLag struct {
 
 func (x *GroupPartitionLag) Reset() {
 	*x = GroupPartitionLag{}
-	mi := &file_strata_v1_strata_proto_msgTypes[45]
+	mi := &file_strata_v1_strata_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2855,7 +3070,7 @@ func (x *GroupPartitionLag) String() string {
 func (*GroupPartitionLag) ProtoMessage() {}
 
 func (x *GroupPartitionLag) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[45]
+	mi := &file_strata_v1_strata_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2868,7 +3083,7 @@ func (x *GroupPartitionLag) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupPartitionLag.ProtoReflect.Descriptor instead.
 func (*GroupPartitionLag) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{45}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *GroupPartitionLag) GetTopic() string {
@@ -2936,7 +3151,7 @@ type DescribeGroupResponse struct {
 
 func (x *DescribeGroupResponse) Reset() {
 	*x = DescribeGroupResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[46]
+	mi := &file_strata_v1_strata_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2948,7 +3163,7 @@ func (x *DescribeGroupResponse) String() string {
 func (*DescribeGroupResponse) ProtoMessage() {}
 
 func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[46]
+	mi := &file_strata_v1_strata_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2961,7 +3176,7 @@ func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupResponse.ProtoReflect.Descriptor instead.
 func (*DescribeGroupResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{46}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *DescribeGroupResponse) GetGroup() string {
@@ -3017,7 +3232,7 @@ type ResetOffsetsRequest struct {
 
 func (x *ResetOffsetsRequest) Reset() {
 	*x = ResetOffsetsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[47]
+	mi := &file_strata_v1_strata_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3029,7 +3244,7 @@ func (x *ResetOffsetsRequest) String() string {
 func (*ResetOffsetsRequest) ProtoMessage() {}
 
 func (x *ResetOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[47]
+	mi := &file_strata_v1_strata_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3042,7 +3257,7 @@ func (x *ResetOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*ResetOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{47}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ResetOffsetsRequest) GetGroup() string {
@@ -3067,7 +3282,7 @@ type ResetOffsetsResponse struct {
 
 func (x *ResetOffsetsResponse) Reset() {
 	*x = ResetOffsetsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[48]
+	mi := &file_strata_v1_strata_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3079,7 +3294,7 @@ func (x *ResetOffsetsResponse) String() string {
 func (*ResetOffsetsResponse) ProtoMessage() {}
 
 func (x *ResetOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[48]
+	mi := &file_strata_v1_strata_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3092,7 +3307,7 @@ func (x *ResetOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*ResetOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{48}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{52}
 }
 
 // An ACL grants a principal one operation on a resource.
@@ -3113,7 +3328,7 @@ type Acl struct {
 
 func (x *Acl) Reset() {
 	*x = Acl{}
-	mi := &file_strata_v1_strata_proto_msgTypes[49]
+	mi := &file_strata_v1_strata_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3125,7 +3340,7 @@ func (x *Acl) String() string {
 func (*Acl) ProtoMessage() {}
 
 func (x *Acl) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[49]
+	mi := &file_strata_v1_strata_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3138,7 +3353,7 @@ func (x *Acl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Acl.ProtoReflect.Descriptor instead.
 func (*Acl) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{49}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *Acl) GetPrincipal() string {
@@ -3178,7 +3393,7 @@ type AddAclRequest struct {
 
 func (x *AddAclRequest) Reset() {
 	*x = AddAclRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[50]
+	mi := &file_strata_v1_strata_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3190,7 +3405,7 @@ func (x *AddAclRequest) String() string {
 func (*AddAclRequest) ProtoMessage() {}
 
 func (x *AddAclRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[50]
+	mi := &file_strata_v1_strata_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3203,7 +3418,7 @@ func (x *AddAclRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddAclRequest.ProtoReflect.Descriptor instead.
 func (*AddAclRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{50}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *AddAclRequest) GetAcl() *Acl {
@@ -3224,7 +3439,7 @@ type AddAclResponse struct {
 
 func (x *AddAclResponse) Reset() {
 	*x = AddAclResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[51]
+	mi := &file_strata_v1_strata_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3236,7 +3451,7 @@ func (x *AddAclResponse) String() string {
 func (*AddAclResponse) ProtoMessage() {}
 
 func (x *AddAclResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[51]
+	mi := &file_strata_v1_strata_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3249,7 +3464,7 @@ func (x *AddAclResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddAclResponse.ProtoReflect.Descriptor instead.
 func (*AddAclResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{51}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *AddAclResponse) GetAclsEnforced() bool {
@@ -3268,7 +3483,7 @@ type RemoveAclRequest struct {
 
 func (x *RemoveAclRequest) Reset() {
 	*x = RemoveAclRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[52]
+	mi := &file_strata_v1_strata_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3280,7 +3495,7 @@ func (x *RemoveAclRequest) String() string {
 func (*RemoveAclRequest) ProtoMessage() {}
 
 func (x *RemoveAclRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[52]
+	mi := &file_strata_v1_strata_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3293,7 +3508,7 @@ func (x *RemoveAclRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveAclRequest.ProtoReflect.Descriptor instead.
 func (*RemoveAclRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{52}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *RemoveAclRequest) GetAcl() *Acl {
@@ -3313,7 +3528,7 @@ type RemoveAclResponse struct {
 
 func (x *RemoveAclResponse) Reset() {
 	*x = RemoveAclResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[53]
+	mi := &file_strata_v1_strata_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3325,7 +3540,7 @@ func (x *RemoveAclResponse) String() string {
 func (*RemoveAclResponse) ProtoMessage() {}
 
 func (x *RemoveAclResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[53]
+	mi := &file_strata_v1_strata_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3338,7 +3553,7 @@ func (x *RemoveAclResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveAclResponse.ProtoReflect.Descriptor instead.
 func (*RemoveAclResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{53}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *RemoveAclResponse) GetRemoved() bool {
@@ -3358,7 +3573,7 @@ type ListAclsRequest struct {
 
 func (x *ListAclsRequest) Reset() {
 	*x = ListAclsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[54]
+	mi := &file_strata_v1_strata_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3370,7 +3585,7 @@ func (x *ListAclsRequest) String() string {
 func (*ListAclsRequest) ProtoMessage() {}
 
 func (x *ListAclsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[54]
+	mi := &file_strata_v1_strata_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3383,7 +3598,7 @@ func (x *ListAclsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAclsRequest.ProtoReflect.Descriptor instead.
 func (*ListAclsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{54}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ListAclsRequest) GetPrincipal() string {
@@ -3402,7 +3617,7 @@ type ListAclsResponse struct {
 
 func (x *ListAclsResponse) Reset() {
 	*x = ListAclsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[55]
+	mi := &file_strata_v1_strata_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3414,7 +3629,7 @@ func (x *ListAclsResponse) String() string {
 func (*ListAclsResponse) ProtoMessage() {}
 
 func (x *ListAclsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[55]
+	mi := &file_strata_v1_strata_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3427,7 +3642,7 @@ func (x *ListAclsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAclsResponse.ProtoReflect.Descriptor instead.
 func (*ListAclsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{55}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ListAclsResponse) GetAcls() []*Acl {
@@ -3449,7 +3664,7 @@ type ClassicProtocol struct {
 
 func (x *ClassicProtocol) Reset() {
 	*x = ClassicProtocol{}
-	mi := &file_strata_v1_strata_proto_msgTypes[56]
+	mi := &file_strata_v1_strata_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3461,7 +3676,7 @@ func (x *ClassicProtocol) String() string {
 func (*ClassicProtocol) ProtoMessage() {}
 
 func (x *ClassicProtocol) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[56]
+	mi := &file_strata_v1_strata_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3474,7 +3689,7 @@ func (x *ClassicProtocol) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClassicProtocol.ProtoReflect.Descriptor instead.
 func (*ClassicProtocol) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{56}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ClassicProtocol) GetName() string {
@@ -3518,7 +3733,7 @@ type JoinClassicGroupRequest struct {
 
 func (x *JoinClassicGroupRequest) Reset() {
 	*x = JoinClassicGroupRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[57]
+	mi := &file_strata_v1_strata_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3530,7 +3745,7 @@ func (x *JoinClassicGroupRequest) String() string {
 func (*JoinClassicGroupRequest) ProtoMessage() {}
 
 func (x *JoinClassicGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[57]
+	mi := &file_strata_v1_strata_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3543,7 +3758,7 @@ func (x *JoinClassicGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinClassicGroupRequest.ProtoReflect.Descriptor instead.
 func (*JoinClassicGroupRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{57}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *JoinClassicGroupRequest) GetGroup() string {
@@ -3634,7 +3849,7 @@ type ClassicMemberMetadata struct {
 
 func (x *ClassicMemberMetadata) Reset() {
 	*x = ClassicMemberMetadata{}
-	mi := &file_strata_v1_strata_proto_msgTypes[58]
+	mi := &file_strata_v1_strata_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3646,7 +3861,7 @@ func (x *ClassicMemberMetadata) String() string {
 func (*ClassicMemberMetadata) ProtoMessage() {}
 
 func (x *ClassicMemberMetadata) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[58]
+	mi := &file_strata_v1_strata_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3659,7 +3874,7 @@ func (x *ClassicMemberMetadata) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClassicMemberMetadata.ProtoReflect.Descriptor instead.
 func (*ClassicMemberMetadata) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{58}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ClassicMemberMetadata) GetMemberId() string {
@@ -3704,7 +3919,7 @@ type JoinClassicGroupResponse struct {
 
 func (x *JoinClassicGroupResponse) Reset() {
 	*x = JoinClassicGroupResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[59]
+	mi := &file_strata_v1_strata_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3716,7 +3931,7 @@ func (x *JoinClassicGroupResponse) String() string {
 func (*JoinClassicGroupResponse) ProtoMessage() {}
 
 func (x *JoinClassicGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[59]
+	mi := &file_strata_v1_strata_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3729,7 +3944,7 @@ func (x *JoinClassicGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinClassicGroupResponse.ProtoReflect.Descriptor instead.
 func (*JoinClassicGroupResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{59}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *JoinClassicGroupResponse) GetPending() bool {
@@ -3798,7 +4013,7 @@ type ClassicAssignment struct {
 
 func (x *ClassicAssignment) Reset() {
 	*x = ClassicAssignment{}
-	mi := &file_strata_v1_strata_proto_msgTypes[60]
+	mi := &file_strata_v1_strata_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3810,7 +4025,7 @@ func (x *ClassicAssignment) String() string {
 func (*ClassicAssignment) ProtoMessage() {}
 
 func (x *ClassicAssignment) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[60]
+	mi := &file_strata_v1_strata_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3823,7 +4038,7 @@ func (x *ClassicAssignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClassicAssignment.ProtoReflect.Descriptor instead.
 func (*ClassicAssignment) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{60}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *ClassicAssignment) GetMemberId() string {
@@ -3856,7 +4071,7 @@ type SyncClassicGroupRequest struct {
 
 func (x *SyncClassicGroupRequest) Reset() {
 	*x = SyncClassicGroupRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[61]
+	mi := &file_strata_v1_strata_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3868,7 +4083,7 @@ func (x *SyncClassicGroupRequest) String() string {
 func (*SyncClassicGroupRequest) ProtoMessage() {}
 
 func (x *SyncClassicGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[61]
+	mi := &file_strata_v1_strata_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3881,7 +4096,7 @@ func (x *SyncClassicGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncClassicGroupRequest.ProtoReflect.Descriptor instead.
 func (*SyncClassicGroupRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{61}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *SyncClassicGroupRequest) GetGroup() string {
@@ -3939,7 +4154,7 @@ type SyncClassicGroupResponse struct {
 
 func (x *SyncClassicGroupResponse) Reset() {
 	*x = SyncClassicGroupResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[62]
+	mi := &file_strata_v1_strata_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3951,7 +4166,7 @@ func (x *SyncClassicGroupResponse) String() string {
 func (*SyncClassicGroupResponse) ProtoMessage() {}
 
 func (x *SyncClassicGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[62]
+	mi := &file_strata_v1_strata_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3964,7 +4179,7 @@ func (x *SyncClassicGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncClassicGroupResponse.ProtoReflect.Descriptor instead.
 func (*SyncClassicGroupResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{62}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *SyncClassicGroupResponse) GetPending() bool {
@@ -4007,7 +4222,7 @@ type ClassicHeartbeatRequest struct {
 
 func (x *ClassicHeartbeatRequest) Reset() {
 	*x = ClassicHeartbeatRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[63]
+	mi := &file_strata_v1_strata_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4019,7 +4234,7 @@ func (x *ClassicHeartbeatRequest) String() string {
 func (*ClassicHeartbeatRequest) ProtoMessage() {}
 
 func (x *ClassicHeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[63]
+	mi := &file_strata_v1_strata_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4032,7 +4247,7 @@ func (x *ClassicHeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClassicHeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*ClassicHeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{63}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *ClassicHeartbeatRequest) GetGroup() string {
@@ -4071,7 +4286,7 @@ type ClassicHeartbeatResponse struct {
 
 func (x *ClassicHeartbeatResponse) Reset() {
 	*x = ClassicHeartbeatResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[64]
+	mi := &file_strata_v1_strata_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4083,7 +4298,7 @@ func (x *ClassicHeartbeatResponse) String() string {
 func (*ClassicHeartbeatResponse) ProtoMessage() {}
 
 func (x *ClassicHeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[64]
+	mi := &file_strata_v1_strata_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4096,7 +4311,7 @@ func (x *ClassicHeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClassicHeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*ClassicHeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{64}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{68}
 }
 
 type LeaveClassicGroupRequest struct {
@@ -4111,7 +4326,7 @@ type LeaveClassicGroupRequest struct {
 
 func (x *LeaveClassicGroupRequest) Reset() {
 	*x = LeaveClassicGroupRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[65]
+	mi := &file_strata_v1_strata_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4123,7 +4338,7 @@ func (x *LeaveClassicGroupRequest) String() string {
 func (*LeaveClassicGroupRequest) ProtoMessage() {}
 
 func (x *LeaveClassicGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[65]
+	mi := &file_strata_v1_strata_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4136,7 +4351,7 @@ func (x *LeaveClassicGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveClassicGroupRequest.ProtoReflect.Descriptor instead.
 func (*LeaveClassicGroupRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{65}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *LeaveClassicGroupRequest) GetGroup() string {
@@ -4168,7 +4383,7 @@ type LeaveClassicGroupResponse struct {
 
 func (x *LeaveClassicGroupResponse) Reset() {
 	*x = LeaveClassicGroupResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[66]
+	mi := &file_strata_v1_strata_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4180,7 +4395,7 @@ func (x *LeaveClassicGroupResponse) String() string {
 func (*LeaveClassicGroupResponse) ProtoMessage() {}
 
 func (x *LeaveClassicGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[66]
+	mi := &file_strata_v1_strata_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4193,7 +4408,7 @@ func (x *LeaveClassicGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveClassicGroupResponse.ProtoReflect.Descriptor instead.
 func (*LeaveClassicGroupResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{66}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{70}
 }
 
 type CommitClassicOffsetsRequest struct {
@@ -4210,7 +4425,7 @@ type CommitClassicOffsetsRequest struct {
 
 func (x *CommitClassicOffsetsRequest) Reset() {
 	*x = CommitClassicOffsetsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[67]
+	mi := &file_strata_v1_strata_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4222,7 +4437,7 @@ func (x *CommitClassicOffsetsRequest) String() string {
 func (*CommitClassicOffsetsRequest) ProtoMessage() {}
 
 func (x *CommitClassicOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[67]
+	mi := &file_strata_v1_strata_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4235,7 +4450,7 @@ func (x *CommitClassicOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitClassicOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*CommitClassicOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{67}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *CommitClassicOffsetsRequest) GetGroup() string {
@@ -4281,7 +4496,7 @@ type CommitClassicOffsetsResponse struct {
 
 func (x *CommitClassicOffsetsResponse) Reset() {
 	*x = CommitClassicOffsetsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[68]
+	mi := &file_strata_v1_strata_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4293,7 +4508,7 @@ func (x *CommitClassicOffsetsResponse) String() string {
 func (*CommitClassicOffsetsResponse) ProtoMessage() {}
 
 func (x *CommitClassicOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[68]
+	mi := &file_strata_v1_strata_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4306,7 +4521,7 @@ func (x *CommitClassicOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitClassicOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*CommitClassicOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{68}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{72}
 }
 
 type DescribeClassicGroupRequest struct {
@@ -4318,7 +4533,7 @@ type DescribeClassicGroupRequest struct {
 
 func (x *DescribeClassicGroupRequest) Reset() {
 	*x = DescribeClassicGroupRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[69]
+	mi := &file_strata_v1_strata_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4330,7 +4545,7 @@ func (x *DescribeClassicGroupRequest) String() string {
 func (*DescribeClassicGroupRequest) ProtoMessage() {}
 
 func (x *DescribeClassicGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[69]
+	mi := &file_strata_v1_strata_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4343,7 +4558,7 @@ func (x *DescribeClassicGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeClassicGroupRequest.ProtoReflect.Descriptor instead.
 func (*DescribeClassicGroupRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{69}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *DescribeClassicGroupRequest) GetGroup() string {
@@ -4368,7 +4583,7 @@ type ClassicMemberDescription struct {
 
 func (x *ClassicMemberDescription) Reset() {
 	*x = ClassicMemberDescription{}
-	mi := &file_strata_v1_strata_proto_msgTypes[70]
+	mi := &file_strata_v1_strata_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4380,7 +4595,7 @@ func (x *ClassicMemberDescription) String() string {
 func (*ClassicMemberDescription) ProtoMessage() {}
 
 func (x *ClassicMemberDescription) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[70]
+	mi := &file_strata_v1_strata_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4393,7 +4608,7 @@ func (x *ClassicMemberDescription) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClassicMemberDescription.ProtoReflect.Descriptor instead.
 func (*ClassicMemberDescription) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{70}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *ClassicMemberDescription) GetMemberId() string {
@@ -4454,7 +4669,7 @@ type DescribeClassicGroupResponse struct {
 
 func (x *DescribeClassicGroupResponse) Reset() {
 	*x = DescribeClassicGroupResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[71]
+	mi := &file_strata_v1_strata_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4466,7 +4681,7 @@ func (x *DescribeClassicGroupResponse) String() string {
 func (*DescribeClassicGroupResponse) ProtoMessage() {}
 
 func (x *DescribeClassicGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[71]
+	mi := &file_strata_v1_strata_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4479,7 +4694,7 @@ func (x *DescribeClassicGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeClassicGroupResponse.ProtoReflect.Descriptor instead.
 func (*DescribeClassicGroupResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{71}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *DescribeClassicGroupResponse) GetState() string {
@@ -4519,7 +4734,7 @@ type DeleteGroupRequest struct {
 
 func (x *DeleteGroupRequest) Reset() {
 	*x = DeleteGroupRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[72]
+	mi := &file_strata_v1_strata_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4531,7 +4746,7 @@ func (x *DeleteGroupRequest) String() string {
 func (*DeleteGroupRequest) ProtoMessage() {}
 
 func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[72]
+	mi := &file_strata_v1_strata_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4544,7 +4759,7 @@ func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGroupRequest.ProtoReflect.Descriptor instead.
 func (*DeleteGroupRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{72}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *DeleteGroupRequest) GetGroup() string {
@@ -4562,7 +4777,7 @@ type DeleteGroupResponse struct {
 
 func (x *DeleteGroupResponse) Reset() {
 	*x = DeleteGroupResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[73]
+	mi := &file_strata_v1_strata_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4574,7 +4789,7 @@ func (x *DeleteGroupResponse) String() string {
 func (*DeleteGroupResponse) ProtoMessage() {}
 
 func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[73]
+	mi := &file_strata_v1_strata_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4587,7 +4802,7 @@ func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGroupResponse.ProtoReflect.Descriptor instead.
 func (*DeleteGroupResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{73}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{77}
 }
 
 var File_strata_v1_strata_proto protoreflect.FileDescriptor
@@ -4604,7 +4819,18 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"baseOffset\x12\x1f\n" +
 	"\vlast_offset\x18\x02 \x01(\x03R\n" +
 	"lastOffset\x12\x14\n" +
-	"\x05epoch\x18\x03 \x01(\x03R\x05epoch\"\xb4\x01\n" +
+	"\x05epoch\x18\x03 \x01(\x03R\x05epoch\"E\n" +
+	"\x12ProduceManyRequest\x12/\n" +
+	"\x05parts\x18\x01 \x03(\v2\x19.strata.v1.ProduceRequestR\x05parts\"M\n" +
+	"\x13ProduceManyResponse\x126\n" +
+	"\aresults\x18\x01 \x03(\v2\x1c.strata.v1.ProducePartResultR\aresults\"w\n" +
+	"\x11ProducePartResult\x126\n" +
+	"\bresponse\x18\x01 \x01(\v2\x1a.strata.v1.ProduceResponseR\bresponse\x12*\n" +
+	"\x05error\x18\x02 \x01(\v2\x14.strata.v1.PartErrorR\x05error\"Q\n" +
+	"\tPartError\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"\xb4\x01\n" +
 	"\fFetchRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
@@ -4941,9 +5167,10 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"OffsetSpec\x12\x1b\n" +
 	"\x17OFFSET_SPEC_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x06LATEST\x10\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01\x12\x15\n" +
-	"\bEARLIEST\x10\xfe\xff\xff\xff\xff\xff\xff\xff\xff\x012\xd3\f\n" +
+	"\bEARLIEST\x10\xfe\xff\xff\xff\xff\xff\xff\xff\xff\x012\xa1\r\n" +
 	"\x06Strata\x12@\n" +
-	"\aProduce\x12\x19.strata.v1.ProduceRequest\x1a\x1a.strata.v1.ProduceResponse\x12:\n" +
+	"\aProduce\x12\x19.strata.v1.ProduceRequest\x1a\x1a.strata.v1.ProduceResponse\x12L\n" +
+	"\vProduceMany\x12\x1d.strata.v1.ProduceManyRequest\x1a\x1e.strata.v1.ProduceManyResponse\x12:\n" +
 	"\x05Fetch\x12\x17.strata.v1.FetchRequest\x1a\x18.strata.v1.FetchResponse\x12L\n" +
 	"\vListOffsets\x12\x1d.strata.v1.ListOffsetsRequest\x1a\x1e.strata.v1.ListOffsetsResponse\x12L\n" +
 	"\vCreateTopic\x12\x1d.strata.v1.CreateTopicRequest\x1a\x1e.strata.v1.CreateTopicResponse\x12L\n" +
@@ -4967,9 +5194,10 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\fResetOffsets\x12\x1e.strata.v1.ResetOffsetsRequest\x1a\x1f.strata.v1.ResetOffsetsResponse\x12=\n" +
 	"\x06AddAcl\x12\x18.strata.v1.AddAclRequest\x1a\x19.strata.v1.AddAclResponse\x12F\n" +
 	"\tRemoveAcl\x12\x1b.strata.v1.RemoveAclRequest\x1a\x1c.strata.v1.RemoveAclResponse\x12C\n" +
-	"\bListAcls\x12\x1a.strata.v1.ListAclsRequest\x1a\x1b.strata.v1.ListAclsResponse2\xf8\x01\n" +
+	"\bListAcls\x12\x1a.strata.v1.ListAclsRequest\x1a\x1b.strata.v1.ListAclsResponse2\xc6\x02\n" +
 	"\x06Broker\x12@\n" +
-	"\aProduce\x12\x19.strata.v1.ProduceRequest\x1a\x1a.strata.v1.ProduceResponse\x12^\n" +
+	"\aProduce\x12\x19.strata.v1.ProduceRequest\x1a\x1a.strata.v1.ProduceResponse\x12L\n" +
+	"\vProduceMany\x12\x1d.strata.v1.ProduceManyRequest\x1a\x1e.strata.v1.ProduceManyResponse\x12^\n" +
 	"\x11ReleasePartitions\x12#.strata.v1.ReleasePartitionsRequest\x1a$.strata.v1.ReleasePartitionsResponse\x12L\n" +
 	"\aUndrain\x12\x1f.strata.v1.UndrainBrokerRequest\x1a .strata.v1.UndrainBrokerResponse2\xd7\x0e\n" +
 	"\vCoordinator\x12L\n" +
@@ -5013,216 +5241,228 @@ func file_strata_v1_strata_proto_rawDescGZIP() []byte {
 }
 
 var file_strata_v1_strata_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_strata_v1_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 74)
+var file_strata_v1_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 78)
 var file_strata_v1_strata_proto_goTypes = []any{
 	(Reason)(0),                          // 0: strata.v1.Reason
 	(OffsetSpec)(0),                      // 1: strata.v1.OffsetSpec
 	(*ProduceRequest)(nil),               // 2: strata.v1.ProduceRequest
 	(*ProduceResponse)(nil),              // 3: strata.v1.ProduceResponse
-	(*FetchRequest)(nil),                 // 4: strata.v1.FetchRequest
-	(*FetchResponse)(nil),                // 5: strata.v1.FetchResponse
-	(*ListOffsetsRequest)(nil),           // 6: strata.v1.ListOffsetsRequest
-	(*ListOffsetsResponse)(nil),          // 7: strata.v1.ListOffsetsResponse
-	(*TopicConfig)(nil),                  // 8: strata.v1.TopicConfig
-	(*PartitionInfo)(nil),                // 9: strata.v1.PartitionInfo
-	(*TopicInfo)(nil),                    // 10: strata.v1.TopicInfo
-	(*CreateTopicRequest)(nil),           // 11: strata.v1.CreateTopicRequest
-	(*CreateTopicResponse)(nil),          // 12: strata.v1.CreateTopicResponse
-	(*DeleteTopicRequest)(nil),           // 13: strata.v1.DeleteTopicRequest
-	(*DeleteTopicResponse)(nil),          // 14: strata.v1.DeleteTopicResponse
-	(*ListTopicsRequest)(nil),            // 15: strata.v1.ListTopicsRequest
-	(*ListTopicsResponse)(nil),           // 16: strata.v1.ListTopicsResponse
-	(*DescribeTopicRequest)(nil),         // 17: strata.v1.DescribeTopicRequest
-	(*DescribeTopicResponse)(nil),        // 18: strata.v1.DescribeTopicResponse
-	(*ClusterStatusRequest)(nil),         // 19: strata.v1.ClusterStatusRequest
-	(*PartitionRef)(nil),                 // 20: strata.v1.PartitionRef
-	(*BrokerStatus)(nil),                 // 21: strata.v1.BrokerStatus
-	(*ClusterStatusResponse)(nil),        // 22: strata.v1.ClusterStatusResponse
-	(*AlterTopicRequest)(nil),            // 23: strata.v1.AlterTopicRequest
-	(*AlterTopicResponse)(nil),           // 24: strata.v1.AlterTopicResponse
-	(*DrainBrokerRequest)(nil),           // 25: strata.v1.DrainBrokerRequest
-	(*UndrainBrokerRequest)(nil),         // 26: strata.v1.UndrainBrokerRequest
-	(*UndrainBrokerResponse)(nil),        // 27: strata.v1.UndrainBrokerResponse
-	(*DrainBrokerResponse)(nil),          // 28: strata.v1.DrainBrokerResponse
-	(*ReleasePartitionsRequest)(nil),     // 29: strata.v1.ReleasePartitionsRequest
-	(*ReleasePartitionsResponse)(nil),    // 30: strata.v1.ReleasePartitionsResponse
-	(*TopicPartitions)(nil),              // 31: strata.v1.TopicPartitions
-	(*GroupHeartbeatRequest)(nil),        // 32: strata.v1.GroupHeartbeatRequest
-	(*GroupHeartbeatResponse)(nil),       // 33: strata.v1.GroupHeartbeatResponse
-	(*LeaveGroupRequest)(nil),            // 34: strata.v1.LeaveGroupRequest
-	(*LeaveGroupResponse)(nil),           // 35: strata.v1.LeaveGroupResponse
-	(*PartitionOffset)(nil),              // 36: strata.v1.PartitionOffset
-	(*TopicOffsets)(nil),                 // 37: strata.v1.TopicOffsets
-	(*CommitOffsetsRequest)(nil),         // 38: strata.v1.CommitOffsetsRequest
-	(*CommitOffsetsResponse)(nil),        // 39: strata.v1.CommitOffsetsResponse
-	(*FetchOffsetsRequest)(nil),          // 40: strata.v1.FetchOffsetsRequest
-	(*FetchOffsetsResponse)(nil),         // 41: strata.v1.FetchOffsetsResponse
-	(*ListGroupsRequest)(nil),            // 42: strata.v1.ListGroupsRequest
-	(*GroupSummary)(nil),                 // 43: strata.v1.GroupSummary
-	(*ListGroupsResponse)(nil),           // 44: strata.v1.ListGroupsResponse
-	(*DescribeGroupRequest)(nil),         // 45: strata.v1.DescribeGroupRequest
-	(*GroupMember)(nil),                  // 46: strata.v1.GroupMember
-	(*GroupPartitionLag)(nil),            // 47: strata.v1.GroupPartitionLag
-	(*DescribeGroupResponse)(nil),        // 48: strata.v1.DescribeGroupResponse
-	(*ResetOffsetsRequest)(nil),          // 49: strata.v1.ResetOffsetsRequest
-	(*ResetOffsetsResponse)(nil),         // 50: strata.v1.ResetOffsetsResponse
-	(*Acl)(nil),                          // 51: strata.v1.Acl
-	(*AddAclRequest)(nil),                // 52: strata.v1.AddAclRequest
-	(*AddAclResponse)(nil),               // 53: strata.v1.AddAclResponse
-	(*RemoveAclRequest)(nil),             // 54: strata.v1.RemoveAclRequest
-	(*RemoveAclResponse)(nil),            // 55: strata.v1.RemoveAclResponse
-	(*ListAclsRequest)(nil),              // 56: strata.v1.ListAclsRequest
-	(*ListAclsResponse)(nil),             // 57: strata.v1.ListAclsResponse
-	(*ClassicProtocol)(nil),              // 58: strata.v1.ClassicProtocol
-	(*JoinClassicGroupRequest)(nil),      // 59: strata.v1.JoinClassicGroupRequest
-	(*ClassicMemberMetadata)(nil),        // 60: strata.v1.ClassicMemberMetadata
-	(*JoinClassicGroupResponse)(nil),     // 61: strata.v1.JoinClassicGroupResponse
-	(*ClassicAssignment)(nil),            // 62: strata.v1.ClassicAssignment
-	(*SyncClassicGroupRequest)(nil),      // 63: strata.v1.SyncClassicGroupRequest
-	(*SyncClassicGroupResponse)(nil),     // 64: strata.v1.SyncClassicGroupResponse
-	(*ClassicHeartbeatRequest)(nil),      // 65: strata.v1.ClassicHeartbeatRequest
-	(*ClassicHeartbeatResponse)(nil),     // 66: strata.v1.ClassicHeartbeatResponse
-	(*LeaveClassicGroupRequest)(nil),     // 67: strata.v1.LeaveClassicGroupRequest
-	(*LeaveClassicGroupResponse)(nil),    // 68: strata.v1.LeaveClassicGroupResponse
-	(*CommitClassicOffsetsRequest)(nil),  // 69: strata.v1.CommitClassicOffsetsRequest
-	(*CommitClassicOffsetsResponse)(nil), // 70: strata.v1.CommitClassicOffsetsResponse
-	(*DescribeClassicGroupRequest)(nil),  // 71: strata.v1.DescribeClassicGroupRequest
-	(*ClassicMemberDescription)(nil),     // 72: strata.v1.ClassicMemberDescription
-	(*DescribeClassicGroupResponse)(nil), // 73: strata.v1.DescribeClassicGroupResponse
-	(*DeleteGroupRequest)(nil),           // 74: strata.v1.DeleteGroupRequest
-	(*DeleteGroupResponse)(nil),          // 75: strata.v1.DeleteGroupResponse
+	(*ProduceManyRequest)(nil),           // 4: strata.v1.ProduceManyRequest
+	(*ProduceManyResponse)(nil),          // 5: strata.v1.ProduceManyResponse
+	(*ProducePartResult)(nil),            // 6: strata.v1.ProducePartResult
+	(*PartError)(nil),                    // 7: strata.v1.PartError
+	(*FetchRequest)(nil),                 // 8: strata.v1.FetchRequest
+	(*FetchResponse)(nil),                // 9: strata.v1.FetchResponse
+	(*ListOffsetsRequest)(nil),           // 10: strata.v1.ListOffsetsRequest
+	(*ListOffsetsResponse)(nil),          // 11: strata.v1.ListOffsetsResponse
+	(*TopicConfig)(nil),                  // 12: strata.v1.TopicConfig
+	(*PartitionInfo)(nil),                // 13: strata.v1.PartitionInfo
+	(*TopicInfo)(nil),                    // 14: strata.v1.TopicInfo
+	(*CreateTopicRequest)(nil),           // 15: strata.v1.CreateTopicRequest
+	(*CreateTopicResponse)(nil),          // 16: strata.v1.CreateTopicResponse
+	(*DeleteTopicRequest)(nil),           // 17: strata.v1.DeleteTopicRequest
+	(*DeleteTopicResponse)(nil),          // 18: strata.v1.DeleteTopicResponse
+	(*ListTopicsRequest)(nil),            // 19: strata.v1.ListTopicsRequest
+	(*ListTopicsResponse)(nil),           // 20: strata.v1.ListTopicsResponse
+	(*DescribeTopicRequest)(nil),         // 21: strata.v1.DescribeTopicRequest
+	(*DescribeTopicResponse)(nil),        // 22: strata.v1.DescribeTopicResponse
+	(*ClusterStatusRequest)(nil),         // 23: strata.v1.ClusterStatusRequest
+	(*PartitionRef)(nil),                 // 24: strata.v1.PartitionRef
+	(*BrokerStatus)(nil),                 // 25: strata.v1.BrokerStatus
+	(*ClusterStatusResponse)(nil),        // 26: strata.v1.ClusterStatusResponse
+	(*AlterTopicRequest)(nil),            // 27: strata.v1.AlterTopicRequest
+	(*AlterTopicResponse)(nil),           // 28: strata.v1.AlterTopicResponse
+	(*DrainBrokerRequest)(nil),           // 29: strata.v1.DrainBrokerRequest
+	(*UndrainBrokerRequest)(nil),         // 30: strata.v1.UndrainBrokerRequest
+	(*UndrainBrokerResponse)(nil),        // 31: strata.v1.UndrainBrokerResponse
+	(*DrainBrokerResponse)(nil),          // 32: strata.v1.DrainBrokerResponse
+	(*ReleasePartitionsRequest)(nil),     // 33: strata.v1.ReleasePartitionsRequest
+	(*ReleasePartitionsResponse)(nil),    // 34: strata.v1.ReleasePartitionsResponse
+	(*TopicPartitions)(nil),              // 35: strata.v1.TopicPartitions
+	(*GroupHeartbeatRequest)(nil),        // 36: strata.v1.GroupHeartbeatRequest
+	(*GroupHeartbeatResponse)(nil),       // 37: strata.v1.GroupHeartbeatResponse
+	(*LeaveGroupRequest)(nil),            // 38: strata.v1.LeaveGroupRequest
+	(*LeaveGroupResponse)(nil),           // 39: strata.v1.LeaveGroupResponse
+	(*PartitionOffset)(nil),              // 40: strata.v1.PartitionOffset
+	(*TopicOffsets)(nil),                 // 41: strata.v1.TopicOffsets
+	(*CommitOffsetsRequest)(nil),         // 42: strata.v1.CommitOffsetsRequest
+	(*CommitOffsetsResponse)(nil),        // 43: strata.v1.CommitOffsetsResponse
+	(*FetchOffsetsRequest)(nil),          // 44: strata.v1.FetchOffsetsRequest
+	(*FetchOffsetsResponse)(nil),         // 45: strata.v1.FetchOffsetsResponse
+	(*ListGroupsRequest)(nil),            // 46: strata.v1.ListGroupsRequest
+	(*GroupSummary)(nil),                 // 47: strata.v1.GroupSummary
+	(*ListGroupsResponse)(nil),           // 48: strata.v1.ListGroupsResponse
+	(*DescribeGroupRequest)(nil),         // 49: strata.v1.DescribeGroupRequest
+	(*GroupMember)(nil),                  // 50: strata.v1.GroupMember
+	(*GroupPartitionLag)(nil),            // 51: strata.v1.GroupPartitionLag
+	(*DescribeGroupResponse)(nil),        // 52: strata.v1.DescribeGroupResponse
+	(*ResetOffsetsRequest)(nil),          // 53: strata.v1.ResetOffsetsRequest
+	(*ResetOffsetsResponse)(nil),         // 54: strata.v1.ResetOffsetsResponse
+	(*Acl)(nil),                          // 55: strata.v1.Acl
+	(*AddAclRequest)(nil),                // 56: strata.v1.AddAclRequest
+	(*AddAclResponse)(nil),               // 57: strata.v1.AddAclResponse
+	(*RemoveAclRequest)(nil),             // 58: strata.v1.RemoveAclRequest
+	(*RemoveAclResponse)(nil),            // 59: strata.v1.RemoveAclResponse
+	(*ListAclsRequest)(nil),              // 60: strata.v1.ListAclsRequest
+	(*ListAclsResponse)(nil),             // 61: strata.v1.ListAclsResponse
+	(*ClassicProtocol)(nil),              // 62: strata.v1.ClassicProtocol
+	(*JoinClassicGroupRequest)(nil),      // 63: strata.v1.JoinClassicGroupRequest
+	(*ClassicMemberMetadata)(nil),        // 64: strata.v1.ClassicMemberMetadata
+	(*JoinClassicGroupResponse)(nil),     // 65: strata.v1.JoinClassicGroupResponse
+	(*ClassicAssignment)(nil),            // 66: strata.v1.ClassicAssignment
+	(*SyncClassicGroupRequest)(nil),      // 67: strata.v1.SyncClassicGroupRequest
+	(*SyncClassicGroupResponse)(nil),     // 68: strata.v1.SyncClassicGroupResponse
+	(*ClassicHeartbeatRequest)(nil),      // 69: strata.v1.ClassicHeartbeatRequest
+	(*ClassicHeartbeatResponse)(nil),     // 70: strata.v1.ClassicHeartbeatResponse
+	(*LeaveClassicGroupRequest)(nil),     // 71: strata.v1.LeaveClassicGroupRequest
+	(*LeaveClassicGroupResponse)(nil),    // 72: strata.v1.LeaveClassicGroupResponse
+	(*CommitClassicOffsetsRequest)(nil),  // 73: strata.v1.CommitClassicOffsetsRequest
+	(*CommitClassicOffsetsResponse)(nil), // 74: strata.v1.CommitClassicOffsetsResponse
+	(*DescribeClassicGroupRequest)(nil),  // 75: strata.v1.DescribeClassicGroupRequest
+	(*ClassicMemberDescription)(nil),     // 76: strata.v1.ClassicMemberDescription
+	(*DescribeClassicGroupResponse)(nil), // 77: strata.v1.DescribeClassicGroupResponse
+	(*DeleteGroupRequest)(nil),           // 78: strata.v1.DeleteGroupRequest
+	(*DeleteGroupResponse)(nil),          // 79: strata.v1.DeleteGroupResponse
 }
 var file_strata_v1_strata_proto_depIdxs = []int32{
-	8,  // 0: strata.v1.TopicInfo.config:type_name -> strata.v1.TopicConfig
-	9,  // 1: strata.v1.TopicInfo.partition_info:type_name -> strata.v1.PartitionInfo
-	8,  // 2: strata.v1.CreateTopicRequest.config:type_name -> strata.v1.TopicConfig
-	10, // 3: strata.v1.CreateTopicResponse.topic:type_name -> strata.v1.TopicInfo
-	10, // 4: strata.v1.ListTopicsResponse.topics:type_name -> strata.v1.TopicInfo
-	10, // 5: strata.v1.DescribeTopicResponse.topic:type_name -> strata.v1.TopicInfo
-	20, // 6: strata.v1.BrokerStatus.partitions:type_name -> strata.v1.PartitionRef
-	21, // 7: strata.v1.ClusterStatusResponse.brokers:type_name -> strata.v1.BrokerStatus
-	20, // 8: strata.v1.ClusterStatusResponse.unassigned:type_name -> strata.v1.PartitionRef
-	8,  // 9: strata.v1.AlterTopicRequest.config:type_name -> strata.v1.TopicConfig
-	10, // 10: strata.v1.AlterTopicResponse.topic:type_name -> strata.v1.TopicInfo
-	20, // 11: strata.v1.DrainBrokerResponse.released:type_name -> strata.v1.PartitionRef
-	20, // 12: strata.v1.ReleasePartitionsRequest.partitions:type_name -> strata.v1.PartitionRef
-	20, // 13: strata.v1.ReleasePartitionsResponse.released:type_name -> strata.v1.PartitionRef
-	31, // 14: strata.v1.GroupHeartbeatRequest.owned:type_name -> strata.v1.TopicPartitions
-	31, // 15: strata.v1.GroupHeartbeatResponse.assignment:type_name -> strata.v1.TopicPartitions
-	36, // 16: strata.v1.TopicOffsets.partitions:type_name -> strata.v1.PartitionOffset
-	37, // 17: strata.v1.CommitOffsetsRequest.topics:type_name -> strata.v1.TopicOffsets
-	37, // 18: strata.v1.FetchOffsetsResponse.topics:type_name -> strata.v1.TopicOffsets
-	43, // 19: strata.v1.ListGroupsResponse.groups:type_name -> strata.v1.GroupSummary
-	31, // 20: strata.v1.GroupMember.assignment:type_name -> strata.v1.TopicPartitions
-	31, // 21: strata.v1.GroupMember.pending:type_name -> strata.v1.TopicPartitions
-	46, // 22: strata.v1.DescribeGroupResponse.members:type_name -> strata.v1.GroupMember
-	47, // 23: strata.v1.DescribeGroupResponse.partitions:type_name -> strata.v1.GroupPartitionLag
-	37, // 24: strata.v1.ResetOffsetsRequest.topics:type_name -> strata.v1.TopicOffsets
-	51, // 25: strata.v1.AddAclRequest.acl:type_name -> strata.v1.Acl
-	51, // 26: strata.v1.RemoveAclRequest.acl:type_name -> strata.v1.Acl
-	51, // 27: strata.v1.ListAclsResponse.acls:type_name -> strata.v1.Acl
-	58, // 28: strata.v1.JoinClassicGroupRequest.protocols:type_name -> strata.v1.ClassicProtocol
-	60, // 29: strata.v1.JoinClassicGroupResponse.members:type_name -> strata.v1.ClassicMemberMetadata
-	62, // 30: strata.v1.SyncClassicGroupRequest.assignments:type_name -> strata.v1.ClassicAssignment
-	37, // 31: strata.v1.CommitClassicOffsetsRequest.topics:type_name -> strata.v1.TopicOffsets
-	72, // 32: strata.v1.DescribeClassicGroupResponse.members:type_name -> strata.v1.ClassicMemberDescription
-	2,  // 33: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
-	4,  // 34: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
-	6,  // 35: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
-	11, // 36: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
-	13, // 37: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
-	15, // 38: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
-	17, // 39: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
-	19, // 40: strata.v1.Strata.ClusterStatus:input_type -> strata.v1.ClusterStatusRequest
-	23, // 41: strata.v1.Strata.AlterTopic:input_type -> strata.v1.AlterTopicRequest
-	25, // 42: strata.v1.Strata.DrainBroker:input_type -> strata.v1.DrainBrokerRequest
-	26, // 43: strata.v1.Strata.UndrainBroker:input_type -> strata.v1.UndrainBrokerRequest
-	32, // 44: strata.v1.Strata.GroupHeartbeat:input_type -> strata.v1.GroupHeartbeatRequest
-	34, // 45: strata.v1.Strata.LeaveGroup:input_type -> strata.v1.LeaveGroupRequest
-	38, // 46: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
-	40, // 47: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
-	42, // 48: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
-	45, // 49: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
-	49, // 50: strata.v1.Strata.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
-	52, // 51: strata.v1.Strata.AddAcl:input_type -> strata.v1.AddAclRequest
-	54, // 52: strata.v1.Strata.RemoveAcl:input_type -> strata.v1.RemoveAclRequest
-	56, // 53: strata.v1.Strata.ListAcls:input_type -> strata.v1.ListAclsRequest
-	2,  // 54: strata.v1.Broker.Produce:input_type -> strata.v1.ProduceRequest
-	29, // 55: strata.v1.Broker.ReleasePartitions:input_type -> strata.v1.ReleasePartitionsRequest
-	26, // 56: strata.v1.Broker.Undrain:input_type -> strata.v1.UndrainBrokerRequest
-	11, // 57: strata.v1.Coordinator.CreateTopic:input_type -> strata.v1.CreateTopicRequest
-	13, // 58: strata.v1.Coordinator.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
-	15, // 59: strata.v1.Coordinator.ListTopics:input_type -> strata.v1.ListTopicsRequest
-	17, // 60: strata.v1.Coordinator.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
-	19, // 61: strata.v1.Coordinator.ClusterStatus:input_type -> strata.v1.ClusterStatusRequest
-	23, // 62: strata.v1.Coordinator.AlterTopic:input_type -> strata.v1.AlterTopicRequest
-	25, // 63: strata.v1.Coordinator.DrainBroker:input_type -> strata.v1.DrainBrokerRequest
-	26, // 64: strata.v1.Coordinator.UndrainBroker:input_type -> strata.v1.UndrainBrokerRequest
-	32, // 65: strata.v1.Coordinator.GroupHeartbeat:input_type -> strata.v1.GroupHeartbeatRequest
-	34, // 66: strata.v1.Coordinator.LeaveGroup:input_type -> strata.v1.LeaveGroupRequest
-	38, // 67: strata.v1.Coordinator.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
-	40, // 68: strata.v1.Coordinator.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
-	42, // 69: strata.v1.Coordinator.ListGroups:input_type -> strata.v1.ListGroupsRequest
-	45, // 70: strata.v1.Coordinator.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
-	49, // 71: strata.v1.Coordinator.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
-	59, // 72: strata.v1.Coordinator.JoinClassicGroup:input_type -> strata.v1.JoinClassicGroupRequest
-	63, // 73: strata.v1.Coordinator.SyncClassicGroup:input_type -> strata.v1.SyncClassicGroupRequest
-	65, // 74: strata.v1.Coordinator.ClassicHeartbeat:input_type -> strata.v1.ClassicHeartbeatRequest
-	67, // 75: strata.v1.Coordinator.LeaveClassicGroup:input_type -> strata.v1.LeaveClassicGroupRequest
-	69, // 76: strata.v1.Coordinator.CommitClassicOffsets:input_type -> strata.v1.CommitClassicOffsetsRequest
-	71, // 77: strata.v1.Coordinator.DescribeClassicGroup:input_type -> strata.v1.DescribeClassicGroupRequest
-	74, // 78: strata.v1.Coordinator.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
-	3,  // 79: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
-	5,  // 80: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
-	7,  // 81: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
-	12, // 82: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
-	14, // 83: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
-	16, // 84: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
-	18, // 85: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
-	22, // 86: strata.v1.Strata.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
-	24, // 87: strata.v1.Strata.AlterTopic:output_type -> strata.v1.AlterTopicResponse
-	28, // 88: strata.v1.Strata.DrainBroker:output_type -> strata.v1.DrainBrokerResponse
-	27, // 89: strata.v1.Strata.UndrainBroker:output_type -> strata.v1.UndrainBrokerResponse
-	33, // 90: strata.v1.Strata.GroupHeartbeat:output_type -> strata.v1.GroupHeartbeatResponse
-	35, // 91: strata.v1.Strata.LeaveGroup:output_type -> strata.v1.LeaveGroupResponse
-	39, // 92: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
-	41, // 93: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
-	44, // 94: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
-	48, // 95: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
-	50, // 96: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
-	53, // 97: strata.v1.Strata.AddAcl:output_type -> strata.v1.AddAclResponse
-	55, // 98: strata.v1.Strata.RemoveAcl:output_type -> strata.v1.RemoveAclResponse
-	57, // 99: strata.v1.Strata.ListAcls:output_type -> strata.v1.ListAclsResponse
-	3,  // 100: strata.v1.Broker.Produce:output_type -> strata.v1.ProduceResponse
-	30, // 101: strata.v1.Broker.ReleasePartitions:output_type -> strata.v1.ReleasePartitionsResponse
-	27, // 102: strata.v1.Broker.Undrain:output_type -> strata.v1.UndrainBrokerResponse
-	12, // 103: strata.v1.Coordinator.CreateTopic:output_type -> strata.v1.CreateTopicResponse
-	14, // 104: strata.v1.Coordinator.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
-	16, // 105: strata.v1.Coordinator.ListTopics:output_type -> strata.v1.ListTopicsResponse
-	18, // 106: strata.v1.Coordinator.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
-	22, // 107: strata.v1.Coordinator.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
-	24, // 108: strata.v1.Coordinator.AlterTopic:output_type -> strata.v1.AlterTopicResponse
-	28, // 109: strata.v1.Coordinator.DrainBroker:output_type -> strata.v1.DrainBrokerResponse
-	27, // 110: strata.v1.Coordinator.UndrainBroker:output_type -> strata.v1.UndrainBrokerResponse
-	33, // 111: strata.v1.Coordinator.GroupHeartbeat:output_type -> strata.v1.GroupHeartbeatResponse
-	35, // 112: strata.v1.Coordinator.LeaveGroup:output_type -> strata.v1.LeaveGroupResponse
-	39, // 113: strata.v1.Coordinator.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
-	41, // 114: strata.v1.Coordinator.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
-	44, // 115: strata.v1.Coordinator.ListGroups:output_type -> strata.v1.ListGroupsResponse
-	48, // 116: strata.v1.Coordinator.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
-	50, // 117: strata.v1.Coordinator.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
-	61, // 118: strata.v1.Coordinator.JoinClassicGroup:output_type -> strata.v1.JoinClassicGroupResponse
-	64, // 119: strata.v1.Coordinator.SyncClassicGroup:output_type -> strata.v1.SyncClassicGroupResponse
-	66, // 120: strata.v1.Coordinator.ClassicHeartbeat:output_type -> strata.v1.ClassicHeartbeatResponse
-	68, // 121: strata.v1.Coordinator.LeaveClassicGroup:output_type -> strata.v1.LeaveClassicGroupResponse
-	70, // 122: strata.v1.Coordinator.CommitClassicOffsets:output_type -> strata.v1.CommitClassicOffsetsResponse
-	73, // 123: strata.v1.Coordinator.DescribeClassicGroup:output_type -> strata.v1.DescribeClassicGroupResponse
-	75, // 124: strata.v1.Coordinator.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
-	79, // [79:125] is the sub-list for method output_type
-	33, // [33:79] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	2,  // 0: strata.v1.ProduceManyRequest.parts:type_name -> strata.v1.ProduceRequest
+	6,  // 1: strata.v1.ProduceManyResponse.results:type_name -> strata.v1.ProducePartResult
+	3,  // 2: strata.v1.ProducePartResult.response:type_name -> strata.v1.ProduceResponse
+	7,  // 3: strata.v1.ProducePartResult.error:type_name -> strata.v1.PartError
+	12, // 4: strata.v1.TopicInfo.config:type_name -> strata.v1.TopicConfig
+	13, // 5: strata.v1.TopicInfo.partition_info:type_name -> strata.v1.PartitionInfo
+	12, // 6: strata.v1.CreateTopicRequest.config:type_name -> strata.v1.TopicConfig
+	14, // 7: strata.v1.CreateTopicResponse.topic:type_name -> strata.v1.TopicInfo
+	14, // 8: strata.v1.ListTopicsResponse.topics:type_name -> strata.v1.TopicInfo
+	14, // 9: strata.v1.DescribeTopicResponse.topic:type_name -> strata.v1.TopicInfo
+	24, // 10: strata.v1.BrokerStatus.partitions:type_name -> strata.v1.PartitionRef
+	25, // 11: strata.v1.ClusterStatusResponse.brokers:type_name -> strata.v1.BrokerStatus
+	24, // 12: strata.v1.ClusterStatusResponse.unassigned:type_name -> strata.v1.PartitionRef
+	12, // 13: strata.v1.AlterTopicRequest.config:type_name -> strata.v1.TopicConfig
+	14, // 14: strata.v1.AlterTopicResponse.topic:type_name -> strata.v1.TopicInfo
+	24, // 15: strata.v1.DrainBrokerResponse.released:type_name -> strata.v1.PartitionRef
+	24, // 16: strata.v1.ReleasePartitionsRequest.partitions:type_name -> strata.v1.PartitionRef
+	24, // 17: strata.v1.ReleasePartitionsResponse.released:type_name -> strata.v1.PartitionRef
+	35, // 18: strata.v1.GroupHeartbeatRequest.owned:type_name -> strata.v1.TopicPartitions
+	35, // 19: strata.v1.GroupHeartbeatResponse.assignment:type_name -> strata.v1.TopicPartitions
+	40, // 20: strata.v1.TopicOffsets.partitions:type_name -> strata.v1.PartitionOffset
+	41, // 21: strata.v1.CommitOffsetsRequest.topics:type_name -> strata.v1.TopicOffsets
+	41, // 22: strata.v1.FetchOffsetsResponse.topics:type_name -> strata.v1.TopicOffsets
+	47, // 23: strata.v1.ListGroupsResponse.groups:type_name -> strata.v1.GroupSummary
+	35, // 24: strata.v1.GroupMember.assignment:type_name -> strata.v1.TopicPartitions
+	35, // 25: strata.v1.GroupMember.pending:type_name -> strata.v1.TopicPartitions
+	50, // 26: strata.v1.DescribeGroupResponse.members:type_name -> strata.v1.GroupMember
+	51, // 27: strata.v1.DescribeGroupResponse.partitions:type_name -> strata.v1.GroupPartitionLag
+	41, // 28: strata.v1.ResetOffsetsRequest.topics:type_name -> strata.v1.TopicOffsets
+	55, // 29: strata.v1.AddAclRequest.acl:type_name -> strata.v1.Acl
+	55, // 30: strata.v1.RemoveAclRequest.acl:type_name -> strata.v1.Acl
+	55, // 31: strata.v1.ListAclsResponse.acls:type_name -> strata.v1.Acl
+	62, // 32: strata.v1.JoinClassicGroupRequest.protocols:type_name -> strata.v1.ClassicProtocol
+	64, // 33: strata.v1.JoinClassicGroupResponse.members:type_name -> strata.v1.ClassicMemberMetadata
+	66, // 34: strata.v1.SyncClassicGroupRequest.assignments:type_name -> strata.v1.ClassicAssignment
+	41, // 35: strata.v1.CommitClassicOffsetsRequest.topics:type_name -> strata.v1.TopicOffsets
+	76, // 36: strata.v1.DescribeClassicGroupResponse.members:type_name -> strata.v1.ClassicMemberDescription
+	2,  // 37: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
+	4,  // 38: strata.v1.Strata.ProduceMany:input_type -> strata.v1.ProduceManyRequest
+	8,  // 39: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
+	10, // 40: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
+	15, // 41: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
+	17, // 42: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
+	19, // 43: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
+	21, // 44: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
+	23, // 45: strata.v1.Strata.ClusterStatus:input_type -> strata.v1.ClusterStatusRequest
+	27, // 46: strata.v1.Strata.AlterTopic:input_type -> strata.v1.AlterTopicRequest
+	29, // 47: strata.v1.Strata.DrainBroker:input_type -> strata.v1.DrainBrokerRequest
+	30, // 48: strata.v1.Strata.UndrainBroker:input_type -> strata.v1.UndrainBrokerRequest
+	36, // 49: strata.v1.Strata.GroupHeartbeat:input_type -> strata.v1.GroupHeartbeatRequest
+	38, // 50: strata.v1.Strata.LeaveGroup:input_type -> strata.v1.LeaveGroupRequest
+	42, // 51: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
+	44, // 52: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
+	46, // 53: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
+	49, // 54: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
+	53, // 55: strata.v1.Strata.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
+	56, // 56: strata.v1.Strata.AddAcl:input_type -> strata.v1.AddAclRequest
+	58, // 57: strata.v1.Strata.RemoveAcl:input_type -> strata.v1.RemoveAclRequest
+	60, // 58: strata.v1.Strata.ListAcls:input_type -> strata.v1.ListAclsRequest
+	2,  // 59: strata.v1.Broker.Produce:input_type -> strata.v1.ProduceRequest
+	4,  // 60: strata.v1.Broker.ProduceMany:input_type -> strata.v1.ProduceManyRequest
+	33, // 61: strata.v1.Broker.ReleasePartitions:input_type -> strata.v1.ReleasePartitionsRequest
+	30, // 62: strata.v1.Broker.Undrain:input_type -> strata.v1.UndrainBrokerRequest
+	15, // 63: strata.v1.Coordinator.CreateTopic:input_type -> strata.v1.CreateTopicRequest
+	17, // 64: strata.v1.Coordinator.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
+	19, // 65: strata.v1.Coordinator.ListTopics:input_type -> strata.v1.ListTopicsRequest
+	21, // 66: strata.v1.Coordinator.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
+	23, // 67: strata.v1.Coordinator.ClusterStatus:input_type -> strata.v1.ClusterStatusRequest
+	27, // 68: strata.v1.Coordinator.AlterTopic:input_type -> strata.v1.AlterTopicRequest
+	29, // 69: strata.v1.Coordinator.DrainBroker:input_type -> strata.v1.DrainBrokerRequest
+	30, // 70: strata.v1.Coordinator.UndrainBroker:input_type -> strata.v1.UndrainBrokerRequest
+	36, // 71: strata.v1.Coordinator.GroupHeartbeat:input_type -> strata.v1.GroupHeartbeatRequest
+	38, // 72: strata.v1.Coordinator.LeaveGroup:input_type -> strata.v1.LeaveGroupRequest
+	42, // 73: strata.v1.Coordinator.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
+	44, // 74: strata.v1.Coordinator.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
+	46, // 75: strata.v1.Coordinator.ListGroups:input_type -> strata.v1.ListGroupsRequest
+	49, // 76: strata.v1.Coordinator.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
+	53, // 77: strata.v1.Coordinator.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
+	63, // 78: strata.v1.Coordinator.JoinClassicGroup:input_type -> strata.v1.JoinClassicGroupRequest
+	67, // 79: strata.v1.Coordinator.SyncClassicGroup:input_type -> strata.v1.SyncClassicGroupRequest
+	69, // 80: strata.v1.Coordinator.ClassicHeartbeat:input_type -> strata.v1.ClassicHeartbeatRequest
+	71, // 81: strata.v1.Coordinator.LeaveClassicGroup:input_type -> strata.v1.LeaveClassicGroupRequest
+	73, // 82: strata.v1.Coordinator.CommitClassicOffsets:input_type -> strata.v1.CommitClassicOffsetsRequest
+	75, // 83: strata.v1.Coordinator.DescribeClassicGroup:input_type -> strata.v1.DescribeClassicGroupRequest
+	78, // 84: strata.v1.Coordinator.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
+	3,  // 85: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
+	5,  // 86: strata.v1.Strata.ProduceMany:output_type -> strata.v1.ProduceManyResponse
+	9,  // 87: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
+	11, // 88: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
+	16, // 89: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
+	18, // 90: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
+	20, // 91: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
+	22, // 92: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
+	26, // 93: strata.v1.Strata.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
+	28, // 94: strata.v1.Strata.AlterTopic:output_type -> strata.v1.AlterTopicResponse
+	32, // 95: strata.v1.Strata.DrainBroker:output_type -> strata.v1.DrainBrokerResponse
+	31, // 96: strata.v1.Strata.UndrainBroker:output_type -> strata.v1.UndrainBrokerResponse
+	37, // 97: strata.v1.Strata.GroupHeartbeat:output_type -> strata.v1.GroupHeartbeatResponse
+	39, // 98: strata.v1.Strata.LeaveGroup:output_type -> strata.v1.LeaveGroupResponse
+	43, // 99: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
+	45, // 100: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
+	48, // 101: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
+	52, // 102: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
+	54, // 103: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
+	57, // 104: strata.v1.Strata.AddAcl:output_type -> strata.v1.AddAclResponse
+	59, // 105: strata.v1.Strata.RemoveAcl:output_type -> strata.v1.RemoveAclResponse
+	61, // 106: strata.v1.Strata.ListAcls:output_type -> strata.v1.ListAclsResponse
+	3,  // 107: strata.v1.Broker.Produce:output_type -> strata.v1.ProduceResponse
+	5,  // 108: strata.v1.Broker.ProduceMany:output_type -> strata.v1.ProduceManyResponse
+	34, // 109: strata.v1.Broker.ReleasePartitions:output_type -> strata.v1.ReleasePartitionsResponse
+	31, // 110: strata.v1.Broker.Undrain:output_type -> strata.v1.UndrainBrokerResponse
+	16, // 111: strata.v1.Coordinator.CreateTopic:output_type -> strata.v1.CreateTopicResponse
+	18, // 112: strata.v1.Coordinator.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
+	20, // 113: strata.v1.Coordinator.ListTopics:output_type -> strata.v1.ListTopicsResponse
+	22, // 114: strata.v1.Coordinator.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
+	26, // 115: strata.v1.Coordinator.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
+	28, // 116: strata.v1.Coordinator.AlterTopic:output_type -> strata.v1.AlterTopicResponse
+	32, // 117: strata.v1.Coordinator.DrainBroker:output_type -> strata.v1.DrainBrokerResponse
+	31, // 118: strata.v1.Coordinator.UndrainBroker:output_type -> strata.v1.UndrainBrokerResponse
+	37, // 119: strata.v1.Coordinator.GroupHeartbeat:output_type -> strata.v1.GroupHeartbeatResponse
+	39, // 120: strata.v1.Coordinator.LeaveGroup:output_type -> strata.v1.LeaveGroupResponse
+	43, // 121: strata.v1.Coordinator.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
+	45, // 122: strata.v1.Coordinator.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
+	48, // 123: strata.v1.Coordinator.ListGroups:output_type -> strata.v1.ListGroupsResponse
+	52, // 124: strata.v1.Coordinator.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
+	54, // 125: strata.v1.Coordinator.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
+	65, // 126: strata.v1.Coordinator.JoinClassicGroup:output_type -> strata.v1.JoinClassicGroupResponse
+	68, // 127: strata.v1.Coordinator.SyncClassicGroup:output_type -> strata.v1.SyncClassicGroupResponse
+	70, // 128: strata.v1.Coordinator.ClassicHeartbeat:output_type -> strata.v1.ClassicHeartbeatResponse
+	72, // 129: strata.v1.Coordinator.LeaveClassicGroup:output_type -> strata.v1.LeaveClassicGroupResponse
+	74, // 130: strata.v1.Coordinator.CommitClassicOffsets:output_type -> strata.v1.CommitClassicOffsetsResponse
+	77, // 131: strata.v1.Coordinator.DescribeClassicGroup:output_type -> strata.v1.DescribeClassicGroupResponse
+	79, // 132: strata.v1.Coordinator.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
+	85, // [85:133] is the sub-list for method output_type
+	37, // [37:85] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_strata_v1_strata_proto_init() }
@@ -5236,7 +5476,7 @@ func file_strata_v1_strata_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strata_v1_strata_proto_rawDesc), len(file_strata_v1_strata_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   74,
+			NumMessages:   78,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

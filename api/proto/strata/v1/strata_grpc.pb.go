@@ -31,6 +31,7 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	Strata_Produce_FullMethodName        = "/strata.v1.Strata/Produce"
+	Strata_ProduceMany_FullMethodName    = "/strata.v1.Strata/ProduceMany"
 	Strata_Fetch_FullMethodName          = "/strata.v1.Strata/Fetch"
 	Strata_ListOffsets_FullMethodName    = "/strata.v1.Strata/ListOffsets"
 	Strata_CreateTopic_FullMethodName    = "/strata.v1.Strata/CreateTopic"
@@ -62,6 +63,11 @@ type StrataClient interface {
 	// Produce appends record batches to one partition and returns the offsets
 	// they were given, once they are durable (object PUT and metadata commit).
 	Produce(ctx context.Context, in *ProduceRequest, opts ...grpc.CallOption) (*ProduceResponse, error)
+	// ProduceMany is Produce for several partitions in one call, as Kafka's
+	// produce request is: each part is written or refused on its own, with
+	// the result Produce would have given it. The SDK sends the requests of
+	// partitions whose batches are ready together in one call.
+	ProduceMany(ctx context.Context, in *ProduceManyRequest, opts ...grpc.CallOption) (*ProduceManyResponse, error)
 	// Fetch returns committed record batches of one partition from an
 	// offset, waiting up to max_wait_ms when there is nothing new yet.
 	Fetch(ctx context.Context, in *FetchRequest, opts ...grpc.CallOption) (*FetchResponse, error)
@@ -117,6 +123,16 @@ func (c *strataClient) Produce(ctx context.Context, in *ProduceRequest, opts ...
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ProduceResponse)
 	err := c.cc.Invoke(ctx, Strata_Produce_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) ProduceMany(ctx context.Context, in *ProduceManyRequest, opts ...grpc.CallOption) (*ProduceManyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ProduceManyResponse)
+	err := c.cc.Invoke(ctx, Strata_ProduceMany_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -332,6 +348,11 @@ type StrataServer interface {
 	// Produce appends record batches to one partition and returns the offsets
 	// they were given, once they are durable (object PUT and metadata commit).
 	Produce(context.Context, *ProduceRequest) (*ProduceResponse, error)
+	// ProduceMany is Produce for several partitions in one call, as Kafka's
+	// produce request is: each part is written or refused on its own, with
+	// the result Produce would have given it. The SDK sends the requests of
+	// partitions whose batches are ready together in one call.
+	ProduceMany(context.Context, *ProduceManyRequest) (*ProduceManyResponse, error)
 	// Fetch returns committed record batches of one partition from an
 	// offset, waiting up to max_wait_ms when there is nothing new yet.
 	Fetch(context.Context, *FetchRequest) (*FetchResponse, error)
@@ -385,6 +406,9 @@ type UnimplementedStrataServer struct{}
 
 func (UnimplementedStrataServer) Produce(context.Context, *ProduceRequest) (*ProduceResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Produce not implemented")
+}
+func (UnimplementedStrataServer) ProduceMany(context.Context, *ProduceManyRequest) (*ProduceManyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ProduceMany not implemented")
 }
 func (UnimplementedStrataServer) Fetch(context.Context, *FetchRequest) (*FetchResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Fetch not implemented")
@@ -481,6 +505,24 @@ func _Strata_Produce_Handler(srv interface{}, ctx context.Context, dec func(inte
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(StrataServer).Produce(ctx, req.(*ProduceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_ProduceMany_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ProduceManyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).ProduceMany(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_ProduceMany_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).ProduceMany(ctx, req.(*ProduceManyRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -857,6 +899,10 @@ var Strata_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Strata_Produce_Handler,
 		},
 		{
+			MethodName: "ProduceMany",
+			Handler:    _Strata_ProduceMany_Handler,
+		},
+		{
 			MethodName: "Fetch",
 			Handler:    _Strata_Fetch_Handler,
 		},
@@ -943,6 +989,7 @@ var Strata_ServiceDesc = grpc.ServiceDesc{
 
 const (
 	Broker_Produce_FullMethodName           = "/strata.v1.Broker/Produce"
+	Broker_ProduceMany_FullMethodName       = "/strata.v1.Broker/ProduceMany"
 	Broker_ReleasePartitions_FullMethodName = "/strata.v1.Broker/ReleasePartitions"
 	Broker_Undrain_FullMethodName           = "/strata.v1.Broker/Undrain"
 )
@@ -955,6 +1002,9 @@ const (
 type BrokerClient interface {
 	// Produce appends to a partition the broker owns; NOT_OWNER otherwise.
 	Produce(ctx context.Context, in *ProduceRequest, opts ...grpc.CallOption) (*ProduceResponse, error)
+	// ProduceMany is Produce for several partitions this broker owns, each
+	// part answered on its own.
+	ProduceMany(ctx context.Context, in *ProduceManyRequest, opts ...grpc.CallOption) (*ProduceManyResponse, error)
 	// ReleasePartitions hands partitions this broker owns to another broker
 	// gracefully: it refuses new produces for them (NOT_OWNER), flushes and
 	// commits what it holds, then moves ownership (epoch + 1) to target, or
@@ -978,6 +1028,16 @@ func (c *brokerClient) Produce(ctx context.Context, in *ProduceRequest, opts ...
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ProduceResponse)
 	err := c.cc.Invoke(ctx, Broker_Produce_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *brokerClient) ProduceMany(ctx context.Context, in *ProduceManyRequest, opts ...grpc.CallOption) (*ProduceManyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ProduceManyResponse)
+	err := c.cc.Invoke(ctx, Broker_ProduceMany_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -1012,6 +1072,9 @@ func (c *brokerClient) Undrain(ctx context.Context, in *UndrainBrokerRequest, op
 type BrokerServer interface {
 	// Produce appends to a partition the broker owns; NOT_OWNER otherwise.
 	Produce(context.Context, *ProduceRequest) (*ProduceResponse, error)
+	// ProduceMany is Produce for several partitions this broker owns, each
+	// part answered on its own.
+	ProduceMany(context.Context, *ProduceManyRequest) (*ProduceManyResponse, error)
 	// ReleasePartitions hands partitions this broker owns to another broker
 	// gracefully: it refuses new produces for them (NOT_OWNER), flushes and
 	// commits what it holds, then moves ownership (epoch + 1) to target, or
@@ -1033,6 +1096,9 @@ type UnimplementedBrokerServer struct{}
 
 func (UnimplementedBrokerServer) Produce(context.Context, *ProduceRequest) (*ProduceResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Produce not implemented")
+}
+func (UnimplementedBrokerServer) ProduceMany(context.Context, *ProduceManyRequest) (*ProduceManyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ProduceMany not implemented")
 }
 func (UnimplementedBrokerServer) ReleasePartitions(context.Context, *ReleasePartitionsRequest) (*ReleasePartitionsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReleasePartitions not implemented")
@@ -1075,6 +1141,24 @@ func _Broker_Produce_Handler(srv interface{}, ctx context.Context, dec func(inte
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(BrokerServer).Produce(ctx, req.(*ProduceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Broker_ProduceMany_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ProduceManyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BrokerServer).ProduceMany(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Broker_ProduceMany_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BrokerServer).ProduceMany(ctx, req.(*ProduceManyRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1125,6 +1209,10 @@ var Broker_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Produce",
 			Handler:    _Broker_Produce_Handler,
+		},
+		{
+			MethodName: "ProduceMany",
+			Handler:    _Broker_ProduceMany_Handler,
 		},
 		{
 			MethodName: "ReleasePartitions",

@@ -1,0 +1,306 @@
+// Package coalesce gathers concurrent Produce calls to one server into
+// ProduceMany calls. A producer writing to many partitions, or a proxy
+// forwarding many partitions' produces to one broker, then makes one call
+// where it made one per partition, as a Kafka client sends one produce
+// request per broker. Each Produce keeps its own result, its own context
+// and its own error, exactly as a call of its own would have them.
+//
+// A Produce goes at once when no call to the server is in flight, so a
+// lone produce waits for nothing. While calls are in flight it waits up to
+// the window for company: the produces of partitions whose batches became
+// ready together then travel in one call.
+package coalesce
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
+	"github.com/strata-mq/strata/pkg/apierr"
+	"github.com/strata-mq/strata/pkg/rpc"
+)
+
+// Defaults for New.
+const (
+	// DefaultWindow is how long a produce waits for others while a call
+	// to the same server is in flight. The produces of one producer's
+	// linger, or of one multi-partition request, arrive within tens of
+	// microseconds of each other; half a millisecond gathers them and is
+	// small against the flush (PUT and commit) every produce waits for.
+	DefaultWindow = 500 * time.Microsecond
+	// DefaultMaxBytes bounds the batches of one ProduceMany call; a
+	// single larger request goes alone. 4 MiB is a full flush of a broker
+	// (its default --flush-bytes) and well under the proxy's default
+	// request limit (32 MiB), so gathering never makes a call too large
+	// that its parts alone would not be.
+	DefaultMaxBytes = 4 << 20
+)
+
+// ManyFunc makes one ProduceMany call; SingleFunc one Produce call, for a
+// server that does not know ProduceMany yet (an older version during a
+// rolling upgrade).
+type (
+	ManyFunc   func(ctx context.Context, req *stratav1.ProduceManyRequest) (*stratav1.ProduceManyResponse, error)
+	SingleFunc func(ctx context.Context, req *stratav1.ProduceRequest) (*stratav1.ProduceResponse, error)
+)
+
+// Coalescer gathers the Produce calls to one server. It has no goroutine
+// of its own: the caller that finds no one gathering gathers, and makes
+// the call on its own goroutine. The zero value is not usable; use New.
+type Coalescer struct {
+	many     ManyFunc
+	single   SingleFunc
+	window   time.Duration
+	maxBytes int
+	// unimplemented is set once the server answered ProduceMany with
+	// Unimplemented; every produce then goes as a call of its own.
+	unimplemented atomic.Bool
+
+	mu sync.Mutex // guards the fields below and every call's taken
+	// queue are the produces not yet taken into a call, oldest first.
+	queue []*call
+	// leading is set while a caller gathers the next call; handoff is
+	// closed when it has taken its produces from the queue.
+	leading bool
+	handoff chan struct{}
+	// inflight counts the calls sent and not yet answered.
+	inflight int
+}
+
+// call is one Produce waiting for its part's result.
+type call struct {
+	ctx   context.Context
+	req   *stratav1.ProduceRequest
+	taken bool          // in a call; guarded by Coalescer.mu
+	done  chan struct{} // closed once resp or err is set
+	resp  *stratav1.ProduceResponse
+	err   error
+}
+
+// New returns a Coalescer that calls many (or single, once the server
+// turns out not to know ProduceMany), gathering for window (0:
+// DefaultWindow) up to maxBytes of batches per call (0: DefaultMaxBytes).
+func New(many ManyFunc, single SingleFunc, window time.Duration, maxBytes int) *Coalescer {
+	if window <= 0 {
+		window = DefaultWindow
+	}
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxBytes
+	}
+	return &Coalescer{many: many, single: single, window: window, maxBytes: maxBytes}
+}
+
+// Produce sends req in a ProduceMany call, with the other produces
+// waiting, and returns its part's result: the response, or the error a
+// Produce call of its own would have returned (a part's error as
+// apierr.FromPart gives it, a failed call's error as the call returned
+// it). It returns as soon as ctx ends, with the status a call would have
+// (Canceled or DeadlineExceeded); the produce may then still be written,
+// as a call cut off in flight may be.
+func (c *Coalescer) Produce(ctx context.Context, req *stratav1.ProduceRequest) (*stratav1.ProduceResponse, error) {
+	if c.unimplemented.Load() {
+		return c.single(ctx, req)
+	}
+	cl := &call{ctx: ctx, req: req, done: make(chan struct{})}
+	c.mu.Lock()
+	c.queue = append(c.queue, cl)
+	c.mu.Unlock()
+	for {
+		c.mu.Lock()
+		if cl.taken {
+			c.mu.Unlock()
+			break
+		}
+		if c.leading {
+			handoff := c.handoff
+			c.mu.Unlock()
+			select {
+			case <-handoff:
+			case <-ctx.Done():
+				if c.abandon(cl) {
+					return nil, ctxErr(ctx)
+				}
+			}
+			continue
+		}
+		c.leading, c.handoff = true, make(chan struct{})
+		busy := c.inflight > 0
+		c.mu.Unlock()
+		if busy {
+			gather(ctx, c.window)
+		}
+		// A gatherer whose context ended leaves, but still sends what
+		// it gathered for the others.
+		left := ctx.Err() != nil && c.abandon(cl)
+		c.run(c.take())
+		if left {
+			return nil, ctxErr(ctx)
+		}
+	}
+	select {
+	case <-cl.done:
+		if cl.err != nil && ctx.Err() != nil {
+			return nil, ctxErr(ctx) // the call failed because its callers left
+		}
+		return cl.resp, cl.err
+	case <-ctx.Done():
+		return nil, ctxErr(ctx)
+	}
+}
+
+// ctxErr is the status error a gRPC call returns when ctx ends (Canceled
+// or DeadlineExceeded), so that a produce cut off while gathering or in
+// flight fails as a call of its own would.
+func ctxErr(ctx context.Context) error {
+	return status.FromContextError(ctx.Err()).Err()
+}
+
+// gather waits for d, or until ctx ends.
+func gather(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// abandon removes cl from the queue if no call has taken it, and reports
+// whether it did.
+func (c *Coalescer) abandon(cl *call) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cl.taken {
+		return false
+	}
+	for i, q := range c.queue {
+		if q == cl {
+			c.queue = append(c.queue[:i], c.queue[i+1:]...)
+			break
+		}
+	}
+	return true
+}
+
+// take ends the leader's gathering: it takes the oldest produces, up to
+// maxBytes (at least one) and rpc.MaxProduceParts, hands the lead on and
+// counts the call in flight.
+func (c *Coalescer) take() []*call {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, bytes := 0, 0
+	for n < len(c.queue) && n < rpc.MaxProduceParts {
+		size := len(c.queue[n].req.GetBatches())
+		if n > 0 && bytes+size > c.maxBytes {
+			break
+		}
+		c.queue[n].taken = true
+		bytes += size
+		n++
+	}
+	batch := append([]*call(nil), c.queue[:n]...)
+	c.queue = append(c.queue[:0], c.queue[n:]...)
+	c.leading = false
+	close(c.handoff)
+	if len(batch) > 0 {
+		c.inflight++
+	}
+	return batch
+}
+
+// run makes the call of batch and hands each produce its result.
+func (c *Coalescer) run(batch []*call) {
+	if len(batch) == 0 {
+		return
+	}
+	defer func() {
+		c.mu.Lock()
+		c.inflight--
+		c.mu.Unlock()
+	}()
+	ctx, cancel := callContext(batch)
+	defer cancel()
+	req := &stratav1.ProduceManyRequest{Parts: make([]*stratav1.ProduceRequest, len(batch))}
+	for i, cl := range batch {
+		req.Parts[i] = cl.req
+	}
+	resp, err := c.many(ctx, req)
+	if status.Code(err) == codes.Unimplemented {
+		c.unimplemented.Store(true)
+		c.runSingly(batch)
+		return
+	}
+	if err == nil && len(resp.GetResults()) != len(batch) {
+		err = status.Errorf(codes.Internal, "ProduceMany answered %d results for %d parts", len(resp.GetResults()), len(batch))
+	}
+	for i, cl := range batch {
+		if err != nil {
+			cl.err = err
+		} else {
+			r := resp.GetResults()[i]
+			cl.resp, cl.err = r.GetResponse(), apierr.FromPart(r.GetError())
+			if cl.err == nil && cl.resp == nil {
+				cl.err = status.Errorf(codes.Internal, "ProduceMany answered part %d with neither a response nor an error", i)
+			}
+		}
+		close(cl.done)
+	}
+}
+
+// runSingly sends each produce of batch as a call of its own, at once.
+func (c *Coalescer) runSingly(batch []*call) {
+	var wg sync.WaitGroup
+	for _, cl := range batch {
+		wg.Go(func() {
+			cl.resp, cl.err = c.single(cl.ctx, cl.req)
+			close(cl.done)
+		})
+	}
+	wg.Wait()
+}
+
+// callContext is the context of one call of batch: it carries none of the
+// callers' values, ends at the latest of their deadlines, and is cancelled
+// once every caller's context has ended, since no one then waits for the
+// answer.
+func callContext(batch []*call) (context.Context, context.CancelFunc) {
+	var latest time.Time
+	for _, cl := range batch {
+		d, ok := cl.ctx.Deadline()
+		if !ok {
+			latest = time.Time{}
+			break
+		}
+		if d.After(latest) {
+			latest = d
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if !latest.IsZero() {
+		var cancelCall context.CancelFunc
+		ctx, cancelCall = context.WithDeadline(ctx, latest)
+		cancelAll := cancel
+		cancel = func() { cancelCall(); cancelAll() }
+	}
+	var left atomic.Int64
+	left.Store(int64(len(batch)))
+	stops := make([]func() bool, len(batch))
+	for i, cl := range batch {
+		stops[i] = context.AfterFunc(cl.ctx, func() {
+			if left.Add(-1) == 0 {
+				cancel()
+			}
+		})
+	}
+	return ctx, func() {
+		for _, stop := range stops {
+			stop()
+		}
+		cancel()
+	}
+}
