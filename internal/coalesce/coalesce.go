@@ -1,9 +1,10 @@
 // Package coalesce gathers concurrent Produce calls to one server into
-// ProduceMany calls. A producer writing to many partitions, or a proxy
-// forwarding many partitions' produces to one broker, then makes one call
-// where it made one per partition, as a Kafka client sends one produce
-// request per broker. Each Produce keeps its own result, its own context
-// and its own error, exactly as a call of its own would have them.
+// ProduceMany calls. A producer writing to many partitions then makes one
+// call where it made one per partition, as a Kafka client sends one
+// produce request per broker. Each Produce keeps its own result, its own
+// context and its own error, exactly as a call of its own would have them;
+// but a call is answered when its last part is, so a caller gathers only
+// produces that should not wait long at the server.
 //
 // A Produce goes at once when no call to the server is in flight, so a
 // lone produce waits for nothing. While calls are in flight it waits up to

@@ -16,7 +16,6 @@ import (
 	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
 	"github.com/strata-mq/strata/pkg/apierr"
 	"github.com/strata-mq/strata/pkg/meta"
-	"github.com/strata-mq/strata/pkg/rpc"
 )
 
 // TestProduceDenseOffsets: many concurrent produces to several partitions
@@ -121,59 +120,6 @@ func TestOneFlushHoldsSeveralPartitions(t *testing.T) {
 	}
 	if len(keys) != 1 {
 		t.Fatalf("entries name objects %v, want one object", keys)
-	}
-}
-
-// TestProduceMany: each part of a ProduceMany call is written or refused on
-// its own, with the result a Produce call of its own would have had; a
-// bad part does not fail its neighbours.
-func TestProduceMany(t *testing.T) {
-	e := newEnv(t)
-	top := e.createTopic(t, "many", 2)
-	good := batch(t, "ok", 3)
-	flipped := slices.Clone(good)
-	flipped[len(flipped)-2] ^= 0xff
-	ctx := testCtx(t)
-	resp, err := e.cli.ProduceMany(ctx, &stratav1.ProduceManyRequest{Parts: []*stratav1.ProduceRequest{
-		{Topic: "many", Partition: 0, Batches: batch(t, "a", 3)},
-		{Topic: "many", Partition: 2, Batches: batch(t, "x", 1)},
-		{Topic: "many", Partition: 1, Batches: batch(t, "b", 2)},
-		{Topic: "many", Partition: 1, Batches: flipped},
-		{Topic: "nope", Partition: 0, Batches: batch(t, "x", 1)},
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []struct {
-		base, last int64
-		err        error
-	}{{0, 2, nil}, {0, 0, apierr.ErrPartitionRange}, {0, 1, nil}, {0, 0, apierr.ErrCorruptBatch}, {0, 0, apierr.ErrUnknownTopic}}
-	if len(resp.Results) != len(want) {
-		t.Fatalf("%d results for %d parts", len(resp.Results), len(want))
-	}
-	for i, w := range want {
-		r := resp.Results[i]
-		if err := apierr.FromPart(r.GetError()); !errors.Is(err, w.err) || (w.err == nil) != (r.GetResponse() != nil) {
-			t.Fatalf("part %d: %v, %v; want error %v", i, r.GetResponse(), err, w.err)
-		}
-		if w.err == nil && (r.GetResponse().GetBaseOffset() != w.base || r.GetResponse().GetLastOffset() != w.last) {
-			t.Fatalf("part %d: offsets %d..%d, want %d..%d", i, r.GetResponse().GetBaseOffset(), r.GetResponse().GetLastOffset(), w.base, w.last)
-		}
-	}
-	if got := e.readPartition(t, top.ID, 0); len(got) != 3 {
-		t.Fatalf("partition 0 holds %d records, want 3", len(got))
-	}
-	if got := e.readPartition(t, top.ID, 1); len(got) != 2 {
-		t.Fatalf("partition 1 holds %d records, want 2", len(got))
-	}
-	for _, n := range []int{0, rpc.MaxProduceParts + 1} {
-		parts := make([]*stratav1.ProduceRequest, n)
-		for i := range parts {
-			parts[i] = &stratav1.ProduceRequest{Topic: "many", Batches: good}
-		}
-		if _, err := e.cli.ProduceMany(ctx, &stratav1.ProduceManyRequest{Parts: parts}); !errors.Is(apiErr(err), apierr.ErrInvalidRequest) {
-			t.Fatalf("%d parts: err = %v, want INVALID_REQUEST", n, err)
-		}
 	}
 }
 

@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
 	"github.com/strata-mq/strata/pkg/apierr"
 	"github.com/strata-mq/strata/pkg/meta"
-	"github.com/strata-mq/strata/pkg/rpc"
 	"github.com/strata-mq/strata/pkg/segment"
 )
 
@@ -105,27 +103,6 @@ func (s *Server) Produce(ctx context.Context, req *stratav1.ProduceRequest) (*st
 		return nil, err
 	}
 	return &stratav1.ProduceResponse{BaseOffset: pr.base, LastOffset: pr.last, Epoch: pr.epoch}, nil
-}
-
-// ProduceMany runs the request's parts as Produce calls of their own, at
-// once, and answers each with its own result once all are answered. Parts
-// of one partition keep their order through the idempotent producer's
-// sequences, as separate calls do.
-func (s *Server) ProduceMany(ctx context.Context, req *stratav1.ProduceManyRequest) (*stratav1.ProduceManyResponse, error) {
-	parts := req.GetParts()
-	if err := rpc.CheckParts(len(parts)); err != nil {
-		return nil, err
-	}
-	results := make([]*stratav1.ProducePartResult, len(parts))
-	var wg sync.WaitGroup
-	for i, part := range parts {
-		wg.Go(func() {
-			resp, err := s.Produce(ctx, part)
-			results[i] = &stratav1.ProducePartResult{Response: resp, Error: apierr.ToPart(err)}
-		})
-	}
-	wg.Wait()
-	return &stratav1.ProduceManyResponse{Results: results}, nil
 }
 
 // viewCatchUp bounds how long a produce waits for the view to show a topic

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/grpc"
+
 	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
 	"github.com/strata-mq/strata/internal/backoff"
 	"github.com/strata-mq/strata/pkg/apierr"
@@ -428,7 +430,9 @@ func (p *Producer) attempts(r *request) {
 // returns errNotSent, having sent nothing. (The call itself waits for a
 // connection too — gRPC's wait-for-ready — in case the one seen drops.)
 // Requests of several partitions that are ready together travel in one
-// ProduceMany call (p.calls); each keeps its own result.
+// ProduceMany call (p.calls); each keeps its own result. A call is answered
+// when all its parts are, so only requests with nothing of their partition
+// before them in flight are gathered.
 func (p *Producer) attempt(r *request) error {
 	deadline := time.Now().Add(p.c.cfg.requestTimeout)
 	if r.deadline.Before(deadline) {
@@ -439,7 +443,18 @@ func (p *Producer) attempt(r *request) error {
 	if !p.c.waitConnected(ctx) {
 		return errNotSent
 	}
-	resp, err := p.calls.Produce(ctx, r.msg)
+	var (
+		resp *stratav1.ProduceResponse
+		err  error
+	)
+	if r.prevResolved != nil && !closed(r.prevResolved) {
+		// With a request of its partition before it still on its way,
+		// this one may wait at the broker for that one (up to 2 s):
+		// alone in its call, it holds up no other partition's answer.
+		resp, err = p.c.api.Produce(ctx, r.msg, grpc.WaitForReady(true))
+	} else {
+		resp, err = p.calls.Produce(ctx, r.msg)
+	}
 	if err == nil {
 		r.base = resp.GetBaseOffset()
 		return nil

@@ -252,11 +252,6 @@ type testBroker struct {
 	meta  *meta.Store
 	store objstore.Store
 	calls atomic.Int64
-	// manyCalls counts ProduceMany calls, and manyParts their parts.
-	manyCalls, manyParts atomic.Int64
-	// legacy makes ProduceMany Unimplemented, as on a broker of a version
-	// before it.
-	legacy atomic.Bool
 
 	mu   sync.Mutex // serialises Produce; guards seq and hook
 	seq  int
@@ -289,21 +284,6 @@ func (b *testBroker) setHook(f func()) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.hook = f
-}
-
-// ProduceMany answers each part with Produce, one after the other.
-func (b *testBroker) ProduceMany(ctx context.Context, req *stratav1.ProduceManyRequest) (*stratav1.ProduceManyResponse, error) {
-	if b.legacy.Load() {
-		return b.UnimplementedBrokerServer.ProduceMany(ctx, req)
-	}
-	b.manyCalls.Add(1)
-	b.manyParts.Add(int64(len(req.GetParts())))
-	resp := &stratav1.ProduceManyResponse{}
-	for _, part := range req.GetParts() {
-		r, err := b.Produce(ctx, part)
-		resp.Results = append(resp.Results, &stratav1.ProducePartResult{Response: r, Error: apierr.ToPart(err)})
-	}
-	return resp, nil
 }
 
 func (b *testBroker) Produce(ctx context.Context, req *stratav1.ProduceRequest) (*stratav1.ProduceResponse, error) {

@@ -121,8 +121,7 @@ func TestProduceDeadline(t *testing.T) {
 }
 
 // TestProduceManyParts: each part of a ProduceMany call is answered on its
-// own, as a Produce call of its own would be; a bad part fails alone, and
-// the parts for one broker reach it together.
+// own, as a Produce call of its own would be; a bad part fails alone.
 func TestProduceManyParts(t *testing.T) {
 	e := newEnv(t)
 	top := e.createTopic("many", 2)
@@ -157,8 +156,8 @@ func TestProduceManyParts(t *testing.T) {
 			t.Fatalf("part %d: offsets %d..%d, want %d..%d", i, r.GetResponse().GetBaseOffset(), r.GetResponse().GetLastOffset(), w.base, w.last)
 		}
 	}
-	if b1.calls.Load() != 1 || b2.calls.Load() != 2 || b1.manyCalls.Load() != 1 {
-		t.Fatalf("broker produces b1=%d b2=%d, ProduceMany calls b1=%d; want 1, 2 and 1", b1.calls.Load(), b2.calls.Load(), b1.manyCalls.Load())
+	if b1.calls.Load() != 1 || b2.calls.Load() != 2 {
+		t.Fatalf("broker produces b1=%d b2=%d, want 1 and 2", b1.calls.Load(), b2.calls.Load())
 	}
 	for _, n := range []int{0, rpc.MaxProduceParts + 1} {
 		parts := make([]*stratav1.ProduceRequest, n)
@@ -167,59 +166,5 @@ func TestProduceManyParts(t *testing.T) {
 		}
 		_, err := e.client.ProduceMany(e.ctx, &stratav1.ProduceManyRequest{Parts: parts})
 		wantErr(t, fmt.Sprintf("%d parts", n), err, apierr.ErrInvalidRequest)
-	}
-}
-
-// TestForwardsGather: produces to one broker that are in progress together
-// (here separate Produce calls, while a call to the broker is in flight)
-// reach it in fewer ProduceMany calls than produces, each with its own
-// offsets.
-func TestForwardsGather(t *testing.T) {
-	e := newEnv(t)
-	top := e.createTopic("gather", 20)
-	b := e.startBroker("b1")
-	for p := range int32(20) {
-		e.assign(top.ID, p, "b1")
-	}
-	// Hold the first produce at the broker until the others are queued
-	// at the proxy.
-	release := make(chan struct{})
-	var once sync.Once
-	b.setHook(func() { once.Do(func() { <-release }) })
-	var wg sync.WaitGroup
-	wg.Go(func() { e.produce("gather", 0, batch(t, 1, 1000)) })
-	e.waitFor("the first produce at the broker", func() bool { return b.calls.Load() == 1 })
-	for p := range int32(19) {
-		wg.Go(func() {
-			if r := e.produce("gather", p+1, batch(t, 2, 1000)); r.BaseOffset != 0 || r.LastOffset != 1 {
-				t.Errorf("partition %d: offsets %d..%d, want 0..1", p+1, r.BaseOffset, r.LastOffset)
-			}
-		})
-	}
-	e.waitFor("the other produces at the broker", func() bool { return b.manyParts.Load() == 20 })
-	close(release)
-	wg.Wait()
-	// Each call gathers what arrives within half a millisecond, so a slow
-	// machine makes more calls; one per produce would mean no gathering.
-	if calls := b.manyCalls.Load(); calls > 10 {
-		t.Fatalf("20 produces reached the broker in %d calls, want them gathered", calls)
-	}
-}
-
-// TestForwardsToLegacyBroker: a broker without ProduceMany gets each
-// produce as a Produce call.
-func TestForwardsToLegacyBroker(t *testing.T) {
-	e := newEnv(t)
-	top := e.createTopic("legacy", 1)
-	b := e.startBroker("b1")
-	b.legacy.Store(true)
-	e.assign(top.ID, 0, "b1")
-	for i := range 3 {
-		if r := e.produce("legacy", 0, batch(t, 1, 1000)); r.BaseOffset != int64(i) {
-			t.Fatalf("produce %d: base offset %d", i, r.BaseOffset)
-		}
-	}
-	if b.calls.Load() != 3 || b.manyCalls.Load() != 0 {
-		t.Fatalf("broker produces %d, ProduceMany calls %d; want 3 and 0", b.calls.Load(), b.manyCalls.Load())
 	}
 }

@@ -12,7 +12,6 @@ import (
 
 	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
 	"github.com/strata-mq/strata/internal/backoff"
-	"github.com/strata-mq/strata/internal/coalesce"
 	"github.com/strata-mq/strata/pkg/apierr"
 	"github.com/strata-mq/strata/pkg/meta"
 	"github.com/strata-mq/strata/pkg/rpc"
@@ -174,7 +173,7 @@ func (r *Router) acknowledged(key meta.PartitionID, resp *stratav1.ProduceRespon
 // rt (pruneLoop cuts it off): a frozen owner then holds it only until the
 // coordinator moves the partition, not until the client's deadline.
 func (r *Router) send(ctx context.Context, topicID string, rt route, req *stratav1.ProduceRequest) (*stratav1.ProduceResponse, error) {
-	b, err := r.pool.get(rt.addr)
+	conn, err := r.pool.get(rt.addr)
 	if err != nil {
 		return nil, apierr.Errorf(apierr.ErrStorageUnavailable, "%v", err)
 	}
@@ -187,7 +186,7 @@ func (r *Router) send(ctx context.Context, topicID string, rt route, req *strata
 	if cur, ok := r.routeOf(topicID, req.Partition); !ok || cur != rt {
 		cancel()
 	}
-	resp, err := b.produce.Produce(actx, req)
+	resp, err := stratav1.NewBrokerClient(conn).Produce(actx, req)
 	return resp, apierr.FromStatus(err)
 }
 
@@ -302,25 +301,16 @@ type connPool struct {
 	opts []rpc.DialOption // TLS of broker connections
 
 	mu     sync.Mutex // guards conns and closed
-	conns  map[string]*brokerConn
+	conns  map[string]*grpc.ClientConn
 	closed bool
 }
 
-// brokerConn is the connection to one broker, and the coalescer that
-// sends the produces to it that are in progress together (the partitions
-// of one ProduceMany or Kafka produce request, or of several clients) in
-// one Broker.ProduceMany call.
-type brokerConn struct {
-	conn    *grpc.ClientConn
-	produce *coalesce.Coalescer
-}
-
 func newConnPool(opts ...rpc.DialOption) *connPool {
-	return &connPool{conns: map[string]*brokerConn{}, opts: opts}
+	return &connPool{conns: map[string]*grpc.ClientConn{}, opts: opts}
 }
 
 // get returns the connection to addr, dialling it on first use.
-func (p *connPool) get(addr string) (*brokerConn, error) {
+func (p *connPool) get(addr string) (*grpc.ClientConn, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -333,16 +323,8 @@ func (p *connPool) get(addr string) (*brokerConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	cli := stratav1.NewBrokerClient(c)
-	b := &brokerConn{conn: c, produce: coalesce.New(
-		func(ctx context.Context, req *stratav1.ProduceManyRequest) (*stratav1.ProduceManyResponse, error) {
-			return cli.ProduceMany(ctx, req)
-		},
-		func(ctx context.Context, req *stratav1.ProduceRequest) (*stratav1.ProduceResponse, error) {
-			return cli.Produce(ctx, req)
-		}, 0, 0)}
-	p.conns[addr] = b
-	return b, nil
+	p.conns[addr] = c
+	return c, nil
 }
 
 // prune closes the connections whose address is not in live.
@@ -351,7 +333,7 @@ func (p *connPool) prune(live map[string]bool) {
 	defer p.mu.Unlock()
 	for addr, c := range p.conns {
 		if !live[addr] {
-			_ = c.conn.Close()
+			_ = c.Close()
 			delete(p.conns, addr)
 		}
 	}
@@ -362,7 +344,7 @@ func (p *connPool) close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for addr, c := range p.conns {
-		_ = c.conn.Close()
+		_ = c.Close()
 		delete(p.conns, addr)
 	}
 	p.closed = true

@@ -5194,10 +5194,9 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\fResetOffsets\x12\x1e.strata.v1.ResetOffsetsRequest\x1a\x1f.strata.v1.ResetOffsetsResponse\x12=\n" +
 	"\x06AddAcl\x12\x18.strata.v1.AddAclRequest\x1a\x19.strata.v1.AddAclResponse\x12F\n" +
 	"\tRemoveAcl\x12\x1b.strata.v1.RemoveAclRequest\x1a\x1c.strata.v1.RemoveAclResponse\x12C\n" +
-	"\bListAcls\x12\x1a.strata.v1.ListAclsRequest\x1a\x1b.strata.v1.ListAclsResponse2\xc6\x02\n" +
+	"\bListAcls\x12\x1a.strata.v1.ListAclsRequest\x1a\x1b.strata.v1.ListAclsResponse2\xf8\x01\n" +
 	"\x06Broker\x12@\n" +
-	"\aProduce\x12\x19.strata.v1.ProduceRequest\x1a\x1a.strata.v1.ProduceResponse\x12L\n" +
-	"\vProduceMany\x12\x1d.strata.v1.ProduceManyRequest\x1a\x1e.strata.v1.ProduceManyResponse\x12^\n" +
+	"\aProduce\x12\x19.strata.v1.ProduceRequest\x1a\x1a.strata.v1.ProduceResponse\x12^\n" +
 	"\x11ReleasePartitions\x12#.strata.v1.ReleasePartitionsRequest\x1a$.strata.v1.ReleasePartitionsResponse\x12L\n" +
 	"\aUndrain\x12\x1f.strata.v1.UndrainBrokerRequest\x1a .strata.v1.UndrainBrokerResponse2\xd7\x0e\n" +
 	"\vCoordinator\x12L\n" +
@@ -5385,81 +5384,79 @@ var file_strata_v1_strata_proto_depIdxs = []int32{
 	58, // 57: strata.v1.Strata.RemoveAcl:input_type -> strata.v1.RemoveAclRequest
 	60, // 58: strata.v1.Strata.ListAcls:input_type -> strata.v1.ListAclsRequest
 	2,  // 59: strata.v1.Broker.Produce:input_type -> strata.v1.ProduceRequest
-	4,  // 60: strata.v1.Broker.ProduceMany:input_type -> strata.v1.ProduceManyRequest
-	33, // 61: strata.v1.Broker.ReleasePartitions:input_type -> strata.v1.ReleasePartitionsRequest
-	30, // 62: strata.v1.Broker.Undrain:input_type -> strata.v1.UndrainBrokerRequest
-	15, // 63: strata.v1.Coordinator.CreateTopic:input_type -> strata.v1.CreateTopicRequest
-	17, // 64: strata.v1.Coordinator.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
-	19, // 65: strata.v1.Coordinator.ListTopics:input_type -> strata.v1.ListTopicsRequest
-	21, // 66: strata.v1.Coordinator.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
-	23, // 67: strata.v1.Coordinator.ClusterStatus:input_type -> strata.v1.ClusterStatusRequest
-	27, // 68: strata.v1.Coordinator.AlterTopic:input_type -> strata.v1.AlterTopicRequest
-	29, // 69: strata.v1.Coordinator.DrainBroker:input_type -> strata.v1.DrainBrokerRequest
-	30, // 70: strata.v1.Coordinator.UndrainBroker:input_type -> strata.v1.UndrainBrokerRequest
-	36, // 71: strata.v1.Coordinator.GroupHeartbeat:input_type -> strata.v1.GroupHeartbeatRequest
-	38, // 72: strata.v1.Coordinator.LeaveGroup:input_type -> strata.v1.LeaveGroupRequest
-	42, // 73: strata.v1.Coordinator.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
-	44, // 74: strata.v1.Coordinator.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
-	46, // 75: strata.v1.Coordinator.ListGroups:input_type -> strata.v1.ListGroupsRequest
-	49, // 76: strata.v1.Coordinator.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
-	53, // 77: strata.v1.Coordinator.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
-	63, // 78: strata.v1.Coordinator.JoinClassicGroup:input_type -> strata.v1.JoinClassicGroupRequest
-	67, // 79: strata.v1.Coordinator.SyncClassicGroup:input_type -> strata.v1.SyncClassicGroupRequest
-	69, // 80: strata.v1.Coordinator.ClassicHeartbeat:input_type -> strata.v1.ClassicHeartbeatRequest
-	71, // 81: strata.v1.Coordinator.LeaveClassicGroup:input_type -> strata.v1.LeaveClassicGroupRequest
-	73, // 82: strata.v1.Coordinator.CommitClassicOffsets:input_type -> strata.v1.CommitClassicOffsetsRequest
-	75, // 83: strata.v1.Coordinator.DescribeClassicGroup:input_type -> strata.v1.DescribeClassicGroupRequest
-	78, // 84: strata.v1.Coordinator.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
-	3,  // 85: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
-	5,  // 86: strata.v1.Strata.ProduceMany:output_type -> strata.v1.ProduceManyResponse
-	9,  // 87: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
-	11, // 88: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
-	16, // 89: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
-	18, // 90: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
-	20, // 91: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
-	22, // 92: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
-	26, // 93: strata.v1.Strata.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
-	28, // 94: strata.v1.Strata.AlterTopic:output_type -> strata.v1.AlterTopicResponse
-	32, // 95: strata.v1.Strata.DrainBroker:output_type -> strata.v1.DrainBrokerResponse
-	31, // 96: strata.v1.Strata.UndrainBroker:output_type -> strata.v1.UndrainBrokerResponse
-	37, // 97: strata.v1.Strata.GroupHeartbeat:output_type -> strata.v1.GroupHeartbeatResponse
-	39, // 98: strata.v1.Strata.LeaveGroup:output_type -> strata.v1.LeaveGroupResponse
-	43, // 99: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
-	45, // 100: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
-	48, // 101: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
-	52, // 102: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
-	54, // 103: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
-	57, // 104: strata.v1.Strata.AddAcl:output_type -> strata.v1.AddAclResponse
-	59, // 105: strata.v1.Strata.RemoveAcl:output_type -> strata.v1.RemoveAclResponse
-	61, // 106: strata.v1.Strata.ListAcls:output_type -> strata.v1.ListAclsResponse
-	3,  // 107: strata.v1.Broker.Produce:output_type -> strata.v1.ProduceResponse
-	5,  // 108: strata.v1.Broker.ProduceMany:output_type -> strata.v1.ProduceManyResponse
-	34, // 109: strata.v1.Broker.ReleasePartitions:output_type -> strata.v1.ReleasePartitionsResponse
-	31, // 110: strata.v1.Broker.Undrain:output_type -> strata.v1.UndrainBrokerResponse
-	16, // 111: strata.v1.Coordinator.CreateTopic:output_type -> strata.v1.CreateTopicResponse
-	18, // 112: strata.v1.Coordinator.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
-	20, // 113: strata.v1.Coordinator.ListTopics:output_type -> strata.v1.ListTopicsResponse
-	22, // 114: strata.v1.Coordinator.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
-	26, // 115: strata.v1.Coordinator.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
-	28, // 116: strata.v1.Coordinator.AlterTopic:output_type -> strata.v1.AlterTopicResponse
-	32, // 117: strata.v1.Coordinator.DrainBroker:output_type -> strata.v1.DrainBrokerResponse
-	31, // 118: strata.v1.Coordinator.UndrainBroker:output_type -> strata.v1.UndrainBrokerResponse
-	37, // 119: strata.v1.Coordinator.GroupHeartbeat:output_type -> strata.v1.GroupHeartbeatResponse
-	39, // 120: strata.v1.Coordinator.LeaveGroup:output_type -> strata.v1.LeaveGroupResponse
-	43, // 121: strata.v1.Coordinator.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
-	45, // 122: strata.v1.Coordinator.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
-	48, // 123: strata.v1.Coordinator.ListGroups:output_type -> strata.v1.ListGroupsResponse
-	52, // 124: strata.v1.Coordinator.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
-	54, // 125: strata.v1.Coordinator.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
-	65, // 126: strata.v1.Coordinator.JoinClassicGroup:output_type -> strata.v1.JoinClassicGroupResponse
-	68, // 127: strata.v1.Coordinator.SyncClassicGroup:output_type -> strata.v1.SyncClassicGroupResponse
-	70, // 128: strata.v1.Coordinator.ClassicHeartbeat:output_type -> strata.v1.ClassicHeartbeatResponse
-	72, // 129: strata.v1.Coordinator.LeaveClassicGroup:output_type -> strata.v1.LeaveClassicGroupResponse
-	74, // 130: strata.v1.Coordinator.CommitClassicOffsets:output_type -> strata.v1.CommitClassicOffsetsResponse
-	77, // 131: strata.v1.Coordinator.DescribeClassicGroup:output_type -> strata.v1.DescribeClassicGroupResponse
-	79, // 132: strata.v1.Coordinator.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
-	85, // [85:133] is the sub-list for method output_type
-	37, // [37:85] is the sub-list for method input_type
+	33, // 60: strata.v1.Broker.ReleasePartitions:input_type -> strata.v1.ReleasePartitionsRequest
+	30, // 61: strata.v1.Broker.Undrain:input_type -> strata.v1.UndrainBrokerRequest
+	15, // 62: strata.v1.Coordinator.CreateTopic:input_type -> strata.v1.CreateTopicRequest
+	17, // 63: strata.v1.Coordinator.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
+	19, // 64: strata.v1.Coordinator.ListTopics:input_type -> strata.v1.ListTopicsRequest
+	21, // 65: strata.v1.Coordinator.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
+	23, // 66: strata.v1.Coordinator.ClusterStatus:input_type -> strata.v1.ClusterStatusRequest
+	27, // 67: strata.v1.Coordinator.AlterTopic:input_type -> strata.v1.AlterTopicRequest
+	29, // 68: strata.v1.Coordinator.DrainBroker:input_type -> strata.v1.DrainBrokerRequest
+	30, // 69: strata.v1.Coordinator.UndrainBroker:input_type -> strata.v1.UndrainBrokerRequest
+	36, // 70: strata.v1.Coordinator.GroupHeartbeat:input_type -> strata.v1.GroupHeartbeatRequest
+	38, // 71: strata.v1.Coordinator.LeaveGroup:input_type -> strata.v1.LeaveGroupRequest
+	42, // 72: strata.v1.Coordinator.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
+	44, // 73: strata.v1.Coordinator.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
+	46, // 74: strata.v1.Coordinator.ListGroups:input_type -> strata.v1.ListGroupsRequest
+	49, // 75: strata.v1.Coordinator.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
+	53, // 76: strata.v1.Coordinator.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
+	63, // 77: strata.v1.Coordinator.JoinClassicGroup:input_type -> strata.v1.JoinClassicGroupRequest
+	67, // 78: strata.v1.Coordinator.SyncClassicGroup:input_type -> strata.v1.SyncClassicGroupRequest
+	69, // 79: strata.v1.Coordinator.ClassicHeartbeat:input_type -> strata.v1.ClassicHeartbeatRequest
+	71, // 80: strata.v1.Coordinator.LeaveClassicGroup:input_type -> strata.v1.LeaveClassicGroupRequest
+	73, // 81: strata.v1.Coordinator.CommitClassicOffsets:input_type -> strata.v1.CommitClassicOffsetsRequest
+	75, // 82: strata.v1.Coordinator.DescribeClassicGroup:input_type -> strata.v1.DescribeClassicGroupRequest
+	78, // 83: strata.v1.Coordinator.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
+	3,  // 84: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
+	5,  // 85: strata.v1.Strata.ProduceMany:output_type -> strata.v1.ProduceManyResponse
+	9,  // 86: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
+	11, // 87: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
+	16, // 88: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
+	18, // 89: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
+	20, // 90: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
+	22, // 91: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
+	26, // 92: strata.v1.Strata.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
+	28, // 93: strata.v1.Strata.AlterTopic:output_type -> strata.v1.AlterTopicResponse
+	32, // 94: strata.v1.Strata.DrainBroker:output_type -> strata.v1.DrainBrokerResponse
+	31, // 95: strata.v1.Strata.UndrainBroker:output_type -> strata.v1.UndrainBrokerResponse
+	37, // 96: strata.v1.Strata.GroupHeartbeat:output_type -> strata.v1.GroupHeartbeatResponse
+	39, // 97: strata.v1.Strata.LeaveGroup:output_type -> strata.v1.LeaveGroupResponse
+	43, // 98: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
+	45, // 99: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
+	48, // 100: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
+	52, // 101: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
+	54, // 102: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
+	57, // 103: strata.v1.Strata.AddAcl:output_type -> strata.v1.AddAclResponse
+	59, // 104: strata.v1.Strata.RemoveAcl:output_type -> strata.v1.RemoveAclResponse
+	61, // 105: strata.v1.Strata.ListAcls:output_type -> strata.v1.ListAclsResponse
+	3,  // 106: strata.v1.Broker.Produce:output_type -> strata.v1.ProduceResponse
+	34, // 107: strata.v1.Broker.ReleasePartitions:output_type -> strata.v1.ReleasePartitionsResponse
+	31, // 108: strata.v1.Broker.Undrain:output_type -> strata.v1.UndrainBrokerResponse
+	16, // 109: strata.v1.Coordinator.CreateTopic:output_type -> strata.v1.CreateTopicResponse
+	18, // 110: strata.v1.Coordinator.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
+	20, // 111: strata.v1.Coordinator.ListTopics:output_type -> strata.v1.ListTopicsResponse
+	22, // 112: strata.v1.Coordinator.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
+	26, // 113: strata.v1.Coordinator.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
+	28, // 114: strata.v1.Coordinator.AlterTopic:output_type -> strata.v1.AlterTopicResponse
+	32, // 115: strata.v1.Coordinator.DrainBroker:output_type -> strata.v1.DrainBrokerResponse
+	31, // 116: strata.v1.Coordinator.UndrainBroker:output_type -> strata.v1.UndrainBrokerResponse
+	37, // 117: strata.v1.Coordinator.GroupHeartbeat:output_type -> strata.v1.GroupHeartbeatResponse
+	39, // 118: strata.v1.Coordinator.LeaveGroup:output_type -> strata.v1.LeaveGroupResponse
+	43, // 119: strata.v1.Coordinator.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
+	45, // 120: strata.v1.Coordinator.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
+	48, // 121: strata.v1.Coordinator.ListGroups:output_type -> strata.v1.ListGroupsResponse
+	52, // 122: strata.v1.Coordinator.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
+	54, // 123: strata.v1.Coordinator.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
+	65, // 124: strata.v1.Coordinator.JoinClassicGroup:output_type -> strata.v1.JoinClassicGroupResponse
+	68, // 125: strata.v1.Coordinator.SyncClassicGroup:output_type -> strata.v1.SyncClassicGroupResponse
+	70, // 126: strata.v1.Coordinator.ClassicHeartbeat:output_type -> strata.v1.ClassicHeartbeatResponse
+	72, // 127: strata.v1.Coordinator.LeaveClassicGroup:output_type -> strata.v1.LeaveClassicGroupResponse
+	74, // 128: strata.v1.Coordinator.CommitClassicOffsets:output_type -> strata.v1.CommitClassicOffsetsResponse
+	77, // 129: strata.v1.Coordinator.DescribeClassicGroup:output_type -> strata.v1.DescribeClassicGroupResponse
+	79, // 130: strata.v1.Coordinator.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
+	84, // [84:131] is the sub-list for method output_type
+	37, // [37:84] is the sub-list for method input_type
 	37, // [37:37] is the sub-list for extension type_name
 	37, // [37:37] is the sub-list for extension extendee
 	0,  // [0:37] is the sub-list for field type_name

@@ -989,7 +989,6 @@ var Strata_ServiceDesc = grpc.ServiceDesc{
 
 const (
 	Broker_Produce_FullMethodName           = "/strata.v1.Broker/Produce"
-	Broker_ProduceMany_FullMethodName       = "/strata.v1.Broker/ProduceMany"
 	Broker_ReleasePartitions_FullMethodName = "/strata.v1.Broker/ReleasePartitions"
 	Broker_Undrain_FullMethodName           = "/strata.v1.Broker/Undrain"
 )
@@ -1002,9 +1001,6 @@ const (
 type BrokerClient interface {
 	// Produce appends to a partition the broker owns; NOT_OWNER otherwise.
 	Produce(ctx context.Context, in *ProduceRequest, opts ...grpc.CallOption) (*ProduceResponse, error)
-	// ProduceMany is Produce for several partitions this broker owns, each
-	// part answered on its own.
-	ProduceMany(ctx context.Context, in *ProduceManyRequest, opts ...grpc.CallOption) (*ProduceManyResponse, error)
 	// ReleasePartitions hands partitions this broker owns to another broker
 	// gracefully: it refuses new produces for them (NOT_OWNER), flushes and
 	// commits what it holds, then moves ownership (epoch + 1) to target, or
@@ -1028,16 +1024,6 @@ func (c *brokerClient) Produce(ctx context.Context, in *ProduceRequest, opts ...
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ProduceResponse)
 	err := c.cc.Invoke(ctx, Broker_Produce_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *brokerClient) ProduceMany(ctx context.Context, in *ProduceManyRequest, opts ...grpc.CallOption) (*ProduceManyResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(ProduceManyResponse)
-	err := c.cc.Invoke(ctx, Broker_ProduceMany_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -1072,9 +1058,6 @@ func (c *brokerClient) Undrain(ctx context.Context, in *UndrainBrokerRequest, op
 type BrokerServer interface {
 	// Produce appends to a partition the broker owns; NOT_OWNER otherwise.
 	Produce(context.Context, *ProduceRequest) (*ProduceResponse, error)
-	// ProduceMany is Produce for several partitions this broker owns, each
-	// part answered on its own.
-	ProduceMany(context.Context, *ProduceManyRequest) (*ProduceManyResponse, error)
 	// ReleasePartitions hands partitions this broker owns to another broker
 	// gracefully: it refuses new produces for them (NOT_OWNER), flushes and
 	// commits what it holds, then moves ownership (epoch + 1) to target, or
@@ -1096,9 +1079,6 @@ type UnimplementedBrokerServer struct{}
 
 func (UnimplementedBrokerServer) Produce(context.Context, *ProduceRequest) (*ProduceResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Produce not implemented")
-}
-func (UnimplementedBrokerServer) ProduceMany(context.Context, *ProduceManyRequest) (*ProduceManyResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method ProduceMany not implemented")
 }
 func (UnimplementedBrokerServer) ReleasePartitions(context.Context, *ReleasePartitionsRequest) (*ReleasePartitionsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReleasePartitions not implemented")
@@ -1141,24 +1121,6 @@ func _Broker_Produce_Handler(srv interface{}, ctx context.Context, dec func(inte
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(BrokerServer).Produce(ctx, req.(*ProduceRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _Broker_ProduceMany_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(ProduceManyRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(BrokerServer).ProduceMany(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: Broker_ProduceMany_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(BrokerServer).ProduceMany(ctx, req.(*ProduceManyRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1209,10 +1171,6 @@ var Broker_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Produce",
 			Handler:    _Broker_Produce_Handler,
-		},
-		{
-			MethodName: "ProduceMany",
-			Handler:    _Broker_ProduceMany_Handler,
 		},
 		{
 			MethodName: "ReleasePartitions",
