@@ -136,18 +136,6 @@ func (e *env) waitCounter(what string, c prometheus.Counter, n float64) {
 	}
 }
 
-// waitFor polls cond until it holds, with a deadline.
-func (e *env) waitFor(what string, cond func() bool) {
-	e.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			e.t.Fatalf("%s never happened", what)
-		}
-		time.Sleep(5 * time.Millisecond) // polling a condition, not synchronising
-	}
-}
-
 func counterValue(c prometheus.Counter) float64 {
 	var m dto.Metric
 	if err := c.Write(&m); err != nil {
