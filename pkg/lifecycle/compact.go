@@ -153,6 +153,9 @@ type CompactStats struct {
 	// replacements; Bytes the chunk bytes rewritten.
 	EntriesIn, EntriesOut int
 	Bytes                 int64
+	// Settled is the number of partitions not read: nothing had changed
+	// since a pass found nothing to compact.
+	Settled int
 }
 
 // Compact runs at most one task per partition: it plans which small
@@ -166,9 +169,15 @@ func (m *Manager) Compact(ctx context.Context) (CompactStats, error) {
 	if err != nil {
 		return st, err
 	}
+	m.settled.refresh(ctx, m.cfg.Meta)
+	now := m.cfg.Now()
 	var errs []error
 	for _, t := range topics {
 		for p := range t.Partitions {
+			if m.settled.skipCompact(meta.PartitionID{TopicID: t.ID, Partition: p}, now) {
+				st.Settled++
+				continue
+			}
 			if err := m.compactPartition(ctx, t.ID, p, &st); err != nil {
 				if ctx.Err() != nil {
 					return st, ctx.Err()
@@ -189,8 +198,10 @@ func (m *Manager) compactPartition(ctx context.Context, topicID string, p int32,
 	now := m.cfg.Now()
 	groups := m.plan(l, now)
 	if len(groups) == 0 {
+		m.compactSettled(l, now)
 		return nil
 	}
+	m.settled.forget(topicID, p)
 	task := CompactTask{
 		TopicID: topicID, Partition: p, Groups: groups,
 		ObjectKey: fmt.Sprintf("%scompact-%d-%s-%d-%d", m.cfg.ObjectPrefix, now.UnixMilli(), topicID, p, groups[0][0].FirstOffset),

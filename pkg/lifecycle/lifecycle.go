@@ -218,6 +218,9 @@ type Manager struct {
 	log     *slog.Logger
 	metrics *metrics
 	exec    Executor
+	// settled are the partitions passes found nothing to do in, until
+	// they get new entries or time changes the verdict (settled.go).
+	settled settledSet
 }
 
 // New returns a Manager.

@@ -329,3 +329,59 @@ func passes(t *testing.T, reg *prometheus.Registry, pass string) uint64 {
 	}
 	return 0
 }
+
+// TestSettledPartitionsAreNotRead: a pass does not read the layout of a
+// partition in which it found nothing to do, until the partition gets new
+// entries or time changes the verdict (entries age into compaction and
+// out of retention); work that comes due is still done.
+func TestSettledPartitionsAreNotRead(t *testing.T) {
+	e := newEnv(t, 3)
+	ctx := context.Background()
+	m := e.manager(nil)
+	compact := func(what string, settled, tasks int) {
+		t.Helper()
+		st, err := m.Compact(ctx)
+		if err != nil || st.Settled != settled || st.Tasks != tasks {
+			t.Fatalf("%s: compaction %+v, %v; want %d partitions settled, %d tasks", what, st, err, settled, tasks)
+		}
+	}
+	e.produce(10)
+	e.produce(10) // two small entries per partition: too few to merge
+	compact("young entries", 0, 0)
+	compact("nothing changed", 3, 0)
+	e.advance(2 * time.Second)
+	compact("entries aged", 0, 0)
+	compact("aged, nothing changed", 3, 0)
+	e.produce(10)
+	e.produce(10) // four small entries: CompactMinInputs, once they age
+	compact("new entries", 0, 0)
+	compact("new entries still young", 3, 0)
+	e.advance(2 * time.Second)
+	compact("new entries aged", 0, 3)
+	compact("after its own change", 0, 0)
+	compact("compacted, nothing changed", 3, 0)
+	e.checkAll()
+
+	retain := func(what string, settled, entries int) {
+		t.Helper()
+		st, err := m.Retention(ctx)
+		if err != nil || st.Settled != settled || st.Entries != entries {
+			t.Fatalf("%s: retention %+v, %v; want %d partitions settled, %d entries dropped", what, st, err, settled, entries)
+		}
+	}
+	if _, err := e.meta.AlterTopic(ctx, e.topic.Name, func(tp *meta.Topic) error { tp.RetentionMs = time.Hour.Milliseconds(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	retain("limit set", 0, 0)
+	retain("nothing changed", 3, 0)
+	if _, err := e.meta.AlterTopic(ctx, e.topic.Name, func(tp *meta.Topic) error { tp.RetentionBytes = 1 << 30; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	retain("limits altered", 0, 0)
+	e.advance(2 * time.Hour)
+	_, before := e.read(0)
+	if st, err := m.Retention(ctx); err != nil || st.Settled != 0 || st.Partitions != 3 || len(before) == 0 {
+		t.Fatalf("entries expired: retention %+v, %v; want every partition read and truncated", st, err)
+	}
+	e.checkAll()
+}

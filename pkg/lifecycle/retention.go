@@ -15,6 +15,9 @@ type RetentionStats struct {
 	// Entries and Bytes are the entries dropped and their chunk bytes.
 	Entries int
 	Bytes   int64
+	// Settled is the number of partitions not read: nothing had changed
+	// since a pass found nothing to drop.
+	Settled int
 }
 
 // Retention drops, for every partition, the oldest entries past its
@@ -34,12 +37,18 @@ func (m *Manager) Retention(ctx context.Context) (RetentionStats, error) {
 	if err != nil {
 		return st, err
 	}
+	m.settled.refresh(ctx, m.cfg.Meta)
+	now := m.cfg.Now()
 	var errs []error
 	for _, t := range topics {
 		if t.RetentionMs <= 0 && t.RetentionBytes <= 0 {
 			continue
 		}
 		for p := range t.Partitions {
+			if m.settled.skipRetain(meta.PartitionID{TopicID: t.ID, Partition: p}, t, now) {
+				st.Settled++
+				continue
+			}
 			if err := m.retainPartition(ctx, t, p, &st); err != nil {
 				if ctx.Err() != nil {
 					return st, ctx.Err()
@@ -58,8 +67,10 @@ func (m *Manager) retainPartition(ctx context.Context, t meta.Topic, p int32, st
 	}
 	i := retainCut(t, l.Entries, m.cfg.Now())
 	if i == 0 {
+		m.retainSettled(l, t)
 		return nil
 	}
+	m.settled.forget(t.ID, p)
 	newStart := l.Entries[i-1].LastOffset + 1
 	if err := m.step(ctx, StepRetentionTruncate); err != nil {
 		return err
