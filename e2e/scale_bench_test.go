@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/strata-mq/strata/internal/testenv"
@@ -74,12 +72,14 @@ func scaleRun(b *testing.B, partitions int32) {
 	b.ReportMetric(float64(keys)/float64(partitions), "etcd-keys/partition")
 
 	before, stagesBefore := etcdRequests(b, c.Etcd.Endpoint), brokerStages(b, c)
+	cpuBefore := serverCPU(b, c)
 	produceAtRate(b, ctx, cl, "scale", scaleRate, scaleDuration)
 	after := etcdRequests(b, c.Etcd.Endpoint)
 	b.ReportMetric((after-before)/scaleDuration.Seconds(), "etcd-req/s")
 	reportStages(b, stagesBefore, brokerStages(b, c))
-	objects := bucketObjects(b, ctx, c)
-	b.ReportMetric(float64(objects)/scaleBrokers/scaleDuration.Seconds(), "puts/s/broker")
+	for name, cpu := range serverCPU(b, c) {
+		b.ReportMetric(float64(cpu-cpuBefore[name])*10/scaleDuration.Seconds(), name+"-cpu-ms/s")
+	}
 	var brokerRSS float64
 	for _, p := range c.Brokers {
 		brokerRSS = max(brokerRSS, rssMiB(b, p.Pid()))
@@ -103,11 +103,14 @@ func brokerStages(b *testing.B, c *Cluster) map[string]float64 {
 }
 
 // reportStages reports, from the brokers' series before and after the
-// load, the produce requests each broker answered per second and the mean
-// time of a produce, a flush's PUT and a commit.
+// load, the produce requests each broker answered and the PUTs it made
+// per second, and the mean time of a produce, a flush's PUT and a commit.
 func reportStages(b *testing.B, before, after map[string]float64) {
 	delta := func(name string) float64 { return after[name] - before[name] }
 	b.ReportMetric(delta("strata_broker_produce_requests_total")/scaleBrokers/scaleDuration.Seconds(), "requests/s/broker")
+	// A flush is one PUT; the lifecycle's compaction PUTs are not the
+	// brokers'.
+	b.ReportMetric(delta("strata_broker_flushes_total")/scaleBrokers/scaleDuration.Seconds(), "puts/s/broker")
 	for _, s := range []struct{ series, unit string }{
 		{"strata_broker_produce_duration_seconds", "produce-ms"},
 		{"strata_broker_flush_put_seconds", "put-ms"},
@@ -259,21 +262,31 @@ func etcdRequests(b *testing.B, endpoint string) float64 {
 	return sum
 }
 
-// bucketObjects counts the objects in the cluster's bucket.
-func bucketObjects(b *testing.B, ctx context.Context, c *Cluster) int {
-	n := 0
-	pages := s3.NewListObjectsV2Paginator(c.MinIO.Client(), &s3.ListObjectsV2Input{Bucket: aws.String(bucket)})
-	for pages.HasMorePages() {
-		page, err := pages.NextPage(ctx)
+// rssMiB reads a process's resident memory.
+// serverCPU returns the CPU time (user and system, in clock ticks of
+// 10 ms) of the proxy, of the coordinator and of all brokers together,
+// and of etcd and MinIO.
+func serverCPU(b *testing.B, c *Cluster) map[string]int64 {
+	ticks := func(pid int) int64 {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 		if err != nil {
 			b.Fatal(err)
 		}
-		n += len(page.Contents)
+		// The fields after the command's closing parenthesis; utime and
+		// stime are the 14th and 15th of the whole line.
+		f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		s, _ := strconv.ParseInt(f[12], 10, 64)
+		return u + s
 	}
-	return n
+	out := map[string]int64{"proxy": ticks(c.Proxy.Pid()), "coordinator": ticks(c.Coordinators[0].Pid()),
+		"etcd": ticks(c.Etcd.Pid()), "minio": ticks(c.MinIO.Pid())}
+	for _, p := range c.Brokers {
+		out["brokers"] += ticks(p.Pid())
+	}
+	return out
 }
 
-// rssMiB reads a process's resident memory.
 func rssMiB(b *testing.B, pid int) float64 {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {

@@ -174,7 +174,7 @@ func (m *Manager) Compact(ctx context.Context) (CompactStats, error) {
 	var errs []error
 	for _, t := range topics {
 		for p := range t.Partitions {
-			if m.settled.skipCompact(meta.PartitionID{TopicID: t.ID, Partition: p}, now) {
+			if m.settled.skipCompact(meta.PartitionID{TopicID: t.ID, Partition: p}, now, m.cfg.CompactMinInputs) {
 				st.Settled++
 				continue
 			}

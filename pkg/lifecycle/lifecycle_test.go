@@ -332,8 +332,9 @@ func passes(t *testing.T, reg *prometheus.Registry, pass string) uint64 {
 
 // TestSettledPartitionsAreNotRead: a pass does not read the layout of a
 // partition in which it found nothing to do, until the partition gets new
-// entries or time changes the verdict (entries age into compaction and
-// out of retention); work that comes due is still done.
+// entries (for compaction: enough, or a minute passes) or time changes
+// the verdict (entries age into compaction and out of retention); work
+// that comes due is still done.
 func TestSettledPartitionsAreNotRead(t *testing.T) {
 	e := newEnv(t, 3)
 	ctx := context.Background()
@@ -360,6 +361,10 @@ func TestSettledPartitionsAreNotRead(t *testing.T) {
 	compact("new entries aged", 0, 3)
 	compact("after its own change", 0, 0)
 	compact("compacted, nothing changed", 3, 0)
+	e.produce(2) // one more entry: with the compacted one, too few to merge
+	compact("two new records each", 3, 0)
+	e.advance(2 * time.Minute)
+	compact("a minute later", 0, 0)
 	e.checkAll()
 
 	retain := func(what string, settled, entries int) {
@@ -374,10 +379,14 @@ func TestSettledPartitionsAreNotRead(t *testing.T) {
 	}
 	retain("limit set", 0, 0)
 	retain("nothing changed", 3, 0)
+	e.produce(2)
+	retain("new records, a time limit only", 3, 0) // the oldest entry is the same
 	if _, err := e.meta.AlterTopic(ctx, e.topic.Name, func(tp *meta.Topic) error { tp.RetentionBytes = 1 << 30; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	retain("limits altered", 0, 0)
+	e.produce(2)
+	retain("new records, a size limit", 0, 0)
 	e.advance(2 * time.Hour)
 	_, before := e.read(0)
 	if st, err := m.Retention(ctx); err != nil || st.Settled != 0 || st.Partitions != 3 || len(before) == 0 {

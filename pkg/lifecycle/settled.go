@@ -16,22 +16,39 @@ import (
 // which moves its next offset, or when time passes: entries age into
 // compaction (CompactMinAge) and out of retention (RetentionMs). So a
 // pass lists every partition's next offset in one read, and reads again
-// only the partitions whose next offset moved or whose verdict has
-// expired. A partition the Manager itself changed is read again.
+// only the partitions whose next offset moved (for compaction: by enough
+// records to matter) or whose verdict has expired. A partition the
+// Manager itself changed is read again.
 
 // forever is the expiry of a verdict that only new entries change.
 var forever = time.Unix(1<<40, 0)
 
-// settledState is what is known of one partition.
+// compactRecheck bounds how long a partition that got a few records
+// since its "nothing to compact" verdict goes unread (see skipCompact).
+// A few large records can make a group by size; they wait at most this
+// long, which is small against how long compacted data is read.
+const compactRecheck = time.Minute
+
+// settledState is what is known of one partition: the two verdicts, each
+// with the next offset its layout was read at.
 type settledState struct {
-	// next is the next offset its layout was read at.
-	next int64
-	// compactUntil and retainUntil are when the verdicts "nothing to
-	// compact" and "nothing to drop" expire; zero when there is none.
-	compactUntil, retainUntil time.Time
-	// retentionMs and retentionBytes are the topic's limits the retain
-	// verdict was made for: altering them expires it.
+	// compactNext, compactEntries and compactAt are the next offset, the
+	// number of entries and the time of the "nothing to compact" verdict;
+	// compactUntil is when it expires (zero: no verdict).
+	compactNext    int64
+	compactEntries int
+	compactAt      time.Time
+	compactUntil   time.Time
+	// retainNext is the next offset of the "nothing to drop" verdict and
+	// retainUntil when it expires (zero: no verdict). retentionMs and
+	// retentionBytes are the topic's limits it was made for: altering them
+	// expires it. retainFirst is set when the layout had entries: the
+	// oldest one, which time retention judges first, stays the same
+	// however many come after it.
+	retainNext                  int64
+	retainUntil                 time.Time
 	retentionMs, retentionBytes int64
+	retainFirst                 bool
 }
 
 // settledSet holds the verdicts. The zero value is ready to use.
@@ -73,29 +90,41 @@ func (s *settledSet) current(k meta.PartitionID) (int64, bool) {
 	return s.next[k], true
 }
 
-// skipCompact reports whether k's "nothing to compact" verdict holds at now.
-func (s *settledSet) skipCompact(k meta.PartitionID, now time.Time) bool {
+// skipCompact reports whether k's "nothing to compact" verdict holds at
+// now. It holds while nothing was committed since and it has not expired;
+// and, for up to compactRecheck, while so few records came that even as
+// entries of their own they could not make a group by count (fewer than
+// minInputs entries in all): a partition that gets a record now and then
+// is not read on every pass.
+func (s *settledSet) skipCompact(k meta.PartitionID, now time.Time, minInputs int) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	next, ok := s.current(k)
 	st, known := s.m[k]
-	return ok && known && st.next == next && now.Before(st.compactUntil)
+	if !ok || !known || !now.Before(st.compactUntil) {
+		return false
+	}
+	added := next - st.compactNext
+	return added == 0 || (added > 0 && int64(st.compactEntries)+added < int64(minInputs) && now.Before(st.compactAt.Add(compactRecheck)))
 }
 
 // skipRetain reports whether k's "nothing to drop" verdict holds at now
-// for topic t's limits.
+// for topic t's limits: nothing was committed since, or the topic has only
+// a time limit and the oldest entry is the one the verdict judged (new
+// entries do not make it expire sooner; a size limit they can pass).
 func (s *settledSet) skipRetain(k meta.PartitionID, t meta.Topic, now time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	next, ok := s.current(k)
 	st, known := s.m[k]
-	return ok && known && st.next == next && now.Before(st.retainUntil) &&
-		st.retentionMs == t.RetentionMs && st.retentionBytes == t.RetentionBytes
+	if !ok || !known || !now.Before(st.retainUntil) || st.retentionMs != t.RetentionMs || st.retentionBytes != t.RetentionBytes {
+		return false
+	}
+	return st.retainNext == next || (t.RetentionBytes <= 0 && st.retainFirst)
 }
 
-// update records a verdict read from l: f sets its expiry on the
-// partition's state, which starts over when l's next offset differs from
-// the one the other verdict was made at.
+// update records a verdict read from l: f sets it on the partition's
+// state.
 func (s *settledSet) update(l meta.Layout, f func(*settledState)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -104,9 +133,6 @@ func (s *settledSet) update(l meta.Layout, f func(*settledState)) {
 	}
 	k := meta.PartitionID{TopicID: l.TopicID, Partition: l.Partition}
 	st := s.m[k]
-	if st.next != l.NextOffset {
-		st = settledState{next: l.NextOffset}
-	}
 	f(&st)
 	s.m[k] = st
 }
@@ -129,7 +155,9 @@ func (m *Manager) compactSettled(l meta.Layout, now time.Time) {
 	if aged := time.UnixMilli(youngest).Add(m.cfg.CompactMinAge); aged.After(now) {
 		until = aged
 	}
-	m.settled.update(l, func(st *settledState) { st.compactUntil = until })
+	m.settled.update(l, func(st *settledState) {
+		st.compactNext, st.compactEntries, st.compactAt, st.compactUntil = l.NextOffset, len(l.Entries), now, until
+	})
 }
 
 // retainSettled records that l has nothing to drop under t's limits at
@@ -141,6 +169,7 @@ func (m *Manager) retainSettled(l meta.Layout, t meta.Topic) {
 		until = time.UnixMilli(entryTime(l.Entries[0]) + t.RetentionMs)
 	}
 	m.settled.update(l, func(st *settledState) {
-		st.retainUntil, st.retentionMs, st.retentionBytes = until, t.RetentionMs, t.RetentionBytes
+		st.retainNext, st.retainUntil, st.retainFirst = l.NextOffset, until, len(l.Entries) > 0
+		st.retentionMs, st.retentionBytes = t.RetentionMs, t.RetentionBytes
 	})
 }
