@@ -306,7 +306,7 @@ func New(cfg Config) (*Server, error) {
 		ready:   make(chan struct{}),
 	}
 	s.rebalanceMetrics = newRebalanceMetrics(cfg.Registry)
-	if s.lifecycle, err = newLifecycle(cfg); err != nil {
+	if s.lifecycle, err = newLifecycle(cfg, s.view); err != nil {
 		return nil, err
 	}
 	stratav1.RegisterCoordinatorServer(s.grpc, s)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/strata-mq/strata/pkg/lifecycle"
+	"github.com/strata-mq/strata/pkg/meta"
 )
 
 // The storage lifecycle (retention, compaction, garbage collection; see
@@ -38,12 +39,15 @@ func (c Config) validateLifecycle() error {
 	return nil
 }
 
-// newLifecycle returns the lifecycle manager, or nil without a Store.
-func newLifecycle(c Config) (*lifecycle.Manager, error) {
+// newLifecycle returns the lifecycle manager, or nil without a Store. Its
+// passes take the partitions' next offsets from view.
+func newLifecycle(c Config, view *meta.View) (*lifecycle.Manager, error) {
 	if c.Store == nil {
 		return nil, nil
 	}
-	return lifecycle.New(c.lifecycleConfig())
+	lc := c.lifecycleConfig()
+	lc.View = view
+	return lifecycle.New(lc)
 }
 
 // runLifecycle runs the lifecycle loop until ctx (the leadership) ends and

@@ -137,6 +137,10 @@ type Config struct {
 	// Executor runs compaction tasks. Default a LocalExecutor on Store,
 	// throttled to CompactBytesPerSec.
 	Executor Executor
+	// View, if set, is a started view of the metadata whose partition
+	// states a pass reads the next offsets from (settled.go); without one
+	// each pass lists them from etcd. The coordinator passes its own.
+	View *meta.View
 	// Hooks, for tests, injects failures between steps. Optional.
 	Hooks *Hooks
 	// Now returns the current time. Default time.Now.

@@ -336,9 +336,23 @@ func passes(t *testing.T, reg *prometheus.Registry, pass string) uint64 {
 // the verdict (entries age into compaction and out of retention); work
 // that comes due is still done.
 func TestSettledPartitionsAreNotRead(t *testing.T) {
+	t.Run("listing", func(t *testing.T) { testSettled(t, false) })
+	t.Run("view", func(t *testing.T) { testSettled(t, true) })
+}
+
+// testSettled is TestSettledPartitionsAreNotRead with the next offsets
+// listed from etcd, or taken from a view.
+func testSettled(t *testing.T, withView bool) {
 	e := newEnv(t, 3)
+	if withView {
+		e.useView()
+	}
 	ctx := context.Background()
 	m := e.manager(nil)
+	produce := func(n int) {
+		e.produce(n)
+		e.syncView()
+	}
 	compact := func(what string, settled, tasks int) {
 		t.Helper()
 		st, err := m.Compact(ctx)
@@ -346,14 +360,14 @@ func TestSettledPartitionsAreNotRead(t *testing.T) {
 			t.Fatalf("%s: compaction %+v, %v; want %d partitions settled, %d tasks", what, st, err, settled, tasks)
 		}
 	}
-	e.produce(10)
+	produce(10)
 	e.produce(10) // two small entries per partition: too few to merge
 	compact("young entries", 0, 0)
 	compact("nothing changed", 3, 0)
 	e.advance(2 * time.Second)
 	compact("entries aged", 0, 0)
 	compact("aged, nothing changed", 3, 0)
-	e.produce(10)
+	produce(10)
 	e.produce(10) // four small entries: CompactMinInputs, once they age
 	compact("new entries", 0, 0)
 	compact("new entries still young", 3, 0)
@@ -361,7 +375,7 @@ func TestSettledPartitionsAreNotRead(t *testing.T) {
 	compact("new entries aged", 0, 3)
 	compact("after its own change", 0, 0)
 	compact("compacted, nothing changed", 3, 0)
-	e.produce(2) // one more entry: with the compacted one, too few to merge
+	produce(2) // one more entry: with the compacted one, too few to merge
 	compact("two new records each", 3, 0)
 	e.advance(2 * time.Minute)
 	compact("a minute later", 0, 0)
@@ -379,13 +393,13 @@ func TestSettledPartitionsAreNotRead(t *testing.T) {
 	}
 	retain("limit set", 0, 0)
 	retain("nothing changed", 3, 0)
-	e.produce(2)
+	produce(2)
 	retain("new records, a time limit only", 3, 0) // the oldest entry is the same
 	if _, err := e.meta.AlterTopic(ctx, e.topic.Name, func(tp *meta.Topic) error { tp.RetentionBytes = 1 << 30; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	retain("limits altered", 0, 0)
-	e.produce(2)
+	produce(2)
 	retain("new records, a size limit", 0, 0)
 	e.advance(2 * time.Hour)
 	_, before := e.read(0)

@@ -38,6 +38,8 @@ type env struct {
 	flush int
 	// want holds every record produced, by partition, with its offset.
 	want map[int32][]segment.Record
+	// view, if set (useView), is given to the managers.
+	view *meta.View
 }
 
 func newEnv(t testing.TB, partitions int32) *env {
@@ -79,6 +81,34 @@ func newEnv(t testing.TB, partitions int32) *env {
 	return e
 }
 
+// useView gives the env's managers a started view of its metadata.
+func (e *env) useView() {
+	e.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	e.view = meta.NewView(e.meta)
+	e.view.Start(ctx)
+	e.t.Cleanup(func() { cancel(); e.view.Wait() })
+	<-e.view.Ready()
+}
+
+// syncView waits, if the env has a view, until it shows every partition's
+// next offset as produced.
+func (e *env) syncView() {
+	e.t.Helper()
+	if e.view == nil {
+		return
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for p := range e.topic.Partitions {
+		for st, _ := e.view.Partition(e.topic.ID, p); st.NextOffset != int64(len(e.want[p])); st, _ = e.view.Partition(e.topic.ID, p) {
+			if time.Now().After(deadline) {
+				e.t.Fatalf("view shows partition %d at %d, want %d", p, st.NextOffset, len(e.want[p]))
+			}
+			time.Sleep(time.Millisecond) // polling the view, bounded by the deadline
+		}
+	}
+}
+
 func (e *env) now() time.Time          { return time.Now().Add(time.Duration(e.skew.Load())) }
 func (e *env) advance(d time.Duration) { e.skew.Add(int64(d)) }
 
@@ -89,7 +119,7 @@ func (e *env) manager(step func(context.Context, string) error) *lifecycle.Manag
 	cfg := lifecycle.Config{
 		Meta: e.meta, Store: e.store, Logger: slog.New(slog.DiscardHandler),
 		CompactMinAge: time.Second, CompactEntryBytes: 8 << 10, CompactObjectBytes: 64 << 10,
-		CompactMinInputs: 4, CompactBytesPerSec: -1, GCGrace: time.Minute, Now: e.now,
+		CompactMinInputs: 4, CompactBytesPerSec: -1, GCGrace: time.Minute, Now: e.now, View: e.view,
 	}
 	if step != nil {
 		cfg.Hooks = &lifecycle.Hooks{Step: step}

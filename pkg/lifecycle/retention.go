@@ -37,7 +37,7 @@ func (m *Manager) Retention(ctx context.Context) (RetentionStats, error) {
 	if err != nil {
 		return st, err
 	}
-	m.settled.refresh(ctx, m.cfg.Meta)
+	m.settled.refresh(ctx, m.cfg.Meta, m.cfg.View)
 	now := m.cfg.Now()
 	var errs []error
 	for _, t := range topics {
