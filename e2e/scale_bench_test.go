@@ -43,6 +43,9 @@ const (
 	scaleRate     = 2000 // records/s
 	scaleDuration = 15 * time.Second
 	scaleBrokers  = 4
+	// scaleIdle is the idle window measured before the load: three
+	// lifecycle passes.
+	scaleIdle = 30 * time.Second
 )
 
 func scaleRun(b *testing.B, partitions int32) {
@@ -68,6 +71,13 @@ func scaleRun(b *testing.B, partitions int32) {
 		time.Sleep(20 * time.Millisecond) // polling the status, bounded by ctx
 	}
 	b.ReportMetric(time.Since(start).Seconds(), "place-s")
+	// Idle, the cluster's work should not grow with its partitions: no
+	// records, only the background (lifecycle passes every 10 s, load
+	// reports, rebalancing).
+	idleBefore, idleCPU := etcdRequests(b, c.Etcd.Endpoint), serverCPU(b, c)
+	time.Sleep(scaleIdle) // measuring a window of idle time, not waiting for a condition
+	b.ReportMetric((etcdRequests(b, c.Etcd.Endpoint)-idleBefore)/scaleIdle.Seconds(), "idle-etcd-req/s")
+	b.ReportMetric(float64(serverCPU(b, c)["coordinator"]-idleCPU["coordinator"])*10/scaleIdle.Seconds(), "idle-coordinator-cpu-ms/s")
 	keys := etcdKeys(b, ctx, c.Etcd.Endpoint)
 	b.ReportMetric(float64(keys)/float64(partitions), "etcd-keys/partition")
 
