@@ -126,6 +126,7 @@ var openServices = []string{"/grpc.health.v1.Health/"}
 // produces to it, the coordinator asks it to release partitions.
 var BrokerCallers = map[string][]string{
 	"/strata.v1.Broker/Produce":           {RoleProxy},
+	"/strata.v1.Broker/ProduceStream":     {RoleProxy},
 	"/strata.v1.Broker/ReleasePartitions": {RoleCoordinator},
 }
 

@@ -240,6 +240,10 @@ type testBroker struct {
 	meta  *meta.Store
 	store objstore.Store
 	calls atomic.Int64
+	// streams counts the ProduceStreams opened to it; legacy makes them
+	// Unimplemented.
+	streams atomic.Int64
+	legacy  atomic.Bool
 
 	mu   sync.Mutex // serialises Produce; guards seq and hook
 	seq  int
@@ -266,6 +270,16 @@ func (e *env) startBroker(id string) *testBroker {
 	e.t.Cleanup(func() { reg.Close(context.Background()) })
 	e.waitView("broker "+id, func(v *meta.View) bool { _, ok := v.Broker(id); return ok })
 	return b
+}
+
+// ProduceStream serves produces over a stream with Produce, as a broker
+// does; legacy makes it Unimplemented, as on a broker before it.
+func (b *testBroker) ProduceStream(stream stratav1.Broker_ProduceStreamServer) error {
+	if b.legacy.Load() {
+		return b.UnimplementedBrokerServer.ProduceStream(stream)
+	}
+	b.streams.Add(1)
+	return rpc.ServeProduceStream(stream, b.Produce)
 }
 
 func (b *testBroker) setHook(f func()) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -166,5 +167,57 @@ func TestProduceManyParts(t *testing.T) {
 		}
 		_, err := e.client.ProduceMany(e.ctx, &stratav1.ProduceManyRequest{Parts: parts})
 		wantErr(t, fmt.Sprintf("%d parts", n), err, apierr.ErrInvalidRequest)
+	}
+}
+
+// TestForwardsOverOneStream: the produces for one broker travel over one
+// ProduceStream, each answered on its own with dense offsets per
+// partition.
+func TestForwardsOverOneStream(t *testing.T) {
+	e := newEnv(t)
+	top := e.createTopic("streamed", 4)
+	b := e.startBroker("b1")
+	for p := range int32(4) {
+		e.assign(top.ID, p, "b1")
+	}
+	var wg sync.WaitGroup
+	offsets := make([][]int64, 4)
+	var mu sync.Mutex
+	for i := range 20 {
+		p := int32(i % 4)
+		wg.Go(func() {
+			r := e.produce("streamed", p, batch(t, 1, 1000))
+			mu.Lock()
+			offsets[p] = append(offsets[p], r.BaseOffset)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	for p, offs := range offsets {
+		slices.Sort(offs)
+		if !slices.Equal(offs, []int64{0, 1, 2, 3, 4}) {
+			t.Fatalf("partition %d: offsets %v, want 0..4", p, offs)
+		}
+	}
+	if b.streams.Load() != 1 || b.calls.Load() != 20 {
+		t.Fatalf("%d streams, %d produces at the broker; want 1 and 20", b.streams.Load(), b.calls.Load())
+	}
+}
+
+// TestForwardsToLegacyBroker: a broker without ProduceStream gets each
+// produce as a Produce call.
+func TestForwardsToLegacyBroker(t *testing.T) {
+	e := newEnv(t)
+	top := e.createTopic("legacy", 1)
+	b := e.startBroker("b1")
+	b.legacy.Store(true)
+	e.assign(top.ID, 0, "b1")
+	for i := range 3 {
+		if r := e.produce("legacy", 0, batch(t, 1, 1000)); r.BaseOffset != int64(i) {
+			t.Fatalf("produce %d: base offset %d", i, r.BaseOffset)
+		}
+	}
+	if b.calls.Load() != 3 || b.streams.Load() != 0 {
+		t.Fatalf("%d produces, %d streams at the broker; want 3 and 0", b.calls.Load(), b.streams.Load())
 	}
 }

@@ -173,7 +173,7 @@ func (r *Router) acknowledged(key meta.PartitionID, resp *stratav1.ProduceRespon
 // rt (pruneLoop cuts it off): a frozen owner then holds it only until the
 // coordinator moves the partition, not until the client's deadline.
 func (r *Router) send(ctx context.Context, topicID string, rt route, req *stratav1.ProduceRequest) (*stratav1.ProduceResponse, error) {
-	conn, err := r.pool.get(rt.addr)
+	b, err := r.pool.get(rt.addr)
 	if err != nil {
 		return nil, apierr.Errorf(apierr.ErrStorageUnavailable, "%v", err)
 	}
@@ -186,7 +186,7 @@ func (r *Router) send(ctx context.Context, topicID string, rt route, req *strata
 	if cur, ok := r.routeOf(topicID, req.Partition); !ok || cur != rt {
 		cancel()
 	}
-	resp, err := stratav1.NewBrokerClient(conn).Produce(actx, req)
+	resp, err := b.fwd.Produce(actx, req)
 	return resp, apierr.FromStatus(err)
 }
 
@@ -295,22 +295,35 @@ func retriable(err error) bool {
 	return errors.As(err, &e) && e.Reason == "" && e.Code == codes.Canceled
 }
 
-// connPool holds one client connection per broker address. Connections to
-// addresses that no live broker has any more are closed by prune.
+// connPool holds one client connection per broker address, with the
+// forwarder of the produces to it. Connections to addresses that no live
+// broker has any more are closed by prune.
 type connPool struct {
 	opts []rpc.DialOption // TLS of broker connections
 
 	mu     sync.Mutex // guards conns and closed
-	conns  map[string]*grpc.ClientConn
+	conns  map[string]*brokerConn
 	closed bool
 }
 
+// brokerConn is the connection to one broker and its produce forwarder.
+type brokerConn struct {
+	conn *grpc.ClientConn
+	fwd  *forwarder
+}
+
+// close ends the forwarder's stream and closes the connection.
+func (b *brokerConn) close() {
+	b.fwd.close()
+	_ = b.conn.Close()
+}
+
 func newConnPool(opts ...rpc.DialOption) *connPool {
-	return &connPool{conns: map[string]*grpc.ClientConn{}, opts: opts}
+	return &connPool{conns: map[string]*brokerConn{}, opts: opts}
 }
 
 // get returns the connection to addr, dialling it on first use.
-func (p *connPool) get(addr string) (*grpc.ClientConn, error) {
+func (p *connPool) get(addr string) (*brokerConn, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -323,8 +336,9 @@ func (p *connPool) get(addr string) (*grpc.ClientConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.conns[addr] = c
-	return c, nil
+	b := &brokerConn{conn: c, fwd: newForwarder(c)}
+	p.conns[addr] = b
+	return b, nil
 }
 
 // prune closes the connections whose address is not in live.
@@ -333,7 +347,7 @@ func (p *connPool) prune(live map[string]bool) {
 	defer p.mu.Unlock()
 	for addr, c := range p.conns {
 		if !live[addr] {
-			_ = c.Close()
+			c.close()
 			delete(p.conns, addr)
 		}
 	}
@@ -344,7 +358,7 @@ func (p *connPool) close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for addr, c := range p.conns {
-		_ = c.Close()
+		c.close()
 		delete(p.conns, addr)
 	}
 	p.closed = true

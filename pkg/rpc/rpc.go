@@ -3,7 +3,9 @@
 // checking, reflection, error translation (pkg/apierr) and panic recovery.
 // Transport security (TLS, mutual TLS, certificate reload; tls.go), the
 // connection limits of a listener (connlimit.go) and the message codec and
-// buffer pool (codec.go) are set up here too.
+// buffer pool (codec.go) are set up here too, and so is the serving side
+// of Broker.ProduceStream, which carries many produces over one stream
+// (producestream.go).
 package rpc
 
 import (

@@ -572,6 +572,148 @@ func (x *PartError) GetMessage() string {
 	return ""
 }
 
+// ProduceStreamRequest is one produce on a ProduceStream, or the
+// withdrawal of one.
+type ProduceStreamRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Names the produce on this stream; its result carries it back. Ids are
+	// not reused while their produce is unanswered.
+	Id uint64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The produce; absent when cancel is set.
+	Produce *ProduceRequest `protobuf:"bytes,2,opt,name=produce,proto3" json:"produce,omitempty"`
+	// How long the broker works on it, as a call's deadline would say, in
+	// milliseconds; 0: as long as the stream lasts.
+	TimeoutMs int64 `protobuf:"varint,3,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	// Withdraws the produce with this id, as cancelling its call would: one
+	// still waiting (for room, or for its predecessor in sequence) is never
+	// written. No result is sent for a withdrawn produce.
+	Cancel        bool `protobuf:"varint,4,opt,name=cancel,proto3" json:"cancel,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProduceStreamRequest) Reset() {
+	*x = ProduceStreamRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProduceStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProduceStreamRequest) ProtoMessage() {}
+
+func (x *ProduceStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProduceStreamRequest.ProtoReflect.Descriptor instead.
+func (*ProduceStreamRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ProduceStreamRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *ProduceStreamRequest) GetProduce() *ProduceRequest {
+	if x != nil {
+		return x.Produce
+	}
+	return nil
+}
+
+func (x *ProduceStreamRequest) GetTimeoutMs() int64 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
+}
+
+func (x *ProduceStreamRequest) GetCancel() bool {
+	if x != nil {
+		return x.Cancel
+	}
+	return false
+}
+
+// ProduceStreamResponse is the result of one produce on a ProduceStream.
+type ProduceStreamResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Set when the produce was written.
+	Response *ProduceResponse `protobuf:"bytes,2,opt,name=response,proto3" json:"response,omitempty"`
+	// Set when it was not, or its outcome is unknown: the status its own
+	// Produce call would have returned.
+	Error         *PartError `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProduceStreamResponse) Reset() {
+	*x = ProduceStreamResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProduceStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProduceStreamResponse) ProtoMessage() {}
+
+func (x *ProduceStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProduceStreamResponse.ProtoReflect.Descriptor instead.
+func (*ProduceStreamResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ProduceStreamResponse) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *ProduceStreamResponse) GetResponse() *ProduceResponse {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+func (x *ProduceStreamResponse) GetError() *PartError {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
 type FetchRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Topic     string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
@@ -593,7 +735,7 @@ type FetchRequest struct {
 
 func (x *FetchRequest) Reset() {
 	*x = FetchRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[6]
+	mi := &file_strata_v1_strata_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -605,7 +747,7 @@ func (x *FetchRequest) String() string {
 func (*FetchRequest) ProtoMessage() {}
 
 func (x *FetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[6]
+	mi := &file_strata_v1_strata_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -618,7 +760,7 @@ func (x *FetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchRequest.ProtoReflect.Descriptor instead.
 func (*FetchRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{6}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *FetchRequest) GetTopic() string {
@@ -677,7 +819,7 @@ type FetchResponse struct {
 
 func (x *FetchResponse) Reset() {
 	*x = FetchResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[7]
+	mi := &file_strata_v1_strata_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -689,7 +831,7 @@ func (x *FetchResponse) String() string {
 func (*FetchResponse) ProtoMessage() {}
 
 func (x *FetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[7]
+	mi := &file_strata_v1_strata_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -702,7 +844,7 @@ func (x *FetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResponse.ProtoReflect.Descriptor instead.
 func (*FetchResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{7}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *FetchResponse) GetBatches() []byte {
@@ -738,7 +880,7 @@ type ListOffsetsRequest struct {
 
 func (x *ListOffsetsRequest) Reset() {
 	*x = ListOffsetsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[8]
+	mi := &file_strata_v1_strata_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -750,7 +892,7 @@ func (x *ListOffsetsRequest) String() string {
 func (*ListOffsetsRequest) ProtoMessage() {}
 
 func (x *ListOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[8]
+	mi := &file_strata_v1_strata_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -763,7 +905,7 @@ func (x *ListOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*ListOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{8}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListOffsetsRequest) GetTopic() string {
@@ -800,7 +942,7 @@ type ListOffsetsResponse struct {
 
 func (x *ListOffsetsResponse) Reset() {
 	*x = ListOffsetsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[9]
+	mi := &file_strata_v1_strata_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -812,7 +954,7 @@ func (x *ListOffsetsResponse) String() string {
 func (*ListOffsetsResponse) ProtoMessage() {}
 
 func (x *ListOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[9]
+	mi := &file_strata_v1_strata_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -825,7 +967,7 @@ func (x *ListOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*ListOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{9}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListOffsetsResponse) GetOffset() int64 {
@@ -865,7 +1007,7 @@ type TopicConfig struct {
 
 func (x *TopicConfig) Reset() {
 	*x = TopicConfig{}
-	mi := &file_strata_v1_strata_proto_msgTypes[10]
+	mi := &file_strata_v1_strata_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -877,7 +1019,7 @@ func (x *TopicConfig) String() string {
 func (*TopicConfig) ProtoMessage() {}
 
 func (x *TopicConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[10]
+	mi := &file_strata_v1_strata_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -890,7 +1032,7 @@ func (x *TopicConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicConfig.ProtoReflect.Descriptor instead.
 func (*TopicConfig) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{10}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *TopicConfig) GetRetentionMs() int64 {
@@ -928,7 +1070,7 @@ type PartitionInfo struct {
 
 func (x *PartitionInfo) Reset() {
 	*x = PartitionInfo{}
-	mi := &file_strata_v1_strata_proto_msgTypes[11]
+	mi := &file_strata_v1_strata_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -940,7 +1082,7 @@ func (x *PartitionInfo) String() string {
 func (*PartitionInfo) ProtoMessage() {}
 
 func (x *PartitionInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[11]
+	mi := &file_strata_v1_strata_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -953,7 +1095,7 @@ func (x *PartitionInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionInfo.ProtoReflect.Descriptor instead.
 func (*PartitionInfo) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{11}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PartitionInfo) GetPartition() int32 {
@@ -1006,7 +1148,7 @@ type TopicInfo struct {
 
 func (x *TopicInfo) Reset() {
 	*x = TopicInfo{}
-	mi := &file_strata_v1_strata_proto_msgTypes[12]
+	mi := &file_strata_v1_strata_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1018,7 +1160,7 @@ func (x *TopicInfo) String() string {
 func (*TopicInfo) ProtoMessage() {}
 
 func (x *TopicInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[12]
+	mi := &file_strata_v1_strata_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1031,7 +1173,7 @@ func (x *TopicInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicInfo.ProtoReflect.Descriptor instead.
 func (*TopicInfo) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{12}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *TopicInfo) GetName() string {
@@ -1088,7 +1230,7 @@ type CreateTopicRequest struct {
 
 func (x *CreateTopicRequest) Reset() {
 	*x = CreateTopicRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[13]
+	mi := &file_strata_v1_strata_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1100,7 +1242,7 @@ func (x *CreateTopicRequest) String() string {
 func (*CreateTopicRequest) ProtoMessage() {}
 
 func (x *CreateTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[13]
+	mi := &file_strata_v1_strata_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1113,7 +1255,7 @@ func (x *CreateTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTopicRequest.ProtoReflect.Descriptor instead.
 func (*CreateTopicRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{13}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CreateTopicRequest) GetName() string {
@@ -1146,7 +1288,7 @@ type CreateTopicResponse struct {
 
 func (x *CreateTopicResponse) Reset() {
 	*x = CreateTopicResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[14]
+	mi := &file_strata_v1_strata_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1158,7 +1300,7 @@ func (x *CreateTopicResponse) String() string {
 func (*CreateTopicResponse) ProtoMessage() {}
 
 func (x *CreateTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[14]
+	mi := &file_strata_v1_strata_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1171,7 +1313,7 @@ func (x *CreateTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTopicResponse.ProtoReflect.Descriptor instead.
 func (*CreateTopicResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{14}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CreateTopicResponse) GetTopic() *TopicInfo {
@@ -1190,7 +1332,7 @@ type DeleteTopicRequest struct {
 
 func (x *DeleteTopicRequest) Reset() {
 	*x = DeleteTopicRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[15]
+	mi := &file_strata_v1_strata_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1202,7 +1344,7 @@ func (x *DeleteTopicRequest) String() string {
 func (*DeleteTopicRequest) ProtoMessage() {}
 
 func (x *DeleteTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[15]
+	mi := &file_strata_v1_strata_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1215,7 +1357,7 @@ func (x *DeleteTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTopicRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTopicRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{15}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DeleteTopicRequest) GetName() string {
@@ -1233,7 +1375,7 @@ type DeleteTopicResponse struct {
 
 func (x *DeleteTopicResponse) Reset() {
 	*x = DeleteTopicResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[16]
+	mi := &file_strata_v1_strata_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1245,7 +1387,7 @@ func (x *DeleteTopicResponse) String() string {
 func (*DeleteTopicResponse) ProtoMessage() {}
 
 func (x *DeleteTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[16]
+	mi := &file_strata_v1_strata_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1258,7 +1400,7 @@ func (x *DeleteTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTopicResponse.ProtoReflect.Descriptor instead.
 func (*DeleteTopicResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{16}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{18}
 }
 
 type ListTopicsRequest struct {
@@ -1269,7 +1411,7 @@ type ListTopicsRequest struct {
 
 func (x *ListTopicsRequest) Reset() {
 	*x = ListTopicsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[17]
+	mi := &file_strata_v1_strata_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1281,7 +1423,7 @@ func (x *ListTopicsRequest) String() string {
 func (*ListTopicsRequest) ProtoMessage() {}
 
 func (x *ListTopicsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[17]
+	mi := &file_strata_v1_strata_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1294,7 +1436,7 @@ func (x *ListTopicsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTopicsRequest.ProtoReflect.Descriptor instead.
 func (*ListTopicsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{17}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{19}
 }
 
 type ListTopicsResponse struct {
@@ -1306,7 +1448,7 @@ type ListTopicsResponse struct {
 
 func (x *ListTopicsResponse) Reset() {
 	*x = ListTopicsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[18]
+	mi := &file_strata_v1_strata_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1318,7 +1460,7 @@ func (x *ListTopicsResponse) String() string {
 func (*ListTopicsResponse) ProtoMessage() {}
 
 func (x *ListTopicsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[18]
+	mi := &file_strata_v1_strata_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1331,7 +1473,7 @@ func (x *ListTopicsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTopicsResponse.ProtoReflect.Descriptor instead.
 func (*ListTopicsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{18}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListTopicsResponse) GetTopics() []*TopicInfo {
@@ -1350,7 +1492,7 @@ type DescribeTopicRequest struct {
 
 func (x *DescribeTopicRequest) Reset() {
 	*x = DescribeTopicRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[19]
+	mi := &file_strata_v1_strata_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1362,7 +1504,7 @@ func (x *DescribeTopicRequest) String() string {
 func (*DescribeTopicRequest) ProtoMessage() {}
 
 func (x *DescribeTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[19]
+	mi := &file_strata_v1_strata_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1375,7 +1517,7 @@ func (x *DescribeTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeTopicRequest.ProtoReflect.Descriptor instead.
 func (*DescribeTopicRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{19}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *DescribeTopicRequest) GetName() string {
@@ -1394,7 +1536,7 @@ type DescribeTopicResponse struct {
 
 func (x *DescribeTopicResponse) Reset() {
 	*x = DescribeTopicResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[20]
+	mi := &file_strata_v1_strata_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1406,7 +1548,7 @@ func (x *DescribeTopicResponse) String() string {
 func (*DescribeTopicResponse) ProtoMessage() {}
 
 func (x *DescribeTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[20]
+	mi := &file_strata_v1_strata_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1419,7 +1561,7 @@ func (x *DescribeTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeTopicResponse.ProtoReflect.Descriptor instead.
 func (*DescribeTopicResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{20}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *DescribeTopicResponse) GetTopic() *TopicInfo {
@@ -1437,7 +1579,7 @@ type ClusterStatusRequest struct {
 
 func (x *ClusterStatusRequest) Reset() {
 	*x = ClusterStatusRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[21]
+	mi := &file_strata_v1_strata_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1449,7 +1591,7 @@ func (x *ClusterStatusRequest) String() string {
 func (*ClusterStatusRequest) ProtoMessage() {}
 
 func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[21]
+	mi := &file_strata_v1_strata_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1462,7 +1604,7 @@ func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusRequest.ProtoReflect.Descriptor instead.
 func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{21}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{23}
 }
 
 type PartitionRef struct {
@@ -1476,7 +1618,7 @@ type PartitionRef struct {
 
 func (x *PartitionRef) Reset() {
 	*x = PartitionRef{}
-	mi := &file_strata_v1_strata_proto_msgTypes[22]
+	mi := &file_strata_v1_strata_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1488,7 +1630,7 @@ func (x *PartitionRef) String() string {
 func (*PartitionRef) ProtoMessage() {}
 
 func (x *PartitionRef) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[22]
+	mi := &file_strata_v1_strata_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1501,7 +1643,7 @@ func (x *PartitionRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionRef.ProtoReflect.Descriptor instead.
 func (*PartitionRef) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{22}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PartitionRef) GetTopic() string {
@@ -1543,7 +1685,7 @@ type BrokerStatus struct {
 
 func (x *BrokerStatus) Reset() {
 	*x = BrokerStatus{}
-	mi := &file_strata_v1_strata_proto_msgTypes[23]
+	mi := &file_strata_v1_strata_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1555,7 +1697,7 @@ func (x *BrokerStatus) String() string {
 func (*BrokerStatus) ProtoMessage() {}
 
 func (x *BrokerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[23]
+	mi := &file_strata_v1_strata_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1568,7 +1710,7 @@ func (x *BrokerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BrokerStatus.ProtoReflect.Descriptor instead.
 func (*BrokerStatus) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{23}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *BrokerStatus) GetId() string {
@@ -1641,7 +1783,7 @@ type ClusterStatusResponse struct {
 
 func (x *ClusterStatusResponse) Reset() {
 	*x = ClusterStatusResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[24]
+	mi := &file_strata_v1_strata_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1653,7 +1795,7 @@ func (x *ClusterStatusResponse) String() string {
 func (*ClusterStatusResponse) ProtoMessage() {}
 
 func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[24]
+	mi := &file_strata_v1_strata_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1666,7 +1808,7 @@ func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusResponse.ProtoReflect.Descriptor instead.
 func (*ClusterStatusResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{24}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ClusterStatusResponse) GetCoordinatorLeader() string {
@@ -1709,7 +1851,7 @@ type AlterTopicRequest struct {
 
 func (x *AlterTopicRequest) Reset() {
 	*x = AlterTopicRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[25]
+	mi := &file_strata_v1_strata_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1721,7 +1863,7 @@ func (x *AlterTopicRequest) String() string {
 func (*AlterTopicRequest) ProtoMessage() {}
 
 func (x *AlterTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[25]
+	mi := &file_strata_v1_strata_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1734,7 +1876,7 @@ func (x *AlterTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlterTopicRequest.ProtoReflect.Descriptor instead.
 func (*AlterTopicRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{25}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *AlterTopicRequest) GetName() string {
@@ -1760,7 +1902,7 @@ type AlterTopicResponse struct {
 
 func (x *AlterTopicResponse) Reset() {
 	*x = AlterTopicResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[26]
+	mi := &file_strata_v1_strata_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1772,7 +1914,7 @@ func (x *AlterTopicResponse) String() string {
 func (*AlterTopicResponse) ProtoMessage() {}
 
 func (x *AlterTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[26]
+	mi := &file_strata_v1_strata_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1785,7 +1927,7 @@ func (x *AlterTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlterTopicResponse.ProtoReflect.Descriptor instead.
 func (*AlterTopicResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{26}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *AlterTopicResponse) GetTopic() *TopicInfo {
@@ -1809,7 +1951,7 @@ type DrainBrokerRequest struct {
 
 func (x *DrainBrokerRequest) Reset() {
 	*x = DrainBrokerRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[27]
+	mi := &file_strata_v1_strata_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1821,7 +1963,7 @@ func (x *DrainBrokerRequest) String() string {
 func (*DrainBrokerRequest) ProtoMessage() {}
 
 func (x *DrainBrokerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[27]
+	mi := &file_strata_v1_strata_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1834,7 +1976,7 @@ func (x *DrainBrokerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainBrokerRequest.ProtoReflect.Descriptor instead.
 func (*DrainBrokerRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{27}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *DrainBrokerRequest) GetBrokerId() string {
@@ -1861,7 +2003,7 @@ type UndrainBrokerRequest struct {
 
 func (x *UndrainBrokerRequest) Reset() {
 	*x = UndrainBrokerRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[28]
+	mi := &file_strata_v1_strata_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1873,7 +2015,7 @@ func (x *UndrainBrokerRequest) String() string {
 func (*UndrainBrokerRequest) ProtoMessage() {}
 
 func (x *UndrainBrokerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[28]
+	mi := &file_strata_v1_strata_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1886,7 +2028,7 @@ func (x *UndrainBrokerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndrainBrokerRequest.ProtoReflect.Descriptor instead.
 func (*UndrainBrokerRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{28}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *UndrainBrokerRequest) GetBrokerId() string {
@@ -1904,7 +2046,7 @@ type UndrainBrokerResponse struct {
 
 func (x *UndrainBrokerResponse) Reset() {
 	*x = UndrainBrokerResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[29]
+	mi := &file_strata_v1_strata_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1916,7 +2058,7 @@ func (x *UndrainBrokerResponse) String() string {
 func (*UndrainBrokerResponse) ProtoMessage() {}
 
 func (x *UndrainBrokerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[29]
+	mi := &file_strata_v1_strata_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1929,7 +2071,7 @@ func (x *UndrainBrokerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndrainBrokerResponse.ProtoReflect.Descriptor instead.
 func (*UndrainBrokerResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{29}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{31}
 }
 
 type DrainBrokerResponse struct {
@@ -1942,7 +2084,7 @@ type DrainBrokerResponse struct {
 
 func (x *DrainBrokerResponse) Reset() {
 	*x = DrainBrokerResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[30]
+	mi := &file_strata_v1_strata_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1954,7 +2096,7 @@ func (x *DrainBrokerResponse) String() string {
 func (*DrainBrokerResponse) ProtoMessage() {}
 
 func (x *DrainBrokerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[30]
+	mi := &file_strata_v1_strata_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1967,7 +2109,7 @@ func (x *DrainBrokerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainBrokerResponse.ProtoReflect.Descriptor instead.
 func (*DrainBrokerResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{30}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *DrainBrokerResponse) GetReleased() []*PartitionRef {
@@ -1995,7 +2137,7 @@ type ReleasePartitionsRequest struct {
 
 func (x *ReleasePartitionsRequest) Reset() {
 	*x = ReleasePartitionsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[31]
+	mi := &file_strata_v1_strata_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2007,7 +2149,7 @@ func (x *ReleasePartitionsRequest) String() string {
 func (*ReleasePartitionsRequest) ProtoMessage() {}
 
 func (x *ReleasePartitionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[31]
+	mi := &file_strata_v1_strata_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2020,7 +2162,7 @@ func (x *ReleasePartitionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleasePartitionsRequest.ProtoReflect.Descriptor instead.
 func (*ReleasePartitionsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{31}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ReleasePartitionsRequest) GetPartitions() []*PartitionRef {
@@ -2054,7 +2196,7 @@ type ReleasePartitionsResponse struct {
 
 func (x *ReleasePartitionsResponse) Reset() {
 	*x = ReleasePartitionsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[32]
+	mi := &file_strata_v1_strata_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2066,7 +2208,7 @@ func (x *ReleasePartitionsResponse) String() string {
 func (*ReleasePartitionsResponse) ProtoMessage() {}
 
 func (x *ReleasePartitionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[32]
+	mi := &file_strata_v1_strata_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2079,7 +2221,7 @@ func (x *ReleasePartitionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleasePartitionsResponse.ProtoReflect.Descriptor instead.
 func (*ReleasePartitionsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{32}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ReleasePartitionsResponse) GetReleased() []*PartitionRef {
@@ -2100,7 +2242,7 @@ type TopicPartitions struct {
 
 func (x *TopicPartitions) Reset() {
 	*x = TopicPartitions{}
-	mi := &file_strata_v1_strata_proto_msgTypes[33]
+	mi := &file_strata_v1_strata_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2112,7 +2254,7 @@ func (x *TopicPartitions) String() string {
 func (*TopicPartitions) ProtoMessage() {}
 
 func (x *TopicPartitions) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[33]
+	mi := &file_strata_v1_strata_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2125,7 +2267,7 @@ func (x *TopicPartitions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicPartitions.ProtoReflect.Descriptor instead.
 func (*TopicPartitions) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{33}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *TopicPartitions) GetTopic() string {
@@ -2169,7 +2311,7 @@ type GroupHeartbeatRequest struct {
 
 func (x *GroupHeartbeatRequest) Reset() {
 	*x = GroupHeartbeatRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[34]
+	mi := &file_strata_v1_strata_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2181,7 +2323,7 @@ func (x *GroupHeartbeatRequest) String() string {
 func (*GroupHeartbeatRequest) ProtoMessage() {}
 
 func (x *GroupHeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[34]
+	mi := &file_strata_v1_strata_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2194,7 +2336,7 @@ func (x *GroupHeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupHeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*GroupHeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{34}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GroupHeartbeatRequest) GetGroup() string {
@@ -2270,7 +2412,7 @@ type GroupHeartbeatResponse struct {
 
 func (x *GroupHeartbeatResponse) Reset() {
 	*x = GroupHeartbeatResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[35]
+	mi := &file_strata_v1_strata_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2282,7 +2424,7 @@ func (x *GroupHeartbeatResponse) String() string {
 func (*GroupHeartbeatResponse) ProtoMessage() {}
 
 func (x *GroupHeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[35]
+	mi := &file_strata_v1_strata_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2295,7 +2437,7 @@ func (x *GroupHeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupHeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*GroupHeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{35}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GroupHeartbeatResponse) GetMemberEpoch() int64 {
@@ -2344,7 +2486,7 @@ type LeaveGroupRequest struct {
 
 func (x *LeaveGroupRequest) Reset() {
 	*x = LeaveGroupRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[36]
+	mi := &file_strata_v1_strata_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2356,7 +2498,7 @@ func (x *LeaveGroupRequest) String() string {
 func (*LeaveGroupRequest) ProtoMessage() {}
 
 func (x *LeaveGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[36]
+	mi := &file_strata_v1_strata_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2369,7 +2511,7 @@ func (x *LeaveGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveGroupRequest.ProtoReflect.Descriptor instead.
 func (*LeaveGroupRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{36}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *LeaveGroupRequest) GetGroup() string {
@@ -2401,7 +2543,7 @@ type LeaveGroupResponse struct {
 
 func (x *LeaveGroupResponse) Reset() {
 	*x = LeaveGroupResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[37]
+	mi := &file_strata_v1_strata_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2413,7 +2555,7 @@ func (x *LeaveGroupResponse) String() string {
 func (*LeaveGroupResponse) ProtoMessage() {}
 
 func (x *LeaveGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[37]
+	mi := &file_strata_v1_strata_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2426,7 +2568,7 @@ func (x *LeaveGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveGroupResponse.ProtoReflect.Descriptor instead.
 func (*LeaveGroupResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{37}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{39}
 }
 
 type PartitionOffset struct {
@@ -2441,7 +2583,7 @@ type PartitionOffset struct {
 
 func (x *PartitionOffset) Reset() {
 	*x = PartitionOffset{}
-	mi := &file_strata_v1_strata_proto_msgTypes[38]
+	mi := &file_strata_v1_strata_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2453,7 +2595,7 @@ func (x *PartitionOffset) String() string {
 func (*PartitionOffset) ProtoMessage() {}
 
 func (x *PartitionOffset) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[38]
+	mi := &file_strata_v1_strata_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2466,7 +2608,7 @@ func (x *PartitionOffset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionOffset.ProtoReflect.Descriptor instead.
 func (*PartitionOffset) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{38}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *PartitionOffset) GetPartition() int32 {
@@ -2500,7 +2642,7 @@ type TopicOffsets struct {
 
 func (x *TopicOffsets) Reset() {
 	*x = TopicOffsets{}
-	mi := &file_strata_v1_strata_proto_msgTypes[39]
+	mi := &file_strata_v1_strata_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2512,7 +2654,7 @@ func (x *TopicOffsets) String() string {
 func (*TopicOffsets) ProtoMessage() {}
 
 func (x *TopicOffsets) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[39]
+	mi := &file_strata_v1_strata_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2525,7 +2667,7 @@ func (x *TopicOffsets) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicOffsets.ProtoReflect.Descriptor instead.
 func (*TopicOffsets) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{39}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *TopicOffsets) GetTopic() string {
@@ -2554,7 +2696,7 @@ type CommitOffsetsRequest struct {
 
 func (x *CommitOffsetsRequest) Reset() {
 	*x = CommitOffsetsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[40]
+	mi := &file_strata_v1_strata_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2566,7 +2708,7 @@ func (x *CommitOffsetsRequest) String() string {
 func (*CommitOffsetsRequest) ProtoMessage() {}
 
 func (x *CommitOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[40]
+	mi := &file_strata_v1_strata_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2579,7 +2721,7 @@ func (x *CommitOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*CommitOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{40}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *CommitOffsetsRequest) GetGroup() string {
@@ -2618,7 +2760,7 @@ type CommitOffsetsResponse struct {
 
 func (x *CommitOffsetsResponse) Reset() {
 	*x = CommitOffsetsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[41]
+	mi := &file_strata_v1_strata_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2630,7 +2772,7 @@ func (x *CommitOffsetsResponse) String() string {
 func (*CommitOffsetsResponse) ProtoMessage() {}
 
 func (x *CommitOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[41]
+	mi := &file_strata_v1_strata_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2643,7 +2785,7 @@ func (x *CommitOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*CommitOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{41}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{43}
 }
 
 type FetchOffsetsRequest struct {
@@ -2657,7 +2799,7 @@ type FetchOffsetsRequest struct {
 
 func (x *FetchOffsetsRequest) Reset() {
 	*x = FetchOffsetsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[42]
+	mi := &file_strata_v1_strata_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2669,7 +2811,7 @@ func (x *FetchOffsetsRequest) String() string {
 func (*FetchOffsetsRequest) ProtoMessage() {}
 
 func (x *FetchOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[42]
+	mi := &file_strata_v1_strata_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2682,7 +2824,7 @@ func (x *FetchOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*FetchOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{42}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *FetchOffsetsRequest) GetGroup() string {
@@ -2708,7 +2850,7 @@ type FetchOffsetsResponse struct {
 
 func (x *FetchOffsetsResponse) Reset() {
 	*x = FetchOffsetsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[43]
+	mi := &file_strata_v1_strata_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2720,7 +2862,7 @@ func (x *FetchOffsetsResponse) String() string {
 func (*FetchOffsetsResponse) ProtoMessage() {}
 
 func (x *FetchOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[43]
+	mi := &file_strata_v1_strata_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2733,7 +2875,7 @@ func (x *FetchOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*FetchOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{43}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *FetchOffsetsResponse) GetTopics() []*TopicOffsets {
@@ -2751,7 +2893,7 @@ type ListGroupsRequest struct {
 
 func (x *ListGroupsRequest) Reset() {
 	*x = ListGroupsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[44]
+	mi := &file_strata_v1_strata_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2763,7 +2905,7 @@ func (x *ListGroupsRequest) String() string {
 func (*ListGroupsRequest) ProtoMessage() {}
 
 func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[44]
+	mi := &file_strata_v1_strata_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2776,7 +2918,7 @@ func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsRequest.ProtoReflect.Descriptor instead.
 func (*ListGroupsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{44}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{46}
 }
 
 type GroupSummary struct {
@@ -2794,7 +2936,7 @@ type GroupSummary struct {
 
 func (x *GroupSummary) Reset() {
 	*x = GroupSummary{}
-	mi := &file_strata_v1_strata_proto_msgTypes[45]
+	mi := &file_strata_v1_strata_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2806,7 +2948,7 @@ func (x *GroupSummary) String() string {
 func (*GroupSummary) ProtoMessage() {}
 
 func (x *GroupSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[45]
+	mi := &file_strata_v1_strata_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2819,7 +2961,7 @@ func (x *GroupSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupSummary.ProtoReflect.Descriptor instead.
 func (*GroupSummary) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{45}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *GroupSummary) GetGroup() string {
@@ -2866,7 +3008,7 @@ type ListGroupsResponse struct {
 
 func (x *ListGroupsResponse) Reset() {
 	*x = ListGroupsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[46]
+	mi := &file_strata_v1_strata_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2878,7 +3020,7 @@ func (x *ListGroupsResponse) String() string {
 func (*ListGroupsResponse) ProtoMessage() {}
 
 func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[46]
+	mi := &file_strata_v1_strata_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2891,7 +3033,7 @@ func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsResponse.ProtoReflect.Descriptor instead.
 func (*ListGroupsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{46}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ListGroupsResponse) GetGroups() []*GroupSummary {
@@ -2910,7 +3052,7 @@ type DescribeGroupRequest struct {
 
 func (x *DescribeGroupRequest) Reset() {
 	*x = DescribeGroupRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[47]
+	mi := &file_strata_v1_strata_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2922,7 +3064,7 @@ func (x *DescribeGroupRequest) String() string {
 func (*DescribeGroupRequest) ProtoMessage() {}
 
 func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[47]
+	mi := &file_strata_v1_strata_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2935,7 +3077,7 @@ func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupRequest.ProtoReflect.Descriptor instead.
 func (*DescribeGroupRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{47}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *DescribeGroupRequest) GetGroup() string {
@@ -2962,7 +3104,7 @@ type GroupMember struct {
 
 func (x *GroupMember) Reset() {
 	*x = GroupMember{}
-	mi := &file_strata_v1_strata_proto_msgTypes[48]
+	mi := &file_strata_v1_strata_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2974,7 +3116,7 @@ func (x *GroupMember) String() string {
 func (*GroupMember) ProtoMessage() {}
 
 func (x *GroupMember) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[48]
+	mi := &file_strata_v1_strata_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2987,7 +3129,7 @@ func (x *GroupMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupMember.ProtoReflect.Descriptor instead.
 func (*GroupMember) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{48}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *GroupMember) GetMemberId() string {
@@ -3058,7 +3200,7 @@ type GroupPartitionLag struct {
 
 func (x *GroupPartitionLag) Reset() {
 	*x = GroupPartitionLag{}
-	mi := &file_strata_v1_strata_proto_msgTypes[49]
+	mi := &file_strata_v1_strata_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3070,7 +3212,7 @@ func (x *GroupPartitionLag) String() string {
 func (*GroupPartitionLag) ProtoMessage() {}
 
 func (x *GroupPartitionLag) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[49]
+	mi := &file_strata_v1_strata_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3083,7 +3225,7 @@ func (x *GroupPartitionLag) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupPartitionLag.ProtoReflect.Descriptor instead.
 func (*GroupPartitionLag) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{49}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *GroupPartitionLag) GetTopic() string {
@@ -3151,7 +3293,7 @@ type DescribeGroupResponse struct {
 
 func (x *DescribeGroupResponse) Reset() {
 	*x = DescribeGroupResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[50]
+	mi := &file_strata_v1_strata_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3163,7 +3305,7 @@ func (x *DescribeGroupResponse) String() string {
 func (*DescribeGroupResponse) ProtoMessage() {}
 
 func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[50]
+	mi := &file_strata_v1_strata_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3176,7 +3318,7 @@ func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupResponse.ProtoReflect.Descriptor instead.
 func (*DescribeGroupResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{50}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *DescribeGroupResponse) GetGroup() string {
@@ -3232,7 +3374,7 @@ type ResetOffsetsRequest struct {
 
 func (x *ResetOffsetsRequest) Reset() {
 	*x = ResetOffsetsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[51]
+	mi := &file_strata_v1_strata_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3244,7 +3386,7 @@ func (x *ResetOffsetsRequest) String() string {
 func (*ResetOffsetsRequest) ProtoMessage() {}
 
 func (x *ResetOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[51]
+	mi := &file_strata_v1_strata_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3257,7 +3399,7 @@ func (x *ResetOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*ResetOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{51}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ResetOffsetsRequest) GetGroup() string {
@@ -3282,7 +3424,7 @@ type ResetOffsetsResponse struct {
 
 func (x *ResetOffsetsResponse) Reset() {
 	*x = ResetOffsetsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[52]
+	mi := &file_strata_v1_strata_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3294,7 +3436,7 @@ func (x *ResetOffsetsResponse) String() string {
 func (*ResetOffsetsResponse) ProtoMessage() {}
 
 func (x *ResetOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[52]
+	mi := &file_strata_v1_strata_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3307,7 +3449,7 @@ func (x *ResetOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*ResetOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{52}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{54}
 }
 
 // An ACL grants a principal one operation on a resource.
@@ -3328,7 +3470,7 @@ type Acl struct {
 
 func (x *Acl) Reset() {
 	*x = Acl{}
-	mi := &file_strata_v1_strata_proto_msgTypes[53]
+	mi := &file_strata_v1_strata_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3340,7 +3482,7 @@ func (x *Acl) String() string {
 func (*Acl) ProtoMessage() {}
 
 func (x *Acl) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[53]
+	mi := &file_strata_v1_strata_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3353,7 +3495,7 @@ func (x *Acl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Acl.ProtoReflect.Descriptor instead.
 func (*Acl) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{53}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *Acl) GetPrincipal() string {
@@ -3393,7 +3535,7 @@ type AddAclRequest struct {
 
 func (x *AddAclRequest) Reset() {
 	*x = AddAclRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[54]
+	mi := &file_strata_v1_strata_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3405,7 +3547,7 @@ func (x *AddAclRequest) String() string {
 func (*AddAclRequest) ProtoMessage() {}
 
 func (x *AddAclRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[54]
+	mi := &file_strata_v1_strata_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3418,7 +3560,7 @@ func (x *AddAclRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddAclRequest.ProtoReflect.Descriptor instead.
 func (*AddAclRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{54}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *AddAclRequest) GetAcl() *Acl {
@@ -3439,7 +3581,7 @@ type AddAclResponse struct {
 
 func (x *AddAclResponse) Reset() {
 	*x = AddAclResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[55]
+	mi := &file_strata_v1_strata_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3451,7 +3593,7 @@ func (x *AddAclResponse) String() string {
 func (*AddAclResponse) ProtoMessage() {}
 
 func (x *AddAclResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[55]
+	mi := &file_strata_v1_strata_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3464,7 +3606,7 @@ func (x *AddAclResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddAclResponse.ProtoReflect.Descriptor instead.
 func (*AddAclResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{55}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *AddAclResponse) GetAclsEnforced() bool {
@@ -3483,7 +3625,7 @@ type RemoveAclRequest struct {
 
 func (x *RemoveAclRequest) Reset() {
 	*x = RemoveAclRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[56]
+	mi := &file_strata_v1_strata_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3495,7 +3637,7 @@ func (x *RemoveAclRequest) String() string {
 func (*RemoveAclRequest) ProtoMessage() {}
 
 func (x *RemoveAclRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[56]
+	mi := &file_strata_v1_strata_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3508,7 +3650,7 @@ func (x *RemoveAclRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveAclRequest.ProtoReflect.Descriptor instead.
 func (*RemoveAclRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{56}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *RemoveAclRequest) GetAcl() *Acl {
@@ -3528,7 +3670,7 @@ type RemoveAclResponse struct {
 
 func (x *RemoveAclResponse) Reset() {
 	*x = RemoveAclResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[57]
+	mi := &file_strata_v1_strata_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3540,7 +3682,7 @@ func (x *RemoveAclResponse) String() string {
 func (*RemoveAclResponse) ProtoMessage() {}
 
 func (x *RemoveAclResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[57]
+	mi := &file_strata_v1_strata_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3553,7 +3695,7 @@ func (x *RemoveAclResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveAclResponse.ProtoReflect.Descriptor instead.
 func (*RemoveAclResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{57}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *RemoveAclResponse) GetRemoved() bool {
@@ -3573,7 +3715,7 @@ type ListAclsRequest struct {
 
 func (x *ListAclsRequest) Reset() {
 	*x = ListAclsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[58]
+	mi := &file_strata_v1_strata_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3585,7 +3727,7 @@ func (x *ListAclsRequest) String() string {
 func (*ListAclsRequest) ProtoMessage() {}
 
 func (x *ListAclsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[58]
+	mi := &file_strata_v1_strata_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3598,7 +3740,7 @@ func (x *ListAclsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAclsRequest.ProtoReflect.Descriptor instead.
 func (*ListAclsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{58}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ListAclsRequest) GetPrincipal() string {
@@ -3617,7 +3759,7 @@ type ListAclsResponse struct {
 
 func (x *ListAclsResponse) Reset() {
 	*x = ListAclsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[59]
+	mi := &file_strata_v1_strata_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3629,7 +3771,7 @@ func (x *ListAclsResponse) String() string {
 func (*ListAclsResponse) ProtoMessage() {}
 
 func (x *ListAclsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[59]
+	mi := &file_strata_v1_strata_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3642,7 +3784,7 @@ func (x *ListAclsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAclsResponse.ProtoReflect.Descriptor instead.
 func (*ListAclsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{59}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ListAclsResponse) GetAcls() []*Acl {
@@ -3664,7 +3806,7 @@ type ClassicProtocol struct {
 
 func (x *ClassicProtocol) Reset() {
 	*x = ClassicProtocol{}
-	mi := &file_strata_v1_strata_proto_msgTypes[60]
+	mi := &file_strata_v1_strata_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3676,7 +3818,7 @@ func (x *ClassicProtocol) String() string {
 func (*ClassicProtocol) ProtoMessage() {}
 
 func (x *ClassicProtocol) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[60]
+	mi := &file_strata_v1_strata_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3689,7 +3831,7 @@ func (x *ClassicProtocol) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClassicProtocol.ProtoReflect.Descriptor instead.
 func (*ClassicProtocol) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{60}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ClassicProtocol) GetName() string {
@@ -3733,7 +3875,7 @@ type JoinClassicGroupRequest struct {
 
 func (x *JoinClassicGroupRequest) Reset() {
 	*x = JoinClassicGroupRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[61]
+	mi := &file_strata_v1_strata_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3745,7 +3887,7 @@ func (x *JoinClassicGroupRequest) String() string {
 func (*JoinClassicGroupRequest) ProtoMessage() {}
 
 func (x *JoinClassicGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[61]
+	mi := &file_strata_v1_strata_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3758,7 +3900,7 @@ func (x *JoinClassicGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinClassicGroupRequest.ProtoReflect.Descriptor instead.
 func (*JoinClassicGroupRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{61}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *JoinClassicGroupRequest) GetGroup() string {
@@ -3849,7 +3991,7 @@ type ClassicMemberMetadata struct {
 
 func (x *ClassicMemberMetadata) Reset() {
 	*x = ClassicMemberMetadata{}
-	mi := &file_strata_v1_strata_proto_msgTypes[62]
+	mi := &file_strata_v1_strata_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3861,7 +4003,7 @@ func (x *ClassicMemberMetadata) String() string {
 func (*ClassicMemberMetadata) ProtoMessage() {}
 
 func (x *ClassicMemberMetadata) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[62]
+	mi := &file_strata_v1_strata_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3874,7 +4016,7 @@ func (x *ClassicMemberMetadata) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClassicMemberMetadata.ProtoReflect.Descriptor instead.
 func (*ClassicMemberMetadata) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{62}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *ClassicMemberMetadata) GetMemberId() string {
@@ -3919,7 +4061,7 @@ type JoinClassicGroupResponse struct {
 
 func (x *JoinClassicGroupResponse) Reset() {
 	*x = JoinClassicGroupResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[63]
+	mi := &file_strata_v1_strata_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3931,7 +4073,7 @@ func (x *JoinClassicGroupResponse) String() string {
 func (*JoinClassicGroupResponse) ProtoMessage() {}
 
 func (x *JoinClassicGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[63]
+	mi := &file_strata_v1_strata_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3944,7 +4086,7 @@ func (x *JoinClassicGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinClassicGroupResponse.ProtoReflect.Descriptor instead.
 func (*JoinClassicGroupResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{63}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *JoinClassicGroupResponse) GetPending() bool {
@@ -4013,7 +4155,7 @@ type ClassicAssignment struct {
 
 func (x *ClassicAssignment) Reset() {
 	*x = ClassicAssignment{}
-	mi := &file_strata_v1_strata_proto_msgTypes[64]
+	mi := &file_strata_v1_strata_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4025,7 +4167,7 @@ func (x *ClassicAssignment) String() string {
 func (*ClassicAssignment) ProtoMessage() {}
 
 func (x *ClassicAssignment) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[64]
+	mi := &file_strata_v1_strata_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4038,7 +4180,7 @@ func (x *ClassicAssignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClassicAssignment.ProtoReflect.Descriptor instead.
 func (*ClassicAssignment) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{64}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *ClassicAssignment) GetMemberId() string {
@@ -4071,7 +4213,7 @@ type SyncClassicGroupRequest struct {
 
 func (x *SyncClassicGroupRequest) Reset() {
 	*x = SyncClassicGroupRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[65]
+	mi := &file_strata_v1_strata_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4083,7 +4225,7 @@ func (x *SyncClassicGroupRequest) String() string {
 func (*SyncClassicGroupRequest) ProtoMessage() {}
 
 func (x *SyncClassicGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[65]
+	mi := &file_strata_v1_strata_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4096,7 +4238,7 @@ func (x *SyncClassicGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncClassicGroupRequest.ProtoReflect.Descriptor instead.
 func (*SyncClassicGroupRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{65}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *SyncClassicGroupRequest) GetGroup() string {
@@ -4154,7 +4296,7 @@ type SyncClassicGroupResponse struct {
 
 func (x *SyncClassicGroupResponse) Reset() {
 	*x = SyncClassicGroupResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[66]
+	mi := &file_strata_v1_strata_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4166,7 +4308,7 @@ func (x *SyncClassicGroupResponse) String() string {
 func (*SyncClassicGroupResponse) ProtoMessage() {}
 
 func (x *SyncClassicGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[66]
+	mi := &file_strata_v1_strata_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4179,7 +4321,7 @@ func (x *SyncClassicGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncClassicGroupResponse.ProtoReflect.Descriptor instead.
 func (*SyncClassicGroupResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{66}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *SyncClassicGroupResponse) GetPending() bool {
@@ -4222,7 +4364,7 @@ type ClassicHeartbeatRequest struct {
 
 func (x *ClassicHeartbeatRequest) Reset() {
 	*x = ClassicHeartbeatRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[67]
+	mi := &file_strata_v1_strata_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4234,7 +4376,7 @@ func (x *ClassicHeartbeatRequest) String() string {
 func (*ClassicHeartbeatRequest) ProtoMessage() {}
 
 func (x *ClassicHeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[67]
+	mi := &file_strata_v1_strata_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4247,7 +4389,7 @@ func (x *ClassicHeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClassicHeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*ClassicHeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{67}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *ClassicHeartbeatRequest) GetGroup() string {
@@ -4286,7 +4428,7 @@ type ClassicHeartbeatResponse struct {
 
 func (x *ClassicHeartbeatResponse) Reset() {
 	*x = ClassicHeartbeatResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[68]
+	mi := &file_strata_v1_strata_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4298,7 +4440,7 @@ func (x *ClassicHeartbeatResponse) String() string {
 func (*ClassicHeartbeatResponse) ProtoMessage() {}
 
 func (x *ClassicHeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[68]
+	mi := &file_strata_v1_strata_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4311,7 +4453,7 @@ func (x *ClassicHeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClassicHeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*ClassicHeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{68}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{70}
 }
 
 type LeaveClassicGroupRequest struct {
@@ -4326,7 +4468,7 @@ type LeaveClassicGroupRequest struct {
 
 func (x *LeaveClassicGroupRequest) Reset() {
 	*x = LeaveClassicGroupRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[69]
+	mi := &file_strata_v1_strata_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4338,7 +4480,7 @@ func (x *LeaveClassicGroupRequest) String() string {
 func (*LeaveClassicGroupRequest) ProtoMessage() {}
 
 func (x *LeaveClassicGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[69]
+	mi := &file_strata_v1_strata_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4351,7 +4493,7 @@ func (x *LeaveClassicGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveClassicGroupRequest.ProtoReflect.Descriptor instead.
 func (*LeaveClassicGroupRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{69}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *LeaveClassicGroupRequest) GetGroup() string {
@@ -4383,7 +4525,7 @@ type LeaveClassicGroupResponse struct {
 
 func (x *LeaveClassicGroupResponse) Reset() {
 	*x = LeaveClassicGroupResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[70]
+	mi := &file_strata_v1_strata_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4395,7 +4537,7 @@ func (x *LeaveClassicGroupResponse) String() string {
 func (*LeaveClassicGroupResponse) ProtoMessage() {}
 
 func (x *LeaveClassicGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[70]
+	mi := &file_strata_v1_strata_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4408,7 +4550,7 @@ func (x *LeaveClassicGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveClassicGroupResponse.ProtoReflect.Descriptor instead.
 func (*LeaveClassicGroupResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{70}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{72}
 }
 
 type CommitClassicOffsetsRequest struct {
@@ -4425,7 +4567,7 @@ type CommitClassicOffsetsRequest struct {
 
 func (x *CommitClassicOffsetsRequest) Reset() {
 	*x = CommitClassicOffsetsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[71]
+	mi := &file_strata_v1_strata_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4437,7 +4579,7 @@ func (x *CommitClassicOffsetsRequest) String() string {
 func (*CommitClassicOffsetsRequest) ProtoMessage() {}
 
 func (x *CommitClassicOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[71]
+	mi := &file_strata_v1_strata_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4450,7 +4592,7 @@ func (x *CommitClassicOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitClassicOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*CommitClassicOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{71}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *CommitClassicOffsetsRequest) GetGroup() string {
@@ -4496,7 +4638,7 @@ type CommitClassicOffsetsResponse struct {
 
 func (x *CommitClassicOffsetsResponse) Reset() {
 	*x = CommitClassicOffsetsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[72]
+	mi := &file_strata_v1_strata_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4508,7 +4650,7 @@ func (x *CommitClassicOffsetsResponse) String() string {
 func (*CommitClassicOffsetsResponse) ProtoMessage() {}
 
 func (x *CommitClassicOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[72]
+	mi := &file_strata_v1_strata_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4521,7 +4663,7 @@ func (x *CommitClassicOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitClassicOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*CommitClassicOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{72}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{74}
 }
 
 type DescribeClassicGroupRequest struct {
@@ -4533,7 +4675,7 @@ type DescribeClassicGroupRequest struct {
 
 func (x *DescribeClassicGroupRequest) Reset() {
 	*x = DescribeClassicGroupRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[73]
+	mi := &file_strata_v1_strata_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4545,7 +4687,7 @@ func (x *DescribeClassicGroupRequest) String() string {
 func (*DescribeClassicGroupRequest) ProtoMessage() {}
 
 func (x *DescribeClassicGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[73]
+	mi := &file_strata_v1_strata_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4558,7 +4700,7 @@ func (x *DescribeClassicGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeClassicGroupRequest.ProtoReflect.Descriptor instead.
 func (*DescribeClassicGroupRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{73}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *DescribeClassicGroupRequest) GetGroup() string {
@@ -4583,7 +4725,7 @@ type ClassicMemberDescription struct {
 
 func (x *ClassicMemberDescription) Reset() {
 	*x = ClassicMemberDescription{}
-	mi := &file_strata_v1_strata_proto_msgTypes[74]
+	mi := &file_strata_v1_strata_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4595,7 +4737,7 @@ func (x *ClassicMemberDescription) String() string {
 func (*ClassicMemberDescription) ProtoMessage() {}
 
 func (x *ClassicMemberDescription) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[74]
+	mi := &file_strata_v1_strata_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4608,7 +4750,7 @@ func (x *ClassicMemberDescription) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClassicMemberDescription.ProtoReflect.Descriptor instead.
 func (*ClassicMemberDescription) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{74}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *ClassicMemberDescription) GetMemberId() string {
@@ -4669,7 +4811,7 @@ type DescribeClassicGroupResponse struct {
 
 func (x *DescribeClassicGroupResponse) Reset() {
 	*x = DescribeClassicGroupResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[75]
+	mi := &file_strata_v1_strata_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4681,7 +4823,7 @@ func (x *DescribeClassicGroupResponse) String() string {
 func (*DescribeClassicGroupResponse) ProtoMessage() {}
 
 func (x *DescribeClassicGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[75]
+	mi := &file_strata_v1_strata_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4694,7 +4836,7 @@ func (x *DescribeClassicGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeClassicGroupResponse.ProtoReflect.Descriptor instead.
 func (*DescribeClassicGroupResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{75}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *DescribeClassicGroupResponse) GetState() string {
@@ -4734,7 +4876,7 @@ type DeleteGroupRequest struct {
 
 func (x *DeleteGroupRequest) Reset() {
 	*x = DeleteGroupRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[76]
+	mi := &file_strata_v1_strata_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4746,7 +4888,7 @@ func (x *DeleteGroupRequest) String() string {
 func (*DeleteGroupRequest) ProtoMessage() {}
 
 func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[76]
+	mi := &file_strata_v1_strata_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4759,7 +4901,7 @@ func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGroupRequest.ProtoReflect.Descriptor instead.
 func (*DeleteGroupRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{76}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *DeleteGroupRequest) GetGroup() string {
@@ -4777,7 +4919,7 @@ type DeleteGroupResponse struct {
 
 func (x *DeleteGroupResponse) Reset() {
 	*x = DeleteGroupResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[77]
+	mi := &file_strata_v1_strata_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4789,7 +4931,7 @@ func (x *DeleteGroupResponse) String() string {
 func (*DeleteGroupResponse) ProtoMessage() {}
 
 func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[77]
+	mi := &file_strata_v1_strata_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4802,7 +4944,7 @@ func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGroupResponse.ProtoReflect.Descriptor instead.
 func (*DeleteGroupResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{77}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{79}
 }
 
 var File_strata_v1_strata_proto protoreflect.FileDescriptor
@@ -4830,7 +4972,17 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\tPartError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\tR\amessage\"\xb4\x01\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"\x92\x01\n" +
+	"\x14ProduceStreamRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x123\n" +
+	"\aproduce\x18\x02 \x01(\v2\x19.strata.v1.ProduceRequestR\aproduce\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\x03 \x01(\x03R\ttimeoutMs\x12\x16\n" +
+	"\x06cancel\x18\x04 \x01(\bR\x06cancel\"\x8b\x01\n" +
+	"\x15ProduceStreamResponse\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x126\n" +
+	"\bresponse\x18\x02 \x01(\v2\x1a.strata.v1.ProduceResponseR\bresponse\x12*\n" +
+	"\x05error\x18\x03 \x01(\v2\x14.strata.v1.PartErrorR\x05error\"\xb4\x01\n" +
 	"\fFetchRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
@@ -5194,9 +5346,10 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\fResetOffsets\x12\x1e.strata.v1.ResetOffsetsRequest\x1a\x1f.strata.v1.ResetOffsetsResponse\x12=\n" +
 	"\x06AddAcl\x12\x18.strata.v1.AddAclRequest\x1a\x19.strata.v1.AddAclResponse\x12F\n" +
 	"\tRemoveAcl\x12\x1b.strata.v1.RemoveAclRequest\x1a\x1c.strata.v1.RemoveAclResponse\x12C\n" +
-	"\bListAcls\x12\x1a.strata.v1.ListAclsRequest\x1a\x1b.strata.v1.ListAclsResponse2\xf8\x01\n" +
+	"\bListAcls\x12\x1a.strata.v1.ListAclsRequest\x1a\x1b.strata.v1.ListAclsResponse2\xd0\x02\n" +
 	"\x06Broker\x12@\n" +
-	"\aProduce\x12\x19.strata.v1.ProduceRequest\x1a\x1a.strata.v1.ProduceResponse\x12^\n" +
+	"\aProduce\x12\x19.strata.v1.ProduceRequest\x1a\x1a.strata.v1.ProduceResponse\x12V\n" +
+	"\rProduceStream\x12\x1f.strata.v1.ProduceStreamRequest\x1a .strata.v1.ProduceStreamResponse(\x010\x01\x12^\n" +
 	"\x11ReleasePartitions\x12#.strata.v1.ReleasePartitionsRequest\x1a$.strata.v1.ReleasePartitionsResponse\x12L\n" +
 	"\aUndrain\x12\x1f.strata.v1.UndrainBrokerRequest\x1a .strata.v1.UndrainBrokerResponse2\xd7\x0e\n" +
 	"\vCoordinator\x12L\n" +
@@ -5240,7 +5393,7 @@ func file_strata_v1_strata_proto_rawDescGZIP() []byte {
 }
 
 var file_strata_v1_strata_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_strata_v1_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 78)
+var file_strata_v1_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 80)
 var file_strata_v1_strata_proto_goTypes = []any{
 	(Reason)(0),                          // 0: strata.v1.Reason
 	(OffsetSpec)(0),                      // 1: strata.v1.OffsetSpec
@@ -5250,216 +5403,223 @@ var file_strata_v1_strata_proto_goTypes = []any{
 	(*ProduceManyResponse)(nil),          // 5: strata.v1.ProduceManyResponse
 	(*ProducePartResult)(nil),            // 6: strata.v1.ProducePartResult
 	(*PartError)(nil),                    // 7: strata.v1.PartError
-	(*FetchRequest)(nil),                 // 8: strata.v1.FetchRequest
-	(*FetchResponse)(nil),                // 9: strata.v1.FetchResponse
-	(*ListOffsetsRequest)(nil),           // 10: strata.v1.ListOffsetsRequest
-	(*ListOffsetsResponse)(nil),          // 11: strata.v1.ListOffsetsResponse
-	(*TopicConfig)(nil),                  // 12: strata.v1.TopicConfig
-	(*PartitionInfo)(nil),                // 13: strata.v1.PartitionInfo
-	(*TopicInfo)(nil),                    // 14: strata.v1.TopicInfo
-	(*CreateTopicRequest)(nil),           // 15: strata.v1.CreateTopicRequest
-	(*CreateTopicResponse)(nil),          // 16: strata.v1.CreateTopicResponse
-	(*DeleteTopicRequest)(nil),           // 17: strata.v1.DeleteTopicRequest
-	(*DeleteTopicResponse)(nil),          // 18: strata.v1.DeleteTopicResponse
-	(*ListTopicsRequest)(nil),            // 19: strata.v1.ListTopicsRequest
-	(*ListTopicsResponse)(nil),           // 20: strata.v1.ListTopicsResponse
-	(*DescribeTopicRequest)(nil),         // 21: strata.v1.DescribeTopicRequest
-	(*DescribeTopicResponse)(nil),        // 22: strata.v1.DescribeTopicResponse
-	(*ClusterStatusRequest)(nil),         // 23: strata.v1.ClusterStatusRequest
-	(*PartitionRef)(nil),                 // 24: strata.v1.PartitionRef
-	(*BrokerStatus)(nil),                 // 25: strata.v1.BrokerStatus
-	(*ClusterStatusResponse)(nil),        // 26: strata.v1.ClusterStatusResponse
-	(*AlterTopicRequest)(nil),            // 27: strata.v1.AlterTopicRequest
-	(*AlterTopicResponse)(nil),           // 28: strata.v1.AlterTopicResponse
-	(*DrainBrokerRequest)(nil),           // 29: strata.v1.DrainBrokerRequest
-	(*UndrainBrokerRequest)(nil),         // 30: strata.v1.UndrainBrokerRequest
-	(*UndrainBrokerResponse)(nil),        // 31: strata.v1.UndrainBrokerResponse
-	(*DrainBrokerResponse)(nil),          // 32: strata.v1.DrainBrokerResponse
-	(*ReleasePartitionsRequest)(nil),     // 33: strata.v1.ReleasePartitionsRequest
-	(*ReleasePartitionsResponse)(nil),    // 34: strata.v1.ReleasePartitionsResponse
-	(*TopicPartitions)(nil),              // 35: strata.v1.TopicPartitions
-	(*GroupHeartbeatRequest)(nil),        // 36: strata.v1.GroupHeartbeatRequest
-	(*GroupHeartbeatResponse)(nil),       // 37: strata.v1.GroupHeartbeatResponse
-	(*LeaveGroupRequest)(nil),            // 38: strata.v1.LeaveGroupRequest
-	(*LeaveGroupResponse)(nil),           // 39: strata.v1.LeaveGroupResponse
-	(*PartitionOffset)(nil),              // 40: strata.v1.PartitionOffset
-	(*TopicOffsets)(nil),                 // 41: strata.v1.TopicOffsets
-	(*CommitOffsetsRequest)(nil),         // 42: strata.v1.CommitOffsetsRequest
-	(*CommitOffsetsResponse)(nil),        // 43: strata.v1.CommitOffsetsResponse
-	(*FetchOffsetsRequest)(nil),          // 44: strata.v1.FetchOffsetsRequest
-	(*FetchOffsetsResponse)(nil),         // 45: strata.v1.FetchOffsetsResponse
-	(*ListGroupsRequest)(nil),            // 46: strata.v1.ListGroupsRequest
-	(*GroupSummary)(nil),                 // 47: strata.v1.GroupSummary
-	(*ListGroupsResponse)(nil),           // 48: strata.v1.ListGroupsResponse
-	(*DescribeGroupRequest)(nil),         // 49: strata.v1.DescribeGroupRequest
-	(*GroupMember)(nil),                  // 50: strata.v1.GroupMember
-	(*GroupPartitionLag)(nil),            // 51: strata.v1.GroupPartitionLag
-	(*DescribeGroupResponse)(nil),        // 52: strata.v1.DescribeGroupResponse
-	(*ResetOffsetsRequest)(nil),          // 53: strata.v1.ResetOffsetsRequest
-	(*ResetOffsetsResponse)(nil),         // 54: strata.v1.ResetOffsetsResponse
-	(*Acl)(nil),                          // 55: strata.v1.Acl
-	(*AddAclRequest)(nil),                // 56: strata.v1.AddAclRequest
-	(*AddAclResponse)(nil),               // 57: strata.v1.AddAclResponse
-	(*RemoveAclRequest)(nil),             // 58: strata.v1.RemoveAclRequest
-	(*RemoveAclResponse)(nil),            // 59: strata.v1.RemoveAclResponse
-	(*ListAclsRequest)(nil),              // 60: strata.v1.ListAclsRequest
-	(*ListAclsResponse)(nil),             // 61: strata.v1.ListAclsResponse
-	(*ClassicProtocol)(nil),              // 62: strata.v1.ClassicProtocol
-	(*JoinClassicGroupRequest)(nil),      // 63: strata.v1.JoinClassicGroupRequest
-	(*ClassicMemberMetadata)(nil),        // 64: strata.v1.ClassicMemberMetadata
-	(*JoinClassicGroupResponse)(nil),     // 65: strata.v1.JoinClassicGroupResponse
-	(*ClassicAssignment)(nil),            // 66: strata.v1.ClassicAssignment
-	(*SyncClassicGroupRequest)(nil),      // 67: strata.v1.SyncClassicGroupRequest
-	(*SyncClassicGroupResponse)(nil),     // 68: strata.v1.SyncClassicGroupResponse
-	(*ClassicHeartbeatRequest)(nil),      // 69: strata.v1.ClassicHeartbeatRequest
-	(*ClassicHeartbeatResponse)(nil),     // 70: strata.v1.ClassicHeartbeatResponse
-	(*LeaveClassicGroupRequest)(nil),     // 71: strata.v1.LeaveClassicGroupRequest
-	(*LeaveClassicGroupResponse)(nil),    // 72: strata.v1.LeaveClassicGroupResponse
-	(*CommitClassicOffsetsRequest)(nil),  // 73: strata.v1.CommitClassicOffsetsRequest
-	(*CommitClassicOffsetsResponse)(nil), // 74: strata.v1.CommitClassicOffsetsResponse
-	(*DescribeClassicGroupRequest)(nil),  // 75: strata.v1.DescribeClassicGroupRequest
-	(*ClassicMemberDescription)(nil),     // 76: strata.v1.ClassicMemberDescription
-	(*DescribeClassicGroupResponse)(nil), // 77: strata.v1.DescribeClassicGroupResponse
-	(*DeleteGroupRequest)(nil),           // 78: strata.v1.DeleteGroupRequest
-	(*DeleteGroupResponse)(nil),          // 79: strata.v1.DeleteGroupResponse
+	(*ProduceStreamRequest)(nil),         // 8: strata.v1.ProduceStreamRequest
+	(*ProduceStreamResponse)(nil),        // 9: strata.v1.ProduceStreamResponse
+	(*FetchRequest)(nil),                 // 10: strata.v1.FetchRequest
+	(*FetchResponse)(nil),                // 11: strata.v1.FetchResponse
+	(*ListOffsetsRequest)(nil),           // 12: strata.v1.ListOffsetsRequest
+	(*ListOffsetsResponse)(nil),          // 13: strata.v1.ListOffsetsResponse
+	(*TopicConfig)(nil),                  // 14: strata.v1.TopicConfig
+	(*PartitionInfo)(nil),                // 15: strata.v1.PartitionInfo
+	(*TopicInfo)(nil),                    // 16: strata.v1.TopicInfo
+	(*CreateTopicRequest)(nil),           // 17: strata.v1.CreateTopicRequest
+	(*CreateTopicResponse)(nil),          // 18: strata.v1.CreateTopicResponse
+	(*DeleteTopicRequest)(nil),           // 19: strata.v1.DeleteTopicRequest
+	(*DeleteTopicResponse)(nil),          // 20: strata.v1.DeleteTopicResponse
+	(*ListTopicsRequest)(nil),            // 21: strata.v1.ListTopicsRequest
+	(*ListTopicsResponse)(nil),           // 22: strata.v1.ListTopicsResponse
+	(*DescribeTopicRequest)(nil),         // 23: strata.v1.DescribeTopicRequest
+	(*DescribeTopicResponse)(nil),        // 24: strata.v1.DescribeTopicResponse
+	(*ClusterStatusRequest)(nil),         // 25: strata.v1.ClusterStatusRequest
+	(*PartitionRef)(nil),                 // 26: strata.v1.PartitionRef
+	(*BrokerStatus)(nil),                 // 27: strata.v1.BrokerStatus
+	(*ClusterStatusResponse)(nil),        // 28: strata.v1.ClusterStatusResponse
+	(*AlterTopicRequest)(nil),            // 29: strata.v1.AlterTopicRequest
+	(*AlterTopicResponse)(nil),           // 30: strata.v1.AlterTopicResponse
+	(*DrainBrokerRequest)(nil),           // 31: strata.v1.DrainBrokerRequest
+	(*UndrainBrokerRequest)(nil),         // 32: strata.v1.UndrainBrokerRequest
+	(*UndrainBrokerResponse)(nil),        // 33: strata.v1.UndrainBrokerResponse
+	(*DrainBrokerResponse)(nil),          // 34: strata.v1.DrainBrokerResponse
+	(*ReleasePartitionsRequest)(nil),     // 35: strata.v1.ReleasePartitionsRequest
+	(*ReleasePartitionsResponse)(nil),    // 36: strata.v1.ReleasePartitionsResponse
+	(*TopicPartitions)(nil),              // 37: strata.v1.TopicPartitions
+	(*GroupHeartbeatRequest)(nil),        // 38: strata.v1.GroupHeartbeatRequest
+	(*GroupHeartbeatResponse)(nil),       // 39: strata.v1.GroupHeartbeatResponse
+	(*LeaveGroupRequest)(nil),            // 40: strata.v1.LeaveGroupRequest
+	(*LeaveGroupResponse)(nil),           // 41: strata.v1.LeaveGroupResponse
+	(*PartitionOffset)(nil),              // 42: strata.v1.PartitionOffset
+	(*TopicOffsets)(nil),                 // 43: strata.v1.TopicOffsets
+	(*CommitOffsetsRequest)(nil),         // 44: strata.v1.CommitOffsetsRequest
+	(*CommitOffsetsResponse)(nil),        // 45: strata.v1.CommitOffsetsResponse
+	(*FetchOffsetsRequest)(nil),          // 46: strata.v1.FetchOffsetsRequest
+	(*FetchOffsetsResponse)(nil),         // 47: strata.v1.FetchOffsetsResponse
+	(*ListGroupsRequest)(nil),            // 48: strata.v1.ListGroupsRequest
+	(*GroupSummary)(nil),                 // 49: strata.v1.GroupSummary
+	(*ListGroupsResponse)(nil),           // 50: strata.v1.ListGroupsResponse
+	(*DescribeGroupRequest)(nil),         // 51: strata.v1.DescribeGroupRequest
+	(*GroupMember)(nil),                  // 52: strata.v1.GroupMember
+	(*GroupPartitionLag)(nil),            // 53: strata.v1.GroupPartitionLag
+	(*DescribeGroupResponse)(nil),        // 54: strata.v1.DescribeGroupResponse
+	(*ResetOffsetsRequest)(nil),          // 55: strata.v1.ResetOffsetsRequest
+	(*ResetOffsetsResponse)(nil),         // 56: strata.v1.ResetOffsetsResponse
+	(*Acl)(nil),                          // 57: strata.v1.Acl
+	(*AddAclRequest)(nil),                // 58: strata.v1.AddAclRequest
+	(*AddAclResponse)(nil),               // 59: strata.v1.AddAclResponse
+	(*RemoveAclRequest)(nil),             // 60: strata.v1.RemoveAclRequest
+	(*RemoveAclResponse)(nil),            // 61: strata.v1.RemoveAclResponse
+	(*ListAclsRequest)(nil),              // 62: strata.v1.ListAclsRequest
+	(*ListAclsResponse)(nil),             // 63: strata.v1.ListAclsResponse
+	(*ClassicProtocol)(nil),              // 64: strata.v1.ClassicProtocol
+	(*JoinClassicGroupRequest)(nil),      // 65: strata.v1.JoinClassicGroupRequest
+	(*ClassicMemberMetadata)(nil),        // 66: strata.v1.ClassicMemberMetadata
+	(*JoinClassicGroupResponse)(nil),     // 67: strata.v1.JoinClassicGroupResponse
+	(*ClassicAssignment)(nil),            // 68: strata.v1.ClassicAssignment
+	(*SyncClassicGroupRequest)(nil),      // 69: strata.v1.SyncClassicGroupRequest
+	(*SyncClassicGroupResponse)(nil),     // 70: strata.v1.SyncClassicGroupResponse
+	(*ClassicHeartbeatRequest)(nil),      // 71: strata.v1.ClassicHeartbeatRequest
+	(*ClassicHeartbeatResponse)(nil),     // 72: strata.v1.ClassicHeartbeatResponse
+	(*LeaveClassicGroupRequest)(nil),     // 73: strata.v1.LeaveClassicGroupRequest
+	(*LeaveClassicGroupResponse)(nil),    // 74: strata.v1.LeaveClassicGroupResponse
+	(*CommitClassicOffsetsRequest)(nil),  // 75: strata.v1.CommitClassicOffsetsRequest
+	(*CommitClassicOffsetsResponse)(nil), // 76: strata.v1.CommitClassicOffsetsResponse
+	(*DescribeClassicGroupRequest)(nil),  // 77: strata.v1.DescribeClassicGroupRequest
+	(*ClassicMemberDescription)(nil),     // 78: strata.v1.ClassicMemberDescription
+	(*DescribeClassicGroupResponse)(nil), // 79: strata.v1.DescribeClassicGroupResponse
+	(*DeleteGroupRequest)(nil),           // 80: strata.v1.DeleteGroupRequest
+	(*DeleteGroupResponse)(nil),          // 81: strata.v1.DeleteGroupResponse
 }
 var file_strata_v1_strata_proto_depIdxs = []int32{
 	2,  // 0: strata.v1.ProduceManyRequest.parts:type_name -> strata.v1.ProduceRequest
 	6,  // 1: strata.v1.ProduceManyResponse.results:type_name -> strata.v1.ProducePartResult
 	3,  // 2: strata.v1.ProducePartResult.response:type_name -> strata.v1.ProduceResponse
 	7,  // 3: strata.v1.ProducePartResult.error:type_name -> strata.v1.PartError
-	12, // 4: strata.v1.TopicInfo.config:type_name -> strata.v1.TopicConfig
-	13, // 5: strata.v1.TopicInfo.partition_info:type_name -> strata.v1.PartitionInfo
-	12, // 6: strata.v1.CreateTopicRequest.config:type_name -> strata.v1.TopicConfig
-	14, // 7: strata.v1.CreateTopicResponse.topic:type_name -> strata.v1.TopicInfo
-	14, // 8: strata.v1.ListTopicsResponse.topics:type_name -> strata.v1.TopicInfo
-	14, // 9: strata.v1.DescribeTopicResponse.topic:type_name -> strata.v1.TopicInfo
-	24, // 10: strata.v1.BrokerStatus.partitions:type_name -> strata.v1.PartitionRef
-	25, // 11: strata.v1.ClusterStatusResponse.brokers:type_name -> strata.v1.BrokerStatus
-	24, // 12: strata.v1.ClusterStatusResponse.unassigned:type_name -> strata.v1.PartitionRef
-	12, // 13: strata.v1.AlterTopicRequest.config:type_name -> strata.v1.TopicConfig
-	14, // 14: strata.v1.AlterTopicResponse.topic:type_name -> strata.v1.TopicInfo
-	24, // 15: strata.v1.DrainBrokerResponse.released:type_name -> strata.v1.PartitionRef
-	24, // 16: strata.v1.ReleasePartitionsRequest.partitions:type_name -> strata.v1.PartitionRef
-	24, // 17: strata.v1.ReleasePartitionsResponse.released:type_name -> strata.v1.PartitionRef
-	35, // 18: strata.v1.GroupHeartbeatRequest.owned:type_name -> strata.v1.TopicPartitions
-	35, // 19: strata.v1.GroupHeartbeatResponse.assignment:type_name -> strata.v1.TopicPartitions
-	40, // 20: strata.v1.TopicOffsets.partitions:type_name -> strata.v1.PartitionOffset
-	41, // 21: strata.v1.CommitOffsetsRequest.topics:type_name -> strata.v1.TopicOffsets
-	41, // 22: strata.v1.FetchOffsetsResponse.topics:type_name -> strata.v1.TopicOffsets
-	47, // 23: strata.v1.ListGroupsResponse.groups:type_name -> strata.v1.GroupSummary
-	35, // 24: strata.v1.GroupMember.assignment:type_name -> strata.v1.TopicPartitions
-	35, // 25: strata.v1.GroupMember.pending:type_name -> strata.v1.TopicPartitions
-	50, // 26: strata.v1.DescribeGroupResponse.members:type_name -> strata.v1.GroupMember
-	51, // 27: strata.v1.DescribeGroupResponse.partitions:type_name -> strata.v1.GroupPartitionLag
-	41, // 28: strata.v1.ResetOffsetsRequest.topics:type_name -> strata.v1.TopicOffsets
-	55, // 29: strata.v1.AddAclRequest.acl:type_name -> strata.v1.Acl
-	55, // 30: strata.v1.RemoveAclRequest.acl:type_name -> strata.v1.Acl
-	55, // 31: strata.v1.ListAclsResponse.acls:type_name -> strata.v1.Acl
-	62, // 32: strata.v1.JoinClassicGroupRequest.protocols:type_name -> strata.v1.ClassicProtocol
-	64, // 33: strata.v1.JoinClassicGroupResponse.members:type_name -> strata.v1.ClassicMemberMetadata
-	66, // 34: strata.v1.SyncClassicGroupRequest.assignments:type_name -> strata.v1.ClassicAssignment
-	41, // 35: strata.v1.CommitClassicOffsetsRequest.topics:type_name -> strata.v1.TopicOffsets
-	76, // 36: strata.v1.DescribeClassicGroupResponse.members:type_name -> strata.v1.ClassicMemberDescription
-	2,  // 37: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
-	4,  // 38: strata.v1.Strata.ProduceMany:input_type -> strata.v1.ProduceManyRequest
-	8,  // 39: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
-	10, // 40: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
-	15, // 41: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
-	17, // 42: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
-	19, // 43: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
-	21, // 44: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
-	23, // 45: strata.v1.Strata.ClusterStatus:input_type -> strata.v1.ClusterStatusRequest
-	27, // 46: strata.v1.Strata.AlterTopic:input_type -> strata.v1.AlterTopicRequest
-	29, // 47: strata.v1.Strata.DrainBroker:input_type -> strata.v1.DrainBrokerRequest
-	30, // 48: strata.v1.Strata.UndrainBroker:input_type -> strata.v1.UndrainBrokerRequest
-	36, // 49: strata.v1.Strata.GroupHeartbeat:input_type -> strata.v1.GroupHeartbeatRequest
-	38, // 50: strata.v1.Strata.LeaveGroup:input_type -> strata.v1.LeaveGroupRequest
-	42, // 51: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
-	44, // 52: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
-	46, // 53: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
-	49, // 54: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
-	53, // 55: strata.v1.Strata.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
-	56, // 56: strata.v1.Strata.AddAcl:input_type -> strata.v1.AddAclRequest
-	58, // 57: strata.v1.Strata.RemoveAcl:input_type -> strata.v1.RemoveAclRequest
-	60, // 58: strata.v1.Strata.ListAcls:input_type -> strata.v1.ListAclsRequest
-	2,  // 59: strata.v1.Broker.Produce:input_type -> strata.v1.ProduceRequest
-	33, // 60: strata.v1.Broker.ReleasePartitions:input_type -> strata.v1.ReleasePartitionsRequest
-	30, // 61: strata.v1.Broker.Undrain:input_type -> strata.v1.UndrainBrokerRequest
-	15, // 62: strata.v1.Coordinator.CreateTopic:input_type -> strata.v1.CreateTopicRequest
-	17, // 63: strata.v1.Coordinator.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
-	19, // 64: strata.v1.Coordinator.ListTopics:input_type -> strata.v1.ListTopicsRequest
-	21, // 65: strata.v1.Coordinator.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
-	23, // 66: strata.v1.Coordinator.ClusterStatus:input_type -> strata.v1.ClusterStatusRequest
-	27, // 67: strata.v1.Coordinator.AlterTopic:input_type -> strata.v1.AlterTopicRequest
-	29, // 68: strata.v1.Coordinator.DrainBroker:input_type -> strata.v1.DrainBrokerRequest
-	30, // 69: strata.v1.Coordinator.UndrainBroker:input_type -> strata.v1.UndrainBrokerRequest
-	36, // 70: strata.v1.Coordinator.GroupHeartbeat:input_type -> strata.v1.GroupHeartbeatRequest
-	38, // 71: strata.v1.Coordinator.LeaveGroup:input_type -> strata.v1.LeaveGroupRequest
-	42, // 72: strata.v1.Coordinator.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
-	44, // 73: strata.v1.Coordinator.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
-	46, // 74: strata.v1.Coordinator.ListGroups:input_type -> strata.v1.ListGroupsRequest
-	49, // 75: strata.v1.Coordinator.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
-	53, // 76: strata.v1.Coordinator.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
-	63, // 77: strata.v1.Coordinator.JoinClassicGroup:input_type -> strata.v1.JoinClassicGroupRequest
-	67, // 78: strata.v1.Coordinator.SyncClassicGroup:input_type -> strata.v1.SyncClassicGroupRequest
-	69, // 79: strata.v1.Coordinator.ClassicHeartbeat:input_type -> strata.v1.ClassicHeartbeatRequest
-	71, // 80: strata.v1.Coordinator.LeaveClassicGroup:input_type -> strata.v1.LeaveClassicGroupRequest
-	73, // 81: strata.v1.Coordinator.CommitClassicOffsets:input_type -> strata.v1.CommitClassicOffsetsRequest
-	75, // 82: strata.v1.Coordinator.DescribeClassicGroup:input_type -> strata.v1.DescribeClassicGroupRequest
-	78, // 83: strata.v1.Coordinator.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
-	3,  // 84: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
-	5,  // 85: strata.v1.Strata.ProduceMany:output_type -> strata.v1.ProduceManyResponse
-	9,  // 86: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
-	11, // 87: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
-	16, // 88: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
-	18, // 89: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
-	20, // 90: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
-	22, // 91: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
-	26, // 92: strata.v1.Strata.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
-	28, // 93: strata.v1.Strata.AlterTopic:output_type -> strata.v1.AlterTopicResponse
-	32, // 94: strata.v1.Strata.DrainBroker:output_type -> strata.v1.DrainBrokerResponse
-	31, // 95: strata.v1.Strata.UndrainBroker:output_type -> strata.v1.UndrainBrokerResponse
-	37, // 96: strata.v1.Strata.GroupHeartbeat:output_type -> strata.v1.GroupHeartbeatResponse
-	39, // 97: strata.v1.Strata.LeaveGroup:output_type -> strata.v1.LeaveGroupResponse
-	43, // 98: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
-	45, // 99: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
-	48, // 100: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
-	52, // 101: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
-	54, // 102: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
-	57, // 103: strata.v1.Strata.AddAcl:output_type -> strata.v1.AddAclResponse
-	59, // 104: strata.v1.Strata.RemoveAcl:output_type -> strata.v1.RemoveAclResponse
-	61, // 105: strata.v1.Strata.ListAcls:output_type -> strata.v1.ListAclsResponse
-	3,  // 106: strata.v1.Broker.Produce:output_type -> strata.v1.ProduceResponse
-	34, // 107: strata.v1.Broker.ReleasePartitions:output_type -> strata.v1.ReleasePartitionsResponse
-	31, // 108: strata.v1.Broker.Undrain:output_type -> strata.v1.UndrainBrokerResponse
-	16, // 109: strata.v1.Coordinator.CreateTopic:output_type -> strata.v1.CreateTopicResponse
-	18, // 110: strata.v1.Coordinator.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
-	20, // 111: strata.v1.Coordinator.ListTopics:output_type -> strata.v1.ListTopicsResponse
-	22, // 112: strata.v1.Coordinator.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
-	26, // 113: strata.v1.Coordinator.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
-	28, // 114: strata.v1.Coordinator.AlterTopic:output_type -> strata.v1.AlterTopicResponse
-	32, // 115: strata.v1.Coordinator.DrainBroker:output_type -> strata.v1.DrainBrokerResponse
-	31, // 116: strata.v1.Coordinator.UndrainBroker:output_type -> strata.v1.UndrainBrokerResponse
-	37, // 117: strata.v1.Coordinator.GroupHeartbeat:output_type -> strata.v1.GroupHeartbeatResponse
-	39, // 118: strata.v1.Coordinator.LeaveGroup:output_type -> strata.v1.LeaveGroupResponse
-	43, // 119: strata.v1.Coordinator.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
-	45, // 120: strata.v1.Coordinator.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
-	48, // 121: strata.v1.Coordinator.ListGroups:output_type -> strata.v1.ListGroupsResponse
-	52, // 122: strata.v1.Coordinator.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
-	54, // 123: strata.v1.Coordinator.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
-	65, // 124: strata.v1.Coordinator.JoinClassicGroup:output_type -> strata.v1.JoinClassicGroupResponse
-	68, // 125: strata.v1.Coordinator.SyncClassicGroup:output_type -> strata.v1.SyncClassicGroupResponse
-	70, // 126: strata.v1.Coordinator.ClassicHeartbeat:output_type -> strata.v1.ClassicHeartbeatResponse
-	72, // 127: strata.v1.Coordinator.LeaveClassicGroup:output_type -> strata.v1.LeaveClassicGroupResponse
-	74, // 128: strata.v1.Coordinator.CommitClassicOffsets:output_type -> strata.v1.CommitClassicOffsetsResponse
-	77, // 129: strata.v1.Coordinator.DescribeClassicGroup:output_type -> strata.v1.DescribeClassicGroupResponse
-	79, // 130: strata.v1.Coordinator.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
-	84, // [84:131] is the sub-list for method output_type
-	37, // [37:84] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	2,  // 4: strata.v1.ProduceStreamRequest.produce:type_name -> strata.v1.ProduceRequest
+	3,  // 5: strata.v1.ProduceStreamResponse.response:type_name -> strata.v1.ProduceResponse
+	7,  // 6: strata.v1.ProduceStreamResponse.error:type_name -> strata.v1.PartError
+	14, // 7: strata.v1.TopicInfo.config:type_name -> strata.v1.TopicConfig
+	15, // 8: strata.v1.TopicInfo.partition_info:type_name -> strata.v1.PartitionInfo
+	14, // 9: strata.v1.CreateTopicRequest.config:type_name -> strata.v1.TopicConfig
+	16, // 10: strata.v1.CreateTopicResponse.topic:type_name -> strata.v1.TopicInfo
+	16, // 11: strata.v1.ListTopicsResponse.topics:type_name -> strata.v1.TopicInfo
+	16, // 12: strata.v1.DescribeTopicResponse.topic:type_name -> strata.v1.TopicInfo
+	26, // 13: strata.v1.BrokerStatus.partitions:type_name -> strata.v1.PartitionRef
+	27, // 14: strata.v1.ClusterStatusResponse.brokers:type_name -> strata.v1.BrokerStatus
+	26, // 15: strata.v1.ClusterStatusResponse.unassigned:type_name -> strata.v1.PartitionRef
+	14, // 16: strata.v1.AlterTopicRequest.config:type_name -> strata.v1.TopicConfig
+	16, // 17: strata.v1.AlterTopicResponse.topic:type_name -> strata.v1.TopicInfo
+	26, // 18: strata.v1.DrainBrokerResponse.released:type_name -> strata.v1.PartitionRef
+	26, // 19: strata.v1.ReleasePartitionsRequest.partitions:type_name -> strata.v1.PartitionRef
+	26, // 20: strata.v1.ReleasePartitionsResponse.released:type_name -> strata.v1.PartitionRef
+	37, // 21: strata.v1.GroupHeartbeatRequest.owned:type_name -> strata.v1.TopicPartitions
+	37, // 22: strata.v1.GroupHeartbeatResponse.assignment:type_name -> strata.v1.TopicPartitions
+	42, // 23: strata.v1.TopicOffsets.partitions:type_name -> strata.v1.PartitionOffset
+	43, // 24: strata.v1.CommitOffsetsRequest.topics:type_name -> strata.v1.TopicOffsets
+	43, // 25: strata.v1.FetchOffsetsResponse.topics:type_name -> strata.v1.TopicOffsets
+	49, // 26: strata.v1.ListGroupsResponse.groups:type_name -> strata.v1.GroupSummary
+	37, // 27: strata.v1.GroupMember.assignment:type_name -> strata.v1.TopicPartitions
+	37, // 28: strata.v1.GroupMember.pending:type_name -> strata.v1.TopicPartitions
+	52, // 29: strata.v1.DescribeGroupResponse.members:type_name -> strata.v1.GroupMember
+	53, // 30: strata.v1.DescribeGroupResponse.partitions:type_name -> strata.v1.GroupPartitionLag
+	43, // 31: strata.v1.ResetOffsetsRequest.topics:type_name -> strata.v1.TopicOffsets
+	57, // 32: strata.v1.AddAclRequest.acl:type_name -> strata.v1.Acl
+	57, // 33: strata.v1.RemoveAclRequest.acl:type_name -> strata.v1.Acl
+	57, // 34: strata.v1.ListAclsResponse.acls:type_name -> strata.v1.Acl
+	64, // 35: strata.v1.JoinClassicGroupRequest.protocols:type_name -> strata.v1.ClassicProtocol
+	66, // 36: strata.v1.JoinClassicGroupResponse.members:type_name -> strata.v1.ClassicMemberMetadata
+	68, // 37: strata.v1.SyncClassicGroupRequest.assignments:type_name -> strata.v1.ClassicAssignment
+	43, // 38: strata.v1.CommitClassicOffsetsRequest.topics:type_name -> strata.v1.TopicOffsets
+	78, // 39: strata.v1.DescribeClassicGroupResponse.members:type_name -> strata.v1.ClassicMemberDescription
+	2,  // 40: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
+	4,  // 41: strata.v1.Strata.ProduceMany:input_type -> strata.v1.ProduceManyRequest
+	10, // 42: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
+	12, // 43: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
+	17, // 44: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
+	19, // 45: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
+	21, // 46: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
+	23, // 47: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
+	25, // 48: strata.v1.Strata.ClusterStatus:input_type -> strata.v1.ClusterStatusRequest
+	29, // 49: strata.v1.Strata.AlterTopic:input_type -> strata.v1.AlterTopicRequest
+	31, // 50: strata.v1.Strata.DrainBroker:input_type -> strata.v1.DrainBrokerRequest
+	32, // 51: strata.v1.Strata.UndrainBroker:input_type -> strata.v1.UndrainBrokerRequest
+	38, // 52: strata.v1.Strata.GroupHeartbeat:input_type -> strata.v1.GroupHeartbeatRequest
+	40, // 53: strata.v1.Strata.LeaveGroup:input_type -> strata.v1.LeaveGroupRequest
+	44, // 54: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
+	46, // 55: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
+	48, // 56: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
+	51, // 57: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
+	55, // 58: strata.v1.Strata.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
+	58, // 59: strata.v1.Strata.AddAcl:input_type -> strata.v1.AddAclRequest
+	60, // 60: strata.v1.Strata.RemoveAcl:input_type -> strata.v1.RemoveAclRequest
+	62, // 61: strata.v1.Strata.ListAcls:input_type -> strata.v1.ListAclsRequest
+	2,  // 62: strata.v1.Broker.Produce:input_type -> strata.v1.ProduceRequest
+	8,  // 63: strata.v1.Broker.ProduceStream:input_type -> strata.v1.ProduceStreamRequest
+	35, // 64: strata.v1.Broker.ReleasePartitions:input_type -> strata.v1.ReleasePartitionsRequest
+	32, // 65: strata.v1.Broker.Undrain:input_type -> strata.v1.UndrainBrokerRequest
+	17, // 66: strata.v1.Coordinator.CreateTopic:input_type -> strata.v1.CreateTopicRequest
+	19, // 67: strata.v1.Coordinator.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
+	21, // 68: strata.v1.Coordinator.ListTopics:input_type -> strata.v1.ListTopicsRequest
+	23, // 69: strata.v1.Coordinator.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
+	25, // 70: strata.v1.Coordinator.ClusterStatus:input_type -> strata.v1.ClusterStatusRequest
+	29, // 71: strata.v1.Coordinator.AlterTopic:input_type -> strata.v1.AlterTopicRequest
+	31, // 72: strata.v1.Coordinator.DrainBroker:input_type -> strata.v1.DrainBrokerRequest
+	32, // 73: strata.v1.Coordinator.UndrainBroker:input_type -> strata.v1.UndrainBrokerRequest
+	38, // 74: strata.v1.Coordinator.GroupHeartbeat:input_type -> strata.v1.GroupHeartbeatRequest
+	40, // 75: strata.v1.Coordinator.LeaveGroup:input_type -> strata.v1.LeaveGroupRequest
+	44, // 76: strata.v1.Coordinator.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
+	46, // 77: strata.v1.Coordinator.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
+	48, // 78: strata.v1.Coordinator.ListGroups:input_type -> strata.v1.ListGroupsRequest
+	51, // 79: strata.v1.Coordinator.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
+	55, // 80: strata.v1.Coordinator.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
+	65, // 81: strata.v1.Coordinator.JoinClassicGroup:input_type -> strata.v1.JoinClassicGroupRequest
+	69, // 82: strata.v1.Coordinator.SyncClassicGroup:input_type -> strata.v1.SyncClassicGroupRequest
+	71, // 83: strata.v1.Coordinator.ClassicHeartbeat:input_type -> strata.v1.ClassicHeartbeatRequest
+	73, // 84: strata.v1.Coordinator.LeaveClassicGroup:input_type -> strata.v1.LeaveClassicGroupRequest
+	75, // 85: strata.v1.Coordinator.CommitClassicOffsets:input_type -> strata.v1.CommitClassicOffsetsRequest
+	77, // 86: strata.v1.Coordinator.DescribeClassicGroup:input_type -> strata.v1.DescribeClassicGroupRequest
+	80, // 87: strata.v1.Coordinator.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
+	3,  // 88: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
+	5,  // 89: strata.v1.Strata.ProduceMany:output_type -> strata.v1.ProduceManyResponse
+	11, // 90: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
+	13, // 91: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
+	18, // 92: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
+	20, // 93: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
+	22, // 94: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
+	24, // 95: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
+	28, // 96: strata.v1.Strata.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
+	30, // 97: strata.v1.Strata.AlterTopic:output_type -> strata.v1.AlterTopicResponse
+	34, // 98: strata.v1.Strata.DrainBroker:output_type -> strata.v1.DrainBrokerResponse
+	33, // 99: strata.v1.Strata.UndrainBroker:output_type -> strata.v1.UndrainBrokerResponse
+	39, // 100: strata.v1.Strata.GroupHeartbeat:output_type -> strata.v1.GroupHeartbeatResponse
+	41, // 101: strata.v1.Strata.LeaveGroup:output_type -> strata.v1.LeaveGroupResponse
+	45, // 102: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
+	47, // 103: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
+	50, // 104: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
+	54, // 105: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
+	56, // 106: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
+	59, // 107: strata.v1.Strata.AddAcl:output_type -> strata.v1.AddAclResponse
+	61, // 108: strata.v1.Strata.RemoveAcl:output_type -> strata.v1.RemoveAclResponse
+	63, // 109: strata.v1.Strata.ListAcls:output_type -> strata.v1.ListAclsResponse
+	3,  // 110: strata.v1.Broker.Produce:output_type -> strata.v1.ProduceResponse
+	9,  // 111: strata.v1.Broker.ProduceStream:output_type -> strata.v1.ProduceStreamResponse
+	36, // 112: strata.v1.Broker.ReleasePartitions:output_type -> strata.v1.ReleasePartitionsResponse
+	33, // 113: strata.v1.Broker.Undrain:output_type -> strata.v1.UndrainBrokerResponse
+	18, // 114: strata.v1.Coordinator.CreateTopic:output_type -> strata.v1.CreateTopicResponse
+	20, // 115: strata.v1.Coordinator.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
+	22, // 116: strata.v1.Coordinator.ListTopics:output_type -> strata.v1.ListTopicsResponse
+	24, // 117: strata.v1.Coordinator.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
+	28, // 118: strata.v1.Coordinator.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
+	30, // 119: strata.v1.Coordinator.AlterTopic:output_type -> strata.v1.AlterTopicResponse
+	34, // 120: strata.v1.Coordinator.DrainBroker:output_type -> strata.v1.DrainBrokerResponse
+	33, // 121: strata.v1.Coordinator.UndrainBroker:output_type -> strata.v1.UndrainBrokerResponse
+	39, // 122: strata.v1.Coordinator.GroupHeartbeat:output_type -> strata.v1.GroupHeartbeatResponse
+	41, // 123: strata.v1.Coordinator.LeaveGroup:output_type -> strata.v1.LeaveGroupResponse
+	45, // 124: strata.v1.Coordinator.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
+	47, // 125: strata.v1.Coordinator.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
+	50, // 126: strata.v1.Coordinator.ListGroups:output_type -> strata.v1.ListGroupsResponse
+	54, // 127: strata.v1.Coordinator.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
+	56, // 128: strata.v1.Coordinator.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
+	67, // 129: strata.v1.Coordinator.JoinClassicGroup:output_type -> strata.v1.JoinClassicGroupResponse
+	70, // 130: strata.v1.Coordinator.SyncClassicGroup:output_type -> strata.v1.SyncClassicGroupResponse
+	72, // 131: strata.v1.Coordinator.ClassicHeartbeat:output_type -> strata.v1.ClassicHeartbeatResponse
+	74, // 132: strata.v1.Coordinator.LeaveClassicGroup:output_type -> strata.v1.LeaveClassicGroupResponse
+	76, // 133: strata.v1.Coordinator.CommitClassicOffsets:output_type -> strata.v1.CommitClassicOffsetsResponse
+	79, // 134: strata.v1.Coordinator.DescribeClassicGroup:output_type -> strata.v1.DescribeClassicGroupResponse
+	81, // 135: strata.v1.Coordinator.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
+	88, // [88:136] is the sub-list for method output_type
+	40, // [40:88] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_strata_v1_strata_proto_init() }
@@ -5473,7 +5633,7 @@ func file_strata_v1_strata_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strata_v1_strata_proto_rawDesc), len(file_strata_v1_strata_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   78,
+			NumMessages:   80,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

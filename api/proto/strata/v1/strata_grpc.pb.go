@@ -989,6 +989,7 @@ var Strata_ServiceDesc = grpc.ServiceDesc{
 
 const (
 	Broker_Produce_FullMethodName           = "/strata.v1.Broker/Produce"
+	Broker_ProduceStream_FullMethodName     = "/strata.v1.Broker/ProduceStream"
 	Broker_ReleasePartitions_FullMethodName = "/strata.v1.Broker/ReleasePartitions"
 	Broker_Undrain_FullMethodName           = "/strata.v1.Broker/Undrain"
 )
@@ -1001,6 +1002,12 @@ const (
 type BrokerClient interface {
 	// Produce appends to a partition the broker owns; NOT_OWNER otherwise.
 	Produce(ctx context.Context, in *ProduceRequest, opts ...grpc.CallOption) (*ProduceResponse, error)
+	// ProduceStream carries a proxy's produces to this broker over one
+	// stream instead of a call each: every request message is a produce (or
+	// withdraws one), every response message the result of one, sent as
+	// soon as it is known. Each produce is served as a Produce call of its
+	// own would be, with its own deadline and cancellation.
+	ProduceStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ProduceStreamRequest, ProduceStreamResponse], error)
 	// ReleasePartitions hands partitions this broker owns to another broker
 	// gracefully: it refuses new produces for them (NOT_OWNER), flushes and
 	// commits what it holds, then moves ownership (epoch + 1) to target, or
@@ -1030,6 +1037,19 @@ func (c *brokerClient) Produce(ctx context.Context, in *ProduceRequest, opts ...
 	return out, nil
 }
 
+func (c *brokerClient) ProduceStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ProduceStreamRequest, ProduceStreamResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Broker_ServiceDesc.Streams[0], Broker_ProduceStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ProduceStreamRequest, ProduceStreamResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Broker_ProduceStreamClient = grpc.BidiStreamingClient[ProduceStreamRequest, ProduceStreamResponse]
+
 func (c *brokerClient) ReleasePartitions(ctx context.Context, in *ReleasePartitionsRequest, opts ...grpc.CallOption) (*ReleasePartitionsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ReleasePartitionsResponse)
@@ -1058,6 +1078,12 @@ func (c *brokerClient) Undrain(ctx context.Context, in *UndrainBrokerRequest, op
 type BrokerServer interface {
 	// Produce appends to a partition the broker owns; NOT_OWNER otherwise.
 	Produce(context.Context, *ProduceRequest) (*ProduceResponse, error)
+	// ProduceStream carries a proxy's produces to this broker over one
+	// stream instead of a call each: every request message is a produce (or
+	// withdraws one), every response message the result of one, sent as
+	// soon as it is known. Each produce is served as a Produce call of its
+	// own would be, with its own deadline and cancellation.
+	ProduceStream(grpc.BidiStreamingServer[ProduceStreamRequest, ProduceStreamResponse]) error
 	// ReleasePartitions hands partitions this broker owns to another broker
 	// gracefully: it refuses new produces for them (NOT_OWNER), flushes and
 	// commits what it holds, then moves ownership (epoch + 1) to target, or
@@ -1079,6 +1105,9 @@ type UnimplementedBrokerServer struct{}
 
 func (UnimplementedBrokerServer) Produce(context.Context, *ProduceRequest) (*ProduceResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Produce not implemented")
+}
+func (UnimplementedBrokerServer) ProduceStream(grpc.BidiStreamingServer[ProduceStreamRequest, ProduceStreamResponse]) error {
+	return status.Error(codes.Unimplemented, "method ProduceStream not implemented")
 }
 func (UnimplementedBrokerServer) ReleasePartitions(context.Context, *ReleasePartitionsRequest) (*ReleasePartitionsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReleasePartitions not implemented")
@@ -1124,6 +1153,13 @@ func _Broker_Produce_Handler(srv interface{}, ctx context.Context, dec func(inte
 	}
 	return interceptor(ctx, in, info, handler)
 }
+
+func _Broker_ProduceStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(BrokerServer).ProduceStream(&grpc.GenericServerStream[ProduceStreamRequest, ProduceStreamResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Broker_ProduceStreamServer = grpc.BidiStreamingServer[ProduceStreamRequest, ProduceStreamResponse]
 
 func _Broker_ReleasePartitions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ReleasePartitionsRequest)
@@ -1181,7 +1217,14 @@ var Broker_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Broker_Undrain_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "ProduceStream",
+			Handler:       _Broker_ProduceStream_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "strata/v1/strata.proto",
 }
 

@@ -1,0 +1,131 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"time"
+
+	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
+	"github.com/strata-mq/strata/pkg/apierr"
+)
+
+// ProduceFunc serves one produce, as a broker's Produce does.
+type ProduceFunc func(context.Context, *stratav1.ProduceRequest) (*stratav1.ProduceResponse, error)
+
+// ServeProduceStream serves a Broker.ProduceStream with produce: each
+// request message runs as a produce of its own, with its own context (the
+// stream's, bounded by the message's timeout, cancelled by a withdrawal),
+// and its result is sent as soon as it is known.
+//
+// It returns when the caller closes its side and every produce is
+// answered, or when the stream's context ends: produces in progress are
+// then cancelled, as their calls would be when the connection drops.
+func ServeProduceStream(stream stratav1.Broker_ProduceStreamServer, produce ProduceFunc) error {
+	ctx, cancelAll := context.WithCancel(stream.Context())
+	defer cancelAll()
+	ps := &produceStream{produce: produce, ctx: ctx, cancels: map[uint64]context.CancelFunc{}, results: make(chan *stratav1.ProduceStreamResponse, 64)}
+	sendDone := make(chan error, 1)
+	go func() { sendDone <- ps.sendLoop(stream) }()
+	err := ps.recvLoop(stream)
+	if err != nil {
+		cancelAll()
+	}
+	ps.wg.Wait()
+	close(ps.results)
+	if serr := <-sendDone; err == nil {
+		err = serr
+	}
+	return err
+}
+
+// produceStream is one ProduceStream being served.
+type produceStream struct {
+	produce ProduceFunc
+	ctx     context.Context
+	wg      sync.WaitGroup // the produces in progress
+	results chan *stratav1.ProduceStreamResponse
+
+	mu      sync.Mutex // guards cancels
+	cancels map[uint64]context.CancelFunc
+}
+
+// recvLoop starts a produce per request message until the proxy closes
+// its side (nil) or the stream fails.
+func (ps *produceStream) recvLoop(stream stratav1.Broker_ProduceStreamServer) error {
+	for {
+		req, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if req.GetCancel() {
+			ps.withdraw(req.GetId())
+			continue
+		}
+		ps.start(req)
+	}
+}
+
+// start runs one produce and queues its result.
+func (ps *produceStream) start(req *stratav1.ProduceStreamRequest) {
+	id := req.GetId()
+	ctx, cancel := context.WithCancel(ps.ctx)
+	if t := req.GetTimeoutMs(); t > 0 {
+		ctx, cancel = context.WithTimeout(ps.ctx, time.Duration(t)*time.Millisecond)
+	}
+	ps.mu.Lock()
+	if _, dup := ps.cancels[id]; dup {
+		ps.mu.Unlock()
+		cancel()
+		ps.results <- &stratav1.ProduceStreamResponse{Id: id, Error: apierr.ToPart(apierr.Errorf(apierr.ErrInvalidRequest, "produce id %d is already in progress on this stream", id))}
+		return
+	}
+	ps.cancels[id] = cancel
+	ps.mu.Unlock()
+	ps.wg.Go(func() {
+		var (
+			resp *stratav1.ProduceResponse
+			err  error
+		)
+		if req.GetProduce() == nil {
+			err = apierr.Errorf(apierr.ErrInvalidRequest, "produce stream message %d has neither a produce nor a cancel", id)
+		} else {
+			resp, err = ps.produce(ctx, req.GetProduce())
+		}
+		ps.mu.Lock()
+		_, live := ps.cancels[id]
+		delete(ps.cancels, id)
+		ps.mu.Unlock()
+		cancel()
+		if live { // a withdrawn produce gets no result
+			ps.results <- &stratav1.ProduceStreamResponse{Id: id, Response: resp, Error: apierr.ToPart(err)}
+		}
+	})
+}
+
+// withdraw cancels the produce id, if it is in progress.
+func (ps *produceStream) withdraw(id uint64) {
+	ps.mu.Lock()
+	cancel, ok := ps.cancels[id]
+	delete(ps.cancels, id)
+	ps.mu.Unlock()
+	if ok {
+		cancel()
+	}
+}
+
+// sendLoop sends the results until the produces are done. After a failed
+// send it drains the rest, so that no produce blocks on its result.
+func (ps *produceStream) sendLoop(stream stratav1.Broker_ProduceStreamServer) error {
+	var err error
+	for r := range ps.results {
+		if err == nil {
+			err = stream.Send(r)
+		}
+	}
+	return err
+}

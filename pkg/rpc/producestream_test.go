@@ -1,0 +1,159 @@
+package rpc_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
+	"github.com/strata-mq/strata/pkg/apierr"
+	"github.com/strata-mq/strata/pkg/rpc"
+)
+
+// streamBroker serves ProduceStream with rpc.ServeProduceStream: partition
+// 1 waits for its context and reports why it ended, 2 is not owned, 3
+// answers the time left before its deadline as its base offset, and the
+// others their partition.
+type streamBroker struct {
+	stratav1.UnimplementedBrokerServer
+	ended chan error
+}
+
+func (b *streamBroker) ProduceStream(s stratav1.Broker_ProduceStreamServer) error {
+	return rpc.ServeProduceStream(s, func(ctx context.Context, r *stratav1.ProduceRequest) (*stratav1.ProduceResponse, error) {
+		switch r.Partition {
+		case 1:
+			<-ctx.Done()
+			b.ended <- ctx.Err()
+			return nil, ctx.Err()
+		case 2:
+			return nil, apierr.Errorf(apierr.ErrNotOwner, "partition %d", r.Partition)
+		case 3:
+			d, ok := ctx.Deadline()
+			if !ok {
+				return nil, errors.New("no deadline")
+			}
+			return &stratav1.ProduceResponse{BaseOffset: time.Until(d).Milliseconds()}, nil
+		}
+		return &stratav1.ProduceResponse{BaseOffset: int64(r.Partition)}, nil
+	})
+}
+
+// TestServeProduceStream: each produce on the stream is answered on its
+// own, by id, as soon as it is done, with its own deadline; a withdrawn
+// produce is cancelled and not answered; malformed messages are refused
+// alone; the stream ends once the caller closes its side.
+func TestServeProduceStream(t *testing.T) {
+	l, err := rpc.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := rpc.NewServer(slog.New(slog.DiscardHandler))
+	b := &streamBroker{ended: make(chan error, 4)}
+	stratav1.RegisterBrokerServer(srv, b)
+	go srv.Serve(l)
+	defer srv.Stop()
+	conn, err := rpc.Dial(l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := stratav1.NewBrokerClient(conn).ProduceStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(m *stratav1.ProduceStreamRequest) {
+		t.Helper()
+		if err := s.Send(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	part := func(p int32) *stratav1.ProduceRequest { return &stratav1.ProduceRequest{Partition: p} }
+	send(&stratav1.ProduceStreamRequest{Id: 10, Produce: part(1)}) // waits until withdrawn
+	send(&stratav1.ProduceStreamRequest{Id: 11, Produce: part(5)})
+	send(&stratav1.ProduceStreamRequest{Id: 12, Produce: part(2)})
+	send(&stratav1.ProduceStreamRequest{Id: 13})                   // neither produce nor cancel
+	send(&stratav1.ProduceStreamRequest{Id: 10, Produce: part(0)}) // id in progress
+	send(&stratav1.ProduceStreamRequest{Id: 14, Produce: part(3), TimeoutMs: 5000})
+	got := map[uint64]*stratav1.ProduceStreamResponse{}
+	for range 5 {
+		r, err := s.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[r.GetId()] = r
+	}
+	if r := got[11]; r.GetResponse().GetBaseOffset() != 5 || r.GetError() != nil {
+		t.Fatalf("produce 11: %v", r)
+	}
+	if err := apierr.FromPart(got[12].GetError()); !errors.Is(err, apierr.ErrNotOwner) || !apierr.Retriable(err) {
+		t.Fatalf("produce 12: %v, want a retriable NOT_OWNER", err)
+	}
+	for _, id := range []uint64{13, 10} {
+		if err := apierr.FromPart(got[id].GetError()); !errors.Is(err, apierr.ErrInvalidRequest) {
+			t.Fatalf("message %d: %v, want INVALID_REQUEST", id, err)
+		}
+	}
+	if left := got[14].GetResponse().GetBaseOffset(); left <= 0 || left > 5000 {
+		t.Fatalf("produce 14 saw %d ms before its deadline, want its 5 s timeout", left)
+	}
+	// Withdrawing 10 cancels it; it gets no answer, and the stream ends
+	// once the caller closes its side.
+	send(&stratav1.ProduceStreamRequest{Id: 10, Cancel: true})
+	if err := <-b.ended; !errors.Is(err, context.Canceled) {
+		t.Fatalf("withdrawn produce ended with %v, want Canceled", err)
+	}
+	if err := s.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := s.Recv(); !errors.Is(err, io.EOF) {
+		t.Fatalf("after the withdrawal: %v, %v; want the stream to end without an answer", r, err)
+	}
+}
+
+// TestServeProduceStreamCancelsOnEnd: when the caller goes away, the
+// produces in progress are cancelled, as their calls would be.
+func TestServeProduceStreamCancelsOnEnd(t *testing.T) {
+	l, err := rpc.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := rpc.NewServer(slog.New(slog.DiscardHandler))
+	b := &streamBroker{ended: make(chan error, 4)}
+	stratav1.RegisterBrokerServer(srv, b)
+	go srv.Serve(l)
+	defer srv.Stop()
+	conn, err := rpc.Dial(l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := stratav1.NewBrokerClient(conn).ProduceStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id := range uint64(2) {
+		if err := s.Send(&stratav1.ProduceStreamRequest{Id: id, Produce: &stratav1.ProduceRequest{Partition: 1}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Both are waiting once a later produce has been answered.
+	if err := s.Send(&stratav1.ProduceStreamRequest{Id: 9, Produce: &stratav1.ProduceRequest{Partition: 4}}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := s.Recv(); err != nil || r.GetId() != 9 {
+		t.Fatalf("first answer %v, %v; want produce 9's", r, err)
+	}
+	cancel()
+	for range 2 {
+		if err := <-b.ended; !errors.Is(err, context.Canceled) {
+			t.Fatalf("produce ended with %v, want Canceled", err)
+		}
+	}
+}
