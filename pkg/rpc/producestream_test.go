@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+
 	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
 	"github.com/strata-mq/strata/pkg/apierr"
 	"github.com/strata-mq/strata/pkg/rpc"
@@ -42,11 +44,10 @@ func (b *streamBroker) ProduceStream(s stratav1.Broker_ProduceStreamServer) erro
 	})
 }
 
-// TestServeProduceStream: each produce on the stream is answered on its
-// own, by id, as soon as it is done, with its own deadline; a withdrawn
-// produce is cancelled and not answered; malformed messages are refused
-// alone; the stream ends once the caller closes its side.
-func TestServeProduceStream(t *testing.T) {
+// startStreamBroker serves a streamBroker and returns it with a
+// connection to it; both end with t.
+func startStreamBroker(t *testing.T) (*streamBroker, *grpc.ClientConn) {
+	t.Helper()
 	l, err := rpc.Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -55,12 +56,21 @@ func TestServeProduceStream(t *testing.T) {
 	b := &streamBroker{ended: make(chan error, 4)}
 	stratav1.RegisterBrokerServer(srv, b)
 	go srv.Serve(l)
-	defer srv.Stop()
+	t.Cleanup(srv.Stop)
 	conn, err := rpc.Dial(l.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	t.Cleanup(func() { conn.Close() })
+	return b, conn
+}
+
+// TestServeProduceStream: each produce on the stream is answered on its
+// own, by id, as soon as it is done, with its own deadline; a withdrawn
+// produce is cancelled and not answered; malformed messages are refused
+// alone; the stream ends once the caller closes its side.
+func TestServeProduceStream(t *testing.T) {
+	b, conn := startStreamBroker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	s, err := stratav1.NewBrokerClient(conn).ProduceStream(ctx)
@@ -119,20 +129,7 @@ func TestServeProduceStream(t *testing.T) {
 // TestServeProduceStreamCancelsOnEnd: when the caller goes away, the
 // produces in progress are cancelled, as their calls would be.
 func TestServeProduceStreamCancelsOnEnd(t *testing.T) {
-	l, err := rpc.Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := rpc.NewServer(slog.New(slog.DiscardHandler))
-	b := &streamBroker{ended: make(chan error, 4)}
-	stratav1.RegisterBrokerServer(srv, b)
-	go srv.Serve(l)
-	defer srv.Stop()
-	conn, err := rpc.Dial(l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	b, conn := startStreamBroker(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	s, err := stratav1.NewBrokerClient(conn).ProduceStream(ctx)
 	if err != nil {
