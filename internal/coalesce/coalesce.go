@@ -37,8 +37,8 @@ const (
 	// DefaultMaxBytes bounds the batches of one ProduceMany call; a
 	// single larger request goes alone. 4 MiB is a full flush of a broker
 	// (its default --flush-bytes) and well under the proxy's default
-	// request limit (32 MiB), so gathering never makes a call too large
-	// that its parts alone would not be.
+	// request limit (32 MiB). A call refused for its size under a lower
+	// limit (ResourceExhausted) is sent again part by part.
 	DefaultMaxBytes = 4 << 20
 )
 
@@ -231,8 +231,15 @@ func (c *Coalescer) run(batch []*call) {
 		req.Parts[i] = cl.req
 	}
 	resp, err := c.many(ctx, req)
-	if status.Code(err) == codes.Unimplemented {
+	switch {
+	case status.Code(err) == codes.Unimplemented:
 		c.unimplemented.Store(true)
+		c.runSingly(batch)
+		return
+	case status.Code(err) == codes.ResourceExhausted && len(batch) > 1:
+		// The server refused the call's size before serving any part (a
+		// request limit below what was gathered): each part alone is
+		// what a call of its own would have sent.
 		c.runSingly(batch)
 		return
 	}

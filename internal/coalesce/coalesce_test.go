@@ -3,6 +3,7 @@ package coalesce
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -189,6 +190,64 @@ func TestFallsBackToProduce(t *testing.T) {
 	}
 	if manyCalls != 1 || singleCalls != 3 {
 		t.Fatalf("%d ProduceMany and %d Produce calls, want 1 and 3", manyCalls, singleCalls)
+	}
+}
+
+// TestTooLargeCallGoesPartByPart: a call refused for its size
+// (ResourceExhausted, under a request limit lower than what was gathered)
+// is sent again as one call per part; a single produce refused so keeps
+// the error.
+func TestTooLargeCallGoesPartByPart(t *testing.T) {
+	s := &server{release: make(chan struct{}), arrived: make(chan struct{}, 10)}
+	var (
+		mu              sync.Mutex
+		refused, single []int32
+	)
+	c := New(func(ctx context.Context, req *stratav1.ProduceManyRequest) (*stratav1.ProduceManyResponse, error) {
+		if len(req.GetParts()) > 1 {
+			mu.Lock()
+			for _, p := range req.GetParts() {
+				refused = append(refused, p.GetPartition())
+			}
+			mu.Unlock()
+			return nil, status.Error(codes.ResourceExhausted, "grpc: received message larger than max")
+		}
+		if req.GetParts()[0].GetPartition() == 100 {
+			return s.many(ctx, req) // held until released
+		}
+		return &stratav1.ProduceManyResponse{Results: []*stratav1.ProducePartResult{{Response: &stratav1.ProduceResponse{BaseOffset: int64(req.GetParts()[0].GetPartition())}}}}, nil
+	}, func(_ context.Context, req *stratav1.ProduceRequest) (*stratav1.ProduceResponse, error) {
+		mu.Lock()
+		single = append(single, req.GetPartition())
+		mu.Unlock()
+		return &stratav1.ProduceResponse{BaseOffset: int64(req.GetPartition())}, nil
+	}, time.Second, 0)
+	held := make(chan error, 1)
+	go func() { _, err := produce(c, 100); held <- err }()
+	<-s.arrived // a lone produce goes at once, and is held in flight
+	var wg sync.WaitGroup
+	for i := range int32(5) {
+		wg.Go(func() {
+			if resp, err := produce(c, i); err != nil || resp.GetBaseOffset() != int64(i) {
+				t.Errorf("partition %d: %v, %v", i, resp, err)
+			}
+		})
+	}
+	wg.Wait()
+	close(s.release)
+	if err := <-held; err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(refused)
+	slices.Sort(single)
+	if len(refused) < 2 || !slices.Equal(refused, single) {
+		t.Fatalf("parts of refused calls %v, sent alone %v; want the same, from at least one gathered call", refused, single)
+	}
+	tooBig := New(func(context.Context, *stratav1.ProduceManyRequest) (*stratav1.ProduceManyResponse, error) {
+		return nil, status.Error(codes.ResourceExhausted, "grpc: received message larger than max")
+	}, nil, 0, 0)
+	if _, err := produce(tooBig, 1); status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("a lone produce refused for its size: %v, want ResourceExhausted", err)
 	}
 }
 
