@@ -361,14 +361,14 @@ func testSettled(t *testing.T, withView bool) {
 		}
 	}
 	produce(10)
-	e.produce(10) // two small entries per partition: too few to merge
+	produce(10) // two small entries per partition: too few to merge
 	compact("young entries", 0, 0)
 	compact("nothing changed", 3, 0)
 	e.advance(2 * time.Second)
 	compact("entries aged", 0, 0)
 	compact("aged, nothing changed", 3, 0)
 	produce(10)
-	e.produce(10) // four small entries: CompactMinInputs, once they age
+	produce(10) // four small entries: CompactMinInputs, once they age
 	compact("new entries", 0, 0)
 	compact("new entries still young", 3, 0)
 	e.advance(2 * time.Second)
