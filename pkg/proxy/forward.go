@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/status"
 
 	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
@@ -33,6 +34,7 @@ var errStreamUnimplemented = errors.New("proxy: broker has no ProduceStream")
 // produces, and every produce to a broker without ProduceStream, go as
 // Produce calls.
 type forwarder struct {
+	conn   *grpc.ClientConn
 	client stratav1.BrokerClient
 	ctx    context.Context // ends the streams when the forwarder closes
 	cancel context.CancelFunc
@@ -67,7 +69,7 @@ type fwdResult struct {
 
 func newForwarder(conn *grpc.ClientConn) *forwarder {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &forwarder{client: stratav1.NewBrokerClient(conn), ctx: ctx, cancel: cancel}
+	return &forwarder{conn: conn, client: stratav1.NewBrokerClient(conn), ctx: ctx, cancel: cancel}
 }
 
 // close ends the open stream and waits for its receive loop.
@@ -79,7 +81,10 @@ func (f *forwarder) close() {
 // Produce sends req to the broker and returns its answer, with the
 // errors a Produce call would return (statuses).
 func (f *forwarder) Produce(ctx context.Context, req *stratav1.ProduceRequest) (*stratav1.ProduceResponse, error) {
-	if len(req.GetBatches()) > streamMaxBytes {
+	// A stream is opened only on a ready connection: opening one waits
+	// for the connection under the forwarder's lifetime, not the
+	// caller's deadline, while a call gives up when its caller does.
+	if len(req.GetBatches()) > streamMaxBytes || f.conn.GetState() != connectivity.Ready {
 		return f.client.Produce(ctx, req)
 	}
 	st, id, ch, err := f.register()
