@@ -45,6 +45,11 @@ const (
 	storeTimeout = 60 * time.Second
 	// releaseTimeout bounds releasing the partitions at Close.
 	releaseTimeout = 10 * time.Second
+	// stopGrace bounds the gRPC server's graceful stop at the end of
+	// Close. Every produce has been answered by then (the partitions are
+	// released), but a proxy's ProduceStream stays open until the proxy
+	// closes it, which a frozen proxy never does.
+	stopGrace = 200 * time.Millisecond
 	// reconcileEvery re-checks ownership even when the View is quiet, so a
 	// partition dropped after an etcd error is picked up again.
 	reconcileEvery = time.Second
@@ -466,7 +471,9 @@ func (s *Server) close() error {
 	s.viewCancel()
 	s.view.Wait()
 	s.log.Debug("close: deregistered", "after", time.Since(start))
-	s.grpc.GracefulStop()
+	if s.grpc.StopWithin(stopGrace) {
+		s.log.Debug("close: cut the connections still open (proxies' produce streams)")
+	}
 	if s.metricsSrv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
 		if err := s.metricsSrv.Shutdown(ctx); err != nil {

@@ -275,6 +275,38 @@ func TestPutFailureKeepsOffsetsDense(t *testing.T) {
 // TestCloseFlushesAndReleases: Close commits buffered data before it
 // answers, releases the partition with epoch+1 and no owner, and ends the
 // broker's registration.
+// TestCloseEndsOpenProduceStreams: a proxy's produce stream that stays
+// open (a frozen proxy never closes its side) does not hold Close: the
+// broker answers what it holds, then cuts the stream.
+func TestCloseEndsOpenProduceStreams(t *testing.T) {
+	e := newEnv(t)
+	e.createTopic(t, "streamed", 1)
+	ctx := testCtx(t)
+	st, err := e.cli.ProduceStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Send(&stratav1.ProduceStreamRequest{Id: 1, Produce: &stratav1.ProduceRequest{Topic: "streamed", Batches: batch(t, "s", 2)}}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := st.Recv(); err != nil || r.GetResponse().GetLastOffset() != 1 {
+		t.Fatalf("produce on the stream: %v, %v", r, err)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- e.b.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second): // a hang, not a slow Close: without the cut it never returns
+		t.Fatal("Close waited for a produce stream its peer keeps open")
+	}
+	if _, err := st.Recv(); err == nil {
+		t.Fatal("the stream outlived the broker")
+	}
+}
+
 func TestCloseFlushesAndReleases(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.FlushInterval, c.LingerWhenIdle = time.Hour, true })
 	top := e.createTopic(t, "closing", 1)

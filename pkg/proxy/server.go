@@ -227,14 +227,8 @@ func (s *Server) Close() error {
 		for i, f := range s.fronts {
 			fwg.Go(func() { ferrs[i] = f.Close() })
 		}
-		stopped := make(chan struct{})
-		go func() { s.grpc.GracefulStop(); close(stopped) }()
-		select {
-		case <-stopped:
-		case <-time.After(s.cfg.ShutdownTimeout):
-			s.log.Warn("proxy: requests still running at shutdown timeout; stopping them")
-			s.grpc.Stop()
-			<-stopped
+		if s.grpc.StopWithin(s.cfg.ShutdownTimeout) {
+			s.log.Warn("proxy: requests still running at shutdown timeout; stopped them")
 		}
 		fwg.Wait()
 		errs = append(errs, ferrs...)

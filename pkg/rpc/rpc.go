@@ -182,6 +182,30 @@ func (s *Server) SetServing(serving bool) {
 	}
 }
 
+// StopWithin stops the server gracefully (no new calls; those in progress
+// finish), but for at most d: then it closes every connection, ending the
+// calls and streams still running. It reports whether it had to. A
+// server that a peer keeps a stream open to (a proxy's ProduceStream to a
+// broker) would otherwise wait for that peer to close it, forever if the
+// peer is frozen.
+func (s *Server) StopWithin(d time.Duration) (forced bool) {
+	stopped := make(chan struct{})
+	go func() {
+		s.GracefulStop()
+		close(stopped)
+	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-stopped:
+		return false
+	case <-t.C:
+		s.Stop()
+		<-stopped
+		return true
+	}
+}
+
 func unaryInterceptor(log *slog.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 		defer func() {
