@@ -22,7 +22,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
-	"github.com/strata-mq/strata/pkg/apierr"
 	"github.com/strata-mq/strata/pkg/rpc"
 )
 
@@ -251,10 +250,7 @@ func (c *Coalescer) run(batch []*call) {
 			cl.err = err
 		} else {
 			r := resp.GetResults()[i]
-			cl.resp, cl.err = r.GetResponse(), apierr.FromPart(r.GetError())
-			if cl.err == nil && cl.resp == nil {
-				cl.err = status.Errorf(codes.Internal, "ProduceMany answered part %d with neither a response nor an error", i)
-			}
+			cl.resp, cl.err = rpc.PartOutcome(r.GetResponse(), r.GetError())
 		}
 		close(cl.done)
 	}

@@ -13,7 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
-	"github.com/strata-mq/strata/pkg/apierr"
+	"github.com/strata-mq/strata/pkg/rpc"
 )
 
 // streamMaxBytes is the largest produce sent over a broker's produce
@@ -190,10 +190,8 @@ func (f *forwarder) recvLoop(st *fwdStream) {
 			f.breakStream(st, err)
 			return
 		}
-		res := fwdResult{resp: r.GetResponse(), err: apierr.FromPart(r.GetError())}
-		if res.err == nil && res.resp == nil {
-			res.err = status.Errorf(codes.Internal, "broker answered produce %d with neither a response nor an error", r.GetId())
-		}
+		var res fwdResult
+		res.resp, res.err = rpc.PartOutcome(r.GetResponse(), r.GetError())
 		f.mu.Lock()
 		ch, ok := st.waiting[r.GetId()]
 		delete(st.waiting, r.GetId())

@@ -142,10 +142,6 @@ func (lm *limiter) check(req any) error {
 	switch r := req.(type) {
 	case *stratav1.ProduceRequest:
 		return lm.checkBatches(r.GetBatches())
-	case *stratav1.ProduceManyRequest:
-		// Each part is checked as a ProduceRequest by the handler, so
-		// that one refused part does not fail the others.
-		return rpc.CheckParts(len(r.GetParts()))
 	case *stratav1.CreateTopicRequest:
 		if on(l.MaxPartitionsPerTopic) && int(r.GetPartitions()) > l.MaxPartitionsPerTopic {
 			return lm.reject("partitions", "topic %q asks for %d partitions; at most %d", r.GetName(), r.GetPartitions(), l.MaxPartitionsPerTopic)

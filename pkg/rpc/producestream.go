@@ -7,9 +7,26 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
 	"github.com/strata-mq/strata/pkg/apierr"
 )
+
+// PartOutcome is the outcome of one produce answered inside a message of
+// several (a ProduceMany part, a ProduceStream answer): its response, or
+// its error as apierr.FromPart gives it, or Internal for an answer that
+// has neither.
+func PartOutcome(resp *stratav1.ProduceResponse, pe *stratav1.PartError) (*stratav1.ProduceResponse, error) {
+	if err := apierr.FromPart(pe); err != nil {
+		return nil, err
+	}
+	if resp == nil {
+		return nil, status.Error(codes.Internal, "a produce was answered with neither a response nor an error")
+	}
+	return resp, nil
+}
 
 // ProduceFunc serves one produce, as a broker's Produce does.
 type ProduceFunc func(context.Context, *stratav1.ProduceRequest) (*stratav1.ProduceResponse, error)
