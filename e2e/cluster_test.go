@@ -164,6 +164,11 @@ func (c *Cluster) start(name, binary string, args []string) *testenv.Process {
 		c.t.Fatal(err)
 	}
 	c.t.Cleanup(p.Kill)
+	c.t.Cleanup(func() {
+		if c.t.Failed() { // the servers' own account, for a failure seen only in CI
+			c.t.Logf("%s log, last 4 KiB:\n%s", name, p.LogTail())
+		}
+	})
 	if binary == "proxy" {
 		c.ProxyAddr = addr
 	}

@@ -131,6 +131,9 @@ func (p *Process) LogPath() string {
 	return filepath.Join(p.spec.LogDir, p.spec.Name+".log")
 }
 
+// LogTail returns the last 4 KiB of the process's log.
+func (p *Process) LogTail() string { return tail(p.LogPath()) }
+
 // Start starts the process (again, after Stop or Kill) and waits until it is
 // ready.
 func (p *Process) Start() error {

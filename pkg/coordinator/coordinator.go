@@ -267,6 +267,9 @@ type Server struct {
 	groups atomic.Pointer[groupManager]
 	// rebalanceMetrics count hand-offs and drains.
 	rebalanceMetrics *rebalanceMetrics
+	// unreachable holds the brokers liveness evicted, which placement
+	// passes over until the leader reaches them again.
+	unreachable *unreachable
 
 	ready     chan struct{}
 	readyOnce sync.Once
@@ -306,6 +309,7 @@ func New(cfg Config) (*Server, error) {
 		ready:   make(chan struct{}),
 	}
 	s.rebalanceMetrics = newRebalanceMetrics(cfg.Registry)
+	s.unreachable = newUnreachable(func(n int) { s.metrics.unreachable.Set(float64(n)) })
 	if s.lifecycle, err = newLifecycle(cfg, s.view); err != nil {
 		return nil, err
 	}

@@ -2,8 +2,11 @@ package coordinator
 
 import (
 	"context"
+	"sync"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/connectivity"
 
 	"github.com/strata-mq/strata/pkg/meta"
@@ -18,6 +21,88 @@ const probeTimeout = 500 * time.Millisecond
 // reprobeInterval is how often a broker whose connection is down is
 // probed again while the connection stays down.
 const reprobeInterval = 250 * time.Millisecond
+
+// reconnectMaxDelay caps gRPC's wait between attempts to reach a broker
+// (its default grows to 2 minutes): a broker cut off and marked
+// unreachable gets partitions again soon after the leader reaches it.
+const reconnectMaxDelay = time.Second
+
+// unreachable is the set of broker registrations the leader evicted because
+// their address refused connections, kept until the leader reaches the
+// broker again. A process that was killed never comes back under the same
+// registration; one that is alive but cut off from the leader (and from
+// proxies, which dial the same address) while it still reaches etcd
+// registers again at once, with the same ID and start time. Placement must
+// neither leave partitions with it nor give it any while it is cut off, or
+// they would be unavailable for as long as the cut lasts.
+type unreachable struct {
+	mu sync.Mutex // guards m
+	// m maps a broker ID to the start time of its evicted registration.
+	m map[string]time.Time
+	// changed wakes the placement loop after a mark or a clear.
+	changed chan struct{}
+	count   func(n int)
+}
+
+func newUnreachable(count func(n int)) *unreachable {
+	return &unreachable{m: map[string]time.Time{}, changed: make(chan struct{}, 1), count: count}
+}
+
+// mark records b's registration as unreachable.
+func (u *unreachable) mark(b meta.BrokerInfo) {
+	u.mu.Lock()
+	u.m[b.ID] = b.StartedAt
+	u.count(len(u.m))
+	u.mu.Unlock()
+	u.wake()
+}
+
+// clear drops the mark of b's ID, if it has one: the leader reached the
+// broker again.
+func (u *unreachable) clear(b meta.BrokerInfo) { u.drop(b.ID, func(time.Time) bool { return true }) }
+
+// replaced drops the mark of b's ID if it was another registration's: a new
+// process (a new start time) took the ID over.
+func (u *unreachable) replaced(b meta.BrokerInfo) {
+	u.drop(b.ID, func(at time.Time) bool { return !at.Equal(b.StartedAt) })
+}
+
+func (u *unreachable) drop(id string, when func(startedAt time.Time) bool) {
+	u.mu.Lock()
+	at, ok := u.m[id]
+	ok = ok && when(at)
+	if ok {
+		delete(u.m, id)
+		u.count(len(u.m))
+	}
+	u.mu.Unlock()
+	if ok {
+		u.wake()
+	}
+}
+
+// reachable returns brokers without the marked registrations.
+func (u *unreachable) reachable(brokers []meta.BrokerInfo) []meta.BrokerInfo {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if len(u.m) == 0 {
+		return brokers
+	}
+	out := make([]meta.BrokerInfo, 0, len(brokers))
+	for _, b := range brokers {
+		if at, ok := u.m[b.ID]; !ok || !at.Equal(b.StartedAt) {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+func (u *unreachable) wake() {
+	select {
+	case u.changed <- struct{}{}:
+	default:
+	}
+}
 
 // brokerWatch is one broker process the leader holds a connection to.
 type brokerWatch struct {
@@ -70,6 +155,7 @@ func (s *Server) livenessLoop(ctx context.Context) {
 			}
 		}
 		for id, b := range live {
+			s.unreachable.replaced(b)
 			if _, ok := watches[id]; !ok {
 				wctx, stop := context.WithCancel(ctx)
 				w := &brokerWatch{addr: b.Addr, startedAt: b.StartedAt, stop: stop, done: make(chan struct{})}
@@ -90,18 +176,23 @@ func (s *Server) livenessLoop(ctx context.Context) {
 
 // watchBroker holds a gRPC connection to broker b. Once that connection
 // has been up, whenever it is lost (the peer closed or reset it) or cannot
-// be made again, it dials b's address once more; when that dial is refused, nothing listens
-// there any more — the process was killed — and the broker is evicted at
-// once (meta.Store.EvictBroker) instead of waiting out its lease, so
-// placement reassigns its partitions within milliseconds. A wrongly
-// suspected broker only loses its partitions: each reassignment raises
-// the epoch, which fences its commits. A broker this coordinator never
-// reached (an address it cannot route to, a process already dead when it
-// became leader) is left to its lease, so a wrong advertised address
-// cannot make the leader evict a healthy broker over and over. It returns
-// when ctx ends or after the eviction.
+// be made again, it dials b's address once more; when that dial is
+// refused, nothing listens there any more — the process was killed, or it
+// is cut off — and the broker is marked unreachable and evicted at once
+// (meta.Store.EvictBroker) instead of waiting out its lease, so placement
+// reassigns its partitions within milliseconds. A wrongly suspected broker
+// only loses its partitions: each reassignment raises the epoch, which
+// fences its commits; once the leader reaches it again the mark is
+// cleared and placement may give it partitions again. A broker this
+// coordinator never reached (an address it cannot route to, a process
+// already dead when it became leader) is left to its lease, so a wrong
+// advertised address cannot make the leader evict a healthy broker over
+// and over. It returns when ctx ends or after the eviction.
 func (s *Server) watchBroker(ctx context.Context, b meta.BrokerInfo) {
-	conn, err := rpc.Dial(b.Addr, rpc.WithTLS(s.cfg.TLS))
+	conn, err := rpc.Dial(b.Addr, rpc.WithTLS(s.cfg.TLS), rpc.WithGRPCOptions(grpc.WithConnectParams(grpc.ConnectParams{
+		Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: reconnectMaxDelay},
+		MinConnectTimeout: probeTimeout,
+	})))
 	if err != nil {
 		s.log.Warn("liveness: cannot watch broker", "broker", b.ID, "addr", b.Addr, "err", err)
 		return
@@ -110,17 +201,19 @@ func (s *Server) watchBroker(ctx context.Context, b meta.BrokerInfo) {
 	conn.Connect()
 	connected := false
 	for st := conn.GetState(); ctx.Err() == nil; st = conn.GetState() {
-		if st == connectivity.Ready {
+		switch {
+		case st == connectivity.Ready:
 			connected = true
+			s.unreachable.clear(b)
 			conn.WaitForStateChange(ctx, st)
 			continue
-		}
-		if connected && st != connectivity.Connecting {
-			if rpc.Refused(ctx, b.Addr, probeTimeout) {
-				s.evict(ctx, b)
+		case connected && st != connectivity.Connecting:
+			if rpc.Refused(ctx, b.Addr, probeTimeout) && s.evict(ctx, b) {
 				return
 			}
 			conn.Connect()
+		case st == connectivity.Idle:
+			conn.Connect() // an idle channel does not reconnect on its own
 		}
 		// Not up: probe again after reprobeInterval even if the state
 		// stays the same (gRPC stays in TRANSIENT_FAILURE across its
@@ -131,9 +224,13 @@ func (s *Server) watchBroker(ctx context.Context, b meta.BrokerInfo) {
 	}
 }
 
-// evict ends broker b's registration; the view's change then triggers a
-// placement pass that reassigns its partitions.
-func (s *Server) evict(ctx context.Context, b meta.BrokerInfo) {
+// evict marks broker b unreachable and ends its registration; the mark and
+// the view's change then trigger a placement pass that reassigns its
+// partitions. It reports whether the watcher is done: false when etcd
+// failed, so that the watcher probes and tries again (the mark alone
+// already moves the partitions).
+func (s *Server) evict(ctx context.Context, b meta.BrokerInfo) bool {
+	s.unreachable.mark(b)
 	// The view shows the broker gone, and the loop cancels ctx, as soon
 	// as etcd applied the revoke, possibly before its answer arrives:
 	// finish the call (the store bounds it) so it is counted.
@@ -141,12 +238,14 @@ func (s *Server) evict(ctx context.Context, b meta.BrokerInfo) {
 	switch {
 	case err != nil:
 		if ctx.Err() == nil {
-			s.log.Warn("liveness: evicting a dead broker failed; its lease expires on its own", "broker", b.ID, "err", err)
+			s.log.Warn("liveness: evicting a broker that refuses connections failed; trying again", "broker", b.ID, "err", err)
 		}
+		return ctx.Err() != nil
 	case ok:
 		s.metrics.evictions.Inc()
 		s.log.Warn("liveness: broker refuses connections; evicted it before its lease ran out", "broker", b.ID, "addr", b.Addr)
 	}
+	return true
 }
 
 // isClosed reports whether ch is closed (a watcher that evicted its

@@ -109,9 +109,9 @@ func TestLivenessEvictsDeadBroker(t *testing.T) {
 	if took > 5*time.Second {
 		t.Errorf("reassignment took %v, want well under the 60 s lease", took)
 	}
-	if _, ok := v.Broker("b1"); ok {
-		t.Error("b1 still registered after eviction")
-	}
+	// Placement may move them (b1 is marked unreachable) before the
+	// revoke of b1's lease applies.
+	waitView(t, v, "b1's registration revoked", func() bool { _, ok := v.Broker("b1"); return !ok })
 	for _, p := range v.Partitions() {
 		if p.Epoch > 2 {
 			t.Errorf("partition %d epoch %d, want at most 2", p.Partition, p.Epoch)
@@ -123,5 +123,79 @@ func TestLivenessEvictsDeadBroker(t *testing.T) {
 	}
 	if _, ok := v.Broker("b3"); !ok {
 		t.Error("unreachable b3 was evicted")
+	}
+}
+
+// A broker that is alive but cut off — its address refuses the leader's
+// connections while it still reaches etcd — registers again at once after
+// its eviction, under the same start time. Placement must pass it over
+// while the cut lasts: none of its partitions stay with it, and it gets no
+// new ones. Once the leader reaches it again, it takes partitions again.
+func TestLivenessPassesOverCutOffBroker(t *testing.T) {
+	ctx := testCtx(t)
+	store := newStore(t, etcd.Endpoints(), testenv.Prefix(t))
+	c := startCoordinator(t, store, "c1")
+	waitFor(t, "leader", c.IsLeader)
+	v := startView(t, store)
+	lis, err := rpc.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl1 := &countingListener{Listener: lis}
+	srv1 := rpc.NewServer(slog.New(slog.DiscardHandler))
+	go func() { _ = srv1.Serve(cl1) }()
+	t.Cleanup(srv1.Stop)
+	b1 := meta.BrokerInfo{ID: "b1", Addr: lis.Addr().String(), StartedAt: time.Now().UTC()}
+	if _, err := store.RegisterBroker(ctx, b1, 60*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	fakeBroker(t, store, "b2")
+	topic := func(name string) string {
+		resp, err := client(t, c).CreateTopic(ctx, &stratav1.CreateTopicRequest{Name: name, Partitions: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := resp.GetTopic().GetId()
+		waitView(t, v, name+" placed", func() bool { o := owners(v, id); return o["b1"]+o["b2"] == 4 })
+		return id
+	}
+	first := topic("first")
+	waitFor(t, "leader connected to b1", func() bool { return cl1.n.Load() > 0 })
+	if o := owners(v, first); o["b1"] != 2 {
+		t.Fatalf("b1 owns %d partitions of 4, want 2", o["b1"])
+	}
+
+	srv1.Stop() // b1's port refuses from now on
+	waitView(t, v, "b1 evicted", func() bool { _, ok := v.Broker("b1"); return !ok })
+	var r *meta.Registration
+	for r == nil { // b1 is alive: it registers again as soon as its lease is gone
+		if r, err = store.RegisterBroker(ctx, b1, 60*time.Second); err != nil && ctx.Err() != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { r.Close(testCtx(t)) })
+	waitView(t, v, "b1 registered again and its partitions moved", func() bool {
+		_, ok := v.Broker("b1")
+		return ok && owners(v, first)["b1"] == 0
+	})
+	if got := metricValue(t, c.metrics.unreachable); got != 1 {
+		t.Errorf("unreachable brokers = %v, want 1", got)
+	}
+	if o := owners(v, topic("second")); o["b1"] != 0 {
+		t.Errorf("cut-off b1 got %d partitions of a new topic", o["b1"])
+	}
+
+	// The cut heals: b1 serves on its address again.
+	lis, err = rpc.Listen(b1.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := rpc.NewServer(slog.New(slog.DiscardHandler))
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	waitFor(t, "b1 reachable again", func() bool { return metricValue(t, c.metrics.unreachable) == 0 })
+	third := topic("third")
+	if o := owners(v, third); o["b1"] == 0 {
+		t.Errorf("b1 got none of a new topic's partitions after the leader reached it again: %v", o)
 	}
 }

@@ -14,6 +14,7 @@ type metrics struct {
 	assignments prometheus.Counter
 	unassigned  prometheus.Gauge
 	evictions   prometheus.Counter
+	unreachable prometheus.Gauge
 	admin       *prometheus.CounterVec
 
 	groupExpired prometheus.Counter
@@ -33,6 +34,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		assignments: f.Counter("assignments_total", "Partitions given to a broker by placement (each raises the partition's epoch)."),
 		unassigned:  f.Gauge("unassigned_partitions", "Partitions left without a live owner after the last placement pass (0 when not leader)."),
 		evictions:   f.Counter("broker_evictions_total", "Brokers evicted before their lease ran out because their address refused connections (a killed process)."),
+		unreachable: f.Gauge("unreachable_brokers", "Registered brokers that placement passes over: evicted because their address refused connections, not reached by the leader since."),
 		admin:       f.CounterVec("admin_requests_total", "Admin calls by method and result (OK or the error reason, e.g. NOT_LEADER).", "method", "result"),
 
 		groupExpired:           f.Counter("group_sessions_expired_total", "Consumer group members removed because their session timed out."),

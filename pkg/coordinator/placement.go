@@ -21,6 +21,13 @@ const (
 	assignConcurrency = 4
 )
 
+// conflictRetry is how soon a pass runs again after an assignment lost a
+// race with a commit (the partition's state changed since the view read
+// it, typically an owner that is still alive committing its last flushes):
+// long enough for the view to show the commit. Commits do not wake
+// placement by themselves.
+const conflictRetry = 20 * time.Millisecond
+
 // assignment gives one partition to a broker. From is the state the
 // decision was based on; AssignPartition compares its revision.
 type assignment struct {
@@ -105,6 +112,7 @@ func (s *Server) placementLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-changed:
+		case <-s.unreachable.changed:
 		case <-tick.C:
 		case <-wake.C:
 		}
@@ -112,12 +120,12 @@ func (s *Server) placementLoop(ctx context.Context) {
 }
 
 // placementPass makes one round of placement decisions from the view and
-// writes them: orphans first; then, when every partition has a healthy
+// writes them, passing over the brokers marked unreachable: orphans first; then, when every partition has a healthy
 // owner, a bounded round of graceful moves between healthy brokers. It
 // returns when it wants to run again although nothing changes (0: no
 // need).
 func (s *Server) placementPass(ctx context.Context, r *rebalancer) time.Duration {
-	parts, brokers := s.view.Partitions(), s.view.Brokers()
+	parts, brokers := s.view.Partitions(), s.unreachable.reachable(s.view.Brokers())
 	// Partitions of a broker draining itself are its own to hand off for
 	// a while; after DrainTimeout they are orphans like any other.
 	busy, wake := r.handingOff(parts, brokers, time.Now())
@@ -131,9 +139,12 @@ func (s *Server) placementPass(ctx context.Context, r *rebalancer) time.Duration
 		}
 	}
 	plan, stranded := placeOrphans(candidates, brokers)
-	failed := s.apply(ctx, plan)
+	failed, conflicts := s.apply(ctx, plan)
 	s.metrics.unassigned.Set(float64(stranded + failed))
 	r.forget(brokers)
+	if conflicts > 0 {
+		return conflictRetry
+	}
 	if len(plan) > 0 || stranded > 0 || len(busy) > 0 {
 		return wake // restore ownership first; rebalance on a settled view
 	}
@@ -152,18 +163,16 @@ func (s *Server) placementPass(ctx context.Context, r *rebalancer) time.Duration
 
 // apply writes assignments in batches of assignBatch per etcd transaction
 // (meta.AssignPartitions), assignConcurrency transactions at a time, and
-// returns how many were left undone. An assignment that lost a race
-// (ErrConflict: the state changed since the view read it) is left to the
-// next pass, which the view's catching up with that change triggers, so it
-// is decided again on current state rather than retried with a stale
-// choice.
-func (s *Server) apply(ctx context.Context, plan []assignment) int {
+// returns how many were left undone and how many of those lost a race
+// (ErrConflict: the state changed since the view read it). Those are left
+// to the next pass, conflictRetry later, so they are decided again on
+// current state rather than retried with a stale choice.
+func (s *Server) apply(ctx context.Context, plan []assignment) (failed, conflicts int) {
 	var (
 		wg      sync.WaitGroup
 		sem     = make(chan struct{}, assignConcurrency)
-		mu      sync.Mutex // guards written and failed
+		mu      sync.Mutex // guards written, failed and conflicts
 		written []meta.PartitionState
-		failed  int
 	)
 	live := plan[:0:0]
 	for _, a := range plan {
@@ -187,27 +196,28 @@ func (s *Server) apply(ctx context.Context, plan []assignment) int {
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			w := s.assignAll(ctx, batch)
+			w, lost := s.assignAll(ctx, batch)
 			mu.Lock()
 			defer mu.Unlock()
 			written = append(written, w...)
 			failed += len(batch) - len(w)
+			conflicts += lost
 		})
 	}
 	wg.Wait()
 	s.awaitView(ctx, written)
-	return failed
+	return failed, conflicts
 }
 
 // assignAll performs a batch of assignments in as few transactions as
-// etcd allows and returns the states written.
-func (s *Server) assignAll(ctx context.Context, batch []assignment) []meta.PartitionState {
+// etcd allows and returns the states written and how many assignments
+// lost a race.
+func (s *Server) assignAll(ctx context.Context, batch []assignment) (written []meta.PartitionState, conflicts int) {
 	as := make([]meta.Assignment, len(batch))
 	for i, a := range batch {
 		as[i] = meta.Assignment{Prev: a.From, Broker: a.Broker}
 	}
 	states, errs := s.cfg.Meta.AssignPartitions(ctx, as)
-	var written []meta.PartitionState
 	for i, err := range errs {
 		a, st := batch[i], states[i]
 		switch {
@@ -218,6 +228,7 @@ func (s *Server) assignAll(ctx context.Context, batch []assignment) []meta.Parti
 			written = append(written, st)
 		case ctx.Err() != nil:
 		case errors.Is(err, meta.ErrConflict):
+			conflicts++
 			s.log.Debug("assign partition lost a race; next pass decides again", "topic_id", a.From.TopicID,
 				"partition", a.From.Partition, "err", err)
 		default:
@@ -225,7 +236,7 @@ func (s *Server) assignAll(ctx context.Context, batch []assignment) []meta.Parti
 				"broker", a.Broker, "err", err)
 		}
 	}
-	return written
+	return written, conflicts
 }
 
 // viewCatchUpTimeout bounds how long a pass waits for the view to show its
