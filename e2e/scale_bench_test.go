@@ -275,7 +275,7 @@ func etcdRequests(b *testing.B, endpoint string) float64 {
 // rssMiB reads a process's resident memory.
 // serverCPU returns the CPU time (user and system, in clock ticks of
 // 10 ms) of the proxy, of the coordinator and of all brokers together,
-// and of etcd and MinIO.
+// of etcd and MinIO, and of this process (the SDK client making the load).
 func serverCPU(b *testing.B, c *Cluster) map[string]int64 {
 	ticks := func(pid int) int64 {
 		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
@@ -289,8 +289,9 @@ func serverCPU(b *testing.B, c *Cluster) map[string]int64 {
 		s, _ := strconv.ParseInt(f[12], 10, 64)
 		return u + s
 	}
+	// client is this test process: the SDK producer that makes the load.
 	out := map[string]int64{"proxy": ticks(c.Proxy.Pid()), "coordinator": ticks(c.Coordinators[0].Pid()),
-		"etcd": ticks(c.Etcd.Pid()), "minio": ticks(c.MinIO.Pid())}
+		"etcd": ticks(c.Etcd.Pid()), "minio": ticks(c.MinIO.Pid()), "client": ticks(os.Getpid())}
 	for _, p := range c.Brokers {
 		out["brokers"] += ticks(p.Pid())
 	}

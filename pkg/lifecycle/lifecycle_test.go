@@ -340,6 +340,30 @@ func TestSettledPartitionsAreNotRead(t *testing.T) {
 	t.Run("view", func(t *testing.T) { testSettled(t, true) })
 }
 
+// A partition never written to is not read; and under a time limit alone,
+// neither are its first entries until they could have expired.
+func TestEmptyPartitionsAreNotRead(t *testing.T) {
+	e := newEnv(t, 3)
+	ctx := context.Background()
+	if _, err := e.meta.AlterTopic(ctx, e.topic.Name, func(tp *meta.Topic) error { tp.RetentionMs = time.Hour.Milliseconds(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	m := e.manager(nil)
+	retain := func(what string, settled int) {
+		t.Helper()
+		st, err := m.Retention(ctx)
+		if err != nil || st.Settled != settled || st.Partitions != 3-settled {
+			t.Fatalf("%s: retention %+v, %v; want %d of 3 partitions settled, the others read", what, st, err, settled)
+		}
+	}
+	retain("nothing written yet", 3)
+	e.produce(2)
+	retain("first records, a time limit only", 3)
+	e.advance(2 * time.Hour)
+	retain("an hour after the first pass", 0)
+	e.checkAll()
+}
+
 // testSettled is TestSettledPartitionsAreNotRead with the next offsets
 // listed from etcd, or taken from a view.
 func testSettled(t *testing.T, withView bool) {
@@ -360,6 +384,8 @@ func testSettled(t *testing.T, withView bool) {
 			t.Fatalf("%s: compaction %+v, %v; want %d partitions settled, %d tasks", what, st, err, settled, tasks)
 		}
 	}
+	e.syncView()
+	compact("nothing written yet", 3, 0)
 	produce(10)
 	produce(10) // two small entries per partition: too few to merge
 	compact("young entries", 0, 0)

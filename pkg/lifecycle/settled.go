@@ -18,7 +18,8 @@ import (
 // pass lists every partition's next offset in one read, and reads again
 // only the partitions whose next offset moved (for compaction: by enough
 // records to matter) or whose verdict has expired. A partition the
-// Manager itself changed is read again.
+// Manager itself changed is read again, and one never written to (next
+// offset 0) is not read: its verdicts follow from its being empty.
 
 // forever is the expiry of a verdict that only new entries change.
 var forever = time.Unix(1<<40, 0)
@@ -101,6 +102,16 @@ func (s *settledSet) current(k meta.PartitionID) (int64, bool) {
 	return s.next[k], true
 }
 
+// empty reports whether the listing shows k at next offset 0: nothing was
+// ever committed to it, so it has no entries to drop or compact. A new
+// topic's partitions are not read before their first records, and their
+// verdicts are set as if read: each of their entries will be younger than
+// this pass.
+func (s *settledSet) empty(k meta.PartitionID) bool {
+	next, ok := s.next[k]
+	return ok && next == 0
+}
+
 // skipCompact reports whether k's "nothing to compact" verdict holds at
 // now. It holds while nothing was committed since and it has not expired;
 // and, for up to compactRecheck, while so few records came that even as
@@ -110,6 +121,14 @@ func (s *settledSet) current(k meta.PartitionID) (int64, bool) {
 func (s *settledSet) skipCompact(k meta.PartitionID, now time.Time, minInputs int) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.empty(k) {
+		// Its first entries are younger than now, and fewer than minInputs
+		// records wait up to compactRecheck, as after any verdict.
+		s.set(k, func(st *settledState) {
+			st.compactNext, st.compactEntries, st.compactAt, st.compactUntil = 0, 0, now, forever
+		})
+		return true
+	}
 	next, ok := s.current(k)
 	st, known := s.m[k]
 	if !ok || !known || !now.Before(st.compactUntil) {
@@ -126,6 +145,19 @@ func (s *settledSet) skipCompact(k meta.PartitionID, now time.Time, minInputs in
 func (s *settledSet) skipRetain(k meta.PartitionID, t meta.Topic, now time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.empty(k) {
+		// Its oldest entry, whenever it comes, is younger than now: under a
+		// time limit alone nothing can expire before now + RetentionMs.
+		until := forever
+		if t.RetentionMs > 0 {
+			until = now.Add(time.Duration(t.RetentionMs) * time.Millisecond)
+		}
+		s.set(k, func(st *settledState) {
+			st.retainNext, st.retainUntil, st.retainFirst = 0, until, true
+			st.retentionMs, st.retentionBytes = t.RetentionMs, t.RetentionBytes
+		})
+		return true
+	}
 	next, ok := s.current(k)
 	st, known := s.m[k]
 	if !ok || !known || !now.Before(st.retainUntil) || st.retentionMs != t.RetentionMs || st.retentionBytes != t.RetentionBytes {
@@ -139,10 +171,14 @@ func (s *settledSet) skipRetain(k meta.PartitionID, t meta.Topic, now time.Time)
 func (s *settledSet) update(l meta.Layout, f func(*settledState)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.set(meta.PartitionID{TopicID: l.TopicID, Partition: l.Partition}, f)
+}
+
+// set applies f to k's state. s.mu must be held.
+func (s *settledSet) set(k meta.PartitionID, f func(*settledState)) {
 	if s.m == nil {
 		s.m = map[meta.PartitionID]settledState{}
 	}
-	k := meta.PartitionID{TopicID: l.TopicID, Partition: l.Partition}
 	st := s.m[k]
 	f(&st)
 	s.m[k] = st
