@@ -26,6 +26,9 @@ const streamMaxBytes = 256 << 10
 // does not serve (an older version): they are sent again as calls.
 var errStreamUnimplemented = errors.New("proxy: broker has no ProduceStream")
 
+// errStreamOpening sends a produce as a call while the stream opens.
+var errStreamOpening = errors.New("proxy: produce stream opening")
+
 // forwarder sends the produces for one broker. Small ones travel over one
 // Broker.ProduceStream, each with an id, its deadline and, if the caller
 // gives up, a withdrawal; their results come back as soon as each is
@@ -44,6 +47,9 @@ type forwarder struct {
 	stream        *fwdStream // the open stream, nil if none
 	nextID        uint64
 	unimplemented bool
+	// opening is set while the stream opens; closed once close was
+	// called: no stream opens after that.
+	opening, closed bool
 }
 
 // fwdStream is one open ProduceStream. Its send loop sends what callers
@@ -72,8 +78,11 @@ func newForwarder(conn *grpc.ClientConn) *forwarder {
 	return &forwarder{conn: conn, client: stratav1.NewBrokerClient(conn), ctx: ctx, cancel: cancel}
 }
 
-// close ends the open stream and waits for its receive loop.
+// close ends the open stream and waits for its loops.
 func (f *forwarder) close() {
+	f.mu.Lock()
+	f.closed = true
+	f.mu.Unlock()
 	f.cancel()
 	f.wg.Wait()
 }
@@ -81,15 +90,13 @@ func (f *forwarder) close() {
 // Produce sends req to the broker and returns its answer, with the
 // errors a Produce call would return (statuses).
 func (f *forwarder) Produce(ctx context.Context, req *stratav1.ProduceRequest) (*stratav1.ProduceResponse, error) {
-	// A stream is opened only on a ready connection: opening one waits
-	// for the connection under the forwarder's lifetime, not the
-	// caller's deadline, while a call gives up when its caller does.
+	// A stream is opened only on a ready connection.
 	if len(req.GetBatches()) > streamMaxBytes || f.conn.GetState() != connectivity.Ready {
 		return f.client.Produce(ctx, req)
 	}
 	st, id, ch, err := f.register()
 	if err != nil {
-		// No stream (the broker has none, or is not reachable): a call
+		// No stream (the broker has none, or it is opening): a call
 		// of its own fails or succeeds as it would have anyway.
 		return f.client.Produce(ctx, req)
 	}
@@ -108,30 +115,50 @@ func (f *forwarder) Produce(ctx context.Context, req *stratav1.ProduceRequest) (
 	}
 }
 
-// register opens a stream if none is open and registers a new produce on
-// it.
+// register registers a new produce on the open stream. With none open,
+// it starts opening one and returns errStreamOpening: the produce goes as
+// a call, since opening waits for the connection, which may have dropped
+// since the caller saw it ready, and a produce must not wait past its
+// deadline, nor hold the lock that other produces take.
 func (f *forwarder) register() (*fwdStream, uint64, chan fwdResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.unimplemented {
+	switch {
+	case f.unimplemented:
 		return nil, 0, nil, errStreamUnimplemented
-	}
-	if f.stream == nil {
-		sctx, cancel := context.WithCancel(f.ctx)
-		s, err := f.client.ProduceStream(sctx)
-		if err != nil {
-			cancel()
-			return nil, 0, nil, err
-		}
-		st := &fwdStream{s: s, ctx: sctx, cancel: cancel, waiting: map[uint64]chan fwdResult{}, notify: make(chan struct{}, 1)}
-		f.stream = st
-		f.wg.Go(func() { f.recvLoop(st) })
-		f.wg.Go(func() { f.sendLoop(st) })
+	case f.stream == nil:
+		f.openLocked()
+		return nil, 0, nil, errStreamOpening
 	}
 	f.nextID++
 	ch := make(chan fwdResult, 1)
 	f.stream.waiting[f.nextID] = ch
 	return f.stream, f.nextID, ch, nil
+}
+
+// openLocked opens the stream in the background, unless that is under way
+// or the forwarder closed. A failed open is tried again by the next
+// produce. f.mu must be held.
+func (f *forwarder) openLocked() {
+	if f.opening || f.closed {
+		return
+	}
+	f.opening = true
+	f.wg.Go(func() {
+		sctx, cancel := context.WithCancel(f.ctx)
+		s, err := f.client.ProduceStream(sctx)
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.opening = false
+		if err != nil || f.closed {
+			cancel()
+			return
+		}
+		st := &fwdStream{s: s, ctx: sctx, cancel: cancel, waiting: map[uint64]chan fwdResult{}, notify: make(chan struct{}, 1)}
+		f.stream = st
+		f.wg.Go(func() { f.recvLoop(st) })
+		f.wg.Go(func() { f.sendLoop(st) })
+	})
 }
 
 // unregister removes the produce id from st and reports whether it was
