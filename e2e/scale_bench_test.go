@@ -27,12 +27,27 @@ import (
 // the time until every partition is served again after a cold start of
 // the brokers and the coordinator.
 //
-//	go test ./e2e -run '^$' -bench Partitions -benchtime 1x
-func BenchmarkPartitions(b *testing.B) {
+//	go test ./e2e -run '^$' -bench 'Partitions$' -benchtime 1x
+func BenchmarkPartitions(b *testing.B) { scaleSizes(b) }
+
+// BenchmarkPartitionsLinger is BenchmarkPartitions with the brokers set
+// for a store that bills PUTs (-linger-when-idle -flush-interval 50ms): a
+// flush every 50 ms at most, however fast the previous one committed. By
+// default a flush starts at once when none is in flight, so the PUT rate
+// follows how long PUT and commit take; with a linger it follows the
+// load and the interval only, which is what bounds a bill.
+//
+//	go test ./e2e -run '^$' -bench 'PartitionsLinger$' -benchtime 1x
+func BenchmarkPartitionsLinger(b *testing.B) {
+	scaleSizes(b, "-linger-when-idle", "-flush-interval", "50ms")
+}
+
+// scaleSizes runs scaleRun at 10 and at 10,000 partitions.
+func scaleSizes(b *testing.B, brokerArgs ...string) {
 	for _, n := range []int32{10, 10_000} {
 		b.Run(fmt.Sprintf("partitions=%d", n), func(b *testing.B) {
 			for range b.N {
-				scaleRun(b, n)
+				scaleRun(b, n, brokerArgs)
 			}
 		})
 	}
@@ -48,8 +63,8 @@ const (
 	scaleIdle = 30 * time.Second
 )
 
-func scaleRun(b *testing.B, partitions int32) {
-	c := StartCluster(b, ClusterOptions{Brokers: scaleBrokers, BrokerMetrics: true})
+func scaleRun(b *testing.B, partitions int32, brokerArgs []string) {
+	c := StartCluster(b, ClusterOptions{Brokers: scaleBrokers, BrokerMetrics: true, BrokerArgs: brokerArgs})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	cl := c.Client(client.AdminAttempts(20))

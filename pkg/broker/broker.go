@@ -527,17 +527,14 @@ func (s *Server) ownershipLoop(ctx context.Context) {
 // drops the ones it no longer assigns (other broker or epoch, or topic
 // deleted), failing their pending produces with NOT_OWNER.
 func (s *Server) reconcile() {
-	all := s.view.Partitions()
+	owned := s.view.PartitionsOf(s.id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.member {
 		return
 	}
-	mine := make(map[meta.PartitionID]meta.PartitionState)
-	for _, st := range all {
-		if st.Broker != s.id {
-			continue
-		}
+	mine := make(map[meta.PartitionID]meta.PartitionState, len(owned))
+	for _, st := range owned {
 		k := meta.PartitionID{TopicID: st.TopicID, Partition: st.Partition}
 		mine[k] = st
 		if p := s.parts[k]; p != nil && p.epoch == st.Epoch {

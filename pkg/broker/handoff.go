@@ -212,10 +212,8 @@ func (s *Server) releaseKeys(req *stratav1.ReleasePartitionsRequest) ([]meta.Par
 // yet, or a move it has not noticed).
 func (s *Server) ownedKeys() []meta.PartitionID {
 	seen := map[meta.PartitionID]bool{}
-	for _, st := range s.view.Partitions() {
-		if st.Broker == s.id {
-			seen[meta.PartitionID{TopicID: st.TopicID, Partition: st.Partition}] = true
-		}
+	for _, st := range s.view.PartitionsOf(s.id) {
+		seen[meta.PartitionID{TopicID: st.TopicID, Partition: st.Partition}] = true
 	}
 	s.mu.Lock()
 	for k := range s.parts {

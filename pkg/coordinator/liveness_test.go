@@ -47,7 +47,7 @@ func (l *countingListener) resetConns() {
 
 // fakeBroker serves gRPC (health only) on a free port and registers as
 // broker id with a lease far longer than the test.
-func fakeBroker(t *testing.T, store *meta.Store, id string) (*rpc.Server, *countingListener) {
+func fakeBroker(t *testing.T, store *meta.Store, id string) (*rpc.Server, *countingListener, meta.BrokerInfo) {
 	t.Helper()
 	lis, err := rpc.Listen("127.0.0.1:0")
 	if err != nil {
@@ -63,7 +63,7 @@ func fakeBroker(t *testing.T, store *meta.Store, id string) (*rpc.Server, *count
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.Close(testCtx(t)) })
-	return srv, cl
+	return srv, cl, info
 }
 
 // A broker whose process is gone (its connection closed, its port
@@ -77,8 +77,8 @@ func TestLivenessEvictsDeadBroker(t *testing.T) {
 	c := startCoordinator(t, store, "c1")
 	waitFor(t, "leader", c.IsLeader)
 	v := startView(t, store)
-	srv1, lis1 := fakeBroker(t, store, "b1")
-	_, lis2 := fakeBroker(t, store, "b2")
+	srv1, lis1, _ := fakeBroker(t, store, "b1")
+	_, lis2, _ := fakeBroker(t, store, "b2")
 	register(t, store, "b3") // 127.0.0.1:1: never reachable
 	waitView(t, c.view, "three brokers", func() bool { return len(c.view.Brokers()) == 3 })
 	resp, err := client(t, c).CreateTopic(ctx, &stratav1.CreateTopicRequest{Name: "t", Partitions: 6})
@@ -137,18 +137,7 @@ func TestLivenessPassesOverCutOffBroker(t *testing.T) {
 	c := startCoordinator(t, store, "c1")
 	waitFor(t, "leader", c.IsLeader)
 	v := startView(t, store)
-	lis, err := rpc.Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl1 := &countingListener{Listener: lis}
-	srv1 := rpc.NewServer(slog.New(slog.DiscardHandler))
-	go func() { _ = srv1.Serve(cl1) }()
-	t.Cleanup(srv1.Stop)
-	b1 := meta.BrokerInfo{ID: "b1", Addr: lis.Addr().String(), StartedAt: time.Now().UTC()}
-	if _, err := store.RegisterBroker(ctx, b1, 60*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	srv1, cl1, b1 := fakeBroker(t, store, "b1")
 	fakeBroker(t, store, "b2")
 	topic := func(name string) string {
 		resp, err := client(t, c).CreateTopic(ctx, &stratav1.CreateTopicRequest{Name: name, Partitions: 4})
@@ -167,7 +156,10 @@ func TestLivenessPassesOverCutOffBroker(t *testing.T) {
 
 	srv1.Stop() // b1's port refuses from now on
 	waitView(t, v, "b1 evicted", func() bool { _, ok := v.Broker("b1"); return !ok })
-	var r *meta.Registration
+	var (
+		r   *meta.Registration
+		err error
+	)
 	for r == nil { // b1 is alive: it registers again as soon as its lease is gone
 		if r, err = store.RegisterBroker(ctx, b1, 60*time.Second); err != nil && ctx.Err() != nil {
 			t.Fatal(err)
@@ -186,7 +178,7 @@ func TestLivenessPassesOverCutOffBroker(t *testing.T) {
 	}
 
 	// The cut heals: b1 serves on its address again.
-	lis, err = rpc.Listen(b1.Addr)
+	lis, err := rpc.Listen(b1.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,7 +39,10 @@ type View struct {
 	topicIDs map[string]string
 	// partitions by topic ID, then partition.
 	partitions map[string]map[int32]PartitionState
-	brokers    map[string]BrokerInfo
+	// owned indexes partitions by owning broker, so that a broker finds
+	// its own without reading every partition (PartitionsOf).
+	owned   map[string]map[PartitionID]struct{}
+	brokers map[string]BrokerInfo
 	// changed is closed and replaced on every change; placed on every
 	// change but those that only move a partition's next offset or
 	// producer state (commits), which are most of them.
@@ -56,6 +59,7 @@ func NewView(s *Store) *View {
 		topics:     map[string]Topic{},
 		topicIDs:   map[string]string{},
 		partitions: map[string]map[int32]PartitionState{},
+		owned:      map[string]map[PartitionID]struct{}{},
 		brokers:    map[string]BrokerInfo{},
 		changed:    make(chan struct{}),
 		placed:     make(chan struct{}),
@@ -170,6 +174,9 @@ func (v *View) applyTopic(ev Event[Topic]) {
 	if ev.Type == EventDelete {
 		if old, ok := v.topics[ev.Value.Name]; ok {
 			delete(v.topicIDs, old.ID)
+			for _, p := range v.partitions[old.ID] {
+				v.disownLocked(p)
+			}
 			delete(v.partitions, old.ID)
 		}
 		delete(v.topics, ev.Value.Name)
@@ -184,6 +191,7 @@ func (v *View) resetPartitions(ps []PartitionState) {
 	defer v.mu.Unlock()
 	old := v.partitions
 	v.partitions = map[string]map[int32]PartitionState{}
+	v.owned = map[string]map[PartitionID]struct{}{}
 	for _, p := range ps {
 		if was, ok := old[p.TopicID][p.Partition]; ok {
 			p.NextOffset = max(p.NextOffset, was.NextOffset)
@@ -205,8 +213,30 @@ func (v *View) putPartitionLocked(p PartitionState) {
 	}
 	if was, ok := m[p.Partition]; ok {
 		p.NextOffset = max(p.NextOffset, was.NextOffset)
+		if was.Broker != p.Broker {
+			v.disownLocked(was)
+		}
 	}
 	m[p.Partition] = p
+	if p.Broker != "" {
+		o := v.owned[p.Broker]
+		if o == nil {
+			o = map[PartitionID]struct{}{}
+			v.owned[p.Broker] = o
+		}
+		o[PartitionID{TopicID: p.TopicID, Partition: p.Partition}] = struct{}{}
+	}
+}
+
+// disownLocked removes p from its owner's index. v.mu must be held for
+// writing.
+func (v *View) disownLocked(p PartitionState) {
+	if o := v.owned[p.Broker]; o != nil {
+		delete(o, PartitionID{TopicID: p.TopicID, Partition: p.Partition})
+		if len(o) == 0 {
+			delete(v.owned, p.Broker)
+		}
+	}
 }
 
 // Advance records that every offset of a partition below next is
@@ -238,6 +268,9 @@ func (v *View) applyPartition(ev Event[PartitionState]) {
 	defer v.mu.Unlock()
 	was, known := v.partitions[ev.Value.TopicID][ev.Value.Partition]
 	if ev.Type == EventDelete {
+		if known {
+			v.disownLocked(was)
+		}
 		delete(v.partitions[ev.Value.TopicID], ev.Value.Partition)
 	} else {
 		v.putPartitionLocked(ev.Value)
@@ -371,12 +404,33 @@ func (v *View) Partition(topicID string, partition int32) (PartitionState, bool)
 	return PartitionState{TopicID: topicID, Partition: partition}, true
 }
 
+// PartitionsOf returns the state of every partition broker owns, as
+// Partitions would list them, without reading the others: a broker of
+// thousands of partitions checks its own every second.
+func (v *View) PartitionsOf(broker string) []PartitionState {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	out := make([]PartitionState, 0, len(v.owned[broker]))
+	for k := range v.owned[broker] {
+		t, ok := v.topics[v.topicIDs[k.TopicID]]
+		if !ok || k.Partition >= t.Partitions {
+			continue
+		}
+		out = append(out, v.partitions[k.TopicID][k.Partition])
+	}
+	return out
+}
+
 // Partitions returns the state of every partition of every topic,
 // including unassigned ones.
 func (v *View) Partitions() []PartitionState {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	var out []PartitionState
+	n := 0
+	for _, t := range v.topics {
+		n += int(t.Partitions)
+	}
+	out := make([]PartitionState, 0, n)
 	for _, t := range v.topics {
 		for p := int32(0); p < t.Partitions; p++ {
 			st, ok := v.partitions[t.ID][p]

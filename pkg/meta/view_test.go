@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -242,5 +243,60 @@ func TestViewPlacementChanged(t *testing.T) {
 	case <-placed:
 	default:
 		t.Fatal("a new topic did not wake PlacementChanged")
+	}
+}
+
+// TestViewPartitionsOf follows partitions from owner to owner, and out of
+// the view with their topic: each broker's list is what Partitions shows
+// it owning.
+func TestViewPartitionsOf(t *testing.T) {
+	s, v, ctx := startedView(t)
+	tp := createTopic(t, s, "owned", 4)
+	other := createTopic(t, s, "other", 1)
+	owned := func(broker string) string {
+		var ps []int32
+		for _, st := range v.PartitionsOf(broker) {
+			ps = append(ps, st.Partition)
+		}
+		slices.Sort(ps)
+		return fmt.Sprint(ps)
+	}
+	check := func(what string, want map[string]string) {
+		t.Helper()
+		waitFor(t, v, what, func() bool {
+			for b, w := range want {
+				if owned(b) != w {
+					return false
+				}
+			}
+			return true
+		})
+		for b := range want {
+			var ps []int32
+			for _, st := range v.Partitions() {
+				if st.Broker == b && st.TopicID == tp.ID {
+					ps = append(ps, st.Partition)
+				}
+			}
+			slices.Sort(ps)
+			if got := fmt.Sprint(ps); got != owned(b) {
+				t.Fatalf("%s: PartitionsOf(%s) = %s, Partitions shows %s", what, b, owned(b), got)
+			}
+		}
+	}
+	assign(t, s, tp.ID, 0, "b1")
+	assign(t, s, tp.ID, 1, "b1")
+	assign(t, s, tp.ID, 2, "b2")
+	check("first owners", map[string]string{"b1": "[0 1]", "b2": "[2]", "b3": "[]"})
+	assign(t, s, tp.ID, 1, "b2")
+	assign(t, s, tp.ID, 0, "")
+	check("moves and a release", map[string]string{"b1": "[]", "b2": "[1 2]"})
+	assign(t, s, other.ID, 0, "b2")
+	if err := s.DeleteTopic(ctx, "owned"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, v, "the topic deleted", func() bool { return len(v.PartitionsOf("b2")) == 1 })
+	if got := v.PartitionsOf("b2"); got[0].TopicID != other.ID {
+		t.Fatalf("b2 owns %+v after the delete, want only %s/0", got, other.ID)
 	}
 }
