@@ -14,8 +14,32 @@ import (
 	"github.com/strata-mq/strata/pkg/meta"
 )
 
-// describeConcurrency bounds the partition reads of one DescribeTopic.
-const describeConcurrency = 16
+// describeChunk and describeConcurrency shape the partition reads of one
+// describe call (partitionStates): chunks of describeChunk partitions,
+// each read in as few etcd transactions as MaxTxnOps allows,
+// describeConcurrency chunks at a time. A transaction per partition took
+// 2 s to describe a topic of 10,000 partitions.
+const (
+	describeChunk       = 512
+	describeConcurrency = 4
+)
+
+// partitionStates reads the current state of each partition of ids from
+// etcd, in the order of ids.
+func (s *Server) partitionStates(ctx context.Context, ids []meta.PartitionID) ([]meta.PartitionState, error) {
+	out := make([]meta.PartitionState, len(ids))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(describeConcurrency)
+	for first := 0; first < len(ids); first += describeChunk {
+		chunk := ids[first:min(first+describeChunk, len(ids))]
+		g.Go(func() error {
+			sts, err := s.cfg.Meta.GetPartitions(gctx, chunk)
+			copy(out[first:], sts)
+			return err
+		})
+	}
+	return out, g.Wait()
+}
 
 // deleteRetries bounds DeleteTopic's retries when the topic changes under
 // it (meta.ErrConflict).
@@ -136,27 +160,23 @@ func (s *Server) DescribeTopic(ctx context.Context, req *stratav1.DescribeTopicR
 			return err
 		}
 		info := topicInfo(t)
-		info.PartitionInfo = make([]*stratav1.PartitionInfo, t.Partitions)
-		g, gctx := errgroup.WithContext(ctx)
-		g.SetLimit(describeConcurrency)
+		ids := make([]meta.PartitionID, t.Partitions)
 		for p := range t.Partitions {
-			g.Go(func() error {
-				st, err := s.cfg.Meta.GetPartition(gctx, t.ID, p)
-				if err != nil {
-					return err
-				}
-				info.PartitionInfo[p] = &stratav1.PartitionInfo{
-					Partition:      p,
-					Broker:         st.Broker,
-					Epoch:          st.Epoch,
-					HighWatermark:  st.NextOffset,
-					LogStartOffset: st.LogStart,
-				}
-				return nil
-			})
+			ids[p] = meta.PartitionID{TopicID: t.ID, Partition: p}
 		}
-		if err := g.Wait(); err != nil {
+		sts, err := s.partitionStates(ctx, ids)
+		if err != nil {
 			return err
+		}
+		info.PartitionInfo = make([]*stratav1.PartitionInfo, 0, len(sts))
+		for _, st := range sts {
+			info.PartitionInfo = append(info.PartitionInfo, &stratav1.PartitionInfo{
+				Partition:      st.Partition,
+				Broker:         st.Broker,
+				Epoch:          st.Epoch,
+				HighWatermark:  st.NextOffset,
+				LogStartOffset: st.LogStart,
+			})
 		}
 		resp = &stratav1.DescribeTopicResponse{Topic: info}
 		return nil

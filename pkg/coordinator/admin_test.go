@@ -203,3 +203,24 @@ func TestMetricsEndpoint(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkDescribeTopic describes a topic of 10,000 partitions, as a
+// producer does once per topic.
+//
+//	go test ./pkg/coordinator -run '^$' -bench DescribeTopic
+func BenchmarkDescribeTopic(b *testing.B) {
+	store := newStore(b, etcd.Endpoints(), testenv.Prefix(b))
+	c := startCoordinator(b, store, "c1")
+	waitFor(b, "leader", c.IsLeader)
+	ctx := testCtx(b)
+	if _, err := client(b, c).CreateTopic(ctx, &stratav1.CreateTopicRequest{Name: "wide", Partitions: 10_000}); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		resp, err := client(b, c).DescribeTopic(ctx, &stratav1.DescribeTopicRequest{Name: "wide"})
+		if err != nil || len(resp.GetTopic().GetPartitionInfo()) != 10_000 {
+			b.Fatalf("describe: %d partitions, %v", len(resp.GetTopic().GetPartitionInfo()), err)
+		}
+	}
+}

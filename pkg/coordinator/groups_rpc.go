@@ -6,8 +6,6 @@ import (
 	"slices"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
 	"github.com/strata-mq/strata/pkg/apierr"
 	"github.com/strata-mq/strata/pkg/meta"
@@ -365,8 +363,8 @@ func (s *Server) describeMembers(resp *stratav1.DescribeGroupResponse, st meta.G
 
 // describeLags fills a DescribeGroup answer's partitions, sorted by topic
 // name and partition: each with its owner, committed offset (-1 if none),
-// high watermark, log start and lag, reading the partitions' states with
-// up to describeConcurrency calls at once.
+// high watermark, log start and lag, reading the partitions' states in
+// batches (partitionStates).
 func (s *Server) describeLags(ctx context.Context, resp *stratav1.DescribeGroupResponse, parts map[meta.GroupPartition]bool,
 	owner map[meta.GroupPartition]string, offs map[meta.GroupPartition]meta.CommittedOffset,
 ) error {
@@ -378,25 +376,25 @@ func (s *Server) describeLags(ctx context.Context, resp *stratav1.DescribeGroupR
 	slices.SortFunc(sorted, func(a, b meta.GroupPartition) int {
 		return cmp.Or(cmp.Compare(names(a), names(b)), cmp.Compare(a.Partition, b.Partition))
 	})
-	resp.Partitions = make([]*stratav1.GroupPartitionLag, len(sorted))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(describeConcurrency)
+	ids := make([]meta.PartitionID, len(sorted))
 	for i, gp := range sorted {
-		g.Go(func() error {
-			ps, err := s.cfg.Meta.GetPartition(gctx, gp.TopicID, gp.Partition)
-			if err != nil {
-				return storageErr(err)
-			}
-			lag := &stratav1.GroupPartitionLag{Topic: names(gp), Partition: gp.Partition, MemberId: owner[gp],
-				CommittedOffset: -1, HighWatermark: ps.NextOffset, LogStartOffset: ps.LogStart}
-			from := ps.LogStart
-			if o, ok := offs[gp]; ok {
-				lag.CommittedOffset, from = o.Offset, o.Offset
-			}
-			lag.Lag = max(ps.NextOffset-max(from, ps.LogStart), 0)
-			resp.Partitions[i] = lag
-			return nil
-		})
+		ids[i] = meta.PartitionID(gp)
 	}
-	return g.Wait()
+	sts, err := s.partitionStates(ctx, ids)
+	if err != nil {
+		return storageErr(err)
+	}
+	resp.Partitions = make([]*stratav1.GroupPartitionLag, len(sorted))
+	for i, gp := range sorted {
+		ps := sts[i]
+		lag := &stratav1.GroupPartitionLag{Topic: names(gp), Partition: gp.Partition, MemberId: owner[gp],
+			CommittedOffset: -1, HighWatermark: ps.NextOffset, LogStartOffset: ps.LogStart}
+		from := ps.LogStart
+		if o, ok := offs[gp]; ok {
+			lag.CommittedOffset, from = o.Offset, o.Offset
+		}
+		lag.Lag = max(ps.NextOffset-max(from, ps.LogStart), 0)
+		resp.Partitions[i] = lag
+	}
+	return nil
 }
