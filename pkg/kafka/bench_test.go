@@ -1,10 +1,14 @@
 package kafka_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+
 	"github.com/strata-mq/strata/internal/bench"
+	"github.com/strata-mq/strata/pkg/proxy"
 )
 
 // TestBenchKafka runs the load generator over the Kafka protocol
@@ -38,5 +42,44 @@ func TestBenchKafka(t *testing.T) {
 	}
 	if es.Ops == 0 || es.Errors != 0 || es.AckLatency == nil || es.AckLatency.P50 <= 0 || es.Latency.P50 <= 0 {
 		t.Fatalf("e2e: %d records, %d errors (%s), latency %+v, acknowledged %+v", es.Ops, es.Errors, es.FirstError, es.Latency, es.AckLatency)
+	}
+}
+
+// BenchmarkListOffsetsWide asks for the earliest offset of every partition
+// of a topic of 10,000 partitions in one ListOffsets request, as a
+// consumer group starting on it does, with the proxy's cache of log starts
+// expired before each request.
+//
+//	go test ./pkg/kafka -run '^$' -bench ListOffsetsWide -benchtime 3x
+func BenchmarkListOffsetsWide(b *testing.B) {
+	const partitions = 10_000
+	c := startCluster(b, clusterOpts{})
+	adm := kadm.NewClient(c.client())
+	if _, err := adm.CreateTopic(c.ctx, partitions, 1, nil, "wide"); err != nil {
+		b.Fatal(err)
+	}
+	list := func() error {
+		offs, err := adm.ListStartOffsets(c.ctx, "wide")
+		if err == nil {
+			err = offs.Error()
+		}
+		if n := len(offs["wide"]); err == nil && n != partitions {
+			err = fmt.Errorf("%d partitions listed, want %d", n, partitions)
+		}
+		return err
+	}
+	for err := list(); err != nil; err = list() { // until every partition has an owner
+		if c.ctx.Err() != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		time.Sleep(proxy.DefaultLogStartTTL) // expire the cached log starts
+		b.StartTimer()
+		if err := list(); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -38,6 +38,13 @@ func (s *Server) handleListOffsets(ctx context.Context, r *request) (kmsg.Respon
 		*ot = kmsg.NewListOffsetsResponseTopic()
 		ot.Topic = rt.Topic
 		code, _ := s.authorize(ctx, r, meta.OpDescribe, auth.Topic(rt.Topic))
+		if code == 0 {
+			ps := make([]int32, len(rt.Partitions))
+			for j, rp := range rt.Partitions {
+				ps[j] = rp.Partition
+			}
+			s.core.Fetcher.WarmLogStarts(ctx, rt.Topic, ps)
+		}
 		for _, rp := range rt.Partitions {
 			op := kmsg.NewListOffsetsResponseTopicPartition()
 			op.Partition, op.Offset, op.Timestamp, op.LeaderEpoch = rp.Partition, -1, -1, -1

@@ -32,7 +32,7 @@ func TestMain(m *testing.M) { testenv.Main(m, &etcd) }
 // cluster is a coordinator, a broker and a proxy with its Kafka front end,
 // in this process, on the shared etcd under a fresh prefix.
 type cluster struct {
-	t     *testing.T
+	t     testing.TB
 	ctx   context.Context
 	meta  *meta.Store
 	proxy *proxy.Server
@@ -52,7 +52,7 @@ type clusterOpts struct {
 	tls *rpc.TLS
 }
 
-func startCluster(t *testing.T, o clusterOpts) *cluster {
+func startCluster(t testing.TB, o clusterOpts) *cluster {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	t.Cleanup(cancel)

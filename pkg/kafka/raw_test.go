@@ -17,7 +17,7 @@ import (
 // raw is a bare TCP connection to the Kafka listener, for tests that must
 // control every byte: pipelining, malformed frames, old versions.
 type raw struct {
-	t    *testing.T
+	t    testing.TB
 	conn net.Conn
 	fmt  *kmsg.RequestFormatter
 	corr int32

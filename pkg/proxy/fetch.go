@@ -462,12 +462,54 @@ func (f *Fetcher) readPartition(ctx context.Context, id string, p int32) (hw, lo
 		return 0, 0, apierr.Errorf(apierr.ErrStorageUnavailable, "read partition state: %v", err)
 	}
 	f.mu.Lock()
+	f.cacheLogStartLocked(st, time.Now())
+	f.mu.Unlock()
+	return st.NextOffset, st.LogStart, nil
+}
+
+// cacheLogStartLocked caches st's log start as read at at. f.mu must be
+// held.
+func (f *Fetcher) cacheLogStartLocked(st meta.PartitionState, at time.Time) {
 	if len(f.logStarts) >= maxCachedLogStarts {
 		clear(f.logStarts)
 	}
-	f.logStarts[meta.PartitionID{TopicID: id, Partition: p}] = cachedLogStart{offset: st.LogStart, at: time.Now()}
+	f.logStarts[meta.PartitionID{TopicID: st.TopicID, Partition: st.Partition}] = cachedLogStart{offset: st.LogStart, at: at}
+}
+
+// WarmLogStarts caches the log starts of those of topic's partitions that
+// are not cached, read in batched etcd transactions. A Kafka consumer asks
+// for the offsets of all its partitions in one request; one read per
+// partition took seconds at thousands of partitions. Unknown topics and
+// partitions out of range are left for ListOffsets to refuse, and a failed
+// read leaves the partitions to be read one by one.
+func (f *Fetcher) WarmLogStarts(ctx context.Context, topic string, partitions []int32) {
+	t, ok := f.view.Topic(topic)
+	if !ok {
+		return
+	}
+	var ids []meta.PartitionID
+	f.mu.Lock()
+	for _, p := range partitions {
+		k := meta.PartitionID{TopicID: t.ID, Partition: p}
+		if c, ok := f.logStarts[k]; p < 0 || p >= t.Partitions || (ok && time.Since(c.at) < f.logStartTTL) {
+			continue
+		}
+		ids = append(ids, k)
+	}
 	f.mu.Unlock()
-	return st.NextOffset, st.LogStart, nil
+	if len(ids) < 2 {
+		return // one is read as well by ListOffsets
+	}
+	at := time.Now()
+	sts, err := f.meta.GetPartitions(ctx, ids)
+	if err != nil {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, st := range sts {
+		f.cacheLogStartLocked(st, at)
+	}
 }
 
 // ListOffsets resolves OffsetEarliest to the log start, OffsetLatest to the
