@@ -41,7 +41,8 @@ type unreachable struct {
 	m map[string]time.Time
 	// changed wakes the placement loop after a mark or a clear.
 	changed chan struct{}
-	count   func(n int)
+	// count reports the number of marks (the unreachable_brokers gauge).
+	count func(n int)
 }
 
 func newUnreachable(count func(n int)) *unreachable {
@@ -190,8 +191,7 @@ func (s *Server) livenessLoop(ctx context.Context) {
 // and over. It returns when ctx ends or after the eviction.
 func (s *Server) watchBroker(ctx context.Context, b meta.BrokerInfo) {
 	conn, err := rpc.Dial(b.Addr, rpc.WithTLS(s.cfg.TLS), rpc.WithGRPCOptions(grpc.WithConnectParams(grpc.ConnectParams{
-		Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: reconnectMaxDelay},
-		MinConnectTimeout: probeTimeout,
+		Backoff: backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: reconnectMaxDelay},
 	})))
 	if err != nil {
 		s.log.Warn("liveness: cannot watch broker", "broker", b.ID, "addr", b.Addr, "err", err)

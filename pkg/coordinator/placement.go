@@ -120,10 +120,10 @@ func (s *Server) placementLoop(ctx context.Context) {
 }
 
 // placementPass makes one round of placement decisions from the view and
-// writes them, passing over the brokers marked unreachable: orphans first; then, when every partition has a healthy
-// owner, a bounded round of graceful moves between healthy brokers. It
-// returns when it wants to run again although nothing changes (0: no
-// need).
+// writes them, passing over the brokers marked unreachable: orphans
+// first; then, when every partition has a healthy owner, a bounded round
+// of graceful moves between healthy brokers. It returns when it wants to
+// run again although nothing changes (0: no need).
 func (s *Server) placementPass(ctx context.Context, r *rebalancer) time.Duration {
 	parts, brokers := s.view.Partitions(), s.unreachable.reachable(s.view.Brokers())
 	// Partitions of a broker draining itself are its own to hand off for
