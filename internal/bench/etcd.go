@@ -28,6 +28,9 @@ const (
 	// DefaultEtcdRecords is the records each commit's entry covers: one,
 	// as with one record in flight.
 	DefaultEtcdRecords = 1
+	// DefaultEtcdPartitions is the partitions each commit covers: one, as
+	// a flush of one record does.
+	DefaultEtcdPartitions = 1
 	// etcdBroker is the broker ID the bench commits as.
 	etcdBroker = "bench-etcd"
 	// etcdObjectBytes is the object size the entries name: a 1 KiB record
@@ -42,6 +45,10 @@ type EtcdConfig struct {
 	Concurrency int `json:"concurrency"`
 	// Records is how many offsets each committed entry covers.
 	Records int `json:"records"`
+	// Partitions is how many partitions each commit covers, an entry each,
+	// in one transaction: a flush of a broker whose records are spread
+	// over many partitions.
+	Partitions int `json:"partitions"`
 	// Duration is the measured time; Warmup runs before it, unmeasured.
 	Duration time.Duration `json:"duration"`
 	Warmup   time.Duration `json:"warmup"`
@@ -64,6 +71,8 @@ func (c *EtcdConfig) Validate() error {
 		return fmt.Errorf("bench: concurrency must be in [1, 1024], got %d", c.Concurrency)
 	case c.Records < 1 || c.Records > 1<<20:
 		return fmt.Errorf("bench: records per commit must be in [1, %d], got %d", 1<<20, c.Records)
+	case c.Partitions < 1 || c.Partitions > 1024:
+		return fmt.Errorf("bench: partitions per commit must be in [1, 1024], got %d", c.Partitions)
 	case c.Duration <= 0 || c.Duration > 24*time.Hour:
 		return fmt.Errorf("bench: duration must be in (0, 24h], got %v", c.Duration)
 	case c.Warmup < 0 || c.Warmup > time.Hour:
@@ -107,7 +116,7 @@ func Etcd(ctx context.Context, mc meta.Config, objects objstore.Store, cfg EtcdC
 		return nil, err
 	}
 	defer store.Close()
-	top, err := store.CreateTopic(ctx, meta.Topic{Name: "bench", Partitions: int32(cfg.Concurrency), RetentionMs: -1, RetentionBytes: -1})
+	top, err := store.CreateTopic(ctx, meta.Topic{Name: "bench", Partitions: int32(cfg.Concurrency * cfg.Partitions), RetentionMs: -1, RetentionBytes: -1})
 	if err != nil {
 		return nil, fmt.Errorf("bench: creating the scratch topic under %s: %w", mc.Prefix, err)
 	}
@@ -125,15 +134,21 @@ func Etcd(ctx context.Context, mc meta.Config, objects objstore.Store, cfg EtcdC
 // runEtcd takes the scratch topic's partitions and runs the committers.
 func runEtcd(ctx context.Context, store *meta.Store, objects objstore.Store, topicID string, cfg EtcdConfig, progress io.Writer) (*Summary, error) {
 	ws := make([]*etcdWorker, cfg.Concurrency)
-	for p := range ws {
-		st, err := store.GetPartition(ctx, topicID, int32(p))
-		if err == nil {
-			st, err = store.AssignPartition(ctx, st, etcdBroker)
+	for i := range ws {
+		w := &etcdWorker{meta: store, objects: objects, cfg: cfg, topicID: topicID}
+		for j := range cfg.Partitions {
+			p := int32(i*cfg.Partitions + j)
+			st, err := store.GetPartition(ctx, topicID, p)
+			if err == nil {
+				st, err = store.AssignPartition(ctx, st, etcdBroker)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("bench: taking the scratch partition %d: %w", p, err)
+			}
+			w.parts = append(w.parts, p)
+			w.epoch = st.Epoch
 		}
-		if err != nil {
-			return nil, fmt.Errorf("bench: taking the scratch partition %d: %w", p, err)
-		}
-		ws[p] = &etcdWorker{meta: store, objects: objects, cfg: cfg, topicID: topicID, p: int32(p), epoch: st.Epoch}
+		ws[i] = w
 	}
 	rec := newRecorder("etcd", "commits", progress)
 	stopTicker := rec.startTicker(time.Second)
@@ -164,16 +179,17 @@ func runEtcd(ctx context.Context, store *meta.Store, objects objstore.Store, top
 	return s, nil
 }
 
-// etcdWorker commits one partition's entries back to back, carrying one
-// idempotent producer's state as the SDK's default producer does; with
-// PutBytes it first PUTs each entry's object, as a flush does.
+// etcdWorker commits entries of its partitions back to back, one to each
+// partition per commit, carrying one idempotent producer's state as the
+// SDK's default producer does; with PutBytes it first PUTs the object the
+// entries name, as a flush does.
 type etcdWorker struct {
 	meta    *meta.Store
 	objects objstore.Store // nil: commit only
 	cfg     EtcdConfig
 	topicID string
-	p       int32
-	epoch   int64
+	parts   []int32
+	epoch   int64    // every partition's: each was assigned once
 	keys    []string // objects written
 }
 
@@ -189,24 +205,17 @@ func (w *etcdWorker) run(ctx context.Context, rec *recorder) {
 		last := next + n - 1
 		after := map[int64]meta.ProducerState{pid: {FirstSeq: int32(next), LastSeq: int32(last), FirstOffset: next, LastOffset: last}}
 		now := time.Now()
-		c := meta.Commit{Broker: etcdBroker, Epoch: w.epoch, Producers: before, NewProducers: after, Entry: meta.SegmentEntry{
-			TopicID: w.topicID, Partition: w.p,
-			ObjectKey:   fmt.Sprintf("%s%d-%s-%d-%d", w.cfg.ObjectPrefix, now.UnixMilli(), etcdBroker, w.p, next),
-			ObjectSize:  etcdObjectBytes,
-			Len:         etcdObjectBytes - 100,
-			FirstOffset: next, LastOffset: last,
-			MinTimestamp: now.UnixMilli(), MaxTimestamp: now.UnixMilli(),
-			CreatedMs: now.UnixMilli(),
-		}}
+		key := fmt.Sprintf("%s%d-%s-%d-%d", w.cfg.ObjectPrefix, now.UnixMilli(), etcdBroker, w.parts[0], next)
+		size := int64(etcdObjectBytes)
 		var err error
 		if w.objects != nil {
-			c.Entry.ObjectSize, c.Entry.Len = int64(len(data)), int64(len(data))
-			if err = w.objects.Put(ctx, c.Entry.ObjectKey, data); err == nil {
-				w.keys = append(w.keys, c.Entry.ObjectKey)
+			size = int64(len(data))
+			if err = w.objects.Put(ctx, key, data); err == nil {
+				w.keys = append(w.keys, key)
 			}
 		}
 		if err == nil {
-			err = w.meta.CommitSegments(ctx, []meta.Commit{c})[0]
+			err = w.commit(ctx, key, size, next, last, before, after)
 		}
 		switch {
 		case err == nil:
@@ -219,4 +228,25 @@ func (w *etcdWorker) run(ctx context.Context, rec *recorder) {
 		}
 		before = after
 	}
+}
+
+// commit commits offsets first..last of every partition of w, in the
+// object key of size bytes, in one call, and returns the first error.
+func (w *etcdWorker) commit(ctx context.Context, key string, size, first, last int64, before, after map[int64]meta.ProducerState) error {
+	now := time.Now().UnixMilli()
+	cs := make([]meta.Commit, len(w.parts))
+	for i, p := range w.parts {
+		cs[i] = meta.Commit{Broker: etcdBroker, Epoch: w.epoch, Producers: before, NewProducers: after, Entry: meta.SegmentEntry{
+			TopicID: w.topicID, Partition: p,
+			ObjectKey: key, ObjectSize: size, Pos: int64(i) * size / int64(len(w.parts)), Len: max(size/int64(len(w.parts))-100, 1),
+			FirstOffset: first, LastOffset: last,
+			MinTimestamp: now, MaxTimestamp: now, CreatedMs: now,
+		}}
+	}
+	for _, err := range w.meta.CommitSegments(ctx, cs) {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

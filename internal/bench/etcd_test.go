@@ -26,7 +26,7 @@ func TestEtcd(t *testing.T) {
 		t.Fatal(err)
 	}
 	var progress bytes.Buffer
-	cfg := EtcdConfig{Concurrency: 2, Records: 1, Duration: 1200 * time.Millisecond, Warmup: 200 * time.Millisecond, Prefix: DefaultEtcdPrefix}
+	cfg := EtcdConfig{Concurrency: 2, Records: 1, Partitions: 3, Duration: 1200 * time.Millisecond, Warmup: 200 * time.Millisecond, Prefix: DefaultEtcdPrefix}
 	s, err := Etcd(ctx, meta.Config{Endpoints: e.Endpoints(), Prefix: cluster.Prefix()}, nil, cfg, &progress)
 	if err != nil {
 		t.Fatal(err)
@@ -82,13 +82,14 @@ func TestEtcd(t *testing.T) {
 }
 
 func TestEtcdConfigValidate(t *testing.T) {
-	ok := EtcdConfig{Concurrency: 1, Records: 1, Duration: time.Second, Prefix: DefaultEtcdPrefix}
+	ok := EtcdConfig{Concurrency: 1, Records: 1, Partitions: 1, Duration: time.Second, Prefix: DefaultEtcdPrefix}
 	if err := ok.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	for name, mutate := range map[string]func(*EtcdConfig){
 		"no concurrency":  func(c *EtcdConfig) { c.Concurrency = 0 },
 		"no records":      func(c *EtcdConfig) { c.Records = 0 },
+		"no partitions":   func(c *EtcdConfig) { c.Partitions = 0 },
 		"no duration":     func(c *EtcdConfig) { c.Duration = 0 },
 		"negative warmup": func(c *EtcdConfig) { c.Warmup = -time.Second },
 		"empty prefix":    func(c *EtcdConfig) { c.Prefix = "/" },

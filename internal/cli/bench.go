@@ -203,7 +203,8 @@ var benchEtcdCmd = &command{
 	setup: func(fs *flag.FlagSet) runFunc {
 		mc, store := serverflags.Meta(fs), serverflags.Store(fs)
 		cfg := bench.EtcdConfig{Records: bench.DefaultEtcdRecords}
-		fs.IntVar(&cfg.Concurrency, "concurrency", bench.DefaultEtcdConcurrency, "commits in flight, each to a partition of its own")
+		fs.IntVar(&cfg.Concurrency, "concurrency", bench.DefaultEtcdConcurrency, "commits in flight, each to partitions of its own")
+		fs.IntVar(&cfg.Partitions, "partitions", bench.DefaultEtcdPartitions, "partitions each commit covers, an entry each, in one transaction (a flush of records spread over many partitions)")
 		fs.DurationVar(&cfg.Duration, "duration", bench.DefaultDuration, "measured time")
 		fs.DurationVar(&cfg.Warmup, "warmup", 0, "unmeasured time before it")
 		fs.StringVar(&cfg.Prefix, "prefix", bench.DefaultEtcdPrefix, "scratch key prefix under --etcd-prefix (deleted afterwards)")
