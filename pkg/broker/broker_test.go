@@ -549,7 +549,7 @@ func TestGroupCommit(t *testing.T) {
 	if _, err := produce(0, "a", 10); err != nil {
 		t.Fatal(err)
 	}
-	commits0 := histCount(t, e.b.metrics.commitTime)
+	commits0, puts0 := histCount(t, e.b.metrics.commitTime), histCount(t, e.b.metrics.putTime)
 
 	hold, started, done := make(chan struct{}), make(chan string, 16), make(chan string, 16)
 	e.store.mu.Lock()
@@ -577,6 +577,9 @@ func TestGroupCommit(t *testing.T) {
 		<-started
 		<-done // its PUT ended; its commit waits behind flush 1
 	}
+	// The store returned; the broker counts a PUT once its flush is ready
+	// to commit.
+	eventually(t, func() bool { return histCount(t, e.b.metrics.putTime) == puts0+3 })
 	close(hold)
 	want := []struct {
 		p          int32

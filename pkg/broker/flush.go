@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/strata-mq/strata/pkg/apierr"
@@ -203,7 +204,10 @@ func (s *Server) keepObjectBuffer(old, obj []byte, putErr error) []byte {
 // put builds the flush's segment object in buf, if large enough, PUTs it
 // and returns the buffer to build the next object in.
 func (s *Server) put(f *flush, buf []byte) []byte {
-	defer close(f.putDone)
+	// putDone closes once the PUT ended, before the PUT is counted, so
+	// that a count of PUTs implies their flushes are ready to commit.
+	putDone := sync.OnceFunc(func() { close(f.putDone) })
+	defer putDone()
 	start := time.Now()
 	// A fresh Writer per flush, on the worker's buffer. The writer refers
 	// to the requests' batches (validated when they arrived, so their
@@ -238,6 +242,7 @@ func (s *Server) put(f *flush, buf []byte) []byte {
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
 	f.putErr = s.cfg.Store.Put(ctx, f.key, obj)
+	putDone()
 	s.metrics.putTime.Observe(time.Since(start).Seconds())
 	s.metrics.flushBytes.Observe(float64(f.size))
 	return s.keepObjectBuffer(buf, obj, f.putErr)
