@@ -39,6 +39,7 @@ func run(args []string) error {
 	fs.IntVar(&cfg.MaxInflightFlushes, "max-inflight-flushes", broker.DefaultMaxInflightFlushes, "flushes in flight at once")
 	fs.IntVar(&cfg.MaxRequestBytes, "max-request-bytes", broker.DefaultMaxRequestBytes, "largest produce request")
 	fs.DurationVar(&cfg.LeaseTTL, "lease-ttl", broker.DefaultLeaseTTL, "membership lease TTL (whole seconds)")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", broker.DefaultShutdownTimeout, "longest a graceful stop flushes, hands partitions off and deregisters")
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "serve /metrics on this address (empty: off)")
 	flagenv.Usage(fs)
 	if err := flagenv.Parse(fs, args); err != nil {

@@ -43,8 +43,8 @@ import (
 const (
 	// storeTimeout bounds one flush's PUT (the store retries inside it).
 	storeTimeout = 60 * time.Second
-	// releaseTimeout bounds releasing the partitions at Close.
-	releaseTimeout = 10 * time.Second
+	// infoTimeout bounds publishing a change of the registration info.
+	infoTimeout = 10 * time.Second
 	// stopGrace bounds the gRPC server's graceful stop at the end of
 	// Close. Every produce has been answered by then (the partitions are
 	// released), but a proxy's ProduceStream stays open until the proxy
@@ -80,6 +80,10 @@ type Server struct {
 	commitQ   chan *flush    // flushes in cut order, to the committer
 	flushDone chan struct{}  // closed when the committer has finished
 
+	// flushCtx bounds the flush pipeline's PUTs and commits; Close
+	// cancels it (cutFlushes) at its ShutdownTimeout.
+	flushCtx    context.Context
+	cutFlushes  context.CancelFunc
 	viewCancel  context.CancelFunc
 	loopsCancel context.CancelFunc
 	loops       sync.WaitGroup // ownership and membership loops
@@ -159,6 +163,7 @@ func New(cfg Config) (*Server, error) {
 		room:      make(chan struct{}),
 		settled:   make(chan struct{}),
 	}
+	s.flushCtx, s.cutFlushes = context.WithCancel(context.Background())
 	stratav1.RegisterBrokerServer(s.grpc.Server, s)
 	return s, nil
 }
@@ -428,18 +433,24 @@ func (s *Server) close() error {
 	s.mu.Unlock()
 	if !started {
 		s.grpc.Stop() // never served (or Start failed); its stream workers run from New on
+		s.cutFlushes()
 		return nil
 	}
 	s.grpc.SetServing(false)
 	start := time.Now()
+	// Everything below is bounded by ShutdownTimeout: at the deadline the
+	// flushes still running are cut, and the etcd calls give up.
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	cut := time.AfterFunc(s.cfg.ShutdownTimeout, s.cutFlushes)
+	defer cut.Stop()
+	defer s.cutFlushes()
 	// Tell placement to give this broker nothing new while it drains —
 	// meanwhile, flush and commit everything buffered (produces waiting on
 	// it are answered); the partitions are refused either way.
 	marked := make(chan struct{})
 	go func() {
 		defer close(marked)
-		ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
-		defer cancel()
 		if err := s.updateInfo(ctx, func(i *meta.BrokerInfo) { i.Draining = true }); err != nil {
 			s.log.Warn("cannot mark the broker draining", "err", err)
 		}
@@ -453,21 +464,9 @@ func (s *Server) close() error {
 	// away.
 	s.loopsCancel()
 	s.loops.Wait()
-	released := s.releaseAll()
+	released := s.releaseAll(ctx)
 	s.log.Debug("close: partitions handed off", "after", time.Since(start))
-
-	var errs []error
-	s.mu.Lock()
-	r := s.registration
-	s.registration, s.member = nil, false
-	s.mu.Unlock()
-	if r != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
-		if err := r.Close(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("broker: deregister: %w", err))
-		}
-		cancel()
-	}
+	errs := s.deregister(ctx)
 	s.viewCancel()
 	s.view.Wait()
 	s.log.Debug("close: deregistered", "after", time.Since(start))
@@ -475,23 +474,37 @@ func (s *Server) close() error {
 		s.log.Debug("close: cut the connections still open (proxies' produce streams)")
 	}
 	if s.metricsSrv != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
-		if err := s.metricsSrv.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("broker: metrics server: %w", err))
+		mctx, mcancel := context.WithTimeout(context.Background(), stopGrace)
+		if err := s.metricsSrv.Shutdown(mctx); err != nil {
+			_ = s.metricsSrv.Close()
 		}
-		cancel()
+		mcancel()
 	}
 	s.log.Info("broker stopped", "released_partitions", released, "took", time.Since(start))
 	return errors.Join(errs...)
+}
+
+// deregister ends the broker's registration, so placement stops counting
+// it at once rather than when the lease expires.
+func (s *Server) deregister(ctx context.Context) []error {
+	s.mu.Lock()
+	r := s.registration
+	s.registration, s.member = nil, false
+	s.mu.Unlock()
+	if r == nil {
+		return nil
+	}
+	if err := r.Close(ctx); err != nil {
+		return []error{fmt.Errorf("broker: deregister: %w", err)}
+	}
+	return nil
 }
 
 // releaseAll hands every partition the metadata shows this broker owning
 // straight to the live broker with the fewest partitions (handoffTargets;
 // no owner when there is none), in batched transactions (handOff), and
 // returns how many it moved.
-func (s *Server) releaseAll() int {
-	ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
-	defer cancel()
+func (s *Server) releaseAll(ctx context.Context) int {
 	keys := s.ownedKeys()
 	s.mu.Lock()
 	for _, p := range s.parts {
@@ -677,7 +690,7 @@ func (s *Server) noteStorageError(err error) {
 	s.loops.Add(1)
 	go func() {
 		defer s.loops.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
+		ctx, cancel := context.WithTimeout(s.flushCtx, infoTimeout)
 		defer cancel()
 		if err := s.updateInfo(ctx, func(i *meta.BrokerInfo) { i.LastStorageError, i.LastStorageErrorAt = msg, now }); err != nil {
 			s.log.Warn("cannot publish the last storage error", "err", err)

@@ -44,6 +44,14 @@ const (
 	// DefaultMaxBufferedBytes bounds the batches buffered for the next
 	// flush; produces wait for room beyond it.
 	DefaultMaxBufferedBytes = 16 << 20
+	// DefaultShutdownTimeout bounds a graceful stop: flushing and
+	// committing what is buffered, handing the partitions off and ending
+	// the registration take milliseconds against a healthy etcd and
+	// store, and a server must stop within 2 s of SIGTERM even when
+	// either is gone. What did not finish by then is left to the lease
+	// (the partitions move when it expires) and to the producers'
+	// retries.
+	DefaultShutdownTimeout = time.Second
 	// DefaultLoadReportInterval is how often the broker publishes its
 	// bytes-in rate in its registration, for placement.
 	DefaultLoadReportInterval = 10 * time.Second
@@ -117,6 +125,10 @@ type Config struct {
 	// LoadReportInterval is how often the broker publishes its bytes-in
 	// rate in its registration. Default DefaultLoadReportInterval.
 	LoadReportInterval time.Duration
+	// ShutdownTimeout bounds Close's graceful work; PUTs and commits still
+	// running then are cut off and their produces fail (retriable).
+	// Default DefaultShutdownTimeout.
+	ShutdownTimeout time.Duration
 	// ObjectPrefix is prepended to every segment object key. Default
 	// DefaultObjectPrefix. It has no flag: it must equal the coordinator's
 	// lifecycle ObjectPrefix, and operators place a cluster's objects with
@@ -166,6 +178,9 @@ func (c *Config) setDefaults() {
 	if c.LoadReportInterval == 0 {
 		c.LoadReportInterval = DefaultLoadReportInterval
 	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
 	if c.ObjectPrefix == "" {
 		c.ObjectPrefix = DefaultObjectPrefix
 	}
@@ -193,6 +208,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("broker: config: lease ttl %v must be whole seconds, at least 1s", c.LeaseTTL)
 	case c.FlushInterval < 0:
 		return fmt.Errorf("broker: config: flush interval %v is negative", c.FlushInterval)
+	case c.ShutdownTimeout < 0:
+		return fmt.Errorf("broker: config: shutdown timeout %v is negative", c.ShutdownTimeout)
 	case c.FlushBytes < 1 || c.FlushBytes > MaxFlushBytes:
 		return fmt.Errorf("broker: config: flush bytes %d, want 1..%d", c.FlushBytes, MaxFlushBytes)
 	case c.MaxInflightFlushes < 1 || c.MaxInflightFlushes > MaxInflightFlushes:

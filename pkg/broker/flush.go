@@ -239,7 +239,7 @@ func (s *Server) put(f *flush, buf []byte) []byte {
 	if f.putErr = s.entries(f, obj, footer); f.putErr != nil {
 		return buf
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	ctx, cancel := context.WithTimeout(s.flushCtx, storeTimeout)
 	defer cancel()
 	f.putErr = s.cfg.Store.Put(ctx, f.key, obj)
 	putDone()
@@ -371,7 +371,7 @@ func (s *Server) commit(group []*flush) {
 		return
 	}
 	start := time.Now()
-	results := s.cfg.Meta.CommitSegments(context.Background(), commits)
+	results := s.cfg.Meta.CommitSegments(s.flushCtx, commits)
 	s.metrics.commitTime.Observe(time.Since(start).Seconds())
 	s.metrics.grouped.Observe(float64(len(group)))
 	failed := map[*flushPart]error{}
@@ -498,7 +498,7 @@ func (r *stateReader) partition(key meta.PartitionID) (meta.PartitionState, erro
 	if r.down != nil {
 		return meta.PartitionState{}, r.down
 	}
-	st, err := r.s.cfg.Meta.GetPartition(context.Background(), key.TopicID, key.Partition)
+	st, err := r.s.cfg.Meta.GetPartition(r.s.flushCtx, key.TopicID, key.Partition)
 	if err != nil {
 		r.down = err
 	}
@@ -513,7 +513,7 @@ func (s *Server) landed(fp *flushPart, rd *stateReader) bool {
 	if err != nil || st.NextOffset <= fp.last {
 		return false
 	}
-	e, err := s.cfg.Meta.FindSegment(context.Background(), fp.entry.TopicID, fp.entry.Partition, fp.first)
+	e, err := s.cfg.Meta.FindSegment(s.flushCtx, fp.entry.TopicID, fp.entry.Partition, fp.first)
 	if err != nil && !errors.Is(err, meta.ErrNotFound) {
 		rd.down = err
 	}

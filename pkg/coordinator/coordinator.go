@@ -426,9 +426,11 @@ func (s *Server) Close() error {
 	}
 	s.grpc.SetServing(false)
 	stop() // the election loop resigns and placement stops
-	s.grpc.GracefulStop()
+	// Calls in progress finish, for at most stopGrace: one waiting on an
+	// etcd that does not answer would hold the stop for its whole timeout.
+	s.grpc.StopWithin(stopGrace)
 	if msrv != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), stopGrace)
 		_ = msrv.Shutdown(ctx)
 		cancel()
 	}

@@ -134,12 +134,21 @@ func (s *Server) campaignAndLead(ctx context.Context, session *concurrency.Sessi
 	return true
 }
 
+// resignTimeout bounds the revoke of the election session at shutdown,
+// and stopGrace the calls still in progress then: a server stops within
+// 2 s of SIGTERM even with etcd gone, and a session etcd does not answer
+// for expires after its TTL anyway.
+const (
+	resignTimeout = time.Second
+	stopGrace     = 500 * time.Millisecond
+)
+
 // endSession revokes the session's lease, which deletes its election key so
 // a standby is elected at once rather than after the TTL. A session that
 // already died has nothing to revoke.
 func (s *Server) endSession(session *concurrency.Session) {
 	session.Orphan() // stop keepalives; the revoke below ends the lease
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), resignTimeout)
 	defer cancel()
 	_, _ = s.cfg.Meta.Client().Revoke(ctx, session.Lease())
 }

@@ -163,7 +163,7 @@ func (s *Server) livenessLoop(ctx context.Context) {
 				watches[id] = w
 				go func() {
 					defer close(w.done)
-					s.watchBroker(wctx, b)
+					s.watchBroker(wctx, ctx, b)
 				}()
 			}
 		}
@@ -188,8 +188,9 @@ func (s *Server) livenessLoop(ctx context.Context) {
 // coordinator never reached (an address it cannot route to, a process
 // already dead when it became leader) is left to its lease, so a wrong
 // advertised address cannot make the leader evict a healthy broker over
-// and over. It returns when ctx ends or after the eviction.
-func (s *Server) watchBroker(ctx context.Context, b meta.BrokerInfo) {
+// and over. It returns when ctx ends or after the eviction. The eviction
+// runs under leading, which outlives ctx (see evict).
+func (s *Server) watchBroker(ctx, leading context.Context, b meta.BrokerInfo) {
 	conn, err := rpc.Dial(b.Addr, rpc.WithTLS(s.cfg.TLS), rpc.WithGRPCOptions(grpc.WithConnectParams(grpc.ConnectParams{
 		Backoff: backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: reconnectMaxDelay},
 	})))
@@ -208,7 +209,7 @@ func (s *Server) watchBroker(ctx context.Context, b meta.BrokerInfo) {
 			conn.WaitForStateChange(ctx, st)
 			continue
 		case connected && st != connectivity.Connecting:
-			if rpc.Refused(ctx, b.Addr, probeTimeout) && s.evict(ctx, b) {
+			if rpc.Refused(ctx, b.Addr, probeTimeout) && s.evict(ctx, leading, b) {
 				return
 			}
 			conn.Connect()
@@ -229,12 +230,13 @@ func (s *Server) watchBroker(ctx context.Context, b meta.BrokerInfo) {
 // partitions. It reports whether the watcher is done: false when etcd
 // failed, so that the watcher probes and tries again (the mark alone
 // already moves the partitions).
-func (s *Server) evict(ctx context.Context, b meta.BrokerInfo) bool {
+func (s *Server) evict(ctx, leading context.Context, b meta.BrokerInfo) bool {
 	s.unreachable.mark(b)
 	// The view shows the broker gone, and the loop cancels ctx, as soon
 	// as etcd applied the revoke, possibly before its answer arrives:
-	// finish the call (the store bounds it) so it is counted.
-	ok, err := s.cfg.Meta.EvictBroker(context.WithoutCancel(ctx), b.ID, b.StartedAt)
+	// finish the call under leading (the store bounds it) so it is
+	// counted. Stepping down, or shutting down, ends it.
+	ok, err := s.cfg.Meta.EvictBroker(leading, b.ID, b.StartedAt)
 	switch {
 	case err != nil:
 		if ctx.Err() == nil {
