@@ -60,3 +60,46 @@ func TestFrozenBrokerUnderLoad(t *testing.T) {
 		t.Errorf("a partition stalled %v (longest gap %v) after the freeze; the move took %v, want at most %v", worst, gap, moved.Sub(frozen), limit)
 	}
 }
+
+// TestProxyStopsWithFrozenBroker SIGTERMs the proxy while a produce waits
+// on a frozen (SIGSTOP) broker. The proxy lets requests in flight finish
+// for its shutdown timeout (1 s), then cuts them off: it must exit within
+// 2 s, not when the forward times out.
+func TestProxyStopsWithFrozenBroker(t *testing.T) {
+	metrics := metricsAddr(t)
+	c := StartCluster(t, ClusterOptions{Brokers: 1, ProxyArgs: []string{"-metrics-addr", metrics}})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cl := c.Client(client.AdminAttempts(20))
+	if _, err := cl.CreateTopic(ctx, "held", 1); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, ctx, cl, "the partition assigned", func(st *client.ClusterStatus) bool { return len(st.Unassigned) == 0 && owned(st, "broker-0") == 1 })
+	p, err := cl.NewProducer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { // its record cannot be delivered any more: give up on it
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		_ = p.Close(cctx)
+	}()
+	if err := p.ProduceSync(ctx, &client.Record{Topic: "held", Partition: 0, Value: []byte("before")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Brokers[0].Pause(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Brokers[0].Resume() }()
+	p.Produce(ctx, &client.Record{Topic: "held", Partition: 0, Value: []byte("held")}, func(*client.Record, error) {})
+	waitFor(t, "the produce at the proxy", func() bool {
+		return scrape(t, "http://"+metrics+"/metrics")["strata_proxy_produce_in_flight"] > 0
+	})
+	start := time.Now()
+	c.Proxy.Stop()
+	took := time.Since(start)
+	t.Logf("proxy stopped %v after SIGTERM with a produce waiting on a frozen broker", took.Round(time.Millisecond))
+	if took > stopWithin {
+		t.Errorf("proxy took %v to stop, want under %v; log:\n%s", took, stopWithin, c.Proxy.LogTail())
+	}
+}

@@ -42,6 +42,7 @@ func run(args []string) error {
 	fs.DurationVar(&cfg.ForwardTimeout, "forward-timeout", proxy.DefaultForwardTimeout, "bound on one attempt to forward a produce to the partition's owner (retried on the new owner when the partition moves)")
 	fs.DurationVar(&cfg.AdminTimeout, "admin-timeout", proxy.DefaultAdminTimeout, "admin call deadline, retries included, when the client sets none")
 	fs.DurationVar(&cfg.MaxFetchWait, "max-fetch-wait", proxy.DefaultMaxFetchWait, "cap on a fetch's long-poll wait")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", proxy.DefaultShutdownTimeout, "longest a graceful stop lets requests in flight finish")
 	maxFetch := fs.Int("max-fetch-bytes", proxy.DefaultMaxFetchBytes, "cap on a fetch's byte budget")
 	fs.IntVar(&cfg.TailBufferBytes, "tail-buffer-bytes", proxy.DefaultTailBufferBytes, "bytes of acknowledged batches kept to answer readers at the high watermark from memory (negative: none)")
 	kcfg := kafka.Config{}

@@ -52,8 +52,12 @@ const (
 	// 400 ms of a 20 MB/s stream, and a reader further behind reads
 	// storage as before.
 	DefaultTailBufferBytes = 8 << 20
-	// DefaultShutdownTimeout bounds the graceful part of Close.
-	DefaultShutdownTimeout = 10 * time.Second
+	// DefaultShutdownTimeout bounds the graceful part of Close: requests
+	// in flight get this long to finish, then are cut off (clients retry
+	// on another proxy). A server must stop within 2 s of SIGTERM even
+	// when a broker it forwards to is frozen; the Kafka front end's
+	// default is the same.
+	DefaultShutdownTimeout = time.Second
 )
 
 // Config configures a proxy Server.

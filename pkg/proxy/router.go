@@ -93,6 +93,8 @@ func (r *Router) routeOf(topicID string, partition int32) (route, bool) {
 // id have no such protection: like a Kafka producer without idempotence,
 // they are delivered at least once.
 func (r *Router) Produce(ctx context.Context, topic string, partition int32, batches []byte) (ProduceResult, error) {
+	r.metrics.produceInFlight.Inc()
+	defer r.metrics.produceInFlight.Dec()
 	t, err := lookupPartition(ctx, r.view, topic, partition)
 	if err != nil {
 		return ProduceResult{}, err

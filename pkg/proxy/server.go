@@ -237,8 +237,10 @@ func (s *Server) Close() error {
 		s.grpc.Stop()
 	}
 	if msrv != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		errs = append(errs, msrv.Shutdown(ctx))
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		if err := msrv.Shutdown(ctx); err != nil {
+			errs = append(errs, msrv.Close())
+		}
 		cancel()
 	}
 	s.wg.Wait()
