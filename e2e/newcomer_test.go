@@ -77,6 +77,11 @@ func startDev(t *testing.T, extra ...string) *devCluster {
 		t.Fatal(err)
 	}
 	t.Cleanup(d.proc.Kill)
+	t.Cleanup(func() {
+		if t.Failed() { // its own account, for a failure seen only in CI
+			t.Logf("strata dev log, last 16 KiB:\n%s", d.proc.LogTailN(16<<10))
+		}
+	})
 	return d
 }
 

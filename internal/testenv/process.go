@@ -132,7 +132,10 @@ func (p *Process) LogPath() string {
 }
 
 // LogTail returns the last 4 KiB of the process's log.
-func (p *Process) LogTail() string { return tail(p.LogPath()) }
+func (p *Process) LogTail() string { return tailN(p.LogPath(), 4<<10) }
+
+// LogTailN returns the last n bytes of the process's log.
+func (p *Process) LogTailN(n int) string { return tailN(p.LogPath(), n) }
 
 // Start starts the process (again, after Stop or Kill) and waits until it is
 // ready.
@@ -314,12 +317,14 @@ func isClosed(c chan struct{}) bool {
 }
 
 // tail returns the last few KiB of a log file for error messages.
-func tail(path string) string {
+func tail(path string) string { return tailN(path, 4<<10) }
+
+// tailN returns the last n bytes of the file at path.
+func tailN(path string, n int) string {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return err.Error()
 	}
-	const n = 4 << 10
 	if len(b) > n {
 		b = b[len(b)-n:]
 	}
