@@ -29,9 +29,18 @@ port() { echo $(($1 + off)); }
 
 # stop sends SIGTERM to every process, waits up to 5 s for them to exit
 # (so that their ports are free again), then SIGKILLs what is left.
+# stop stops the servers first, while etcd and MinIO still answer (a
+# broker flushes, hands its partitions off and writes its CPU profile),
+# then etcd and MinIO.
 stop() {
+	stop_pids proxy broker coordinator
+	stop_pids etcd minio
+}
+
+stop_pids() { # names of DIR/NAME.pid files
 	local pids=()
-	for f in "$dir"/*.pid; do
+	for name in "$@"; do
+		f=$dir/$name.pid
 		[ -e "$f" ] || continue
 		pids+=("$(cat "$f")")
 		rm -f "$f"
