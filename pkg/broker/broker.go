@@ -81,7 +81,7 @@ type Server struct {
 	flushDone chan struct{}  // closed when the committer has finished
 
 	// flushCtx bounds the flush pipeline's PUTs and commits; Close
-	// cancels it (cutFlushes) at its ShutdownTimeout.
+	// cancels it (cutFlushes) at its ShutdownTimeout, or when it ends.
 	flushCtx    context.Context
 	cutFlushes  context.CancelFunc
 	viewCancel  context.CancelFunc
@@ -442,9 +442,7 @@ func (s *Server) close() error {
 	// flushes still running are cut, and the etcd calls give up.
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
-	cut := time.AfterFunc(s.cfg.ShutdownTimeout, s.cutFlushes)
-	defer cut.Stop()
-	defer s.cutFlushes()
+	context.AfterFunc(ctx, s.cutFlushes)
 	// Tell placement to give this broker nothing new while it drains —
 	// meanwhile, flush and commit everything buffered (produces waiting on
 	// it are answered); the partitions are refused either way.
@@ -474,11 +472,7 @@ func (s *Server) close() error {
 		s.log.Debug("close: cut the connections still open (proxies' produce streams)")
 	}
 	if s.metricsSrv != nil {
-		mctx, mcancel := context.WithTimeout(context.Background(), stopGrace)
-		if err := s.metricsSrv.Shutdown(mctx); err != nil {
-			_ = s.metricsSrv.Close()
-		}
-		mcancel()
+		_ = rpc.StopMetricsServer(s.metricsSrv, stopGrace)
 	}
 	s.log.Info("broker stopped", "released_partitions", released, "took", time.Since(start))
 	return errors.Join(errs...)

@@ -6,40 +6,11 @@ import (
 	"errors"
 	"slices"
 
-	"golang.org/x/sync/errgroup"
-
 	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
 	"github.com/strata-mq/strata/pkg/apierr"
 	"github.com/strata-mq/strata/pkg/auth"
 	"github.com/strata-mq/strata/pkg/meta"
 )
-
-// describeChunk and describeConcurrency shape the partition reads of one
-// describe call (partitionStates): chunks of describeChunk partitions,
-// each read in as few etcd transactions as MaxTxnOps allows,
-// describeConcurrency chunks at a time. A transaction per partition took
-// 2 s to describe a topic of 10,000 partitions.
-const (
-	describeChunk       = 512
-	describeConcurrency = 4
-)
-
-// partitionStates reads the current state of each partition of ids from
-// etcd, in the order of ids.
-func (s *Server) partitionStates(ctx context.Context, ids []meta.PartitionID) ([]meta.PartitionState, error) {
-	out := make([]meta.PartitionState, len(ids))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(describeConcurrency)
-	for first := 0; first < len(ids); first += describeChunk {
-		chunk := ids[first:min(first+describeChunk, len(ids))]
-		g.Go(func() error {
-			sts, err := s.cfg.Meta.GetPartitions(gctx, chunk)
-			copy(out[first:], sts)
-			return err
-		})
-	}
-	return out, g.Wait()
-}
 
 // deleteRetries bounds DeleteTopic's retries when the topic changes under
 // it (meta.ErrConflict).
@@ -164,7 +135,7 @@ func (s *Server) DescribeTopic(ctx context.Context, req *stratav1.DescribeTopicR
 		for p := range t.Partitions {
 			ids[p] = meta.PartitionID{TopicID: t.ID, Partition: p}
 		}
-		sts, err := s.partitionStates(ctx, ids)
+		sts, err := s.cfg.Meta.GetPartitions(ctx, ids)
 		if err != nil {
 			return err
 		}

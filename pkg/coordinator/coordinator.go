@@ -309,7 +309,7 @@ func New(cfg Config) (*Server, error) {
 		ready:   make(chan struct{}),
 	}
 	s.rebalanceMetrics = newRebalanceMetrics(cfg.Registry)
-	s.unreachable = newUnreachable(func(n int) { s.metrics.unreachable.Set(float64(n)) })
+	s.unreachable = newUnreachable(s.metrics.unreachable)
 	if s.lifecycle, err = newLifecycle(cfg, s.view); err != nil {
 		return nil, err
 	}
@@ -430,9 +430,7 @@ func (s *Server) Close() error {
 	// etcd that does not answer would hold the stop for its whole timeout.
 	s.grpc.StopWithin(stopGrace)
 	if msrv != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), stopGrace)
-		_ = msrv.Shutdown(ctx)
-		cancel()
+		_ = rpc.StopMetricsServer(msrv, stopGrace)
 	}
 	s.bgDone.Wait()
 	s.view.Wait()

@@ -364,7 +364,7 @@ func (s *Server) describeMembers(resp *stratav1.DescribeGroupResponse, st meta.G
 // describeLags fills a DescribeGroup answer's partitions, sorted by topic
 // name and partition: each with its owner, committed offset (-1 if none),
 // high watermark, log start and lag, reading the partitions' states in
-// batches (partitionStates).
+// batches (meta.Store.GetPartitions).
 func (s *Server) describeLags(ctx context.Context, resp *stratav1.DescribeGroupResponse, parts map[meta.GroupPartition]bool,
 	owner map[meta.GroupPartition]string, offs map[meta.GroupPartition]meta.CommittedOffset,
 ) error {
@@ -380,7 +380,7 @@ func (s *Server) describeLags(ctx context.Context, resp *stratav1.DescribeGroupR
 	for i, gp := range sorted {
 		ids[i] = meta.PartitionID(gp)
 	}
-	sts, err := s.partitionStates(ctx, ids)
+	sts, err := s.cfg.Meta.GetPartitions(ctx, ids)
 	if err != nil {
 		return storageErr(err)
 	}

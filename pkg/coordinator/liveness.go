@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/connectivity"
@@ -41,19 +42,19 @@ type unreachable struct {
 	m map[string]time.Time
 	// changed wakes the placement loop after a mark or a clear.
 	changed chan struct{}
-	// count reports the number of marks (the unreachable_brokers gauge).
-	count func(n int)
+	// marked is the number of marks (the unreachable_brokers gauge).
+	marked prometheus.Gauge
 }
 
-func newUnreachable(count func(n int)) *unreachable {
-	return &unreachable{m: map[string]time.Time{}, changed: make(chan struct{}, 1), count: count}
+func newUnreachable(marked prometheus.Gauge) *unreachable {
+	return &unreachable{m: map[string]time.Time{}, changed: make(chan struct{}, 1), marked: marked}
 }
 
 // mark records b's registration as unreachable.
 func (u *unreachable) mark(b meta.BrokerInfo) {
 	u.mu.Lock()
 	u.m[b.ID] = b.StartedAt
-	u.count(len(u.m))
+	u.marked.Set(float64(len(u.m)))
 	u.mu.Unlock()
 	u.wake()
 }
@@ -74,7 +75,7 @@ func (u *unreachable) drop(id string, when func(startedAt time.Time) bool) {
 	ok = ok && when(at)
 	if ok {
 		delete(u.m, id)
-		u.count(len(u.m))
+		u.marked.Set(float64(len(u.m)))
 	}
 	u.mu.Unlock()
 	if ok {

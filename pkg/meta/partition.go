@@ -8,6 +8,7 @@ import (
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"golang.org/x/sync/errgroup"
 )
 
 // PartitionState is who owns a partition and how far its log reaches.
@@ -95,34 +96,51 @@ func (s *Store) GetPartition(ctx context.Context, topicID string, partition int3
 	return sts[0], nil
 }
 
+// getConcurrency bounds the transactions one GetPartitions call has in
+// flight: reading 10,000 partitions one transaction after the other took
+// a producer's DescribeTopic most of a second.
+const getConcurrency = 4
+
 // GetPartitions reads the state of several partitions as GetPartition
-// does, in as few transactions as MaxTxnOps allows (two reads each), and
-// returns them in the order of ids. A broker handing off its partitions
-// reads them all at once rather than one round trip each.
+// does, in as few transactions as MaxTxnOps allows (two reads each), up to
+// getConcurrency at a time, and returns them in the order of ids. A broker
+// handing off its partitions, a topic's description and a Kafka
+// ListOffsets read them all at once rather than one round trip each.
 func (s *Store) GetPartitions(ctx context.Context, ids []PartitionID) ([]PartitionState, error) {
-	out := make([]PartitionState, 0, len(ids))
+	out := make([]PartitionState, len(ids))
 	per := max(s.cfg.MaxTxnOps/2, 1)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(getConcurrency)
 	for start := 0; start < len(ids); start += per {
 		group := ids[start:min(start+per, len(ids))]
-		ops := make([]clientv3.Op, 0, 2*len(group))
-		for _, id := range group {
-			ops = append(ops, clientv3.OpGet(s.keys.partition(id.TopicID, id.Partition)), clientv3.OpGet(s.keys.logStart(id.TopicID, id.Partition)))
-		}
-		tctx, cancel := s.ctx(ctx)
-		resp, err := s.cli.Txn(tctx).Then(ops...).Commit()
-		cancel()
-		if err != nil {
-			return nil, fmt.Errorf("meta: get partition %s/%d: %w", group[0].TopicID, group[0].Partition, err)
-		}
-		for j, id := range group {
-			st, err := s.partitionFrom(id, resp.Responses[2*j].GetResponseRange().Kvs, resp.Responses[2*j+1].GetResponseRange().Kvs)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, st)
-		}
+		g.Go(func() error { return s.getGroup(gctx, group, out[start:]) })
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+// getGroup reads the partitions of group in one transaction into out.
+func (s *Store) getGroup(ctx context.Context, group []PartitionID, out []PartitionState) error {
+	ops := make([]clientv3.Op, 0, 2*len(group))
+	for _, id := range group {
+		ops = append(ops, clientv3.OpGet(s.keys.partition(id.TopicID, id.Partition)), clientv3.OpGet(s.keys.logStart(id.TopicID, id.Partition)))
+	}
+	tctx, cancel := s.ctx(ctx)
+	resp, err := s.cli.Txn(tctx).Then(ops...).Commit()
+	cancel()
+	if err != nil {
+		return fmt.Errorf("meta: get partition %s/%d: %w", group[0].TopicID, group[0].Partition, err)
+	}
+	for j, id := range group {
+		st, err := s.partitionFrom(id, resp.Responses[2*j].GetResponseRange().Kvs, resp.Responses[2*j+1].GetResponseRange().Kvs)
+		if err != nil {
+			return err
+		}
+		out[j] = st
+	}
+	return nil
 }
 
 // partitionFrom decodes a partition's state and log start from the

@@ -201,6 +201,10 @@ func (s *Server) Addr() string {
 	return s.lis.Addr().String()
 }
 
+// metricsStopGrace bounds the scrapes still in progress when Close stops
+// the metrics server.
+const metricsStopGrace = 200 * time.Millisecond
+
 // Close stops the server gracefully: health turns NOT_SERVING, long-polls
 // answer at once, produce and admin retries stop with SHUTTING_DOWN, and
 // requests in flight get up to ShutdownTimeout to finish. Closing twice is
@@ -237,11 +241,7 @@ func (s *Server) Close() error {
 		s.grpc.Stop()
 	}
 	if msrv != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		if err := msrv.Shutdown(ctx); err != nil {
-			errs = append(errs, msrv.Close())
-		}
-		cancel()
+		errs = append(errs, rpc.StopMetricsServer(msrv, metricsStopGrace))
 	}
 	s.wg.Wait()
 	s.fetcher.stopWarms()
