@@ -1,9 +1,11 @@
 package lifecycle
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -12,35 +14,60 @@ import (
 	"github.com/strata-mq/strata/pkg/segment"
 )
 
-// CompactTask is one unit of compaction work: merge the chunks of Groups —
-// consecutive runs of a partition's entries — into one new single-partition
-// segment object, one new entry per group.
+// CompactTask is one unit of compaction work: merge the chunks of each
+// part's Groups — consecutive runs of a partition's entries — into one new
+// segment object with one chunk per part, one new entry per group.
+//
+// A task takes several partitions at once because brokers write them side
+// by side: a flush object holds a chunk of every partition it flushed, in
+// (topic, partition) order. One task over consecutive partitions reads each
+// flush object's run of their chunks in one ranged GET, where a task per
+// partition made a GET per chunk; a GET costs about as much CPU as
+// reading tens of KiB, and the chunks of a busy cluster are that small.
 type CompactTask struct {
+	// Parts are the partitions merged, in (topic, partition) order.
+	Parts []PartTask
+	// ObjectKey is the key the new object is written under.
+	ObjectKey string
+}
+
+// PartTask is one partition's share of a CompactTask.
+type PartTask struct {
 	TopicID   string
 	Partition int32
 	// Groups are consecutive runs of consecutive entries; each becomes one
 	// entry of the new object.
 	Groups [][]meta.SegmentEntry
-	// ObjectKey is the key the new object is written under.
-	ObjectKey string
 }
 
-// Inputs returns the task's entries in offset order.
-func (t CompactTask) Inputs() []meta.SegmentEntry {
+// Inputs returns the part's entries in offset order.
+func (p PartTask) Inputs() []meta.SegmentEntry {
 	var out []meta.SegmentEntry
-	for _, g := range t.Groups {
+	for _, g := range p.Groups {
 		out = append(out, g...)
 	}
 	return out
 }
 
+// bytes is the chunk bytes of the part's inputs.
+func (p PartTask) bytes() int64 {
+	var n int64
+	for _, g := range p.Groups {
+		for _, e := range g {
+			n += e.Len
+		}
+	}
+	return n
+}
+
 // Executor runs compaction tasks: it reads the input chunks, writes the
-// merged object and returns the entries that describe it, without touching
-// metadata (the Manager swaps the entries). The LocalExecutor runs in the
-// Manager's process; a broker-side executor reached over RPC can take its
-// place without changing the scheduling.
+// merged object and returns, for each part in order, the entries that
+// describe its chunk, without touching metadata (the Manager swaps the
+// entries). The LocalExecutor runs in the Manager's process; a
+// broker-side executor reached over RPC can take its place without
+// changing the scheduling.
 type Executor interface {
-	Execute(ctx context.Context, task CompactTask, step func(context.Context, string) error) ([]meta.SegmentEntry, error)
+	Execute(ctx context.Context, task CompactTask, step func(context.Context, string) error) ([][]meta.SegmentEntry, error)
 }
 
 // LocalExecutor runs one task at a time in this process and reads at most
@@ -59,33 +86,30 @@ func NewLocalExecutor(store objstore.Store, bytesPerSec int64) *LocalExecutor {
 
 // Execute reads every input chunk, checks that it holds exactly the
 // entry's offsets, writes the merged object and returns its entries.
-func (x *LocalExecutor) Execute(ctx context.Context, task CompactTask, step func(context.Context, string) error) ([]meta.SegmentEntry, error) {
+func (x *LocalExecutor) Execute(ctx context.Context, task CompactTask, step func(context.Context, string) error) ([][]meta.SegmentEntry, error) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	chunks, err := x.readInputs(ctx, task)
+	if err != nil {
+		return nil, err
+	}
 	w := segment.NewWriter(segment.WriterOptions{})
-	inputs := task.Inputs()
-	for _, e := range inputs {
-		if err := x.limit.wait(ctx, e.Len); err != nil {
-			return nil, err
-		}
-		chunk, err := x.store.Get(ctx, e.ObjectKey, e.Pos, e.Len)
-		if err != nil {
-			return nil, fmt.Errorf("lifecycle: read %s/%d@%d from %s: %w", e.TopicID, e.Partition, e.FirstOffset, e.ObjectKey, err)
-		}
-		if err := checkChunk(e, chunk); err != nil {
-			return nil, err
-		}
-		if err := w.Add(task.TopicID, task.Partition, chunk); err != nil {
-			return nil, fmt.Errorf("lifecycle: merge %s/%d@%d: %w", e.TopicID, e.Partition, e.FirstOffset, err)
+	for _, p := range task.Parts {
+		for _, e := range p.Inputs() {
+			chunk := chunks[inputKey(e)]
+			if err := checkChunk(e, chunk); err != nil {
+				return nil, err
+			}
+			// checkChunk checked the CRCs, and the chunk is this task's
+			// own memory: the writer keeps it instead of a copy.
+			if err := w.AddVerified(p.TopicID, p.Partition, chunk); err != nil {
+				return nil, fmt.Errorf("lifecycle: merge %s/%d@%d: %w", e.TopicID, e.Partition, e.FirstOffset, err)
+			}
 		}
 	}
 	obj, footer, err := w.Finish()
 	if err != nil {
 		return nil, fmt.Errorf("lifecycle: build compacted object: %w", err)
-	}
-	c, ok := footer.Find(task.TopicID, task.Partition)
-	if !ok || c.FirstOffset != inputs[0].FirstOffset || c.LastOffset != inputs[len(inputs)-1].LastOffset {
-		return nil, fmt.Errorf("lifecycle: compacted chunk does not cover %d..%d", inputs[0].FirstOffset, inputs[len(inputs)-1].LastOffset)
 	}
 	if err := step(ctx, StepCompactRead); err != nil {
 		return nil, err
@@ -93,14 +117,30 @@ func (x *LocalExecutor) Execute(ctx context.Context, task CompactTask, step func
 	if err := x.store.Put(ctx, task.ObjectKey, obj); err != nil {
 		return nil, fmt.Errorf("lifecycle: put %s: %w", task.ObjectKey, err)
 	}
-	// The chunk is the inputs' bytes back to back, so each group is a byte
-	// range of it.
-	out := make([]meta.SegmentEntry, 0, len(task.Groups))
+	out := make([][]meta.SegmentEntry, len(task.Parts))
+	for i, p := range task.Parts {
+		if out[i], err = replacements(p, footer, task.ObjectKey, int64(len(obj))); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// replacements returns the entries of p's chunk in the new object: the
+// chunk is the inputs' bytes back to back, so each group is a byte range
+// of it.
+func replacements(p PartTask, footer *segment.Footer, key string, size int64) ([]meta.SegmentEntry, error) {
+	inputs := p.Inputs()
+	c, ok := footer.Find(p.TopicID, p.Partition)
+	if !ok || c.FirstOffset != inputs[0].FirstOffset || c.LastOffset != inputs[len(inputs)-1].LastOffset {
+		return nil, fmt.Errorf("lifecycle: compacted chunk of %s/%d does not cover %d..%d", p.TopicID, p.Partition, inputs[0].FirstOffset, inputs[len(inputs)-1].LastOffset)
+	}
+	out := make([]meta.SegmentEntry, 0, len(p.Groups))
 	pos := c.Position
-	for _, g := range task.Groups {
+	for _, g := range p.Groups {
 		e := meta.SegmentEntry{
-			TopicID: task.TopicID, Partition: task.Partition,
-			ObjectKey: task.ObjectKey, ObjectSize: int64(len(obj)),
+			TopicID: p.TopicID, Partition: p.Partition,
+			ObjectKey: key, ObjectSize: size,
 			Pos: pos, FirstOffset: g[0].FirstOffset, LastOffset: g[len(g)-1].LastOffset,
 			MinTimestamp: g[0].MinTimestamp, MaxTimestamp: g[0].MaxTimestamp,
 		}
@@ -114,9 +154,77 @@ func (x *LocalExecutor) Execute(ctx context.Context, task CompactTask, step func
 		out = append(out, e)
 	}
 	if pos != c.End() {
-		return nil, fmt.Errorf("lifecycle: compacted chunk is %d bytes, inputs %d", c.Length, pos-c.Position)
+		return nil, fmt.Errorf("lifecycle: compacted chunk of %s/%d is %d bytes, inputs %d", p.TopicID, p.Partition, c.Length, pos-c.Position)
 	}
 	return out, nil
+}
+
+// maxReadGap is the most bytes between two wanted chunks of one object
+// that a ranged GET reads through rather than splitting into two GETs:
+// about what a GET's own cost amounts to.
+const maxReadGap = 64 << 10
+
+// entryKey names one input entry.
+type entryKey struct {
+	topicID   string
+	partition int32
+	first     int64
+}
+
+func inputKey(e meta.SegmentEntry) entryKey { return entryKey{e.TopicID, e.Partition, e.FirstOffset} }
+
+// readInputs reads the chunk of every input of task: per object, one
+// ranged GET per run of its wanted chunks no more than maxReadGap apart.
+func (x *LocalExecutor) readInputs(ctx context.Context, task CompactTask) (map[entryKey][]byte, error) {
+	byObject := map[string][]meta.SegmentEntry{}
+	var keys []string
+	for _, p := range task.Parts {
+		for _, e := range p.Inputs() {
+			if byObject[e.ObjectKey] == nil {
+				keys = append(keys, e.ObjectKey)
+			}
+			byObject[e.ObjectKey] = append(byObject[e.ObjectKey], e)
+		}
+	}
+	chunks := make(map[entryKey][]byte)
+	for _, key := range keys {
+		es := byObject[key]
+		slices.SortFunc(es, func(a, b meta.SegmentEntry) int { return cmp.Compare(a.Pos, b.Pos) })
+		for len(es) > 0 {
+			n, end := 1, es[0].Pos+es[0].Len
+			for n < len(es) && es[n].Pos-end <= maxReadGap {
+				end = max(end, es[n].Pos+es[n].Len)
+				n++
+			}
+			if err := x.readRun(ctx, key, es[:n], end, chunks); err != nil {
+				return nil, err
+			}
+			es = es[n:]
+		}
+	}
+	return chunks, nil
+}
+
+// readRun reads bytes es[0].Pos..end of object key in one GET and files
+// each entry's chunk of it in chunks.
+func (x *LocalExecutor) readRun(ctx context.Context, key string, es []meta.SegmentEntry, end int64, chunks map[entryKey][]byte) error {
+	start := es[0].Pos
+	if err := x.limit.wait(ctx, end-start); err != nil {
+		return err
+	}
+	b, err := x.store.Get(ctx, key, start, end-start)
+	if err != nil {
+		e := es[0]
+		return fmt.Errorf("lifecycle: read %s/%d@%d from %s: %w", e.TopicID, e.Partition, e.FirstOffset, key, err)
+	}
+	for _, e := range es {
+		lo, hi := e.Pos-start, e.Pos-start+e.Len
+		if hi > int64(len(b)) {
+			return fmt.Errorf("lifecycle: chunk of %s/%d@%d in %s: read %d bytes, want %d", e.TopicID, e.Partition, e.FirstOffset, key, max(0, int64(len(b))-lo), e.Len)
+		}
+		chunks[inputKey(e)] = b[lo:hi:hi]
+	}
+	return nil
 }
 
 // checkChunk checks that chunk holds whole, intact batches covering exactly
@@ -147,8 +255,11 @@ func checkChunk(e meta.SegmentEntry, chunk []byte) error {
 
 // CompactStats counts what a compaction pass did.
 type CompactStats struct {
-	// Tasks is the number of objects written and swapped in.
+	// Tasks is the number of objects written and swapped in (for at
+	// least one of their partitions).
 	Tasks int
+	// Partitions is the number of partitions whose entries were swapped.
+	Partitions int
 	// EntriesIn and EntriesOut are the entries replaced and their
 	// replacements; Bytes the chunk bytes rewritten.
 	EntriesIn, EntriesOut int
@@ -158,10 +269,27 @@ type CompactStats struct {
 	Settled int
 }
 
-// Compact runs at most one task per partition: it plans which small
-// entries to merge, has the Executor write the merged object, and swaps the
-// entries in one transaction. A task whose swap loses a race leaves its
-// object to garbage collection.
+// maxTaskParts bounds the partitions of one task. A reader of the new
+// object loads its footer, which grows with the parts (a chunk record and
+// its sparse index each), and proxies keep hundreds of footers; 64 parts
+// keep it to a few KiB while a flush object's run of them is still read
+// in one GET.
+const maxTaskParts = 64
+
+// compactJob gathers one task's parts, with the layouts their swaps
+// compare against.
+type compactJob struct {
+	parts   []PartTask
+	layouts []meta.Layout
+	bytes   int64
+}
+
+// Compact plans, partition by partition, which small entries to merge, and
+// hands consecutive partitions' plans to the Executor as one task, up to
+// CompactObjectBytes and maxTaskParts per object. Then it swaps each
+// partition's entries in a transaction of its own. A swap that loses a
+// race leaves that partition's chunk of the object unreferenced; the
+// object is garbage once none of its chunks is referenced.
 func (m *Manager) Compact(ctx context.Context) (CompactStats, error) {
 	defer m.metrics.observePass("compact", time.Now())
 	var st CompactStats
@@ -171,74 +299,129 @@ func (m *Manager) Compact(ctx context.Context) (CompactStats, error) {
 	}
 	m.settled.refresh(ctx, m.cfg.Meta, m.cfg.View)
 	now := m.cfg.Now()
-	var errs []error
+	var (
+		errs []error
+		job  compactJob
+	)
+	run := func() {
+		if len(job.parts) > 0 {
+			errs = append(errs, m.runTask(ctx, job, &st))
+		}
+		job = compactJob{}
+	}
 	for _, t := range topics {
 		for p := range t.Partitions {
-			if m.settled.skipCompact(meta.PartitionID{TopicID: t.ID, Partition: p}, now, m.cfg.CompactMinInputs) {
+			id := meta.PartitionID{TopicID: t.ID, Partition: p}
+			if m.settled.skipCompact(id, now, m.cfg.CompactMinInputs) {
 				st.Settled++
 				continue
 			}
-			if err := m.compactPartition(ctx, t.ID, p, &st); err != nil {
-				if ctx.Err() != nil {
-					return st, ctx.Err()
-				}
+			part, l, err := m.planPartition(ctx, id)
+			if ctx.Err() != nil {
+				return st, ctx.Err()
+			}
+			if err != nil {
 				m.metrics.compactions.WithLabelValues("error").Inc()
 				errs = append(errs, err)
 			}
+			if part == nil {
+				continue
+			}
+			if len(job.parts) == maxTaskParts || (len(job.parts) > 0 && job.bytes+part.bytes() > m.cfg.CompactObjectBytes) {
+				run()
+			}
+			job.parts, job.layouts, job.bytes = append(job.parts, *part), append(job.layouts, l), job.bytes+part.bytes()
 		}
+	}
+	run()
+	if ctx.Err() != nil {
+		return st, ctx.Err()
 	}
 	return st, errors.Join(errs...)
 }
 
-func (m *Manager) compactPartition(ctx context.Context, topicID string, p int32, st *CompactStats) error {
-	l, err := m.cfg.Meta.ReadLayout(ctx, topicID, p)
+// planPartition reads id's layout and plans its part of a task: nil when
+// nothing is worth merging, which is remembered (compactSettled).
+func (m *Manager) planPartition(ctx context.Context, id meta.PartitionID) (*PartTask, meta.Layout, error) {
+	l, err := m.cfg.Meta.ReadLayout(ctx, id.TopicID, id.Partition)
 	if err != nil {
-		return err
+		return nil, l, err
 	}
 	now := m.cfg.Now()
 	groups := m.plan(l, now)
 	if len(groups) == 0 {
 		m.compactSettled(l, now)
-		return nil
+		return nil, l, nil
 	}
-	m.settled.forget(topicID, p)
+	m.settled.forget(id.TopicID, id.Partition)
+	return &PartTask{TopicID: id.TopicID, Partition: id.Partition, Groups: groups}, l, nil
+}
+
+// runTask has the Executor write job's object, then swaps each part in.
+func (m *Manager) runTask(ctx context.Context, job compactJob, st *CompactStats) error {
+	first := job.parts[0]
 	task := CompactTask{
-		TopicID: topicID, Partition: p, Groups: groups,
-		ObjectKey: fmt.Sprintf("%scompact-%d-%s-%d-%d", m.cfg.ObjectPrefix, now.UnixMilli(), topicID, p, groups[0][0].FirstOffset),
+		Parts: job.parts,
+		ObjectKey: fmt.Sprintf("%scompact-%d-%s-%d-%d", m.cfg.ObjectPrefix, m.cfg.Now().UnixMilli(),
+			first.TopicID, first.Partition, first.Groups[0][0].FirstOffset),
 	}
 	repl, err := m.exec.Execute(ctx, task, m.step)
+	if err == nil {
+		err = m.step(ctx, StepCompactPut)
+	}
 	if err != nil {
+		m.metrics.compactions.WithLabelValues("error").Add(float64(len(job.parts)))
 		return err
 	}
-	if err := m.step(ctx, StepCompactPut); err != nil {
-		return err
+	swapped := false
+	for i, p := range job.parts {
+		ok, err := m.swapPart(ctx, job.layouts[i], p, repl[i], task.ObjectKey, st)
+		swapped = swapped || ok
+		if err != nil {
+			if ok {
+				st.Tasks++
+			}
+			return err
+		}
 	}
-	old := task.Inputs()
+	if swapped {
+		st.Tasks++
+	}
+	return nil
+}
+
+// swapPart replaces p's inputs by repl, its entries in the object key, and
+// reports whether it did; a lost race leaves p's chunk of the object
+// unreferenced and is no error.
+func (m *Manager) swapPart(ctx context.Context, l meta.Layout, p PartTask, repl []meta.SegmentEntry, key string, st *CompactStats) (bool, error) {
+	old := p.Inputs()
 	if err := m.cfg.Meta.SwapSegments(ctx, l, old, repl); err != nil {
 		if errors.Is(err, meta.ErrConflict) {
 			m.metrics.compactions.WithLabelValues("conflict").Inc()
-			m.log.Info("compaction lost a race; its object is garbage", "object", task.ObjectKey, "err", err)
-			return nil
+			m.log.Info("compaction lost a race; the partition's chunk of the object is garbage", "object", key,
+				"topic_id", p.TopicID, "partition", p.Partition, "err", err)
+			return false, nil
 		}
-		return err
+		m.metrics.compactions.WithLabelValues("error").Inc()
+		return false, err
 	}
 	var bytes int64
 	for _, e := range repl {
 		bytes += e.Len
 	}
-	st.Tasks++
+	st.Partitions++
 	st.EntriesIn += len(old)
 	st.EntriesOut += len(repl)
 	st.Bytes += bytes
 	m.metrics.compactions.WithLabelValues("ok").Inc()
 	m.metrics.compactedEntries.Add(float64(len(old)))
 	m.metrics.compactedBytes.Add(float64(bytes))
-	m.log.Debug("compacted", "topic_id", topicID, "partition", p, "object", task.ObjectKey,
+	m.log.Debug("compacted", "topic_id", p.TopicID, "partition", p.Partition, "object", key,
 		"first", old[0].FirstOffset, "last", old[len(old)-1].LastOffset, "entries_in", len(old), "entries_out", len(repl))
-	return m.step(ctx, StepCompactSwap)
+	return true, m.step(ctx, StepCompactSwap)
 }
 
-// plan picks the entries of one task: the first run of consecutive small
+// plan picks the entries of one partition's part of a task: the first run of consecutive small
 // entries (chunk shorter than half CompactEntryBytes) committed before
 // CompactMinAge, cut into groups of up to CompactEntryBytes, as many as fit
 // in CompactObjectBytes and one transaction. A group is kept when it has

@@ -1,9 +1,9 @@
 // Package lifecycle keeps Strata's storage and metadata bounded as data
 // ages: retention drops a partition's oldest segment entries past its
-// topic's time or size limit, compaction merges a partition's small chunks
-// (which live inside multi-partition flush objects) into large
-// single-partition segment objects, and garbage collection deletes the
-// objects no entry references any more.
+// topic's time or size limit, compaction merges each partition's small
+// chunks (which live inside multi-partition flush objects) into large
+// entries, reading the chunks of consecutive partitions together, and
+// garbage collection deletes the objects no entry references any more.
 //
 // A Manager runs the three passes. The coordinator leader runs one while it
 // leads (it is the cluster's only singleton); every metadata change is

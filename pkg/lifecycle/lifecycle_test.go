@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,6 +13,7 @@ import (
 
 	"github.com/strata-mq/strata/pkg/lifecycle"
 	"github.com/strata-mq/strata/pkg/meta"
+	"github.com/strata-mq/strata/pkg/objstore"
 )
 
 // TestRetentionByTimeAndBytes: entries past the topic's time limit, then
@@ -127,6 +130,115 @@ func TestCompactPreservesRecords(t *testing.T) {
 	if objs := e.objects(); len(objs) != len(refs) {
 		t.Fatalf("%d objects, %d referenced", len(objs), len(refs))
 	}
+}
+
+// TestCompactReadsEachFlushOnce: the partitions of a flush object are
+// compacted together, so compaction reads each flush object with one GET
+// (their chunks lie side by side), not one GET per partition's chunk, and
+// writes one object with a chunk per partition.
+func TestCompactReadsEachFlushOnce(t *testing.T) {
+	e := newEnv(t, 4)
+	ctx := context.Background()
+	const flushes = 12
+	for range flushes {
+		e.produce(4)
+	}
+	before := e.checkAll()
+	objectsBefore := e.referencedObjects()
+	e.advance(time.Minute)
+	gets := &countingStore{Store: e.store}
+	e.store = gets
+	st, err := e.manager(nil).Compact(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := gets.n.Load()
+	if st.Tasks != 1 || st.Partitions != 4 {
+		t.Fatalf("compaction %+v; want 1 object for the 4 partitions", st)
+	}
+	if after := e.checkAll(); after >= before/4 {
+		t.Fatalf("entries %d -> %d, want a drop to under a quarter", before, after)
+	}
+	objectsAfter := e.referencedObjects()
+	var merged, added []string
+	for k := range objectsBefore {
+		if !objectsAfter[k] {
+			merged = append(merged, k)
+		}
+	}
+	for k := range objectsAfter {
+		if !objectsBefore[k] {
+			added = append(added, k)
+		}
+	}
+	if len(added) != 1 || len(merged) < flushes-2 {
+		t.Fatalf("compaction merged %d of %d flush objects into %d objects (%v); want most into one", len(merged), flushes, len(added), added)
+	}
+	if n != int64(len(merged)) {
+		t.Fatalf("compaction made %d GETs for %d flush objects of 4 partitions; want one per object", n, len(merged))
+	}
+}
+
+// TestCompactPartLosesRace: when one partition of a compaction task
+// changed between the plan and the swap (here retention dropped its first
+// entry), its swap is refused and its entries stay as they were, while the
+// other partitions move to the new object; no record is lost, and garbage
+// collection keeps the object, which the others reference.
+func TestCompactPartLosesRace(t *testing.T) {
+	e := newEnv(t, 3)
+	ctx := context.Background()
+	for range 8 {
+		e.produce(4)
+	}
+	e.advance(time.Minute)
+	truncated := false
+	hook := func(ctx context.Context, step string) error {
+		if step != lifecycle.StepCompactPut || truncated {
+			return nil
+		}
+		truncated = true
+		l, err := e.meta.ReadLayout(ctx, e.topic.ID, 1)
+		if err != nil {
+			return err
+		}
+		return e.meta.TruncateSegments(ctx, l, l.Entries[1].FirstOffset)
+	}
+	m := e.manager(hook)
+	st, err := m.Compact(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Tasks != 1 || st.Partitions != 2 {
+		t.Fatalf("compaction %+v; want partitions 0 and 2 swapped into one object, 1 refused", st)
+	}
+	l, err := e.meta.ReadLayout(ctx, e.topic.ID, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, en := range l.Entries {
+		if !strings.HasPrefix(en.ObjectKey, "segments/flush-") {
+			t.Fatalf("partition 1 has an entry in %s; its swap should have been refused", en.ObjectKey)
+		}
+	}
+	for range 3 {
+		e.advance(2 * time.Minute)
+		if _, err := m.CollectGarbage(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.checkAll()
+	e.referencedExist()
+}
+
+// countingStore counts the GETs made through it.
+type countingStore struct {
+	objstore.Store
+	n atomic.Int64
+}
+
+func (s *countingStore) Get(ctx context.Context, key string, off, length int64) ([]byte, error) {
+	s.n.Add(1)
+	return s.Store.Get(ctx, key, off, length)
 }
 
 // TestCompactCrashAtEachStep: a compaction that dies after reading, after
@@ -377,11 +489,11 @@ func testSettled(t *testing.T, withView bool) {
 		e.produce(n)
 		e.syncView()
 	}
-	compact := func(what string, settled, tasks int) {
+	compact := func(what string, settled, compacted int) {
 		t.Helper()
 		st, err := m.Compact(ctx)
-		if err != nil || st.Settled != settled || st.Tasks != tasks {
-			t.Fatalf("%s: compaction %+v, %v; want %d partitions settled, %d tasks", what, st, err, settled, tasks)
+		if err != nil || st.Settled != settled || st.Partitions != compacted {
+			t.Fatalf("%s: compaction %+v, %v; want %d partitions settled, %d compacted", what, st, err, settled, compacted)
 		}
 	}
 	e.syncView()

@@ -273,6 +273,22 @@ func (e *env) objects() map[string]bool {
 	return out
 }
 
+// referencedObjects returns the object keys the topic's entries name.
+func (e *env) referencedObjects() map[string]bool {
+	e.t.Helper()
+	out := map[string]bool{}
+	for p := range e.topic.Partitions {
+		l, err := e.meta.ReadLayout(context.Background(), e.topic.ID, p)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		for _, en := range l.Entries {
+			out[en.ObjectKey] = true
+		}
+	}
+	return out
+}
+
 // referencedExist checks that every object an entry references exists.
 func (e *env) referencedExist() {
 	e.t.Helper()
