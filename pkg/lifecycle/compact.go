@@ -49,17 +49,6 @@ func (p PartTask) Inputs() []meta.SegmentEntry {
 	return out
 }
 
-// bytes is the chunk bytes of the part's inputs.
-func (p PartTask) bytes() int64 {
-	var n int64
-	for _, g := range p.Groups {
-		for _, e := range g {
-			n += e.Len
-		}
-	}
-	return n
-}
-
 // Executor runs compaction tasks: it reads the input chunks, writes the
 // merged object and returns, for each part in order, the entries that
 // describe its chunk, without touching metadata (the Manager swaps the
@@ -258,8 +247,9 @@ type CompactStats struct {
 	// Tasks is the number of objects written and swapped in (for at
 	// least one of their partitions).
 	Tasks int
-	// Partitions is the number of partitions whose entries were swapped.
-	Partitions int
+	// Swaps is the number of swaps made: each partition's entries in each
+	// object, one transaction each.
+	Swaps int
 	// EntriesIn and EntriesOut are the entries replaced and their
 	// replacements; Bytes the chunk bytes rewritten.
 	EntriesIn, EntriesOut int
@@ -276,20 +266,19 @@ type CompactStats struct {
 // in one GET.
 const maxTaskParts = 64
 
-// compactJob gathers one task's parts, with the layouts their swaps
-// compare against.
-type compactJob struct {
-	parts   []PartTask
-	layouts []meta.Layout
-	bytes   int64
+// pending is one partition's plan while a pass compacts it: the groups not
+// yet merged, and the layout its next swap compares against.
+type pending struct {
+	groups [][]meta.SegmentEntry
+	layout meta.Layout
 }
 
 // Compact plans, partition by partition, which small entries to merge, and
-// hands consecutive partitions' plans to the Executor as one task, up to
-// CompactObjectBytes and maxTaskParts per object. Then it swaps each
-// partition's entries in a transaction of its own. A swap that loses a
-// race leaves that partition's chunk of the object unreferenced; the
-// object is garbage once none of its chunks is referenced.
+// compacts the plans of up to maxTaskParts consecutive partitions together
+// (compactBatch). Each partition swaps its entries in transactions of its
+// own; a swap that loses a race leaves that partition's chunk of the object
+// unreferenced, and the object is garbage once none of its chunks is
+// referenced.
 func (m *Manager) Compact(ctx context.Context) (CompactStats, error) {
 	defer m.metrics.observePass("compact", time.Now())
 	var st CompactStats
@@ -300,15 +289,9 @@ func (m *Manager) Compact(ctx context.Context) (CompactStats, error) {
 	m.settled.refresh(ctx, m.cfg.Meta, m.cfg.View)
 	now := m.cfg.Now()
 	var (
-		errs []error
-		job  compactJob
+		errs  []error
+		batch []*pending
 	)
-	run := func() {
-		if len(job.parts) > 0 {
-			errs = append(errs, m.runTask(ctx, job, &st))
-		}
-		job = compactJob{}
-	}
 	for _, t := range topics {
 		for p := range t.Partitions {
 			id := meta.PartitionID{TopicID: t.ID, Partition: p}
@@ -316,7 +299,7 @@ func (m *Manager) Compact(ctx context.Context) (CompactStats, error) {
 				st.Settled++
 				continue
 			}
-			part, l, err := m.planPartition(ctx, id)
+			pd, err := m.planPartition(ctx, id)
 			if ctx.Err() != nil {
 				return st, ctx.Err()
 			}
@@ -324,44 +307,105 @@ func (m *Manager) Compact(ctx context.Context) (CompactStats, error) {
 				m.metrics.compactions.WithLabelValues("error").Inc()
 				errs = append(errs, err)
 			}
-			if part == nil {
+			if pd == nil {
 				continue
 			}
-			if len(job.parts) == maxTaskParts || (len(job.parts) > 0 && job.bytes+part.bytes() > m.cfg.CompactObjectBytes) {
-				run()
+			if batch = append(batch, pd); len(batch) == maxTaskParts {
+				errs = append(errs, m.compactBatch(ctx, batch, &st))
+				batch = nil
 			}
-			job.parts, job.layouts, job.bytes = append(job.parts, *part), append(job.layouts, l), job.bytes+part.bytes()
 		}
 	}
-	run()
+	errs = append(errs, m.compactBatch(ctx, batch, &st))
 	if ctx.Err() != nil {
 		return st, ctx.Err()
 	}
 	return st, errors.Join(errs...)
 }
 
-// planPartition reads id's layout and plans its part of a task: nil when
+// planPartition reads id's layout and plans its compaction: nil when
 // nothing is worth merging, which is remembered (compactSettled).
-func (m *Manager) planPartition(ctx context.Context, id meta.PartitionID) (*PartTask, meta.Layout, error) {
+func (m *Manager) planPartition(ctx context.Context, id meta.PartitionID) (*pending, error) {
 	l, err := m.cfg.Meta.ReadLayout(ctx, id.TopicID, id.Partition)
 	if err != nil {
-		return nil, l, err
+		return nil, err
 	}
 	now := m.cfg.Now()
 	groups := m.plan(l, now)
 	if len(groups) == 0 {
 		m.compactSettled(l, now)
-		return nil, l, nil
+		return nil, nil
 	}
 	m.settled.forget(id.TopicID, id.Partition)
-	return &PartTask{TopicID: id.TopicID, Partition: id.Partition, Groups: groups}, l, nil
+	return &pending{groups: groups, layout: l}, nil
 }
 
-// runTask has the Executor write job's object, then swaps each part in.
-func (m *Manager) runTask(ctx context.Context, job compactJob, st *CompactStats) error {
-	first := job.parts[0]
+// compactBatch compacts the plans of consecutive partitions in tasks of up
+// to CompactObjectBytes, each taking the partitions' groups in turn
+// (nextTask), until every group is merged or a task fails.
+func (m *Manager) compactBatch(ctx context.Context, batch []*pending, st *CompactStats) error {
+	for {
+		parts, owners := m.nextTask(batch)
+		if len(parts) == 0 {
+			return nil
+		}
+		if err := m.runTask(ctx, parts, owners, st); err != nil {
+			return err
+		}
+	}
+}
+
+// nextTask takes the next task's parts from batch: one group of each
+// partition in turn, while they fit in CompactObjectBytes, so that the
+// task's partitions cover about the same span of time, and so of flush
+// objects. Each part is a prefix of its partition's groups left, which
+// nextTask removes.
+func (m *Manager) nextTask(batch []*pending) (parts []PartTask, owners []*pending) {
+	taken := make([]int, len(batch))
+	var total int64
+	for progress := true; progress; {
+		progress = false
+		for i, p := range batch {
+			if taken[i] == len(p.groups) {
+				continue
+			}
+			n := groupBytes(p.groups[taken[i]])
+			if total > 0 && total+n > m.cfg.CompactObjectBytes {
+				continue
+			}
+			taken[i]++
+			total += n
+			progress = true
+		}
+	}
+	for i, p := range batch {
+		if taken[i] == 0 {
+			continue
+		}
+		parts = append(parts, PartTask{TopicID: p.layout.TopicID, Partition: p.layout.Partition, Groups: p.groups[:taken[i]]})
+		owners = append(owners, p)
+		p.groups = p.groups[taken[i]:]
+	}
+	return parts, owners
+}
+
+// groupBytes is the chunk bytes of a group's entries.
+func groupBytes(g []meta.SegmentEntry) int64 {
+	var n int64
+	for _, e := range g {
+		n += e.Len
+	}
+	return n
+}
+
+// runTask has the Executor write one object for parts, then swaps each
+// part in against its owner's layout, which the swap advances. A part
+// whose swap loses a race drops the rest of its partition's plan: the
+// next pass plans it again.
+func (m *Manager) runTask(ctx context.Context, parts []PartTask, owners []*pending, st *CompactStats) error {
+	first := parts[0]
 	task := CompactTask{
-		Parts: job.parts,
+		Parts: parts,
 		ObjectKey: fmt.Sprintf("%scompact-%d-%s-%d-%d", m.cfg.ObjectPrefix, m.cfg.Now().UnixMilli(),
 			first.TopicID, first.Partition, first.Groups[0][0].FirstOffset),
 	}
@@ -370,46 +414,50 @@ func (m *Manager) runTask(ctx context.Context, job compactJob, st *CompactStats)
 		err = m.step(ctx, StepCompactPut)
 	}
 	if err != nil {
-		m.metrics.compactions.WithLabelValues("error").Add(float64(len(job.parts)))
+		m.metrics.compactions.WithLabelValues("error").Add(float64(len(parts)))
 		return err
 	}
 	swapped := false
-	for i, p := range job.parts {
-		ok, err := m.swapPart(ctx, job.layouts[i], p, repl[i], task.ObjectKey, st)
-		swapped = swapped || ok
-		if err != nil {
-			if ok {
-				st.Tasks++
-			}
-			return err
+	defer func() {
+		if swapped {
+			st.Tasks++
 		}
-	}
-	if swapped {
-		st.Tasks++
+	}()
+	for i, p := range parts {
+		l, err := m.swapPart(ctx, owners[i].layout, p, repl[i], task.ObjectKey, st)
+		switch {
+		case errors.Is(err, meta.ErrConflict):
+			owners[i].groups = nil
+		case err != nil:
+			return err
+		default:
+			owners[i].layout, swapped = l, true
+			if err := m.step(ctx, StepCompactSwap); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
 
 // swapPart replaces p's inputs by repl, its entries in the object key, and
-// reports whether it did; a lost race leaves p's chunk of the object
-// unreferenced and is no error.
-func (m *Manager) swapPart(ctx context.Context, l meta.Layout, p PartTask, repl []meta.SegmentEntry, key string, st *CompactStats) (bool, error) {
+// returns the layout after the swap. A lost race (meta.ErrConflict) leaves
+// p's chunk of the object unreferenced.
+func (m *Manager) swapPart(ctx context.Context, l meta.Layout, p PartTask, repl []meta.SegmentEntry, key string, st *CompactStats) (meta.Layout, error) {
 	old := p.Inputs()
-	if err := m.cfg.Meta.SwapSegments(ctx, l, old, repl); err != nil {
-		if errors.Is(err, meta.ErrConflict) {
-			m.metrics.compactions.WithLabelValues("conflict").Inc()
-			m.log.Info("compaction lost a race; the partition's chunk of the object is garbage", "object", key,
-				"topic_id", p.TopicID, "partition", p.Partition, "err", err)
-			return false, nil
-		}
+	after, err := m.cfg.Meta.SwapSegments(ctx, l, old, repl)
+	if errors.Is(err, meta.ErrConflict) {
+		m.metrics.compactions.WithLabelValues("conflict").Inc()
+		m.log.Info("compaction lost a race; the partition's chunk of the object is garbage", "object", key,
+			"topic_id", p.TopicID, "partition", p.Partition, "err", err)
+		return after, err
+	}
+	if err != nil {
 		m.metrics.compactions.WithLabelValues("error").Inc()
-		return false, err
+		return after, err
 	}
-	var bytes int64
-	for _, e := range repl {
-		bytes += e.Len
-	}
-	st.Partitions++
+	bytes := groupBytes(repl)
+	st.Swaps++
 	st.EntriesIn += len(old)
 	st.EntriesOut += len(repl)
 	st.Bytes += bytes
@@ -418,7 +466,7 @@ func (m *Manager) swapPart(ctx context.Context, l meta.Layout, p PartTask, repl 
 	m.metrics.compactedBytes.Add(float64(bytes))
 	m.log.Debug("compacted", "topic_id", p.TopicID, "partition", p.Partition, "object", key,
 		"first", old[0].FirstOffset, "last", old[len(old)-1].LastOffset, "entries_in", len(old), "entries_out", len(repl))
-	return true, m.step(ctx, StepCompactSwap)
+	return after, nil
 }
 
 // plan picks the entries of one partition's part of a task: the first run of consecutive small

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -134,34 +135,39 @@ func (s *Store) TruncateSegments(ctx context.Context, l Layout, newStart int64) 
 // transaction that checks that the old entries are still there unchanged
 // (no key in their range was written since l was read, and no lifecycle
 // operation changed the partition). It fails with ErrConflict otherwise;
-// the objects repl points at are then garbage.
-func (s *Store) SwapSegments(ctx context.Context, l Layout, old, repl []SegmentEntry) error {
+// the objects repl points at are then garbage. It returns l as the swap
+// left it: a snapshot at the swap's revision, against which a later swap
+// of other entries of l can be made without reading the layout again.
+func (s *Store) SwapSegments(ctx context.Context, l Layout, old, repl []SegmentEntry) (Layout, error) {
 	if len(old) == 0 || len(repl) == 0 {
-		return fmt.Errorf("%w: empty swap", ErrInvalidEntry)
+		return Layout{}, fmt.Errorf("%w: empty swap", ErrInvalidEntry)
 	}
 	if 2*len(repl)+1 > s.cfg.MaxTxnOps {
-		return fmt.Errorf("%w: %d replacement entries exceed one transaction", ErrInvalidEntry, len(repl))
+		return Layout{}, fmt.Errorf("%w: %d replacement entries exceed one transaction", ErrInvalidEntry, len(repl))
 	}
 	if err := contiguous(old); err != nil {
-		return err
+		return Layout{}, err
 	}
 	if err := contiguous(repl); err != nil {
-		return err
+		return Layout{}, err
 	}
 	first, last := old[0].FirstOffset, old[len(old)-1].LastOffset
 	if repl[0].FirstOffset != first || repl[len(repl)-1].LastOffset != last {
-		return fmt.Errorf("%w: replacement covers %d..%d, old entries %d..%d", ErrInvalidEntry,
+		return Layout{}, fmt.Errorf("%w: replacement covers %d..%d, old entries %d..%d", ErrInvalidEntry,
 			repl[0].FirstOffset, repl[len(repl)-1].LastOffset, first, last)
 	}
 	if first < l.LogStart {
-		return fmt.Errorf("%w: swap at %d is below the log start %d", ErrInvalidEntry, first, l.LogStart)
+		return Layout{}, fmt.Errorf("%w: swap at %d is below the log start %d", ErrInvalidEntry, first, l.LogStart)
+	}
+	if i := l.index(first); i < 0 || i+len(old) > len(l.Entries) || l.Entries[i+len(old)-1].LastOffset != last {
+		return Layout{}, fmt.Errorf("%w: entries %d..%d are not a run of the layout's entries", ErrInvalidEntry, first, last)
 	}
 	for _, e := range repl {
 		if e.TopicID != l.TopicID || e.Partition != l.Partition {
-			return fmt.Errorf("%w: entry of %s/%d in a swap of %s/%d", ErrInvalidEntry, e.TopicID, e.Partition, l.TopicID, l.Partition)
+			return Layout{}, fmt.Errorf("%w: entry of %s/%d in a swap of %s/%d", ErrInvalidEntry, e.TopicID, e.Partition, l.TopicID, l.Partition)
 		}
 		if err := e.Validate(); err != nil {
-			return err
+			return Layout{}, err
 		}
 	}
 	lk := s.keys.logStart(l.TopicID, l.Partition)
@@ -193,12 +199,27 @@ func (s *Store) SwapSegments(ctx context.Context, l Layout, old, repl []SegmentE
 	defer cancel()
 	resp, err := s.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
 	if err != nil {
-		return fmt.Errorf("meta: swap %s/%d %d..%d: %w", l.TopicID, l.Partition, first, last, err)
+		return Layout{}, fmt.Errorf("meta: swap %s/%d %d..%d: %w", l.TopicID, l.Partition, first, last, err)
 	}
 	if !resp.Succeeded {
-		return fmt.Errorf("%w: entries %d..%d of %s/%d changed since revision %d", ErrConflict, first, last, l.TopicID, l.Partition, l.Revision)
+		return Layout{}, fmt.Errorf("%w: entries %d..%d of %s/%d changed since revision %d", ErrConflict, first, last, l.TopicID, l.Partition, l.Revision)
 	}
-	return nil
+	return l.swapped(old, repl, resp.Header.Revision), nil
+}
+
+// index returns the index of l's entry starting at first, or -1.
+func (l Layout) index(first int64) int {
+	return slices.IndexFunc(l.Entries, func(e SegmentEntry) bool { return e.FirstOffset == first })
+}
+
+// swapped returns l with old replaced by repl, as a snapshot at rev, the
+// revision of the swap that did it (and bumped the fence).
+func (l Layout) swapped(old, repl []SegmentEntry, rev int64) Layout {
+	i := l.index(old[0].FirstOffset)
+	entries := make([]SegmentEntry, 0, len(l.Entries)-len(old)+len(repl))
+	entries = append(append(append(entries, l.Entries[:i]...), repl...), l.Entries[i+len(old):]...)
+	l.Entries, l.Revision, l.fence = entries, rev, rev
+	return l
 }
 
 // contiguous checks that es are consecutive entries of one partition.
