@@ -79,21 +79,26 @@ func (f *Fetcher) ranged(e meta.SegmentEntry, class cache.Class) bool {
 	return class == cache.Cold && e.Len > f.cache.BlockSize()
 }
 
-// readRanged returns whole batches of e's chunk, starting with the batch
-// that holds pos and within budget bytes (at least one batch), and their
+// readRanged returns whole batches of e, starting with the batch that
+// holds pos and within budget bytes (at least one batch), and their
 // validated headers. It reads only the part of the chunk the sparse index
 // points at.
+//
+// An entry may be part of its chunk: compaction writes a partition's run
+// of entries as one chunk, an entry per group of them, back to back. The
+// read stops at the entry's end, so that the next entry's batches are
+// read as that entry's.
 func (f *Fetcher) readRanged(ctx context.Context, e meta.SegmentEntry, pos int64, budget int) ([]byte, []segment.BatchHeader, error) {
 	r, err := f.objects.open(ctx, f.store, e)
 	if err != nil {
 		return nil, nil, f.chunkError(ctx, e, err)
 	}
 	c, ok := r.Footer().Find(e.TopicID, e.Partition)
-	if !ok || c.Position != e.Pos || c.Length != e.Len || c.FirstOffset != e.FirstOffset || c.LastOffset != e.LastOffset {
-		return nil, nil, fmt.Errorf("%w: object %s: its footer does not hold the chunk of %s/%d@%d..%d at %d+%d that the segment entry names",
+	if !ok || e.Pos < c.Position || e.Pos+e.Len > c.End() || e.FirstOffset < c.FirstOffset || e.LastOffset > c.LastOffset {
+		return nil, nil, fmt.Errorf("%w: object %s: its footer holds no chunk of %s/%d that contains %d..%d at %d+%d, as the segment entry says",
 			ErrCorruptData, e.ObjectKey, e.TopicID, e.Partition, e.FirstOffset, e.LastOffset, e.Pos, e.Len)
 	}
-	b, err := r.ReadChunk(ctx, e.TopicID, e.Partition, pos, int64(budget))
+	b, err := r.ReadChunkTo(ctx, e.TopicID, e.Partition, pos, int64(budget), e.Pos+e.Len-c.Position)
 	if err != nil {
 		return nil, nil, f.chunkError(ctx, e, err)
 	}
@@ -101,5 +106,16 @@ func (f *Fetcher) readRanged(ctx context.Context, e meta.SegmentEntry, pos int64
 	if err != nil {
 		return nil, nil, corruptChunk(e, err)
 	}
-	return b, hs, nil
+	n, end := 0, 0
+	for n < len(hs) && hs[n].BaseOffset <= e.LastOffset {
+		if hs[n].LastOffset() > e.LastOffset {
+			return nil, nil, corruptChunk(e, fmt.Errorf("batch %d..%d crosses the entry's end", hs[n].BaseOffset, hs[n].LastOffset()))
+		}
+		end += hs[n].Size()
+		n++
+	}
+	if n == 0 {
+		return nil, nil, corruptChunk(e, fmt.Errorf("the read at offset %d starts past the entry's end", pos))
+	}
+	return b[:end:end], hs[:n], nil
 }

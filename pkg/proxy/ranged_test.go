@@ -21,7 +21,9 @@ import (
 )
 
 // compactedRun is data shaped like compaction's output, on real MinIO:
-// per partition, objects of one 4 MiB chunk of 1 KiB records.
+// objects holding a 4 MiB chunk of 1 KiB records for each partition, every
+// chunk committed as two entries (compaction cuts a partition's run into
+// groups, one entry each, back to back in its chunk).
 type compactedRun struct {
 	e     *env
 	store *countingStore // the proxy's store: MinIO, counted
@@ -38,17 +40,16 @@ const (
 )
 
 // newCompactedRun starts a proxy on a fresh MinIO bucket and commits
-// objects chunks of compacted data to each of partitions partitions, all
-// cold (committed long ago).
+// objects objects of compacted data of partitions partitions, all cold
+// (committed long ago).
 func newCompactedRun(t *testing.T, partitions int32, objects int) *compactedRun {
 	t.Helper()
-	tb := t
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	minio := testenv.SharedMinIO(tb)
+	minio := testenv.SharedMinIO(t)
 	bucket := fmt.Sprintf("proxy-ranged-%d", time.Now().UnixNano())
 	if err := minio.CreateBucket(ctx, bucket); err != nil {
-		tb.Fatal(err)
+		t.Fatal(err)
 	}
 	s3, err := objstore.NewS3(ctx, objstore.S3Config{
 		Endpoint: minio.Endpoint, Region: testenv.MinIORegion, Bucket: bucket, PathStyle: true,
@@ -56,55 +57,22 @@ func newCompactedRun(t *testing.T, partitions int32, objects int) *compactedRun 
 		Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
-		tb.Fatal(err)
+		t.Fatal(err)
 	}
 	r := &compactedRun{store: &countingStore{Store: s3}}
 	r.e = newEnv(t, func(c *Config) { c.Store = r.store })
 	r.topic = r.e.createTopic("compacted", partitions)
-	value := make([]byte, compactedRecordBytes)
+	states := make([]meta.PartitionState, partitions)
 	for p := range partitions {
 		r.e.assign(r.topic.ID, p, "b1")
-		st, err := r.e.meta.GetPartition(r.e.ctx, r.topic.ID, p)
-		if err != nil {
-			tb.Fatal(err)
+		if states[p], err = r.e.meta.GetPartition(r.e.ctx, r.topic.ID, p); err != nil {
+			t.Fatal(err)
 		}
-		for o := range objects {
-			w := segment.NewWriter(segment.WriterOptions{})
-			first := st.NextOffset
-			for w.Size() < compactedChunkBytes {
-				recs := make([]segment.Record, compactedBatchRecs)
-				for i := range recs {
-					recs[i] = segment.Record{Timestamp: 1_700_000_000_000 + st.NextOffset + int64(i), Value: value}
-				}
-				b, err := segment.EncodeBatch(recs, segment.BatchOptions{})
-				if err != nil {
-					tb.Fatal(err)
-				}
-				if st.NextOffset, err = segment.AssignOffsets(b, st.NextOffset); err != nil {
-					tb.Fatal(err)
-				}
-				if err := w.Add(r.topic.ID, p, b); err != nil {
-					tb.Fatal(err)
-				}
-			}
-			obj, footer, err := w.Finish()
-			if err != nil {
-				tb.Fatal(err)
-			}
-			key := fmt.Sprintf("compacted/%d/%d", p, o)
-			if err := s3.Put(r.e.ctx, key, obj); err != nil {
-				tb.Fatal(err)
-			}
-			c := footer.Chunks[0]
-			entry := meta.SegmentEntry{TopicID: r.topic.ID, Partition: p, ObjectKey: key, ObjectSize: int64(len(obj)),
-				Pos: c.Position, Len: c.Length, FirstOffset: first, LastOffset: st.NextOffset - 1,
-				MinTimestamp: c.MinTimestamp, MaxTimestamp: c.MaxTimestamp}
-			if err := r.e.meta.CommitSegments(r.e.ctx, []meta.Commit{{Broker: "b1", Epoch: st.Epoch, Entry: entry}})[0]; err != nil {
-				tb.Fatal(err)
-			}
-		}
-		r.records = st.NextOffset
 	}
+	for o := range objects {
+		r.commitObject(t, s3, fmt.Sprintf("compacted/%d", o), states)
+	}
+	r.records = states[0].NextOffset
 	r.e.waitView("all compacted data", func(v *meta.View) bool {
 		for p := range partitions {
 			if st, _ := v.Partition(r.topic.ID, p); st.NextOffset != r.records {
@@ -114,6 +82,77 @@ func newCompactedRun(t *testing.T, partitions int32, objects int) *compactedRun 
 		return true
 	})
 	return r
+}
+
+// commitObject writes one object under key with a chunk of each partition
+// from its next offset in states, and commits each chunk as two entries
+// split at a batch boundary near its middle.
+func (r *compactedRun) commitObject(t *testing.T, s3 objstore.Store, key string, states []meta.PartitionState) {
+	t.Helper()
+	value := make([]byte, compactedRecordBytes)
+	w := segment.NewWriter(segment.WriterOptions{})
+	firsts, mids := make([]int64, len(states)), make([]int64, len(states))
+	for p := range states {
+		st := &states[p]
+		firsts[p] = st.NextOffset
+		for w.Size() < (p+1)*compactedChunkBytes {
+			if mids[p] == 0 && w.Size() >= p*compactedChunkBytes+compactedChunkBytes/2 {
+				mids[p] = st.NextOffset
+			}
+			recs := make([]segment.Record, compactedBatchRecs)
+			for i := range recs {
+				recs[i] = segment.Record{Timestamp: 1_700_000_000_000 + st.NextOffset + int64(i), Value: value}
+			}
+			b, err := segment.EncodeBatch(recs, segment.BatchOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.NextOffset, err = segment.AssignOffsets(b, st.NextOffset); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Add(r.topic.ID, int32(p), b); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	obj, footer, err := w.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s3.Put(r.e.ctx, key, obj); err != nil {
+		t.Fatal(err)
+	}
+	var firstHalves, secondHalves []meta.Commit // one commit holds one entry per partition
+	for _, c := range footer.Chunks {
+		p := c.Partition
+		// The first entry's bytes: the batches below mids[p].
+		var firstLen int64
+		for at := c.Position; at < c.End(); {
+			h, err := segment.ParseBatchHeader(obj[at:])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h.BaseOffset >= mids[p] {
+				break
+			}
+			firstLen += int64(h.Size())
+			at += int64(h.Size())
+		}
+		base := meta.SegmentEntry{TopicID: r.topic.ID, Partition: c.Partition, ObjectKey: key, ObjectSize: int64(len(obj)),
+			MinTimestamp: c.MinTimestamp, MaxTimestamp: c.MaxTimestamp}
+		one, two := base, base
+		one.Pos, one.Len, one.FirstOffset, one.LastOffset = c.Position, firstLen, firsts[p], mids[p]-1
+		two.Pos, two.Len, two.FirstOffset, two.LastOffset = c.Position+firstLen, c.Length-firstLen, mids[p], states[p].NextOffset-1
+		firstHalves = append(firstHalves, meta.Commit{Broker: "b1", Epoch: states[p].Epoch, Entry: one})
+		secondHalves = append(secondHalves, meta.Commit{Broker: "b1", Epoch: states[p].Epoch, Entry: two})
+	}
+	for _, commits := range [][]meta.Commit{firstHalves, secondHalves} {
+		for i, err := range r.e.meta.CommitSegments(r.e.ctx, commits) {
+			if err != nil {
+				t.Fatalf("commit %d: %v", i, err)
+			}
+		}
+	}
 }
 
 // fetch reads up to 1 MiB of partition p from off and returns the
@@ -212,7 +251,7 @@ func TestCorruptCompactedChunk(t *testing.T) {
 	if err := r.store.Put(r.e.ctx, e.ObjectKey, obj); err != nil {
 		t.Fatal(err)
 	}
-	mid := r.records / 2
+	mid := (e.FirstOffset + e.LastOffset) / 2
 	_, err = r.e.client.Fetch(r.e.ctx, &stratav1.FetchRequest{Topic: r.topic.Name, Offset: mid, MaxBytes: 64 << 10})
 	if msg := status.Convert(err).Message(); status.Code(err) != codes.Internal || !strings.Contains(msg, "corrupt stored data") || !strings.Contains(msg, e.ObjectKey) {
 		t.Fatalf("fetch of a corrupt compacted chunk: %v; want Internal naming the corruption and object %s", err, e.ObjectKey)

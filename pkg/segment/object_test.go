@@ -570,6 +570,52 @@ func bytesCloneChunks(cs []ChunkInfo) []ChunkInfo {
 
 // TestReadChunkCorruptData checks that ReadChunk reports a damaged chunk or a
 // footer whose index points at the wrong place.
+// TestReadChunkTo: a read bounded at a batch boundary inside the chunk
+// (the end of a segment entry that is part of it) returns and reads
+// nothing past it, however large the budget.
+func TestReadChunkTo(t *testing.T) {
+	ctx := context.Background()
+	var batches [][]byte
+	for i := range 6 {
+		b := mustEncode(t, makeRecords(uint64(i), 2, 100), BatchOptions{})
+		SetBaseOffset(b, int64(2*i))
+		batches = append(batches, b)
+	}
+	w := NewWriter(WriterOptions{IndexInterval: 1})
+	if err := w.Add("t", 0, batches...); err != nil {
+		t.Fatal(err)
+	}
+	obj, f, err := w.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := f.Chunks[0]
+	until := int64(len(batches[0]) + len(batches[1]) + len(batches[2])) // offsets 0..5
+	src := &memObject{data: obj}
+	r, err := Open(ctx, src, int64(len(obj)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for from := range int64(6) {
+		src.reads = nil
+		got, err := r.ReadChunkTo(ctx, "t", 0, from, 1<<20, until)
+		if err != nil {
+			t.Fatalf("ReadChunkTo(%d): %v", from, err)
+		}
+		if want := bytes.Join(batches[from/2:3], nil); !bytes.Equal(got, want) {
+			t.Fatalf("ReadChunkTo(%d): %d bytes, want the %d bytes of batches %d..2", from, len(got), len(want), from/2)
+		}
+		for _, rd := range src.reads {
+			if rd.off+rd.length > c.Position+until {
+				t.Fatalf("ReadChunkTo(%d) read bytes %d..%d, past the bound at %d", from, rd.off, rd.off+rd.length, c.Position+until)
+			}
+		}
+	}
+	if _, err := r.ReadChunkTo(ctx, "t", 0, 6, 1<<20, until); err == nil {
+		t.Fatal("ReadChunkTo past the bound: no error")
+	}
+}
+
 func TestReadChunkCorruptData(t *testing.T) {
 	ctx := context.Background()
 	obj, f, _ := buildObject(t, 11, 2, 5, WriterOptions{IndexInterval: 1})

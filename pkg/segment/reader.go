@@ -95,9 +95,21 @@ func (r *Reader) Size() int64 { return r.size }
 // It returns an error wrapping [ErrNotFound] if the object has no chunk for the
 // partition and [ErrOffsetOutOfRange] if fromOffset is outside the chunk.
 func (r *Reader) ReadChunk(ctx context.Context, topicID string, partition int32, fromOffset, maxBytes int64) ([]byte, error) {
+	return r.ReadChunkTo(ctx, topicID, partition, fromOffset, maxBytes, -1)
+}
+
+// ReadChunkTo is ReadChunk that reads nothing at or past byte until of the
+// chunk (counted from the chunk's start; negative: the chunk's end): the
+// end of a segment entry that is a part of the chunk, as compaction
+// writes them, so that a read of one entry does not fetch the next one's
+// bytes.
+func (r *Reader) ReadChunkTo(ctx context.Context, topicID string, partition int32, fromOffset, maxBytes, until int64) ([]byte, error) {
 	c, ok := r.footer.Find(topicID, partition)
 	if !ok {
 		return nil, fmt.Errorf("%w: %s/%d", ErrNotFound, topicID, partition)
+	}
+	if until < 0 || until > c.Length {
+		until = c.Length
 	}
 	i, ok := c.locate(fromOffset)
 	if !ok {
@@ -105,17 +117,17 @@ func (r *Reader) ReadChunk(ctx context.Context, topicID string, partition int32,
 			ErrOffsetOutOfRange, topicID, partition, fromOffset, c.FirstOffset, c.LastOffset)
 	}
 	entry := c.Index[i]
-	nextPos := c.Length
+	nextPos := until
 	if i+1 < len(c.Index) {
-		nextPos = c.Index[i+1].Position
+		nextPos = min(c.Index[i+1].Position, until)
 	}
-	maxBytes = min(max(maxBytes, 0), c.Length)
+	maxBytes = min(max(maxBytes, 0), until)
 	cur := chunkCursor{
 		src:   r.src,
 		base:  c.Position + entry.Position,
-		limit: c.End(),
+		limit: c.Position + until,
 	}
-	if err := cur.ensure(ctx, int(min(nextPos+maxBytes, c.Length)-entry.Position)); err != nil {
+	if err := cur.ensure(ctx, int(min(nextPos+maxBytes, until)-entry.Position)); err != nil {
 		return nil, err
 	}
 
