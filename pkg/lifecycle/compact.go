@@ -274,8 +274,8 @@ type pending struct {
 }
 
 // Compact plans, partition by partition, which small entries to merge, and
-// compacts the plans of up to maxTaskParts consecutive partitions together
-// (compactBatch). Each partition swaps its entries in transactions of its
+// compacts the plans of up to maxTaskParts consecutive partitions of a
+// topic together (compactBatch). Each partition swaps its entries in transactions of its
 // own; a swap that loses a race leaves that partition's chunk of the object
 // unreferenced, and the object is garbage once none of its chunks is
 // referenced.
@@ -293,6 +293,11 @@ func (m *Manager) Compact(ctx context.Context) (CompactStats, error) {
 		batch []*pending
 	)
 	for _, t := range topics {
+		// A task holds one topic's partitions: an object lives while any
+		// of its chunks is referenced, so a topic's deletion or retention
+		// must not wait on another topic's.
+		errs = append(errs, m.compactBatch(ctx, batch, &st))
+		batch = nil
 		for p := range t.Partitions {
 			id := meta.PartitionID{TopicID: t.ID, Partition: p}
 			if m.settled.skipCompact(id, now, m.cfg.CompactMinInputs) {

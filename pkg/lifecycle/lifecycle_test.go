@@ -14,6 +14,7 @@ import (
 	"github.com/strata-mq/strata/pkg/lifecycle"
 	"github.com/strata-mq/strata/pkg/meta"
 	"github.com/strata-mq/strata/pkg/objstore"
+	"github.com/strata-mq/strata/pkg/segment"
 )
 
 // TestRetentionByTimeAndBytes: entries past the topic's time limit, then
@@ -184,6 +185,49 @@ func TestCompactReadsEachFlushOnce(t *testing.T) {
 			t.Logf("%d GETs for %d flush objects, %d compacted objects", n, merged, st.Tasks)
 		})
 	}
+}
+
+// TestCompactKeepsTopicsApart: a compacted object holds the partitions of
+// one topic only, so that deleting or expiring a topic's data never waits
+// on another topic's entries in the same object.
+func TestCompactKeepsTopicsApart(t *testing.T) {
+	e := newEnv(t, 2)
+	ctx := context.Background()
+	other, err := e.meta.CreateTopic(ctx, meta.Topic{Name: "other", Partitions: 2, RetentionMs: -1, RetentionBytes: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e2 := &env{t: t, meta: e.meta, store: e.store, topic: other, flush: 1000, want: map[int32][]segment.Record{}}
+	for p := range other.Partitions {
+		cur, err := e.meta.GetPartition(ctx, other.ID, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.meta.AssignPartition(ctx, cur, "b1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 12 {
+		e.produce(4)
+		e2.produce(4)
+	}
+	e.advance(time.Minute)
+	e2.advance(time.Minute)
+	st, err := e.manager(nil).Compact(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Tasks != 2 || st.Swaps != 4 {
+		t.Fatalf("compaction %+v; want one object per topic", st)
+	}
+	objs, others := e.referencedObjects(), e2.referencedObjects()
+	for k := range objs {
+		if others[k] {
+			t.Fatalf("object %s holds entries of both topics", k)
+		}
+	}
+	e.checkAll()
+	e2.checkAll()
 }
 
 // TestCompactPartLosesRace: when one partition of a compaction task
