@@ -490,6 +490,9 @@ func (m *Manager) plan(l meta.Layout, now time.Time) [][]meta.SegmentEntry {
 	// closeGroup keeps or drops cur; it reports false when a dropped group
 	// ends the run of kept ones.
 	closeGroup := func() bool {
+		if len(groups) == 0 {
+			cur, curBytes = tiered(cur, curBytes)
+		}
 		keep := len(cur) >= 2 && (curBytes >= small || len(cur) >= m.cfg.CompactMinInputs)
 		if keep {
 			groups = append(groups, cur)
@@ -527,6 +530,23 @@ func (m *Manager) plan(l meta.Layout, now time.Time) [][]meta.SegmentEntry {
 		closeGroup()
 	}
 	return groups
+}
+
+// tiered drops from the front of a partition's first group (of bytes
+// bytes) every entry larger than the rest of the group after it: an entry
+// an earlier pass merged, which the group would otherwise rewrite with a
+// few new entries on every pass until it reached half an entry. A slow
+// partition's first entry grew by about CompactMinInputs flushes per
+// rewrite, so each of its bytes was rewritten up to (CompactEntryBytes/2)
+// / (that growth) times; with the rule an entry is merged again only with
+// at least its own size of newer data, so at most log2 times. A partition
+// keeps up to about log2 of that many entries below half an entry's size.
+func tiered(g []meta.SegmentEntry, bytes int64) ([]meta.SegmentEntry, int64) {
+	for len(g) >= 2 && g[0].Len > bytes-g[0].Len {
+		bytes -= g[0].Len
+		g = g[1:]
+	}
+	return g, bytes
 }
 
 // maxSwapEntries bounds the replacement entries of one swap, within

@@ -187,6 +187,40 @@ func TestCompactReadsEachFlushOnce(t *testing.T) {
 	}
 }
 
+// TestCompactRewritesSlowPartitionsLittle: a partition that gets a few
+// small flushes between passes is merged in tiers — an entry is merged
+// again only with at least its own size of newer data — so its bytes are
+// rewritten a few times in all, not once per pass until its first entry
+// reaches half an entry.
+func TestCompactRewritesSlowPartitionsLittle(t *testing.T) {
+	e := newEnv(t, 1)
+	ctx := context.Background()
+	// Half an entry is 128 KiB; a round adds about 1.6 KiB.
+	m := e.manager(nil, func(c *lifecycle.Config) { c.CompactEntryBytes, c.CompactObjectBytes = 256<<10, 1<<20 })
+	var rewritten int64
+	for range 40 {
+		for range 4 { // CompactMinInputs of the env's manager
+			e.produce(2)
+		}
+		e.advance(time.Minute)
+		st, err := m.Compact(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rewritten += st.Bytes
+	}
+	l, err := e.meta.ReadLayout(ctx, e.topic.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	written := l.Bytes()
+	t.Logf("%d bytes written, %d rewritten by compaction, %d entries left", written, rewritten, len(l.Entries))
+	if rewritten > 8*written {
+		t.Fatalf("compaction rewrote %d bytes for %d written: each byte %.1f times", rewritten, written, float64(rewritten)/float64(written))
+	}
+	e.checkAll()
+}
+
 // TestCompactKeepsTopicsApart: a compacted object holds the partitions of
 // one topic only, so that deleting or expiring a topic's data never waits
 // on another topic's entries in the same object.

@@ -113,13 +113,16 @@ func (e *env) now() time.Time          { return time.Now().Add(time.Duration(e.s
 func (e *env) advance(d time.Duration) { e.skew.Add(int64(d)) }
 
 // manager returns a Manager on the env with small sizes and the given
-// hook.
-func (e *env) manager(step func(context.Context, string) error) *lifecycle.Manager {
+// hook; mutate adjusts its config first.
+func (e *env) manager(step func(context.Context, string) error, mutate ...func(*lifecycle.Config)) *lifecycle.Manager {
 	e.t.Helper()
 	cfg := lifecycle.Config{
 		Meta: e.meta, Store: e.store, Logger: slog.New(slog.DiscardHandler),
 		CompactMinAge: time.Second, CompactEntryBytes: 8 << 10, CompactObjectBytes: 64 << 10,
 		CompactMinInputs: 4, CompactBytesPerSec: -1, GCGrace: time.Minute, Now: e.now, View: e.view,
+	}
+	for _, f := range mutate {
+		f(&cfg)
 	}
 	if step != nil {
 		cfg.Hooks = &lifecycle.Hooks{Step: step}
