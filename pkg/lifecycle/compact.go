@@ -275,10 +275,10 @@ type pending struct {
 
 // Compact plans, partition by partition, which small entries to merge, and
 // compacts the plans of up to maxTaskParts consecutive partitions of a
-// topic together (compactBatch). Each partition swaps its entries in transactions of its
-// own; a swap that loses a race leaves that partition's chunk of the object
-// unreferenced, and the object is garbage once none of its chunks is
-// referenced.
+// topic together (compactBatch). Each partition swaps its entries in
+// transactions of its own; a swap that loses a race leaves that
+// partition's chunk of the object unreferenced, and the object is garbage
+// once none of its chunks is referenced.
 func (m *Manager) Compact(ctx context.Context) (CompactStats, error) {
 	defer m.metrics.observePass("compact", time.Now())
 	var st CompactStats
