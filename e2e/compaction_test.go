@@ -80,24 +80,7 @@ func TestReadBackAfterCompaction(t *testing.T) {
 		time.Sleep(wait)
 	}
 
-	cons, err := cl.NewConsumer(client.ConsumeStart(client.StartEarliest))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cons.Close()
-	if err := cons.Assign(topic); err != nil {
-		t.Fatal(err)
-	}
-	for read := 0; read < records; {
-		recs, err := cons.Poll(ctx)
-		if err != nil {
-			t.Fatalf("read back after compaction, %d of %d records read: %v", read, records, err)
-		}
-		for _, r := range recs {
-			chk.Read(checker.Record{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Value: r.Value})
-		}
-		read += len(recs)
-	}
+	consumeAll(t, ctx, cl, chk, topic)
 	if rep := chk.Verify(0); !rep.OK() || rep.Read != records {
 		t.Fatalf("read back after compaction: %v", rep)
 	}

@@ -180,9 +180,9 @@ func (x *LocalExecutor) readInputs(ctx context.Context, task CompactTask) (map[e
 		es := byObject[key]
 		slices.SortFunc(es, func(a, b meta.SegmentEntry) int { return cmp.Compare(a.Pos, b.Pos) })
 		for len(es) > 0 {
-			n, end := 1, es[0].Pos+es[0].Len
+			n, end := 1, es[0].End()
 			for n < len(es) && es[n].Pos-end <= maxReadGap {
-				end = max(end, es[n].Pos+es[n].Len)
+				end = max(end, es[n].End())
 				n++
 			}
 			if err := x.readRun(ctx, key, es[:n], end, chunks); err != nil {
@@ -207,7 +207,7 @@ func (x *LocalExecutor) readRun(ctx context.Context, key string, es []meta.Segme
 		return fmt.Errorf("lifecycle: read %s/%d@%d from %s: %w", e.TopicID, e.Partition, e.FirstOffset, key, err)
 	}
 	for _, e := range es {
-		lo, hi := e.Pos-start, e.Pos-start+e.Len
+		lo, hi := e.Pos-start, e.End()-start
 		if hi > int64(len(b)) {
 			return fmt.Errorf("lifecycle: chunk of %s/%d@%d in %s: read %d bytes, want %d", e.TopicID, e.Partition, e.FirstOffset, key, max(0, int64(len(b))-lo), e.Len)
 		}
@@ -374,7 +374,7 @@ func (m *Manager) nextTask(batch []*pending) (parts []PartTask, owners []*pendin
 			if taken[i] == len(p.groups) {
 				continue
 			}
-			n := groupBytes(p.groups[taken[i]])
+			n := meta.EntriesBytes(p.groups[taken[i]])
 			if total > 0 && total+n > m.cfg.CompactObjectBytes {
 				continue
 			}
@@ -392,15 +392,6 @@ func (m *Manager) nextTask(batch []*pending) (parts []PartTask, owners []*pendin
 		p.groups = p.groups[taken[i]:]
 	}
 	return parts, owners
-}
-
-// groupBytes is the chunk bytes of a group's entries.
-func groupBytes(g []meta.SegmentEntry) int64 {
-	var n int64
-	for _, e := range g {
-		n += e.Len
-	}
-	return n
 }
 
 // runTask has the Executor write one object for parts, then swaps each
@@ -422,12 +413,7 @@ func (m *Manager) runTask(ctx context.Context, parts []PartTask, owners []*pendi
 		m.metrics.compactions.WithLabelValues("error").Add(float64(len(parts)))
 		return err
 	}
-	swapped := false
-	defer func() {
-		if swapped {
-			st.Tasks++
-		}
-	}()
+	swapsBefore := st.Swaps
 	for i, p := range parts {
 		l, err := m.swapPart(ctx, owners[i].layout, p, repl[i], task.ObjectKey, st)
 		switch {
@@ -436,7 +422,10 @@ func (m *Manager) runTask(ctx context.Context, parts []PartTask, owners []*pendi
 		case err != nil:
 			return err
 		default:
-			owners[i].layout, swapped = l, true
+			if st.Swaps == swapsBefore+1 { // the object's first swap
+				st.Tasks++
+			}
+			owners[i].layout = l
 			if err := m.step(ctx, StepCompactSwap); err != nil {
 				return err
 			}
@@ -461,7 +450,7 @@ func (m *Manager) swapPart(ctx context.Context, l meta.Layout, p PartTask, repl 
 		m.metrics.compactions.WithLabelValues("error").Inc()
 		return after, err
 	}
-	bytes := groupBytes(repl)
+	bytes := meta.EntriesBytes(repl)
 	st.Swaps++
 	st.EntriesIn += len(old)
 	st.EntriesOut += len(repl)
@@ -474,12 +463,13 @@ func (m *Manager) swapPart(ctx context.Context, l meta.Layout, p PartTask, repl 
 	return after, nil
 }
 
-// plan picks the entries of one partition's part of a task: the first run of consecutive small
-// entries (chunk shorter than half CompactEntryBytes) committed before
-// CompactMinAge, cut into groups of up to CompactEntryBytes, as many as fit
-// in CompactObjectBytes and one transaction. A group is kept when it has
-// at least two entries and reaches half an entry's size or
-// CompactMinInputs entries; the kept groups are consecutive.
+// plan picks the entries of one partition's part of a task: the first run
+// of consecutive small entries (chunk shorter than half CompactEntryBytes)
+// committed before CompactMinAge, cut into groups of up to
+// CompactEntryBytes, as many as fit in CompactObjectBytes and one
+// transaction. A group is kept when it has at least two entries and
+// reaches half an entry's size or CompactMinInputs entries; the kept
+// groups are consecutive.
 func (m *Manager) plan(l meta.Layout, now time.Time) [][]meta.SegmentEntry {
 	small := m.cfg.CompactEntryBytes / 2
 	cutoff := now.Add(-m.cfg.CompactMinAge).UnixMilli()

@@ -227,20 +227,8 @@ func TestCompactRewritesSlowPartitionsLittle(t *testing.T) {
 func TestCompactKeepsTopicsApart(t *testing.T) {
 	e := newEnv(t, 2)
 	ctx := context.Background()
-	other, err := e.meta.CreateTopic(ctx, meta.Topic{Name: "other", Partitions: 2, RetentionMs: -1, RetentionBytes: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e2 := &env{t: t, meta: e.meta, store: e.store, topic: other, flush: 1000, want: map[int32][]segment.Record{}}
-	for p := range other.Partitions {
-		cur, err := e.meta.GetPartition(ctx, other.ID, p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := e.meta.AssignPartition(ctx, cur, "b1"); err != nil {
-			t.Fatal(err)
-		}
-	}
+	// Its flush objects are numbered apart from e's.
+	e2 := &env{t: t, meta: e.meta, store: e.store, topic: createTopic(t, e.meta, "other", 2), flush: 1000, want: map[int32][]segment.Record{}}
 	for range 12 {
 		e.produce(4)
 		e2.produce(4)

@@ -64,13 +64,20 @@ func newEnv(t testing.TB, partitions int32) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, meta: ms, store: st, want: map[int32][]segment.Record{}}
+	return &env{t: t, meta: ms, store: st, topic: createTopic(t, ms, "events", partitions), want: map[int32][]segment.Record{}}
+}
+
+// createTopic creates a topic without limits whose partitions broker b1
+// owns.
+func createTopic(t testing.TB, ms *meta.Store, name string, partitions int32) meta.Topic {
+	t.Helper()
 	ctx := context.Background()
-	if e.topic, err = ms.CreateTopic(ctx, meta.Topic{Name: "events", Partitions: partitions, RetentionMs: -1, RetentionBytes: -1}); err != nil {
+	topic, err := ms.CreateTopic(ctx, meta.Topic{Name: name, Partitions: partitions, RetentionMs: -1, RetentionBytes: -1})
+	if err != nil {
 		t.Fatal(err)
 	}
 	for p := range partitions {
-		cur, err := ms.GetPartition(ctx, e.topic.ID, p)
+		cur, err := ms.GetPartition(ctx, topic.ID, p)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -78,7 +85,7 @@ func newEnv(t testing.TB, partitions int32) *env {
 			t.Fatal(err)
 		}
 	}
-	return e
+	return topic
 }
 
 // useView gives the env's managers a started view of its metadata.

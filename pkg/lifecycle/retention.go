@@ -81,10 +81,7 @@ func (m *Manager) retainPartition(ctx context.Context, t meta.Topic, p int32, st
 		}
 		return err
 	}
-	var bytes int64
-	for _, e := range l.Entries[:i] {
-		bytes += e.Len
-	}
+	bytes := meta.EntriesBytes(l.Entries[:i])
 	st.Partitions++
 	st.Entries += i
 	st.Bytes += bytes

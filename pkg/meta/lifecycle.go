@@ -39,13 +39,7 @@ type Layout struct {
 }
 
 // Bytes returns the sum of the entries' chunk lengths.
-func (l Layout) Bytes() int64 {
-	var n int64
-	for _, e := range l.Entries {
-		n += e.Len
-	}
-	return n
-}
+func (l Layout) Bytes() int64 { return EntriesBytes(l.Entries) }
 
 // ReadLayout reads a partition's state, log start and every segment entry
 // in one transaction.
@@ -216,9 +210,7 @@ func (l Layout) index(first int64) int {
 // revision of the swap that did it (and bumped the fence).
 func (l Layout) swapped(old, repl []SegmentEntry, rev int64) Layout {
 	i := l.index(old[0].FirstOffset)
-	entries := make([]SegmentEntry, 0, len(l.Entries)-len(old)+len(repl))
-	entries = append(append(append(entries, l.Entries[:i]...), repl...), l.Entries[i+len(old):]...)
-	l.Entries, l.Revision, l.fence = entries, rev, rev
+	l.Entries, l.Revision, l.fence = slices.Concat(l.Entries[:i], repl, l.Entries[i+len(old):]), rev, rev
 	return l
 }
 

@@ -38,6 +38,18 @@ type SegmentEntry struct {
 // Records returns how many offsets the entry covers.
 func (e SegmentEntry) Records() int64 { return e.LastOffset - e.FirstOffset + 1 }
 
+// End returns the object position just past the entry's chunk bytes.
+func (e SegmentEntry) End() int64 { return e.Pos + e.Len }
+
+// EntriesBytes returns the sum of the entries' chunk lengths.
+func EntriesBytes(es []SegmentEntry) int64 {
+	var n int64
+	for _, e := range es {
+		n += e.Len
+	}
+	return n
+}
+
 // Validate reports whether the entry is well formed.
 func (e SegmentEntry) Validate() error {
 	switch {
@@ -49,7 +61,7 @@ func (e SegmentEntry) Validate() error {
 		return fmt.Errorf("%w: no object key", ErrInvalidEntry)
 	case e.FirstOffset < 0 || e.LastOffset < e.FirstOffset:
 		return fmt.Errorf("%w: offsets %d..%d", ErrInvalidEntry, e.FirstOffset, e.LastOffset)
-	case e.Pos < 0 || e.Len <= 0 || e.Pos+e.Len > e.ObjectSize:
+	case e.Pos < 0 || e.Len <= 0 || e.End() > e.ObjectSize:
 		return fmt.Errorf("%w: byte range %d+%d of a %d-byte object", ErrInvalidEntry, e.Pos, e.Len, e.ObjectSize)
 	case e.MinTimestamp > e.MaxTimestamp:
 		return fmt.Errorf("%w: timestamps %d > %d", ErrInvalidEntry, e.MinTimestamp, e.MaxTimestamp)

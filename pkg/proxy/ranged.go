@@ -94,11 +94,11 @@ func (f *Fetcher) readRanged(ctx context.Context, e meta.SegmentEntry, pos int64
 		return nil, nil, f.chunkError(ctx, e, err)
 	}
 	c, ok := r.Footer().Find(e.TopicID, e.Partition)
-	if !ok || e.Pos < c.Position || e.Pos+e.Len > c.End() || e.FirstOffset < c.FirstOffset || e.LastOffset > c.LastOffset {
+	if !ok || e.Pos < c.Position || e.End() > c.End() || e.FirstOffset < c.FirstOffset || e.LastOffset > c.LastOffset {
 		return nil, nil, fmt.Errorf("%w: object %s: its footer holds no chunk of %s/%d that contains %d..%d at %d+%d, as the segment entry says",
 			ErrCorruptData, e.ObjectKey, e.TopicID, e.Partition, e.FirstOffset, e.LastOffset, e.Pos, e.Len)
 	}
-	b, err := r.ReadChunkTo(ctx, e.TopicID, e.Partition, pos, int64(budget), e.Pos+e.Len-c.Position)
+	b, err := r.ReadChunkTo(ctx, e.TopicID, e.Partition, pos, int64(budget), e.End()-c.Position)
 	if err != nil {
 		return nil, nil, f.chunkError(ctx, e, err)
 	}
