@@ -54,8 +54,10 @@ const (
 	// partition dropped after an etcd error is picked up again.
 	reconcileEvery = time.Second
 	// maxRegisterBackoff bounds the wait between registration attempts
-	// after the lease was lost.
-	maxRegisterBackoff = 5 * time.Second
+	// after the lease was lost. An attempt while etcd is away already
+	// waits out the request timeout; a longer backoff would only delay
+	// the broker once etcd is back.
+	maxRegisterBackoff = time.Second
 )
 
 // Server is a broker. Create it with New, then Start (or Run) it.
@@ -241,7 +243,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	s.addr, s.member, s.registration, s.started = addr, true, r, true
 	s.mu.Unlock()
 
-	s.startLoops(info, r)
+	s.startLoops(r)
 	go func() {
 		if err := s.grpc.Serve(lis); err != nil {
 			s.log.Error("grpc server failed", "err", err)
@@ -277,13 +279,13 @@ func (s *Server) serveMetrics() error {
 // background loops: ownership, membership and load reports (stopped by
 // loopsCancel, awaited through loops) and the flush pipeline with its PUT
 // workers (startFlushing; stopped by closing stopFlush).
-func (s *Server) startLoops(info meta.BrokerInfo, r *meta.Registration) {
+func (s *Server) startLoops(r *meta.Registration) {
 	loopsCtx, cancel := context.WithCancel(context.Background())
 	s.loopsCancel = cancel
 	s.reconcile() // own what is assigned already before saying Ready
 	s.loops.Add(3)
 	go s.ownershipLoop(loopsCtx)
-	go s.membershipLoop(loopsCtx, info, r)
+	go s.membershipLoop(loopsCtx, r)
 	go s.loadLoop(loopsCtx)
 	s.startFlushing()
 }
@@ -563,8 +565,10 @@ func (s *Server) reconcile() {
 }
 
 // membershipLoop watches the registration; when its lease is lost the
-// broker stops owning anything and registers again with bounded backoff.
-func (s *Server) membershipLoop(ctx context.Context, info meta.BrokerInfo, r *meta.Registration) {
+// broker stops owning anything and registers again with bounded backoff,
+// taking over its own old registration if etcd kept it (meta.RegisterAgain):
+// after an etcd restart that lease lives on for a fresh TTL.
+func (s *Server) membershipLoop(ctx context.Context, r *meta.Registration) {
 	defer s.loops.Done()
 	for {
 		select {
@@ -586,7 +590,7 @@ func (s *Server) membershipLoop(ctx context.Context, info meta.BrokerInfo, r *me
 
 		retry := backoff.New(100*time.Millisecond, maxRegisterBackoff)
 		for {
-			nr, err := s.cfg.Meta.RegisterBroker(ctx, info, s.cfg.LeaseTTL)
+			nr, err := s.cfg.Meta.RegisterAgain(ctx, r, s.cfg.LeaseTTL)
 			if err == nil {
 				r = nr
 				break

@@ -408,24 +408,48 @@ func (p *Producer) invalidate(topic string, ts *topicState) {
 	p.topicsMu.Unlock()
 }
 
+// requestSpan bounds how far apart the records of one request were
+// produced: a request's records share one fate and its deadline is its
+// oldest record's, so after a stall longer than DeliveryTimeout a request
+// gathering the whole backlog failed records produced seconds later,
+// which had time left, with the oldest. Gathering only records produced
+// within DeliveryTimeout/requestSpan of each other costs a record at most
+// that share of its time.
+const requestSpan = 10
+
 // take removes from b the records of the next request: the first sealed
-// batch, and the next ones while they fit in MaxBatchBytes, merged into
+// batch, and the next ones while they fit in MaxBatchBytes and were
+// produced within DeliveryTimeout/requestSpan of the first, merged into
 // one batch. Merging keeps the request to one record batch however many
 // small batches queued up while requests were in flight (after an outage,
 // tens of thousands): proxies bound the batches of a request
 // (proxy.DefaultMaxBatchesPerRequest), and one batch per request is what
 // Kafka producers send too.
-func (p *Producer) take(b *partBuf) [][]pending {
+//
+// Records whose deadline passed while they queued are taken first, alone,
+// with expired set: the caller fails them without sending them, so they
+// take no sequences. Sent, they would fail at once and leave a gap in the
+// sequences, which costs the requests after them a new producer id and a
+// resend; after a long stall that cost recurred for every request of the
+// backlog, and the partition fell further behind than it caught up.
+func (p *Producer) take(b *partBuf) (batches [][]pending, expired bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if out := takeExpiredLocked(b, time.Now()); len(out) > 0 {
+		return [][]pending{out}, true
+	}
 	n, bytes := 0, 0
+	var last time.Time // the latest first deadline the request may take
 	for _, batch := range b.sealed {
 		size := segment.BatchHeaderSize
 		for _, r := range batch {
 			size += r.size
 		}
-		if n > 0 && bytes+size > p.cfg.maxBatchBytes {
+		if n > 0 && (bytes+size > p.cfg.maxBatchBytes || batch[0].deadline.After(last)) {
 			break
+		}
+		if n == 0 {
+			last = batch[0].deadline.Add(p.cfg.deliveryTimeout / requestSpan)
 		}
 		n, bytes = n+1, bytes+size
 	}
@@ -437,6 +461,27 @@ func (p *Producer) take(b *partBuf) [][]pending {
 			merged = append(merged, batch...)
 		}
 		out = [][]pending{merged}
+	}
+	return out, false
+}
+
+// takeExpiredLocked removes and returns the leading sealed records of b
+// whose deadline is not after now. Deadlines grow in produce order, so
+// they are the oldest. p.mu must be held.
+func takeExpiredLocked(b *partBuf, now time.Time) []pending {
+	var out []pending
+	for len(b.sealed) > 0 {
+		batch := b.sealed[0]
+		i := 0
+		for i < len(batch) && !batch[i].deadline.After(now) {
+			i++
+		}
+		out = append(out, batch[:i]...)
+		if i < len(batch) {
+			b.sealed[0] = batch[i:]
+			break
+		}
+		b.sealed = b.sealed[1:]
 	}
 	return out
 }

@@ -229,11 +229,21 @@ func (p *Producer) fill(b *partBuf, window []*request) []*request {
 			}
 			b.pid, b.nextSeq = newProducerID(), 0
 		}
-		batches := p.take(b)
+		batches, expired := p.take(b)
 		if len(batches) == 0 {
 			return window
 		}
-		for _, r := range p.build(b, batches) {
+		var reqs []*request
+		if expired {
+			// Failed in its turn, so callbacks still run in produce order.
+			r := newRequest(batches)
+			r.fail(ErrDeliveryTimeout, 0, nil)
+			close(r.done)
+			reqs = []*request{r}
+		} else {
+			reqs = p.build(b, batches)
+		}
+		for _, r := range reqs {
 			if len(window) > 0 {
 				r.prevResolved = window[len(window)-1].resolved
 			}

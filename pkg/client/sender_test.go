@@ -284,3 +284,147 @@ func TestProducerForgottenProducer(t *testing.T) {
 		t.Fatalf("%d producer ids, want 2 (a new one after the partition forgot the first)", len(pids))
 	}
 }
+
+// TestProducerStallKeepsLaterRecords stalls storage for longer than the
+// delivery timeout while records keep coming: the records produced early
+// in the stall fail, but those produced late enough to outlive it are
+// written, not failed with the older records queued before them (a
+// request gathers only records produced within DeliveryTimeout/requestSpan
+// of each other, and its deadline is its oldest record's), and not lost
+// to a partition that falls behind resending requests after the sequence
+// gaps of records that expired in the queue (those are failed unsent).
+func TestProducerStallKeepsLaterRecords(t *testing.T) {
+	for _, inflight := range []int{1, 5} {
+		t.Run(fmt.Sprintf("%d in flight", inflight), func(t *testing.T) {
+			stallThrough(t, inflight)
+		})
+	}
+}
+
+func stallThrough(t *testing.T, inflight int) {
+	const (
+		timeout = 4 * time.Second
+		stall   = 5 * time.Second
+		every   = 10 * time.Millisecond
+	)
+	f, c := setup(t, 1)
+	var up atomic.Bool
+	f.ProduceHook = func(*stratav1.ProduceRequest) error {
+		if !up.Load() {
+			return apierr.Status(apierr.Errorf(apierr.ErrStorageUnavailable, "injected stall"))
+		}
+		return nil
+	}
+	p := newProducer(t, c, Linger(5*time.Millisecond), MaxInflight(inflight), DeliveryTimeout(timeout),
+		ProducerRetryBackoff(10*time.Millisecond, 50*time.Millisecond))
+	start := time.Now()
+	type result struct {
+		at  time.Duration // when it was produced, after start
+		err error
+	}
+	var (
+		mu      sync.Mutex
+		results []*result
+		wg      sync.WaitGroup
+	)
+	for i := 0; time.Since(start) < stall-200*time.Millisecond; i++ {
+		res := &result{at: time.Since(start)}
+		mu.Lock()
+		results = append(results, res)
+		mu.Unlock()
+		wg.Add(1)
+		p.Produce(context.Background(), (&Record{Topic: "t", Value: []byte(fmt.Sprint(i))}).SetPartition(0), func(_ *Record, err error) {
+			mu.Lock()
+			res.err = err
+			mu.Unlock()
+			wg.Done()
+		})
+		time.Sleep(every) // records keep coming through the stall
+	}
+	time.Sleep(time.Until(start.Add(stall))) // the rest of the stall
+	up.Store(true)
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	var failedEarly, written int
+	for _, r := range results {
+		switch {
+		case r.err == nil:
+			written++
+		case r.at < stall-timeout:
+			failedEarly++ // its deadline passed during the stall
+		case r.at >= stall-timeout+timeout/requestSpan+time.Second:
+			t.Errorf("record produced %v into a %v stall failed with %v; its %v delivery timeout outlives the stall", r.at.Round(time.Millisecond), stall, r.err, timeout)
+		}
+	}
+	if failedEarly == 0 || written == 0 {
+		t.Errorf("%d records failed early in the stall and %d were written; want both", failedEarly, written)
+	}
+	t.Logf("%d records: %d written, %d failed in the stall's first %v", len(results), written, failedEarly, stall-timeout)
+}
+
+// TestProducerExpiredInQueueNotSent: records whose delivery deadline
+// passed while they queued are failed with ErrDeliveryTimeout (known not
+// written, not ErrUnknownOutcome) in their turn, without being sent and
+// without taking sequences; the records after them are sent with the next
+// sequence of the same producer id, leaving no gap for the requests after
+// them to be resent around.
+func TestProducerExpiredInQueueNotSent(t *testing.T) {
+	f, c := setup(t, 1)
+	p := newProducer(t, c, MaxInflight(5))
+	b := &partBuf{tp: topicPartition{"t", 0}, wake: make(chan struct{}, 1), pid: newProducerID()}
+	var (
+		mu   sync.Mutex
+		errs = map[string]error{}
+		wg   sync.WaitGroup
+	)
+	rec := func(v string, deadline time.Time) pending {
+		wg.Add(1)
+		if !p.buffered.TryAcquire(1) { // as Produce does; complete releases it
+			t.Fatal("no buffer room")
+		}
+		p.mu.Lock()
+		p.inflight++
+		p.mu.Unlock()
+		return pending{rec: (&Record{Topic: "t", Value: []byte(v)}).SetPartition(0), size: 1, deadline: deadline,
+			cb: func(_ *Record, err error) {
+				mu.Lock()
+				errs[v] = err
+				mu.Unlock()
+				wg.Done()
+			}}
+	}
+	past, future := time.Now().Add(-time.Second), time.Now().Add(time.Minute)
+	b.sealed = [][]pending{
+		{rec("old-0", past), rec("old-1", past)},
+		{rec("old-2", past), rec("new-0", future)},
+		{rec("new-1", future)},
+	}
+	window := p.fill(b, nil)
+	if len(window) != 2 || window[0].msg != nil || len(window[0].recs) != 3 || window[1].msg == nil || len(window[1].recs) != 2 {
+		t.Fatalf("window of %d requests, want the 3 expired records failed unsent, then one request of the 2 others", len(window))
+	}
+	if b.nextSeq != 2 {
+		t.Errorf("next sequence %d after sending 2 records, want 2: the expired ones took sequences", b.nextSeq)
+	}
+	for _, r := range window {
+		<-r.done
+		p.resolve(b, &sendState{}, r)
+		close(r.resolved)
+	}
+	wg.Wait()
+	for _, v := range []string{"old-0", "old-1", "old-2"} {
+		if err := errs[v]; !errors.Is(err, ErrDeliveryTimeout) || errors.Is(err, ErrUnknownOutcome) {
+			t.Errorf("%s: %v, want ErrDeliveryTimeout without ErrUnknownOutcome", v, err)
+		}
+	}
+	for _, v := range []string{"new-0", "new-1"} {
+		if errs[v] != nil {
+			t.Errorf("%s: %v", v, errs[v])
+		}
+	}
+	reqs := f.ProduceRequests()
+	if pid, s := seqOf(reqs[len(reqs)-1]); len(reqs) != 1 || pid != b.pid || s != 0 {
+		t.Errorf("%d requests, the last with producer %d sequence %d; want one, producer %d sequence 0", len(reqs), pid, s, b.pid)
+	}
+}

@@ -3,9 +3,11 @@ package coordinator
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 
@@ -51,6 +53,11 @@ func (s *Server) electionLoop(ctx context.Context, value Leader) {
 	// Retries are capped at 2 s: an election round must not wait much
 	// longer than the session TTL a standby waits out.
 	retry := backoff.New(100*time.Millisecond, 2*time.Second)
+	// stale is the lease of the last session if its revoke failed (etcd
+	// was away): etcd keeps a lease across its own restart with a fresh
+	// TTL, and this coordinator's old key, under it, would be first in
+	// line, so every campaign, this one's too, would wait the TTL out.
+	var stale clientv3.LeaseID
 	for ctx.Err() == nil {
 		session, err := concurrency.NewSession(cli,
 			concurrency.WithTTL(s.cfg.sessionTTLSeconds()), concurrency.WithContext(ctx))
@@ -61,12 +68,18 @@ func (s *Server) electionLoop(ctx context.Context, value Leader) {
 			_ = retry.Wait(ctx)
 			continue
 		}
+		if stale != 0 && s.revoke(stale) {
+			stale = 0
+		}
 		if s.campaignAndLead(ctx, session, string(val)) {
 			retry.Reset()
 		} else {
 			_ = retry.Wait(ctx)
 		}
-		s.endSession(session)
+		session.Orphan() // stop keepalives; the revoke ends the lease
+		if !s.revoke(session.Lease()) {
+			stale = session.Lease()
+		}
 	}
 }
 
@@ -143,12 +156,12 @@ const (
 	stopGrace     = 500 * time.Millisecond
 )
 
-// endSession revokes the session's lease, which deletes its election key so
-// a standby is elected at once rather than after the TTL. A session that
-// already died has nothing to revoke.
-func (s *Server) endSession(session *concurrency.Session) {
-	session.Orphan() // stop keepalives; the revoke below ends the lease
+// revoke ends a session's lease, which deletes its election key so a
+// standby is elected at once rather than after the TTL. It reports whether
+// the lease is gone: revoked now, or expired before.
+func (s *Server) revoke(lease clientv3.LeaseID) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), resignTimeout)
 	defer cancel()
-	_, _ = s.cfg.Meta.Client().Revoke(ctx, session.Lease())
+	_, err := s.cfg.Meta.Client().Revoke(ctx, lease)
+	return err == nil || errors.Is(err, rpctypes.ErrLeaseNotFound)
 }

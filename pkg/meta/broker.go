@@ -89,7 +89,18 @@ type Registration struct {
 // longer than the TTL. It fails with ErrBrokerExists while another live
 // registration holds the same ID.
 func (s *Store) RegisterBroker(ctx context.Context, info BrokerInfo, ttl time.Duration) (*Registration, error) {
-	return s.registerBroker(ctx, info, ttl, false)
+	return s.registerBroker(ctx, info, ttl, false, 0)
+}
+
+// RegisterAgain is RegisterBroker for a broker whose registration r was
+// lost (Done closed): its keepalives went unanswered for the TTL, as when
+// etcd was down or frozen that long. etcd keeps a lease across its own
+// restart and grants it a fresh TTL, so the ID may still be registered
+// under r's lease, the caller's own; that registration is taken over at
+// once (as ReplaceBroker does), not waited out. A registration under any
+// other lease fails with ErrBrokerExists, as RegisterBroker does.
+func (s *Store) RegisterAgain(ctx context.Context, r *Registration, ttl time.Duration) (*Registration, error) {
+	return s.registerBroker(ctx, r.Info(), ttl, false, r.lease)
 }
 
 // ReplaceBroker is RegisterBroker for a caller that knows no other process
@@ -100,10 +111,13 @@ func (s *Store) RegisterBroker(ctx context.Context, info BrokerInfo, ttl time.Du
 // still fence the predecessor's partitions (bump their epochs) before it
 // commits to them.
 func (s *Store) ReplaceBroker(ctx context.Context, info BrokerInfo, ttl time.Duration) (*Registration, error) {
-	return s.registerBroker(ctx, info, ttl, true)
+	return s.registerBroker(ctx, info, ttl, true, 0)
 }
 
-func (s *Store) registerBroker(ctx context.Context, info BrokerInfo, ttl time.Duration, replace bool) (*Registration, error) {
+// registerBroker registers info under a new lease. A live registration of
+// the ID is taken over if replace is set or if it is under the lease own
+// (0: none); otherwise it fails with ErrBrokerExists.
+func (s *Store) registerBroker(ctx context.Context, info BrokerInfo, ttl time.Duration, replace bool, own clientv3.LeaseID) (*Registration, error) {
 	info.V = valueVersion
 	if err := info.Validate(); err != nil {
 		return nil, err
@@ -126,7 +140,8 @@ func (s *Store) registerBroker(ctx context.Context, info BrokerInfo, ttl time.Du
 		Commit()
 	if err == nil && !resp.Succeeded {
 		err = fmt.Errorf("%w: %s", ErrBrokerExists, info.ID)
-		if kvs := resp.Responses[0].GetResponseRange().Kvs; replace && len(kvs) > 0 {
+		kvs := resp.Responses[0].GetResponseRange().Kvs
+		if len(kvs) > 0 && (replace || own != 0 && clientv3.LeaseID(kvs[0].Lease) == own) {
 			err = s.takeOver(rctx, key, kvs[0].ModRevision, clientv3.LeaseID(kvs[0].Lease), info, lease.ID)
 		}
 	}

@@ -122,6 +122,47 @@ func TestBrokerLeaseExpires(t *testing.T) {
 	}
 }
 
+// TestRegisterAgain: a broker whose registration was lost registers again
+// and takes over the ID's registration if it is still under the broker's
+// own old lease (as after etcd restarted and kept that lease), without
+// waiting for the lease to expire; one under another lease still refuses.
+func TestRegisterAgain(t *testing.T) {
+	s := newStore(t)
+	ctx := testCtx(t)
+	old, err := s.RegisterBroker(ctx, meta.BrokerInfo{ID: "b1", Addr: "127.0.0.1:9001", Zone: "a"}, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := old.Info()
+	info.Draining = true
+	if err := old.Update(ctx, info); err != nil {
+		t.Fatal(err)
+	}
+	again, err := s.RegisterAgain(ctx, old, 5*time.Second)
+	if err != nil {
+		t.Fatalf("register again over the own old lease: %v", err)
+	}
+	defer again.Close(ctx)
+	if again.LeaseID() == old.LeaseID() {
+		t.Fatal("registered again under the old lease")
+	}
+	brokers, _, err := s.ListBrokers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(brokers) != 1 || brokers[0].ID != "b1" || brokers[0].Zone != "a" || !brokers[0].Draining {
+		t.Fatalf("ListBrokers = %+v, want b1 as last published (zone a, draining)", brokers)
+	}
+	// The old lease was revoked with the takeover.
+	if ttl, err := s.Client().TimeToLive(ctx, old.LeaseID()); err != nil || ttl.TTL != -1 {
+		t.Fatalf("old lease: ttl %v, err %v; want it revoked", ttl, err)
+	}
+	// A registration under a lease that is not the caller's is refused.
+	if _, err := s.RegisterAgain(ctx, old, 5*time.Second); !errors.Is(err, meta.ErrBrokerExists) {
+		t.Fatalf("register again over another lease: %v, want ErrBrokerExists", err)
+	}
+}
+
 func TestBrokerInfoValidate(t *testing.T) {
 	tests := []struct {
 		info meta.BrokerInfo
