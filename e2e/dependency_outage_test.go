@@ -117,27 +117,13 @@ type kafkaLoad struct {
 func startKafkaLoad(t *testing.T, ctx context.Context, cl *kgo.Client, topic string) *kafkaLoad {
 	t.Helper()
 	l := &kafkaLoad{cl: cl, topic: topic, stop: make(chan struct{}), stopped: make(chan struct{}), fates: map[string]*fate{}}
-	go func() {
-		defer close(l.stopped)
-		tick := time.NewTicker(2 * time.Millisecond)
-		defer tick.Stop()
-		for i := 0; i < 10_000_000; {
-			select {
-			case <-l.stop:
-				return
-			case <-tick.C:
-			}
-			for range 4 {
-				v := fmt.Sprintf("k-%09d", i)
-				i++
-				l.mu.Lock()
-				l.fates[v] = &fate{}
-				l.produced++
-				l.mu.Unlock()
-				cl.Produce(ctx, &kgo.Record{Topic: topic, Value: []byte(v)}, l.callback)
-			}
-		}
-	}()
+	go tickLoad(l.stop, l.stopped, "k", func(v string) {
+		l.mu.Lock()
+		l.fates[v] = &fate{}
+		l.produced++
+		l.mu.Unlock()
+		cl.Produce(ctx, &kgo.Record{Topic: topic, Value: []byte(v)}, l.callback)
+	})
 	return l
 }
 

@@ -45,28 +45,34 @@ type fate struct {
 func startLoad(t *testing.T, ctx context.Context, p *client.Producer, topic string, parts int32) *loadRun {
 	l := &loadRun{t: t, topic: topic, parts: parts, p: p, stop: make(chan struct{}), stopped: make(chan struct{}),
 		fates: map[string]*fate{}, acks: map[int32][]time.Time{}}
-	go func() {
-		defer close(l.stopped)
-		tick := time.NewTicker(2 * time.Millisecond)
-		defer tick.Stop()
-		for i := 0; i < 10_000_000; {
-			select {
-			case <-l.stop:
-				return
-			case <-tick.C:
-			}
-			for range 4 {
-				v := fmt.Sprintf("v-%09d", i)
-				i++
-				l.mu.Lock()
-				l.fates[v] = &fate{}
-				l.produced++
-				l.mu.Unlock()
-				p.Produce(ctx, &client.Record{Topic: topic, Partition: -1, Value: []byte(v)}, l.callback)
-			}
-		}
-	}()
+	go tickLoad(l.stop, l.stopped, "v", func(v string) {
+		l.mu.Lock()
+		l.fates[v] = &fate{}
+		l.produced++
+		l.mu.Unlock()
+		p.Produce(ctx, &client.Record{Topic: topic, Partition: -1, Value: []byte(v)}, l.callback)
+	})
 	return l
+}
+
+// tickLoad calls send with the values prefix-000000000, prefix-000000001,
+// and so on, 4 every 2 ms (about 2,000 a second), until stop is closed,
+// then closes stopped.
+func tickLoad(stop <-chan struct{}, stopped chan<- struct{}, prefix string, send func(v string)) {
+	defer close(stopped)
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for i := 0; i < 10_000_000; {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		for range 4 {
+			send(fmt.Sprintf("%s-%09d", prefix, i))
+			i++
+		}
+	}
 }
 
 func (l *loadRun) callback(r *client.Record, err error) {
