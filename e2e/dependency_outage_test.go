@@ -17,9 +17,8 @@ import (
 )
 
 // outagesMinIO adds MinIO's outages to TestDependencyOutages. Off by
-// default: after MinIO returns from its first outage, partitions sometimes
-// take no acknowledgement for 20-90 s (docs/testing.md, "Known problem");
-// the invariants held in every such run.
+// default until more runs confirm that the shorter gap wait also ended the
+// 20-90 s stalls seen after MinIO's first outage (docs/testing.md).
 var outagesMinIO = flag.Bool("outages.minio", false, "TestDependencyOutages also kills and freezes MinIO")
 
 // outageBudget is the producers' delivery timeout in TestDependencyOutages;
@@ -38,9 +37,10 @@ const outageBudget = 8 * time.Second
 // offset (checker), offsets dense, no value stored twice, no record the
 // SDK reported as failed (rather than ErrUnknownOutcome) stored, and
 // every partition takes writes again after each outage. The times are
-// logged: 1-4 s after etcd is back on a quiet machine (brokers and the
-// coordinator used to wait out their own leases, which etcd keeps across
-// its restart: 13-18 s); 20-30 s with the CPUs saturated.
+// logged: under 2 s after etcd is back, with race-enabled servers too
+// (brokers and the coordinator used to wait out their own leases, which
+// etcd keeps across its restart, 13-18 s; requests ahead of a predecessor
+// failed by a reset each waited a 2 s gap wait, 8-48 s).
 func TestDependencyOutages(t *testing.T) {
 	c, kafkaAddr := startKafkaCluster(t, ClusterOptions{Brokers: 2})
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
