@@ -177,58 +177,29 @@ func (l *loadRun) finish(ctx context.Context, cl *client.Client, allAcked bool) 
 	if err != nil {
 		l.t.Fatal(err)
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	chk := checker.New()
-	var (
-		problems                                 []string
-		acked, unknown, failed, pending          int
-		storedTwice, ackedTwice, failedButStored int
-		firstErr, firstUnknown                   error
-	)
 	count := map[string]int{}
 	for _, r := range stored {
 		chk.Read(checker.Record{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Value: r.Value})
 		count[string(r.Value)]++
 	}
-	for v, f := range l.fates {
-		n := count[v]
-		if n > 1 {
-			storedTwice++
-		}
-		switch {
-		case !f.done:
-			pending++
-		case f.err == nil:
-			acked++
-			chk.Acked(checker.Record{Topic: l.topic, Partition: f.partition, Offset: f.offset, Value: []byte(v)})
-			if n > 1 {
-				ackedTwice++
-			}
-		case errors.Is(f.err, client.ErrUnknownOutcome):
-			unknown++
-			firstUnknown = cmp(firstUnknown, f.err)
-		default:
-			failed++
-			firstErr = cmp(firstErr, f.err)
-			if n > 0 {
-				failedButStored++
-			}
-		}
-	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := tallyFates(l.fates, count, l.topic, chk, func(err error) bool { return errors.Is(err, client.ErrUnknownOutcome) })
+	var problems []string
 	rep := chk.Verify(0)
 	summary := fmt.Sprintf("produced %d: acknowledged %d, unknown outcome %d (first: %v), failed %d (first: %v), no callback %d, callbacks run twice %d; stored %d, values stored twice %d (acknowledged ones %d), failed records stored %d; checker: %v",
-		l.produced, acked, unknown, firstUnknown, failed, firstErr, pending, len(l.twice), len(stored), storedTwice, ackedTwice, failedButStored, rep)
-	if storedTwice > 0 {
-		problems = append(problems, fmt.Sprintf("%d values stored twice", storedTwice))
+		l.produced, n.acked, n.unknown, n.firstUnknown, n.failed, n.firstErr, n.pending, len(l.twice), len(stored), n.storedTwice, n.ackedTwice, n.failedStored, rep)
+	if n.storedTwice > 0 {
+		problems = append(problems, fmt.Sprintf("%d values stored twice", n.storedTwice))
 	}
-	if failedButStored > 0 {
-		problems = append(problems, fmt.Sprintf("%d records reported failed (not ErrUnknownOutcome) were stored", failedButStored))
+	if n.failedStored > 0 {
+		problems = append(problems, fmt.Sprintf("%d records reported failed (not ErrUnknownOutcome) were stored", n.failedStored))
 	}
-	if allAcked && acked != l.produced {
-		problems = append(problems, fmt.Sprintf("%d of %d records not acknowledged", l.produced-acked, l.produced))
+	if allAcked && n.acked != l.produced {
+		problems = append(problems, fmt.Sprintf("%d of %d records not acknowledged", l.produced-n.acked, l.produced))
 	}
-	if pending > 0 || len(l.twice) > 0 {
+	if n.pending > 0 || len(l.twice) > 0 {
 		problems = append(problems, "callbacks missing or repeated")
 	}
 	if !rep.OK() {
@@ -238,6 +209,48 @@ func (l *loadRun) finish(ctx context.Context, cl *client.Client, allAcked bool) 
 		l.t.Errorf("%v\n%s", problems, summary)
 	}
 	return summary
+}
+
+// fateTally counts records by their producer-reported fate against how
+// often each value is stored.
+type fateTally struct {
+	acked, unknown, failed, pending       int
+	storedTwice, ackedTwice, failedStored int
+	firstErr, firstUnknown                error
+}
+
+// tallyFates counts fates against count (how often each value is stored)
+// and hands every acknowledged record to chk. A failure for which unknown
+// is true may have been written; any other failure was not, and is
+// counted in failedStored if it was stored anyway.
+func tallyFates(fates map[string]*fate, count map[string]int, topic string, chk *checker.Checker, unknown func(error) bool) fateTally {
+	var n fateTally
+	for v, f := range fates {
+		stored := count[v]
+		if stored > 1 {
+			n.storedTwice++
+		}
+		switch {
+		case !f.done:
+			n.pending++
+		case f.err == nil:
+			n.acked++
+			chk.Acked(checker.Record{Topic: topic, Partition: f.partition, Offset: f.offset, Value: []byte(v)})
+			if stored > 1 {
+				n.ackedTwice++
+			}
+		case unknown(f.err):
+			n.unknown++
+			n.firstUnknown = cmp(n.firstUnknown, f.err)
+		default:
+			n.failed++
+			n.firstErr = cmp(n.firstErr, f.err)
+			if stored > 0 {
+				n.failedStored++
+			}
+		}
+	}
+	return n
 }
 
 func cmp(first, err error) error {

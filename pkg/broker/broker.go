@@ -302,7 +302,7 @@ func (s *Server) registerAtStart(ctx context.Context, info meta.BrokerInfo) (*me
 	}
 	// Capped at 1 s: the old lease expires within LeaseTTL, and the broker
 	// should come back right after.
-	retry := backoff.New(100*time.Millisecond, time.Second)
+	retry := backoff.New(100*time.Millisecond, maxRegisterBackoff)
 	for logged := false; ; {
 		r, err := s.cfg.Meta.RegisterBroker(ctx, info, s.cfg.LeaseTTL)
 		if err == nil || !errors.Is(err, meta.ErrBrokerExists) {
