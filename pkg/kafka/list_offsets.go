@@ -38,12 +38,13 @@ func (s *Server) handleListOffsets(ctx context.Context, r *request) (kmsg.Respon
 		*ot = kmsg.NewListOffsetsResponseTopic()
 		ot.Topic = rt.Topic
 		code, _ := s.authorize(ctx, r, meta.OpDescribe, auth.Topic(rt.Topic))
+		var sts map[int32]meta.PartitionState
 		if code == 0 {
 			ps := make([]int32, len(rt.Partitions))
 			for j, rp := range rt.Partitions {
 				ps[j] = rp.Partition
 			}
-			s.core.Fetcher.WarmLogStarts(ctx, rt.Topic, ps)
+			sts = s.core.Fetcher.ReadPartitions(ctx, rt.Topic, ps)
 		}
 		for _, rp := range rt.Partitions {
 			op := kmsg.NewListOffsetsResponseTopicPartition()
@@ -51,7 +52,7 @@ func (s *Server) handleListOffsets(ctx context.Context, r *request) (kmsg.Respon
 			if code != 0 {
 				op.ErrorCode = code
 			} else {
-				s.listOffset(ctx, rt.Topic, rp, &op)
+				s.listOffset(ctx, rt.Topic, rp, sts, &op)
 			}
 			ot.Partitions = append(ot.Partitions, op)
 		}
@@ -59,8 +60,10 @@ func (s *Server) handleListOffsets(ctx context.Context, r *request) (kmsg.Respon
 	return resp, nil
 }
 
-// listOffset answers one partition.
-func (s *Server) listOffset(ctx context.Context, topic string, rp kmsg.ListOffsetsRequestTopicPartition, op *kmsg.ListOffsetsResponseTopicPartition) {
+// listOffset answers one partition from its state in sts, read at the
+// start of the request (or, if it is not there, read now): the answer
+// covers every record acknowledged before the request.
+func (s *Server) listOffset(ctx context.Context, topic string, rp kmsg.ListOffsetsRequestTopicPartition, sts map[int32]meta.PartitionState, op *kmsg.ListOffsetsResponseTopicPartition) {
 	t, err := s.lookupTopic(ctx, topic)
 	if err != nil {
 		op.ErrorCode = errCode(err)
@@ -75,10 +78,17 @@ func (s *Server) listOffset(ctx context.Context, topic string, rp kmsg.ListOffse
 		return
 	}
 	op.LeaderEpoch = leaderEpoch(st)
+	cur, ok := sts[rp.Partition]
+	if !ok {
+		if cur, err = s.core.Fetcher.ReadPartition(ctx, topic, rp.Partition); err != nil {
+			op.ErrorCode = errCode(err)
+			return
+		}
+	}
 	ts := rp.Timestamp
 	switch ts {
 	case offsetMaxTimestamp:
-		op.Offset, op.Timestamp, err = s.core.Fetcher.MaxTimestamp(ctx, topic, rp.Partition)
+		op.Offset, op.Timestamp, err = s.core.Fetcher.MaxTimestamp(ctx, topic, cur)
 		op.ErrorCode = errCode(err)
 		return
 	case offsetEarliestLocal:
@@ -90,7 +100,7 @@ func (s *Server) listOffset(ctx context.Context, topic string, rp kmsg.ListOffse
 		op.ErrorCode = errCode(apierr.Errorf(apierr.ErrInvalidRequest, "%s", fmt.Sprintf("timestamp %d", ts)))
 		return
 	}
-	res, err := s.core.Fetcher.ListOffsets(ctx, topic, rp.Partition, ts)
+	res, err := s.core.Fetcher.ListOffsetsFrom(ctx, topic, cur, ts)
 	if err != nil {
 		op.ErrorCode = errCode(err)
 		return

@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-mq/strata/internal/testenv"
@@ -305,6 +307,33 @@ func TestListOffsets(t *testing.T) {
 		if o.ErrorCode != 0 || o.Offset != tc.offset || o.Timestamp != tc.at || o.LeaderEpoch < 1 {
 			t.Errorf("%s: error %d offset %d timestamp %d epoch %d; want offset %d timestamp %d epoch >= 1",
 				tc.name, o.ErrorCode, o.Offset, o.Timestamp, o.LeaderEpoch, tc.offset, tc.at)
+		}
+	}
+}
+
+// TestListOffsetsAfterAck asks for the end offsets right after each
+// acknowledged produce, as a consumer reading "everything produced so
+// far" does: the answer covers the acknowledged record every time, though
+// the proxy's view learns of the commit a watch event later.
+func TestListOffsetsAfterAck(t *testing.T) {
+	c := startCluster(t, clusterOpts{})
+	c.createTopic("acked", 2)
+	cl := c.client(kgo.DefaultProduceTopic("acked"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	adm := kadm.NewClient(c.client())
+	for i := range 100 {
+		rec, err := cl.ProduceSync(c.ctx, &kgo.Record{Partition: int32(i % 2), Value: []byte("v")}).First()
+		if err != nil {
+			t.Fatalf("produce %d: %v", i, err)
+		}
+		ends, err := adm.ListEndOffsets(c.ctx, "acked")
+		if err == nil {
+			err = ends.Error()
+		}
+		if err != nil {
+			t.Fatalf("list end offsets after produce %d: %v", i, err)
+		}
+		if end, _ := ends.Lookup("acked", rec.Partition); end.Offset <= rec.Offset {
+			t.Fatalf("after produce %d: end offset %d of partition %d, but offset %d was acknowledged", i, end.Offset, rec.Partition, rec.Offset)
 		}
 	}
 }

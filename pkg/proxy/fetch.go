@@ -146,9 +146,11 @@ func (f *Fetcher) Fetch(ctx context.Context, req FetchRequest) (FetchResult, err
 	}
 	if off > hw {
 		// The view may lag etcd a little; ask etcd before refusing.
-		if hw, logStart, err = f.readPartition(ctx, id, p); err != nil {
+		st, err := f.readPartition(ctx, id, p)
+		if err != nil {
 			return FetchResult{}, err
 		}
+		hw, logStart = st.NextOffset, st.LogStart
 	}
 	if off < logStart || off > hw {
 		return FetchResult{}, apierr.Errorf(apierr.ErrOffsetOutOfRange,
@@ -330,8 +332,8 @@ func (f *Fetcher) entry(ctx context.Context, topic string, key meta.PartitionID,
 	switch {
 	case errors.Is(err, meta.ErrNotFound):
 		// Retention may have moved the log start past pos.
-		if _, logStart, lerr := f.readPartition(ctx, key.TopicID, key.Partition); lerr == nil && pos < logStart {
-			return meta.SegmentEntry{}, apierr.Errorf(apierr.ErrOffsetOutOfRange, "offset %d of %s/%d is below the log start %d", pos, topic, key.Partition, logStart)
+		if st, lerr := f.readPartition(ctx, key.TopicID, key.Partition); lerr == nil && pos < st.LogStart {
+			return meta.SegmentEntry{}, apierr.Errorf(apierr.ErrOffsetOutOfRange, "offset %d of %s/%d is below the log start %d", pos, topic, key.Partition, st.LogStart)
 		}
 		return meta.SegmentEntry{}, fmt.Errorf("%w: no segment entry holds committed offset %d of %s/%d", ErrCorruptData, pos, topic, key.Partition)
 	case err != nil:
@@ -447,95 +449,114 @@ func (f *Fetcher) logStart(ctx context.Context, id string, p int32, fresh bool) 
 			return c.offset, nil
 		}
 	}
-	_, ls, err := f.readPartition(ctx, id, p)
-	return ls, err
+	st, err := f.readPartition(ctx, id, p)
+	return st.LogStart, err
 }
 
-// readPartition reads a partition's high watermark and log start from etcd
-// and refreshes the cached log start.
-func (f *Fetcher) readPartition(ctx context.Context, id string, p int32) (hw, logStart int64, err error) {
+// readPartition reads a partition's state from etcd (see learn).
+func (f *Fetcher) readPartition(ctx context.Context, id string, p int32) (meta.PartitionState, error) {
+	at := time.Now()
 	st, err := f.meta.GetPartition(ctx, id, p)
 	if err != nil {
 		if ctx.Err() != nil {
-			return 0, 0, ctx.Err()
+			return meta.PartitionState{}, ctx.Err()
 		}
-		return 0, 0, apierr.Errorf(apierr.ErrStorageUnavailable, "read partition state: %v", err)
+		return meta.PartitionState{}, apierr.Errorf(apierr.ErrStorageUnavailable, "read partition state: %v", err)
 	}
+	f.learn([]meta.PartitionState{st}, at)
+	return st, nil
+}
+
+// learn takes partition states read from etcd at at: it caches their log
+// starts and raises the view's high watermarks to them, which the watch
+// may not have shown yet.
+func (f *Fetcher) learn(sts []meta.PartitionState, at time.Time) {
 	f.mu.Lock()
-	f.cacheLogStartLocked(st, time.Now())
-	f.mu.Unlock()
-	return st.NextOffset, st.LogStart, nil
-}
-
-// cacheLogStartLocked caches st's log start as read at at. f.mu must be
-// held.
-func (f *Fetcher) cacheLogStartLocked(st meta.PartitionState, at time.Time) {
-	if len(f.logStarts) >= maxCachedLogStarts {
-		clear(f.logStarts)
+	for _, st := range sts {
+		if len(f.logStarts) >= maxCachedLogStarts {
+			clear(f.logStarts)
+		}
+		f.logStarts[meta.PartitionID{TopicID: st.TopicID, Partition: st.Partition}] = cachedLogStart{offset: st.LogStart, at: at}
 	}
-	f.logStarts[meta.PartitionID{TopicID: st.TopicID, Partition: st.Partition}] = cachedLogStart{offset: st.LogStart, at: at}
+	f.mu.Unlock()
+	for _, st := range sts {
+		f.view.Advance(st.TopicID, st.Partition, st.NextOffset)
+	}
 }
 
-// WarmLogStarts caches the log starts of those of topic's partitions that
-// are not cached, read in batched etcd transactions. A Kafka consumer asks
-// for the offsets of all its partitions in one request; one read per
-// partition took seconds at thousands of partitions. Unknown topics and
-// partitions out of range are left for ListOffsets to refuse, and a failed
-// read leaves the partitions to be read one by one.
-func (f *Fetcher) WarmLogStarts(ctx context.Context, topic string, partitions []int32) {
+// ReadPartition reads partition p of topic from etcd, for answers that
+// must cover every acknowledged record: a produce is acknowledged after
+// its commit, and this proxy's view may show the commit a watch event
+// later (or, for a produce through another proxy, only then).
+func (f *Fetcher) ReadPartition(ctx context.Context, topic string, p int32) (meta.PartitionState, error) {
+	t, err := lookupPartition(ctx, f.view, topic, p)
+	if err != nil {
+		return meta.PartitionState{}, err
+	}
+	return f.readPartition(ctx, t.ID, p)
+}
+
+// ReadPartitions reads the given partitions of topic as ReadPartition
+// does, in batched etcd transactions: a Kafka consumer asks for the
+// offsets of all its partitions in one request, and one read per partition
+// took seconds at thousands of partitions. Unknown topics, partitions out
+// of range and a failed read are left out, for ReadPartition to refuse or
+// read one by one.
+func (f *Fetcher) ReadPartitions(ctx context.Context, topic string, partitions []int32) map[int32]meta.PartitionState {
 	t, ok := f.view.Topic(topic)
 	if !ok {
-		return
+		return nil
 	}
 	var ids []meta.PartitionID
-	f.mu.Lock()
 	for _, p := range partitions {
-		k := meta.PartitionID{TopicID: t.ID, Partition: p}
-		if c, ok := f.logStarts[k]; p < 0 || p >= t.Partitions || (ok && time.Since(c.at) < f.logStartTTL) {
-			continue
+		if p >= 0 && p < t.Partitions {
+			ids = append(ids, meta.PartitionID{TopicID: t.ID, Partition: p})
 		}
-		ids = append(ids, k)
 	}
-	f.mu.Unlock()
 	if len(ids) < 2 {
-		return // one is read as well by ListOffsets
+		return nil // one is read as well by ReadPartition
 	}
 	at := time.Now()
 	sts, err := f.meta.GetPartitions(ctx, ids)
 	if err != nil {
-		return
+		return nil
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	f.learn(sts, at)
+	out := make(map[int32]meta.PartitionState, len(sts))
 	for _, st := range sts {
-		f.cacheLogStartLocked(st, at)
+		out[st.Partition] = st
 	}
+	return out
 }
 
 // ListOffsets resolves OffsetEarliest to the log start, OffsetLatest to the
 // high watermark, and a timestamp (Unix ms, >= 0) to the offset of the
 // first record whose timestamp is at or after it — the high watermark if
-// there is none.
+// there is none. The partition is read from etcd, so the high watermark
+// covers every record acknowledged before the call.
 func (f *Fetcher) ListOffsets(ctx context.Context, topic string, p int32, ts int64) (OffsetsResult, error) {
-	t, err := lookupPartition(ctx, f.view, topic, p)
+	st, err := f.ReadPartition(ctx, topic, p)
 	if err != nil {
 		return OffsetsResult{}, err
 	}
+	return f.ListOffsetsFrom(ctx, topic, st, ts)
+}
+
+// ListOffsetsFrom answers ListOffsets from st, the partition's state read
+// by ReadPartition or ReadPartitions.
+func (f *Fetcher) ListOffsetsFrom(ctx context.Context, topic string, st meta.PartitionState, ts int64) (OffsetsResult, error) {
 	if ts < OffsetEarliest {
 		return OffsetsResult{}, apierr.Errorf(apierr.ErrInvalidRequest, "timestamp %d: want EARLIEST (-2), LATEST (-1) or a time >= 0", ts)
 	}
-	st, _ := f.view.Partition(t.ID, p)
-	res := OffsetsResult{HighWatermark: st.NextOffset, Timestamp: -1}
-	if res.LogStart, err = f.logStart(ctx, t.ID, p, false); err != nil {
-		return OffsetsResult{}, err
-	}
+	res := OffsetsResult{HighWatermark: st.NextOffset, LogStart: st.LogStart, Timestamp: -1}
 	switch ts {
 	case OffsetEarliest:
 		res.Offset = res.LogStart
 	case OffsetLatest:
 		res.Offset = res.HighWatermark
 	default:
-		if res.Offset, res.Timestamp, err = f.offsetForTime(ctx, topic, t.ID, p, ts, res.LogStart, res.HighWatermark); err != nil {
+		var err error
+		if res.Offset, res.Timestamp, err = f.offsetForTime(ctx, topic, st.TopicID, st.Partition, ts, res.LogStart, res.HighWatermark); err != nil {
 			return OffsetsResult{}, err
 		}
 	}

@@ -198,40 +198,40 @@ func TestListOffsets(t *testing.T) {
 	}
 }
 
-// TestWarmLogStarts caches the log starts of many partitions in one go,
-// skipping those cached already and those out of range, and ListOffsets
-// answers from that cache.
-func TestWarmLogStarts(t *testing.T) {
+// TestReadPartitions reads many partitions in one go from etcd, not from
+// the view or the log-start cache, leaving out those out of range and
+// unknown topics, and ListOffsets answers from etcd too.
+func TestReadPartitions(t *testing.T) {
 	e := newEnv(t)
 	fill(t, e, "warm")
-	top := e.createTopic("wide", 3)
+	e.createTopic("wide", 3)
 	e.waitView("topic wide", func(v *meta.View) bool { _, ok := v.Topic("wide"); return ok })
 	f := e.srv.fetcher
 	wt, err := e.meta.GetTopic(e.ctx, "warm")
 	if err != nil {
 		t.Fatal(err)
 	}
-	warmID := wt.ID
-	f.WarmLogStarts(e.ctx, "nope", []int32{0, 1})
-	f.WarmLogStarts(e.ctx, "warm", []int32{0, 1, -1}) // one in range: left to ListOffsets
-	f.WarmLogStarts(e.ctx, "wide", []int32{0, 1, 2, 3})
-	f.mu.Lock()
-	cached := len(f.logStarts)
-	_, warm := f.logStarts[meta.PartitionID{TopicID: top.ID, Partition: 2}]
-	f.mu.Unlock()
-	if cached != 3 || !warm {
-		t.Fatalf("%d log starts cached (wide/2: %v), want the 3 of wide", cached, warm)
+	if sts := f.ReadPartitions(e.ctx, "nope", []int32{0, 1}); len(sts) != 0 {
+		t.Fatalf("unknown topic: %d partitions read", len(sts))
 	}
-	if err := e.meta.SetLogStart(e.ctx, warmID, 0, 10); err != nil {
+	if sts := f.ReadPartitions(e.ctx, "warm", []int32{0, 1, -1}); len(sts) != 0 {
+		t.Fatalf("one partition in range: %d read, want it left to ReadPartition", len(sts))
+	}
+	if sts := f.ReadPartitions(e.ctx, "wide", []int32{0, 1, 2, 3}); len(sts) != 3 || sts[2].Partition != 2 {
+		t.Fatalf("wide: read %+v, want partitions 0-2", sts)
+	}
+	if err := e.meta.SetLogStart(e.ctx, wt.ID, 0, 10); err != nil {
 		t.Fatal(err)
 	}
-	f.WarmLogStarts(e.ctx, "warm", []int32{0, 0})
-	if err := e.meta.SetLogStart(e.ctx, warmID, 0, 20); err != nil {
+	if sts := f.ReadPartitions(e.ctx, "warm", []int32{0, 0}); sts[0].LogStart != 10 || sts[0].NextOffset != 30 {
+		t.Fatalf("warm/0 read as %+v, want log start 10, next offset 30", sts[0])
+	}
+	if err := e.meta.SetLogStart(e.ctx, wt.ID, 0, 20); err != nil {
 		t.Fatal(err)
 	}
 	r, err := e.client.ListOffsets(e.ctx, &stratav1.ListOffsetsRequest{Topic: "warm", TimestampMs: OffsetEarliest})
-	if err != nil || r.Offset != 10 || r.LogStartOffset != 10 {
-		t.Fatalf("earliest of warm/0 = %+v, %v; want 10 from the warmed cache (20 read since)", r, err)
+	if err != nil || r.Offset != 20 || r.LogStartOffset != 20 {
+		t.Fatalf("earliest of warm/0 = %+v, %v; want 20, read from etcd", r, err)
 	}
 }
 

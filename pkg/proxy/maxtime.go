@@ -15,21 +15,13 @@ import (
 // when several share it — or offset and timestamp -1 when the log is
 // empty. It answers Kafka's ListOffsets MAX_TIMESTAMP (KIP-734). The
 // segment entries' MaxTimestamp say which chunk holds the record, so it
-// reads one chunk.
-func (f *Fetcher) MaxTimestamp(ctx context.Context, topic string, p int32) (offset, ts int64, err error) {
-	t, err := lookupPartition(ctx, f.view, topic, p)
-	if err != nil {
-		return -1, -1, err
-	}
-	st, _ := f.view.Partition(t.ID, p)
-	hw := st.NextOffset
-	logStart, err := f.logStart(ctx, t.ID, p, false)
-	if err != nil {
-		return -1, -1, err
-	}
+// reads one chunk. st is the partition's state read by ReadPartition or
+// ReadPartitions.
+func (f *Fetcher) MaxTimestamp(ctx context.Context, topic string, st meta.PartitionState) (offset, ts int64, err error) {
+	p, hw, logStart := st.Partition, st.NextOffset, st.LogStart
 	var best meta.SegmentEntry
 	found := false
-	for e, err := range f.meta.Segments(ctx, t.ID, p, logStart) {
+	for e, err := range f.meta.Segments(ctx, st.TopicID, p, logStart) {
 		if err != nil {
 			return -1, -1, apierr.Errorf(apierr.ErrStorageUnavailable, "list segments: %v", err)
 		}
