@@ -3,14 +3,11 @@ package e2e
 import (
 	"context"
 	"flag"
-	"fmt"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/strata-mq/strata/internal/checker"
 	"github.com/strata-mq/strata/internal/testenv"
 	"github.com/strata-mq/strata/pkg/client"
 )
@@ -59,7 +56,7 @@ func TestDependencyOutages(t *testing.T) {
 		t.Fatal(err)
 	}
 	sdk := startLoad(t, ctx, p, "dep-sdk", parts)
-	kafka := startKafkaLoad(t, ctx, kgoClient(t, kafkaAddr, kgo.RecordDeliveryTimeout(outageBudget)), "dep-kafka")
+	kafka := startFranzLoad(t, ctx, kgoClient(t, kafkaAddr, kgo.RecordDeliveryTimeout(outageBudget)), "dep-kafka")
 	waitFor(t, "first acknowledgements", func() bool { return sdk.ackedCount() >= 1000 && kafka.ackedCount() >= 1000 })
 
 	type outage struct {
@@ -96,112 +93,5 @@ func TestDependencyOutages(t *testing.T) {
 		t.Logf("recovered after %s: SDK's first acknowledgement %v, franz-go's %v; SDK per partition: %s", o.name, minDuration(d).Round(time.Millisecond), k.Round(time.Millisecond), line)
 	}
 	t.Log("SDK: " + sdk.finish(ctx, cl, false))
-	t.Log("franz-go: " + kafka.finish(t, ctx, kafkaAddr, cl))
-}
-
-// kafkaLoad is a steady produce load through a franz-go client (4 records
-// every 2 ms, partitioned by franz-go) that remembers each record's fate.
-type kafkaLoad struct {
-	cl    *kgo.Client
-	topic string
-
-	stop, stopped chan struct{}
-
-	mu       sync.Mutex // guards the fields below
-	fates    map[string]*fate
-	lastAck  time.Time
-	produced int
-}
-
-func startKafkaLoad(t *testing.T, ctx context.Context, cl *kgo.Client, topic string) *kafkaLoad {
-	t.Helper()
-	l := &kafkaLoad{cl: cl, topic: topic, stop: make(chan struct{}), stopped: make(chan struct{}), fates: map[string]*fate{}}
-	go tickLoad(l.stop, l.stopped, "k", func(v string) {
-		l.mu.Lock()
-		l.fates[v] = &fate{}
-		l.produced++
-		l.mu.Unlock()
-		cl.Produce(ctx, &kgo.Record{Topic: topic, Value: []byte(v)}, l.callback)
-	})
-	return l
-}
-
-func (l *kafkaLoad) callback(r *kgo.Record, err error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	f := l.fates[string(r.Value)]
-	f.done, f.err, f.partition, f.offset = true, err, r.Partition, r.Offset
-	if err == nil {
-		l.lastAck = time.Now()
-	}
-}
-
-func (l *kafkaLoad) ackedCount() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, f := range l.fates {
-		if f.done && f.err == nil {
-			n++
-		}
-	}
-	return n
-}
-
-// waitRecovered waits for an acknowledgement after at and returns its
-// delay.
-func (l *kafkaLoad) waitRecovered(t *testing.T, what string, at time.Time) time.Duration {
-	t.Helper()
-	deadline := time.Now().Add(phaseTimeout)
-	for {
-		l.mu.Lock()
-		last := l.lastAck
-		l.mu.Unlock()
-		if last.After(at) {
-			return last.Sub(at)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: franz-go had no acknowledgement within %v", what, phaseTimeout)
-		}
-		time.Sleep(10 * time.Millisecond) // polling a local condition
-	}
-}
-
-// finish stops the load, flushes the client (every callback runs), reads
-// the topic back through the Kafka port and checks the records' fates: an
-// acknowledged record is stored once, at its offset; no value is stored
-// twice. franz-go does not say whether a record that failed might have
-// been written, so a failed record may be stored, once.
-func (l *kafkaLoad) finish(t *testing.T, ctx context.Context, addr string, cl *client.Client) string {
-	t.Helper()
-	close(l.stop)
-	<-l.stopped
-	fctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-	defer cancel()
-	if err := l.cl.Flush(fctx); err != nil {
-		t.Errorf("flushing the franz-go producer: %v", err)
-	}
-	// The checker reads through the Kafka port; the values are counted
-	// from a read through the SDK, the same records by the other door.
-	chk := checker.New()
-	read := kgoConsumeAll(t, ctx, addr, chk, l.topic)
-	stored, err := readTopic(ctx, cl, l.topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	count := map[string]int{}
-	for _, r := range stored {
-		count[string(r.Value)]++
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	// franz-go does not say whether a failed record may be stored.
-	n := tallyFates(l.fates, count, l.topic, chk, func(error) bool { return false })
-	rep := chk.Verify(0)
-	summary := fmt.Sprintf("produced %d: acknowledged %d, failed %d (first: %v), no callback %d; read %d through Kafka, %d through the SDK, values stored twice %d, failed records stored %d; checker: %v",
-		l.produced, n.acked, n.failed, n.firstErr, n.pending, read, len(stored), n.storedTwice, n.failedStored, rep)
-	if n.storedTwice > 0 || n.pending > 0 || !rep.OK() {
-		t.Errorf("franz-go records lost, stored twice or unreported: %s", summary)
-	}
-	return summary
+	t.Log("franz-go: " + kafka.finish(t, ctx, kafkaAddr, cl, false))
 }

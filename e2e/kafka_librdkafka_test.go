@@ -129,3 +129,42 @@ func TestKafkaLibrdkafka(t *testing.T) {
 		t.Fatalf("read %d of %d: %v", read, n, rep)
 	}
 }
+
+// startLibrdkafkaLoad is a kafkaLoad through librdkafka's idempotent
+// producer, with its default retries (until message.timeout.ms, 5 min).
+func startLibrdkafkaLoad(t *testing.T, addr, topic string) *kafkaLoad {
+	t.Helper()
+	p, err := kafka.NewProducer(&kafka.ConfigMap{
+		"bootstrap.servers": addr, "enable.idempotence": true, "acks": "all", "linger.ms": 2, "log_level": 3,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var l *kafkaLoad
+	reported := make(chan struct{})
+	go func() { // until Close closes the events channel
+		defer close(reported)
+		for ev := range p.Events() {
+			if m, ok := ev.(*kafka.Message); ok {
+				l.done(string(m.Value), m.TopicPartition.Partition, int64(m.TopicPartition.Offset), m.TopicPartition.Error)
+			}
+		}
+	}()
+	flush := func(ctx context.Context) error {
+		for p.Flush(100) > 0 {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+		}
+		p.Close()
+		<-reported
+		return nil
+	}
+	tp := kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny}
+	l = startKafkaLoad("librdkafka", topic, func(v string) {
+		if err := p.Produce(&kafka.Message{TopicPartition: tp, Value: []byte(v)}, nil); err != nil {
+			l.done(v, -1, -1, err)
+		}
+	}, flush)
+	return l
+}
