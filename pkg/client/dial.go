@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	grpcbackoff "google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
@@ -50,18 +49,9 @@ func dialProxies(addrs string, cfg clientConfig) (*grpc.ClientConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	gopts := []grpc.DialOption{
-		grpc.WithDefaultServiceConfig(roundRobinConfig),
-		grpc.WithConnectParams(grpc.ConnectParams{
-			Backoff: grpcbackoff.Config{
-				BaseDelay:  cfg.reconnectMin,
-				Multiplier: 1.6,
-				Jitter:     0.2,
-				MaxDelay:   cfg.reconnectMax,
-			},
-			MinConnectTimeout: minConnectTimeout,
-		}),
-	}
+	reconnect := rpc.ReconnectParams(cfg.reconnectMin, cfg.reconnectMax)
+	reconnect.MinConnectTimeout = minConnectTimeout
+	gopts := []grpc.DialOption{grpc.WithDefaultServiceConfig(roundRobinConfig), grpc.WithConnectParams(reconnect)}
 	target := list[0]
 	if len(list) > 1 {
 		r := manual.NewBuilderWithScheme(proxiesScheme)

@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/connectivity"
 
 	"github.com/strata-mq/strata/pkg/meta"
@@ -22,11 +20,6 @@ const probeTimeout = 500 * time.Millisecond
 // reprobeInterval is how often a broker whose connection is down is
 // probed again while the connection stays down.
 const reprobeInterval = 250 * time.Millisecond
-
-// reconnectMaxDelay caps gRPC's wait between attempts to reach a broker
-// (its default grows to 2 minutes): a broker cut off and marked
-// unreachable gets partitions again soon after the leader reaches it.
-const reconnectMaxDelay = time.Second
 
 // unreachable is the set of broker registrations the leader evicted because
 // their address refused connections, kept until the leader reaches the
@@ -192,9 +185,7 @@ func (s *Server) livenessLoop(ctx context.Context) {
 // and over. It returns when ctx ends or after the eviction. The eviction
 // runs under leading, which outlives ctx (see evict).
 func (s *Server) watchBroker(ctx, leading context.Context, b meta.BrokerInfo) {
-	conn, err := rpc.Dial(b.Addr, rpc.WithTLS(s.cfg.TLS), rpc.WithGRPCOptions(grpc.WithConnectParams(grpc.ConnectParams{
-		Backoff: backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: reconnectMaxDelay},
-	})))
+	conn, err := rpc.Dial(b.Addr, rpc.WithTLS(s.cfg.TLS))
 	if err != nil {
 		s.log.Warn("liveness: cannot watch broker", "broker", b.ID, "addr", b.Addr, "err", err)
 		return

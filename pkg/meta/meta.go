@@ -30,9 +30,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/backoff"
 
 	"github.com/strata-mq/strata/pkg/apierr"
+	"github.com/strata-mq/strata/pkg/rpc"
 )
 
 // Defaults for Config.
@@ -145,12 +145,6 @@ type Store struct {
 	metrics *metrics
 }
 
-// reconnectMaxDelay caps gRPC's wait between attempts to reconnect to
-// etcd. Its default grows to 2 minutes: after etcd was away for 15 s, the
-// next attempt could come 10 s after etcd was back, and the broker,
-// coordinator or proxy sat out that time, its lease or session lost.
-const reconnectMaxDelay = time.Second
-
 // New connects to etcd and returns a Store.
 func New(cfg Config) (*Store, error) {
 	cfg.setDefaults()
@@ -170,9 +164,8 @@ func New(cfg Config) (*Store, error) {
 			DialTimeout: cfg.DialTimeout,
 			Logger:      nopZap(),
 			TLS:         cfg.TLS,
-			DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
-				Backoff: backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: reconnectMaxDelay},
-			})},
+			// Back within a second of etcd: a lease or session waits on it.
+			DialOptions: []grpc.DialOption{grpc.WithConnectParams(rpc.ReconnectParams(100*time.Millisecond, rpc.ReconnectMaxDelay))},
 		})
 		if err != nil {
 			return nil, fmt.Errorf("meta: connect to etcd %v: %w", cfg.Endpoints, err)

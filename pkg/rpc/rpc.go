@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -225,6 +226,24 @@ func streamInterceptor(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, 
 	return apierr.Status(handler(srv, ss))
 }
 
+// ReconnectMaxDelay caps the wait between a connection's attempts to
+// reach its server again (Dial's connections, and the servers' etcd
+// clients through ReconnectParams). gRPC's default grows to 2 minutes:
+// after a peer was away for 15 s, the next attempt could come 10 s after
+// it was back, and the caller sat that time out — a lease or session
+// lost, a partition waiting. One attempt a second to a peer that is away
+// costs nothing.
+const ReconnectMaxDelay = time.Second
+
+// reconnectBaseDelay is the wait before the first attempt to reconnect.
+const reconnectBaseDelay = 100 * time.Millisecond
+
+// ReconnectParams retries a lost connection from base apart, growing 1.6×
+// (±20 % jitter) up to maxDelay.
+func ReconnectParams(base, maxDelay time.Duration) grpc.ConnectParams {
+	return grpc.ConnectParams{Backoff: backoff.Config{BaseDelay: base, Multiplier: 1.6, Jitter: 0.2, MaxDelay: maxDelay}}
+}
+
 // DialOption adjusts Dial.
 type DialOption func(*dialOptions)
 
@@ -252,14 +271,15 @@ func WithUnaryClientInterceptors(i ...grpc.UnaryClientInterceptor) DialOption {
 }
 
 // WithGRPCOptions appends gRPC dial options of the caller's own, such as
-// a resolver, a load-balancing policy or a reconnect backoff (the SDK
-// sets these for its proxy connections).
+// a resolver, a load-balancing policy or a reconnect backoff other than
+// Dial's (the SDK sets these for its proxy connections).
 func WithGRPCOptions(opts ...grpc.DialOption) DialOption {
 	return func(o *dialOptions) { o.extra = append(o.extra, opts...) }
 }
 
 // Dial returns a client connection to addr. The connection is lazy: it
-// connects on first use and reconnects by itself.
+// connects on first use and reconnects by itself, at most
+// ReconnectMaxDelay apart.
 func Dial(addr string, opts ...DialOption) (*grpc.ClientConn, error) {
 	var o dialOptions
 	for _, f := range opts {
@@ -273,6 +293,7 @@ func Dial(addr string, opts ...DialOption) (*grpc.ClientConn, error) {
 		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes)),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.WithConnectParams(ReconnectParams(reconnectBaseDelay, ReconnectMaxDelay)),
 	}
 	gopts = append(gopts, codecDialOptions()...)
 	gopts = append(gopts, grpc.WithWriteBufferSize(BulkBufferBytes))
