@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"flag"
 	"testing"
 	"time"
 
@@ -12,28 +11,24 @@ import (
 	"github.com/strata-mq/strata/pkg/client"
 )
 
-// outagesMinIO adds MinIO's outages to TestDependencyOutages. Off by
-// default until more runs confirm that the shorter gap wait also ended the
-// 20-90 s stalls seen after MinIO's first outage (docs/testing.md).
-var outagesMinIO = flag.Bool("outages.minio", false, "TestDependencyOutages also kills and freezes MinIO")
-
 // outageBudget is the producers' delivery timeout in TestDependencyOutages;
 // every outage there lasts longer.
 const outageBudget = 8 * time.Second
 
 // TestDependencyOutages pins "nothing lost, nothing twice" (invariants 2
-// and 7) across outages of etcd, each longer than the producers' delivery
-// timeout: etcd frozen (SIGSTOP; its leases expire when it wakes, so every
-// broker loses its session) and killed (SIGKILL, restarted: etcd keeps the
-// leases, and the servers must not wait them out); with -outages.minio,
-// MinIO killed and frozen too. Two idempotent producers run throughout,
+// and 7) across outages of etcd and MinIO, each longer than the
+// producers' delivery timeout: etcd frozen (SIGSTOP; its leases expire
+// when it wakes, so every broker loses its session) and killed (SIGKILL,
+// restarted: etcd keeps the leases, and the servers must not wait them
+// out), then MinIO killed and frozen. Two idempotent producers run throughout,
 // the SDK's and franz-go's through the Kafka port, each with an 8 s
 // delivery timeout, so records fail during every outage. Afterwards each
 // topic is read back: every acknowledged record once at its acknowledged
 // offset (checker), offsets dense, no value stored twice, no record the
 // SDK reported as failed (rather than ErrUnknownOutcome) stored, and
 // every partition takes writes again after each outage. The times are
-// logged: under 2 s after etcd is back, with race-enabled servers too
+// logged: under 2 s after etcd or MinIO is back, with race-enabled
+// servers too
 // (brokers and the coordinator used to wait out their own leases, which
 // etcd keeps across its restart, 13-18 s; requests ahead of a predecessor
 // failed by a reset each waited a 2 s gap wait, 8-48 s).
@@ -64,9 +59,9 @@ func TestDependencyOutages(t *testing.T) {
 		proc  *testenv.Process
 		pause bool // SIGSTOP and SIGCONT; otherwise SIGKILL and a restart
 	}
-	outages := []outage{{"etcd frozen", c.Etcd.Process, true}, {"etcd killed", c.Etcd.Process, false}}
-	if *outagesMinIO {
-		outages = append(outages, outage{"MinIO killed", c.MinIO.Process, false}, outage{"MinIO frozen", c.MinIO.Process, true})
+	outages := []outage{
+		{"etcd frozen", c.Etcd.Process, true}, {"etcd killed", c.Etcd.Process, false},
+		{"MinIO killed", c.MinIO.Process, false}, {"MinIO frozen", c.MinIO.Process, true},
 	}
 	down := outageBudget + 7*time.Second
 	for _, o := range outages {
