@@ -31,7 +31,7 @@ func TestReadBackAfterCompaction(t *testing.T) {
 		Brokers: 1,
 		CoordinatorArgs: []string{"-lifecycle-interval", "1s", "-compact-min-age", "1s",
 			"-compact-entry-bytes", fmt.Sprint(64 << 10)},
-		ProxyArgs: []string{"-cache-block-bytes", fmt.Sprint(16 << 10)},
+		ProxyArgs: []string{"-cache-block-bytes", fmt.Sprint(16 << 10), "-tail-window", proxyTailWindow.String()},
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -72,9 +72,9 @@ func TestReadBackAfterCompaction(t *testing.T) {
 		ok, newest = compactedShape(t, ctx, store, tp)
 		return ok
 	})
-	// A proxy reads entries committed in the last 30 s whole, through its
-	// block cache, as the tail; older ones by ranged GETs. Read these as a
-	// consumer catching up on older data does.
+	// A proxy reads entries younger than its tail window whole, through
+	// its block cache, as the tail; older ones by ranged GETs. Read these
+	// as a consumer catching up on older data does.
 	if wait := time.Until(newest.Add(proxyTailWindow + time.Second)); wait > 0 {
 		t.Logf("waiting %v for the compacted entries to leave the proxy's tail window", wait.Round(time.Second))
 		time.Sleep(wait)
@@ -86,8 +86,9 @@ func TestReadBackAfterCompaction(t *testing.T) {
 	}
 }
 
-// proxyTailWindow is the proxy's tail window (pkg/proxy's tailWindow).
-const proxyTailWindow = 30 * time.Second
+// proxyTailWindow is the proxy's tail window in TestReadBackAfterCompaction
+// (-tail-window; 30 s by default).
+const proxyTailWindow = 2 * time.Second
 
 // compactedShape reports whether compaction has left every partition of
 // tp with at least two entries in compacted objects, and one such object

@@ -44,6 +44,7 @@ func run(args []string) error {
 	fs.DurationVar(&cfg.MaxFetchWait, "max-fetch-wait", proxy.DefaultMaxFetchWait, "cap on a fetch's long-poll wait")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", proxy.DefaultShutdownTimeout, "longest a graceful stop lets requests in flight finish")
 	maxFetch := fs.Int("max-fetch-bytes", proxy.DefaultMaxFetchBytes, "cap on a fetch's byte budget")
+	fs.DurationVar(&cfg.TailWindow, "tail-window", proxy.DefaultTailWindow, "age below which a segment entry is the tail: cached in the block cache's hot budget, apart from readers of older data")
 	fs.IntVar(&cfg.TailBufferBytes, "tail-buffer-bytes", proxy.DefaultTailBufferBytes, "bytes of acknowledged batches kept to answer readers at the high watermark from memory (negative: none)")
 	kcfg := kafka.Config{}
 	fs.StringVar(&kcfg.Addr, "kafka-addr", "", "address of the Kafka protocol listener (empty: none)")

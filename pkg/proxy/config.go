@@ -28,7 +28,7 @@ const (
 	// healthy broker answers within its flush interval plus one object
 	// PUT and one etcd commit — milliseconds, a second or two when
 	// storage is slow — and a request that arrived before its
-	// predecessor waits there up to 2 s. 10 s is well past both, so a
+	// predecessor waits there up to 250 ms. 10 s is well past both, so a
 	// slow broker is not asked twice needlessly, and a third of the SDK's
 	// 30 s request timeout, so an owner that stopped answering without
 	// losing its partition (a hung process, a dead connection) is asked
@@ -52,6 +52,13 @@ const (
 	// 400 ms of a 20 MB/s stream, and a reader further behind reads
 	// storage as before.
 	DefaultTailBufferBytes = 8 << 20
+	// DefaultTailWindow is the age below which a segment entry counts as
+	// the tail (Config.TailWindow). Tailing consumers and those a few
+	// seconds behind read entries this young; 30 s covers a consumer
+	// group's rebalance or a restarted consumer, while a reader catching up
+	// on hours of data reads older entries, whose blocks cannot evict the
+	// tail's.
+	DefaultTailWindow = 30 * time.Second
 	// DefaultShutdownTimeout bounds the graceful part of Close: requests
 	// in flight get this long to finish, then are cut off (clients retry
 	// on another proxy). A server must stop within 2 s of SIGTERM even
@@ -100,6 +107,12 @@ type Config struct {
 	// partitions with such readers keep any. Default
 	// DefaultTailBufferBytes; negative keeps none.
 	TailBufferBytes int
+	// TailWindow is the age below which a segment entry is the tail: its
+	// blocks are cached in the block cache's hot budget and read whole,
+	// while older entries go to the cold budget, read by ranged GETs, so
+	// a reader of old data cannot evict what tailing readers need
+	// (docs/proxy.md). Default DefaultTailWindow.
+	TailWindow time.Duration
 	// ShutdownTimeout bounds how long Close waits for in-flight requests
 	// before it cuts them off. Default DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
@@ -154,6 +167,9 @@ func (c *Config) setDefaults() {
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
+	if c.TailWindow == 0 {
+		c.TailWindow = DefaultTailWindow
+	}
 	if c.TailBufferBytes == 0 {
 		c.TailBufferBytes = DefaultTailBufferBytes
 	}
@@ -173,7 +189,7 @@ func (c Config) Validate() error {
 		return errors.New("proxy: config: no metadata store (Meta)")
 	case c.Store == nil:
 		return errors.New("proxy: config: no object store (Store)")
-	case c.ProduceTimeout < 0 || c.ForwardTimeout < 0 || c.AdminTimeout < 0 || c.MaxFetchWait < 0 || c.LogStartTTL < 0 || c.ShutdownTimeout < 0:
+	case c.ProduceTimeout < 0 || c.ForwardTimeout < 0 || c.AdminTimeout < 0 || c.MaxFetchWait < 0 || c.LogStartTTL < 0 || c.ShutdownTimeout < 0 || c.TailWindow < 0:
 		return errors.New("proxy: config: durations must be positive")
 	case c.MaxFetchBytes < 0 || int64(c.MaxFetchBytes) > rpc.MaxMessageBytes/2:
 		return fmt.Errorf("proxy: config: max fetch bytes %d, want 1..%d", c.MaxFetchBytes, rpc.MaxMessageBytes/2)

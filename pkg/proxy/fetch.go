@@ -99,8 +99,7 @@ type Fetcher struct {
 	warmCtx    context.Context
 	cancelWarm context.CancelFunc
 	warms      sync.WaitGroup
-	// tailWindow overrides the const tailWindow when set (tests; set
-	// before the first fetch).
+	// tailWindow is Config.TailWindow.
 	tailWindow time.Duration
 }
 

@@ -91,7 +91,7 @@ func New(cfg Config) (*Server, error) {
 	s.fetcher = &Fetcher{
 		view: s.view, meta: cfg.Meta, store: cfg.Store, cache: blocks,
 		maxBytes: cfg.MaxFetchBytes, maxWait: cfg.MaxFetchWait, logStartTTL: cfg.LogStartTTL,
-		done: s.closing, log: s.log, metrics: s.metrics,
+		tailWindow: cfg.TailWindow, done: s.closing, log: s.log, metrics: s.metrics,
 		entries: newEntryCache(), objects: newOpenObjects(), logStarts: map[meta.PartitionID]cachedLogStart{},
 		recent: recent,
 	}

@@ -15,10 +15,6 @@ import (
 
 // Bounds of tail reads and cache warming.
 const (
-	// tailWindow: entries committed more recently than this are the
-	// tail; their blocks go to the block cache's hot budget, older ones
-	// to its cold budget, so a reader of old data cannot evict the tail.
-	tailWindow = 30 * time.Second
 	// activeReaderWindow: a partition fetched at its high watermark within
 	// this long has tailing readers, and its new entries are warmed.
 	activeReaderWindow = 30 * time.Second
@@ -30,11 +26,7 @@ const (
 
 // cacheClass is the block cache budget that reads of e count against.
 func (f *Fetcher) cacheClass(e meta.SegmentEntry, now time.Time) cache.Class {
-	window := tailWindow
-	if f.tailWindow > 0 {
-		window = f.tailWindow
-	}
-	if now.UnixMilli()-e.CreatedMs < window.Milliseconds() {
+	if now.UnixMilli()-e.CreatedMs < f.tailWindow.Milliseconds() {
 		return cache.Hot
 	}
 	return cache.Cold

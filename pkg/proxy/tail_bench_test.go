@@ -89,17 +89,16 @@ func runTailWorkload(tb testing.TB, r tailRun) tailResult {
 	defer b.Close()
 	<-b.Ready()
 
+	// Entries older than window are cold: the preloaded data is, once the
+	// measured phase starts; what the consumers tail is not.
+	const window = 2 * time.Second
 	srv, err := New(Config{
 		ListenAddr: "127.0.0.1:0", Meta: ms, Store: store, Logger: quiet, Registry: prometheus.NewRegistry(),
-		Cache: cache.Config{MaxBytes: 32 << 20, BlockSize: 1 << 20, ColdBytes: 8 << 20},
+		Cache: cache.Config{MaxBytes: 32 << 20, BlockSize: 1 << 20, ColdBytes: 8 << 20}, TailWindow: window,
 	})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	// Entries older than this are cold: the preloaded data is, once the
-	// measured phase starts; what the consumers tail is not.
-	const window = 2 * time.Second
-	srv.fetcher.tailWindow = window
 	if err := srv.Start(ctx); err != nil {
 		tb.Fatal(err)
 	}
