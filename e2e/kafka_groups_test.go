@@ -455,17 +455,8 @@ func TestKafkaClassicGroupSurvivesCoordinatorFailover(t *testing.T) {
 	a := startKgoGroupMember(t, ctx, addr, group, topic, reads, opts...)
 	b := startKgoGroupMember(t, ctx, addr, group, topic, reads, opts...)
 	waitReads(t, ctx, reads, records/4)
-	cl := c.Client()
 	stable := waitGroupState(t, ctx, c, group, "Stable")
-	st, err := cl.ClusterStatus(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var leader int
-	if _, err := fmt.Sscanf(st.CoordinatorLeader, "coordinator-%d", &leader); err != nil {
-		t.Fatalf("leader %q: %v", st.CoordinatorLeader, err)
-	}
-	c.Coordinators[leader].Kill()
+	c.Coordinators[coordinatorLeader(t, ctx, c)].Kill()
 	kgoProduceAll(t, ctx, producer, chk, topic, "second", records/2)
 	waitReads(t, ctx, reads, records)
 	if lag := waitLagZero(t, ctx, c, group); lag != "" {
@@ -485,6 +476,20 @@ func TestKafkaClassicGroupSurvivesCoordinatorFailover(t *testing.T) {
 		t.Fatalf("checker: %v (want %d acknowledged)", rep, records)
 	}
 	checkGroupCaughtUp(t, ctx, c, group, 8)
+}
+
+// coordinatorLeader returns the index in c.Coordinators of the leader.
+func coordinatorLeader(t *testing.T, ctx context.Context, c *Cluster) int {
+	t.Helper()
+	st, err := c.Client().ClusterStatus(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var leader int
+	if _, err := fmt.Sscanf(st.CoordinatorLeader, "coordinator-%d", &leader); err != nil {
+		t.Fatalf("leader %q: %v", st.CoordinatorLeader, err)
+	}
+	return leader
 }
 
 // waitGroupState waits until the group is in state and returns its

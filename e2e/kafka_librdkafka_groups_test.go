@@ -11,6 +11,10 @@ import (
 	"github.com/strata-mq/strata/internal/checker"
 )
 
+// rdkClassic is the configuration of librdkafka's classic-protocol
+// members beyond rdkGroupConfig.
+var rdkClassic = kafka.ConfigMap{"partition.assignment.strategy": "cooperative-sticky", "session.timeout.ms": 10000, "heartbeat.interval.ms": 300}
+
 // rdkMember is one librdkafka group consumer polling in a goroutine,
 // which also closes it (a librdkafka consumer is not to be closed while
 // another goroutine polls it). It stores each record's offset for the
@@ -83,8 +87,7 @@ func TestKafkaLibrdkafkaGroups(t *testing.T) {
 		protocol, assignor string
 		extra              kafka.ConfigMap
 	}{
-		{"classic", "cooperative-sticky", kafka.ConfigMap{"partition.assignment.strategy": "cooperative-sticky",
-			"session.timeout.ms": 10000, "heartbeat.interval.ms": 300}},
+		{"classic", "cooperative-sticky", rdkClassic},
 		{"consumer", "sticky", kafka.ConfigMap{}},
 	} {
 		t.Run(tc.protocol, func(t *testing.T) { rdkGroupRun(t, tc.protocol, tc.assignor, tc.extra) })
@@ -97,13 +100,19 @@ func rdkGroupRun(t *testing.T, protocol, assignor string, extra kafka.ConfigMap)
 	groupRun(t, groupScenario{
 		topic: topic, group: group, assignor: assignor,
 		join: func(t *testing.T, ctx context.Context, addr string, reads *groupReads) groupMember {
-			cfg := kafka.ConfigMap{"bootstrap.servers": addr, "group.id": group, "group.protocol": protocol,
-				"auto.offset.reset": "earliest", "enable.auto.commit": true, "enable.auto.offset.store": false,
-				"auto.commit.interval.ms": 200, "log_level": 3}
-			for k, v := range extra {
-				cfg[k] = v
-			}
-			return startRdkMember(t, ctx, cfg, topic, reads)
+			return startRdkMember(t, ctx, rdkGroupConfig(addr, group, protocol, extra), topic, reads)
 		},
 	})
+}
+
+// rdkGroupConfig configures a librdkafka member of group with protocol
+// ("classic" or "consumer"), committing every 200 ms what it recorded.
+func rdkGroupConfig(addr, group, protocol string, extra kafka.ConfigMap) kafka.ConfigMap {
+	cfg := kafka.ConfigMap{"bootstrap.servers": addr, "group.id": group, "group.protocol": protocol,
+		"auto.offset.reset": "earliest", "enable.auto.commit": true, "enable.auto.offset.store": false,
+		"auto.commit.interval.ms": 200, "log_level": 3}
+	for k, v := range extra {
+		cfg[k] = v
+	}
+	return cfg
 }

@@ -33,7 +33,11 @@ func (h saramaHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 	return nil
 }
 
-func startSaramaMember(t *testing.T, ctx context.Context, addr, group, topic string, reads *groupReads) *saramaMember {
+// startSaramaMember starts a member of group reading topic. With
+// retryErrors, an error of Consume (the group's coordinator or the proxy
+// away) is logged and Consume called again, as an application does;
+// otherwise it ends the member and fails the test at close.
+func startSaramaMember(t *testing.T, ctx context.Context, addr, group, topic string, reads *groupReads, retryErrors bool) *saramaMember {
 	t.Helper()
 	cfg := sarama.NewConfig()
 	cfg.Version = sarama.V3_6_0_0
@@ -51,12 +55,26 @@ func startSaramaMember(t *testing.T, ctx context.Context, addr, group, topic str
 	cctx, stop := context.WithCancel(ctx)
 	m := &saramaMember{g: g, done: make(chan error, 1), stop: stop}
 	go func() {
+		failures := 0
 		for cctx.Err() == nil {
-			if err := g.Consume(cctx, []string{topic}, saramaHandler{reads}); err != nil && cctx.Err() == nil {
+			err := g.Consume(cctx, []string{topic}, saramaHandler{reads})
+			if err == nil || cctx.Err() != nil {
+				continue
+			}
+			if failures++; failures == 1 || !retryErrors {
 				t.Logf("sarama consume: %v", err)
+			}
+			if !retryErrors {
 				m.done <- err
 				return
 			}
+			select {
+			case <-cctx.Done():
+			case <-time.After(100 * time.Millisecond): // the application's retry backoff
+			}
+		}
+		if failures > 1 {
+			t.Logf("sarama consume: %d errors, each retried", failures)
 		}
 		m.done <- nil
 	}()
@@ -89,7 +107,7 @@ func TestKafkaSaramaConsumerGroup(t *testing.T) {
 	groupRun(t, groupScenario{
 		topic: topic, group: group, assignor: "roundrobin", listDelete: true,
 		join: func(t *testing.T, ctx context.Context, addr string, reads *groupReads) groupMember {
-			return startSaramaMember(t, ctx, addr, group, topic, reads)
+			return startSaramaMember(t, ctx, addr, group, topic, reads, false)
 		},
 	})
 }
