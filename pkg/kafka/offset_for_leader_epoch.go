@@ -14,9 +14,11 @@ import (
 // that the log was not truncated below its position. Strata's logs are
 // never truncated — offsets are dense and a commit is final — so the end
 // offset of any epoch up to the current one is answered with the high
-// watermark, which is at or past every position a consumer can hold: the
-// check always passes, and the consumer keeps its position. (kgo uses
-// leader epochs only when this API is at v2 or later.)
+// watermark, read from etcd as ListOffsets does: it is at or past every
+// position a consumer can hold, even one committed through another proxy
+// whose view is ahead of this one's, so the check always passes and the
+// consumer keeps its position. (kgo uses leader epochs only when this API
+// is at v2 or later.)
 func init() { register(kmsg.OffsetForLeaderEpoch, 2, 4, (*Server).handleOffsetForLeaderEpoch) }
 
 func (s *Server) handleOffsetForLeaderEpoch(ctx context.Context, r *request) (kmsg.Response, error) {
@@ -26,11 +28,20 @@ func (s *Server) handleOffsetForLeaderEpoch(ctx context.Context, r *request) (km
 		ot := kmsg.NewOffsetForLeaderEpochResponseTopic()
 		ot.Topic = rt.Topic
 		code, _ := s.authorize(ctx, r, meta.OpDescribe, auth.Topic(rt.Topic))
-		var t meta.Topic
+		var (
+			t   meta.Topic
+			sts map[int32]meta.PartitionState
+		)
 		if code == 0 {
 			var err error
 			if t, err = s.lookupTopic(ctx, rt.Topic); err != nil {
 				code = errCode(err)
+			} else {
+				ps := make([]int32, len(rt.Partitions))
+				for i, rp := range rt.Partitions {
+					ps[i] = rp.Partition
+				}
+				sts = s.core.Fetcher.ReadPartitions(ctx, rt.Topic, ps)
 			}
 		}
 		for _, rp := range rt.Partitions {
@@ -38,7 +49,7 @@ func (s *Server) handleOffsetForLeaderEpoch(ctx context.Context, r *request) (km
 			op.Partition, op.LeaderEpoch, op.EndOffset = rp.Partition, -1, -1
 			op.ErrorCode = code
 			if code == 0 {
-				s.epochEnd(t, rp, &op)
+				s.epochEnd(ctx, t, rp, sts, &op)
 			}
 			ot.Partitions = append(ot.Partitions, op)
 		}
@@ -47,8 +58,9 @@ func (s *Server) handleOffsetForLeaderEpoch(ctx context.Context, r *request) (km
 	return resp, nil
 }
 
-// epochEnd answers one partition.
-func (s *Server) epochEnd(t meta.Topic, rp kmsg.OffsetForLeaderEpochRequestTopicPartition, op *kmsg.OffsetForLeaderEpochResponseTopicPartition) {
+// epochEnd answers one partition, with its state in sts read at the
+// start of the request (or, if it is not there, read now).
+func (s *Server) epochEnd(ctx context.Context, t meta.Topic, rp kmsg.OffsetForLeaderEpochRequestTopicPartition, sts map[int32]meta.PartitionState, op *kmsg.OffsetForLeaderEpochResponseTopicPartition) {
 	st, ok := s.core.View.Partition(t.ID, rp.Partition)
 	if !ok {
 		op.ErrorCode = kerr.UnknownTopicOrPartition.Code
@@ -57,5 +69,13 @@ func (s *Server) epochEnd(t meta.Topic, rp kmsg.OffsetForLeaderEpochRequestTopic
 	if op.ErrorCode = epochCheck(rp.CurrentLeaderEpoch, st); op.ErrorCode != 0 {
 		return
 	}
-	op.LeaderEpoch, op.EndOffset = min(rp.LeaderEpoch, leaderEpoch(st)), st.NextOffset
+	cur, ok := sts[rp.Partition]
+	if !ok {
+		var err error
+		if cur, err = s.core.Fetcher.ReadPartition(ctx, t.Name, rp.Partition); err != nil {
+			op.ErrorCode = errCode(err)
+			return
+		}
+	}
+	op.LeaderEpoch, op.EndOffset = min(rp.LeaderEpoch, leaderEpoch(st)), max(st.NextOffset, cur.NextOffset)
 }

@@ -1,6 +1,7 @@
 package kafka_test
 
 import (
+	"context"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
@@ -311,19 +312,31 @@ func TestListOffsets(t *testing.T) {
 	}
 }
 
-// TestListOffsetsAfterAck asks for the end offsets right after each
-// acknowledged produce, as a consumer reading "everything produced so
-// far" does: the answer covers the acknowledged record every time, though
-// the proxy's view learns of the commit a watch event later.
-func TestListOffsetsAfterAck(t *testing.T) {
+// TestEndOffsetsAfterAck asks for the end offsets (ListOffsets LATEST)
+// and the end of the record's leader epoch (OffsetForLeaderEpoch) right
+// after each acknowledged produce, as a consumer reading "everything
+// produced so far", or checking its position after a leader change, does:
+// both answers cover the acknowledged record every time, though the
+// proxy's view learns of the commit a watch event later.
+func TestEndOffsetsAfterAck(t *testing.T) {
 	c := startCluster(t, clusterOpts{})
 	c.createTopic("acked", 2)
 	cl := c.client(kgo.DefaultProduceTopic("acked"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	adm := kadm.NewClient(c.client())
-	for i := range 100 {
+	for i := range 200 {
 		rec, err := cl.ProduceSync(c.ctx, &kgo.Record{Partition: int32(i % 2), Value: []byte("v")}).First()
 		if err != nil {
 			t.Fatalf("produce %d: %v", i, err)
+		}
+		// Each answer raises the proxy's view, so each goes first in
+		// half the rounds.
+		epoch := func() {
+			if end := epochEnd(t, c.ctx, cl, rec); end <= rec.Offset {
+				t.Fatalf("after produce %d: epoch %d of partition %d ends at %d, but offset %d was acknowledged", i, rec.LeaderEpoch, rec.Partition, end, rec.Offset)
+			}
+		}
+		if i%4 < 2 {
+			epoch()
 		}
 		ends, err := adm.ListEndOffsets(c.ctx, "acked")
 		if err == nil {
@@ -335,7 +348,32 @@ func TestListOffsetsAfterAck(t *testing.T) {
 		if end, _ := ends.Lookup("acked", rec.Partition); end.Offset <= rec.Offset {
 			t.Fatalf("after produce %d: end offset %d of partition %d, but offset %d was acknowledged", i, end.Offset, rec.Partition, rec.Offset)
 		}
+		if i%4 >= 2 {
+			epoch()
+		}
 	}
+}
+
+// epochEnd asks OffsetForLeaderEpoch where rec's leader epoch ends.
+func epochEnd(t *testing.T, ctx context.Context, cl *kgo.Client, rec *kgo.Record) int64 {
+	t.Helper()
+	req := kmsg.NewPtrOffsetForLeaderEpochRequest()
+	req.ReplicaID = -1
+	rt := kmsg.NewOffsetForLeaderEpochRequestTopic()
+	rt.Topic = rec.Topic
+	rp := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
+	rp.Partition, rp.CurrentLeaderEpoch, rp.LeaderEpoch = rec.Partition, -1, rec.LeaderEpoch
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := resp.Topics[0].Partitions[0]
+	if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+		t.Fatalf("offset for leader epoch %d of %s/%d: %v", rec.LeaderEpoch, rec.Topic, rec.Partition, err)
+	}
+	return p.EndOffset
 }
 
 // TestShutdown closes the proxy while a fetch long-polls with a 30 s wait
