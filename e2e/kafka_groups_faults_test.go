@@ -15,7 +15,8 @@ import (
 // librdkafka's with KIP-848 (group.protocol=consumer) — two members each,
 // every group on its own topic, while the coordinator leader is killed
 // (SIGKILL; the standby takes the groups over from etcd), a broker is
-// killed, and the only proxy is killed and started again 5 s later.
+// killed, the only proxy is killed and started again 5 s later, and etcd
+// is killed for 12 s, longer than the members' sessions.
 // Records are produced after each fault. Every group must read every
 // acknowledged record of its topic at its offset (checker; at least once)
 // and commit up to the end: zero lag, the group empty once its members
@@ -88,6 +89,17 @@ func TestKafkaGroupsThroughFaults(t *testing.T) {
 	restartProcess(t, c.Proxy, c.ProxyAddr)
 	produce("after-proxy")
 	waitAllRead("after the proxy's restart")
+
+	// etcd away for longer than the members' sessions (10 s): no commit,
+	// join or heartbeat can be stored meanwhile, and the coordinator's
+	// session and the brokers' leases end.
+	c.Etcd.Kill()
+	time.Sleep(12 * time.Second) // the outage itself
+	if err := c.Etcd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	produce("after-etcd")
+	waitAllRead("after etcd's restart")
 
 	for _, g := range groups {
 		if lag := waitLagZero(t, ctx, c, "faults-"+g.name); lag != "" {
