@@ -38,20 +38,26 @@ func (s *Server) handleListOffsets(ctx context.Context, r *request) (kmsg.Respon
 		*ot = kmsg.NewListOffsetsResponseTopic()
 		ot.Topic = rt.Topic
 		code, _ := s.authorize(ctx, r, meta.OpDescribe, auth.Topic(rt.Topic))
-		var sts map[int32]meta.PartitionState
+		var (
+			sts  map[int32]meta.PartitionState
+			rerr error
+		)
 		if code == 0 {
 			ps := make([]int32, len(rt.Partitions))
 			for j, rp := range rt.Partitions {
 				ps[j] = rp.Partition
 			}
-			sts = s.core.Fetcher.ReadPartitions(ctx, rt.Topic, ps)
+			sts, rerr = s.core.Fetcher.ReadPartitions(ctx, rt.Topic, ps)
 		}
 		for _, rp := range rt.Partitions {
 			op := kmsg.NewListOffsetsResponseTopicPartition()
 			op.Partition, op.Offset, op.Timestamp, op.LeaderEpoch = rp.Partition, -1, -1, -1
-			if code != 0 {
+			switch {
+			case code != 0:
 				op.ErrorCode = code
-			} else {
+			case rerr != nil:
+				op.ErrorCode = errCode(rerr)
+			default:
 				s.listOffset(ctx, rt.Topic, rp, sts, &op)
 			}
 			ot.Partitions = append(ot.Partitions, op)

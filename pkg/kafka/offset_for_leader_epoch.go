@@ -41,7 +41,9 @@ func (s *Server) handleOffsetForLeaderEpoch(ctx context.Context, r *request) (km
 				for i, rp := range rt.Partitions {
 					ps[i] = rp.Partition
 				}
-				sts = s.core.Fetcher.ReadPartitions(ctx, rt.Topic, ps)
+				if sts, err = s.core.Fetcher.ReadPartitions(ctx, rt.Topic, ps); err != nil {
+					code = errCode(err)
+				}
 			}
 		}
 		for _, rp := range rt.Partitions {

@@ -496,15 +496,16 @@ func (f *Fetcher) ReadPartition(ctx context.Context, topic string, p int32) (met
 }
 
 // ReadPartitions reads the given partitions of topic as ReadPartition
-// does, in batched etcd transactions: a Kafka consumer asks for the
-// offsets of all its partitions in one request, and one read per partition
-// took seconds at thousands of partitions. Unknown topics, partitions out
-// of range and a failed read are left out, for ReadPartition to refuse or
-// read one by one.
-func (f *Fetcher) ReadPartitions(ctx context.Context, topic string, partitions []int32) map[int32]meta.PartitionState {
+// does, in batched etcd transactions: a Kafka client asks for the offsets
+// of all its partitions in one request, and one read per partition took
+// seconds at thousands of partitions. Unknown topics and partitions out of
+// range are left out, for the caller's checks to refuse. An error is the
+// failed read's (etcd away): the caller answers every partition with it
+// rather than reading them one by one.
+func (f *Fetcher) ReadPartitions(ctx context.Context, topic string, partitions []int32) (map[int32]meta.PartitionState, error) {
 	t, ok := f.view.Topic(topic)
 	if !ok {
-		return nil
+		return nil, nil
 	}
 	var ids []meta.PartitionID
 	for _, p := range partitions {
@@ -512,20 +513,23 @@ func (f *Fetcher) ReadPartitions(ctx context.Context, topic string, partitions [
 			ids = append(ids, meta.PartitionID{TopicID: t.ID, Partition: p})
 		}
 	}
-	if len(ids) < 2 {
-		return nil // one is read as well by ReadPartition
+	if len(ids) == 0 {
+		return nil, nil
 	}
 	at := time.Now()
 	sts, err := f.meta.GetPartitions(ctx, ids)
 	if err != nil {
-		return nil
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, apierr.Errorf(apierr.ErrStorageUnavailable, "read partition states: %v", err)
 	}
 	f.learn(sts, at)
 	out := make(map[int32]meta.PartitionState, len(sts))
 	for _, st := range sts {
 		out[st.Partition] = st
 	}
-	return out
+	return out, nil
 }
 
 // ListOffsets resolves OffsetEarliest to the log start, OffsetLatest to the
