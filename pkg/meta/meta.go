@@ -165,7 +165,7 @@ func New(cfg Config) (*Store, error) {
 			Logger:      nopZap(),
 			TLS:         cfg.TLS,
 			// Back within a second of etcd: a lease or session waits on it.
-			DialOptions: []grpc.DialOption{grpc.WithConnectParams(rpc.ReconnectParams(100*time.Millisecond, rpc.ReconnectMaxDelay))},
+			DialOptions: []grpc.DialOption{grpc.WithConnectParams(rpc.DefaultReconnectParams())},
 		})
 		if err != nil {
 			return nil, fmt.Errorf("meta: connect to etcd %v: %w", cfg.Endpoints, err)

@@ -244,6 +244,11 @@ func ReconnectParams(base, maxDelay time.Duration) grpc.ConnectParams {
 	return grpc.ConnectParams{Backoff: backoff.Config{BaseDelay: base, Multiplier: 1.6, Jitter: 0.2, MaxDelay: maxDelay}}
 }
 
+// DefaultReconnectParams are Dial's: from 100 ms up to ReconnectMaxDelay.
+func DefaultReconnectParams() grpc.ConnectParams {
+	return ReconnectParams(reconnectBaseDelay, ReconnectMaxDelay)
+}
+
 // DialOption adjusts Dial.
 type DialOption func(*dialOptions)
 
@@ -293,7 +298,7 @@ func Dial(addr string, opts ...DialOption) (*grpc.ClientConn, error) {
 		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes)),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
-		grpc.WithConnectParams(ReconnectParams(reconnectBaseDelay, ReconnectMaxDelay)),
+		grpc.WithConnectParams(DefaultReconnectParams()),
 	}
 	gopts = append(gopts, codecDialOptions()...)
 	gopts = append(gopts, grpc.WithWriteBufferSize(BulkBufferBytes))
