@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
+	"github.com/strata-mq/strata/internal/testenv"
 	"github.com/strata-mq/strata/pkg/apierr"
 	"github.com/strata-mq/strata/pkg/meta"
 	"github.com/strata-mq/strata/pkg/segment"
@@ -240,6 +241,26 @@ func TestReadPartitions(t *testing.T) {
 	r, err := e.client.ListOffsets(e.ctx, &stratav1.ListOffsetsRequest{Topic: "warm", TimestampMs: OffsetEarliest})
 	if err != nil || r.Offset != 20 || r.LogStartOffset != 20 {
 		t.Fatalf("earliest of warm/0 = %+v, %v; want 20, read from etcd", r, err)
+	}
+}
+
+// TestReadPartitionsEtcdAway: with etcd not answering, ReadPartitions
+// fails once, with STORAGE_UNAVAILABLE, for the whole request, which a
+// Kafka ListOffsets then answers for every partition (rather than one
+// read, and one timeout, per partition).
+func TestReadPartitionsEtcdAway(t *testing.T) {
+	e := newEnv(t)
+	e.createTopic("away", 3)
+	e.waitView("topic away", func(v *meta.View) bool { _, ok := v.Topic("away"); return ok })
+	gone, err := meta.New(meta.Config{Endpoints: etcd.Endpoints(), Prefix: testenv.Prefix(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone.Close() // every request fails
+	f := &Fetcher{view: e.srv.view, meta: gone, logStarts: map[meta.PartitionID]cachedLogStart{}}
+	sts, err := f.ReadPartitions(e.ctx, "away", []int32{0, 1, 2})
+	if !errors.Is(err, apierr.ErrStorageUnavailable) || sts != nil {
+		t.Fatalf("read with etcd away: %v, %v; want STORAGE_UNAVAILABLE", sts, err)
 	}
 }
 
