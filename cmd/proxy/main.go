@@ -49,6 +49,7 @@ func run(args []string) error {
 	kcfg := kafka.Config{}
 	fs.StringVar(&kcfg.Addr, "kafka-addr", "", "address of the Kafka protocol listener (empty: none)")
 	fs.StringVar(&kcfg.AdvertisedAddr, "kafka-advertised-addr", "", "host:port Kafka clients are told to connect to (empty: the bound address)")
+	fs.DurationVar(&kcfg.ConsumerSessionTimeout, "kafka-consumer-session-timeout", kafka.DefaultConsumerSessionTimeout, "session timeout of KIP-848 consumer group members (Kafka's group.consumer.session.timeout.ms)")
 	flagenv.Usage(fs)
 	if err := flagenv.Parse(fs, args); err != nil {
 		return err

@@ -38,6 +38,17 @@ const (
 	// when it closes a front end, so requests finish within
 	// milliseconds; the bound keeps SIGTERM-to-exit under 2 s.
 	DefaultShutdownTimeout = time.Second
+	// DefaultConsumerSessionTimeout is the session timeout of KIP-848
+	// members (group.protocol=consumer), who do not choose their own: 45
+	// s, Kafka's group.consumer.session.timeout.ms. Shorter, a member
+	// whose proxy restarted (5 s away, then the client's reconnect
+	// backoff) lost its partitions and its uncommitted progress; a member
+	// that died hands its partitions on after this long.
+	DefaultConsumerSessionTimeout = 45 * time.Second
+	// Bounds of ConsumerSessionTimeout: the coordinator's bounds of a
+	// member's session timeout.
+	minConsumerSessionTimeout = time.Second
+	maxConsumerSessionTimeout = 5 * time.Minute
 )
 
 // Config configures the Kafka front end of a proxy.
@@ -78,6 +89,11 @@ type Config struct {
 	// ShutdownTimeout bounds how long Close waits for requests in flight
 	// before it closes their connections. Default DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
+	// ConsumerSessionTimeout is how long a KIP-848 member may go without
+	// a heartbeat before the coordinator removes it (Kafka's
+	// group.consumer.session.timeout.ms). Default
+	// DefaultConsumerSessionTimeout; 1 s to 5 min.
+	ConsumerSessionTimeout time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -95,6 +111,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.ConsumerSessionTimeout == 0 {
+		c.ConsumerSessionTimeout = DefaultConsumerSessionTimeout
 	}
 }
 
@@ -122,6 +141,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("kafka: config: max in-flight per connection %d, want >= 1", c.MaxInflightPerConn)
 	case c.IdleTimeout < 0 || c.SASLTimeout < 0 || c.ShutdownTimeout < 0:
 		return errors.New("kafka: config: durations must be positive")
+	case c.ConsumerSessionTimeout < minConsumerSessionTimeout || c.ConsumerSessionTimeout > maxConsumerSessionTimeout:
+		return fmt.Errorf("kafka: config: consumer session timeout %v, want %v..%v", c.ConsumerSessionTimeout, minConsumerSessionTimeout, maxConsumerSessionTimeout)
 	}
 	return nil
 }

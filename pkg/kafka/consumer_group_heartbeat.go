@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"slices"
+	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -84,7 +85,8 @@ func (s *Server) handleConsumerGroupHeartbeat(ctx context.Context, r *request) (
 		return fail(code, err)
 	}
 	hb := &stratav1.GroupHeartbeatRequest{Group: req.Group, MemberId: member, MemberEpoch: int64(req.MemberEpoch),
-		Topics: st.topics, Owned: st.owned, Assignor: st.assignor, ClientId: r.clientID}
+		Topics: st.topics, Owned: st.owned, Assignor: st.assignor, ClientId: r.clientID,
+		SessionTimeoutMs: int32(s.cfg.ConsumerSessionTimeout / time.Millisecond)}
 	out, err := s.core.Admin.GroupHeartbeat(ctx, hb)
 	if err != nil {
 		s.members().Remove(key)

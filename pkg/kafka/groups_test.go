@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 
 	"github.com/strata-mq/strata/pkg/auth"
+	"github.com/strata-mq/strata/pkg/kafka"
 	"github.com/strata-mq/strata/pkg/meta"
 	"github.com/strata-mq/strata/pkg/proxy"
 )
@@ -237,5 +238,41 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestConsumerSessionTimeout: a KIP-848 member, which does not choose its
+// session timeout, gets the front end's (Kafka's 45 s by default, so that
+// a proxy restart does not cost it its partitions), or the configured one.
+func TestConsumerSessionTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		set  time.Duration
+		want int32
+	}{
+		{"default", 0, int32(kafka.DefaultConsumerSessionTimeout / time.Millisecond)},
+		{"configured", 20 * time.Second, 20_000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := startCluster(t, clusterOpts{kafka: func(k *kafka.Config) { k.ConsumerSessionTimeout = tc.set }})
+			c.createTopic("sessions", 1)
+			req := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+			req.Group, req.MemberID, req.MemberEpoch, req.RebalanceTimeoutMillis = "g-sessions", "eGVadKwKT2m7WiARQwtKHg", 0, 10_000
+			req.SubscribedTopicNames = []string{"sessions"}
+			resp, err := req.RequestWith(c.ctx, c.client())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+				t.Fatalf("join: %v", err)
+			}
+			st, err := c.meta.GetGroupState(c.ctx, "g-sessions")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(st.Members) != 1 || st.Members[0].SessionTimeoutMs != tc.want {
+				t.Fatalf("members %+v, want one with session timeout %d ms", st.Members, tc.want)
+			}
+		})
 	}
 }
