@@ -140,9 +140,9 @@ func (s *Server) classicJoinRequest(req *stratav1.JoinClassicGroupRequest) (clas
 		return jr, 0, apierr.Errorf(apierr.ErrInvalidRequest, "protocol_type must be 1–%d characters", maxMemberIDLen)
 	case len(req.GetProtocols()) == 0 || len(req.GetProtocols()) > maxProtocols:
 		return jr, 0, apierr.Errorf(apierr.ErrInconsistentGroupProtocol, "%d protocols, want 1–%d", len(req.GetProtocols()), maxProtocols)
-	case jr.session < minSessionTimeout || jr.session > maxSessionTimeout:
+	case jr.session < meta.MinSessionTimeout || jr.session > meta.MaxSessionTimeout:
 		return jr, 0, apierr.Errorf(apierr.ErrInvalidRequest, "session_timeout_ms %d, want %d..%d",
-			req.GetSessionTimeoutMs(), minSessionTimeout.Milliseconds(), maxSessionTimeout.Milliseconds())
+			req.GetSessionTimeoutMs(), meta.MinSessionTimeout.Milliseconds(), meta.MaxSessionTimeout.Milliseconds())
 	case jr.rebalance > maxRebalanceTimeout:
 		return jr, 0, apierr.Errorf(apierr.ErrInvalidRequest, "rebalance_timeout_ms %d, at most %d", req.GetRebalanceTimeoutMs(), maxRebalanceTimeout.Milliseconds())
 	}

@@ -32,8 +32,6 @@ import (
 const (
 	maxMemberIDLen      = 255
 	maxGroupTopics      = 1000
-	minSessionTimeout   = time.Second
-	maxSessionTimeout   = 5 * time.Minute
 	minHeartbeatBackoff = 50 * time.Millisecond
 	minRebalanceTimeout = time.Second
 )
@@ -581,8 +579,8 @@ func (c *Config) setGroupDefaults() {
 
 func (c Config) validateGroups() error {
 	switch {
-	case c.GroupSessionTimeout < minSessionTimeout || c.GroupSessionTimeout > maxSessionTimeout:
-		return fmt.Errorf("coordinator: config: GroupSessionTimeout %v, want %v..%v", c.GroupSessionTimeout, minSessionTimeout, maxSessionTimeout)
+	case c.GroupSessionTimeout < meta.MinSessionTimeout || c.GroupSessionTimeout > meta.MaxSessionTimeout:
+		return fmt.Errorf("coordinator: config: GroupSessionTimeout %v, want %v..%v", c.GroupSessionTimeout, meta.MinSessionTimeout, meta.MaxSessionTimeout)
 	case c.GroupHeartbeatInterval < 10*time.Millisecond || c.GroupHeartbeatInterval > c.GroupSessionTimeout:
 		return fmt.Errorf("coordinator: config: GroupHeartbeatInterval %v, want 10ms..GroupSessionTimeout", c.GroupHeartbeatInterval)
 	case c.GroupSessionCheckInterval <= 0:

@@ -80,9 +80,9 @@ func (s *Server) heartbeatRequest(req *stratav1.GroupHeartbeatRequest) (heartbea
 		return hr, apierr.Errorf(apierr.ErrInvalidRequest, "member_epoch %d is negative", hr.epoch)
 	case !validAssignor(hr.assignor):
 		return hr, apierr.Errorf(apierr.ErrInvalidRequest, "unknown assignor %q (want %q or %q)", hr.assignor, AssignorSticky, AssignorRange)
-	case hr.sessionTimeout != 0 && (hr.sessionTimeout < minSessionTimeout || hr.sessionTimeout > maxSessionTimeout):
+	case hr.sessionTimeout != 0 && (hr.sessionTimeout < meta.MinSessionTimeout || hr.sessionTimeout > meta.MaxSessionTimeout):
 		return hr, apierr.Errorf(apierr.ErrInvalidRequest, "session_timeout_ms %d, want 0 or %d..%d",
-			req.GetSessionTimeoutMs(), minSessionTimeout.Milliseconds(), maxSessionTimeout.Milliseconds())
+			req.GetSessionTimeoutMs(), meta.MinSessionTimeout.Milliseconds(), meta.MaxSessionTimeout.Milliseconds())
 	case len(req.GetTopics()) > maxGroupTopics:
 		return hr, apierr.Errorf(apierr.ErrInvalidRequest, "%d topics, at most %d", len(req.GetTopics()), maxGroupTopics)
 	case len(hr.clientID) > maxMemberIDLen:

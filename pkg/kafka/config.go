@@ -7,6 +7,8 @@ import (
 	"net"
 	"strconv"
 	"time"
+
+	"github.com/strata-mq/strata/pkg/meta"
 )
 
 // Defaults for Config.
@@ -45,10 +47,6 @@ const (
 	// backoff) lost its partitions and its uncommitted progress; a member
 	// that died hands its partitions on after this long.
 	DefaultConsumerSessionTimeout = 45 * time.Second
-	// Bounds of ConsumerSessionTimeout: the coordinator's bounds of a
-	// member's session timeout.
-	minConsumerSessionTimeout = time.Second
-	maxConsumerSessionTimeout = 5 * time.Minute
 )
 
 // Config configures the Kafka front end of a proxy.
@@ -92,7 +90,8 @@ type Config struct {
 	// ConsumerSessionTimeout is how long a KIP-848 member may go without
 	// a heartbeat before the coordinator removes it (Kafka's
 	// group.consumer.session.timeout.ms). Default
-	// DefaultConsumerSessionTimeout; 1 s to 5 min.
+	// DefaultConsumerSessionTimeout; meta.MinSessionTimeout to
+	// meta.MaxSessionTimeout.
 	ConsumerSessionTimeout time.Duration
 }
 
@@ -141,8 +140,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("kafka: config: max in-flight per connection %d, want >= 1", c.MaxInflightPerConn)
 	case c.IdleTimeout < 0 || c.SASLTimeout < 0 || c.ShutdownTimeout < 0:
 		return errors.New("kafka: config: durations must be positive")
-	case c.ConsumerSessionTimeout < minConsumerSessionTimeout || c.ConsumerSessionTimeout > maxConsumerSessionTimeout:
-		return fmt.Errorf("kafka: config: consumer session timeout %v, want %v..%v", c.ConsumerSessionTimeout, minConsumerSessionTimeout, maxConsumerSessionTimeout)
+	case c.ConsumerSessionTimeout < meta.MinSessionTimeout || c.ConsumerSessionTimeout > meta.MaxSessionTimeout:
+		return fmt.Errorf("kafka: config: consumer session timeout %v, want %v..%v", c.ConsumerSessionTimeout, meta.MinSessionTimeout, meta.MaxSessionTimeout)
 	}
 	return nil
 }

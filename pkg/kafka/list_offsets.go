@@ -84,12 +84,10 @@ func (s *Server) listOffset(ctx context.Context, topic string, rp kmsg.ListOffse
 		return
 	}
 	op.LeaderEpoch = leaderEpoch(st)
-	cur, ok := sts[rp.Partition]
-	if !ok {
-		if cur, err = s.core.Fetcher.ReadPartition(ctx, topic, rp.Partition); err != nil {
-			op.ErrorCode = errCode(err)
-			return
-		}
+	cur, err := s.currentState(ctx, topic, rp.Partition, sts)
+	if err != nil {
+		op.ErrorCode = errCode(err)
+		return
 	}
 	ts := rp.Timestamp
 	switch ts {
@@ -118,4 +116,15 @@ func (s *Server) listOffset(ctx context.Context, topic string, rp kmsg.ListOffse
 			op.Offset = -1 // no record at or after ts
 		}
 	}
+}
+
+// currentState is partition p of topic as read from etcd at the start of
+// the request (sts, from Fetcher.ReadPartitions), or as read now when it
+// is not there: state that covers every record acknowledged before the
+// request, where the view may lag.
+func (s *Server) currentState(ctx context.Context, topic string, p int32, sts map[int32]meta.PartitionState) (meta.PartitionState, error) {
+	if st, ok := sts[p]; ok {
+		return st, nil
+	}
+	return s.core.Fetcher.ReadPartition(ctx, topic, p)
 }

@@ -71,13 +71,10 @@ func (s *Server) epochEnd(ctx context.Context, t meta.Topic, rp kmsg.OffsetForLe
 	if op.ErrorCode = epochCheck(rp.CurrentLeaderEpoch, st); op.ErrorCode != 0 {
 		return
 	}
-	cur, ok := sts[rp.Partition]
-	if !ok {
-		var err error
-		if cur, err = s.core.Fetcher.ReadPartition(ctx, t.Name, rp.Partition); err != nil {
-			op.ErrorCode = errCode(err)
-			return
-		}
+	cur, err := s.currentState(ctx, t.Name, rp.Partition, sts)
+	if err != nil {
+		op.ErrorCode = errCode(err)
+		return
 	}
 	op.LeaderEpoch, op.EndOffset = min(rp.LeaderEpoch, leaderEpoch(st)), max(st.NextOffset, cur.NextOffset)
 }

@@ -19,6 +19,14 @@ import (
 // leadership without noticing yet cannot overwrite what the new leader
 // wrote. Committed offsets stay under <root>/groups/<group>/offsets/.
 
+// Bounds of a group member's session timeout, whichever door it joined
+// through: below a second a loaded client misses heartbeats; past five
+// minutes a dead member holds its partitions too long.
+const (
+	MinSessionTimeout = time.Second
+	MaxSessionTimeout = 5 * time.Minute
+)
+
 // GroupState is the membership and assignment of one consumer group.
 type GroupState struct {
 	V int `json:"v"`

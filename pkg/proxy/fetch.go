@@ -452,18 +452,28 @@ func (f *Fetcher) logStart(ctx context.Context, id string, p int32, fresh bool) 
 	return st.LogStart, err
 }
 
-// readPartition reads a partition's state from etcd (see learn).
+// readPartition reads a partition's state from etcd (see readPartitions).
 func (f *Fetcher) readPartition(ctx context.Context, id string, p int32) (meta.PartitionState, error) {
+	sts, err := f.readPartitions(ctx, []meta.PartitionID{{TopicID: id, Partition: p}})
+	if err != nil {
+		return meta.PartitionState{}, err
+	}
+	return sts[0], nil
+}
+
+// readPartitions reads the states of ids from etcd, in batched
+// transactions, and learns them.
+func (f *Fetcher) readPartitions(ctx context.Context, ids []meta.PartitionID) ([]meta.PartitionState, error) {
 	at := time.Now()
-	st, err := f.meta.GetPartition(ctx, id, p)
+	sts, err := f.meta.GetPartitions(ctx, ids)
 	if err != nil {
 		if ctx.Err() != nil {
-			return meta.PartitionState{}, ctx.Err()
+			return nil, ctx.Err()
 		}
-		return meta.PartitionState{}, apierr.Errorf(apierr.ErrStorageUnavailable, "read partition state: %v", err)
+		return nil, apierr.Errorf(apierr.ErrStorageUnavailable, "read partition state: %v", err)
 	}
-	f.learn([]meta.PartitionState{st}, at)
-	return st, nil
+	f.learn(sts, at)
+	return sts, nil
 }
 
 // learn takes partition states read from etcd at at: it caches their log
@@ -516,15 +526,10 @@ func (f *Fetcher) ReadPartitions(ctx context.Context, topic string, partitions [
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	at := time.Now()
-	sts, err := f.meta.GetPartitions(ctx, ids)
+	sts, err := f.readPartitions(ctx, ids)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, apierr.Errorf(apierr.ErrStorageUnavailable, "read partition states: %v", err)
+		return nil, err
 	}
-	f.learn(sts, at)
 	out := make(map[int32]meta.PartitionState, len(sts))
 	for _, st := range sts {
 		out[st.Partition] = st
