@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"strings"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/connectivity"
@@ -38,20 +37,16 @@ const proxiesScheme = "strata-proxies"
 // every proxy that is connected, instead of gRPC's default of one.
 const roundRobinConfig = `{"loadBalancingConfig":[{"round_robin":{}}]}`
 
-// minConnectTimeout bounds one connection attempt (TCP and TLS
-// handshakes): gRPC's own default, so that a slow but reachable proxy is
-// not given up on while the reconnect backoff stays short.
-const minConnectTimeout = 20 * time.Second
-
 // dialProxies returns the channel to the proxies at addrs (see above).
 func dialProxies(addrs string, cfg clientConfig) (*grpc.ClientConn, error) {
 	list, err := parseProxies(addrs)
 	if err != nil {
 		return nil, err
 	}
-	reconnect := rpc.ReconnectParams(cfg.reconnectMin, cfg.reconnectMax)
-	reconnect.MinConnectTimeout = minConnectTimeout
-	gopts := []grpc.DialOption{grpc.WithDefaultServiceConfig(roundRobinConfig), grpc.WithConnectParams(reconnect)}
+	gopts := []grpc.DialOption{
+		grpc.WithDefaultServiceConfig(roundRobinConfig),
+		grpc.WithConnectParams(rpc.ReconnectParams(cfg.reconnectMin, cfg.reconnectMax)),
+	}
 	target := list[0]
 	if len(list) > 1 {
 		r := manual.NewBuilderWithScheme(proxiesScheme)

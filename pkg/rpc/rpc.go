@@ -238,10 +238,20 @@ const ReconnectMaxDelay = time.Second
 // reconnectBaseDelay is the wait before the first attempt to reconnect.
 const reconnectBaseDelay = 100 * time.Millisecond
 
+// minConnectTimeout bounds one connection attempt (TCP and TLS
+// handshakes): gRPC's own default, so that a slow but reachable server is
+// not given up on while the reconnect backoff stays short. ConnectParams
+// without it cut an attempt off at the backoff delay (100 ms at first):
+// on a loaded machine handshakes failed and were retried.
+const minConnectTimeout = 20 * time.Second
+
 // ReconnectParams retries a lost connection from base apart, growing 1.6×
-// (±20 % jitter) up to maxDelay.
+// (±20 % jitter) up to maxDelay; each attempt gets minConnectTimeout.
 func ReconnectParams(base, maxDelay time.Duration) grpc.ConnectParams {
-	return grpc.ConnectParams{Backoff: backoff.Config{BaseDelay: base, Multiplier: 1.6, Jitter: 0.2, MaxDelay: maxDelay}}
+	return grpc.ConnectParams{
+		Backoff:           backoff.Config{BaseDelay: base, Multiplier: 1.6, Jitter: 0.2, MaxDelay: maxDelay},
+		MinConnectTimeout: minConnectTimeout,
+	}
 }
 
 // DefaultReconnectParams are Dial's: from 100 ms up to ReconnectMaxDelay.
