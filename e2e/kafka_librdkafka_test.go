@@ -140,7 +140,7 @@ func startLibrdkafkaLoad(t *testing.T, addr, topic string) *kafkaLoad {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var l *kafkaLoad
+	l := newKafkaLoad("librdkafka", topic)
 	reported := make(chan struct{})
 	go func() { // until Close closes the events channel
 		defer close(reported)
@@ -161,10 +161,9 @@ func startLibrdkafkaLoad(t *testing.T, addr, topic string) *kafkaLoad {
 		return nil
 	}
 	tp := kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny}
-	l = startKafkaLoad("librdkafka", topic, func(v string) {
+	return l.start(func(v string) {
 		if err := p.Produce(&kafka.Message{TopicPartition: tp, Value: []byte(v)}, nil); err != nil {
 			l.done(v, -1, -1, err)
 		}
 	}, flush)
-	return l
 }

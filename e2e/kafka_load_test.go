@@ -31,9 +31,16 @@ type kafkaLoad struct {
 	produced int
 }
 
-// startKafkaLoad starts sending records to topic through send.
-func startKafkaLoad(clientName, topic string, send func(v string), flush func(context.Context) error) *kafkaLoad {
-	l := &kafkaLoad{client: clientName, topic: topic, flush: flush, stop: make(chan struct{}), stopped: make(chan struct{}), fates: map[string]*fate{}}
+// newKafkaLoad is a load of topic through the named client, not started:
+// the client's delivery reports may then call done from the start.
+func newKafkaLoad(clientName, topic string) *kafkaLoad {
+	return &kafkaLoad{client: clientName, topic: topic, stop: make(chan struct{}), stopped: make(chan struct{}), fates: map[string]*fate{}}
+}
+
+// start starts sending records through send; flush is what finish waits
+// on.
+func (l *kafkaLoad) start(send func(v string), flush func(context.Context) error) *kafkaLoad {
+	l.flush = flush
 	go tickLoad(l.stop, l.stopped, "k", func(v string) {
 		l.mu.Lock()
 		l.fates[v] = &fate{}
@@ -47,13 +54,12 @@ func startKafkaLoad(clientName, topic string, send func(v string), flush func(co
 // startFranzLoad is a kafkaLoad through franz-go.
 func startFranzLoad(t *testing.T, ctx context.Context, cl *kgo.Client, topic string) *kafkaLoad {
 	t.Helper()
-	var l *kafkaLoad
-	l = startKafkaLoad("franz-go", topic, func(v string) {
+	l := newKafkaLoad("franz-go", topic)
+	return l.start(func(v string) {
 		cl.Produce(ctx, &kgo.Record{Topic: topic, Value: []byte(v)}, func(r *kgo.Record, err error) {
 			l.done(string(r.Value), r.Partition, r.Offset, err)
 		})
 	}, cl.Flush)
-	return l
 }
 
 // done records the fate of the record whose value is v.

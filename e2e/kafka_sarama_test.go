@@ -171,7 +171,7 @@ func startSaramaLoad(t *testing.T, ctx context.Context, addr, topic string) *kaf
 	if err != nil {
 		t.Fatal(err)
 	}
-	var l *kafkaLoad
+	l := newKafkaLoad("Sarama", topic)
 	reported := make(chan struct{})
 	go func() { // until AsyncClose has reported every record
 		defer close(reported)
@@ -202,12 +202,11 @@ func startSaramaLoad(t *testing.T, ctx context.Context, addr, topic string) *kaf
 			return ctx.Err()
 		}
 	}
-	l = startKafkaLoad("Sarama", topic, func(v string) {
+	return l.start(func(v string) {
 		select {
 		case p.Input() <- &sarama.ProducerMessage{Topic: topic, Value: sarama.StringEncoder(v), Metadata: v}:
 		case <-ctx.Done():
 			l.done(v, -1, -1, ctx.Err())
 		}
 	}, flush)
-	return l
 }
