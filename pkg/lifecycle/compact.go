@@ -59,18 +59,21 @@ type Executor interface {
 	Execute(ctx context.Context, task CompactTask, step func(context.Context, string) error) ([][]meta.SegmentEntry, error)
 }
 
-// LocalExecutor runs one task at a time in this process and reads at most
-// BytesPerSec bytes per second.
+// LocalExecutor runs one task at a time in this process. It reads at most
+// BytesPerSec bytes per second, and sends its objects no faster.
 type LocalExecutor struct {
-	store objstore.Store
-	limit *limiter
-	mu    sync.Mutex // held for the duration of a task: one at a time
+	store       objstore.Store
+	read, write *limiter
+	mu          sync.Mutex // held for the duration of a task: one at a time
 }
 
-// NewLocalExecutor returns an executor on store reading at most
-// bytesPerSec bytes per second (-1: no limit).
+// NewLocalExecutor returns an executor on store that reads at most
+// bytesPerSec bytes per second and writes at most as many (-1: no limit).
+// A task's object, up to CompactObjectBytes, sent at once would reach the
+// store ahead of the brokers' small PUTs that acknowledge produces, and
+// hold them up while the store takes it.
 func NewLocalExecutor(store objstore.Store, bytesPerSec int64) *LocalExecutor {
-	return &LocalExecutor{store: store, limit: newLimiter(bytesPerSec)}
+	return &LocalExecutor{store: store, read: newLimiter(bytesPerSec), write: newLimiter(bytesPerSec)}
 }
 
 // Execute reads every input chunk, checks that it holds exactly the
@@ -103,7 +106,7 @@ func (x *LocalExecutor) Execute(ctx context.Context, task CompactTask, step func
 	if err := step(ctx, StepCompactRead); err != nil {
 		return nil, err
 	}
-	if err := x.store.Put(ctx, task.ObjectKey, obj); err != nil {
+	if err := x.store.Put(objstore.WithWritePace(ctx, x.write.pace()), task.ObjectKey, obj); err != nil {
 		return nil, fmt.Errorf("lifecycle: put %s: %w", task.ObjectKey, err)
 	}
 	out := make([][]meta.SegmentEntry, len(task.Parts))
@@ -198,7 +201,7 @@ func (x *LocalExecutor) readInputs(ctx context.Context, task CompactTask) (map[e
 // each entry's chunk of it in chunks.
 func (x *LocalExecutor) readRun(ctx context.Context, key string, es []meta.SegmentEntry, end int64, chunks map[entryKey][]byte) error {
 	start := es[0].Pos
-	if err := x.limit.wait(ctx, end-start); err != nil {
+	if err := x.read.wait(ctx, end-start); err != nil {
 		return err
 	}
 	b, err := x.store.Get(ctx, key, start, end-start)
@@ -543,7 +546,7 @@ func tiered(g []meta.SegmentEntry, bytes int64) ([]meta.SegmentEntry, int64) {
 // etcd's default --max-txn-ops of 128.
 const maxSwapEntries = 60
 
-// limiter paces reads to a byte rate.
+// limiter paces reads or writes to a byte rate.
 type limiter struct {
 	rate int64 // bytes per second; <= 0 is no limit
 	mu   sync.Mutex
@@ -552,7 +555,15 @@ type limiter struct {
 
 func newLimiter(rate int64) *limiter { return &limiter{rate: rate} }
 
-// wait blocks until n more bytes may be read.
+// pace returns wait as an objstore.PaceFunc, or nil for no limit.
+func (l *limiter) pace() objstore.PaceFunc {
+	if l.rate <= 0 {
+		return nil
+	}
+	return l.wait
+}
+
+// wait blocks until n more bytes may be read or written.
 func (l *limiter) wait(ctx context.Context, n int64) error {
 	if l.rate <= 0 {
 		return ctx.Err()

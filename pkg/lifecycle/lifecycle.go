@@ -44,7 +44,12 @@ const (
 	// DefaultCompactMinInputs is how many small entries make a group worth
 	// merging even when they add up to less than half an entry.
 	DefaultCompactMinInputs = 16
-	// DefaultCompactBytesPerSec throttles compaction reads.
+	// DefaultCompactBytesPerSec throttles compaction's reads, and its
+	// writes apart. A task reads, then writes, so compaction merges up to
+	// half of it: 16 MiB/s. Sending objects at once, or at twice this
+	// rate, took a store on the same two cores from the brokers' PUTs:
+	// produce p99 rose from about 37 to 50–60 ms at 20k records/s
+	// (docs/benchmarks.md, "Compaction beside produce").
 	DefaultCompactBytesPerSec = 32 << 20
 	// DefaultGCGrace is how long an unreferenced object stays: a
 	// broker's PUT must be committed within it, and a reader holding an
@@ -116,8 +121,9 @@ type Config struct {
 	// when they add up to less than half an entry. Default
 	// DefaultCompactMinInputs; at least 2.
 	CompactMinInputs int
-	// CompactBytesPerSec limits the bytes compaction reads per second;
-	// -1 is no limit. Default DefaultCompactBytesPerSec.
+	// CompactBytesPerSec limits the bytes compaction reads per second,
+	// and apart from them the bytes it writes per second; -1 is no limit.
+	// Default DefaultCompactBytesPerSec.
 	CompactBytesPerSec int64
 	// GCGrace: an object is deleted only when it was written longer ago
 	// and has been unreferenced for longer than this. Default

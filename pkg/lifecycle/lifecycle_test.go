@@ -3,6 +3,7 @@ package lifecycle_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync/atomic"
@@ -618,4 +619,58 @@ func testSettled(t *testing.T, withView bool) {
 		t.Fatalf("entries expired: retention %+v, %v; want every partition read and truncated", st, err)
 	}
 	e.checkAll()
+}
+
+// pacedStore counts the bytes its Puts send through the context's write
+// pace, and the Puts that had none.
+type pacedStore struct {
+	objstore.Store
+	paced, unpaced atomic.Int64
+	putBytes       atomic.Int64
+}
+
+func (s *pacedStore) Put(ctx context.Context, key string, data []byte) error {
+	s.putBytes.Add(int64(len(data)))
+	pace := objstore.WritePace(ctx)
+	if pace == nil {
+		s.unpaced.Add(1)
+		return s.Store.Put(ctx, key, data)
+	}
+	counted := func(ctx context.Context, n int64) error {
+		s.paced.Add(n)
+		return pace(ctx, n)
+	}
+	return s.Store.Put(objstore.WithWritePace(ctx, counted), key, data)
+}
+
+// TestCompactPacesItsWrites: with CompactBytesPerSec set, every byte of a
+// compacted object goes through the throttle as the store sends it (not
+// in one burst); with -1 nothing is paced.
+func TestCompactPacesItsWrites(t *testing.T) {
+	for _, rate := range []int64{1 << 30, -1} {
+		t.Run(fmt.Sprint(rate), func(t *testing.T) {
+			e := newEnv(t, 2)
+			for range 16 {
+				e.produce(8)
+			}
+			before := e.checkAll()
+			e.advance(time.Minute)
+			puts := &pacedStore{Store: e.store}
+			e.store = puts
+			st, err := e.manager(nil, func(c *lifecycle.Config) { c.CompactBytesPerSec = rate }).Compact(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Tasks == 0 || e.checkAll() >= before {
+				t.Fatalf("compaction %+v left %d entries of %d; want objects written", st, e.checkAll(), before)
+			}
+			paced, unpaced, written := puts.paced.Load(), puts.unpaced.Load(), puts.putBytes.Load()
+			switch {
+			case rate > 0 && (paced != written || unpaced != 0):
+				t.Fatalf("paced %d of %d bytes written (%d puts unpaced), want all", paced, written, unpaced)
+			case rate < 0 && (paced != 0 || unpaced != int64(st.Tasks)):
+				t.Fatalf("paced %d bytes, %d of %d puts unpaced; want none paced without a limit", paced, unpaced, st.Tasks)
+			}
+		})
+	}
 }

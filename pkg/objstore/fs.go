@@ -64,13 +64,13 @@ func (s *FS) Put(ctx context.Context, key string, data []byte) error {
 	if err := ctx.Err(); err != nil {
 		return opError("put", key, err)
 	}
-	if err := s.put(key, data); err != nil {
+	if err := s.put(ctx, key, data); err != nil {
 		return opError("put", key, err)
 	}
 	return nil
 }
 
-func (s *FS) put(key string, data []byte) error {
+func (s *FS) put(ctx context.Context, key string, data []byte) error {
 	path := s.path(key)
 	dir := filepath.Dir(path)
 	f, err := s.createTemp(dir)
@@ -78,7 +78,7 @@ func (s *FS) put(key string, data []byte) error {
 		return err
 	}
 	tmp := f.Name()
-	err = writeSync(f, data)
+	err = writeSync(f, body(ctx, data))
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -141,8 +141,8 @@ func (s *FS) mkdirs(dir string) error {
 	return nil
 }
 
-func writeSync(f *os.File, data []byte) error {
-	if _, err := f.Write(data); err != nil {
+func writeSync(f *os.File, data io.Reader) error {
+	if _, err := io.Copy(f, data); err != nil {
 		return err
 	}
 	if err := f.Chmod(0o644); err != nil {

@@ -1,7 +1,6 @@
 package objstore
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
@@ -258,7 +257,7 @@ func (s *S3) Put(ctx context.Context, key string, data []byte) error {
 	_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
 		Bucket:         aws.String(s.bucket),
 		Key:            aws.String(s.prefix + key),
-		Body:           bytes.NewReader(data), // seekable, so a retry resends it
+		Body:           body(ctx, data), // seekable, so a retry resends it
 		ContentLength:  aws.Int64(int64(len(data))),
 		ChecksumCRC32C: aws.String(crc32cBase64(data)),
 	}, func(o *s3.Options) {
