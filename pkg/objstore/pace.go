@@ -38,11 +38,11 @@ func WritePace(ctx context.Context) PaceFunc {
 	return pace
 }
 
-// pacedReader reads data no faster than pace allows. It seeks like the
-// bytes.Reader it wraps, so that a retried request sends the object again
-// (paced again).
+// pacedReader reads data no faster than pace allows. It seeks, so that a
+// retried request sends the object again (paced again); it has no other
+// way to read, so nothing sends the bytes past the pace.
 type pacedReader struct {
-	*bytes.Reader
+	r    *bytes.Reader
 	ctx  context.Context
 	pace PaceFunc
 }
@@ -51,24 +51,24 @@ type pacedReader struct {
 func body(ctx context.Context, data []byte) io.ReadSeeker {
 	r := bytes.NewReader(data)
 	if pace := WritePace(ctx); pace != nil {
-		return &pacedReader{Reader: r, ctx: ctx, pace: pace}
+		return &pacedReader{r: r, ctx: ctx, pace: pace}
 	}
 	return r
 }
 
 // Read reads at most pacePiece bytes, once pace lets them go.
 func (r *pacedReader) Read(p []byte) (int, error) {
-	n := min(len(p), pacePiece, r.Len())
+	n := min(len(p), pacePiece, r.r.Len())
 	if n == 0 {
-		return r.Reader.Read(p[:0]) // io.EOF at the end
+		return r.r.Read(p[:0]) // io.EOF at the end
 	}
 	if err := r.pace(r.ctx, int64(n)); err != nil {
 		return 0, err
 	}
-	return r.Reader.Read(p[:n])
+	return r.r.Read(p[:n])
 }
 
-// WriteTo hides bytes.Reader's WriteTo, which would send everything at once.
-func (r *pacedReader) WriteTo(w io.Writer) (int64, error) {
-	return io.Copy(w, struct{ io.Reader }{r})
+// Seek implements io.Seeker.
+func (r *pacedReader) Seek(offset int64, whence int) (int64, error) {
+	return r.r.Seek(offset, whence)
 }
