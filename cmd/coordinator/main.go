@@ -50,7 +50,7 @@ func run(args []string) error {
 	fs.DurationVar(&lc.CompactMinAge, "compact-min-age", lifecycle.DefaultCompactMinAge, "entries younger than this are not compacted")
 	fs.Int64Var(&lc.CompactEntryBytes, "compact-entry-bytes", lifecycle.DefaultCompactEntryBytes, "target size of a compacted segment entry")
 	fs.Int64Var(&lc.CompactObjectBytes, "compact-object-bytes", lifecycle.DefaultCompactObjectBytes, "target size of a compacted segment object")
-	fs.Int64Var(&lc.CompactBytesPerSec, "compact-bytes-per-sec", lifecycle.DefaultCompactBytesPerSec, "compaction throttle: bytes read per second, and apart from them bytes written per second (-1: none)")
+	fs.Int64Var(&lc.CompactBytesPerSec, "compact-bytes-per-sec", lifecycle.DefaultCompactBytesPerSec, "compaction throttle: bytes read per second, and apart from them bytes written per second, raised up to 8x while compaction is behind (-1: none)")
 	fs.DurationVar(&lc.GCGrace, "gc-grace", lifecycle.DefaultGCGrace, "age and unreferenced time before an object is deleted")
 	fs.DurationVar(&lc.GCInterval, "gc-interval", 0, "period of garbage collection passes (0: a tenth of -gc-grace, at least -lifecycle-interval)")
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "Prometheus /metrics listen address, e.g. :9472 (empty: none)")

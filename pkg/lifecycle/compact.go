@@ -76,6 +76,13 @@ func NewLocalExecutor(store objstore.Store, bytesPerSec int64) *LocalExecutor {
 	return &LocalExecutor{store: store, read: newLimiter(bytesPerSec), write: newLimiter(bytesPerSec)}
 }
 
+// setRate sets the bytes read per second, and apart from them the bytes
+// written per second, from the next read or write on (-1: no limit).
+func (x *LocalExecutor) setRate(bytesPerSec int64) {
+	x.read.setRate(bytesPerSec)
+	x.write.setRate(bytesPerSec)
+}
+
 // Execute reads every input chunk, checks that it holds exactly the
 // entry's offsets, writes the merged object and returns its entries.
 func (x *LocalExecutor) Execute(ctx context.Context, task CompactTask, step func(context.Context, string) error) ([][]meta.SegmentEntry, error) {
@@ -260,6 +267,10 @@ type CompactStats struct {
 	// Settled is the number of partitions not read: nothing had changed
 	// since a pass found nothing to compact.
 	Settled int
+	// Behind is the number of partitions with more small entries ready
+	// than one pass merges of a partition (CompactObjectBytes or
+	// maxSwapEntries groups): the rest waits for the next pass.
+	Behind int
 }
 
 // maxTaskParts bounds the partitions of one task. A reader of the new
@@ -274,6 +285,8 @@ const maxTaskParts = 64
 type pending struct {
 	groups [][]meta.SegmentEntry
 	layout meta.Layout
+	// more: the plan stopped at a pass's limit with entries ready after it.
+	more bool
 }
 
 // Compact plans, partition by partition, which small entries to merge, and
@@ -318,6 +331,9 @@ func (m *Manager) Compact(ctx context.Context) (CompactStats, error) {
 			if pd == nil {
 				continue
 			}
+			if pd.more {
+				st.Behind++
+			}
 			if batch = append(batch, pd); len(batch) == maxTaskParts {
 				errs = append(errs, m.compactBatch(ctx, batch, &st))
 				batch = nil
@@ -328,6 +344,7 @@ func (m *Manager) Compact(ctx context.Context) (CompactStats, error) {
 	if ctx.Err() != nil {
 		return st, ctx.Err()
 	}
+	m.catchUp(st)
 	return st, errors.Join(errs...)
 }
 
@@ -339,13 +356,13 @@ func (m *Manager) planPartition(ctx context.Context, id meta.PartitionID) (*pend
 		return nil, err
 	}
 	now := m.cfg.Now()
-	groups := m.plan(l, now)
+	groups, more := m.plan(l, now)
 	if len(groups) == 0 {
 		m.compactSettled(l, now)
 		return nil, nil
 	}
 	m.settled.forget(id.TopicID, id.Partition)
-	return &pending{groups: groups, layout: l}, nil
+	return &pending{groups: groups, layout: l, more: more}, nil
 }
 
 // compactBatch compacts the plans of consecutive partitions in tasks of up
@@ -472,8 +489,9 @@ func (m *Manager) swapPart(ctx context.Context, l meta.Layout, p PartTask, repl 
 // CompactEntryBytes, as many as fit in CompactObjectBytes and one
 // transaction. A group is kept when it has at least two entries and
 // reaches half an entry's size or CompactMinInputs entries; the kept
-// groups are consecutive.
-func (m *Manager) plan(l meta.Layout, now time.Time) [][]meta.SegmentEntry {
+// groups are consecutive. more reports that the plan stopped at one of
+// those limits with an entry old enough to merge after it.
+func (m *Manager) plan(l meta.Layout, now time.Time) (_ [][]meta.SegmentEntry, more bool) {
 	small := m.cfg.CompactEntryBytes / 2
 	cutoff := now.Add(-m.cfg.CompactMinAge).UnixMilli()
 	const maxGroups = maxSwapEntries
@@ -499,7 +517,11 @@ func (m *Manager) plan(l meta.Layout, now time.Time) [][]meta.SegmentEntry {
 		if e.FirstOffset < l.LogStart {
 			continue
 		}
-		if e.CreatedMs > cutoff || len(groups) >= maxGroups {
+		if e.CreatedMs > cutoff {
+			break
+		}
+		if len(groups) >= maxGroups {
+			more = true
 			break
 		}
 		if e.Len >= small {
@@ -514,6 +536,7 @@ func (m *Manager) plan(l meta.Layout, now time.Time) [][]meta.SegmentEntry {
 			}
 		}
 		if total+curBytes+e.Len > m.cfg.CompactObjectBytes {
+			more = true
 			break
 		}
 		cur = append(cur, e)
@@ -522,7 +545,7 @@ func (m *Manager) plan(l meta.Layout, now time.Time) [][]meta.SegmentEntry {
 	if len(groups) < maxGroups {
 		closeGroup()
 	}
-	return groups
+	return groups, more
 }
 
 // tiered drops from the front of a partition's first group (of bytes
@@ -545,45 +568,3 @@ func tiered(g []meta.SegmentEntry, bytes int64) ([]meta.SegmentEntry, int64) {
 // maxSwapEntries bounds the replacement entries of one swap, within
 // etcd's default --max-txn-ops of 128.
 const maxSwapEntries = 60
-
-// limiter paces reads or writes to a byte rate.
-type limiter struct {
-	rate int64 // bytes per second; <= 0 is no limit
-	mu   sync.Mutex
-	next time.Time // guarded by mu: when the next read may start
-}
-
-func newLimiter(rate int64) *limiter { return &limiter{rate: rate} }
-
-// pace returns wait as an objstore.PaceFunc, or nil for no limit.
-func (l *limiter) pace() objstore.PaceFunc {
-	if l.rate <= 0 {
-		return nil
-	}
-	return l.wait
-}
-
-// wait blocks until n more bytes may be read or written.
-func (l *limiter) wait(ctx context.Context, n int64) error {
-	if l.rate <= 0 {
-		return ctx.Err()
-	}
-	l.mu.Lock()
-	now := time.Now()
-	at := l.next
-	if at.Before(now) {
-		at = now
-	}
-	l.next = at.Add(time.Duration(float64(n) / float64(l.rate) * float64(time.Second)))
-	l.mu.Unlock()
-	if d := at.Sub(now); d > 0 {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
-	return ctx.Err()
-}

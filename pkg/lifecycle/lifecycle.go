@@ -123,7 +123,9 @@ type Config struct {
 	CompactMinInputs int
 	// CompactBytesPerSec limits the bytes compaction reads per second,
 	// and apart from them the bytes it writes per second; -1 is no limit.
-	// Default DefaultCompactBytesPerSec.
+	// While compaction is behind (passes leave small entries for the
+	// next) the default executor runs at up to 8 times this
+	// (throttle.go). Default DefaultCompactBytesPerSec.
 	CompactBytesPerSec int64
 	// GCGrace: an object is deleted only when it was written longer ago
 	// and has been unreferenced for longer than this. Default
@@ -228,6 +230,14 @@ type Manager struct {
 	log     *slog.Logger
 	metrics *metrics
 	exec    Executor
+	// local is exec when New made it (no Executor in Config); boost is
+	// the factor its throttle runs at over CompactBytesPerSec, raised
+	// while compaction is behind, and behindPasses counts the passes in a
+	// row that left work behind (throttle.go). Only compaction passes
+	// touch them, and they run one at a time.
+	local        *LocalExecutor
+	boost        int64
+	behindPasses int
 	// settled are the partitions passes found nothing to do in, until
 	// they get new entries or time changes the verdict (settled.go).
 	settled settledSet
@@ -239,9 +249,13 @@ func New(cfg Config) (*Manager, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	m := &Manager{cfg: cfg, log: cfg.Logger.With("component", "lifecycle"), metrics: newMetrics(cfg.Registry), exec: cfg.Executor}
+	m := &Manager{cfg: cfg, log: cfg.Logger.With("component", "lifecycle"), metrics: newMetrics(cfg.Registry), exec: cfg.Executor, boost: 1}
 	if m.exec == nil {
-		m.exec = NewLocalExecutor(cfg.Store, cfg.CompactBytesPerSec)
+		m.local = NewLocalExecutor(cfg.Store, cfg.CompactBytesPerSec)
+		m.exec = m.local
+		if cfg.CompactBytesPerSec > 0 {
+			m.metrics.compactRate.Set(float64(cfg.CompactBytesPerSec))
+		}
 	}
 	return m, nil
 }

@@ -674,3 +674,80 @@ func TestCompactPacesItsWrites(t *testing.T) {
 		})
 	}
 }
+
+// TestCompactThrottleRisesWhileBehind: a pass merges at most
+// CompactObjectBytes of a partition and leaves the rest for the next
+// (CompactStats.Behind). After three passes in a row that left work
+// behind, the throttle of the Manager's own executor doubles for each
+// further one, up to eight times CompactBytesPerSec; once a pass leaves
+// nothing behind, each pass halves it, down to CompactBytesPerSec. The
+// gauge shows the rate in force, and every record still reads back.
+func TestCompactThrottleRisesWhileBehind(t *testing.T) {
+	const base = 1 << 30
+	e := newEnv(t, 2)
+	reg := prometheus.NewRegistry()
+	m := e.manager(nil, func(c *lifecycle.Config) {
+		c.CompactBytesPerSec, c.CompactObjectBytes, c.Registry = base, 16<<10, reg
+	})
+	pass := func(flushes int) lifecycle.CompactStats {
+		t.Helper()
+		for range flushes {
+			e.produce(8) // about 1.3 KiB a partition
+		}
+		e.advance(time.Minute) // past CompactMinAge
+		st, err := m.Compact(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	check := func(what string, want int64) {
+		t.Helper()
+		if r, w := lifecycle.ThrottleOf(m); r != want || w != want {
+			t.Fatalf("%s: throttle read %d, write %d; want %d", what, r, w, want)
+		}
+		if g := gauge(t, reg, "strata_lifecycle_compact_throttle_bytes_per_second"); g != float64(want) {
+			t.Fatalf("%s: gauge %v, want %d", what, g, want)
+		}
+	}
+	check("at start", base)
+	// Each pass gets about twice what it may merge of each partition.
+	for i, want := range []int64{base, base, 2 * base, 4 * base, 8 * base, 8 * base} {
+		if st := pass(24); st.Behind != 2 || st.Tasks == 0 {
+			t.Fatalf("pass %d: %+v; want tasks run and both partitions behind", i+1, st)
+		}
+		check(fmt.Sprintf("after %d passes behind", i+1), want)
+	}
+	// Drain the backlog without new records.
+	for i := 0; ; i++ {
+		st := pass(0)
+		if st.Behind == 0 {
+			break
+		}
+		check("while draining", 8*base)
+		if i == 20 {
+			t.Fatalf("still behind after %d passes: %+v", i+1, st)
+		}
+	}
+	check("after the first pass that left nothing", 4*base)
+	for _, want := range []int64{2 * base, base, base} {
+		pass(1)
+		check("after a pass that left nothing", want)
+	}
+	e.checkAll()
+}
+
+// gauge returns the value of the gauge name in reg (0 if absent).
+func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	return 0
+}

@@ -17,6 +17,7 @@ type metrics struct {
 	compactedEntries, compactedBytes prometheus.Counter
 	gcMarked, gcDeleted              prometheus.Counter
 	gcDeletedBytes                   prometheus.Counter
+	compactRate                      prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -32,6 +33,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		gcMarked:         f.Counter("gc_marked_total", "Objects found unreferenced and marked."),
 		gcDeleted:        f.Counter("gc_deleted_total", "Objects deleted by garbage collection."),
 		gcDeletedBytes:   f.Counter("gc_deleted_bytes_total", "Bytes of objects deleted by garbage collection."),
+		compactRate: f.Gauge("compact_throttle_bytes_per_second",
+			"Compaction's throttle on reads, and apart on writes: the configured rate, raised while compaction is behind (0: no limit)."),
 	}
 }
 
