@@ -242,6 +242,29 @@ func TestSecondDevOnSameDataDir(t *testing.T) {
 	d.mustCLI(nil, "topic", "create", "still-there")
 }
 
+// TestBenchInterruptedWhileClusterFrozen pins `strata bench produce` and
+// `strata bench e2e` under SIGINT once the cluster has stopped answering
+// (paused, like a hung VM) in the middle of a run. After an interrupt they
+// waited up to a minute for the answers still outstanding; now the waits
+// after an interrupt are bounded, and each exits within 2 s.
+func TestBenchInterruptedWhileClusterFrozen(t *testing.T) {
+	d := startDev(t)
+	for _, kind := range []string{"produce", "e2e"} {
+		t.Run(kind, func(t *testing.T) {
+			if err := d.proc.Resume(); err != nil {
+				t.Fatal(err)
+			}
+			r := d.start("bench", kind, "--topic", "frozen-"+kind, "--rate", "2000", "--duration", "1m")
+			r.waitStderr(t, "records/s") // a progress line: records are flowing
+			if err := d.proc.Pause(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = d.proc.Resume() })
+			r.signalAndWait(t, syscall.SIGINT, stopWithin)
+		})
+	}
+}
+
 // TestCommandsStopOnSignal checks that `strata dev` and a waiting `strata
 // consume` each exit within 2 s of SIGINT or SIGTERM (produce: see
 // TestProduceInterrupted).

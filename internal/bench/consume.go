@@ -176,7 +176,7 @@ func E2E(ctx context.Context, cfg ProduceConfig, progress io.Writer) (*Summary, 
 	if err != nil {
 		return nil, err
 	}
-	defer l.close()
+	defer l.close(ctx)
 	actx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	t, err := startTail(actx, l, cfg)
@@ -201,7 +201,7 @@ func E2E(ctx context.Context, cfg ProduceConfig, progress io.Writer) (*Summary, 
 	case <-alreadyRead(r.consumed.Load() >= l.acked.Load()):
 	case <-time.After(flushTimeout):
 		rec.failed(fmt.Errorf("bench: consumer read %d of %d acknowledged records", r.consumed.Load(), l.acked.Load()))
-	case <-ctx.Done():
+	case <-ctx.Done(): // interrupted: report what was read
 	}
 	stopConsumer()
 	wg.Wait()

@@ -122,7 +122,7 @@ func Etcd(ctx context.Context, mc meta.Config, objects objstore.Store, cfg EtcdC
 	}
 	s, err := runEtcd(ctx, store, objects, top.ID, cfg, progress)
 	if !cfg.Keep {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		dctx, cancel := afterRun(ctx)
 		defer cancel()
 		if _, derr := store.Client().Delete(dctx, mc.Prefix+"/", clientv3.WithPrefix()); derr != nil && err == nil {
 			err = fmt.Errorf("bench: deleting the scratch keys under %s: %w", mc.Prefix, derr)
@@ -173,7 +173,9 @@ func runEtcd(ctx context.Context, store *meta.Store, objects objstore.Store, top
 	for _, w := range ws {
 		keys = append(keys, w.keys...)
 	}
-	if err := deleteAll(context.WithoutCancel(ctx), objects, keys, cfg.Concurrency); err != nil {
+	dctx, cancel := afterRun(ctx)
+	defer cancel()
+	if err := deleteAll(dctx, objects, keys, cfg.Concurrency); err != nil {
 		return s, fmt.Errorf("bench: deleting the objects written: %w", err)
 	}
 	return s, nil

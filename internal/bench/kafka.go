@@ -46,7 +46,7 @@ func startKafkaLoad(ctx context.Context, cfg ProduceConfig, stamp bool, rec *rec
 	for i := range cfg.Producers {
 		cl, err := kgo.NewClient(opts...)
 		if err != nil {
-			l.close()
+			l.close(ctx)
 			return nil, err
 		}
 		l.prods = append(l.prods, kafkaSender{cl})
@@ -55,7 +55,7 @@ func startKafkaLoad(ctx context.Context, cfg ProduceConfig, stamp bool, rec *rec
 			_, err = ensureKafkaTopic(actx, kadm.NewClient(cl), cfg.Topic, cfg.Partitions)
 			cancel()
 			if err != nil {
-				l.close()
+				l.close(ctx)
 				return nil, err
 			}
 		}

@@ -25,7 +25,39 @@ const (
 	// flushTimeout bounds the wait for outstanding acknowledgements (and,
 	// end to end, for the consumer to catch up) after the measured time.
 	flushTimeout = 60 * time.Second
+	// interruptGrace bounds each of those waits once the run's context
+	// has ended (the command was interrupted): long enough to collect the
+	// answers already on their way, short enough that the two of them
+	// (acknowledgements, then closing the producers) end within the
+	// CLI's 2 s.
+	interruptGrace = 500 * time.Millisecond
 )
+
+// afterRun returns the context of the waits after the measured time: it
+// ends flushTimeout from now, or interruptGrace after ctx ends, whichever
+// comes first. A proxy that went away must not hold an interrupted
+// bench for a minute.
+func afterRun(ctx context.Context) (context.Context, context.CancelFunc) {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
+	var (
+		mu    sync.Mutex
+		grace *time.Timer // guarded by mu
+	)
+	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		grace = time.AfterFunc(interruptGrace, cancel)
+	})
+	return actx, func() {
+		stop()
+		mu.Lock()
+		if grace != nil {
+			grace.Stop()
+		}
+		mu.Unlock()
+		cancel()
+	}
+}
 
 // stampBytes is the size of the send time an e2e record's value starts with.
 const stampBytes = 8
@@ -149,7 +181,7 @@ func Produce(ctx context.Context, cfg ProduceConfig, progress io.Writer) (*Summa
 	if err != nil {
 		return nil, err
 	}
-	defer l.close()
+	defer l.close(ctx)
 	if err := l.run(ctx); err != nil {
 		return nil, err
 	}
@@ -204,7 +236,7 @@ func startLoad(ctx context.Context, cfg ProduceConfig, stamp bool, rec *recorder
 	for i := range cfg.Producers {
 		cl, err := client.New(cfg.Server)
 		if err != nil {
-			l.close()
+			l.close(ctx)
 			return nil, err
 		}
 		l.clients = append(l.clients, cl)
@@ -213,13 +245,13 @@ func startLoad(ctx context.Context, cfg ProduceConfig, stamp bool, rec *recorder
 			_, err = ensureTopic(actx, cl, cfg.Topic, cfg.Partitions)
 			cancel()
 			if err != nil {
-				l.close()
+				l.close(ctx)
 				return nil, err
 			}
 		}
 		p, err := cl.NewProducer(opts...)
 		if err != nil {
-			l.close()
+			l.close(ctx)
 			return nil, err
 		}
 		l.prods = append(l.prods, sdkSender{p, cfg.Topic})
@@ -253,7 +285,7 @@ func (l *load) run(ctx context.Context) error {
 	}
 	close(stop)
 	wg.Wait()
-	fctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
+	fctx, cancel := afterRun(ctx)
 	defer cancel()
 	var errs []error
 	for _, p := range l.prods {
@@ -340,11 +372,13 @@ func (l *load) produceLoop(ctx context.Context, p sender, i int, start time.Time
 	}
 }
 
-func (l *load) close() {
-	ctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
+// close closes the producers, waiting for what they still hold as
+// afterRun allows, and the clients.
+func (l *load) close(ctx context.Context) {
+	cctx, cancel := afterRun(ctx)
 	defer cancel()
 	for _, p := range l.prods {
-		_ = p.close(ctx)
+		_ = p.close(cctx)
 	}
 	for _, cl := range l.clients {
 		_ = cl.Close()

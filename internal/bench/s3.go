@@ -91,7 +91,9 @@ func S3(ctx context.Context, store objstore.Store, cfg S3Config, progress io.Wri
 	stopTicker()
 	s := rec.summary(time.Now(), cfg)
 	if !cfg.Keep {
-		if err := deleteAll(ctx, store, keys, cfg.Concurrency); err != nil {
+		dctx, cancel := afterRun(ctx)
+		defer cancel()
+		if err := deleteAll(dctx, store, keys, cfg.Concurrency); err != nil {
 			return s, fmt.Errorf("bench: deleting benchmark objects under %s: %w", run, err)
 		}
 	}
