@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/strata-mq/strata/pkg/lifecycle"
 	"github.com/strata-mq/strata/pkg/meta"
@@ -497,23 +498,29 @@ func TestRunCollectsGarbageEveryGCInterval(t *testing.T) {
 // passes counts the lifecycle passes named pass that reg observed.
 func passes(t *testing.T, reg *prometheus.Registry, pass string) uint64 {
 	t.Helper()
+	for _, m := range series(t, reg, "strata_lifecycle_pass_seconds") {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "pass" && l.GetValue() == pass {
+				return m.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	return 0
+}
+
+// series returns the series of the metric name that reg holds.
+func series(t *testing.T, reg *prometheus.Registry, name string) []*dto.Metric {
+	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, mf := range mfs {
-		if mf.GetName() != "strata_lifecycle_pass_seconds" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "pass" && l.GetValue() == pass {
-					return m.GetHistogram().GetSampleCount()
-				}
-			}
+		if mf.GetName() == name {
+			return mf.GetMetric()
 		}
 	}
-	return 0
+	return nil
 }
 
 // TestSettledPartitionsAreNotRead: a pass does not read the layout of a
@@ -737,17 +744,12 @@ func TestCompactThrottleRisesWhileBehind(t *testing.T) {
 	e.checkAll()
 }
 
-// gauge returns the value of the gauge name in reg (0 if absent).
+// gauge returns the value of the unlabelled gauge name in reg (0 if
+// absent).
 func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
-			return mf.GetMetric()[0].GetGauge().GetValue()
-		}
+	if ms := series(t, reg, name); len(ms) == 1 {
+		return ms[0].GetGauge().GetValue()
 	}
 	return 0
 }
