@@ -115,7 +115,8 @@ func TestChaos(t *testing.T) {
 	av := &availability{t: t}
 	var (
 		acked, failed atomic.Int64
-		firstErr      atomic.Value
+		errMu         sync.Mutex
+		errs          []error // guarded by errMu: the first few failures
 		stopProduce   = make(chan struct{})
 		produced      = make(chan struct{})
 	)
@@ -140,7 +141,11 @@ func TestChaos(t *testing.T) {
 				p.Produce(ctx, r, func(r *client.Record, err error) {
 					if err != nil {
 						failed.Add(1)
-						firstErr.CompareAndSwap(nil, err)
+						errMu.Lock()
+						if len(errs) < 5 {
+							errs = append(errs, fmt.Errorf("record %s: %w", r.Value, err))
+						}
+						errMu.Unlock()
 						return
 					}
 					acked.Add(1)
@@ -183,7 +188,9 @@ func TestChaos(t *testing.T) {
 		t.Fatal(err)
 	}
 	if n := failed.Load(); n > 0 {
-		t.Fatalf("%d records failed, first: %v", n, firstErr.Load())
+		errMu.Lock()
+		defer errMu.Unlock()
+		t.Fatalf("%d records failed, the first: %v", n, errors.Join(errs...))
 	}
 	info, err := cl.DescribeTopic(ctx, chaosTopic)
 	if err != nil {
