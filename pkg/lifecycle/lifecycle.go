@@ -131,8 +131,9 @@ type Config struct {
 	// and has been unreferenced for longer than this. Default
 	// DefaultGCGrace.
 	GCGrace time.Duration
-	// GCMaxDeletes bounds the objects deleted per pass. Default
-	// DefaultGCMaxDeletes.
+	// GCMaxDeletes bounds the objects deleted per pass; a pass that
+	// leaves more due makes Run collect again at its next Interval.
+	// Default DefaultGCMaxDeletes.
 	GCMaxDeletes int
 	// GCInterval is the period of Run's garbage collections; the other
 	// passes run every Interval. Default a tenth of GCGrace (1 min for
@@ -238,6 +239,10 @@ type Manager struct {
 	local        *LocalExecutor
 	boost        int64
 	behindPasses int
+	// gcBehind is set when the last garbage collection left objects due
+	// for deletion (beyond GCMaxDeletes): Run collects again at its next
+	// pass instead of waiting for GCInterval.
+	gcBehind bool
 	// settled are the partitions passes found nothing to do in, until
 	// they get new entries or time changes the verdict (settled.go).
 	settled settledSet
@@ -261,14 +266,15 @@ func New(cfg Config) (*Manager, error) {
 }
 
 // Run runs retention and compaction every Interval, and garbage
-// collection with them every GCInterval, until ctx ends. Errors are
+// collection with them every GCInterval, or at every pass while the last
+// collection left objects due (GCStats.Left), until ctx ends. Errors are
 // logged, not returned: the next pass starts over from etcd.
 func (m *Manager) Run(ctx context.Context) {
 	t := time.NewTicker(m.cfg.Interval)
 	defer t.Stop()
 	var lastGC time.Time
 	for {
-		gc := lastGC.IsZero() || time.Since(lastGC) >= m.cfg.GCInterval
+		gc := lastGC.IsZero() || time.Since(lastGC) >= m.cfg.GCInterval || m.gcBehind
 		if gc {
 			lastGC = time.Now()
 		}

@@ -495,6 +495,54 @@ func TestRunCollectsGarbageEveryGCInterval(t *testing.T) {
 	}
 }
 
+// TestRunCollectsAgainWhileGarbageIsLeft: a collection that finds more
+// objects due than GCMaxDeletes deletes that many and leaves the rest
+// (GCStats.Left), and Run collects again at its next pass instead of
+// after GCInterval, until nothing is left.
+func TestRunCollectsAgainWhileGarbageIsLeft(t *testing.T) {
+	e := newEnv(t, 2)
+	ctx := context.Background()
+	for range 12 {
+		e.produce(8)
+	}
+	e.advance(time.Minute)
+	if _, err := e.manager(nil).Compact(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Mark the flush objects compaction replaced; a grace later they are due.
+	e.advance(2 * time.Minute)
+	st, err := e.manager(nil).CollectGarbage(ctx)
+	if err != nil || st.Marked < 6 {
+		t.Fatalf("first collection: %+v, %v; want the replaced flush objects marked", st, err)
+	}
+	e.advance(2 * time.Minute)
+	reg := prometheus.NewRegistry()
+	m := e.manager(nil, func(c *lifecycle.Config) {
+		c.GCMaxDeletes, c.Interval, c.GCInterval, c.Registry = 2, 5*time.Millisecond, time.Hour, reg
+	})
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); m.Run(runCtx) }()
+	defer func() { cancel(); <-done }()
+	refs, _, err := e.meta.ReferencedObjects(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Deleting them all, 2 at most at a time, takes this many collections
+	// (a pass's count is recorded as it ends).
+	want := uint64((st.Marked + 1) / 2)
+	deadline := time.Now().Add(30 * time.Second)
+	for len(e.objects()) > len(refs) || passes(t, reg, "gc") < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d objects, %d referenced, after %d collections in 30 s; want %d collections (GCInterval 1 h)",
+				len(e.objects()), len(refs), passes(t, reg, "gc"), want)
+		}
+		time.Sleep(5 * time.Millisecond) // polling the bucket, bounded by the deadline
+	}
+	e.referencedExist()
+	e.checkAll()
+}
+
 // passes counts the lifecycle passes named pass that reg observed.
 func passes(t *testing.T, reg *prometheus.Registry, pass string) uint64 {
 	t.Helper()
