@@ -365,15 +365,8 @@ func TestCompactCrashAtEachStep(t *testing.T) {
 func TestGCCrashAtEachStep(t *testing.T) {
 	for _, step := range []string{lifecycle.StepGCList, lifecycle.StepGCMark, lifecycle.StepGCDelete} {
 		t.Run(step, func(t *testing.T) {
-			e := newEnv(t, 2)
+			e := newGarbageEnv(t)
 			ctx := context.Background()
-			for range 12 {
-				e.produce(8)
-			}
-			e.advance(time.Minute)
-			if _, err := e.manager(nil).Compact(ctx); err != nil {
-				t.Fatal(err)
-			}
 			crash := e.manager(crashAt(step))
 			for range 3 { // each pass crashes at step
 				e.advance(2 * time.Minute)
@@ -500,15 +493,8 @@ func TestRunCollectsGarbageEveryGCInterval(t *testing.T) {
 // (GCStats.Left), and Run collects again at its next pass instead of
 // after GCInterval, until nothing is left.
 func TestRunCollectsAgainWhileGarbageIsLeft(t *testing.T) {
-	e := newEnv(t, 2)
+	e := newGarbageEnv(t)
 	ctx := context.Background()
-	for range 12 {
-		e.produce(8)
-	}
-	e.advance(time.Minute)
-	if _, err := e.manager(nil).Compact(ctx); err != nil {
-		t.Fatal(err)
-	}
 	// Mark the flush objects compaction replaced; a grace later they are due.
 	e.advance(2 * time.Minute)
 	st, err := e.manager(nil).CollectGarbage(ctx)

@@ -88,6 +88,22 @@ func createTopic(t testing.TB, ms *meta.Store, name string, partitions int32) me
 	return topic
 }
 
+// newGarbageEnv returns an env of two partitions whose 12 flush objects
+// compaction has replaced: unreferenced now, and marked by the first
+// collection once the clock has moved past the grace period.
+func newGarbageEnv(t testing.TB) *env {
+	t.Helper()
+	e := newEnv(t, 2)
+	for range 12 {
+		e.produce(8)
+	}
+	e.advance(time.Minute)
+	if _, err := e.manager(nil).Compact(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
 // useView gives the env's managers a started view of its metadata.
 func (e *env) useView() {
 	e.t.Helper()
