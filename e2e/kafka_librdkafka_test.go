@@ -10,6 +10,7 @@ import (
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/strata-mq/strata/internal/checker"
 )
@@ -166,4 +167,67 @@ func startLibrdkafkaLoad(t *testing.T, addr, topic string) *kafkaLoad {
 			l.done(v, -1, -1, err)
 		}
 	}, flush)
+}
+
+// TestKafkaLibrdkafkaDeleteRecords deletes records with librdkafka's admin
+// client: the low watermark it answers is the new log start, OffsetEnd
+// deletes every record, an offset past the high watermark fails alone,
+// and librdkafka's own watermark query agrees.
+func TestKafkaLibrdkafkaDeleteRecords(t *testing.T) {
+	_, addr := startKafkaCluster(t, ClusterOptions{Brokers: 1})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const topic = "librdkafka-trim"
+	kgoCreateTopic(t, ctx, addr, topic, 2)
+	cl := kgoClient(t, addr, kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	for i := range 50 {
+		for p := range int32(2) {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Partition: p, Value: fmt.Appendf(nil, "v%d", i)}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	admin, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": addr, "log_level": 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	tp := func(p int32, off kafka.Offset) kafka.TopicPartition {
+		name := topic
+		return kafka.TopicPartition{Topic: &name, Partition: p, Offset: off}
+	}
+	for _, tc := range []struct {
+		name string
+		tp   kafka.TopicPartition
+		low  kafka.Offset
+		code kafka.ErrorCode
+	}{
+		{"inside the log", tp(0, 20), 20, kafka.ErrNoError},
+		{"every record (OffsetEnd)", tp(1, kafka.OffsetEnd), 50, kafka.ErrNoError},
+		{"past the high watermark", tp(0, 60), 0, kafka.ErrOffsetOutOfRange},
+	} {
+		res, err := admin.DeleteRecords(ctx, []kafka.TopicPartition{tc.tp})
+		if err != nil || len(res.DeleteRecordsResults) != 1 {
+			t.Fatalf("%s: %v, %+v", tc.name, err, res)
+		}
+		r := res.DeleteRecordsResults[0]
+		var code kafka.ErrorCode
+		if r.TopicPartition.Error != nil {
+			code = r.TopicPartition.Error.(kafka.Error).Code()
+		}
+		if code != tc.code || (code == kafka.ErrNoError && (r.DeletedRecords == nil || r.DeletedRecords.LowWatermark != tc.low)) {
+			t.Fatalf("%s: error %v, deleted %+v; want %v, low watermark %d", tc.name, r.TopicPartition.Error, r.DeletedRecords, tc.code, tc.low)
+		}
+	}
+	c, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": addr, "group.id": "librdkafka-trim", "log_level": 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for p, want := range map[int32]int64{0: 20, 1: 50} {
+		low, high, err := c.QueryWatermarkOffsets(topic, p, 10_000)
+		if err != nil || low != want || high != 50 {
+			t.Fatalf("watermarks of partition %d: %d, %d, %v; want %d, 50", p, low, high, err, want)
+		}
+	}
 }

@@ -78,11 +78,12 @@ type runFunc func(ctx context.Context, a *App, args []string) error
 func commands() map[string]*command {
 	return map[string]*command{
 		"topic": {summary: "create, list, describe and delete topics", subs: map[string]*command{
-			"create":   topicCreateCmd,
-			"alter":    topicAlterCmd,
-			"list":     topicListCmd,
-			"describe": topicDescribeCmd,
-			"delete":   topicDeleteCmd,
+			"create":         topicCreateCmd,
+			"alter":          topicAlterCmd,
+			"list":           topicListCmd,
+			"describe":       topicDescribeCmd,
+			"delete":         topicDeleteCmd,
+			"delete-records": topicDeleteRecordsCmd,
 		}},
 		"produce": produceCmd,
 		"consume": consumeCmd,

@@ -105,6 +105,13 @@ func TestTopicCommands(t *testing.T) {
 	if code, _, _ := run(t, "", srv, "topic", "alter", "orders"); code != ExitUsage {
 		t.Fatalf("alter with nothing to change: exit %d, want usage", code)
 	}
+	// delete-records against real servers: e2e's TestDeleteRecords.
+	if code, _, stderr := run(t, "", srv, "topic", "delete-records", "orders"); code != ExitUsage || !strings.Contains(stderr, "--offset is required") {
+		t.Fatalf("delete-records without --offset: exit %d, %q; want usage", code, stderr)
+	}
+	if code, _, _ := run(t, "", srv, "topic", "delete-records", "orders", "--offset", "5", "--partition", "-2"); code != ExitUsage {
+		t.Fatalf("delete-records --partition -2: exit %d, want usage", code)
+	}
 	if code, out, _ := run(t, "", srv, "cluster", "status"); code != ExitOK || !strings.Contains(out, "fake-coordinator") || !strings.Contains(out, "orders/2@1") {
 		t.Fatalf("cluster status: exit %d, %q", code, out)
 	}

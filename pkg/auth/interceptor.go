@@ -98,6 +98,8 @@ func Checks(req any) []check {
 		return []check{{meta.OpDelete, Topic(r.GetName())}}
 	case *stratav1.AlterTopicRequest:
 		return []check{{meta.OpAlter, Topic(r.GetName())}}
+	case *stratav1.DeleteRecordsRequest:
+		return []check{{meta.OpDelete, Topic(r.GetTopic())}}
 	case *stratav1.DescribeTopicRequest:
 		return []check{{meta.OpDescribe, Topic(r.GetName())}}
 	case *stratav1.ListTopicsRequest, *stratav1.ListGroupsRequest:

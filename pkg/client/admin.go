@@ -2,10 +2,12 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
+	"github.com/strata-mq/strata/pkg/apierr"
 )
 
 // TopicConfig is a topic's configuration. Zero fields mean the cluster's
@@ -239,4 +241,44 @@ func (c *Client) AlterTopic(ctx context.Context, name string, opts ...TopicOpt) 
 		return nil, err
 	}
 	return topicInfo(resp.GetTopic()), nil
+}
+
+// DeleteToEnd, as an offset to DeleteRecords, deletes every record of the
+// partition written so far (its high watermark), as Kafka's -1 does.
+const DeleteToEnd int64 = -1
+
+// DeleteRecords deletes the records of topic below the given offset of
+// each partition, as Kafka's DeleteRecords does: the partition's log start
+// moves forward to it (DeleteToEnd: to the high watermark), consumers no
+// longer read below it, and storage drops what lies wholly below it. An
+// offset at or below the log start changes nothing; one past the high
+// watermark fails with ErrOffsetOutOfRange. It returns each partition's
+// log start after the call. Partitions succeed or fail on their own: a
+// failed one is missing from the map, and its error, naming it, is joined
+// into err (errors.Is works on it).
+func (c *Client) DeleteRecords(ctx context.Context, topic string, before map[int32]int64) (map[int32]int64, error) {
+	if err := validTopic(topic); err != nil {
+		return nil, err
+	}
+	if len(before) == 0 {
+		return nil, fmt.Errorf("%w: DeleteRecords needs at least one partition", ErrInvalidRequest)
+	}
+	req := &stratav1.DeleteRecordsRequest{Topic: topic}
+	for p, off := range before {
+		req.Partitions = append(req.Partitions, &stratav1.DeleteRecordsPartition{Partition: p, Offset: off})
+	}
+	resp, err := call(ctx, c, c.api.DeleteRecords, req)
+	if err != nil {
+		return nil, err
+	}
+	starts := make(map[int32]int64, len(before))
+	var errs []error
+	for _, r := range resp.GetResults() {
+		if err := apierr.FromPart(r.GetError()); err != nil {
+			errs = append(errs, fmt.Errorf("partition %d of %q: %w", r.GetPartition(), topic, err))
+			continue
+		}
+		starts[r.GetPartition()] = r.GetLogStartOffset()
+	}
+	return starts, errors.Join(errs...)
 }

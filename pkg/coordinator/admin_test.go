@@ -122,9 +122,25 @@ func TestAdminTopicLifecycle(t *testing.T) {
 	if errs := store.CommitSegments(ctx, []meta.Commit{{Broker: "bx", Epoch: 1, Entry: e}}); errs[0] != nil {
 		t.Fatal(errs[0])
 	}
-	if err := store.SetLogStart(ctx, id, 1, 3); err != nil {
+	// DeleteRecords moves log starts, each partition on its own.
+	del, err := cli.DeleteRecords(ctx, &stratav1.DeleteRecordsRequest{Topic: "b-explicit", Partitions: []*stratav1.DeleteRecordsPartition{
+		{Partition: 1, Offset: 3}, {Partition: 2, Offset: -1}, {Partition: 0, Offset: 1}, {Partition: 5, Offset: 0},
+	}})
+	if err != nil {
 		t.Fatal(err)
 	}
+	if r := del.GetResults(); len(r) != 4 || r[0].GetLogStartOffset() != 3 || r[0].GetError() != nil || r[1].GetLogStartOffset() != 0 || r[1].GetError() != nil {
+		t.Fatalf("DeleteRecords answered %v; want log start 3 for partition 1, 0 for the empty partition 2", r)
+	} else {
+		wantAPIErr(t, apierr.FromPart(r[2].GetError()), apierr.ErrOffsetOutOfRange) // past the high watermark 0
+		wantAPIErr(t, apierr.FromPart(r[3].GetError()), apierr.ErrPartitionRange)
+	}
+	_, err = cli.DeleteRecords(ctx, &stratav1.DeleteRecordsRequest{Topic: "b-explicit", Partitions: []*stratav1.DeleteRecordsPartition{{Partition: 1}, {Partition: 1}}})
+	wantAPIErr(t, err, apierr.ErrInvalidRequest)
+	_, err = cli.DeleteRecords(ctx, &stratav1.DeleteRecordsRequest{Topic: "b-explicit"})
+	wantAPIErr(t, err, apierr.ErrInvalidRequest)
+	_, err = cli.DeleteRecords(ctx, &stratav1.DeleteRecordsRequest{Topic: "nope", Partitions: []*stratav1.DeleteRecordsPartition{{Partition: 0}}})
+	wantAPIErr(t, err, apierr.ErrUnknownTopic)
 	desc, err := cli.DescribeTopic(ctx, &stratav1.DescribeTopicRequest{Name: "b-explicit"})
 	if err != nil {
 		t.Fatal(err)

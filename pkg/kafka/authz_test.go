@@ -188,6 +188,14 @@ var everyAPI = map[kmsg.Key]apiCase{
 		r.Topics = []kmsg.DeleteTopicsRequestTopic{{Topic: kmsg.StringPtr("payments")}}
 		return r
 	}, refusedAll},
+	kmsg.DeleteRecords: {func() kmsg.Request {
+		r := kmsg.NewPtrDeleteRecordsRequest()
+		rt := kmsg.NewDeleteRecordsRequestTopic()
+		rt.Topic = "payments"
+		rt.Partitions = []kmsg.DeleteRecordsRequestTopicPartition{{Partition: 0, Offset: -1}}
+		r.Topics = []kmsg.DeleteRecordsRequestTopic{rt}
+		return r
+	}, refusedAll},
 	kmsg.CreatePartitions: {func() kmsg.Request {
 		r := kmsg.NewPtrCreatePartitionsRequest()
 		r.TimeoutMillis = 5000
@@ -337,6 +345,7 @@ func oneBatch() []byte {
 // stateSnapshot is what a principal without grants must not change.
 type stateSnapshot struct {
 	Topics     map[string]int
+	Starts     map[int32]int64
 	Ends       map[int32]int64
 	Committed  map[int32]int64
 	Retention  string
@@ -346,7 +355,7 @@ type stateSnapshot struct {
 func snapshot(t *testing.T, adm *kadm.Client) stateSnapshot {
 	t.Helper()
 	ctx := t.Context()
-	s := stateSnapshot{Topics: map[string]int{}, Ends: map[int32]int64{}, Committed: map[int32]int64{}}
+	s := stateSnapshot{Topics: map[string]int{}, Starts: map[int32]int64{}, Ends: map[int32]int64{}, Committed: map[int32]int64{}}
 	td, err := adm.ListTopics(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -359,6 +368,11 @@ func snapshot(t *testing.T, adm *kadm.Client) stateSnapshot {
 		t.Fatal(err)
 	}
 	ends.Each(func(o kadm.ListedOffset) { s.Ends[o.Partition] = o.Offset })
+	starts, err := adm.ListStartOffsets(ctx, "payments")
+	if err != nil {
+		t.Fatal(err)
+	}
+	starts.Each(func(o kadm.ListedOffset) { s.Starts[o.Partition] = o.Offset })
 	offs, err := adm.FetchOffsets(ctx, "g1")
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/strata-mq/strata/pkg/apierr"
 )
 
 // This file holds the metadata operations of the storage lifecycle
@@ -122,6 +124,58 @@ func (s *Store) TruncateSegments(ctx context.Context, l Layout, newStart int64) 
 		return fmt.Errorf("%w: %s/%d changed since revision %d", ErrConflict, l.TopicID, l.Partition, l.Revision)
 	}
 	return nil
+}
+
+// SetLogStart moves a partition's log start forward to offset (-1: its
+// next offset, the high watermark), as Kafka's DeleteRecords does, and
+// returns the log start it has afterwards. The entries that lie wholly
+// below the new log start are deleted in the same transaction; the new
+// log start may lie inside an entry, whose records below it readers skip.
+// It never moves the log start backwards: an offset at or below the
+// current one changes nothing. An offset past the next offset, or below
+// -1, fails with apierr.ErrOffsetOutOfRange; a partition changed by a
+// lifecycle operation meanwhile with ErrConflict (call it again).
+func (s *Store) SetLogStart(ctx context.Context, topicID string, partition int32, offset int64) (int64, error) {
+	if offset < -1 {
+		return 0, apierr.Errorf(apierr.ErrOffsetOutOfRange, "log start %d of %s/%d is negative", offset, topicID, partition)
+	}
+	l, err := s.ReadLayout(ctx, topicID, partition)
+	if err != nil {
+		return 0, err
+	}
+	if offset == -1 {
+		offset = l.NextOffset
+	}
+	if offset <= l.LogStart {
+		return l.LogStart, nil
+	}
+	if offset > l.NextOffset {
+		return 0, apierr.Errorf(apierr.ErrOffsetOutOfRange, "log start %d of %s/%d is past the high watermark %d", offset, topicID, partition, l.NextOffset)
+	}
+	keep := offset // the first offset of the first entry kept
+	for _, e := range l.Entries {
+		if e.LastOffset >= offset {
+			keep = min(keep, e.FirstOffset)
+			break
+		}
+	}
+	from, to := s.keys.segments(topicID, partition), s.keys.segment(topicID, partition, keep)
+	cmps := append(s.fenceCmps(l),
+		// No entry below keep was rewritten since l was read.
+		clientv3.Compare(clientv3.ModRevision(from), "<", l.Revision+1).WithRange(to))
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	resp, err := s.cli.Txn(ctx).If(cmps...).Then(
+		clientv3.OpDelete(from, clientv3.WithRange(to)),
+		clientv3.OpPut(s.keys.logStart(topicID, partition), encode(LogStart{V: valueVersion, Offset: offset})),
+	).Commit()
+	if err != nil {
+		return 0, fmt.Errorf("meta: set log start %s/%d to %d: %w", topicID, partition, offset, err)
+	}
+	if !resp.Succeeded {
+		return 0, fmt.Errorf("%w: %s/%d changed since revision %d", ErrConflict, topicID, partition, l.Revision)
+	}
+	return offset, nil
 }
 
 // SwapSegments replaces the run of entries old (consecutive entries of l)

@@ -535,36 +535,3 @@ func IsRetriable(err error) bool {
 	return err != nil && !errors.Is(err, ErrFenced) && !errors.Is(err, ErrOffsetMismatch) &&
 		!errors.Is(err, ErrInvalidEntry) && !errors.Is(err, ErrConflict)
 }
-
-// SetLogStart moves a partition's log start forward. It never moves it
-// backwards.
-func (s *Store) SetLogStart(ctx context.Context, topicID string, partition int32, offset int64) error {
-	if offset < 0 {
-		return fmt.Errorf("meta: log start %d is negative", offset)
-	}
-	cur, err := s.GetPartition(ctx, topicID, partition)
-	if err != nil {
-		return err
-	}
-	if offset <= cur.LogStart {
-		return nil
-	}
-	if offset > cur.NextOffset {
-		return fmt.Errorf("meta: log start %d is past next offset %d", offset, cur.NextOffset)
-	}
-	ctx, cancel := s.ctx(ctx)
-	defer cancel()
-	key := s.keys.logStart(topicID, partition)
-	cmp := clientv3.Compare(clientv3.CreateRevision(key), "=", 0)
-	if cur.LogStart > 0 {
-		cmp = clientv3.Compare(clientv3.Value(key), "=", encode(LogStart{V: valueVersion, Offset: cur.LogStart}))
-	}
-	resp, err := s.cli.Txn(ctx).If(cmp).Then(clientv3.OpPut(key, encode(LogStart{V: valueVersion, Offset: offset}))).Commit()
-	if err != nil {
-		return fmt.Errorf("meta: set log start %s/%d: %w", topicID, partition, err)
-	}
-	if !resp.Succeeded {
-		return fmt.Errorf("%w: log start of %s/%d", ErrConflict, topicID, partition)
-	}
-	return nil
-}

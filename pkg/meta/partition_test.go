@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/strata-mq/strata/pkg/apierr"
 	"github.com/strata-mq/strata/pkg/meta"
 )
 
@@ -304,17 +305,19 @@ func TestLogStart(t *testing.T) {
 	if errs := s.CommitSegments(ctx, []meta.Commit{{Broker: "b1", Epoch: 1, Entry: entry(top.ID, 0, 0, 100)}}); errs[0] != nil {
 		t.Fatal(errs[0])
 	}
-	if err := s.SetLogStart(ctx, top.ID, 0, 40); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.SetLogStart(ctx, top.ID, 0, 20); err != nil { // never backwards
-		t.Fatal(err)
-	}
-	if err := s.SetLogStart(ctx, top.ID, 0, 101); err == nil {
-		t.Fatal("log start past next offset accepted")
-	}
-	if err := s.SetLogStart(ctx, top.ID, 0, -1); err == nil {
-		t.Fatal("negative log start accepted")
+	for _, c := range []struct {
+		offset, want int64
+		err          error
+	}{
+		{40, 40, nil},
+		{20, 40, nil}, // never backwards
+		{101, 0, apierr.ErrOffsetOutOfRange},
+		{-2, 0, apierr.ErrOffsetOutOfRange},
+	} {
+		got, err := s.SetLogStart(ctx, top.ID, 0, c.offset)
+		if !errors.Is(err, c.err) || (err == nil && got != c.want) {
+			t.Fatalf("SetLogStart(%d) = %d, %v; want %d, %v", c.offset, got, err, c.want, c.err)
+		}
 	}
 	st, err := s.GetPartition(ctx, top.ID, 0)
 	if err != nil {
@@ -322,6 +325,23 @@ func TestLogStart(t *testing.T) {
 	}
 	if st.LogStart != 40 || st.NextOffset != 100 {
 		t.Fatalf("state = %+v, want log start 40, next 100", st)
+	}
+	// The entry the log start falls inside stays; readers skip its
+	// records below the log start.
+	l, err := s.ReadLayout(ctx, top.ID, 0)
+	if err != nil || len(l.Entries) != 1 || l.LogStart != 40 {
+		t.Fatalf("layout = %+v, %v; want the entry 0..99 at log start 40", l, err)
+	}
+	// A lifecycle change read before the move is fenced off by it.
+	if got, err := s.SetLogStart(ctx, top.ID, 0, -1); err != nil || got != 100 { // the high watermark
+		t.Fatalf("SetLogStart(-1) = %d, %v; want 100", got, err)
+	}
+	if err := s.TruncateSegments(ctx, l, 100); !errors.Is(err, meta.ErrConflict) {
+		t.Fatalf("truncate of a layout read before the move: %v, want ErrConflict", err)
+	}
+	// An entry wholly below the log start goes with the move.
+	if l, err = s.ReadLayout(ctx, top.ID, 0); err != nil || len(l.Entries) != 0 || l.LogStart != 100 {
+		t.Fatalf("layout = %+v, %v; want no entries at log start 100", l, err)
 	}
 	// Moving the log start does not disturb the owner's commits.
 	if errs := s.CommitSegments(ctx, []meta.Commit{{Broker: "b1", Epoch: 1, Entry: entry(top.ID, 0, 100, 1)}}); errs[0] != nil {
@@ -456,7 +476,7 @@ func TestGetPartitions(t *testing.T) {
 	if errs := s.CommitSegments(ctx, []meta.Commit{{Broker: "b1", Epoch: 1, Entry: entry(top.ID, 7, 0, 10)}}); errs[0] != nil {
 		t.Fatal(errs[0])
 	}
-	if err := s.SetLogStart(ctx, top.ID, 7, 4); err != nil {
+	if _, err := s.SetLogStart(ctx, top.ID, 7, 4); err != nil {
 		t.Fatal(err)
 	}
 	ids := make([]meta.PartitionID, 0, n)

@@ -30,6 +30,8 @@ type Admin struct {
 	metrics *metrics
 	// dialOpts secure the connection to the coordinator (TLS).
 	dialOpts []rpc.DialOption
+	// fetcher, if not nil, learns the log starts DeleteRecords moved.
+	fetcher *Fetcher
 
 	mu   sync.Mutex // guards addr, conn and closed
 	addr string     // the leader address conn is dialled to
@@ -66,6 +68,23 @@ func (a *Admin) ClusterStatus(ctx context.Context, req *stratav1.ClusterStatusRe
 // AlterTopic forwards to the coordinator leader.
 func (a *Admin) AlterTopic(ctx context.Context, req *stratav1.AlterTopicRequest) (*stratav1.AlterTopicResponse, error) {
 	return forward(ctx, a, "AlterTopic", stratav1.CoordinatorClient.AlterTopic, req)
+}
+
+// DeleteRecords forwards to the coordinator leader. Then this proxy's
+// fetches refuse the records below the new log starts at once, rather
+// than after LogStartTTL; other proxies' do within LogStartTTL.
+func (a *Admin) DeleteRecords(ctx context.Context, req *stratav1.DeleteRecordsRequest) (*stratav1.DeleteRecordsResponse, error) {
+	resp, err := forward(ctx, a, "DeleteRecords", stratav1.CoordinatorClient.DeleteRecords, req)
+	if err == nil && a.fetcher != nil {
+		var moved []int32
+		for _, r := range resp.GetResults() {
+			if r.GetError() == nil {
+				moved = append(moved, r.GetPartition())
+			}
+		}
+		a.fetcher.relearn(ctx, req.GetTopic(), moved)
+	}
+	return resp, err
 }
 
 // forward makes one admin call at the leader, with the retry rules of Admin.

@@ -452,6 +452,23 @@ func (f *Fetcher) logStart(ctx context.Context, id string, p int32, fresh bool) 
 	return st.LogStart, err
 }
 
+// relearn reads the states of topic's partitions from etcd now, so that
+// the log starts cached are the ones just moved. A failure is logged: the
+// cache then catches up within LogStartTTL.
+func (f *Fetcher) relearn(ctx context.Context, topic string, partitions []int32) {
+	t, ok := f.view.Topic(topic)
+	if !ok || len(partitions) == 0 {
+		return
+	}
+	ids := make([]meta.PartitionID, len(partitions))
+	for i, p := range partitions {
+		ids[i] = meta.PartitionID{TopicID: t.ID, Partition: p}
+	}
+	if _, err := f.readPartitions(ctx, ids); err != nil {
+		f.log.Warn("could not read the log starts DeleteRecords moved", "topic", topic, "err", err)
+	}
+}
+
 // readPartition reads a partition's state from etcd (see readPartitions).
 func (f *Fetcher) readPartition(ctx context.Context, id string, p int32) (meta.PartitionState, error) {
 	sts, err := f.readPartitions(ctx, []meta.PartitionID{{TopicID: id, Partition: p}})

@@ -229,13 +229,13 @@ func TestReadPartitions(t *testing.T) {
 	if sts := read("wide", 0, 1, 2, 3); len(sts) != 3 || sts[2].Partition != 2 {
 		t.Fatalf("wide: read %+v, want partitions 0-2", sts)
 	}
-	if err := e.meta.SetLogStart(e.ctx, wt.ID, 0, 10); err != nil {
+	if _, err := e.meta.SetLogStart(e.ctx, wt.ID, 0, 10); err != nil {
 		t.Fatal(err)
 	}
 	if sts := read("warm", 0, 0); sts[0].LogStart != 10 || sts[0].NextOffset != 30 {
 		t.Fatalf("warm/0 read as %+v, want log start 10, next offset 30", sts[0])
 	}
-	if err := e.meta.SetLogStart(e.ctx, wt.ID, 0, 20); err != nil {
+	if _, err := e.meta.SetLogStart(e.ctx, wt.ID, 0, 20); err != nil {
 		t.Fatal(err)
 	}
 	r, err := e.client.ListOffsets(e.ctx, &stratav1.ListOffsetsRequest{Topic: "warm", TimestampMs: OffsetEarliest})

@@ -96,7 +96,7 @@ func New(cfg Config) (*Server, error) {
 		recent: recent,
 	}
 	s.fetcher.warmCtx, s.fetcher.cancelWarm = context.WithCancel(context.Background())
-	s.admin = &Admin{meta: cfg.Meta, timeout: cfg.AdminTimeout, done: s.closing, log: s.log, metrics: s.metrics, dialOpts: []rpc.DialOption{rpc.WithTLS(cfg.TLS), rpc.WithUnaryClientInterceptors(auth.ForwardPrincipal())}}
+	s.admin = &Admin{meta: cfg.Meta, timeout: cfg.AdminTimeout, done: s.closing, log: s.log, metrics: s.metrics, fetcher: s.fetcher, dialOpts: []rpc.DialOption{rpc.WithTLS(cfg.TLS), rpc.WithUnaryClientInterceptors(auth.ForwardPrincipal())}}
 	if err := s.initSecurity(); err != nil {
 		return nil, err
 	}

@@ -135,6 +135,10 @@ func (v *service) DescribeTopic(ctx context.Context, req *stratav1.DescribeTopic
 	return v.s.admin.DescribeTopic(ctx, req)
 }
 
+func (v *service) DeleteRecords(ctx context.Context, req *stratav1.DeleteRecordsRequest) (*stratav1.DeleteRecordsResponse, error) {
+	return v.s.admin.DeleteRecords(ctx, req)
+}
+
 func (v *service) ClusterStatus(ctx context.Context, req *stratav1.ClusterStatusRequest) (*stratav1.ClusterStatusResponse, error) {
 	return v.s.admin.ClusterStatus(ctx, req)
 }

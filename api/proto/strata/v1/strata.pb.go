@@ -1937,6 +1937,222 @@ func (x *AlterTopicResponse) GetTopic() *TopicInfo {
 	return nil
 }
 
+type DeleteRecordsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Topic string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	// Each partition at most once.
+	Partitions    []*DeleteRecordsPartition `protobuf:"bytes,2,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteRecordsRequest) Reset() {
+	*x = DeleteRecordsRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteRecordsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteRecordsRequest) ProtoMessage() {}
+
+func (x *DeleteRecordsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteRecordsRequest.ProtoReflect.Descriptor instead.
+func (*DeleteRecordsRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *DeleteRecordsRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *DeleteRecordsRequest) GetPartitions() []*DeleteRecordsPartition {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+type DeleteRecordsPartition struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Partition int32                  `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	// The new log start: the records below it are deleted. -1 is the high
+	// watermark (every record written so far). An offset at or below the
+	// current log start changes nothing; one above the high watermark is
+	// OFFSET_OUT_OF_RANGE.
+	Offset        int64 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteRecordsPartition) Reset() {
+	*x = DeleteRecordsPartition{}
+	mi := &file_strata_v1_strata_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteRecordsPartition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteRecordsPartition) ProtoMessage() {}
+
+func (x *DeleteRecordsPartition) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteRecordsPartition.ProtoReflect.Descriptor instead.
+func (*DeleteRecordsPartition) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *DeleteRecordsPartition) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *DeleteRecordsPartition) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+type DeleteRecordsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One per requested partition, in request order.
+	Results       []*DeleteRecordsResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteRecordsResponse) Reset() {
+	*x = DeleteRecordsResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteRecordsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteRecordsResponse) ProtoMessage() {}
+
+func (x *DeleteRecordsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteRecordsResponse.ProtoReflect.Descriptor instead.
+func (*DeleteRecordsResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *DeleteRecordsResponse) GetResults() []*DeleteRecordsResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+type DeleteRecordsResult struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Partition int32                  `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	// The partition's log start after the call (Kafka's low watermark).
+	LogStartOffset int64 `protobuf:"varint,2,opt,name=log_start_offset,json=logStartOffset,proto3" json:"log_start_offset,omitempty"`
+	// Set when this partition's change failed; the others are not affected.
+	Error         *PartError `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteRecordsResult) Reset() {
+	*x = DeleteRecordsResult{}
+	mi := &file_strata_v1_strata_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteRecordsResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteRecordsResult) ProtoMessage() {}
+
+func (x *DeleteRecordsResult) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteRecordsResult.ProtoReflect.Descriptor instead.
+func (*DeleteRecordsResult) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *DeleteRecordsResult) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *DeleteRecordsResult) GetLogStartOffset() int64 {
+	if x != nil {
+		return x.LogStartOffset
+	}
+	return 0
+}
+
+func (x *DeleteRecordsResult) GetError() *PartError {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
 type DrainBrokerRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The broker's ID, as ClusterStatus lists it.
@@ -1951,7 +2167,7 @@ type DrainBrokerRequest struct {
 
 func (x *DrainBrokerRequest) Reset() {
 	*x = DrainBrokerRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[29]
+	mi := &file_strata_v1_strata_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1963,7 +2179,7 @@ func (x *DrainBrokerRequest) String() string {
 func (*DrainBrokerRequest) ProtoMessage() {}
 
 func (x *DrainBrokerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[29]
+	mi := &file_strata_v1_strata_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1976,7 +2192,7 @@ func (x *DrainBrokerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainBrokerRequest.ProtoReflect.Descriptor instead.
 func (*DrainBrokerRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{29}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *DrainBrokerRequest) GetBrokerId() string {
@@ -2003,7 +2219,7 @@ type UndrainBrokerRequest struct {
 
 func (x *UndrainBrokerRequest) Reset() {
 	*x = UndrainBrokerRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[30]
+	mi := &file_strata_v1_strata_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2015,7 +2231,7 @@ func (x *UndrainBrokerRequest) String() string {
 func (*UndrainBrokerRequest) ProtoMessage() {}
 
 func (x *UndrainBrokerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[30]
+	mi := &file_strata_v1_strata_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2028,7 +2244,7 @@ func (x *UndrainBrokerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndrainBrokerRequest.ProtoReflect.Descriptor instead.
 func (*UndrainBrokerRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{30}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *UndrainBrokerRequest) GetBrokerId() string {
@@ -2046,7 +2262,7 @@ type UndrainBrokerResponse struct {
 
 func (x *UndrainBrokerResponse) Reset() {
 	*x = UndrainBrokerResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[31]
+	mi := &file_strata_v1_strata_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2058,7 +2274,7 @@ func (x *UndrainBrokerResponse) String() string {
 func (*UndrainBrokerResponse) ProtoMessage() {}
 
 func (x *UndrainBrokerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[31]
+	mi := &file_strata_v1_strata_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2071,7 +2287,7 @@ func (x *UndrainBrokerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndrainBrokerResponse.ProtoReflect.Descriptor instead.
 func (*UndrainBrokerResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{31}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{35}
 }
 
 type DrainBrokerResponse struct {
@@ -2084,7 +2300,7 @@ type DrainBrokerResponse struct {
 
 func (x *DrainBrokerResponse) Reset() {
 	*x = DrainBrokerResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[32]
+	mi := &file_strata_v1_strata_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2096,7 +2312,7 @@ func (x *DrainBrokerResponse) String() string {
 func (*DrainBrokerResponse) ProtoMessage() {}
 
 func (x *DrainBrokerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[32]
+	mi := &file_strata_v1_strata_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2109,7 +2325,7 @@ func (x *DrainBrokerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainBrokerResponse.ProtoReflect.Descriptor instead.
 func (*DrainBrokerResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{32}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *DrainBrokerResponse) GetReleased() []*PartitionRef {
@@ -2137,7 +2353,7 @@ type ReleasePartitionsRequest struct {
 
 func (x *ReleasePartitionsRequest) Reset() {
 	*x = ReleasePartitionsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[33]
+	mi := &file_strata_v1_strata_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2149,7 +2365,7 @@ func (x *ReleasePartitionsRequest) String() string {
 func (*ReleasePartitionsRequest) ProtoMessage() {}
 
 func (x *ReleasePartitionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[33]
+	mi := &file_strata_v1_strata_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2162,7 +2378,7 @@ func (x *ReleasePartitionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleasePartitionsRequest.ProtoReflect.Descriptor instead.
 func (*ReleasePartitionsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{33}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ReleasePartitionsRequest) GetPartitions() []*PartitionRef {
@@ -2196,7 +2412,7 @@ type ReleasePartitionsResponse struct {
 
 func (x *ReleasePartitionsResponse) Reset() {
 	*x = ReleasePartitionsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[34]
+	mi := &file_strata_v1_strata_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2208,7 +2424,7 @@ func (x *ReleasePartitionsResponse) String() string {
 func (*ReleasePartitionsResponse) ProtoMessage() {}
 
 func (x *ReleasePartitionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[34]
+	mi := &file_strata_v1_strata_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2221,7 +2437,7 @@ func (x *ReleasePartitionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleasePartitionsResponse.ProtoReflect.Descriptor instead.
 func (*ReleasePartitionsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{34}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ReleasePartitionsResponse) GetReleased() []*PartitionRef {
@@ -2242,7 +2458,7 @@ type TopicPartitions struct {
 
 func (x *TopicPartitions) Reset() {
 	*x = TopicPartitions{}
-	mi := &file_strata_v1_strata_proto_msgTypes[35]
+	mi := &file_strata_v1_strata_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2254,7 +2470,7 @@ func (x *TopicPartitions) String() string {
 func (*TopicPartitions) ProtoMessage() {}
 
 func (x *TopicPartitions) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[35]
+	mi := &file_strata_v1_strata_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2267,7 +2483,7 @@ func (x *TopicPartitions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicPartitions.ProtoReflect.Descriptor instead.
 func (*TopicPartitions) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{35}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *TopicPartitions) GetTopic() string {
@@ -2311,7 +2527,7 @@ type GroupHeartbeatRequest struct {
 
 func (x *GroupHeartbeatRequest) Reset() {
 	*x = GroupHeartbeatRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[36]
+	mi := &file_strata_v1_strata_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2323,7 +2539,7 @@ func (x *GroupHeartbeatRequest) String() string {
 func (*GroupHeartbeatRequest) ProtoMessage() {}
 
 func (x *GroupHeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[36]
+	mi := &file_strata_v1_strata_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2336,7 +2552,7 @@ func (x *GroupHeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupHeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*GroupHeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{36}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GroupHeartbeatRequest) GetGroup() string {
@@ -2412,7 +2628,7 @@ type GroupHeartbeatResponse struct {
 
 func (x *GroupHeartbeatResponse) Reset() {
 	*x = GroupHeartbeatResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[37]
+	mi := &file_strata_v1_strata_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2424,7 +2640,7 @@ func (x *GroupHeartbeatResponse) String() string {
 func (*GroupHeartbeatResponse) ProtoMessage() {}
 
 func (x *GroupHeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[37]
+	mi := &file_strata_v1_strata_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2437,7 +2653,7 @@ func (x *GroupHeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupHeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*GroupHeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{37}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GroupHeartbeatResponse) GetMemberEpoch() int64 {
@@ -2486,7 +2702,7 @@ type LeaveGroupRequest struct {
 
 func (x *LeaveGroupRequest) Reset() {
 	*x = LeaveGroupRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[38]
+	mi := &file_strata_v1_strata_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2498,7 +2714,7 @@ func (x *LeaveGroupRequest) String() string {
 func (*LeaveGroupRequest) ProtoMessage() {}
 
 func (x *LeaveGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[38]
+	mi := &file_strata_v1_strata_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2511,7 +2727,7 @@ func (x *LeaveGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveGroupRequest.ProtoReflect.Descriptor instead.
 func (*LeaveGroupRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{38}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *LeaveGroupRequest) GetGroup() string {
@@ -2543,7 +2759,7 @@ type LeaveGroupResponse struct {
 
 func (x *LeaveGroupResponse) Reset() {
 	*x = LeaveGroupResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[39]
+	mi := &file_strata_v1_strata_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2555,7 +2771,7 @@ func (x *LeaveGroupResponse) String() string {
 func (*LeaveGroupResponse) ProtoMessage() {}
 
 func (x *LeaveGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[39]
+	mi := &file_strata_v1_strata_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2568,7 +2784,7 @@ func (x *LeaveGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveGroupResponse.ProtoReflect.Descriptor instead.
 func (*LeaveGroupResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{39}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{43}
 }
 
 type PartitionOffset struct {
@@ -2583,7 +2799,7 @@ type PartitionOffset struct {
 
 func (x *PartitionOffset) Reset() {
 	*x = PartitionOffset{}
-	mi := &file_strata_v1_strata_proto_msgTypes[40]
+	mi := &file_strata_v1_strata_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2595,7 +2811,7 @@ func (x *PartitionOffset) String() string {
 func (*PartitionOffset) ProtoMessage() {}
 
 func (x *PartitionOffset) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[40]
+	mi := &file_strata_v1_strata_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2608,7 +2824,7 @@ func (x *PartitionOffset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionOffset.ProtoReflect.Descriptor instead.
 func (*PartitionOffset) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{40}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *PartitionOffset) GetPartition() int32 {
@@ -2642,7 +2858,7 @@ type TopicOffsets struct {
 
 func (x *TopicOffsets) Reset() {
 	*x = TopicOffsets{}
-	mi := &file_strata_v1_strata_proto_msgTypes[41]
+	mi := &file_strata_v1_strata_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2654,7 +2870,7 @@ func (x *TopicOffsets) String() string {
 func (*TopicOffsets) ProtoMessage() {}
 
 func (x *TopicOffsets) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[41]
+	mi := &file_strata_v1_strata_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2667,7 +2883,7 @@ func (x *TopicOffsets) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicOffsets.ProtoReflect.Descriptor instead.
 func (*TopicOffsets) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{41}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *TopicOffsets) GetTopic() string {
@@ -2696,7 +2912,7 @@ type CommitOffsetsRequest struct {
 
 func (x *CommitOffsetsRequest) Reset() {
 	*x = CommitOffsetsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[42]
+	mi := &file_strata_v1_strata_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2708,7 +2924,7 @@ func (x *CommitOffsetsRequest) String() string {
 func (*CommitOffsetsRequest) ProtoMessage() {}
 
 func (x *CommitOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[42]
+	mi := &file_strata_v1_strata_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2721,7 +2937,7 @@ func (x *CommitOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*CommitOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{42}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *CommitOffsetsRequest) GetGroup() string {
@@ -2760,7 +2976,7 @@ type CommitOffsetsResponse struct {
 
 func (x *CommitOffsetsResponse) Reset() {
 	*x = CommitOffsetsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[43]
+	mi := &file_strata_v1_strata_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2772,7 +2988,7 @@ func (x *CommitOffsetsResponse) String() string {
 func (*CommitOffsetsResponse) ProtoMessage() {}
 
 func (x *CommitOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[43]
+	mi := &file_strata_v1_strata_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2785,7 +3001,7 @@ func (x *CommitOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*CommitOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{43}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{47}
 }
 
 type FetchOffsetsRequest struct {
@@ -2799,7 +3015,7 @@ type FetchOffsetsRequest struct {
 
 func (x *FetchOffsetsRequest) Reset() {
 	*x = FetchOffsetsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[44]
+	mi := &file_strata_v1_strata_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2811,7 +3027,7 @@ func (x *FetchOffsetsRequest) String() string {
 func (*FetchOffsetsRequest) ProtoMessage() {}
 
 func (x *FetchOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[44]
+	mi := &file_strata_v1_strata_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2824,7 +3040,7 @@ func (x *FetchOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*FetchOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{44}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *FetchOffsetsRequest) GetGroup() string {
@@ -2850,7 +3066,7 @@ type FetchOffsetsResponse struct {
 
 func (x *FetchOffsetsResponse) Reset() {
 	*x = FetchOffsetsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[45]
+	mi := &file_strata_v1_strata_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2862,7 +3078,7 @@ func (x *FetchOffsetsResponse) String() string {
 func (*FetchOffsetsResponse) ProtoMessage() {}
 
 func (x *FetchOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[45]
+	mi := &file_strata_v1_strata_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2875,7 +3091,7 @@ func (x *FetchOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*FetchOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{45}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *FetchOffsetsResponse) GetTopics() []*TopicOffsets {
@@ -2893,7 +3109,7 @@ type ListGroupsRequest struct {
 
 func (x *ListGroupsRequest) Reset() {
 	*x = ListGroupsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[46]
+	mi := &file_strata_v1_strata_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2905,7 +3121,7 @@ func (x *ListGroupsRequest) String() string {
 func (*ListGroupsRequest) ProtoMessage() {}
 
 func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[46]
+	mi := &file_strata_v1_strata_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2918,7 +3134,7 @@ func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsRequest.ProtoReflect.Descriptor instead.
 func (*ListGroupsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{46}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{50}
 }
 
 type GroupSummary struct {
@@ -2936,7 +3152,7 @@ type GroupSummary struct {
 
 func (x *GroupSummary) Reset() {
 	*x = GroupSummary{}
-	mi := &file_strata_v1_strata_proto_msgTypes[47]
+	mi := &file_strata_v1_strata_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2948,7 +3164,7 @@ func (x *GroupSummary) String() string {
 func (*GroupSummary) ProtoMessage() {}
 
 func (x *GroupSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[47]
+	mi := &file_strata_v1_strata_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2961,7 +3177,7 @@ func (x *GroupSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupSummary.ProtoReflect.Descriptor instead.
 func (*GroupSummary) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{47}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *GroupSummary) GetGroup() string {
@@ -3008,7 +3224,7 @@ type ListGroupsResponse struct {
 
 func (x *ListGroupsResponse) Reset() {
 	*x = ListGroupsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[48]
+	mi := &file_strata_v1_strata_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3020,7 +3236,7 @@ func (x *ListGroupsResponse) String() string {
 func (*ListGroupsResponse) ProtoMessage() {}
 
 func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[48]
+	mi := &file_strata_v1_strata_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3033,7 +3249,7 @@ func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsResponse.ProtoReflect.Descriptor instead.
 func (*ListGroupsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{48}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ListGroupsResponse) GetGroups() []*GroupSummary {
@@ -3052,7 +3268,7 @@ type DescribeGroupRequest struct {
 
 func (x *DescribeGroupRequest) Reset() {
 	*x = DescribeGroupRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[49]
+	mi := &file_strata_v1_strata_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3064,7 +3280,7 @@ func (x *DescribeGroupRequest) String() string {
 func (*DescribeGroupRequest) ProtoMessage() {}
 
 func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[49]
+	mi := &file_strata_v1_strata_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3077,7 +3293,7 @@ func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupRequest.ProtoReflect.Descriptor instead.
 func (*DescribeGroupRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{49}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *DescribeGroupRequest) GetGroup() string {
@@ -3104,7 +3320,7 @@ type GroupMember struct {
 
 func (x *GroupMember) Reset() {
 	*x = GroupMember{}
-	mi := &file_strata_v1_strata_proto_msgTypes[50]
+	mi := &file_strata_v1_strata_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3116,7 +3332,7 @@ func (x *GroupMember) String() string {
 func (*GroupMember) ProtoMessage() {}
 
 func (x *GroupMember) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[50]
+	mi := &file_strata_v1_strata_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3129,7 +3345,7 @@ func (x *GroupMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupMember.ProtoReflect.Descriptor instead.
 func (*GroupMember) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{50}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *GroupMember) GetMemberId() string {
@@ -3200,7 +3416,7 @@ type GroupPartitionLag struct {
 
 func (x *GroupPartitionLag) Reset() {
 	*x = GroupPartitionLag{}
-	mi := &file_strata_v1_strata_proto_msgTypes[51]
+	mi := &file_strata_v1_strata_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3212,7 +3428,7 @@ func (x *GroupPartitionLag) String() string {
 func (*GroupPartitionLag) ProtoMessage() {}
 
 func (x *GroupPartitionLag) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[51]
+	mi := &file_strata_v1_strata_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3225,7 +3441,7 @@ func (x *GroupPartitionLag) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupPartitionLag.ProtoReflect.Descriptor instead.
 func (*GroupPartitionLag) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{51}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *GroupPartitionLag) GetTopic() string {
@@ -3293,7 +3509,7 @@ type DescribeGroupResponse struct {
 
 func (x *DescribeGroupResponse) Reset() {
 	*x = DescribeGroupResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[52]
+	mi := &file_strata_v1_strata_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3305,7 +3521,7 @@ func (x *DescribeGroupResponse) String() string {
 func (*DescribeGroupResponse) ProtoMessage() {}
 
 func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[52]
+	mi := &file_strata_v1_strata_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3318,7 +3534,7 @@ func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupResponse.ProtoReflect.Descriptor instead.
 func (*DescribeGroupResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{52}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *DescribeGroupResponse) GetGroup() string {
@@ -3374,7 +3590,7 @@ type ResetOffsetsRequest struct {
 
 func (x *ResetOffsetsRequest) Reset() {
 	*x = ResetOffsetsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[53]
+	mi := &file_strata_v1_strata_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3386,7 +3602,7 @@ func (x *ResetOffsetsRequest) String() string {
 func (*ResetOffsetsRequest) ProtoMessage() {}
 
 func (x *ResetOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[53]
+	mi := &file_strata_v1_strata_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3399,7 +3615,7 @@ func (x *ResetOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*ResetOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{53}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ResetOffsetsRequest) GetGroup() string {
@@ -3424,7 +3640,7 @@ type ResetOffsetsResponse struct {
 
 func (x *ResetOffsetsResponse) Reset() {
 	*x = ResetOffsetsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[54]
+	mi := &file_strata_v1_strata_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3436,7 +3652,7 @@ func (x *ResetOffsetsResponse) String() string {
 func (*ResetOffsetsResponse) ProtoMessage() {}
 
 func (x *ResetOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[54]
+	mi := &file_strata_v1_strata_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3449,7 +3665,7 @@ func (x *ResetOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*ResetOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{54}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{58}
 }
 
 // An ACL grants a principal one operation on a resource.
@@ -3470,7 +3686,7 @@ type Acl struct {
 
 func (x *Acl) Reset() {
 	*x = Acl{}
-	mi := &file_strata_v1_strata_proto_msgTypes[55]
+	mi := &file_strata_v1_strata_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3482,7 +3698,7 @@ func (x *Acl) String() string {
 func (*Acl) ProtoMessage() {}
 
 func (x *Acl) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[55]
+	mi := &file_strata_v1_strata_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3495,7 +3711,7 @@ func (x *Acl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Acl.ProtoReflect.Descriptor instead.
 func (*Acl) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{55}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *Acl) GetPrincipal() string {
@@ -3535,7 +3751,7 @@ type AddAclRequest struct {
 
 func (x *AddAclRequest) Reset() {
 	*x = AddAclRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[56]
+	mi := &file_strata_v1_strata_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3547,7 +3763,7 @@ func (x *AddAclRequest) String() string {
 func (*AddAclRequest) ProtoMessage() {}
 
 func (x *AddAclRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[56]
+	mi := &file_strata_v1_strata_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3560,7 +3776,7 @@ func (x *AddAclRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddAclRequest.ProtoReflect.Descriptor instead.
 func (*AddAclRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{56}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *AddAclRequest) GetAcl() *Acl {
@@ -3581,7 +3797,7 @@ type AddAclResponse struct {
 
 func (x *AddAclResponse) Reset() {
 	*x = AddAclResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[57]
+	mi := &file_strata_v1_strata_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3593,7 +3809,7 @@ func (x *AddAclResponse) String() string {
 func (*AddAclResponse) ProtoMessage() {}
 
 func (x *AddAclResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[57]
+	mi := &file_strata_v1_strata_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3606,7 +3822,7 @@ func (x *AddAclResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddAclResponse.ProtoReflect.Descriptor instead.
 func (*AddAclResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{57}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *AddAclResponse) GetAclsEnforced() bool {
@@ -3625,7 +3841,7 @@ type RemoveAclRequest struct {
 
 func (x *RemoveAclRequest) Reset() {
 	*x = RemoveAclRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[58]
+	mi := &file_strata_v1_strata_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3637,7 +3853,7 @@ func (x *RemoveAclRequest) String() string {
 func (*RemoveAclRequest) ProtoMessage() {}
 
 func (x *RemoveAclRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[58]
+	mi := &file_strata_v1_strata_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3650,7 +3866,7 @@ func (x *RemoveAclRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveAclRequest.ProtoReflect.Descriptor instead.
 func (*RemoveAclRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{58}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *RemoveAclRequest) GetAcl() *Acl {
@@ -3670,7 +3886,7 @@ type RemoveAclResponse struct {
 
 func (x *RemoveAclResponse) Reset() {
 	*x = RemoveAclResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[59]
+	mi := &file_strata_v1_strata_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3682,7 +3898,7 @@ func (x *RemoveAclResponse) String() string {
 func (*RemoveAclResponse) ProtoMessage() {}
 
 func (x *RemoveAclResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[59]
+	mi := &file_strata_v1_strata_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3695,7 +3911,7 @@ func (x *RemoveAclResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveAclResponse.ProtoReflect.Descriptor instead.
 func (*RemoveAclResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{59}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *RemoveAclResponse) GetRemoved() bool {
@@ -3715,7 +3931,7 @@ type ListAclsRequest struct {
 
 func (x *ListAclsRequest) Reset() {
 	*x = ListAclsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[60]
+	mi := &file_strata_v1_strata_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3727,7 +3943,7 @@ func (x *ListAclsRequest) String() string {
 func (*ListAclsRequest) ProtoMessage() {}
 
 func (x *ListAclsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[60]
+	mi := &file_strata_v1_strata_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3740,7 +3956,7 @@ func (x *ListAclsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAclsRequest.ProtoReflect.Descriptor instead.
 func (*ListAclsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{60}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *ListAclsRequest) GetPrincipal() string {
@@ -3759,7 +3975,7 @@ type ListAclsResponse struct {
 
 func (x *ListAclsResponse) Reset() {
 	*x = ListAclsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[61]
+	mi := &file_strata_v1_strata_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3771,7 +3987,7 @@ func (x *ListAclsResponse) String() string {
 func (*ListAclsResponse) ProtoMessage() {}
 
 func (x *ListAclsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[61]
+	mi := &file_strata_v1_strata_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3784,7 +4000,7 @@ func (x *ListAclsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAclsResponse.ProtoReflect.Descriptor instead.
 func (*ListAclsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{61}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *ListAclsResponse) GetAcls() []*Acl {
@@ -3806,7 +4022,7 @@ type ClassicProtocol struct {
 
 func (x *ClassicProtocol) Reset() {
 	*x = ClassicProtocol{}
-	mi := &file_strata_v1_strata_proto_msgTypes[62]
+	mi := &file_strata_v1_strata_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3818,7 +4034,7 @@ func (x *ClassicProtocol) String() string {
 func (*ClassicProtocol) ProtoMessage() {}
 
 func (x *ClassicProtocol) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[62]
+	mi := &file_strata_v1_strata_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3831,7 +4047,7 @@ func (x *ClassicProtocol) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClassicProtocol.ProtoReflect.Descriptor instead.
 func (*ClassicProtocol) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{62}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *ClassicProtocol) GetName() string {
@@ -3875,7 +4091,7 @@ type JoinClassicGroupRequest struct {
 
 func (x *JoinClassicGroupRequest) Reset() {
 	*x = JoinClassicGroupRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[63]
+	mi := &file_strata_v1_strata_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3887,7 +4103,7 @@ func (x *JoinClassicGroupRequest) String() string {
 func (*JoinClassicGroupRequest) ProtoMessage() {}
 
 func (x *JoinClassicGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[63]
+	mi := &file_strata_v1_strata_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3900,7 +4116,7 @@ func (x *JoinClassicGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinClassicGroupRequest.ProtoReflect.Descriptor instead.
 func (*JoinClassicGroupRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{63}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *JoinClassicGroupRequest) GetGroup() string {
@@ -3991,7 +4207,7 @@ type ClassicMemberMetadata struct {
 
 func (x *ClassicMemberMetadata) Reset() {
 	*x = ClassicMemberMetadata{}
-	mi := &file_strata_v1_strata_proto_msgTypes[64]
+	mi := &file_strata_v1_strata_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4003,7 +4219,7 @@ func (x *ClassicMemberMetadata) String() string {
 func (*ClassicMemberMetadata) ProtoMessage() {}
 
 func (x *ClassicMemberMetadata) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[64]
+	mi := &file_strata_v1_strata_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4016,7 +4232,7 @@ func (x *ClassicMemberMetadata) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClassicMemberMetadata.ProtoReflect.Descriptor instead.
 func (*ClassicMemberMetadata) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{64}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *ClassicMemberMetadata) GetMemberId() string {
@@ -4061,7 +4277,7 @@ type JoinClassicGroupResponse struct {
 
 func (x *JoinClassicGroupResponse) Reset() {
 	*x = JoinClassicGroupResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[65]
+	mi := &file_strata_v1_strata_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4073,7 +4289,7 @@ func (x *JoinClassicGroupResponse) String() string {
 func (*JoinClassicGroupResponse) ProtoMessage() {}
 
 func (x *JoinClassicGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[65]
+	mi := &file_strata_v1_strata_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4086,7 +4302,7 @@ func (x *JoinClassicGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinClassicGroupResponse.ProtoReflect.Descriptor instead.
 func (*JoinClassicGroupResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{65}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *JoinClassicGroupResponse) GetPending() bool {
@@ -4155,7 +4371,7 @@ type ClassicAssignment struct {
 
 func (x *ClassicAssignment) Reset() {
 	*x = ClassicAssignment{}
-	mi := &file_strata_v1_strata_proto_msgTypes[66]
+	mi := &file_strata_v1_strata_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4167,7 +4383,7 @@ func (x *ClassicAssignment) String() string {
 func (*ClassicAssignment) ProtoMessage() {}
 
 func (x *ClassicAssignment) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[66]
+	mi := &file_strata_v1_strata_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4180,7 +4396,7 @@ func (x *ClassicAssignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClassicAssignment.ProtoReflect.Descriptor instead.
 func (*ClassicAssignment) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{66}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *ClassicAssignment) GetMemberId() string {
@@ -4213,7 +4429,7 @@ type SyncClassicGroupRequest struct {
 
 func (x *SyncClassicGroupRequest) Reset() {
 	*x = SyncClassicGroupRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[67]
+	mi := &file_strata_v1_strata_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4225,7 +4441,7 @@ func (x *SyncClassicGroupRequest) String() string {
 func (*SyncClassicGroupRequest) ProtoMessage() {}
 
 func (x *SyncClassicGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[67]
+	mi := &file_strata_v1_strata_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4238,7 +4454,7 @@ func (x *SyncClassicGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncClassicGroupRequest.ProtoReflect.Descriptor instead.
 func (*SyncClassicGroupRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{67}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *SyncClassicGroupRequest) GetGroup() string {
@@ -4296,7 +4512,7 @@ type SyncClassicGroupResponse struct {
 
 func (x *SyncClassicGroupResponse) Reset() {
 	*x = SyncClassicGroupResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[68]
+	mi := &file_strata_v1_strata_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4308,7 +4524,7 @@ func (x *SyncClassicGroupResponse) String() string {
 func (*SyncClassicGroupResponse) ProtoMessage() {}
 
 func (x *SyncClassicGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[68]
+	mi := &file_strata_v1_strata_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4321,7 +4537,7 @@ func (x *SyncClassicGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncClassicGroupResponse.ProtoReflect.Descriptor instead.
 func (*SyncClassicGroupResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{68}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *SyncClassicGroupResponse) GetPending() bool {
@@ -4364,7 +4580,7 @@ type ClassicHeartbeatRequest struct {
 
 func (x *ClassicHeartbeatRequest) Reset() {
 	*x = ClassicHeartbeatRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[69]
+	mi := &file_strata_v1_strata_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4376,7 +4592,7 @@ func (x *ClassicHeartbeatRequest) String() string {
 func (*ClassicHeartbeatRequest) ProtoMessage() {}
 
 func (x *ClassicHeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[69]
+	mi := &file_strata_v1_strata_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4389,7 +4605,7 @@ func (x *ClassicHeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClassicHeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*ClassicHeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{69}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *ClassicHeartbeatRequest) GetGroup() string {
@@ -4428,7 +4644,7 @@ type ClassicHeartbeatResponse struct {
 
 func (x *ClassicHeartbeatResponse) Reset() {
 	*x = ClassicHeartbeatResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[70]
+	mi := &file_strata_v1_strata_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4440,7 +4656,7 @@ func (x *ClassicHeartbeatResponse) String() string {
 func (*ClassicHeartbeatResponse) ProtoMessage() {}
 
 func (x *ClassicHeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[70]
+	mi := &file_strata_v1_strata_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4453,7 +4669,7 @@ func (x *ClassicHeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClassicHeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*ClassicHeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{70}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{74}
 }
 
 type LeaveClassicGroupRequest struct {
@@ -4468,7 +4684,7 @@ type LeaveClassicGroupRequest struct {
 
 func (x *LeaveClassicGroupRequest) Reset() {
 	*x = LeaveClassicGroupRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[71]
+	mi := &file_strata_v1_strata_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4480,7 +4696,7 @@ func (x *LeaveClassicGroupRequest) String() string {
 func (*LeaveClassicGroupRequest) ProtoMessage() {}
 
 func (x *LeaveClassicGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[71]
+	mi := &file_strata_v1_strata_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4493,7 +4709,7 @@ func (x *LeaveClassicGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveClassicGroupRequest.ProtoReflect.Descriptor instead.
 func (*LeaveClassicGroupRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{71}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *LeaveClassicGroupRequest) GetGroup() string {
@@ -4525,7 +4741,7 @@ type LeaveClassicGroupResponse struct {
 
 func (x *LeaveClassicGroupResponse) Reset() {
 	*x = LeaveClassicGroupResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[72]
+	mi := &file_strata_v1_strata_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4537,7 +4753,7 @@ func (x *LeaveClassicGroupResponse) String() string {
 func (*LeaveClassicGroupResponse) ProtoMessage() {}
 
 func (x *LeaveClassicGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[72]
+	mi := &file_strata_v1_strata_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4550,7 +4766,7 @@ func (x *LeaveClassicGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveClassicGroupResponse.ProtoReflect.Descriptor instead.
 func (*LeaveClassicGroupResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{72}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{76}
 }
 
 type CommitClassicOffsetsRequest struct {
@@ -4567,7 +4783,7 @@ type CommitClassicOffsetsRequest struct {
 
 func (x *CommitClassicOffsetsRequest) Reset() {
 	*x = CommitClassicOffsetsRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[73]
+	mi := &file_strata_v1_strata_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4579,7 +4795,7 @@ func (x *CommitClassicOffsetsRequest) String() string {
 func (*CommitClassicOffsetsRequest) ProtoMessage() {}
 
 func (x *CommitClassicOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[73]
+	mi := &file_strata_v1_strata_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4592,7 +4808,7 @@ func (x *CommitClassicOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitClassicOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*CommitClassicOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{73}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *CommitClassicOffsetsRequest) GetGroup() string {
@@ -4638,7 +4854,7 @@ type CommitClassicOffsetsResponse struct {
 
 func (x *CommitClassicOffsetsResponse) Reset() {
 	*x = CommitClassicOffsetsResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[74]
+	mi := &file_strata_v1_strata_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4650,7 +4866,7 @@ func (x *CommitClassicOffsetsResponse) String() string {
 func (*CommitClassicOffsetsResponse) ProtoMessage() {}
 
 func (x *CommitClassicOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[74]
+	mi := &file_strata_v1_strata_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4663,7 +4879,7 @@ func (x *CommitClassicOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitClassicOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*CommitClassicOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{74}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{78}
 }
 
 type DescribeClassicGroupRequest struct {
@@ -4675,7 +4891,7 @@ type DescribeClassicGroupRequest struct {
 
 func (x *DescribeClassicGroupRequest) Reset() {
 	*x = DescribeClassicGroupRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[75]
+	mi := &file_strata_v1_strata_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4687,7 +4903,7 @@ func (x *DescribeClassicGroupRequest) String() string {
 func (*DescribeClassicGroupRequest) ProtoMessage() {}
 
 func (x *DescribeClassicGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[75]
+	mi := &file_strata_v1_strata_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4700,7 +4916,7 @@ func (x *DescribeClassicGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeClassicGroupRequest.ProtoReflect.Descriptor instead.
 func (*DescribeClassicGroupRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{75}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *DescribeClassicGroupRequest) GetGroup() string {
@@ -4725,7 +4941,7 @@ type ClassicMemberDescription struct {
 
 func (x *ClassicMemberDescription) Reset() {
 	*x = ClassicMemberDescription{}
-	mi := &file_strata_v1_strata_proto_msgTypes[76]
+	mi := &file_strata_v1_strata_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4737,7 +4953,7 @@ func (x *ClassicMemberDescription) String() string {
 func (*ClassicMemberDescription) ProtoMessage() {}
 
 func (x *ClassicMemberDescription) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[76]
+	mi := &file_strata_v1_strata_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4750,7 +4966,7 @@ func (x *ClassicMemberDescription) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClassicMemberDescription.ProtoReflect.Descriptor instead.
 func (*ClassicMemberDescription) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{76}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *ClassicMemberDescription) GetMemberId() string {
@@ -4811,7 +5027,7 @@ type DescribeClassicGroupResponse struct {
 
 func (x *DescribeClassicGroupResponse) Reset() {
 	*x = DescribeClassicGroupResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[77]
+	mi := &file_strata_v1_strata_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4823,7 +5039,7 @@ func (x *DescribeClassicGroupResponse) String() string {
 func (*DescribeClassicGroupResponse) ProtoMessage() {}
 
 func (x *DescribeClassicGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[77]
+	mi := &file_strata_v1_strata_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4836,7 +5052,7 @@ func (x *DescribeClassicGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeClassicGroupResponse.ProtoReflect.Descriptor instead.
 func (*DescribeClassicGroupResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{77}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *DescribeClassicGroupResponse) GetState() string {
@@ -4876,7 +5092,7 @@ type DeleteGroupRequest struct {
 
 func (x *DeleteGroupRequest) Reset() {
 	*x = DeleteGroupRequest{}
-	mi := &file_strata_v1_strata_proto_msgTypes[78]
+	mi := &file_strata_v1_strata_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4888,7 +5104,7 @@ func (x *DeleteGroupRequest) String() string {
 func (*DeleteGroupRequest) ProtoMessage() {}
 
 func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[78]
+	mi := &file_strata_v1_strata_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4901,7 +5117,7 @@ func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGroupRequest.ProtoReflect.Descriptor instead.
 func (*DeleteGroupRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{78}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *DeleteGroupRequest) GetGroup() string {
@@ -4919,7 +5135,7 @@ type DeleteGroupResponse struct {
 
 func (x *DeleteGroupResponse) Reset() {
 	*x = DeleteGroupResponse{}
-	mi := &file_strata_v1_strata_proto_msgTypes[79]
+	mi := &file_strata_v1_strata_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4931,7 +5147,7 @@ func (x *DeleteGroupResponse) String() string {
 func (*DeleteGroupResponse) ProtoMessage() {}
 
 func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_strata_proto_msgTypes[79]
+	mi := &file_strata_v1_strata_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4944,7 +5160,7 @@ func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGroupResponse.ProtoReflect.Descriptor instead.
 func (*DeleteGroupResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_strata_proto_rawDescGZIP(), []int{79}
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{83}
 }
 
 var File_strata_v1_strata_proto protoreflect.FileDescriptor
@@ -5066,7 +5282,21 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12.\n" +
 	"\x06config\x18\x02 \x01(\v2\x16.strata.v1.TopicConfigR\x06config\"@\n" +
 	"\x12AlterTopicResponse\x12*\n" +
-	"\x05topic\x18\x01 \x01(\v2\x14.strata.v1.TopicInfoR\x05topic\"G\n" +
+	"\x05topic\x18\x01 \x01(\v2\x14.strata.v1.TopicInfoR\x05topic\"o\n" +
+	"\x14DeleteRecordsRequest\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12A\n" +
+	"\n" +
+	"partitions\x18\x02 \x03(\v2!.strata.v1.DeleteRecordsPartitionR\n" +
+	"partitions\"N\n" +
+	"\x16DeleteRecordsPartition\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x03R\x06offset\"Q\n" +
+	"\x15DeleteRecordsResponse\x128\n" +
+	"\aresults\x18\x01 \x03(\v2\x1e.strata.v1.DeleteRecordsResultR\aresults\"\x89\x01\n" +
+	"\x13DeleteRecordsResult\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12(\n" +
+	"\x10log_start_offset\x18\x02 \x01(\x03R\x0elogStartOffset\x12*\n" +
+	"\x05error\x18\x03 \x01(\v2\x14.strata.v1.PartErrorR\x05error\"G\n" +
 	"\x12DrainBrokerRequest\x12\x1b\n" +
 	"\tbroker_id\x18\x01 \x01(\tR\bbrokerId\x12\x14\n" +
 	"\x05force\x18\x02 \x01(\bR\x05force\"3\n" +
@@ -5319,7 +5549,7 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"OffsetSpec\x12\x1b\n" +
 	"\x17OFFSET_SPEC_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x06LATEST\x10\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01\x12\x15\n" +
-	"\bEARLIEST\x10\xfe\xff\xff\xff\xff\xff\xff\xff\xff\x012\xa1\r\n" +
+	"\bEARLIEST\x10\xfe\xff\xff\xff\xff\xff\xff\xff\xff\x012\xf5\r\n" +
 	"\x06Strata\x12@\n" +
 	"\aProduce\x12\x19.strata.v1.ProduceRequest\x1a\x1a.strata.v1.ProduceResponse\x12L\n" +
 	"\vProduceMany\x12\x1d.strata.v1.ProduceManyRequest\x1a\x1e.strata.v1.ProduceManyResponse\x12:\n" +
@@ -5332,7 +5562,8 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\rDescribeTopic\x12\x1f.strata.v1.DescribeTopicRequest\x1a .strata.v1.DescribeTopicResponse\x12R\n" +
 	"\rClusterStatus\x12\x1f.strata.v1.ClusterStatusRequest\x1a .strata.v1.ClusterStatusResponse\x12I\n" +
 	"\n" +
-	"AlterTopic\x12\x1c.strata.v1.AlterTopicRequest\x1a\x1d.strata.v1.AlterTopicResponse\x12L\n" +
+	"AlterTopic\x12\x1c.strata.v1.AlterTopicRequest\x1a\x1d.strata.v1.AlterTopicResponse\x12R\n" +
+	"\rDeleteRecords\x12\x1f.strata.v1.DeleteRecordsRequest\x1a .strata.v1.DeleteRecordsResponse\x12L\n" +
 	"\vDrainBroker\x12\x1d.strata.v1.DrainBrokerRequest\x1a\x1e.strata.v1.DrainBrokerResponse\x12R\n" +
 	"\rUndrainBroker\x12\x1f.strata.v1.UndrainBrokerRequest\x1a .strata.v1.UndrainBrokerResponse\x12U\n" +
 	"\x0eGroupHeartbeat\x12 .strata.v1.GroupHeartbeatRequest\x1a!.strata.v1.GroupHeartbeatResponse\x12I\n" +
@@ -5351,7 +5582,7 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\aProduce\x12\x19.strata.v1.ProduceRequest\x1a\x1a.strata.v1.ProduceResponse\x12V\n" +
 	"\rProduceStream\x12\x1f.strata.v1.ProduceStreamRequest\x1a .strata.v1.ProduceStreamResponse(\x010\x01\x12^\n" +
 	"\x11ReleasePartitions\x12#.strata.v1.ReleasePartitionsRequest\x1a$.strata.v1.ReleasePartitionsResponse\x12L\n" +
-	"\aUndrain\x12\x1f.strata.v1.UndrainBrokerRequest\x1a .strata.v1.UndrainBrokerResponse2\xd7\x0e\n" +
+	"\aUndrain\x12\x1f.strata.v1.UndrainBrokerRequest\x1a .strata.v1.UndrainBrokerResponse2\xab\x0f\n" +
 	"\vCoordinator\x12L\n" +
 	"\vCreateTopic\x12\x1d.strata.v1.CreateTopicRequest\x1a\x1e.strata.v1.CreateTopicResponse\x12L\n" +
 	"\vDeleteTopic\x12\x1d.strata.v1.DeleteTopicRequest\x1a\x1e.strata.v1.DeleteTopicResponse\x12I\n" +
@@ -5360,7 +5591,8 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\rDescribeTopic\x12\x1f.strata.v1.DescribeTopicRequest\x1a .strata.v1.DescribeTopicResponse\x12R\n" +
 	"\rClusterStatus\x12\x1f.strata.v1.ClusterStatusRequest\x1a .strata.v1.ClusterStatusResponse\x12I\n" +
 	"\n" +
-	"AlterTopic\x12\x1c.strata.v1.AlterTopicRequest\x1a\x1d.strata.v1.AlterTopicResponse\x12L\n" +
+	"AlterTopic\x12\x1c.strata.v1.AlterTopicRequest\x1a\x1d.strata.v1.AlterTopicResponse\x12R\n" +
+	"\rDeleteRecords\x12\x1f.strata.v1.DeleteRecordsRequest\x1a .strata.v1.DeleteRecordsResponse\x12L\n" +
 	"\vDrainBroker\x12\x1d.strata.v1.DrainBrokerRequest\x1a\x1e.strata.v1.DrainBrokerResponse\x12R\n" +
 	"\rUndrainBroker\x12\x1f.strata.v1.UndrainBrokerRequest\x1a .strata.v1.UndrainBrokerResponse\x12U\n" +
 	"\x0eGroupHeartbeat\x12 .strata.v1.GroupHeartbeatRequest\x1a!.strata.v1.GroupHeartbeatResponse\x12I\n" +
@@ -5393,7 +5625,7 @@ func file_strata_v1_strata_proto_rawDescGZIP() []byte {
 }
 
 var file_strata_v1_strata_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_strata_v1_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 80)
+var file_strata_v1_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 84)
 var file_strata_v1_strata_proto_goTypes = []any{
 	(Reason)(0),                          // 0: strata.v1.Reason
 	(OffsetSpec)(0),                      // 1: strata.v1.OffsetSpec
@@ -5426,57 +5658,61 @@ var file_strata_v1_strata_proto_goTypes = []any{
 	(*ClusterStatusResponse)(nil),        // 28: strata.v1.ClusterStatusResponse
 	(*AlterTopicRequest)(nil),            // 29: strata.v1.AlterTopicRequest
 	(*AlterTopicResponse)(nil),           // 30: strata.v1.AlterTopicResponse
-	(*DrainBrokerRequest)(nil),           // 31: strata.v1.DrainBrokerRequest
-	(*UndrainBrokerRequest)(nil),         // 32: strata.v1.UndrainBrokerRequest
-	(*UndrainBrokerResponse)(nil),        // 33: strata.v1.UndrainBrokerResponse
-	(*DrainBrokerResponse)(nil),          // 34: strata.v1.DrainBrokerResponse
-	(*ReleasePartitionsRequest)(nil),     // 35: strata.v1.ReleasePartitionsRequest
-	(*ReleasePartitionsResponse)(nil),    // 36: strata.v1.ReleasePartitionsResponse
-	(*TopicPartitions)(nil),              // 37: strata.v1.TopicPartitions
-	(*GroupHeartbeatRequest)(nil),        // 38: strata.v1.GroupHeartbeatRequest
-	(*GroupHeartbeatResponse)(nil),       // 39: strata.v1.GroupHeartbeatResponse
-	(*LeaveGroupRequest)(nil),            // 40: strata.v1.LeaveGroupRequest
-	(*LeaveGroupResponse)(nil),           // 41: strata.v1.LeaveGroupResponse
-	(*PartitionOffset)(nil),              // 42: strata.v1.PartitionOffset
-	(*TopicOffsets)(nil),                 // 43: strata.v1.TopicOffsets
-	(*CommitOffsetsRequest)(nil),         // 44: strata.v1.CommitOffsetsRequest
-	(*CommitOffsetsResponse)(nil),        // 45: strata.v1.CommitOffsetsResponse
-	(*FetchOffsetsRequest)(nil),          // 46: strata.v1.FetchOffsetsRequest
-	(*FetchOffsetsResponse)(nil),         // 47: strata.v1.FetchOffsetsResponse
-	(*ListGroupsRequest)(nil),            // 48: strata.v1.ListGroupsRequest
-	(*GroupSummary)(nil),                 // 49: strata.v1.GroupSummary
-	(*ListGroupsResponse)(nil),           // 50: strata.v1.ListGroupsResponse
-	(*DescribeGroupRequest)(nil),         // 51: strata.v1.DescribeGroupRequest
-	(*GroupMember)(nil),                  // 52: strata.v1.GroupMember
-	(*GroupPartitionLag)(nil),            // 53: strata.v1.GroupPartitionLag
-	(*DescribeGroupResponse)(nil),        // 54: strata.v1.DescribeGroupResponse
-	(*ResetOffsetsRequest)(nil),          // 55: strata.v1.ResetOffsetsRequest
-	(*ResetOffsetsResponse)(nil),         // 56: strata.v1.ResetOffsetsResponse
-	(*Acl)(nil),                          // 57: strata.v1.Acl
-	(*AddAclRequest)(nil),                // 58: strata.v1.AddAclRequest
-	(*AddAclResponse)(nil),               // 59: strata.v1.AddAclResponse
-	(*RemoveAclRequest)(nil),             // 60: strata.v1.RemoveAclRequest
-	(*RemoveAclResponse)(nil),            // 61: strata.v1.RemoveAclResponse
-	(*ListAclsRequest)(nil),              // 62: strata.v1.ListAclsRequest
-	(*ListAclsResponse)(nil),             // 63: strata.v1.ListAclsResponse
-	(*ClassicProtocol)(nil),              // 64: strata.v1.ClassicProtocol
-	(*JoinClassicGroupRequest)(nil),      // 65: strata.v1.JoinClassicGroupRequest
-	(*ClassicMemberMetadata)(nil),        // 66: strata.v1.ClassicMemberMetadata
-	(*JoinClassicGroupResponse)(nil),     // 67: strata.v1.JoinClassicGroupResponse
-	(*ClassicAssignment)(nil),            // 68: strata.v1.ClassicAssignment
-	(*SyncClassicGroupRequest)(nil),      // 69: strata.v1.SyncClassicGroupRequest
-	(*SyncClassicGroupResponse)(nil),     // 70: strata.v1.SyncClassicGroupResponse
-	(*ClassicHeartbeatRequest)(nil),      // 71: strata.v1.ClassicHeartbeatRequest
-	(*ClassicHeartbeatResponse)(nil),     // 72: strata.v1.ClassicHeartbeatResponse
-	(*LeaveClassicGroupRequest)(nil),     // 73: strata.v1.LeaveClassicGroupRequest
-	(*LeaveClassicGroupResponse)(nil),    // 74: strata.v1.LeaveClassicGroupResponse
-	(*CommitClassicOffsetsRequest)(nil),  // 75: strata.v1.CommitClassicOffsetsRequest
-	(*CommitClassicOffsetsResponse)(nil), // 76: strata.v1.CommitClassicOffsetsResponse
-	(*DescribeClassicGroupRequest)(nil),  // 77: strata.v1.DescribeClassicGroupRequest
-	(*ClassicMemberDescription)(nil),     // 78: strata.v1.ClassicMemberDescription
-	(*DescribeClassicGroupResponse)(nil), // 79: strata.v1.DescribeClassicGroupResponse
-	(*DeleteGroupRequest)(nil),           // 80: strata.v1.DeleteGroupRequest
-	(*DeleteGroupResponse)(nil),          // 81: strata.v1.DeleteGroupResponse
+	(*DeleteRecordsRequest)(nil),         // 31: strata.v1.DeleteRecordsRequest
+	(*DeleteRecordsPartition)(nil),       // 32: strata.v1.DeleteRecordsPartition
+	(*DeleteRecordsResponse)(nil),        // 33: strata.v1.DeleteRecordsResponse
+	(*DeleteRecordsResult)(nil),          // 34: strata.v1.DeleteRecordsResult
+	(*DrainBrokerRequest)(nil),           // 35: strata.v1.DrainBrokerRequest
+	(*UndrainBrokerRequest)(nil),         // 36: strata.v1.UndrainBrokerRequest
+	(*UndrainBrokerResponse)(nil),        // 37: strata.v1.UndrainBrokerResponse
+	(*DrainBrokerResponse)(nil),          // 38: strata.v1.DrainBrokerResponse
+	(*ReleasePartitionsRequest)(nil),     // 39: strata.v1.ReleasePartitionsRequest
+	(*ReleasePartitionsResponse)(nil),    // 40: strata.v1.ReleasePartitionsResponse
+	(*TopicPartitions)(nil),              // 41: strata.v1.TopicPartitions
+	(*GroupHeartbeatRequest)(nil),        // 42: strata.v1.GroupHeartbeatRequest
+	(*GroupHeartbeatResponse)(nil),       // 43: strata.v1.GroupHeartbeatResponse
+	(*LeaveGroupRequest)(nil),            // 44: strata.v1.LeaveGroupRequest
+	(*LeaveGroupResponse)(nil),           // 45: strata.v1.LeaveGroupResponse
+	(*PartitionOffset)(nil),              // 46: strata.v1.PartitionOffset
+	(*TopicOffsets)(nil),                 // 47: strata.v1.TopicOffsets
+	(*CommitOffsetsRequest)(nil),         // 48: strata.v1.CommitOffsetsRequest
+	(*CommitOffsetsResponse)(nil),        // 49: strata.v1.CommitOffsetsResponse
+	(*FetchOffsetsRequest)(nil),          // 50: strata.v1.FetchOffsetsRequest
+	(*FetchOffsetsResponse)(nil),         // 51: strata.v1.FetchOffsetsResponse
+	(*ListGroupsRequest)(nil),            // 52: strata.v1.ListGroupsRequest
+	(*GroupSummary)(nil),                 // 53: strata.v1.GroupSummary
+	(*ListGroupsResponse)(nil),           // 54: strata.v1.ListGroupsResponse
+	(*DescribeGroupRequest)(nil),         // 55: strata.v1.DescribeGroupRequest
+	(*GroupMember)(nil),                  // 56: strata.v1.GroupMember
+	(*GroupPartitionLag)(nil),            // 57: strata.v1.GroupPartitionLag
+	(*DescribeGroupResponse)(nil),        // 58: strata.v1.DescribeGroupResponse
+	(*ResetOffsetsRequest)(nil),          // 59: strata.v1.ResetOffsetsRequest
+	(*ResetOffsetsResponse)(nil),         // 60: strata.v1.ResetOffsetsResponse
+	(*Acl)(nil),                          // 61: strata.v1.Acl
+	(*AddAclRequest)(nil),                // 62: strata.v1.AddAclRequest
+	(*AddAclResponse)(nil),               // 63: strata.v1.AddAclResponse
+	(*RemoveAclRequest)(nil),             // 64: strata.v1.RemoveAclRequest
+	(*RemoveAclResponse)(nil),            // 65: strata.v1.RemoveAclResponse
+	(*ListAclsRequest)(nil),              // 66: strata.v1.ListAclsRequest
+	(*ListAclsResponse)(nil),             // 67: strata.v1.ListAclsResponse
+	(*ClassicProtocol)(nil),              // 68: strata.v1.ClassicProtocol
+	(*JoinClassicGroupRequest)(nil),      // 69: strata.v1.JoinClassicGroupRequest
+	(*ClassicMemberMetadata)(nil),        // 70: strata.v1.ClassicMemberMetadata
+	(*JoinClassicGroupResponse)(nil),     // 71: strata.v1.JoinClassicGroupResponse
+	(*ClassicAssignment)(nil),            // 72: strata.v1.ClassicAssignment
+	(*SyncClassicGroupRequest)(nil),      // 73: strata.v1.SyncClassicGroupRequest
+	(*SyncClassicGroupResponse)(nil),     // 74: strata.v1.SyncClassicGroupResponse
+	(*ClassicHeartbeatRequest)(nil),      // 75: strata.v1.ClassicHeartbeatRequest
+	(*ClassicHeartbeatResponse)(nil),     // 76: strata.v1.ClassicHeartbeatResponse
+	(*LeaveClassicGroupRequest)(nil),     // 77: strata.v1.LeaveClassicGroupRequest
+	(*LeaveClassicGroupResponse)(nil),    // 78: strata.v1.LeaveClassicGroupResponse
+	(*CommitClassicOffsetsRequest)(nil),  // 79: strata.v1.CommitClassicOffsetsRequest
+	(*CommitClassicOffsetsResponse)(nil), // 80: strata.v1.CommitClassicOffsetsResponse
+	(*DescribeClassicGroupRequest)(nil),  // 81: strata.v1.DescribeClassicGroupRequest
+	(*ClassicMemberDescription)(nil),     // 82: strata.v1.ClassicMemberDescription
+	(*DescribeClassicGroupResponse)(nil), // 83: strata.v1.DescribeClassicGroupResponse
+	(*DeleteGroupRequest)(nil),           // 84: strata.v1.DeleteGroupRequest
+	(*DeleteGroupResponse)(nil),          // 85: strata.v1.DeleteGroupResponse
 }
 var file_strata_v1_strata_proto_depIdxs = []int32{
 	2,  // 0: strata.v1.ProduceManyRequest.parts:type_name -> strata.v1.ProduceRequest
@@ -5497,129 +5733,136 @@ var file_strata_v1_strata_proto_depIdxs = []int32{
 	26, // 15: strata.v1.ClusterStatusResponse.unassigned:type_name -> strata.v1.PartitionRef
 	14, // 16: strata.v1.AlterTopicRequest.config:type_name -> strata.v1.TopicConfig
 	16, // 17: strata.v1.AlterTopicResponse.topic:type_name -> strata.v1.TopicInfo
-	26, // 18: strata.v1.DrainBrokerResponse.released:type_name -> strata.v1.PartitionRef
-	26, // 19: strata.v1.ReleasePartitionsRequest.partitions:type_name -> strata.v1.PartitionRef
-	26, // 20: strata.v1.ReleasePartitionsResponse.released:type_name -> strata.v1.PartitionRef
-	37, // 21: strata.v1.GroupHeartbeatRequest.owned:type_name -> strata.v1.TopicPartitions
-	37, // 22: strata.v1.GroupHeartbeatResponse.assignment:type_name -> strata.v1.TopicPartitions
-	42, // 23: strata.v1.TopicOffsets.partitions:type_name -> strata.v1.PartitionOffset
-	43, // 24: strata.v1.CommitOffsetsRequest.topics:type_name -> strata.v1.TopicOffsets
-	43, // 25: strata.v1.FetchOffsetsResponse.topics:type_name -> strata.v1.TopicOffsets
-	49, // 26: strata.v1.ListGroupsResponse.groups:type_name -> strata.v1.GroupSummary
-	37, // 27: strata.v1.GroupMember.assignment:type_name -> strata.v1.TopicPartitions
-	37, // 28: strata.v1.GroupMember.pending:type_name -> strata.v1.TopicPartitions
-	52, // 29: strata.v1.DescribeGroupResponse.members:type_name -> strata.v1.GroupMember
-	53, // 30: strata.v1.DescribeGroupResponse.partitions:type_name -> strata.v1.GroupPartitionLag
-	43, // 31: strata.v1.ResetOffsetsRequest.topics:type_name -> strata.v1.TopicOffsets
-	57, // 32: strata.v1.AddAclRequest.acl:type_name -> strata.v1.Acl
-	57, // 33: strata.v1.RemoveAclRequest.acl:type_name -> strata.v1.Acl
-	57, // 34: strata.v1.ListAclsResponse.acls:type_name -> strata.v1.Acl
-	64, // 35: strata.v1.JoinClassicGroupRequest.protocols:type_name -> strata.v1.ClassicProtocol
-	66, // 36: strata.v1.JoinClassicGroupResponse.members:type_name -> strata.v1.ClassicMemberMetadata
-	68, // 37: strata.v1.SyncClassicGroupRequest.assignments:type_name -> strata.v1.ClassicAssignment
-	43, // 38: strata.v1.CommitClassicOffsetsRequest.topics:type_name -> strata.v1.TopicOffsets
-	78, // 39: strata.v1.DescribeClassicGroupResponse.members:type_name -> strata.v1.ClassicMemberDescription
-	2,  // 40: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
-	4,  // 41: strata.v1.Strata.ProduceMany:input_type -> strata.v1.ProduceManyRequest
-	10, // 42: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
-	12, // 43: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
-	17, // 44: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
-	19, // 45: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
-	21, // 46: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
-	23, // 47: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
-	25, // 48: strata.v1.Strata.ClusterStatus:input_type -> strata.v1.ClusterStatusRequest
-	29, // 49: strata.v1.Strata.AlterTopic:input_type -> strata.v1.AlterTopicRequest
-	31, // 50: strata.v1.Strata.DrainBroker:input_type -> strata.v1.DrainBrokerRequest
-	32, // 51: strata.v1.Strata.UndrainBroker:input_type -> strata.v1.UndrainBrokerRequest
-	38, // 52: strata.v1.Strata.GroupHeartbeat:input_type -> strata.v1.GroupHeartbeatRequest
-	40, // 53: strata.v1.Strata.LeaveGroup:input_type -> strata.v1.LeaveGroupRequest
-	44, // 54: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
-	46, // 55: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
-	48, // 56: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
-	51, // 57: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
-	55, // 58: strata.v1.Strata.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
-	58, // 59: strata.v1.Strata.AddAcl:input_type -> strata.v1.AddAclRequest
-	60, // 60: strata.v1.Strata.RemoveAcl:input_type -> strata.v1.RemoveAclRequest
-	62, // 61: strata.v1.Strata.ListAcls:input_type -> strata.v1.ListAclsRequest
-	2,  // 62: strata.v1.Broker.Produce:input_type -> strata.v1.ProduceRequest
-	8,  // 63: strata.v1.Broker.ProduceStream:input_type -> strata.v1.ProduceStreamRequest
-	35, // 64: strata.v1.Broker.ReleasePartitions:input_type -> strata.v1.ReleasePartitionsRequest
-	32, // 65: strata.v1.Broker.Undrain:input_type -> strata.v1.UndrainBrokerRequest
-	17, // 66: strata.v1.Coordinator.CreateTopic:input_type -> strata.v1.CreateTopicRequest
-	19, // 67: strata.v1.Coordinator.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
-	21, // 68: strata.v1.Coordinator.ListTopics:input_type -> strata.v1.ListTopicsRequest
-	23, // 69: strata.v1.Coordinator.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
-	25, // 70: strata.v1.Coordinator.ClusterStatus:input_type -> strata.v1.ClusterStatusRequest
-	29, // 71: strata.v1.Coordinator.AlterTopic:input_type -> strata.v1.AlterTopicRequest
-	31, // 72: strata.v1.Coordinator.DrainBroker:input_type -> strata.v1.DrainBrokerRequest
-	32, // 73: strata.v1.Coordinator.UndrainBroker:input_type -> strata.v1.UndrainBrokerRequest
-	38, // 74: strata.v1.Coordinator.GroupHeartbeat:input_type -> strata.v1.GroupHeartbeatRequest
-	40, // 75: strata.v1.Coordinator.LeaveGroup:input_type -> strata.v1.LeaveGroupRequest
-	44, // 76: strata.v1.Coordinator.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
-	46, // 77: strata.v1.Coordinator.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
-	48, // 78: strata.v1.Coordinator.ListGroups:input_type -> strata.v1.ListGroupsRequest
-	51, // 79: strata.v1.Coordinator.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
-	55, // 80: strata.v1.Coordinator.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
-	65, // 81: strata.v1.Coordinator.JoinClassicGroup:input_type -> strata.v1.JoinClassicGroupRequest
-	69, // 82: strata.v1.Coordinator.SyncClassicGroup:input_type -> strata.v1.SyncClassicGroupRequest
-	71, // 83: strata.v1.Coordinator.ClassicHeartbeat:input_type -> strata.v1.ClassicHeartbeatRequest
-	73, // 84: strata.v1.Coordinator.LeaveClassicGroup:input_type -> strata.v1.LeaveClassicGroupRequest
-	75, // 85: strata.v1.Coordinator.CommitClassicOffsets:input_type -> strata.v1.CommitClassicOffsetsRequest
-	77, // 86: strata.v1.Coordinator.DescribeClassicGroup:input_type -> strata.v1.DescribeClassicGroupRequest
-	80, // 87: strata.v1.Coordinator.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
-	3,  // 88: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
-	5,  // 89: strata.v1.Strata.ProduceMany:output_type -> strata.v1.ProduceManyResponse
-	11, // 90: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
-	13, // 91: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
-	18, // 92: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
-	20, // 93: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
-	22, // 94: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
-	24, // 95: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
-	28, // 96: strata.v1.Strata.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
-	30, // 97: strata.v1.Strata.AlterTopic:output_type -> strata.v1.AlterTopicResponse
-	34, // 98: strata.v1.Strata.DrainBroker:output_type -> strata.v1.DrainBrokerResponse
-	33, // 99: strata.v1.Strata.UndrainBroker:output_type -> strata.v1.UndrainBrokerResponse
-	39, // 100: strata.v1.Strata.GroupHeartbeat:output_type -> strata.v1.GroupHeartbeatResponse
-	41, // 101: strata.v1.Strata.LeaveGroup:output_type -> strata.v1.LeaveGroupResponse
-	45, // 102: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
-	47, // 103: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
-	50, // 104: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
-	54, // 105: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
-	56, // 106: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
-	59, // 107: strata.v1.Strata.AddAcl:output_type -> strata.v1.AddAclResponse
-	61, // 108: strata.v1.Strata.RemoveAcl:output_type -> strata.v1.RemoveAclResponse
-	63, // 109: strata.v1.Strata.ListAcls:output_type -> strata.v1.ListAclsResponse
-	3,  // 110: strata.v1.Broker.Produce:output_type -> strata.v1.ProduceResponse
-	9,  // 111: strata.v1.Broker.ProduceStream:output_type -> strata.v1.ProduceStreamResponse
-	36, // 112: strata.v1.Broker.ReleasePartitions:output_type -> strata.v1.ReleasePartitionsResponse
-	33, // 113: strata.v1.Broker.Undrain:output_type -> strata.v1.UndrainBrokerResponse
-	18, // 114: strata.v1.Coordinator.CreateTopic:output_type -> strata.v1.CreateTopicResponse
-	20, // 115: strata.v1.Coordinator.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
-	22, // 116: strata.v1.Coordinator.ListTopics:output_type -> strata.v1.ListTopicsResponse
-	24, // 117: strata.v1.Coordinator.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
-	28, // 118: strata.v1.Coordinator.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
-	30, // 119: strata.v1.Coordinator.AlterTopic:output_type -> strata.v1.AlterTopicResponse
-	34, // 120: strata.v1.Coordinator.DrainBroker:output_type -> strata.v1.DrainBrokerResponse
-	33, // 121: strata.v1.Coordinator.UndrainBroker:output_type -> strata.v1.UndrainBrokerResponse
-	39, // 122: strata.v1.Coordinator.GroupHeartbeat:output_type -> strata.v1.GroupHeartbeatResponse
-	41, // 123: strata.v1.Coordinator.LeaveGroup:output_type -> strata.v1.LeaveGroupResponse
-	45, // 124: strata.v1.Coordinator.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
-	47, // 125: strata.v1.Coordinator.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
-	50, // 126: strata.v1.Coordinator.ListGroups:output_type -> strata.v1.ListGroupsResponse
-	54, // 127: strata.v1.Coordinator.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
-	56, // 128: strata.v1.Coordinator.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
-	67, // 129: strata.v1.Coordinator.JoinClassicGroup:output_type -> strata.v1.JoinClassicGroupResponse
-	70, // 130: strata.v1.Coordinator.SyncClassicGroup:output_type -> strata.v1.SyncClassicGroupResponse
-	72, // 131: strata.v1.Coordinator.ClassicHeartbeat:output_type -> strata.v1.ClassicHeartbeatResponse
-	74, // 132: strata.v1.Coordinator.LeaveClassicGroup:output_type -> strata.v1.LeaveClassicGroupResponse
-	76, // 133: strata.v1.Coordinator.CommitClassicOffsets:output_type -> strata.v1.CommitClassicOffsetsResponse
-	79, // 134: strata.v1.Coordinator.DescribeClassicGroup:output_type -> strata.v1.DescribeClassicGroupResponse
-	81, // 135: strata.v1.Coordinator.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
-	88, // [88:136] is the sub-list for method output_type
-	40, // [40:88] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	32, // 18: strata.v1.DeleteRecordsRequest.partitions:type_name -> strata.v1.DeleteRecordsPartition
+	34, // 19: strata.v1.DeleteRecordsResponse.results:type_name -> strata.v1.DeleteRecordsResult
+	7,  // 20: strata.v1.DeleteRecordsResult.error:type_name -> strata.v1.PartError
+	26, // 21: strata.v1.DrainBrokerResponse.released:type_name -> strata.v1.PartitionRef
+	26, // 22: strata.v1.ReleasePartitionsRequest.partitions:type_name -> strata.v1.PartitionRef
+	26, // 23: strata.v1.ReleasePartitionsResponse.released:type_name -> strata.v1.PartitionRef
+	41, // 24: strata.v1.GroupHeartbeatRequest.owned:type_name -> strata.v1.TopicPartitions
+	41, // 25: strata.v1.GroupHeartbeatResponse.assignment:type_name -> strata.v1.TopicPartitions
+	46, // 26: strata.v1.TopicOffsets.partitions:type_name -> strata.v1.PartitionOffset
+	47, // 27: strata.v1.CommitOffsetsRequest.topics:type_name -> strata.v1.TopicOffsets
+	47, // 28: strata.v1.FetchOffsetsResponse.topics:type_name -> strata.v1.TopicOffsets
+	53, // 29: strata.v1.ListGroupsResponse.groups:type_name -> strata.v1.GroupSummary
+	41, // 30: strata.v1.GroupMember.assignment:type_name -> strata.v1.TopicPartitions
+	41, // 31: strata.v1.GroupMember.pending:type_name -> strata.v1.TopicPartitions
+	56, // 32: strata.v1.DescribeGroupResponse.members:type_name -> strata.v1.GroupMember
+	57, // 33: strata.v1.DescribeGroupResponse.partitions:type_name -> strata.v1.GroupPartitionLag
+	47, // 34: strata.v1.ResetOffsetsRequest.topics:type_name -> strata.v1.TopicOffsets
+	61, // 35: strata.v1.AddAclRequest.acl:type_name -> strata.v1.Acl
+	61, // 36: strata.v1.RemoveAclRequest.acl:type_name -> strata.v1.Acl
+	61, // 37: strata.v1.ListAclsResponse.acls:type_name -> strata.v1.Acl
+	68, // 38: strata.v1.JoinClassicGroupRequest.protocols:type_name -> strata.v1.ClassicProtocol
+	70, // 39: strata.v1.JoinClassicGroupResponse.members:type_name -> strata.v1.ClassicMemberMetadata
+	72, // 40: strata.v1.SyncClassicGroupRequest.assignments:type_name -> strata.v1.ClassicAssignment
+	47, // 41: strata.v1.CommitClassicOffsetsRequest.topics:type_name -> strata.v1.TopicOffsets
+	82, // 42: strata.v1.DescribeClassicGroupResponse.members:type_name -> strata.v1.ClassicMemberDescription
+	2,  // 43: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
+	4,  // 44: strata.v1.Strata.ProduceMany:input_type -> strata.v1.ProduceManyRequest
+	10, // 45: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
+	12, // 46: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
+	17, // 47: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
+	19, // 48: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
+	21, // 49: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
+	23, // 50: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
+	25, // 51: strata.v1.Strata.ClusterStatus:input_type -> strata.v1.ClusterStatusRequest
+	29, // 52: strata.v1.Strata.AlterTopic:input_type -> strata.v1.AlterTopicRequest
+	31, // 53: strata.v1.Strata.DeleteRecords:input_type -> strata.v1.DeleteRecordsRequest
+	35, // 54: strata.v1.Strata.DrainBroker:input_type -> strata.v1.DrainBrokerRequest
+	36, // 55: strata.v1.Strata.UndrainBroker:input_type -> strata.v1.UndrainBrokerRequest
+	42, // 56: strata.v1.Strata.GroupHeartbeat:input_type -> strata.v1.GroupHeartbeatRequest
+	44, // 57: strata.v1.Strata.LeaveGroup:input_type -> strata.v1.LeaveGroupRequest
+	48, // 58: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
+	50, // 59: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
+	52, // 60: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
+	55, // 61: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
+	59, // 62: strata.v1.Strata.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
+	62, // 63: strata.v1.Strata.AddAcl:input_type -> strata.v1.AddAclRequest
+	64, // 64: strata.v1.Strata.RemoveAcl:input_type -> strata.v1.RemoveAclRequest
+	66, // 65: strata.v1.Strata.ListAcls:input_type -> strata.v1.ListAclsRequest
+	2,  // 66: strata.v1.Broker.Produce:input_type -> strata.v1.ProduceRequest
+	8,  // 67: strata.v1.Broker.ProduceStream:input_type -> strata.v1.ProduceStreamRequest
+	39, // 68: strata.v1.Broker.ReleasePartitions:input_type -> strata.v1.ReleasePartitionsRequest
+	36, // 69: strata.v1.Broker.Undrain:input_type -> strata.v1.UndrainBrokerRequest
+	17, // 70: strata.v1.Coordinator.CreateTopic:input_type -> strata.v1.CreateTopicRequest
+	19, // 71: strata.v1.Coordinator.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
+	21, // 72: strata.v1.Coordinator.ListTopics:input_type -> strata.v1.ListTopicsRequest
+	23, // 73: strata.v1.Coordinator.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
+	25, // 74: strata.v1.Coordinator.ClusterStatus:input_type -> strata.v1.ClusterStatusRequest
+	29, // 75: strata.v1.Coordinator.AlterTopic:input_type -> strata.v1.AlterTopicRequest
+	31, // 76: strata.v1.Coordinator.DeleteRecords:input_type -> strata.v1.DeleteRecordsRequest
+	35, // 77: strata.v1.Coordinator.DrainBroker:input_type -> strata.v1.DrainBrokerRequest
+	36, // 78: strata.v1.Coordinator.UndrainBroker:input_type -> strata.v1.UndrainBrokerRequest
+	42, // 79: strata.v1.Coordinator.GroupHeartbeat:input_type -> strata.v1.GroupHeartbeatRequest
+	44, // 80: strata.v1.Coordinator.LeaveGroup:input_type -> strata.v1.LeaveGroupRequest
+	48, // 81: strata.v1.Coordinator.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
+	50, // 82: strata.v1.Coordinator.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
+	52, // 83: strata.v1.Coordinator.ListGroups:input_type -> strata.v1.ListGroupsRequest
+	55, // 84: strata.v1.Coordinator.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
+	59, // 85: strata.v1.Coordinator.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
+	69, // 86: strata.v1.Coordinator.JoinClassicGroup:input_type -> strata.v1.JoinClassicGroupRequest
+	73, // 87: strata.v1.Coordinator.SyncClassicGroup:input_type -> strata.v1.SyncClassicGroupRequest
+	75, // 88: strata.v1.Coordinator.ClassicHeartbeat:input_type -> strata.v1.ClassicHeartbeatRequest
+	77, // 89: strata.v1.Coordinator.LeaveClassicGroup:input_type -> strata.v1.LeaveClassicGroupRequest
+	79, // 90: strata.v1.Coordinator.CommitClassicOffsets:input_type -> strata.v1.CommitClassicOffsetsRequest
+	81, // 91: strata.v1.Coordinator.DescribeClassicGroup:input_type -> strata.v1.DescribeClassicGroupRequest
+	84, // 92: strata.v1.Coordinator.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
+	3,  // 93: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
+	5,  // 94: strata.v1.Strata.ProduceMany:output_type -> strata.v1.ProduceManyResponse
+	11, // 95: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
+	13, // 96: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
+	18, // 97: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
+	20, // 98: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
+	22, // 99: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
+	24, // 100: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
+	28, // 101: strata.v1.Strata.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
+	30, // 102: strata.v1.Strata.AlterTopic:output_type -> strata.v1.AlterTopicResponse
+	33, // 103: strata.v1.Strata.DeleteRecords:output_type -> strata.v1.DeleteRecordsResponse
+	38, // 104: strata.v1.Strata.DrainBroker:output_type -> strata.v1.DrainBrokerResponse
+	37, // 105: strata.v1.Strata.UndrainBroker:output_type -> strata.v1.UndrainBrokerResponse
+	43, // 106: strata.v1.Strata.GroupHeartbeat:output_type -> strata.v1.GroupHeartbeatResponse
+	45, // 107: strata.v1.Strata.LeaveGroup:output_type -> strata.v1.LeaveGroupResponse
+	49, // 108: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
+	51, // 109: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
+	54, // 110: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
+	58, // 111: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
+	60, // 112: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
+	63, // 113: strata.v1.Strata.AddAcl:output_type -> strata.v1.AddAclResponse
+	65, // 114: strata.v1.Strata.RemoveAcl:output_type -> strata.v1.RemoveAclResponse
+	67, // 115: strata.v1.Strata.ListAcls:output_type -> strata.v1.ListAclsResponse
+	3,  // 116: strata.v1.Broker.Produce:output_type -> strata.v1.ProduceResponse
+	9,  // 117: strata.v1.Broker.ProduceStream:output_type -> strata.v1.ProduceStreamResponse
+	40, // 118: strata.v1.Broker.ReleasePartitions:output_type -> strata.v1.ReleasePartitionsResponse
+	37, // 119: strata.v1.Broker.Undrain:output_type -> strata.v1.UndrainBrokerResponse
+	18, // 120: strata.v1.Coordinator.CreateTopic:output_type -> strata.v1.CreateTopicResponse
+	20, // 121: strata.v1.Coordinator.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
+	22, // 122: strata.v1.Coordinator.ListTopics:output_type -> strata.v1.ListTopicsResponse
+	24, // 123: strata.v1.Coordinator.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
+	28, // 124: strata.v1.Coordinator.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
+	30, // 125: strata.v1.Coordinator.AlterTopic:output_type -> strata.v1.AlterTopicResponse
+	33, // 126: strata.v1.Coordinator.DeleteRecords:output_type -> strata.v1.DeleteRecordsResponse
+	38, // 127: strata.v1.Coordinator.DrainBroker:output_type -> strata.v1.DrainBrokerResponse
+	37, // 128: strata.v1.Coordinator.UndrainBroker:output_type -> strata.v1.UndrainBrokerResponse
+	43, // 129: strata.v1.Coordinator.GroupHeartbeat:output_type -> strata.v1.GroupHeartbeatResponse
+	45, // 130: strata.v1.Coordinator.LeaveGroup:output_type -> strata.v1.LeaveGroupResponse
+	49, // 131: strata.v1.Coordinator.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
+	51, // 132: strata.v1.Coordinator.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
+	54, // 133: strata.v1.Coordinator.ListGroups:output_type -> strata.v1.ListGroupsResponse
+	58, // 134: strata.v1.Coordinator.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
+	60, // 135: strata.v1.Coordinator.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
+	71, // 136: strata.v1.Coordinator.JoinClassicGroup:output_type -> strata.v1.JoinClassicGroupResponse
+	74, // 137: strata.v1.Coordinator.SyncClassicGroup:output_type -> strata.v1.SyncClassicGroupResponse
+	76, // 138: strata.v1.Coordinator.ClassicHeartbeat:output_type -> strata.v1.ClassicHeartbeatResponse
+	78, // 139: strata.v1.Coordinator.LeaveClassicGroup:output_type -> strata.v1.LeaveClassicGroupResponse
+	80, // 140: strata.v1.Coordinator.CommitClassicOffsets:output_type -> strata.v1.CommitClassicOffsetsResponse
+	83, // 141: strata.v1.Coordinator.DescribeClassicGroup:output_type -> strata.v1.DescribeClassicGroupResponse
+	85, // 142: strata.v1.Coordinator.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
+	93, // [93:143] is the sub-list for method output_type
+	43, // [43:93] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_strata_v1_strata_proto_init() }
@@ -5633,7 +5876,7 @@ func file_strata_v1_strata_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strata_v1_strata_proto_rawDesc), len(file_strata_v1_strata_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   80,
+			NumMessages:   84,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

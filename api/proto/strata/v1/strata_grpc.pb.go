@@ -40,6 +40,7 @@ const (
 	Strata_DescribeTopic_FullMethodName  = "/strata.v1.Strata/DescribeTopic"
 	Strata_ClusterStatus_FullMethodName  = "/strata.v1.Strata/ClusterStatus"
 	Strata_AlterTopic_FullMethodName     = "/strata.v1.Strata/AlterTopic"
+	Strata_DeleteRecords_FullMethodName  = "/strata.v1.Strata/DeleteRecords"
 	Strata_DrainBroker_FullMethodName    = "/strata.v1.Strata/DrainBroker"
 	Strata_UndrainBroker_FullMethodName  = "/strata.v1.Strata/UndrainBroker"
 	Strata_GroupHeartbeat_FullMethodName = "/strata.v1.Strata/GroupHeartbeat"
@@ -81,6 +82,11 @@ type StrataClient interface {
 	ClusterStatus(ctx context.Context, in *ClusterStatusRequest, opts ...grpc.CallOption) (*ClusterStatusResponse, error)
 	// AlterTopic changes a topic's retention and message size limit.
 	AlterTopic(ctx context.Context, in *AlterTopicRequest, opts ...grpc.CallOption) (*AlterTopicResponse, error)
+	// DeleteRecords moves partitions' log starts forward, as Kafka's
+	// DeleteRecords does: records below a new log start are no longer read,
+	// and retention drops the entries that lie wholly below it. Forwarded to
+	// the coordinator leader.
+	DeleteRecords(ctx context.Context, in *DeleteRecordsRequest, opts ...grpc.CallOption) (*DeleteRecordsResponse, error)
 	// DrainBroker hands every partition of a broker to other brokers
 	// gracefully (the broker flushes, commits and releases each one) and
 	// marks it draining, so placement gives it nothing new. The process keeps
@@ -213,6 +219,16 @@ func (c *strataClient) AlterTopic(ctx context.Context, in *AlterTopicRequest, op
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(AlterTopicResponse)
 	err := c.cc.Invoke(ctx, Strata_AlterTopic_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) DeleteRecords(ctx context.Context, in *DeleteRecordsRequest, opts ...grpc.CallOption) (*DeleteRecordsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteRecordsResponse)
+	err := c.cc.Invoke(ctx, Strata_DeleteRecords_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -366,6 +382,11 @@ type StrataServer interface {
 	ClusterStatus(context.Context, *ClusterStatusRequest) (*ClusterStatusResponse, error)
 	// AlterTopic changes a topic's retention and message size limit.
 	AlterTopic(context.Context, *AlterTopicRequest) (*AlterTopicResponse, error)
+	// DeleteRecords moves partitions' log starts forward, as Kafka's
+	// DeleteRecords does: records below a new log start are no longer read,
+	// and retention drops the entries that lie wholly below it. Forwarded to
+	// the coordinator leader.
+	DeleteRecords(context.Context, *DeleteRecordsRequest) (*DeleteRecordsResponse, error)
 	// DrainBroker hands every partition of a broker to other brokers
 	// gracefully (the broker flushes, commits and releases each one) and
 	// marks it draining, so placement gives it nothing new. The process keeps
@@ -433,6 +454,9 @@ func (UnimplementedStrataServer) ClusterStatus(context.Context, *ClusterStatusRe
 }
 func (UnimplementedStrataServer) AlterTopic(context.Context, *AlterTopicRequest) (*AlterTopicResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method AlterTopic not implemented")
+}
+func (UnimplementedStrataServer) DeleteRecords(context.Context, *DeleteRecordsRequest) (*DeleteRecordsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteRecords not implemented")
 }
 func (UnimplementedStrataServer) DrainBroker(context.Context, *DrainBrokerRequest) (*DrainBrokerResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DrainBroker not implemented")
@@ -667,6 +691,24 @@ func _Strata_AlterTopic_Handler(srv interface{}, ctx context.Context, dec func(i
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(StrataServer).AlterTopic(ctx, req.(*AlterTopicRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_DeleteRecords_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteRecordsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).DeleteRecords(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_DeleteRecords_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).DeleteRecords(ctx, req.(*DeleteRecordsRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -933,6 +975,10 @@ var Strata_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "AlterTopic",
 			Handler:    _Strata_AlterTopic_Handler,
+		},
+		{
+			MethodName: "DeleteRecords",
+			Handler:    _Strata_DeleteRecords_Handler,
 		},
 		{
 			MethodName: "DrainBroker",
@@ -1235,6 +1281,7 @@ const (
 	Coordinator_DescribeTopic_FullMethodName        = "/strata.v1.Coordinator/DescribeTopic"
 	Coordinator_ClusterStatus_FullMethodName        = "/strata.v1.Coordinator/ClusterStatus"
 	Coordinator_AlterTopic_FullMethodName           = "/strata.v1.Coordinator/AlterTopic"
+	Coordinator_DeleteRecords_FullMethodName        = "/strata.v1.Coordinator/DeleteRecords"
 	Coordinator_DrainBroker_FullMethodName          = "/strata.v1.Coordinator/DrainBroker"
 	Coordinator_UndrainBroker_FullMethodName        = "/strata.v1.Coordinator/UndrainBroker"
 	Coordinator_GroupHeartbeat_FullMethodName       = "/strata.v1.Coordinator/GroupHeartbeat"
@@ -1266,6 +1313,7 @@ type CoordinatorClient interface {
 	DescribeTopic(ctx context.Context, in *DescribeTopicRequest, opts ...grpc.CallOption) (*DescribeTopicResponse, error)
 	ClusterStatus(ctx context.Context, in *ClusterStatusRequest, opts ...grpc.CallOption) (*ClusterStatusResponse, error)
 	AlterTopic(ctx context.Context, in *AlterTopicRequest, opts ...grpc.CallOption) (*AlterTopicResponse, error)
+	DeleteRecords(ctx context.Context, in *DeleteRecordsRequest, opts ...grpc.CallOption) (*DeleteRecordsResponse, error)
 	DrainBroker(ctx context.Context, in *DrainBrokerRequest, opts ...grpc.CallOption) (*DrainBrokerResponse, error)
 	UndrainBroker(ctx context.Context, in *UndrainBrokerRequest, opts ...grpc.CallOption) (*UndrainBrokerResponse, error)
 	GroupHeartbeat(ctx context.Context, in *GroupHeartbeatRequest, opts ...grpc.CallOption) (*GroupHeartbeatResponse, error)
@@ -1356,6 +1404,16 @@ func (c *coordinatorClient) AlterTopic(ctx context.Context, in *AlterTopicReques
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(AlterTopicResponse)
 	err := c.cc.Invoke(ctx, Coordinator_AlterTopic_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coordinatorClient) DeleteRecords(ctx context.Context, in *DeleteRecordsRequest, opts ...grpc.CallOption) (*DeleteRecordsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteRecordsResponse)
+	err := c.cc.Invoke(ctx, Coordinator_DeleteRecords_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -1535,6 +1593,7 @@ type CoordinatorServer interface {
 	DescribeTopic(context.Context, *DescribeTopicRequest) (*DescribeTopicResponse, error)
 	ClusterStatus(context.Context, *ClusterStatusRequest) (*ClusterStatusResponse, error)
 	AlterTopic(context.Context, *AlterTopicRequest) (*AlterTopicResponse, error)
+	DeleteRecords(context.Context, *DeleteRecordsRequest) (*DeleteRecordsResponse, error)
 	DrainBroker(context.Context, *DrainBrokerRequest) (*DrainBrokerResponse, error)
 	UndrainBroker(context.Context, *UndrainBrokerRequest) (*UndrainBrokerResponse, error)
 	GroupHeartbeat(context.Context, *GroupHeartbeatRequest) (*GroupHeartbeatResponse, error)
@@ -1588,6 +1647,9 @@ func (UnimplementedCoordinatorServer) ClusterStatus(context.Context, *ClusterSta
 }
 func (UnimplementedCoordinatorServer) AlterTopic(context.Context, *AlterTopicRequest) (*AlterTopicResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method AlterTopic not implemented")
+}
+func (UnimplementedCoordinatorServer) DeleteRecords(context.Context, *DeleteRecordsRequest) (*DeleteRecordsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteRecords not implemented")
 }
 func (UnimplementedCoordinatorServer) DrainBroker(context.Context, *DrainBrokerRequest) (*DrainBrokerResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DrainBroker not implemented")
@@ -1762,6 +1824,24 @@ func _Coordinator_AlterTopic_Handler(srv interface{}, ctx context.Context, dec f
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(CoordinatorServer).AlterTopic(ctx, req.(*AlterTopicRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Coordinator_DeleteRecords_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteRecordsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServer).DeleteRecords(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Coordinator_DeleteRecords_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServer).DeleteRecords(ctx, req.(*DeleteRecordsRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -2084,6 +2164,10 @@ var Coordinator_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "AlterTopic",
 			Handler:    _Coordinator_AlterTopic_Handler,
+		},
+		{
+			MethodName: "DeleteRecords",
+			Handler:    _Coordinator_DeleteRecords_Handler,
 		},
 		{
 			MethodName: "DrainBroker",
