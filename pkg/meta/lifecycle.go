@@ -106,19 +106,25 @@ func (s *Store) TruncateSegments(ctx context.Context, l Layout, newStart int64) 
 	if !ok || newStart > l.NextOffset {
 		return fmt.Errorf("%w: log start %d of %s/%d is not an entry boundary", ErrInvalidEntry, newStart, l.TopicID, l.Partition)
 	}
+	return s.cut(ctx, l, newStart, newStart)
+}
+
+// cut deletes l's entries that start below keep and writes logStart as
+// the log start, in one transaction fenced on l (fenceCmps) and on no
+// entry below keep having been rewritten since l was read.
+func (s *Store) cut(ctx context.Context, l Layout, keep, logStart int64) error {
 	from := s.keys.segments(l.TopicID, l.Partition)
-	to := s.keys.segment(l.TopicID, l.Partition, newStart)
+	to := s.keys.segment(l.TopicID, l.Partition, keep)
 	cmps := append(s.fenceCmps(l),
-		// No entry below newStart was rewritten since l was read.
 		clientv3.Compare(clientv3.ModRevision(from), "<", l.Revision+1).WithRange(to))
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	resp, err := s.cli.Txn(ctx).If(cmps...).Then(
 		clientv3.OpDelete(from, clientv3.WithRange(to)),
-		clientv3.OpPut(s.keys.logStart(l.TopicID, l.Partition), encode(LogStart{V: valueVersion, Offset: newStart})),
+		clientv3.OpPut(s.keys.logStart(l.TopicID, l.Partition), encode(LogStart{V: valueVersion, Offset: logStart})),
 	).Commit()
 	if err != nil {
-		return fmt.Errorf("meta: truncate %s/%d to %d: %w", l.TopicID, l.Partition, newStart, err)
+		return fmt.Errorf("meta: move the log start of %s/%d to %d: %w", l.TopicID, l.Partition, logStart, err)
 	}
 	if !resp.Succeeded {
 		return fmt.Errorf("%w: %s/%d changed since revision %d", ErrConflict, l.TopicID, l.Partition, l.Revision)
@@ -159,21 +165,8 @@ func (s *Store) SetLogStart(ctx context.Context, topicID string, partition int32
 			break
 		}
 	}
-	from, to := s.keys.segments(topicID, partition), s.keys.segment(topicID, partition, keep)
-	cmps := append(s.fenceCmps(l),
-		// No entry below keep was rewritten since l was read.
-		clientv3.Compare(clientv3.ModRevision(from), "<", l.Revision+1).WithRange(to))
-	ctx, cancel := s.ctx(ctx)
-	defer cancel()
-	resp, err := s.cli.Txn(ctx).If(cmps...).Then(
-		clientv3.OpDelete(from, clientv3.WithRange(to)),
-		clientv3.OpPut(s.keys.logStart(topicID, partition), encode(LogStart{V: valueVersion, Offset: offset})),
-	).Commit()
-	if err != nil {
-		return 0, fmt.Errorf("meta: set log start %s/%d to %d: %w", topicID, partition, offset, err)
-	}
-	if !resp.Succeeded {
-		return 0, fmt.Errorf("%w: %s/%d changed since revision %d", ErrConflict, topicID, partition, l.Revision)
+	if err := s.cut(ctx, l, keep, offset); err != nil {
+		return 0, err
 	}
 	return offset, nil
 }
