@@ -105,6 +105,13 @@ func TestTopicCommands(t *testing.T) {
 	if code, _, _ := run(t, "", srv, "topic", "alter", "orders"); code != ExitUsage {
 		t.Fatalf("alter with nothing to change: exit %d, want usage", code)
 	}
+	if code, out, stderr := run(t, "", srv, "topic", "alter", "orders", "--reset", "retention, retention-bytes"); code != ExitOK ||
+		!strings.Contains(out, "retention default, retention bytes 0") {
+		t.Fatalf("alter --reset: exit %d, %q %q", code, out, stderr)
+	}
+	if code, _, stderr := run(t, "", srv, "topic", "alter", "orders", "--reset", "retention,partitions"); code != ExitUsage || !strings.Contains(stderr, `--reset "partitions"`) {
+		t.Fatalf("alter --reset partitions: exit %d, %q; want usage", code, stderr)
+	}
 	// delete-records against real servers: e2e's TestDeleteRecords.
 	if code, _, stderr := run(t, "", srv, "topic", "delete-records", "orders"); code != ExitUsage || !strings.Contains(stderr, "--offset is required") {
 		t.Fatalf("delete-records without --offset: exit %d, %q; want usage", code, stderr)

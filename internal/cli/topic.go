@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"sort"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -72,6 +73,7 @@ var topicAlterCmd = &command{
 	setup: func(fs *flag.FlagSet) runFunc {
 		topicOpts := topicConfigFlags(fs)
 		partitions := fs.Int("partitions", 0, "new partition count (not supported yet)")
+		reset := fs.String("reset", "", "settings to set back to the cluster's defaults, comma-separated: retention, retention-bytes, max-message-bytes")
 		return func(ctx context.Context, a *App, args []string) error {
 			if err := exactArgs(args, "topic name"); err != nil {
 				return err
@@ -80,8 +82,15 @@ var topicAlterCmd = &command{
 				return errors.New("changing a topic's partition count is not supported yet: create a new topic with more partitions and move producers to it (see docs/cli.md)")
 			}
 			opts := topicOpts()
+			if *reset != "" {
+				names, err := resetNames(*reset)
+				if err != nil {
+					return err
+				}
+				opts = append(opts, client.ResetTopicConfig(names...))
+			}
 			if len(opts) == 0 {
-				return usagef("nothing to change: give --retention, --retention-bytes or --max-message-bytes")
+				return usagef("nothing to change: give --retention, --retention-bytes, --max-message-bytes or --reset")
 			}
 			ctx, c, done, err := a.adminClient(ctx)
 			if err != nil {
@@ -97,6 +106,21 @@ var topicAlterCmd = &command{
 			return nil
 		}
 	},
+}
+
+// resetNames turns --reset's flag names into the configs
+// client.ResetTopicConfig takes.
+func resetNames(list string) ([]string, error) {
+	byFlag := map[string]string{"retention": client.ConfigRetention, "retention-bytes": client.ConfigRetentionBytes, "max-message-bytes": client.ConfigMaxMessageBytes}
+	var out []string
+	for _, f := range strings.Split(list, ",") {
+		name, ok := byFlag[strings.TrimSpace(f)]
+		if !ok {
+			return nil, usagef("--reset %q: want a comma-separated list of retention, retention-bytes, max-message-bytes", f)
+		}
+		out = append(out, name)
+	}
+	return out, nil
 }
 
 var topicListCmd = &command{

@@ -104,6 +104,9 @@ func (c *Client) CreateTopic(ctx context.Context, name string, partitions int32,
 	if tc.maxMessageBytes < 0 {
 		return nil, fmt.Errorf("%w: max message bytes must not be negative, got %d", ErrInvalidRequest, tc.maxMessageBytes)
 	}
+	if len(tc.reset) > 0 {
+		return nil, fmt.Errorf("%w: ResetTopicConfig is for AlterTopic: a new topic gets the defaults of the configs it is not given", ErrInvalidRequest)
+	}
 	resp, err := call(ctx, c, c.api.CreateTopic, &stratav1.CreateTopicRequest{
 		Name:       name,
 		Partitions: partitions,
@@ -220,7 +223,8 @@ func topicInfo(t *stratav1.TopicInfo) *TopicInfo {
 
 // AlterTopic changes a topic's retention and message size limit; options
 // not given keep their current value (Retention(-1) removes the time
-// limit). It fails with ErrUnknownTopic if the topic does not exist.
+// limit), and ResetTopicConfig sets configs back to the cluster's
+// defaults. It fails with ErrUnknownTopic if the topic does not exist.
 func (c *Client) AlterTopic(ctx context.Context, name string, opts ...TopicOpt) (*TopicInfo, error) {
 	if err := validTopic(name); err != nil {
 		return nil, err
@@ -236,6 +240,7 @@ func (c *Client) AlterTopic(ctx context.Context, name string, opts ...TopicOpt) 
 			RetentionBytes:  tc.retentionBytes,
 			MaxMessageBytes: tc.maxMessageBytes,
 		},
+		ResetToDefault: tc.reset,
 	})
 	if err != nil {
 		return nil, err

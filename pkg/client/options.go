@@ -337,6 +337,22 @@ type topicConfig struct {
 	retentionMs     int64
 	retentionBytes  int64
 	maxMessageBytes int32
+	reset           []string
+}
+
+// The configs of a topic, by the names ResetTopicConfig takes.
+const (
+	ConfigRetention       = "retention_ms"
+	ConfigRetentionBytes  = "retention_bytes"
+	ConfigMaxMessageBytes = "max_message_bytes"
+)
+
+// ResetTopicConfig sets the named configs (ConfigRetention,
+// ConfigRetentionBytes, ConfigMaxMessageBytes) back to the cluster's
+// defaults, as Kafka's DELETE of a config does. For AlterTopic only: a
+// topic is created with the defaults of every config it is not given.
+func ResetTopicConfig(names ...string) TopicOpt {
+	return topicOpt(func(c *topicConfig) { c.reset = append(c.reset, names...) })
 }
 
 // Retention deletes a topic's data older than d; a negative d keeps data

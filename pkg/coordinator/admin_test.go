@@ -156,6 +156,19 @@ func TestAdminTopicLifecycle(t *testing.T) {
 		t.Fatalf("partition 2 = %v, want unassigned and empty", p)
 	}
 
+	// AlterTopic sets configs back to the cluster's defaults by name.
+	alt, err := cli.AlterTopic(ctx, &stratav1.AlterTopicRequest{Name: "b-explicit", ResetToDefault: []string{"retention_ms", "retention_bytes", "max_message_bytes"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg := alt.GetTopic().GetConfig(); cfg.GetRetentionMs() != DefaultRetentionMs || cfg.GetRetentionBytes() != DefaultRetentionBytes || cfg.GetMaxMessageBytes() != 0 {
+		t.Fatalf("config after reset = %v, want the defaults", cfg)
+	}
+	_, err = cli.AlterTopic(ctx, &stratav1.AlterTopicRequest{Name: "b-explicit", Config: &stratav1.TopicConfig{RetentionMs: 5}, ResetToDefault: []string{"retention_ms"}})
+	wantAPIErr(t, err, apierr.ErrInvalidRequest)
+	_, err = cli.AlterTopic(ctx, &stratav1.AlterTopicRequest{Name: "b-explicit", ResetToDefault: []string{"partitions"}})
+	wantAPIErr(t, err, apierr.ErrInvalidRequest)
+
 	if _, err := cli.DeleteTopic(ctx, &stratav1.DeleteTopicRequest{Name: "b-explicit"}); err != nil {
 		t.Fatal(err)
 	}

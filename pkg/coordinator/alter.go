@@ -15,8 +15,9 @@ const alterRetries = 3
 
 // AlterTopic changes a topic's retention_ms, retention_bytes and
 // max_message_bytes. A zero field keeps the current value; the rules for
-// the others are CreateTopic's. Retention applies from the leader's next
-// lifecycle pass.
+// the others are CreateTopic's. A field named in reset goes back to the
+// cluster default, as for a topic created without it. Retention applies
+// from the leader's next lifecycle pass.
 func (s *Server) AlterTopic(ctx context.Context, req *stratav1.AlterTopicRequest) (*stratav1.AlterTopicResponse, error) {
 	var resp *stratav1.AlterTopicResponse
 	err := s.admin("AlterTopic", func() error {
@@ -32,6 +33,10 @@ func (s *Server) AlterTopic(ctx context.Context, req *stratav1.AlterTopicRequest
 		case c.GetMaxMessageBytes() < 0:
 			return apierr.Errorf(apierr.ErrInvalidRequest, "max_message_bytes %d, want 0 (keep) or > 0", c.GetMaxMessageBytes())
 		}
+		c, err := s.withResets(c, req.GetResetToDefault())
+		if err != nil {
+			return err
+		}
 		change := func(t *meta.Topic) error {
 			if v := c.GetRetentionMs(); v != 0 {
 				t.RetentionMs = v
@@ -39,13 +44,15 @@ func (s *Server) AlterTopic(ctx context.Context, req *stratav1.AlterTopicRequest
 			if v := c.GetRetentionBytes(); v != 0 {
 				t.RetentionBytes = v
 			}
-			if v := c.GetMaxMessageBytes(); v != 0 {
+			switch v := c.GetMaxMessageBytes(); {
+			case v == resetMaxMessageBytes:
+				t.MaxMessageBytes = 0
+			case v != 0:
 				t.MaxMessageBytes = v
 			}
 			return nil
 		}
 		var t meta.Topic
-		var err error
 		for range alterRetries {
 			if t, err = s.cfg.Meta.AlterTopic(ctx, req.GetName(), change); !errors.Is(err, meta.ErrConflict) {
 				break
@@ -59,4 +66,32 @@ func (s *Server) AlterTopic(ctx context.Context, req *stratav1.AlterTopicRequest
 		return nil
 	})
 	return resp, err
+}
+
+// resetMaxMessageBytes stands, inside AlterTopic, for max_message_bytes
+// reset to 0 (the brokers' limit), which the request's 0 cannot say.
+const resetMaxMessageBytes = -1
+
+// withResets returns c with each field named in reset set to the cluster
+// default. A field both set and reset, or a name that is not a
+// TopicConfig field, is INVALID_REQUEST.
+func (s *Server) withResets(c *stratav1.TopicConfig, reset []string) (*stratav1.TopicConfig, error) {
+	out := &stratav1.TopicConfig{RetentionMs: c.GetRetentionMs(), RetentionBytes: c.GetRetentionBytes(), MaxMessageBytes: c.GetMaxMessageBytes()}
+	for _, name := range reset {
+		var set bool
+		switch name {
+		case "retention_ms":
+			set, out.RetentionMs = out.RetentionMs != 0, s.cfg.DefaultRetentionMs
+		case "retention_bytes":
+			set, out.RetentionBytes = out.RetentionBytes != 0, DefaultRetentionBytes
+		case "max_message_bytes":
+			set, out.MaxMessageBytes = out.MaxMessageBytes != 0, resetMaxMessageBytes
+		default:
+			return nil, apierr.Errorf(apierr.ErrInvalidRequest, "cannot reset %q: the topic configs are retention_ms, retention_bytes and max_message_bytes", name)
+		}
+		if set {
+			return nil, apierr.Errorf(apierr.ErrInvalidRequest, "%s is both set and reset", name)
+		}
+	}
+	return out, nil
 }

@@ -2,11 +2,14 @@ package kafka_test
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-mq/strata/pkg/coordinator"
 )
 
 // TestTopicAdmin drives topic administration with franz-go's admin client
@@ -66,9 +69,30 @@ func TestTopicAdmin(t *testing.T) {
 	if got := value("retention.bytes"); got != "1048576" {
 		t.Fatalf("retention.bytes after alter = %s, want 1048576", got)
 	}
-	del, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.DeleteConfig, Name: "retention.ms"}}, "admin")
-	if err != nil || !errors.Is(del[0].Err, kerr.InvalidConfig) {
-		t.Fatalf("reset retention.ms: %v %v, want INVALID_CONFIG", err, del[0].Err)
+	// DELETE resets a config to the cluster default; of a read-only one it
+	// changes nothing; of an unknown one, and APPEND, fail.
+	del, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.DeleteConfig, Name: "retention.ms"}, {Op: kadm.DeleteConfig, Name: "cleanup.policy"}}, "admin")
+	if err != nil || del[0].Err != nil {
+		t.Fatalf("reset retention.ms: %v %v", err, del[0].Err)
+	}
+	if got, want := value("retention.ms"), fmt.Sprint(coordinator.DefaultRetentionMs); got != want || value("retention.bytes") != "1048576" {
+		t.Fatalf("retention.ms after DELETE = %s, want the default %s, and retention.bytes kept", got, want)
+	}
+	for _, bad := range []kadm.AlterConfig{{Op: kadm.DeleteConfig, Name: "segment.bytes"}, {Op: kadm.AppendConfig, Name: "retention.ms", Value: ptr("1")}} {
+		r, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{bad}, "admin")
+		if err != nil || !errors.Is(r[0].Err, kerr.InvalidConfig) {
+			t.Fatalf("%v of %s: %v %v, want INVALID_CONFIG", bad.Op, bad.Name, err, r[0].Err)
+		}
+	}
+	// AlterConfigs replaces the configs: retention.bytes, left out, goes
+	// back to its default.
+	rep, err := adm.AlterTopicConfigsState(ctx, []kadm.AlterConfig{{Name: "max.message.bytes", Value: ptr("2000000")}, {Name: "retention.ms", Value: ptr("60000")}}, "admin")
+	if err != nil || rep[0].Err != nil {
+		t.Fatalf("AlterConfigs: %v %v", err, rep[0].Err)
+	}
+	if value("max.message.bytes") != "2000000" || value("retention.ms") != "60000" || value("retention.bytes") != "-1" {
+		t.Fatalf("after AlterConfigs: max.message.bytes %s, retention.ms %s, retention.bytes %s; want 2000000, 60000, -1",
+			value("max.message.bytes"), value("retention.ms"), value("retention.bytes"))
 	}
 	grow, err := adm.UpdatePartitions(ctx, 6, "admin")
 	if err != nil || !errors.Is(grow["admin"].Err, kerr.InvalidPartitions) {

@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -15,11 +16,12 @@ import (
 // AlterConfigs v0–2 and IncrementalAlterConfigs v0–1 change a topic's
 // retention.ms, retention.bytes and max.message.bytes through the
 // coordinator (proxy.Admin.AlterTopic), after the same ACL check (alter on
-// the topic) as gRPC's AlterTopic. Both only set the configs they name:
-// AlterConfigs does not reset the configs it leaves out, as Kafka's does,
-// and a config cannot be reset to its default (DELETE) — set a value.
-// Read-only configs may be "set" to their one value. Broker configs are
-// read-only.
+// the topic) as gRPC's AlterTopic. As in Kafka, AlterConfigs replaces the
+// topic's configs: the settable ones it leaves out (or sets to null) go
+// back to their defaults; IncrementalAlterConfigs sets (SET) or resets
+// (DELETE) only the ones it names. Read-only configs may be "set" to
+// their one value, and DELETE of one changes nothing. APPEND and SUBTRACT
+// are refused: no topic config is a list. Broker configs are read-only.
 func init() {
 	register(kmsg.AlterConfigs, 0, 2, (*Server).handleAlterConfigs)
 	register(kmsg.IncrementalAlterConfigs, 0, 1, (*Server).handleIncrementalAlterConfigs)
@@ -33,9 +35,15 @@ func (s *Server) handleAlterConfigs(ctx context.Context, r *request) (kmsg.Respo
 		for i, c := range rr.Configs {
 			pairs[i] = configPair{c.Name, c.Value}
 		}
+		var reset []string // the settable configs not set: back to default
+		for _, k := range settableConfigs {
+			if !slices.ContainsFunc(pairs, func(p configPair) bool { return p.Name == k && p.Value != nil }) {
+				reset = append(reset, k)
+			}
+		}
 		or := kmsg.NewAlterConfigsResponseResource()
 		or.ResourceType, or.ResourceName = rr.ResourceType, rr.ResourceName
-		or.ErrorCode, or.ErrorMessage = s.alterTopic(ctx, r, rr.ResourceType, rr.ResourceName, pairs, req.ValidateOnly)
+		or.ErrorCode, or.ErrorMessage = s.alterTopic(ctx, r, rr.ResourceType, rr.ResourceName, pairs, reset, req.ValidateOnly)
 		resp.Resources = append(resp.Resources, or)
 	}
 	return resp, nil
@@ -47,26 +55,33 @@ func (s *Server) handleIncrementalAlterConfigs(ctx context.Context, r *request) 
 	for _, rr := range req.Resources {
 		or := kmsg.NewIncrementalAlterConfigsResponseResource()
 		or.ResourceType, or.ResourceName = rr.ResourceType, rr.ResourceName
-		var pairs []configPair
+		var (
+			pairs []configPair
+			reset []string
+		)
 		for _, c := range rr.Configs {
-			if c.Op != kmsg.IncrementalAlterConfigOpSet || c.Value == nil {
+			switch {
+			case c.Op == kmsg.IncrementalAlterConfigOpSet && c.Value != nil:
+				pairs = append(pairs, configPair{c.Name, c.Value})
+			case c.Op == kmsg.IncrementalAlterConfigOpDelete:
+				reset = append(reset, c.Name)
+			default:
 				or.ErrorCode = kerr.InvalidConfig.Code
-				or.ErrorMessage = errMsg(fmt.Errorf("%s: only SET with a value is supported (operation %v)", c.Name, c.Op))
-				break
+				or.ErrorMessage = errMsg(fmt.Errorf("%s: only SET with a value and DELETE are supported (operation %v)", c.Name, c.Op))
 			}
-			pairs = append(pairs, configPair{c.Name, c.Value})
 		}
 		if or.ErrorCode == 0 {
-			or.ErrorCode, or.ErrorMessage = s.alterTopic(ctx, r, rr.ResourceType, rr.ResourceName, pairs, req.ValidateOnly)
+			or.ErrorCode, or.ErrorMessage = s.alterTopic(ctx, r, rr.ResourceType, rr.ResourceName, pairs, reset, req.ValidateOnly)
 		}
 		resp.Resources = append(resp.Resources, or)
 	}
 	return resp, nil
 }
 
-// alterTopic applies configs to one resource and returns the answer's
-// error code and message.
-func (s *Server) alterTopic(ctx context.Context, r *request, typ kmsg.ConfigResourceType, name string, pairs []configPair, validateOnly bool) (int16, *string) {
+// alterTopic applies configs to one resource, and resets the configs
+// named in reset to their defaults, and returns the answer's error code
+// and message.
+func (s *Server) alterTopic(ctx context.Context, r *request, typ kmsg.ConfigResourceType, name string, pairs []configPair, reset []string, validateOnly bool) (int16, *string) {
 	if typ != kmsg.ConfigResourceTypeTopic {
 		return kerr.InvalidRequest.Code, errMsg(fmt.Errorf("only topic configs can be altered; %v configs are read-only", typ))
 	}
@@ -80,10 +95,14 @@ func (s *Server) alterTopic(ctx context.Context, r *request, typ kmsg.ConfigReso
 	if err != nil {
 		return createErrCode(err), errMsg(err)
 	}
-	if validateOnly || (tc.RetentionMs == 0 && tc.RetentionBytes == 0 && tc.MaxMessageBytes == 0) {
+	fields, err := resetFields(reset)
+	if err != nil {
+		return createErrCode(err), errMsg(err)
+	}
+	if validateOnly || (tc.RetentionMs == 0 && tc.RetentionBytes == 0 && tc.MaxMessageBytes == 0 && len(fields) == 0) {
 		return 0, nil
 	}
-	if _, err := s.core.Admin.AlterTopic(ctx, &stratav1.AlterTopicRequest{Name: name, Config: tc}); err != nil {
+	if _, err := s.core.Admin.AlterTopic(ctx, &stratav1.AlterTopicRequest{Name: name, Config: tc, ResetToDefault: fields}); err != nil {
 		return errCode(err), errMsg(err)
 	}
 	return 0, nil

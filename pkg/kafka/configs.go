@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -31,6 +32,31 @@ var fixedConfigs = []struct{ name, value string }{
 	{cfgCompressionType, "producer"},
 	{cfgTimestampType, "CreateTime"},
 	{cfgMinInsyncReplicas, "1"},
+}
+
+// settableConfigs are the configs a topic keeps, by their Kafka names, and
+// fieldOf the TopicConfig field each one is (AlterTopic's reset names).
+var (
+	settableConfigs = []string{cfgRetentionMs, cfgRetentionBytes, cfgMaxMessageBytes}
+	fieldOf         = map[string]string{cfgRetentionMs: "retention_ms", cfgRetentionBytes: "retention_bytes", cfgMaxMessageBytes: "max_message_bytes"}
+)
+
+// resetFields returns the TopicConfig fields of the configs names to
+// reset to their defaults. A read-only config is at its default already
+// and is left out; a config Strata does not know is an error naming it
+// (INVALID_CONFIG).
+func resetFields(names []string) ([]string, error) {
+	var out []string
+	for _, n := range names {
+		if f, ok := fieldOf[n]; ok {
+			out = append(out, f)
+			continue
+		}
+		if !slices.ContainsFunc(fixedConfigs, func(c struct{ name, value string }) bool { return c.name == n }) {
+			return nil, unsupportedConfig(n)
+		}
+	}
+	return out, nil
 }
 
 // configPair is a config a request sets; a nil value means the default.
@@ -104,6 +130,11 @@ func checkFixed(name, v string) error {
 			return fmt.Errorf("%w: %s=%q: Strata supports only %s=%s", errInvalidConfig, name, v, name, f.value)
 		}
 	}
+	return unsupportedConfig(name)
+}
+
+// unsupportedConfig is the error for a config Strata does not know.
+func unsupportedConfig(name string) error {
 	return fmt.Errorf("%w: %s is not a topic config Strata supports (docs/kafka.md)", errInvalidConfig, name)
 }
 

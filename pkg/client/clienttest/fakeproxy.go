@@ -499,7 +499,8 @@ func (f *FakeProxy) ClusterStatus(context.Context, *stratav1.ClusterStatusReques
 	return &stratav1.ClusterStatusResponse{CoordinatorLeader: "fake-coordinator", CoordinatorAddr: f.addr, Brokers: []*stratav1.BrokerStatus{b}}, nil
 }
 
-// AlterTopic replaces the non-zero fields of a topic's config.
+// AlterTopic replaces the non-zero fields of a topic's config and sets
+// the ones named in reset_to_default to 0 (the default).
 func (f *FakeProxy) AlterTopic(_ context.Context, req *stratav1.AlterTopicRequest) (*stratav1.AlterTopicResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -519,6 +520,18 @@ func (f *FakeProxy) AlterTopic(_ context.Context, req *stratav1.AlterTopicReques
 	}
 	if v := req.GetConfig().GetMaxMessageBytes(); v != 0 {
 		cfg.MaxMessageBytes = v
+	}
+	for _, name := range req.GetResetToDefault() { // 0: the default
+		switch name {
+		case "retention_ms":
+			cfg.RetentionMs = 0
+		case "retention_bytes":
+			cfg.RetentionBytes = 0
+		case "max_message_bytes":
+			cfg.MaxMessageBytes = 0
+		default:
+			return nil, apierr.Errorf(apierr.ErrInvalidRequest, "cannot reset %q", name)
+		}
 	}
 	t.info.Config = cfg
 	return &stratav1.AlterTopicResponse{Topic: proto.Clone(t.info).(*stratav1.TopicInfo)}, nil

@@ -1844,9 +1844,13 @@ type AlterTopicRequest struct {
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// The new values; a 0 field keeps the current value (so -1, not 0,
 	// removes a retention limit).
-	Config        *TopicConfig `protobuf:"bytes,2,opt,name=config,proto3" json:"config,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Config *TopicConfig `protobuf:"bytes,2,opt,name=config,proto3" json:"config,omitempty"`
+	// TopicConfig fields set back to the cluster's defaults, by name:
+	// "retention_ms", "retention_bytes", "max_message_bytes" (Kafka's
+	// DELETE of a config). A field may not be both set and reset.
+	ResetToDefault []string `protobuf:"bytes,3,rep,name=reset_to_default,json=resetToDefault,proto3" json:"reset_to_default,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *AlterTopicRequest) Reset() {
@@ -1889,6 +1893,13 @@ func (x *AlterTopicRequest) GetName() string {
 func (x *AlterTopicRequest) GetConfig() *TopicConfig {
 	if x != nil {
 		return x.Config
+	}
+	return nil
+}
+
+func (x *AlterTopicRequest) GetResetToDefault() []string {
+	if x != nil {
+		return x.ResetToDefault
 	}
 	return nil
 }
@@ -5277,10 +5288,11 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\abrokers\x18\x03 \x03(\v2\x17.strata.v1.BrokerStatusR\abrokers\x127\n" +
 	"\n" +
 	"unassigned\x18\x04 \x03(\v2\x17.strata.v1.PartitionRefR\n" +
-	"unassigned\"W\n" +
+	"unassigned\"\x81\x01\n" +
 	"\x11AlterTopicRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12.\n" +
-	"\x06config\x18\x02 \x01(\v2\x16.strata.v1.TopicConfigR\x06config\"@\n" +
+	"\x06config\x18\x02 \x01(\v2\x16.strata.v1.TopicConfigR\x06config\x12(\n" +
+	"\x10reset_to_default\x18\x03 \x03(\tR\x0eresetToDefault\"@\n" +
 	"\x12AlterTopicResponse\x12*\n" +
 	"\x05topic\x18\x01 \x01(\v2\x14.strata.v1.TopicInfoR\x05topic\"o\n" +
 	"\x14DeleteRecordsRequest\x12\x14\n" +
