@@ -263,6 +263,35 @@ func (gm *groupManager) deleteGroup(ctx context.Context, group string) error {
 	return nil
 }
 
+// deleteOffsets removes a group's committed offsets of parts, if the
+// group has no live members (GROUP_NOT_EMPTY otherwise: a member may be
+// reading from them) and has anything stored (UNKNOWN_GROUP otherwise).
+func (gm *groupManager) deleteOffsets(ctx context.Context, group string, parts []meta.GroupPartition) error {
+	g, err := gm.get(ctx, group)
+	if err != nil {
+		return err
+	}
+	defer g.mu.Unlock()
+	if n := len(g.st.Members) + classicMembers(g.st); n > 0 {
+		return apierr.Errorf(apierr.ErrGroupNotEmpty, "group %s has %d live members", group, n)
+	}
+	if g.st.Revision == 0 {
+		committed, err := gm.s.committed(ctx, group)
+		if err != nil {
+			return err
+		}
+		if len(committed) == 0 {
+			return apierr.Errorf(apierr.ErrUnknownGroup, "group %s has no state and no offsets", group)
+		}
+	}
+	if err := gm.s.cfg.Meta.DeleteGroupOffsets(ctx, group, g.st.Revision, parts); err != nil {
+		g.loaded, g.classic = false, nil // read anew: what beat us
+		return storageErr(err)
+	}
+	gm.s.log.Info("groups: offsets deleted", "group", group, "partitions", len(parts))
+	return nil
+}
+
 // serverSideOf readies st for a server-side member: a group with classic
 // members refuses, an empty classic group becomes a server-side one.
 func serverSideOf(st *meta.GroupState, group string) error {

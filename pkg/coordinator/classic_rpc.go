@@ -295,3 +295,35 @@ func (s *Server) DeleteGroup(ctx context.Context, req *stratav1.DeleteGroupReque
 	}
 	return &stratav1.DeleteGroupResponse{}, nil
 }
+
+// DeleteOffsets removes a group's committed offsets of some partitions,
+// if the group has no live members.
+func (s *Server) DeleteOffsets(ctx context.Context, req *stratav1.DeleteOffsetsRequest) (*stratav1.DeleteOffsetsResponse, error) {
+	err := s.groupCall(ctx, "DeleteOffsets", func(gm *groupManager) error {
+		var parts []meta.GroupPartition
+		seen := map[meta.GroupPartition]bool{} // etcd refuses a key twice in a transaction
+		for _, tp := range req.GetTopics() {
+			t, ok := s.view.Topic(tp.GetTopic())
+			if !ok {
+				return apierr.Errorf(apierr.ErrUnknownTopic, "topic %q", tp.GetTopic())
+			}
+			for _, p := range tp.GetPartitions() {
+				if p < 0 || p >= t.Partitions {
+					return apierr.Errorf(apierr.ErrPartitionRange, "partition %d of topic %q with %d partitions", p, t.Name, t.Partitions)
+				}
+				if gp := (meta.GroupPartition{TopicID: t.ID, Partition: p}); !seen[gp] {
+					seen[gp] = true
+					parts = append(parts, gp)
+				}
+			}
+		}
+		if len(parts) == 0 {
+			return apierr.Errorf(apierr.ErrInvalidRequest, "DeleteOffsets names no partitions")
+		}
+		return gm.deleteOffsets(ctx, req.GetGroup(), parts)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &stratav1.DeleteOffsetsResponse{}, nil
+}

@@ -272,6 +272,15 @@ var everyAPI = map[kmsg.Key]apiCase{
 		r.Groups = []string{"g1"}
 		return r
 	}, refusedAll},
+	kmsg.OffsetDelete: {func() kmsg.Request {
+		r := kmsg.NewPtrOffsetDeleteRequest()
+		r.Group = "g1"
+		rt := kmsg.NewOffsetDeleteRequestTopic()
+		rt.Topic = "payments"
+		rt.Partitions = []kmsg.OffsetDeleteRequestTopicPartition{{Partition: 0}}
+		r.Topics = []kmsg.OffsetDeleteRequestTopic{rt}
+		return r
+	}, refusedAll},
 	kmsg.ConsumerGroupHeartbeat: {func() kmsg.Request {
 		r := kmsg.NewPtrConsumerGroupHeartbeatRequest()
 		r.Group, r.MemberID, r.RebalanceTimeoutMillis = "g1", "m", 10000

@@ -29,3 +29,18 @@ func (s *Store) DeleteGroup(ctx context.Context, group string, stateRev int64) (
 	}
 	return resp.Responses[0].GetResponseDeleteRange().Deleted > 0, nil
 }
+
+// DeleteGroupOffsets removes a group's committed offsets of parts, if its
+// state key is still at stateRev (0: absent), so that a member that
+// joined meanwhile does not lose offsets it may be reading from;
+// ErrConflict when the state moved.
+func (s *Store) DeleteGroupOffsets(ctx context.Context, group string, stateRev int64, parts []GroupPartition) error {
+	if err := ValidateGroupName(group); err != nil {
+		return err
+	}
+	ops := make([]clientv3.Op, len(parts))
+	for i, p := range parts {
+		ops[i] = clientv3.OpDelete(s.keys.groupOffset(group, p.TopicID, p.Partition))
+	}
+	return s.groupOps(ctx, group, stateRev, ops, "delete offsets")
+}

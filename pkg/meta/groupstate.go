@@ -144,6 +144,14 @@ func (s *Store) CommitGroupOffsets(ctx context.Context, group string, stateRev i
 		o.V, o.CommittedAt = valueVersion, now
 		ops = append(ops, clientv3.OpPut(s.keys.groupOffset(group, o.TopicID, o.Partition), encode(o)))
 	}
+	return s.groupOps(ctx, group, stateRev, ops, "commit offsets")
+}
+
+// groupOps applies ops to group's keys if its state key is still at
+// stateRev, in as few transactions as MaxTxnOps allows (one compare and
+// MaxTxnOps-1 ops each); ErrConflict when the state moved. what names the
+// change in errors.
+func (s *Store) groupOps(ctx context.Context, group string, stateRev int64, ops []clientv3.Op, what string) error {
 	per := s.cfg.MaxTxnOps - 1
 	cmp := clientv3.Compare(clientv3.ModRevision(s.keys.groupState(group)), "=", stateRev)
 	for start := 0; start < len(ops); start += per {
@@ -151,7 +159,7 @@ func (s *Store) CommitGroupOffsets(ctx context.Context, group string, stateRev i
 		resp, err := s.cli.Txn(rctx).If(cmp).Then(ops[start:min(start+per, len(ops))]...).Commit()
 		cancel()
 		if err != nil {
-			return fmt.Errorf("meta: commit offsets of %s: %w", group, err)
+			return fmt.Errorf("meta: %s of %s: %w", what, group, err)
 		}
 		if !resp.Succeeded {
 			return fmt.Errorf("%w: group %s state changed", ErrConflict, group)

@@ -257,6 +257,12 @@ func (a *Admin) DescribeClassicGroup(ctx context.Context, req *stratav1.Describe
 	return forward(ctx, a, "DescribeClassicGroup", stratav1.CoordinatorClient.DescribeClassicGroup, req)
 }
 
+// DeleteOffsets removes a group's committed offsets of some partitions,
+// if it has no live members; forwarded to the coordinator leader.
+func (a *Admin) DeleteOffsets(ctx context.Context, req *stratav1.DeleteOffsetsRequest) (*stratav1.DeleteOffsetsResponse, error) {
+	return forward(ctx, a, "DeleteOffsets", stratav1.CoordinatorClient.DeleteOffsets, req)
+}
+
 // DeleteGroup removes a group without members and its offsets; forwarded to the coordinator leader.
 func (a *Admin) DeleteGroup(ctx context.Context, req *stratav1.DeleteGroupRequest) (*stratav1.DeleteGroupResponse, error) {
 	return forward(ctx, a, "DeleteGroup", stratav1.CoordinatorClient.DeleteGroup, req)

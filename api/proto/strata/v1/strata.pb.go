@@ -5174,6 +5174,96 @@ func (*DeleteGroupResponse) Descriptor() ([]byte, []int) {
 	return file_strata_v1_strata_proto_rawDescGZIP(), []int{83}
 }
 
+type DeleteOffsetsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Group string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	// The partitions whose committed offsets go; a partition without one
+	// is no error.
+	Topics        []*TopicPartitions `protobuf:"bytes,2,rep,name=topics,proto3" json:"topics,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteOffsetsRequest) Reset() {
+	*x = DeleteOffsetsRequest{}
+	mi := &file_strata_v1_strata_proto_msgTypes[84]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteOffsetsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteOffsetsRequest) ProtoMessage() {}
+
+func (x *DeleteOffsetsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[84]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteOffsetsRequest.ProtoReflect.Descriptor instead.
+func (*DeleteOffsetsRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{84}
+}
+
+func (x *DeleteOffsetsRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *DeleteOffsetsRequest) GetTopics() []*TopicPartitions {
+	if x != nil {
+		return x.Topics
+	}
+	return nil
+}
+
+type DeleteOffsetsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteOffsetsResponse) Reset() {
+	*x = DeleteOffsetsResponse{}
+	mi := &file_strata_v1_strata_proto_msgTypes[85]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteOffsetsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteOffsetsResponse) ProtoMessage() {}
+
+func (x *DeleteOffsetsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_strata_proto_msgTypes[85]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteOffsetsResponse.ProtoReflect.Descriptor instead.
+func (*DeleteOffsetsResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_strata_proto_rawDescGZIP(), []int{85}
+}
+
 var File_strata_v1_strata_proto protoreflect.FileDescriptor
 
 const file_strata_v1_strata_proto_rawDesc = "" +
@@ -5528,7 +5618,11 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\amembers\x18\x04 \x03(\v2#.strata.v1.ClassicMemberDescriptionR\amembers\"*\n" +
 	"\x12DeleteGroupRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\"\x15\n" +
-	"\x13DeleteGroupResponse*\xa3\x04\n" +
+	"\x13DeleteGroupResponse\"`\n" +
+	"\x14DeleteOffsetsRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x122\n" +
+	"\x06topics\x18\x02 \x03(\v2\x1a.strata.v1.TopicPartitionsR\x06topics\"\x17\n" +
+	"\x15DeleteOffsetsResponse*\xa3\x04\n" +
 	"\x06Reason\x12\x16\n" +
 	"\x12REASON_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tNOT_OWNER\x10\x01\x12\x0e\n" +
@@ -5594,7 +5688,7 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\aProduce\x12\x19.strata.v1.ProduceRequest\x1a\x1a.strata.v1.ProduceResponse\x12V\n" +
 	"\rProduceStream\x12\x1f.strata.v1.ProduceStreamRequest\x1a .strata.v1.ProduceStreamResponse(\x010\x01\x12^\n" +
 	"\x11ReleasePartitions\x12#.strata.v1.ReleasePartitionsRequest\x1a$.strata.v1.ReleasePartitionsResponse\x12L\n" +
-	"\aUndrain\x12\x1f.strata.v1.UndrainBrokerRequest\x1a .strata.v1.UndrainBrokerResponse2\xab\x0f\n" +
+	"\aUndrain\x12\x1f.strata.v1.UndrainBrokerRequest\x1a .strata.v1.UndrainBrokerResponse2\xff\x0f\n" +
 	"\vCoordinator\x12L\n" +
 	"\vCreateTopic\x12\x1d.strata.v1.CreateTopicRequest\x1a\x1e.strata.v1.CreateTopicResponse\x12L\n" +
 	"\vDeleteTopic\x12\x1d.strata.v1.DeleteTopicRequest\x1a\x1e.strata.v1.DeleteTopicResponse\x12I\n" +
@@ -5622,7 +5716,8 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x11LeaveClassicGroup\x12#.strata.v1.LeaveClassicGroupRequest\x1a$.strata.v1.LeaveClassicGroupResponse\x12g\n" +
 	"\x14CommitClassicOffsets\x12&.strata.v1.CommitClassicOffsetsRequest\x1a'.strata.v1.CommitClassicOffsetsResponse\x12g\n" +
 	"\x14DescribeClassicGroup\x12&.strata.v1.DescribeClassicGroupRequest\x1a'.strata.v1.DescribeClassicGroupResponse\x12L\n" +
-	"\vDeleteGroup\x12\x1d.strata.v1.DeleteGroupRequest\x1a\x1e.strata.v1.DeleteGroupResponseB:Z8github.com/strata-mq/strata/api/proto/strata/v1;stratav1b\x06proto3"
+	"\vDeleteGroup\x12\x1d.strata.v1.DeleteGroupRequest\x1a\x1e.strata.v1.DeleteGroupResponse\x12R\n" +
+	"\rDeleteOffsets\x12\x1f.strata.v1.DeleteOffsetsRequest\x1a .strata.v1.DeleteOffsetsResponseB:Z8github.com/strata-mq/strata/api/proto/strata/v1;stratav1b\x06proto3"
 
 var (
 	file_strata_v1_strata_proto_rawDescOnce sync.Once
@@ -5637,7 +5732,7 @@ func file_strata_v1_strata_proto_rawDescGZIP() []byte {
 }
 
 var file_strata_v1_strata_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_strata_v1_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 84)
+var file_strata_v1_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 86)
 var file_strata_v1_strata_proto_goTypes = []any{
 	(Reason)(0),                          // 0: strata.v1.Reason
 	(OffsetSpec)(0),                      // 1: strata.v1.OffsetSpec
@@ -5725,6 +5820,8 @@ var file_strata_v1_strata_proto_goTypes = []any{
 	(*DescribeClassicGroupResponse)(nil), // 83: strata.v1.DescribeClassicGroupResponse
 	(*DeleteGroupRequest)(nil),           // 84: strata.v1.DeleteGroupRequest
 	(*DeleteGroupResponse)(nil),          // 85: strata.v1.DeleteGroupResponse
+	(*DeleteOffsetsRequest)(nil),         // 86: strata.v1.DeleteOffsetsRequest
+	(*DeleteOffsetsResponse)(nil),        // 87: strata.v1.DeleteOffsetsResponse
 }
 var file_strata_v1_strata_proto_depIdxs = []int32{
 	2,  // 0: strata.v1.ProduceManyRequest.parts:type_name -> strata.v1.ProduceRequest
@@ -5770,111 +5867,114 @@ var file_strata_v1_strata_proto_depIdxs = []int32{
 	72, // 40: strata.v1.SyncClassicGroupRequest.assignments:type_name -> strata.v1.ClassicAssignment
 	47, // 41: strata.v1.CommitClassicOffsetsRequest.topics:type_name -> strata.v1.TopicOffsets
 	82, // 42: strata.v1.DescribeClassicGroupResponse.members:type_name -> strata.v1.ClassicMemberDescription
-	2,  // 43: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
-	4,  // 44: strata.v1.Strata.ProduceMany:input_type -> strata.v1.ProduceManyRequest
-	10, // 45: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
-	12, // 46: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
-	17, // 47: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
-	19, // 48: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
-	21, // 49: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
-	23, // 50: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
-	25, // 51: strata.v1.Strata.ClusterStatus:input_type -> strata.v1.ClusterStatusRequest
-	29, // 52: strata.v1.Strata.AlterTopic:input_type -> strata.v1.AlterTopicRequest
-	31, // 53: strata.v1.Strata.DeleteRecords:input_type -> strata.v1.DeleteRecordsRequest
-	35, // 54: strata.v1.Strata.DrainBroker:input_type -> strata.v1.DrainBrokerRequest
-	36, // 55: strata.v1.Strata.UndrainBroker:input_type -> strata.v1.UndrainBrokerRequest
-	42, // 56: strata.v1.Strata.GroupHeartbeat:input_type -> strata.v1.GroupHeartbeatRequest
-	44, // 57: strata.v1.Strata.LeaveGroup:input_type -> strata.v1.LeaveGroupRequest
-	48, // 58: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
-	50, // 59: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
-	52, // 60: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
-	55, // 61: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
-	59, // 62: strata.v1.Strata.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
-	62, // 63: strata.v1.Strata.AddAcl:input_type -> strata.v1.AddAclRequest
-	64, // 64: strata.v1.Strata.RemoveAcl:input_type -> strata.v1.RemoveAclRequest
-	66, // 65: strata.v1.Strata.ListAcls:input_type -> strata.v1.ListAclsRequest
-	2,  // 66: strata.v1.Broker.Produce:input_type -> strata.v1.ProduceRequest
-	8,  // 67: strata.v1.Broker.ProduceStream:input_type -> strata.v1.ProduceStreamRequest
-	39, // 68: strata.v1.Broker.ReleasePartitions:input_type -> strata.v1.ReleasePartitionsRequest
-	36, // 69: strata.v1.Broker.Undrain:input_type -> strata.v1.UndrainBrokerRequest
-	17, // 70: strata.v1.Coordinator.CreateTopic:input_type -> strata.v1.CreateTopicRequest
-	19, // 71: strata.v1.Coordinator.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
-	21, // 72: strata.v1.Coordinator.ListTopics:input_type -> strata.v1.ListTopicsRequest
-	23, // 73: strata.v1.Coordinator.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
-	25, // 74: strata.v1.Coordinator.ClusterStatus:input_type -> strata.v1.ClusterStatusRequest
-	29, // 75: strata.v1.Coordinator.AlterTopic:input_type -> strata.v1.AlterTopicRequest
-	31, // 76: strata.v1.Coordinator.DeleteRecords:input_type -> strata.v1.DeleteRecordsRequest
-	35, // 77: strata.v1.Coordinator.DrainBroker:input_type -> strata.v1.DrainBrokerRequest
-	36, // 78: strata.v1.Coordinator.UndrainBroker:input_type -> strata.v1.UndrainBrokerRequest
-	42, // 79: strata.v1.Coordinator.GroupHeartbeat:input_type -> strata.v1.GroupHeartbeatRequest
-	44, // 80: strata.v1.Coordinator.LeaveGroup:input_type -> strata.v1.LeaveGroupRequest
-	48, // 81: strata.v1.Coordinator.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
-	50, // 82: strata.v1.Coordinator.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
-	52, // 83: strata.v1.Coordinator.ListGroups:input_type -> strata.v1.ListGroupsRequest
-	55, // 84: strata.v1.Coordinator.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
-	59, // 85: strata.v1.Coordinator.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
-	69, // 86: strata.v1.Coordinator.JoinClassicGroup:input_type -> strata.v1.JoinClassicGroupRequest
-	73, // 87: strata.v1.Coordinator.SyncClassicGroup:input_type -> strata.v1.SyncClassicGroupRequest
-	75, // 88: strata.v1.Coordinator.ClassicHeartbeat:input_type -> strata.v1.ClassicHeartbeatRequest
-	77, // 89: strata.v1.Coordinator.LeaveClassicGroup:input_type -> strata.v1.LeaveClassicGroupRequest
-	79, // 90: strata.v1.Coordinator.CommitClassicOffsets:input_type -> strata.v1.CommitClassicOffsetsRequest
-	81, // 91: strata.v1.Coordinator.DescribeClassicGroup:input_type -> strata.v1.DescribeClassicGroupRequest
-	84, // 92: strata.v1.Coordinator.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
-	3,  // 93: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
-	5,  // 94: strata.v1.Strata.ProduceMany:output_type -> strata.v1.ProduceManyResponse
-	11, // 95: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
-	13, // 96: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
-	18, // 97: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
-	20, // 98: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
-	22, // 99: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
-	24, // 100: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
-	28, // 101: strata.v1.Strata.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
-	30, // 102: strata.v1.Strata.AlterTopic:output_type -> strata.v1.AlterTopicResponse
-	33, // 103: strata.v1.Strata.DeleteRecords:output_type -> strata.v1.DeleteRecordsResponse
-	38, // 104: strata.v1.Strata.DrainBroker:output_type -> strata.v1.DrainBrokerResponse
-	37, // 105: strata.v1.Strata.UndrainBroker:output_type -> strata.v1.UndrainBrokerResponse
-	43, // 106: strata.v1.Strata.GroupHeartbeat:output_type -> strata.v1.GroupHeartbeatResponse
-	45, // 107: strata.v1.Strata.LeaveGroup:output_type -> strata.v1.LeaveGroupResponse
-	49, // 108: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
-	51, // 109: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
-	54, // 110: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
-	58, // 111: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
-	60, // 112: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
-	63, // 113: strata.v1.Strata.AddAcl:output_type -> strata.v1.AddAclResponse
-	65, // 114: strata.v1.Strata.RemoveAcl:output_type -> strata.v1.RemoveAclResponse
-	67, // 115: strata.v1.Strata.ListAcls:output_type -> strata.v1.ListAclsResponse
-	3,  // 116: strata.v1.Broker.Produce:output_type -> strata.v1.ProduceResponse
-	9,  // 117: strata.v1.Broker.ProduceStream:output_type -> strata.v1.ProduceStreamResponse
-	40, // 118: strata.v1.Broker.ReleasePartitions:output_type -> strata.v1.ReleasePartitionsResponse
-	37, // 119: strata.v1.Broker.Undrain:output_type -> strata.v1.UndrainBrokerResponse
-	18, // 120: strata.v1.Coordinator.CreateTopic:output_type -> strata.v1.CreateTopicResponse
-	20, // 121: strata.v1.Coordinator.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
-	22, // 122: strata.v1.Coordinator.ListTopics:output_type -> strata.v1.ListTopicsResponse
-	24, // 123: strata.v1.Coordinator.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
-	28, // 124: strata.v1.Coordinator.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
-	30, // 125: strata.v1.Coordinator.AlterTopic:output_type -> strata.v1.AlterTopicResponse
-	33, // 126: strata.v1.Coordinator.DeleteRecords:output_type -> strata.v1.DeleteRecordsResponse
-	38, // 127: strata.v1.Coordinator.DrainBroker:output_type -> strata.v1.DrainBrokerResponse
-	37, // 128: strata.v1.Coordinator.UndrainBroker:output_type -> strata.v1.UndrainBrokerResponse
-	43, // 129: strata.v1.Coordinator.GroupHeartbeat:output_type -> strata.v1.GroupHeartbeatResponse
-	45, // 130: strata.v1.Coordinator.LeaveGroup:output_type -> strata.v1.LeaveGroupResponse
-	49, // 131: strata.v1.Coordinator.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
-	51, // 132: strata.v1.Coordinator.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
-	54, // 133: strata.v1.Coordinator.ListGroups:output_type -> strata.v1.ListGroupsResponse
-	58, // 134: strata.v1.Coordinator.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
-	60, // 135: strata.v1.Coordinator.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
-	71, // 136: strata.v1.Coordinator.JoinClassicGroup:output_type -> strata.v1.JoinClassicGroupResponse
-	74, // 137: strata.v1.Coordinator.SyncClassicGroup:output_type -> strata.v1.SyncClassicGroupResponse
-	76, // 138: strata.v1.Coordinator.ClassicHeartbeat:output_type -> strata.v1.ClassicHeartbeatResponse
-	78, // 139: strata.v1.Coordinator.LeaveClassicGroup:output_type -> strata.v1.LeaveClassicGroupResponse
-	80, // 140: strata.v1.Coordinator.CommitClassicOffsets:output_type -> strata.v1.CommitClassicOffsetsResponse
-	83, // 141: strata.v1.Coordinator.DescribeClassicGroup:output_type -> strata.v1.DescribeClassicGroupResponse
-	85, // 142: strata.v1.Coordinator.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
-	93, // [93:143] is the sub-list for method output_type
-	43, // [43:93] is the sub-list for method input_type
-	43, // [43:43] is the sub-list for extension type_name
-	43, // [43:43] is the sub-list for extension extendee
-	0,  // [0:43] is the sub-list for field type_name
+	41, // 43: strata.v1.DeleteOffsetsRequest.topics:type_name -> strata.v1.TopicPartitions
+	2,  // 44: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
+	4,  // 45: strata.v1.Strata.ProduceMany:input_type -> strata.v1.ProduceManyRequest
+	10, // 46: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
+	12, // 47: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
+	17, // 48: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
+	19, // 49: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
+	21, // 50: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
+	23, // 51: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
+	25, // 52: strata.v1.Strata.ClusterStatus:input_type -> strata.v1.ClusterStatusRequest
+	29, // 53: strata.v1.Strata.AlterTopic:input_type -> strata.v1.AlterTopicRequest
+	31, // 54: strata.v1.Strata.DeleteRecords:input_type -> strata.v1.DeleteRecordsRequest
+	35, // 55: strata.v1.Strata.DrainBroker:input_type -> strata.v1.DrainBrokerRequest
+	36, // 56: strata.v1.Strata.UndrainBroker:input_type -> strata.v1.UndrainBrokerRequest
+	42, // 57: strata.v1.Strata.GroupHeartbeat:input_type -> strata.v1.GroupHeartbeatRequest
+	44, // 58: strata.v1.Strata.LeaveGroup:input_type -> strata.v1.LeaveGroupRequest
+	48, // 59: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
+	50, // 60: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
+	52, // 61: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
+	55, // 62: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
+	59, // 63: strata.v1.Strata.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
+	62, // 64: strata.v1.Strata.AddAcl:input_type -> strata.v1.AddAclRequest
+	64, // 65: strata.v1.Strata.RemoveAcl:input_type -> strata.v1.RemoveAclRequest
+	66, // 66: strata.v1.Strata.ListAcls:input_type -> strata.v1.ListAclsRequest
+	2,  // 67: strata.v1.Broker.Produce:input_type -> strata.v1.ProduceRequest
+	8,  // 68: strata.v1.Broker.ProduceStream:input_type -> strata.v1.ProduceStreamRequest
+	39, // 69: strata.v1.Broker.ReleasePartitions:input_type -> strata.v1.ReleasePartitionsRequest
+	36, // 70: strata.v1.Broker.Undrain:input_type -> strata.v1.UndrainBrokerRequest
+	17, // 71: strata.v1.Coordinator.CreateTopic:input_type -> strata.v1.CreateTopicRequest
+	19, // 72: strata.v1.Coordinator.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
+	21, // 73: strata.v1.Coordinator.ListTopics:input_type -> strata.v1.ListTopicsRequest
+	23, // 74: strata.v1.Coordinator.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
+	25, // 75: strata.v1.Coordinator.ClusterStatus:input_type -> strata.v1.ClusterStatusRequest
+	29, // 76: strata.v1.Coordinator.AlterTopic:input_type -> strata.v1.AlterTopicRequest
+	31, // 77: strata.v1.Coordinator.DeleteRecords:input_type -> strata.v1.DeleteRecordsRequest
+	35, // 78: strata.v1.Coordinator.DrainBroker:input_type -> strata.v1.DrainBrokerRequest
+	36, // 79: strata.v1.Coordinator.UndrainBroker:input_type -> strata.v1.UndrainBrokerRequest
+	42, // 80: strata.v1.Coordinator.GroupHeartbeat:input_type -> strata.v1.GroupHeartbeatRequest
+	44, // 81: strata.v1.Coordinator.LeaveGroup:input_type -> strata.v1.LeaveGroupRequest
+	48, // 82: strata.v1.Coordinator.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
+	50, // 83: strata.v1.Coordinator.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
+	52, // 84: strata.v1.Coordinator.ListGroups:input_type -> strata.v1.ListGroupsRequest
+	55, // 85: strata.v1.Coordinator.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
+	59, // 86: strata.v1.Coordinator.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
+	69, // 87: strata.v1.Coordinator.JoinClassicGroup:input_type -> strata.v1.JoinClassicGroupRequest
+	73, // 88: strata.v1.Coordinator.SyncClassicGroup:input_type -> strata.v1.SyncClassicGroupRequest
+	75, // 89: strata.v1.Coordinator.ClassicHeartbeat:input_type -> strata.v1.ClassicHeartbeatRequest
+	77, // 90: strata.v1.Coordinator.LeaveClassicGroup:input_type -> strata.v1.LeaveClassicGroupRequest
+	79, // 91: strata.v1.Coordinator.CommitClassicOffsets:input_type -> strata.v1.CommitClassicOffsetsRequest
+	81, // 92: strata.v1.Coordinator.DescribeClassicGroup:input_type -> strata.v1.DescribeClassicGroupRequest
+	84, // 93: strata.v1.Coordinator.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
+	86, // 94: strata.v1.Coordinator.DeleteOffsets:input_type -> strata.v1.DeleteOffsetsRequest
+	3,  // 95: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
+	5,  // 96: strata.v1.Strata.ProduceMany:output_type -> strata.v1.ProduceManyResponse
+	11, // 97: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
+	13, // 98: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
+	18, // 99: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
+	20, // 100: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
+	22, // 101: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
+	24, // 102: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
+	28, // 103: strata.v1.Strata.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
+	30, // 104: strata.v1.Strata.AlterTopic:output_type -> strata.v1.AlterTopicResponse
+	33, // 105: strata.v1.Strata.DeleteRecords:output_type -> strata.v1.DeleteRecordsResponse
+	38, // 106: strata.v1.Strata.DrainBroker:output_type -> strata.v1.DrainBrokerResponse
+	37, // 107: strata.v1.Strata.UndrainBroker:output_type -> strata.v1.UndrainBrokerResponse
+	43, // 108: strata.v1.Strata.GroupHeartbeat:output_type -> strata.v1.GroupHeartbeatResponse
+	45, // 109: strata.v1.Strata.LeaveGroup:output_type -> strata.v1.LeaveGroupResponse
+	49, // 110: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
+	51, // 111: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
+	54, // 112: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
+	58, // 113: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
+	60, // 114: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
+	63, // 115: strata.v1.Strata.AddAcl:output_type -> strata.v1.AddAclResponse
+	65, // 116: strata.v1.Strata.RemoveAcl:output_type -> strata.v1.RemoveAclResponse
+	67, // 117: strata.v1.Strata.ListAcls:output_type -> strata.v1.ListAclsResponse
+	3,  // 118: strata.v1.Broker.Produce:output_type -> strata.v1.ProduceResponse
+	9,  // 119: strata.v1.Broker.ProduceStream:output_type -> strata.v1.ProduceStreamResponse
+	40, // 120: strata.v1.Broker.ReleasePartitions:output_type -> strata.v1.ReleasePartitionsResponse
+	37, // 121: strata.v1.Broker.Undrain:output_type -> strata.v1.UndrainBrokerResponse
+	18, // 122: strata.v1.Coordinator.CreateTopic:output_type -> strata.v1.CreateTopicResponse
+	20, // 123: strata.v1.Coordinator.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
+	22, // 124: strata.v1.Coordinator.ListTopics:output_type -> strata.v1.ListTopicsResponse
+	24, // 125: strata.v1.Coordinator.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
+	28, // 126: strata.v1.Coordinator.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
+	30, // 127: strata.v1.Coordinator.AlterTopic:output_type -> strata.v1.AlterTopicResponse
+	33, // 128: strata.v1.Coordinator.DeleteRecords:output_type -> strata.v1.DeleteRecordsResponse
+	38, // 129: strata.v1.Coordinator.DrainBroker:output_type -> strata.v1.DrainBrokerResponse
+	37, // 130: strata.v1.Coordinator.UndrainBroker:output_type -> strata.v1.UndrainBrokerResponse
+	43, // 131: strata.v1.Coordinator.GroupHeartbeat:output_type -> strata.v1.GroupHeartbeatResponse
+	45, // 132: strata.v1.Coordinator.LeaveGroup:output_type -> strata.v1.LeaveGroupResponse
+	49, // 133: strata.v1.Coordinator.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
+	51, // 134: strata.v1.Coordinator.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
+	54, // 135: strata.v1.Coordinator.ListGroups:output_type -> strata.v1.ListGroupsResponse
+	58, // 136: strata.v1.Coordinator.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
+	60, // 137: strata.v1.Coordinator.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
+	71, // 138: strata.v1.Coordinator.JoinClassicGroup:output_type -> strata.v1.JoinClassicGroupResponse
+	74, // 139: strata.v1.Coordinator.SyncClassicGroup:output_type -> strata.v1.SyncClassicGroupResponse
+	76, // 140: strata.v1.Coordinator.ClassicHeartbeat:output_type -> strata.v1.ClassicHeartbeatResponse
+	78, // 141: strata.v1.Coordinator.LeaveClassicGroup:output_type -> strata.v1.LeaveClassicGroupResponse
+	80, // 142: strata.v1.Coordinator.CommitClassicOffsets:output_type -> strata.v1.CommitClassicOffsetsResponse
+	83, // 143: strata.v1.Coordinator.DescribeClassicGroup:output_type -> strata.v1.DescribeClassicGroupResponse
+	85, // 144: strata.v1.Coordinator.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
+	87, // 145: strata.v1.Coordinator.DeleteOffsets:output_type -> strata.v1.DeleteOffsetsResponse
+	95, // [95:146] is the sub-list for method output_type
+	44, // [44:95] is the sub-list for method input_type
+	44, // [44:44] is the sub-list for extension type_name
+	44, // [44:44] is the sub-list for extension extendee
+	0,  // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_strata_v1_strata_proto_init() }
@@ -5888,7 +5988,7 @@ func file_strata_v1_strata_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strata_v1_strata_proto_rawDesc), len(file_strata_v1_strata_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   84,
+			NumMessages:   86,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

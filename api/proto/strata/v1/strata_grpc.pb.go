@@ -1298,6 +1298,7 @@ const (
 	Coordinator_CommitClassicOffsets_FullMethodName = "/strata.v1.Coordinator/CommitClassicOffsets"
 	Coordinator_DescribeClassicGroup_FullMethodName = "/strata.v1.Coordinator/DescribeClassicGroup"
 	Coordinator_DeleteGroup_FullMethodName          = "/strata.v1.Coordinator/DeleteGroup"
+	Coordinator_DeleteOffsets_FullMethodName        = "/strata.v1.Coordinator/DeleteOffsets"
 )
 
 // CoordinatorClient is the client API for Coordinator service.
@@ -1340,6 +1341,10 @@ type CoordinatorClient interface {
 	// offsets (GROUP_NOT_EMPTY with members, UNKNOWN_GROUP if it has
 	// nothing stored).
 	DeleteGroup(ctx context.Context, in *DeleteGroupRequest, opts ...grpc.CallOption) (*DeleteGroupResponse, error)
+	// DeleteOffsets removes a group's committed offsets of some partitions
+	// (Kafka's OffsetDelete): GROUP_NOT_EMPTY while the group has live
+	// members, UNKNOWN_GROUP if it has nothing stored.
+	DeleteOffsets(ctx context.Context, in *DeleteOffsetsRequest, opts ...grpc.CallOption) (*DeleteOffsetsResponse, error)
 }
 
 type coordinatorClient struct {
@@ -1580,6 +1585,16 @@ func (c *coordinatorClient) DeleteGroup(ctx context.Context, in *DeleteGroupRequ
 	return out, nil
 }
 
+func (c *coordinatorClient) DeleteOffsets(ctx context.Context, in *DeleteOffsetsRequest, opts ...grpc.CallOption) (*DeleteOffsetsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteOffsetsResponse)
+	err := c.cc.Invoke(ctx, Coordinator_DeleteOffsets_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CoordinatorServer is the server API for Coordinator service.
 // All implementations must embed UnimplementedCoordinatorServer
 // for forward compatibility.
@@ -1620,6 +1635,10 @@ type CoordinatorServer interface {
 	// offsets (GROUP_NOT_EMPTY with members, UNKNOWN_GROUP if it has
 	// nothing stored).
 	DeleteGroup(context.Context, *DeleteGroupRequest) (*DeleteGroupResponse, error)
+	// DeleteOffsets removes a group's committed offsets of some partitions
+	// (Kafka's OffsetDelete): GROUP_NOT_EMPTY while the group has live
+	// members, UNKNOWN_GROUP if it has nothing stored.
+	DeleteOffsets(context.Context, *DeleteOffsetsRequest) (*DeleteOffsetsResponse, error)
 	mustEmbedUnimplementedCoordinatorServer()
 }
 
@@ -1698,6 +1717,9 @@ func (UnimplementedCoordinatorServer) DescribeClassicGroup(context.Context, *Des
 }
 func (UnimplementedCoordinatorServer) DeleteGroup(context.Context, *DeleteGroupRequest) (*DeleteGroupResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteGroup not implemented")
+}
+func (UnimplementedCoordinatorServer) DeleteOffsets(context.Context, *DeleteOffsetsRequest) (*DeleteOffsetsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteOffsets not implemented")
 }
 func (UnimplementedCoordinatorServer) mustEmbedUnimplementedCoordinatorServer() {}
 func (UnimplementedCoordinatorServer) testEmbeddedByValue()                     {}
@@ -2134,6 +2156,24 @@ func _Coordinator_DeleteGroup_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Coordinator_DeleteOffsets_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteOffsetsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServer).DeleteOffsets(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Coordinator_DeleteOffsets_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServer).DeleteOffsets(ctx, req.(*DeleteOffsetsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Coordinator_ServiceDesc is the grpc.ServiceDesc for Coordinator service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -2232,6 +2272,10 @@ var Coordinator_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteGroup",
 			Handler:    _Coordinator_DeleteGroup_Handler,
+		},
+		{
+			MethodName: "DeleteOffsets",
+			Handler:    _Coordinator_DeleteOffsets_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
