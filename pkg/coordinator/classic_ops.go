@@ -241,16 +241,27 @@ func classicMembers(st meta.GroupState) int {
 	return len(st.Classic.Members)
 }
 
+// getEmpty returns group, locked as get does, if it has no live members
+// (GROUP_NOT_EMPTY otherwise).
+func (gm *groupManager) getEmpty(ctx context.Context, group string) (*group, error) {
+	g, err := gm.get(ctx, group)
+	if err != nil {
+		return nil, err
+	}
+	if n := len(g.st.Members) + classicMembers(g.st); n > 0 {
+		g.mu.Unlock()
+		return nil, apierr.Errorf(apierr.ErrGroupNotEmpty, "group %s has %d live members", group, n)
+	}
+	return g, nil
+}
+
 // deleteGroup removes a group without members, with its offsets.
 func (gm *groupManager) deleteGroup(ctx context.Context, group string) error {
-	g, err := gm.get(ctx, group)
+	g, err := gm.getEmpty(ctx, group)
 	if err != nil {
 		return err
 	}
 	defer g.mu.Unlock()
-	if n := len(g.st.Members) + classicMembers(g.st); n > 0 {
-		return apierr.Errorf(apierr.ErrGroupNotEmpty, "group %s has %d live members", group, n)
-	}
 	existed, err := gm.s.cfg.Meta.DeleteGroup(ctx, group, g.st.Revision)
 	g.loaded, g.classic = false, nil // read anew: empty, or what beat us
 	if err != nil {
@@ -267,14 +278,11 @@ func (gm *groupManager) deleteGroup(ctx context.Context, group string) error {
 // group has no live members (GROUP_NOT_EMPTY otherwise: a member may be
 // reading from them) and has anything stored (UNKNOWN_GROUP otherwise).
 func (gm *groupManager) deleteOffsets(ctx context.Context, group string, parts []meta.GroupPartition) error {
-	g, err := gm.get(ctx, group)
+	g, err := gm.getEmpty(ctx, group)
 	if err != nil {
 		return err
 	}
 	defer g.mu.Unlock()
-	if n := len(g.st.Members) + classicMembers(g.st); n > 0 {
-		return apierr.Errorf(apierr.ErrGroupNotEmpty, "group %s has %d live members", group, n)
-	}
 	if g.st.Revision == 0 {
 		committed, err := gm.s.committed(ctx, group)
 		if err != nil {
