@@ -95,8 +95,14 @@ func TestTopicCommands(t *testing.T) {
 	if code, out, _ := run(t, "", srv, "topic", "list"); code != ExitOK || !strings.Contains(out, "orders") || !strings.Contains(out, "24h0m0s") {
 		t.Fatalf("list: exit %d, %q", code, out)
 	}
-	if code, out, _ := run(t, "", srv, "topic", "describe", "orders"); code != ExitOK || strings.Count(out, "fake-broker") != 3 {
+	if code, out, _ := run(t, "", srv, "topic", "describe", "orders"); code != ExitOK || strings.Count(out, "fake-broker") != 3 || !strings.Contains(out, "Cleanup policy:    delete") {
 		t.Fatalf("describe: exit %d, %q", code, out)
+	}
+	if code, _, stderr := run(t, "", srv, "topic", "alter", "orders", "--cleanup-policy", "compact"); code != ExitOK {
+		t.Fatalf("alter --cleanup-policy compact: exit %d, %q", code, stderr)
+	}
+	if code, out, _ := run(t, "", srv, "topic", "describe", "orders"); code != ExitOK || !strings.Contains(out, "Cleanup policy:    compact") {
+		t.Fatalf("describe after --cleanup-policy compact: exit %d, %q", code, out)
 	}
 	if code, out, stderr := run(t, "", srv, "topic", "alter", "orders", "--retention", "1h", "--retention-bytes", "1000000"); code != ExitOK ||
 		!strings.Contains(out, "retention 1h0m0s, retention bytes 1000000") {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -52,8 +53,12 @@ func topicConfigFlags(fs *flag.FlagSet) func() []client.TopicOpt {
 	retention := fs.Duration("retention", 0, "delete data older than this (0: default/unchanged, negative: keep forever)")
 	retentionBytes := fs.Int64("retention-bytes", 0, "delete a partition's oldest data past this size (0: default/unchanged, negative: no limit)")
 	maxMessage := fs.Int("max-message-bytes", 0, "largest produce request accepted (0: default/unchanged)")
+	cleanup := fs.String("cleanup-policy", "", `"delete" (retention deletes old data) or "compact" (every record is kept) (empty: default/unchanged)`)
 	return func() []client.TopicOpt {
 		var opts []client.TopicOpt
+		if *cleanup != "" {
+			opts = append(opts, client.CleanupPolicy(*cleanup))
+		}
 		if *retention != 0 {
 			opts = append(opts, client.Retention(*retention))
 		}
@@ -73,7 +78,7 @@ var topicAlterCmd = &command{
 	setup: func(fs *flag.FlagSet) runFunc {
 		topicOpts := topicConfigFlags(fs)
 		partitions := fs.Int("partitions", 0, "new partition count (not supported yet)")
-		reset := fs.String("reset", "", "settings to set back to the cluster's defaults, comma-separated: retention, retention-bytes, max-message-bytes")
+		reset := fs.String("reset", "", "settings to set back to the cluster's defaults, comma-separated: retention, retention-bytes, max-message-bytes, cleanup-policy")
 		return func(ctx context.Context, a *App, args []string) error {
 			if err := exactArgs(args, "topic name"); err != nil {
 				return err
@@ -90,7 +95,7 @@ var topicAlterCmd = &command{
 				opts = append(opts, client.ResetTopicConfig(names...))
 			}
 			if len(opts) == 0 {
-				return usagef("nothing to change: give --retention, --retention-bytes, --max-message-bytes or --reset")
+				return usagef("nothing to change: give --retention, --retention-bytes, --max-message-bytes, --cleanup-policy or --reset")
 			}
 			ctx, c, done, err := a.adminClient(ctx)
 			if err != nil {
@@ -111,12 +116,13 @@ var topicAlterCmd = &command{
 // resetNames turns --reset's flag names into the configs
 // client.ResetTopicConfig takes.
 func resetNames(list string) ([]string, error) {
-	byFlag := map[string]string{"retention": client.ConfigRetention, "retention-bytes": client.ConfigRetentionBytes, "max-message-bytes": client.ConfigMaxMessageBytes}
+	byFlag := map[string]string{"retention": client.ConfigRetention, "retention-bytes": client.ConfigRetentionBytes,
+		"max-message-bytes": client.ConfigMaxMessageBytes, "cleanup-policy": client.ConfigCleanupPolicy}
 	var out []string
 	for _, f := range strings.Split(list, ",") {
 		name, ok := byFlag[strings.TrimSpace(f)]
 		if !ok {
-			return nil, usagef("--reset %q: want a comma-separated list of retention, retention-bytes, max-message-bytes", f)
+			return nil, usagef("--reset %q: want a comma-separated list of retention, retention-bytes, max-message-bytes, cleanup-policy", f)
 		}
 		out = append(out, name)
 	}
@@ -199,8 +205,8 @@ var topicDescribeCmd = &command{
 			}
 			fmt.Fprintf(a.Stdout, "Topic:             %s\nID:                %s\nPartitions:        %d\nRetention:         %s\n",
 				t.Name, t.ID, t.Partitions, retention(t.Config.Retention))
-			fmt.Fprintf(a.Stdout, "Retention bytes:   %s\nMax message bytes: %s\n",
-				retentionBytes(t.Config.RetentionBytes), maxMessageBytes(t.Config.MaxMessageBytes))
+			fmt.Fprintf(a.Stdout, "Retention bytes:   %s\nMax message bytes: %s\nCleanup policy:    %s\n",
+				retentionBytes(t.Config.RetentionBytes), maxMessageBytes(t.Config.MaxMessageBytes), cmp.Or(t.Config.CleanupPolicy, "delete"))
 			if !t.CreatedAt.IsZero() {
 				fmt.Fprintf(a.Stdout, "Created:           %s\n", t.CreatedAt.UTC().Format(time.RFC3339))
 			}

@@ -19,6 +19,9 @@ type TopicConfig struct {
 	RetentionBytes int64
 	// MaxMessageBytes is the largest produce request accepted.
 	MaxMessageBytes int32
+	// CleanupPolicy is "delete" (retention deletes old data) or "compact"
+	// (every record is kept: see CleanupPolicy).
+	CleanupPolicy string
 }
 
 // TopicInfo describes a topic.
@@ -114,6 +117,7 @@ func (c *Client) CreateTopic(ctx context.Context, name string, partitions int32,
 			RetentionMs:     tc.retentionMs,
 			RetentionBytes:  tc.retentionBytes,
 			MaxMessageBytes: tc.maxMessageBytes,
+			CleanupPolicy:   tc.cleanupPolicy,
 		},
 	})
 	if err != nil {
@@ -204,6 +208,7 @@ func topicInfo(t *stratav1.TopicInfo) *TopicInfo {
 			Retention:       time.Duration(t.GetConfig().GetRetentionMs()) * time.Millisecond,
 			RetentionBytes:  t.GetConfig().GetRetentionBytes(),
 			MaxMessageBytes: t.GetConfig().GetMaxMessageBytes(),
+			CleanupPolicy:   t.GetConfig().GetCleanupPolicy(),
 		},
 	}
 	if ms := t.GetCreatedAtMs(); ms != 0 {
@@ -239,6 +244,7 @@ func (c *Client) AlterTopic(ctx context.Context, name string, opts ...TopicOpt) 
 			RetentionMs:     tc.retentionMs,
 			RetentionBytes:  tc.retentionBytes,
 			MaxMessageBytes: tc.maxMessageBytes,
+			CleanupPolicy:   tc.cleanupPolicy,
 		},
 		ResetToDefault: tc.reset,
 	})

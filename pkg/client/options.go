@@ -337,6 +337,7 @@ type topicConfig struct {
 	retentionMs     int64
 	retentionBytes  int64
 	maxMessageBytes int32
+	cleanupPolicy   string
 	reset           []string
 }
 
@@ -345,10 +346,22 @@ const (
 	ConfigRetention       = "retention_ms"
 	ConfigRetentionBytes  = "retention_bytes"
 	ConfigMaxMessageBytes = "max_message_bytes"
+	ConfigCleanupPolicy   = "cleanup_policy"
 )
 
+// CleanupPolicy sets what happens to a topic's old data: "delete" (the
+// default) lets retention delete it; "compact" keeps every record whatever
+// the retention limits, so the latest value of every key stays, as
+// Kafka's compacted topics promise (Strata does not yet remove the values
+// a later record of the same key overwrote). The cluster checks the
+// value.
+func CleanupPolicy(p string) TopicOpt {
+	return topicOpt(func(c *topicConfig) { c.cleanupPolicy = p })
+}
+
 // ResetTopicConfig sets the named configs (ConfigRetention,
-// ConfigRetentionBytes, ConfigMaxMessageBytes) back to the cluster's
+// ConfigRetentionBytes, ConfigMaxMessageBytes, ConfigCleanupPolicy) back
+// to the cluster's
 // defaults, as Kafka's DELETE of a config does. For AlterTopic only: a
 // topic is created with the defaults of every config it is not given.
 func ResetTopicConfig(names ...string) TopicOpt {

@@ -79,7 +79,24 @@ func (s *Server) topicFromRequest(req *stratav1.CreateTopicRequest) (meta.Topic,
 	if t.MaxMessageBytes < 0 {
 		return meta.Topic{}, apierr.Errorf(apierr.ErrInvalidRequest, "max_message_bytes %d, want 0 (broker default) or > 0", t.MaxMessageBytes)
 	}
+	var err error
+	if t.CleanupPolicy, err = cleanupPolicy(req.GetConfig().GetCleanupPolicy(), meta.CleanupDelete); err != nil {
+		return meta.Topic{}, err
+	}
 	return t, nil
+}
+
+// cleanupPolicy checks a requested cleanup policy; empty means def.
+func cleanupPolicy(p, def string) (string, error) {
+	switch p {
+	case "":
+		return def, nil
+	case meta.CleanupDelete, meta.CleanupCompact, meta.CleanupCompactDelete:
+		return p, nil
+	case "delete,compact":
+		return meta.CleanupCompactDelete, nil
+	}
+	return "", apierr.Errorf(apierr.ErrInvalidRequest, "cleanup_policy %q, want %q, %q or %q", p, meta.CleanupDelete, meta.CleanupCompact, meta.CleanupCompactDelete)
 }
 
 // DeleteTopic deletes a topic's metadata; its objects are left to garbage
@@ -213,6 +230,7 @@ func topicInfo(t meta.Topic) *stratav1.TopicInfo {
 			RetentionMs:     t.RetentionMs,
 			RetentionBytes:  t.RetentionBytes,
 			MaxMessageBytes: t.MaxMessageBytes,
+			CleanupPolicy:   cmp.Or(t.CleanupPolicy, meta.CleanupDelete),
 		},
 		CreatedAtMs: t.CreatedAt.UnixMilli(),
 	}

@@ -156,12 +156,23 @@ func TestAdminTopicLifecycle(t *testing.T) {
 		t.Fatalf("partition 2 = %v, want unassigned and empty", p)
 	}
 
+	// A cleanup policy is "delete" or "compact".
+	alt, err := cli.AlterTopic(ctx, &stratav1.AlterTopicRequest{Name: "b-explicit", Config: &stratav1.TopicConfig{CleanupPolicy: "compact"}})
+	if err != nil || alt.GetTopic().GetConfig().GetCleanupPolicy() != "compact" {
+		t.Fatalf("alter to compact: %v, %v", alt, err)
+	}
+	alt, err = cli.AlterTopic(ctx, &stratav1.AlterTopicRequest{Name: "b-explicit", Config: &stratav1.TopicConfig{CleanupPolicy: "delete,compact"}})
+	if err != nil || alt.GetTopic().GetConfig().GetCleanupPolicy() != "compact,delete" {
+		t.Fatalf("alter to delete,compact: %v, %v; want compact,delete", alt, err)
+	}
+	_, err = cli.CreateTopic(ctx, &stratav1.CreateTopicRequest{Name: "c-bad", Config: &stratav1.TopicConfig{CleanupPolicy: "forever"}})
+	wantAPIErr(t, err, apierr.ErrInvalidRequest)
 	// AlterTopic sets configs back to the cluster's defaults by name.
-	alt, err := cli.AlterTopic(ctx, &stratav1.AlterTopicRequest{Name: "b-explicit", ResetToDefault: []string{"retention_ms", "retention_bytes", "max_message_bytes"}})
+	alt, err = cli.AlterTopic(ctx, &stratav1.AlterTopicRequest{Name: "b-explicit", ResetToDefault: []string{"retention_ms", "retention_bytes", "max_message_bytes", "cleanup_policy"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg := alt.GetTopic().GetConfig(); cfg.GetRetentionMs() != DefaultRetentionMs || cfg.GetRetentionBytes() != DefaultRetentionBytes || cfg.GetMaxMessageBytes() != 0 {
+	if cfg := alt.GetTopic().GetConfig(); cfg.GetRetentionMs() != DefaultRetentionMs || cfg.GetRetentionBytes() != DefaultRetentionBytes || cfg.GetMaxMessageBytes() != 0 || cfg.GetCleanupPolicy() != "delete" {
 		t.Fatalf("config after reset = %v, want the defaults", cfg)
 	}
 	_, err = cli.AlterTopic(ctx, &stratav1.AlterTopicRequest{Name: "b-explicit", Config: &stratav1.TopicConfig{RetentionMs: 5}, ResetToDefault: []string{"retention_ms"}})

@@ -13,70 +13,89 @@ import (
 // alterRetries bounds AlterTopic's retries when the topic changes under it.
 const alterRetries = 3
 
-// AlterTopic changes a topic's retention_ms, retention_bytes and
-// max_message_bytes. A zero field keeps the current value; the rules for
-// the others are CreateTopic's. A field named in reset goes back to the
-// cluster default, as for a topic created without it. Retention applies
-// from the leader's next lifecycle pass.
+// AlterTopic changes a topic's retention_ms, retention_bytes,
+// max_message_bytes and cleanup_policy. A zero field keeps the current
+// value; the rules for the others are CreateTopic's. A field named in
+// reset_to_default goes back to the cluster default, as for a topic
+// created without it. Retention applies from the leader's next lifecycle
+// pass.
 func (s *Server) AlterTopic(ctx context.Context, req *stratav1.AlterTopicRequest) (*stratav1.AlterTopicResponse, error) {
 	var resp *stratav1.AlterTopicResponse
 	err := s.admin("AlterTopic", func() error {
 		if err := meta.ValidateTopicName(req.GetName()); err != nil {
 			return err
 		}
-		c := req.GetConfig()
-		switch {
-		case c.GetRetentionMs() < -1:
-			return apierr.Errorf(apierr.ErrInvalidRequest, "retention_ms %d, want -1, 0 (keep) or > 0", c.GetRetentionMs())
-		case c.GetRetentionBytes() < -1:
-			return apierr.Errorf(apierr.ErrInvalidRequest, "retention_bytes %d, want -1, 0 (keep) or > 0", c.GetRetentionBytes())
-		case c.GetMaxMessageBytes() < 0:
-			return apierr.Errorf(apierr.ErrInvalidRequest, "max_message_bytes %d, want 0 (keep) or > 0", c.GetMaxMessageBytes())
+		if err := checkAlter(req.GetConfig()); err != nil {
+			return err
 		}
-		c, err := s.withResets(c, req.GetResetToDefault())
+		c, err := s.withResets(req.GetConfig(), req.GetResetToDefault())
 		if err != nil {
 			return err
 		}
-		change := func(t *meta.Topic) error {
-			if v := c.GetRetentionMs(); v != 0 {
-				t.RetentionMs = v
-			}
-			if v := c.GetRetentionBytes(); v != 0 {
-				t.RetentionBytes = v
-			}
-			switch v := c.GetMaxMessageBytes(); {
-			case v == resetMaxMessageBytes:
-				t.MaxMessageBytes = 0
-			case v != 0:
-				t.MaxMessageBytes = v
-			}
-			return nil
-		}
 		var t meta.Topic
 		for range alterRetries {
-			if t, err = s.cfg.Meta.AlterTopic(ctx, req.GetName(), change); !errors.Is(err, meta.ErrConflict) {
+			if t, err = s.cfg.Meta.AlterTopic(ctx, req.GetName(), func(t *meta.Topic) error { applyAlter(t, c); return nil }); !errors.Is(err, meta.ErrConflict) {
 				break
 			}
 		}
 		if err != nil {
 			return err
 		}
-		s.log.Info("altered topic", "by", auth.NameOf(ctx), "topic", t.Name, "retention_ms", t.RetentionMs, "retention_bytes", t.RetentionBytes, "max_message_bytes", t.MaxMessageBytes)
+		s.log.Info("altered topic", "by", auth.NameOf(ctx), "topic", t.Name, "retention_ms", t.RetentionMs, "retention_bytes", t.RetentionBytes,
+			"max_message_bytes", t.MaxMessageBytes, "cleanup_policy", t.CleanupPolicy)
 		resp = &stratav1.AlterTopicResponse{Topic: topicInfo(t)}
 		return nil
 	})
 	return resp, err
 }
 
+// checkAlter checks the limits an AlterTopic sets (withResets checks the
+// cleanup policy).
+func checkAlter(c *stratav1.TopicConfig) error {
+	switch {
+	case c.GetRetentionMs() < -1:
+		return apierr.Errorf(apierr.ErrInvalidRequest, "retention_ms %d, want -1, 0 (keep) or > 0", c.GetRetentionMs())
+	case c.GetRetentionBytes() < -1:
+		return apierr.Errorf(apierr.ErrInvalidRequest, "retention_bytes %d, want -1, 0 (keep) or > 0", c.GetRetentionBytes())
+	case c.GetMaxMessageBytes() < 0:
+		return apierr.Errorf(apierr.ErrInvalidRequest, "max_message_bytes %d, want 0 (keep) or > 0", c.GetMaxMessageBytes())
+	}
+	return nil
+}
+
+// applyAlter applies c, with its resets filled in (withResets), to t.
+func applyAlter(t *meta.Topic, c *stratav1.TopicConfig) {
+	if v := c.GetRetentionMs(); v != 0 {
+		t.RetentionMs = v
+	}
+	if v := c.GetRetentionBytes(); v != 0 {
+		t.RetentionBytes = v
+	}
+	switch v := c.GetMaxMessageBytes(); {
+	case v == resetMaxMessageBytes:
+		t.MaxMessageBytes = 0
+	case v != 0:
+		t.MaxMessageBytes = v
+	}
+	if v := c.GetCleanupPolicy(); v != "" {
+		t.CleanupPolicy = v
+	}
+}
+
 // resetMaxMessageBytes stands, inside AlterTopic, for max_message_bytes
 // reset to 0 (the brokers' limit), which the request's 0 cannot say.
 const resetMaxMessageBytes = -1
 
-// withResets returns c with each field named in reset set to the cluster
-// default. A field both set and reset, or a name that is not a
-// TopicConfig field, is INVALID_REQUEST.
+// withResets returns c with its cleanup policy checked and normalized
+// and each field named in reset set to the cluster default. A field both
+// set and reset, or a name that is not a TopicConfig field, is
+// INVALID_REQUEST.
 func (s *Server) withResets(c *stratav1.TopicConfig, reset []string) (*stratav1.TopicConfig, error) {
-	out := &stratav1.TopicConfig{RetentionMs: c.GetRetentionMs(), RetentionBytes: c.GetRetentionBytes(), MaxMessageBytes: c.GetMaxMessageBytes()}
+	policy, err := cleanupPolicy(c.GetCleanupPolicy(), "")
+	if err != nil {
+		return nil, err
+	}
+	out := &stratav1.TopicConfig{RetentionMs: c.GetRetentionMs(), RetentionBytes: c.GetRetentionBytes(), MaxMessageBytes: c.GetMaxMessageBytes(), CleanupPolicy: policy}
 	for _, name := range reset {
 		var set bool
 		switch name {
@@ -86,8 +105,10 @@ func (s *Server) withResets(c *stratav1.TopicConfig, reset []string) (*stratav1.
 			set, out.RetentionBytes = out.RetentionBytes != 0, DefaultRetentionBytes
 		case "max_message_bytes":
 			set, out.MaxMessageBytes = out.MaxMessageBytes != 0, resetMaxMessageBytes
+		case "cleanup_policy":
+			set, out.CleanupPolicy = out.CleanupPolicy != "", meta.CleanupDelete
 		default:
-			return nil, apierr.Errorf(apierr.ErrInvalidRequest, "cannot reset %q: the topic configs are retention_ms, retention_bytes and max_message_bytes", name)
+			return nil, apierr.Errorf(apierr.ErrInvalidRequest, "cannot reset %q: the topic configs are retention_ms, retention_bytes, max_message_bytes and cleanup_policy", name)
 		}
 		if set {
 			return nil, apierr.Errorf(apierr.ErrInvalidRequest, "%s is both set and reset", name)

@@ -3,6 +3,7 @@ package kafka_test
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -30,9 +31,22 @@ func TestTopicAdmin(t *testing.T) {
 	}
 	// kadm returns a topic's error both as the call's error and in the
 	// response.
-	compact, _ := adm.CreateTopic(ctx, 1, 1, map[string]*string{"cleanup.policy": ptr("compact")}, "compacted")
-	if !errors.Is(compact.Err, kerr.InvalidConfig) {
-		t.Fatalf("create with cleanup.policy=compact: %v, want INVALID_CONFIG", compact.Err)
+	bad, _ := adm.CreateTopic(ctx, 1, 1, map[string]*string{"cleanup.policy": ptr("forever")}, "compacted")
+	if !errors.Is(bad.Err, kerr.InvalidConfig) {
+		t.Fatalf("create with cleanup.policy=forever: %v, want INVALID_CONFIG", bad.Err)
+	}
+	// A compacted topic keeps every record, and says so.
+	if compact, err := adm.CreateTopic(ctx, 1, 1, map[string]*string{"cleanup.policy": ptr("compact")}, "compacted"); err != nil || compact.Err != nil {
+		t.Fatalf("create with cleanup.policy=compact: %v %v", err, compact.Err)
+	}
+	rcs, err := adm.DescribeTopicConfigs(ctx, "compacted")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc, err := rcs.On("compacted", nil); err != nil || !slices.ContainsFunc(rc.Configs, func(c kadm.Config) bool {
+		return c.Key == "cleanup.policy" && c.MaybeValue() == "compact" && c.Source == kmsg.ConfigSourceDynamicTopicConfig
+	}) {
+		t.Fatalf("compacted topic described as %+v, %v; want cleanup.policy=compact, set on the topic", rc, err)
 	}
 	again, _ := adm.CreateTopic(ctx, 1, 1, nil, "admin")
 	if !errors.Is(again.Err, kerr.TopicAlreadyExists) {

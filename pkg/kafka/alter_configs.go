@@ -99,7 +99,7 @@ func (s *Server) alterTopic(ctx context.Context, r *request, typ kmsg.ConfigReso
 	if err != nil {
 		return createErrCode(err), errMsg(err)
 	}
-	if validateOnly || (tc.RetentionMs == 0 && tc.RetentionBytes == 0 && tc.MaxMessageBytes == 0 && len(fields) == 0) {
+	if validateOnly || (tc.RetentionMs == 0 && tc.RetentionBytes == 0 && tc.MaxMessageBytes == 0 && tc.CleanupPolicy == "" && len(fields) == 0) {
 		return 0, nil
 	}
 	if _, err := s.core.Admin.AlterTopic(ctx, &stratav1.AlterTopicRequest{Name: name, Config: tc, ResetToDefault: fields}); err != nil {

@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strconv"
@@ -12,7 +13,7 @@ import (
 	"github.com/strata-mq/strata/pkg/meta"
 )
 
-// Topic configs as Kafka names them. Three map onto Strata's topic
+// Topic configs as Kafka names them. Four map onto Strata's topic
 // configuration and can be set; the others describe how Strata behaves
 // and are read-only: setting one to its only value is accepted, to
 // another value refused.
@@ -28,7 +29,6 @@ const (
 
 // fixedConfigs are the read-only topic configs and their one value.
 var fixedConfigs = []struct{ name, value string }{
-	{cfgCleanupPolicy, "delete"},
 	{cfgCompressionType, "producer"},
 	{cfgTimestampType, "CreateTime"},
 	{cfgMinInsyncReplicas, "1"},
@@ -37,8 +37,8 @@ var fixedConfigs = []struct{ name, value string }{
 // settableConfigs are the configs a topic keeps, by their Kafka names, and
 // fieldOf the TopicConfig field each one is (AlterTopic's reset names).
 var (
-	settableConfigs = []string{cfgRetentionMs, cfgRetentionBytes, cfgMaxMessageBytes}
-	fieldOf         = map[string]string{cfgRetentionMs: "retention_ms", cfgRetentionBytes: "retention_bytes", cfgMaxMessageBytes: "max_message_bytes"}
+	settableConfigs = []string{cfgRetentionMs, cfgRetentionBytes, cfgMaxMessageBytes, cfgCleanupPolicy}
+	fieldOf         = map[string]string{cfgRetentionMs: "retention_ms", cfgRetentionBytes: "retention_bytes", cfgMaxMessageBytes: "max_message_bytes", cfgCleanupPolicy: "cleanup_policy"}
 )
 
 // resetFields returns the TopicConfig fields of the configs names to
@@ -97,6 +97,13 @@ func topicConfigFromKafka(cs []configPair) (*stratav1.TopicConfig, error) {
 				err = fmt.Errorf("%w: %s=%q: want a positive 32-bit integer", errInvalidConfig, c.Name, v)
 			}
 			out.MaxMessageBytes = int32(n)
+		case cfgCleanupPolicy:
+			switch v {
+			case meta.CleanupDelete, meta.CleanupCompact, meta.CleanupCompactDelete, "delete,compact":
+				out.CleanupPolicy = v
+			default:
+				err = fmt.Errorf("%w: %s=%q: want %s, %s or %s", errInvalidConfig, c.Name, v, meta.CleanupDelete, meta.CleanupCompact, meta.CleanupCompactDelete)
+			}
 		default:
 			err = checkFixed(c.Name, v)
 		}
@@ -156,6 +163,7 @@ func topicConfigEntries(t meta.Topic, maxBatch int) []configEntry {
 		{name: cfgRetentionMs, value: strconv.FormatInt(t.RetentionMs, 10)},
 		{name: cfgRetentionBytes, value: strconv.FormatInt(t.RetentionBytes, 10)},
 		{name: cfgMaxMessageBytes, value: strconv.FormatInt(maxMsg, 10), isDefault: maxDefault},
+		{name: cfgCleanupPolicy, value: cmp.Or(t.CleanupPolicy, meta.CleanupDelete), isDefault: !t.Compacted()},
 	}
 	for _, f := range fixedConfigs {
 		out = append(out, configEntry{name: f.name, value: f.value, readOnly: true, isDefault: true})

@@ -21,7 +21,8 @@ import (
 
 // TestRetentionByTimeAndBytes: entries past the topic's time limit, then
 // past its size limit, are dropped whole, the log start moves to the first
-// entry kept, and every record from there on reads back unchanged.
+// entry kept, and every record from there on reads back unchanged; while
+// the topic is compacted (cleanup.policy=compact) nothing is dropped.
 func TestRetentionByTimeAndBytes(t *testing.T) {
 	e := newEnv(t, 2)
 	ctx := context.Background()
@@ -37,8 +38,18 @@ func TestRetentionByTimeAndBytes(t *testing.T) {
 	if st, err := m.Retention(ctx); err != nil || st.Entries != 0 {
 		t.Fatalf("retention with no limits: %+v, %v", st, err)
 	}
-	// Keep 30 minutes: the first five flushes are an hour old.
-	if _, err := e.meta.AlterTopic(ctx, e.topic.Name, func(tp *meta.Topic) error { tp.RetentionMs = (30 * time.Minute).Milliseconds(); return nil }); err != nil {
+	// Keep 30 minutes: the first five flushes are an hour old. A compacted
+	// topic keeps them all the same.
+	if _, err := e.meta.AlterTopic(ctx, e.topic.Name, func(tp *meta.Topic) error {
+		tp.RetentionMs, tp.CleanupPolicy = (30 * time.Minute).Milliseconds(), meta.CleanupCompact
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := m.Retention(ctx); err != nil || st.Entries != 0 {
+		t.Fatalf("retention of a compacted topic: %+v, %v", st, err)
+	}
+	if _, err := e.meta.AlterTopic(ctx, e.topic.Name, func(tp *meta.Topic) error { tp.CleanupPolicy = meta.CleanupDelete; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	st, err := m.Retention(ctx)

@@ -29,7 +29,8 @@ type RetentionStats struct {
 //     RetentionBytes without them (as Kafka's retention.bytes).
 //
 // Only whole entries go, oldest first; the objects they point at are left
-// to garbage collection.
+// to garbage collection. A compacted topic (cleanup.policy=compact) keeps
+// every record, whatever its limits.
 func (m *Manager) Retention(ctx context.Context) (RetentionStats, error) {
 	defer m.metrics.observePass("retention", time.Now())
 	var st RetentionStats
@@ -41,8 +42,8 @@ func (m *Manager) Retention(ctx context.Context) (RetentionStats, error) {
 	now := m.cfg.Now()
 	var errs []error
 	for _, t := range topics {
-		if t.RetentionMs <= 0 && t.RetentionBytes <= 0 {
-			continue
+		if t.Compacted() || (t.RetentionMs <= 0 && t.RetentionBytes <= 0) {
+			continue // keeps every record
 		}
 		for p := range t.Partitions {
 			if m.settled.skipRetain(meta.PartitionID{TopicID: t.ID, Partition: p}, t, now) {

@@ -36,9 +36,32 @@ type Topic struct {
 	// MaxMessageBytes is the largest record batch a producer may send; 0
 	// means the broker's default.
 	MaxMessageBytes int32 `json:"max_message_bytes"`
+	// CleanupPolicy is CleanupDelete (or empty, for topics created before
+	// it existed) or CleanupCompactDelete: retention deletes old data; or
+	// CleanupCompact: every record is kept, whatever the retention limits.
+	CleanupPolicy string `json:"cleanup_policy,omitempty"`
 	// CreatedAt is when the topic was created.
 	CreatedAt time.Time `json:"created_at"`
 }
+
+// Cleanup policies of a topic, as Kafka names them.
+const (
+	// CleanupDelete lets retention delete a topic's old data.
+	CleanupDelete = "delete"
+	// CleanupCompact keeps every record of the topic, whatever its
+	// retention limits: so the latest value of every key is kept, which is
+	// what Kafka's compacted topics promise. Strata does not yet remove
+	// the values a later record of the same key overwrote.
+	CleanupCompact = "compact"
+	// CleanupCompactDelete is Kafka's "compact,delete" (Kafka Streams'
+	// windowed changelogs): retention deletes old data as for
+	// CleanupDelete, which keeps every record compaction would within the
+	// limits.
+	CleanupCompactDelete = "compact,delete"
+)
+
+// Compacted reports whether t keeps every record (CleanupCompact).
+func (t Topic) Compacted() bool { return t.CleanupPolicy == CleanupCompact }
 
 // ValidateTopicName reports whether name can name a topic.
 func ValidateTopicName(name string) error {

@@ -521,6 +521,9 @@ func (f *FakeProxy) AlterTopic(_ context.Context, req *stratav1.AlterTopicReques
 	if v := req.GetConfig().GetMaxMessageBytes(); v != 0 {
 		cfg.MaxMessageBytes = v
 	}
+	if v := req.GetConfig().GetCleanupPolicy(); v != "" {
+		cfg.CleanupPolicy = v
+	}
 	for _, name := range req.GetResetToDefault() { // 0: the default
 		switch name {
 		case "retention_ms":
@@ -529,6 +532,8 @@ func (f *FakeProxy) AlterTopic(_ context.Context, req *stratav1.AlterTopicReques
 			cfg.RetentionBytes = 0
 		case "max_message_bytes":
 			cfg.MaxMessageBytes = 0
+		case "cleanup_policy":
+			cfg.CleanupPolicy = ""
 		default:
 			return nil, apierr.Errorf(apierr.ErrInvalidRequest, "cannot reset %q", name)
 		}

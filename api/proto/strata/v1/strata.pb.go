@@ -1001,8 +1001,14 @@ type TopicConfig struct {
 	// Largest produce request (all batches) accepted; 0 means the broker
 	// default.
 	MaxMessageBytes int32 `protobuf:"varint,3,opt,name=max_message_bytes,json=maxMessageBytes,proto3" json:"max_message_bytes,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// "delete" (the default; empty means it on creation and keeps the
+	// current policy on alteration) lets retention delete old data;
+	// "compact" keeps every record whatever the retention limits, which
+	// keeps the latest value of every key as Kafka's compacted topics
+	// promise (Strata does not yet remove the values overwritten).
+	CleanupPolicy string `protobuf:"bytes,4,opt,name=cleanup_policy,json=cleanupPolicy,proto3" json:"cleanup_policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TopicConfig) Reset() {
@@ -1054,6 +1060,13 @@ func (x *TopicConfig) GetMaxMessageBytes() int32 {
 		return x.MaxMessageBytes
 	}
 	return 0
+}
+
+func (x *TopicConfig) GetCleanupPolicy() string {
+	if x != nil {
+		return x.CleanupPolicy
+	}
+	return ""
 }
 
 type PartitionInfo struct {
@@ -1846,8 +1859,9 @@ type AlterTopicRequest struct {
 	// removes a retention limit).
 	Config *TopicConfig `protobuf:"bytes,2,opt,name=config,proto3" json:"config,omitempty"`
 	// TopicConfig fields set back to the cluster's defaults, by name:
-	// "retention_ms", "retention_bytes", "max_message_bytes" (Kafka's
-	// DELETE of a config). A field may not be both set and reset.
+	// "retention_ms", "retention_bytes", "max_message_bytes",
+	// "cleanup_policy" (Kafka's DELETE of a config). A field may not be both
+	// set and reset.
 	ResetToDefault []string `protobuf:"bytes,3,rep,name=reset_to_default,json=resetToDefault,proto3" json:"reset_to_default,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
@@ -5318,11 +5332,12 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x13ListOffsetsResponse\x12\x16\n" +
 	"\x06offset\x18\x01 \x01(\x03R\x06offset\x12%\n" +
 	"\x0ehigh_watermark\x18\x02 \x01(\x03R\rhighWatermark\x12(\n" +
-	"\x10log_start_offset\x18\x03 \x01(\x03R\x0elogStartOffset\"\x85\x01\n" +
+	"\x10log_start_offset\x18\x03 \x01(\x03R\x0elogStartOffset\"\xac\x01\n" +
 	"\vTopicConfig\x12!\n" +
 	"\fretention_ms\x18\x01 \x01(\x03R\vretentionMs\x12'\n" +
 	"\x0fretention_bytes\x18\x02 \x01(\x03R\x0eretentionBytes\x12*\n" +
-	"\x11max_message_bytes\x18\x03 \x01(\x05R\x0fmaxMessageBytes\"\xac\x01\n" +
+	"\x11max_message_bytes\x18\x03 \x01(\x05R\x0fmaxMessageBytes\x12%\n" +
+	"\x0ecleanup_policy\x18\x04 \x01(\tR\rcleanupPolicy\"\xac\x01\n" +
 	"\rPartitionInfo\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x16\n" +
 	"\x06broker\x18\x02 \x01(\tR\x06broker\x12\x14\n" +
