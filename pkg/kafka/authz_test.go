@@ -64,7 +64,15 @@ func TestPrincipalWithoutGrantsTriesEveryAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	paymentsID = td["payments"].ID
+	// A grant to someone else, so that a DeleteAcls that got through would
+	// show.
+	if rs, err := adm.CreateACLs(ctx, kadm.NewACLs().Allow("User:carol").AllowHosts("*").Topics("payments").Operations(kadm.OpRead).ResourcePatternType(kadm.ACLPatternLiteral)); err != nil || rs[0].Err != nil {
+		t.Fatalf("admin grants carol: %v %+v", err, rs)
+	}
 	before := snapshot(t, adm)
+	if len(before.ACLs) != 1 {
+		t.Fatalf("ACLs before = %v, want carol's grant", before.ACLs)
+	}
 
 	r := c.raw()
 	authenticate(t, r, "nobody", "tok-nobody")
@@ -272,6 +280,28 @@ var everyAPI = map[kmsg.Key]apiCase{
 		r.Groups = []string{"g1"}
 		return r
 	}, refusedAll},
+	kmsg.CreateACLs: {func() kmsg.Request {
+		r := kmsg.NewPtrCreateACLsRequest()
+		c := kmsg.NewCreateACLsRequestCreation()
+		c.ResourceType, c.ResourceName, c.ResourcePatternType = kmsg.ACLResourceTypeCluster, "kafka-cluster", kmsg.ACLResourcePatternTypeLiteral
+		c.Principal, c.Host, c.Operation, c.PermissionType = "User:nobody", "*", kmsg.ACLOperationAll, kmsg.ACLPermissionTypeAllow
+		r.Creations = append(r.Creations, c)
+		return r
+	}, refusedAll},
+	kmsg.DescribeACLs: {func() kmsg.Request {
+		r := kmsg.NewPtrDescribeACLsRequest()
+		r.ResourceType, r.ResourcePatternType = kmsg.ACLResourceTypeAny, kmsg.ACLResourcePatternTypeAny
+		r.Operation, r.PermissionType = kmsg.ACLOperationAny, kmsg.ACLPermissionTypeAny
+		return r
+	}, refusedAll},
+	kmsg.DeleteACLs: {func() kmsg.Request {
+		r := kmsg.NewPtrDeleteACLsRequest()
+		f := kmsg.NewDeleteACLsRequestFilter()
+		f.ResourceType, f.ResourcePatternType = kmsg.ACLResourceTypeAny, kmsg.ACLResourcePatternTypeAny
+		f.Operation, f.PermissionType = kmsg.ACLOperationAny, kmsg.ACLPermissionTypeAny
+		r.Filters = append(r.Filters, f)
+		return r
+	}, refusedAll},
 	kmsg.OffsetDelete: {func() kmsg.Request {
 		r := kmsg.NewPtrOffsetDeleteRequest()
 		r.Group = "g1"
@@ -359,6 +389,7 @@ type stateSnapshot struct {
 	Committed  map[int32]int64
 	Retention  string
 	GroupState string
+	ACLs       []string
 }
 
 func snapshot(t *testing.T, adm *kadm.Client) stateSnapshot {
@@ -403,5 +434,14 @@ func snapshot(t *testing.T, adm *kadm.Client) stateSnapshot {
 		t.Fatal(err)
 	}
 	s.GroupState = groups["g1"].State
+	acls, err := adm.DescribeACLs(ctx, kadm.NewACLs().AnyResource().Allow().AllowHosts().Operations(kadm.OpAny).ResourcePatternType(kadm.ACLPatternAny))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range acls {
+		for _, a := range d.Described {
+			s.ACLs = append(s.ACLs, a.Principal+" "+a.Operation.String()+" "+a.Type.String()+":"+a.Name)
+		}
+	}
 	return s
 }

@@ -37,6 +37,8 @@ type Core struct {
 	Fetcher *Fetcher
 	Admin   *Admin
 	Guard   *auth.Guard
+	// ACLs changes and lists the grants the Guard enforces.
+	ACLs *ACLs
 	// View is the proxy's watched copy of topics, partitions and brokers.
 	View *meta.View
 	// Meta is the metadata store (cluster prefix, leader lookups).
@@ -70,7 +72,7 @@ func (c Core) WaitReady(ctx context.Context) error { return c.s.waitReady(ctx) }
 // core returns the Core of s.
 func (s *Server) core() Core {
 	return Core{
-		Router: s.router, Fetcher: s.fetcher, Admin: s.admin, Guard: s.guard,
+		Router: s.router, Fetcher: s.fetcher, Admin: s.admin, Guard: s.guard, ACLs: s.acls,
 		View: s.view, Meta: s.cfg.Meta, TLS: s.cfg.TLS, Limits: s.cfg.Limits, MaxFetchWait: s.cfg.MaxFetchWait,
 		Logger: s.cfg.Logger, Registry: s.reg, Done: s.closing, ShutdownTimeout: s.cfg.ShutdownTimeout,
 		s: s,

@@ -45,6 +45,7 @@ type Server struct {
 	pool    *connPool
 	grpc    *rpc.Server
 	guard   *auth.Guard // authentication, ACLs, quotas (security.go)
+	acls    *ACLs       // the grants the Guard enforces, for every front end
 	limits  *limiter    // hostile-input limits (limits.go)
 	fronts  []FrontEnd  // other protocols on the same core (frontend.go)
 
