@@ -2,8 +2,6 @@ package kafka_test
 
 import (
 	"errors"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -11,9 +9,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
-
-	"github.com/strata-mq/strata/pkg/auth"
-	"github.com/strata-mq/strata/pkg/proxy"
 )
 
 // TestKafkaACLs manages grants with franz-go's admin client, as Terraform
@@ -23,14 +18,7 @@ import (
 // alone, alice may not manage ACLs herself, and DeleteAcls removes the
 // binding, after which alice is refused again.
 func TestKafkaACLs(t *testing.T) {
-	tokens := filepath.Join(t.TempDir(), "tokens")
-	lines := auth.TokenLine("admin", "tok-admin") + "\n" + auth.TokenLine("alice", "tok-alice") + "\n"
-	if err := os.WriteFile(tokens, []byte(lines), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c := startCluster(t, clusterOpts{proxy: func(pc *proxy.Config) {
-		pc.Auth = auth.Config{TokenFile: tokens, ACLs: true, SuperUsers: []string{"admin"}}
-	}})
+	c := startWithACLs(t, "alice")
 	ctx := c.ctx
 	adm := kadm.NewClient(c.client(kgo.SASL(plain.Auth{User: "admin", Pass: "tok-admin"}.AsMechanism())))
 	if r, err := adm.CreateTopic(ctx, 1, 1, nil, "orders"); err != nil || r.Err != nil {

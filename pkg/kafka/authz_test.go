@@ -36,14 +36,7 @@ var denied = []int16{
 // with nothing of the cluster's), and afterwards nothing stored has
 // changed. An API added without a case here fails the test.
 func TestPrincipalWithoutGrantsTriesEveryAPI(t *testing.T) {
-	tokens := filepath.Join(t.TempDir(), "tokens")
-	lines := auth.TokenLine("admin", "tok-admin") + "\n" + auth.TokenLine("nobody", "tok-nobody") + "\n"
-	if err := os.WriteFile(tokens, []byte(lines), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c := startCluster(t, clusterOpts{proxy: func(pc *proxy.Config) {
-		pc.Auth = auth.Config{TokenFile: tokens, ACLs: true, SuperUsers: []string{"admin"}}
-	}})
+	c := startWithACLs(t, "nobody")
 	ctx := c.ctx
 	admin := c.client(kgo.SASL(plain.Auth{User: "admin", Pass: "tok-admin"}.AsMechanism()), kgo.ConsumerGroup("g1"),
 		kgo.ConsumeTopics("payments"), kgo.DisableAutoCommit())
@@ -444,4 +437,22 @@ func snapshot(t *testing.T, adm *kadm.Client) stateSnapshot {
 		}
 	}
 	return s
+}
+
+// startWithACLs starts a cluster whose proxy enforces ACLs, with the super
+// user "admin" and the principals named, each with the token
+// "tok-<name>".
+func startWithACLs(t *testing.T, principals ...string) *cluster {
+	t.Helper()
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	lines := ""
+	for _, p := range append([]string{"admin"}, principals...) {
+		lines += auth.TokenLine(p, "tok-"+p) + "\n"
+	}
+	if err := os.WriteFile(tokens, []byte(lines), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return startCluster(t, clusterOpts{proxy: func(pc *proxy.Config) {
+		pc.Auth = auth.Config{TokenFile: tokens, ACLs: true, SuperUsers: []string{"admin"}}
+	}})
 }
