@@ -51,6 +51,7 @@ func (s *Server) limitConns(l net.Listener) net.Listener {
 // ends.
 func (s *Server) Guard() *auth.Guard { return s.guard }
 
+// aclFromProto converts a gRPC ACL (ACLs.Add and Remove validate it).
 func aclFromProto(a *stratav1.Acl) (meta.ACL, error) {
 	if a == nil {
 		return meta.ACL{}, apierr.Errorf(apierr.ErrInvalidRequest, "no acl")
@@ -58,9 +59,6 @@ func aclFromProto(a *stratav1.Acl) (meta.ACL, error) {
 	out := meta.ACL{Principal: a.GetPrincipal(), ResourceType: a.GetResourceType(), Name: a.GetResourceName(), Operation: a.GetOperation()}
 	if out.ResourceType == meta.ResourceCluster && out.Name == "" {
 		out.Name = meta.ClusterResourceName
-	}
-	if err := out.Validate(); err != nil {
-		return meta.ACL{}, apierr.Errorf(apierr.ErrInvalidRequest, "%v", err)
 	}
 	return out, nil
 }
