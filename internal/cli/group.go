@@ -13,10 +13,12 @@ import (
 )
 
 // groupCmd is `strata group …`: consumer groups (docs/consumer-groups.md).
-var groupCmd = &command{summary: "list, describe and reset consumer groups", subs: map[string]*command{
-	"list":          groupListCmd,
-	"describe":      groupDescribeCmd,
-	"reset-offsets": groupResetCmd,
+var groupCmd = &command{summary: "list, describe, reset and delete consumer groups", subs: map[string]*command{
+	"list":           groupListCmd,
+	"describe":       groupDescribeCmd,
+	"reset-offsets":  groupResetCmd,
+	"delete":         groupDeleteCmd,
+	"delete-offsets": groupDeleteOffsetsCmd,
 }}
 
 var groupListCmd = &command{

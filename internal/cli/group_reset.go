@@ -167,25 +167,37 @@ func (a *App) resetOffsets(ctx context.Context, group string, targets []resetTar
 	return nil
 }
 
+// targetPartitions returns the partitions t names, or every partition of
+// its topic; a partition the topic lacks is an error.
+func targetPartitions(ctx context.Context, c *client.Client, t resetTarget) ([]int32, error) {
+	info, err := c.DescribeTopic(ctx, t.topic)
+	if err != nil {
+		return nil, err
+	}
+	parts := t.partitions
+	if parts == nil {
+		for p := range info.Partitions {
+			parts = append(parts, p)
+		}
+	}
+	for _, p := range parts {
+		if p >= info.Partitions {
+			return nil, fmt.Errorf("%w: partition %d, topic %q has %d", client.ErrPartitionRange, p, t.topic, info.Partitions)
+		}
+	}
+	return parts, nil
+}
+
 // planRows computes the new offset of every targeted partition.
 func planRows(ctx context.Context, c *client.Client, targets []resetTarget, plan resetPlan, committed map[client.TopicPartition]int64) ([]resetRow, error) {
 	var rows []resetRow
 	seen := map[client.TopicPartition]bool{}
 	for _, t := range targets {
-		info, err := c.DescribeTopic(ctx, t.topic)
+		parts, err := targetPartitions(ctx, c, t)
 		if err != nil {
 			return nil, err
 		}
-		parts := t.partitions
-		if parts == nil {
-			for p := range info.Partitions {
-				parts = append(parts, p)
-			}
-		}
 		for _, p := range parts {
-			if p >= info.Partitions {
-				return nil, fmt.Errorf("%w: partition %d, topic %q has %d", client.ErrPartitionRange, p, t.topic, info.Partitions)
-			}
 			tp := client.TopicPartition{Topic: t.topic, Partition: p}
 			if seen[tp] {
 				continue

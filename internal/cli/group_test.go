@@ -125,6 +125,22 @@ func TestConsumeGroupResumes(t *testing.T) {
 		// 3 partitions reset to offset 10 each: all but 30 records again.
 		t.Fatalf("after reset printed %d records, want 70", len(got))
 	}
+
+	// delete-offsets drops the partitions named; delete drops the group.
+	must("", "group", "delete-offsets", "g", "--topic", "ev:0")
+	committed, err := c.CommittedOffsets(ctx, "g")
+	if err != nil || len(committed) != 2 {
+		t.Fatalf("committed after delete-offsets ev:0: %v, %v; want partitions 1 and 2", committed, err)
+	}
+	if _, ok := committed[client.TopicPartition{Topic: "ev", Partition: 0}]; ok {
+		t.Fatalf("partition 0 still committed: %v", committed)
+	}
+	if out := must("", "group", "delete", "g"); !strings.Contains(out, `Deleted group "g"`) {
+		t.Fatalf("group delete printed %q", out)
+	}
+	if code, _, stderr := run(t, "", srv, "group", "delete", "g"); code != ExitError || !strings.Contains(stderr, "no state and no offsets") {
+		t.Fatalf("deleting the group again: exit %d, %s", code, stderr)
+	}
 }
 
 func TestGroupArgs(t *testing.T) {
@@ -137,6 +153,8 @@ func TestGroupArgs(t *testing.T) {
 		{"bad session timeout", []string{"consume", "t", "--group", "g", "--session-timeout", "10ms"}, "--session-timeout"},
 		{"describe without group", []string{"group", "describe"}, "missing group name"},
 		{"reset without topic", []string{"group", "reset-offsets", "g", "--to-earliest"}, "--topic is required"},
+		{"delete-offsets without topic", []string{"group", "delete-offsets", "g"}, "--topic is required"},
+		{"delete without group", []string{"group", "delete"}, "group"},
 		{"reset two targets", []string{"group", "reset-offsets", "g", "--topic", "t", "--to-earliest", "--to-latest"}, "exactly one"},
 		{"reset bad time", []string{"group", "reset-offsets", "g", "--topic", "t", "--to-datetime", "yesterday"}, "--to-datetime"},
 	}

@@ -118,6 +118,14 @@ func Checks(req any) []check {
 		return topics(meta.OpDescribe, []check{{meta.OpDescribe, Group(r.GetGroup())}}, r.GetTopics()...)
 	case *stratav1.DescribeGroupRequest:
 		return []check{{meta.OpDescribe, Group(r.GetGroup())}}
+	case *stratav1.DeleteGroupRequest:
+		return []check{{meta.OpDelete, Group(r.GetGroup())}}
+	case *stratav1.DeleteOffsetsRequest:
+		var names []string
+		for _, tp := range r.GetTopics() {
+			names = append(names, tp.GetTopic())
+		}
+		return topics(meta.OpConsume, []check{{meta.OpDelete, Group(r.GetGroup())}}, names...)
 	default: // DrainBroker, UndrainBroker, the ACL calls, and anything added later
 		return []check{{meta.OpAdmin, Cluster()}}
 	}

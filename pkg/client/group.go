@@ -24,8 +24,12 @@ var (
 	// ErrUnknownMember: the group no longer knows the member (its session
 	// ended); it rejoins by itself.
 	ErrUnknownMember = apierr.ErrUnknownMember
-	// ErrGroupNotEmpty: ResetGroupOffsets on a group with live members.
+	// ErrGroupNotEmpty: ResetGroupOffsets, DeleteGroup or
+	// DeleteGroupOffsets on a group with live members.
 	ErrGroupNotEmpty = apierr.ErrGroupNotEmpty
+	// ErrUnknownGroup: DeleteGroup or DeleteGroupOffsets of a group with
+	// nothing stored.
+	ErrUnknownGroup = apierr.ErrUnknownGroup
 )
 
 // GroupConsumer is a member of a consumer group: it shares the partitions

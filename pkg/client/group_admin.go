@@ -130,6 +130,40 @@ func (c *Client) ResetGroupOffsets(ctx context.Context, group string, offsets ma
 	return err
 }
 
+// DeleteGroup removes a group and its committed offsets. It fails with
+// ErrGroupNotEmpty while the group has live members, and with
+// ErrUnknownGroup if the group has nothing stored.
+func (c *Client) DeleteGroup(ctx context.Context, group string) error {
+	if group == "" {
+		return fmt.Errorf("%w: empty group name", ErrInvalidRequest)
+	}
+	_, err := call(ctx, c, c.api.DeleteGroup, &stratav1.DeleteGroupRequest{Group: group})
+	return err
+}
+
+// DeleteGroupOffsets removes a group's committed offsets of partitions
+// (a partition without one is no error), as Kafka's OffsetDelete. It fails
+// with ErrGroupNotEmpty while the group has live members, and with
+// ErrUnknownGroup if the group has nothing stored.
+func (c *Client) DeleteGroupOffsets(ctx context.Context, group string, partitions []TopicPartition) error {
+	if group == "" {
+		return fmt.Errorf("%w: empty group name", ErrInvalidRequest)
+	}
+	req := &stratav1.DeleteOffsetsRequest{Group: group}
+	byTopic := map[string]*stratav1.TopicPartitions{}
+	for _, tp := range partitions {
+		t := byTopic[tp.Topic]
+		if t == nil {
+			t = &stratav1.TopicPartitions{Topic: tp.Topic}
+			byTopic[tp.Topic] = t
+			req.Topics = append(req.Topics, t)
+		}
+		t.Partitions = append(t.Partitions, tp.Partition)
+	}
+	_, err := call(ctx, c, c.api.DeleteOffsets, req)
+	return err
+}
+
 func fromTopicPartitions(in []*stratav1.TopicPartitions) []TopicPartition {
 	var out []TopicPartition
 	for _, tp := range in {

@@ -139,6 +139,14 @@ func (v *service) DeleteRecords(ctx context.Context, req *stratav1.DeleteRecords
 	return v.s.admin.DeleteRecords(ctx, req)
 }
 
+func (v *service) DeleteGroup(ctx context.Context, req *stratav1.DeleteGroupRequest) (*stratav1.DeleteGroupResponse, error) {
+	return v.s.admin.DeleteGroup(ctx, req)
+}
+
+func (v *service) DeleteOffsets(ctx context.Context, req *stratav1.DeleteOffsetsRequest) (*stratav1.DeleteOffsetsResponse, error) {
+	return v.s.admin.DeleteOffsets(ctx, req)
+}
+
 func (v *service) ClusterStatus(ctx context.Context, req *stratav1.ClusterStatusRequest) (*stratav1.ClusterStatusResponse, error) {
 	return v.s.admin.ClusterStatus(ctx, req)
 }

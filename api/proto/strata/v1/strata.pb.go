@@ -5670,7 +5670,7 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"OffsetSpec\x12\x1b\n" +
 	"\x17OFFSET_SPEC_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x06LATEST\x10\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01\x12\x15\n" +
-	"\bEARLIEST\x10\xfe\xff\xff\xff\xff\xff\xff\xff\xff\x012\xf5\r\n" +
+	"\bEARLIEST\x10\xfe\xff\xff\xff\xff\xff\xff\xff\xff\x012\x97\x0f\n" +
 	"\x06Strata\x12@\n" +
 	"\aProduce\x12\x19.strata.v1.ProduceRequest\x1a\x1a.strata.v1.ProduceResponse\x12L\n" +
 	"\vProduceMany\x12\x1d.strata.v1.ProduceManyRequest\x1a\x1e.strata.v1.ProduceManyResponse\x12:\n" +
@@ -5695,7 +5695,9 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\n" +
 	"ListGroups\x12\x1c.strata.v1.ListGroupsRequest\x1a\x1d.strata.v1.ListGroupsResponse\x12R\n" +
 	"\rDescribeGroup\x12\x1f.strata.v1.DescribeGroupRequest\x1a .strata.v1.DescribeGroupResponse\x12O\n" +
-	"\fResetOffsets\x12\x1e.strata.v1.ResetOffsetsRequest\x1a\x1f.strata.v1.ResetOffsetsResponse\x12=\n" +
+	"\fResetOffsets\x12\x1e.strata.v1.ResetOffsetsRequest\x1a\x1f.strata.v1.ResetOffsetsResponse\x12L\n" +
+	"\vDeleteGroup\x12\x1d.strata.v1.DeleteGroupRequest\x1a\x1e.strata.v1.DeleteGroupResponse\x12R\n" +
+	"\rDeleteOffsets\x12\x1f.strata.v1.DeleteOffsetsRequest\x1a .strata.v1.DeleteOffsetsResponse\x12=\n" +
 	"\x06AddAcl\x12\x18.strata.v1.AddAclRequest\x1a\x19.strata.v1.AddAclResponse\x12F\n" +
 	"\tRemoveAcl\x12\x1b.strata.v1.RemoveAclRequest\x1a\x1c.strata.v1.RemoveAclResponse\x12C\n" +
 	"\bListAcls\x12\x1a.strata.v1.ListAclsRequest\x1a\x1b.strata.v1.ListAclsResponse2\xd0\x02\n" +
@@ -5903,90 +5905,94 @@ var file_strata_v1_strata_proto_depIdxs = []int32{
 	52, // 61: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
 	55, // 62: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
 	59, // 63: strata.v1.Strata.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
-	62, // 64: strata.v1.Strata.AddAcl:input_type -> strata.v1.AddAclRequest
-	64, // 65: strata.v1.Strata.RemoveAcl:input_type -> strata.v1.RemoveAclRequest
-	66, // 66: strata.v1.Strata.ListAcls:input_type -> strata.v1.ListAclsRequest
-	2,  // 67: strata.v1.Broker.Produce:input_type -> strata.v1.ProduceRequest
-	8,  // 68: strata.v1.Broker.ProduceStream:input_type -> strata.v1.ProduceStreamRequest
-	39, // 69: strata.v1.Broker.ReleasePartitions:input_type -> strata.v1.ReleasePartitionsRequest
-	36, // 70: strata.v1.Broker.Undrain:input_type -> strata.v1.UndrainBrokerRequest
-	17, // 71: strata.v1.Coordinator.CreateTopic:input_type -> strata.v1.CreateTopicRequest
-	19, // 72: strata.v1.Coordinator.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
-	21, // 73: strata.v1.Coordinator.ListTopics:input_type -> strata.v1.ListTopicsRequest
-	23, // 74: strata.v1.Coordinator.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
-	25, // 75: strata.v1.Coordinator.ClusterStatus:input_type -> strata.v1.ClusterStatusRequest
-	29, // 76: strata.v1.Coordinator.AlterTopic:input_type -> strata.v1.AlterTopicRequest
-	31, // 77: strata.v1.Coordinator.DeleteRecords:input_type -> strata.v1.DeleteRecordsRequest
-	35, // 78: strata.v1.Coordinator.DrainBroker:input_type -> strata.v1.DrainBrokerRequest
-	36, // 79: strata.v1.Coordinator.UndrainBroker:input_type -> strata.v1.UndrainBrokerRequest
-	42, // 80: strata.v1.Coordinator.GroupHeartbeat:input_type -> strata.v1.GroupHeartbeatRequest
-	44, // 81: strata.v1.Coordinator.LeaveGroup:input_type -> strata.v1.LeaveGroupRequest
-	48, // 82: strata.v1.Coordinator.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
-	50, // 83: strata.v1.Coordinator.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
-	52, // 84: strata.v1.Coordinator.ListGroups:input_type -> strata.v1.ListGroupsRequest
-	55, // 85: strata.v1.Coordinator.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
-	59, // 86: strata.v1.Coordinator.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
-	69, // 87: strata.v1.Coordinator.JoinClassicGroup:input_type -> strata.v1.JoinClassicGroupRequest
-	73, // 88: strata.v1.Coordinator.SyncClassicGroup:input_type -> strata.v1.SyncClassicGroupRequest
-	75, // 89: strata.v1.Coordinator.ClassicHeartbeat:input_type -> strata.v1.ClassicHeartbeatRequest
-	77, // 90: strata.v1.Coordinator.LeaveClassicGroup:input_type -> strata.v1.LeaveClassicGroupRequest
-	79, // 91: strata.v1.Coordinator.CommitClassicOffsets:input_type -> strata.v1.CommitClassicOffsetsRequest
-	81, // 92: strata.v1.Coordinator.DescribeClassicGroup:input_type -> strata.v1.DescribeClassicGroupRequest
-	84, // 93: strata.v1.Coordinator.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
-	86, // 94: strata.v1.Coordinator.DeleteOffsets:input_type -> strata.v1.DeleteOffsetsRequest
-	3,  // 95: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
-	5,  // 96: strata.v1.Strata.ProduceMany:output_type -> strata.v1.ProduceManyResponse
-	11, // 97: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
-	13, // 98: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
-	18, // 99: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
-	20, // 100: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
-	22, // 101: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
-	24, // 102: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
-	28, // 103: strata.v1.Strata.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
-	30, // 104: strata.v1.Strata.AlterTopic:output_type -> strata.v1.AlterTopicResponse
-	33, // 105: strata.v1.Strata.DeleteRecords:output_type -> strata.v1.DeleteRecordsResponse
-	38, // 106: strata.v1.Strata.DrainBroker:output_type -> strata.v1.DrainBrokerResponse
-	37, // 107: strata.v1.Strata.UndrainBroker:output_type -> strata.v1.UndrainBrokerResponse
-	43, // 108: strata.v1.Strata.GroupHeartbeat:output_type -> strata.v1.GroupHeartbeatResponse
-	45, // 109: strata.v1.Strata.LeaveGroup:output_type -> strata.v1.LeaveGroupResponse
-	49, // 110: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
-	51, // 111: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
-	54, // 112: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
-	58, // 113: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
-	60, // 114: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
-	63, // 115: strata.v1.Strata.AddAcl:output_type -> strata.v1.AddAclResponse
-	65, // 116: strata.v1.Strata.RemoveAcl:output_type -> strata.v1.RemoveAclResponse
-	67, // 117: strata.v1.Strata.ListAcls:output_type -> strata.v1.ListAclsResponse
-	3,  // 118: strata.v1.Broker.Produce:output_type -> strata.v1.ProduceResponse
-	9,  // 119: strata.v1.Broker.ProduceStream:output_type -> strata.v1.ProduceStreamResponse
-	40, // 120: strata.v1.Broker.ReleasePartitions:output_type -> strata.v1.ReleasePartitionsResponse
-	37, // 121: strata.v1.Broker.Undrain:output_type -> strata.v1.UndrainBrokerResponse
-	18, // 122: strata.v1.Coordinator.CreateTopic:output_type -> strata.v1.CreateTopicResponse
-	20, // 123: strata.v1.Coordinator.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
-	22, // 124: strata.v1.Coordinator.ListTopics:output_type -> strata.v1.ListTopicsResponse
-	24, // 125: strata.v1.Coordinator.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
-	28, // 126: strata.v1.Coordinator.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
-	30, // 127: strata.v1.Coordinator.AlterTopic:output_type -> strata.v1.AlterTopicResponse
-	33, // 128: strata.v1.Coordinator.DeleteRecords:output_type -> strata.v1.DeleteRecordsResponse
-	38, // 129: strata.v1.Coordinator.DrainBroker:output_type -> strata.v1.DrainBrokerResponse
-	37, // 130: strata.v1.Coordinator.UndrainBroker:output_type -> strata.v1.UndrainBrokerResponse
-	43, // 131: strata.v1.Coordinator.GroupHeartbeat:output_type -> strata.v1.GroupHeartbeatResponse
-	45, // 132: strata.v1.Coordinator.LeaveGroup:output_type -> strata.v1.LeaveGroupResponse
-	49, // 133: strata.v1.Coordinator.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
-	51, // 134: strata.v1.Coordinator.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
-	54, // 135: strata.v1.Coordinator.ListGroups:output_type -> strata.v1.ListGroupsResponse
-	58, // 136: strata.v1.Coordinator.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
-	60, // 137: strata.v1.Coordinator.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
-	71, // 138: strata.v1.Coordinator.JoinClassicGroup:output_type -> strata.v1.JoinClassicGroupResponse
-	74, // 139: strata.v1.Coordinator.SyncClassicGroup:output_type -> strata.v1.SyncClassicGroupResponse
-	76, // 140: strata.v1.Coordinator.ClassicHeartbeat:output_type -> strata.v1.ClassicHeartbeatResponse
-	78, // 141: strata.v1.Coordinator.LeaveClassicGroup:output_type -> strata.v1.LeaveClassicGroupResponse
-	80, // 142: strata.v1.Coordinator.CommitClassicOffsets:output_type -> strata.v1.CommitClassicOffsetsResponse
-	83, // 143: strata.v1.Coordinator.DescribeClassicGroup:output_type -> strata.v1.DescribeClassicGroupResponse
-	85, // 144: strata.v1.Coordinator.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
-	87, // 145: strata.v1.Coordinator.DeleteOffsets:output_type -> strata.v1.DeleteOffsetsResponse
-	95, // [95:146] is the sub-list for method output_type
-	44, // [44:95] is the sub-list for method input_type
+	84, // 64: strata.v1.Strata.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
+	86, // 65: strata.v1.Strata.DeleteOffsets:input_type -> strata.v1.DeleteOffsetsRequest
+	62, // 66: strata.v1.Strata.AddAcl:input_type -> strata.v1.AddAclRequest
+	64, // 67: strata.v1.Strata.RemoveAcl:input_type -> strata.v1.RemoveAclRequest
+	66, // 68: strata.v1.Strata.ListAcls:input_type -> strata.v1.ListAclsRequest
+	2,  // 69: strata.v1.Broker.Produce:input_type -> strata.v1.ProduceRequest
+	8,  // 70: strata.v1.Broker.ProduceStream:input_type -> strata.v1.ProduceStreamRequest
+	39, // 71: strata.v1.Broker.ReleasePartitions:input_type -> strata.v1.ReleasePartitionsRequest
+	36, // 72: strata.v1.Broker.Undrain:input_type -> strata.v1.UndrainBrokerRequest
+	17, // 73: strata.v1.Coordinator.CreateTopic:input_type -> strata.v1.CreateTopicRequest
+	19, // 74: strata.v1.Coordinator.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
+	21, // 75: strata.v1.Coordinator.ListTopics:input_type -> strata.v1.ListTopicsRequest
+	23, // 76: strata.v1.Coordinator.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
+	25, // 77: strata.v1.Coordinator.ClusterStatus:input_type -> strata.v1.ClusterStatusRequest
+	29, // 78: strata.v1.Coordinator.AlterTopic:input_type -> strata.v1.AlterTopicRequest
+	31, // 79: strata.v1.Coordinator.DeleteRecords:input_type -> strata.v1.DeleteRecordsRequest
+	35, // 80: strata.v1.Coordinator.DrainBroker:input_type -> strata.v1.DrainBrokerRequest
+	36, // 81: strata.v1.Coordinator.UndrainBroker:input_type -> strata.v1.UndrainBrokerRequest
+	42, // 82: strata.v1.Coordinator.GroupHeartbeat:input_type -> strata.v1.GroupHeartbeatRequest
+	44, // 83: strata.v1.Coordinator.LeaveGroup:input_type -> strata.v1.LeaveGroupRequest
+	48, // 84: strata.v1.Coordinator.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
+	50, // 85: strata.v1.Coordinator.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
+	52, // 86: strata.v1.Coordinator.ListGroups:input_type -> strata.v1.ListGroupsRequest
+	55, // 87: strata.v1.Coordinator.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
+	59, // 88: strata.v1.Coordinator.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
+	69, // 89: strata.v1.Coordinator.JoinClassicGroup:input_type -> strata.v1.JoinClassicGroupRequest
+	73, // 90: strata.v1.Coordinator.SyncClassicGroup:input_type -> strata.v1.SyncClassicGroupRequest
+	75, // 91: strata.v1.Coordinator.ClassicHeartbeat:input_type -> strata.v1.ClassicHeartbeatRequest
+	77, // 92: strata.v1.Coordinator.LeaveClassicGroup:input_type -> strata.v1.LeaveClassicGroupRequest
+	79, // 93: strata.v1.Coordinator.CommitClassicOffsets:input_type -> strata.v1.CommitClassicOffsetsRequest
+	81, // 94: strata.v1.Coordinator.DescribeClassicGroup:input_type -> strata.v1.DescribeClassicGroupRequest
+	84, // 95: strata.v1.Coordinator.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
+	86, // 96: strata.v1.Coordinator.DeleteOffsets:input_type -> strata.v1.DeleteOffsetsRequest
+	3,  // 97: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
+	5,  // 98: strata.v1.Strata.ProduceMany:output_type -> strata.v1.ProduceManyResponse
+	11, // 99: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
+	13, // 100: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
+	18, // 101: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
+	20, // 102: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
+	22, // 103: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
+	24, // 104: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
+	28, // 105: strata.v1.Strata.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
+	30, // 106: strata.v1.Strata.AlterTopic:output_type -> strata.v1.AlterTopicResponse
+	33, // 107: strata.v1.Strata.DeleteRecords:output_type -> strata.v1.DeleteRecordsResponse
+	38, // 108: strata.v1.Strata.DrainBroker:output_type -> strata.v1.DrainBrokerResponse
+	37, // 109: strata.v1.Strata.UndrainBroker:output_type -> strata.v1.UndrainBrokerResponse
+	43, // 110: strata.v1.Strata.GroupHeartbeat:output_type -> strata.v1.GroupHeartbeatResponse
+	45, // 111: strata.v1.Strata.LeaveGroup:output_type -> strata.v1.LeaveGroupResponse
+	49, // 112: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
+	51, // 113: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
+	54, // 114: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
+	58, // 115: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
+	60, // 116: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
+	85, // 117: strata.v1.Strata.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
+	87, // 118: strata.v1.Strata.DeleteOffsets:output_type -> strata.v1.DeleteOffsetsResponse
+	63, // 119: strata.v1.Strata.AddAcl:output_type -> strata.v1.AddAclResponse
+	65, // 120: strata.v1.Strata.RemoveAcl:output_type -> strata.v1.RemoveAclResponse
+	67, // 121: strata.v1.Strata.ListAcls:output_type -> strata.v1.ListAclsResponse
+	3,  // 122: strata.v1.Broker.Produce:output_type -> strata.v1.ProduceResponse
+	9,  // 123: strata.v1.Broker.ProduceStream:output_type -> strata.v1.ProduceStreamResponse
+	40, // 124: strata.v1.Broker.ReleasePartitions:output_type -> strata.v1.ReleasePartitionsResponse
+	37, // 125: strata.v1.Broker.Undrain:output_type -> strata.v1.UndrainBrokerResponse
+	18, // 126: strata.v1.Coordinator.CreateTopic:output_type -> strata.v1.CreateTopicResponse
+	20, // 127: strata.v1.Coordinator.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
+	22, // 128: strata.v1.Coordinator.ListTopics:output_type -> strata.v1.ListTopicsResponse
+	24, // 129: strata.v1.Coordinator.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
+	28, // 130: strata.v1.Coordinator.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
+	30, // 131: strata.v1.Coordinator.AlterTopic:output_type -> strata.v1.AlterTopicResponse
+	33, // 132: strata.v1.Coordinator.DeleteRecords:output_type -> strata.v1.DeleteRecordsResponse
+	38, // 133: strata.v1.Coordinator.DrainBroker:output_type -> strata.v1.DrainBrokerResponse
+	37, // 134: strata.v1.Coordinator.UndrainBroker:output_type -> strata.v1.UndrainBrokerResponse
+	43, // 135: strata.v1.Coordinator.GroupHeartbeat:output_type -> strata.v1.GroupHeartbeatResponse
+	45, // 136: strata.v1.Coordinator.LeaveGroup:output_type -> strata.v1.LeaveGroupResponse
+	49, // 137: strata.v1.Coordinator.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
+	51, // 138: strata.v1.Coordinator.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
+	54, // 139: strata.v1.Coordinator.ListGroups:output_type -> strata.v1.ListGroupsResponse
+	58, // 140: strata.v1.Coordinator.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
+	60, // 141: strata.v1.Coordinator.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
+	71, // 142: strata.v1.Coordinator.JoinClassicGroup:output_type -> strata.v1.JoinClassicGroupResponse
+	74, // 143: strata.v1.Coordinator.SyncClassicGroup:output_type -> strata.v1.SyncClassicGroupResponse
+	76, // 144: strata.v1.Coordinator.ClassicHeartbeat:output_type -> strata.v1.ClassicHeartbeatResponse
+	78, // 145: strata.v1.Coordinator.LeaveClassicGroup:output_type -> strata.v1.LeaveClassicGroupResponse
+	80, // 146: strata.v1.Coordinator.CommitClassicOffsets:output_type -> strata.v1.CommitClassicOffsetsResponse
+	83, // 147: strata.v1.Coordinator.DescribeClassicGroup:output_type -> strata.v1.DescribeClassicGroupResponse
+	85, // 148: strata.v1.Coordinator.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
+	87, // 149: strata.v1.Coordinator.DeleteOffsets:output_type -> strata.v1.DeleteOffsetsResponse
+	97, // [97:150] is the sub-list for method output_type
+	44, // [44:97] is the sub-list for method input_type
 	44, // [44:44] is the sub-list for extension type_name
 	44, // [44:44] is the sub-list for extension extendee
 	0,  // [0:44] is the sub-list for field type_name

@@ -50,6 +50,8 @@ const (
 	Strata_ListGroups_FullMethodName     = "/strata.v1.Strata/ListGroups"
 	Strata_DescribeGroup_FullMethodName  = "/strata.v1.Strata/DescribeGroup"
 	Strata_ResetOffsets_FullMethodName   = "/strata.v1.Strata/ResetOffsets"
+	Strata_DeleteGroup_FullMethodName    = "/strata.v1.Strata/DeleteGroup"
+	Strata_DeleteOffsets_FullMethodName  = "/strata.v1.Strata/DeleteOffsets"
 	Strata_AddAcl_FullMethodName         = "/strata.v1.Strata/AddAcl"
 	Strata_RemoveAcl_FullMethodName      = "/strata.v1.Strata/RemoveAcl"
 	Strata_ListAcls_FullMethodName       = "/strata.v1.Strata/ListAcls"
@@ -109,6 +111,12 @@ type StrataClient interface {
 	// ResetOffsets overwrites committed offsets of a group without live
 	// members (GROUP_NOT_EMPTY otherwise).
 	ResetOffsets(ctx context.Context, in *ResetOffsetsRequest, opts ...grpc.CallOption) (*ResetOffsetsResponse, error)
+	// DeleteGroup removes a group without live members and its committed
+	// offsets (GROUP_NOT_EMPTY with members, UNKNOWN_GROUP if it has
+	// nothing stored); DeleteOffsets only its offsets of some partitions.
+	// Both are forwarded to the coordinator leader.
+	DeleteGroup(ctx context.Context, in *DeleteGroupRequest, opts ...grpc.CallOption) (*DeleteGroupResponse, error)
+	DeleteOffsets(ctx context.Context, in *DeleteOffsetsRequest, opts ...grpc.CallOption) (*DeleteOffsetsResponse, error)
 	// ACLs (docs/security.md): grants of operations on topics, groups and
 	// the cluster to principals, stored in etcd. Served by the proxy; they
 	// need the admin operation on the cluster when ACLs are enabled.
@@ -325,6 +333,26 @@ func (c *strataClient) ResetOffsets(ctx context.Context, in *ResetOffsetsRequest
 	return out, nil
 }
 
+func (c *strataClient) DeleteGroup(ctx context.Context, in *DeleteGroupRequest, opts ...grpc.CallOption) (*DeleteGroupResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteGroupResponse)
+	err := c.cc.Invoke(ctx, Strata_DeleteGroup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) DeleteOffsets(ctx context.Context, in *DeleteOffsetsRequest, opts ...grpc.CallOption) (*DeleteOffsetsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteOffsetsResponse)
+	err := c.cc.Invoke(ctx, Strata_DeleteOffsets_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *strataClient) AddAcl(ctx context.Context, in *AddAclRequest, opts ...grpc.CallOption) (*AddAclResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(AddAclResponse)
@@ -409,6 +437,12 @@ type StrataServer interface {
 	// ResetOffsets overwrites committed offsets of a group without live
 	// members (GROUP_NOT_EMPTY otherwise).
 	ResetOffsets(context.Context, *ResetOffsetsRequest) (*ResetOffsetsResponse, error)
+	// DeleteGroup removes a group without live members and its committed
+	// offsets (GROUP_NOT_EMPTY with members, UNKNOWN_GROUP if it has
+	// nothing stored); DeleteOffsets only its offsets of some partitions.
+	// Both are forwarded to the coordinator leader.
+	DeleteGroup(context.Context, *DeleteGroupRequest) (*DeleteGroupResponse, error)
+	DeleteOffsets(context.Context, *DeleteOffsetsRequest) (*DeleteOffsetsResponse, error)
 	// ACLs (docs/security.md): grants of operations on topics, groups and
 	// the cluster to principals, stored in etcd. Served by the proxy; they
 	// need the admin operation on the cluster when ACLs are enabled.
@@ -484,6 +518,12 @@ func (UnimplementedStrataServer) DescribeGroup(context.Context, *DescribeGroupRe
 }
 func (UnimplementedStrataServer) ResetOffsets(context.Context, *ResetOffsetsRequest) (*ResetOffsetsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ResetOffsets not implemented")
+}
+func (UnimplementedStrataServer) DeleteGroup(context.Context, *DeleteGroupRequest) (*DeleteGroupResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteGroup not implemented")
+}
+func (UnimplementedStrataServer) DeleteOffsets(context.Context, *DeleteOffsetsRequest) (*DeleteOffsetsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteOffsets not implemented")
 }
 func (UnimplementedStrataServer) AddAcl(context.Context, *AddAclRequest) (*AddAclResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method AddAcl not implemented")
@@ -875,6 +915,42 @@ func _Strata_ResetOffsets_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Strata_DeleteGroup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteGroupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).DeleteGroup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_DeleteGroup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).DeleteGroup(ctx, req.(*DeleteGroupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_DeleteOffsets_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteOffsetsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).DeleteOffsets(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_DeleteOffsets_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).DeleteOffsets(ctx, req.(*DeleteOffsetsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Strata_AddAcl_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(AddAclRequest)
 	if err := dec(in); err != nil {
@@ -1015,6 +1091,14 @@ var Strata_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ResetOffsets",
 			Handler:    _Strata_ResetOffsets_Handler,
+		},
+		{
+			MethodName: "DeleteGroup",
+			Handler:    _Strata_DeleteGroup_Handler,
+		},
+		{
+			MethodName: "DeleteOffsets",
+			Handler:    _Strata_DeleteOffsets_Handler,
 		},
 		{
 			MethodName: "AddAcl",
