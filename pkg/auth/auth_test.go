@@ -7,9 +7,11 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
+	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
 	"github.com/strata-mq/strata/pkg/apierr"
 	"github.com/strata-mq/strata/pkg/meta"
 )
@@ -182,5 +184,19 @@ func TestChecksDefaultToAdmin(t *testing.T) {
 	c := Checks(&unknown{})
 	if len(c) != 1 || c[0].op != meta.OpAdmin || c[0].r != Cluster() {
 		t.Fatalf("unknown request needs %v, want cluster admin", c)
+	}
+}
+
+// TestGroupDeleteChecks: deleting a group needs delete on it; deleting
+// its offsets also needs consume on each topic, as Kafka's OffsetDelete
+// needs READ.
+func TestGroupDeleteChecks(t *testing.T) {
+	if c := Checks(&stratav1.DeleteGroupRequest{Group: "g"}); len(c) != 1 || c[0] != (check{meta.OpDelete, Group("g")}) {
+		t.Fatalf("DeleteGroup needs %v", c)
+	}
+	c := Checks(&stratav1.DeleteOffsetsRequest{Group: "g", Topics: []*stratav1.TopicPartitions{{Topic: "a"}, {Topic: "b"}}})
+	want := []check{{meta.OpDelete, Group("g")}, {meta.OpConsume, Topic("a")}, {meta.OpConsume, Topic("b")}}
+	if !slices.Equal(c, want) {
+		t.Fatalf("DeleteOffsets needs %v, want %v", c, want)
 	}
 }
