@@ -79,7 +79,14 @@ func TestLivenessEvictsDeadBroker(t *testing.T) {
 	v := startView(t, store)
 	srv1, lis1, _ := fakeBroker(t, store, "b1")
 	_, lis2, _ := fakeBroker(t, store, "b2")
-	register(t, store, "b3") // 127.0.0.1:1: never reachable
+	// 127.0.0.1:1: never reachable. Its lease is as long as the others',
+	// so that only an eviction, not a keepalive starved on a busy machine,
+	// could end its registration before the test looks.
+	b3, err := store.RegisterBroker(ctx, meta.BrokerInfo{ID: "b3", Addr: "127.0.0.1:1"}, 60*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b3.Close(testCtx(t)) })
 	waitView(t, c.view, "three brokers", func() bool { return len(c.view.Brokers()) == 3 })
 	resp, err := client(t, c).CreateTopic(ctx, &stratav1.CreateTopicRequest{Name: "t", Partitions: 6})
 	if err != nil {
