@@ -85,7 +85,7 @@ func TestTopicAdmin(t *testing.T) {
 	}
 	// DELETE resets a config to the cluster default; of a read-only one it
 	// changes nothing; of an unknown one, and APPEND, fail.
-	del, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.DeleteConfig, Name: "retention.ms"}, {Op: kadm.DeleteConfig, Name: "cleanup.policy"}}, "admin")
+	del, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.DeleteConfig, Name: "retention.ms"}, {Op: kadm.DeleteConfig, Name: "compression.type"}}, "admin")
 	if err != nil || del[0].Err != nil {
 		t.Fatalf("reset retention.ms: %v %v", err, del[0].Err)
 	}
