@@ -84,7 +84,8 @@ const (
 	StepGCList = "gc:list"
 	// StepGCMark is after writing marks, before deleting.
 	StepGCMark = "gc:mark"
-	// StepGCDelete is after deleting one object, before its mark goes.
+	// StepGCDelete is after deleting one batch of objects (one
+	// DeleteMany), before their marks go.
 	StepGCDelete = "gc:delete"
 )
 

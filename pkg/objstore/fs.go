@@ -205,6 +205,15 @@ func (s *FS) Get(ctx context.Context, key string, off, length int64) ([]byte, er
 	return buf, nil
 }
 
+// DeleteMany implements Store, one Delete after the other.
+func (s *FS) DeleteMany(ctx context.Context, keys []string) []error {
+	errs := make([]error, len(keys))
+	for i, k := range keys {
+		errs[i] = s.Delete(ctx, k)
+	}
+	return errs
+}
+
 // Delete implements Store. It also removes the directories that the deletion
 // left empty.
 func (s *FS) Delete(ctx context.Context, key string) error {

@@ -70,7 +70,8 @@ func result(ctx context.Context, err error) string {
 // Prometheus metrics registered with reg, in namespace "strata" and subsystem
 // "objstore":
 //
-//   - operations_total{op, result}: calls by operation and outcome;
+//   - operations_total{op, result}: calls by operation (get, put, delete,
+//     delete_many, list) and outcome;
 //   - operation_duration_seconds{op}: latency histogram;
 //   - read_bytes_total and written_bytes_total: payload bytes.
 //
@@ -112,6 +113,15 @@ func (i *instrumented) Delete(ctx context.Context, key string) error {
 	err := i.store.Delete(ctx, key)
 	i.m.observe(ctx, "delete", start, err)
 	return err
+}
+
+// DeleteMany records one "delete_many" call; its outcome is ok when every
+// key's is.
+func (i *instrumented) DeleteMany(ctx context.Context, keys []string) []error {
+	start := time.Now()
+	errs := i.store.DeleteMany(ctx, keys)
+	i.m.observe(ctx, "delete_many", start, errors.Join(errs...))
+	return errs
 }
 
 // List records one operation per listing, when it ends or the caller stops.

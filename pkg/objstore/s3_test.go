@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/strata-mq/strata/internal/testenv"
 	"github.com/strata-mq/strata/pkg/objstore"
 	"github.com/strata-mq/strata/pkg/objstore/objstoretest"
@@ -31,7 +33,7 @@ var bucketSeq atomic.Int64
 func TestMain(m *testing.M) { testenv.Main(m, nil) }
 
 // newBucket creates an empty bucket for the test.
-func newBucket(t *testing.T, m *testenv.MinIO) string {
+func newBucket(t testing.TB, m *testenv.MinIO) string {
 	t.Helper()
 	name := fmt.Sprintf("objstore-test-%d", bucketSeq.Add(1))
 	if err := m.CreateBucket(t.Context(), name); err != nil {
@@ -55,7 +57,7 @@ func s3Config(endpoint, bucket string) objstore.S3Config {
 	}
 }
 
-func newS3(t *testing.T, cfg objstore.S3Config) *objstore.S3 {
+func newS3(t testing.TB, cfg objstore.S3Config) *objstore.S3 {
 	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -520,5 +522,99 @@ func TestS3PutCorruptionDetected(t *testing.T) {
 	direct := newS3(t, s3Config(m.Endpoint, bucket))
 	if _, err := direct.Get(t.Context(), "damaged", 0, -1); !errors.Is(err, objstore.ErrNotFound) {
 		t.Fatalf("Get after the refused Put: %v, want ErrNotFound", err)
+	}
+}
+
+// TestS3DeleteManyWithoutBatchDeletes: against a service that answers
+// DeleteObjects NotImplemented (Google Cloud Storage's S3 interface),
+// DeleteMany deletes every key one request at a time, and does not try a
+// batch again.
+func TestS3DeleteManyWithoutBatchDeletes(t *testing.T) {
+	m := testenv.SharedMinIO(t)
+	bucket := newBucket(t, m)
+	var batches atomic.Int64
+	p := newFaultProxy(t, m.Endpoint, func(p *faultProxy, _ int64, w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodPost || !r.URL.Query().Has("delete") {
+			return false
+		}
+		batches.Add(1)
+		s3Error(http.StatusNotImplemented, "NotImplemented")(p, w, r)
+		return true
+	})
+	s := newS3(t, s3Config(p.URL, bucket))
+	for _, round := range []string{"a", "b"} {
+		keys := []string{round + "/1", round + "/2", round + "/3"}
+		for _, k := range keys {
+			if err := s.Put(t.Context(), k, []byte(k)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := errors.Join(s.DeleteMany(t.Context(), keys)...); err != nil {
+			t.Fatalf("round %s: %v", round, err)
+		}
+		for _, k := range keys {
+			if _, err := s.Get(t.Context(), k, 0, -1); !errors.Is(err, objstore.ErrNotFound) {
+				t.Fatalf("round %s: %s after DeleteMany: %v", round, k, err)
+			}
+		}
+	}
+	if n := batches.Load(); n != 1 {
+		t.Fatalf("%d batch deletes tried, want 1 (then one key at a time)", n)
+	}
+}
+
+// BenchmarkS3Deletes deletes 1,000 objects from MinIO one request each,
+// one at a time and 8 at a time (as garbage collection did), and with
+// DeleteMany (one DeleteObjects request); it reports objects deleted per
+// second.
+func BenchmarkS3Deletes(b *testing.B) {
+	m := testenv.SharedMinIO(b)
+	cfg := s3Config(m.Endpoint, newBucket(b, m))
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	s := newS3(b, cfg)
+	const n = 1000
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("bench/%04d", i)
+	}
+	deleteEach := func(workers int) func([]string) error {
+		return func(keys []string) error {
+			var g errgroup.Group
+			g.SetLimit(workers)
+			for _, k := range keys {
+				g.Go(func() error { return s.Delete(b.Context(), k) })
+			}
+			return g.Wait()
+		}
+	}
+	for _, bc := range []struct {
+		name string
+		del  func([]string) error
+	}{
+		{"one-at-a-time", deleteEach(1)},
+		{"8-in-flight", deleteEach(8)},
+		{"DeleteMany", func(keys []string) error { return errors.Join(s.DeleteMany(b.Context(), keys)...) }},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			var took time.Duration
+			for b.Loop() {
+				b.StopTimer()
+				var g errgroup.Group
+				g.SetLimit(16)
+				for _, k := range keys {
+					g.Go(func() error { return s.Put(b.Context(), k, []byte(k)) })
+				}
+				if err := g.Wait(); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				start := time.Now()
+				if err := bc.del(keys); err != nil {
+					b.Fatal(err)
+				}
+				took += time.Since(start)
+			}
+			b.ReportMetric(float64(b.N*n)/took.Seconds(), "deletes/s")
+		})
 	}
 }

@@ -10,7 +10,8 @@
 //   - Put is atomic: a reader sees the whole new object or the previous state,
 //     never a part. Put overwrites an existing object.
 //   - Get reads a byte range; see Store.Get for the exact range rules.
-//   - Delete of a missing key succeeds.
+//   - Delete of a missing key succeeds; DeleteMany gives each key Delete's
+//     outcome, in as few requests as the backend allows.
 //   - List yields every object under a prefix in lexical (byte-wise) key
 //     order, across as many pages as the backend needs.
 //   - Keys are checked by ValidateKey in both implementations, so a key that
@@ -96,6 +97,12 @@ type Store interface {
 	// Delete removes the object at key. Deleting a missing key is not an
 	// error.
 	Delete(ctx context.Context, key string) error
+
+	// DeleteMany removes the objects at keys, as Delete does each, in as
+	// few requests as the backend allows (S3: up to 1,000 keys each). It
+	// returns one error per key, in the order of keys, nil where the
+	// object is gone (or was never there).
+	DeleteMany(ctx context.Context, keys []string) []error
 
 	// List yields the objects whose keys start with prefix, in lexical key
 	// order. An empty prefix lists everything; any other prefix must make a

@@ -33,6 +33,7 @@ func Run(t *testing.T, newStore func(t *testing.T) objstore.Store) {
 		{"Overwrite", testOverwrite},
 		{"GetMissing", testGetMissing},
 		{"Delete", testDelete},
+		{"DeleteMany", testDeleteMany},
 		{"List", testList},
 		{"ListEmpty", testListEmpty},
 		{"ListPaging", testListPaging},
@@ -185,6 +186,35 @@ func testDelete(t *testing.T, s objstore.Store) {
 	mustPut(t, s, "deep/a/b/c", []byte("again"))
 	if got := mustGet(t, s, "deep/a/b/c", 0, -1); string(got) != "again" {
 		t.Fatalf("Get after re-Put = %q", got)
+	}
+}
+
+// testDeleteMany deletes more keys than one S3 request takes, with a
+// missing key and an invalid one among them: each key gets its own
+// outcome, in order, and only the keys named are gone.
+func testDeleteMany(t *testing.T, s objstore.Store) {
+	ctx := t.Context()
+	const n = 1205 // two S3 requests
+	var del []string
+	for i := range n {
+		del = append(del, fmt.Sprintf("dm/%05d", i))
+	}
+	putAll(t, s, append(slices.Clone(del), "dm/kept"))
+	del = append(del[:600], append([]string{"dm/never", "../bad"}, del[600:]...)...)
+	errs := s.DeleteMany(ctx, del)
+	if len(errs) != len(del) {
+		t.Fatalf("DeleteMany returned %d errors for %d keys", len(errs), len(del))
+	}
+	for i, err := range errs {
+		if want := del[i] == "../bad"; (err != nil) != want || (want && !errors.Is(err, objstore.ErrInvalidKey)) {
+			t.Fatalf("DeleteMany: key %q: %v", del[i], err)
+		}
+	}
+	if got := keys(collect(t, s, "dm/")); !slices.Equal(got, []string{"dm/kept"}) {
+		t.Fatalf("List after DeleteMany = %d keys (%.5q), want [dm/kept]", len(got), got)
+	}
+	if errs := s.DeleteMany(ctx, nil); len(errs) != 0 {
+		t.Fatalf("DeleteMany of no keys = %v", errs)
 	}
 }
 
