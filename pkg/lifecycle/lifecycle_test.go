@@ -798,3 +798,66 @@ func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	return 0
 }
+
+// TestSetLogStartBetweenLifecycleSteps: DeleteRecords (meta.SetLogStart)
+// moving every log start in the middle of a compaction task (after its
+// reads, after its PUT) or of a retention pass (before its truncate)
+// fences that change off: the pass loses the race (its swap or truncate
+// gets ErrConflict and is left for the next pass), no record at or above
+// the log start is lost, and no entry lies wholly below it. Later passes
+// then finish their work.
+func TestSetLogStartBetweenLifecycleSteps(t *testing.T) {
+	for _, step := range []string{lifecycle.StepCompactRead, lifecycle.StepCompactPut, lifecycle.StepRetentionTruncate} {
+		t.Run(step, func(t *testing.T) {
+			e := newEnv(t, 2)
+			ctx := context.Background()
+			for range 20 {
+				e.produce(8)
+			}
+			e.advance(2 * time.Hour)
+			for range 20 {
+				e.produce(8)
+			}
+			e.advance(time.Minute)
+			// The first 20 flushes are past the limit: retention has work.
+			if _, err := e.meta.AlterTopic(ctx, e.topic.Name, func(tp *meta.Topic) error { tp.RetentionMs = time.Hour.Milliseconds(); return nil }); err != nil {
+				t.Fatal(err)
+			}
+			const moveTo = 250 // inside the flushes retention keeps
+			moved := false
+			m := e.manager(func(ctx context.Context, at string) error {
+				if at != step || moved {
+					return nil
+				}
+				moved = true
+				for p := range e.topic.Partitions {
+					if got, err := e.meta.SetLogStart(ctx, e.topic.ID, p, moveTo); err != nil || got != moveTo {
+						t.Errorf("SetLogStart(%d) = %d, %v", p, got, err)
+					}
+				}
+				return nil
+			})
+			for range 4 {
+				if _, err := m.Retention(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := m.Compact(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if !moved {
+				t.Fatalf("no pass reached %s", step)
+			}
+			e.checkAll()
+			for p := range e.topic.Partitions {
+				l, err := e.meta.ReadLayout(ctx, e.topic.ID, p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if l.LogStart != moveTo || len(l.Entries) == 0 || l.Entries[0].LastOffset < l.LogStart {
+					t.Fatalf("partition %d: log start %d, entries %+v; want %d and no entry wholly below it", p, l.LogStart, l.Entries, moveTo)
+				}
+			}
+		})
+	}
+}

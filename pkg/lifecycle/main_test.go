@@ -231,6 +231,9 @@ func (e *env) read(p int32) (logStart int64, recs []segment.Record) {
 		e.t.Fatal(err)
 	}
 	next := l.LogStart
+	if len(l.Entries) > 0 && l.Entries[0].FirstOffset < next && l.Entries[0].LastOffset >= next {
+		next = l.Entries[0].FirstOffset // DeleteRecords put the log start inside it
+	}
 	for _, en := range l.Entries {
 		if en.FirstOffset != next {
 			e.t.Fatalf("partition %d: entry at %d, want %d", p, en.FirstOffset, next)
@@ -250,7 +253,11 @@ func (e *env) read(p int32) (logStart int64, recs []segment.Record) {
 				e.t.Fatal(err)
 			}
 			at += h.Size()
-			recs = append(recs, rs...)
+			for _, r := range rs {
+				if r.Offset >= l.LogStart { // readers skip the records below it
+					recs = append(recs, r)
+				}
+			}
 		}
 		next = en.LastOffset + 1
 	}
