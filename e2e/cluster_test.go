@@ -166,7 +166,7 @@ func (c *Cluster) start(name, binary string, args []string) *testenv.Process {
 	c.t.Cleanup(p.Kill)
 	c.t.Cleanup(func() {
 		if c.t.Failed() { // the servers' own account, for a failure seen only in CI
-			c.t.Logf("%s log, last 4 KiB:\n%s", name, p.LogTail())
+			c.t.Logf("%s log, last 16 KiB:\n%s", name, p.LogTailN(16<<10))
 		}
 	})
 	if binary == "proxy" {

@@ -472,16 +472,24 @@ func (gm *groupManager) commitLocked(ctx context.Context, g *group, member strin
 	}
 	m := g.st.Members[i]
 	if epoch != m.Epoch && (!older || epoch <= 0 || epoch > m.Epoch) {
-		return apierr.Errorf(apierr.ErrFencedMember, "member %s of group %s has epoch %d, not %d: commit rejected", member, group, m.Epoch, epoch)
+		return gm.rejectCommit(apierr.Errorf(apierr.ErrFencedMember, "member %s of group %s has epoch %d, not %d: commit rejected", member, group, m.Epoch, epoch))
 	}
 	for _, o := range offsets {
 		gp := meta.GroupPartition{TopicID: o.TopicID, Partition: o.Partition}
 		if _, in := slices.BinarySearchFunc(m.Owned, gp, meta.GroupPartition.Compare); !in {
-			return apierr.Errorf(apierr.ErrFencedMember, "member %s of group %s does not own partition %d of topic %s: commit rejected",
-				member, group, o.Partition, o.TopicID)
+			return gm.rejectCommit(apierr.Errorf(apierr.ErrFencedMember, "member %s of group %s does not own partition %d of topic %s: commit rejected",
+				member, group, o.Partition, o.TopicID))
 		}
 	}
 	return gm.writeOffsets(ctx, g, offsets)
+}
+
+// rejectCommit logs a member's commit refused by its epoch or ownership,
+// which a client that keeps committing and never rejoins (its lag then
+// stays) would otherwise show nowhere on the server, and returns err.
+func (gm *groupManager) rejectCommit(err error) error {
+	gm.s.log.Info("groups: commit rejected", "err", err)
+	return err
 }
 
 // reset stores offsets for a group without members.
