@@ -33,12 +33,12 @@ var topicDeleteRecordsCmd = &command{
 			defer done()
 			before := map[int32]int64{int32(*partition): *offset}
 			if *partition == -1 {
-				t, err := c.DescribeTopic(ctx, args[0])
+				all, err := targetPartitions(ctx, c, resetTarget{topic: args[0]})
 				if err != nil {
 					return err
 				}
 				before = map[int32]int64{}
-				for p := range t.Partitions {
+				for _, p := range all {
 					before[p] = *offset
 				}
 			}

@@ -88,13 +88,11 @@ func (s *Server) topicFromRequest(req *stratav1.CreateTopicRequest) (meta.Topic,
 
 // cleanupPolicy checks a requested cleanup policy; empty means def.
 func cleanupPolicy(p, def string) (string, error) {
-	switch p {
-	case "":
+	if p == "" {
 		return def, nil
-	case meta.CleanupDelete, meta.CleanupCompact, meta.CleanupCompactDelete:
-		return p, nil
-	case "delete,compact":
-		return meta.CleanupCompactDelete, nil
+	}
+	if policy, ok := meta.CleanupPolicyOf(p); ok {
+		return policy, nil
 	}
 	return "", apierr.Errorf(apierr.ErrInvalidRequest, "cleanup_policy %q, want %q, %q or %q", p, meta.CleanupDelete, meta.CleanupCompact, meta.CleanupCompactDelete)
 }

@@ -98,10 +98,8 @@ func topicConfigFromKafka(cs []configPair) (*stratav1.TopicConfig, error) {
 			}
 			out.MaxMessageBytes = int32(n)
 		case cfgCleanupPolicy:
-			switch v {
-			case meta.CleanupDelete, meta.CleanupCompact, meta.CleanupCompactDelete, "delete,compact":
-				out.CleanupPolicy = v
-			default:
+			var ok bool
+			if out.CleanupPolicy, ok = meta.CleanupPolicyOf(v); !ok {
 				err = fmt.Errorf("%w: %s=%q: want %s, %s or %s", errInvalidConfig, c.Name, v, meta.CleanupDelete, meta.CleanupCompact, meta.CleanupCompactDelete)
 			}
 		default:

@@ -60,6 +60,18 @@ const (
 	CleanupCompactDelete = "compact,delete"
 )
 
+// CleanupPolicyOf returns the cleanup policy p names, "delete,compact"
+// being CleanupCompactDelete, and whether p names one.
+func CleanupPolicyOf(p string) (string, bool) {
+	switch p {
+	case CleanupDelete, CleanupCompact, CleanupCompactDelete:
+		return p, true
+	case "delete,compact":
+		return CleanupCompactDelete, true
+	}
+	return "", false
+}
+
 // Compacted reports whether t keeps every record (CleanupCompact).
 func (t Topic) Compacted() bool { return t.CleanupPolicy == CleanupCompact }
 
