@@ -276,3 +276,47 @@ func TestConsumerSessionTimeout(t *testing.T) {
 		})
 	}
 }
+
+// TestConsumerGroupCommitEpochs: OffsetCommit from a KIP-848 member is
+// checked against its member epoch as Kafka checks it. The current epoch
+// commits; a newer one is STALE_MEMBER_EPOCH (ILLEGAL_GENERATION before
+// v9), on which clients heartbeat and commit again; an unknown member is
+// UNKNOWN_MEMBER_ID. Nothing refused is stored.
+func TestConsumerGroupCommitEpochs(t *testing.T) {
+	c := startCluster(t, clusterOpts{})
+	c.createTopic("epochs", 1)
+	hb := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+	hb.Group, hb.MemberID, hb.MemberEpoch, hb.RebalanceTimeoutMillis = "g-epochs", "q2nlXBo4RcqVh1lyS0Lmyw", 0, 10_000
+	hb.SubscribedTopicNames = []string{"epochs"}
+	hbResp, err := hb.RequestWith(c.ctx, c.client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, "join", hbResp.ErrorCode, nil)
+	epoch := hbResp.MemberEpoch
+	r := c.raw()
+	commit := func(version int16, member string, epoch int32, offset int64) int16 {
+		t.Helper()
+		req := kmsg.NewPtrOffsetCommitRequest()
+		req.Version, req.Group, req.MemberID, req.Generation = version, "g-epochs", member, epoch
+		rt := kmsg.NewOffsetCommitRequestTopic()
+		rt.Topic = "epochs"
+		rp := kmsg.NewOffsetCommitRequestTopicPartition()
+		rp.Partition, rp.Offset = 0, offset
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		resp := r.roundTrip(req).(*kmsg.OffsetCommitResponse)
+		return resp.Topics[0].Partitions[0].ErrorCode
+	}
+	wantCode(t, "commit at the member epoch", commit(9, hb.MemberID, epoch, 7), nil)
+	wantCode(t, "commit at a newer epoch", commit(9, hb.MemberID, epoch+1, 9), kerr.StaleMemberEpoch)
+	wantCode(t, "v8 commit at a newer epoch", commit(8, hb.MemberID, epoch+1, 9), kerr.IllegalGeneration)
+	wantCode(t, "commit of an unknown member", commit(9, "bm9ib2R5LWtub3dzLW1l", epoch, 9), kerr.UnknownMemberID)
+	fetched, err := kadm.NewClient(c.client()).FetchOffsets(c.ctx, "g-epochs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, ok := fetched.Lookup("epochs", 0); !ok || o.At != 7 {
+		t.Fatalf("committed offset %+v (found %v), want 7", o, ok)
+	}
+}

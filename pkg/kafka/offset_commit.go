@@ -19,6 +19,10 @@ import (
 // metadata, no consume ACL on the topic) get their own error and the
 // others are committed together. The retention time (v2–4) and the
 // leader epoch (v6+) are not stored.
+//
+// A KIP-848 member whose epoch or partitions the coordinator does not
+// accept gets STALE_MEMBER_EPOCH, as from Kafka (ILLEGAL_GENERATION below
+// v9, which has no such code).
 func init() { register(kmsg.OffsetCommit, 2, 9, (*Server).handleOffsetCommit) }
 
 func (s *Server) handleOffsetCommit(ctx context.Context, r *request) (kmsg.Response, error) {
@@ -76,10 +80,26 @@ func (s *Server) handleOffsetCommit(ctx context.Context, r *request) (kmsg.Respo
 		return resp, nil
 	}
 	if _, err := s.core.Admin.CommitClassicOffsets(ctx, cr); err != nil {
-		code := errCode(err)
+		code := commitErrCode(req.Version, err)
 		for _, p := range pending {
 			p.ErrorCode = code
 		}
 	}
 	return resp, nil
+}
+
+// commitErrCode is the Kafka code of a refused commit. The coordinator
+// refuses a KIP-848 member's commit as fenced (FENCED_MEMBER_EPOCH on the
+// heartbeat), but Kafka answers OffsetCommit with STALE_MEMBER_EPOCH, on
+// which librdkafka and franz-go heartbeat for the current epoch and
+// commit again; on FENCED_MEMBER_EPOCH they drop the commit.
+func commitErrCode(version int16, err error) int16 {
+	code := errCode(err)
+	if code != kerr.FencedMemberEpoch.Code {
+		return code
+	}
+	if version >= 9 {
+		return kerr.StaleMemberEpoch.Code
+	}
+	return kerr.IllegalGeneration.Code
 }
