@@ -11,7 +11,7 @@ import (
 // limit flags on cfg; the returned function finishes them after parsing.
 func securityFlags(fs *flag.FlagSet, cfg *proxy.Config) func() {
 	a, l := &cfg.Auth, &cfg.Limits
-	fs.StringVar(&a.TokenFile, "auth-token-file", "", `file of "<principal> sha256:<hex>" lines (strata acl token); reloaded on change`)
+	fs.StringVar(&a.TokenFile, "auth-token-file", "", `file of "<principal> sha256:<hex> [scram-sha-256:…] [scram-sha-512:…]" lines (strata acl token); reloaded on change`)
 	fs.BoolVar(&a.ClientCerts, "auth-client-certs", false, "authenticate clients by their verified TLS client certificate (subject common name)")
 	fs.BoolVar(&a.AllowAnonymous, "auth-allow-anonymous", false, "let clients without credentials in as ANONYMOUS")
 	fs.BoolVar(&a.ACLs, "acls", false, "enforce ACLs stored in etcd (deny by default)")

@@ -128,15 +128,15 @@ var aclListCmd = &command{
 }
 
 var aclTokenCmd = &command{
-	summary: "make a new bearer token for a principal; prints the token and the line for the proxy's token file",
+	summary: "make a new token for a principal (a bearer token, or the password of Kafka's SASL/PLAIN and SCRAM); prints it and the line for the proxy's token file",
 	usage:   "PRINCIPAL",
 	setup: func(*flag.FlagSet) runFunc {
 		return func(_ context.Context, a *App, args []string) error {
 			if err := exactArgs(args, "principal"); err != nil {
 				return err
 			}
-			if strings.ContainsAny(args[0], " \t\n") || args[0] == auth.Anonymous || args[0] == "*" {
-				return usagef("principal %q: no spaces, and not %s or *", args[0], auth.Anonymous)
+			if args[0] == "" || strings.ContainsAny(args[0], " \t\n") || args[0] == auth.Anonymous || args[0] == "*" {
+				return usagef("principal %q: not empty, no spaces, and not %s or *", args[0], auth.Anonymous)
 			}
 			tok, err := auth.NewToken()
 			if err != nil {

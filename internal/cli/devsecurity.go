@@ -13,7 +13,7 @@ import (
 // function that applies them to cfg once flags are parsed.
 func devSecurityFlags(fs *flag.FlagSet, cfg *dev.Config) func(*App) error {
 	useTLS := fs.Bool("tls", false, "generate a throw-away CA, a server certificate (with the servers' identities) and a client certificate in DATA-DIR/tls, and serve TLS (mutual TLS between the servers, which refuse the client certificate)")
-	fs.StringVar(&cfg.Auth.TokenFile, "auth-token-file", "", `file of "<principal> sha256:<hex>" lines (strata acl token); clients send the token as a bearer token`)
+	fs.StringVar(&cfg.Auth.TokenFile, "auth-token-file", "", `file of "<principal> sha256:<hex> [scram-sha-256:…] [scram-sha-512:…]" lines (strata acl token); clients send the token as a bearer token, or as the SASL/PLAIN or SCRAM password`)
 	fs.BoolVar(&cfg.Auth.ClientCerts, "auth-client-certs", false, "authenticate clients by their TLS client certificate's subject (needs --tls)")
 	fs.BoolVar(&cfg.Auth.AllowAnonymous, "auth-allow-anonymous", false, "let clients without credentials in as ANONYMOUS")
 	fs.BoolVar(&cfg.Auth.ACLs, "acls", false, "enforce ACLs (deny by default)")

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -28,6 +29,13 @@ func TestParseTokens(t *testing.T) {
 		{"reserved", "ANONYMOUS " + h + "\n", false},
 		{"duplicate", "a " + h + "\nb " + h + "\n", false},
 		{"three fields", "a b " + h + "\n", false},
+		{"with SCRAM credentials", TokenLine("alice", "secret") + "\n", true},
+		{"unknown SCRAM mechanism", "alice " + h + " scram-sha-1:4096:c2FsdA==:a2V5:a2V5\n", false},
+		{"SCRAM field cut short", "alice " + h + " scram-sha-256:4096:c2FsdA==\n", false},
+		{"SCRAM below 4096 iterations", strings.Replace(TokenLine("alice", "secret"), "scram-sha-256:4096:", "scram-sha-256:1000:", 1) + "\n", false},
+		{"SCRAM key not base64", "alice " + h + " scram-sha-256:4096:c2FsdA==:!!:a2V5\n", false},
+		{"SCRAM key of the wrong size", "alice " + h + " scram-sha-256:4096:c2FsdA==:a2V5:a2V5\n", false},
+		{"SCRAM mechanism twice", TokenLine("alice", "secret") + " " + strings.Fields(TokenLine("alice", "secret"))[2] + "\n", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -35,8 +43,8 @@ func TestParseTokens(t *testing.T) {
 			if (err == nil) != tc.ok {
 				t.Fatalf("err = %v, want ok=%v", err, tc.ok)
 			}
-			if tc.ok && m[h] != "alice" {
-				t.Fatalf("map %v", m)
+			if tc.ok && m.byHash[h] != "alice" {
+				t.Fatalf("tokens %v", m.byHash)
 			}
 		})
 	}

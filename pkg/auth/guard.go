@@ -21,7 +21,8 @@ const DefaultReloadInterval = time.Second
 // Config configures a Guard. The zero Config authenticates nobody (every
 // caller is Anonymous), authorizes everything and throttles nothing.
 type Config struct {
-	// TokenFile is a file of "<principal> sha256:<hex>" lines (see
+	// TokenFile is a file of "<principal> sha256:<hex>" lines, each
+	// optionally with SCRAM credentials derived from the token (see
 	// HashToken, TokenLine); callers authenticate with
 	// "authorization: Bearer <token>". Reloaded when it changes. Empty
 	// disables token authentication.

@@ -33,6 +33,9 @@ const (
 	MethodToken     = "token"
 	MethodCert      = "cert"
 	MethodAnonymous = "anonymous"
+	// MethodSCRAM is a Kafka client's SASL/SCRAM sign-in, the token as
+	// password (StartSCRAM).
+	MethodSCRAM = "scram"
 )
 
 // Principal is an authenticated caller.
@@ -40,7 +43,7 @@ type Principal struct {
 	// Name is what ACLs name: the token's principal, the client
 	// certificate's subject common name, or Anonymous.
 	Name string
-	// Method is MethodToken, MethodCert or MethodAnonymous.
+	// Method is MethodToken, MethodCert, MethodSCRAM or MethodAnonymous.
 	Method string
 }
 

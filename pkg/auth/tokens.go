@@ -7,12 +7,15 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/xdg-go/scram"
 )
 
 // hashPrefix marks a token hash in the token file.
@@ -38,36 +41,76 @@ func HashToken(token string) string {
 	return hashPrefix + hex.EncodeToString(sum[:])
 }
 
-// TokenLine returns the token-file line that gives token to principal.
-func TokenLine(principal, token string) string { return principal + " " + HashToken(token) }
+// TokenLine returns the token-file line that gives token to principal:
+// its hash, then SCRAM-SHA-256 and SCRAM-SHA-512 credentials derived from
+// it (a fresh salt each), so that Kafka clients may also sign in with
+// SCRAM, the token as password. A token SASLprep refuses (only a
+// hand-made one can be) gets no SCRAM credentials.
+func TokenLine(principal, token string) string {
+	line := principal + " " + HashToken(token)
+	for _, mech := range scramMechanisms {
+		if f, err := newSCRAMField(mech, principal, token); err == nil {
+			line += " " + f
+		}
+	}
+	return line
+}
 
-// parseTokens reads a token file: one "<principal> sha256:<hex>" per line;
-// blank lines and lines starting with # are ignored. The result maps the
-// hash to the principal.
-func parseTokens(b []byte) (map[string]string, error) {
-	out := map[string]string{}
+// tokenSet is a parsed token file.
+type tokenSet struct {
+	// byHash maps a token hash to its principal.
+	byHash map[string]string
+	// scram holds the SCRAM credentials of each mechanism and principal.
+	scram map[scramKey]scram.StoredCredentials
+}
+
+// parseTokens reads a token file: one "<principal> sha256:<hex>" per line,
+// optionally followed by SCRAM credentials ("scram-sha-256:…",
+// "scram-sha-512:…"); blank lines and lines starting with # are ignored.
+func parseTokens(b []byte) (tokenSet, error) {
+	out := tokenSet{byHash: map[string]string{}, scram: map[scramKey]scram.StoredCredentials{}}
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		f := strings.Fields(line)
-		if len(f) != 2 || !strings.HasPrefix(f[1], hashPrefix) {
-			return nil, fmt.Errorf("line %d: want \"<principal> sha256:<hex>\"", n)
+		if err := out.parseLine(line); err != nil {
+			return tokenSet{}, fmt.Errorf("line %d: %w", n, err)
 		}
-		if h, err := hex.DecodeString(strings.TrimPrefix(f[1], hashPrefix)); err != nil || len(h) != sha256.Size {
-			return nil, fmt.Errorf("line %d: bad sha256 hash", n)
-		}
-		if f[0] == Anonymous || f[0] == "*" {
-			return nil, fmt.Errorf("line %d: principal %q is reserved", n, f[0])
-		}
-		if _, dup := out[f[1]]; dup {
-			return nil, fmt.Errorf("line %d: the same token hash appears twice", n)
-		}
-		out[strings.ToLower(f[1])] = f[0]
 	}
 	return out, sc.Err()
+}
+
+// parseLine adds one line of a token file.
+func (ts tokenSet) parseLine(line string) error {
+	f := strings.Fields(line)
+	if len(f) < 2 || !strings.HasPrefix(f[1], hashPrefix) {
+		return errors.New("want \"<principal> sha256:<hex> [scram-sha-256:…] [scram-sha-512:…]\"")
+	}
+	principal, hash := f[0], strings.ToLower(f[1])
+	if h, err := hex.DecodeString(strings.TrimPrefix(hash, hashPrefix)); err != nil || len(h) != sha256.Size {
+		return errors.New("bad sha256 hash")
+	}
+	if principal == Anonymous || principal == "*" {
+		return fmt.Errorf("principal %q is reserved", principal)
+	}
+	if _, dup := ts.byHash[hash]; dup {
+		return errors.New("the same token hash appears twice")
+	}
+	ts.byHash[hash] = principal
+	for _, field := range f[2:] {
+		mech, cred, err := parseSCRAMField(field)
+		if err != nil {
+			return err
+		}
+		k := scramKey{mech: mech, user: principal}
+		if _, dup := ts.scram[k]; dup {
+			return fmt.Errorf("principal %s has %s credentials twice", principal, mech)
+		}
+		ts.scram[k] = cred
+	}
+	return nil
 }
 
 // tokenFile is a token file reloaded when it changes (checked at most once
@@ -78,7 +121,7 @@ type tokenFile struct {
 	log      *slog.Logger
 
 	mu        sync.Mutex // guards every field below
-	byHash    map[string]string
+	set       tokenSet
 	size      int64
 	mod       time.Time
 	checkedAt time.Time
@@ -103,17 +146,18 @@ func (t *tokenFile) reload() error {
 	if err != nil {
 		return fmt.Errorf("auth: token file: %w", err)
 	}
-	m, err := parseTokens(b)
+	set, err := parseTokens(b)
 	if err != nil {
 		return fmt.Errorf("auth: token file %s: %w", t.path, err)
 	}
-	t.byHash, t.size, t.mod = m, st.Size(), st.ModTime()
+	t.set, t.size, t.mod = set, st.Size(), st.ModTime()
 	return nil
 }
 
-// lookup returns the principal of token, reloading the file first if it
-// changed. A failed reload keeps the previous tokens.
-func (t *tokenFile) lookup(token string) (string, bool) {
+// current returns the tokens, reloading the file first if it changed
+// (checked at most once per interval). A failed reload keeps the
+// previous tokens.
+func (t *tokenFile) current() tokenSet {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if time.Since(t.checkedAt) >= t.interval {
@@ -122,10 +166,21 @@ func (t *tokenFile) lookup(token string) (string, bool) {
 			if err := t.reload(); err != nil {
 				t.log.Warn("token file reload failed; keeping the loaded tokens", "err", err)
 			} else {
-				t.log.Info("token file reloaded", "path", t.path, "tokens", len(t.byHash))
+				t.log.Info("token file reloaded", "path", t.path, "tokens", len(t.set.byHash))
 			}
 		}
 	}
-	p, ok := t.byHash[HashToken(token)]
+	return t.set
+}
+
+// lookup returns the principal of token.
+func (t *tokenFile) lookup(token string) (string, bool) {
+	p, ok := t.current().byHash[HashToken(token)]
 	return p, ok
+}
+
+// lookupSCRAM returns user's credentials for mechanism mech.
+func (t *tokenFile) lookupSCRAM(mech, user string) (scram.StoredCredentials, bool) {
+	c, ok := t.current().scram[scramKey{mech: mech, user: user}]
+	return c, ok
 }

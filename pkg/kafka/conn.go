@@ -98,6 +98,9 @@ type conn struct {
 	authed bool
 	// saslMech is the mechanism SaslHandshake chose, "" before it.
 	saslMech string
+	// scram is the SCRAM exchange under way when saslMech is a SCRAM
+	// mechanism.
+	scram *auth.SCRAMExchange
 	// saslRaw: a v0 SaslHandshake succeeded, so the next frame is a bare
 	// SASL token, not a request.
 	saslRaw bool

@@ -3,6 +3,7 @@ package kafka_test
 import (
 	"context"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
@@ -14,7 +15,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+	xscram "github.com/xdg-go/scram"
 
 	"github.com/strata-mq/strata/internal/tlsgen"
 	"github.com/strata-mq/strata/pkg/auth"
@@ -158,6 +162,83 @@ func TestSecurity(t *testing.T) {
 			t.Fatalf("alice's metadata after a v0 handshake lists %d topics, want only open", len(resp.Topics))
 		}
 	})
+	t.Run("SCRAM signs in with the token as password", func(t *testing.T) {
+		for _, mech := range []sasl.Mechanism{
+			scram.Auth{User: "alice", Pass: "tok-alice"}.AsSha256Mechanism(),
+			scram.Auth{User: "alice", Pass: "tok-alice"}.AsSha512Mechanism(),
+		} {
+			cl := c.client(kgo.DialTLSConfig(clientTLS(nil)), kgo.SASL(mech), kgo.RecordRetries(1), kgo.RetryTimeout(5*time.Second))
+			waitTopics(t, ctx, kadm.NewClient(cl), []string{"open"})
+			if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "open", Value: []byte("hi")}).FirstErr(); err != nil {
+				t.Fatalf("%s: alice produce to open: %v", mech.Name(), err)
+			}
+			if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "secret", Value: []byte("hi")}).FirstErr(); !errors.Is(err, kerr.TopicAuthorizationFailed) {
+				t.Fatalf("%s: alice produce to secret: %v, want TOPIC_AUTHORIZATION_FAILED", mech.Name(), err)
+			}
+		}
+		for _, a := range []scram.Auth{{User: "alice", Pass: "tok-wrong"}, {User: "admin", Pass: "tok-alice"}, {User: "mallory", Pass: "tok-alice"}} {
+			cl := c.client(kgo.DialTLSConfig(clientTLS(nil)), kgo.SASL(a.AsSha512Mechanism()), kgo.RetryTimeout(2*time.Second))
+			if _, err := kadm.NewClient(cl).ListTopics(ctx); !errors.Is(err, kerr.SaslAuthenticationFailed) {
+				t.Fatalf("SCRAM as %s with %s: %v, want SASL_AUTHENTICATION_FAILED", a.User, a.Pass, err)
+			}
+		}
+	})
+	t.Run("SaslHandshake v0 then bare SCRAM frames", func(t *testing.T) {
+		conn, err := tls.Dial("tcp", c.kafka.Addr(), clientTLS(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := c.rawOn(conn)
+		hs := kmsg.NewPtrSASLHandshakeRequest()
+		hs.Version, hs.Mechanism = 0, auth.SCRAMSHA256
+		resp := r.roundTrip(hs).(*kmsg.SASLHandshakeResponse)
+		if resp.ErrorCode != 0 || !slices.Equal(resp.SupportedMechanisms, []string{"PLAIN", auth.SCRAMSHA256, auth.SCRAMSHA512}) {
+			t.Fatalf("handshake: error %d, mechanisms %v", resp.ErrorCode, resp.SupportedMechanisms)
+		}
+		cl, err := xscram.SHA256.NewClient("alice", "tok-alice", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		conv := cl.NewConversation()
+		var in string
+		for !conv.Done() {
+			out, err := conv.Step(in)
+			if err != nil {
+				t.Fatalf("client step: %v", err)
+			}
+			if conv.Done() {
+				break
+			}
+			r.write(binary.BigEndian.AppendUint32(nil, uint32(len(out))))
+			r.write([]byte(out))
+			b, err := r.frame()
+			if err != nil {
+				t.Fatalf("bare SCRAM answer: %v", err)
+			}
+			in = string(b)
+		}
+		if !conv.Valid() {
+			t.Fatal("the server's signature is not valid")
+		}
+		md := kmsg.NewPtrMetadataRequest()
+		md.Version = 4
+		if resp := r.roundTrip(md).(*kmsg.MetadataResponse); len(resp.Topics) != 1 || *resp.Topics[0].Topic != "open" {
+			t.Fatalf("alice's metadata after a v0 SCRAM handshake lists %d topics, want only open", len(resp.Topics))
+		}
+	})
+}
+
+// TestSCRAMWithoutTokenFile: with no token file there are no SCRAM
+// credentials, so the handshake offers PLAIN only and refuses SCRAM.
+func TestSCRAMWithoutTokenFile(t *testing.T) {
+	c := startCluster(t, clusterOpts{})
+	hs := kmsg.NewPtrSASLHandshakeRequest()
+	hs.Mechanism = auth.SCRAMSHA512
+	resp := c.raw().roundTrip(hs).(*kmsg.SASLHandshakeResponse)
+	wantCode(t, "SCRAM handshake", resp.ErrorCode, kerr.UnsupportedSaslMechanism)
+	if !slices.Equal(resp.SupportedMechanisms, []string{"PLAIN"}) {
+		t.Fatalf("mechanisms offered %v, want PLAIN only", resp.SupportedMechanisms)
+	}
 }
 
 // waitTopics waits until a client's topic listing is want (the proxy
