@@ -52,6 +52,31 @@ func (g *Guard) SCRAMMechanisms() []string {
 	return slices.Clone(scramMechanisms)
 }
 
+// SCRAMCredential describes one SCRAM credential of a user: its mechanism
+// and iteration count, never its salt or keys.
+type SCRAMCredential struct {
+	Mechanism  string
+	Iterations int
+}
+
+// SCRAMUsers returns the SCRAM credentials the token file holds, by user,
+// each user's in the order of SCRAMMechanisms; nil without a token file.
+func (g *Guard) SCRAMUsers() map[string][]SCRAMCredential {
+	if g.tokens == nil {
+		return nil
+	}
+	set := g.tokens.current()
+	out := map[string][]SCRAMCredential{}
+	for _, mech := range scramMechanisms {
+		for k, c := range set.scram {
+			if k.mech == mech {
+				out[k.user] = append(out[k.user], SCRAMCredential{Mechanism: mech, Iterations: c.Iters})
+			}
+		}
+	}
+	return out
+}
+
 // newSCRAMField derives user's credentials for mech from password and
 // returns them in token-file form:
 // "scram-sha-256:<iterations>:<salt>:<stored key>:<server key>", the last

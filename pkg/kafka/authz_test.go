@@ -295,7 +295,8 @@ var everyAPI = map[kmsg.Key]apiCase{
 		r.Filters = append(r.Filters, f)
 		return r
 	}, refusedAll},
-	kmsg.DescribeLogDirs: {func() kmsg.Request { return kmsg.NewPtrDescribeLogDirsRequest() }, refusedAll},
+	kmsg.DescribeLogDirs:              {func() kmsg.Request { return kmsg.NewPtrDescribeLogDirsRequest() }, refusedAll},
+	kmsg.DescribeUserSCRAMCredentials: {func() kmsg.Request { return kmsg.NewPtrDescribeUserSCRAMCredentialsRequest() }, refusedAll},
 	kmsg.OffsetDelete: {func() kmsg.Request {
 		r := kmsg.NewPtrOffsetDeleteRequest()
 		r.Group = "g1"

@@ -183,6 +183,45 @@ func TestSecurity(t *testing.T) {
 			}
 		}
 	})
+	t.Run("DescribeUserScramCredentials lists the token file's SCRAM users", func(t *testing.T) {
+		described, err := admin.DescribeUserSCRAMs(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(described) != 2 {
+			t.Fatalf("described %d users, want admin and alice: %v", len(described), described)
+		}
+		for _, u := range []string{"admin", "alice"} {
+			d := described[u]
+			want := []kadm.CredInfo{{Mechanism: kadm.ScramSha256, Iterations: auth.SCRAMIterations}, {Mechanism: kadm.ScramSha512, Iterations: auth.SCRAMIterations}}
+			if d.Err != nil || !slices.Equal(d.CredInfos, want) {
+				t.Fatalf("%s: %+v, want %+v", u, d, want)
+			}
+		}
+		described, err = admin.DescribeUserSCRAMs(ctx, "alice", "mallory")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !errors.Is(described["mallory"].Err, kerr.ResourceNotFound) || described["alice"].Err != nil {
+			t.Fatalf("alice and mallory: %+v", described)
+		}
+		dup := kmsg.NewPtrDescribeUserSCRAMCredentialsRequest()
+		for range 2 {
+			u := kmsg.NewDescribeUserSCRAMCredentialsRequestUser()
+			u.Name = "alice"
+			dup.Users = append(dup.Users, u)
+		}
+		resp, err := dup.RequestWith(ctx, as("admin", "tok-admin"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.Results) != 1 || resp.Results[0].ErrorCode != kerr.DuplicateResource.Code {
+			t.Fatalf("alice named twice: %+v, want one DUPLICATE_RESOURCE", resp.Results)
+		}
+		if _, err := kadm.NewClient(alice).DescribeUserSCRAMs(ctx); !errors.Is(err, kerr.ClusterAuthorizationFailed) {
+			t.Fatalf("alice, without describe on the cluster: %v, want CLUSTER_AUTHORIZATION_FAILED", err)
+		}
+	})
 	t.Run("SaslHandshake v0 then bare SCRAM frames", func(t *testing.T) {
 		conn, err := tls.Dial("tcp", c.kafka.Addr(), clientTLS(nil))
 		if err != nil {
