@@ -92,6 +92,31 @@ func (c *Checker) AckedCount() int {
 	return n
 }
 
+// AckedRecords returns every acknowledged record, by topic, partition and
+// offset: to check several consumers of the same records, each with a
+// Checker of its own fed these.
+func (c *Checker) AckedRecords() []Record {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []Record
+	for _, m := range c.acked {
+		for _, r := range m {
+			out = append(out, r)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Topic != b.Topic {
+			return a.Topic < b.Topic
+		}
+		if a.Partition != b.Partition {
+			return a.Partition < b.Partition
+		}
+		return a.Offset < b.Offset
+	})
+	return out
+}
+
 // Report is the result of Verify.
 type Report struct {
 	Acked, Read, ReadUnacked int

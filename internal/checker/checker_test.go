@@ -75,3 +75,37 @@ func TestLostRangesCompact(t *testing.T) {
 		t.Fatalf("report: %v", rep)
 	}
 }
+
+// TestAckedRecords: the acknowledged records come back in topic,
+// partition and offset order, and a second Checker fed them verifies a
+// consumer of its own.
+func TestAckedRecords(t *testing.T) {
+	c := checker.New()
+	for _, r := range []checker.Record{{Topic: "b", Partition: 0, Offset: 0}, {Topic: "a", Partition: 1, Offset: 1}, {Topic: "a", Partition: 1, Offset: 0}, {Topic: "a", Partition: 0, Offset: 0}} {
+		c.Acked(r)
+	}
+	got := c.AckedRecords()
+	want := []checker.Record{{Topic: "a", Partition: 0, Offset: 0}, {Topic: "a", Partition: 1, Offset: 0}, {Topic: "a", Partition: 1, Offset: 1}, {Topic: "b", Partition: 0, Offset: 0}}
+	if len(got) != len(want) {
+		t.Fatalf("got %d records, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i].Topic != want[i].Topic || got[i].Partition != want[i].Partition || got[i].Offset != want[i].Offset {
+			t.Fatalf("record %d = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	other := checker.New()
+	for _, r := range got {
+		other.Acked(r)
+	}
+	for _, r := range got[:3] {
+		other.Read(r)
+	}
+	if rep := other.Verify(0); rep.OK() {
+		t.Fatal("a consumer that missed b/0 verified clean")
+	}
+	other.Read(got[3])
+	if rep := other.Verify(0); !rep.OK() {
+		t.Fatal(rep)
+	}
+}

@@ -118,6 +118,18 @@ func TestTopicCommands(t *testing.T) {
 	if code, _, stderr := run(t, "", srv, "topic", "alter", "orders", "--reset", "retention,partitions"); code != ExitUsage || !strings.Contains(stderr, `--reset "partitions"`) {
 		t.Fatalf("alter --reset partitions: exit %d, %q; want usage", code, stderr)
 	}
+	if code, out, stderr := run(t, "", srv, "topic", "alter", "orders", "--partitions", "5"); code != ExitOK || !strings.Contains(out, "5 partitions") {
+		t.Fatalf("alter --partitions 5: exit %d, %q %q", code, out, stderr)
+	}
+	if code, out, _ := run(t, "", srv, "topic", "describe", "orders"); code != ExitOK || strings.Count(out, "fake-broker") != 5 {
+		t.Fatalf("describe after --partitions 5: exit %d, %q", code, out)
+	}
+	if code, _, stderr := run(t, "", srv, "topic", "alter", "orders", "--partitions", "4"); code != ExitError || !strings.Contains(stderr, "only be added") {
+		t.Fatalf("alter --partitions 4 of 5: exit %d, %q; want an error", code, stderr)
+	}
+	if code, _, _ := run(t, "", srv, "topic", "alter", "orders", "--partitions", "-1"); code != ExitUsage {
+		t.Fatalf("alter --partitions -1: exit %d, want usage", code)
+	}
 	// delete-records against real servers: e2e's TestDeleteRecords.
 	if code, _, stderr := run(t, "", srv, "topic", "delete-records", "orders"); code != ExitUsage || !strings.Contains(stderr, "--offset is required") {
 		t.Fatalf("delete-records without --offset: exit %d, %q; want usage", code, stderr)

@@ -3,9 +3,9 @@ package cli
 import (
 	"cmp"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -73,20 +73,23 @@ func topicConfigFlags(fs *flag.FlagSet) func() []client.TopicOpt {
 }
 
 var topicAlterCmd = &command{
-	summary: "change a topic's retention or message size limit",
+	summary: "change a topic's settings or add partitions",
 	usage:   "NAME",
 	setup: func(fs *flag.FlagSet) runFunc {
 		topicOpts := topicConfigFlags(fs)
-		partitions := fs.Int("partitions", 0, "new partition count (not supported yet)")
+		partitions := fs.Int("partitions", 0, "new partition count: partitions are only added, and keyed records then hash over the new count")
 		reset := fs.String("reset", "", "settings to set back to the cluster's defaults, comma-separated: retention, retention-bytes, max-message-bytes, cleanup-policy")
 		return func(ctx context.Context, a *App, args []string) error {
 			if err := exactArgs(args, "topic name"); err != nil {
 				return err
 			}
-			if *partitions != 0 {
-				return errors.New("changing a topic's partition count is not supported yet: create a new topic with more partitions and move producers to it (see docs/cli.md)")
+			if *partitions < 0 || *partitions > math.MaxInt32 {
+				return usagef("--partitions %d: want a partition count", *partitions)
 			}
 			opts := topicOpts()
+			if *partitions != 0 {
+				opts = append(opts, client.Partitions(int32(*partitions)))
+			}
 			if *reset != "" {
 				names, err := resetNames(*reset)
 				if err != nil {
@@ -95,7 +98,7 @@ var topicAlterCmd = &command{
 				opts = append(opts, client.ResetTopicConfig(names...))
 			}
 			if len(opts) == 0 {
-				return usagef("nothing to change: give --retention, --retention-bytes, --max-message-bytes, --cleanup-policy or --reset")
+				return usagef("nothing to change: give --partitions, --retention, --retention-bytes, --max-message-bytes, --cleanup-policy or --reset")
 			}
 			ctx, c, done, err := a.adminClient(ctx)
 			if err != nil {
@@ -106,8 +109,8 @@ var topicAlterCmd = &command{
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(a.Stdout, "Altered topic %q: retention %s, retention bytes %d.\n",
-				info.Name, retention(info.Config.Retention), info.Config.RetentionBytes)
+			fmt.Fprintf(a.Stdout, "Altered topic %q: %d partitions, retention %s, retention bytes %d.\n",
+				info.Name, info.Partitions, retention(info.Config.Retention), info.Config.RetentionBytes)
 			return nil
 		}
 	},

@@ -226,9 +226,9 @@ func topicInfo(t *stratav1.TopicInfo) *TopicInfo {
 	return out
 }
 
-// AlterTopic changes a topic's retention and message size limit; options
-// not given keep their current value (Retention(-1) removes the time
-// limit), and ResetTopicConfig sets configs back to the cluster's
+// AlterTopic changes a topic's configs and adds partitions (Partitions);
+// options not given keep their current value (Retention(-1) removes the
+// time limit), and ResetTopicConfig sets configs back to the cluster's
 // defaults. It fails with ErrUnknownTopic if the topic does not exist.
 func (c *Client) AlterTopic(ctx context.Context, name string, opts ...TopicOpt) (*TopicInfo, error) {
 	if err := validTopic(name); err != nil {
@@ -247,6 +247,7 @@ func (c *Client) AlterTopic(ctx context.Context, name string, opts ...TopicOpt) 
 			CleanupPolicy:   tc.cleanupPolicy,
 		},
 		ResetToDefault: tc.reset,
+		Partitions:     tc.partitions,
 	})
 	if err != nil {
 		return nil, err

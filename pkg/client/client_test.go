@@ -89,6 +89,7 @@ func TestOptionValidation(t *testing.T) {
 		{"codec", func(c *Client) error { _, err := c.NewProducer(Compression(segment.Codec(9))); return err }},
 		{"reconnect backoff", func(*Client) error { _, err := New("127.0.0.1:1", ReconnectBackoff(0, time.Second)); return err }},
 		{"delivery timeout", func(c *Client) error { _, err := c.NewProducer(DeliveryTimeout(0)); return err }},
+		{"metadata max age", func(c *Client) error { _, err := c.NewProducer(MetadataMaxAge(0)); return err }},
 		{"start", func(c *Client) error { _, err := c.NewConsumer(ConsumeStart(7)); return err }},
 		{"fetch wait", func(c *Client) error { _, err := c.NewConsumer(FetchMaxWait(time.Hour)); return err }},
 		{"fetch bytes", func(c *Client) error { _, err := c.NewConsumer(FetchMaxBytes(0)); return err }},
@@ -569,5 +570,40 @@ func TestConsumerOffsetReset(t *testing.T) {
 	produceBatch(t, c, time.Now(), "c")
 	if recs := pollN(t, late, 1); recs[0].Offset != 2 {
 		t.Fatalf("reset to latest: got offset %d, want 2", recs[0].Offset)
+	}
+}
+
+// TestProducerSeesAddedPartitions: partitions added to a topic take
+// records once the producer's cached partition count is MetadataMaxAge
+// old, without a restart; partitions are never removed.
+func TestProducerSeesAddedPartitions(t *testing.T) {
+	_, c := setup(t, 2)
+	ctx := context.Background()
+	p := newProducer(t, c, MetadataMaxAge(20*time.Millisecond))
+	produce := func() int32 {
+		t.Helper()
+		r := &Record{Topic: "t", Value: []byte("v")}
+		if err := p.ProduceSync(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		return r.Partition
+	}
+	for range 10 {
+		if got := produce(); got > 1 {
+			t.Fatalf("a record went to partition %d of a 2-partition topic", got)
+		}
+	}
+	info, err := c.AlterTopic(ctx, "t", Partitions(4))
+	if err != nil || info.Partitions != 4 {
+		t.Fatalf("add partitions: %+v, %v", info, err)
+	}
+	if _, err := c.AlterTopic(ctx, "t", Partitions(3)); !errors.Is(err, ErrInvalidRequest) {
+		t.Fatalf("fewer partitions: %v, want ErrInvalidRequest", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for produce() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("no record reached partition 2 or 3 within 10 s of adding them")
+		}
 	}
 }

@@ -49,8 +49,13 @@ const (
 	DefaultMaxAttempts     = 10
 	DefaultMaxInflight     = 5
 	DefaultDeliveryTimeout = 2 * time.Minute
-	DefaultFetchMaxWait    = 500 * time.Millisecond
-	DefaultFetchMaxBytes   = 1 << 20
+	// DefaultMetadataMaxAge is how long a producer trusts a topic's
+	// partition count before it looks it up again: Kafka's
+	// metadata.max.age.ms, so partitions added to a topic take traffic
+	// within it (one DescribeTopic per topic per interval).
+	DefaultMetadataMaxAge = 5 * time.Minute
+	DefaultFetchMaxWait   = 500 * time.Millisecond
+	DefaultFetchMaxBytes  = 1 << 20
 	// DefaultReconnectBackoffMin and DefaultReconnectBackoffMax bound the
 	// wait between connection attempts to a proxy that is down. gRPC's
 	// own defaults (1s growing to 2 minutes) kept partitions stalled for
@@ -135,6 +140,8 @@ type producerConfig struct {
 	noIdempotence bool
 	// maxInflight bounds the requests in flight per partition.
 	maxInflight int
+	// metadataMaxAge is how long a topic's partition count is cached.
+	metadataMaxAge time.Duration
 }
 
 func defaultProducerConfig() producerConfig {
@@ -147,6 +154,7 @@ func defaultProducerConfig() producerConfig {
 		backoffMin:       DefaultRetryBackoffMin,
 		backoffMax:       DefaultRetryBackoffMax,
 		maxInflight:      DefaultMaxInflight,
+		metadataMaxAge:   DefaultMetadataMaxAge,
 	}
 }
 
@@ -170,8 +178,18 @@ func (c *producerConfig) validate() error {
 		return fmt.Errorf("%w: MaxInflight must be in [1, %d], got %d", ErrInvalidRequest, MaxInflightLimit, c.maxInflight)
 	case c.backoffMin < 0 || c.backoffMax < c.backoffMin:
 		return fmt.Errorf("%w: ProducerRetryBackoff needs 0 <= min <= max, got %v, %v", ErrInvalidRequest, c.backoffMin, c.backoffMax)
+	case c.metadataMaxAge <= 0:
+		return fmt.Errorf("%w: MetadataMaxAge must be positive, got %v", ErrInvalidRequest, c.metadataMaxAge)
 	}
 	return nil
+}
+
+// MetadataMaxAge is how long the producer caches a topic's partition
+// count before it looks it up again, so that partitions added to the
+// topic (AlterTopic with Partitions) take records within it; Kafka's
+// metadata.max.age.ms. Default DefaultMetadataMaxAge.
+func MetadataMaxAge(d time.Duration) ProducerOpt {
+	return producerOpt(func(c *producerConfig) { c.metadataMaxAge = d })
 }
 
 // Linger is how long a partition's buffer waits for more records before it
@@ -339,6 +357,7 @@ type topicConfig struct {
 	maxMessageBytes int32
 	cleanupPolicy   string
 	reset           []string
+	partitions      int32
 }
 
 // The configs of a topic, by the names ResetTopicConfig takes.
@@ -366,6 +385,16 @@ func CleanupPolicy(p string) TopicOpt {
 // topic is created with the defaults of every config it is not given.
 func ResetTopicConfig(names ...string) TopicOpt {
 	return topicOpt(func(c *topicConfig) { c.reset = append(c.reset, names...) })
+}
+
+// Partitions makes the topic's partition count n. For AlterTopic only
+// (CreateTopic takes the count itself): partitions are only added, as in
+// Kafka, and records with a key may then go to another partition than
+// before, since the partitioner hashes the key over the new count.
+// Producers see the new partitions within MetadataMaxAge; consumer groups
+// rebalance over them at their members' next heartbeats.
+func Partitions(n int32) TopicOpt {
+	return topicOpt(func(c *topicConfig) { c.partitions = n })
 }
 
 // Retention deletes a topic's data older than d; a negative d keeps data

@@ -82,6 +82,12 @@ type topicState struct {
 	n     int32
 	err   error
 	rr    roundRobin
+	// expires is when the count is looked up again (MetadataMaxAge after
+	// it was): written before ready closes, then under topicsMu.
+	expires time.Time
+	// refreshing: a lookup after expires is in flight. Guarded by
+	// topicsMu.
+	refreshing bool
 }
 
 // pending is a record waiting for its acknowledgement.
@@ -363,7 +369,9 @@ func (p *Producer) Close(ctx context.Context) error {
 }
 
 // topic returns the cached partition count of topic, looking it up with
-// DescribeTopic the first time. A failed lookup is not cached.
+// DescribeTopic the first time. A failed lookup is not cached. Once the
+// count is MetadataMaxAge old it is looked up again in the background
+// (refresh) while records keep using it.
 func (p *Producer) topic(ctx context.Context, topic string) (*topicState, error) {
 	p.topicsMu.Lock()
 	if p.topicsClosed {
@@ -371,6 +379,9 @@ func (p *Producer) topic(ctx context.Context, topic string) (*topicState, error)
 		return nil, ErrClosed
 	}
 	ts := p.topics[topic]
+	if ts != nil && ts.stale() {
+		p.refresh(topic, ts)
+	}
 	if ts == nil {
 		ts = &topicState{ready: make(chan struct{})}
 		p.topics[topic] = ts
@@ -387,6 +398,7 @@ func (p *Producer) topic(ctx context.Context, topic string) (*topicState, error)
 			} else {
 				ts.n = info.Partitions
 			}
+			ts.expires = time.Now().Add(p.cfg.metadataMaxAge)
 			close(ts.ready)
 		}()
 	}
@@ -397,6 +409,39 @@ func (p *Producer) topic(ctx context.Context, topic string) (*topicState, error)
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// stale reports whether ts holds a count looked up MetadataMaxAge ago
+// and not being looked up again. p.topicsMu must be held.
+func (ts *topicState) stale() bool {
+	select {
+	case <-ts.ready:
+		return ts.err == nil && !ts.refreshing && time.Now().After(ts.expires)
+	default:
+		return false // still looking up
+	}
+}
+
+// refresh looks topic's partition count up again in the background and
+// replaces ts with the new count. A failed lookup, or a smaller count
+// (partitions are never removed; a view behind), keeps ts for another
+// MetadataMaxAge: a proxy outage must not fail records that have a count
+// to go by. p.topicsMu must be held.
+func (p *Producer) refresh(topic string, ts *topicState) {
+	ts.refreshing = true
+	p.wg.Go(func() {
+		info, err := p.c.DescribeTopic(p.ctx, topic)
+		p.topicsMu.Lock()
+		defer p.topicsMu.Unlock()
+		ts.refreshing = false
+		ts.expires = time.Now().Add(p.cfg.metadataMaxAge)
+		if err != nil || info.Partitions <= ts.n || p.topics[topic] != ts {
+			return
+		}
+		fresh := &topicState{ready: make(chan struct{}), n: info.Partitions, expires: ts.expires}
+		close(fresh.ready)
+		p.topics[topic] = fresh
+	})
 }
 
 // invalidate drops the cached partition count of topic, if it still is ts.

@@ -179,6 +179,18 @@ func TestAdminTopicLifecycle(t *testing.T) {
 	wantAPIErr(t, err, apierr.ErrInvalidRequest)
 	_, err = cli.AlterTopic(ctx, &stratav1.AlterTopicRequest{Name: "b-explicit", ResetToDefault: []string{"partitions"}})
 	wantAPIErr(t, err, apierr.ErrInvalidRequest)
+	// Partitions are only added.
+	alt, err = cli.AlterTopic(ctx, &stratav1.AlterTopicRequest{Name: "b-explicit", Partitions: 5})
+	if err != nil || alt.GetTopic().GetPartitions() != 5 {
+		t.Fatalf("add partitions: %v, %v; want 5 partitions", alt, err)
+	}
+	for _, n := range []int32{2, -1, meta.MaxPartitions + 1} {
+		_, err = cli.AlterTopic(ctx, &stratav1.AlterTopicRequest{Name: "b-explicit", Partitions: n})
+		wantAPIErr(t, err, apierr.ErrInvalidRequest)
+	}
+	if desc, err := cli.DescribeTopic(ctx, &stratav1.DescribeTopicRequest{Name: "b-explicit"}); err != nil || len(desc.GetTopic().GetPartitionInfo()) != 5 {
+		t.Fatalf("describe after adding partitions: %v, %v; want 5 partitions", desc, err)
+	}
 
 	if _, err := cli.DeleteTopic(ctx, &stratav1.DeleteTopicRequest{Name: "b-explicit"}); err != nil {
 		t.Fatal(err)

@@ -14,18 +14,19 @@ import (
 const alterRetries = 3
 
 // AlterTopic changes a topic's retention_ms, retention_bytes,
-// max_message_bytes and cleanup_policy. A zero field keeps the current
-// value; the rules for the others are CreateTopic's. A field named in
-// reset_to_default goes back to the cluster default, as for a topic
-// created without it. Retention applies from the leader's next lifecycle
-// pass.
+// max_message_bytes and cleanup_policy, and adds partitions. A zero field
+// keeps the current value; the rules for the others are CreateTopic's. A
+// field named in reset_to_default goes back to the cluster default, as
+// for a topic created without it. Retention applies from the leader's
+// next lifecycle pass; new partitions are placed by the next placement
+// pass, which the topic's change wakes.
 func (s *Server) AlterTopic(ctx context.Context, req *stratav1.AlterTopicRequest) (*stratav1.AlterTopicResponse, error) {
 	var resp *stratav1.AlterTopicResponse
 	err := s.admin("AlterTopic", func() error {
 		if err := meta.ValidateTopicName(req.GetName()); err != nil {
 			return err
 		}
-		if err := checkAlter(req.GetConfig()); err != nil {
+		if err := s.checkAlter(req); err != nil {
 			return err
 		}
 		c, err := s.withResets(req.GetConfig(), req.GetResetToDefault())
@@ -34,7 +35,7 @@ func (s *Server) AlterTopic(ctx context.Context, req *stratav1.AlterTopicRequest
 		}
 		var t meta.Topic
 		for range alterRetries {
-			if t, err = s.cfg.Meta.AlterTopic(ctx, req.GetName(), func(t *meta.Topic) error { applyAlter(t, c); return nil }); !errors.Is(err, meta.ErrConflict) {
+			if t, err = s.cfg.Meta.AlterTopic(ctx, req.GetName(), func(t *meta.Topic) error { return applyAlter(t, c, req.GetPartitions()) }); !errors.Is(err, meta.ErrConflict) {
 				break
 			}
 		}
@@ -42,7 +43,7 @@ func (s *Server) AlterTopic(ctx context.Context, req *stratav1.AlterTopicRequest
 			return err
 		}
 		s.log.Info("altered topic", "by", auth.NameOf(ctx), "topic", t.Name, "retention_ms", t.RetentionMs, "retention_bytes", t.RetentionBytes,
-			"max_message_bytes", t.MaxMessageBytes, "cleanup_policy", t.CleanupPolicy)
+			"max_message_bytes", t.MaxMessageBytes, "cleanup_policy", t.CleanupPolicy, "partitions", t.Partitions)
 		resp = &stratav1.AlterTopicResponse{Topic: topicInfo(t)}
 		return nil
 	})
@@ -50,9 +51,12 @@ func (s *Server) AlterTopic(ctx context.Context, req *stratav1.AlterTopicRequest
 }
 
 // checkAlter checks the limits an AlterTopic sets (withResets checks the
-// cleanup policy).
-func checkAlter(c *stratav1.TopicConfig) error {
+// cleanup policy, applyAlter that partitions are only added).
+func (s *Server) checkAlter(req *stratav1.AlterTopicRequest) error {
+	c := req.GetConfig()
 	switch {
+	case req.GetPartitions() < 0 || req.GetPartitions() > s.cfg.MaxPartitionsPerTopic:
+		return apierr.Errorf(apierr.ErrInvalidRequest, "%d partitions, want 0 (keep) or up to %d", req.GetPartitions(), s.cfg.MaxPartitionsPerTopic)
 	case c.GetRetentionMs() < -1:
 		return apierr.Errorf(apierr.ErrInvalidRequest, "retention_ms %d, want -1, 0 (keep) or > 0", c.GetRetentionMs())
 	case c.GetRetentionBytes() < -1:
@@ -63,8 +67,16 @@ func checkAlter(c *stratav1.TopicConfig) error {
 	return nil
 }
 
-// applyAlter applies c, with its resets filled in (withResets), to t.
-func applyAlter(t *meta.Topic, c *stratav1.TopicConfig) {
+// applyAlter applies c, with its resets filled in (withResets), and the
+// partition count (0 keeps it) to t. Fewer partitions than t has is
+// INVALID_REQUEST.
+func applyAlter(t *meta.Topic, c *stratav1.TopicConfig, partitions int32) error {
+	if partitions != 0 && partitions < t.Partitions {
+		return apierr.Errorf(apierr.ErrInvalidRequest, "topic %s has %d partitions; partitions can only be added", t.Name, t.Partitions)
+	}
+	if partitions != 0 {
+		t.Partitions = partitions
+	}
 	if v := c.GetRetentionMs(); v != 0 {
 		t.RetentionMs = v
 	}
@@ -80,6 +92,7 @@ func applyAlter(t *meta.Topic, c *stratav1.TopicConfig) {
 	if v := c.GetCleanupPolicy(); v != "" {
 		t.CleanupPolicy = v
 	}
+	return nil
 }
 
 // resetMaxMessageBytes stands, inside AlterTopic, for max_message_bytes

@@ -8,9 +8,11 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-mq/strata/pkg/coordinator"
+	"github.com/strata-mq/strata/pkg/meta"
 )
 
 // TestTopicAdmin drives topic administration with franz-go's admin client
@@ -108,10 +110,6 @@ func TestTopicAdmin(t *testing.T) {
 		t.Fatalf("after AlterConfigs: max.message.bytes %s, retention.ms %s, retention.bytes %s; want 2000000, 60000, -1",
 			value("max.message.bytes"), value("retention.ms"), value("retention.bytes"))
 	}
-	grow, err := adm.UpdatePartitions(ctx, 6, "admin")
-	if err != nil || !errors.Is(grow["admin"].Err, kerr.InvalidPartitions) {
-		t.Fatalf("grow partitions: %v %v, want INVALID_PARTITIONS", err, grow)
-	}
 	dels, err := adm.DeleteTopics(ctx, "admin")
 	if err != nil || dels["admin"].Err != nil {
 		t.Fatalf("delete: %v %v", err, dels)
@@ -140,5 +138,69 @@ func TestDescribeCluster(t *testing.T) {
 	}
 	if resp.ErrorCode != 0 || resp.ClusterID != bm.Cluster || len(resp.Brokers) != 1 || resp.Brokers[0].NodeID != bm.Brokers[0].NodeID {
 		t.Fatalf("DescribeCluster: error %d cluster %q brokers %+v; want cluster %q and the Metadata broker", resp.ErrorCode, resp.ClusterID, resp.Brokers, bm.Cluster)
+	}
+}
+
+// TestCreatePartitions adds partitions as kafka-topics --alter
+// --partitions does: validate-only changes nothing; the new count is in
+// this proxy's Metadata as soon as the call returns, and its new
+// partition takes records; the same or a smaller count, a count past the
+// limit, a manual assignment, an unknown topic and a topic named twice
+// are refused with Kafka's codes.
+func TestCreatePartitions(t *testing.T) {
+	c := startCluster(t, clusterOpts{})
+	ctx := c.ctx
+	cl := c.client(kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	adm := kadm.NewClient(cl)
+	c.createTopic("grow", 2)
+	partitionsOf := func() int {
+		t.Helper()
+		md, err := adm.Metadata(ctx, "grow")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(md.Topics["grow"].Partitions)
+	}
+	if r, err := adm.ValidateUpdatePartitions(ctx, 5, "grow"); err != nil || r["grow"].Err != nil || partitionsOf() != 2 {
+		t.Fatalf("validate-only: %v %v, %d partitions after; want 2", err, r, partitionsOf())
+	}
+	if r, err := adm.UpdatePartitions(ctx, 5, "grow"); err != nil || r["grow"].Err != nil {
+		t.Fatalf("add partitions: %v %v", err, r)
+	}
+	if n := partitionsOf(); n != 5 {
+		t.Fatalf("Metadata right after adding partitions lists %d, want 5", n)
+	}
+	rec := &kgo.Record{Topic: "grow", Partition: 4, Value: []byte("into a new partition")}
+	if err := cl.ProduceSync(ctx, rec).FirstErr(); err != nil || rec.Offset != 0 {
+		t.Fatalf("produce to new partition 4: offset %d, %v", rec.Offset, err)
+	}
+	for _, tc := range []struct {
+		count int
+		want  *kerr.Error
+	}{{5, kerr.InvalidPartitions}, {3, kerr.InvalidPartitions}, {meta.MaxPartitions + 1, kerr.PolicyViolation}} {
+		r, err := adm.UpdatePartitions(ctx, tc.count, "grow")
+		if err != nil || !errors.Is(r["grow"].Err, tc.want) {
+			t.Errorf("%d partitions: %v %v, want %v", tc.count, err, r["grow"].Err, tc.want)
+		}
+	}
+	req := kmsg.NewPtrCreatePartitionsRequest()
+	req.TimeoutMillis = 5000
+	assigned := kmsg.NewCreatePartitionsRequestTopic()
+	assigned.Topic, assigned.Count, assigned.Assignment = "grow", 6, []kmsg.CreatePartitionsRequestTopicAssignment{{Replicas: []int32{0}}}
+	unknown := kmsg.NewCreatePartitionsRequestTopic()
+	unknown.Topic, unknown.Count = "nope", 3
+	twice := kmsg.NewCreatePartitionsRequestTopic()
+	twice.Topic, twice.Count = "twice", 3
+	req.Topics = []kmsg.CreatePartitionsRequestTopic{assigned, unknown, twice, twice}
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []*kerr.Error{kerr.InvalidReplicaAssignment, kerr.UnknownTopicOrPartition, kerr.InvalidRequest, kerr.InvalidRequest}
+	for i, rt := range resp.Topics {
+		wantCode(t, rt.Topic, rt.ErrorCode, want[i])
+	}
+	if n := partitionsOf(); n != 5 {
+		t.Fatalf("after the refused calls: %d partitions, want 5", n)
 	}
 }

@@ -46,7 +46,8 @@ func (s *Server) handleCreateTopics(ctx context.Context, r *request) (kmsg.Respo
 	return resp, nil
 }
 
-// createErrCode is the Kafka code of a failed topic creation.
+// createErrCode is the Kafka code of a failed topic creation or
+// partition addition.
 func createErrCode(err error) int16 {
 	var ce codedError
 	switch {

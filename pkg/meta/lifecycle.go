@@ -383,11 +383,13 @@ func (s *Store) UnmarkGarbage(ctx context.Context, objects []string) error {
 	return nil
 }
 
-// AlterTopic changes a topic's retention and message size limit with
-// change, which gets a copy of the stored topic. The ID, name, partition
-// count and creation time cannot change. It fails with ErrConflict if the
-// topic changed meanwhile, ErrTopicNotFound if it does not exist, and
-// ErrInvalidTopic if the result does not validate.
+// AlterTopic changes a topic's configs and partition count with change,
+// which gets a copy of the stored topic. The ID, name and creation time
+// cannot change, and the partition count can only grow: the new
+// partitions start unassigned and empty, as a new topic's do. It fails
+// with ErrConflict if the topic changed meanwhile, ErrTopicNotFound if it
+// does not exist, and ErrInvalidTopic if the result does not validate or
+// has fewer partitions.
 func (s *Store) AlterTopic(ctx context.Context, name string, change func(*Topic) error) (Topic, error) {
 	cur, err := s.GetTopic(ctx, name)
 	if err != nil {
@@ -397,9 +399,12 @@ func (s *Store) AlterTopic(ctx context.Context, name string, change func(*Topic)
 	if err := change(&t); err != nil {
 		return Topic{}, err
 	}
-	t.V, t.ID, t.Name, t.Partitions, t.CreatedAt = valueVersion, cur.ID, cur.Name, cur.Partitions, cur.CreatedAt
+	t.V, t.ID, t.Name, t.CreatedAt = valueVersion, cur.ID, cur.Name, cur.CreatedAt
 	if err := t.Validate(); err != nil {
 		return Topic{}, err
+	}
+	if t.Partitions < cur.Partitions {
+		return Topic{}, fmt.Errorf("%w: topic %s has %d partitions; partitions can only be added", ErrInvalidTopic, name, cur.Partitions)
 	}
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()

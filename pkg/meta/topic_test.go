@@ -107,3 +107,29 @@ func TestTopicLifecycle(t *testing.T) {
 		t.Fatal("re-created topic reused the old id")
 	}
 }
+
+// TestAddPartitions: AlterTopic adds partitions, which start unassigned
+// and empty, and never removes any.
+func TestAddPartitions(t *testing.T) {
+	s := newStore(t)
+	ctx := testCtx(t)
+	created := createTopic(t, s, "grow", 2)
+	grown, err := s.AlterTopic(ctx, "grow", func(tp *meta.Topic) error { tp.Partitions = 5; return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetTopic(ctx, "grow"); err != nil || got.Partitions != 5 || got.ID != created.ID || got != grown {
+		t.Fatalf("after adding partitions: %+v, %v; want 5 partitions of topic %s", got, err, created.ID)
+	}
+	if st, err := s.GetPartition(ctx, created.ID, 4); err != nil || st.Epoch != 0 || st.NextOffset != 0 {
+		t.Fatalf("new partition 4: %+v, %v; want unassigned and empty", st, err)
+	}
+	for _, n := range []int32{3, 0, meta.MaxPartitions + 1} {
+		if _, err := s.AlterTopic(ctx, "grow", func(tp *meta.Topic) error { tp.Partitions = n; return nil }); !errors.Is(err, meta.ErrInvalidTopic) {
+			t.Errorf("%d partitions: %v, want ErrInvalidTopic", n, err)
+		}
+	}
+	if got, err := s.GetTopic(ctx, "grow"); err != nil || got.Partitions != 5 {
+		t.Fatalf("after refused changes: %+v, %v; want 5 partitions", got, err)
+	}
+}

@@ -29,7 +29,8 @@ const (
 	// DefaultMaxTopics bounds the topics of the cluster; CreateTopic beyond
 	// it fails.
 	DefaultMaxTopics = 10000
-	// DefaultMaxPartitionsPerTopic bounds a new topic's partition count.
+	// DefaultMaxPartitionsPerTopic bounds a topic's partition count, at
+	// creation and when partitions are added.
 	DefaultMaxPartitionsPerTopic = 10000
 	// DefaultMaxConnsPerClient bounds the open connections of one client
 	// host.
@@ -60,7 +61,8 @@ type Limits struct {
 	// MaxTopics bounds the number of topics; creating one more fails.
 	// Default DefaultMaxTopics.
 	MaxTopics int `json:"maxTopics,omitempty"`
-	// MaxPartitionsPerTopic bounds a new topic's partitions. Default
+	// MaxPartitionsPerTopic bounds a topic's partitions, at creation and
+	// when partitions are added. Default
 	// DefaultMaxPartitionsPerTopic.
 	MaxPartitionsPerTopic int `json:"maxPartitionsPerTopic,omitempty"`
 	// MaxConnsPerClient bounds the open connections from one client host
@@ -148,6 +150,11 @@ func (lm *limiter) check(req any) error {
 		}
 		if on(l.MaxTopics) && lm.topicCount != nil && lm.topicCount() >= l.MaxTopics {
 			return lm.reject("topics", "the cluster has %d topics, the most allowed", l.MaxTopics)
+		}
+		return nil
+	case *stratav1.AlterTopicRequest:
+		if on(l.MaxPartitionsPerTopic) && int(r.GetPartitions()) > l.MaxPartitionsPerTopic {
+			return lm.reject("partitions", "topic %q asks for %d partitions; at most %d", r.GetName(), r.GetPartitions(), l.MaxPartitionsPerTopic)
 		}
 		return nil
 	case *stratav1.GroupHeartbeatRequest:

@@ -266,6 +266,10 @@ func TestLimits(t *testing.T) {
 			_, err := e.client.CreateTopic(ctx, &stratav1.CreateTopicRequest{Name: "x", Partitions: 9})
 			return err
 		}, apierr.ErrInvalidRequest},
+		{"too many partitions added", func() error {
+			_, err := e.client.AlterTopic(ctx, &stratav1.AlterTopicRequest{Name: "x", Partitions: 9})
+			return err
+		}, apierr.ErrInvalidRequest},
 		{"too many topics in a request", func() error {
 			_, err := e.client.FetchOffsets(ctx, &stratav1.FetchOffsetsRequest{Group: "g", Topics: []string{"a", "b", "c"}})
 			return err

@@ -499,8 +499,8 @@ func (f *FakeProxy) ClusterStatus(context.Context, *stratav1.ClusterStatusReques
 	return &stratav1.ClusterStatusResponse{CoordinatorLeader: "fake-coordinator", CoordinatorAddr: f.addr, Brokers: []*stratav1.BrokerStatus{b}}, nil
 }
 
-// AlterTopic replaces the non-zero fields of a topic's config and sets
-// the ones named in reset_to_default to 0 (the default).
+// AlterTopic replaces the non-zero fields of a topic's config, sets the
+// ones named in reset_to_default to 0 (the default) and adds partitions.
 func (f *FakeProxy) AlterTopic(_ context.Context, req *stratav1.AlterTopicRequest) (*stratav1.AlterTopicResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -508,6 +508,13 @@ func (f *FakeProxy) AlterTopic(_ context.Context, req *stratav1.AlterTopicReques
 	if t == nil {
 		return nil, apierr.Errorf(apierr.ErrUnknownTopic, "%q", req.GetName())
 	}
+	if n := req.GetPartitions(); n != 0 && n < t.info.Partitions {
+		return nil, apierr.Errorf(apierr.ErrInvalidRequest, "topic %q has %d partitions; partitions can only be added", req.GetName(), t.info.Partitions)
+	}
+	for int32(len(t.parts)) < req.GetPartitions() {
+		t.parts = append(t.parts, &fakePartition{})
+	}
+	t.info.Partitions = int32(len(t.parts))
 	cfg := proto.Clone(t.info.GetConfig()).(*stratav1.TopicConfig)
 	if cfg == nil {
 		cfg = &stratav1.TopicConfig{}

@@ -1863,8 +1863,13 @@ type AlterTopicRequest struct {
 	// "cleanup_policy" (Kafka's DELETE of a config). A field may not be both
 	// set and reset.
 	ResetToDefault []string `protobuf:"bytes,3,rep,name=reset_to_default,json=resetToDefault,proto3" json:"reset_to_default,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The new partition count: 0 keeps it. Partitions are only added, as in
+	// Kafka: fewer than the topic has is INVALID_REQUEST, the same count
+	// changes nothing. Keys then map to other partitions (murmur2 of the key
+	// modulo the count), as with Kafka.
+	Partitions    int32 `protobuf:"varint,4,opt,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AlterTopicRequest) Reset() {
@@ -1916,6 +1921,13 @@ func (x *AlterTopicRequest) GetResetToDefault() []string {
 		return x.ResetToDefault
 	}
 	return nil
+}
+
+func (x *AlterTopicRequest) GetPartitions() int32 {
+	if x != nil {
+		return x.Partitions
+	}
+	return 0
 }
 
 type AlterTopicResponse struct {
@@ -5393,11 +5405,14 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\abrokers\x18\x03 \x03(\v2\x17.strata.v1.BrokerStatusR\abrokers\x127\n" +
 	"\n" +
 	"unassigned\x18\x04 \x03(\v2\x17.strata.v1.PartitionRefR\n" +
-	"unassigned\"\x81\x01\n" +
+	"unassigned\"\xa1\x01\n" +
 	"\x11AlterTopicRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12.\n" +
 	"\x06config\x18\x02 \x01(\v2\x16.strata.v1.TopicConfigR\x06config\x12(\n" +
-	"\x10reset_to_default\x18\x03 \x03(\tR\x0eresetToDefault\"@\n" +
+	"\x10reset_to_default\x18\x03 \x03(\tR\x0eresetToDefault\x12\x1e\n" +
+	"\n" +
+	"partitions\x18\x04 \x01(\x05R\n" +
+	"partitions\"@\n" +
 	"\x12AlterTopicResponse\x12*\n" +
 	"\x05topic\x18\x01 \x01(\v2\x14.strata.v1.TopicInfoR\x05topic\"o\n" +
 	"\x14DeleteRecordsRequest\x12\x14\n" +
