@@ -884,8 +884,11 @@ COMP_WORDS=(strata produce t --key-f); COMP_CWORD=3; _strata; echo "${COMPREPLY[
 		t.Errorf("group describe of an unknown group: exit %d, stderr %q; want 1", r.code, r.stderr)
 	}
 	d.mustCLI(nil, "topic", "create", "polish", "--partitions", "2")
-	if r := d.cli(nil, "topic", "alter", "polish", "--partitions", "4"); r.code != 1 || !strings.Contains(r.stderr, "not supported") {
-		t.Errorf("topic alter --partitions: exit %d, stderr %q; want 1 saying it is not supported", r.code, r.stderr)
+	if r := d.cli(nil, "topic", "alter", "polish", "--partitions", "4"); r.code != 0 || !strings.Contains(r.stdout, "4 partitions") {
+		t.Errorf("topic alter --partitions 4: exit %d, stdout %q, stderr %q; want 4 partitions", r.code, r.stdout, r.stderr)
+	}
+	if r := d.cli(nil, "topic", "alter", "polish", "--partitions", "1"); r.code != 1 || !strings.Contains(r.stderr, "only be added") {
+		t.Errorf("topic alter --partitions 1 of 4: exit %d, stderr %q; want 1 saying partitions are only added", r.code, r.stderr)
 	}
 
 	conn, err := rpc.Dial(d.addr)

@@ -22,7 +22,7 @@ func (s *Server) describeClassic(resp *stratav1.DescribeGroupResponse, st meta.G
 	if c == nil || len(c.Members) == 0 {
 		return
 	}
-	resp.GroupEpoch, resp.Assignor = int64(c.Generation), c.Protocol
+	resp.GroupEpoch, resp.Assignor, resp.Classic = int64(c.Generation), c.Protocol, true
 	for _, m := range c.Members {
 		gm := &stratav1.GroupMember{MemberId: m.ID, MemberEpoch: int64(c.Generation), ClientId: m.ClientID, SessionTimeoutMs: m.SessionTimeoutMs}
 		if c.ProtocolType == "consumer" {

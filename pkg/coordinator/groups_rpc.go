@@ -346,7 +346,7 @@ func (s *Server) describeMembers(resp *stratav1.DescribeGroupResponse, st meta.G
 				pending = append(pending, gp)
 			}
 		}
-		gm.Pending = s.topicPartitions(pending)
+		gm.Pending, gm.Target = s.topicPartitions(pending), s.topicPartitions(m.Target)
 		resp.Members = append(resp.Members, gm)
 		for _, gp := range m.Owned {
 			owner[gp] = m.ID

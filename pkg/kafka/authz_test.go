@@ -297,6 +297,11 @@ var everyAPI = map[kmsg.Key]apiCase{
 	}, refusedAll},
 	kmsg.DescribeLogDirs:              {func() kmsg.Request { return kmsg.NewPtrDescribeLogDirsRequest() }, refusedAll},
 	kmsg.DescribeUserSCRAMCredentials: {func() kmsg.Request { return kmsg.NewPtrDescribeUserSCRAMCredentialsRequest() }, refusedAll},
+	kmsg.ConsumerGroupDescribe: {func() kmsg.Request {
+		r := kmsg.NewPtrConsumerGroupDescribeRequest()
+		r.Groups = []string{"g1"}
+		return r
+	}, refusedAll},
 	kmsg.OffsetDelete: {func() kmsg.Request {
 		r := kmsg.NewPtrOffsetDeleteRequest()
 		r.Group = "g1"

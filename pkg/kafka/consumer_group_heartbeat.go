@@ -13,6 +13,7 @@ import (
 
 	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
 	"github.com/strata-mq/strata/pkg/auth"
+	"github.com/strata-mq/strata/pkg/coordinator"
 	"github.com/strata-mq/strata/pkg/meta"
 )
 
@@ -29,6 +30,19 @@ import (
 // know a member (another proxy served it before), reads them back from
 // the coordinator's description of the group.
 func init() { register(kmsg.ConsumerGroupHeartbeat, 0, 1, (*Server).handleConsumerGroupHeartbeat) }
+
+// kafkaAssignors maps Kafka's server-side assignor names to Strata's.
+var kafkaAssignors = map[string]string{"uniform": coordinator.AssignorSticky, "range": coordinator.AssignorRange}
+
+// kafkaAssignorName is Kafka's name of Strata's assignor a.
+func kafkaAssignorName(a string) string {
+	for k, v := range kafkaAssignors {
+		if v == a {
+			return k
+		}
+	}
+	return a
+}
 
 // memberCacheSize bounds the remembered KIP-848 members of a proxy; a
 // member pushed out costs one DescribeGroup on its next partial
@@ -134,10 +148,11 @@ func (s *Server) memberState(ctx context.Context, r *request, req *kmsg.Consumer
 		}
 	}
 	if req.ServerAssignor != nil {
-		st.assignor = map[string]string{"uniform": "sticky", "range": "range", "": ""}[*req.ServerAssignor]
-		if st.assignor == "" && *req.ServerAssignor != "" {
+		a, known := kafkaAssignors[*req.ServerAssignor]
+		if !known && *req.ServerAssignor != "" {
 			return st, kerr.UnsupportedAssignor.Code, nil
 		}
+		st.assignor = a
 	}
 	if req.Topics != nil || req.MemberEpoch == 0 {
 		st.owned = nil

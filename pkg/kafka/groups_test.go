@@ -2,8 +2,11 @@ package kafka_test
 
 import (
 	"bytes"
+	"errors"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -318,5 +321,81 @@ func TestConsumerGroupCommitEpochs(t *testing.T) {
 	}
 	if o, ok := fetched.Lookup("epochs", 0); !ok || o.At != 7 {
 		t.Fatalf("committed offset %+v (found %v), want 7", o, ok)
+	}
+}
+
+// TestConsumerGroupDescribe describes KIP-848 groups as kadm's
+// DescribeConsumerGroups (Kafka 4's kafka-consumer-groups) does: a lone
+// range member owns every partition (Stable); a second member joins and
+// waits for half of them (Reconciling: its target is set, its assignment
+// empty until the first gives them up). A classic group and an unknown
+// one are GROUP_ID_NOT_FOUND.
+func TestConsumerGroupDescribe(t *testing.T) {
+	c := startCluster(t, clusterOpts{})
+	c.createTopic("cgd", 4)
+	adm := kadm.NewClient(c.client())
+	join := func(member string) {
+		t.Helper()
+		hb := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+		hb.Group, hb.MemberID, hb.MemberEpoch, hb.RebalanceTimeoutMillis = "g-cgd", member, 0, 10_000
+		hb.SubscribedTopicNames, hb.ServerAssignor = []string{"cgd"}, kmsg.StringPtr("range")
+		resp, err := hb.RequestWith(c.ctx, c.client())
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantCode(t, "join "+member, resp.ErrorCode, nil)
+	}
+	describe := func() kadm.DescribedConsumerGroup {
+		t.Helper()
+		ds, err := adm.DescribeConsumerGroups(c.ctx, "g-cgd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ds["g-cgd"]
+	}
+	parts := func(s kadm.TopicsSet) []int32 {
+		out := slices.Collect(maps.Keys(s["cgd"]))
+		slices.Sort(out)
+		return out
+	}
+	join("bWVtYmVyLW9uZS1vZi10d28")
+	d := describe()
+	if d.Err != nil || d.State != "Stable" || d.AssignorName != "range" || len(d.Members) != 1 {
+		t.Fatalf("one member: %+v", d)
+	}
+	m := d.Members[0]
+	if m.MemberType != 1 || !slices.Equal(m.SubscribedTopics, []string{"cgd"}) || m.MemberEpoch < 1 ||
+		!slices.Equal(parts(m.Assignment), []int32{0, 1, 2, 3}) || !slices.Equal(parts(m.TargetAssignment), []int32{0, 1, 2, 3}) {
+		t.Fatalf("the lone member: %+v", m)
+	}
+	join("bWVtYmVyLXR3by1vZi10d28")
+	d2 := describe()
+	if d2.Err != nil || d2.State != "Reconciling" || len(d2.Members) != 2 || d2.Epoch <= d.Epoch || d2.AssignmentEpoch != d2.Epoch {
+		t.Fatalf("two members: %+v (one member: epoch %d)", d2, d.Epoch)
+	}
+	for _, m := range d2.Members {
+		if len(parts(m.TargetAssignment)) != 2 {
+			t.Fatalf("member %s targets %v, want two partitions", m.MemberID, parts(m.TargetAssignment))
+		}
+		if m.MemberID == "bWVtYmVyLXR3by1vZi10d28" && len(parts(m.Assignment)) != 0 {
+			t.Fatalf("the new member owns %v before the first gave them up", parts(m.Assignment))
+		}
+	}
+	// A classic member of group "wire": v4+ joins twice, the second time
+	// with the member id the first answer gave.
+	r := c.raw()
+	first := r.roundTrip(joinReq(5, "")).(*kmsg.JoinGroupResponse)
+	wantCode(t, "first classic join", first.ErrorCode, kerr.MemberIDRequired)
+	if joined := r.roundTrip(joinReq(5, first.MemberID)).(*kmsg.JoinGroupResponse); joined.ErrorCode != 0 {
+		t.Fatalf("classic join: %v", kerr.ErrorForCode(joined.ErrorCode))
+	}
+	ds, err := adm.DescribeConsumerGroups(c.ctx, "wire", "nope")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []string{"wire", "nope"} {
+		if !errors.Is(ds[g].Err, kerr.GroupIDNotFound) {
+			t.Errorf("%s: %v, want GROUP_ID_NOT_FOUND", g, ds[g].Err)
+		}
 	}
 }

@@ -3351,8 +3351,10 @@ type GroupMember struct {
 	// Target partitions it does not own yet (waiting for a revocation).
 	Pending          []*TopicPartitions `protobuf:"bytes,6,rep,name=pending,proto3" json:"pending,omitempty"`
 	SessionTimeoutMs int32              `protobuf:"varint,7,opt,name=session_timeout_ms,json=sessionTimeoutMs,proto3" json:"session_timeout_ms,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Its target assignment: what it owns once the group is reconciled.
+	Target        []*TopicPartitions `protobuf:"bytes,8,rep,name=target,proto3" json:"target,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GroupMember) Reset() {
@@ -3432,6 +3434,13 @@ func (x *GroupMember) GetSessionTimeoutMs() int32 {
 		return x.SessionTimeoutMs
 	}
 	return 0
+}
+
+func (x *GroupMember) GetTarget() []*TopicPartitions {
+	if x != nil {
+		return x.Target
+	}
+	return nil
 }
 
 type GroupPartitionLag struct {
@@ -3535,11 +3544,14 @@ type DescribeGroupResponse struct {
 	Group string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
 	// As in GroupSummary; "Dead" when the group has neither state nor
 	// offsets.
-	State         string               `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
-	GroupEpoch    int64                `protobuf:"varint,3,opt,name=group_epoch,json=groupEpoch,proto3" json:"group_epoch,omitempty"`
-	Assignor      string               `protobuf:"bytes,4,opt,name=assignor,proto3" json:"assignor,omitempty"`
-	Members       []*GroupMember       `protobuf:"bytes,5,rep,name=members,proto3" json:"members,omitempty"`
-	Partitions    []*GroupPartitionLag `protobuf:"bytes,6,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	State      string               `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	GroupEpoch int64                `protobuf:"varint,3,opt,name=group_epoch,json=groupEpoch,proto3" json:"group_epoch,omitempty"`
+	Assignor   string               `protobuf:"bytes,4,opt,name=assignor,proto3" json:"assignor,omitempty"`
+	Members    []*GroupMember       `protobuf:"bytes,5,rep,name=members,proto3" json:"members,omitempty"`
+	Partitions []*GroupPartitionLag `protobuf:"bytes,6,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	// The members use the classic protocol (Kafka's JoinGroup); assignor is
+	// then the protocol they chose and group_epoch the generation.
+	Classic       bool `protobuf:"varint,7,opt,name=classic,proto3" json:"classic,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3614,6 +3626,13 @@ func (x *DescribeGroupResponse) GetPartitions() []*GroupPartitionLag {
 		return x.Partitions
 	}
 	return nil
+}
+
+func (x *DescribeGroupResponse) GetClassic() bool {
+	if x != nil {
+		return x.Classic
+	}
+	return false
 }
 
 type ResetOffsetsRequest struct {
@@ -5504,7 +5523,7 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x12ListGroupsResponse\x12/\n" +
 	"\x06groups\x18\x01 \x03(\v2\x17.strata.v1.GroupSummaryR\x06groups\",\n" +
 	"\x14DescribeGroupRequest\x12\x14\n" +
-	"\x05group\x18\x01 \x01(\tR\x05group\"\xa2\x02\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\"\xd6\x02\n" +
 	"\vGroupMember\x12\x1b\n" +
 	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12!\n" +
 	"\fmember_epoch\x18\x02 \x01(\x03R\vmemberEpoch\x12\x1b\n" +
@@ -5514,7 +5533,8 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"assignment\x18\x05 \x03(\v2\x1a.strata.v1.TopicPartitionsR\n" +
 	"assignment\x124\n" +
 	"\apending\x18\x06 \x03(\v2\x1a.strata.v1.TopicPartitionsR\apending\x12,\n" +
-	"\x12session_timeout_ms\x18\a \x01(\x05R\x10sessionTimeoutMs\"\xf2\x01\n" +
+	"\x12session_timeout_ms\x18\a \x01(\x05R\x10sessionTimeoutMs\x122\n" +
+	"\x06target\x18\b \x03(\v2\x1a.strata.v1.TopicPartitionsR\x06target\"\xf2\x01\n" +
 	"\x11GroupPartitionLag\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x1b\n" +
@@ -5522,7 +5542,7 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x10committed_offset\x18\x04 \x01(\x03R\x0fcommittedOffset\x12%\n" +
 	"\x0ehigh_watermark\x18\x05 \x01(\x03R\rhighWatermark\x12(\n" +
 	"\x10log_start_offset\x18\x06 \x01(\x03R\x0elogStartOffset\x12\x10\n" +
-	"\x03lag\x18\a \x01(\x03R\x03lag\"\xf0\x01\n" +
+	"\x03lag\x18\a \x01(\x03R\x03lag\"\x8a\x02\n" +
 	"\x15DescribeGroupResponse\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x1f\n" +
@@ -5532,7 +5552,8 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\amembers\x18\x05 \x03(\v2\x16.strata.v1.GroupMemberR\amembers\x12<\n" +
 	"\n" +
 	"partitions\x18\x06 \x03(\v2\x1c.strata.v1.GroupPartitionLagR\n" +
-	"partitions\"\\\n" +
+	"partitions\x12\x18\n" +
+	"\aclassic\x18\a \x01(\bR\aclassic\"\\\n" +
 	"\x13ResetOffsetsRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12/\n" +
 	"\x06topics\x18\x02 \x03(\v2\x17.strata.v1.TopicOffsetsR\x06topics\"\x16\n" +
@@ -5888,129 +5909,130 @@ var file_strata_v1_strata_proto_depIdxs = []int32{
 	53, // 29: strata.v1.ListGroupsResponse.groups:type_name -> strata.v1.GroupSummary
 	41, // 30: strata.v1.GroupMember.assignment:type_name -> strata.v1.TopicPartitions
 	41, // 31: strata.v1.GroupMember.pending:type_name -> strata.v1.TopicPartitions
-	56, // 32: strata.v1.DescribeGroupResponse.members:type_name -> strata.v1.GroupMember
-	57, // 33: strata.v1.DescribeGroupResponse.partitions:type_name -> strata.v1.GroupPartitionLag
-	47, // 34: strata.v1.ResetOffsetsRequest.topics:type_name -> strata.v1.TopicOffsets
-	61, // 35: strata.v1.AddAclRequest.acl:type_name -> strata.v1.Acl
-	61, // 36: strata.v1.RemoveAclRequest.acl:type_name -> strata.v1.Acl
-	61, // 37: strata.v1.ListAclsResponse.acls:type_name -> strata.v1.Acl
-	68, // 38: strata.v1.JoinClassicGroupRequest.protocols:type_name -> strata.v1.ClassicProtocol
-	70, // 39: strata.v1.JoinClassicGroupResponse.members:type_name -> strata.v1.ClassicMemberMetadata
-	72, // 40: strata.v1.SyncClassicGroupRequest.assignments:type_name -> strata.v1.ClassicAssignment
-	47, // 41: strata.v1.CommitClassicOffsetsRequest.topics:type_name -> strata.v1.TopicOffsets
-	82, // 42: strata.v1.DescribeClassicGroupResponse.members:type_name -> strata.v1.ClassicMemberDescription
-	41, // 43: strata.v1.DeleteOffsetsRequest.topics:type_name -> strata.v1.TopicPartitions
-	2,  // 44: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
-	4,  // 45: strata.v1.Strata.ProduceMany:input_type -> strata.v1.ProduceManyRequest
-	10, // 46: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
-	12, // 47: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
-	17, // 48: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
-	19, // 49: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
-	21, // 50: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
-	23, // 51: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
-	25, // 52: strata.v1.Strata.ClusterStatus:input_type -> strata.v1.ClusterStatusRequest
-	29, // 53: strata.v1.Strata.AlterTopic:input_type -> strata.v1.AlterTopicRequest
-	31, // 54: strata.v1.Strata.DeleteRecords:input_type -> strata.v1.DeleteRecordsRequest
-	35, // 55: strata.v1.Strata.DrainBroker:input_type -> strata.v1.DrainBrokerRequest
-	36, // 56: strata.v1.Strata.UndrainBroker:input_type -> strata.v1.UndrainBrokerRequest
-	42, // 57: strata.v1.Strata.GroupHeartbeat:input_type -> strata.v1.GroupHeartbeatRequest
-	44, // 58: strata.v1.Strata.LeaveGroup:input_type -> strata.v1.LeaveGroupRequest
-	48, // 59: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
-	50, // 60: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
-	52, // 61: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
-	55, // 62: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
-	59, // 63: strata.v1.Strata.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
-	84, // 64: strata.v1.Strata.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
-	86, // 65: strata.v1.Strata.DeleteOffsets:input_type -> strata.v1.DeleteOffsetsRequest
-	62, // 66: strata.v1.Strata.AddAcl:input_type -> strata.v1.AddAclRequest
-	64, // 67: strata.v1.Strata.RemoveAcl:input_type -> strata.v1.RemoveAclRequest
-	66, // 68: strata.v1.Strata.ListAcls:input_type -> strata.v1.ListAclsRequest
-	2,  // 69: strata.v1.Broker.Produce:input_type -> strata.v1.ProduceRequest
-	8,  // 70: strata.v1.Broker.ProduceStream:input_type -> strata.v1.ProduceStreamRequest
-	39, // 71: strata.v1.Broker.ReleasePartitions:input_type -> strata.v1.ReleasePartitionsRequest
-	36, // 72: strata.v1.Broker.Undrain:input_type -> strata.v1.UndrainBrokerRequest
-	17, // 73: strata.v1.Coordinator.CreateTopic:input_type -> strata.v1.CreateTopicRequest
-	19, // 74: strata.v1.Coordinator.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
-	21, // 75: strata.v1.Coordinator.ListTopics:input_type -> strata.v1.ListTopicsRequest
-	23, // 76: strata.v1.Coordinator.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
-	25, // 77: strata.v1.Coordinator.ClusterStatus:input_type -> strata.v1.ClusterStatusRequest
-	29, // 78: strata.v1.Coordinator.AlterTopic:input_type -> strata.v1.AlterTopicRequest
-	31, // 79: strata.v1.Coordinator.DeleteRecords:input_type -> strata.v1.DeleteRecordsRequest
-	35, // 80: strata.v1.Coordinator.DrainBroker:input_type -> strata.v1.DrainBrokerRequest
-	36, // 81: strata.v1.Coordinator.UndrainBroker:input_type -> strata.v1.UndrainBrokerRequest
-	42, // 82: strata.v1.Coordinator.GroupHeartbeat:input_type -> strata.v1.GroupHeartbeatRequest
-	44, // 83: strata.v1.Coordinator.LeaveGroup:input_type -> strata.v1.LeaveGroupRequest
-	48, // 84: strata.v1.Coordinator.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
-	50, // 85: strata.v1.Coordinator.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
-	52, // 86: strata.v1.Coordinator.ListGroups:input_type -> strata.v1.ListGroupsRequest
-	55, // 87: strata.v1.Coordinator.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
-	59, // 88: strata.v1.Coordinator.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
-	69, // 89: strata.v1.Coordinator.JoinClassicGroup:input_type -> strata.v1.JoinClassicGroupRequest
-	73, // 90: strata.v1.Coordinator.SyncClassicGroup:input_type -> strata.v1.SyncClassicGroupRequest
-	75, // 91: strata.v1.Coordinator.ClassicHeartbeat:input_type -> strata.v1.ClassicHeartbeatRequest
-	77, // 92: strata.v1.Coordinator.LeaveClassicGroup:input_type -> strata.v1.LeaveClassicGroupRequest
-	79, // 93: strata.v1.Coordinator.CommitClassicOffsets:input_type -> strata.v1.CommitClassicOffsetsRequest
-	81, // 94: strata.v1.Coordinator.DescribeClassicGroup:input_type -> strata.v1.DescribeClassicGroupRequest
-	84, // 95: strata.v1.Coordinator.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
-	86, // 96: strata.v1.Coordinator.DeleteOffsets:input_type -> strata.v1.DeleteOffsetsRequest
-	3,  // 97: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
-	5,  // 98: strata.v1.Strata.ProduceMany:output_type -> strata.v1.ProduceManyResponse
-	11, // 99: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
-	13, // 100: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
-	18, // 101: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
-	20, // 102: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
-	22, // 103: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
-	24, // 104: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
-	28, // 105: strata.v1.Strata.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
-	30, // 106: strata.v1.Strata.AlterTopic:output_type -> strata.v1.AlterTopicResponse
-	33, // 107: strata.v1.Strata.DeleteRecords:output_type -> strata.v1.DeleteRecordsResponse
-	38, // 108: strata.v1.Strata.DrainBroker:output_type -> strata.v1.DrainBrokerResponse
-	37, // 109: strata.v1.Strata.UndrainBroker:output_type -> strata.v1.UndrainBrokerResponse
-	43, // 110: strata.v1.Strata.GroupHeartbeat:output_type -> strata.v1.GroupHeartbeatResponse
-	45, // 111: strata.v1.Strata.LeaveGroup:output_type -> strata.v1.LeaveGroupResponse
-	49, // 112: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
-	51, // 113: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
-	54, // 114: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
-	58, // 115: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
-	60, // 116: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
-	85, // 117: strata.v1.Strata.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
-	87, // 118: strata.v1.Strata.DeleteOffsets:output_type -> strata.v1.DeleteOffsetsResponse
-	63, // 119: strata.v1.Strata.AddAcl:output_type -> strata.v1.AddAclResponse
-	65, // 120: strata.v1.Strata.RemoveAcl:output_type -> strata.v1.RemoveAclResponse
-	67, // 121: strata.v1.Strata.ListAcls:output_type -> strata.v1.ListAclsResponse
-	3,  // 122: strata.v1.Broker.Produce:output_type -> strata.v1.ProduceResponse
-	9,  // 123: strata.v1.Broker.ProduceStream:output_type -> strata.v1.ProduceStreamResponse
-	40, // 124: strata.v1.Broker.ReleasePartitions:output_type -> strata.v1.ReleasePartitionsResponse
-	37, // 125: strata.v1.Broker.Undrain:output_type -> strata.v1.UndrainBrokerResponse
-	18, // 126: strata.v1.Coordinator.CreateTopic:output_type -> strata.v1.CreateTopicResponse
-	20, // 127: strata.v1.Coordinator.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
-	22, // 128: strata.v1.Coordinator.ListTopics:output_type -> strata.v1.ListTopicsResponse
-	24, // 129: strata.v1.Coordinator.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
-	28, // 130: strata.v1.Coordinator.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
-	30, // 131: strata.v1.Coordinator.AlterTopic:output_type -> strata.v1.AlterTopicResponse
-	33, // 132: strata.v1.Coordinator.DeleteRecords:output_type -> strata.v1.DeleteRecordsResponse
-	38, // 133: strata.v1.Coordinator.DrainBroker:output_type -> strata.v1.DrainBrokerResponse
-	37, // 134: strata.v1.Coordinator.UndrainBroker:output_type -> strata.v1.UndrainBrokerResponse
-	43, // 135: strata.v1.Coordinator.GroupHeartbeat:output_type -> strata.v1.GroupHeartbeatResponse
-	45, // 136: strata.v1.Coordinator.LeaveGroup:output_type -> strata.v1.LeaveGroupResponse
-	49, // 137: strata.v1.Coordinator.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
-	51, // 138: strata.v1.Coordinator.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
-	54, // 139: strata.v1.Coordinator.ListGroups:output_type -> strata.v1.ListGroupsResponse
-	58, // 140: strata.v1.Coordinator.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
-	60, // 141: strata.v1.Coordinator.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
-	71, // 142: strata.v1.Coordinator.JoinClassicGroup:output_type -> strata.v1.JoinClassicGroupResponse
-	74, // 143: strata.v1.Coordinator.SyncClassicGroup:output_type -> strata.v1.SyncClassicGroupResponse
-	76, // 144: strata.v1.Coordinator.ClassicHeartbeat:output_type -> strata.v1.ClassicHeartbeatResponse
-	78, // 145: strata.v1.Coordinator.LeaveClassicGroup:output_type -> strata.v1.LeaveClassicGroupResponse
-	80, // 146: strata.v1.Coordinator.CommitClassicOffsets:output_type -> strata.v1.CommitClassicOffsetsResponse
-	83, // 147: strata.v1.Coordinator.DescribeClassicGroup:output_type -> strata.v1.DescribeClassicGroupResponse
-	85, // 148: strata.v1.Coordinator.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
-	87, // 149: strata.v1.Coordinator.DeleteOffsets:output_type -> strata.v1.DeleteOffsetsResponse
-	97, // [97:150] is the sub-list for method output_type
-	44, // [44:97] is the sub-list for method input_type
-	44, // [44:44] is the sub-list for extension type_name
-	44, // [44:44] is the sub-list for extension extendee
-	0,  // [0:44] is the sub-list for field type_name
+	41, // 32: strata.v1.GroupMember.target:type_name -> strata.v1.TopicPartitions
+	56, // 33: strata.v1.DescribeGroupResponse.members:type_name -> strata.v1.GroupMember
+	57, // 34: strata.v1.DescribeGroupResponse.partitions:type_name -> strata.v1.GroupPartitionLag
+	47, // 35: strata.v1.ResetOffsetsRequest.topics:type_name -> strata.v1.TopicOffsets
+	61, // 36: strata.v1.AddAclRequest.acl:type_name -> strata.v1.Acl
+	61, // 37: strata.v1.RemoveAclRequest.acl:type_name -> strata.v1.Acl
+	61, // 38: strata.v1.ListAclsResponse.acls:type_name -> strata.v1.Acl
+	68, // 39: strata.v1.JoinClassicGroupRequest.protocols:type_name -> strata.v1.ClassicProtocol
+	70, // 40: strata.v1.JoinClassicGroupResponse.members:type_name -> strata.v1.ClassicMemberMetadata
+	72, // 41: strata.v1.SyncClassicGroupRequest.assignments:type_name -> strata.v1.ClassicAssignment
+	47, // 42: strata.v1.CommitClassicOffsetsRequest.topics:type_name -> strata.v1.TopicOffsets
+	82, // 43: strata.v1.DescribeClassicGroupResponse.members:type_name -> strata.v1.ClassicMemberDescription
+	41, // 44: strata.v1.DeleteOffsetsRequest.topics:type_name -> strata.v1.TopicPartitions
+	2,  // 45: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
+	4,  // 46: strata.v1.Strata.ProduceMany:input_type -> strata.v1.ProduceManyRequest
+	10, // 47: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
+	12, // 48: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
+	17, // 49: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
+	19, // 50: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
+	21, // 51: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
+	23, // 52: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
+	25, // 53: strata.v1.Strata.ClusterStatus:input_type -> strata.v1.ClusterStatusRequest
+	29, // 54: strata.v1.Strata.AlterTopic:input_type -> strata.v1.AlterTopicRequest
+	31, // 55: strata.v1.Strata.DeleteRecords:input_type -> strata.v1.DeleteRecordsRequest
+	35, // 56: strata.v1.Strata.DrainBroker:input_type -> strata.v1.DrainBrokerRequest
+	36, // 57: strata.v1.Strata.UndrainBroker:input_type -> strata.v1.UndrainBrokerRequest
+	42, // 58: strata.v1.Strata.GroupHeartbeat:input_type -> strata.v1.GroupHeartbeatRequest
+	44, // 59: strata.v1.Strata.LeaveGroup:input_type -> strata.v1.LeaveGroupRequest
+	48, // 60: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
+	50, // 61: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
+	52, // 62: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
+	55, // 63: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
+	59, // 64: strata.v1.Strata.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
+	84, // 65: strata.v1.Strata.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
+	86, // 66: strata.v1.Strata.DeleteOffsets:input_type -> strata.v1.DeleteOffsetsRequest
+	62, // 67: strata.v1.Strata.AddAcl:input_type -> strata.v1.AddAclRequest
+	64, // 68: strata.v1.Strata.RemoveAcl:input_type -> strata.v1.RemoveAclRequest
+	66, // 69: strata.v1.Strata.ListAcls:input_type -> strata.v1.ListAclsRequest
+	2,  // 70: strata.v1.Broker.Produce:input_type -> strata.v1.ProduceRequest
+	8,  // 71: strata.v1.Broker.ProduceStream:input_type -> strata.v1.ProduceStreamRequest
+	39, // 72: strata.v1.Broker.ReleasePartitions:input_type -> strata.v1.ReleasePartitionsRequest
+	36, // 73: strata.v1.Broker.Undrain:input_type -> strata.v1.UndrainBrokerRequest
+	17, // 74: strata.v1.Coordinator.CreateTopic:input_type -> strata.v1.CreateTopicRequest
+	19, // 75: strata.v1.Coordinator.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
+	21, // 76: strata.v1.Coordinator.ListTopics:input_type -> strata.v1.ListTopicsRequest
+	23, // 77: strata.v1.Coordinator.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
+	25, // 78: strata.v1.Coordinator.ClusterStatus:input_type -> strata.v1.ClusterStatusRequest
+	29, // 79: strata.v1.Coordinator.AlterTopic:input_type -> strata.v1.AlterTopicRequest
+	31, // 80: strata.v1.Coordinator.DeleteRecords:input_type -> strata.v1.DeleteRecordsRequest
+	35, // 81: strata.v1.Coordinator.DrainBroker:input_type -> strata.v1.DrainBrokerRequest
+	36, // 82: strata.v1.Coordinator.UndrainBroker:input_type -> strata.v1.UndrainBrokerRequest
+	42, // 83: strata.v1.Coordinator.GroupHeartbeat:input_type -> strata.v1.GroupHeartbeatRequest
+	44, // 84: strata.v1.Coordinator.LeaveGroup:input_type -> strata.v1.LeaveGroupRequest
+	48, // 85: strata.v1.Coordinator.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
+	50, // 86: strata.v1.Coordinator.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
+	52, // 87: strata.v1.Coordinator.ListGroups:input_type -> strata.v1.ListGroupsRequest
+	55, // 88: strata.v1.Coordinator.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
+	59, // 89: strata.v1.Coordinator.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
+	69, // 90: strata.v1.Coordinator.JoinClassicGroup:input_type -> strata.v1.JoinClassicGroupRequest
+	73, // 91: strata.v1.Coordinator.SyncClassicGroup:input_type -> strata.v1.SyncClassicGroupRequest
+	75, // 92: strata.v1.Coordinator.ClassicHeartbeat:input_type -> strata.v1.ClassicHeartbeatRequest
+	77, // 93: strata.v1.Coordinator.LeaveClassicGroup:input_type -> strata.v1.LeaveClassicGroupRequest
+	79, // 94: strata.v1.Coordinator.CommitClassicOffsets:input_type -> strata.v1.CommitClassicOffsetsRequest
+	81, // 95: strata.v1.Coordinator.DescribeClassicGroup:input_type -> strata.v1.DescribeClassicGroupRequest
+	84, // 96: strata.v1.Coordinator.DeleteGroup:input_type -> strata.v1.DeleteGroupRequest
+	86, // 97: strata.v1.Coordinator.DeleteOffsets:input_type -> strata.v1.DeleteOffsetsRequest
+	3,  // 98: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
+	5,  // 99: strata.v1.Strata.ProduceMany:output_type -> strata.v1.ProduceManyResponse
+	11, // 100: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
+	13, // 101: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
+	18, // 102: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
+	20, // 103: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
+	22, // 104: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
+	24, // 105: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
+	28, // 106: strata.v1.Strata.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
+	30, // 107: strata.v1.Strata.AlterTopic:output_type -> strata.v1.AlterTopicResponse
+	33, // 108: strata.v1.Strata.DeleteRecords:output_type -> strata.v1.DeleteRecordsResponse
+	38, // 109: strata.v1.Strata.DrainBroker:output_type -> strata.v1.DrainBrokerResponse
+	37, // 110: strata.v1.Strata.UndrainBroker:output_type -> strata.v1.UndrainBrokerResponse
+	43, // 111: strata.v1.Strata.GroupHeartbeat:output_type -> strata.v1.GroupHeartbeatResponse
+	45, // 112: strata.v1.Strata.LeaveGroup:output_type -> strata.v1.LeaveGroupResponse
+	49, // 113: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
+	51, // 114: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
+	54, // 115: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
+	58, // 116: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
+	60, // 117: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
+	85, // 118: strata.v1.Strata.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
+	87, // 119: strata.v1.Strata.DeleteOffsets:output_type -> strata.v1.DeleteOffsetsResponse
+	63, // 120: strata.v1.Strata.AddAcl:output_type -> strata.v1.AddAclResponse
+	65, // 121: strata.v1.Strata.RemoveAcl:output_type -> strata.v1.RemoveAclResponse
+	67, // 122: strata.v1.Strata.ListAcls:output_type -> strata.v1.ListAclsResponse
+	3,  // 123: strata.v1.Broker.Produce:output_type -> strata.v1.ProduceResponse
+	9,  // 124: strata.v1.Broker.ProduceStream:output_type -> strata.v1.ProduceStreamResponse
+	40, // 125: strata.v1.Broker.ReleasePartitions:output_type -> strata.v1.ReleasePartitionsResponse
+	37, // 126: strata.v1.Broker.Undrain:output_type -> strata.v1.UndrainBrokerResponse
+	18, // 127: strata.v1.Coordinator.CreateTopic:output_type -> strata.v1.CreateTopicResponse
+	20, // 128: strata.v1.Coordinator.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
+	22, // 129: strata.v1.Coordinator.ListTopics:output_type -> strata.v1.ListTopicsResponse
+	24, // 130: strata.v1.Coordinator.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
+	28, // 131: strata.v1.Coordinator.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
+	30, // 132: strata.v1.Coordinator.AlterTopic:output_type -> strata.v1.AlterTopicResponse
+	33, // 133: strata.v1.Coordinator.DeleteRecords:output_type -> strata.v1.DeleteRecordsResponse
+	38, // 134: strata.v1.Coordinator.DrainBroker:output_type -> strata.v1.DrainBrokerResponse
+	37, // 135: strata.v1.Coordinator.UndrainBroker:output_type -> strata.v1.UndrainBrokerResponse
+	43, // 136: strata.v1.Coordinator.GroupHeartbeat:output_type -> strata.v1.GroupHeartbeatResponse
+	45, // 137: strata.v1.Coordinator.LeaveGroup:output_type -> strata.v1.LeaveGroupResponse
+	49, // 138: strata.v1.Coordinator.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
+	51, // 139: strata.v1.Coordinator.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
+	54, // 140: strata.v1.Coordinator.ListGroups:output_type -> strata.v1.ListGroupsResponse
+	58, // 141: strata.v1.Coordinator.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
+	60, // 142: strata.v1.Coordinator.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
+	71, // 143: strata.v1.Coordinator.JoinClassicGroup:output_type -> strata.v1.JoinClassicGroupResponse
+	74, // 144: strata.v1.Coordinator.SyncClassicGroup:output_type -> strata.v1.SyncClassicGroupResponse
+	76, // 145: strata.v1.Coordinator.ClassicHeartbeat:output_type -> strata.v1.ClassicHeartbeatResponse
+	78, // 146: strata.v1.Coordinator.LeaveClassicGroup:output_type -> strata.v1.LeaveClassicGroupResponse
+	80, // 147: strata.v1.Coordinator.CommitClassicOffsets:output_type -> strata.v1.CommitClassicOffsetsResponse
+	83, // 148: strata.v1.Coordinator.DescribeClassicGroup:output_type -> strata.v1.DescribeClassicGroupResponse
+	85, // 149: strata.v1.Coordinator.DeleteGroup:output_type -> strata.v1.DeleteGroupResponse
+	87, // 150: strata.v1.Coordinator.DeleteOffsets:output_type -> strata.v1.DeleteOffsetsResponse
+	98, // [98:151] is the sub-list for method output_type
+	45, // [45:98] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_strata_v1_strata_proto_init() }
