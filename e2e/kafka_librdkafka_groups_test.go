@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
@@ -115,4 +116,41 @@ func rdkGroupConfig(addr, group, protocol string, extra kafka.ConfigMap) kafka.C
 		cfg[k] = v
 	}
 	return cfg
+}
+
+// TestKafkaLibrdkafkaRegexGroup subscribes librdkafka's KIP-848 consumer
+// with "^rx-.*", which it hands to the coordinator to resolve: the member
+// reads every record of the topics the expression matches, then of a
+// matching topic created while it runs, and nothing of a topic it does
+// not match (checker: no record read that was not acknowledged to it).
+func TestKafkaLibrdkafkaRegexGroup(t *testing.T) {
+	c, addr := startKafkaCluster(t, ClusterOptions{Brokers: 2})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	for _, topic := range []string{"rx-1", "rx-2", "other"} {
+		kgoCreateTopic(t, ctx, addr, topic, 2)
+	}
+	chk := checker.New()
+	producer := kgoClient(t, addr)
+	kgoProduceAll(t, ctx, producer, chk, "rx-1", "one", 1000)
+	kgoProduceAll(t, ctx, producer, chk, "rx-2", "two", 1000)
+	kgoProduceAll(t, ctx, producer, checker.New(), "other", "other", 500)
+	reads := newGroupReads()
+	m := startRdkMember(t, ctx, rdkGroupConfig(addr, "rdk-regex", "consumer", nil), "^rx-.*", reads)
+	rctx, rcancel := context.WithTimeout(ctx, phaseTimeout)
+	waitReads(t, rctx, reads, 2000)
+	rcancel()
+	kgoCreateTopic(t, ctx, addr, "rx-3", 2)
+	kgoProduceAll(t, ctx, producer, chk, "rx-3", "three", 1000)
+	rctx, rcancel = context.WithTimeout(ctx, phaseTimeout)
+	waitReads(t, rctx, reads, 3000)
+	rcancel()
+	if lag := waitLagZero(t, ctx, c, "rdk-regex"); lag != "" {
+		t.Errorf("group lags:%s", lag)
+	}
+	m.close(t)
+	reads.feed(chk)
+	if rep := chk.Verify(0); !rep.OK() || rep.Acked != 3000 || rep.ReadUnacked != 0 {
+		t.Fatalf("%v (want 3000 acknowledged, none read from other)", rep)
+	}
 }

@@ -279,6 +279,7 @@ func (gm *groupManager) retarget(st *meta.GroupState) {
 // heartbeatRequest is a validated GroupHeartbeat.
 type heartbeatRequest struct {
 	group, member, clientID, assignor string
+	topicRegex                        string
 	epoch                             int64
 	topics                            []string
 	owned                             []meta.GroupPartition
@@ -364,7 +365,7 @@ func (gm *groupManager) joinOrCheck(st *meta.GroupState, req heartbeatRequest) e
 		m.SessionTimeoutMs = int32(timeout / time.Millisecond)
 	}
 	m.ClientID = req.clientID
-	m.Topics = req.topics
+	m.Topics, m.TopicRegex = req.topics, req.topicRegex
 	if req.epoch != 0 {
 		// Partitions missing from owned were given up (revocations
 		// acknowledged); the member cannot claim others by listing them.

@@ -66,7 +66,7 @@ func (s *Server) GroupHeartbeat(ctx context.Context, req *stratav1.GroupHeartbea
 func (s *Server) heartbeatRequest(req *stratav1.GroupHeartbeatRequest) (heartbeatRequest, error) {
 	hr := heartbeatRequest{
 		group: req.GetGroup(), member: req.GetMemberId(), clientID: req.GetClientId(),
-		assignor: req.GetAssignor(), epoch: req.GetMemberEpoch(),
+		assignor: req.GetAssignor(), epoch: req.GetMemberEpoch(), topicRegex: req.GetTopicRegex(),
 		sessionTimeout: time.Duration(req.GetSessionTimeoutMs()) * time.Millisecond,
 	}
 	if err := meta.ValidateGroupName(hr.group); err != nil {
@@ -87,6 +87,9 @@ func (s *Server) heartbeatRequest(req *stratav1.GroupHeartbeatRequest) (heartbea
 		return hr, apierr.Errorf(apierr.ErrInvalidRequest, "%d topics, at most %d", len(req.GetTopics()), maxGroupTopics)
 	case len(hr.clientID) > maxMemberIDLen:
 		return hr, apierr.Errorf(apierr.ErrInvalidRequest, "client_id longer than %d", maxMemberIDLen)
+	}
+	if err := meta.ValidateTopicRegex(hr.topicRegex); err != nil {
+		return hr, apierr.Errorf(apierr.ErrInvalidRequest, "%v", err)
 	}
 	for _, t := range req.GetTopics() {
 		if err := meta.ValidateTopicName(t); err != nil {
@@ -339,7 +342,7 @@ func (s *Server) describeMembers(resp *stratav1.DescribeGroupResponse, st meta.G
 ) {
 	for _, m := range st.Members {
 		gm := &stratav1.GroupMember{MemberId: m.ID, MemberEpoch: m.Epoch, ClientId: m.ClientID, Topics: m.Topics,
-			Assignment: s.topicPartitions(m.Owned), SessionTimeoutMs: m.SessionTimeoutMs}
+			TopicRegex: m.TopicRegex, Assignment: s.topicPartitions(m.Owned), SessionTimeoutMs: m.SessionTimeoutMs}
 		var pending []meta.GroupPartition
 		for _, gp := range m.Target {
 			if _, in := slices.BinarySearchFunc(m.Owned, gp, meta.GroupPartition.Compare); !in {

@@ -34,8 +34,8 @@ type request struct {
 	// unsupported marks an ApiVersions request of a version the proxy
 	// does not serve; its body is not decoded.
 	unsupported bool
-	// turns are a produce request's places in its partitions' order,
-	// one per partition (see produceOrder).
+	// turns are a produce request's places in its partitions' order, one
+	// per partition, or an offset commit's in its group's (requestOrder).
 	turns []*turn
 	// size is the request frame's size, held in conn.inflight.
 	size int
@@ -90,7 +90,7 @@ type conn struct {
 	// one request's limit: decoding can multiply a request's size, so a
 	// connection may not pile up many large ones.
 	inflight *semaphore.Weighted
-	order    produceOrder // plain produces' per-partition order
+	order    requestOrder // plain produces' per-partition order, commits' per group
 
 	mu sync.Mutex // guards every field below
 	// who is the authenticated principal; valid when authed.
@@ -254,8 +254,11 @@ func (c *conn) readLoop() error {
 			return fmt.Errorf("%s before authentication: the client must authenticate with SASL first", a.key.Name())
 		}
 		c.slots <- sl
-		if pr, ok := r.kreq.(*kmsg.ProduceRequest); ok {
-			r.turns = c.order.claimAll(pr)
+		switch req := r.kreq.(type) {
+		case *kmsg.ProduceRequest:
+			r.turns = c.order.claimAll(req)
+		case *kmsg.OffsetCommitRequest:
+			r.turns = c.order.claim(commitKey(req.Group))
 		}
 		if !c.isAuthed() || a.key == kmsg.SASLHandshake || a.key == kmsg.SASLAuthenticate {
 			c.run(sl, a, r)

@@ -62,6 +62,9 @@ func (s *Server) describeConsumerGroup(g *kmsg.ConsumerGroupDescribeResponseGrou
 		gm := kmsg.NewConsumerGroupDescribeResponseGroupMember()
 		gm.MemberID, gm.MemberEpoch, gm.ClientID = m.GetMemberId(), int32(m.GetMemberEpoch()), m.GetClientId()
 		gm.SubscribedTopics, gm.MemberType = m.GetTopics(), memberTypeConsumer
+		if re := m.GetTopicRegex(); re != "" {
+			gm.SubscribedTopicRegex = &re
+		}
 		gm.Assignment.TopicPartitions = s.assignmentTopics(m.GetAssignment())
 		gm.TargetAssignment.TopicPartitions = s.assignmentTopics(m.GetTarget())
 		g.Members = append(g.Members, gm)

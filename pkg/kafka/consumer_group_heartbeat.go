@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"regexp"
 	"slices"
 	"time"
 
@@ -21,8 +22,15 @@ import (
 // groups (docs/consumer-groups.md), which work the same way: members
 // heartbeat, the coordinator computes the assignment and hands it out
 // revoke-first. Member epoch 0 joins, -1 and -2 leave. The server
-// assignors are "uniform" (Strata's "sticky") and "range"; a subscription
-// by regular expression is refused with INVALID_REQUEST.
+// assignors are "uniform" (Strata's "sticky") and "range".
+//
+// A subscription by regular expression (RE2, matching whole names, as
+// Kafka's RE2/J) is resolved here, at every heartbeat, against this
+// proxy's topics, keeping those the principal may describe; the
+// coordinator stores the expression with the member and assigns the
+// topics it matched, so a topic created later joins the subscription at
+// the member's next heartbeat. An expression that does not compile is
+// INVALID_REGULAR_EXPRESSION.
 //
 // Kafka lets a heartbeat leave out what did not change (subscription,
 // owned partitions); Strata's heartbeat always carries both, so the proxy
@@ -51,7 +59,8 @@ const memberCacheSize = 10_000
 
 // memberState is what a KIP-848 member last said.
 type memberState struct {
-	topics   []string
+	topics   []string // subscribed by name
+	regex    string   // subscribed by regular expression; "" if not
 	owned    []*stratav1.TopicPartitions
 	assignor string
 }
@@ -77,9 +86,6 @@ func (s *Server) handleConsumerGroupHeartbeat(ctx context.Context, r *request) (
 	if code, err := s.authorize(ctx, r, meta.OpConsume, auth.Group(req.Group)); code != 0 {
 		return fail(code, err)
 	}
-	if req.SubscribedTopicRegex != nil && *req.SubscribedTopicRegex != "" {
-		return fail(kerr.InvalidRequest.Code, nil)
-	}
 	member := req.MemberID
 	if member == "" {
 		if req.Version >= 1 || req.MemberEpoch != 0 {
@@ -99,7 +105,7 @@ func (s *Server) handleConsumerGroupHeartbeat(ctx context.Context, r *request) (
 		return fail(code, err)
 	}
 	hb := &stratav1.GroupHeartbeatRequest{Group: req.Group, MemberId: member, MemberEpoch: int64(req.MemberEpoch),
-		Topics: st.topics, Owned: st.owned, Assignor: st.assignor, ClientId: r.clientID,
+		Topics: s.subscribed(ctx, r, st), TopicRegex: st.regex, Owned: st.owned, Assignor: st.assignor, ClientId: r.clientID,
 		SessionTimeoutMs: int32(s.cfg.ConsumerSessionTimeout / time.Millisecond)}
 	out, err := s.core.Admin.GroupHeartbeat(ctx, hb)
 	if err != nil {
@@ -128,16 +134,25 @@ func (s *Server) handleConsumerGroupHeartbeat(ctx context.Context, r *request) (
 // and what it left out from the member's last heartbeat.
 func (s *Server) memberState(ctx context.Context, r *request, req *kmsg.ConsumerGroupHeartbeatRequest, member string) (memberState, int16, error) {
 	st, known := s.members().Get([2]string{req.Group, member})
-	if !known && req.MemberEpoch > 0 && (req.SubscribedTopicNames == nil || req.Topics == nil) {
+	if !known && req.MemberEpoch > 0 && (req.SubscribedTopicNames == nil || req.SubscribedTopicRegex == nil || req.Topics == nil) {
 		d, err := s.core.Admin.DescribeGroup(ctx, &stratav1.DescribeGroupRequest{Group: req.Group})
 		if err != nil {
 			return st, errCode(err), err
 		}
 		for _, m := range d.GetMembers() {
 			if m.GetMemberId() == member {
-				st = memberState{topics: m.GetTopics(), owned: m.GetAssignment(), assignor: d.GetAssignor()}
+				st = memberState{topics: m.GetTopics(), regex: m.GetTopicRegex(), owned: m.GetAssignment(), assignor: d.GetAssignor()}
 			}
 		}
+		if st.regex != "" {
+			st.topics = nil // what it matched; resolved again below
+		}
+	}
+	if req.SubscribedTopicRegex != nil {
+		if err := meta.ValidateTopicRegex(*req.SubscribedTopicRegex); err != nil {
+			return st, kerr.InvalidRegularExpression.Code, err
+		}
+		st.regex = *req.SubscribedTopicRegex
 	}
 	if req.SubscribedTopicNames != nil {
 		st.topics = slices.Clone(req.SubscribedTopicNames)
@@ -163,6 +178,28 @@ func (s *Server) memberState(ctx context.Context, r *request, req *kmsg.Consumer
 		}
 	}
 	return st, 0, nil
+}
+
+// subscribed returns the topics of a member's subscription: those it
+// names, and those of this proxy's view its regular expression matches as
+// a whole and the principal may describe (the others are left out, as
+// Kafka leaves them out).
+func (s *Server) subscribed(ctx context.Context, r *request, st memberState) []string {
+	if st.regex == "" {
+		return st.topics
+	}
+	re, err := regexp.Compile("^(?:" + st.regex + ")$")
+	if err != nil {
+		return st.topics // checked when it was set
+	}
+	out := slices.Clone(st.topics)
+	for _, t := range s.core.View.Topics() {
+		if re.MatchString(t.Name) && s.allowed(ctx, r, meta.OpDescribe, auth.Topic(t.Name)) {
+			out = append(out, t.Name)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // newKIP848MemberID makes a member id for a v0 member that sent none,

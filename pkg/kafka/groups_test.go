@@ -3,6 +3,7 @@ package kafka_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -186,8 +187,10 @@ func TestGroupACLs(t *testing.T) {
 		return c.client(kgo.SASL(plain.Auth{User: user, Pass: pass}.AsMechanism()), kgo.RetryTimeout(5*time.Second))
 	}
 	ctx := c.ctx
-	if r, err := kadm.NewClient(as("admin", "tok-admin")).CreateTopic(ctx, 1, 1, nil, "orders"); err != nil || r.Err != nil {
-		t.Fatalf("create orders: %v %v", err, r.Err)
+	for _, topic := range []string{"orders", "orders-secret"} {
+		if r, err := kadm.NewClient(as("admin", "tok-admin")).CreateTopic(ctx, 1, 1, nil, topic); err != nil || r.Err != nil {
+			t.Fatalf("create %s: %v %v", topic, err, r.Err)
+		}
 	}
 	for _, a := range []meta.ACL{
 		{Principal: "alice", ResourceType: meta.ResourceTopic, Name: "orders", Operation: meta.OpConsume},
@@ -222,6 +225,24 @@ func TestGroupACLs(t *testing.T) {
 	}
 	wantCode(t, "alice fetches offsets of a group she may not describe", fetch("denied"), kerr.GroupAuthorizationFailed)
 	wantCode(t, "alice fetches offsets of her group", fetch("allowed"), nil)
+	// A subscription by regular expression gets only the topics alice may
+	// describe: orders, not orders-secret.
+	hb := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+	hb.Group, hb.MemberID, hb.RebalanceTimeoutMillis = "allowed", "YWxpY2UtYnktcmVnZXgtMDE", 10_000
+	hb.SubscribedTopicRegex, hb.Topics = kmsg.StringPtr("orders.*"), []kmsg.ConsumerGroupHeartbeatRequestTopic{}
+	resp, err := hb.RequestWith(ctx, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, "alice joins by regex", resp.ErrorCode, nil)
+	md, err := kadm.NewClient(as("admin", "tok-admin")).Metadata(ctx, "orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Assignment == nil || len(resp.Assignment.Topics) != 1 || len(resp.Assignment.Topics[0].Partitions) != 1 ||
+		resp.Assignment.Topics[0].TopicID != [16]byte(md.Topics["orders"].ID) {
+		t.Fatalf("alice's assignment by orders.*: %+v, want orders' one partition only", resp.Assignment)
+	}
 }
 
 // groupCode is the first group's error code of a batched OffsetFetch.
@@ -397,5 +418,104 @@ func TestConsumerGroupDescribe(t *testing.T) {
 		if !errors.Is(ds[g].Err, kerr.GroupIDNotFound) {
 			t.Errorf("%s: %v, want GROUP_ID_NOT_FOUND", g, ds[g].Err)
 		}
+	}
+}
+
+// TestConsumerGroupRegex subscribes KIP-848 members by regular
+// expression: the expression matches whole topic names, a topic created
+// later joins the subscription at the next heartbeat, ConsumerGroupDescribe
+// shows the expression, and one that does not compile is
+// INVALID_REGULAR_EXPRESSION.
+func TestConsumerGroupRegex(t *testing.T) {
+	c := startCluster(t, clusterOpts{})
+	for name, n := range map[string]int32{"rx-a": 2, "rx-b": 1, "other": 1} {
+		c.createTopic(name, n)
+	}
+	r := c.raw()
+	heartbeat := func(group, member string, epoch int32, regex *string) *kmsg.ConsumerGroupHeartbeatResponse {
+		t.Helper()
+		hb := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+		hb.Version = 1 // the first with SubscribedTopicRegex
+		hb.Group, hb.MemberID, hb.MemberEpoch, hb.RebalanceTimeoutMillis = group, member, epoch, 10_000
+		hb.SubscribedTopicRegex = regex
+		if epoch == 0 {
+			hb.Topics = []kmsg.ConsumerGroupHeartbeatRequestTopic{}
+		}
+		return r.roundTrip(hb).(*kmsg.ConsumerGroupHeartbeatResponse)
+	}
+	assigned := func(resp *kmsg.ConsumerGroupHeartbeatResponse) int {
+		n := 0
+		if resp.Assignment != nil {
+			for _, tp := range resp.Assignment.Topics {
+				n += len(tp.Partitions)
+			}
+		}
+		return n
+	}
+	const member = "cmVnZXgtbWVtYmVyLW9uZQ"
+	resp := heartbeat("g-rx", member, 0, kmsg.StringPtr("rx-.*"))
+	wantCode(t, "join by regex", resp.ErrorCode, nil)
+	if n := assigned(resp); n != 3 {
+		t.Fatalf("rx-.* assigned %d partitions, want the 3 of rx-a and rx-b: %+v", n, resp)
+	}
+	c.createTopic("rx-c", 1)
+	waitFor(t, "rx-c in the subscription", func() bool {
+		resp = heartbeat("g-rx", member, resp.MemberEpoch, nil)
+		wantCode(t, "heartbeat", resp.ErrorCode, nil)
+		return assigned(resp) == 4
+	})
+	ds, err := kadm.NewClient(c.client()).DescribeConsumerGroups(c.ctx, "g-rx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := ds["g-rx"].Members
+	if len(m) != 1 || m[0].SubscribedTopicRegex == nil || *m[0].SubscribedTopicRegex != "rx-.*" || len(m[0].Assignment["other"]) != 0 || len(m[0].Assignment["rx-c"]) != 1 {
+		t.Fatalf("described member: %+v", m)
+	}
+	// Whole names only: "rx" matches none of rx-a, rx-b, rx-c.
+	whole := heartbeat("g-rx-whole", member, 0, kmsg.StringPtr("rx"))
+	wantCode(t, "join by rx", whole.ErrorCode, nil)
+	if n := assigned(whole); n != 0 {
+		t.Fatalf("rx assigned %d partitions, want none", n)
+	}
+	wantCode(t, "a regex that does not compile", heartbeat("g-rx-bad", member, 0, kmsg.StringPtr("rx-(")).ErrorCode, kerr.InvalidRegularExpression)
+}
+
+// TestOffsetCommitsInRequestOrder pipelines commits of rising offsets to
+// one partition on one connection, without waiting for answers, as a
+// client's auto-commits can queue behind a slow coordinator: the proxy
+// handles requests concurrently, yet the last commit sent is the one
+// stored, as from Kafka, which serves a connection in order. (Out of
+// order, a commit retried across a coordinator failover undid a later
+// one, and the client, believing the later offset committed, never sent
+// it again.)
+func TestOffsetCommitsInRequestOrder(t *testing.T) {
+	c := startCluster(t, clusterOpts{})
+	c.createTopic("ordered", 1)
+	r := c.raw()
+	const n = 30
+	for i := range n {
+		req := kmsg.NewPtrOffsetCommitRequest()
+		req.Version, req.Group, req.Generation = 9, "g-ordered", -1
+		rt := kmsg.NewOffsetCommitRequestTopic()
+		rt.Topic = "ordered"
+		rp := kmsg.NewOffsetCommitRequestTopicPartition()
+		rp.Partition, rp.Offset = 0, int64(i+1)
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		r.send(req)
+	}
+	for i := range n {
+		resp := kmsg.NewPtrOffsetCommitResponse()
+		resp.Version = 9
+		r.recv(resp)
+		wantCode(t, fmt.Sprintf("commit %d", i+1), resp.Topics[0].Partitions[0].ErrorCode, nil)
+	}
+	fetched, err := kadm.NewClient(c.client()).FetchOffsets(c.ctx, "g-ordered")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, ok := fetched.Lookup("ordered", 0); !ok || o.At != n {
+		t.Fatalf("committed offset %+v (found %v), want the last one sent, %d", o, ok, n)
 	}
 }

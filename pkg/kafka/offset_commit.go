@@ -12,7 +12,8 @@ import (
 )
 
 // OffsetCommit v2–9 (Kafka 4.0's floor is v2) stores a group's offsets in
-// the one offset store gRPC groups use. A classic member commits at its
+// the one offset store gRPC groups use. A connection's commits to one group
+// are stored in request order (requestOrder). A classic member commits at its
 // generation, a KIP-848 member at its member epoch, a consumer without a
 // group (generation -1) only to a group without members. Partitions the
 // request cannot name (unknown topic, partition out of range, too long
@@ -28,6 +29,16 @@ func init() { register(kmsg.OffsetCommit, 2, 9, (*Server).handleOffsetCommit) }
 func (s *Server) handleOffsetCommit(ctx context.Context, r *request) (kmsg.Response, error) {
 	req := r.kreq.(*kmsg.OffsetCommitRequest)
 	resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
+	if len(r.turns) != 1 { // the reader claims it; a request built otherwise claims now
+		r.turns = r.conn.order.claim(commitKey(req.Group))
+	}
+	// The group's earlier commits on this connection land first (Kafka
+	// serves a connection in order): a commit retried across a
+	// coordinator failover must not overwrite a later one.
+	defer r.turns[0].done()
+	if err := r.turns[0].wait(ctx); err != nil {
+		return nil, err
+	}
 	groupCode, _ := s.authorize(ctx, r, meta.OpConsume, auth.Group(req.Group))
 	cr := &stratav1.CommitClassicOffsetsRequest{Group: req.Group, MemberId: req.MemberID,
 		GroupInstanceId: deref(req.InstanceID), Generation: req.Generation}

@@ -186,23 +186,33 @@ func (s *Server) produceOne(ctx context.Context, turn *turn, p producePart) (int
 	return res.BaseOffset, nil
 }
 
-// produceOrder keeps a connection's plain produces to one partition in
-// request order: each turn waits for the previous turn of the same
-// partition to finish. The connection's reader claims the turns of a
-// produce request when it decodes it (claimAll), so turns follow request
-// order although handlers run concurrently.
-type produceOrder struct {
+// requestOrder keeps a connection's requests of one key in request
+// order, as Kafka serves a connection's requests one after another: each
+// turn waits for the previous turn of the same key to finish. The
+// connection's reader claims a request's turns when it decodes it, so
+// turns follow request order although handlers run concurrently. Plain
+// produces take one turn per partition (claimAll), offset commits one per
+// group (commitKey): a commit held up by a coordinator failover must not
+// land after, and undo, the same client's later commit.
+type requestOrder struct {
 	mu   sync.Mutex // guards last
 	last map[partKey]chan struct{}
 }
 
-// partKey names a partition.
+// partKey names a partition, or with partition commitPartition a group
+// whose commits are ordered (commitKey).
 type partKey struct {
 	topic     string
 	partition int32
 }
 
-// turn is one produce's place in its partition's order.
+// commitPartition marks a partKey that names a group (commitKey).
+const commitPartition = -1
+
+// commitKey is the order key of a group's offset commits.
+func commitKey(group string) partKey { return partKey{topic: group, partition: commitPartition} }
+
+// turn is one request's place in its key's order.
 type turn struct {
 	prev <-chan struct{} // closed when the previous produce finished; nil if none
 	mine chan struct{}
@@ -211,25 +221,33 @@ type turn struct {
 
 // claimAll takes a turn for every partition of a produce request, in the
 // order the handler lists them (topics, then their partitions).
-func (o *produceOrder) claimAll(req *kmsg.ProduceRequest) []*turn {
+func (o *requestOrder) claimAll(req *kmsg.ProduceRequest) []*turn {
+	var keys []partKey
+	for _, rt := range req.Topics {
+		for _, rp := range rt.Partitions {
+			keys = append(keys, partKey{rt.Topic, rp.Partition})
+		}
+	}
+	return o.claim(keys...)
+}
+
+// claim takes a turn for each key, in order.
+func (o *requestOrder) claim(keys ...partKey) []*turn {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.last == nil {
 		o.last = map[partKey]chan struct{}{}
 	}
-	var out []*turn
-	for _, rt := range req.Topics {
-		for _, rp := range rt.Partitions {
-			k := partKey{rt.Topic, rp.Partition}
-			t := &turn{prev: o.last[k], mine: make(chan struct{})}
-			o.last[k] = t.mine
-			out = append(out, t)
-		}
+	out := make([]*turn, 0, len(keys))
+	for _, k := range keys {
+		t := &turn{prev: o.last[k], mine: make(chan struct{})}
+		o.last[k] = t.mine
+		out = append(out, t)
 	}
 	return out
 }
 
-// wait waits until the previous produce of the partition finished.
+// wait waits until the previous request of the key finished.
 func (t *turn) wait(ctx context.Context) error {
 	if t.prev == nil {
 		return nil
@@ -242,6 +260,6 @@ func (t *turn) wait(ctx context.Context) error {
 	}
 }
 
-// done ends the turn, letting the next produce of the partition go. It
-// may be called more than once.
+// done ends the turn, letting the next request of the key go. It may be
+// called more than once.
 func (t *turn) done() { t.once.Do(func() { close(t.mine) }) }

@@ -20,7 +20,7 @@ func (a GroupState) Equal(b GroupState) bool {
 func (a GroupMember) Equal(b GroupMember) bool {
 	return a.ID == b.ID && a.ClientID == b.ClientID && a.Epoch == b.Epoch &&
 		a.PrevEpoch == b.PrevEpoch && a.SessionTimeoutMs == b.SessionTimeoutMs &&
-		slices.Equal(a.Topics, b.Topics) && slices.Equal(a.Owned, b.Owned) &&
+		slices.Equal(a.Topics, b.Topics) && a.TopicRegex == b.TopicRegex && slices.Equal(a.Owned, b.Owned) &&
 		slices.Equal(a.Target, b.Target) && slices.Equal(a.Assigned, b.Assigned)
 }
 

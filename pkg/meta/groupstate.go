@@ -3,6 +3,7 @@ package meta
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -55,6 +56,10 @@ type GroupMember struct {
 	// at it, whose answer was lost, is still accepted (KIP-848).
 	PrevEpoch int64    `json:"prev_epoch,omitempty"`
 	Topics    []string `json:"topics"`
+	// TopicRegex is the member's subscription by regular expression, if
+	// any; Topics then includes the topics it matched at the member's
+	// last heartbeat (the front end resolves it).
+	TopicRegex string `json:"topic_regex,omitempty"`
 	// SessionTimeoutMs is the member's session timeout.
 	SessionTimeoutMs int32 `json:"session_timeout_ms"`
 	// Owned are the partitions the member owns: handed to it and not yet
@@ -66,6 +71,22 @@ type GroupMember struct {
 	// the partitions it was asked to revoke. Its epoch grows when this
 	// changes.
 	Assigned []GroupPartition `json:"assigned,omitempty"`
+}
+
+// MaxTopicRegexLen bounds a member's subscription by regular expression.
+const MaxTopicRegexLen = 1024
+
+// ValidateTopicRegex reports whether re can be a member's subscription
+// by regular expression: RE2 syntax (Go's regexp, what Kafka's RE2/J
+// accepts), at most MaxTopicRegexLen bytes. Empty is no subscription.
+func ValidateTopicRegex(re string) error {
+	if len(re) > MaxTopicRegexLen {
+		return fmt.Errorf("topic regular expression of %d bytes, at most %d", len(re), MaxTopicRegexLen)
+	}
+	if _, err := regexp.Compile(re); err != nil {
+		return fmt.Errorf("topic regular expression %q: %w", re, err)
+	}
+	return nil
 }
 
 // GroupPartition is a PartitionID in a group's state.

@@ -2557,7 +2557,11 @@ type GroupHeartbeatRequest struct {
 	// Session timeout asked for at join; 0 means the coordinator's default.
 	SessionTimeoutMs int32 `protobuf:"varint,7,opt,name=session_timeout_ms,json=sessionTimeoutMs,proto3" json:"session_timeout_ms,omitempty"`
 	// Free-form client identification, shown by DescribeGroup.
-	ClientId      string `protobuf:"bytes,8,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	ClientId string `protobuf:"bytes,8,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// A subscription by regular expression (RE2 syntax, matching whole
+	// topic names), kept with the member so that any proxy can resolve it;
+	// topics must hold what it matches now. Empty: none.
+	TopicRegex    string `protobuf:"bytes,9,opt,name=topic_regex,json=topicRegex,proto3" json:"topic_regex,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2644,6 +2648,13 @@ func (x *GroupHeartbeatRequest) GetSessionTimeoutMs() int32 {
 func (x *GroupHeartbeatRequest) GetClientId() string {
 	if x != nil {
 		return x.ClientId
+	}
+	return ""
+}
+
+func (x *GroupHeartbeatRequest) GetTopicRegex() string {
+	if x != nil {
+		return x.TopicRegex
 	}
 	return ""
 }
@@ -3352,7 +3363,10 @@ type GroupMember struct {
 	Pending          []*TopicPartitions `protobuf:"bytes,6,rep,name=pending,proto3" json:"pending,omitempty"`
 	SessionTimeoutMs int32              `protobuf:"varint,7,opt,name=session_timeout_ms,json=sessionTimeoutMs,proto3" json:"session_timeout_ms,omitempty"`
 	// Its target assignment: what it owns once the group is reconciled.
-	Target        []*TopicPartitions `protobuf:"bytes,8,rep,name=target,proto3" json:"target,omitempty"`
+	Target []*TopicPartitions `protobuf:"bytes,8,rep,name=target,proto3" json:"target,omitempty"`
+	// Its subscription by regular expression, if any (topics holds what
+	// it matched at its last heartbeat).
+	TopicRegex    string `protobuf:"bytes,9,opt,name=topic_regex,json=topicRegex,proto3" json:"topic_regex,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3441,6 +3455,13 @@ func (x *GroupMember) GetTarget() []*TopicPartitions {
 		return x.Target
 	}
 	return nil
+}
+
+func (x *GroupMember) GetTopicRegex() string {
+	if x != nil {
+		return x.TopicRegex
+	}
+	return ""
 }
 
 type GroupPartitionLag struct {
@@ -5468,7 +5489,7 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1e\n" +
 	"\n" +
 	"partitions\x18\x02 \x03(\x05R\n" +
-	"partitions\"\x9e\x02\n" +
+	"partitions\"\xbf\x02\n" +
 	"\x15GroupHeartbeatRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x1b\n" +
 	"\tmember_id\x18\x02 \x01(\tR\bmemberId\x12!\n" +
@@ -5477,7 +5498,9 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x05owned\x18\x05 \x03(\v2\x1a.strata.v1.TopicPartitionsR\x05owned\x12\x1a\n" +
 	"\bassignor\x18\x06 \x01(\tR\bassignor\x12,\n" +
 	"\x12session_timeout_ms\x18\a \x01(\x05R\x10sessionTimeoutMs\x12\x1b\n" +
-	"\tclient_id\x18\b \x01(\tR\bclientId\"\xfa\x01\n" +
+	"\tclient_id\x18\b \x01(\tR\bclientId\x12\x1f\n" +
+	"\vtopic_regex\x18\t \x01(\tR\n" +
+	"topicRegex\"\xfa\x01\n" +
 	"\x16GroupHeartbeatResponse\x12!\n" +
 	"\fmember_epoch\x18\x01 \x01(\x03R\vmemberEpoch\x122\n" +
 	"\x15heartbeat_interval_ms\x18\x02 \x01(\x05R\x13heartbeatIntervalMs\x12:\n" +
@@ -5523,7 +5546,7 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x12ListGroupsResponse\x12/\n" +
 	"\x06groups\x18\x01 \x03(\v2\x17.strata.v1.GroupSummaryR\x06groups\",\n" +
 	"\x14DescribeGroupRequest\x12\x14\n" +
-	"\x05group\x18\x01 \x01(\tR\x05group\"\xd6\x02\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\"\xf7\x02\n" +
 	"\vGroupMember\x12\x1b\n" +
 	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12!\n" +
 	"\fmember_epoch\x18\x02 \x01(\x03R\vmemberEpoch\x12\x1b\n" +
@@ -5534,7 +5557,9 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"assignment\x124\n" +
 	"\apending\x18\x06 \x03(\v2\x1a.strata.v1.TopicPartitionsR\apending\x12,\n" +
 	"\x12session_timeout_ms\x18\a \x01(\x05R\x10sessionTimeoutMs\x122\n" +
-	"\x06target\x18\b \x03(\v2\x1a.strata.v1.TopicPartitionsR\x06target\"\xf2\x01\n" +
+	"\x06target\x18\b \x03(\v2\x1a.strata.v1.TopicPartitionsR\x06target\x12\x1f\n" +
+	"\vtopic_regex\x18\t \x01(\tR\n" +
+	"topicRegex\"\xf2\x01\n" +
 	"\x11GroupPartitionLag\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x1b\n" +
