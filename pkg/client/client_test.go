@@ -90,6 +90,11 @@ func TestOptionValidation(t *testing.T) {
 		{"reconnect backoff", func(*Client) error { _, err := New("127.0.0.1:1", ReconnectBackoff(0, time.Second)); return err }},
 		{"delivery timeout", func(c *Client) error { _, err := c.NewProducer(DeliveryTimeout(0)); return err }},
 		{"metadata max age", func(c *Client) error { _, err := c.NewProducer(MetadataMaxAge(0)); return err }},
+		{"group without a subscription", func(c *Client) error { _, err := c.NewGroupConsumer("g"); return err }},
+		{"group pattern that does not compile", func(c *Client) error {
+			_, err := c.NewGroupConsumer("g", SubscribePattern("orders-("))
+			return err
+		}},
 		{"start", func(c *Client) error { _, err := c.NewConsumer(ConsumeStart(7)); return err }},
 		{"fetch wait", func(c *Client) error { _, err := c.NewConsumer(FetchMaxWait(time.Hour)); return err }},
 		{"fetch bytes", func(c *Client) error { _, err := c.NewConsumer(FetchMaxBytes(0)); return err }},

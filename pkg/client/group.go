@@ -66,6 +66,10 @@ type GroupConsumer struct {
 	// giveUpAt is when this member drops its partitions if no heartbeat
 	// succeeds before (see giveUpTime); zero while it has no epoch.
 	giveUpAt time.Time
+	// matched are the topics SubscribePattern matched at matchedAt.
+	// Guarded by rpcMu.
+	matched   []string
+	matchedAt time.Time
 
 	mu sync.Mutex // guards the fields below
 	// owned are the partitions this member owns.
@@ -356,7 +360,7 @@ func (g *GroupConsumer) beat(owned []topicPartition) (resp *stratav1.GroupHeartb
 	defer cancel()
 	sent := time.Now()
 	resp, err = g.c.api.GroupHeartbeat(ctx, &stratav1.GroupHeartbeatRequest{
-		Group: g.group, MemberId: g.memberID, MemberEpoch: g.epoch, Topics: g.cfg.topics,
+		Group: g.group, MemberId: g.memberID, MemberEpoch: g.epoch, Topics: g.subscription(ctx), TopicRegex: g.cfg.pattern,
 		Owned: toTopicPartitions(owned), Assignor: g.cfg.assignor,
 		SessionTimeoutMs: int32(g.cfg.sessionTimeout / time.Millisecond), ClientId: g.cfg.clientID,
 	})
@@ -371,6 +375,26 @@ func (g *GroupConsumer) beat(owned []topicPartition) (resp *stratav1.GroupHeartb
 	g.epoch = resp.GetMemberEpoch()
 	g.giveUpAt = giveUpTime(sent, time.Duration(resp.GetSessionTimeoutMs())*time.Millisecond)
 	return resp, false, nil
+}
+
+// subscription returns the topics to subscribe to: Subscribe's, and those
+// SubscribePattern matches, looked up at most every PatternRefresh. A
+// failed lookup keeps the topics matched before. g.rpcMu must be held.
+func (g *GroupConsumer) subscription(ctx context.Context) []string {
+	if g.cfg.patternRE == nil {
+		return g.cfg.topics
+	}
+	if g.matchedAt.IsZero() || time.Since(g.matchedAt) >= PatternRefresh {
+		if resp, err := g.c.api.ListTopics(ctx, &stratav1.ListTopicsRequest{}); err == nil {
+			g.matched, g.matchedAt = g.matched[:0], time.Now()
+			for _, t := range resp.GetTopics() {
+				if g.cfg.patternRE.MatchString(t.GetName()) {
+					g.matched = append(g.matched, t.GetName())
+				}
+			}
+		}
+	}
+	return slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(g.cfg.topics), g.matched...))))
 }
 
 // giveUpTime is when a member whose heartbeat sent at sent was answered

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"time"
 )
 
@@ -41,6 +42,8 @@ type TopicPartition struct {
 
 type groupConfig struct {
 	topics             []string
+	pattern            string         // SubscribePattern's expression
+	patternRE          *regexp.Regexp // pattern, compiled to match whole names
 	autoCommitInterval time.Duration
 	autoCommitMarks    bool
 	sessionTimeout     time.Duration
@@ -57,8 +60,10 @@ func defaultGroupConfig() groupConfig {
 
 func (c *groupConfig) validate() error {
 	switch {
-	case len(c.topics) == 0:
-		return fmt.Errorf("%w: a group consumer needs Subscribe(topics...)", ErrInvalidRequest)
+	case len(c.topics) == 0 && c.pattern == "":
+		return fmt.Errorf("%w: a group consumer needs Subscribe(topics...) or SubscribePattern", ErrInvalidRequest)
+	case len(c.pattern) > maxPatternLen:
+		return fmt.Errorf("%w: SubscribePattern of %d bytes, at most %d", ErrInvalidRequest, len(c.pattern), maxPatternLen)
 	case c.autoCommitInterval < 0:
 		return fmt.Errorf("%w: AutoCommitInterval must not be negative, got %v", ErrInvalidRequest, c.autoCommitInterval)
 	case c.sessionTimeout != 0 && (c.sessionTimeout < time.Second || c.sessionTimeout > 5*time.Minute):
@@ -71,8 +76,34 @@ func (c *groupConfig) validate() error {
 			return err
 		}
 	}
+	if c.pattern != "" {
+		re, err := regexp.Compile("^(?:" + c.pattern + ")$")
+		if err != nil {
+			return fmt.Errorf("%w: SubscribePattern %q: %v", ErrInvalidRequest, c.pattern, err)
+		}
+		c.patternRE = re
+	}
 	return nil
 }
+
+// maxPatternLen bounds SubscribePattern's expression (the coordinator's
+// limit).
+const maxPatternLen = 1024
+
+// SubscribePattern subscribes the group consumer to every topic whose
+// whole name matches the regular expression expr (Go's regexp, RE2: what
+// Kafka's RE2/J subscriptions accept), as Kafka consumers subscribe by
+// pattern; with Subscribe, to both. The member looks the topics up again
+// every PatternRefresh, so a topic created later joins the subscription
+// (and the group rebalances over it) within that.
+func SubscribePattern(expr string) GroupOpt {
+	return groupOpt(func(c *groupConfig) { c.pattern = expr })
+}
+
+// PatternRefresh is how often a member subscribed with SubscribePattern
+// lists the topics to match: a topic created later is read within it,
+// and each refresh is one ListTopics call.
+const PatternRefresh = 5 * time.Second
 
 // Subscribe sets the topics the group consumer reads; their partitions are
 // shared among the group's members. Required.
