@@ -55,7 +55,12 @@ func pidsPerValue(t *testing.T, reqs []*stratav1.ProduceRequest) map[string]map[
 // retry fails in transit, until the delivery timeout. The records must be
 // reported with ErrUnknownOutcome (not as plainly failed, not retriable),
 // stored at most once, and no record may be sent under a second producer
-// id — the failure that used to store values twice.
+// id — the failure that used to store values twice. The fake serves the
+// requests in flight concurrently, so a later request may reach it first
+// and be refused as out of order; a record whose only answers were such
+// refusals was definitely not stored, and may be reported as plainly
+// timed out (and retriable: resending it is safe) — but then it must not
+// be stored.
 func TestProducerUnknownOutcome(t *testing.T) {
 	for _, applied := range []bool{true, false} {
 		t.Run(fmt.Sprintf("first attempt applied=%v", applied), func(t *testing.T) {
@@ -76,18 +81,33 @@ func TestProducerUnknownOutcome(t *testing.T) {
 				return apierr.Status(apierr.Errorf(apierr.ErrTimeout, "acknowledgement lost"))
 			}
 			p := newProducer(t, c, Linger(0), MaxInflight(5), DeliveryTimeout(300*time.Millisecond))
-			_, errs := produceN(t, p, 40)
-			for i, err := range errs {
-				if !errors.Is(err, ErrUnknownOutcome) || !errors.Is(err, ErrDeliveryTimeout) || IsRetriable(err) {
-					t.Fatalf("record %d: %v (retriable %v), want ErrUnknownOutcome wrapping ErrDeliveryTimeout, not retriable", i, err, IsRetriable(err))
-				}
-			}
+			recs, errs := produceN(t, p, 40)
 			stored := f.Records(t, "t", 0)
 			count := map[string]int{}
 			for _, r := range stored {
 				if count[string(r.Value)]++; count[string(r.Value)] > 1 {
 					t.Fatalf("record %q stored twice", r.Value)
 				}
+			}
+			unknown := 0
+			for i, err := range errs {
+				if !errors.Is(err, ErrDeliveryTimeout) {
+					t.Fatalf("record %d: %v, want ErrDeliveryTimeout", i, err)
+				}
+				switch {
+				case errors.Is(err, ErrUnknownOutcome):
+					if IsRetriable(err) {
+						t.Fatalf("record %d: %v is retriable: resending a record that may be stored stores it twice", i, err)
+					}
+					unknown++
+				case !errors.Is(err, ErrOutOfOrderSequence):
+					t.Fatalf("record %d: %v, want ErrUnknownOutcome, or a refusal as out of order", i, err)
+				case count[string(recs[i].Value)] > 0:
+					t.Fatalf("record %d was reported as not stored (%v), and it is stored", i, err)
+				}
+			}
+			if unknown == 0 {
+				t.Fatal("no record was reported with ErrUnknownOutcome")
 			}
 			if applied != (len(stored) > 0) {
 				t.Fatalf("%d records stored", len(stored))
