@@ -13,15 +13,7 @@ import (
 // CommitAsync started (their goroutines have an owner), and a CommitAsync
 // after Close reports ErrClosed instead of starting anything.
 func TestGroupCommitAsyncHasAnOwner(t *testing.T) {
-	c := start(t, t.TempDir())
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cl, err := client.New(c.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	ctx, cl := startWithClient(t)
 	if _, err := cl.CreateTopic(ctx, "orders", 2); err != nil {
 		t.Fatal(err)
 	}
@@ -62,4 +54,20 @@ func TestGroupCommitAsyncHasAnOwner(t *testing.T) {
 	if err := <-got; !errors.Is(err, client.ErrClosed) {
 		t.Fatalf("CommitAsync after Close = %v, want ErrClosed", err)
 	}
+}
+
+// startWithClient starts a dev cluster and returns an SDK client of it
+// and a context of two minutes; both end with the test.
+func startWithClient(t *testing.T) (context.Context, *client.Client) {
+	t.Helper()
+	c := start(t, t.TempDir())
+	t.Cleanup(func() { _ = c.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	cl, err := client.New(c.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cl.Close() })
+	return ctx, cl
 }

@@ -1,11 +1,9 @@
 package dev_test
 
 import (
-	"context"
 	"fmt"
 	"maps"
 	"testing"
-	"time"
 
 	"github.com/strata-mq/strata/pkg/client"
 )
@@ -15,15 +13,7 @@ import (
 // that merely contains a match — and a matching topic created while it
 // runs, within PatternRefresh.
 func TestGroupSubscribePattern(t *testing.T) {
-	c := start(t, t.TempDir())
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cl, err := client.New(c.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	ctx, cl := startWithClient(t)
 	p, err := cl.NewProducer()
 	if err != nil {
 		t.Fatal(err)
