@@ -45,36 +45,7 @@ func (s *Server) handleOffsetCommit(ctx context.Context, r *request) (kmsg.Respo
 	// pending are the response partitions whose fate is the commit's.
 	var pending []*kmsg.OffsetCommitResponseTopicPartition
 	for _, rt := range req.Topics {
-		ot := kmsg.NewOffsetCommitResponseTopic()
-		ot.Topic = rt.Topic
-		code := groupCode
-		var t meta.Topic
-		if code == 0 {
-			code, _ = s.authorize(ctx, r, meta.OpConsume, auth.Topic(rt.Topic))
-		}
-		if code == 0 {
-			var err error
-			if t, err = s.lookupTopic(ctx, rt.Topic); err != nil {
-				code = errCode(err)
-			}
-		}
-		to := &stratav1.TopicOffsets{Topic: rt.Topic}
-		for _, rp := range rt.Partitions {
-			op := kmsg.NewOffsetCommitResponseTopicPartition()
-			op.Partition, op.ErrorCode = rp.Partition, code
-			switch {
-			case code != 0:
-			case rp.Partition < 0 || rp.Partition >= t.Partitions:
-				op.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			case rp.Metadata != nil && len(*rp.Metadata) > meta.MaxOffsetMetadata:
-				op.ErrorCode = kerr.OffsetMetadataTooLarge.Code
-			case rp.Offset < 0:
-				op.ErrorCode = kerr.InvalidCommitOffsetSize.Code
-			default:
-				to.Partitions = append(to.Partitions, &stratav1.PartitionOffset{Partition: rp.Partition, Offset: rp.Offset, Metadata: deref(rp.Metadata)})
-			}
-			ot.Partitions = append(ot.Partitions, op)
-		}
+		ot, to := s.commitTopic(ctx, r, groupCode, rt)
 		if len(to.Partitions) > 0 {
 			cr.Topics = append(cr.Topics, to)
 		}
@@ -97,6 +68,43 @@ func (s *Server) handleOffsetCommit(ctx context.Context, r *request) (kmsg.Respo
 		}
 	}
 	return resp, nil
+}
+
+// commitTopic checks one topic of an OffsetCommit: its answer, with an
+// error for each partition the request cannot name (groupCode, if not 0,
+// for every one), and the offsets of the others to commit.
+func (s *Server) commitTopic(ctx context.Context, r *request, groupCode int16, rt kmsg.OffsetCommitRequestTopic) (kmsg.OffsetCommitResponseTopic, *stratav1.TopicOffsets) {
+	ot := kmsg.NewOffsetCommitResponseTopic()
+	ot.Topic = rt.Topic
+	code := groupCode
+	var t meta.Topic
+	if code == 0 {
+		code, _ = s.authorize(ctx, r, meta.OpConsume, auth.Topic(rt.Topic))
+	}
+	if code == 0 {
+		var err error
+		if t, err = s.lookupTopic(ctx, rt.Topic); err != nil {
+			code = errCode(err)
+		}
+	}
+	to := &stratav1.TopicOffsets{Topic: rt.Topic}
+	for _, rp := range rt.Partitions {
+		op := kmsg.NewOffsetCommitResponseTopicPartition()
+		op.Partition, op.ErrorCode = rp.Partition, code
+		switch {
+		case code != 0:
+		case rp.Partition < 0 || rp.Partition >= t.Partitions:
+			op.ErrorCode = kerr.UnknownTopicOrPartition.Code
+		case rp.Metadata != nil && len(*rp.Metadata) > meta.MaxOffsetMetadata:
+			op.ErrorCode = kerr.OffsetMetadataTooLarge.Code
+		case rp.Offset < 0:
+			op.ErrorCode = kerr.InvalidCommitOffsetSize.Code
+		default:
+			to.Partitions = append(to.Partitions, &stratav1.PartitionOffset{Partition: rp.Partition, Offset: rp.Offset, Metadata: deref(rp.Metadata)})
+		}
+		ot.Partitions = append(ot.Partitions, op)
+	}
+	return ot, to
 }
 
 // commitErrCode is the Kafka code of a refused commit. The coordinator
