@@ -75,6 +75,19 @@ var (
 	ErrInconsistentGroupProtocol = errors.New("strata: inconsistent consumer group protocol")
 	// ErrUnknownGroup: the consumer group has nothing stored.
 	ErrUnknownGroup = errors.New("strata: unknown consumer group")
+	// ErrProducerFenced: a transactional producer's epoch is older than
+	// its transactional id's; another instance took the id over.
+	ErrProducerFenced = errors.New("strata: producer fenced by a newer epoch")
+	// ErrInvalidTxnState: the transaction's state does not allow the
+	// request.
+	ErrInvalidTxnState = errors.New("strata: invalid transaction state")
+	// ErrConcurrentTxns: the id's previous transaction is still being
+	// completed; retry.
+	ErrConcurrentTxns = errors.New("strata: previous transaction still completing")
+	// ErrUnknownProducerID: the producer id is not the transactional id's.
+	ErrUnknownProducerID = errors.New("strata: producer id does not match the transactional id")
+	// ErrInvalidTxnTimeout: the transaction timeout is out of range.
+	ErrInvalidTxnTimeout = errors.New("strata: invalid transaction timeout")
 )
 
 // entry ties a reason to its gRPC code, its Kafka error code and its
@@ -119,6 +132,11 @@ var table = []entry{
 	{stratav1.Reason_ILLEGAL_GENERATION, codes.FailedPrecondition, ErrIllegalGeneration, false, kerr.IllegalGeneration},
 	{stratav1.Reason_INCONSISTENT_GROUP_PROTOCOL, codes.FailedPrecondition, ErrInconsistentGroupProtocol, false, kerr.InconsistentGroupProtocol},
 	{stratav1.Reason_UNKNOWN_GROUP, codes.NotFound, ErrUnknownGroup, false, kerr.GroupIDNotFound},
+	{stratav1.Reason_PRODUCER_FENCED, codes.FailedPrecondition, ErrProducerFenced, false, kerr.InvalidProducerEpoch},
+	{stratav1.Reason_INVALID_TXN_STATE, codes.FailedPrecondition, ErrInvalidTxnState, false, kerr.InvalidTxnState},
+	{stratav1.Reason_CONCURRENT_TRANSACTIONS, codes.Unavailable, ErrConcurrentTxns, true, kerr.ConcurrentTransactions},
+	{stratav1.Reason_UNKNOWN_PRODUCER_ID, codes.FailedPrecondition, ErrUnknownProducerID, false, kerr.InvalidProducerIDMapping},
+	{stratav1.Reason_INVALID_TXN_TIMEOUT, codes.InvalidArgument, ErrInvalidTxnTimeout, false, kerr.InvalidTransactionTimeout},
 }
 
 func lookup(err error) (entry, bool) {

@@ -92,6 +92,21 @@ const (
 	Reason_INCONSISTENT_GROUP_PROTOCOL Reason = 42
 	// The consumer group has no state and no committed offsets.
 	Reason_UNKNOWN_GROUP Reason = 43
+	// A transactional producer's epoch is older than its transactional
+	// id's (another instance with the same id started since): it stops.
+	// Brokers refuse its batches once a newer epoch wrote to the partition.
+	Reason_PRODUCER_FENCED Reason = 60
+	// The transaction is not in a state that allows the request (ending a
+	// transaction that never began, a transactional batch for a partition
+	// not added to the transaction).
+	Reason_INVALID_TXN_STATE Reason = 61
+	// The transactional id's previous transaction is still being completed
+	// (its markers are being written). Retriable.
+	Reason_CONCURRENT_TRANSACTIONS Reason = 62
+	// The producer id is not the transactional id's.
+	Reason_UNKNOWN_PRODUCER_ID Reason = 63
+	// The transaction timeout is outside the allowed range.
+	Reason_INVALID_TXN_TIMEOUT Reason = 64
 )
 
 // Enum value maps for Reason.
@@ -122,6 +137,11 @@ var (
 		41: "ILLEGAL_GENERATION",
 		42: "INCONSISTENT_GROUP_PROTOCOL",
 		43: "UNKNOWN_GROUP",
+		60: "PRODUCER_FENCED",
+		61: "INVALID_TXN_STATE",
+		62: "CONCURRENT_TRANSACTIONS",
+		63: "UNKNOWN_PRODUCER_ID",
+		64: "INVALID_TXN_TIMEOUT",
 	}
 	Reason_value = map[string]int32{
 		"REASON_UNSPECIFIED":          0,
@@ -149,6 +169,11 @@ var (
 		"ILLEGAL_GENERATION":          41,
 		"INCONSISTENT_GROUP_PROTOCOL": 42,
 		"UNKNOWN_GROUP":               43,
+		"PRODUCER_FENCED":             60,
+		"INVALID_TXN_STATE":           61,
+		"CONCURRENT_TRANSACTIONS":     62,
+		"UNKNOWN_PRODUCER_ID":         63,
+		"INVALID_TXN_TIMEOUT":         64,
 	}
 )
 
@@ -5698,7 +5723,7 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x14DeleteOffsetsRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x122\n" +
 	"\x06topics\x18\x02 \x03(\v2\x1a.strata.v1.TopicPartitionsR\x06topics\"\x17\n" +
-	"\x15DeleteOffsetsResponse*\xa3\x04\n" +
+	"\x15DeleteOffsetsResponse*\x9e\x05\n" +
 	"\x06Reason\x12\x16\n" +
 	"\x12REASON_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tNOT_OWNER\x10\x01\x12\x0e\n" +
@@ -5726,7 +5751,12 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x15REBALANCE_IN_PROGRESS\x10(\x12\x16\n" +
 	"\x12ILLEGAL_GENERATION\x10)\x12\x1f\n" +
 	"\x1bINCONSISTENT_GROUP_PROTOCOL\x10*\x12\x11\n" +
-	"\rUNKNOWN_GROUP\x10+*U\n" +
+	"\rUNKNOWN_GROUP\x10+\x12\x13\n" +
+	"\x0fPRODUCER_FENCED\x10<\x12\x15\n" +
+	"\x11INVALID_TXN_STATE\x10=\x12\x1b\n" +
+	"\x17CONCURRENT_TRANSACTIONS\x10>\x12\x17\n" +
+	"\x13UNKNOWN_PRODUCER_ID\x10?\x12\x17\n" +
+	"\x13INVALID_TXN_TIMEOUT\x10@*U\n" +
 	"\n" +
 	"OffsetSpec\x12\x1b\n" +
 	"\x17OFFSET_SPEC_UNSPECIFIED\x10\x00\x12\x13\n" +
