@@ -15,6 +15,8 @@ import (
 //	<root>/segments/<topicID>/<partition>/<firstOffset>    SegmentEntry
 //	<root>/brokers/<brokerID>                              BrokerInfo, under the broker's lease
 //	<root>/groups/<group>/offsets/<topicID>/<partition>    CommittedOffset
+//	<root>/txns/<transactionalID>                          TxnState (transaction coordinator, compare on ModRevision)
+//	<root>/txnpids/<producerID, 20 digits>                 TxnPID: the transactional id a producer id belongs to
 //	<root>/election/coordinator                            coordinator election (etcd concurrency)
 type keys struct{ root string }
 
@@ -48,6 +50,11 @@ func (k keys) groupOffsets(g string) string { return k.group(g) + "offsets/" }
 func (k keys) groupOffset(g, id string, p int32) string {
 	return k.groupOffsets(g) + id + "/" + pad32(p)
 }
+
+func (k keys) txns() string            { return k.root + "/txns/" }
+func (k keys) txn(id string) string    { return k.txns() + id }
+func (k keys) txnPIDs() string         { return k.root + "/txnpids/" }
+func (k keys) txnPID(pid int64) string { return k.txnPIDs() + pad64(pid) }
 
 func pad32(p int32) string { return fmt.Sprintf("%06d", p) }
 func pad64(o int64) string { return fmt.Sprintf("%020d", o) }
