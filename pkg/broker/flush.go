@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -37,8 +38,12 @@ type flushPart struct {
 	// entry is the segment entry to commit, set by the PUT goroutine.
 	entry meta.SegmentEntry
 	// prodBefore and prodAfter are the partition's idempotent-producer
-	// state before and after this part commits.
-	prodBefore, prodAfter map[int64]meta.ProducerState
+	// state before and after this part commits; abortBefore and
+	// abortAfter its LastAbort. aborted are the transactions the part's
+	// abort markers abort.
+	prodBefore, prodAfter   map[int64]meta.ProducerState
+	abortBefore, abortAfter int64
+	aborted                 []meta.AbortedTxn
 }
 
 // startFlushing starts the flush pipeline: the flush loop, the PUT
@@ -134,31 +139,28 @@ func (s *Server) cut() *flush {
 		putDone: make(chan struct{}),
 	}
 	i := 0
+	var left []*partition // with produces left buffered (maxPartAborts)
 	for ; i < len(s.dirty) && f.bytes < s.cfg.FlushBytes; i++ {
 		p := s.dirty[i]
 		p.inDirty = false
 		if len(p.pending) == 0 {
 			continue // reset since it was buffered
 		}
-		after := advanceProducers(p.cutProd, p.pending)
-		f.parts = append(f.parts, &flushPart{
-			p: p, gen: p.gen, epoch: p.epoch,
-			produces:   p.pending,
-			first:      p.pending[0].base,
-			last:       p.pending[len(p.pending)-1].last,
-			prodBefore: p.cutProd,
-			prodAfter:  after,
-		})
-		p.cutProd = after
-		p.inflight++
-		f.bytes += p.pendingBytes
-		s.bufBytes -= p.pendingBytes
-		p.pending, p.pendingBytes = nil, 0
+		fp, bytes := s.cutPartLocked(p)
+		f.parts = append(f.parts, fp)
+		f.bytes += bytes
+		if len(p.pending) > 0 {
+			left = append(left, p)
+		}
 	}
 	s.roomLocked()
 	n := copy(s.dirty, s.dirty[i:])
 	clear(s.dirty[n:])
 	s.dirty = s.dirty[:n]
+	for _, p := range left {
+		p.inDirty = true
+		s.dirty = append(s.dirty, p)
+	}
 	if s.bufBytes == 0 {
 		s.firstAt = time.Time{}
 	}
@@ -166,6 +168,47 @@ func (s *Server) cut() *flush {
 		return nil
 	}
 	return f
+}
+
+// cutPartLocked takes p's buffered produces as a flush part — all of them,
+// or those before its (maxPartAborts+1)th abort marker — and returns it
+// with its bytes. s.mu must be held.
+func (s *Server) cutPartLocked(p *partition) (*flushPart, int) {
+	take, aborts, bytes := len(p.pending), 0, 0
+	for i, pr := range p.pending {
+		if pr.seqs.marker == markerAbort {
+			if aborts++; aborts > maxPartAborts {
+				take = i
+				break
+			}
+		}
+		bytes += pr.size
+	}
+	produces := p.pending[:take:take]
+	after, aborted := advanceProducers(p.cutProd, produces)
+	fp := &flushPart{
+		p: p, gen: p.gen, epoch: p.epoch,
+		produces:    produces,
+		first:       produces[0].base,
+		last:        produces[len(produces)-1].last,
+		prodBefore:  p.cutProd,
+		prodAfter:   after,
+		abortBefore: p.cutAbort,
+		abortAfter:  p.cutAbort,
+		aborted:     aborted,
+	}
+	if len(aborted) > 0 {
+		fp.abortAfter = aborted[len(aborted)-1].Last
+	}
+	p.cutProd, p.cutAbort = after, fp.abortAfter
+	p.inflight++
+	p.pending = p.pending[take:]
+	if len(p.pending) == 0 {
+		p.pending = nil
+	}
+	p.pendingBytes -= bytes
+	s.bufBytes -= bytes
+	return fp, bytes
 }
 
 // putLoop is one of MaxInflightFlushes PUT workers: it runs the PUTs of
@@ -410,7 +453,8 @@ func (s *Server) groupCommits(group []*flush, rd *stateReader) ([]meta.Commit, [
 			i, ok := index[fp.p.key]
 			if !ok {
 				index[fp.p.key] = len(commits)
-				commits = append(commits, meta.Commit{Broker: s.id, Epoch: fp.epoch, Entry: fp.entry, Producers: fp.prodBefore, NewProducers: fp.prodAfter})
+				commits = append(commits, meta.Commit{Broker: s.id, Epoch: fp.epoch, Entry: fp.entry, Producers: fp.prodBefore, NewProducers: fp.prodAfter,
+					LastAbort: fp.abortBefore, NewLastAbort: fp.abortAfter, Aborted: slices.Clip(fp.aborted)})
 				parts = append(parts, []*flushPart{fp})
 				continue
 			}
@@ -422,7 +466,8 @@ func (s *Server) groupCommits(group []*flush, rd *stateReader) ([]meta.Commit, [
 				continue
 			}
 			c.More = append(c.More, fp.entry)
-			c.NewProducers = fp.prodAfter
+			c.NewProducers, c.NewLastAbort = fp.prodAfter, fp.abortAfter
+			c.Aborted = append(c.Aborted, fp.aborted...)
 			parts[i] = append(parts[i], fp)
 		}
 	}
@@ -537,7 +582,7 @@ func (s *Server) fail(fp *flushPart, err error, rd *stateReader) {
 	if gerr == nil && st.Broker == s.id && st.Epoch == p.epoch && s.member {
 		s.resetLocked(p, err)
 		p.next = st.NextOffset
-		p.prod, p.cutProd = loadProducers(st.Producers), st.Producers
+		p.prod, p.cutProd, p.cutAbort = loadProducers(st.Producers), st.Producers, st.LastAbort
 		s.log.Info("partition reset to committed offset", "topic_id", p.key.TopicID, "partition", p.key.Partition, "next_offset", p.next)
 		return
 	}

@@ -37,6 +37,12 @@ import (
 // producer travels in the partition's metadata
 // (meta.PartitionState.Producers), written by the fencing commit, so a new
 // owner after failover deduplicates a retry of it too.
+//
+// Epochs only grow (a Kafka client's KIP-360 bump, the transaction
+// coordinator's bump when it fences a producer), and a request of an
+// epoch below the one the partition holds for its producer comes from an
+// instance that was replaced: it is refused with ErrProducerFenced
+// (fencedLocked). A newer epoch starts its sequences from 0.
 
 // seqHistory is how many accepted requests per producer and partition the
 // broker remembers for deduplication: at least the producer's requests in
@@ -57,7 +63,11 @@ const gapWait = 250 * time.Millisecond
 type seqRange struct {
 	pid         int64 // segment.NoProducerID when not idempotent
 	epoch       int16
-	first, last int32
+	first, last int32 // segment.NoSequence for a marker
+	// txn is set for transactional batches (txn.go).
+	txn bool
+	// marker is set for an end-transaction marker, which has no sequences.
+	marker markerKind
 }
 
 // idempotent reports whether the request carries producer sequences.
@@ -133,6 +143,9 @@ const (
 // retry of a committed request, an error, or what to do with a request
 // that is not a retry. s.mu must be held.
 func dedupLocked(p *partition, r seqRange) (*produce, seqCheck, error) {
+	if err := fencedLocked(p, r); err != nil {
+		return nil, seqNew, err
+	}
 	h := p.prod[r.pid]
 	if len(h) == 0 || h[len(h)-1].Epoch != r.epoch {
 		// A producer the partition does not know starts at 0; a later
@@ -219,8 +232,8 @@ func (s *Server) findCommitted(ctx context.Context, c *committedRetry) (*produce
 		}
 		for i := len(hs) - 1; i >= 0; i-- {
 			h := hs[i]
-			if h.ProducerID != r.pid || h.ProducerEpoch != r.epoch {
-				continue
+			if h.ProducerID != r.pid || h.ProducerEpoch != r.epoch || h.Attributes&segment.AttrControl != 0 {
+				continue // another producer's, or a marker (no sequences)
 			}
 			lastSeq := int64(h.BaseSequence) + int64(h.RecordCount) - 1
 			switch {
@@ -238,20 +251,26 @@ func (s *Server) findCommitted(ctx context.Context, c *committedRetry) (*produce
 	return nil, notFound()
 }
 
-// acceptLocked records pr as the producer's last request and wakes the
-// requests waiting for it. s.mu must be held.
+// acceptLocked records pr as the producer's last request (or applies its
+// marker) and wakes the requests waiting for it. s.mu must be held.
 func acceptLocked(p *partition, pr *produce) {
 	r := pr.seqs
-	if !r.idempotent() {
+	switch {
+	case !r.idempotent():
+		return
+	case r.marker != markerNone:
+		markLocked(p, pr)
 		return
 	}
-	ps := &prodSeq{
-		ProducerState: meta.ProducerState{Epoch: r.epoch, FirstSeq: r.first, LastSeq: r.last, FirstOffset: pr.base, LastOffset: pr.last},
-		pending:       pr,
-	}
 	h := p.prod[r.pid]
-	if len(h) > 0 && h[len(h)-1].Epoch != r.epoch {
-		h = nil
+	var prev *meta.ProducerState
+	if len(h) > 0 {
+		prev = &h[len(h)-1].ProducerState
+	}
+	next, _ := afterProduce(prev, pr)
+	ps := &prodSeq{ProducerState: next, pending: pr}
+	if len(h) > 0 && (h[len(h)-1].Epoch != r.epoch || h[len(h)-1].LastSeq < 0) {
+		h = nil // another epoch's requests, or none (a marker's new epoch)
 	}
 	if len(h) == seqHistory {
 		copy(h, h[1:])
@@ -260,16 +279,26 @@ func acceptLocked(p *partition, pr *produce) {
 	p.prod[r.pid] = append(h, ps)
 	p.seqMovedLocked()
 	if len(p.prod) > meta.MaxProducersPerPartition {
-		// Forget the producer that wrote least recently, as the commit
-		// will (meta.BoundProducers).
-		var oldest int64
-		first := true
-		for id, h := range p.prod {
-			lo := h[len(h)-1].LastOffset
-			if first || lo < p.prod[oldest][len(p.prod[oldest])-1].LastOffset || (lo == p.prod[oldest][len(p.prod[oldest])-1].LastOffset && id < oldest) {
-				oldest, first = id, false
-			}
+		forgetOldestLocked(p)
+	}
+}
+
+// forgetOldestLocked forgets the producer that wrote least recently and
+// has no open transaction, as the commit will (meta.BoundProducers).
+// s.mu must be held.
+func forgetOldestLocked(p *partition) {
+	var oldest int64
+	first := true
+	for id, h := range p.prod {
+		last := h[len(h)-1]
+		if last.Txn != nil {
+			continue
 		}
+		if lo, old := last.LastOffset, p.prod[oldest]; first || lo < old[len(old)-1].LastOffset || (lo == old[len(old)-1].LastOffset && id < oldest) {
+			oldest, first = id, false
+		}
+	}
+	if !first {
 		delete(p.prod, oldest)
 	}
 }
@@ -293,27 +322,43 @@ func (p *partition) seqWaitLocked() <-chan struct{} {
 }
 
 // advanceProducers returns the producer state after produces commit on top
-// of before; before itself is never modified. It returns before when none
-// of the produces is idempotent.
-func advanceProducers(before map[int64]meta.ProducerState, produces []*produce) map[int64]meta.ProducerState {
-	var after map[int64]meta.ProducerState
+// of before, and the transactions their abort markers abort (afterProduce);
+// before itself is never modified. It returns before when no produce is
+// idempotent.
+func advanceProducers(before map[int64]meta.ProducerState, produces []*produce) (map[int64]meta.ProducerState, []meta.AbortedTxn) {
+	var (
+		after   map[int64]meta.ProducerState
+		aborted []meta.AbortedTxn
+	)
 	for _, pr := range produces {
 		r := pr.seqs
 		if !r.idempotent() {
 			continue
 		}
+		cur := before
+		if after != nil {
+			cur = after
+		}
+		var prev *meta.ProducerState
+		if ps, ok := cur[r.pid]; ok {
+			prev = &ps
+		}
+		next, ab := afterProduce(prev, pr)
 		if after == nil {
 			after = maps.Clone(before)
 			if after == nil {
 				after = map[int64]meta.ProducerState{}
 			}
 		}
-		after[r.pid] = meta.ProducerState{Epoch: r.epoch, FirstSeq: r.first, LastSeq: r.last, FirstOffset: pr.base, LastOffset: pr.last}
+		after[r.pid] = next
+		if ab != nil {
+			aborted = append(aborted, *ab)
+		}
 	}
 	if after == nil {
-		return before
+		return before, nil
 	}
-	return meta.BoundProducers(after)
+	return meta.BoundProducers(after), aborted
 }
 
 // settledLocked marks the produces of a committed flush part as committed
@@ -333,8 +378,13 @@ func settledLocked(fp *flushPart) {
 
 // String is for logs.
 func (r seqRange) String() string {
-	if !r.idempotent() {
+	switch {
+	case !r.idempotent():
 		return "-"
+	case r.marker == markerCommit:
+		return fmt.Sprintf("%d/%d:commit", r.pid, r.epoch)
+	case r.marker == markerAbort:
+		return fmt.Sprintf("%d/%d:abort", r.pid, r.epoch)
 	}
 	return fmt.Sprintf("%d/%d:%d..%d", r.pid, r.epoch, r.first, r.last)
 }

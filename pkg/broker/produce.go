@@ -41,9 +41,11 @@ type partition struct {
 	releasing bool
 	// prod is the idempotent producers' last accepted requests, committed
 	// or not; cutProd is the producer state as the flushes cut so far
-	// leave it in etcd, which the next cut's commit expects.
-	prod    map[int64][]*prodSeq
-	cutProd map[int64]meta.ProducerState
+	// leave it in etcd, which the next cut's commit expects, and cutAbort
+	// the partition's LastAbort likewise.
+	prod     map[int64][]*prodSeq
+	cutProd  map[int64]meta.ProducerState
+	cutAbort int64
 	// seqMoved, if not nil, is closed when prod next changes: requests
 	// that arrived before their predecessor wait on it.
 	seqMoved chan struct{}
@@ -51,7 +53,7 @@ type partition struct {
 
 // newPartition returns the hold on a partition taken on from st.
 func newPartition(k meta.PartitionID, st meta.PartitionState) *partition {
-	return &partition{key: k, epoch: st.Epoch, next: st.NextOffset, prod: loadProducers(st.Producers), cutProd: st.Producers}
+	return &partition{key: k, epoch: st.Epoch, next: st.NextOffset, prod: loadProducers(st.Producers), cutProd: st.Producers, cutAbort: st.LastAbort}
 }
 
 // produce is one produce request's batches on their way to a flush.
@@ -195,7 +197,7 @@ func (s *Server) validate(ctx context.Context, req *stratav1.ProduceRequest) (*v
 		}
 		return nil, fmt.Errorf("%w: %w", apierr.ErrCorruptBatch, err)
 	}
-	seqs, err := requestSeqs(hs)
+	seqs, err := requestProducer(b, hs)
 	if err != nil {
 		return nil, err
 	}
@@ -235,7 +237,11 @@ func (s *Server) admitLocked(v *validProduce, gapExpired bool) admission {
 	if part == nil || part.releasing {
 		return admission{err: apierr.Errorf(apierr.ErrNotOwner, "broker %s does not own %s/%d", s.id, v.topic.Name, v.key.Partition)}
 	}
-	if v.seqs.idempotent() {
+	if v.seqs.marker != markerNone {
+		if err := fencedLocked(part, v.seqs); err != nil {
+			return admission{err: err}
+		}
+	} else if v.seqs.idempotent() {
 		dup, check, err := dedupLocked(part, v.seqs)
 		switch {
 		case err != nil || dup != nil:

@@ -398,11 +398,9 @@ func (c *Consumer) takeResultsLocked() ([]*Record, error) {
 		if cp.pos < 0 || res.reset {
 			cp.pos = res.from
 		}
-		recs, err := decodeFrom(res.tp, res.batches, cp.pos)
-		if len(recs) > 0 {
-			cp.pos = recs[len(recs)-1].Offset + 1
-			out = append(out, recs...)
-		}
+		recs, next, err := decodeFrom(res.tp, res.batches, cp.pos)
+		cp.pos = max(cp.pos, next)
+		out = append(out, recs...)
 		if err != nil {
 			cp.stopped = true
 			errs = append(errs, &FetchError{Topic: res.tp.topic, Partition: res.tp.partition, Err: err})
@@ -412,11 +410,15 @@ func (c *Consumer) takeResultsLocked() ([]*Record, error) {
 }
 
 // decodeFrom decodes the record batches b of tp and returns the records at
-// or after offset from. A fetch may start in the middle of a batch.
-func decodeFrom(tp topicPartition, b []byte, from int64) ([]*Record, error) {
+// or after offset from, and the offset to read next: past the last batch
+// it decoded or skipped. A fetch may start in the middle of a batch.
+// Control batches (Kafka transaction markers) are skipped: they are not
+// records.
+func decodeFrom(tp topicPartition, b []byte, from int64) (_ []*Record, next int64, _ error) {
 	hs, splitErr := segment.SplitBatches(b)
 	var out []*Record
 	pos := 0
+	next = from
 	for _, h := range hs {
 		size := h.Size()
 		batch := b[pos : pos+size]
@@ -424,20 +426,25 @@ func decodeFrom(tp topicPartition, b []byte, from int64) ([]*Record, error) {
 		if h.LastOffset() < from {
 			continue
 		}
+		if h.Attributes&segment.AttrControl != 0 {
+			next = h.LastOffset() + 1
+			continue
+		}
 		recs, err := segment.DecodeRecords(batch)
 		if err != nil {
-			return out, fmt.Errorf("%w: batch at offset %d: %w", ErrCorruptBatch, h.BaseOffset, err)
+			return out, next, fmt.Errorf("%w: batch at offset %d: %w", ErrCorruptBatch, h.BaseOffset, err)
 		}
 		for i := range recs {
 			if recs[i].Offset >= from {
 				out = append(out, fromSegment(tp.topic, tp.partition, &recs[i]))
 			}
 		}
+		next = h.LastOffset() + 1
 	}
 	if splitErr != nil {
-		return out, fmt.Errorf("%w: %w", ErrCorruptBatch, splitErr)
+		return out, next, fmt.Errorf("%w: %w", ErrCorruptBatch, splitErr)
 	}
-	return out, nil
+	return out, next, nil
 }
 
 // fetch fetches tp from pos (resolving OffsetEarliest/OffsetLatest first),

@@ -13,6 +13,7 @@ import (
 //	<root>/partitions/<topicID>/<partition>                PartitionState (owner, epoch, next offset)
 //	<root>/logstart/<topicID>/<partition>                  LogStart
 //	<root>/segments/<topicID>/<partition>/<firstOffset>    SegmentEntry
+//	<root>/aborted/<topicID>/<partition>/<lastOffset>      AbortedTxn (last: its abort marker's offset)
 //	<root>/brokers/<brokerID>                              BrokerInfo, under the broker's lease
 //	<root>/groups/<group>/offsets/<topicID>/<partition>    CommittedOffset
 //	<root>/txns/<transactionalID>                          TxnState (transaction coordinator, compare on ModRevision)
@@ -40,6 +41,14 @@ func (k keys) segments(id string, p int32) string {
 }
 func (k keys) segment(id string, p int32, first int64) string {
 	return k.segments(id, p) + pad64(first)
+}
+
+func (k keys) topicAborted(id string) string { return k.root + "/aborted/" + id + "/" }
+func (k keys) aborted(id string, p int32) string {
+	return k.topicAborted(id) + pad32(p) + "/"
+}
+func (k keys) abortedTxn(id string, p int32, last int64) string {
+	return k.aborted(id, p) + pad64(last)
 }
 
 func (k keys) brokers() string              { return k.root + "/brokers/" }

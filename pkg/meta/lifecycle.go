@@ -109,7 +109,8 @@ func (s *Store) TruncateSegments(ctx context.Context, l Layout, newStart int64) 
 	return s.cut(ctx, l, newStart, newStart)
 }
 
-// cut deletes l's entries that start below keep and writes logStart as
+// cut deletes l's entries that start below keep and the aborted
+// transactions whose markers lie below logStart, and writes logStart as
 // the log start, in one transaction fenced on l (fenceCmps) and on no
 // entry below keep having been rewritten since l was read.
 func (s *Store) cut(ctx context.Context, l Layout, keep, logStart int64) error {
@@ -121,6 +122,7 @@ func (s *Store) cut(ctx context.Context, l Layout, keep, logStart int64) error {
 	defer cancel()
 	resp, err := s.cli.Txn(ctx).If(cmps...).Then(
 		clientv3.OpDelete(from, clientv3.WithRange(to)),
+		clientv3.OpDelete(s.keys.aborted(l.TopicID, l.Partition), clientv3.WithRange(s.keys.abortedTxn(l.TopicID, l.Partition, logStart))),
 		clientv3.OpPut(s.keys.logStart(l.TopicID, l.Partition), encode(LogStart{V: valueVersion, Offset: logStart})),
 	).Commit()
 	if err != nil {

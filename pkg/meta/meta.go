@@ -4,7 +4,8 @@
 //
 // It holds topics, partition state (owner broker, epoch, next offset, log
 // start), the segment entries that index each partition's data in object
-// storage, broker registrations under leases, and consumer groups' committed
+// storage, the aborted transactions of Kafka transactional producers,
+// broker registrations under leases, and consumer groups' committed
 // offsets. etcd is a small index here, never a log: there is one key per
 // segment entry, never one per record or batch.
 //

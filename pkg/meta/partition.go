@@ -31,6 +31,11 @@ type PartitionState struct {
 	// over unchanged. Omitted while empty, so partitions without
 	// idempotent producers keep their old encoding.
 	Producers map[int64]ProducerState `json:"producers,omitempty"`
+	// LastAbort is the offset of the latest abort marker that closed an
+	// open transaction in the partition; 0 if none. A read_committed
+	// fetch from above it needs no aborted-transaction lookup. Omitted
+	// while 0, like Producers.
+	LastAbort int64 `json:"last_abort,omitempty"`
 
 	// TopicID and Partition name the partition (from the key).
 	TopicID   string `json:"-"`
@@ -44,7 +49,8 @@ type PartitionState struct {
 
 // MaxProducersPerPartition bounds PartitionState.Producers: a commit that
 // would leave more entries drops those whose last offset is lowest (the
-// producers that wrote to the partition least recently).
+// producers that wrote to the partition least recently), but never one
+// with an open transaction.
 const MaxProducersPerPartition = 32
 
 // ProducerState is what a partition remembers of one idempotent producer:
@@ -60,26 +66,58 @@ type ProducerState struct {
 	// FirstOffset and LastOffset are the offsets those records got.
 	FirstOffset int64 `json:"first_offset"`
 	LastOffset  int64 `json:"last_offset"`
+	// Txn is the producer's open transaction in the partition: it wrote
+	// transactional batches here and no end marker yet. Nil otherwise
+	// (omitted, so states without transactions keep their encoding).
+	Txn *OpenTxn `json:"txn,omitempty"`
+}
+
+// OpenTxn is a producer's transaction that has batches in the partition and
+// no marker yet.
+type OpenTxn struct {
+	// First is the offset of the transaction's first batch in the partition.
+	First int64 `json:"first"`
+}
+
+// LastStable is the partition's last stable offset: the lowest First of
+// any open transaction, or NextOffset when none is open. read_committed
+// readers are served below it.
+func (p PartitionState) LastStable() int64 {
+	lso := p.NextOffset
+	for _, ps := range p.Producers {
+		if ps.Txn != nil {
+			lso = min(lso, ps.Txn.First)
+		}
+	}
+	return lso
 }
 
 // canonical is the exact value the fencing commit compares against. Go's
 // encoding/json writes struct fields in declaration order and map keys
 // sorted, so equal states always encode to equal bytes.
 func (p PartitionState) canonical() string {
-	return encode(PartitionState{V: valueVersion, Broker: p.Broker, Epoch: p.Epoch, NextOffset: p.NextOffset, Producers: p.Producers})
+	return encode(PartitionState{V: valueVersion, Broker: p.Broker, Epoch: p.Epoch, NextOffset: p.NextOffset, Producers: p.Producers, LastAbort: p.LastAbort})
 }
 
 // BoundProducers drops the least recently written producers (lowest
 // LastOffset) from m until it holds at most MaxProducersPerPartition, in
-// place, and returns it.
+// place, and returns it. A producer with an open transaction is never
+// dropped (its transaction holds the last stable offset until a marker
+// closes it), so m may stay above the bound by such producers.
 func BoundProducers(m map[int64]ProducerState) map[int64]ProducerState {
 	for len(m) > MaxProducersPerPartition {
 		var oldest int64
 		first := true
 		for id, ps := range m {
+			if ps.Txn != nil {
+				continue
+			}
 			if first || ps.LastOffset < m[oldest].LastOffset || (ps.LastOffset == m[oldest].LastOffset && id < oldest) {
 				oldest, first = id, false
 			}
+		}
+		if first {
+			break // every one left has an open transaction
 		}
 		delete(m, oldest)
 	}
@@ -234,7 +272,7 @@ type Assignment struct {
 }
 
 // next is the state an assignment writes: the next epoch at the same
-// offsets and producer state.
+// offsets, producer state and last abort.
 func (a Assignment) next() PartitionState {
 	return PartitionState{
 		V:          valueVersion,
@@ -242,6 +280,7 @@ func (a Assignment) next() PartitionState {
 		Epoch:      a.Prev.Epoch + 1,
 		NextOffset: a.Prev.NextOffset,
 		Producers:  a.Prev.Producers,
+		LastAbort:  a.Prev.LastAbort,
 		TopicID:    a.Prev.TopicID,
 		Partition:  a.Prev.Partition,
 		LogStart:   a.Prev.LogStart,
@@ -349,6 +388,12 @@ type LogStart struct {
 // commits several flushes at once (group commit) writes one partition
 // state for all of them. The partition's next offset becomes the last
 // entry's LastOffset + 1.
+//
+// LastAbort and NewLastAbort carry PartitionState.LastAbort as Producers
+// and NewProducers carry the producers: LastAbort is compared, and
+// NewLastAbort, when not 0, replaces it. Aborted are the transactions
+// whose abort markers the commit's entries hold; each is put under its
+// aborted key (AbortedTxns) in the same transaction.
 type Commit struct {
 	Broker       string
 	Epoch        int64
@@ -356,6 +401,9 @@ type Commit struct {
 	More         []SegmentEntry
 	Producers    map[int64]ProducerState
 	NewProducers map[int64]ProducerState
+	LastAbort    int64
+	NewLastAbort int64
+	Aborted      []AbortedTxn
 }
 
 // last is the commit's last entry.
@@ -383,14 +431,21 @@ func (c Commit) validate() error {
 		}
 		prev = e
 	}
+	for _, a := range c.Aborted {
+		if a.ProducerID < 0 || a.First < 0 || a.First > a.Last || a.Last < c.Entry.FirstOffset || a.Last > prev.LastOffset {
+			return fmt.Errorf("%w: aborted transaction %d..%d of producer %d is not closed by entries %d..%d",
+				ErrInvalidEntry, a.First, a.Last, a.ProducerID, c.Entry.FirstOffset, prev.LastOffset)
+		}
+	}
 	return nil
 }
 
-// ops is how many puts the commit takes: one per entry and the state.
-func (c Commit) ops() int { return 2 + len(c.More) }
+// ops is how many puts the commit takes: one per entry and aborted
+// transaction, and the state.
+func (c Commit) ops() int { return 2 + len(c.More) + len(c.Aborted) }
 
 func (c Commit) expected() PartitionState {
-	return PartitionState{Broker: c.Broker, Epoch: c.Epoch, NextOffset: c.Entry.FirstOffset, Producers: c.Producers}
+	return PartitionState{Broker: c.Broker, Epoch: c.Epoch, NextOffset: c.Entry.FirstOffset, Producers: c.Producers, LastAbort: c.LastAbort}
 }
 
 func (c Commit) committed() PartitionState {
@@ -398,7 +453,26 @@ func (c Commit) committed() PartitionState {
 	if np == nil {
 		np = c.Producers
 	}
-	return PartitionState{Broker: c.Broker, Epoch: c.Epoch, NextOffset: c.last().LastOffset + 1, Producers: np}
+	la := c.NewLastAbort
+	if la == 0 {
+		la = c.LastAbort
+	}
+	return PartitionState{Broker: c.Broker, Epoch: c.Epoch, NextOffset: c.last().LastOffset + 1, Producers: np, LastAbort: la}
+}
+
+// puts are the commit's writes: its entries, its aborted transactions and
+// the partition's new state.
+func (s *Store) puts(c Commit) []clientv3.Op {
+	ops := make([]clientv3.Op, 0, c.ops()-1)
+	for _, e := range append([]SegmentEntry{c.Entry}, c.More...) {
+		e.V = valueVersion
+		ops = append(ops, clientv3.OpPut(s.keys.segment(e.TopicID, e.Partition, e.FirstOffset), encode(e)))
+	}
+	for _, a := range c.Aborted {
+		a.V = valueVersion
+		ops = append(ops, clientv3.OpPut(s.keys.abortedTxn(c.Entry.TopicID, c.Entry.Partition, a.Last), encode(a)))
+	}
+	return append(ops, clientv3.OpPut(s.keys.partition(c.Entry.TopicID, c.Entry.Partition), c.committed().canonical()))
 }
 
 // CommitSegments applies commits with the fencing rule and returns one
@@ -461,11 +535,7 @@ func (s *Store) commitGroup(ctx context.Context, commits []Commit, group []int, 
 			c := commits[i]
 			key := s.keys.partition(c.Entry.TopicID, c.Entry.Partition)
 			cmps = append(cmps, clientv3.Compare(clientv3.Value(key), "=", c.expected().canonical()))
-			for _, e := range append([]SegmentEntry{c.Entry}, c.More...) {
-				e.V = valueVersion
-				puts = append(puts, clientv3.OpPut(s.keys.segment(e.TopicID, e.Partition, e.FirstOffset), encode(e)))
-			}
-			puts = append(puts, clientv3.OpPut(key, c.committed().canonical()))
+			puts = append(puts, s.puts(c)...)
 			gets = append(gets, clientv3.OpGet(key))
 		}
 		tctx, cancel := s.ctx(ctx)
@@ -498,7 +568,7 @@ func (s *Store) commitGroup(ctx context.Context, commits []Commit, group []int, 
 // unfenced reads the partition states a failed commit transaction
 // returned (its Else gets, in group order), settles in results the
 // commits those states refuse — fenced, offset moved, producer state
-// changed — and returns the others, to be tried again.
+// or last abort changed — and returns the others, to be tried again.
 func (s *Store) unfenced(commits []Commit, group []int, resp *clientv3.TxnResponse, results []error) []int {
 	retry := group[:0:0]
 	for j, i := range group {
@@ -519,7 +589,8 @@ func (s *Store) unfenced(commits []Commit, group []int, resp *clientv3.TxnRespon
 		case cur.NextOffset != c.Entry.FirstOffset:
 			results[i] = fmt.Errorf("%w: %s/%d is at %d, commit starts at %d",
 				ErrOffsetMismatch, c.Entry.TopicID, c.Entry.Partition, cur.NextOffset, c.Entry.FirstOffset)
-		case encode(cur.Producers) != encode(c.Producers) && (len(cur.Producers) > 0 || len(c.Producers) > 0):
+		case encode(cur.Producers) != encode(c.Producers) && (len(cur.Producers) > 0 || len(c.Producers) > 0),
+			cur.LastAbort != c.LastAbort:
 			results[i] = fmt.Errorf("%w: %s/%d producer state differs from the committer's",
 				ErrOffsetMismatch, c.Entry.TopicID, c.Entry.Partition)
 		default:

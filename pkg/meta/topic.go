@@ -179,8 +179,8 @@ func (s *Store) ListTopics(ctx context.Context) ([]Topic, int64, error) {
 	return topics, resp.Header.Revision, nil
 }
 
-// DeleteTopic removes a topic with its partition state, segment entries and
-// log starts in one transaction. The segment objects stay in object storage
+// DeleteTopic removes a topic with its partition state, segment entries,
+// log starts and aborted transactions in one transaction. The segment objects stay in object storage
 // until garbage collection finds them unreferenced.
 func (s *Store) DeleteTopic(ctx context.Context, name string) error {
 	t, err := s.GetTopic(ctx, name)
@@ -197,6 +197,7 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) error {
 			clientv3.OpDelete(s.keys.topicPartitions(t.ID), clientv3.WithPrefix()),
 			clientv3.OpDelete(s.keys.logStarts(t.ID), clientv3.WithPrefix()),
 			clientv3.OpDelete(s.keys.topicSegments(t.ID), clientv3.WithPrefix()),
+			clientv3.OpDelete(s.keys.topicAborted(t.ID), clientv3.WithPrefix()),
 		).Commit()
 	if err != nil {
 		return fmt.Errorf("meta: delete topic %s: %w", name, err)

@@ -10,6 +10,7 @@ import (
 	"github.com/strata-mq/strata/pkg/auth"
 	"github.com/strata-mq/strata/pkg/meta"
 	"github.com/strata-mq/strata/pkg/rpc"
+	"github.com/strata-mq/strata/pkg/segment"
 )
 
 // service adapts the core to the strata.v1.Strata gRPC service: it converts
@@ -35,6 +36,9 @@ func (v *service) produce(ctx context.Context, req *stratav1.ProduceRequest, che
 			return nil, err
 		}
 	}
+	if err := refuseTxnBatches(req.GetBatches()); err != nil {
+		return nil, err
+	}
 	if err := v.s.waitReady(ctx); err != nil {
 		return nil, err
 	}
@@ -43,6 +47,27 @@ func (v *service) produce(ctx context.Context, req *stratav1.ProduceRequest, che
 		return nil, err
 	}
 	return &stratav1.ProduceResponse{BaseOffset: r.BaseOffset, LastOffset: r.LastOffset}, nil
+}
+
+// refuseTxnBatches refuses the batches of Kafka transactions from SDK
+// clients. Control batches (end-transaction markers) are written only by
+// the transaction coordinator, through the Router; transactional batches
+// only through the Kafka front end, which checks each against the
+// coordinator — one written here would open a transaction no coordinator
+// knows, holding the partition's last stable offset for good. The limits
+// have validated the batches: a part that does not split is left to the
+// broker to refuse.
+func refuseTxnBatches(b []byte) error {
+	hs, _ := segment.SplitVerifiedBatches(b)
+	for _, h := range hs {
+		switch {
+		case h.Attributes&segment.AttrControl != 0:
+			return apierr.Errorf(apierr.ErrInvalidRequest, "control batches are written only by the transaction coordinator")
+		case h.Attributes&segment.AttrTransactional != 0:
+			return apierr.Errorf(apierr.ErrInvalidRequest, "transactional batches are accepted only through the Kafka front end")
+		}
+	}
+	return nil
 }
 
 // ProduceMany serves each part as a Produce call of its own, all at once:

@@ -7,7 +7,9 @@
 // producer built and compressed ([SetBaseOffset], [AssignOffsets]) without touching
 // the payload; brokers and proxies never decompress on the hot path. Producers
 // build batches with [EncodeBatch] or a reusable [BatchBuilder]; consumers decode
-// them with [DecodeRecords] or a reusable [BatchDecoder].
+// them with [DecodeRecords] or a reusable [BatchDecoder]. A Kafka
+// transaction's end marker is a control batch ([ControlBatch], [ParseMarker]),
+// which readers skip.
 //
 // A chunk is a run of whole batches of one partition with contiguous offsets. A
 // segment object is the chunks of one broker flush back to back, then a footer

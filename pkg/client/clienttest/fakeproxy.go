@@ -273,8 +273,8 @@ func (f *FakeProxy) Produce(_ context.Context, req *stratav1.ProduceRequest) (*s
 // within one applied request, an error. f.mu must be held.
 func (p *fakePartition) checkSequence(hs []segment.BatchHeader) (dup *stratav1.ProduceResponse, err error) {
 	pid := hs[0].ProducerID
-	if pid == segment.NoProducerID {
-		return nil, nil
+	if pid == segment.NoProducerID || hs[0].Attributes&segment.AttrControl != 0 {
+		return nil, nil // a transaction marker has no sequence
 	}
 	first := hs[0].BaseSequence
 	last := first
