@@ -20,6 +20,7 @@ import (
 	"github.com/strata-mq/strata/pkg/cache"
 	"github.com/strata-mq/strata/pkg/kafka"
 	"github.com/strata-mq/strata/pkg/proxy"
+	"github.com/strata-mq/strata/pkg/txn"
 )
 
 func main() {
@@ -50,6 +51,7 @@ func run(args []string) error {
 	fs.StringVar(&kcfg.Addr, "kafka-addr", "", "address of the Kafka protocol listener (empty: none)")
 	fs.StringVar(&kcfg.AdvertisedAddr, "kafka-advertised-addr", "", "host:port Kafka clients are told to connect to (empty: the bound address)")
 	fs.DurationVar(&kcfg.ConsumerSessionTimeout, "kafka-consumer-session-timeout", kafka.DefaultConsumerSessionTimeout, "session timeout of KIP-848 consumer group members (Kafka's group.consumer.session.timeout.ms)")
+	fs.DurationVar(&kcfg.MaxTxnTimeout, "kafka-txn-max-timeout", txn.DefaultMaxTimeout, "longest transaction timeout a transactional producer may ask for (Kafka's transaction.max.timeout.ms)")
 	flagenv.Usage(fs)
 	if err := flagenv.Parse(fs, args); err != nil {
 		return err

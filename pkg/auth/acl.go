@@ -26,6 +26,9 @@ func Topic(name string) Resource { return Resource{meta.ResourceTopic, name} }
 // Group names a consumer group resource.
 func Group(name string) Resource { return Resource{meta.ResourceGroup, name} }
 
+// TxnID names a Kafka transactional id resource.
+func TxnID(name string) Resource { return Resource{meta.ResourceTxnID, name} }
+
 // Cluster is the cluster resource.
 func Cluster() Resource { return Resource{meta.ResourceCluster, meta.ClusterResourceName} }
 

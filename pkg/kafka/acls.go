@@ -67,8 +67,10 @@ func (b aclBinding) grant() (meta.ACL, error) {
 		a.ResourceType = meta.ResourceGroup
 	case kmsg.ACLResourceTypeCluster:
 		a.ResourceType, a.Name = meta.ResourceCluster, meta.ClusterResourceName
+	case kmsg.ACLResourceTypeTransactionalId:
+		a.ResourceType = meta.ResourceTxnID
 	default:
-		return meta.ACL{}, fmt.Errorf("%w: resource type %v (Strata grants on topics, groups and the cluster)", errUnsupportedACL, b.resourceType)
+		return meta.ACL{}, fmt.Errorf("%w: resource type %v (Strata grants on topics, groups, transactional ids and the cluster)", errUnsupportedACL, b.resourceType)
 	}
 	switch {
 	case b.pattern == kmsg.ACLResourcePatternTypePrefixed && b.name != "" && a.ResourceType != meta.ResourceCluster:
@@ -118,6 +120,8 @@ func bindingOf(a meta.ACL) aclBinding {
 		b.resourceType = kmsg.ACLResourceTypeTopic
 	case meta.ResourceGroup:
 		b.resourceType = kmsg.ACLResourceTypeGroup
+	case meta.ResourceTxnID:
+		b.resourceType = kmsg.ACLResourceTypeTransactionalId
 	default:
 		b.resourceType, b.name = kmsg.ACLResourceTypeCluster, kafkaCluster
 	}

@@ -31,6 +31,7 @@ func TestACLBindings(t *testing.T) {
 		{allow(group, "g", literal, kmsg.ACLOperationAll), meta.ACL{Principal: "alice", ResourceType: "group", Name: "g", Operation: "all"}, kmsg.ACLOperationAll},
 		{allow(cluster, "kafka-cluster", literal, kmsg.ACLOperationAlter), meta.ACL{Principal: "alice", ResourceType: "cluster", Name: "cluster", Operation: "admin"}, kmsg.ACLOperationAlter},
 		{allow(cluster, "kafka-cluster", literal, kmsg.ACLOperationClusterAction), meta.ACL{Principal: "alice", ResourceType: "cluster", Name: "cluster", Operation: "admin"}, kmsg.ACLOperationAlter},
+		{allow(kmsg.ACLResourceTypeTransactionalId, "etl-", prefixed, kmsg.ACLOperationWrite), meta.ACL{Principal: "alice", ResourceType: "transactional-id", Name: "etl-*", Operation: "produce"}, kmsg.ACLOperationWrite},
 	} {
 		got, err := tc.b.grant()
 		if err != nil || got != tc.grant {
@@ -46,7 +47,7 @@ func TestACLBindings(t *testing.T) {
 		"deny":              func(b *aclBinding) { b.permission = kmsg.ACLPermissionTypeDeny },
 		"a host":            func(b *aclBinding) { b.host = "10.0.0.1" },
 		"a group principal": func(b *aclBinding) { b.principal = "Group:ops" },
-		"transactional id":  func(b *aclBinding) { b.resourceType = kmsg.ACLResourceTypeTransactionalId },
+		"delegation token":  func(b *aclBinding) { b.resourceType = kmsg.ACLResourceTypeDelegationToken },
 		"MATCH pattern":     func(b *aclBinding) { b.pattern = kmsg.ACLResourcePatternTypeMatch },
 		"create tokens":     func(b *aclBinding) { b.op = kmsg.ACLOperationCreateTokens },
 	} {

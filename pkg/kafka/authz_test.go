@@ -113,14 +113,6 @@ func refusedAll(_ kmsg.Response, codes []int16) string {
 	return ""
 }
 
-// refusedAny: the call failed (transactions are refused outright).
-func refusedAny(_ kmsg.Response, codes []int16) string {
-	if !slices.ContainsFunc(codes, func(c int16) bool { return c != 0 }) {
-		return "answered without any error"
-	}
-	return ""
-}
-
 // harmless: answers that reveal no topic, group or config are fine.
 func harmless(kmsg.Response, []int16) string { return "" }
 
@@ -317,15 +309,29 @@ var everyAPI = map[kmsg.Key]apiCase{
 		r.SubscribedTopicNames = []string{"payments"}
 		return r
 	}, refusedAll},
-	kmsg.AddPartitionsToTxn: {func() kmsg.Request { return kmsg.NewPtrAddPartitionsToTxnRequest() }, refusedAny},
-	kmsg.AddOffsetsToTxn:    {func() kmsg.Request { return kmsg.NewPtrAddOffsetsToTxnRequest() }, refusedAny},
-	kmsg.EndTxn:             {func() kmsg.Request { return kmsg.NewPtrEndTxnRequest() }, refusedAny},
+	// The transactional APIs need produce on the transactional id.
+	kmsg.AddPartitionsToTxn: {func() kmsg.Request {
+		r := kmsg.NewPtrAddPartitionsToTxnRequest()
+		r.TransactionalID, r.ProducerID = "tx", 1
+		r.Topics = []kmsg.AddPartitionsToTxnRequestTopic{{Topic: "payments", Partitions: []int32{0}}}
+		return r
+	}, refusedAll},
+	kmsg.AddOffsetsToTxn: {func() kmsg.Request {
+		r := kmsg.NewPtrAddOffsetsToTxnRequest()
+		r.TransactionalID, r.ProducerID, r.Group = "tx", 1, "g1"
+		return r
+	}, refusedAll},
+	kmsg.EndTxn: {func() kmsg.Request {
+		r := kmsg.NewPtrEndTxnRequest()
+		r.TransactionalID, r.ProducerID, r.Commit = "tx", 1, true
+		return r
+	}, refusedAll},
 	kmsg.TxnOffsetCommit: {func() kmsg.Request {
 		r := kmsg.NewPtrTxnOffsetCommitRequest()
 		r.TransactionalID, r.Group, r.ProducerID, r.Generation = "tx", "g1", 1, -1
 		r.Topics = []kmsg.TxnOffsetCommitRequestTopic{{Topic: "payments", Partitions: []kmsg.TxnOffsetCommitRequestTopicPartition{{Partition: 0, Offset: 0, LeaderEpoch: -1}}}}
 		return r
-	}, refusedAny},
+	}, refusedAll},
 }
 
 // errorCodes collects every ErrorCode field anywhere in a response.

@@ -67,8 +67,9 @@ func TestBadFrames(t *testing.T) {
 
 // TestCorruptBatches produces record batches that are damaged in each way
 // a broken or hostile client could damage them, and checks that each is
-// refused with CORRUPT_MESSAGE (or the transactions error) and that not a
-// byte reaches object storage.
+// refused with CORRUPT_MESSAGE (or, for a transactional batch outside any
+// transaction and a client's control batch, the transactions' errors) and
+// that not a byte reaches object storage.
 func TestCorruptBatches(t *testing.T) {
 	store, err := objstore.NewFS(t.TempDir())
 	if err != nil {
@@ -89,13 +90,14 @@ func TestCorruptBatches(t *testing.T) {
 		{"length past the end", func(b []byte) []byte { binary.BigEndian.PutUint32(b[8:], 1<<30); return b }, kerr.MessageTooLarge.Code},
 		{"garbage after a batch", func(b []byte) []byte { return append(b, 1, 2, 3) }, kerr.CorruptMessage.Code},
 		{"empty", func([]byte) []byte { return []byte{} }, kerr.CorruptMessage.Code},
-		{"transactional", func([]byte) []byte {
+		{"transactional, its producer id no transactional id's", func([]byte) []byte {
 			b := batch(t, 1, segment.BatchOptions{Idempotent: true, ProducerID: 7})
 			attrs := binary.BigEndian.Uint16(b[21:]) | uint16(segment.AttrTransactional)
 			binary.BigEndian.PutUint16(b[21:], attrs)
 			binary.BigEndian.PutUint32(b[17:], crc32.Checksum(b[21:], crc32.MakeTable(crc32.Castagnoli)))
 			return b
-		}, kerr.InvalidRequest.Code},
+		}, kerr.InvalidProducerIDMapping.Code},
+		{"control batch", func([]byte) []byte { return segment.ControlBatch(7, 0, true, 0) }, kerr.InvalidRequest.Code},
 	}
 	for _, tc := range tests {
 		resp := r.roundTrip(produceReq(9, -1, "corrupt", 0, tc.damage(good()))).(*kmsg.ProduceResponse)

@@ -93,6 +93,13 @@ type Config struct {
 	// DefaultConsumerSessionTimeout; meta.MinSessionTimeout to
 	// meta.MaxSessionTimeout.
 	ConsumerSessionTimeout time.Duration
+	// MaxTxnTimeout is the longest transaction timeout a transactional
+	// producer may ask for (Kafka's transaction.max.timeout.ms). An open
+	// transaction holds back read_committed consumers of its partitions,
+	// so this bounds how long one stuck producer can stall them: the
+	// coordinator aborts a transaction older than its timeout. Default
+	// txn.DefaultMaxTimeout.
+	MaxTxnTimeout time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -138,7 +145,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("kafka: config: max control request bytes %d, want >= %d", c.MaxControlRequestBytes, minRequestBytes)
 	case c.MaxInflightPerConn < 1:
 		return fmt.Errorf("kafka: config: max in-flight per connection %d, want >= 1", c.MaxInflightPerConn)
-	case c.IdleTimeout < 0 || c.SASLTimeout < 0 || c.ShutdownTimeout < 0:
+	case c.IdleTimeout < 0 || c.SASLTimeout < 0 || c.ShutdownTimeout < 0 || c.MaxTxnTimeout < 0:
 		return errors.New("kafka: config: durations must be positive")
 	case c.ConsumerSessionTimeout < meta.MinSessionTimeout || c.ConsumerSessionTimeout > meta.MaxSessionTimeout:
 		return fmt.Errorf("kafka: config: consumer session timeout %v, want %v..%v", c.ConsumerSessionTimeout, meta.MinSessionTimeout, meta.MaxSessionTimeout)

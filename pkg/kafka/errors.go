@@ -40,6 +40,8 @@ func (s *Server) authorize(ctx context.Context, r *request, op string, res auth.
 		return kerr.GroupAuthorizationFailed.Code, err
 	case res.Type == meta.ResourceCluster:
 		return kerr.ClusterAuthorizationFailed.Code, err
+	case res.Type == meta.ResourceTxnID:
+		return kerr.TransactionalIDAuthorizationFailed.Code, err
 	default:
 		return kerr.TopicAuthorizationFailed.Code, err
 	}

@@ -23,10 +23,10 @@ import (
 // one whole batch, so a batch larger than the limits still makes
 // progress), and answers empty record sets as empty bytes, never null.
 // Fetch sessions (KIP-227) are declined: the answer's session id is 0, so
-// clients keep sending full fetch requests. There are no transactions, so
-// the last stable offset is the high watermark and no transaction is
-// aborted; read_committed and read_uncommitted read the same. From v13
-// topics are named by topic id.
+// clients keep sending full fetch requests. read_committed reads stop at
+// the last stable offset, and list the aborted transactions among the
+// batches returned, which the client drops (docs/transactions.md). From
+// v13 topics are named by topic id.
 func init() { register(kmsg.Fetch, 4, 17, (*Server).handleFetch) }
 
 // fetchPart is one partition of a fetch request.
@@ -62,11 +62,11 @@ func (s *Server) handleFetch(ctx context.Context, r *request) (kmsg.Response, er
 	deadline := time.Now().Add(wait)
 	for {
 		changed := s.core.View.Changed()
-		n, errs := s.readParts(ctx, parts, req.MaxBytes)
+		n, errs := s.readParts(ctx, parts, req.MaxBytes, req.IsolationLevel == readCommitted)
 		if n >= int(req.MinBytes) || errs || !time.Now().Before(deadline) || ctx.Err() != nil {
 			break
 		}
-		if !s.waitData(ctx, changed, parts, deadline) {
+		if !s.waitData(ctx, changed, parts, deadline, req.IsolationLevel == readCommitted) {
 			break
 		}
 	}
@@ -161,7 +161,7 @@ func epochCheck(clientEpoch int32, st meta.PartitionState) int16 {
 // readParts reads every open partition once without waiting and returns
 // the bytes the open partitions now hold and whether any partition
 // failed.
-func (s *Server) readParts(ctx context.Context, parts []*fetchPart, maxBytes int32) (int, bool) {
+func (s *Server) readParts(ctx context.Context, parts []*fetchPart, maxBytes int32, readCommitted bool) (int, bool) {
 	var wg sync.WaitGroup
 	for _, p := range parts {
 		if p.settled {
@@ -174,14 +174,16 @@ func (s *Server) readParts(ctx context.Context, parts []*fetchPart, maxBytes int
 		wg.Go(func() {
 			res, err := s.core.Fetcher.Fetch(ctx, proxy.FetchRequest{
 				Topic: p.topic, Partition: p.req.Partition, Offset: p.req.FetchOffset, MaxBytes: max(budget, 1),
+				ReadCommitted: readCommitted,
 			})
 			if err != nil {
 				p.settle(errCode(err))
 				return
 			}
-			p.out.HighWatermark, p.out.LastStableOffset, p.out.LogStartOffset = res.HighWatermark, res.HighWatermark, res.LogStart
+			p.out.HighWatermark, p.out.LastStableOffset, p.out.LogStartOffset = res.HighWatermark, res.LastStable, res.LogStart
 			if len(res.Batches) > 0 {
 				p.out.RecordBatches, p.settled = res.Batches, true
+				p.out.AbortedTransactions = abortedTxns(res.Aborted)
 			}
 		})
 	}
@@ -194,11 +196,29 @@ func (s *Server) readParts(ctx context.Context, parts []*fetchPart, maxBytes int
 	return n, errs
 }
 
-// waitData waits until an open partition's high watermark passes its fetch
-// offset (true), or the deadline passes, ctx ends or the proxy shuts down
+// readCommitted is Fetch's and ListOffsets' IsolationLevel for
+// read_committed.
+const readCommitted = 1
+
+// abortedTxns is Fetch's list of aborted transactions.
+func abortedTxns(ab []meta.AbortedTxn) []kmsg.FetchResponseTopicPartitionAbortedTransaction {
+	if len(ab) == 0 {
+		return nil
+	}
+	out := make([]kmsg.FetchResponseTopicPartitionAbortedTransaction, len(ab))
+	for i, a := range ab {
+		out[i] = kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
+		out[i].ProducerID, out[i].FirstOffset = a.ProducerID, a.First
+	}
+	return out
+}
+
+// waitData waits until an open partition's read bound (the high
+// watermark, or for read_committed the last stable offset) passes its
+// fetch offset (true), or the deadline passes, ctx ends or the proxy shuts down
 // (false). changed is the view's Changed channel taken before the last
 // read.
-func (s *Server) waitData(ctx context.Context, changed <-chan struct{}, parts []*fetchPart, deadline time.Time) bool {
+func (s *Server) waitData(ctx context.Context, changed <-chan struct{}, parts []*fetchPart, deadline time.Time, readCommitted bool) bool {
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
 	s.metrics.fetchWaiting.Inc()
@@ -208,7 +228,7 @@ func (s *Server) waitData(ctx context.Context, changed <-chan struct{}, parts []
 			if p.settled {
 				continue
 			}
-			if st, ok := s.core.View.Partition(p.t.ID, p.req.Partition); !ok || st.NextOffset > p.req.FetchOffset {
+			if st, ok := s.core.View.Partition(p.t.ID, p.req.Partition); !ok || proxy.ReadBound(st, readCommitted) > p.req.FetchOffset {
 				return true
 			}
 		}

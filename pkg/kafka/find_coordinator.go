@@ -10,8 +10,8 @@ import (
 // FindCoordinator v0–6: every proxy is the coordinator of every group,
 // forwarding group calls to the Strata coordinator (docs/kafka.md), so it
 // answers with itself — its advertised address and node id — for each
-// key (v4+ batches keys). Transaction coordinators do not exist: Strata
-// does not support Kafka transactions. Share groups are not served.
+// key (v4+ batches keys). It is the transaction coordinator of every
+// transactional id too (txn.go). Share groups are not served.
 func init() { register(kmsg.FindCoordinator, 0, 6, (*Server).handleFindCoordinator) }
 
 // Coordinator key types.
@@ -28,10 +28,7 @@ func (s *Server) handleFindCoordinator(_ context.Context, r *request) (kmsg.Resp
 		c := kmsg.NewFindCoordinatorResponseCoordinator()
 		c.Key, c.NodeID, c.Host, c.Port = key, node, self.host, self.port
 		switch req.CoordinatorType {
-		case coordinatorGroup:
-		case coordinatorTxn:
-			c.NodeID, c.Host, c.Port = -1, "", -1
-			c.ErrorCode, c.ErrorMessage = noTxnCode, errMsg(errNoTransactions)
+		case coordinatorGroup, coordinatorTxn:
 		default:
 			c.NodeID, c.Host, c.Port = -1, "", -1
 			c.ErrorCode = kerr.InvalidRequest.Code

@@ -20,6 +20,7 @@ import (
 // lives wholly in object storage, so EARLIEST_LOCAL (-4) is EARLIEST and
 // LATEST_TIERED (-5) is LATEST. Lookups by time and MAX_TIMESTAMP answer the
 // found record's timestamp; EARLIEST and LATEST answer -1, as Kafka does.
+// For read_committed, LATEST is the last stable offset.
 func init() { register(kmsg.ListOffsets, 1, 10, (*Server).handleListOffsets) }
 
 // ListOffsets special timestamps beyond proxy.OffsetLatest/OffsetEarliest.
@@ -58,7 +59,7 @@ func (s *Server) handleListOffsets(ctx context.Context, r *request) (kmsg.Respon
 			case rerr != nil:
 				op.ErrorCode = errCode(rerr)
 			default:
-				s.listOffset(ctx, rt.Topic, rp, sts, &op)
+				s.listOffset(ctx, rt.Topic, rp, sts, req.IsolationLevel == readCommitted, &op)
 			}
 			ot.Partitions = append(ot.Partitions, op)
 		}
@@ -69,7 +70,7 @@ func (s *Server) handleListOffsets(ctx context.Context, r *request) (kmsg.Respon
 // listOffset answers one partition from its state in sts, read at the
 // start of the request (or, if it is not there, read now): the answer
 // covers every record acknowledged before the request.
-func (s *Server) listOffset(ctx context.Context, topic string, rp kmsg.ListOffsetsRequestTopicPartition, sts map[int32]meta.PartitionState, op *kmsg.ListOffsetsResponseTopicPartition) {
+func (s *Server) listOffset(ctx context.Context, topic string, rp kmsg.ListOffsetsRequestTopicPartition, sts map[int32]meta.PartitionState, readCommitted bool, op *kmsg.ListOffsetsResponseTopicPartition) {
 	t, err := s.lookupTopic(ctx, topic)
 	if err != nil {
 		op.ErrorCode = errCode(err)
@@ -99,6 +100,10 @@ func (s *Server) listOffset(ctx context.Context, topic string, rp kmsg.ListOffse
 		ts = proxy.OffsetEarliest
 	case offsetLatestTiered:
 		ts = proxy.OffsetLatest
+	}
+	if ts == proxy.OffsetLatest && readCommitted {
+		op.Offset = proxy.ReadBound(cur, true)
+		return
 	}
 	if ts < proxy.OffsetEarliest {
 		op.ErrorCode = errCode(apierr.Errorf(apierr.ErrInvalidRequest, "%s", fmt.Sprintf("timestamp %d", ts)))

@@ -31,13 +31,17 @@ import (
 // of one partition on one connection are sent in request order, one
 // request after the other, so pipelined requests keep their order; an
 // idempotent producer's requests are pipelined to the broker, which orders
-// them by sequence. Transactional and control batches are refused.
+// them by sequence. A transactional batch is produced the same way once
+// the transaction coordinator confirms that its producer's ongoing
+// transaction holds the partition (txn.Coordinator.Verify), so no
+// transaction writes where its markers will not reach; control batches
+// come only from the coordinator and are refused from clients.
 func init() {
 	registerAPI(api{key: kmsg.Produce, min: 3, max: 12, advertisedMin: 0, handle: (*Server).handleProduce})
 }
 
-// errNoTransactions is the answer to every use of Kafka transactions.
-var errNoTransactions = apierr.Errorf(apierr.ErrInvalidRequest, "Strata does not support Kafka transactions (docs/kafka.md)")
+// errControlBatch refuses a client's control batch.
+var errControlBatch = apierr.Errorf(apierr.ErrInvalidRequest, "control batches (transaction markers) are written only by the transaction coordinator")
 
 // producePart is one partition of a produce request.
 type producePart struct {
@@ -77,8 +81,6 @@ func (s *Server) handleProduce(ctx context.Context, r *request) (kmsg.Response, 
 	switch {
 	case req.Version < 3:
 		code, refuse = kerr.UnsupportedVersion.Code, fmt.Errorf("produce v%d is not served; use v3 or later (record batch v2)", req.Version)
-	case req.TransactionID != nil:
-		code, refuse = kerr.UnsupportedVersion.Code, errNoTransactions
 	case req.Acks != 0 && req.Acks != 1 && req.Acks != -1:
 		code, refuse = kerr.InvalidRequiredAcks.Code, fmt.Errorf("acks %d: want 0, 1 or -1", req.Acks)
 	}
@@ -154,8 +156,9 @@ func (s *Server) producePartitions(ctx context.Context, r *request, parts []prod
 }
 
 // produceOne checks one partition's batches against the proxy's limits,
-// refuses transactional and control batches, waits for its turn if the
-// batches are not idempotent, and produces them through the Router.
+// refuses control batches, checks transactional ones with the
+// transaction coordinator, waits for its turn if the batches are not
+// idempotent, and produces them through the Router.
 func (s *Server) produceOne(ctx context.Context, turn *turn, p producePart) (int64, error) {
 	if len(p.records) == 0 {
 		return -1, apierr.Errorf(apierr.ErrCorruptBatch, "produce to %s/%d has no record batches", p.topic, p.partition)
@@ -169,10 +172,15 @@ func (s *Server) produceOne(ctx context.Context, turn *turn, p producePart) (int
 	}
 	idempotent := true
 	for _, h := range hs {
-		if h.Attributes&(segment.AttrTransactional|segment.AttrControl) != 0 {
-			return -1, errNoTransactions
+		if h.Attributes&segment.AttrControl != 0 {
+			return -1, errControlBatch
 		}
 		idempotent = idempotent && h.ProducerID != segment.NoProducerID
+	}
+	if hs[0].Attributes&segment.AttrTransactional != 0 {
+		if err := s.verifyTxn(ctx, p, hs[0]); err != nil {
+			return -1, err
+		}
 	}
 	if !idempotent {
 		if err := turn.wait(ctx); err != nil {
@@ -184,6 +192,17 @@ func (s *Server) produceOne(ctx context.Context, turn *turn, p producePart) (int
 		return -1, err
 	}
 	return res.BaseOffset, nil
+}
+
+// verifyTxn checks that a transactional batch's producer may write to the
+// partition: its transaction is ongoing and holds the partition. The
+// broker checks that all of a request's batches are transactional alike.
+func (s *Server) verifyTxn(ctx context.Context, p producePart, h segment.BatchHeader) error {
+	t, err := s.lookupTopic(ctx, p.topic)
+	if err != nil {
+		return err
+	}
+	return s.txn.Verify(ctx, h.ProducerID, h.ProducerEpoch, t.ID, p.partition)
 }
 
 // requestOrder keeps a connection's requests of one key in request

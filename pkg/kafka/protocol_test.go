@@ -415,8 +415,10 @@ func TestShutdown(t *testing.T) {
 }
 
 // TestCoordinatorAndEpochs checks FindCoordinator (the proxy itself, one
-// key or a batch), OffsetForLeaderEpoch (the high watermark: no
-// truncation) and that every way into transactions gets a clear refusal.
+// key or a batch, for groups and transactional ids), OffsetForLeaderEpoch
+// (the high watermark: no truncation), and the raw answers of a
+// transactional InitProducerId, an EndTxn with nothing begun and an empty
+// transactional id.
 func TestCoordinatorAndEpochs(t *testing.T) {
 	c := startCluster(t, clusterOpts{})
 	c.createTopic("epochs", 1)
@@ -435,8 +437,8 @@ func TestCoordinatorAndEpochs(t *testing.T) {
 		t.Fatalf("FindCoordinator v4: %+v", batched.Coordinators)
 	}
 	fc.CoordinatorType = 1 // transaction
-	if txn := r.roundTrip(fc).(*kmsg.FindCoordinatorResponse); txn.Coordinators[0].ErrorCode != kerr.UnsupportedVersion.Code {
-		t.Fatalf("transaction coordinator: error %d, want UNSUPPORTED_VERSION", txn.Coordinators[0].ErrorCode)
+	if txn := r.roundTrip(fc).(*kmsg.FindCoordinatorResponse); txn.Coordinators[0].ErrorCode != 0 || txn.Coordinators[0].Host != host || txn.Coordinators[0].Port != port {
+		t.Fatalf("transaction coordinator: %+v, want %s:%d", txn.Coordinators[0], host, port)
 	}
 
 	if resp := r.roundTrip(produceReq(9, -1, "epochs", 0, batch(t, 7, segment.BatchOptions{}))).(*kmsg.ProduceResponse); resp.Topics[0].Partitions[0].ErrorCode != 0 {
@@ -463,15 +465,17 @@ func TestCoordinatorAndEpochs(t *testing.T) {
 
 	txnID := "t1"
 	ipid := kmsg.NewPtrInitProducerIDRequest()
-	ipid.Version, ipid.TransactionalID = 4, &txnID
-	if resp := r.roundTrip(ipid).(*kmsg.InitProducerIDResponse); resp.ErrorCode != kerr.UnsupportedVersion.Code {
-		t.Fatalf("transactional InitProducerId: error %d, want UNSUPPORTED_VERSION", resp.ErrorCode)
+	ipid.Version, ipid.TransactionalID, ipid.TransactionTimeoutMillis = 4, &txnID, 60000
+	init := r.roundTrip(ipid).(*kmsg.InitProducerIDResponse)
+	if init.ErrorCode != 0 || init.ProducerID < 0 || init.ProducerEpoch != 0 {
+		t.Fatalf("transactional InitProducerId: error %d, id %d, epoch %d", init.ErrorCode, init.ProducerID, init.ProducerEpoch)
 	}
 	end := kmsg.NewPtrEndTxnRequest()
-	end.Version, end.TransactionalID = 3, txnID
-	if resp := r.roundTrip(end).(*kmsg.EndTxnResponse); resp.ErrorCode != kerr.UnsupportedVersion.Code {
-		t.Fatalf("EndTxn: error %d, want UNSUPPORTED_VERSION", resp.ErrorCode)
-	}
+	end.Version, end.TransactionalID, end.ProducerID, end.ProducerEpoch, end.Commit = 3, txnID, init.ProducerID, init.ProducerEpoch, true
+	wantCode(t, "EndTxn with nothing begun", r.roundTrip(end).(*kmsg.EndTxnResponse).ErrorCode, kerr.InvalidTxnState)
+	empty := ""
+	ipid.TransactionalID = &empty
+	wantCode(t, "InitProducerId with an empty transactional id", r.roundTrip(ipid).(*kmsg.InitProducerIDResponse).ErrorCode, kerr.InvalidRequest)
 }
 
 // TestMetadata checks what a client learns from Metadata: this proxy as

@@ -36,6 +36,7 @@ import (
 
 	"github.com/strata-mq/strata/pkg/proxy"
 	"github.com/strata-mq/strata/pkg/rpc"
+	"github.com/strata-mq/strata/pkg/txn"
 )
 
 // Server is a proxy's Kafka listener. It implements proxy.FrontEnd.
@@ -48,6 +49,10 @@ type Server struct {
 	// members (consumer_group_heartbeat.go).
 	memberOnce  sync.Once
 	memberCache *memberCache
+	// txn is the transaction coordinator (txn.go); its Run loop runs from
+	// Start until Close calls txnStop, under wg.
+	txn     *txn.Coordinator
+	txnStop context.CancelFunc
 
 	// ctx is the parent of every request's context; cancel ends it when
 	// Close gives up waiting.
@@ -76,6 +81,14 @@ func New(cfg Config, core proxy.Core) (*Server, error) {
 		metrics: newMetrics(core.Registry), conns: map[*conn]struct{}{},
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	tc, err := txn.New(txn.Config{
+		Meta: core.Meta, Markers: routerMarkers{s}, Logger: s.log,
+		Registry: core.Registry, MaxTimeout: cfg.MaxTxnTimeout,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("kafka: %w", err)
+	}
+	s.txn = tc
 	s.cluster = cfg.ClusterID
 	if s.cluster == "" {
 		sum := sha256.Sum256([]byte(core.Meta.Prefix()))
@@ -130,6 +143,9 @@ func (s *Server) Start() error {
 		lis = tls.NewListener(lis, s.core.TLS.ServerConfig())
 	}
 	s.lis, s.started = lis, true
+	txnCtx, txnStop := context.WithCancel(s.ctx)
+	s.txnStop = txnStop
+	s.wg.Go(func() { s.txn.Run(txnCtx) })
 	s.log.Info("serving kafka", "addr", lis.Addr().String(), "advertised", self.String(), "node_id", s.nodeID)
 	s.wg.Go(func() { s.acceptLoop(lis) })
 	return nil
@@ -223,6 +239,9 @@ func (s *Server) Close() error {
 		return nil
 	}
 	s.closed = true
+	if s.txnStop != nil {
+		s.txnStop()
+	}
 	lis := s.lis
 	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {

@@ -2,73 +2,241 @@ package kafka
 
 import (
 	"context"
+	"errors"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/strata-mq/strata/pkg/apierr"
+	"github.com/strata-mq/strata/pkg/auth"
+	"github.com/strata-mq/strata/pkg/meta"
+	"github.com/strata-mq/strata/pkg/segment"
+	"github.com/strata-mq/strata/pkg/txn"
 )
 
-// Transactions (Kafka exactly-once) are not supported yet: the
-// transactional APIs are registered so that a client gets an answer rather
-// than a closed connection, and every answer is UNSUPPORTED_VERSION —
-// Kafka's "this broker does not support that" — for each item the request
-// names. InitProducerId with a transactional id (init_producer_id.go),
-// FindCoordinator for a transaction coordinator and produces of
-// transactional batches are refused the same way. docs/kafka.md lists
-// them.
+// Transactions (Kafka exactly-once, docs/transactions.md). Every proxy is
+// the transaction coordinator of every transactional id, as it is the
+// group coordinator of every group: the state of each id lives in etcd and
+// pkg/txn moves it by compare-and-swap, so the proxies agree without
+// talking to each other. These handlers translate the four transactional
+// APIs onto it; InitProducerId (init_producer_id.go) and FindCoordinator
+// take the transactional id's branch, Produce checks each transactional
+// batch with txn.Coordinator.Verify, and Fetch serves read_committed up to
+// the last stable offset.
+//
+// Versions: the ones a client sends under Kafka's first transaction
+// protocol. AddPartitionsToTxn v4+ is broker to broker; EndTxn and
+// TxnOffsetCommit v5 belong to the second protocol (KIP-890), which a
+// client uses only when the cluster advertises transaction.version 2.
 func init() {
-	register(kmsg.AddPartitionsToTxn, 0, 5, (*Server).handleAddPartitionsToTxn)
+	register(kmsg.AddPartitionsToTxn, 0, 3, (*Server).handleAddPartitionsToTxn)
 	register(kmsg.AddOffsetsToTxn, 0, 4, (*Server).handleAddOffsetsToTxn)
-	register(kmsg.EndTxn, 0, 5, (*Server).handleEndTxn)
-	register(kmsg.TxnOffsetCommit, 0, 5, (*Server).handleTxnOffsetCommit)
+	register(kmsg.EndTxn, 0, 4, (*Server).handleEndTxn)
+	register(kmsg.TxnOffsetCommit, 0, 4, (*Server).handleTxnOffsetCommit)
 }
 
-// noTxnCode answers every use of transactions.
-var noTxnCode = kerr.UnsupportedVersion.Code
+// txnCode is the Kafka code of an error from the transaction coordinator.
+// A producer whose epoch is stale is PRODUCER_FENCED on the coordinator's
+// APIs (KIP-588; INVALID_PRODUCER_EPOCH before), as Kafka answers; another
+// principal's transactional id is TRANSACTIONAL_ID_AUTHORIZATION_FAILED.
+func txnCode(err error, version, fencedFrom int16) int16 {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, apierr.ErrProducerFenced) && version >= fencedFrom:
+		return kerr.ProducerFenced.Code
+	case errors.Is(err, apierr.ErrPermissionDenied):
+		return kerr.TransactionalIDAuthorizationFailed.Code
+	}
+	return errCode(err)
+}
 
-func (s *Server) handleAddPartitionsToTxn(_ context.Context, r *request) (kmsg.Response, error) {
+func (s *Server) handleAddPartitionsToTxn(ctx context.Context, r *request) (kmsg.Response, error) {
 	req := r.kreq.(*kmsg.AddPartitionsToTxnRequest)
 	resp := req.ResponseKind().(*kmsg.AddPartitionsToTxnResponse)
-	if req.Version >= 4 {
-		resp.ErrorCode = noTxnCode
+	var parts []txn.Partition
+	var outs []*kmsg.AddPartitionsToTxnResponseTopicPartition
+	idCode, _ := s.authorize(ctx, r, meta.OpProduce, auth.TxnID(req.TransactionalID))
+	denied := idCode != 0
+	resp.Topics = make([]kmsg.AddPartitionsToTxnResponseTopic, len(req.Topics))
+	for i, rt := range req.Topics {
+		ot := &resp.Topics[i]
+		*ot = kmsg.NewAddPartitionsToTxnResponseTopic()
+		ot.Topic = rt.Topic
+		ot.Partitions = make([]kmsg.AddPartitionsToTxnResponseTopicPartition, len(rt.Partitions))
+		code, t := idCode, meta.Topic{}
+		if code == 0 {
+			code, t = s.txnTopic(ctx, r, meta.OpProduce, rt.Topic)
+		}
+		for j, p := range rt.Partitions {
+			op := &ot.Partitions[j]
+			*op = kmsg.NewAddPartitionsToTxnResponseTopicPartition()
+			op.Partition = p
+			switch {
+			case code != 0:
+				op.ErrorCode, denied = code, true
+			case p < 0 || p >= t.Partitions:
+				op.ErrorCode, denied = kerr.UnknownTopicOrPartition.Code, true
+			default:
+				parts = append(parts, txn.Partition{Topic: t.Name, TopicID: t.ID, Partition: p})
+				outs = append(outs, op)
+			}
+		}
+	}
+	// As in Kafka, one refused partition fails the whole request: the
+	// others answer OPERATION_NOT_ATTEMPTED and nothing is added.
+	code := kerr.OperationNotAttempted.Code
+	if !denied {
+		err := s.txn.AddPartitions(ctx, req.TransactionalID, r.principal().Name, req.ProducerID, req.ProducerEpoch, parts)
+		code = txnCode(err, req.Version, 2)
+	}
+	for _, op := range outs {
+		op.ErrorCode = code
+	}
+	return resp, nil
+}
+
+// txnTopic resolves a topic a transaction writes to (op produce) or
+// commits offsets of (op consume), checking that the principal may.
+func (s *Server) txnTopic(ctx context.Context, r *request, op, name string) (int16, meta.Topic) {
+	if code, err := s.authorize(ctx, r, op, auth.Topic(name)); err != nil {
+		return code, meta.Topic{}
+	}
+	t, err := s.lookupTopic(ctx, name)
+	if err != nil {
+		return errCode(err), meta.Topic{}
+	}
+	return 0, t
+}
+
+func (s *Server) handleAddOffsetsToTxn(ctx context.Context, r *request) (kmsg.Response, error) {
+	req := r.kreq.(*kmsg.AddOffsetsToTxnRequest)
+	resp := req.ResponseKind().(*kmsg.AddOffsetsToTxnResponse)
+	if code, err := s.authorize(ctx, r, meta.OpProduce, auth.TxnID(req.TransactionalID)); err != nil {
+		resp.ErrorCode = code
 		return resp, nil
 	}
-	for _, rt := range req.Topics {
-		ot := kmsg.NewAddPartitionsToTxnResponseTopic()
-		ot.Topic = rt.Topic
-		for _, p := range rt.Partitions {
-			op := kmsg.NewAddPartitionsToTxnResponseTopicPartition()
-			op.Partition, op.ErrorCode = p, noTxnCode
-			ot.Partitions = append(ot.Partitions, op)
-		}
-		resp.Topics = append(resp.Topics, ot)
+	if code, err := s.authorize(ctx, r, meta.OpConsume, auth.Group(req.Group)); err != nil {
+		resp.ErrorCode = code
+		return resp, nil
 	}
+	err := s.txn.AddGroup(ctx, req.TransactionalID, r.principal().Name, req.ProducerID, req.ProducerEpoch, req.Group)
+	resp.ErrorCode = txnCode(err, req.Version, 2)
 	return resp, nil
 }
 
-func (s *Server) handleAddOffsetsToTxn(_ context.Context, r *request) (kmsg.Response, error) {
-	resp := r.kreq.ResponseKind().(*kmsg.AddOffsetsToTxnResponse)
-	resp.ErrorCode = noTxnCode
+func (s *Server) handleEndTxn(ctx context.Context, r *request) (kmsg.Response, error) {
+	req := r.kreq.(*kmsg.EndTxnRequest)
+	resp := req.ResponseKind().(*kmsg.EndTxnResponse)
+	resp.ProducerID, resp.ProducerEpoch = req.ProducerID, req.ProducerEpoch
+	if code, err := s.authorize(ctx, r, meta.OpProduce, auth.TxnID(req.TransactionalID)); err != nil {
+		resp.ErrorCode = code
+		return resp, nil
+	}
+	err := s.txn.End(ctx, req.TransactionalID, r.principal().Name, req.ProducerID, req.ProducerEpoch, req.Commit)
+	resp.ErrorCode = txnCode(err, req.Version, 2)
 	return resp, nil
 }
 
-func (s *Server) handleEndTxn(_ context.Context, r *request) (kmsg.Response, error) {
-	resp := r.kreq.ResponseKind().(*kmsg.EndTxnResponse)
-	resp.ErrorCode, resp.ProducerID, resp.ProducerEpoch = noTxnCode, -1, -1
-	return resp, nil
-}
-
-func (s *Server) handleTxnOffsetCommit(_ context.Context, r *request) (kmsg.Response, error) {
+// handleTxnOffsetCommit stages a consumer group's offsets in the
+// transaction: they are committed with it, or dropped if it aborts. The
+// group must have been added (AddOffsetsToTxn) first. The member id and
+// generation of v3+ are not checked against the group (docs/kafka.md).
+func (s *Server) handleTxnOffsetCommit(ctx context.Context, r *request) (kmsg.Response, error) {
 	req := r.kreq.(*kmsg.TxnOffsetCommitRequest)
 	resp := req.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
-	for _, rt := range req.Topics {
-		ot := kmsg.NewTxnOffsetCommitResponseTopic()
+	groupCode, _ := s.authorize(ctx, r, meta.OpProduce, auth.TxnID(req.TransactionalID))
+	if groupCode == 0 {
+		groupCode, _ = s.authorize(ctx, r, meta.OpConsume, auth.Group(req.Group))
+	}
+	var offs []meta.TxnOffset
+	var outs []*kmsg.TxnOffsetCommitResponseTopicPartition
+	resp.Topics = make([]kmsg.TxnOffsetCommitResponseTopic, len(req.Topics))
+	for i, rt := range req.Topics {
+		ot := &resp.Topics[i]
+		*ot = kmsg.NewTxnOffsetCommitResponseTopic()
 		ot.Topic = rt.Topic
-		for _, p := range rt.Partitions {
-			op := kmsg.NewTxnOffsetCommitResponseTopicPartition()
-			op.Partition, op.ErrorCode = p.Partition, noTxnCode
-			ot.Partitions = append(ot.Partitions, op)
+		ot.Partitions = make([]kmsg.TxnOffsetCommitResponseTopicPartition, len(rt.Partitions))
+		code, t := groupCode, meta.Topic{}
+		if code == 0 {
+			code, t = s.txnTopic(ctx, r, meta.OpConsume, rt.Topic)
 		}
-		resp.Topics = append(resp.Topics, ot)
+		for j, p := range rt.Partitions {
+			op := &ot.Partitions[j]
+			*op = kmsg.NewTxnOffsetCommitResponseTopicPartition()
+			op.Partition = p.Partition
+			switch {
+			case code != 0:
+				op.ErrorCode = code
+			case p.Partition < 0 || p.Partition >= t.Partitions:
+				op.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			case p.Offset < 0:
+				op.ErrorCode = kerr.InvalidCommitOffsetSize.Code
+			default:
+				offs = append(offs, meta.TxnOffset{Group: req.Group, TopicID: t.ID, Partition: p.Partition,
+					Offset: p.Offset, LeaderEpoch: p.LeaderEpoch, Metadata: deref(p.Metadata)})
+				outs = append(outs, op)
+			}
+		}
+	}
+	if len(offs) > 0 {
+		err := s.txn.StageOffsets(ctx, req.TransactionalID, r.principal().Name, req.ProducerID, req.ProducerEpoch, req.Group, offs)
+		code := txnCode(err, req.Version, 2)
+		for _, op := range outs {
+			op.ErrorCode = code
+		}
 	}
 	return resp, nil
+}
+
+// initTxnProducer answers InitProducerId for a transactional id: the
+// coordinator fences the id's earlier producer (aborting its open
+// transaction) and returns the id's producer id with the next epoch.
+func (s *Server) initTxnProducer(ctx context.Context, r *request, req *kmsg.InitProducerIDRequest, resp *kmsg.InitProducerIDResponse) {
+	if code, err := s.authorize(ctx, r, meta.OpProduce, auth.TxnID(*req.TransactionalID)); err != nil {
+		resp.ErrorCode = code
+		return
+	}
+	timeout := time.Duration(req.TransactionTimeoutMillis) * time.Millisecond
+	pid, epoch, err := s.txn.InitProducer(ctx, *req.TransactionalID, r.principal().Name, timeout, req.ProducerID, req.ProducerEpoch)
+	if err != nil {
+		resp.ErrorCode = txnCode(err, req.Version, 4)
+		return
+	}
+	resp.ProducerID, resp.ProducerEpoch = pid, epoch
+}
+
+// maxMarkerWrites bounds the markers one transaction writes at once.
+const maxMarkerWrites = 16
+
+// routerMarkers writes transaction markers through the proxy's Router,
+// like produces: the Router finds each partition's owner and retries
+// while ownership moves.
+type routerMarkers struct{ s *Server }
+
+// WriteMarkers implements txn.Markers. A partition whose topic was deleted
+// (or deleted and created again: another topic id) needs no marker.
+func (m routerMarkers) WriteMarkers(ctx context.Context, pid int64, epoch int16, commit bool, parts []txn.Partition) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(maxMarkerWrites)
+	now := time.Now().UnixMilli()
+	for _, p := range parts {
+		g.Go(func() error {
+			t, err := m.s.lookupTopic(gctx, p.Topic)
+			if errors.Is(err, apierr.ErrUnknownTopic) || (err == nil && t.ID != p.TopicID) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			_, err = m.s.core.Router.Produce(gctx, p.Topic, p.Partition, segment.ControlBatch(pid, epoch, commit, now))
+			if errors.Is(err, apierr.ErrUnknownTopic) {
+				return nil
+			}
+			return err
+		})
+	}
+	return g.Wait()
 }

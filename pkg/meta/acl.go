@@ -27,6 +27,10 @@ const (
 	ResourceTopic   = "topic"
 	ResourceGroup   = "group"
 	ResourceCluster = "cluster"
+	// ResourceTxnID is a Kafka transactional id: produce on it lets a
+	// principal run transactions under the id (Kafka's WRITE on a
+	// TransactionalId), describe lets it see them.
+	ResourceTxnID = "transactional-id"
 )
 
 // ClusterResourceName is the only name of the cluster resource.
@@ -49,7 +53,7 @@ const (
 var ACLOperations = []string{OpProduce, OpConsume, OpDescribe, OpCreate, OpDelete, OpAlter, OpAdmin, OpAll}
 
 // ACLResourceTypes lists the valid resource types.
-var ACLResourceTypes = []string{ResourceTopic, ResourceGroup, ResourceCluster}
+var ACLResourceTypes = []string{ResourceTopic, ResourceGroup, ResourceCluster, ResourceTxnID}
 
 // ACL allows Principal to perform Operation on a resource.
 type ACL struct {
@@ -58,7 +62,8 @@ type ACL struct {
 	// certificate's subject common name, or "ANONYMOUS". "*" matches every
 	// authenticated principal.
 	Principal string `json:"principal"`
-	// ResourceType is ResourceTopic, ResourceGroup or ResourceCluster.
+	// ResourceType is ResourceTopic, ResourceGroup, ResourceCluster or
+	// ResourceTxnID.
 	ResourceType string `json:"resourceType"`
 	// Name is the resource's name: exact, "*" for all, or a prefix ending
 	// in "*" ("orders-*"). The cluster resource's name is

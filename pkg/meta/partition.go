@@ -45,6 +45,12 @@ type PartitionState struct {
 	LogStart int64 `json:"-"`
 	// Revision is the etcd ModRevision of the state key; 0 if absent.
 	Revision int64 `json:"-"`
+	// Unstable is how far a View raised NextOffset past the last state
+	// it read in full (View.Advance, from a produce's acknowledgement):
+	// the producer states of the records above NextOffset-Unstable are
+	// not known yet, so none of them counts as stable. 0 for a state read
+	// from etcd.
+	Unstable int64 `json:"-"`
 }
 
 // MaxProducersPerPartition bounds PartitionState.Producers: a commit that
@@ -80,10 +86,11 @@ type OpenTxn struct {
 }
 
 // LastStable is the partition's last stable offset: the lowest First of
-// any open transaction, or NextOffset when none is open. read_committed
+// any open transaction, or when none is open the high watermark of the
+// state as read in full (NextOffset less Unstable). read_committed
 // readers are served below it.
 func (p PartitionState) LastStable() int64 {
-	lso := p.NextOffset
+	lso := p.NextOffset - p.Unstable
 	for _, ps := range p.Producers {
 		if ps.Txn != nil {
 			lso = min(lso, ps.Txn.First)

@@ -212,7 +212,12 @@ func (v *View) putPartitionLocked(p PartitionState) {
 		v.partitions[p.TopicID] = m
 	}
 	if was, ok := m[p.Partition]; ok {
-		p.NextOffset = max(p.NextOffset, was.NextOffset)
+		if was.NextOffset > p.NextOffset {
+			// An acknowledged produce raised the view past this state:
+			// keep the high watermark, not the stability of what is above.
+			p.Unstable += was.NextOffset - p.NextOffset
+			p.NextOffset = was.NextOffset
+		}
 		if was.Broker != p.Broker {
 			v.disownLocked(was)
 		}
@@ -258,6 +263,7 @@ func (v *View) Advance(topicID string, partition int32, next int64) {
 	if next <= st.NextOffset {
 		return
 	}
+	st.Unstable += next - st.NextOffset
 	st.NextOffset = next
 	v.putPartitionLocked(st)
 	v.notifyCommitLocked()

@@ -147,7 +147,9 @@ func TestViewStopsBeforeFirstList(t *testing.T) {
 // TestViewAdvance raises a partition's next offset ahead of the watch, as
 // a proxy does on an owner's acknowledgement: waiters wake, a lagging
 // watch event does not lower it, the event's other fields still apply,
-// and a later commit past it wins.
+// and a later commit past it wins. Offsets known only from an
+// acknowledgement are never stable: the last stable offset stays at the
+// last state the view read in full until the watch shows the commit.
 func TestViewAdvance(t *testing.T) {
 	s, v, ctx := startedView(t)
 	top := createTopic(t, s, "adv", 1)
@@ -190,10 +192,14 @@ func TestViewAdvance(t *testing.T) {
 	if st, _ := v.Partition(top.ID, 0); st.NextOffset != 20 || st.Epoch != 1 {
 		t.Fatalf("after a lagging event: %+v, want NextOffset 20 at epoch 1", st)
 	}
+	waitFor(t, v, "the commit of 0..8", func() bool { st, _ := v.Partition(top.ID, 0); return st.LastStable() == 9 })
 	if errs := s.CommitSegments(ctx, []meta.Commit{{Broker: "b1", Epoch: 1, Entry: entry(top.ID, 0, 9, 21)}}); errs[0] != nil {
 		t.Fatal(errs[0])
 	}
 	waitFor(t, v, "the commit past the advance", func() bool { st, _ := v.Partition(top.ID, 0); return st.NextOffset == 30 })
+	if st, _ := v.Partition(top.ID, 0); st.LastStable() != 30 {
+		t.Fatalf("last stable offset %d after the commit of 9..29, want 30", st.LastStable())
+	}
 }
 
 // TestViewPlacementChanged: an assignment, a new broker and a new topic

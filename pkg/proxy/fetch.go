@@ -42,6 +42,11 @@ type FetchRequest struct {
 	// MaxWait is how long to wait for new data when Offset is the high
 	// watermark; 0 answers at once. Capped at Config.MaxFetchWait.
 	MaxWait time.Duration
+	// ReadCommitted reads only below the last stable offset (Kafka's
+	// isolation.level=read_committed): no record of a transaction still
+	// open, and with the aborted transactions among the batches returned
+	// listed in the result. Otherwise reads go up to the high watermark.
+	ReadCommitted bool
 }
 
 // FetchResult is the answer to a fetch.
@@ -55,6 +60,14 @@ type FetchResult struct {
 	HighWatermark int64
 	// LogStart is the first readable offset.
 	LogStart int64
+	// LastStable is the partition's last stable offset: below it, every
+	// transaction is committed or aborted.
+	LastStable int64
+	// Aborted are, for a ReadCommitted fetch, the aborted transactions
+	// whose records lie among Batches, ordered by their abort markers:
+	// the reader drops a listed producer's batches from First on until
+	// its abort marker, as Kafka's consumers do.
+	Aborted []meta.AbortedTxn
 }
 
 // OffsetsResult is the answer to ListOffsets.
@@ -113,9 +126,9 @@ type cachedLogStart struct {
 const maxCachedLogStarts = 100_000
 
 // Fetch returns committed batches of a partition from req.Offset. At the
-// high watermark it waits up to req.MaxWait for a commit and answers with
-// no batches if none lands. It never returns data at or past the high
-// watermark.
+// high watermark (for ReadCommitted, the last stable offset) it waits up
+// to req.MaxWait for a commit and answers with no batches if none lands.
+// It never returns data at or past that bound.
 func (f *Fetcher) Fetch(ctx context.Context, req FetchRequest) (FetchResult, error) {
 	t, err := lookupPartition(ctx, f.view, req.Topic, req.Partition)
 	if err != nil {
@@ -137,54 +150,117 @@ func (f *Fetcher) Fetch(ctx context.Context, req FetchRequest) (FetchResult, err
 	wait := min(req.MaxWait, f.maxWait)
 
 	id, p, off := t.ID, req.Partition, req.Offset
-	st, _ := f.view.Partition(id, p)
-	hw := st.NextOffset
-	logStart, err := f.logStart(ctx, id, p, false)
+	st, logStart, err := f.fetchState(ctx, req.Topic, id, p, off)
 	if err != nil {
 		return FetchResult{}, err
-	}
-	if off > hw {
-		// The view may lag etcd a little; ask etcd before refusing.
-		st, err := f.readPartition(ctx, id, p)
-		if err != nil {
-			return FetchResult{}, err
-		}
-		hw, logStart = st.NextOffset, st.LogStart
-	}
-	if off < logStart || off > hw {
-		return FetchResult{}, apierr.Errorf(apierr.ErrOffsetOutOfRange,
-			"offset %d of %s/%d is outside %d..%d", off, req.Topic, p, logStart, hw)
 	}
 	key := meta.PartitionID{TopicID: id, Partition: p}
-	if off == hw {
-		f.tail.note(key, hw)
+	if off == st.NextOffset {
+		f.tail.note(key, off)
 		f.recent.watch(key)
 	}
-	polled := off == hw && wait > 0
+	bound := ReadBound(st, req.ReadCommitted)
+	polled := off >= bound && wait > 0
 	if polled {
 		f.metrics.longPolls.Inc()
-		if hw, err = f.waitHW(ctx, req.Topic, id, p, off, wait); err != nil {
+		if st, err = f.waitHW(ctx, req.Topic, id, p, off, wait, req.ReadCommitted); err != nil {
 			return FetchResult{}, err
 		}
+		bound = ReadBound(st, req.ReadCommitted)
 	}
-	res := FetchResult{HighWatermark: hw, LogStart: logStart}
-	if off == hw {
+	res := FetchResult{HighWatermark: st.NextOffset, LastStable: min(st.LastStable(), st.NextOffset), LogStart: logStart}
+	if off >= bound {
 		return res, nil
 	}
-	if b, ok := f.awaitTail(ctx, key, off, hw, int(maxBytes)); ok {
-		f.metrics.fetchRecent.Inc()
-		f.metrics.fetchBytes.Add(float64(len(b)))
-		res.Batches = b
-		return res, nil
-	}
-	res.Batches, err = f.read(ctx, req.Topic, id, p, off, hw, int(maxBytes))
-	if err != nil {
+	if res.Batches, err = f.readBatches(ctx, req.Topic, key, off, bound, int(maxBytes)); err != nil {
 		return FetchResult{}, err
 	}
 	if polled {
-		f.observeTailDelay(key, hw)
+		f.observeTailDelay(key, bound)
+	}
+	if req.ReadCommitted {
+		if res.Batches, res.Aborted, err = f.aborted(ctx, st, off, res.Batches); err != nil {
+			return FetchResult{}, err
+		}
 	}
 	return res, nil
+}
+
+// ReadBound is how far a fetch of a partition in state st may read: the
+// high watermark, or for read_committed the last stable offset.
+func ReadBound(st meta.PartitionState, readCommitted bool) int64 {
+	if readCommitted {
+		return min(st.LastStable(), st.NextOffset)
+	}
+	return st.NextOffset
+}
+
+// fetchState returns the partition's state and log start for a fetch at
+// off, from the view, or from etcd when off is past the view's high
+// watermark (the view may lag etcd a little); an off outside the log is
+// OFFSET_OUT_OF_RANGE.
+func (f *Fetcher) fetchState(ctx context.Context, topic, id string, p int32, off int64) (meta.PartitionState, int64, error) {
+	st, _ := f.view.Partition(id, p)
+	logStart, err := f.logStart(ctx, id, p, false)
+	if err != nil {
+		return st, 0, err
+	}
+	if off > st.NextOffset {
+		if st, err = f.readPartition(ctx, id, p); err != nil {
+			return st, 0, err
+		}
+		logStart = st.LogStart
+	}
+	if off < logStart || off > st.NextOffset {
+		return st, 0, apierr.Errorf(apierr.ErrOffsetOutOfRange,
+			"offset %d of %s/%d is outside %d..%d", off, topic, p, logStart, st.NextOffset)
+	}
+	return st, logStart, nil
+}
+
+// readBatches reads whole batches from off up to bound (exclusive) within
+// maxBytes: from the tail buffer when it holds them, else from storage.
+func (f *Fetcher) readBatches(ctx context.Context, topic string, key meta.PartitionID, off, bound int64, maxBytes int) ([]byte, error) {
+	if b, ok := f.awaitTail(ctx, key, off, bound, maxBytes); ok {
+		f.metrics.fetchRecent.Inc()
+		f.metrics.fetchBytes.Add(float64(len(b)))
+		return b, nil
+	}
+	return f.read(ctx, topic, key.TopicID, key.Partition, off, bound, maxBytes)
+}
+
+// maxAborted bounds the aborted transactions one fetch lists. The
+// transactions listed are those with records among the batches returned;
+// only many tiny transactions aborted among one fetch's batches come near
+// it, and then the fetch returns its first batch alone (abortedAmong).
+const maxAborted = 10_000
+
+// aborted lists the aborted transactions among batches, fetched from off
+// of a partition in state st, and returns the batches to answer with:
+// nothing to look up when the partition's last abort lies below off.
+func (f *Fetcher) aborted(ctx context.Context, st meta.PartitionState, off int64, batches []byte) ([]byte, []meta.AbortedTxn, error) {
+	if len(batches) == 0 || st.LastAbort < off {
+		return batches, nil, nil
+	}
+	for {
+		hs, err := segment.SplitVerifiedBatches(batches)
+		if err != nil {
+			return nil, nil, apierr.Errorf(apierr.ErrCorruptBatch, "fetched batches: %v", err)
+		}
+		end := hs[len(hs)-1].LastOffset() + 1
+		ab, err := f.meta.AbortedTxns(ctx, st.TopicID, st.Partition, off, end, maxAborted)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return nil, nil, ctx.Err()
+		case err != nil:
+			return nil, nil, apierr.Errorf(apierr.ErrStorageUnavailable, "read aborted transactions: %v", err)
+		case len(ab) < maxAborted || len(hs) == 1:
+			return batches, ab, nil
+		}
+		// Too many to list: answer with the first batch alone, whose
+		// aborted transactions are at most its producers'.
+		batches = batches[:hs[0].Size()]
+	}
 }
 
 // observeTailDelay records, for a long-poll that got data, how old the
@@ -195,27 +271,28 @@ func (f *Fetcher) observeTailDelay(key meta.PartitionID, hw int64) {
 	}
 }
 
-// waitHW waits until the partition's high watermark passes off, wait
-// passes, or the server shuts down, and returns the high watermark then.
-func (f *Fetcher) waitHW(ctx context.Context, topic, id string, p int32, off int64, wait time.Duration) (int64, error) {
+// waitHW waits until the partition's read bound (readBound) passes off,
+// wait passes, or the server shuts down, and returns the partition's state
+// then.
+func (f *Fetcher) waitHW(ctx context.Context, topic, id string, p int32, off int64, wait time.Duration, readCommitted bool) (meta.PartitionState, error) {
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	for {
 		ch := f.view.Changed()
 		st, ok := f.view.Partition(id, p)
 		if !ok {
-			return 0, apierr.Errorf(apierr.ErrUnknownTopic, "topic %q was deleted", topic)
+			return st, apierr.Errorf(apierr.ErrUnknownTopic, "topic %q was deleted", topic)
 		}
-		if st.NextOffset > off {
-			return st.NextOffset, nil
+		if ReadBound(st, readCommitted) > off {
+			return st, nil
 		}
 		select {
 		case <-ctx.Done():
-			return 0, ctx.Err()
+			return st, ctx.Err()
 		case <-f.done:
-			return st.NextOffset, nil
+			return st, nil
 		case <-timer.C:
-			return st.NextOffset, nil
+			return st, nil
 		case <-ch:
 		}
 	}

@@ -1,0 +1,184 @@
+package kafka_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// txnProduce produces values to topic's partition 0 inside one transaction
+// of cl and ends it with commit (true) or abort; end false leaves it open.
+func txnProduce(t *testing.T, ctx context.Context, cl *kgo.Client, topic string, values []string, end bool, commit bool) {
+	t.Helper()
+	if err := cl.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range values {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: 0, Value: []byte(v)}).FirstErr(); err != nil {
+			t.Fatalf("produce %s: %v", v, err)
+		}
+	}
+	if !end {
+		return
+	}
+	if err := cl.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
+		t.Fatalf("end transaction (commit %v): %v", commit, err)
+	}
+}
+
+// values makes n values prefix-0 … prefix-(n-1).
+func values(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s-%d", prefix, i)
+	}
+	return out
+}
+
+// readValues reads topic from the start with isolation until it has want
+// values, and returns them.
+func readValues(t *testing.T, c *cluster, topic string, committed bool, want int) []string {
+	t.Helper()
+	iso := kgo.ReadUncommitted()
+	if committed {
+		iso = kgo.ReadCommitted()
+	}
+	cl := c.client(kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(iso))
+	var got []string
+	for len(got) < want {
+		fs := cl.PollFetches(c.ctx)
+		if err := c.ctx.Err(); err != nil {
+			t.Fatalf("read %d of %d values of %s: %v", len(got), want, topic, err)
+		}
+		fs.EachError(func(_ string, _ int32, err error) { t.Fatalf("fetch: %v", err) })
+		fs.EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+	}
+	return got
+}
+
+// TestTransactions: a franz-go transactional producer commits one
+// transaction, aborts one and leaves one open. read_committed readers see
+// the committed records only, stop at the open transaction's first record
+// (the last stable offset, which ListOffsets answers too), and read it once
+// it commits; read_uncommitted readers see every record. A second
+// producer with the same transactional id fences the first: its open
+// transaction is aborted, and its later produces and commits are refused.
+func TestTransactions(t *testing.T) {
+	c := startCluster(t, clusterOpts{})
+	c.createTopic("tx-out", 1)
+	p1 := c.client(kgo.TransactionalID("t1"), kgo.TransactionTimeout(time.Minute))
+
+	txnProduce(t, c.ctx, p1, "tx-out", values("c", 5), true, true)
+	txnProduce(t, c.ctx, p1, "tx-out", values("a", 5), true, false)
+	txnProduce(t, c.ctx, p1, "tx-out", values("o", 3), false, false)
+
+	// Offsets: c 0–4, commit marker 5, a 6–10, abort marker 11, o 12–14.
+	adm := kadm.NewClient(c.client())
+	lso, err := adm.ListCommittedOffsets(c.ctx, "tx-out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hw, err := adm.ListEndOffsets(c.ctx, "tx-out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := lso.Lookup("tx-out", 0); o.Offset != 12 {
+		t.Fatalf("read_committed end offset %d (%v), want 12: the open transaction's first record", o.Offset, o.Err)
+	}
+	if o, _ := hw.Lookup("tx-out", 0); o.Offset != 15 {
+		t.Fatalf("end offset %d (%v), want 15", o.Offset, o.Err)
+	}
+	if got := readValues(t, c, "tx-out", true, 5); !slices.Equal(got, values("c", 5)) {
+		t.Fatalf("read_committed read %v, want the committed c-0..4", got)
+	}
+	all := append(append(values("c", 5), values("a", 5)...), values("o", 3)...)
+	if got := readValues(t, c, "tx-out", false, 13); !slices.Equal(got, all) {
+		t.Fatalf("read_uncommitted read %v, want %v", got, all)
+	}
+	if err := p1.EndTransaction(c.ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	want := append(values("c", 5), values("o", 3)...)
+	if got := readValues(t, c, "tx-out", true, 8); !slices.Equal(got, want) {
+		t.Fatalf("read_committed after the commit read %v, want %v", got, want)
+	}
+
+	// Fencing: p2 takes the id over while p1 has a transaction open.
+	txnProduce(t, c.ctx, p1, "tx-out", values("z", 2), false, false)
+	p2 := c.client(kgo.TransactionalID("t1"))
+	txnProduce(t, c.ctx, p2, "tx-out", values("n", 2), true, true)
+	err = p1.ProduceSync(c.ctx, &kgo.Record{Topic: "tx-out", Partition: 0, Value: []byte("zombie")}).FirstErr()
+	if err == nil {
+		err = p1.EndTransaction(c.ctx, kgo.TryCommit)
+	}
+	if !errors.Is(err, kerr.ProducerFenced) && !errors.Is(err, kerr.InvalidProducerEpoch) {
+		t.Fatalf("the fenced producer's produce or commit: %v, want PRODUCER_FENCED or INVALID_PRODUCER_EPOCH", err)
+	}
+	want = append(want, values("n", 2)...)
+	if got := readValues(t, c, "tx-out", true, 10); !slices.Equal(got, want) {
+		t.Fatalf("read_committed after fencing read %v, want %v (z aborted, zombie refused)", got, want)
+	}
+}
+
+// TestTransactionOffsets: offsets sent with a transaction (AddOffsetsToTxn,
+// TxnOffsetCommit) are the group's committed offsets once it commits, and
+// are dropped when it aborts.
+func TestTransactionOffsets(t *testing.T) {
+	c := startCluster(t, clusterOpts{})
+	c.createTopic("tx-in", 1)
+	c.createTopic("tx-out", 1)
+	p := c.client(kgo.TransactionalID("etl"))
+	r := c.raw()
+	commitIn := func(offset int64, commit bool) {
+		t.Helper()
+		if err := p.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.ProduceSync(c.ctx, &kgo.Record{Topic: "tx-out", Partition: 0, Value: []byte("x")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		pid, epoch, err := p.ProducerID(c.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		add := kmsg.NewPtrAddOffsetsToTxnRequest()
+		add.TransactionalID, add.ProducerID, add.ProducerEpoch, add.Group = "etl", pid, epoch, "readers"
+		wantCode(t, "AddOffsetsToTxn", r.roundTrip(add).(*kmsg.AddOffsetsToTxnResponse).ErrorCode, nil)
+		oc := kmsg.NewPtrTxnOffsetCommitRequest()
+		oc.TransactionalID, oc.Group, oc.ProducerID, oc.ProducerEpoch = "etl", "readers", pid, epoch
+		oc.Topics = []kmsg.TxnOffsetCommitRequestTopic{{Topic: "tx-in", Partitions: []kmsg.TxnOffsetCommitRequestTopicPartition{{Partition: 0, Offset: offset, LeaderEpoch: -1}}}}
+		resp := r.roundTrip(oc).(*kmsg.TxnOffsetCommitResponse)
+		wantCode(t, "TxnOffsetCommit", resp.Topics[0].Partitions[0].ErrorCode, nil)
+		if err := p.EndTransaction(c.ctx, kgo.TransactionEndTry(commit)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	committed := func() int64 {
+		t.Helper()
+		offs, err := kadm.NewClient(c.client()).FetchOffsets(c.ctx, "readers")
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, ok := offs.Lookup("tx-in", 0)
+		if !ok {
+			return -1
+		}
+		return o.At
+	}
+	commitIn(7, false)
+	if got := committed(); got != -1 {
+		t.Fatalf("after an aborted transaction the group has offset %d, want none", got)
+	}
+	commitIn(9, true)
+	if got := committed(); got != 9 {
+		t.Fatalf("after a committed transaction the group has offset %d, want 9", got)
+	}
+}
