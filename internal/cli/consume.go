@@ -30,6 +30,7 @@ var consumeCmd = &command{
 		timeout := fs.Duration("timeout", 0, "exit once no record arrived for this long (0: wait forever)")
 		group := fs.String("group", "", "consume as a member of this consumer group: share the partitions, resume from and commit to its offsets")
 		sessionTimeout := fs.Duration("session-timeout", 0, "with --group: the member's session timeout (0: the coordinator's default)")
+		readUncommitted := fs.Bool("read-uncommitted", false, "also print the records of open and aborted Kafka transactions (Kafka's isolation.level=read_uncommitted)")
 		format := fs.String("format", "value", "output: value, kv, json, or a Go template such as '{{.Partition}}:{{.Offset}} {{.Key}}={{.Value}}'")
 		return func(ctx context.Context, a *App, args []string) error {
 			if err := exactArgs(args, "topic"); err != nil {
@@ -58,7 +59,7 @@ var consumeCmd = &command{
 				return usagef("--format: %v", err)
 			}
 			o := consumeOpts{partition: int32(*partition), fromBeginning: *fromBeginning, offset: -1,
-				max: maxMessages, timeout: *timeout, format: out}
+				max: maxMessages, timeout: *timeout, format: out, readUncommitted: *readUncommitted}
 			if offsetSet {
 				o.offset = *offset
 			}
@@ -80,6 +81,22 @@ type consumeOpts struct {
 	format        formatter
 	// sessionTimeout is the group member's session timeout (--group).
 	sessionTimeout time.Duration
+	// readUncommitted reads Kafka transactions' open and aborted records.
+	readUncommitted bool
+}
+
+// consumerOpts are the consumer options every consume takes: where to
+// start, and the isolation.
+func (o consumeOpts) consumerOpts() []client.ConsumerOpt {
+	start := client.StartLatest
+	if o.fromBeginning {
+		start = client.StartEarliest
+	}
+	opts := []client.ConsumerOpt{client.ConsumeStart(start)}
+	if o.readUncommitted {
+		opts = append(opts, client.ReadUncommitted())
+	}
+	return opts
 }
 
 func (a *App) consume(ctx context.Context, topic string, o consumeOpts) error {
@@ -88,11 +105,7 @@ func (a *App) consume(ctx context.Context, topic string, o consumeOpts) error {
 		return err
 	}
 	defer c.Close()
-	start := client.StartLatest
-	if o.fromBeginning {
-		start = client.StartEarliest
-	}
-	opts := []client.ConsumerOpt{client.ConsumeStart(start)}
+	opts := o.consumerOpts()
 	if o.offset >= 0 {
 		// An explicit offset is never silently replaced by another one.
 		opts = append(opts, client.OffsetReset(client.ResetNone))

@@ -122,13 +122,9 @@ func (a *App) consumeGroup(ctx context.Context, topic, group string, o consumeOp
 	if err != nil {
 		return err
 	}
-	start := client.StartLatest
-	if o.fromBeginning {
-		start = client.StartEarliest
-	}
 	gc, err := c.NewGroupConsumer(group, client.Subscribe(topic), client.AutoCommitMarks(),
 		client.SessionTimeout(o.sessionTimeout), client.GroupClientID("strata-cli"),
-		client.GroupConsumerOpts(client.ConsumeStart(start)))
+		client.GroupConsumerOpts(o.consumerOpts()...))
 	if err != nil {
 		return err
 	}

@@ -593,9 +593,12 @@ func (s *Server) fail(fp *flushPart, err error, rd *stateReader) {
 	s.dropLocked(p, err)
 }
 
-// answer sends every produce of the part its outcome.
+// answer sends every produce of the part its outcome and, on success,
+// the partition's last stable offset as the part's commit left it.
 func answer(fp *flushPart, err error) {
+	stable := meta.PartitionState{NextOffset: fp.last + 1, Producers: fp.prodAfter}.LastStable()
 	for _, pr := range fp.produces {
+		pr.stable = stable
 		pr.done <- err
 	}
 }

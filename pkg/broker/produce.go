@@ -68,6 +68,10 @@ type produce struct {
 	// epoch is the owner's epoch stamped into batches; 0 for a retry
 	// answered with the offsets of an earlier request.
 	epoch int64
+	// stable is the partition's last stable offset once the produce's
+	// flush committed (set before done receives nil); 0 for a retry
+	// answered with the offsets of an earlier request.
+	stable int64
 	// seqs is the idempotent producer's sequence range, if any.
 	seqs seqRange
 	// done receives the outcome exactly once: nil when committed.
@@ -104,7 +108,7 @@ func (s *Server) Produce(ctx context.Context, req *stratav1.ProduceRequest) (*st
 	if err != nil {
 		return nil, err
 	}
-	return &stratav1.ProduceResponse{BaseOffset: pr.base, LastOffset: pr.last, Epoch: pr.epoch}, nil
+	return &stratav1.ProduceResponse{BaseOffset: pr.base, LastOffset: pr.last, Epoch: pr.epoch, LastStableOffset: pr.stable}, nil
 }
 
 // viewCatchUp bounds how long a produce waits for the view to show a topic

@@ -472,6 +472,8 @@ func (c *Consumer) fetch(tp topicPartition, cp *cpart, gen uint64, pos int64) {
 				MaxBytes:  c.cfg.fetchMaxBytes,
 				MaxWaitMs: int32(c.cfg.fetchMaxWait.Milliseconds()),
 				MinBytes:  1,
+
+				ReadUncommitted: c.cfg.readUncommitted,
 			})
 			cancel()
 			if err == nil {

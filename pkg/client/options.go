@@ -298,10 +298,11 @@ const (
 )
 
 type consumerConfig struct {
-	start         StartOffset
-	reset         ResetPolicy
-	fetchMaxWait  time.Duration
-	fetchMaxBytes int32
+	start           StartOffset
+	reset           ResetPolicy
+	fetchMaxWait    time.Duration
+	fetchMaxBytes   int32
+	readUncommitted bool
 }
 
 func defaultConsumerConfig() consumerConfig {
@@ -349,6 +350,16 @@ func FetchMaxWait(d time.Duration) ConsumerOpt {
 // batch is returned whole even if larger). Default 1 MiB.
 func FetchMaxBytes(n int32) ConsumerOpt {
 	return consumerOpt(func(c *consumerConfig) { c.fetchMaxBytes = n })
+}
+
+// ReadUncommitted makes the consumer read every record, of Kafka
+// transactions still open or aborted too (Kafka's
+// isolation.level=read_uncommitted). By default a consumer reads only
+// records outside transactions and of committed ones, up to the last
+// stable offset (docs/transactions.md); topics that Kafka transactional
+// producers never wrote read the same either way.
+func ReadUncommitted() ConsumerOpt {
+	return consumerOpt(func(c *consumerConfig) { c.readUncommitted = true })
 }
 
 type topicConfig struct {

@@ -12,6 +12,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strata-mq/strata/pkg/client"
 )
 
 // txnProduce produces values to topic's partition 0 inside one transaction
@@ -180,5 +182,74 @@ func TestTransactionOffsets(t *testing.T) {
 	commitIn(9, true)
 	if got := committed(); got != 9 {
 		t.Fatalf("after a committed transaction the group has offset %d, want 9", got)
+	}
+}
+
+// sdkValues reads partition 0 of topic with the Go SDK (through the
+// proxy's gRPC API) from the start until it has want values; with last
+// set, it then polls for another half second and fails on any record.
+func sdkValues(t *testing.T, c *cluster, topic string, want int, last bool, opts ...client.ConsumerOpt) []string {
+	t.Helper()
+	cl, err := client.New(c.proxy.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	cons, err := cl.NewConsumer(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	if err := cons.Assign(topic, 0); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for len(got) < want {
+		recs, err := cons.Poll(c.ctx)
+		if err != nil {
+			t.Fatalf("poll after %d of %d values: %v", len(got), want, err)
+		}
+		for _, r := range recs {
+			got = append(got, string(r.Value))
+		}
+	}
+	if last {
+		ctx, cancel := context.WithTimeout(c.ctx, 500*time.Millisecond)
+		defer cancel()
+		if recs, _ := cons.Poll(ctx); len(recs) > 0 {
+			t.Fatalf("read %q past the %d values wanted", recs[0].Value, want)
+		}
+	}
+	return got
+}
+
+// TestTransactionsThroughTheSDK: the gRPC API reads Kafka transactions as
+// a read_committed Kafka client does, by default: the committed
+// transactions' records only, none of an aborted one, nothing past an open
+// one's first record, and never a marker; with ReadUncommitted every
+// record, markers still left out.
+func TestTransactionsThroughTheSDK(t *testing.T) {
+	c := startCluster(t, clusterOpts{})
+	c.createTopic("tx-sdk", 1)
+	p := c.client(kgo.TransactionalID("sdk"))
+	txnProduce(t, c.ctx, p, "tx-sdk", values("c", 3), true, true)
+	txnProduce(t, c.ctx, p, "tx-sdk", values("a", 3), true, false)
+	txnProduce(t, c.ctx, p, "tx-sdk", values("d", 2), true, true)
+	txnProduce(t, c.ctx, p, "tx-sdk", values("o", 2), false, false)
+
+	want := append(values("c", 3), values("d", 2)...)
+	if got := sdkValues(t, c, "tx-sdk", 5, true); !slices.Equal(got, want) {
+		t.Fatalf("the SDK read %v, want %v", got, want)
+	}
+	all := append(append(append(values("c", 3), values("a", 3)...), values("d", 2)...), values("o", 2)...)
+	if got := sdkValues(t, c, "tx-sdk", 10, true, client.ReadUncommitted()); !slices.Equal(got, all) {
+		t.Fatalf("the SDK read uncommitted %v, want %v", got, all)
+	}
+	if err := p.EndTransaction(c.ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, values("o", 2)...)
+	if got := sdkValues(t, c, "tx-sdk", 7, true); !slices.Equal(got, want) {
+		t.Fatalf("after the commit the SDK read %v, want %v", got, want)
 	}
 }

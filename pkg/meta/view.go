@@ -214,9 +214,11 @@ func (v *View) putPartitionLocked(p PartitionState) {
 	if was, ok := m[p.Partition]; ok {
 		if was.NextOffset > p.NextOffset {
 			// An acknowledged produce raised the view past this state:
-			// keep the high watermark, not the stability of what is above.
-			p.Unstable += was.NextOffset - p.NextOffset
+			// keep the high watermark, and count as stable only what
+			// either knew to be.
+			top := max(was.NextOffset-was.Unstable, p.NextOffset-p.Unstable)
 			p.NextOffset = was.NextOffset
+			p.Unstable = p.NextOffset - top
 		}
 		if was.Broker != p.Broker {
 			v.disownLocked(was)
@@ -248,8 +250,11 @@ func (v *View) disownLocked(p PartitionState) {
 // committed, learned ahead of the watch: a proxy learns it from the
 // owner's acknowledgement, which comes after the commit. It raises the
 // partition's NextOffset (never lowers it) and wakes Changed's waiters.
-// Unknown topics and partitions are ignored.
-func (v *View) Advance(topicID string, partition int32, next int64) {
+// stable is the partition's last stable offset as that commit left it (0
+// when not known): offsets learned this way count as stable only below
+// it, since the view has not seen the producer states behind them
+// (PartitionState.Unstable).
+func (v *View) Advance(topicID string, partition int32, next, stable int64) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	t, ok := v.topics[v.topicIDs[topicID]]
@@ -263,8 +268,9 @@ func (v *View) Advance(topicID string, partition int32, next int64) {
 	if next <= st.NextOffset {
 		return
 	}
-	st.Unstable += next - st.NextOffset
+	top := max(st.NextOffset-st.Unstable, min(stable, next))
 	st.NextOffset = next
+	st.Unstable = next - top
 	v.putPartitionLocked(st)
 	v.notifyCommitLocked()
 }

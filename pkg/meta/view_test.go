@@ -156,7 +156,7 @@ func TestViewAdvance(t *testing.T) {
 	waitFor(t, v, "the topic", func() bool { _, ok := v.TopicByID(top.ID); return ok })
 
 	ch := v.Changed()
-	v.Advance(top.ID, 0, 5)
+	v.Advance(top.ID, 0, 5, 0)
 	select {
 	case <-ch:
 	default:
@@ -166,9 +166,9 @@ func TestViewAdvance(t *testing.T) {
 		t.Fatalf("NextOffset after Advance(5) = %d", st.NextOffset)
 	}
 	ch = v.Changed()
-	v.Advance(top.ID, 0, 3)
-	v.Advance(top.ID, 1, 50)   // out of range
-	v.Advance("no-such", 0, 5) // unknown topic
+	v.Advance(top.ID, 0, 3, 0)
+	v.Advance(top.ID, 1, 50, 0)   // out of range
+	v.Advance("no-such", 0, 5, 0) // unknown topic
 	select {
 	case <-ch:
 		t.Fatal("an Advance that changes nothing woke waiters")
@@ -184,7 +184,7 @@ func TestViewAdvance(t *testing.T) {
 	// The owner acknowledged up to 20 before the watch showed the commit
 	// of 0..8 (and the assignment): the view keeps 20 and takes the rest.
 	assign(t, s, top.ID, 0, "b1")
-	v.Advance(top.ID, 0, 20)
+	v.Advance(top.ID, 0, 20, 0)
 	if errs := s.CommitSegments(ctx, []meta.Commit{{Broker: "b1", Epoch: 1, Entry: entry(top.ID, 0, 0, 9)}}); errs[0] != nil {
 		t.Fatal(errs[0])
 	}
@@ -199,6 +199,12 @@ func TestViewAdvance(t *testing.T) {
 	waitFor(t, v, "the commit past the advance", func() bool { st, _ := v.Partition(top.ID, 0); return st.NextOffset == 30 })
 	if st, _ := v.Partition(top.ID, 0); st.LastStable() != 30 {
 		t.Fatalf("last stable offset %d after the commit of 9..29, want 30", st.LastStable())
+	}
+	// An acknowledgement that says how far its commit left the partition
+	// stable moves the last stable offset that far, and no further.
+	v.Advance(top.ID, 0, 40, 35)
+	if st, _ := v.Partition(top.ID, 0); st.NextOffset != 40 || st.LastStable() != 35 {
+		t.Fatalf("after Advance(40, stable 35): next %d, last stable %d", st.NextOffset, st.LastStable())
 	}
 }
 
@@ -224,7 +230,7 @@ func TestViewPlacementChanged(t *testing.T) {
 		t.Fatal(errs[0])
 	}
 	waitFor(t, v, "the commit", func() bool { st, _ := v.Partition(top.ID, 0); return st.NextOffset == 9 })
-	v.Advance(top.ID, 0, 20)
+	v.Advance(top.ID, 0, 20, 0)
 	select {
 	case <-placed:
 		t.Fatal("a commit or an Advance woke PlacementChanged")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -269,6 +270,37 @@ func (f *Fetcher) observeTailDelay(key meta.PartitionID, hw int64) {
 	if e, ok := f.entries.find(key, hw-1); ok && e.CreatedMs > 0 {
 		f.metrics.tailDelay.Observe(float64(max(time.Now().UnixMilli()-e.CreatedMs, 0)) / 1e3)
 	}
+}
+
+// dropAborted returns batches without the batches of the aborted
+// transactions listed (a Fetcher's result), for readers that cannot drop
+// them themselves as Kafka clients do: the gRPC API's. A transactional
+// batch belongs to the one transaction of its producer open at its
+// offset, so it is aborted when a listed transaction of its producer
+// spans its base offset. With nothing listed, batches come back as they
+// are; otherwise the kept batches are copied.
+func dropAborted(batches []byte, aborted []meta.AbortedTxn) ([]byte, error) {
+	if len(aborted) == 0 {
+		return batches, nil
+	}
+	hs, err := segment.SplitVerifiedBatches(batches)
+	if err != nil {
+		return nil, apierr.Errorf(apierr.ErrCorruptBatch, "fetched batches: %v", err)
+	}
+	out := make([]byte, 0, len(batches))
+	pos := 0
+	for _, h := range hs {
+		b := batches[pos : pos+h.Size()]
+		pos += h.Size()
+		if h.Attributes&segment.AttrTransactional != 0 && h.Attributes&segment.AttrControl == 0 &&
+			slices.ContainsFunc(aborted, func(a meta.AbortedTxn) bool {
+				return a.ProducerID == h.ProducerID && a.First <= h.BaseOffset && h.BaseOffset <= a.Last
+			}) {
+			continue
+		}
+		out = append(out, b...)
+	}
+	return out, nil
 }
 
 // waitHW waits until the partition's read bound (readBound) passes off,
@@ -583,7 +615,7 @@ func (f *Fetcher) learn(sts []meta.PartitionState, at time.Time) {
 	}
 	f.mu.Unlock()
 	for _, st := range sts {
-		f.view.Advance(st.TopicID, st.Partition, st.NextOffset)
+		f.view.Advance(st.TopicID, st.Partition, st.NextOffset, st.LastStable())
 	}
 }
 

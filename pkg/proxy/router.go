@@ -166,7 +166,7 @@ func (r *Router) Produce(ctx context.Context, topic string, partition int32, bat
 // them, which wakes those readers before the commit's watch event comes.
 func (r *Router) acknowledged(key meta.PartitionID, resp *stratav1.ProduceResponse, batches []byte) {
 	if r.recent.add(key, resp.GetEpoch(), resp.GetBaseOffset(), resp.GetLastOffset(), batches) {
-		r.view.Advance(key.TopicID, key.Partition, resp.GetLastOffset()+1)
+		r.view.Advance(key.TopicID, key.Partition, resp.GetLastOffset()+1, resp.GetLastStableOffset())
 	}
 }
 

@@ -125,11 +125,17 @@ func (v *service) Fetch(ctx context.Context, req *stratav1.FetchRequest) (resp *
 		Offset:    req.GetOffset(),
 		MaxBytes:  req.GetMaxBytes(),
 		MaxWait:   time.Duration(req.GetMaxWaitMs()) * time.Millisecond,
+
+		ReadCommitted: !req.GetReadUncommitted(),
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &stratav1.FetchResponse{Batches: r.Batches, HighWatermark: r.HighWatermark, LogStartOffset: r.LogStart}, nil
+	batches, err := dropAborted(r.Batches, r.Aborted)
+	if err != nil {
+		return nil, err
+	}
+	return &stratav1.FetchResponse{Batches: batches, HighWatermark: r.HighWatermark, LogStartOffset: r.LogStart, LastStableOffset: r.LastStable}, nil
 }
 
 func (v *service) ListOffsets(ctx context.Context, req *stratav1.ListOffsetsRequest) (resp *stratav1.ListOffsetsResponse, err error) {

@@ -19,13 +19,13 @@ func TestWarmOneAtATime(t *testing.T) {
 	var tr tailReaders
 	tr.note(key, 0) // a reader at the high watermark
 
-	v.Advance(top.ID, 0, 10)
+	v.Advance(top.ID, 0, 10, 10)
 	first := tr.due(v)
 	if len(first) != 1 || first[0].from != 0 || first[0].to != 10 {
 		t.Fatalf("after a commit to 10: due %+v, want one warm of 0..10", first)
 	}
-	v.Advance(top.ID, 0, 20)
-	v.Advance(top.ID, 0, 30)
+	v.Advance(top.ID, 0, 20, 20)
+	v.Advance(top.ID, 0, 30, 30)
 	if more := tr.due(v); len(more) != 0 {
 		t.Fatalf("while the warm of 0..10 runs: due %+v, want none", more)
 	}

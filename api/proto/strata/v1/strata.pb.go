@@ -326,9 +326,14 @@ type ProduceResponse struct {
 	// The owner's epoch, stamped into every batch as its partition leader
 	// epoch; 0 when the request was a retry answered from committed state,
 	// whose stored epoch this owner does not know.
-	Epoch         int64 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Epoch int64 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// The partition's last stable offset (below it every Kafka transaction
+	// is committed or aborted) as the produce's commit left it; 0 when not
+	// known (a retry answered from committed state). Proxies use it to
+	// serve read_committed readers before the commit's watch event.
+	LastStableOffset int64 `protobuf:"varint,4,opt,name=last_stable_offset,json=lastStableOffset,proto3" json:"last_stable_offset,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ProduceResponse) Reset() {
@@ -378,6 +383,13 @@ func (x *ProduceResponse) GetLastOffset() int64 {
 func (x *ProduceResponse) GetEpoch() int64 {
 	if x != nil {
 		return x.Epoch
+	}
+	return 0
+}
+
+func (x *ProduceResponse) GetLastStableOffset() int64 {
+	if x != nil {
+		return x.LastStableOffset
 	}
 	return 0
 }
@@ -753,9 +765,15 @@ type FetchRequest struct {
 	// watermark (default 0: answer at once; capped by the server).
 	MaxWaitMs int32 `protobuf:"varint,5,opt,name=max_wait_ms,json=maxWaitMs,proto3" json:"max_wait_ms,omitempty"`
 	// Answer as soon as this many bytes are available (default 1).
-	MinBytes      int32 `protobuf:"varint,6,opt,name=min_bytes,json=minBytes,proto3" json:"min_bytes,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	MinBytes int32 `protobuf:"varint,6,opt,name=min_bytes,json=minBytes,proto3" json:"min_bytes,omitempty"`
+	// Read past the last stable offset and include the records of aborted
+	// Kafka transactions (Kafka's isolation.level=read_uncommitted). By
+	// default a fetch returns only records of committed transactions (and
+	// records written outside transactions), below the last stable offset,
+	// with aborted transactions' batches left out.
+	ReadUncommitted bool `protobuf:"varint,7,opt,name=read_uncommitted,json=readUncommitted,proto3" json:"read_uncommitted,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *FetchRequest) Reset() {
@@ -830,16 +848,28 @@ func (x *FetchRequest) GetMinBytes() int32 {
 	return 0
 }
 
+func (x *FetchRequest) GetReadUncommitted() bool {
+	if x != nil {
+		return x.ReadUncommitted
+	}
+	return false
+}
+
 type FetchResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Whole record batches, concatenated, in offset order.
+	// Whole record batches, concatenated, in offset order. Offsets may skip:
+	// transaction markers (control batches, which readers skip) and, unless
+	// read_uncommitted, aborted transactions' batches are not records.
 	Batches []byte `protobuf:"bytes,1,opt,name=batches,proto3" json:"batches,omitempty"`
 	// The partition's next offset: every offset below it is committed.
 	HighWatermark int64 `protobuf:"varint,2,opt,name=high_watermark,json=highWatermark,proto3" json:"high_watermark,omitempty"`
 	// The first offset still readable.
 	LogStartOffset int64 `protobuf:"varint,3,opt,name=log_start_offset,json=logStartOffset,proto3" json:"log_start_offset,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Below it, every Kafka transaction is committed or aborted: the bound
+	// of a fetch without read_uncommitted.
+	LastStableOffset int64 `protobuf:"varint,4,opt,name=last_stable_offset,json=lastStableOffset,proto3" json:"last_stable_offset,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *FetchResponse) Reset() {
@@ -889,6 +919,13 @@ func (x *FetchResponse) GetHighWatermark() int64 {
 func (x *FetchResponse) GetLogStartOffset() int64 {
 	if x != nil {
 		return x.LogStartOffset
+	}
+	return 0
+}
+
+func (x *FetchResponse) GetLastStableOffset() int64 {
+	if x != nil {
+		return x.LastStableOffset
 	}
 	return 0
 }
@@ -5363,13 +5400,14 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x0eProduceRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x18\n" +
-	"\abatches\x18\x03 \x01(\fR\abatches\"i\n" +
+	"\abatches\x18\x03 \x01(\fR\abatches\"\x97\x01\n" +
 	"\x0fProduceResponse\x12\x1f\n" +
 	"\vbase_offset\x18\x01 \x01(\x03R\n" +
 	"baseOffset\x12\x1f\n" +
 	"\vlast_offset\x18\x02 \x01(\x03R\n" +
 	"lastOffset\x12\x14\n" +
-	"\x05epoch\x18\x03 \x01(\x03R\x05epoch\"E\n" +
+	"\x05epoch\x18\x03 \x01(\x03R\x05epoch\x12,\n" +
+	"\x12last_stable_offset\x18\x04 \x01(\x03R\x10lastStableOffset\"E\n" +
 	"\x12ProduceManyRequest\x12/\n" +
 	"\x05parts\x18\x01 \x03(\v2\x19.strata.v1.ProduceRequestR\x05parts\"M\n" +
 	"\x13ProduceManyResponse\x126\n" +
@@ -5390,18 +5428,20 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x15ProduceStreamResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x126\n" +
 	"\bresponse\x18\x02 \x01(\v2\x1a.strata.v1.ProduceResponseR\bresponse\x12*\n" +
-	"\x05error\x18\x03 \x01(\v2\x14.strata.v1.PartErrorR\x05error\"\xb4\x01\n" +
+	"\x05error\x18\x03 \x01(\v2\x14.strata.v1.PartErrorR\x05error\"\xdf\x01\n" +
 	"\fFetchRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
 	"\x06offset\x18\x03 \x01(\x03R\x06offset\x12\x1b\n" +
 	"\tmax_bytes\x18\x04 \x01(\x05R\bmaxBytes\x12\x1e\n" +
 	"\vmax_wait_ms\x18\x05 \x01(\x05R\tmaxWaitMs\x12\x1b\n" +
-	"\tmin_bytes\x18\x06 \x01(\x05R\bminBytes\"z\n" +
+	"\tmin_bytes\x18\x06 \x01(\x05R\bminBytes\x12)\n" +
+	"\x10read_uncommitted\x18\a \x01(\bR\x0freadUncommitted\"\xa8\x01\n" +
 	"\rFetchResponse\x12\x18\n" +
 	"\abatches\x18\x01 \x01(\fR\abatches\x12%\n" +
 	"\x0ehigh_watermark\x18\x02 \x01(\x03R\rhighWatermark\x12(\n" +
-	"\x10log_start_offset\x18\x03 \x01(\x03R\x0elogStartOffset\"k\n" +
+	"\x10log_start_offset\x18\x03 \x01(\x03R\x0elogStartOffset\x12,\n" +
+	"\x12last_stable_offset\x18\x04 \x01(\x03R\x10lastStableOffset\"k\n" +
 	"\x12ListOffsetsRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12!\n" +
