@@ -253,3 +253,24 @@ func TestTransactionsThroughTheSDK(t *testing.T) {
 		t.Fatalf("after the commit the SDK read %v, want %v", got, want)
 	}
 }
+
+// TestTransactionTimeout: a producer that goes away with a transaction
+// open holds read_committed readers of its partition back only until the
+// transaction's timeout; then the coordinator aborts it, and the readers
+// get the records committed after it, and never the abandoned ones. The
+// abandoned producer is fenced.
+func TestTransactionTimeout(t *testing.T) {
+	c := startCluster(t, clusterOpts{})
+	c.createTopic("tx-timeout", 1)
+	gone := c.client(kgo.TransactionalID("gone"), kgo.TransactionTimeout(1500*time.Millisecond))
+	txnProduce(t, c.ctx, gone, "tx-timeout", values("x", 3), false, false)
+	later := c.client(kgo.TransactionalID("later"))
+	txnProduce(t, c.ctx, later, "tx-timeout", values("y", 2), true, true)
+	if got := readValues(t, c, "tx-timeout", true, 2); !slices.Equal(got, values("y", 2)) {
+		t.Fatalf("read_committed read %v, want y-0, y-1 once the abandoned transaction timed out", got)
+	}
+	err := gone.EndTransaction(c.ctx, kgo.TryCommit)
+	if !errors.Is(err, kerr.ProducerFenced) && !errors.Is(err, kerr.InvalidProducerEpoch) {
+		t.Fatalf("committing the timed-out transaction: %v, want it fenced", err)
+	}
+}
