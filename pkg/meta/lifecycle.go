@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/strata-mq/strata/pkg/apierr"
@@ -279,10 +280,30 @@ func contiguous(es []SegmentEntry) error {
 // entries a page at a time at one revision, so the set is a consistent
 // snapshot.
 func (s *Store) ReferencedObjects(ctx context.Context) (map[string]struct{}, int64, error) {
-	const page = 2048
-	prefix := s.keys.root + "/segments/"
-	end := clientv3.GetPrefixRangeEnd(prefix)
 	refs := map[string]struct{}{}
+	rev, err := s.scanPrefix(ctx, s.keys.root+"/segments/", 2048, "list referenced objects", func(kv *mvccpb.KeyValue) error {
+		var e struct {
+			V      int    `json:"v"`
+			Object string `json:"object"`
+		}
+		if err := json.Unmarshal(kv.Value, &e); err != nil || e.V != valueVersion {
+			return fmt.Errorf("%w: segment entry %s", ErrUnsupportedValue, kv.Key)
+		}
+		refs[e.Object] = struct{}{}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return refs, rev, nil
+}
+
+// scanPrefix calls each for every key under prefix, read page keys per
+// request, all at the revision of the first request, which it returns:
+// a snapshot of a prefix too large for one response. what names the scan
+// in errors; an error from each ends it.
+func (s *Store) scanPrefix(ctx context.Context, prefix string, page int64, what string, each func(*mvccpb.KeyValue) error) (int64, error) {
+	end := clientv3.GetPrefixRangeEnd(prefix)
 	var rev int64
 	for start := prefix; ; {
 		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(page)}
@@ -293,23 +314,18 @@ func (s *Store) ReferencedObjects(ctx context.Context) (map[string]struct{}, int
 		resp, err := s.cli.Get(rctx, start, opts...)
 		cancel()
 		if err != nil {
-			return nil, 0, fmt.Errorf("meta: list referenced objects: %w", err)
+			return 0, fmt.Errorf("meta: %s: %w", what, err)
 		}
 		if rev == 0 {
 			rev = resp.Header.Revision
 		}
 		for _, kv := range resp.Kvs {
-			var e struct {
-				V      int    `json:"v"`
-				Object string `json:"object"`
+			if err := each(kv); err != nil {
+				return 0, err
 			}
-			if err := json.Unmarshal(kv.Value, &e); err != nil || e.V != valueVersion {
-				return nil, 0, fmt.Errorf("%w: segment entry %s", ErrUnsupportedValue, kv.Key)
-			}
-			refs[e.Object] = struct{}{}
 		}
 		if !resp.More || len(resp.Kvs) == 0 {
-			return refs, rev, nil
+			return rev, nil
 		}
 		start = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/strata-mq/strata/pkg/apierr"
@@ -188,36 +189,16 @@ const txnListPage = 64
 // ListTxns returns every transactional id's state, in id order, read at
 // one revision, which it returns for WatchTxns.
 func (s *Store) ListTxns(ctx context.Context) ([]TxnState, int64, error) {
-	prefix := s.keys.txns()
-	end := clientv3.GetPrefixRangeEnd(prefix)
 	var out []TxnState
-	var rev int64
-	for start := prefix; ; {
-		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(txnListPage)}
-		if rev > 0 {
-			opts = append(opts, clientv3.WithRev(rev))
-		}
-		rctx, cancel := s.ctx(ctx)
-		resp, err := s.cli.Get(rctx, start, opts...)
-		cancel()
-		if err != nil {
-			return nil, 0, fmt.Errorf("meta: list transactions: %w", err)
-		}
-		if rev == 0 {
-			rev = resp.Header.Revision
-		}
-		for _, kv := range resp.Kvs {
-			st, err := s.decodeTxn(kv.Key, kv.Value, kv.ModRevision)
-			if err != nil {
-				return nil, 0, err
-			}
-			out = append(out, st)
-		}
-		if !resp.More || len(resp.Kvs) == 0 {
-			return out, rev, nil
-		}
-		start = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	rev, err := s.scanPrefix(ctx, s.keys.txns(), txnListPage, "list transactions", func(kv *mvccpb.KeyValue) error {
+		st, err := s.decodeTxn(kv.Key, kv.Value, kv.ModRevision)
+		out = append(out, st)
+		return err
+	})
+	if err != nil {
+		return nil, 0, err
 	}
+	return out, rev, nil
 }
 
 // CreateTxn stores the first state of a transactional id, and its producer
