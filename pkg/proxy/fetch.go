@@ -238,9 +238,10 @@ const maxAborted = 10_000
 
 // aborted lists the aborted transactions among batches, fetched from off
 // of a partition in state st, and returns the batches to answer with:
-// nothing to look up when the partition's last abort lies below off.
+// nothing to look up when the partition never had an abort (LastAbort 0)
+// or its last one lies below off.
 func (f *Fetcher) aborted(ctx context.Context, st meta.PartitionState, off int64, batches []byte) ([]byte, []meta.AbortedTxn, error) {
-	if len(batches) == 0 || st.LastAbort < off {
+	if len(batches) == 0 || st.LastAbort == 0 || st.LastAbort < off {
 		return batches, nil, nil
 	}
 	for {
