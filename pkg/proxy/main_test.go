@@ -338,5 +338,7 @@ func (b *testBroker) Produce(ctx context.Context, req *stratav1.ProduceRequest) 
 	if err := b.meta.CommitSegments(ctx, []meta.Commit{{Broker: b.id, Epoch: st.Epoch, Entry: entry}})[0]; err != nil {
 		return nil, err
 	}
-	return &stratav1.ProduceResponse{BaseOffset: st.NextOffset, LastOffset: next - 1, Epoch: st.Epoch}, nil
+	// No transactions here: like a broker's, the answer reports every
+	// offset below next stable.
+	return &stratav1.ProduceResponse{BaseOffset: st.NextOffset, LastOffset: next - 1, Epoch: st.Epoch, LastStableOffset: next}, nil
 }
