@@ -177,6 +177,37 @@ func (gm *groupManager) classicCommit(ctx context.Context, group, member, instan
 	return gm.writeOffsets(ctx, g, offsets)
 }
 
+// txnCommitCheck checks the committer of transactional offsets (Kafka's
+// TxnOffsetCommit v3+), whose offsets are staged in the transaction and
+// stored only when it commits. As in Kafka, a request naming no member at
+// generation -1 passes whatever the group (a producer that does not give
+// its consumer's group metadata); otherwise the member must be in the
+// group at that generation, or for a server-side member at that epoch.
+// Unlike a plain commit it passes while a classic group completes a
+// rebalance: the generation alone fences a zombie, whose transaction then
+// aborts.
+func (gm *groupManager) txnCommitCheck(ctx context.Context, group, member, instance string, generation int32) error {
+	if generation < 0 && member == "" && instance == "" {
+		return nil
+	}
+	g, err := gm.get(ctx, group)
+	if err != nil {
+		return err
+	}
+	defer g.mu.Unlock()
+	if len(g.st.Members) > 0 {
+		return gm.commitLocked(ctx, g, member, int64(generation), false, nil)
+	}
+	c, _, err := classicMember(g, member, instance)
+	if err != nil {
+		return err
+	}
+	if generation != c.Generation {
+		return apierr.Errorf(apierr.ErrIllegalGeneration, "group %s is at generation %d, not %d: transactional commit rejected", group, c.Generation, generation)
+	}
+	return nil
+}
+
 // expireClassic removes classic members whose session ended (unless a
 // poll of theirs is in flight), ends a join phase whose rebalance timeout
 // passed, and ends a sync phase the leader never completed by dropping

@@ -228,7 +228,9 @@ func (s *Server) LeaveClassicGroup(ctx context.Context, req *stratav1.LeaveClass
 }
 
 // CommitClassicOffsets stores offsets of a classic member, of a group
-// without members (generation -1), or of a server-side member.
+// without members (generation -1), or of a server-side member; with
+// check_only it stores nothing and only checks the member, as a Kafka
+// transactional offset commit does before staging its offsets.
 func (s *Server) CommitClassicOffsets(ctx context.Context, req *stratav1.CommitClassicOffsetsRequest) (*stratav1.CommitClassicOffsetsResponse, error) {
 	err := s.groupCall(ctx, "CommitClassicOffsets", func(gm *groupManager) error {
 		if err := meta.ValidateGroupName(req.GetGroup()); err != nil {
@@ -238,6 +240,12 @@ func (s *Server) CommitClassicOffsets(ctx context.Context, req *stratav1.CommitC
 			if err := validMember(req.GetMemberId()); err != nil {
 				return err
 			}
+		}
+		if req.GetCheckOnly() {
+			if len(req.GetTopics()) > 0 {
+				return apierr.Errorf(apierr.ErrInvalidRequest, "check_only stores nothing: topics must be empty")
+			}
+			return gm.txnCommitCheck(ctx, req.GetGroup(), req.GetMemberId(), req.GetGroupInstanceId(), req.GetGeneration())
 		}
 		offsets, err := s.offsetsFromRequest(req.GetTopics())
 		if err != nil {

@@ -426,3 +426,54 @@ func TestKafkaMemberCommitsAtOlderEpoch(t *testing.T) {
 		Topics: []*stratav1.TopicOffsets{{Topic: "orders", Partitions: []*stratav1.PartitionOffset{{Partition: mine, Offset: 6}}}}})
 	wantAPIErr(t, err, apierr.ErrFencedMember)
 }
+
+// TestClassicTxnCommitCheck checks members as a Kafka transactional
+// offset commit does (check_only): at the member's generation it passes,
+// even while the group completes a rebalance, where a plain commit is
+// refused; a stale generation or an unknown member is refused; no member
+// at generation -1 passes whatever the group; and a check stores nothing.
+func TestClassicTxnCommitCheck(t *testing.T) {
+	ctx := testCtx(t)
+	_, cli, _ := groupSetup(t, 4)
+	check := func(member string, generation int32, topics ...*stratav1.TopicOffsets) error {
+		_, err := cli.CommitClassicOffsets(ctx, &stratav1.CommitClassicOffsetsRequest{Group: "cg", MemberId: member,
+			Generation: generation, CheckOnly: true, Topics: topics})
+		return apierr.FromStatus(err)
+	}
+	a := newClassic(cli)
+	rebalanceAll(t, ctx, a)
+	if err := check(a.id, a.generation); err != nil {
+		t.Fatalf("check at the member's generation: %v", err)
+	}
+	wantAPIErr(t, check(a.id, a.generation-1), apierr.ErrIllegalGeneration)
+	wantAPIErr(t, check("stranger", a.generation), apierr.ErrUnknownMember)
+	if err := check("", -1); err != nil {
+		t.Fatalf("check naming no member: %v", err)
+	}
+	wantAPIErr(t, check(a.id, a.generation, &stratav1.TopicOffsets{Topic: "orders",
+		Partitions: []*stratav1.PartitionOffset{{Partition: 0, Offset: 5}}}), apierr.ErrInvalidRequest)
+
+	// b joins and both rejoin; before they sync, the group completes the
+	// rebalance at generation 2.
+	b := newClassic(cli)
+	joined := make(chan error, 1)
+	go func() { joined <- b.join(ctx) }()
+	untilErr(t, ctx, a, apierr.ErrRebalanceInProgress)
+	if err := a.join(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-joined; err != nil {
+		t.Fatal(err)
+	}
+	wantAPIErr(t, a.commit(ctx, a.generation, 9), apierr.ErrRebalanceInProgress)
+	if err := check(a.id, a.generation); err != nil {
+		t.Fatalf("check while completing a rebalance: %v", err)
+	}
+	offs, err := cli.FetchOffsets(ctx, &stratav1.FetchOffsetsRequest{Group: "cg"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(offs.GetTopics()) != 0 {
+		t.Fatalf("checks stored offsets: %v", offs.GetTopics())
+	}
+}

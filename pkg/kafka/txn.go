@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"golang.org/x/sync/errgroup"
 
+	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
 	"github.com/strata-mq/strata/pkg/apierr"
 	"github.com/strata-mq/strata/pkg/auth"
 	"github.com/strata-mq/strata/pkg/meta"
@@ -142,14 +143,18 @@ func (s *Server) handleEndTxn(ctx context.Context, r *request) (kmsg.Response, e
 
 // handleTxnOffsetCommit stages a consumer group's offsets in the
 // transaction: they are committed with it, or dropped if it aborts. The
-// group must have been added (AddOffsetsToTxn) first. The member id and
-// generation of v3+ are not checked against the group (docs/kafka.md).
+// group must have been added (AddOffsetsToTxn) first. From v3 the
+// consumer's member id and generation are checked against the group, so a
+// zombie of a rebalanced group cannot commit its offsets (KIP-447).
 func (s *Server) handleTxnOffsetCommit(ctx context.Context, r *request) (kmsg.Response, error) {
 	req := r.kreq.(*kmsg.TxnOffsetCommitRequest)
 	resp := req.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
 	groupCode, _ := s.authorize(ctx, r, meta.OpProduce, auth.TxnID(req.TransactionalID))
 	if groupCode == 0 {
 		groupCode, _ = s.authorize(ctx, r, meta.OpConsume, auth.Group(req.Group))
+	}
+	if groupCode == 0 {
+		groupCode = s.txnMemberCode(ctx, req)
 	}
 	var offs []meta.TxnOffset
 	var outs []*kmsg.TxnOffsetCommitResponseTopicPartition
@@ -189,6 +194,21 @@ func (s *Server) handleTxnOffsetCommit(ctx context.Context, r *request) (kmsg.Re
 		}
 	}
 	return resp, nil
+}
+
+// txnMemberCode checks the group member a TxnOffsetCommit (v3+) names, as
+// Kafka does before staging its offsets: 0, or UNKNOWN_MEMBER_ID,
+// ILLEGAL_GENERATION or FENCED_INSTANCE_ID for a member the group no longer
+// has at that generation. A request naming none (below v3, or generation -1
+// without a member) is not checked.
+func (s *Server) txnMemberCode(ctx context.Context, req *kmsg.TxnOffsetCommitRequest) int16 {
+	instance := deref(req.InstanceID)
+	if req.Generation < 0 && req.MemberID == "" && instance == "" {
+		return 0
+	}
+	_, err := s.core.Admin.CommitClassicOffsets(ctx, &stratav1.CommitClassicOffsetsRequest{Group: req.Group,
+		MemberId: req.MemberID, GroupInstanceId: instance, Generation: req.Generation, CheckOnly: true})
+	return commitErrCode(req.Version, err)
 }
 
 // initTxnProducer answers InitProducerId for a transactional id: the

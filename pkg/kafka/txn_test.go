@@ -274,3 +274,86 @@ func TestTransactionTimeout(t *testing.T) {
 		t.Fatalf("committing the timed-out transaction: %v, want it fenced", err)
 	}
 }
+
+// TestTransactionOffsetsFenceZombies stages a consumer's offsets in a
+// transaction as Kafka checks them (KIP-447): from TxnOffsetCommit v3 the
+// member and its generation must be the group's, so a consumer that lost
+// its partitions in a rebalance cannot commit them with its transaction.
+// A classic member at a stale generation gets ILLEGAL_GENERATION, one the
+// group does not know UNKNOWN_MEMBER_ID, a KIP-848 member at another epoch
+// ILLEGAL_GENERATION; a request naming no member (generation -1) passes,
+// as Kafka lets a producer without group metadata through. Only the
+// offsets that passed are committed with the transaction.
+func TestTransactionOffsetsFenceZombies(t *testing.T) {
+	c := startCluster(t, clusterOpts{})
+	c.createTopic("orders", 2)
+	c.createTopic("epochs", 1)
+	c.createTopic("tx-out", 1)
+	r := c.raw()
+
+	// A classic member a at generation 1 of group "wire".
+	a := r.roundTrip(joinReq(4, "")).(*kmsg.JoinGroupResponse).MemberID
+	j := r.roundTrip(joinReq(4, a)).(*kmsg.JoinGroupResponse)
+	wantCode(t, "JoinGroup", j.ErrorCode, nil)
+	sync := kmsg.NewPtrSyncGroupRequest()
+	sync.Version, sync.Group, sync.MemberID, sync.Generation = 3, "wire", a, j.Generation
+	sync.GroupAssignment = []kmsg.SyncGroupRequestGroupAssignment{{MemberID: a}}
+	wantCode(t, "SyncGroup", r.roundTrip(sync).(*kmsg.SyncGroupResponse).ErrorCode, nil)
+	// A KIP-848 member of group "g-epochs".
+	hb := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+	hb.Group, hb.MemberID, hb.RebalanceTimeoutMillis = "g-epochs", "q2nlXBo4RcqVh1lyS0Lmyw", 10_000
+	hb.SubscribedTopicNames = []string{"epochs"}
+	hbResp, err := hb.RequestWith(c.ctx, c.client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, "ConsumerGroupHeartbeat", hbResp.ErrorCode, nil)
+
+	p := c.client(kgo.TransactionalID("zombies"))
+	if err := p.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.ProduceSync(c.ctx, &kgo.Record{Topic: "tx-out", Partition: 0, Value: []byte("x")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	pid, epoch, err := p.ProducerID(c.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []string{"wire", "g-epochs"} {
+		add := kmsg.NewPtrAddOffsetsToTxnRequest()
+		add.TransactionalID, add.ProducerID, add.ProducerEpoch, add.Group = "zombies", pid, epoch, g
+		wantCode(t, "AddOffsetsToTxn "+g, r.roundTrip(add).(*kmsg.AddOffsetsToTxnResponse).ErrorCode, nil)
+	}
+	stage := func(group, topic string, partition int32, member string, generation int32, offset int64) int16 {
+		t.Helper()
+		oc := kmsg.NewPtrTxnOffsetCommitRequest()
+		oc.Version, oc.TransactionalID, oc.Group, oc.ProducerID, oc.ProducerEpoch = 3, "zombies", group, pid, epoch
+		oc.MemberID, oc.Generation = member, generation
+		oc.Topics = []kmsg.TxnOffsetCommitRequestTopic{{Topic: topic, Partitions: []kmsg.TxnOffsetCommitRequestTopicPartition{{Partition: partition, Offset: offset, LeaderEpoch: -1}}}}
+		return r.roundTrip(oc).(*kmsg.TxnOffsetCommitResponse).Topics[0].Partitions[0].ErrorCode
+	}
+	wantCode(t, "a member at its generation", stage("wire", "orders", 0, a, j.Generation, 5), nil)
+	wantCode(t, "no member at generation -1", stage("wire", "orders", 1, "", -1, 6), nil)
+	wantCode(t, "a member at a stale generation", stage("wire", "orders", 0, a, j.Generation-1, 99), kerr.IllegalGeneration)
+	wantCode(t, "a member the group does not know", stage("wire", "orders", 0, "stranger", j.Generation, 99), kerr.UnknownMemberID)
+	wantCode(t, "a KIP-848 member at its epoch", stage("g-epochs", "epochs", 0, hb.MemberID, hbResp.MemberEpoch, 7), nil)
+	wantCode(t, "a KIP-848 member at another epoch", stage("g-epochs", "epochs", 0, hb.MemberID, hbResp.MemberEpoch+1, 99), kerr.IllegalGeneration)
+	if err := p.EndTransaction(c.ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	adm := kadm.NewClient(c.client())
+	for _, w := range []struct {
+		group, topic string
+		partition    int32
+		at           int64
+	}{{"wire", "orders", 0, 5}, {"wire", "orders", 1, 6}, {"g-epochs", "epochs", 0, 7}} {
+		offs, err := adm.FetchOffsets(c.ctx, w.group)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o, ok := offs.Lookup(w.topic, w.partition); !ok || o.At != w.at {
+			t.Fatalf("group %s, %s/%d: committed %+v (found %v), want %d", w.group, w.topic, w.partition, o, ok, w.at)
+		}
+	}
+}

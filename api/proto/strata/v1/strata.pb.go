@@ -4916,8 +4916,13 @@ type CommitClassicOffsetsRequest struct {
 	GroupInstanceId string          `protobuf:"bytes,3,opt,name=group_instance_id,json=groupInstanceId,proto3" json:"group_instance_id,omitempty"`
 	Generation      int32           `protobuf:"varint,4,opt,name=generation,proto3" json:"generation,omitempty"`
 	Topics          []*TopicOffsets `protobuf:"bytes,5,rep,name=topics,proto3" json:"topics,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Check the member and its generation as a transactional offset commit
+	// (Kafka's TxnOffsetCommit) does, and store nothing: topics must be
+	// empty. A member of a group completing a rebalance passes, and so does
+	// a request naming no member at generation -1, whatever the group.
+	CheckOnly     bool `protobuf:"varint,6,opt,name=check_only,json=checkOnly,proto3" json:"check_only,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CommitClassicOffsetsRequest) Reset() {
@@ -4983,6 +4988,13 @@ func (x *CommitClassicOffsetsRequest) GetTopics() []*TopicOffsets {
 		return x.Topics
 	}
 	return nil
+}
+
+func (x *CommitClassicOffsetsRequest) GetCheckOnly() bool {
+	if x != nil {
+		return x.CheckOnly
+	}
+	return false
 }
 
 type CommitClassicOffsetsResponse struct {
@@ -5730,7 +5742,7 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x1b\n" +
 	"\tmember_id\x18\x02 \x01(\tR\bmemberId\x12*\n" +
 	"\x11group_instance_id\x18\x03 \x01(\tR\x0fgroupInstanceId\"\x1b\n" +
-	"\x19LeaveClassicGroupResponse\"\xcd\x01\n" +
+	"\x19LeaveClassicGroupResponse\"\xec\x01\n" +
 	"\x1bCommitClassicOffsetsRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x1b\n" +
 	"\tmember_id\x18\x02 \x01(\tR\bmemberId\x12*\n" +
@@ -5738,7 +5750,9 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\n" +
 	"generation\x18\x04 \x01(\x05R\n" +
 	"generation\x12/\n" +
-	"\x06topics\x18\x05 \x03(\v2\x17.strata.v1.TopicOffsetsR\x06topics\"\x1e\n" +
+	"\x06topics\x18\x05 \x03(\v2\x17.strata.v1.TopicOffsetsR\x06topics\x12\x1d\n" +
+	"\n" +
+	"check_only\x18\x06 \x01(\bR\tcheckOnly\"\x1e\n" +
 	"\x1cCommitClassicOffsetsResponse\"3\n" +
 	"\x1bDescribeClassicGroupRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\"\xdd\x01\n" +
