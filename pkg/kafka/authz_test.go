@@ -47,6 +47,10 @@ func TestPrincipalWithoutGrantsTriesEveryAPI(t *testing.T) {
 	if err := admin.ProduceSync(ctx, &kgo.Record{Topic: "payments", Partition: 0, Value: []byte("v")}).FirstErr(); err != nil {
 		t.Fatalf("admin produce: %v", err)
 	}
+	// A transactional id "tx", with a transaction committed, that
+	// DescribeTransactions and ListTransactions must not reveal.
+	txp := c.client(kgo.SASL(plain.Auth{User: "admin", Pass: "tok-admin"}.AsMechanism()), kgo.TransactionalID("tx"))
+	txnProduce(t, ctx, txp, "payments", []string{"t"}, true, true)
 	offsets := kadm.Offsets{}
 	offsets.Add(kadm.Offset{Topic: "payments", Partition: 0, At: 1, LeaderEpoch: -1})
 	if _, err := adm.CommitOffsets(ctx, "g1", offsets); err != nil {
@@ -332,6 +336,17 @@ var everyAPI = map[kmsg.Key]apiCase{
 		r.Topics = []kmsg.TxnOffsetCommitRequestTopic{{Topic: "payments", Partitions: []kmsg.TxnOffsetCommitRequestTopicPartition{{Partition: 0, Offset: 0, LeaderEpoch: -1}}}}
 		return r
 	}, refusedAll},
+	kmsg.DescribeTransactions: {func() kmsg.Request {
+		r := kmsg.NewPtrDescribeTransactionsRequest()
+		r.TransactionalIDs = []string{"tx"}
+		return r
+	}, refusedAll},
+	kmsg.ListTransactions: {func() kmsg.Request { return kmsg.NewPtrListTransactionsRequest() }, func(resp kmsg.Response, _ []int16) string {
+		if n := len(resp.(*kmsg.ListTransactionsResponse).TransactionStates); n != 0 {
+			return "listed transactional ids the principal may not describe"
+		}
+		return ""
+	}},
 }
 
 // errorCodes collects every ErrorCode field anywhere in a response.

@@ -357,3 +357,93 @@ func TestTransactionOffsetsFenceZombies(t *testing.T) {
 		}
 	}
 }
+
+// TestDescribeAndListTransactions describes and lists transactional ids
+// as kadm (and kafka-transactions.sh) do: an open transaction shows its
+// state, producer, timeout, start and partitions; a committed one
+// CompleteCommit and none; an id never used TRANSACTIONAL_ID_NOT_FOUND.
+// Listing filters by state, producer id, duration and id pattern, and
+// returns the state names Kafka does not know.
+func TestDescribeAndListTransactions(t *testing.T) {
+	c := startCluster(t, clusterOpts{})
+	c.createTopic("tx-out", 2)
+	open := c.client(kgo.TransactionalID("t-open"), kgo.TransactionTimeout(30*time.Second), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	done := c.client(kgo.TransactionalID("t-done"))
+	txnProduce(t, c.ctx, done, "tx-out", []string{"d"}, true, true)
+	before := time.Now().UnixMilli()
+	if err := open.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []int32{1, 0} {
+		if err := open.ProduceSync(c.ctx, &kgo.Record{Topic: "tx-out", Partition: p, Value: []byte("o")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	openPID, openEpoch, _ := open.ProducerID(c.ctx)
+	donePID, _, _ := done.ProducerID(c.ctx)
+
+	adm := kadm.NewClient(c.client())
+	ds, err := adm.DescribeTransactions(c.ctx, "t-open", "t-done", "never")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := ds["t-open"]
+	if o.Err != nil || o.State != "Ongoing" || o.ProducerID != openPID || o.ProducerEpoch != openEpoch ||
+		o.TimeoutMillis != 30_000 || o.StartTimestamp < before || !slices.Equal(o.Topics.Sorted()[0].Partitions, []int32{0, 1}) {
+		t.Fatalf("open transaction described as %+v (producer %d epoch %d, began after %d)", o, openPID, openEpoch, before)
+	}
+	if d := ds["t-done"]; d.Err != nil || d.State != "CompleteCommit" || d.ProducerID != donePID || len(d.Topics) != 0 {
+		t.Fatalf("committed transaction described as %+v", d)
+	}
+	if n := ds["never"]; !errors.Is(n.Err, kerr.TransactionalIDNotFound) {
+		t.Fatalf("unused id described as %+v, want TRANSACTIONAL_ID_NOT_FOUND", n)
+	}
+
+	list := func(pids []int64, states []string, pattern string) []string {
+		t.Helper()
+		ls, err := adm.ListTransactionsByTxPattern(c.ctx, pids, states, pattern)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, l := range ls.Sorted() {
+			ids = append(ids, l.TxnID+"="+l.State)
+		}
+		return ids
+	}
+	for _, tc := range []struct {
+		what    string
+		pids    []int64
+		states  []string
+		pattern string
+		want    []string
+	}{
+		{"every id", nil, nil, "", []string{"t-done=CompleteCommit", "t-open=Ongoing"}},
+		{"ongoing", nil, []string{"Ongoing"}, "", []string{"t-open=Ongoing"}},
+		{"a state no id is in", nil, []string{"PrepareEpochFence"}, "", nil},
+		{"by producer id", []int64{donePID}, nil, "", []string{"t-done=CompleteCommit"}},
+		{"by a pattern of the whole id", nil, nil, "t-o.*", []string{"t-open=Ongoing"}},
+		{"by a pattern of part of the id", nil, nil, "open", nil},
+	} {
+		if got := list(tc.pids, tc.states, tc.pattern); !slices.Equal(got, tc.want) {
+			t.Errorf("list %s: %v, want %v", tc.what, got, tc.want)
+		}
+	}
+	r := c.raw()
+	req := kmsg.NewPtrListTransactionsRequest()
+	req.Version, req.StateFilters = 1, []string{"Ongoing", "Sleeping"}
+	resp := r.roundTrip(req).(*kmsg.ListTransactionsResponse)
+	if !slices.Equal(resp.UnknownStateFilters, []string{"Sleeping"}) || len(resp.TransactionStates) != 1 {
+		t.Fatalf("list with an unknown state: unknown %v, listed %+v", resp.UnknownStateFilters, resp.TransactionStates)
+	}
+	req.StateFilters, req.DurationFilterMillis = nil, time.Hour.Milliseconds()
+	if resp := r.roundTrip(req).(*kmsg.ListTransactionsResponse); len(resp.TransactionStates) != 0 {
+		t.Fatalf("transactions running longer than an hour: %+v", resp.TransactionStates)
+	}
+	bad := "("
+	req.Version, req.DurationFilterMillis, req.TransactionalIDPattern = 2, -1, &bad
+	wantCode(t, "list with an invalid pattern", r.roundTrip(req).(*kmsg.ListTransactionsResponse).ErrorCode, kerr.InvalidRegularExpression)
+	if err := open.EndTransaction(c.ctx, kgo.TryAbort); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,27 @@
+package txn
+
+import (
+	"context"
+
+	"github.com/strata-mq/strata/pkg/meta"
+)
+
+// Describe returns transactional id's state as etcd holds it (Kafka's
+// DescribeTransactions); Revision 0 when the id has never been used.
+func (c *Coordinator) Describe(ctx context.Context, id string) (meta.TxnState, error) {
+	if err := meta.ValidateTxnID(id); err != nil {
+		return meta.TxnState{}, err
+	}
+	return c.read(ctx, id)
+}
+
+// List returns the state of every transactional id, by id, as etcd holds
+// them (Kafka's ListTransactions). It reads etcd rather than the watched
+// copy, so an administrator sees an id created through any proxy at once.
+func (c *Coordinator) List(ctx context.Context) ([]meta.TxnState, error) {
+	list, _, err := c.cfg.Meta.ListTxns(ctx)
+	if err != nil {
+		return nil, storageErr(err)
+	}
+	return list, nil
+}
