@@ -52,6 +52,7 @@ func run(args []string) error {
 	fs.StringVar(&kcfg.AdvertisedAddr, "kafka-advertised-addr", "", "host:port Kafka clients are told to connect to (empty: the bound address)")
 	fs.DurationVar(&kcfg.ConsumerSessionTimeout, "kafka-consumer-session-timeout", kafka.DefaultConsumerSessionTimeout, "session timeout of KIP-848 consumer group members (Kafka's group.consumer.session.timeout.ms)")
 	fs.DurationVar(&kcfg.MaxTxnTimeout, "kafka-txn-max-timeout", txn.DefaultMaxTimeout, "longest transaction timeout a transactional producer may ask for (Kafka's transaction.max.timeout.ms)")
+	fs.DurationVar(&kcfg.TxnIDExpiration, "kafka-txn-id-expiration", txn.DefaultIDExpiration, "how long a transactional id with no transaction open may go unused before it is deleted (Kafka's transactional.id.expiration.ms)")
 	flagenv.Usage(fs)
 	if err := flagenv.Parse(fs, args); err != nil {
 		return err

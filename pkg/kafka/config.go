@@ -100,6 +100,10 @@ type Config struct {
 	// coordinator aborts a transaction older than its timeout. Default
 	// txn.DefaultMaxTimeout.
 	MaxTxnTimeout time.Duration
+	// TxnIDExpiration is how long a transactional id with no transaction
+	// open may go unused before the coordinator deletes it (Kafka's
+	// transactional.id.expiration.ms). Default txn.DefaultIDExpiration.
+	TxnIDExpiration time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -145,7 +149,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("kafka: config: max control request bytes %d, want >= %d", c.MaxControlRequestBytes, minRequestBytes)
 	case c.MaxInflightPerConn < 1:
 		return fmt.Errorf("kafka: config: max in-flight per connection %d, want >= 1", c.MaxInflightPerConn)
-	case c.IdleTimeout < 0 || c.SASLTimeout < 0 || c.ShutdownTimeout < 0 || c.MaxTxnTimeout < 0:
+	case c.IdleTimeout < 0 || c.SASLTimeout < 0 || c.ShutdownTimeout < 0 || c.MaxTxnTimeout < 0 || c.TxnIDExpiration < 0:
 		return errors.New("kafka: config: durations must be positive")
 	case c.ConsumerSessionTimeout < meta.MinSessionTimeout || c.ConsumerSessionTimeout > meta.MaxSessionTimeout:
 		return fmt.Errorf("kafka: config: consumer session timeout %v, want %v..%v", c.ConsumerSessionTimeout, meta.MinSessionTimeout, meta.MaxSessionTimeout)

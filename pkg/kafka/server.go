@@ -83,7 +83,7 @@ func New(cfg Config, core proxy.Core) (*Server, error) {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	tc, err := txn.New(txn.Config{
 		Meta: core.Meta, Markers: routerMarkers{s}, Logger: s.log,
-		Registry: core.Registry, MaxTimeout: cfg.MaxTxnTimeout,
+		Registry: core.Registry, MaxTimeout: cfg.MaxTxnTimeout, IDExpiration: cfg.TxnIDExpiration,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("kafka: %w", err)

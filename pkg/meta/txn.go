@@ -294,6 +294,26 @@ func (s *Store) moveTxnPID(ctx context.Context, st TxnState, val string, oldPID 
 	return st, nil
 }
 
+// DeleteTxn removes a transactional id's state and its producer id's key
+// if the state is still at st.Revision; ErrConflict if it moved on (the
+// id was used meanwhile).
+func (s *Store) DeleteTxn(ctx context.Context, st TxnState) error {
+	key := s.keys.txn(st.ID)
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	resp, err := s.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(key), "=", st.Revision)).
+		Then(clientv3.OpDelete(key), clientv3.OpDelete(s.keys.txnPID(st.ProducerID))).
+		Commit()
+	if err != nil {
+		return fmt.Errorf("meta: delete transaction %q: %w", st.ID, err)
+	}
+	if !resp.Succeeded {
+		return fmt.Errorf("%w: transaction %q changed", ErrConflict, st.ID)
+	}
+	return nil
+}
+
 // TxnIDOf returns the transactional id producer id pid belongs to;
 // ErrNotFound if none.
 func (s *Store) TxnIDOf(ctx context.Context, pid int64) (string, error) {

@@ -67,17 +67,32 @@ func (c *Coordinator) reset(list []meta.TxnState, rev int64) {
 	c.loaded = true
 }
 
+// forget removes id st.ID from the copy if the copy holds st or an older
+// state of it: st was deleted.
+func (c *Coordinator) forget(st meta.TxnState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.forgetLocked(st.ID, st.Revision+1)
+}
+
+// forgetLocked removes id from the copy if the copy's state of it is
+// older than rev, the revision of its deletion. c.mu must be held for
+// writing.
+func (c *Coordinator) forgetLocked(id string, rev int64) {
+	if old, ok := c.byID[id]; ok && old.st.Revision < rev {
+		delete(c.byID, id)
+		if c.byPID[old.st.ProducerID] == id {
+			delete(c.byPID, old.st.ProducerID)
+		}
+	}
+}
+
 // apply applies one watch event.
 func (c *Coordinator) apply(ev meta.Event[meta.TxnState]) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if ev.Type == meta.EventDelete {
-		if old, ok := c.byID[ev.Value.ID]; ok && old.st.Revision < ev.Revision {
-			delete(c.byID, ev.Value.ID)
-			if c.byPID[old.st.ProducerID] == ev.Value.ID {
-				delete(c.byPID, old.st.ProducerID)
-			}
-		}
+		c.forgetLocked(ev.Value.ID, ev.Revision)
 		return
 	}
 	st := ev.Value

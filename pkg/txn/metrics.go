@@ -14,6 +14,7 @@ type metrics struct {
 	recovered      prometheus.Counter
 	markerFailures prometheus.Counter
 	conflicts      prometheus.Counter
+	expired        prometheus.Counter
 	ongoing        prometheus.Gauge
 }
 
@@ -25,6 +26,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		recovered:      f.Counter("recovered_total", "Decided transactions whose markers Run wrote in place of a proxy that did not finish them."),
 		markerFailures: f.Counter("marker_failures_total", "Attempts to write a transaction's markers that failed (the transaction stays decided and is retried)."),
 		conflicts:      f.Counter("conflicts_total", "Writes of a transaction's state that lost a compare-and-swap to another writer and were retried."),
+		expired:        f.Counter("expired_total", "Transactional ids Run deleted after going unused for the id expiration."),
 		ongoing:        f.Gauge("ongoing", "Transactions ongoing or decided, as of Run's last check."),
 	}
 }

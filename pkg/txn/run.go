@@ -2,6 +2,7 @@ package txn
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -43,13 +44,13 @@ func (c *Coordinator) Run(ctx context.Context) {
 
 // due are the transactions a check acts on.
 type due struct {
-	timedOut, stuck []string
-	open            int
+	timedOut, stuck, expired []string
+	open                     int
 }
 
 // dueLocked finds, in the in-memory copy, the ongoing transactions past
-// their timeout and the decided ones older than RecoverAfter. c.mu must be
-// held.
+// their timeout, the decided ones older than RecoverAfter, and the ids
+// with none open unwritten for IDExpiration. c.mu must be held.
 func (c *Coordinator) dueLocked(nowMs int64) due {
 	var d due
 	for id, e := range c.byID {
@@ -65,6 +66,8 @@ func (c *Coordinator) dueLocked(nowMs int64) due {
 			if nowMs-st.UpdatedMs >= c.cfg.RecoverAfter.Milliseconds() {
 				d.stuck = append(d.stuck, id)
 			}
+		case nowMs-st.UpdatedMs > c.cfg.IDExpiration.Milliseconds():
+			d.expired = append(d.expired, id)
 		}
 	}
 	return d
@@ -92,6 +95,32 @@ func (c *Coordinator) check(ctx context.Context) {
 			c.log.Warn("completing a decided transaction failed", "transactional_id", id, "err", err)
 		}
 	}
+	for _, id := range d.expired {
+		if err := c.within(ctx, id, c.expire); err != nil && ctx.Err() == nil {
+			c.log.Warn("deleting an expired transactional id failed", "transactional_id", id, "err", err)
+		}
+	}
+}
+
+// expire deletes id if, read again from etcd, it still has no transaction
+// open and has gone unwritten for IDExpiration; a use meanwhile (a lost
+// compare) keeps it.
+func (c *Coordinator) expire(ctx context.Context, id string) error {
+	st, err := c.read(ctx, id)
+	if err != nil || st.Revision == 0 || st.Status == meta.TxnOngoing || st.Status.Prepared() ||
+		c.nowMs()-st.UpdatedMs <= c.cfg.IDExpiration.Milliseconds() {
+		return err
+	}
+	if err := c.cfg.Meta.DeleteTxn(ctx, st); err != nil {
+		if errors.Is(err, meta.ErrConflict) {
+			return nil
+		}
+		return storageErr(err)
+	}
+	c.forget(st)
+	c.metrics.expired.Inc()
+	c.log.Info("transactional id expired", "transactional_id", id, "unused_for", time.Duration(c.nowMs()-st.UpdatedMs)*time.Millisecond)
+	return nil
 }
 
 // within runs f on id bounded by runOpTimeout.

@@ -64,6 +64,13 @@ const (
 	// a few seconds it is presumed dead. Finishing early only writes the
 	// markers twice, which is harmless.
 	DefaultRecoverAfter = 5 * time.Second
+	// DefaultIDExpiration is how long a transactional id may go unused,
+	// with no transaction open, before Run deletes it: 7 days, Kafka's
+	// transactional.id.expiration.ms. Applications that make new ids on
+	// every start (Kafka Streams' exactly-once) would otherwise grow the
+	// ids in etcd without bound; a producer coming back after it simply
+	// gets a new producer id from InitProducerId.
+	DefaultIDExpiration = 7 * 24 * time.Hour
 )
 
 // Config configures a Coordinator.
@@ -89,6 +96,10 @@ type Config struct {
 	// before Run writes its markers in place of the proxy that decided.
 	// Default DefaultRecoverAfter.
 	RecoverAfter time.Duration
+	// IDExpiration is how long a transactional id with no transaction
+	// open may go unwritten before Run deletes it. Default
+	// DefaultIDExpiration.
+	IDExpiration time.Duration
 	// Now returns the current time; tests move it. Default time.Now.
 	Now func() time.Time
 }
@@ -109,6 +120,9 @@ func (c *Config) setDefaults() {
 	if c.RecoverAfter == 0 {
 		c.RecoverAfter = DefaultRecoverAfter
 	}
+	if c.IDExpiration == 0 {
+		c.IDExpiration = DefaultIDExpiration
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -125,7 +139,7 @@ func (c Config) Validate() error {
 		return errors.New("txn: config: Markers is required")
 	case c.MaxTimeout < time.Millisecond || c.MaxTimeout > math.MaxInt32*time.Millisecond:
 		return fmt.Errorf("txn: config: MaxTimeout %v, want 1 ms to %v", c.MaxTimeout, math.MaxInt32*time.Millisecond)
-	case c.CheckInterval < 0 || c.RecoverAfter < 0:
+	case c.CheckInterval < 0 || c.RecoverAfter < 0 || c.IDExpiration < 0:
 		return errors.New("txn: config: durations must not be negative")
 	case c.MaxPartitions < 1:
 		return fmt.Errorf("txn: config: MaxPartitions %d is below 1", c.MaxPartitions)

@@ -523,3 +523,41 @@ func TestCopyKeepsNewest(t *testing.T) {
 	c.remember(st("c", 3, 20, meta.TxnOngoing))
 	wantErr(t, "Verify from the copy", c.Verify(testCtx(t), 3, 0, "t", 0), nil)
 }
+
+// TestRunExpiresUnusedIDs deletes a transactional id with no transaction
+// open once it has gone unwritten for IDExpiration, with its producer id's
+// key, and keeps an id with a transaction open and one used since. The
+// expired id's name can be used again: InitProducer gives it a new
+// producer.
+func TestRunExpiresUnusedIDs(t *testing.T) {
+	e := newEnv(t, nil, nil, func(c *Config) { c.IDExpiration = time.Minute })
+	ctx := testCtx(t)
+	idlePID, idleEpoch := e.init(t, "idle", -1, -1)
+	wantErr(t, "AddPartitions", e.c.AddPartitions(ctx, "idle", "alice", idlePID, idleEpoch, parts(1)), nil)
+	wantErr(t, "End", e.c.End(ctx, "idle", "alice", idlePID, idleEpoch, true), nil)
+	openPID, openEpoch, err := e.c.InitProducer(ctx, "open", "alice", 10*time.Minute, -1, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, "AddPartitions", e.c.AddPartitions(ctx, "open", "alice", openPID, openEpoch, parts(1)), nil)
+	e.run(t)
+	e.clock.Add(time.Minute - time.Second)
+	e.init(t, "fresh", -1, -1)
+	e.clock.Add(2 * time.Second)
+	waitFor(t, "the unused id to expire", func() bool { return e.state(t, "idle").Revision == 0 })
+	if _, err := e.store.TxnIDOf(ctx, idlePID); !errors.Is(err, meta.ErrNotFound) {
+		t.Fatalf("the expired id's producer id still maps: %v", err)
+	}
+	if st := e.state(t, "open"); st.Status != meta.TxnOngoing {
+		t.Fatalf("the id with a transaction open: %+v", st)
+	}
+	if st := e.state(t, "fresh"); st.Revision == 0 {
+		t.Fatal("the id used within the expiration was deleted")
+	}
+	if v := metricValue(t, e.c.metrics.expired); v != 1 {
+		t.Fatalf("expired_total = %v", v)
+	}
+	wantErr(t, "AddPartitions of the expired producer", e.c.AddPartitions(ctx, "idle", "alice", idlePID, idleEpoch, parts(1)), apierr.ErrUnknownProducerID)
+	pid, epoch := e.init(t, "idle", -1, -1)
+	wantErr(t, "AddPartitions after InitProducer", e.c.AddPartitions(ctx, "idle", "alice", pid, epoch, parts(1)), nil)
+}
