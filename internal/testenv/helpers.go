@@ -5,6 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/strata-mq/strata/pkg/meta"
 )
 
@@ -54,4 +57,17 @@ func NewMeta(t testing.TB, endpoints []string, mutate ...func(*meta.Config)) *me
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+// MetricValue reads a counter or a gauge.
+func MetricValue(t testing.TB, c prometheus.Metric) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Counter != nil {
+		return m.Counter.GetValue()
+	}
+	return m.Gauge.GetValue()
 }

@@ -65,7 +65,7 @@ func TestAdminValidation(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { wantAPIErr(t, tt.call(), tt.want) })
 	}
-	if n := metricValue(t, c.metrics.admin.WithLabelValues("CreateTopic", "INVALID_TOPIC")); n != 5 {
+	if n := testenv.MetricValue(t, c.metrics.admin.WithLabelValues("CreateTopic", "INVALID_TOPIC")); n != 5 {
 		t.Errorf("admin_requests_total{CreateTopic,INVALID_TOPIC} = %v, want 5", n)
 	}
 	// Nothing the rejected calls named was created.

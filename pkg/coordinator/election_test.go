@@ -108,7 +108,7 @@ func TestLeaderStepsDownWhenSessionRevoked(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "old leader re-elected", leader.IsLeader)
-	if got := metricValue(t, leader.metrics.elections); got != 2 {
+	if got := testenv.MetricValue(t, leader.metrics.elections); got != 2 {
 		t.Errorf("old leader was elected %v times, want 2", got)
 	}
 }

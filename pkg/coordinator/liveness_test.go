@@ -104,7 +104,7 @@ func TestLivenessEvictsDeadBroker(t *testing.T) {
 	// the port open and connects again.
 	lis2.resetConns()
 	waitFor(t, "leader reconnected to b2", func() bool { return lis2.n.Load() >= 2 })
-	if _, ok := c.view.Broker("b2"); !ok || owners(v, id)["b2"] != 2 || metricValue(t, c.metrics.evictions) != 0 {
+	if _, ok := c.view.Broker("b2"); !ok || owners(v, id)["b2"] != 2 || testenv.MetricValue(t, c.metrics.evictions) != 0 {
 		t.Fatalf("b2 evicted or moved after a lost connection to an open port: %v", owners(v, id))
 	}
 
@@ -124,8 +124,8 @@ func TestLivenessEvictsDeadBroker(t *testing.T) {
 			t.Errorf("partition %d epoch %d, want at most 2", p.Partition, p.Epoch)
 		}
 	}
-	waitFor(t, "eviction counted", func() bool { return metricValue(t, c.metrics.evictions) >= 1 })
-	if got := metricValue(t, c.metrics.evictions); got != 1 {
+	waitFor(t, "eviction counted", func() bool { return testenv.MetricValue(t, c.metrics.evictions) >= 1 })
+	if got := testenv.MetricValue(t, c.metrics.evictions); got != 1 {
 		t.Errorf("evictions = %v, want 1 (b1 only; b3 was never reached)", got)
 	}
 	if _, ok := v.Broker("b3"); !ok {
@@ -177,7 +177,7 @@ func TestLivenessPassesOverCutOffBroker(t *testing.T) {
 		_, ok := v.Broker("b1")
 		return ok && owners(v, first)["b1"] == 0
 	})
-	if got := metricValue(t, c.metrics.unreachable); got != 1 {
+	if got := testenv.MetricValue(t, c.metrics.unreachable); got != 1 {
 		t.Errorf("unreachable brokers = %v, want 1", got)
 	}
 	if o := owners(v, topic("second")); o["b1"] != 0 {
@@ -192,7 +192,7 @@ func TestLivenessPassesOverCutOffBroker(t *testing.T) {
 	srv := rpc.NewServer(slog.New(slog.DiscardHandler))
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
-	waitFor(t, "b1 reachable again", func() bool { return metricValue(t, c.metrics.unreachable) == 0 })
+	waitFor(t, "b1 reachable again", func() bool { return testenv.MetricValue(t, c.metrics.unreachable) == 0 })
 	third := topic("third")
 	if o := owners(v, third); o["b1"] == 0 {
 		t.Errorf("b1 got none of a new topic's partitions after the leader reached it again: %v", o)

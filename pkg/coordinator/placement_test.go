@@ -157,7 +157,7 @@ func TestPlacementFailoverAndDrain(t *testing.T) {
 	waitView(t, v, "all 12 on b3", func() bool { return owners(v, id)["b3"] == 12 })
 	// The pass that moved b2's partitions has finished writing; nothing
 	// further may land on b4.
-	waitFor(t, "unassigned gauge 0", func() bool { return metricValue(t, c.metrics.unassigned) == 0 })
+	waitFor(t, "unassigned gauge 0", func() bool { return testenv.MetricValue(t, c.metrics.unassigned) == 0 })
 	if o := owners(v, id); o["b4"] != 0 {
 		t.Fatalf("draining b4 owns %d partitions", o["b4"])
 	}
@@ -175,7 +175,7 @@ func TestPlacementWaitsForBrokers(t *testing.T) {
 	}
 	id := resp.GetTopic().GetId()
 	// A pass ran over the topic and could place nothing.
-	waitFor(t, "5 unassigned", func() bool { return metricValue(t, c.metrics.unassigned) == 5 })
+	waitFor(t, "5 unassigned", func() bool { return testenv.MetricValue(t, c.metrics.unassigned) == 5 })
 	waitView(t, v, "5 unassigned", func() bool { return owners(v, id)[""] == 5 })
 	st, err := client(t, c).ClusterStatus(ctx, &stratav1.ClusterStatusRequest{})
 	if err != nil || len(st.GetUnassigned()) != 5 || len(st.GetBrokers()) != 0 {
@@ -189,7 +189,7 @@ func TestPlacementWaitsForBrokers(t *testing.T) {
 			t.Errorf("partition %d epoch %d, want 1", p.Partition, p.Epoch)
 		}
 	}
-	waitFor(t, "unassigned gauge 0", func() bool { return metricValue(t, c.metrics.unassigned) == 0 })
+	waitFor(t, "unassigned gauge 0", func() bool { return testenv.MetricValue(t, c.metrics.unassigned) == 0 })
 	st, err = client(t, c).ClusterStatus(ctx, &stratav1.ClusterStatusRequest{})
 	if err != nil || len(st.GetUnassigned()) != 0 || len(st.GetBrokers()) != 1 || len(st.GetBrokers()[0].GetPartitions()) != 5 {
 		t.Fatalf("ClusterStatus = %v, %v; want solo with 5 partitions", st, err)

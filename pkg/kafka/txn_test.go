@@ -141,19 +141,7 @@ func TestTransactionOffsets(t *testing.T) {
 	r := c.raw()
 	commitIn := func(offset int64, commit bool) {
 		t.Helper()
-		if err := p.BeginTransaction(); err != nil {
-			t.Fatal(err)
-		}
-		if err := p.ProduceSync(c.ctx, &kgo.Record{Topic: "tx-out", Partition: 0, Value: []byte("x")}).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-		pid, epoch, err := p.ProducerID(c.ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		add := kmsg.NewPtrAddOffsetsToTxnRequest()
-		add.TransactionalID, add.ProducerID, add.ProducerEpoch, add.Group = "etl", pid, epoch, "readers"
-		wantCode(t, "AddOffsetsToTxn", r.roundTrip(add).(*kmsg.AddOffsetsToTxnResponse).ErrorCode, nil)
+		pid, epoch := beginWithGroups(t, c, r, p, "etl", "readers")
 		oc := kmsg.NewPtrTxnOffsetCommitRequest()
 		oc.TransactionalID, oc.Group, oc.ProducerID, oc.ProducerEpoch = "etl", "readers", pid, epoch
 		oc.Topics = []kmsg.TxnOffsetCommitRequestTopic{{Topic: "tx-in", Partitions: []kmsg.TxnOffsetCommitRequestTopicPartition{{Partition: 0, Offset: offset, LeaderEpoch: -1}}}}
@@ -183,6 +171,30 @@ func TestTransactionOffsets(t *testing.T) {
 	if got := committed(); got != 9 {
 		t.Fatalf("after a committed transaction the group has offset %d, want 9", got)
 	}
+}
+
+// beginWithGroups begins a transaction of p (transactional id id) with a
+// record to tx-out's partition 0 and adds groups to it, as a
+// consume-transform-produce loop does before it stages its consumer's
+// offsets; it returns p's producer id and epoch.
+func beginWithGroups(t *testing.T, c *cluster, r *raw, p *kgo.Client, id string, groups ...string) (int64, int16) {
+	t.Helper()
+	if err := p.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.ProduceSync(c.ctx, &kgo.Record{Topic: "tx-out", Partition: 0, Value: []byte("x")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	pid, epoch, err := p.ProducerID(c.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range groups {
+		add := kmsg.NewPtrAddOffsetsToTxnRequest()
+		add.TransactionalID, add.ProducerID, add.ProducerEpoch, add.Group = id, pid, epoch, g
+		wantCode(t, "AddOffsetsToTxn "+g, r.roundTrip(add).(*kmsg.AddOffsetsToTxnResponse).ErrorCode, nil)
+	}
+	return pid, epoch
 }
 
 // sdkValues reads partition 0 of topic with the Go SDK (through the
@@ -310,21 +322,7 @@ func TestTransactionOffsetsFenceZombies(t *testing.T) {
 	wantCode(t, "ConsumerGroupHeartbeat", hbResp.ErrorCode, nil)
 
 	p := c.client(kgo.TransactionalID("zombies"))
-	if err := p.BeginTransaction(); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.ProduceSync(c.ctx, &kgo.Record{Topic: "tx-out", Partition: 0, Value: []byte("x")}).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
-	pid, epoch, err := p.ProducerID(c.ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, g := range []string{"wire", "g-epochs"} {
-		add := kmsg.NewPtrAddOffsetsToTxnRequest()
-		add.TransactionalID, add.ProducerID, add.ProducerEpoch, add.Group = "zombies", pid, epoch, g
-		wantCode(t, "AddOffsetsToTxn "+g, r.roundTrip(add).(*kmsg.AddOffsetsToTxnResponse).ErrorCode, nil)
-	}
+	pid, epoch := beginWithGroups(t, c, r, p, "zombies", "wire", "g-epochs")
 	stage := func(group, topic string, partition int32, member string, generation int32, offset int64) int16 {
 		t.Helper()
 		oc := kmsg.NewPtrTxnOffsetCommitRequest()
