@@ -11,9 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
-
 	"github.com/strata-mq/strata/internal/testenv"
 	"github.com/strata-mq/strata/pkg/meta"
 )
@@ -157,7 +154,13 @@ func (e *env) state(t testing.TB, id string) meta.TxnState {
 // init calls InitProducer as alice with a minute's timeout.
 func (e *env) init(t testing.TB, id string, pid int64, epoch int16) (int64, int16) {
 	t.Helper()
-	gotPID, gotEpoch, err := e.c.InitProducer(testCtx(t), id, "alice", time.Minute, pid, epoch)
+	return e.initAs(t, "alice", id, pid, epoch)
+}
+
+// initAs is init by principal.
+func (e *env) initAs(t testing.TB, principal, id string, pid int64, epoch int16) (int64, int16) {
+	t.Helper()
+	gotPID, gotEpoch, err := e.c.InitProducer(testCtx(t), id, principal, time.Minute, pid, epoch)
 	if err != nil {
 		t.Fatalf("InitProducer(%q, %d, %d): %v", id, pid, epoch, err)
 	}
@@ -186,15 +189,3 @@ func parts(n int) []Partition {
 	return out
 }
 
-// metricValue reads a counter or gauge.
-func metricValue(t testing.TB, c prometheus.Metric) float64 {
-	t.Helper()
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		t.Fatal(err)
-	}
-	if m.Counter != nil {
-		return m.Counter.GetValue()
-	}
-	return m.Gauge.GetValue()
-}

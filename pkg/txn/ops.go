@@ -44,7 +44,9 @@ func (c *Coordinator) InitProducer(ctx context.Context, id, principal string, ti
 		if err != nil {
 			return err
 		}
-		out, err = c.write(ctx, bumped(st, timeoutMs, pid >= 0))
+		next := bumped(st, timeoutMs, pid >= 0)
+		next.Principal = principal
+		out, err = c.write(ctx, next)
 		return err
 	})
 	if err != nil {

@@ -86,34 +86,36 @@ func storageErr(err error) error {
 }
 
 // checkProducer is the check of every call but InitProducer: the id
-// exists, belongs to principal, and pid at epoch is its producer.
+// exists, pid at epoch is its producer, and the caller is that producer's
+// principal (a fenced producer hears that it is fenced, whoever took over).
 func checkProducer(st meta.TxnState, principal string, pid int64, epoch int16) error {
 	switch {
 	case st.Revision == 0:
 		return apierr.Errorf(apierr.ErrUnknownProducerID, "transactional id %q has no producer: call InitProducerId first", st.ID)
-	case st.Principal != principal:
-		return apierr.Errorf(apierr.ErrPermissionDenied, "transactional id %q belongs to another principal", st.ID)
 	case pid != st.ProducerID:
 		return apierr.Errorf(apierr.ErrUnknownProducerID, "producer id %d is not transactional id %q's", pid, st.ID)
 	case epoch < st.Epoch:
 		return apierr.Errorf(apierr.ErrProducerFenced, "transactional id %q: epoch %d is older than %d", st.ID, epoch, st.Epoch)
 	case epoch > st.Epoch:
 		return apierr.Errorf(apierr.ErrProducerFenced, "transactional id %q: epoch %d was never handed out (current %d)", st.ID, epoch, st.Epoch)
+	case st.Principal != principal:
+		return apierr.Errorf(apierr.ErrPermissionDenied, "transactional id %q: its producer is another principal's", st.ID)
 	}
 	return nil
 }
 
 // checkInit is InitProducer's check of an existing id. A producer that
-// names its pid and epoch (KIP-360) must be the id's current producer, or
-// its previous epoch when that epoch was bumped over it by a timeout or at
-// its own request (Recoverable, KIP-588); pid -1 is a new instance, which
-// fences whoever had the id.
+// names its pid and epoch (KIP-360) must be the id's current producer, of
+// the same principal, or its previous epoch when that epoch was bumped over
+// it by a timeout or at its own request (Recoverable, KIP-588); pid -1 is
+// a new instance, which fences whoever had the id, of any principal the
+// ACLs let produce on it (as in Kafka: credentials can be rotated).
 func checkInit(st meta.TxnState, principal string, pid int64, epoch int16) error {
 	switch {
-	case st.Principal != principal:
-		return apierr.Errorf(apierr.ErrPermissionDenied, "transactional id %q belongs to another principal", st.ID)
 	case pid < 0:
 		return nil
+	case st.Principal != principal:
+		return apierr.Errorf(apierr.ErrPermissionDenied, "transactional id %q: its producer is another principal's; take the id over as a new instance (producer id -1)", st.ID)
 	case pid != st.ProducerID:
 		return apierr.Errorf(apierr.ErrUnknownProducerID, "producer id %d is not transactional id %q's", pid, st.ID)
 	case epoch == st.Epoch, st.Recoverable && epoch == st.Epoch-1:

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-mq/strata/internal/testenv"
 	"github.com/strata-mq/strata/pkg/apierr"
 	"github.com/strata-mq/strata/pkg/meta"
 )
@@ -69,7 +70,7 @@ func TestInitProducer(t *testing.T) {
 	}{
 		{"an older epoch", "alice", time.Minute, pid, 1, "app-1", "", apierr.ErrProducerFenced},
 		{"another pid", "alice", time.Minute, pid + 1, 3, "app-1", "", apierr.ErrUnknownProducerID},
-		{"another principal", "bob", time.Minute, -1, -1, "app-1", "", apierr.ErrPermissionDenied},
+		{"another principal naming the producer", "bob", time.Minute, pid, 3, "app-1", "", apierr.ErrPermissionDenied},
 		{"timeout 0", "alice", 0, -1, -1, "app-1", "", apierr.ErrInvalidTxnTimeout},
 		{"timeout past the maximum", "alice", DefaultMaxTimeout + time.Millisecond, -1, -1, "app-1", "", apierr.ErrInvalidTxnTimeout},
 		{"a pid without an epoch", "alice", time.Minute, pid, -1, "app-1", "", apierr.ErrInvalidRequest},
@@ -82,6 +83,16 @@ func TestInitProducer(t *testing.T) {
 	if st := e.state(t, "app-1"); st.Epoch != 3 {
 		t.Fatalf("refused calls changed the epoch to %d", st.Epoch)
 	}
+	// A new instance under another principal (rotated credentials) takes
+	// the id over, as in Kafka, and fences the old one.
+	if p, ep := e.initAs(t, "bob", "app-1", -1, -1); p != pid || ep != 4 {
+		t.Fatalf("InitProducer by another principal: %d/%d, want %d/4", p, ep, pid)
+	}
+	if st := e.state(t, "app-1"); st.Principal != "bob" {
+		t.Fatalf("the id's principal is %q after the takeover, want bob", st.Principal)
+	}
+	wantErr(t, "AddPartitions by the fenced producer", e.c.AddPartitions(ctx, "app-1", "alice", pid, 3, parts(1)), apierr.ErrProducerFenced)
+	wantErr(t, "AddPartitions by the new one", e.c.AddPartitions(ctx, "app-1", "bob", pid, 4, parts(1)), nil)
 }
 
 func TestInitProducerRotatesExhaustedEpoch(t *testing.T) {
@@ -152,7 +163,7 @@ func TestCommit(t *testing.T) {
 	if n := len(e.mk.Calls()); n != 1 {
 		t.Fatalf("%d marker calls after the retries, want 1", n)
 	}
-	if v := metricValue(t, e.c.metrics.ended.WithLabelValues("commit")); v != 1 {
+	if v := testenv.MetricValue(t, e.c.metrics.ended.WithLabelValues("commit")); v != 1 {
 		t.Fatalf("ended_total{commit} = %v", v)
 	}
 }
@@ -239,7 +250,7 @@ func TestMarkerFailureKeepsTheDecision(t *testing.T) {
 	wantErr(t, "End(abort) of a decided commit", e.c.End(ctx, "app", "alice", pid, epoch, false), apierr.ErrInvalidTxnState)
 	e.mk.setFail(apierr.ErrNotOwner)
 	wantErr(t, "End with markers failing NOT_OWNER", e.c.End(ctx, "app", "alice", pid, epoch, true), apierr.ErrNotOwner)
-	if v := metricValue(t, e.c.metrics.markerFailures); v != 2 {
+	if v := testenv.MetricValue(t, e.c.metrics.markerFailures); v != 2 {
 		t.Fatalf("marker_failures_total = %v, want 2", v)
 	}
 	e.mk.setFail(nil)
@@ -350,7 +361,7 @@ func TestRunAbortsTimedOut(t *testing.T) {
 	if st.Epoch != epoch+1 || !st.Recoverable || len(calls) != 1 || calls[0].commit || calls[0].epoch != epoch+1 {
 		t.Fatalf("state %+v, markers %+v: want an abort at epoch %d", st, calls, epoch+1)
 	}
-	if v := metricValue(t, e.c.metrics.timedOut); v != 1 {
+	if v := testenv.MetricValue(t, e.c.metrics.timedOut); v != 1 {
 		t.Fatalf("timeouts_total = %v", v)
 	}
 	// The producer is fenced until it recovers with its old epoch (KIP-588).
@@ -391,7 +402,7 @@ func TestRunFinishesAfterCrash(t *testing.T) {
 	if offs, _ := store.FetchOffsets(ctx, "billing"); len(offs) != 1 || offs[0].Offset != 42 {
 		t.Fatalf("committed offsets %+v", offs)
 	}
-	if v := metricValue(t, other.c.metrics.recovered); v != 1 {
+	if v := testenv.MetricValue(t, other.c.metrics.recovered); v != 1 {
 		t.Fatalf("recovered_total = %v", v)
 	}
 	// The producer's retried EndTxn now just succeeds.
@@ -450,7 +461,7 @@ func TestTwoCoordinatorsRace(t *testing.T) {
 	clk.Add(2 * time.Second)
 	waitFor(t, "the timeout abort", func() bool { return cs[0].state(t, "app").Status == meta.TxnCompleteAbort })
 	total := len(cs[0].mk.Calls()) + len(cs[1].mk.Calls())
-	timeouts := metricValue(t, cs[0].c.metrics.timedOut) + metricValue(t, cs[1].c.metrics.timedOut)
+	timeouts := testenv.MetricValue(t, cs[0].c.metrics.timedOut) + testenv.MetricValue(t, cs[1].c.metrics.timedOut)
 	if total != 1 || timeouts != 1 {
 		t.Fatalf("%d marker calls and %v timeouts across two coordinators, want 1 and 1", total, timeouts)
 	}
@@ -554,7 +565,7 @@ func TestRunExpiresUnusedIDs(t *testing.T) {
 	if st := e.state(t, "fresh"); st.Revision == 0 {
 		t.Fatal("the id used within the expiration was deleted")
 	}
-	if v := metricValue(t, e.c.metrics.expired); v != 1 {
+	if v := testenv.MetricValue(t, e.c.metrics.expired); v != 1 {
 		t.Fatalf("expired_total = %v", v)
 	}
 	wantErr(t, "AddPartitions of the expired producer", e.c.AddPartitions(ctx, "idle", "alice", idlePID, idleEpoch, parts(1)), apierr.ErrUnknownProducerID)
