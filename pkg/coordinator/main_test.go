@@ -117,4 +117,3 @@ func wantAPIErr(t testing.TB, err, want error) {
 		t.Fatalf("error %v, want %v", err, want)
 	}
 }
-

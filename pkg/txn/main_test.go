@@ -188,4 +188,3 @@ func parts(n int) []Partition {
 	}
 	return out
 }
-
