@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
@@ -13,8 +14,10 @@ import (
 // OffsetFetch v1–9 reads a group's committed offsets from the offset
 // store gRPC groups share; v8+ asks for several groups at once. A
 // partition without a commit answers offset -1; no topics asks for every
-// committed partition (v2+). Offsets are stable as soon as committed, so
-// RequireStable needs nothing; leader epochs are not stored (-1).
+// committed partition (v2+). With RequireStable (v7+, a read_committed
+// consumer's), a partition whose offset a transaction has staged and not
+// yet committed answers UNSTABLE_OFFSET_COMMIT, which the client retries
+// until the transaction ends (KIP-447). Leader epochs are not stored (-1).
 func init() { register(kmsg.OffsetFetch, 1, 9, (*Server).handleOffsetFetch) }
 
 // fetchedPartition is one partition's answer, in the v8+ shape.
@@ -29,11 +32,18 @@ func (s *Server) handleOffsetFetch(ctx context.Context, r *request) (kmsg.Respon
 			for _, t := range g.Topics {
 				topics = append(topics, kmsg.OffsetFetchRequestTopic{Topic: t.Topic, Partitions: t.Partitions})
 			}
-			resp.Groups = append(resp.Groups, s.fetchGroupOffsets(ctx, r, g.Group, topics, g.Topics == nil))
+			out := s.fetchGroupOffsets(ctx, r, g.Group, topics, g.Topics == nil)
+			if req.RequireStable {
+				s.markUnstable(ctx, &out)
+			}
+			resp.Groups = append(resp.Groups, out)
 		}
 		return resp, nil
 	}
 	g := s.fetchGroupOffsets(ctx, r, req.Group, req.Topics, req.Topics == nil)
+	if req.RequireStable {
+		s.markUnstable(ctx, &g)
+	}
 	resp.ErrorCode = g.ErrorCode
 	for _, t := range g.Topics {
 		ot := kmsg.NewOffsetFetchResponseTopic()
@@ -113,4 +123,28 @@ func (s *Server) fetchGroupOffsets(ctx context.Context, r *request, group string
 		out.Topics = append(out.Topics, ot)
 	}
 	return out
+}
+
+// markUnstable answers UNSTABLE_OFFSET_COMMIT, with no offset, for each
+// partition of g whose offset a transaction has staged and not committed
+// yet; for every partition while this proxy's transaction coordinator has
+// not loaded the transactions.
+func (s *Server) markUnstable(ctx context.Context, g *kmsg.OffsetFetchResponseGroup) {
+	pending, loaded := s.txn.PendingOffsets(g.Group)
+	if loaded && len(pending) == 0 {
+		return
+	}
+	for i := range g.Topics {
+		t := &g.Topics[i]
+		id := ""
+		if mt, err := s.lookupTopic(ctx, t.Topic); err == nil {
+			id = mt.ID
+		}
+		for j := range t.Partitions {
+			p := &t.Partitions[j]
+			if _, staged := pending[meta.PartitionID{TopicID: id, Partition: p.Partition}]; p.ErrorCode == 0 && (staged || !loaded) {
+				p.ErrorCode, p.Offset = kerr.UnstableOffsetCommit.Code, -1
+			}
+		}
+	}
 }

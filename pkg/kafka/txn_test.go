@@ -445,3 +445,62 @@ func TestDescribeAndListTransactions(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestOffsetFetchRequireStable asks for a group's offsets while a
+// transaction has staged one and not committed it: a read_committed
+// consumer (RequireStable, v7 and the batched v8+) gets
+// UNSTABLE_OFFSET_COMMIT for that partition and retries, as KIP-447 has
+// Kafka answer, so it cannot start from the offset before the
+// transaction's; other partitions, and a request without RequireStable,
+// get the committed offsets. Once the transaction commits, the staged
+// offset is the answer.
+func TestOffsetFetchRequireStable(t *testing.T) {
+	c := startCluster(t, clusterOpts{})
+	c.createTopic("tx-in", 2)
+	c.createTopic("tx-out", 1)
+	r := c.raw()
+	p := c.client(kgo.TransactionalID("stable"))
+	pid, epoch := beginWithGroups(t, c, r, p, "stable", "readers")
+	oc := kmsg.NewPtrTxnOffsetCommitRequest()
+	oc.TransactionalID, oc.Group, oc.ProducerID, oc.ProducerEpoch = "stable", "readers", pid, epoch
+	oc.Topics = []kmsg.TxnOffsetCommitRequestTopic{{Topic: "tx-in", Partitions: []kmsg.TxnOffsetCommitRequestTopicPartition{{Partition: 0, Offset: 9, LeaderEpoch: -1}}}}
+	wantCode(t, "TxnOffsetCommit", r.roundTrip(oc).(*kmsg.TxnOffsetCommitResponse).Topics[0].Partitions[0].ErrorCode, nil)
+
+	fetch := func(version int16, stable bool) map[int32]kmsg.OffsetFetchResponseGroupTopicPartition {
+		t.Helper()
+		req := kmsg.NewPtrOffsetFetchRequest()
+		req.Version, req.RequireStable = version, stable
+		if version >= 8 {
+			req.Groups = []kmsg.OffsetFetchRequestGroup{{Group: "readers", Topics: []kmsg.OffsetFetchRequestGroupTopic{{Topic: "tx-in", Partitions: []int32{0, 1}}}}}
+			resp := r.roundTrip(req).(*kmsg.OffsetFetchResponse)
+			out := map[int32]kmsg.OffsetFetchResponseGroupTopicPartition{}
+			for _, p := range resp.Groups[0].Topics[0].Partitions {
+				out[p.Partition] = p
+			}
+			return out
+		}
+		req.Group, req.Topics = "readers", []kmsg.OffsetFetchRequestTopic{{Topic: "tx-in", Partitions: []int32{0, 1}}}
+		resp := r.roundTrip(req).(*kmsg.OffsetFetchResponse)
+		out := map[int32]kmsg.OffsetFetchResponseGroupTopicPartition{}
+		for _, p := range resp.Topics[0].Partitions {
+			out[p.Partition] = kmsg.OffsetFetchResponseGroupTopicPartition{Partition: p.Partition, Offset: p.Offset, ErrorCode: p.ErrorCode}
+		}
+		return out
+	}
+	for _, v := range []int16{7, 8, 9} {
+		got := fetch(v, true)
+		wantCode(t, fmt.Sprintf("v%d stable fetch of the staged partition", v), got[0].ErrorCode, kerr.UnstableOffsetCommit)
+		wantCode(t, fmt.Sprintf("v%d stable fetch of another partition", v), got[1].ErrorCode, nil)
+		if got := fetch(v, false); got[0].ErrorCode != 0 || got[0].Offset != -1 {
+			t.Fatalf("v%d fetch without RequireStable: %+v, want no offset and no error", v, got[0])
+		}
+	}
+	if err := p.EndTransaction(c.ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []int16{7, 9} {
+		if got := fetch(v, true); got[0].ErrorCode != 0 || got[0].Offset != 9 {
+			t.Fatalf("v%d stable fetch after the commit: %+v, want offset 9", v, got[0])
+		}
+	}
+}

@@ -25,3 +25,27 @@ func (c *Coordinator) List(ctx context.Context) ([]meta.TxnState, error) {
 	}
 	return list, nil
 }
+
+// PendingOffsets returns the partitions of group whose offsets an ongoing
+// or decided transaction has staged and not committed yet, from the
+// in-memory copy (KIP-447: a consumer that asks for stable offsets waits
+// for them). loaded is false until Run's first listing filled the copy.
+func (c *Coordinator) PendingOffsets(group string) (pending map[meta.PartitionID]struct{}, loaded bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for _, e := range c.byID {
+		if e.st.Status != meta.TxnOngoing && !e.st.Status.Prepared() {
+			continue
+		}
+		for _, o := range e.st.Offsets {
+			if o.Group != group {
+				continue
+			}
+			if pending == nil {
+				pending = map[meta.PartitionID]struct{}{}
+			}
+			pending[meta.PartitionID{TopicID: o.TopicID, Partition: o.Partition}] = struct{}{}
+		}
+	}
+	return pending, c.loaded
+}
