@@ -336,6 +336,11 @@ var everyAPI = map[kmsg.Key]apiCase{
 		r.Topics = []kmsg.TxnOffsetCommitRequestTopic{{Topic: "payments", Partitions: []kmsg.TxnOffsetCommitRequestTopicPartition{{Partition: 0, Offset: 0, LeaderEpoch: -1}}}}
 		return r
 	}, refusedAll},
+	kmsg.DescribeProducers: {func() kmsg.Request {
+		r := kmsg.NewPtrDescribeProducersRequest()
+		r.Topics = []kmsg.DescribeProducersRequestTopic{{Topic: "payments", Partitions: []int32{0}}}
+		return r
+	}, refusedAll},
 	kmsg.DescribeTransactions: {func() kmsg.Request {
 		r := kmsg.NewPtrDescribeTransactionsRequest()
 		r.TransactionalIDs = []string{"tx"}

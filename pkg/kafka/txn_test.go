@@ -361,7 +361,8 @@ func TestTransactionOffsetsFenceZombies(t *testing.T) {
 // state, producer, timeout, start and partitions; a committed one
 // CompleteCommit and none; an id never used TRANSACTIONAL_ID_NOT_FOUND.
 // Listing filters by state, producer id, duration and id pattern, and
-// returns the state names Kafka does not know.
+// returns the state names Kafka does not know. DescribeProducers shows
+// where the open transaction starts in each partition.
 func TestDescribeAndListTransactions(t *testing.T) {
 	c := startCluster(t, clusterOpts{})
 	c.createTopic("tx-out", 2)
@@ -441,8 +442,41 @@ func TestDescribeAndListTransactions(t *testing.T) {
 	bad := "("
 	req.Version, req.DurationFilterMillis, req.TransactionalIDPattern = 2, -1, &bad
 	wantCode(t, "list with an invalid pattern", r.roundTrip(req).(*kmsg.ListTransactionsResponse).ErrorCode, kerr.InvalidRegularExpression)
+
+	// DescribeProducers shows the open transaction's first offset in each
+	// of its partitions, until it ends.
+	txnStart := func(p int32) int64 {
+		t.Helper()
+		var s kadm.TopicsSet
+		s.Add("tx-out", p)
+		dp, err := adm.DescribeProducers(c.ctx, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		part := dp["tx-out"].Partitions[p]
+		if part.Err != nil {
+			t.Fatalf("DescribeProducers of partition %d: %v", p, part.Err)
+		}
+		ap, ok := part.ActiveProducers[openPID]
+		if !ok || ap.ProducerEpoch != openEpoch {
+			t.Fatalf("partition %d's producers %+v lack %d at epoch %d", p, part.ActiveProducers, openPID, openEpoch)
+		}
+		return ap.CurrentTxnStartOffset
+	}
+	for _, p := range []int32{0, 1} {
+		if got := txnStart(p); got < 0 {
+			t.Fatalf("partition %d: open transaction starts at %d", p, got)
+		}
+	}
+	dr := kmsg.NewPtrDescribeProducersRequest()
+	dr.Topics = []kmsg.DescribeProducersRequestTopic{{Topic: "tx-out", Partitions: []int32{2}}}
+	wantCode(t, "DescribeProducers of a partition the topic lacks",
+		r.roundTrip(dr).(*kmsg.DescribeProducersResponse).Topics[0].Partitions[0].ErrorCode, kerr.UnknownTopicOrPartition)
 	if err := open.EndTransaction(c.ctx, kgo.TryAbort); err != nil {
 		t.Fatal(err)
+	}
+	if got := txnStart(0); got != -1 {
+		t.Fatalf("after the abort the transaction starts at %d, want -1", got)
 	}
 }
 
