@@ -35,7 +35,8 @@ type request struct {
 	// does not serve; its body is not decoded.
 	unsupported bool
 	// turns are a produce request's places in its partitions' order, one
-	// per partition, or an offset commit's in its group's (requestOrder).
+	// per partition, an offset commit's in its group's, or a transaction
+	// coordinator request's in its transactional id's (requestOrder).
 	turns []*turn
 	// size is the request frame's size, held in conn.inflight.
 	size int
@@ -90,7 +91,7 @@ type conn struct {
 	// one request's limit: decoding can multiply a request's size, so a
 	// connection may not pile up many large ones.
 	inflight *semaphore.Weighted
-	order    requestOrder // plain produces' per-partition order, commits' per group
+	order    requestOrder // plain produces' per-partition order, commits' per group, transactions' per id
 
 	mu sync.Mutex // guards every field below
 	// who is the authenticated principal; valid when authed.
@@ -259,6 +260,10 @@ func (c *conn) readLoop() error {
 			r.turns = c.order.claimAll(req)
 		case *kmsg.OffsetCommitRequest:
 			r.turns = c.order.claim(commitKey(req.Group))
+		default:
+			if id, ok := txnRequestID(req); ok {
+				r.turns = c.order.claim(txnKey(id))
+			}
 		}
 		if !c.isAuthed() || a.key == kmsg.SASLHandshake || a.key == kmsg.SASLAuthenticate {
 			c.run(sl, a, r)
@@ -395,6 +400,14 @@ func (c *conn) handle(a api, r *request) (resp kmsg.Response, err error) {
 	}()
 	if a.key != kmsg.ApiVersions {
 		if err := c.s.core.WaitReady(c.ctx); err != nil {
+			return nil, err
+		}
+	}
+	if _, ok := txnRequestID(r.kreq); ok && len(r.turns) == 1 {
+		// The id's earlier requests on this connection are served first:
+		// a client may send EndTxn right behind AddPartitionsToTxn.
+		defer r.turns[0].done()
+		if err := r.turns[0].wait(c.ctx); err != nil {
 			return nil, err
 		}
 	}

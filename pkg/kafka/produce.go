@@ -212,14 +212,18 @@ func (s *Server) verifyTxn(ctx context.Context, p producePart, h segment.BatchHe
 // turns follow request order although handlers run concurrently. Plain
 // produces take one turn per partition (claimAll), offset commits one per
 // group (commitKey): a commit held up by a coordinator failover must not
-// land after, and undo, the same client's later commit.
+// land after, and undo, the same client's later commit. Transaction
+// coordinator requests take one per transactional id (txnKey): librdkafka
+// sends EndTxn without waiting for the AddPartitionsToTxn before it, and
+// the abort must find the partitions added.
 type requestOrder struct {
 	mu   sync.Mutex // guards last
 	last map[partKey]chan struct{}
 }
 
 // partKey names a partition, or with partition commitPartition a group
-// whose commits are ordered (commitKey).
+// whose commits are ordered (commitKey), or with txnPartition a
+// transactional id (txnKey).
 type partKey struct {
 	topic     string
 	partition int32
@@ -230,6 +234,12 @@ const commitPartition = -1
 
 // commitKey is the order key of a group's offset commits.
 func commitKey(group string) partKey { return partKey{topic: group, partition: commitPartition} }
+
+// txnPartition marks a partKey that names a transactional id (txnKey).
+const txnPartition = -2
+
+// txnKey is the order key of a transactional id's coordinator requests.
+func txnKey(id string) partKey { return partKey{topic: id, partition: txnPartition} }
 
 // turn is one request's place in its key's order.
 type turn struct {

@@ -38,6 +38,27 @@ func init() {
 	register(kmsg.TxnOffsetCommit, 0, 4, (*Server).handleTxnOffsetCommit)
 }
 
+// txnRequestID returns the transactional id a transaction coordinator
+// request names, and whether req is one: such requests of one id are
+// served in the order a connection sent them (txnKey).
+func txnRequestID(req kmsg.Request) (string, bool) {
+	switch req := req.(type) {
+	case *kmsg.InitProducerIDRequest:
+		if req.TransactionalID != nil {
+			return *req.TransactionalID, true
+		}
+	case *kmsg.AddPartitionsToTxnRequest:
+		return req.TransactionalID, true
+	case *kmsg.AddOffsetsToTxnRequest:
+		return req.TransactionalID, true
+	case *kmsg.TxnOffsetCommitRequest:
+		return req.TransactionalID, true
+	case *kmsg.EndTxnRequest:
+		return req.TransactionalID, true
+	}
+	return "", false
+}
+
 // txnCode is the Kafka code of an error from the transaction coordinator.
 // A producer whose epoch is stale is PRODUCER_FENCED on the coordinator's
 // APIs (KIP-588; INVALID_PRODUCER_EPOCH before), as Kafka answers; another

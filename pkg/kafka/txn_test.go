@@ -538,3 +538,34 @@ func TestOffsetFetchRequireStable(t *testing.T) {
 		}
 	}
 }
+
+// TestTxnRequestsInOrder: a connection's transaction coordinator requests
+// for one transactional id are served in the order they were sent, as
+// Kafka serves them. librdkafka sends EndTxn right behind an
+// AddPartitionsToTxn whose answer it has not read; served the other way
+// round, the abort found no transaction (INVALID_TXN_STATE, which
+// librdkafka takes as fatal).
+func TestTxnRequestsInOrder(t *testing.T) {
+	c := startCluster(t, clusterOpts{})
+	c.createTopic("tx-ord", 1)
+	r := c.raw()
+	id := "ordered"
+	init := kmsg.NewPtrInitProducerIDRequest()
+	init.Version, init.TransactionalID, init.TransactionTimeoutMillis = 4, &id, 60_000
+	ir := r.roundTrip(init).(*kmsg.InitProducerIDResponse)
+	wantCode(t, "InitProducerId", ir.ErrorCode, nil)
+	for i := range 20 {
+		add := kmsg.NewPtrAddPartitionsToTxnRequest()
+		add.Version, add.TransactionalID, add.ProducerID, add.ProducerEpoch = 3, id, ir.ProducerID, ir.ProducerEpoch
+		add.Topics = []kmsg.AddPartitionsToTxnRequestTopic{{Topic: "tx-ord", Partitions: []int32{0}}}
+		end := kmsg.NewPtrEndTxnRequest()
+		end.Version, end.TransactionalID, end.ProducerID, end.ProducerEpoch, end.Commit = 3, id, ir.ProducerID, ir.ProducerEpoch, false
+		r.send(add)
+		r.send(end)
+		addResp, endResp := add.ResponseKind().(*kmsg.AddPartitionsToTxnResponse), end.ResponseKind().(*kmsg.EndTxnResponse)
+		r.recv(addResp)
+		r.recv(endResp)
+		wantCode(t, fmt.Sprintf("AddPartitionsToTxn %d", i), addResp.Topics[0].Partitions[0].ErrorCode, nil)
+		wantCode(t, fmt.Sprintf("EndTxn %d right behind it", i), endResp.ErrorCode, nil)
+	}
+}
