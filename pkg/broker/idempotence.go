@@ -131,6 +131,15 @@ const (
 	seqNew seqCheck = iota
 	// seqGap: a request before it has not arrived yet; wait for it.
 	seqGap
+	// seqFirst: a transactional producer the partition does not know
+	// starts past sequence 0. Wait as for a gap; then accept it, as
+	// Kafka accepts any first sequence of a producer a partition does not
+	// know. librdkafka purges the unsent batches of a transaction it
+	// aborts, so the first batch a partition sees may start past 0, and
+	// refusing it leaves the producer unable to finish the abort. No
+	// batch of the producer's transaction can be here already: a
+	// partition forgets no producer with an open transaction.
+	seqFirst
 	// seqCommitted: a retry of a request older than every one the
 	// partition remembers. A producer's requests are accepted only in
 	// sequence order from 0 and committed in order, so it is committed;
@@ -151,9 +160,13 @@ func dedupLocked(p *partition, r seqRange) (*produce, seqCheck, error) {
 		// A producer the partition does not know starts at 0; a later
 		// sequence waits for its first request, or — if the partition
 		// forgot the producer (more than meta.MaxProducersPerPartition) —
-		// fails, and the producer continues under a new id.
-		if r.first == 0 {
+		// fails, and the producer continues under a new id. A
+		// transactional producer's is then accepted (seqFirst).
+		switch {
+		case r.first == 0:
 			return nil, seqNew, nil
+		case len(h) == 0 && r.txn:
+			return nil, seqFirst, nil
 		}
 		return nil, seqGap, nil
 	}

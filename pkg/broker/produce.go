@@ -255,8 +255,11 @@ func (s *Server) admitLocked(v *validProduce, gapExpired bool) admission {
 			return admission{dup: dup, err: err}
 		case check == seqCommitted:
 			return admission{err: &committedRetry{key: v.key, seqs: v.seqs, below: part.prod[v.seqs.pid][0].FirstOffset}}
-		case check == seqGap && !gapExpired:
+		case (check == seqGap || check == seqFirst) && !gapExpired:
 			return admission{wait: part.seqWaitLocked(), gap: true}
+		case check == seqFirst:
+			s.log.Info("accepting a transactional producer's first batch past sequence 0", "producer", v.seqs.pid,
+				"sequence", v.seqs.first, "topic", v.topic.Name, "partition", v.key.Partition)
 		case check == seqGap:
 			s.metrics.outOfOrder.Inc()
 			return admission{err: apierr.Errorf(apierr.ErrOutOfOrderSequence,

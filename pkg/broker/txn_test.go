@@ -310,3 +310,30 @@ func TestForgetKeepsOpenTxns(t *testing.T) {
 		t.Fatalf("%d producers; the oldest without a transaction should go", len(p.prod))
 	}
 }
+
+// TestTxnFirstBatchPastZero: a partition takes a transactional producer's
+// first batch at any sequence once the gap wait passes (librdkafka purges
+// an aborted transaction's unsent batches, so the first batch a partition
+// sees may start past 0, and Kafka accepts it), and carries on from it.
+// An idempotent producer without a transaction, and a new epoch of a
+// producer the partition knows, still must start at 0.
+func TestTxnFirstBatchPastZero(t *testing.T) {
+	e := newTxnEnv(t, "txn-first")
+	e.at(t, txnBatch(t, 7, 0, 4, 2), 0)
+	e.at(t, txnBatch(t, 7, 0, 6, 1), 2)
+	e.at(t, txnBatch(t, 7, 0, 4, 2), 0) // a retry: the original offsets
+	if ps := e.state(t).Producers[7]; ps.LastSeq != 6 || ps.Txn == nil {
+		t.Fatalf("producer 7: %+v", ps)
+	}
+	if _, err := e.send(t, idemBatch(t, "plain", 8, 4, 1)); !errors.Is(err, apierr.ErrOutOfOrderSequence) {
+		t.Fatalf("idempotent producer's first batch at sequence 4: %v, want ErrOutOfOrderSequence", err)
+	}
+	e.at(t, marker(7, 0, false), 3)
+	if _, err := e.send(t, txnBatch(t, 7, 1, 3, 1)); !errors.Is(err, apierr.ErrOutOfOrderSequence) {
+		t.Fatalf("new epoch's first batch at sequence 3: %v, want ErrOutOfOrderSequence", err)
+	}
+	e.at(t, txnBatch(t, 7, 1, 0, 1), 4)
+	if n := len(e.readPartition(t, e.top.ID, 0)); n != 5 {
+		t.Fatalf("partition holds %d records, want 5", n)
+	}
+}
