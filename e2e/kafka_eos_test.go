@@ -28,7 +28,22 @@ import (
 // fetch) are shown by the kafka package's unit tests; this test shows the
 // whole path holds through the faults.
 func TestKafkaExactlyOnceThroughFaults(t *testing.T) {
-	const in, out, group, partitions, phase, phases = "eos-in", "eos-out", "eos", 4, 2000, 4
+	runEOSThroughFaults(t, "eos", startEOSWorker)
+}
+
+// eosStarter starts a consume-transform-produce member named name of
+// group, copying topic in to topic out, until stopped.
+type eosStarter func(ctx context.Context, addr, name, in, out, group string) eosStopper
+
+// eosStopper stops a member; the member leaves its group.
+type eosStopper interface{ stop() }
+
+// runEOSThroughFaults runs members started by start through the faults of
+// TestKafkaExactlyOnceThroughFaults on topics and a group named after
+// prefix, and checks that every input record is in the output once.
+func runEOSThroughFaults(t *testing.T, prefix string, start eosStarter) {
+	const partitions, phase, phases = 4, 2000, 4
+	in, out, group := prefix+"-in", prefix+"-out", prefix
 	c, addr := startKafkaCluster(t, ClusterOptions{Brokers: 2})
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
@@ -50,13 +65,13 @@ func TestKafkaExactlyOnceThroughFaults(t *testing.T) {
 		t.Logf("%s: the group caught up %v after the last input", tag, time.Since(start).Round(time.Millisecond))
 	}
 
-	workers := []*eosWorker{startEOSWorker(ctx, addr, "w0", in, out, group), startEOSWorker(ctx, addr, "w1", in, out, group)}
+	workers := []eosStopper{start(ctx, addr, "w0", in, out, group), start(ctx, addr, "w1", in, out, group)}
 	defer func() {
 		for _, w := range workers {
 			w.stop()
 		}
 	}()
-	step("joined", func() { workers = append(workers, startEOSWorker(ctx, addr, "w2", in, out, group)) })
+	step("joined", func() { workers = append(workers, start(ctx, addr, "w2", in, out, group)) })
 	step("broker-down", func() { c.Brokers[0].Kill() })
 	step("proxy", func() {
 		if err := c.Brokers[0].Start(); err != nil {
@@ -161,7 +176,12 @@ type eosWorker struct {
 }
 
 // startEOSWorker starts a worker with transactional id "eos-<name>".
-func startEOSWorker(ctx context.Context, addr, name, in, out, group string) *eosWorker {
+func startEOSWorker(ctx context.Context, addr, name, in, out, group string) eosStopper {
+	return startEOSLoop(ctx, func(ctx context.Context) { runEOSSession(ctx, addr, name, in, out, group) })
+}
+
+// startEOSLoop runs sessions of run, one after another, until stopped.
+func startEOSLoop(ctx context.Context, run func(context.Context)) *eosWorker {
 	ctx, cancel := context.WithCancel(ctx)
 	w := &eosWorker{cancel: cancel}
 	w.wg.Add(1)
@@ -171,7 +191,7 @@ func startEOSWorker(ctx context.Context, addr, name, in, out, group string) *eos
 		// with the same transactional id fences it and carries on, as an
 		// application would. Bounded by the context.
 		for ctx.Err() == nil {
-			runEOSSession(ctx, addr, name, in, out, group)
+			run(ctx)
 		}
 	}()
 	return w

@@ -1,0 +1,117 @@
+//go:build cgo
+
+package e2e
+
+import (
+	"context"
+	"testing"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+)
+
+// TestKafkaLibrdkafkaExactlyOnce runs librdkafka's consume-transform-produce
+// pattern (a read_committed group consumer without auto-commit, and a
+// transactional producer that sends the consumer's offsets with its group
+// metadata, KIP-447, in the transaction of its output) through the faults
+// of TestKafkaExactlyOnceThroughFaults: every input record must be in the
+// output once.
+func TestKafkaLibrdkafkaExactlyOnce(t *testing.T) {
+	runEOSThroughFaults(t, "rdk-eos", func(ctx context.Context, addr, name, in, out, group string) eosStopper {
+		return startEOSLoop(ctx, func(ctx context.Context) { runRdkEOSSession(ctx, addr, name, in, out, group) })
+	})
+}
+
+// runRdkEOSSession copies records from in to out with transactional id
+// "rdk-eos-<name>" until ctx ends or a transaction fails; the caller then
+// starts a new session, whose producer fences this one's.
+func runRdkEOSSession(ctx context.Context, addr, name, in, out, group string) {
+	cons, err := kafka.NewConsumer(&kafka.ConfigMap{
+		"bootstrap.servers": addr, "group.id": group, "enable.auto.commit": false,
+		"auto.offset.reset": "earliest", "isolation.level": "read_committed",
+		"session.timeout.ms": 10000, "log_level": 3,
+	})
+	if err != nil {
+		return
+	}
+	defer cons.Close()
+	prod, err := kafka.NewProducer(&kafka.ConfigMap{
+		"bootstrap.servers": addr, "transactional.id": "rdk-eos-" + name,
+		"transaction.timeout.ms": 60000, "linger.ms": 5, "log_level": 3,
+	})
+	if err != nil {
+		return
+	}
+	defer prod.Close()
+	if err := prod.InitTransactions(ctx); err != nil || cons.Subscribe(in, nil) != nil {
+		return
+	}
+	for ctx.Err() == nil {
+		msgs := rdkPollBatch(cons, 500)
+		if len(msgs) == 0 {
+			continue
+		}
+		if err := rdkTransform(ctx, cons, prod, out, msgs); err != nil {
+			_ = prod.AbortTransaction(ctx)
+			return
+		}
+	}
+}
+
+// rdkPollBatch returns up to n messages, as many as arrive before a poll
+// of 100 ms finds none.
+func rdkPollBatch(cons *kafka.Consumer, n int) []*kafka.Message {
+	var msgs []*kafka.Message
+	for len(msgs) < n {
+		ev := cons.Poll(100)
+		if ev == nil {
+			break
+		}
+		if m, ok := ev.(*kafka.Message); ok && m.TopicPartition.Error == nil {
+			msgs = append(msgs, m)
+		}
+	}
+	return msgs
+}
+
+// rdkTransform copies msgs to out and commits them with the consumer's
+// offsets past them in one transaction. A partition revoked since msgs
+// were read makes the offset commit fail (the group's generation moved
+// on), and the transaction must abort.
+func rdkTransform(ctx context.Context, cons *kafka.Consumer, prod *kafka.Producer, out string, msgs []*kafka.Message) error {
+	if err := prod.BeginTransaction(); err != nil {
+		return err
+	}
+	dr := make(chan kafka.Event, len(msgs))
+	next := map[int32]kafka.TopicPartition{}
+	for _, m := range msgs {
+		if err := prod.Produce(&kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &out, Partition: kafka.PartitionAny},
+			Key: m.Key, Value: m.Value}, dr); err != nil {
+			return err
+		}
+		tp := m.TopicPartition
+		tp.Offset++
+		next[tp.Partition] = tp
+	}
+	for range msgs {
+		select {
+		case ev := <-dr:
+			if err := ev.(*kafka.Message).TopicPartition.Error; err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	offsets := make([]kafka.TopicPartition, 0, len(next))
+	for _, tp := range next {
+		offsets = append(offsets, tp)
+	}
+	meta, err := cons.GetConsumerGroupMetadata()
+	if err != nil {
+		return err
+	}
+	if err := prod.SendOffsetsToTransaction(ctx, offsets, meta); err != nil {
+		return err
+	}
+	return prod.CommitTransaction(ctx)
+}
