@@ -146,6 +146,9 @@ func TestLivenessPassesOverCutOffBroker(t *testing.T) {
 	v := startView(t, store)
 	srv1, cl1, b1 := fakeBroker(t, store, "b1")
 	fakeBroker(t, store, "b2")
+	// Both must be in the leader's view before the first topic, or
+	// placement may give all four partitions to b1.
+	waitView(t, c.view, "two brokers", func() bool { return len(c.view.Brokers()) == 2 })
 	topic := func(name string) string {
 		resp, err := client(t, c).CreateTopic(ctx, &stratav1.CreateTopicRequest{Name: name, Partitions: 4})
 		if err != nil {
