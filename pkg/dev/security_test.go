@@ -18,6 +18,7 @@ import (
 	"github.com/strata-mq/strata/pkg/auth"
 	"github.com/strata-mq/strata/pkg/broker"
 	"github.com/strata-mq/strata/pkg/dev"
+	"github.com/strata-mq/strata/pkg/meta"
 	"github.com/strata-mq/strata/pkg/objstore"
 	"github.com/strata-mq/strata/pkg/rpc"
 	"github.com/strata-mq/strata/pkg/segment"
@@ -130,12 +131,21 @@ func TestSecureDevCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := ms.GetPartition(ctx, top.ID, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ms.AssignPartition(ctx, st, "rogue"); err != nil {
-		t.Fatal(err)
+	// The cluster may still be changing the partition's state (its
+	// broker committing, the coordinator placing it): read it again
+	// until the assignment applies.
+	for attempt := 0; ; attempt++ {
+		st, err := ms.GetPartition(ctx, top.ID, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = ms.AssignPartition(ctx, st, "rogue")
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, meta.ErrConflict) || attempt == 20 {
+			t.Fatal(err)
+		}
 	}
 	pctx, pcancel := context.WithTimeout(ctx, 3*time.Second)
 	_, err = admin.Produce(pctx, &stratav1.ProduceRequest{Topic: "secret", Batches: b})
