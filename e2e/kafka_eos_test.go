@@ -11,6 +11,7 @@ import (
 
 	"github.com/strata-mq/strata/internal/checker"
 	"github.com/strata-mq/strata/internal/testenv"
+	"github.com/strata-mq/strata/pkg/proxy"
 )
 
 // TestKafkaExactlyOnceThroughFaults runs franz-go's consume-transform-produce
@@ -31,6 +32,32 @@ func TestKafkaExactlyOnceThroughFaults(t *testing.T) {
 	runEOSThroughFaults(t, "eos", startEOSWorker)
 }
 
+// TestKafkaExactlyOnceThroughOutages runs franz-go's consume-transform-
+// produce session, as TestKafkaExactlyOnceThroughFaults does, through
+// outages of the two dependencies, each longer than the proxy's produce
+// budget (proxy.DefaultProduceTimeout): etcd frozen (SIGSTOP; it holds
+// the transactions' and the groups' state and the partitions' commits,
+// and the servers' leases expire when it wakes) and MinIO frozen (every
+// PUT and GET hangs). Every input record must then be in the output once.
+func TestKafkaExactlyOnceThroughOutages(t *testing.T) {
+	down := proxy.DefaultProduceTimeout + 5*time.Second
+	freeze := func(p *testenv.Process) func(*eosRun) {
+		return func(r *eosRun) {
+			if err := p.Pause(); err != nil {
+				r.t.Fatal(err)
+			}
+			time.Sleep(down) // the outage itself
+			if err := p.Resume(); err != nil {
+				r.t.Fatal(err)
+			}
+		}
+	}
+	runEOS(t, "eos-outage", startEOSWorker, []eosFault{
+		{"etcd-frozen", func(r *eosRun) { freeze(r.c.Etcd.Process)(r) }},
+		{"minio-frozen", func(r *eosRun) { freeze(r.c.MinIO.Process)(r) }},
+	})
+}
+
 // eosStarter starts a consume-transform-produce member named name of
 // group, copying topic in to topic out, until stopped.
 type eosStarter func(ctx context.Context, addr, name, in, out, group string) eosStopper
@@ -42,58 +69,84 @@ type eosStopper interface{ stop() }
 // TestKafkaExactlyOnceThroughFaults on topics and a group named after
 // prefix, and checks that every input record is in the output once.
 func runEOSThroughFaults(t *testing.T, prefix string, start eosStarter) {
-	const partitions, phase, phases = 4, 2000, 4
+	runEOS(t, prefix, start, []eosFault{
+		{"joined", func(r *eosRun) { r.join("w2") }},
+		{"broker-down", func(r *eosRun) { r.c.Brokers[0].Kill() }},
+		{"proxy", func(r *eosRun) {
+			if err := r.c.Brokers[0].Start(); err != nil {
+				r.t.Fatal(err)
+			}
+			r.c.Proxy.Kill()
+			restartProcess(r.t, r.c.Proxy, r.c.ProxyAddr)
+		}},
+		{"left", func(r *eosRun) {
+			r.workers[0].stop()
+			r.workers = r.workers[1:]
+		}},
+	})
+}
+
+// eosFault is one fault of an exactly-once run, applied between the two
+// halves of a phase of input.
+type eosFault struct {
+	name string
+	do   func(r *eosRun)
+}
+
+// eosRun is what a fault acts on.
+type eosRun struct {
+	t       *testing.T
+	c       *Cluster
+	workers []eosStopper
+	join    func(name string) // starts one more member
+}
+
+// runEOS runs two members started by start through faults, one per phase
+// of input, on topics and a group named after prefix, and checks that
+// every input record is in the output once.
+func runEOS(t *testing.T, prefix string, start eosStarter, faults []eosFault) {
+	const partitions, phase = 4, 2000
 	in, out, group := prefix+"-in", prefix+"-out", prefix
 	c, addr := startKafkaCluster(t, ClusterOptions{Brokers: 2})
-	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	kgoCreateTopic(t, ctx, addr, in, partitions)
 	kgoCreateTopic(t, ctx, addr, out, partitions)
 	producer := kgoClient(t, addr)
 	adm := kadm.NewClient(kgoClient(t, addr))
 	input := checker.New()
-	// step produces a phase of input in two halves with fault between
-	// them, so that it finds the workers inside their transactions, and
-	// waits for the group to catch up.
-	step := func(tag string, fault func()) {
-		t.Helper()
-		kgoProduceAll(t, ctx, producer, input, in, tag+"-a", phase/2)
-		fault()
-		kgoProduceAll(t, ctx, producer, input, in, tag+"-b", phase/2)
-		start := time.Now()
-		waitCaughtUp(t, ctx, adm, group, in)
-		t.Logf("%s: the group caught up %v after the last input", tag, time.Since(start).Round(time.Millisecond))
-	}
-
-	workers := []eosStopper{start(ctx, addr, "w0", in, out, group), start(ctx, addr, "w1", in, out, group)}
+	r := &eosRun{t: t, c: c}
+	r.join = func(name string) { r.workers = append(r.workers, start(ctx, addr, name, in, out, group)) }
 	defer func() {
-		for _, w := range workers {
+		for _, w := range r.workers {
 			w.stop()
 		}
 	}()
-	step("joined", func() { workers = append(workers, start(ctx, addr, "w2", in, out, group)) })
-	step("broker-down", func() { c.Brokers[0].Kill() })
-	step("proxy", func() {
-		if err := c.Brokers[0].Start(); err != nil {
-			t.Fatal(err)
-		}
-		c.Proxy.Kill()
-		restartProcess(t, c.Proxy, c.ProxyAddr)
-	})
-	step("left", func() {
-		workers[0].stop()
-		workers = workers[1:]
-	})
-	for _, w := range workers {
+	r.join("w0")
+	r.join("w1")
+	// Each phase produces its input in two halves with the fault between
+	// them, so that it finds the members inside their transactions, and
+	// waits for the group to catch up.
+	for _, f := range faults {
+		kgoProduceAll(t, ctx, producer, input, in, f.name+"-a", phase/2)
+		f.do(r)
+		kgoProduceAll(t, ctx, producer, input, in, f.name+"-b", phase/2)
+		start := time.Now()
+		waitCaughtUp(t, ctx, adm, group, in)
+		t.Logf("%s: the group caught up %v after the last input", f.name, time.Since(start).Round(time.Millisecond))
+	}
+	for _, w := range r.workers {
 		w.stop()
 	}
-	workers = nil
+	r.workers = nil
+	checkOutputOnce(t, readCommittedValues(t, ctx, addr, out), input.AckedRecords(), len(faults)*phase)
+}
 
-	// Every input value, read back from the output at read_committed,
-	// exactly once.
-	seen := readCommittedValues(t, ctx, addr, out)
+// checkOutputOnce checks that every acked input value was seen once in
+// the output, and that want records were acked.
+func checkOutputOnce(t *testing.T, seen map[string]int, acked []checker.Record, want int) {
+	t.Helper()
 	missing, twice := 0, 0
-	acked := input.AckedRecords()
 	for _, r := range acked {
 		switch n := seen[string(r.Value)]; {
 		case n == 0:
@@ -102,7 +155,7 @@ func runEOSThroughFaults(t *testing.T, prefix string, start eosStarter) {
 			twice++
 		}
 	}
-	if missing > 0 || twice > 0 || len(seen) != len(acked) || len(acked) != phases*phase {
+	if missing > 0 || twice > 0 || len(seen) != len(acked) || len(acked) != want {
 		t.Fatalf("output: %d of %d input records missing, %d more than once; %d distinct values", missing, len(acked), twice, len(seen))
 	}
 	t.Logf("%d input records, each in the output once", len(acked))
@@ -176,8 +229,14 @@ type eosWorker struct {
 }
 
 // startEOSWorker starts a worker with transactional id "eos-<name>".
-func startEOSWorker(ctx context.Context, addr, name, in, out, group string) eosStopper {
-	return startEOSLoop(ctx, func(ctx context.Context) { runEOSSession(ctx, addr, name, in, out, group) })
+var startEOSWorker = sessionLoop(runEOSSession)
+
+// sessionLoop makes an eosStarter of a session: each member runs
+// sessions one after another until stopped.
+func sessionLoop(run func(ctx context.Context, addr, name, in, out, group string)) eosStarter {
+	return func(ctx context.Context, addr, name, in, out, group string) eosStopper {
+		return startEOSLoop(ctx, func(ctx context.Context) { run(ctx, addr, name, in, out, group) })
+	}
 }
 
 // startEOSLoop runs sessions of run, one after another, until stopped.

@@ -16,9 +16,7 @@ import (
 // through the faults of TestKafkaExactlyOnceThroughFaults: every input
 // record must be in the output once.
 func TestKafkaSaramaExactlyOnce(t *testing.T) {
-	runEOSThroughFaults(t, "sarama-eos", func(ctx context.Context, addr, name, in, out, group string) eosStopper {
-		return startEOSLoop(ctx, func(ctx context.Context) { runSaramaEOSSession(ctx, addr, name, in, out, group) })
-	})
+	runEOSThroughFaults(t, "sarama-eos", sessionLoop(runSaramaEOSSession))
 }
 
 // runSaramaEOSSession copies records from in to out with transactional id
