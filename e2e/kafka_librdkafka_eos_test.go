@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 )
@@ -54,7 +55,12 @@ func runRdkEOSSession(ctx context.Context, addr, name, in, out, group string) {
 			continue
 		}
 		if err := rdkTransform(ctx, cons, prod, out, msgs); err != nil {
-			_ = prod.AbortTransaction(ctx)
+			// Abort even when stopping (ctx ended), as an application
+			// shutting down does: an open transaction would hold the
+			// group's staged offsets until it timed out.
+			actx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			_ = prod.AbortTransaction(actx)
+			cancel()
 			return
 		}
 	}
