@@ -66,21 +66,7 @@ func TestDependencyOutages(t *testing.T) {
 	down := outageBudget + 7*time.Second
 	for _, o := range outages {
 		t.Logf("fault: %s for %v", o.name, down)
-		if o.pause {
-			if err := o.proc.Pause(); err != nil {
-				t.Fatal(err)
-			}
-		} else {
-			o.proc.Kill()
-		}
-		time.Sleep(down) // the outage itself
-		if o.pause {
-			if err := o.proc.Resume(); err != nil {
-				t.Fatal(err)
-			}
-		} else if err := o.proc.Start(); err != nil {
-			t.Fatal(err)
-		}
+		outageOf(t, o.proc, o.pause, down)
 		back := time.Now()
 		d := sdk.waitRecovered(o.name, back)
 		k := kafka.waitRecovered(t, o.name, back)
@@ -89,4 +75,25 @@ func TestDependencyOutages(t *testing.T) {
 	}
 	t.Log("SDK: " + sdk.finish(ctx, cl, false))
 	t.Log("franz-go: " + kafka.finish(t, ctx, kafkaAddr, cl, false))
+}
+
+// outageOf takes p away for down: frozen (SIGSTOP, then SIGCONT) when
+// pause, otherwise killed (SIGKILL) and started again.
+func outageOf(t *testing.T, p *testenv.Process, pause bool, down time.Duration) {
+	t.Helper()
+	if pause {
+		if err := p.Pause(); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		p.Kill()
+	}
+	time.Sleep(down) // the outage itself
+	if pause {
+		if err := p.Resume(); err != nil {
+			t.Fatal(err)
+		}
+	} else if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
 }

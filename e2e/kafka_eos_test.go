@@ -41,20 +41,9 @@ func TestKafkaExactlyOnceThroughFaults(t *testing.T) {
 // PUT and GET hangs). Every input record must then be in the output once.
 func TestKafkaExactlyOnceThroughOutages(t *testing.T) {
 	down := proxy.DefaultProduceTimeout + 5*time.Second
-	freeze := func(p *testenv.Process) func(*eosRun) {
-		return func(r *eosRun) {
-			if err := p.Pause(); err != nil {
-				r.t.Fatal(err)
-			}
-			time.Sleep(down) // the outage itself
-			if err := p.Resume(); err != nil {
-				r.t.Fatal(err)
-			}
-		}
-	}
 	runEOS(t, "eos-outage", startEOSWorker, []eosFault{
-		{"etcd-frozen", func(r *eosRun) { freeze(r.c.Etcd.Process)(r) }},
-		{"minio-frozen", func(r *eosRun) { freeze(r.c.MinIO.Process)(r) }},
+		{"etcd-frozen", func(r *eosRun) { outageOf(r.t, r.c.Etcd.Process, true, down) }},
+		{"minio-frozen", func(r *eosRun) { outageOf(r.t, r.c.MinIO.Process, true, down) }},
 	})
 }
 

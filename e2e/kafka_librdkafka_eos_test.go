@@ -93,9 +93,10 @@ func rdkPollBatch(cons *kafka.Consumer, n int, rebalances *int) []*kafka.Message
 }
 
 // rdkTransform copies msgs to out and commits them with the consumer's
-// offsets past them in one transaction. A partition revoked since msgs
-// were read makes the offset commit fail (the group's generation moved
-// on), and the transaction must abort.
+// offsets past them in one transaction. A member the group dropped
+// meanwhile (its generation moved on without it) fails the offset commit,
+// and the transaction must abort; a rebalance this member takes part in
+// waits for its next Poll (rdkPollBatch).
 func rdkTransform(ctx context.Context, cons *kafka.Consumer, prod *kafka.Producer, out string, msgs []*kafka.Message) error {
 	if err := prod.BeginTransaction(); err != nil {
 		return err
