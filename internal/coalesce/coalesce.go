@@ -9,7 +9,11 @@
 // A Produce goes at once when no call to the server is in flight, so a
 // lone produce waits for nothing. While calls are in flight it waits up to
 // the window for company: the produces of partitions whose batches became
-// ready together then travel in one call.
+// ready together then travel in one call. A caller that knows a group of
+// produces is on its way (a producer's linger sealing several partitions)
+// says so with Expect, and the first of them then waits for the others,
+// up to the window, even with no call in flight: the group goes as one
+// call, not as the first alone and the rest after it.
 package coalesce
 
 import (
@@ -70,6 +74,12 @@ type Coalescer struct {
 	handoff chan struct{}
 	// inflight counts the calls sent and not yet answered.
 	inflight int
+	// expect counts the produces announced by Expect and not yet queued,
+	// until expectBy; expected is closed when the last of them is queued
+	// or the announcement lapses (nil while none is announced).
+	expect   int
+	expectBy time.Time
+	expected chan struct{}
 }
 
 // call is one Produce waiting for its part's result.
@@ -109,6 +119,12 @@ func (c *Coalescer) Produce(ctx context.Context, req *stratav1.ProduceRequest) (
 	cl := &call{ctx: ctx, req: req, done: make(chan struct{})}
 	c.mu.Lock()
 	c.queue = append(c.queue, cl)
+	if c.expect > 0 {
+		c.expectBy = time.Now().Add(c.window) // the group is still coming
+		if c.expect--; c.expect == 0 {
+			c.endExpectLocked()
+		}
+	}
 	c.mu.Unlock()
 	for {
 		c.mu.Lock()
@@ -132,7 +148,9 @@ func (c *Coalescer) Produce(ctx context.Context, req *stratav1.ProduceRequest) (
 		busy := c.inflight > 0
 		c.mu.Unlock()
 		if busy {
-			gather(ctx, c.window)
+			gather(ctx, c.window, nil)
+		} else {
+			c.awaitExpected(ctx)
 		}
 		// A gatherer whose context ended leaves, but still sends what
 		// it gathered for the others.
@@ -160,14 +178,62 @@ func ctxErr(ctx context.Context) error {
 	return status.FromContextError(ctx.Err()).Err()
 }
 
-// gather waits for d, or until ctx ends.
-func gather(ctx context.Context, d time.Duration) {
+// gather waits for d, for all of an expected group (if not nil), or until
+// ctx ends.
+func gather(ctx context.Context, d time.Duration, group <-chan struct{}) {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
+	case <-group:
 	case <-ctx.Done():
 	}
+}
+
+// awaitExpected waits while produces announced by Expect are on their
+// way: until the last is queued, none has come for the window, or ctx
+// ends.
+func (c *Coalescer) awaitExpected(ctx context.Context) {
+	for ctx.Err() == nil {
+		c.mu.Lock()
+		group, by := c.expected, c.expectBy
+		c.mu.Unlock()
+		wait := time.Until(by)
+		if group == nil || wait <= 0 {
+			return
+		}
+		gather(ctx, wait, group)
+	}
+}
+
+// Expect announces n produces on their way: until they are all queued,
+// or none has come for the window, the first of them to arrive waits for
+// the others even when no call is in flight. An announcement whose
+// produces do not all come (some went another way) costs the ones that
+// did one window after the last of them.
+func (c *Coalescer) Expect(n int) {
+	if n <= 0 || c.unimplemented.Load() {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	if c.expect > 0 && now.After(c.expectBy) {
+		c.endExpectLocked()
+	}
+	if c.expected == nil {
+		c.expected = make(chan struct{})
+	}
+	c.expect += n
+	c.expectBy = now.Add(c.window)
+}
+
+// endExpectLocked ends the current announcement. c.mu must be held.
+func (c *Coalescer) endExpectLocked() {
+	if c.expected != nil {
+		close(c.expected)
+	}
+	c.expect, c.expected = 0, nil
 }
 
 // abandon removes cl from the queue if no call has taken it, and reports
@@ -205,6 +271,9 @@ func (c *Coalescer) take() []*call {
 	}
 	batch := append([]*call(nil), c.queue[:n]...)
 	c.queue = append(c.queue[:0], c.queue[n:]...)
+	if c.expect > 0 && time.Now().After(c.expectBy) {
+		c.endExpectLocked() // some of the group went another way
+	}
 	c.leading = false
 	close(c.handoff)
 	if len(batch) > 0 {

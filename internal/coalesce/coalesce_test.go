@@ -126,6 +126,55 @@ func TestLoneProduceGoesAtOnce(t *testing.T) {
 	}
 }
 
+// TestExpectedGroupGoesTogether: produces announced with Expect travel in
+// one call even with none in flight; the first does not leave alone.
+func TestExpectedGroupGoesTogether(t *testing.T) {
+	s := &server{}
+	// An hour's window: the group can only go once all of it is queued.
+	c := New(s.many, s.single, time.Hour, 0)
+	const n = 8
+	c.Expect(n)
+	var wg sync.WaitGroup
+	for i := range int32(n) {
+		wg.Go(func() {
+			if resp, err := produce(c, i); err != nil || resp.GetBaseOffset() != int64(i) {
+				t.Errorf("partition %d: %v, %v; want its own result", i, resp, err)
+			}
+		})
+	}
+	wg.Wait()
+	if got := s.callCount(); got != 1 {
+		t.Fatalf("%d announced produces made %d calls, want 1", n, got)
+	}
+	// The group is over: a lone produce goes at once again.
+	if _, err := produce(c, 100); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.callCount(); got != 2 {
+		t.Fatalf("%d calls after a lone produce, want 2", got)
+	}
+}
+
+// TestExpectLapses: an announced produce that never comes holds the
+// others for the window at most, and the announcement ends with it.
+func TestExpectLapses(t *testing.T) {
+	s := &server{}
+	c := New(s.many, s.single, 20*time.Millisecond, 0)
+	c.Expect(2)
+	if _, err := produce(c, 1); err != nil {
+		t.Fatal(err)
+	}
+	c.mu.Lock()
+	expect, expected := c.expect, c.expected
+	c.mu.Unlock()
+	if expect != 0 || expected != nil {
+		t.Fatalf("after the window: %d still expected (channel %v), want the announcement ended", expect, expected)
+	}
+	if got := s.callCount(); got != 1 {
+		t.Fatalf("%d calls, want 1", got)
+	}
+}
+
 // TestPartErrors: a part's error reaches its caller only, and matches the
 // sentinels as a call's own error would.
 func TestPartErrors(t *testing.T) {

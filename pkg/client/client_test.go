@@ -10,6 +10,7 @@ import (
 	"time"
 
 	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
+	"github.com/strata-mq/strata/internal/coalesce"
 	"github.com/strata-mq/strata/pkg/apierr"
 	"github.com/strata-mq/strata/pkg/client/clienttest"
 	"github.com/strata-mq/strata/pkg/segment"
@@ -255,6 +256,36 @@ func TestProducerGathersPartitions(t *testing.T) {
 	// machine makes more calls; one per request would mean no gathering.
 	if calls := f.ProduceManyCalls(); calls > n/4 {
 		t.Fatalf("%d partitions' requests took %d ProduceMany calls, want them gathered", n+1, calls)
+	}
+}
+
+// TestProducerLingerDrainsTogether: when the oldest buffered record has
+// lingered, every partition's buffer goes, and they travel in one
+// ProduceMany call although none was in flight (the first does not leave
+// alone), as a Kafka producer drains its partitions for a broker.
+func TestProducerLingerDrainsTogether(t *testing.T) {
+	const n = 20
+	f, c := setup(t, n)
+	p := newProducer(t, c, Linger(time.Hour))
+	// An hour's gathering window: the group can only go as one call.
+	p.calls = coalesce.New(func(ctx context.Context, req *stratav1.ProduceManyRequest) (*stratav1.ProduceManyResponse, error) {
+		return c.api.ProduceMany(ctx, req)
+	}, nil, time.Hour, 0)
+	done := make(chan error, n)
+	for i := range int32(n) {
+		p.Produce(context.Background(), &Record{Topic: "t", Partition: i, Value: []byte("v")}, func(_ *Record, err error) { done <- err })
+	}
+	if calls := f.ProduceManyCalls(); calls != 0 {
+		t.Fatalf("%d calls before the linger passed, want 0", calls)
+	}
+	p.lingerExpired() // the oldest record's linger has passed
+	for range n {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if calls := f.ProduceManyCalls(); calls != 1 {
+		t.Fatalf("%d partitions lingering together took %d ProduceMany calls, want 1", n, calls)
 	}
 }
 

@@ -192,10 +192,13 @@ func MetadataMaxAge(d time.Duration) ProducerOpt {
 	return producerOpt(func(c *producerConfig) { c.metadataMaxAge = d })
 }
 
-// Linger is how long a partition's buffer waits for more records before it
-// becomes a batch, unless it reaches MaxBatchBytes first. Zero sends as
-// soon as possible (records produced while a request is in flight still
-// share the next batch). Default 5ms.
+// Linger is how long a buffered record waits for more before it goes: when
+// the oldest record buffered has waited Linger, every partition's buffer
+// becomes a batch, and the batches travel together, as a Kafka producer
+// drains all its partitions for a broker at once. A buffer that reaches
+// MaxBatchBytes goes at once. Zero sends as soon as possible (records
+// produced while a request is in flight still share the next batch).
+// Default 5ms.
 func Linger(d time.Duration) ProducerOpt {
 	return producerOpt(func(c *producerConfig) { c.linger = d })
 }

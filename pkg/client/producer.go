@@ -18,8 +18,9 @@ import (
 
 // Producer writes records asynchronously, batching them per partition.
 //
-// Records for one partition collect in a buffer that becomes a batch after
-// Linger or once it holds MaxBatchBytes. Each partition has one sender that
+// Records for one partition collect in a buffer that becomes a batch once
+// it holds MaxBatchBytes, or when the oldest record buffered in any
+// partition has waited Linger: then every partition's buffer does. Each partition has one sender that
 // keeps up to MaxInflight produce requests in flight and packs the batches
 // waiting into each request, up to MaxBatchBytes. A request that fails
 // with a retriable error is sent again, up to MaxAttempts times within
@@ -61,6 +62,11 @@ type Producer struct {
 	flushing int                         // guarded by mu; >0 makes batches without lingering
 	inflight int                         // guarded by mu; records accepted and not completed
 	idle     chan struct{}               // guarded by mu; closed when inflight drops to 0
+	// lingering are the partitions whose open batch waits for Linger
+	// (some may have been sealed since), and lingerTimer, if not nil,
+	// seals them all when the oldest has waited Linger. Guarded by mu.
+	lingering   []*partBuf
+	lingerTimer *time.Timer
 
 	// work hands a request to an idle attempt worker; workers counts the
 	// workers started (see goAttempts).
@@ -112,9 +118,12 @@ type partBuf struct {
 	// The fields below are guarded by Producer.mu.
 	cur       []pending   // records of the batch being built
 	curBytes  int         // size of cur
-	lingerGen uint64      // incremented on each seal; stale linger timers see a change
-	timer     *time.Timer // linger timer of cur, nil if none
+	lingering bool        // cur waits for the producer's linger timer
 	sealed    [][]pending // batches waiting for the sender, in order
+
+	// sending is set by the sender while it has requests in flight, so
+	// that the linger timer knows which sealed batches go out at once.
+	sending atomic.Bool
 }
 
 // NewProducer returns a producer. It fails with ErrInvalidRequest if an
@@ -260,16 +269,38 @@ func (p *Producer) appendLocked(r *Record, cb func(*Record, error), size int) {
 	switch {
 	case p.flushing > 0 || p.cfg.linger == 0 || b.curBytes >= p.cfg.maxBatchBytes-segment.BatchHeaderSize:
 		p.sealLocked(b)
-	case len(b.cur) == 1:
-		gen := b.lingerGen
-		b.timer = time.AfterFunc(p.cfg.linger, func() {
-			p.mu.Lock()
-			defer p.mu.Unlock()
-			if b.lingerGen == gen {
-				p.sealLocked(b)
-			}
-		})
+	case !b.lingering:
+		b.lingering = true
+		p.lingering = append(p.lingering, b)
+		if p.lingerTimer == nil {
+			p.lingerTimer = time.AfterFunc(p.cfg.linger, p.lingerExpired)
+		}
 	}
+}
+
+// lingerExpired seals every lingering batch once the oldest has waited
+// Linger, as a Kafka producer drains every partition of a broker it sends
+// to: the batches of partitions that filled together travel together,
+// in one ProduceMany call, and so reach the brokers together. The
+// Coalescer is told how many to expect, so the first does not leave
+// alone when no call is in flight.
+func (p *Producer) lingerExpired() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.lingerTimer = nil
+	expect := 0
+	for _, b := range p.lingering {
+		if !b.lingering {
+			continue // sealed since it began to linger
+		}
+		if !b.sending.Load() {
+			expect++
+		}
+		p.sealLocked(b)
+	}
+	clear(p.lingering)
+	p.lingering = p.lingering[:0]
+	p.calls.Expect(expect)
 }
 
 // sealLocked turns b's current records into a batch for the sender.
@@ -280,11 +311,7 @@ func (p *Producer) sealLocked(b *partBuf) {
 	}
 	b.sealed = append(b.sealed, b.cur)
 	b.cur, b.curBytes = nil, 0
-	b.lingerGen++
-	if b.timer != nil {
-		b.timer.Stop()
-		b.timer = nil
-	}
+	b.lingering = false
 	select {
 	case b.wake <- struct{}{}:
 	default:

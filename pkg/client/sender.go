@@ -127,6 +127,7 @@ func (p *Producer) sendLoop(b *partBuf) {
 		if !st.draining && p.ctx.Err() == nil {
 			st.window = p.fill(b, st.window)
 		}
+		b.sending.Store(len(st.window) > 0)
 		if len(st.window) == 0 {
 			if len(st.rebuild) > 0 {
 				p.mu.Lock()
