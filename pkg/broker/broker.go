@@ -93,6 +93,10 @@ type Server struct {
 	closeOnce   sync.Once
 	closeErr    error
 	bytesIn     atomic.Int64 // batch bytes accepted, for the load report
+	// admitting counts the produces between arrival and their place in
+	// the buffer (or their refusal): an idle flusher waits for them, so
+	// the requests of one proxy call are not split over two flushes.
+	admitting atomic.Int32
 
 	mu sync.Mutex // guards every field below
 	// parts are the partitions this broker owns, by topic ID and number.

@@ -59,7 +59,7 @@ func (s *Server) startFlushing() {
 
 // flushLoop cuts flushes when FlushBytes are buffered, the oldest
 // buffered batch is FlushInterval old, or (unless LingerWhenIdle) no flush
-// is in flight, hands them to the PUT workers and queues them,
+// is in flight and no produce is being admitted, hands them to the PUT workers and queues them,
 // in order, for the committer. It holds at most MaxInflightFlushes flushes
 // in flight; while all are busy, produces keep buffering into the next
 // (larger) flush. After stopFlush closes it flushes what is left and
@@ -89,10 +89,12 @@ func (s *Server) flushLoop() {
 			}
 			continue
 		}
-		// With no flush in flight the buffered batches go at once: waiting
-		// would add latency and batch nothing more. Otherwise they wait
-		// up to FlushInterval for company.
-		if n < s.cfg.FlushBytes && !stopping && (len(s.sem) > 0 || s.cfg.LingerWhenIdle) {
+		// With no flush in flight the buffered batches go at once, as
+		// soon as the produces that arrived with them are buffered too:
+		// waiting longer would add latency and batch nothing more.
+		// Otherwise they wait up to FlushInterval for company.
+		idle := len(s.sem) == 0 && !s.cfg.LingerWhenIdle
+		if n < s.cfg.FlushBytes && !stopping && (!idle || s.admitting.Load() > 0) {
 			if wait := time.Until(first.Add(s.cfg.FlushInterval)); wait > 0 {
 				timer.Reset(wait)
 				select {

@@ -3,6 +3,9 @@ package broker
 import (
 	"errors"
 	"testing"
+	"time"
+
+	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
 )
 
 // TestKeepObjectBuffer checks which memory a PUT worker builds its next
@@ -38,5 +41,49 @@ func TestKeepObjectBuffer(t *testing.T) {
 		case len(got) != 0:
 			t.Errorf("%s: kept buffer has length %d, want 0", tc.name, len(got))
 		}
+	}
+}
+
+// TestIdleFlushWaitsForAdmissions: with no flush in flight a buffered
+// produce goes at once, but not while another produce that arrived with
+// it is still being admitted: the two share one flush (one PUT), so the
+// requests of one proxy call are not split over two.
+func TestIdleFlushWaitsForAdmissions(t *testing.T) {
+	// An hour's interval: only the end of the admissions cuts the flush.
+	e := newEnv(t, func(c *Config) { c.FlushInterval = time.Hour })
+	e.createTopic(t, "together", 2)
+	puts := make(chan string, 10)
+	e.store.mu.Lock()
+	e.store.started = puts
+	e.store.mu.Unlock()
+	ctx := testCtx(t)
+	e.b.admitting.Add(1) // a produce on its way in
+	done := make(chan error, 2)
+	buffered := 0
+	for p := range int32(2) {
+		go func() {
+			_, err := e.cli.Produce(ctx, &stratav1.ProduceRequest{Topic: "together", Partition: p, Batches: batch(t, "r", 1)})
+			done <- err
+		}()
+		buffered++
+		eventually(t, func() bool {
+			e.b.mu.Lock()
+			defer e.b.mu.Unlock()
+			return len(e.b.dirty) == buffered
+		})
+	}
+	if n := len(puts); n != 0 {
+		t.Fatalf("%d PUTs while a produce was being admitted, want 0", n)
+	}
+	if e.b.admitting.Add(-1) == 0 { // the produce on its way was refused
+		e.b.kickFlusher()
+	}
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(puts); n != 1 {
+		t.Fatalf("%d PUTs for two produces admitted together, want 1", n)
 	}
 }

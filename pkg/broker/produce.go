@@ -117,6 +117,18 @@ const viewCatchUp = 2 * time.Second
 
 // append validates req, assigns its offsets and buffers it.
 func (s *Server) append(ctx context.Context, req *stratav1.ProduceRequest) (*produce, int, error) {
+	s.admitting.Add(1)
+	admitted := false
+	admit := func() {
+		if !admitted {
+			admitted = true
+			// An idle flusher may be waiting for the last admission.
+			if s.admitting.Add(-1) == 0 && len(s.sem) == 0 && !s.cfg.LingerWhenIdle {
+				s.kickFlusher()
+			}
+		}
+	}
+	defer admit()
 	v, err := s.validate(ctx, req)
 	if err != nil {
 		return nil, 0, err
@@ -142,6 +154,7 @@ func (s *Server) append(ctx context.Context, req *stratav1.ProduceRequest) (*pro
 			return pr, v.records, a.err
 		}
 		s.mu.Unlock()
+		admit() // waiting on another produce, it must not hold a flush
 		var expired <-chan time.Time
 		if a.gap {
 			if gapTimer == nil {
