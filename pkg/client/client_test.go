@@ -289,6 +289,24 @@ func TestProducerLingerDrainsTogether(t *testing.T) {
 	}
 }
 
+// TestProducerLingerQueuesPartitionOnce: a partition whose batch filled
+// and began to linger again is drained once, not listed once per batch
+// for as long as the linger lasts.
+func TestProducerLingerQueuesPartitionOnce(t *testing.T) {
+	_, c := setup(t, 1)
+	p := newProducer(t, c, Linger(time.Hour), MaxBatchBytes(4096))
+	value := make([]byte, 3000) // two do not fit in one batch
+	for range 5 {
+		p.Produce(context.Background(), &Record{Topic: "t", Partition: 0, Value: value}, nil)
+	}
+	p.mu.Lock()
+	n := len(p.lingering)
+	p.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("one partition listed %d times for the linger, want 1", n)
+	}
+}
+
 // TestProducerRetryNotOwner: the proxy answers NOT_OWNER twice (a broker
 // failover), then accepts. Every record must be written exactly once and
 // in produce order, although later batches were waiting during the

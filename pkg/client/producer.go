@@ -63,8 +63,9 @@ type Producer struct {
 	inflight int                         // guarded by mu; records accepted and not completed
 	idle     chan struct{}               // guarded by mu; closed when inflight drops to 0
 	// lingering are the partitions whose open batch waits for Linger
-	// (some may have been sealed since), and lingerTimer, if not nil,
-	// seals them all when the oldest has waited Linger. Guarded by mu.
+	// (some may have been sealed since), each once, and lingerTimer, if
+	// not nil, seals them all when the oldest has waited Linger. Guarded
+	// by mu.
 	lingering   []*partBuf
 	lingerTimer *time.Timer
 
@@ -119,6 +120,7 @@ type partBuf struct {
 	cur       []pending   // records of the batch being built
 	curBytes  int         // size of cur
 	lingering bool        // cur waits for the producer's linger timer
+	queued    bool        // b is in Producer.lingering
 	sealed    [][]pending // batches waiting for the sender, in order
 
 	// sending is set by the sender while it has requests in flight, so
@@ -271,7 +273,10 @@ func (p *Producer) appendLocked(r *Record, cb func(*Record, error), size int) {
 		p.sealLocked(b)
 	case !b.lingering:
 		b.lingering = true
-		p.lingering = append(p.lingering, b)
+		if !b.queued {
+			b.queued = true
+			p.lingering = append(p.lingering, b)
+		}
 		if p.lingerTimer == nil {
 			p.lingerTimer = time.AfterFunc(p.cfg.linger, p.lingerExpired)
 		}
@@ -290,6 +295,7 @@ func (p *Producer) lingerExpired() {
 	p.lingerTimer = nil
 	expect := 0
 	for _, b := range p.lingering {
+		b.queued = false
 		if !b.lingering {
 			continue // sealed since it began to linger
 		}
