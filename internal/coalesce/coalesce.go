@@ -196,10 +196,11 @@ func gather(ctx context.Context, d time.Duration, group <-chan struct{}) {
 func (c *Coalescer) awaitExpected(ctx context.Context) {
 	for ctx.Err() == nil {
 		c.mu.Lock()
-		group, by := c.expected, c.expectBy
+		now := time.Now()
+		live := c.expectingLocked(now)
+		group, wait := c.expected, c.expectBy.Sub(now)
 		c.mu.Unlock()
-		wait := time.Until(by)
-		if group == nil || wait <= 0 {
+		if !live {
 			return
 		}
 		gather(ctx, wait, group)
@@ -218,14 +219,22 @@ func (c *Coalescer) Expect(n int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := time.Now()
-	if c.expect > 0 && now.After(c.expectBy) {
-		c.endExpectLocked()
-	}
-	if c.expected == nil {
+	if !c.expectingLocked(now) {
 		c.expected = make(chan struct{})
 	}
 	c.expect += n
 	c.expectBy = now.Add(c.window)
+}
+
+// expectingLocked reports whether an announcement is live at now, ending
+// one that lapsed (some of its produces went another way). c.mu must be
+// held.
+func (c *Coalescer) expectingLocked(now time.Time) bool {
+	if c.expect > 0 && now.Before(c.expectBy) {
+		return true
+	}
+	c.endExpectLocked()
+	return false
 }
 
 // endExpectLocked ends the current announcement. c.mu must be held.
@@ -271,9 +280,6 @@ func (c *Coalescer) take() []*call {
 	}
 	batch := append([]*call(nil), c.queue[:n]...)
 	c.queue = append(c.queue[:0], c.queue[n:]...)
-	if c.expect > 0 && time.Now().After(c.expectBy) {
-		c.endExpectLocked() // some of the group went another way
-	}
 	c.leading = false
 	close(c.handoff)
 	if len(batch) > 0 {

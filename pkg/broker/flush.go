@@ -59,8 +59,8 @@ func (s *Server) startFlushing() {
 
 // flushLoop cuts flushes when FlushBytes are buffered, the oldest
 // buffered batch is FlushInterval old, or (unless LingerWhenIdle) no flush
-// is in flight and no produce is being admitted, hands them to the PUT workers and queues them,
-// in order, for the committer. It holds at most MaxInflightFlushes flushes
+// is in flight and no produce is being admitted, hands them to the PUT
+// workers and queues them, in order, for the committer. It holds at most MaxInflightFlushes flushes
 // in flight; while all are busy, produces keep buffering into the next
 // (larger) flush. After stopFlush closes it flushes what is left and
 // returns.
@@ -93,8 +93,7 @@ func (s *Server) flushLoop() {
 		// soon as the produces that arrived with them are buffered too:
 		// waiting longer would add latency and batch nothing more.
 		// Otherwise they wait up to FlushInterval for company.
-		idle := len(s.sem) == 0 && !s.cfg.LingerWhenIdle
-		if n < s.cfg.FlushBytes && !stopping && (!idle || s.admitting.Load() > 0) {
+		if n < s.cfg.FlushBytes && !stopping && (!s.flushesAtOnce() || s.admitting.Load() > 0) {
 			if wait := time.Until(first.Add(s.cfg.FlushInterval)); wait > 0 {
 				timer.Reset(wait)
 				select {
@@ -116,6 +115,12 @@ func (s *Server) flushLoop() {
 		s.putQ <- f // never blocks: the queues hold as many as sem
 		s.commitQ <- f
 	}
+}
+
+// flushesAtOnce reports whether buffered batches go without waiting for
+// FlushInterval: no flush is in flight, and LingerWhenIdle is off.
+func (s *Server) flushesAtOnce() bool {
+	return len(s.sem) == 0 && !s.cfg.LingerWhenIdle
 }
 
 // kickFlusher wakes the flush loop, if it sleeps.

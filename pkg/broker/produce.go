@@ -123,7 +123,7 @@ func (s *Server) append(ctx context.Context, req *stratav1.ProduceRequest) (*pro
 		if !admitted {
 			admitted = true
 			// An idle flusher may be waiting for the last admission.
-			if s.admitting.Add(-1) == 0 && len(s.sem) == 0 && !s.cfg.LingerWhenIdle {
+			if s.admitting.Add(-1) == 0 && s.flushesAtOnce() {
 				s.kickFlusher()
 			}
 		}

@@ -20,9 +20,10 @@ import (
 //
 // Records for one partition collect in a buffer that becomes a batch once
 // it holds MaxBatchBytes, or when the oldest record buffered in any
-// partition has waited Linger: then every partition's buffer does. Each partition has one sender that
-// keeps up to MaxInflight produce requests in flight and packs the batches
-// waiting into each request, up to MaxBatchBytes. A request that fails
+// partition has waited Linger: then every partition's buffer does. Each
+// partition has one sender that keeps up to MaxInflight produce requests
+// in flight and packs the batches waiting into each request, up to
+// MaxBatchBytes. A request that fails
 // with a retriable error is sent again, up to MaxAttempts times within
 // DeliveryTimeout, after the requests before it are resolved; the
 // idempotent producer's sequences make the broker write a partition's
