@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -318,18 +319,21 @@ func (gm *groupManager) heartbeat(ctx context.Context, req heartbeatRequest) (he
 		m.Epoch++
 		m.Assigned = assignment
 	}
+	// A copy: m points into st.Members, whose order is not this
+	// function's to keep once st is installed.
+	mv := *m
 	if !st.Equal(g.st) {
 		if err := gm.save(ctx, g, st); err != nil {
 			return heartbeatResult{}, err
 		}
 	}
-	timeout := time.Duration(m.SessionTimeoutMs) * time.Millisecond
-	g.deadline[m.ID] = time.Now().Add(timeout)
+	timeout := time.Duration(mv.SessionTimeoutMs) * time.Millisecond
+	g.deadline[mv.ID] = time.Now().Add(timeout)
 	interval := min(gm.s.cfg.GroupHeartbeatInterval, timeout/3)
 	if pending {
 		interval = max(interval/10, minHeartbeatBackoff)
 	}
-	return heartbeatResult{epoch: m.Epoch, groupEpoch: st.Epoch, assignment: assignment, interval: interval, sessionTimeout: timeout}, nil
+	return heartbeatResult{epoch: mv.Epoch, groupEpoch: st.Epoch, assignment: assignment, interval: interval, sessionTimeout: timeout}, nil
 }
 
 // joinOrCheck adds a joining member (epoch 0) to st or checks a member's
@@ -345,8 +349,9 @@ func (gm *groupManager) joinOrCheck(st *meta.GroupState, req heartbeatRequest) e
 		if st.Assignor == "" {
 			st.Assignor = AssignorSticky
 		}
-		st.Members = append(st.Members, meta.GroupMember{ID: req.member})
-		i = len(st.Members) - 1
+		// Members are kept in ID order, the order they are stored in.
+		i, _ = slices.BinarySearchFunc(st.Members, req.member, func(m meta.GroupMember, id string) int { return strings.Compare(m.ID, id) })
+		st.Members = slices.Insert(st.Members, i, meta.GroupMember{ID: req.member})
 	case req.epoch == 0:
 		// A rejoin: the member owns nothing any more.
 		st.Members[i].Owned = nil

@@ -516,3 +516,44 @@ func TestAssignors(t *testing.T) {
 		t.Errorf("unsubscribed member got %v", out["m1"])
 	}
 }
+
+// TestGroupJoinOutOfIDOrder joins a member whose id sorts before the
+// others'. Its answer carries its own epoch and its session is tracked, so
+// its next heartbeat is accepted and the session check does not remove it.
+// (Members are stored in id order; the heartbeat once kept a pointer into
+// the member list across that sort, told the joiner another member's epoch
+// and refreshed another member's session instead of its own: Kafka
+// clients were fenced or expired at once and gave up partitions without
+// committing them.)
+func TestGroupJoinOutOfIDOrder(t *testing.T) {
+	ctx := testCtx(t)
+	c, cli, _ := groupSetup(t, 12)
+	z := &member{id: "z", group: "g", topics: []string{"orders"}, cli: cli}
+	m := &member{id: "m", group: "g", topics: []string{"orders"}, cli: cli}
+	untilBalanced(t, ctx, []*member{z, m}, 6)
+	if z.epoch < 2 {
+		t.Fatalf("z at epoch %d after giving up half its partitions, want ≥ 2", z.epoch)
+	}
+	a := &member{id: "a", group: "g", topics: []string{"orders"}, cli: cli}
+	if _, err := a.heartbeat(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if a.epoch != 1 {
+		t.Errorf("joining member told epoch %d, want 1 (its own)", a.epoch)
+	}
+	gm := c.groups.Load()
+	gm.mu.Lock()
+	g := gm.groups["g"]
+	gm.mu.Unlock()
+	g.mu.Lock()
+	deadline := g.deadline["a"]
+	g.mu.Unlock()
+	if time.Until(deadline) < time.Second/2 {
+		t.Errorf("joining member's session ends at %v, want about a second from now", deadline)
+	}
+	for _, mb := range []*member{a, m, z} {
+		if _, err := mb.heartbeat(ctx); err != nil {
+			t.Errorf("heartbeat of %s at its epoch %d: %v", mb.id, mb.epoch, err)
+		}
+	}
+}

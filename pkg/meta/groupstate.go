@@ -130,6 +130,9 @@ func (s *Store) PutGroupState(ctx context.Context, group string, st GroupState) 
 	key := s.keys.groupState(group)
 	rev := st.Revision
 	st.V = valueVersion
+	// Sorted on a copy: the caller's slice, and pointers into it, stay
+	// as they were.
+	st.Members = slices.Clone(st.Members)
 	slices.SortFunc(st.Members, func(a, b GroupMember) int { return strings.Compare(a.ID, b.ID) })
 	resp, err := s.cli.Txn(ctx).
 		If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).
