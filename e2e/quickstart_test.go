@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/IBM/sarama"
+
 	"github.com/strata-mq/strata/internal/checker"
 	"github.com/strata-mq/strata/internal/testenv"
 )
@@ -16,7 +18,9 @@ import (
 // TestQuickstart follows the README's quickstart with the real binaries:
 // `strata dev` in one process, then the CLI creates a topic, produces
 // 100,000 lines to one partition from stdin and consumes them back, in
-// order, with nothing lost or duplicated. It then stops `strata dev` with
+// order, with nothing lost or duplicated; a Kafka client reads them too,
+// and a Sarama producer's record to a topic nobody created lands in a
+// topic created for it. It then stops `strata dev` with
 // SIGTERM, starts it again on the same data directory and reads the lines
 // once more.
 func TestQuickstart(t *testing.T) {
@@ -80,6 +84,24 @@ func TestQuickstart(t *testing.T) {
 	kchk := checker.New()
 	if read := kgoConsumeAll(t, t.Context(), kafkaAddr, kchk, "quickstart"); read != n {
 		t.Fatalf("a Kafka client read %d lines through strata dev, want %d", read, n)
+	}
+
+	// As a Kafka installed from its release does, strata dev creates a
+	// topic a producer names before anyone created it (Sarama asks
+	// Metadata to, by default).
+	sp, err := sarama.NewSyncProducer([]string{kafkaAddr}, saramaConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, off, err := sp.SendMessage(&sarama.ProducerMessage{Topic: "made-on-first-produce", Value: sarama.StringEncoder("hello")})
+	if cerr := sp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil || off != 0 {
+		t.Fatalf("Sarama produce to a topic nobody created: offset %d, %v; want offset 0", off, err)
+	}
+	if out := run(nil, "consume", "made-on-first-produce", "--from-beginning", "-n", "1"); string(out) != "hello\n" {
+		t.Fatalf("the auto-created topic holds %q, want the record produced", out)
 	}
 
 	// Creating it again is an error with a clear message and exit code.

@@ -17,6 +17,7 @@ var devCmd = &command{
 		cfg := dev.Config{}
 		fs.StringVar(&cfg.Addr, "addr", dev.DefaultAddr, "address clients connect to")
 		fs.StringVar(&cfg.KafkaAddr, "kafka-addr", kafka.DefaultAddr, `address Kafka clients connect to ("" turns the Kafka listener off)`)
+		fs.BoolVar(&cfg.KafkaAutoCreateTopics, "kafka-auto-create-topics", true, "create a topic that does not exist when a Kafka client's Metadata request names it, with one partition (Kafka's auto.create.topics.enable)")
 		fs.StringVar(&cfg.DataDir, "data-dir", dev.DefaultDataDir, "directory for etcd's data and the segment objects")
 		fs.StringVar(&cfg.S3.Bucket, "s3-bucket", "", "store objects in this S3 bucket instead of --data-dir")
 		fs.StringVar(&cfg.S3.Endpoint, "s3-endpoint", "", "S3 endpoint URL (empty: AWS)")

@@ -75,6 +75,12 @@ type Config struct {
 	// (docs/kafka.md); port 0 picks a free port (see Cluster.KafkaAddr).
 	// Empty serves none. `strata dev` defaults it to kafka.DefaultAddr.
 	KafkaAddr string
+	// KafkaAutoCreateTopics has a Kafka Metadata request that names a
+	// topic that does not exist create it, with one partition
+	// (kafka.Config.AutoCreateTopics). `strata dev` turns it on: Kafka's
+	// own default, which applications tried against a local Kafka often
+	// rely on.
+	KafkaAutoCreateTopics bool
 }
 
 // Validate reports whether the configuration can be used, after defaults.
@@ -200,7 +206,7 @@ func (c *Cluster) newServers(dataDir string, store objstore.Store, reg *promethe
 		TLS: public, Auth: c.cfg.Auth,
 	}
 	if c.cfg.KafkaAddr != "" {
-		pcfg.FrontEnds = append(pcfg.FrontEnds, kafka.Attach(kafka.Config{Addr: c.cfg.KafkaAddr}, func(k *kafka.Server) { c.kafka = k }))
+		pcfg.FrontEnds = append(pcfg.FrontEnds, kafka.Attach(kafka.Config{Addr: c.cfg.KafkaAddr, AutoCreateTopics: c.cfg.KafkaAutoCreateTopics}, func(k *kafka.Server) { c.kafka = k }))
 	}
 	c.proxy, err = proxy.New(pcfg)
 	return err

@@ -477,6 +477,13 @@ func snapshot(t *testing.T, adm *kadm.Client) stateSnapshot {
 // "tok-<name>".
 func startWithACLs(t *testing.T, principals ...string) *cluster {
 	t.Helper()
+	return startWithACLsOpts(t, clusterOpts{}, principals...)
+}
+
+// startWithACLsOpts is startWithACLs with further options (o.proxy is
+// replaced).
+func startWithACLsOpts(t *testing.T, o clusterOpts, principals ...string) *cluster {
+	t.Helper()
 	tokens := filepath.Join(t.TempDir(), "tokens")
 	lines := ""
 	for _, p := range append([]string{"admin"}, principals...) {
@@ -485,7 +492,8 @@ func startWithACLs(t *testing.T, principals ...string) *cluster {
 	if err := os.WriteFile(tokens, []byte(lines), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return startCluster(t, clusterOpts{proxy: func(pc *proxy.Config) {
+	o.proxy = func(pc *proxy.Config) {
 		pc.Auth = auth.Config{TokenFile: tokens, ACLs: true, SuperUsers: []string{"admin"}}
-	}})
+	}
+	return startCluster(t, o)
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"math"
 	"net"
 	"strconv"
 	"time"
@@ -47,6 +48,10 @@ const (
 	// backoff) lost its partitions and its uncommitted progress; a member
 	// that died hands its partitions on after this long.
 	DefaultConsumerSessionTimeout = 45 * time.Second
+	// DefaultAutoCreatePartitions is the partition count of a topic
+	// created because a Metadata request named it (AutoCreateTopics):
+	// 1, Kafka's num.partitions.
+	DefaultAutoCreatePartitions = 1
 )
 
 // Config configures the Kafka front end of a proxy.
@@ -104,6 +109,16 @@ type Config struct {
 	// open may go unused before the coordinator deletes it (Kafka's
 	// transactional.id.expiration.ms). Default txn.DefaultIDExpiration.
 	TxnIDExpiration time.Duration
+	// AutoCreateTopics creates a topic that does not exist when a
+	// Metadata request names it and allows creation (v0–3 always do;
+	// v4+ say so), as Kafka's auto.create.topics.enable does; the
+	// principal needs Create on the topic. Off by default, as on most
+	// managed Kafka services: a mistyped name then fails instead of
+	// making a topic.
+	AutoCreateTopics bool
+	// AutoCreatePartitions is the partition count of an auto-created
+	// topic (Kafka's num.partitions). Default DefaultAutoCreatePartitions.
+	AutoCreatePartitions int
 }
 
 func (c *Config) setDefaults() {
@@ -124,6 +139,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ConsumerSessionTimeout == 0 {
 		c.ConsumerSessionTimeout = DefaultConsumerSessionTimeout
+	}
+	if c.AutoCreatePartitions == 0 {
+		c.AutoCreatePartitions = DefaultAutoCreatePartitions
 	}
 }
 
@@ -153,6 +171,8 @@ func (c Config) Validate() error {
 		return errors.New("kafka: config: durations must be positive")
 	case c.ConsumerSessionTimeout < meta.MinSessionTimeout || c.ConsumerSessionTimeout > meta.MaxSessionTimeout:
 		return fmt.Errorf("kafka: config: consumer session timeout %v, want %v..%v", c.ConsumerSessionTimeout, meta.MinSessionTimeout, meta.MaxSessionTimeout)
+	case c.AutoCreatePartitions < 1 || c.AutoCreatePartitions > math.MaxInt32:
+		return fmt.Errorf("kafka: config: auto-created topics' partitions %d, want 1..%d", c.AutoCreatePartitions, math.MaxInt32)
 	}
 	return nil
 }

@@ -24,6 +24,8 @@ func TestConfigValidate(t *testing.T) {
 		{"session too short", kafka.Config{Addr: "127.0.0.1:0", ConsumerSessionTimeout: 500 * time.Millisecond}, "consumer session timeout 500ms"},
 		{"session too long", kafka.Config{Addr: "127.0.0.1:0", ConsumerSessionTimeout: time.Hour}, "consumer session timeout 1h0m0s"},
 		{"session in range", kafka.Config{Addr: "127.0.0.1:0", ConsumerSessionTimeout: 2 * time.Minute}, ""},
+		{"auto-create partitions negative", kafka.Config{Addr: "127.0.0.1:0", AutoCreatePartitions: -1}, "auto-created topics' partitions -1"},
+		{"auto-create partitions", kafka.Config{Addr: "127.0.0.1:0", AutoCreateTopics: true, AutoCreatePartitions: 6}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.Validate()

@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"sort"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -16,9 +17,10 @@ import (
 // is the only broker it names, and it leads every partition: its produces
 // reach the owning broker through proxy.Router and its fetches are served
 // here, so a client never needs another address. Leader epochs are
-// partition epochs. Topics are never created by a Metadata request
-// (auto-creation is off, as on most managed Kafka services); topic ids
-// (v10+) are the topics' Strata ids. Topics the principal may not describe
+// partition epochs. A Metadata request creates a topic it names only
+// with Config.AutoCreateTopics (off by default, as on most managed Kafka
+// services; `strata dev` turns it on, as Kafka's own default is); topic
+// ids (v10+) are the topics' Strata ids. Topics the principal may not describe
 // are left out of a list of all topics and answered with
 // TOPIC_AUTHORIZATION_FAILED when named.
 func init() { register(kmsg.Metadata, 0, 12, (*Server).handleMetadata) }
@@ -42,14 +44,17 @@ func (s *Server) handleMetadata(ctx context.Context, r *request) (kmsg.Response,
 		}
 		return resp, nil
 	}
+	create := s.cfg.AutoCreateTopics && (req.Version < 4 || req.AllowAutoTopicCreation)
 	for _, rt := range req.Topics {
-		resp.Topics = append(resp.Topics, s.metadataNamed(ctx, r, rt))
+		resp.Topics = append(resp.Topics, s.metadataNamed(ctx, r, rt, create))
 	}
 	return resp, nil
 }
 
-// metadataNamed answers one requested topic, named or (v10+) by id.
-func (s *Server) metadataNamed(ctx context.Context, r *request, rt kmsg.MetadataRequestTopic) kmsg.MetadataResponseTopic {
+// metadataNamed answers one requested topic, named or (v10+) by id; a
+// named topic that does not exist is created first when create is set
+// (AutoCreateTopics).
+func (s *Server) metadataNamed(ctx context.Context, r *request, rt kmsg.MetadataRequestTopic, create bool) kmsg.MetadataResponseTopic {
 	fail := func(code int16) kmsg.MetadataResponseTopic {
 		out := kmsg.NewMetadataResponseTopic()
 		out.Topic, out.TopicID, out.ErrorCode = rt.Topic, rt.TopicID, code
@@ -72,6 +77,12 @@ func (s *Server) metadataNamed(ctx context.Context, r *request, rt kmsg.Metadata
 		return fail(code)
 	}
 	t, err := s.lookupTopic(ctx, *rt.Topic)
+	if err != nil && create && apierr.KafkaCode(err) == kerr.UnknownTopicOrPartition.Code {
+		t, err = s.autoCreate(ctx, r, *rt.Topic)
+		if ce := (codedError{}); errors.As(err, &ce) {
+			return fail(ce.code)
+		}
+	}
 	if err != nil {
 		if apierr.KafkaCode(err) == kerr.UnknownTopicOrPartition.Code {
 			return fail(kerr.UnknownTopicOrPartition.Code)
@@ -79,6 +90,25 @@ func (s *Server) metadataNamed(ctx context.Context, r *request, rt kmsg.Metadata
 		return fail(errCode(err))
 	}
 	return s.metadataTopic(t)
+}
+
+// autoCreate creates the topic a Metadata request named, with
+// AutoCreatePartitions partitions and the default configuration, through
+// CreateTopics' checks (Create on the topic, its name, the cluster's
+// limits), and returns it. A topic another request created meanwhile is
+// returned as it is.
+func (s *Server) autoCreate(ctx context.Context, r *request, name string) (meta.Topic, error) {
+	rt := kmsg.NewCreateTopicsRequestTopic()
+	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = name, int32(s.cfg.AutoCreatePartitions), -1
+	ot := kmsg.NewCreateTopicsResponseTopic()
+	err := s.createTopic(ctx, r, kmsg.NewPtrCreateTopicsRequest(), rt, &ot)
+	if err != nil && apierr.KafkaCode(err) != kerr.TopicAlreadyExists.Code {
+		return meta.Topic{}, err
+	}
+	if err == nil {
+		s.log.Info("kafka: topic created by a Metadata request", "topic", name, "partitions", rt.NumPartitions, "client", r.clientID)
+	}
+	return s.lookupTopic(ctx, name)
 }
 
 // metadataTopic describes a topic with every partition led by this proxy.
