@@ -212,6 +212,8 @@ func TestSchemaRejects(t *testing.T) {
 		{"network policy not a boolean", []string{"networkPolicy.enabled=maybe"}, "networkPolicy/enabled"},
 		{"kafka advertised address without a port", []string{"proxy.kafka.advertisedAddr=kafka.example.com"}, "proxy/kafka/advertisedAddr"},
 		{"kafka port out of range", []string{"proxy.kafka.port=0"}, "proxy/kafka/port"},
+		{"auto-created topics without partitions", []string{"proxy.kafka.numPartitions=0"}, "proxy/kafka/numPartitions"},
+		{"auto-create not a boolean", []string{"proxy.kafka.autoCreateTopics=sometimes"}, "proxy/kafka/autoCreateTopics"},
 		{"go memory limit without a unit", []string{"proxy.goMemLimit=lots"}, "proxy/goMemLimit"},
 		{"go memory limit in kubernetes units", []string{"broker.goMemLimit=128Mi"}, "broker/goMemLimit"},
 	}
@@ -290,4 +292,28 @@ func checkGoMemLimit(t *testing.T, role string, c corev1.Container) {
 		return
 	}
 	t.Errorf("%s: no GOMEMLIMIT", role)
+}
+
+// TestKafkaAutoCreateValues: the proxy gets Kafka topic auto-creation off
+// by default and as set (proxy.kafka.autoCreateTopics, numPartitions).
+func TestKafkaAutoCreateValues(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		set          []string
+		create, nums string
+	}{
+		{nil, "false", "1"},
+		{[]string{"--set", "proxy.kafka.autoCreateTopics=true", "--set", "proxy.kafka.numPartitions=6"}, "true", "6"},
+	} {
+		out := helm(t, nil, append([]string{"template", "rel", chartDir(t)}, tc.set...)...)
+		c := find[*appsv1.Deployment](t, decodeManifests(t, out), "Deployment", "rel-strata-proxy").Spec.Template.Spec.Containers[0]
+		got := map[string]string{}
+		for _, e := range c.Env {
+			got[e.Name] = e.Value
+		}
+		if got["STRATA_KAFKA_AUTO_CREATE_TOPICS"] != tc.create || got["STRATA_KAFKA_NUM_PARTITIONS"] != tc.nums {
+			t.Errorf("with %v: auto-create %q, partitions %q; want %q and %q", tc.set,
+				got["STRATA_KAFKA_AUTO_CREATE_TOPICS"], got["STRATA_KAFKA_NUM_PARTITIONS"], tc.create, tc.nums)
+		}
+	}
 }
