@@ -532,3 +532,46 @@ func TestOffsetCommitsInRequestOrder(t *testing.T) {
 		t.Fatalf("committed offset %+v (found %v), want the last one sent, %d", o, ok, n)
 	}
 }
+
+// TestOffsetCommitPartitionTwice: an OffsetCommit that names a partition
+// more than once, even under a topic named twice (librdkafka's
+// CommitOffsets sends an entry per message), stores the offset given last,
+// as Kafka does, and answers every entry.
+func TestOffsetCommitPartitionTwice(t *testing.T) {
+	c := startCluster(t, clusterOpts{})
+	c.createTopic("twice", 2)
+	req := kmsg.NewPtrOffsetCommitRequest()
+	req.Version, req.Group, req.Generation = 8, "g-twice", -1
+	for _, offsets := range [][2]int64{{5, 9}, {7, 3}} { // partition 0's, then 1's offsets in each topic entry
+		rt := kmsg.NewOffsetCommitRequestTopic()
+		rt.Topic = "twice"
+		for p, o := range offsets {
+			for _, at := range []int64{o - 1, o} {
+				rp := kmsg.NewOffsetCommitRequestTopicPartition()
+				rp.Partition, rp.Offset = int32(p), at
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+		}
+		req.Topics = append(req.Topics, rt)
+	}
+	resp := c.raw().roundTrip(req).(*kmsg.OffsetCommitResponse)
+	answered := 0
+	for _, rt := range resp.Topics {
+		for _, rp := range rt.Partitions {
+			wantCode(t, fmt.Sprintf("%s/%d", rt.Topic, rp.Partition), rp.ErrorCode, nil)
+			answered++
+		}
+	}
+	if answered != 8 {
+		t.Errorf("%d entries answered, want all 8", answered)
+	}
+	fetched, err := kadm.NewClient(c.client()).FetchOffsets(c.ctx, "g-twice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range []int64{7, 3} {
+		if o, ok := fetched.Lookup("twice", int32(p)); !ok || o.At != want {
+			t.Errorf("partition %d committed at %+v (found %v), want %d, the offset given last", p, o, ok, want)
+		}
+	}
+}

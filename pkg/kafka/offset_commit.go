@@ -61,6 +61,7 @@ func (s *Server) handleOffsetCommit(ctx context.Context, r *request) (kmsg.Respo
 	if len(cr.Topics) == 0 {
 		return resp, nil
 	}
+	cr.Topics = lastOffsetWins(cr.Topics)
 	if _, err := s.core.Admin.CommitClassicOffsets(ctx, cr); err != nil {
 		code := commitErrCode(req.Version, err)
 		for _, p := range pending {
@@ -105,6 +106,35 @@ func (s *Server) commitTopic(ctx context.Context, r *request, groupCode int16, r
 		ot.Partitions = append(ot.Partitions, op)
 	}
 	return ot, to
+}
+
+// lastOffsetWins folds a topic named more than once, and a partition
+// named more than once, into one entry each, the offset given last
+// winning: Kafka applies a commit's partitions in order, and librdkafka's
+// CommitOffsets passes one entry per message. The coordinator refuses a
+// partition twice (etcd writes a key once per transaction); each entry of
+// the request still gets its answer.
+func lastOffsetWins(tos []*stratav1.TopicOffsets) []*stratav1.TopicOffsets {
+	var out []*stratav1.TopicOffsets
+	byTopic := map[string]*stratav1.TopicOffsets{}
+	at := map[string]map[int32]int{} // topic → partition → index in its Partitions
+	for _, to := range tos {
+		m, ok := byTopic[to.Topic]
+		if !ok {
+			m = &stratav1.TopicOffsets{Topic: to.Topic}
+			byTopic[to.Topic], at[to.Topic] = m, map[int32]int{}
+			out = append(out, m)
+		}
+		for _, po := range to.Partitions {
+			if i, ok := at[to.Topic][po.Partition]; ok {
+				m.Partitions[i] = po
+				continue
+			}
+			at[to.Topic][po.Partition] = len(m.Partitions)
+			m.Partitions = append(m.Partitions, po)
+		}
+	}
+	return out
 }
 
 // commitErrCode is the Kafka code of a refused commit. The coordinator
