@@ -23,7 +23,9 @@ import (
 // one whole batch, so a batch larger than the limits still makes
 // progress), and answers empty record sets as empty bytes, never null.
 // Fetch sessions (KIP-227) are declined: the answer's session id is 0, so
-// clients keep sending full fetch requests. read_committed reads stop at
+// clients keep sending full fetch requests; a full request (session epoch
+// 0 or -1) is served whatever session id it names, as Kafka closes that
+// session and answers it in full. read_committed reads stop at
 // the last stable offset, and list the aborted transactions among the
 // batches returned, which the client drops (docs/transactions.md). From
 // v13 topics are named by topic id.
@@ -42,10 +44,14 @@ func (s *Server) handleFetch(ctx context.Context, r *request) (kmsg.Response, er
 	req := r.kreq.(*kmsg.FetchRequest)
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
 	switch {
+	case req.SessionEpoch == 0 || req.SessionEpoch == -1:
+		// A full fetch, as in Kafka: a session id with it names a
+		// session to close (Strata keeps none), and epoch -1 asks for
+		// no new one. kafka-go's Client sends id -1, epoch -1.
 	case req.SessionID != 0:
 		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
 		return resp, nil
-	case req.SessionEpoch > 0:
+	default:
 		resp.ErrorCode = kerr.InvalidFetchSessionEpoch.Code
 		return resp, nil
 	}

@@ -192,7 +192,8 @@ func TestIdempotentRetry(t *testing.T) {
 // TestFetchSemantics checks the fetch rules clients depend on: an empty
 // record set is empty bytes, not null; a fetch at the end waits up to
 // MaxWait and wakes as soon as data lands; fetch sessions are declined
-// with session id 0; MaxBytes still returns one whole batch.
+// with session id 0, and a full fetch naming one is answered in full;
+// MaxBytes still returns one whole batch.
 func TestFetchSemantics(t *testing.T) {
 	c := startCluster(t, clusterOpts{})
 	c.createTopic("fetch", 1)
@@ -217,6 +218,20 @@ func TestFetchSemantics(t *testing.T) {
 	}
 	if got := fetch(0, 0, 1<<20, 12345, 3); got.ErrorCode != kerr.FetchSessionIDNotFound.Code {
 		t.Fatalf("fetch in an unknown session: error %d, want FETCH_SESSION_ID_NOT_FOUND", got.ErrorCode)
+	}
+	if got := fetch(0, 0, 1<<20, 0, 3); got.ErrorCode != kerr.InvalidFetchSessionEpoch.Code {
+		t.Fatalf("incremental fetch without a session: error %d, want INVALID_FETCH_SESSION_EPOCH", got.ErrorCode)
+	}
+	// A full fetch naming a session (to close it, in Kafka; kafka-go's
+	// Client sends id -1 and epoch -1) is answered in full.
+	for _, id := range []int32{-1, 12345} {
+		for _, epoch := range []int32{-1, 0} {
+			got := fetch(0, 0, 1<<20, id, epoch)
+			if got.ErrorCode != 0 || got.SessionID != 0 || len(got.Topics) != 1 || len(got.Topics[0].Partitions) != 1 {
+				t.Fatalf("full fetch naming session %d at epoch %d: error %d, session %d, %d topics; want 0, 0 and the partition",
+					id, epoch, got.ErrorCode, got.SessionID, len(got.Topics))
+			}
+		}
 	}
 	start := time.Now()
 	_ = fetch(0, 300, 1<<20, 0, -1)
