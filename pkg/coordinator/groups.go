@@ -319,21 +319,18 @@ func (gm *groupManager) heartbeat(ctx context.Context, req heartbeatRequest) (he
 		m.Epoch++
 		m.Assigned = assignment
 	}
-	// A copy: m points into st.Members, whose order is not this
-	// function's to keep once st is installed.
-	mv := *m
 	if !st.Equal(g.st) {
 		if err := gm.save(ctx, g, st); err != nil {
 			return heartbeatResult{}, err
 		}
 	}
-	timeout := time.Duration(mv.SessionTimeoutMs) * time.Millisecond
-	g.deadline[mv.ID] = time.Now().Add(timeout)
+	timeout := time.Duration(m.SessionTimeoutMs) * time.Millisecond
+	g.deadline[m.ID] = time.Now().Add(timeout)
 	interval := min(gm.s.cfg.GroupHeartbeatInterval, timeout/3)
 	if pending {
 		interval = max(interval/10, minHeartbeatBackoff)
 	}
-	return heartbeatResult{epoch: mv.Epoch, groupEpoch: st.Epoch, assignment: assignment, interval: interval, sessionTimeout: timeout}, nil
+	return heartbeatResult{epoch: m.Epoch, groupEpoch: st.Epoch, assignment: assignment, interval: interval, sessionTimeout: timeout}, nil
 }
 
 // joinOrCheck adds a joining member (epoch 0) to st or checks a member's
