@@ -88,6 +88,12 @@ var (
 	ErrUnknownProducerID = errors.New("strata: producer id does not match the transactional id")
 	// ErrInvalidTxnTimeout: the transaction timeout is out of range.
 	ErrInvalidTxnTimeout = errors.New("strata: invalid transaction timeout")
+	// ErrInvalidGroupID: the consumer group id is empty or cannot be
+	// stored.
+	ErrInvalidGroupID = errors.New("strata: invalid consumer group id")
+	// ErrInvalidSessionTimeout: a member's session timeout is out of
+	// range.
+	ErrInvalidSessionTimeout = errors.New("strata: invalid session timeout")
 )
 
 // entry ties a reason to its gRPC code, its Kafka error code and its
@@ -137,6 +143,8 @@ var table = []entry{
 	{stratav1.Reason_CONCURRENT_TRANSACTIONS, codes.Unavailable, ErrConcurrentTxns, true, kerr.ConcurrentTransactions},
 	{stratav1.Reason_UNKNOWN_PRODUCER_ID, codes.FailedPrecondition, ErrUnknownProducerID, false, kerr.InvalidProducerIDMapping},
 	{stratav1.Reason_INVALID_TXN_TIMEOUT, codes.InvalidArgument, ErrInvalidTxnTimeout, false, kerr.InvalidTransactionTimeout},
+	{stratav1.Reason_INVALID_GROUP_ID, codes.InvalidArgument, ErrInvalidGroupID, false, kerr.InvalidGroupID},
+	{stratav1.Reason_INVALID_SESSION_TIMEOUT, codes.InvalidArgument, ErrInvalidSessionTimeout, false, kerr.InvalidSessionTimeout},
 }
 
 func lookup(err error) (entry, bool) {

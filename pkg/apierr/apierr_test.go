@@ -32,6 +32,8 @@ func TestRoundTrip(t *testing.T) {
 		{"unknown topic", fmt.Errorf("x: %w", meta.ErrTopicNotFound), apierr.ErrUnknownTopic, codes.NotFound, "UNKNOWN_TOPIC", false},
 		{"topic exists", meta.ErrTopicExists, apierr.ErrTopicExists, codes.AlreadyExists, "TOPIC_EXISTS", false},
 		{"invalid topic", meta.ErrInvalidTopic, apierr.ErrInvalidTopic, codes.InvalidArgument, "INVALID_TOPIC", false},
+		{"invalid group", meta.ValidateGroupName(""), apierr.ErrInvalidGroupID, codes.InvalidArgument, "INVALID_GROUP_ID", false},
+		{"session timeout", apierr.ErrInvalidSessionTimeout, apierr.ErrInvalidSessionTimeout, codes.InvalidArgument, "INVALID_SESSION_TIMEOUT", false},
 		{"partition range", apierr.ErrPartitionRange, apierr.ErrPartitionRange, codes.OutOfRange, "PARTITION_OUT_OF_RANGE", false},
 		{"offset range", apierr.ErrOffsetOutOfRange, apierr.ErrOffsetOutOfRange, codes.OutOfRange, "OFFSET_OUT_OF_RANGE", false},
 		{"corrupt", apierr.ErrCorruptBatch, apierr.ErrCorruptBatch, codes.InvalidArgument, "CORRUPT_BATCH", false},

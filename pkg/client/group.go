@@ -30,6 +30,12 @@ var (
 	// ErrUnknownGroup: DeleteGroup or DeleteGroupOffsets of a group with
 	// nothing stored.
 	ErrUnknownGroup = apierr.ErrUnknownGroup
+	// ErrInvalidGroupID: the group id is empty, too long, or has a
+	// control character or '/'.
+	ErrInvalidGroupID = apierr.ErrInvalidGroupID
+	// ErrInvalidSessionTimeout: the member asked for a session timeout
+	// outside 1 s–5 m.
+	ErrInvalidSessionTimeout = apierr.ErrInvalidSessionTimeout
 )
 
 // GroupConsumer is a member of a consumer group: it shares the partitions

@@ -141,7 +141,7 @@ func (s *Server) classicJoinRequest(req *stratav1.JoinClassicGroupRequest) (clas
 	case len(req.GetProtocols()) == 0 || len(req.GetProtocols()) > maxProtocols:
 		return jr, 0, apierr.Errorf(apierr.ErrInconsistentGroupProtocol, "%d protocols, want 1–%d", len(req.GetProtocols()), maxProtocols)
 	case jr.session < meta.MinSessionTimeout || jr.session > meta.MaxSessionTimeout:
-		return jr, 0, apierr.Errorf(apierr.ErrInvalidRequest, "session_timeout_ms %d, want %d..%d",
+		return jr, 0, apierr.Errorf(apierr.ErrInvalidSessionTimeout, "session_timeout_ms %d, want %d..%d",
 			req.GetSessionTimeoutMs(), meta.MinSessionTimeout.Milliseconds(), meta.MaxSessionTimeout.Milliseconds())
 	case jr.rebalance > maxRebalanceTimeout:
 		return jr, 0, apierr.Errorf(apierr.ErrInvalidRequest, "rebalance_timeout_ms %d, at most %d", req.GetRebalanceTimeoutMs(), maxRebalanceTimeout.Milliseconds())
@@ -172,7 +172,7 @@ func (s *Server) SyncClassicGroup(ctx context.Context, req *stratav1.SyncClassic
 		if err != nil {
 			return err
 		}
-		if err := validMember(req.GetMemberId()); err != nil {
+		if err := classicMemberIDs(req.GetGroup(), req.GetMemberId()); err != nil {
 			return err
 		}
 		assignments := map[string][]byte{}
@@ -202,7 +202,7 @@ func (s *Server) SyncClassicGroup(ctx context.Context, req *stratav1.SyncClassic
 // tells it to rejoin.
 func (s *Server) ClassicHeartbeat(ctx context.Context, req *stratav1.ClassicHeartbeatRequest) (*stratav1.ClassicHeartbeatResponse, error) {
 	err := s.groupCall(ctx, "ClassicHeartbeat", func(gm *groupManager) error {
-		if err := validMember(req.GetMemberId()); err != nil {
+		if err := classicMemberIDs(req.GetGroup(), req.GetMemberId()); err != nil {
 			return err
 		}
 		return gm.classicHeartbeat(ctx, req.GetGroup(), req.GetMemberId(), req.GetGroupInstanceId(), req.GetGeneration())
@@ -216,8 +216,11 @@ func (s *Server) ClassicHeartbeat(ctx context.Context, req *stratav1.ClassicHear
 // LeaveClassicGroup removes a classic member at once.
 func (s *Server) LeaveClassicGroup(ctx context.Context, req *stratav1.LeaveClassicGroupRequest) (*stratav1.LeaveClassicGroupResponse, error) {
 	err := s.groupCall(ctx, "LeaveClassicGroup", func(gm *groupManager) error {
+		if err := meta.ValidateGroupName(req.GetGroup()); err != nil {
+			return err
+		}
 		if req.GetMemberId() == "" && req.GetGroupInstanceId() == "" {
-			return apierr.Errorf(apierr.ErrInvalidRequest, "member_id or group_instance_id is required")
+			return apierr.Errorf(apierr.ErrUnknownMember, "neither member_id nor group_instance_id is given: no member has them")
 		}
 		return gm.classicLeave(ctx, req.GetGroup(), req.GetMemberId(), req.GetGroupInstanceId())
 	})
@@ -237,7 +240,7 @@ func (s *Server) CommitClassicOffsets(ctx context.Context, req *stratav1.CommitC
 			return err
 		}
 		if req.GetGeneration() >= 0 || req.GetMemberId() != "" {
-			if err := validMember(req.GetMemberId()); err != nil {
+			if err := classicMemberIDs(req.GetGroup(), req.GetMemberId()); err != nil {
 				return err
 			}
 		}

@@ -38,6 +38,21 @@ func validMember(id string) error {
 	return nil
 }
 
+// classicMemberIDs checks the ids a classic member names itself by, in
+// Kafka's order and with its codes: the group id first, then the member
+// id, where an empty one is a member the group does not know (a classic
+// member learns its id from JoinGroup, so only a client that never
+// joined sends none).
+func classicMemberIDs(group, member string) error {
+	if err := meta.ValidateGroupName(group); err != nil {
+		return err
+	}
+	if member == "" {
+		return apierr.Errorf(apierr.ErrUnknownMember, "member_id is empty: join the group first")
+	}
+	return validMember(member)
+}
+
 // GroupHeartbeat joins a member (epoch 0) or keeps it alive, and answers
 // with the partitions it may own now.
 func (s *Server) GroupHeartbeat(ctx context.Context, req *stratav1.GroupHeartbeatRequest) (*stratav1.GroupHeartbeatResponse, error) {
@@ -81,7 +96,7 @@ func (s *Server) heartbeatRequest(req *stratav1.GroupHeartbeatRequest) (heartbea
 	case !validAssignor(hr.assignor):
 		return hr, apierr.Errorf(apierr.ErrInvalidRequest, "unknown assignor %q (want %q or %q)", hr.assignor, AssignorSticky, AssignorRange)
 	case hr.sessionTimeout != 0 && (hr.sessionTimeout < meta.MinSessionTimeout || hr.sessionTimeout > meta.MaxSessionTimeout):
-		return hr, apierr.Errorf(apierr.ErrInvalidRequest, "session_timeout_ms %d, want 0 or %d..%d",
+		return hr, apierr.Errorf(apierr.ErrInvalidSessionTimeout, "session_timeout_ms %d, want 0 or %d..%d",
 			req.GetSessionTimeoutMs(), meta.MinSessionTimeout.Milliseconds(), meta.MaxSessionTimeout.Milliseconds())
 	case len(req.GetTopics()) > maxGroupTopics:
 		return hr, apierr.Errorf(apierr.ErrInvalidRequest, "%d topics, at most %d", len(req.GetTopics()), maxGroupTopics)

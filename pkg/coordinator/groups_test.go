@@ -330,7 +330,7 @@ func TestGroupStaleEpochCannotCommit(t *testing.T) {
 		{"bad group name", func() error {
 			_, err := cli.GroupHeartbeat(ctx, &stratav1.GroupHeartbeatRequest{Group: "a/b", MemberId: "a"})
 			return err
-		}(), apierr.ErrInvalidRequest},
+		}(), apierr.ErrInvalidGroupID},
 		{"unknown assignor", func() error {
 			_, err := cli.GroupHeartbeat(ctx, &stratav1.GroupHeartbeatRequest{Group: "g", MemberId: "x", Assignor: "roundrobin"})
 			return err

@@ -136,6 +136,63 @@ func TestClassicGroupOverTheWire(t *testing.T) {
 	wantCode(t, "DeleteGroups of an unknown group", dg.Groups[1].ErrorCode, kerr.GroupIDNotFound)
 }
 
+// TestClassicGroupBadIDs sends the classic group APIs ids no member can
+// have and expects Kafka's codes for them, which clients act on: an empty
+// group id is INVALID_GROUP_ID, a session timeout out of range
+// INVALID_SESSION_TIMEOUT, and an empty member id (a client that never
+// joined) UNKNOWN_MEMBER_ID. Nothing is stored for any of them.
+func TestClassicGroupBadIDs(t *testing.T) {
+	c := startCluster(t, clusterOpts{})
+	c.createTopic("orders", 1)
+	r := c.raw()
+
+	noGroup := joinReq(5, "")
+	noGroup.Group = ""
+	wantCode(t, "JoinGroup of an empty group id", r.roundTrip(noGroup).(*kmsg.JoinGroupResponse).ErrorCode, kerr.InvalidGroupID)
+	for _, ms := range []int32{0, 999, 5*60*1000 + 1} {
+		short := joinReq(5, "")
+		short.SessionTimeoutMillis = ms
+		wantCode(t, fmt.Sprintf("JoinGroup with session timeout %d ms", ms),
+			r.roundTrip(short).(*kmsg.JoinGroupResponse).ErrorCode, kerr.InvalidSessionTimeout)
+	}
+
+	sync := kmsg.NewPtrSyncGroupRequest()
+	sync.Version, sync.Group, sync.Generation = 3, "wire", 1
+	wantCode(t, "SyncGroup without a member id", r.roundTrip(sync).(*kmsg.SyncGroupResponse).ErrorCode, kerr.UnknownMemberID)
+	hb := kmsg.NewPtrHeartbeatRequest()
+	hb.Version, hb.Group, hb.Generation = 3, "wire", 1
+	wantCode(t, "Heartbeat without a member id", r.roundTrip(hb).(*kmsg.HeartbeatResponse).ErrorCode, kerr.UnknownMemberID)
+	hb.Group, hb.MemberID = "", "m"
+	wantCode(t, "Heartbeat of an empty group id", r.roundTrip(hb).(*kmsg.HeartbeatResponse).ErrorCode, kerr.InvalidGroupID)
+	leave := kmsg.NewPtrLeaveGroupRequest()
+	leave.Version, leave.Group = 0, "wire"
+	wantCode(t, "LeaveGroup v0 without a member id", r.roundTrip(leave).(*kmsg.LeaveGroupResponse).ErrorCode, kerr.UnknownMemberID)
+	leave.Version, leave.Members = 3, []kmsg.LeaveGroupRequestMember{{}}
+	wantCode(t, "LeaveGroup v3 of a member without ids", r.roundTrip(leave).(*kmsg.LeaveGroupResponse).Members[0].ErrorCode, kerr.UnknownMemberID)
+
+	commit := kmsg.NewPtrOffsetCommitRequest()
+	commit.Version, commit.Generation = 8, -1
+	ct := kmsg.NewOffsetCommitRequestTopic()
+	ct.Topic, ct.Partitions = "orders", []kmsg.OffsetCommitRequestTopicPartition{{Partition: 0, Offset: 1}}
+	commit.Topics = append(commit.Topics, ct)
+	wantCode(t, "OffsetCommit of an empty group id",
+		r.roundTrip(commit).(*kmsg.OffsetCommitResponse).Topics[0].Partitions[0].ErrorCode, kerr.InvalidGroupID)
+	commit.Group, commit.Generation = "wire", 1
+	wantCode(t, "OffsetCommit at a generation without a member id",
+		r.roundTrip(commit).(*kmsg.OffsetCommitResponse).Topics[0].Partitions[0].ErrorCode, kerr.UnknownMemberID)
+	fetch := kmsg.NewPtrOffsetFetchRequest()
+	fetch.Version = 7
+	wantCode(t, "OffsetFetch of an empty group id", r.roundTrip(fetch).(*kmsg.OffsetFetchResponse).ErrorCode, kerr.InvalidGroupID)
+
+	describe := kmsg.NewPtrDescribeGroupsRequest()
+	describe.Version, describe.Groups = 5, []string{""}
+	wantCode(t, "DescribeGroups of an empty group id", r.roundTrip(describe).(*kmsg.DescribeGroupsResponse).Groups[0].ErrorCode, kerr.InvalidGroupID)
+	describe.Groups = []string{"wire"}
+	if d := r.roundTrip(describe).(*kmsg.DescribeGroupsResponse).Groups[0]; d.State != "Dead" || len(d.Members) != 0 {
+		t.Fatalf("after only refused requests the group is %q with %d members, want Dead and none", d.State, len(d.Members))
+	}
+}
+
 // checkCommitAndFetch commits as member a at generation 1 and reads the
 // offsets back in OffsetFetch's v1 and batched v8 shapes.
 func checkCommitAndFetch(t *testing.T, r *raw, a string) {

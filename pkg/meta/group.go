@@ -11,7 +11,7 @@ import (
 )
 
 // ErrInvalidGroup is returned for a group name that cannot be stored.
-var ErrInvalidGroup = apierr.Alias("meta: invalid group", apierr.ErrInvalidRequest)
+var ErrInvalidGroup = apierr.Alias("meta: invalid group", apierr.ErrInvalidGroupID)
 
 // MaxGroupNameLen is the longest consumer group name.
 const MaxGroupNameLen = 255

@@ -209,7 +209,7 @@ func TestRefusals(t *testing.T) {
 	wantErr(t, "AddPartitions at a future epoch", e.c.AddPartitions(ctx, "app", "alice", pid, epoch+1, parts(1)), apierr.ErrProducerFenced)
 	wantErr(t, "AddPartitions past MaxPartitions", e.c.AddPartitions(ctx, "app", "alice", pid, epoch, parts(5)), apierr.ErrInvalidRequest)
 	wantErr(t, "AddPartitions without a topic ID", e.c.AddPartitions(ctx, "app", "alice", pid, epoch, []Partition{{Topic: "x"}}), apierr.ErrInvalidRequest)
-	wantErr(t, "AddGroup with a bad name", e.c.AddGroup(ctx, "app", "alice", pid, epoch, "a/b"), apierr.ErrInvalidRequest)
+	wantErr(t, "AddGroup with a bad name", e.c.AddGroup(ctx, "app", "alice", pid, epoch, "a/b"), apierr.ErrInvalidGroupID)
 	wantErr(t, "AddPartitions", e.c.AddPartitions(ctx, "app", "alice", pid, epoch, parts(4)), nil)
 	wantErr(t, "AddGroup", e.c.AddGroup(ctx, "app", "alice", pid, epoch, "g"), nil)
 	wantErr(t, "StageOffsets of another group", e.c.StageOffsets(ctx, "app", "alice", pid, epoch, "h", nil), apierr.ErrInvalidTxnState)

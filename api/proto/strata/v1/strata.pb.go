@@ -107,6 +107,12 @@ const (
 	Reason_UNKNOWN_PRODUCER_ID Reason = 63
 	// The transaction timeout is outside the allowed range.
 	Reason_INVALID_TXN_TIMEOUT Reason = 64
+	// The consumer group id is empty or cannot be stored (longer than the
+	// limit, or a control character or '/').
+	Reason_INVALID_GROUP_ID Reason = 65
+	// A consumer group member's session timeout is outside the allowed
+	// range.
+	Reason_INVALID_SESSION_TIMEOUT Reason = 66
 )
 
 // Enum value maps for Reason.
@@ -142,6 +148,8 @@ var (
 		62: "CONCURRENT_TRANSACTIONS",
 		63: "UNKNOWN_PRODUCER_ID",
 		64: "INVALID_TXN_TIMEOUT",
+		65: "INVALID_GROUP_ID",
+		66: "INVALID_SESSION_TIMEOUT",
 	}
 	Reason_value = map[string]int32{
 		"REASON_UNSPECIFIED":          0,
@@ -174,6 +182,8 @@ var (
 		"CONCURRENT_TRANSACTIONS":     62,
 		"UNKNOWN_PRODUCER_ID":         63,
 		"INVALID_TXN_TIMEOUT":         64,
+		"INVALID_GROUP_ID":            65,
+		"INVALID_SESSION_TIMEOUT":     66,
 	}
 )
 
@@ -5777,7 +5787,7 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x14DeleteOffsetsRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x122\n" +
 	"\x06topics\x18\x02 \x03(\v2\x1a.strata.v1.TopicPartitionsR\x06topics\"\x17\n" +
-	"\x15DeleteOffsetsResponse*\x9e\x05\n" +
+	"\x15DeleteOffsetsResponse*\xd1\x05\n" +
 	"\x06Reason\x12\x16\n" +
 	"\x12REASON_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tNOT_OWNER\x10\x01\x12\x0e\n" +
@@ -5810,7 +5820,9 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\x11INVALID_TXN_STATE\x10=\x12\x1b\n" +
 	"\x17CONCURRENT_TRANSACTIONS\x10>\x12\x17\n" +
 	"\x13UNKNOWN_PRODUCER_ID\x10?\x12\x17\n" +
-	"\x13INVALID_TXN_TIMEOUT\x10@*U\n" +
+	"\x13INVALID_TXN_TIMEOUT\x10@\x12\x14\n" +
+	"\x10INVALID_GROUP_ID\x10A\x12\x1b\n" +
+	"\x17INVALID_SESSION_TIMEOUT\x10B*U\n" +
 	"\n" +
 	"OffsetSpec\x12\x1b\n" +
 	"\x17OFFSET_SPEC_UNSPECIFIED\x10\x00\x12\x13\n" +
