@@ -131,23 +131,29 @@ func (s *Server) classicJoinRequest(req *stratav1.JoinClassicGroupRequest) (clas
 		jr.rebalance = jr.session // JoinGroup v0 has no rebalance timeout
 	}
 	wait, err := classicWait(req.GetMaxWaitMs())
-	switch {
-	case err != nil:
+	if err != nil {
 		return jr, 0, err
-	case len(jr.member) > maxMemberIDLen || len(jr.instance) > maxMemberIDLen || len(jr.clientID) > maxMemberIDLen || len(jr.clientHost) > maxMemberIDLen:
-		return jr, 0, apierr.Errorf(apierr.ErrInvalidRequest, "member_id, group_instance_id, client_id and client_host must be at most %d characters", maxMemberIDLen)
-	case jr.protocolType == "" || len(jr.protocolType) > maxMemberIDLen:
-		return jr, 0, apierr.Errorf(apierr.ErrInvalidRequest, "protocol_type must be 1–%d characters", maxMemberIDLen)
-	case len(req.GetProtocols()) == 0 || len(req.GetProtocols()) > maxProtocols:
-		return jr, 0, apierr.Errorf(apierr.ErrInconsistentGroupProtocol, "%d protocols, want 1–%d", len(req.GetProtocols()), maxProtocols)
+	}
+	// Kafka's order: the group id, then the session timeout, then the
+	// rest; clients act on the first two codes.
+	if err := meta.ValidateGroupName(jr.group); err != nil {
+		return jr, 0, err
+	}
+	switch {
 	case jr.session < meta.MinSessionTimeout || jr.session > meta.MaxSessionTimeout:
 		return jr, 0, apierr.Errorf(apierr.ErrInvalidSessionTimeout, "session_timeout_ms %d, want %d..%d",
 			req.GetSessionTimeoutMs(), meta.MinSessionTimeout.Milliseconds(), meta.MaxSessionTimeout.Milliseconds())
+	case len(jr.member) > maxMemberIDLen || len(jr.instance) > maxMemberIDLen || len(jr.clientID) > maxMemberIDLen || len(jr.clientHost) > maxMemberIDLen:
+		return jr, 0, apierr.Errorf(apierr.ErrInvalidRequest, "member_id, group_instance_id, client_id and client_host must be at most %d characters", maxMemberIDLen)
+	case jr.protocolType == "":
+		// Kafka: a member without a protocol type shares none with a group.
+		return jr, 0, apierr.Errorf(apierr.ErrInconsistentGroupProtocol, "protocol_type is empty")
+	case len(jr.protocolType) > maxMemberIDLen:
+		return jr, 0, apierr.Errorf(apierr.ErrInvalidRequest, "protocol_type must be 1–%d characters", maxMemberIDLen)
+	case len(req.GetProtocols()) == 0 || len(req.GetProtocols()) > maxProtocols:
+		return jr, 0, apierr.Errorf(apierr.ErrInconsistentGroupProtocol, "%d protocols, want 1–%d", len(req.GetProtocols()), maxProtocols)
 	case jr.rebalance > maxRebalanceTimeout:
 		return jr, 0, apierr.Errorf(apierr.ErrInvalidRequest, "rebalance_timeout_ms %d, at most %d", req.GetRebalanceTimeoutMs(), maxRebalanceTimeout.Milliseconds())
-	}
-	if err := meta.ValidateGroupName(jr.group); err != nil {
-		return jr, 0, err
 	}
 	size := 0
 	for _, p := range req.GetProtocols() {

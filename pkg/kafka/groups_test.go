@@ -149,6 +149,14 @@ func TestClassicGroupBadIDs(t *testing.T) {
 	noGroup := joinReq(5, "")
 	noGroup.Group = ""
 	wantCode(t, "JoinGroup of an empty group id", r.roundTrip(noGroup).(*kmsg.JoinGroupResponse).ErrorCode, kerr.InvalidGroupID)
+	// kafka-go's Conn.joinGroup shapes: nothing at all, then only a group.
+	bare := kmsg.NewPtrJoinGroupRequest()
+	bare.Version = 1
+	wantCode(t, "JoinGroup v1 of nothing", r.roundTrip(bare).(*kmsg.JoinGroupResponse).ErrorCode, kerr.InvalidGroupID)
+	bare.Group = "wire"
+	wantCode(t, "JoinGroup v1 of only a group", r.roundTrip(bare).(*kmsg.JoinGroupResponse).ErrorCode, kerr.InvalidSessionTimeout)
+	bare.SessionTimeoutMillis = 6000
+	wantCode(t, "JoinGroup v1 without a protocol", r.roundTrip(bare).(*kmsg.JoinGroupResponse).ErrorCode, kerr.InconsistentGroupProtocol)
 	for _, ms := range []int32{0, 999, 5*60*1000 + 1} {
 		short := joinReq(5, "")
 		short.SessionTimeoutMillis = ms
