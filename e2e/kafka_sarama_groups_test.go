@@ -111,3 +111,51 @@ func TestKafkaSaramaConsumerGroup(t *testing.T) {
 		},
 	})
 }
+
+// TestKafkaSaramaGroupErrorCodes sends Sarama's own classic group
+// requests with ids no member can have, through the real proxy, and checks
+// the Kafka codes Sarama's consumer group acts on: INVALID_GROUP_ID for an
+// empty group id, INVALID_SESSION_TIMEOUT for a session timeout out of
+// range, UNKNOWN_MEMBER_ID (rejoin) for a member id the group never gave.
+func TestKafkaSaramaGroupErrorCodes(t *testing.T) {
+	_, addr := startKafkaCluster(t, ClusterOptions{Brokers: 1})
+	b := sarama.NewBroker(addr)
+	if err := b.Open(saramaConfig()); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	join := func(group string, session int32) sarama.KError {
+		req := &sarama.JoinGroupRequest{Version: 5, GroupId: group, SessionTimeout: session, RebalanceTimeout: 10_000, ProtocolType: "consumer"}
+		req.AddGroupProtocol("range", nil)
+		resp, err := b.JoinGroup(req)
+		if err != nil {
+			t.Fatalf("JoinGroup of %q: %v", group, err)
+		}
+		return resp.Err
+	}
+	want := func(what string, got, want sarama.KError) {
+		t.Helper()
+		if got != want {
+			t.Errorf("%s: %v, want %v", what, got, want)
+		}
+	}
+	want("JoinGroup of an empty group id", join("", 10_000), sarama.ErrInvalidGroupId)
+	want("JoinGroup with a 0 ms session timeout", join("codes", 0), sarama.ErrInvalidSessionTimeout)
+	want("JoinGroup with a 6 min session timeout", join("codes", 360_000), sarama.ErrInvalidSessionTimeout)
+
+	hb, err := b.Heartbeat(&sarama.HeartbeatRequest{Version: 3, GroupId: "codes", GenerationId: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want("Heartbeat without a member id", hb.Err, sarama.ErrUnknownMemberId)
+	sync, err := b.SyncGroup(&sarama.SyncGroupRequest{Version: 3, GroupId: "codes", GenerationId: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want("SyncGroup without a member id", sync.Err, sarama.ErrUnknownMemberId)
+	hb, err = b.Heartbeat(&sarama.HeartbeatRequest{Version: 3, GroupId: "codes", GenerationId: 1, MemberId: "never-joined"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want("Heartbeat of a member the group never gave an id", hb.Err, sarama.ErrUnknownMemberId)
+}
