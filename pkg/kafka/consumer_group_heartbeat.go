@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"regexp"
 	"slices"
 	"time"
@@ -89,7 +90,9 @@ func (s *Server) handleConsumerGroupHeartbeat(ctx context.Context, r *request) (
 	member := req.MemberID
 	if member == "" {
 		if req.Version >= 1 || req.MemberEpoch != 0 {
-			return fail(kerr.UnknownMemberID.Code, nil)
+			// Kafka: from v1 the client makes its member id, and only a
+			// join (epoch 0) of v0 may come without one.
+			return fail(kerr.InvalidRequest.Code, errors.New("member id is empty: from ConsumerGroupHeartbeat v1, and at any epoch but 0, the client makes its member id"))
 		}
 		member = newKIP848MemberID()
 	}

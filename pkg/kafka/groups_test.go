@@ -372,6 +372,31 @@ func TestConsumerSessionTimeout(t *testing.T) {
 	}
 }
 
+// TestConsumerGroupHeartbeatBadIDs: a KIP-848 heartbeat without a member
+// id is INVALID_REQUEST (from v1 the client makes its id; at v0 only a
+// join may come without one), and one with an empty group id
+// INVALID_GROUP_ID, as in Kafka. A v0 join without an id gets one.
+func TestConsumerGroupHeartbeatBadIDs(t *testing.T) {
+	c := startCluster(t, clusterOpts{})
+	c.createTopic("ids", 1)
+	r := c.raw()
+	hb := func(version int16, group, member string, epoch int32) *kmsg.ConsumerGroupHeartbeatResponse {
+		req := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+		req.Version, req.Group, req.MemberID, req.MemberEpoch, req.RebalanceTimeoutMillis = version, group, member, epoch, 10_000
+		req.SubscribedTopicNames = []string{"ids"}
+		return r.roundTrip(req).(*kmsg.ConsumerGroupHeartbeatResponse)
+	}
+	wantCode(t, "v1 join without a member id", hb(1, "g-ids", "", 0).ErrorCode, kerr.InvalidRequest)
+	wantCode(t, "v0 heartbeat at epoch 3 without a member id", hb(0, "g-ids", "", 3).ErrorCode, kerr.InvalidRequest)
+	wantCode(t, "v0 leave without a member id", hb(0, "g-ids", "", -1).ErrorCode, kerr.InvalidRequest)
+	wantCode(t, "join of an empty group id", hb(1, "", "q2nlXBo4RcqVh1lyS0Lmyw", 0).ErrorCode, kerr.InvalidGroupID)
+	joined := hb(0, "g-ids", "", 0)
+	wantCode(t, "v0 join without a member id", joined.ErrorCode, nil)
+	if joined.MemberID == nil || *joined.MemberID == "" || joined.MemberEpoch < 1 {
+		t.Fatalf("v0 join: member id %v, epoch %d; want an id made by the server and an epoch", joined.MemberID, joined.MemberEpoch)
+	}
+}
+
 // TestConsumerGroupCommitEpochs: OffsetCommit from a KIP-848 member is
 // checked against its member epoch as Kafka checks it. The current epoch
 // commits; a newer one is STALE_MEMBER_EPOCH (ILLEGAL_GENERATION before
