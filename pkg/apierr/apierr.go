@@ -89,11 +89,12 @@ var (
 	// ErrInvalidTxnTimeout: the transaction timeout is out of range.
 	ErrInvalidTxnTimeout = errors.New("strata: invalid transaction timeout")
 	// ErrInvalidGroupID: the consumer group id is empty or cannot be
-	// stored.
-	ErrInvalidGroupID = errors.New("strata: invalid consumer group id")
+	// stored. It is an ErrInvalidRequest too (errors.Is), as it was
+	// before it had a reason of its own.
+	ErrInvalidGroupID = Alias("strata: invalid consumer group id", ErrInvalidRequest)
 	// ErrInvalidSessionTimeout: a member's session timeout is out of
-	// range.
-	ErrInvalidSessionTimeout = errors.New("strata: invalid session timeout")
+	// range. It is an ErrInvalidRequest too.
+	ErrInvalidSessionTimeout = Alias("strata: invalid session timeout", ErrInvalidRequest)
 )
 
 // entry ties a reason to its gRPC code, its Kafka error code and its
@@ -122,6 +123,10 @@ var table = []entry{
 	{stratav1.Reason_OFFSET_OUT_OF_RANGE, codes.OutOfRange, ErrOffsetOutOfRange, false, kerr.OffsetOutOfRange},
 	{stratav1.Reason_CORRUPT_BATCH, codes.InvalidArgument, ErrCorruptBatch, false, kerr.CorruptMessage},
 	{stratav1.Reason_RECORD_TOO_LARGE, codes.InvalidArgument, ErrRecordTooLarge, false, kerr.MessageTooLarge},
+	// Kinds of invalid request with a reason of their own: before the
+	// general row, which their sentinels also match.
+	{stratav1.Reason_INVALID_GROUP_ID, codes.InvalidArgument, ErrInvalidGroupID, false, kerr.InvalidGroupID},
+	{stratav1.Reason_INVALID_SESSION_TIMEOUT, codes.InvalidArgument, ErrInvalidSessionTimeout, false, kerr.InvalidSessionTimeout},
 	{stratav1.Reason_INVALID_REQUEST, codes.InvalidArgument, ErrInvalidRequest, false, kerr.InvalidRequest},
 	{stratav1.Reason_STORAGE_UNAVAILABLE, codes.Unavailable, ErrStorageUnavailable, true, kerr.KafkaStorageError},
 	{stratav1.Reason_STORAGE_REJECTED, codes.FailedPrecondition, ErrStorageRejected, false, kerr.KafkaStorageError},
@@ -143,8 +148,6 @@ var table = []entry{
 	{stratav1.Reason_CONCURRENT_TRANSACTIONS, codes.Unavailable, ErrConcurrentTxns, true, kerr.ConcurrentTransactions},
 	{stratav1.Reason_UNKNOWN_PRODUCER_ID, codes.FailedPrecondition, ErrUnknownProducerID, false, kerr.InvalidProducerIDMapping},
 	{stratav1.Reason_INVALID_TXN_TIMEOUT, codes.InvalidArgument, ErrInvalidTxnTimeout, false, kerr.InvalidTransactionTimeout},
-	{stratav1.Reason_INVALID_GROUP_ID, codes.InvalidArgument, ErrInvalidGroupID, false, kerr.InvalidGroupID},
-	{stratav1.Reason_INVALID_SESSION_TIMEOUT, codes.InvalidArgument, ErrInvalidSessionTimeout, false, kerr.InvalidSessionTimeout},
 }
 
 func lookup(err error) (entry, bool) {

@@ -131,6 +131,10 @@ func TestKafkaCode(t *testing.T) {
 		{"out of order", apierr.ErrOutOfOrderSequence, kerr.OutOfOrderSequenceNumber},
 		{"denied", apierr.ErrPermissionDenied, kerr.TopicAuthorizationFailed},
 		{"from status", apierr.FromStatus(apierr.Status(apierr.ErrTopicExists)), kerr.TopicAlreadyExists},
+		{"invalid group id", meta.ValidateGroupName("a/b"), kerr.InvalidGroupID},
+		{"group id from status", apierr.FromStatus(apierr.Status(meta.ValidateGroupName(""))), kerr.InvalidGroupID},
+		{"session timeout from status", apierr.FromStatus(apierr.Status(apierr.ErrInvalidSessionTimeout)), kerr.InvalidSessionTimeout},
+		{"invalid request", apierr.ErrInvalidRequest, kerr.InvalidRequest},
 		{"transport", apierr.FromStatus(status.Error(codes.Unavailable, "dial")), kerr.RequestTimedOut},
 		{"unknown", errors.New("boom"), kerr.UnknownServerError},
 	}
@@ -141,5 +145,21 @@ func TestKafkaCode(t *testing.T) {
 	}
 	if got := apierr.KafkaCode(nil); got != 0 {
 		t.Errorf("KafkaCode(nil) = %d, want 0", got)
+	}
+}
+
+// TestNarrowerInvalidRequests: the reasons split off INVALID_REQUEST keep
+// matching ErrInvalidRequest on both sides of the wire, so a caller that
+// matched the general sentinel before still does.
+func TestNarrowerInvalidRequests(t *testing.T) {
+	for _, err := range []error{meta.ValidateGroupName(""), apierr.Errorf(apierr.ErrInvalidSessionTimeout, "0 ms")} {
+		for _, e := range []error{err, apierr.FromStatus(apierr.Status(err))} {
+			if !errors.Is(e, apierr.ErrInvalidRequest) {
+				t.Errorf("%v (%T) does not match ErrInvalidRequest", e, e)
+			}
+		}
+	}
+	if errors.Is(apierr.ErrInvalidRequest, apierr.ErrInvalidGroupID) {
+		t.Error("ErrInvalidRequest matches ErrInvalidGroupID")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"sync"
@@ -31,10 +32,10 @@ var (
 	// nothing stored.
 	ErrUnknownGroup = apierr.ErrUnknownGroup
 	// ErrInvalidGroupID: the group id is empty, too long, or has a
-	// control character or '/'.
+	// control character, a space or '/'. It is an ErrInvalidRequest too.
 	ErrInvalidGroupID = apierr.ErrInvalidGroupID
 	// ErrInvalidSessionTimeout: the member asked for a session timeout
-	// outside 1 s–5 m.
+	// outside 1 s–5 m. It is an ErrInvalidRequest too.
 	ErrInvalidSessionTimeout = apierr.ErrInvalidSessionTimeout
 )
 
@@ -101,7 +102,7 @@ func (c *Client) NewGroupConsumer(group string, opts ...GroupOpt) (*GroupConsume
 		o.applyGroup(&cfg)
 	}
 	if group == "" {
-		return nil, errors.Join(ErrInvalidRequest, errors.New("empty group name"))
+		return nil, fmt.Errorf("%w: empty group name", ErrInvalidGroupID)
 	}
 	if err := cfg.validate(); err != nil {
 		return nil, err

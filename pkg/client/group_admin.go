@@ -69,7 +69,7 @@ func (c *Client) ListGroups(ctx context.Context) ([]GroupSummary, error) {
 // committed offset and lag.
 func (c *Client) DescribeGroup(ctx context.Context, group string) (*GroupDescription, error) {
 	if group == "" {
-		return nil, fmt.Errorf("%w: empty group name", ErrInvalidRequest)
+		return nil, fmt.Errorf("%w: empty group name", ErrInvalidGroupID)
 	}
 	resp, err := call(ctx, c, c.api.DescribeGroup, &stratav1.DescribeGroupRequest{Group: group})
 	if err != nil {
@@ -94,7 +94,7 @@ func (c *Client) DescribeGroup(ctx context.Context, group string) (*GroupDescrip
 // consume) of the given topics, or of all.
 func (c *Client) CommittedOffsets(ctx context.Context, group string, topics ...string) (map[TopicPartition]int64, error) {
 	if group == "" {
-		return nil, fmt.Errorf("%w: empty group name", ErrInvalidRequest)
+		return nil, fmt.Errorf("%w: empty group name", ErrInvalidGroupID)
 	}
 	resp, err := call(ctx, c, c.api.FetchOffsets, &stratav1.FetchOffsetsRequest{Group: group, Topics: topics})
 	if err != nil {
