@@ -515,17 +515,52 @@ func (s *Store) CommitSegments(ctx context.Context, commits []Commit) []error {
 			pending = append(pending, i)
 		}
 	}
-	// Each commit takes one compare and a put per entry and one for the
-	// state; a transaction holds at most MaxTxnOps of each.
+	s.commitGroups(ctx, commits, s.txnGroups(commits, pending), results)
+	return results
+}
+
+// commitParallelism is how many of one call's transactions CommitSegments
+// runs at a time. A flush over many partitions spans several transactions
+// (about 64 partitions each at etcd's default of 128 ops); they touch
+// different partitions, so they need no order, and etcd batches
+// concurrent proposals into one raft round: the flush waits about one
+// round trip instead of one per transaction. Four keeps a wide flush from
+// flooding etcd with requests that would only queue there.
+const commitParallelism = 4
+
+// txnGroups splits the pending commits into transactions: each commit
+// takes one compare and a put per entry and one for the state, and a
+// transaction holds at most MaxTxnOps of each.
+func (s *Store) txnGroups(commits []Commit, pending []int) [][]int {
+	var groups [][]int
 	for start := 0; start < len(pending); {
 		end, ops := start, 0
 		for ; end < len(pending) && ops+commits[pending[end]].ops() <= s.cfg.MaxTxnOps; end++ {
 			ops += commits[pending[end]].ops()
 		}
-		s.commitGroup(ctx, commits, pending[start:end], results)
+		groups = append(groups, pending[start:end])
 		start = end
 	}
-	return results
+	return groups
+}
+
+// commitGroups commits each group in its own transaction, up to
+// commitParallelism at a time, and returns when all are settled. Each
+// group writes only its own commits' results.
+func (s *Store) commitGroups(ctx context.Context, commits []Commit, groups [][]int, results []error) {
+	if len(groups) == 1 {
+		s.commitGroup(ctx, commits, groups[0], results)
+		return
+	}
+	var eg errgroup.Group
+	eg.SetLimit(commitParallelism)
+	for _, g := range groups {
+		eg.Go(func() error {
+			s.commitGroup(ctx, commits, g, results)
+			return nil
+		})
+	}
+	_ = eg.Wait() // each group's outcome is in results
 }
 
 // commitGroup commits one transaction's worth of commits, dropping fenced
