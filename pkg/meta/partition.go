@@ -141,21 +141,27 @@ func (s *Store) GetPartition(ctx context.Context, topicID string, partition int3
 	return sts[0], nil
 }
 
-// getConcurrency bounds the transactions one GetPartitions call has in
-// flight: reading 10,000 partitions one transaction after the other took
-// a producer's DescribeTopic most of a second.
-const getConcurrency = 4
+// txnConcurrency bounds the transactions one call that spans several has
+// in flight. The transactions of one GetPartitions or CommitSegments call
+// touch different partitions and need no order, and etcd batches
+// concurrent proposals into one raft round, so the call waits about one
+// round trip instead of one per transaction: reading 10,000 partitions
+// one transaction after the other took a producer's DescribeTopic most of
+// a second, and a flush over 1,024 partitions waited for 16 commit
+// transactions in turn. Four keeps a wide call from flooding etcd with
+// requests that would only queue there.
+const txnConcurrency = 4
 
 // GetPartitions reads the state of several partitions as GetPartition
 // does, in as few transactions as MaxTxnOps allows (two reads each), up to
-// getConcurrency at a time, and returns them in the order of ids. A broker
+// txnConcurrency at a time, and returns them in the order of ids. A broker
 // handing off its partitions, a topic's description and a Kafka
 // ListOffsets read them all at once rather than one round trip each.
 func (s *Store) GetPartitions(ctx context.Context, ids []PartitionID) ([]PartitionState, error) {
 	out := make([]PartitionState, len(ids))
 	per := max(s.cfg.MaxTxnOps/2, 1)
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(getConcurrency)
+	g.SetLimit(txnConcurrency)
 	for start := 0; start < len(ids); start += per {
 		group := ids[start:min(start+per, len(ids))]
 		g.Go(func() error { return s.getGroup(gctx, group, out[start:]) })
@@ -519,15 +525,6 @@ func (s *Store) CommitSegments(ctx context.Context, commits []Commit) []error {
 	return results
 }
 
-// commitParallelism is how many of one call's transactions CommitSegments
-// runs at a time. A flush over many partitions spans several transactions
-// (about 64 partitions each at etcd's default of 128 ops); they touch
-// different partitions, so they need no order, and etcd batches
-// concurrent proposals into one raft round: the flush waits about one
-// round trip instead of one per transaction. Four keeps a wide flush from
-// flooding etcd with requests that would only queue there.
-const commitParallelism = 4
-
 // txnGroups splits the pending commits into transactions: each commit
 // takes one compare and a put per entry and one for the state, and a
 // transaction holds at most MaxTxnOps of each.
@@ -545,15 +542,17 @@ func (s *Store) txnGroups(commits []Commit, pending []int) [][]int {
 }
 
 // commitGroups commits each group in its own transaction, up to
-// commitParallelism at a time, and returns when all are settled. Each
-// group writes only its own commits' results.
+// txnConcurrency at a time (a flush over many partitions spans several
+// transactions, about 64 partitions each at etcd's default of 128 ops),
+// and returns when all are settled. Each group writes only its own
+// commits' results.
 func (s *Store) commitGroups(ctx context.Context, commits []Commit, groups [][]int, results []error) {
 	if len(groups) == 1 {
 		s.commitGroup(ctx, commits, groups[0], results)
 		return
 	}
 	var eg errgroup.Group
-	eg.SetLimit(commitParallelism)
+	eg.SetLimit(txnConcurrency)
 	for _, g := range groups {
 		eg.Go(func() error {
 			s.commitGroup(ctx, commits, g, results)
