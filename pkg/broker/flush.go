@@ -392,12 +392,8 @@ func (s *Server) gatherPut(group []*flush) (_ []*flush, held *flush) {
 // whose PUT failed, or flushes whose PUTs succeeded — in one
 // CommitSegments call, and answers their produces.
 func (s *Server) commit(group []*flush) {
-	committed := make([]*flushPart, 0, len(group[0].parts))
 	defer func() {
 		s.mu.Lock()
-		for _, fp := range committed {
-			settledLocked(fp)
-		}
 		for _, f := range group {
 			for _, fp := range f.parts {
 				fp.p.inflight--
@@ -425,6 +421,8 @@ func (s *Server) commit(group []*flush) {
 	s.metrics.commitTime.Observe(time.Since(start).Seconds())
 	s.metrics.grouped.Observe(float64(len(group)))
 	failed := map[*flushPart]error{}
+	var failedInOrder []*flushPart
+	committed := make([]*flushPart, 0, len(group[0].parts))
 	for i, c := range commits {
 		for _, fp := range parts[i] {
 			err := results[i]
@@ -432,15 +430,28 @@ func (s *Server) commit(group []*flush) {
 				err = nil
 			}
 			if err == nil {
-				answer(fp, nil)
 				committed = append(committed, fp)
 				continue
 			}
 			failed[fp] = commitError(err)
+			failedInOrder = append(failedInOrder, fp)
 			s.log.Warn("commit failed", "object", c.Entry.ObjectKey, "topic_id", fp.p.key.TopicID, "partition", fp.p.key.Partition,
 				"epoch", fp.epoch, "first_offset", fp.first, "err", err)
-			s.fail(fp, commitError(err), rd)
 		}
+	}
+	// The producers' state shows a part committed before its produces
+	// are answered: a retry that follows an answer at once is a retry of
+	// a committed request, not one still being committed.
+	s.mu.Lock()
+	for _, fp := range committed {
+		settledLocked(fp)
+	}
+	s.mu.Unlock()
+	for _, fp := range committed {
+		answer(fp, nil)
+	}
+	for _, fp := range failedInOrder {
+		s.fail(fp, failed[fp], rd)
 	}
 	s.countFlushes(group, failed)
 }
