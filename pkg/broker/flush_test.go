@@ -87,3 +87,67 @@ func TestIdleFlushWaitsForAdmissions(t *testing.T) {
 		t.Fatalf("%d PUTs for two produces admitted together, want 1", n)
 	}
 }
+
+// TestStreamMoreHoldsFlush: on a produce stream, a message marked more
+// holds an idle flush until the produce behind it is admitted, so the two
+// share one PUT; a message marked more with nothing behind it is written
+// anyway, once the flush interval ends the hold.
+func TestStreamMoreHoldsFlush(t *testing.T) {
+	// An hour's interval: only the second produce's admission cuts the
+	// flush.
+	e := newEnv(t, func(c *Config) { c.FlushInterval = time.Hour })
+	e.createTopic(t, "more", 2)
+	puts := make(chan string, 10)
+	e.store.mu.Lock()
+	e.store.started = puts
+	e.store.mu.Unlock()
+	ctx := testCtx(t)
+	st, err := e.cli.ProduceStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(id uint64, p int32, more bool) {
+		t.Helper()
+		req := &stratav1.ProduceRequest{Topic: "more", Partition: p, Batches: batch(t, "r", 1)}
+		if err := st.Send(&stratav1.ProduceStreamRequest{Id: id, Produce: req, More: more}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(1, 0, true)
+	eventually(t, func() bool {
+		e.b.mu.Lock()
+		defer e.b.mu.Unlock()
+		return len(e.b.dirty) == 1
+	})
+	if n := len(puts); n != 0 {
+		t.Fatalf("%d PUTs while the produce announced as next has not come, want 0", n)
+	}
+	send(2, 1, false)
+	for range 2 {
+		if r, err := st.Recv(); err != nil || r.GetError() != nil {
+			t.Fatalf("answer %v, %v", r, err)
+		}
+	}
+	if n := len(puts); n != 1 {
+		t.Fatalf("%d PUTs for a produce and the one it announced, want 1", n)
+	}
+}
+
+// TestStreamMoreHoldEnds: a message marked more whose next produce never
+// comes holds a flush for the flush interval at most.
+func TestStreamMoreHoldEnds(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.FlushInterval = 20 * time.Millisecond })
+	e.createTopic(t, "alone", 1)
+	st, err := e.cli.ProduceStream(testCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := &stratav1.ProduceRequest{Topic: "alone", Partition: 0, Batches: batch(t, "r", 1)}
+	if err := st.Send(&stratav1.ProduceStreamRequest{Id: 1, Produce: req, More: true}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := st.Recv(); err != nil || r.GetError() != nil {
+		t.Fatalf("answer %v, %v", r, err)
+	}
+	eventually(t, func() bool { return e.b.admitting.Load() == 0 })
+}

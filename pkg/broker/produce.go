@@ -9,6 +9,7 @@ import (
 	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
 	"github.com/strata-mq/strata/pkg/apierr"
 	"github.com/strata-mq/strata/pkg/meta"
+	"github.com/strata-mq/strata/pkg/rpc"
 	"github.com/strata-mq/strata/pkg/segment"
 )
 
@@ -118,14 +119,12 @@ const viewCatchUp = 2 * time.Second
 // append validates req, assigns its offsets and buffers it.
 func (s *Server) append(ctx context.Context, req *stratav1.ProduceRequest) (*produce, int, error) {
 	s.admitting.Add(1)
+	rpc.ReleaseHold(ctx) // the hold its stream took for it: counted now
 	admitted := false
 	admit := func() {
 		if !admitted {
 			admitted = true
-			// An idle flusher may be waiting for the last admission.
-			if s.admitting.Add(-1) == 0 && s.flushesAtOnce() {
-				s.kickFlusher()
-			}
+			s.endAdmission()
 		}
 	}
 	defer admit()

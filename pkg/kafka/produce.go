@@ -13,6 +13,7 @@ import (
 	"github.com/strata-mq/strata/pkg/apierr"
 	"github.com/strata-mq/strata/pkg/auth"
 	"github.com/strata-mq/strata/pkg/meta"
+	"github.com/strata-mq/strata/pkg/proxy"
 	"github.com/strata-mq/strata/pkg/segment"
 )
 
@@ -128,10 +129,12 @@ func (s *Server) producePartitions(ctx context.Context, r *request, parts []prod
 	}
 	auths := map[string]authz{}
 	total := 0
+	gather := proxy.NewProduceGather(len(parts))
 	var wg sync.WaitGroup
 	for i, p := range parts {
 		total += len(p.records)
 		turn := r.turns[i]
+		ctx, left := gather.Part(ctx)
 		a, seen := auths[p.topic]
 		if !seen {
 			a.code, a.err = s.authorize(ctx, r, meta.OpProduce, auth.Topic(p.topic))
@@ -139,11 +142,13 @@ func (s *Server) producePartitions(ctx context.Context, r *request, parts []prod
 		}
 		if a.err != nil {
 			p.out.ErrorCode, p.out.ErrorMessage = a.code, errMsg(a.err)
+			left()
 			turn.done()
 			continue
 		}
 		wg.Go(func() {
 			defer turn.done()
+			defer left()
 			base, err := s.produceOne(ctx, turn, p)
 			p.out.BaseOffset = base
 			if err != nil {
@@ -183,6 +188,9 @@ func (s *Server) produceOne(ctx context.Context, turn *turn, p producePart) (int
 		}
 	}
 	if !idempotent {
+		if !turn.ready() {
+			proxy.GoAlone(ctx) // its request's other parts go without it
+		}
 		if err := turn.wait(ctx); err != nil {
 			return -1, err
 		}
@@ -274,6 +282,19 @@ func (o *requestOrder) claim(keys ...partKey) []*turn {
 		out = append(out, t)
 	}
 	return out
+}
+
+// ready reports whether the previous request of the key finished.
+func (t *turn) ready() bool {
+	if t.prev == nil {
+		return true
+	}
+	select {
+	case <-t.prev:
+		return true
+	default:
+		return false
+	}
 }
 
 // wait waits until the previous request of the key finished.

@@ -92,15 +92,20 @@ func (f *forwarder) close() {
 func (f *forwarder) Produce(ctx context.Context, req *stratav1.ProduceRequest) (*stratav1.ProduceResponse, error) {
 	// A stream is opened only on a ready connection.
 	if len(req.GetBatches()) > streamMaxBytes || f.conn.GetState() != connectivity.Ready {
+		GoAlone(ctx)
 		return f.client.Produce(ctx, req)
 	}
 	st, id, ch, err := f.register()
 	if err != nil {
 		// No stream (the broker has none, or it is opening): a call
 		// of its own fails or succeeds as it would have anyway.
+		GoAlone(ctx)
 		return f.client.Produce(ctx, req)
 	}
-	f.send(st, &stratav1.ProduceStreamRequest{Id: id, Produce: req, TimeoutMs: timeoutMs(ctx)})
+	msg := &stratav1.ProduceStreamRequest{Id: id, Produce: req, TimeoutMs: timeoutMs(ctx)}
+	if !hold(ctx, heldSend{f: f, st: st, msg: msg}) {
+		f.send(st, msg)
+	}
 	select {
 	case r := <-ch:
 		if errors.Is(r.err, errStreamUnimplemented) {
@@ -176,6 +181,30 @@ func (f *forwarder) unregister(st *fwdStream, id uint64) bool {
 func (f *forwarder) send(st *fwdStream, msg *stratav1.ProduceStreamRequest) {
 	f.mu.Lock()
 	st.queue = append(st.queue, msg)
+	f.mu.Unlock()
+	select {
+	case st.notify <- struct{}{}:
+	default:
+	}
+}
+
+// sendGroup queues msgs for st's send loop together, each but the last
+// marked more (see ProduceGather). A message whose produce was withdrawn while
+// it was held is dropped, as are all of them on a stream that broke: their
+// produces got the stream's error.
+func (f *forwarder) sendGroup(st *fwdStream, msgs []*stratav1.ProduceStreamRequest) {
+	f.mu.Lock()
+	var last *stratav1.ProduceStreamRequest
+	for _, m := range msgs {
+		if _, ok := st.waiting[m.GetId()]; !ok {
+			continue
+		}
+		if last != nil {
+			last.More = true
+		}
+		st.queue = append(st.queue, m)
+		last = m
+	}
 	f.mu.Unlock()
 	select {
 	case st.notify <- struct{}{}:

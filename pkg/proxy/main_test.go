@@ -244,6 +244,10 @@ type testBroker struct {
 	// Unimplemented.
 	streams atomic.Int64
 	legacy  atomic.Bool
+	// streamed counts the produces that came over a stream; holds the
+	// holds that messages marked more took, and held those not yet
+	// released.
+	streamed, holds, held atomic.Int64
 
 	mu   sync.Mutex // serialises Produce; guards seq and hook
 	seq  int
@@ -279,7 +283,17 @@ func (b *testBroker) ProduceStream(stream stratav1.Broker_ProduceStreamServer) e
 		return b.UnimplementedBrokerServer.ProduceStream(stream)
 	}
 	b.streams.Add(1)
-	return rpc.ServeProduceStream(stream, b.Produce)
+	produce := func(ctx context.Context, req *stratav1.ProduceRequest) (*stratav1.ProduceResponse, error) {
+		b.streamed.Add(1)
+		rpc.ReleaseHold(ctx)
+		return b.Produce(ctx, req)
+	}
+	return rpc.ServeProduceStream(stream, produce, func() func() {
+		b.holds.Add(1)
+		b.held.Add(1)
+		var once sync.Once
+		return func() { once.Do(func() { b.held.Add(-1) }) }
+	})
 }
 
 func (b *testBroker) setHook(f func()) {

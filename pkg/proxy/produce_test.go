@@ -212,6 +212,49 @@ func TestForwardsOverOneStream(t *testing.T) {
 	}
 }
 
+// TestProduceManyGoesTogether: the parts of one ProduceMany reach each
+// broker as consecutive stream messages, each but the last marked more,
+// so that the broker holds a flush for the rest; every hold ends.
+func TestProduceManyGoesTogether(t *testing.T) {
+	defer func(w time.Duration) { gatherWait = w }(gatherWait)
+	gatherWait = time.Hour // only the parts' arrival settles a gather
+	e := newEnv(t)
+	top := e.createTopic("together", 6)
+	b1, b2 := e.startBroker("b1"), e.startBroker("b2")
+	for p := range int32(6) {
+		e.assign(top.ID, p, []string{"b1", "b2"}[p/3])
+	}
+	// A stream opens once a produce finds the connection ready.
+	for _, b := range []*testBroker{b1, b2} {
+		for p := int32(0); b.streamed.Load() == 0; p++ {
+			if p == 100 {
+				t.Fatalf("broker %s: no produce came over a stream", b.id)
+			}
+			e.produce("together", map[*testBroker]int32{b1: 0, b2: 3}[b], batch(t, 1, 1000))
+		}
+	}
+	holds1, holds2 := b1.holds.Load(), b2.holds.Load()
+	var parts []*stratav1.ProduceRequest
+	for p := range int32(6) {
+		parts = append(parts, &stratav1.ProduceRequest{Topic: "together", Partition: p, Batches: batch(t, 1, 1000)})
+	}
+	resp, err := e.client.ProduceMany(e.ctx, &stratav1.ProduceManyRequest{Parts: parts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range resp.GetResults() {
+		if r.GetError() != nil {
+			t.Fatalf("part %d: %v", i, r.GetError())
+		}
+	}
+	if d1, d2 := b1.holds.Load()-holds1, b2.holds.Load()-holds2; d1 != 2 || d2 != 2 {
+		t.Fatalf("holds taken for three parts per broker: %d and %d, want 2 and 2", d1, d2)
+	}
+	if h1, h2 := b1.held.Load(), b2.held.Load(); h1 != 0 || h2 != 0 {
+		t.Fatalf("holds still standing after the call: %d and %d", h1, h2)
+	}
+}
+
 // TestForwardsToLegacyBroker: a broker without ProduceStream gets each
 // produce as a Produce call.
 func TestForwardsToLegacyBroker(t *testing.T) {

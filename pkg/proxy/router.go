@@ -151,6 +151,7 @@ func (r *Router) Produce(ctx context.Context, topic string, partition int32, bat
 		if errors.Is(lastErr, apierr.ErrNotOwner) {
 			r.metrics.notOwner.Inc()
 		}
+		GoAlone(ctx) // its request's other parts go without waiting for this one
 		if err := r.waitRoute(ctx, changed, t.ID, partition, rt, retry.Next()); err != nil {
 			if errors.Is(err, apierr.ErrShuttingDown) {
 				return ProduceResult{}, err

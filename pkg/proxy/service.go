@@ -72,9 +72,9 @@ func refuseTxnBatches(b []byte) error {
 
 // ProduceMany serves each part as a Produce call of its own, all at once:
 // authorized for its topic, checked against the limits, routed to its
-// owner (the Router's calls to one broker travel together). A part that
-// fails does not fail the others; the call itself fails only when it is
-// malformed (no parts, or too many).
+// owner; the parts' messages to one broker go together (ProduceGather). A
+// part that fails does not fail the others; the call itself fails only
+// when it is malformed (no parts, or too many).
 func (v *service) ProduceMany(ctx context.Context, req *stratav1.ProduceManyRequest) (*stratav1.ProduceManyResponse, error) {
 	parts := req.GetParts()
 	if err := rpc.CheckParts(len(parts)); err != nil {
@@ -88,9 +88,12 @@ func (v *service) ProduceMany(ctx context.Context, req *stratav1.ProduceManyRequ
 		}
 	}
 	results := make([]*stratav1.ProducePartResult, len(parts))
+	gather := NewProduceGather(len(parts))
 	var wg sync.WaitGroup
 	for i, part := range parts {
 		wg.Go(func() {
+			ctx, done := gather.Part(ctx)
+			defer done()
 			resp, err := v.produce(ctx, part, func() error {
 				if err := allowed[part.GetTopic()]; err != nil {
 					return err

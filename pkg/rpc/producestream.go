@@ -31,18 +31,29 @@ func PartOutcome(resp *stratav1.ProduceResponse, pe *stratav1.PartError) (*strat
 // ProduceFunc serves one produce, as a broker's Produce does.
 type ProduceFunc func(context.Context, *stratav1.ProduceRequest) (*stratav1.ProduceResponse, error)
 
+// HoldFunc holds back a broker's flush that would go at once, for a
+// produce announced (a message marked more) and not yet received; release
+// ends the hold, may be called more than once, and must be called. A
+// broker bounds the hold itself (by its flush interval).
+type HoldFunc func() (release func())
+
 // ServeProduceStream serves a Broker.ProduceStream with produce: each
 // request message runs as a produce of its own, with its own context (the
 // stream's, bounded by the message's timeout, cancelled by a withdrawal),
 // and its result is sent as soon as it is known.
 //
+// A message marked more takes a hold (when hold is not nil) that passes to
+// the next message's produce: its produce ends it with ReleaseHold once it
+// is counted as arriving, or it ends when that produce returns, or when
+// the stream ends.
+//
 // It returns when the caller closes its side and every produce is
 // answered, or when the stream's context ends: produces in progress are
 // then cancelled, as their calls would be when the connection drops.
-func ServeProduceStream(stream stratav1.Broker_ProduceStreamServer, produce ProduceFunc) error {
+func ServeProduceStream(stream stratav1.Broker_ProduceStreamServer, produce ProduceFunc, hold HoldFunc) error {
 	ctx, cancelAll := context.WithCancel(stream.Context())
 	defer cancelAll()
-	ps := &produceStream{produce: produce, ctx: ctx, cancels: map[uint64]context.CancelFunc{}, results: make(chan *stratav1.ProduceStreamResponse, 64)}
+	ps := &produceStream{produce: produce, hold: hold, ctx: ctx, cancels: map[uint64]context.CancelFunc{}, results: make(chan *stratav1.ProduceStreamResponse, 64)}
 	sendDone := make(chan error, 1)
 	go func() { sendDone <- ps.sendLoop(stream) }()
 	err := ps.recvLoop(stream)
@@ -60,6 +71,7 @@ func ServeProduceStream(stream stratav1.Broker_ProduceStreamServer, produce Prod
 // produceStream is one ProduceStream being served.
 type produceStream struct {
 	produce ProduceFunc
+	hold    HoldFunc // nil: messages marked more take no hold
 	ctx     context.Context
 	wg      sync.WaitGroup // the produces in progress
 	results chan *stratav1.ProduceStreamResponse
@@ -71,6 +83,8 @@ type produceStream struct {
 // recvLoop starts a produce per request message until the proxy closes
 // its side (nil) or the stream fails.
 func (ps *produceStream) recvLoop(stream stratav1.Broker_ProduceStreamServer) error {
+	held := func() {} // the hold a message marked more took for the next one
+	defer func() { held() }()
 	for {
 		req, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -83,27 +97,51 @@ func (ps *produceStream) recvLoop(stream stratav1.Broker_ProduceStreamServer) er
 			ps.withdraw(req.GetId())
 			continue
 		}
-		ps.start(req)
+		// The hold for the next produce is taken before this one starts,
+		// so that the broker never sees a moment with neither counted.
+		next := func() {}
+		if req.GetMore() && ps.hold != nil {
+			next = ps.hold()
+		}
+		ps.start(req, held)
+		held = next
 	}
 }
 
-// start runs one produce and queues its result.
-func (ps *produceStream) start(req *stratav1.ProduceStreamRequest) {
+// holdKey is the context key of the hold a produce ends (ReleaseHold).
+type holdKey struct{}
+
+// ReleaseHold ends the hold that the message before this produce's took
+// for it, if any: a broker calls it once it counts the produce as
+// arriving, so that the two holds overlap.
+func ReleaseHold(ctx context.Context) {
+	if release, ok := ctx.Value(holdKey{}).(func()); ok {
+		release()
+	}
+}
+
+// start runs one produce and queues its result. held is the hold taken
+// for it, which ends by the time the produce returns.
+func (ps *produceStream) start(req *stratav1.ProduceStreamRequest, held func()) {
 	id := req.GetId()
-	ctx, cancel := context.WithCancel(ps.ctx)
+	base := context.WithValue(ps.ctx, holdKey{}, held)
+	ctx, cancel := context.WithCancel(base)
 	if t := req.GetTimeoutMs(); t > 0 {
-		ctx, cancel = context.WithTimeout(ps.ctx, time.Duration(t)*time.Millisecond)
+		cancel()
+		ctx, cancel = context.WithTimeout(base, time.Duration(t)*time.Millisecond)
 	}
 	ps.mu.Lock()
 	if _, dup := ps.cancels[id]; dup {
 		ps.mu.Unlock()
 		cancel()
+		held()
 		ps.results <- &stratav1.ProduceStreamResponse{Id: id, Error: apierr.ToPart(apierr.Errorf(apierr.ErrInvalidRequest, "produce id %d is already in progress on this stream", id))}
 		return
 	}
 	ps.cancels[id] = cancel
 	ps.mu.Unlock()
 	ps.wg.Go(func() {
+		defer held()
 		var (
 			resp *stratav1.ProduceResponse
 			err  error

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,11 +19,20 @@ import (
 
 // streamBroker serves ProduceStream with rpc.ServeProduceStream: partition
 // 1 waits for its context and reports why it ended, 2 is not owned, 3
-// answers the time left before its deadline as its base offset, and the
-// others their partition.
+// answers the time left before its deadline as its base offset, 6 answers
+// the holds outstanding before and after it releases its own (as 10×before
+// + after), and the others their partition.
 type streamBroker struct {
 	stratav1.UnimplementedBrokerServer
 	ended chan error
+	holds atomic.Int32 // taken and not released
+}
+
+// hold is the broker's rpc.HoldFunc: it counts the holds outstanding.
+func (b *streamBroker) hold() func() {
+	b.holds.Add(1)
+	var once sync.Once
+	return func() { once.Do(func() { b.holds.Add(-1) }) }
 }
 
 func (b *streamBroker) ProduceStream(s stratav1.Broker_ProduceStreamServer) error {
@@ -39,9 +50,13 @@ func (b *streamBroker) ProduceStream(s stratav1.Broker_ProduceStreamServer) erro
 				return nil, errors.New("no deadline")
 			}
 			return &stratav1.ProduceResponse{BaseOffset: time.Until(d).Milliseconds()}, nil
+		case 6:
+			before := b.holds.Load()
+			rpc.ReleaseHold(ctx)
+			return &stratav1.ProduceResponse{BaseOffset: int64(10*before + b.holds.Load())}, nil
 		}
 		return &stratav1.ProduceResponse{BaseOffset: int64(r.Partition)}, nil
-	})
+	}, b.hold)
 }
 
 // startStreamBroker serves a streamBroker and returns it with a
@@ -152,5 +167,67 @@ func TestServeProduceStreamCancelsOnEnd(t *testing.T) {
 		if err := <-b.ended; !errors.Is(err, context.Canceled) {
 			t.Fatalf("produce ended with %v, want Canceled", err)
 		}
+	}
+}
+
+// TestServeProduceStreamHolds: a message marked more takes a hold before
+// its own produce starts, and the next produce ends it once counted
+// (ReleaseHold); a hold whose next message never comes ends with the
+// stream.
+func TestServeProduceStreamHolds(t *testing.T) {
+	b, conn := startStreamBroker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := stratav1.NewBrokerClient(conn).ProduceStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(m *stratav1.ProduceStreamRequest) {
+		t.Helper()
+		if err := s.Send(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recv := func() *stratav1.ProduceStreamResponse {
+		t.Helper()
+		r, err := s.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	part := func(p int32) *stratav1.ProduceRequest { return &stratav1.ProduceRequest{Partition: p} }
+	// 6 follows a message marked more: one hold stands for it until it
+	// releases it.
+	send(&stratav1.ProduceStreamRequest{Id: 1, Produce: part(5), More: true})
+	send(&stratav1.ProduceStreamRequest{Id: 2, Produce: part(6)})
+	got := map[uint64]int64{}
+	for range 2 {
+		r := recv()
+		got[r.GetId()] = r.GetResponse().GetBaseOffset()
+	}
+	if got[2] != 10 {
+		t.Fatalf("produce after a message marked more saw %d holds before releasing and %d after, want 1 and 0", got[2]/10, got[2]%10)
+	}
+	// Unmarked, 6 sees none.
+	send(&stratav1.ProduceStreamRequest{Id: 3, Produce: part(6)})
+	if r := recv(); r.GetResponse().GetBaseOffset() != 0 {
+		t.Fatalf("produce after an unmarked message saw holds: %v", r)
+	}
+	// Marked more with nothing behind it: the hold lasts until the stream
+	// ends.
+	send(&stratav1.ProduceStreamRequest{Id: 4, Produce: part(5), More: true})
+	recv()
+	if n := b.holds.Load(); n != 1 {
+		t.Fatalf("%d holds while the announced produce has not come, want 1", n)
+	}
+	if err := s.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := s.Recv(); !errors.Is(err, io.EOF) {
+		t.Fatalf("after closing: %v, %v; want the stream to end", r, err)
+	}
+	if n := b.holds.Load(); n != 0 {
+		t.Fatalf("%d holds after the stream ended, want 0", n)
 	}
 }

@@ -634,7 +634,12 @@ type ProduceStreamRequest struct {
 	// Withdraws the produce with this id, as cancelling its call would: one
 	// still waiting (for room, or for its predecessor in sequence) is never
 	// written. No result is sent for a withdrawn produce.
-	Cancel        bool `protobuf:"varint,4,opt,name=cancel,proto3" json:"cancel,omitempty"`
+	Cancel bool `protobuf:"varint,4,opt,name=cancel,proto3" json:"cancel,omitempty"`
+	// Set when the sender queued the next message right behind this one,
+	// both produces of the same client request (a ProduceMany, a Kafka
+	// Produce): a broker whose flush would go at once may wait for that
+	// produce, at most its flush interval, so that the two share one object.
+	More          bool `protobuf:"varint,5,opt,name=more,proto3" json:"more,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -693,6 +698,13 @@ func (x *ProduceStreamRequest) GetTimeoutMs() int64 {
 func (x *ProduceStreamRequest) GetCancel() bool {
 	if x != nil {
 		return x.Cancel
+	}
+	return false
+}
+
+func (x *ProduceStreamRequest) GetMore() bool {
+	if x != nil {
+		return x.More
 	}
 	return false
 }
@@ -5440,13 +5452,14 @@ const file_strata_v1_strata_proto_rawDesc = "" +
 	"\tPartError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\tR\amessage\"\x92\x01\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"\xa6\x01\n" +
 	"\x14ProduceStreamRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x123\n" +
 	"\aproduce\x18\x02 \x01(\v2\x19.strata.v1.ProduceRequestR\aproduce\x12\x1d\n" +
 	"\n" +
 	"timeout_ms\x18\x03 \x01(\x03R\ttimeoutMs\x12\x16\n" +
-	"\x06cancel\x18\x04 \x01(\bR\x06cancel\"\x8b\x01\n" +
+	"\x06cancel\x18\x04 \x01(\bR\x06cancel\x12\x12\n" +
+	"\x04more\x18\x05 \x01(\bR\x04more\"\x8b\x01\n" +
 	"\x15ProduceStreamResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x126\n" +
 	"\bresponse\x18\x02 \x01(\v2\x1a.strata.v1.ProduceResponseR\bresponse\x12*\n" +
