@@ -52,10 +52,7 @@ func TestIdleFlushWaitsForAdmissions(t *testing.T) {
 	// An hour's interval: only the end of the admissions cuts the flush.
 	e := newEnv(t, func(c *Config) { c.FlushInterval = time.Hour })
 	e.createTopic(t, "together", 2)
-	puts := make(chan string, 10)
-	e.store.mu.Lock()
-	e.store.started = puts
-	e.store.mu.Unlock()
+	puts := e.startedPuts()
 	ctx := testCtx(t)
 	e.b.admitting.Add(1) // a produce on its way in
 	done := make(chan error, 2)
@@ -97,10 +94,7 @@ func TestStreamMoreHoldsFlush(t *testing.T) {
 	// flush.
 	e := newEnv(t, func(c *Config) { c.FlushInterval = time.Hour })
 	e.createTopic(t, "more", 2)
-	puts := make(chan string, 10)
-	e.store.mu.Lock()
-	e.store.started = puts
-	e.store.mu.Unlock()
+	puts := e.startedPuts()
 	ctx := testCtx(t)
 	st, err := e.cli.ProduceStream(ctx)
 	if err != nil {
@@ -150,4 +144,14 @@ func TestStreamMoreHoldEnds(t *testing.T) {
 		t.Fatalf("answer %v, %v", r, err)
 	}
 	eventually(t, func() bool { return e.b.admitting.Load() == 0 })
+}
+
+// startedPuts returns a channel that gets the key of each PUT the broker
+// starts (up to 10 unread).
+func (e *env) startedPuts() chan string {
+	puts := make(chan string, 10)
+	e.store.mu.Lock()
+	e.store.started = puts
+	e.store.mu.Unlock()
+	return puts
 }

@@ -80,24 +80,31 @@ func startStreamBroker(t *testing.T) (*streamBroker, *grpc.ClientConn) {
 	return b, conn
 }
 
-// TestServeProduceStream: each produce on the stream is answered on its
-// own, by id, as soon as it is done, with its own deadline; a withdrawn
-// produce is cancelled and not answered; malformed messages are refused
-// alone; the stream ends once the caller closes its side.
-func TestServeProduceStream(t *testing.T) {
+// openStream opens a ProduceStream to a new streamBroker, for the test's
+// time at most, and returns them with a send that fails the test on error.
+func openStream(t *testing.T) (*streamBroker, stratav1.Broker_ProduceStreamClient, func(*stratav1.ProduceStreamRequest)) {
+	t.Helper()
 	b, conn := startStreamBroker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	t.Cleanup(cancel)
 	s, err := stratav1.NewBrokerClient(conn).ProduceStream(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	send := func(m *stratav1.ProduceStreamRequest) {
+	return b, s, func(m *stratav1.ProduceStreamRequest) {
 		t.Helper()
 		if err := s.Send(m); err != nil {
 			t.Fatal(err)
 		}
 	}
+}
+
+// TestServeProduceStream: each produce on the stream is answered on its
+// own, by id, as soon as it is done, with its own deadline; a withdrawn
+// produce is cancelled and not answered; malformed messages are refused
+// alone; the stream ends once the caller closes its side.
+func TestServeProduceStream(t *testing.T) {
+	b, s, send := openStream(t)
 	part := func(p int32) *stratav1.ProduceRequest { return &stratav1.ProduceRequest{Partition: p} }
 	send(&stratav1.ProduceStreamRequest{Id: 10, Produce: part(1)}) // waits until withdrawn
 	send(&stratav1.ProduceStreamRequest{Id: 11, Produce: part(5)})
@@ -175,19 +182,7 @@ func TestServeProduceStreamCancelsOnEnd(t *testing.T) {
 // (ReleaseHold); a hold whose next message never comes ends with the
 // stream.
 func TestServeProduceStreamHolds(t *testing.T) {
-	b, conn := startStreamBroker(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	s, err := stratav1.NewBrokerClient(conn).ProduceStream(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	send := func(m *stratav1.ProduceStreamRequest) {
-		t.Helper()
-		if err := s.Send(m); err != nil {
-			t.Fatal(err)
-		}
-	}
+	b, s, send := openStream(t)
 	recv := func() *stratav1.ProduceStreamResponse {
 		t.Helper()
 		r, err := s.Recv()
