@@ -51,7 +51,8 @@ const (
 	// closes it, which a frozen proxy never does.
 	stopGrace = 200 * time.Millisecond
 	// reconcileEvery re-checks ownership even when the View is quiet, so a
-	// partition dropped after an etcd error is picked up again.
+	// partition dropped after an etcd error is picked up again (only then:
+	// otherwise the owned partitions are what the last check left).
 	reconcileEvery = time.Second
 	// maxRegisterBackoff bounds the wait between registration attempts
 	// after the lease was lost. An attempt while etcd is away already
@@ -101,6 +102,9 @@ type Server struct {
 	mu sync.Mutex // guards every field below
 	// parts are the partitions this broker owns, by topic ID and number.
 	parts map[meta.PartitionID]*partition
+	// forgot is set when a partition left parts other than by reconcile
+	// (dropLocked), so that the next periodic ownership check runs.
+	forgot bool
 	// dirty lists the partitions with buffered produces, oldest first.
 	dirty []*partition
 	// bufBytes counts the buffered batch bytes of all partitions.
@@ -526,12 +530,22 @@ func (s *Server) ownershipLoop(ctx context.Context) {
 	for {
 		ch := s.view.PlacementChanged()
 		s.reconcile()
-		select {
-		case <-ch:
-		case <-t.C:
-		case <-s.recheck:
-		case <-ctx.Done():
-			return
+		for quiet := true; quiet; {
+			select {
+			case <-ch:
+				quiet = false
+			case <-t.C:
+				// With the placement unchanged, only a partition forgotten
+				// since (dropLocked) can differ from what the View assigns;
+				// a check would copy thousands of states to find nothing.
+				s.mu.Lock()
+				quiet = !s.forgot
+				s.mu.Unlock()
+			case <-s.recheck:
+				quiet = false
+			case <-ctx.Done():
+				return
+			}
 		}
 	}
 }
@@ -565,6 +579,7 @@ func (s *Server) reconcile() {
 			s.log.Info("lost partition", "topic_id", k.TopicID, "partition", k.Partition, "epoch", p.epoch, "now_broker", cur.Broker, "now_epoch", cur.Epoch)
 		}
 	}
+	s.forgot = false // parts is what the View assigns
 	s.metrics.owned.Set(float64(len(s.parts)))
 }
 

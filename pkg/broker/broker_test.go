@@ -183,6 +183,28 @@ func TestOwnershipMovesWhilePending(t *testing.T) {
 	}
 }
 
+// TestForgottenPartitionTakenBack: a partition the broker forgot while
+// the placement stayed the same (a failed flush whose state it could not
+// read back drops it) is owned again by the periodic ownership check,
+// although no placement change wakes the loop.
+func TestForgottenPartitionTakenBack(t *testing.T) {
+	// No load reports either: each changes the broker's registration,
+	// which wakes the loop as a placement change.
+	e := newEnv(t, func(c *Config) { c.LoadReportInterval = time.Hour })
+	top := e.createTopic(t, "forgot", 1)
+	ep, _ := e.b.ownedEpoch(top.ID, 0)
+	e.b.mu.Lock()
+	e.b.dropLocked(e.b.parts[meta.PartitionID{TopicID: top.ID, Partition: 0}], apierr.Errorf(apierr.ErrStorageUnavailable, "test: state unreadable"))
+	e.b.mu.Unlock()
+	eventually(t, func() bool {
+		got, ok := e.b.ownedEpoch(top.ID, 0)
+		return ok && got == ep
+	})
+	if _, err := e.cli.Produce(testCtx(t), &stratav1.ProduceRequest{Topic: "forgot", Partition: 0, Batches: batch(t, "r", 1)}); err != nil {
+		t.Fatalf("produce to the partition taken back: %v", err)
+	}
+}
+
 func TestProduceBadInput(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.MaxRequestBytes = 64 << 10 })
 	top := e.createTopic(t, "strict", 2)

@@ -365,6 +365,7 @@ func (s *Server) dropLocked(p *partition, err error) {
 	p.dropped = true
 	if s.parts[p.key] == p {
 		delete(s.parts, p.key)
+		s.forgot = true
 	}
 	s.metrics.owned.Set(float64(len(s.parts)))
 }
