@@ -92,7 +92,10 @@ func scaleRun(b *testing.B, partitions int32, brokerArgs []string) {
 	idleBefore, idleCPU := etcdRequests(b, c.Etcd.Endpoint), serverCPU(b, c)
 	time.Sleep(scaleIdle) // measuring a window of idle time, not waiting for a condition
 	b.ReportMetric((etcdRequests(b, c.Etcd.Endpoint)-idleBefore)/scaleIdle.Seconds(), "idle-etcd-req/s")
-	b.ReportMetric(float64(serverCPU(b, c)["coordinator"]-idleCPU["coordinator"])*10/scaleIdle.Seconds(), "idle-coordinator-cpu-ms/s")
+	idleAfter := serverCPU(b, c)
+	for _, name := range []string{"coordinator", "brokers", "proxy"} {
+		b.ReportMetric(float64(idleAfter[name]-idleCPU[name])*10/scaleIdle.Seconds(), "idle-"+name+"-cpu-ms/s")
+	}
 	keys := etcdKeys(b, ctx, c.Etcd.Endpoint)
 	b.ReportMetric(float64(keys)/float64(partitions), "etcd-keys/partition")
 
