@@ -399,7 +399,7 @@ func (s *Server) fencePredecessor(ctx context.Context) error {
 // and the View never shows it: it is not waited for.
 func (s *Server) awaitEpochs(ctx context.Context, want map[meta.PartitionID]int64) error {
 	for {
-		ch := s.view.PlacementChanged()
+		ch := s.view.OwnersChanged()
 		caughtUp := true
 		for k, epoch := range want {
 			if st, ok := s.view.Partition(k.TopicID, k.Partition); ok && st.Epoch < epoch {
@@ -528,14 +528,14 @@ func (s *Server) ownershipLoop(ctx context.Context) {
 	t := time.NewTicker(reconcileEvery)
 	defer t.Stop()
 	for {
-		ch := s.view.PlacementChanged()
+		ch := s.view.OwnersChanged()
 		s.reconcile()
 		for quiet := true; quiet; {
 			select {
 			case <-ch:
 				quiet = false
 			case <-t.C:
-				// With the placement unchanged, only a partition forgotten
+				// With the owners unchanged, only a partition forgotten
 				// since (dropLocked) can differ from what the View assigns;
 				// a check would copy thousands of states to find nothing.
 				s.mu.Lock()

@@ -45,8 +45,10 @@ type View struct {
 	brokers map[string]BrokerInfo
 	// changed is closed and replaced on every change; placed on every
 	// change but those that only move a partition's next offset or
-	// producer state (commits), which are most of them.
-	changed, placed chan struct{}
+	// producer state (commits), which are most of them; owners only on
+	// changes of topics and of partitions' owners or epochs (not of
+	// brokers' registrations, which their load reports rewrite).
+	changed, placed, owners chan struct{}
 }
 
 // NewView returns a View of s; Start fills it.
@@ -63,6 +65,7 @@ func NewView(s *Store) *View {
 		brokers:    map[string]BrokerInfo{},
 		changed:    make(chan struct{}),
 		placed:     make(chan struct{}),
+		owners:     make(chan struct{}),
 	}
 }
 
@@ -142,9 +145,18 @@ func follow[T any](ctx context.Context, v *View, what string,
 	}
 }
 
-// notifyLocked wakes every waiter on Changed and on PlacementChanged. v.mu
-// must be held for writing.
+// notifyLocked wakes every waiter on Changed, PlacementChanged and
+// OwnersChanged: for a change of topics or of partitions' owners or
+// epochs. v.mu must be held for writing.
 func (v *View) notifyLocked() {
+	close(v.owners)
+	v.owners = make(chan struct{})
+	v.notifyBrokerLocked()
+}
+
+// notifyBrokerLocked wakes the waiters on Changed and PlacementChanged:
+// for a change of brokers' registrations. v.mu must be held for writing.
+func (v *View) notifyBrokerLocked() {
 	close(v.placed)
 	v.placed = make(chan struct{})
 	v.notifyCommitLocked()
@@ -301,7 +313,7 @@ func (v *View) resetBrokers(bs []BrokerInfo) {
 	for _, b := range bs {
 		v.brokers[b.ID] = b
 	}
-	v.notifyLocked()
+	v.notifyBrokerLocked()
 }
 
 func (v *View) applyBroker(ev Event[BrokerInfo]) {
@@ -312,7 +324,7 @@ func (v *View) applyBroker(ev Event[BrokerInfo]) {
 	} else {
 		v.brokers[ev.Value.ID] = ev.Value
 	}
-	v.notifyLocked()
+	v.notifyBrokerLocked()
 }
 
 // Changed returns a channel that is closed at the next change to the view.
@@ -340,6 +352,17 @@ func (v *View) PlacementChanged() <-chan struct{} {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	return v.placed
+}
+
+// OwnersChanged is PlacementChanged without the changes of brokers'
+// registrations: it is closed at the next change of a topic or of a
+// partition's owner or epoch (and at every fresh listing of them). A
+// broker following what it owns waits on it; every broker's load report
+// rewrites its registration, and would wake every other broker.
+func (v *View) OwnersChanged() <-chan struct{} {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.owners
 }
 
 // Topic returns the topic named name.

@@ -258,6 +258,55 @@ func TestViewPlacementChanged(t *testing.T) {
 	}
 }
 
+// TestViewOwnersChanged: OwnersChanged wakes at an assignment and a new
+// topic, not at a commit, and not at a broker's registration, which wakes
+// PlacementChanged.
+func TestViewOwnersChanged(t *testing.T) {
+	s, v, ctx := startedView(t)
+	top := createTopic(t, s, "owners", 1)
+	waitFor(t, v, "the topic", func() bool { _, ok := v.TopicByID(top.ID); return ok })
+	woke := func(ch <-chan struct{}) bool {
+		select {
+		case <-ch:
+			return true
+		default:
+			return false
+		}
+	}
+
+	owners := v.OwnersChanged()
+	assign(t, s, top.ID, 0, "b1")
+	waitFor(t, v, "the assignment", func() bool { st, _ := v.Partition(top.ID, 0); return st.Broker == "b1" })
+	if !woke(owners) {
+		t.Fatal("an assignment did not wake OwnersChanged")
+	}
+
+	owners = v.OwnersChanged()
+	if errs := s.CommitSegments(ctx, []meta.Commit{{Broker: "b1", Epoch: 1, Entry: entry(top.ID, 0, 0, 9)}}); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	waitFor(t, v, "the commit", func() bool { st, _ := v.Partition(top.ID, 0); return st.NextOffset == 9 })
+	placed := v.PlacementChanged()
+	reg, err := s.RegisterBroker(ctx, meta.BrokerInfo{ID: "b2", Addr: "127.0.0.1:1"}, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close(ctx)
+	waitFor(t, v, "the broker", func() bool { _, ok := v.Broker("b2"); return ok })
+	if !woke(placed) {
+		t.Fatal("a new broker did not wake PlacementChanged")
+	}
+	if woke(owners) {
+		t.Fatal("a commit or a broker's registration woke OwnersChanged")
+	}
+
+	createTopic(t, s, "owners-later", 1)
+	waitFor(t, v, "the new topic", func() bool { _, ok := v.Topic("owners-later"); return ok })
+	if !woke(owners) {
+		t.Fatal("a new topic did not wake OwnersChanged")
+	}
+}
+
 // TestViewPartitionsOf follows partitions from owner to owner, and out of
 // the view with their topic: each broker's list is what Partitions shows
 // it owning.
