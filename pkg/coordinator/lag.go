@@ -42,9 +42,31 @@ func (s *Server) runLag(ctx context.Context) <-chan struct{} {
 
 // updateLag sets the lag of every committed group partition and deletes
 // the series of the previous round that are gone; it returns this round's
-// series.
+// series. It reads the state and log start of the committed partitions
+// only: a cluster of many partitions and few groups, or none, would
+// otherwise read every partition every round.
 func (s *Server) updateLag(ctx context.Context, prev map[[3]string]bool) (map[[3]string]bool, error) {
-	parts, _, err := s.cfg.Meta.ListPartitions(ctx)
+	groups, err := s.cfg.Meta.ListGroups(ctx)
+	if err != nil {
+		return nil, err
+	}
+	offs := make(map[string]map[meta.GroupPartition]meta.CommittedOffset, len(groups))
+	var ids []meta.PartitionID
+	seen := map[meta.PartitionID]bool{}
+	for _, g := range groups {
+		o, err := s.committed(ctx, g)
+		if err != nil {
+			return nil, err
+		}
+		offs[g] = o
+		for gp := range o {
+			if !seen[gp] {
+				seen[gp] = true
+				ids = append(ids, gp)
+			}
+		}
+	}
+	parts, err := s.cfg.Meta.GetPartitions(ctx, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -52,24 +74,16 @@ func (s *Server) updateLag(ctx context.Context, prev map[[3]string]bool) (map[[3
 	for _, p := range parts {
 		states[meta.GroupPartition{TopicID: p.TopicID, Partition: p.Partition}] = p
 	}
-	groups, err := s.cfg.Meta.ListGroups(ctx)
-	if err != nil {
-		return nil, err
-	}
 	next := map[[3]string]bool{}
-	for _, g := range groups {
-		offs, err := s.committed(ctx, g)
-		if err != nil {
-			return nil, err
-		}
-		for gp, o := range offs {
+	for g, o := range offs {
+		for gp, c := range o {
 			t, ok := s.view.TopicByID(gp.TopicID)
-			ps, known := states[gp]
-			if !ok || !known {
+			if !ok || gp.Partition >= t.Partitions {
 				continue
 			}
+			ps := states[gp]
 			l := [3]string{g, t.Name, strconv.Itoa(int(gp.Partition))}
-			s.metrics.groupLag.WithLabelValues(l[:]...).Set(float64(max(ps.NextOffset-max(o.Offset, ps.LogStart), 0)))
+			s.metrics.groupLag.WithLabelValues(l[:]...).Set(float64(max(ps.NextOffset-max(c.Offset, ps.LogStart), 0)))
 			next[l] = true
 		}
 	}
