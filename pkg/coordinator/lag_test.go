@@ -38,6 +38,8 @@ func TestGroupLagMetric(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := startCoordinator(t, store, "c1", func(c *Config) { c.LagInterval = 50 * time.Millisecond })
-	lag := func(p string) float64 { return testenv.MetricValue(t, c.metrics.groupLag.WithLabelValues("g", "lagged", p)) }
+	lag := func(p string) float64 {
+		return testenv.MetricValue(t, c.metrics.groupLag.WithLabelValues("g", "lagged", p))
+	}
 	waitFor(t, "the lag of both committed partitions", func() bool { return lag("0") == 6 && lag("1") == 2 })
 }
