@@ -182,10 +182,7 @@ func (f *forwarder) send(st *fwdStream, msg *stratav1.ProduceStreamRequest) {
 	f.mu.Lock()
 	st.queue = append(st.queue, msg)
 	f.mu.Unlock()
-	select {
-	case st.notify <- struct{}{}:
-	default:
-	}
+	st.wake()
 }
 
 // sendGroup queues msgs for st's send loop together, each but the last
@@ -206,6 +203,11 @@ func (f *forwarder) sendGroup(st *fwdStream, msgs []*stratav1.ProduceStreamReque
 		last = m
 	}
 	f.mu.Unlock()
+	st.wake()
+}
+
+// wake wakes st's send loop, if it sleeps.
+func (st *fwdStream) wake() {
 	select {
 	case st.notify <- struct{}{}:
 	default:
