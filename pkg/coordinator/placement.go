@@ -124,31 +124,30 @@ func (s *Server) placementLoop(ctx context.Context) {
 // first; then, when every partition has a healthy owner, a bounded round
 // of graceful moves between healthy brokers. It returns when it wants to
 // run again although nothing changes (0: no need).
+//
+// A pass runs at every broker's load report, so it reads the partitions
+// themselves only when the owner counts show an orphan or an uneven
+// spread (or a load report an uneven load): with 10,000 partitions,
+// copying and sorting them took most of an idle coordinator's CPU.
 func (s *Server) placementPass(ctx context.Context, r *rebalancer) time.Duration {
-	parts, brokers := s.view.Partitions(), s.unreachable.reachable(s.view.Brokers())
+	brokers := s.unreachable.reachable(s.view.Brokers())
 	// Partitions of a broker draining itself are its own to hand off for
 	// a while; after DrainTimeout they are orphans like any other.
-	busy, wake := r.handingOff(parts, brokers, time.Now())
-	candidates := parts
-	if len(busy) > 0 {
-		candidates = make([]meta.PartitionState, 0, len(parts))
-		for _, p := range parts {
-			if !busy[p.Broker] {
-				candidates = append(candidates, p)
-			}
-		}
-	}
-	plan, stranded := placeOrphans(candidates, brokers)
-	failed, conflicts := s.apply(ctx, plan)
-	s.metrics.unassigned.Set(float64(stranded + failed))
+	busy, wake := r.handingOff(brokers, time.Now())
 	r.forget(brokers)
-	if conflicts > 0 {
-		return conflictRetry
+	counts, total := s.view.OwnerCounts()
+	if len(busy) > 0 || placed(counts, brokers) < total {
+		plan, stranded, conflicts := s.placeAll(ctx, busy, brokers)
+		if conflicts > 0 {
+			return conflictRetry
+		}
+		if len(plan) > 0 || stranded > 0 || len(busy) > 0 {
+			return wake // restore ownership first; rebalance on a settled view
+		}
+	} else {
+		s.metrics.unassigned.Set(0)
 	}
-	if len(plan) > 0 || stranded > 0 || len(busy) > 0 {
-		return wake // restore ownership first; rebalance on a settled view
-	}
-	if r.round(ctx, parts, brokers) > 0 {
+	if r.round(ctx, counts, brokers) > 0 {
 		// The view shows the moves shortly and triggers the next pass;
 		// wake anyway once the next round is allowed.
 		return s.cfg.RebalanceInterval
@@ -159,6 +158,33 @@ func (s *Server) placementPass(ctx context.Context, r *rebalancer) time.Duration
 		}
 	}
 	return wake
+}
+
+// placed counts the partitions owned by brokers that may keep them: live
+// (in brokers) and not draining. The rest are placeOrphans's orphans.
+func placed(counts map[string]int, brokers []meta.BrokerInfo) int {
+	n := 0
+	for _, b := range brokers {
+		if !b.Draining {
+			n += counts[b.ID]
+		}
+	}
+	return n
+}
+
+// placeAll places the orphans among every partition but those of the
+// brokers in busy (handing off their own), and returns the plan, how many
+// orphans were left without an eligible broker and how many assignments
+// lost a race.
+func (s *Server) placeAll(ctx context.Context, busy map[string]bool, brokers []meta.BrokerInfo) (plan []assignment, stranded, conflicts int) {
+	candidates := s.view.Partitions()
+	if len(busy) > 0 {
+		candidates = slices.DeleteFunc(candidates, func(p meta.PartitionState) bool { return busy[p.Broker] })
+	}
+	plan, stranded = placeOrphans(candidates, brokers)
+	failed, conflicts := s.apply(ctx, plan)
+	s.metrics.unassigned.Set(float64(stranded + failed))
+	return plan, stranded, conflicts
 }
 
 // apply writes assignments in batches of assignBatch per etcd transaction

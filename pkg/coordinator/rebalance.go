@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -130,6 +131,37 @@ func planRebalance(parts []meta.PartitionState, brokers []meta.BrokerInfo, maxMo
 		return out
 	}
 	return b.loadMoves(maxMoves)
+}
+
+// unbalanced reports whether planRebalance could plan a move, from the
+// owner counts and the brokers' rates alone: a count move needs two
+// eligible brokers whose counts differ by two or more; a load move needs
+// byLoad, a total rate of at least minLoadBytesPerSec and a broker above
+// the mean by more than loadImbalance. When it returns false,
+// planRebalance returns nothing, and reading every partition to learn
+// that is what it spares.
+func unbalanced(counts map[string]int, brokers []meta.BrokerInfo, byLoad bool) bool {
+	var (
+		eligible       int
+		least, most    = math.MaxInt, -1
+		total, hottest float64
+	)
+	for _, b := range brokers {
+		if b.Draining {
+			continue
+		}
+		eligible++
+		least, most = min(least, counts[b.ID]), max(most, counts[b.ID])
+		total += b.BytesInPerSec
+		hottest = max(hottest, b.BytesInPerSec)
+	}
+	switch {
+	case eligible < 2:
+		return false
+	case most-least >= 2:
+		return true
+	}
+	return byLoad && total >= minLoadBytesPerSec && hottest > (1+loadImbalance)*total/float64(eligible)
 }
 
 // partitionID names a partition in balance.
@@ -355,7 +387,7 @@ func (r *rebalancer) close() {
 // draining broker's own hand-off: those of brokers draining for less than
 // DrainTimeout. Placement leaves them alone; after the timeout they are
 // orphans like any other.
-func (r *rebalancer) handingOff(parts []meta.PartitionState, brokers []meta.BrokerInfo, now time.Time) (map[string]bool, time.Duration) {
+func (r *rebalancer) handingOff(brokers []meta.BrokerInfo, now time.Time) (map[string]bool, time.Duration) {
 	out := map[string]bool{}
 	live := map[string]bool{}
 	var wake time.Duration
@@ -386,15 +418,20 @@ func (r *rebalancer) handingOff(parts []meta.PartitionState, brokers []meta.Brok
 }
 
 // round plans and runs one round of moves if the last round is at least
-// RebalanceInterval ago, and returns how many partitions moved.
-func (r *rebalancer) round(ctx context.Context, parts []meta.PartitionState, brokers []meta.BrokerInfo) int {
+// RebalanceInterval ago, and returns how many partitions moved. counts
+// are the partitions each broker owns (View.OwnerCounts); the partitions
+// themselves are read only if counts or loads leave a move to plan.
+func (r *rebalancer) round(ctx context.Context, counts map[string]int, brokers []meta.BrokerInfo) int {
 	cfg := r.s.cfg
 	now := time.Now()
 	if cfg.RebalanceMaxMoves < 0 || now.Sub(r.lastRound) < cfg.RebalanceInterval {
 		return 0
 	}
 	byLoad := now.Sub(r.lastLoadMove) >= cfg.LoadRebalanceInterval
-	plan := planRebalance(parts, brokers, cfg.RebalanceMaxMoves, byLoad)
+	if !unbalanced(counts, brokers, byLoad) {
+		return 0
+	}
+	plan := planRebalance(r.s.view.Partitions(), brokers, cfg.RebalanceMaxMoves, byLoad)
 	if len(plan) == 0 {
 		return 0
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"sync/atomic"
 	"testing"
@@ -169,5 +170,57 @@ func TestScaleOutAndDrain(t *testing.T) {
 	}
 	if _, err := cli.DrainBroker(ctx, &stratav1.DrainBrokerRequest{BrokerId: "nope"}); err == nil {
 		t.Fatal("draining an unknown broker succeeded")
+	}
+}
+
+// TestUnbalancedCoversPlanRebalance: on random spreads of partitions,
+// loads and hot partitions over live, draining and departed brokers,
+// whenever planRebalance plans a move unbalanced says so, so that the
+// placement pass that asks unbalanced first never skips a needed move.
+func TestUnbalancedCoversPlanRebalance(t *testing.T) {
+	const mib = 1 << 20
+	rng := rand.New(rand.NewPCG(1, 2))
+	var skipped, planned int
+	for trial := range 5000 {
+		var brokers []meta.BrokerInfo
+		for i := range 1 + rng.IntN(4) {
+			b := meta.BrokerInfo{ID: fmt.Sprintf("b%d", i), Draining: rng.IntN(5) == 0}
+			if rng.IntN(2) == 0 {
+				b.BytesInPerSec = rng.Float64() * 2 * mib
+			}
+			brokers = append(brokers, b)
+		}
+		owners := append([]string{"gone", ""}, func() (ids []string) {
+			for _, b := range brokers {
+				ids = append(ids, b.ID)
+			}
+			return ids
+		}()...)
+		var parts []meta.PartitionState
+		counts := map[string]int{}
+		for p := range int32(rng.IntN(12)) {
+			st := meta.PartitionState{TopicID: "t", Partition: p, Broker: owners[rng.IntN(len(owners))]}
+			if st.Broker != "" {
+				counts[st.Broker]++
+			}
+			parts = append(parts, st)
+			if i := rng.IntN(len(brokers) + 2); i < len(brokers) && st.Broker == brokers[i].ID {
+				brokers[i].HotPartitions = append(brokers[i].HotPartitions, meta.PartitionLoad{TopicID: "t", Partition: p, BytesInPerSec: rng.Float64() * mib})
+			}
+		}
+		byLoad := rng.IntN(2) == 0
+		plan := planRebalance(parts, brokers, DefaultRebalanceMaxMoves, byLoad)
+		if !unbalanced(counts, brokers, byLoad) {
+			skipped++
+			if len(plan) > 0 {
+				t.Fatalf("trial %d: unbalanced said no move, planRebalance planned %+v\nparts %+v\nbrokers %+v", trial, plan, parts, brokers)
+			}
+		}
+		if len(plan) > 0 {
+			planned++
+		}
+	}
+	if skipped < 500 || planned < 500 {
+		t.Fatalf("trials skipped %d, planned %d: the random spreads no longer exercise both outcomes", skipped, planned)
 	}
 }

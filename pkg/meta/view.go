@@ -456,6 +456,28 @@ func (v *View) PartitionsOf(broker string) []PartitionState {
 	return out
 }
 
+// OwnerCounts returns how many partitions each broker owns and how many
+// partitions there are, counting those Partitions would list, without
+// copying them: placement checks, at every change of a broker's load,
+// that every partition has an owner and that the counts are even before
+// it reads the partitions themselves.
+func (v *View) OwnerCounts() (owned map[string]int, total int) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	for _, t := range v.topics {
+		total += int(t.Partitions)
+	}
+	owned = make(map[string]int, len(v.owned))
+	for broker, ps := range v.owned {
+		for k := range ps {
+			if t, ok := v.topics[v.topicIDs[k.TopicID]]; ok && k.Partition < t.Partitions {
+				owned[broker]++
+			}
+		}
+	}
+	return owned, total
+}
+
 // Partitions returns the state of every partition of every topic,
 // including unassigned ones.
 func (v *View) Partitions() []PartitionState {

@@ -344,6 +344,7 @@ func TestViewPartitionsOf(t *testing.T) {
 				t.Fatalf("%s: PartitionsOf(%s) = %s, Partitions shows %s", what, b, owned(b), got)
 			}
 		}
+		checkOwnerCounts(t, v, what)
 	}
 	assign(t, s, tp.ID, 0, "b1")
 	assign(t, s, tp.ID, 1, "b1")
@@ -359,5 +360,26 @@ func TestViewPartitionsOf(t *testing.T) {
 	waitFor(t, v, "the topic deleted", func() bool { return len(v.PartitionsOf("b2")) == 1 })
 	if got := v.PartitionsOf("b2"); got[0].TopicID != other.ID {
 		t.Fatalf("b2 owns %+v after the delete, want only %s/0", got, other.ID)
+	}
+	checkOwnerCounts(t, v, "the topic deleted")
+	if owned, total := v.OwnerCounts(); total != 1 || owned["b2"] != 1 {
+		t.Fatalf("after the delete OwnerCounts = %v, %d; want b2 owning the one partition left", owned, total)
+	}
+}
+
+// checkOwnerCounts fails unless OwnerCounts agrees with counting the
+// owners of what Partitions lists.
+func checkOwnerCounts(t *testing.T, v *meta.View, what string) {
+	t.Helper()
+	owned, total := v.OwnerCounts()
+	parts := v.Partitions()
+	want := map[string]int{}
+	for _, st := range parts {
+		if st.Broker != "" {
+			want[st.Broker]++
+		}
+	}
+	if total != len(parts) || fmt.Sprint(owned) != fmt.Sprint(want) {
+		t.Fatalf("%s: OwnerCounts = %v, %d; Partitions shows %v, %d", what, owned, total, want, len(parts))
 	}
 }
