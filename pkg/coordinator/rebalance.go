@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sort"
 	"sync"
 	"time"
 
@@ -339,23 +340,71 @@ func (b *balance) loadMoves(maxMoves int) []move {
 // bestLoadMove returns the partition i of hot to move to cold and,
 // if swaps allows and it is better, the quieter partition j of cold to
 // move back (-1: none) that leave max(rate of hot, rate of cold) lowest,
-// if below limit; i is -1 if no move gets there.
+// if below limit; i is -1 if no move gets there. Among equals it takes
+// the highest i, a plain move before a swap, then the highest j.
+//
+// Each partition of hot is looked at once, its best swap partner found
+// by a binary search of cold's rates (swapPartner): trying every pair
+// cost 6 million map lookups per move with 2,500 partitions a broker.
 func (b *balance) bestLoadMove(hot, cold string, limit float64, swaps bool) (bestI, bestJ int) {
 	h, c := b.rate[hot], b.rate[cold]
 	bestI, bestJ = -1, -1
+	var partners []ratedPart
+	if swaps {
+		partners = b.byRate(cold)
+	}
 	for i := len(b.owned[hot]) - 1; i >= 0; i-- {
 		rp := b.prate[partitionID(b.owned[hot][i])]
 		if m := max(h-rp, c+rp); m < limit {
 			bestI, bestJ, limit = i, -1, m
 		}
-		for j := len(b.owned[cold]) - 1; swaps && j >= 0; j-- {
-			rq := b.prate[partitionID(b.owned[cold][j])]
-			if m := max(h-rp+rq, c+rp-rq); rq < rp && m < limit {
-				bestI, bestJ, limit = i, j, m
-			}
+		if j, m := swapPartner(partners, h, c, rp); j >= 0 && m < limit {
+			bestI, bestJ, limit = i, j, m
 		}
 	}
 	return bestI, bestJ
+}
+
+// ratedPart is a partition's index in its broker's owned list, with its
+// rate.
+type ratedPart struct {
+	rate float64
+	j    int
+}
+
+// byRate returns broker id's partitions by rate, ascending; among equal
+// rates the highest index first.
+func (b *balance) byRate(id string) []ratedPart {
+	out := make([]ratedPart, len(b.owned[id]))
+	for j, p := range b.owned[id] {
+		out[j] = ratedPart{rate: b.prate[partitionID(p)], j: j}
+	}
+	slices.SortFunc(out, func(x, y ratedPart) int { return cmp.Or(cmp.Compare(x.rate, y.rate), cmp.Compare(y.j, x.j)) })
+	return out
+}
+
+// swapPartner returns the partition j of the cold broker (rate c), among
+// partners (byRate), to swap with a partition of rate rp of the hot one
+// (rate h) that leaves m = max(h-rp+rq, c+rp-rq) lowest, and m; j is -1 if
+// no partner is quieter than rp. The first term grows with the partner's
+// rate rq and the second falls, so m is lowest on either side of where
+// they cross: only the first partner past the crossing and the last
+// before it are candidates, and of each rate the highest index.
+func swapPartner(partners []ratedPart, h, c, rp float64) (j int, m float64) {
+	quieter := sort.Search(len(partners), func(k int) bool { return partners[k].rate >= rp })
+	cross := sort.Search(quieter, func(k int) bool { rq := partners[k].rate; return h-rp+rq >= c+rp-rq })
+	j = -1
+	for _, k := range []int{cross - 1, cross} {
+		if k < 0 || k >= quieter {
+			continue
+		}
+		rq := partners[k].rate
+		first := sort.Search(k+1, func(x int) bool { return partners[x].rate >= rq }) // highest index of rate rq
+		if mk := max(h-rp+rq, c+rp-rq); j < 0 || mk < m || (mk == m && partners[first].j > j) {
+			j, m = partners[first].j, mk
+		}
+	}
+	return j, m
 }
 
 // rebalancer carries the leader's rebalancing state between placement

@@ -224,3 +224,68 @@ func TestUnbalancedCoversPlanRebalance(t *testing.T) {
 		t.Fatalf("trials skipped %d, planned %d: the random spreads no longer exercise both outcomes", skipped, planned)
 	}
 }
+
+// TestBestLoadMoveMatchesEveryPair: the binary-searched bestLoadMove
+// chooses what trying every pair of partitions chooses, ties included,
+// on random rates with many repeats (a broker's unreported partitions
+// share one estimated rate).
+func TestBestLoadMoveMatchesEveryPair(t *testing.T) {
+	const mib = 1 << 20
+	everyPair := func(b *balance, hot, cold string, limit float64, swaps bool) (bestI, bestJ int) {
+		h, c := b.rate[hot], b.rate[cold]
+		bestI, bestJ = -1, -1
+		for i := len(b.owned[hot]) - 1; i >= 0; i-- {
+			rp := b.prate[partitionID(b.owned[hot][i])]
+			if m := max(h-rp, c+rp); m < limit {
+				bestI, bestJ, limit = i, -1, m
+			}
+			for j := len(b.owned[cold]) - 1; swaps && j >= 0; j-- {
+				rq := b.prate[partitionID(b.owned[cold][j])]
+				if m := max(h-rp+rq, c+rp-rq); rq < rp && m < limit {
+					bestI, bestJ, limit = i, j, m
+				}
+			}
+		}
+		return bestI, bestJ
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	var moves, swaps int
+	for trial := range 20000 {
+		b := &balance{rate: map[string]float64{}, owned: map[string][]meta.PartitionState{}, prate: map[meta.PartitionID]float64{}}
+		levels := make([]float64, 1+rng.IntN(6))
+		for k := range levels {
+			levels[k] = float64(rng.IntN(8)) * mib / 4
+		}
+		n := int32(0)
+		for _, id := range []string{"hot", "cold"} {
+			for range rng.IntN(9) {
+				p := meta.PartitionState{TopicID: "t", Partition: n, Broker: id}
+				n++
+				b.owned[id] = append(b.owned[id], p)
+				r := levels[rng.IntN(len(levels))]
+				if rng.IntN(4) == 0 {
+					r = rng.Float64() * 2 * mib
+				}
+				b.prate[partitionID(p)] = r
+				b.rate[id] += r
+			}
+		}
+		b.rate["hot"] += float64(rng.IntN(4)) * mib
+		limit := b.rate["hot"] - rng.Float64()*mib/8
+		allow := rng.IntN(4) != 0
+		wantI, wantJ := everyPair(b, "hot", "cold", limit, allow)
+		gotI, gotJ := b.bestLoadMove("hot", "cold", limit, allow)
+		if gotI != wantI || gotJ != wantJ {
+			t.Fatalf("trial %d: bestLoadMove = %d, %d; every pair gives %d, %d\nrates %v\nowned %v", trial, gotI, gotJ, wantI, wantJ, b.prate, b.owned)
+		}
+		switch {
+		case wantJ >= 0:
+			swaps++
+		case wantI >= 0:
+			moves++
+		}
+	}
+	if moves < 1000 || swaps < 1000 {
+		t.Fatalf("moves %d, swaps %d: the random balances no longer exercise both", moves, swaps)
+	}
+}
