@@ -3,6 +3,7 @@ package meta
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 
 	"go.uber.org/zap"
 )
@@ -22,21 +23,52 @@ func encode(v any) string {
 	return string(b)
 }
 
-// decode unmarshals a value and checks its version field.
+// decode unmarshals a value and checks its version field. The version is
+// read from v's own V field, set by the same parse: every view decodes
+// every partition commit, and parsing each value twice (the version, then
+// the rest) was a third of that. A value that does not decode, or a v
+// without a V field, has its version read on its own, so that a value of
+// an unknown version is reported as one (ErrUnsupportedValue) rather than
+// as malformed.
 func decode(key string, b []byte, v any) error {
-	var hdr struct {
-		V int `json:"v"`
+	field := versionField(v)
+	if field.IsValid() {
+		field.SetInt(0) // a V absent from b must not pass as the caller's
 	}
-	if err := json.Unmarshal(b, &hdr); err != nil {
-		return fmt.Errorf("meta: decode %s: %w", key, err)
+	err := json.Unmarshal(b, v)
+	var version int64
+	if err == nil && field.IsValid() {
+		version = field.Int()
+	} else {
+		var hdr struct {
+			V int64 `json:"v"`
+		}
+		if herr := json.Unmarshal(b, &hdr); herr != nil {
+			return fmt.Errorf("meta: decode %s: %w", key, herr)
+		}
+		version = hdr.V
 	}
-	if hdr.V != valueVersion {
-		return fmt.Errorf("%w: %s has v=%d, want %d", ErrUnsupportedValue, key, hdr.V, valueVersion)
+	if version != valueVersion {
+		return fmt.Errorf("%w: %s has v=%d, want %d", ErrUnsupportedValue, key, version, valueVersion)
 	}
-	if err := json.Unmarshal(b, v); err != nil {
+	if err != nil {
 		return fmt.Errorf("meta: decode %s: %w", key, err)
 	}
 	return nil
+}
+
+// versionField returns the settable int field V of the struct v points
+// to, or the zero Value if there is none.
+func versionField(v any) reflect.Value {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Pointer || rv.Elem().Kind() != reflect.Struct {
+		return reflect.Value{}
+	}
+	f := rv.Elem().FieldByName("V")
+	if !f.IsValid() || !f.CanSet() || !f.CanInt() {
+		return reflect.Value{}
+	}
+	return f
 }
 
 func nopZap() *zap.Logger { return zap.NewNop() }
