@@ -30,10 +30,18 @@ const (
 	// its authentication, when authentication is required, so an
 	// unauthenticated client cannot hold a connection open.
 	DefaultSASLTimeout = 10 * time.Second
+	// DefaultMaxRequestBytes bounds one request, as Kafka's
+	// socket.request.max.bytes does, and is its default (100 MiB):
+	// Kafka clients size a produce request up to it (franz-go's
+	// BrokerMaxWriteBytes, Sarama's MaxRequestSize), gathering every
+	// partition's batch for a broker into one request. A lower bound
+	// stalls a client writing to many partitions at once: the connection
+	// closes, and the client sends the same request again.
+	DefaultMaxRequestBytes = 100 << 20
 	// DefaultMaxControlRequestBytes bounds requests other than Produce.
 	// Decoding can turn each byte of an array into a struct of tens of
 	// bytes, so requests without record data get a tighter bound than
-	// the proxy's MaxRequestBytes; 8 MiB holds a SyncGroup assignment of
+	// MaxRequestBytes; 8 MiB holds a SyncGroup assignment of
 	// thousands of members or an OffsetCommit of 100,000 partitions.
 	DefaultMaxControlRequestBytes = 8 << 20
 	// DefaultShutdownTimeout bounds how long Close lets requests in
@@ -78,9 +86,13 @@ type Config struct {
 	// processing at once; the connection's reader waits past it. Default
 	// DefaultMaxInflightPerConn.
 	MaxInflightPerConn int
-	// MaxControlRequestBytes bounds each request other than Produce; a
-	// larger one closes the connection. Produce requests are bounded by
-	// the proxy's Limits.MaxRequestBytes. Default
+	// MaxRequestBytes bounds each request (Kafka's
+	// socket.request.max.bytes); a larger one closes the connection, as
+	// Kafka closes it. It also bounds the request bytes one connection has
+	// in processing at once. Default DefaultMaxRequestBytes.
+	MaxRequestBytes int
+	// MaxControlRequestBytes bounds each request other than Produce,
+	// within MaxRequestBytes; a larger one closes the connection. Default
 	// DefaultMaxControlRequestBytes.
 	MaxControlRequestBytes int
 	// IdleTimeout closes a connection that sent no request for this long.
@@ -125,6 +137,9 @@ func (c *Config) setDefaults() {
 	if c.MaxInflightPerConn == 0 {
 		c.MaxInflightPerConn = DefaultMaxInflightPerConn
 	}
+	if c.MaxRequestBytes == 0 {
+		c.MaxRequestBytes = DefaultMaxRequestBytes
+	}
 	if c.MaxControlRequestBytes == 0 {
 		c.MaxControlRequestBytes = DefaultMaxControlRequestBytes
 	}
@@ -163,6 +178,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.NodeID < 0:
 		return fmt.Errorf("kafka: config: node id %d is negative", c.NodeID)
+	case c.MaxRequestBytes < minRequestBytes || c.MaxRequestBytes > math.MaxInt32:
+		return fmt.Errorf("kafka: config: max request bytes %d, want %d..%d", c.MaxRequestBytes, minRequestBytes, math.MaxInt32)
 	case c.MaxControlRequestBytes < minRequestBytes:
 		return fmt.Errorf("kafka: config: max control request bytes %d, want >= %d", c.MaxControlRequestBytes, minRequestBytes)
 	case c.MaxInflightPerConn < 1:

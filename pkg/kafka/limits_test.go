@@ -1,13 +1,18 @@
 package kafka_test
 
 import (
+	"context"
 	"encoding/binary"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strata-mq/strata/pkg/auth"
+	"github.com/strata-mq/strata/pkg/kafka"
 	"github.com/strata-mq/strata/pkg/meta"
 	"github.com/strata-mq/strata/pkg/proxy"
 	"github.com/strata-mq/strata/pkg/segment"
@@ -15,14 +20,14 @@ import (
 
 // TestLimitsAndQuotas checks that the proxy's limits and quotas apply to
 // Kafka clients as to gRPC ones: connections past the per-client limit are
-// closed, a request over the size limit closes its connection, and a
-// principal over its produce quota has its response delayed.
+// closed, and a principal over its produce quota has its response
+// delayed; and that a request over the Kafka listener's size limit closes
+// its connection.
 func TestLimitsAndQuotas(t *testing.T) {
 	c := startCluster(t, clusterOpts{proxy: func(pc *proxy.Config) {
 		pc.Limits.MaxConnsPerClient = 3
-		pc.Limits.MaxRequestBytes = 1 << 20
 		pc.Auth.Quota = auth.QuotaConfig{Default: auth.Rates{ProduceBytesPerSec: 100_000}}
-	}})
+	}, kafka: func(kc *kafka.Config) { kc.MaxRequestBytes = 1 << 20 }})
 	// Created in etcd, so that no Kafka client holds connections.
 	if _, err := c.meta.CreateTopic(c.ctx, meta.Topic{Name: "limits", Partitions: 1, RetentionMs: -1, RetentionBytes: -1}); err != nil {
 		t.Fatal(err)
@@ -92,5 +97,62 @@ func TestFetchWaitCap(t *testing.T) {
 	r.roundTrip(f)
 	if d := time.Since(start); d > 20*time.Second {
 		t.Fatalf("a fetch asking to wait 60s answered after %v; the 200ms cap should have ended it", d)
+	}
+}
+
+// TestProduceRequestOfManyPartitions: a Kafka client gathers every
+// partition's batch for a broker into one produce request, up to Kafka's
+// own request limit (100 MiB), so a producer writing to many partitions
+// at once sends requests larger than the gRPC listener's limit (32 MiB).
+// The Kafka listener takes them, as Kafka does: refused, the connection
+// closes and the client sends the same request again, without end.
+func TestProduceRequestOfManyPartitions(t *testing.T) {
+	const partitions, valueBytes = 40, 900_000 // 36 MB in one request
+	c := startCluster(t, clusterOpts{})
+	c.createTopic("wide", partitions)
+	var largest atomic.Int64
+	cl := c.client(kgo.ManualFlushing(), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.WithHooks(produceWrites{&largest}))
+	ctx, cancel := context.WithTimeout(c.ctx, time.Minute)
+	defer cancel()
+	// A small record to each partition first, so that the client knows
+	// every partition's leader and has its producer id: the large records
+	// then all wait in the same sink, and the flush sends them together.
+	for _, value := range [][]byte{{1}, make([]byte, valueBytes)} {
+		for p := range int32(partitions) {
+			cl.Produce(ctx, &kgo.Record{Topic: "wide", Partition: p, Value: value}, nil)
+		}
+		if err := cl.Flush(ctx); err != nil {
+			t.Fatalf("flush: %v", err)
+		}
+	}
+	if n := largest.Load(); n <= proxy.DefaultMaxRequestBytes {
+		t.Fatalf("largest produce request %d bytes, want one over %d", n, proxy.DefaultMaxRequestBytes)
+	}
+	adm := kadm.NewClient(cl)
+	ends, err := adm.ListEndOffsets(ctx, "wide")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Err != nil || o.Offset != 2 {
+			t.Errorf("partition %d: end offset %d (%v), want 2", o.Partition, o.Offset, o.Err)
+		}
+	})
+}
+
+// produceWrites is a franz-go hook keeping the size of the largest
+// produce request written.
+type produceWrites struct{ largest *atomic.Int64 }
+
+func (h produceWrites) OnBrokerWrite(_ kgo.BrokerMetadata, key int16, n int, _, _ time.Duration, _ error) {
+	if key != int16(kmsg.Produce) {
+		return
+	}
+	for {
+		old := h.largest.Load()
+		if int64(n) <= old || h.largest.CompareAndSwap(old, int64(n)) {
+			return
+		}
 	}
 }

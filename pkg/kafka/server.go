@@ -27,7 +27,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net"
 	"os"
 	"strconv"
@@ -274,14 +273,8 @@ func (s *Server) Close() error {
 	return err
 }
 
-// maxFrame is the largest request frame: the proxy's MaxRequestBytes (off
-// means the protocol's own bound).
-func (s *Server) maxFrame() int {
-	if n := s.core.Limits.MaxRequestBytes; n > 0 {
-		return n
-	}
-	return math.MaxInt32
-}
+// maxFrame is the largest request frame.
+func (s *Server) maxFrame() int { return s.cfg.MaxRequestBytes }
 
 // maxControlFrame is the largest request other than Produce.
 func (s *Server) maxControlFrame() int { return min(s.maxFrame(), s.cfg.MaxControlRequestBytes) }
