@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 
 	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
 	"github.com/strata-mq/strata/internal/coalesce"
+	"github.com/strata-mq/strata/internal/testenv"
 	"github.com/strata-mq/strata/pkg/apierr"
 	"github.com/strata-mq/strata/pkg/client/clienttest"
 	"github.com/strata-mq/strata/pkg/segment"
@@ -256,6 +258,96 @@ func TestProducerGathersPartitions(t *testing.T) {
 	// machine makes more calls; one per request would mean no gathering.
 	if calls := f.ProduceManyCalls(); calls > n/4 {
 		t.Fatalf("%d partitions' requests took %d ProduceMany calls, want them gathered", n+1, calls)
+	}
+}
+
+// TestProducerGathersFollowUps: requests sent while their partition's
+// previous request is still in flight — most requests under load — also
+// travel many to a ProduceMany call, apart from the others, and never as
+// a Produce call of their own; every record is acknowledged in order.
+func TestProducerGathersFollowUps(t *testing.T) {
+	const n = 100
+	f, c := setup(t, n)
+	release, held, seconds := make(chan struct{}), make(chan struct{}, n), make(chan struct{}, 4*n)
+	f.ProduceHook = func(req *stratav1.ProduceRequest) error {
+		if bytes.Contains(req.GetBatches(), []byte("first")) {
+			held <- struct{}{}
+			<-release
+		} else {
+			seconds <- struct{}{}
+		}
+		return nil
+	}
+	p := newProducer(t, c, Linger(0))
+	done := make(chan error, 2*n)
+	produce := func(i int32, value string, offset int64) {
+		r := (&Record{Topic: "t", Value: []byte(value)}).SetPartition(i)
+		p.Produce(context.Background(), r, func(r *Record, err error) {
+			if err == nil && r.Offset != offset {
+				err = fmt.Errorf("record %q of partition %d acked at %d, want %d", value, i, r.Offset, offset)
+			}
+			done <- err
+		})
+	}
+	for i := range int32(n) {
+		produce(i, "first", 0)
+	}
+	for range n {
+		<-held // every partition's first request is in flight
+	}
+	calls := f.ProduceManyCalls()
+	for i := range int32(n) {
+		produce(i, "second", 1)
+	}
+	for range n {
+		<-seconds // every second request reached the proxy
+	}
+	// Each call gathers what arrives within half a millisecond, so a slow
+	// machine makes more calls; one per request would mean no gathering.
+	if got := f.ProduceManyCalls() - calls; got > n/4 {
+		t.Errorf("%d requests sent behind one in flight took %d ProduceMany calls, want them gathered", n, got)
+	}
+	close(release)
+	for range 2 * n {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := f.ProduceCalls(); got != 0 {
+		t.Errorf("%d requests went as Produce calls of their own, want 0", got)
+	}
+}
+
+// TestProducerSendsLargeFollowUpAlone: a follow-up request that carries
+// a large batch goes as a Produce call of its own: it amortizes its call,
+// and gathered it would wait for the others' bytes.
+func TestProducerSendsLargeFollowUpAlone(t *testing.T) {
+	f, c := setup(t, 1)
+	release, held := make(chan struct{}), make(chan struct{}, 1)
+	f.ProduceHook = func(req *stratav1.ProduceRequest) error {
+		if bytes.Contains(req.GetBatches(), []byte("first")) {
+			held <- struct{}{}
+			<-release
+		}
+		return nil
+	}
+	p := newProducer(t, c, Linger(0))
+	done := make(chan error, 2)
+	for _, value := range [][]byte{[]byte("first"), make([]byte, gatherFollowBytes)} {
+		if string(value) != "first" {
+			<-held // the first request is in flight
+		}
+		p.Produce(context.Background(), (&Record{Topic: "t", Value: value}).SetPartition(0), func(_ *Record, err error) { done <- err })
+	}
+	testenv.Eventually(t, "the large follow-up reaching the proxy", 0, func() bool { return f.ProduceCalls() == 1 })
+	close(release)
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := f.ProduceCalls(); got != 1 {
+		t.Errorf("%d Produce calls, want 1: the large follow-up alone", got)
 	}
 }
 

@@ -75,8 +75,9 @@ type Producer struct {
 	work    chan *request
 	workers atomic.Int32
 	// calls gathers the requests of partitions sent together into one
-	// ProduceMany call.
-	calls *coalesce.Coalescer
+	// ProduceMany call; follow gathers, apart from them, the requests sent
+	// while one of their partition is still in flight (see attempt).
+	calls, follow *coalesce.Coalescer
 }
 
 type topicPartition struct {
@@ -150,6 +151,7 @@ func (c *Client) NewProducer(opts ...ProducerOpt) (*Producer, error) {
 	}
 	return &Producer{
 		calls:    coalesce.New(many, single, 0, 0),
+		follow:   coalesce.New(many, single, 0, 0),
 		c:        c,
 		cfg:      cfg,
 		pid:      newProducerID(),

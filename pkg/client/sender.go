@@ -63,6 +63,15 @@ import (
 //
 // Without idempotence there are no sequences, so MaxInflight is 1.
 
+// gatherFollowBytes bounds the follow-up requests that are gathered (see
+// attempt): a call costs about the same whatever it carries, so gathering
+// pays for small requests, many partitions' few records each; a large
+// request amortizes its own call, and gathered with others it would wait
+// for their bytes to arrive before the proxy forwards any part. Under
+// full load, requests at 8 partitions carry up to a batch (1 MiB) each;
+// at 1,000 partitions, tens of KiB.
+const gatherFollowBytes = 256 << 10
+
 // seqHeadroom is how close a partition's sequence may come to the int32
 // limit before the partition switches to a new producer id (which it does
 // only with no request in flight, so the two ids' requests cannot be
@@ -442,8 +451,13 @@ func (p *Producer) attempts(r *request) {
 // connection too — gRPC's wait-for-ready — in case the one seen drops.)
 // Requests of several partitions that are ready together travel in one
 // ProduceMany call (p.calls); each keeps its own result. A call is answered
-// when all its parts are, so only requests with nothing of their partition
-// before them in flight are gathered.
+// when all its parts are, and a request sent while one of its partition is
+// still on its way may wait at the broker for that one (up to 2 s when
+// they were reordered), so such requests are gathered apart, in calls of
+// their own (p.follow): under load, when most partitions have a request
+// in flight, they still travel many to a call, as a Kafka client's
+// batches share one produce request per broker, without holding up the
+// requests of partitions that had nothing in flight.
 func (p *Producer) attempt(r *request) error {
 	deadline := time.Now().Add(p.c.cfg.requestTimeout)
 	if r.deadline.Before(deadline) {
@@ -458,13 +472,13 @@ func (p *Producer) attempt(r *request) error {
 		resp *stratav1.ProduceResponse
 		err  error
 	)
-	if r.prevResolved != nil && !closed(r.prevResolved) {
-		// With a request of its partition before it still on its way,
-		// this one may wait at the broker for that one (up to 2 s):
-		// alone in its call, it holds up no other partition's answer.
-		resp, err = p.c.api.Produce(ctx, r.msg, grpc.WaitForReady(true))
-	} else {
+	switch {
+	case r.prevResolved == nil || closed(r.prevResolved):
 		resp, err = p.calls.Produce(ctx, r.msg)
+	case len(r.msg.Batches) < gatherFollowBytes:
+		resp, err = p.follow.Produce(ctx, r.msg)
+	default:
+		resp, err = p.c.api.Produce(ctx, r.msg, grpc.WaitForReady(true))
 	}
 	if err == nil {
 		r.base = resp.GetBaseOffset()

@@ -47,6 +47,7 @@ type FakeProxy struct {
 	produces    []*stratav1.ProduceRequest     // guarded by mu
 	listOffsets []*stratav1.ListOffsetsRequest // guarded by mu
 	manyCalls   int                            // guarded by mu
+	manyParts   int                            // parts of the ProduceMany calls; guarded by mu
 	// changed is closed and replaced on every append, to wake long polls.
 	changed chan struct{} // guarded by mu
 }
@@ -210,6 +211,7 @@ func (f *FakeProxy) ProduceMany(ctx context.Context, req *stratav1.ProduceManyRe
 	}
 	f.mu.Lock()
 	f.manyCalls++
+	f.manyParts += len(req.GetParts())
 	f.mu.Unlock()
 	results := make([]*stratav1.ProducePartResult, len(req.GetParts()))
 	var wg sync.WaitGroup
@@ -228,6 +230,14 @@ func (f *FakeProxy) ProduceManyCalls() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.manyCalls
+}
+
+// ProduceCalls returns the number of Produce calls received, not counting
+// the parts of ProduceMany calls.
+func (f *FakeProxy) ProduceCalls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.produces) - f.manyParts
 }
 
 func (f *FakeProxy) Produce(_ context.Context, req *stratav1.ProduceRequest) (*stratav1.ProduceResponse, error) {
