@@ -295,15 +295,17 @@ func checkGoMemLimit(t *testing.T, role string, c corev1.Container) {
 }
 
 // TestKafkaAutoCreateValues: the proxy gets Kafka topic auto-creation off
-// by default and as set (proxy.kafka.autoCreateTopics, numPartitions).
+// by default and as set (proxy.kafka.autoCreateTopics, numPartitions), and
+// Kafka's request limit (proxy.kafka.maxRequestBytes).
 func TestKafkaAutoCreateValues(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		set          []string
-		create, nums string
+		set                 []string
+		create, nums, limit string
 	}{
-		{nil, "false", "1"},
-		{[]string{"--set", "proxy.kafka.autoCreateTopics=true", "--set", "proxy.kafka.numPartitions=6"}, "true", "6"},
+		{nil, "false", "1", "104857600"},
+		{[]string{"--set", "proxy.kafka.autoCreateTopics=true", "--set", "proxy.kafka.numPartitions=6",
+			"--set", "proxy.kafka.maxRequestBytes=8388608"}, "true", "6", "8388608"},
 	} {
 		out := helm(t, nil, append([]string{"template", "rel", chartDir(t)}, tc.set...)...)
 		c := find[*appsv1.Deployment](t, decodeManifests(t, out), "Deployment", "rel-strata-proxy").Spec.Template.Spec.Containers[0]
@@ -311,9 +313,11 @@ func TestKafkaAutoCreateValues(t *testing.T) {
 		for _, e := range c.Env {
 			got[e.Name] = e.Value
 		}
-		if got["STRATA_KAFKA_AUTO_CREATE_TOPICS"] != tc.create || got["STRATA_KAFKA_NUM_PARTITIONS"] != tc.nums {
-			t.Errorf("with %v: auto-create %q, partitions %q; want %q and %q", tc.set,
-				got["STRATA_KAFKA_AUTO_CREATE_TOPICS"], got["STRATA_KAFKA_NUM_PARTITIONS"], tc.create, tc.nums)
+		if got["STRATA_KAFKA_AUTO_CREATE_TOPICS"] != tc.create || got["STRATA_KAFKA_NUM_PARTITIONS"] != tc.nums ||
+			got["STRATA_KAFKA_MAX_REQUEST_BYTES"] != tc.limit {
+			t.Errorf("with %v: auto-create %q, partitions %q, request limit %q; want %q, %q and %q", tc.set,
+				got["STRATA_KAFKA_AUTO_CREATE_TOPICS"], got["STRATA_KAFKA_NUM_PARTITIONS"], got["STRATA_KAFKA_MAX_REQUEST_BYTES"],
+				tc.create, tc.nums, tc.limit)
 		}
 	}
 }
