@@ -24,6 +24,10 @@ func TestConfigValidate(t *testing.T) {
 		{"session too short", kafka.Config{Addr: "127.0.0.1:0", ConsumerSessionTimeout: 500 * time.Millisecond}, "consumer session timeout 500ms"},
 		{"session too long", kafka.Config{Addr: "127.0.0.1:0", ConsumerSessionTimeout: time.Hour}, "consumer session timeout 1h0m0s"},
 		{"session in range", kafka.Config{Addr: "127.0.0.1:0", ConsumerSessionTimeout: 2 * time.Minute}, ""},
+		{"request limit too small", kafka.Config{Addr: "127.0.0.1:0", MaxRequestBytes: 5}, "max request bytes 5"},
+		{"request limit negative", kafka.Config{Addr: "127.0.0.1:0", MaxRequestBytes: -1}, "max request bytes -1"},
+		{"request limit set", kafka.Config{Addr: "127.0.0.1:0", MaxRequestBytes: 8 << 20}, ""},
+		{"control request limit too small", kafka.Config{Addr: "127.0.0.1:0", MaxControlRequestBytes: 5}, "max control request bytes 5"},
 		{"auto-create partitions negative", kafka.Config{Addr: "127.0.0.1:0", AutoCreatePartitions: -1}, "auto-created topics' partitions -1"},
 		{"auto-create partitions", kafka.Config{Addr: "127.0.0.1:0", AutoCreateTopics: true, AutoCreatePartitions: 6}, ""},
 	} {
