@@ -76,7 +76,7 @@ type Producer struct {
 	workers atomic.Int32
 	// calls gathers the requests of partitions sent together into one
 	// ProduceMany call; follow gathers, apart from them, the requests sent
-	// while one of their partition is still in flight (see attempt).
+	// while an earlier one of their partition is in flight (see attempt).
 	calls, follow *coalesce.Coalescer
 }
 

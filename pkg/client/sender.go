@@ -450,14 +450,15 @@ func (p *Producer) attempts(r *request) {
 // returns errNotSent, having sent nothing. (The call itself waits for a
 // connection too — gRPC's wait-for-ready — in case the one seen drops.)
 // Requests of several partitions that are ready together travel in one
-// ProduceMany call (p.calls); each keeps its own result. A call is answered
-// when all its parts are, and a request sent while one of its partition is
-// still on its way may wait at the broker for that one (up to 2 s when
-// they were reordered), so such requests are gathered apart, in calls of
-// their own (p.follow): under load, when most partitions have a request
-// in flight, they still travel many to a call, as a Kafka client's
-// batches share one produce request per broker, without holding up the
-// requests of partitions that had nothing in flight.
+// ProduceMany call (p.calls); each keeps its own result. A call is
+// answered when all its parts are, and a request sent while an earlier one
+// of its partition is still on its way may wait at the broker for that one
+// (up to 2 s when they were reordered), so such requests are gathered
+// apart, in calls of their own (p.follow): under load, when most
+// partitions have a request in flight, they still travel many to a call,
+// as a Kafka client's batches share one produce request per broker,
+// without holding up the requests of partitions that had nothing in
+// flight.
 func (p *Producer) attempt(r *request) error {
 	deadline := time.Now().Add(p.c.cfg.requestTimeout)
 	if r.deadline.Before(deadline) {
