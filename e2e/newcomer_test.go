@@ -530,7 +530,13 @@ func TestDrainLastBroker(t *testing.T) {
 	if err := d.proc.Start(); err != nil {
 		t.Fatal(err)
 	}
-	if ids := d.brokerIDs(); len(ids) != 1 || ids[0] != id {
+	// As after the first start, the coordinator's view may list the
+	// broker a moment after the dev cluster says it is running.
+	waitFor(t, "cluster status to list the broker after a restart", func() bool {
+		ids = d.brokerIDs()
+		return len(ids) > 0
+	})
+	if len(ids) != 1 || ids[0] != id {
 		t.Errorf("after a restart cluster status lists brokers %q, want the same id %q", ids, id)
 	}
 }
