@@ -191,6 +191,7 @@ func TestSchemaRejects(t *testing.T) {
 		{"negative duration", []string{"proxy.maxFetchWait=-1s"}, "proxy/maxFetchWait"},
 		{"lease ttl not whole seconds", []string{"broker.leaseTTL=1500ms"}, "broker/leaseTTL"},
 		{"zero flush bytes", []string{"broker.flushBytes=0"}, "broker/flushBytes"},
+		{"linger not a boolean", []string{"broker.lingerWhenIdle=sometimes"}, "broker/lingerWhenIdle"},
 		{"cpu target over 100", []string{"broker.autoscaling.targetCPUUtilizationPercentage=150"}, "targetCPUUtilizationPercentage"},
 		{"unknown service type", []string{"proxy.service.type=Ingress"}, "proxy/service/type"},
 		{"port out of range", []string{"proxy.service.port=70000"}, "proxy/service/port"},
@@ -318,6 +319,31 @@ func TestKafkaAutoCreateValues(t *testing.T) {
 			t.Errorf("with %v: auto-create %q, partitions %q, request limit %q; want %q, %q and %q", tc.set,
 				got["STRATA_KAFKA_AUTO_CREATE_TOPICS"], got["STRATA_KAFKA_NUM_PARTITIONS"], got["STRATA_KAFKA_MAX_REQUEST_BYTES"],
 				tc.create, tc.nums, tc.limit)
+		}
+	}
+}
+
+// TestBrokerFlushValues checks that the broker's flush policy reaches its
+// flags: a store that bills PUTs wants lingerWhenIdle with a longer
+// interval, which bounds the PUT rate by the load instead of the latency.
+func TestBrokerFlushValues(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		set              []string
+		interval, linger string
+	}{
+		{nil, "5ms", "false"},
+		{[]string{"--set", "broker.lingerWhenIdle=true", "--set", "broker.flushInterval=100ms"}, "100ms", "true"},
+	} {
+		out := helm(t, nil, append([]string{"template", "rel", chartDir(t)}, tc.set...)...)
+		c := find[*appsv1.Deployment](t, decodeManifests(t, out), "Deployment", "rel-strata-broker").Spec.Template.Spec.Containers[0]
+		got := map[string]string{}
+		for _, e := range c.Env {
+			got[e.Name] = e.Value
+		}
+		if got["STRATA_FLUSH_INTERVAL"] != tc.interval || got["STRATA_LINGER_WHEN_IDLE"] != tc.linger {
+			t.Errorf("with %v: flush interval %q, linger %q; want %q and %q", tc.set,
+				got["STRATA_FLUSH_INTERVAL"], got["STRATA_LINGER_WHEN_IDLE"], tc.interval, tc.linger)
 		}
 	}
 }
