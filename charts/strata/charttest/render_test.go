@@ -308,12 +308,7 @@ func TestKafkaAutoCreateValues(t *testing.T) {
 		{[]string{"--set", "proxy.kafka.autoCreateTopics=true", "--set", "proxy.kafka.numPartitions=6",
 			"--set", "proxy.kafka.maxRequestBytes=8388608"}, "true", "6", "8388608"},
 	} {
-		out := helm(t, nil, append([]string{"template", "rel", chartDir(t)}, tc.set...)...)
-		c := find[*appsv1.Deployment](t, decodeManifests(t, out), "Deployment", "rel-strata-proxy").Spec.Template.Spec.Containers[0]
-		got := map[string]string{}
-		for _, e := range c.Env {
-			got[e.Name] = e.Value
-		}
+		got := deploymentEnv(t, tc.set, "rel-strata-proxy")
 		if got["STRATA_KAFKA_AUTO_CREATE_TOPICS"] != tc.create || got["STRATA_KAFKA_NUM_PARTITIONS"] != tc.nums ||
 			got["STRATA_KAFKA_MAX_REQUEST_BYTES"] != tc.limit {
 			t.Errorf("with %v: auto-create %q, partitions %q, request limit %q; want %q, %q and %q", tc.set,
@@ -335,15 +330,24 @@ func TestBrokerFlushValues(t *testing.T) {
 		{nil, "5ms", "false"},
 		{[]string{"--set", "broker.lingerWhenIdle=true", "--set", "broker.flushInterval=100ms"}, "100ms", "true"},
 	} {
-		out := helm(t, nil, append([]string{"template", "rel", chartDir(t)}, tc.set...)...)
-		c := find[*appsv1.Deployment](t, decodeManifests(t, out), "Deployment", "rel-strata-broker").Spec.Template.Spec.Containers[0]
-		got := map[string]string{}
-		for _, e := range c.Env {
-			got[e.Name] = e.Value
-		}
+		got := deploymentEnv(t, tc.set, "rel-strata-broker")
 		if got["STRATA_FLUSH_INTERVAL"] != tc.interval || got["STRATA_LINGER_WHEN_IDLE"] != tc.linger {
 			t.Errorf("with %v: flush interval %q, linger %q; want %q and %q", tc.set,
 				got["STRATA_FLUSH_INTERVAL"], got["STRATA_LINGER_WHEN_IDLE"], tc.interval, tc.linger)
 		}
 	}
+}
+
+// deploymentEnv renders the chart as release "rel" with the helm args set
+// and returns the literal environment of the named Deployment's first
+// container.
+func deploymentEnv(t *testing.T, set []string, name string) map[string]string {
+	t.Helper()
+	out := helm(t, nil, append([]string{"template", "rel", chartDir(t)}, set...)...)
+	c := find[*appsv1.Deployment](t, decodeManifests(t, out), "Deployment", name).Spec.Template.Spec.Containers[0]
+	env := map[string]string{}
+	for _, e := range c.Env {
+		env[e.Name] = e.Value
+	}
+	return env
 }
