@@ -361,7 +361,7 @@ func (m *Manager) planPartition(ctx context.Context, id meta.PartitionID) (*pend
 		m.compactSettled(l, now)
 		return nil, nil
 	}
-	m.settled.forget(id.TopicID, id.Partition)
+	m.settled.forgetCompact(l)
 	return &pending{groups: groups, layout: l, more: more}, nil
 }
 

@@ -602,6 +602,54 @@ func TestEmptyPartitionsAreNotRead(t *testing.T) {
 	e.checkAll()
 }
 
+// TestCompactionKeepsRetentionVerdict: compacting a partition does not
+// make retention read it again under a time limit alone (merged entries
+// expire no sooner), and does under a size limit; entries still expire on
+// time after the merge.
+func TestCompactionKeepsRetentionVerdict(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		bytes        int64
+		settledAfter int
+	}{
+		{"time limit", -1, 3},
+		{"size limit", 1 << 30, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, 3)
+			ctx := context.Background()
+			if _, err := e.meta.AlterTopic(ctx, e.topic.Name, func(tp *meta.Topic) error {
+				tp.RetentionMs, tp.RetentionBytes = time.Hour.Milliseconds(), tc.bytes
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			m := e.manager(nil)
+			retain := func(what string, settled, entries int) {
+				t.Helper()
+				st, err := m.Retention(ctx)
+				if err != nil || st.Settled != settled || st.Entries != entries {
+					t.Fatalf("%s: retention %+v, %v; want %d partitions settled, %d entries dropped", what, st, err, settled, entries)
+				}
+			}
+			for range 4 {
+				e.produce(10)
+			}
+			retain("first pass", 0, 0)
+			e.advance(2 * time.Second)
+			if st, err := m.Compact(ctx); err != nil || st.Swaps != 3 {
+				t.Fatalf("compaction %+v, %v; want every partition compacted", st, err)
+			}
+			retain("after compaction", tc.settledAfter, 0)
+			e.advance(2 * time.Hour)
+			if st, err := m.Retention(ctx); err != nil || st.Settled != 0 || st.Partitions != 3 {
+				t.Fatalf("entries expired: retention %+v, %v; want every partition read and truncated", st, err)
+			}
+			e.checkAll()
+		})
+	}
+}
+
 // testSettled is TestSettledPartitionsAreNotRead with the next offsets
 // listed from etcd, or taken from a view.
 func testSettled(t *testing.T, withView bool) {

@@ -191,6 +191,30 @@ func (s *settledSet) forget(topicID string, partition int32) {
 	delete(s.m, meta.PartitionID{TopicID: topicID, Partition: partition})
 }
 
+// forgetCompact drops l's compaction verdict, for a partition compaction
+// is about to change. Its retention verdict stays when compaction cannot
+// make it wrong: a time limit alone, judged by an oldest entry with a
+// record timestamp. An entry merged from it has the largest timestamp of
+// its inputs, so it expires no sooner, and merging moves neither the next
+// offset nor the log start. Keeping it matters under load: compaction
+// changes nearly every busy partition each pass, and retention would
+// otherwise read every one of them again on the next.
+func (s *settledSet) forgetCompact(l meta.Layout) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := meta.PartitionID{TopicID: l.TopicID, Partition: l.Partition}
+	st, ok := s.m[k]
+	if !ok {
+		return
+	}
+	if st.retentionBytes > 0 || !st.retainFirst || len(l.Entries) == 0 || l.Entries[0].MaxTimestamp <= 0 {
+		delete(s.m, k)
+		return
+	}
+	st.compactNext, st.compactEntries, st.compactAt, st.compactUntil = 0, 0, time.Time{}, time.Time{}
+	s.m[k] = st
+}
+
 // compactSettled records that l has nothing to compact at now: until all
 // its entries are older than CompactMinAge, or for good when they are.
 func (m *Manager) compactSettled(l meta.Layout, now time.Time) {
