@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/strata-mq/strata/pkg/cache"
+	"github.com/strata-mq/strata/pkg/lifecycle"
 	"github.com/strata-mq/strata/pkg/meta"
 )
 
@@ -100,5 +101,43 @@ func BenchmarkLifecycleSteadyState(b *testing.B) {
 		b.ReportMetric(float64(tailHits)/float64(tailHits+tailMisses)*100, "tail-hit-%")
 		st := bc.Stats()
 		b.ReportMetric(float64(st.Hits)/float64(st.Hits+st.Misses)*100, "all-hit-%")
+	}
+}
+
+// BenchmarkCompactManyPartitions compacts 256 partitions after 150
+// flushes that each carried two records of every partition, against real
+// MinIO, with the default sizes and throttle: each task of 64 partitions
+// reads a small run from each of the 150 flush objects. It reports the
+// pass's time and its GETs.
+//
+//	go test ./pkg/lifecycle -run '^$' -bench CompactManyPartitions -benchtime 1x
+func BenchmarkCompactManyPartitions(b *testing.B) {
+	const partitions, flushes = 256, 150
+	for range b.N {
+		b.StopTimer()
+		e := newEnv(b, partitions)
+		for range flushes {
+			e.produce(2)
+		}
+		e.advance(time.Minute)
+		gets := &overlapStore{Store: e.store, second: make(chan struct{})}
+		gets.once.Do(func() { close(gets.second) }) // count only; hold nothing
+		e.store = gets
+		m := e.manager(nil, func(c *lifecycle.Config) {
+			c.CompactEntryBytes, c.CompactObjectBytes = lifecycle.DefaultCompactEntryBytes, lifecycle.DefaultCompactObjectBytes
+			c.CompactMinInputs, c.CompactBytesPerSec = lifecycle.DefaultCompactMinInputs, lifecycle.DefaultCompactBytesPerSec
+		})
+		b.StartTimer()
+		start := time.Now()
+		st, err := m.Compact(context.Background())
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(time.Since(start).Seconds(), "pass-s")
+		b.ReportMetric(float64(gets.gets.Load()), "gets")
+		b.ReportMetric(float64(gets.most.Load()), "most-in-flight")
+		if st.Swaps != partitions {
+			b.Fatalf("compaction %+v; want every partition swapped", st)
+		}
 	}
 }

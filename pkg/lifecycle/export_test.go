@@ -11,3 +11,6 @@ func ThrottleOf(m *Manager) (read, write int64) {
 	m.local.write.mu.Unlock()
 	return read, write
 }
+
+// CompactReads is how many GETs one compaction task keeps in flight.
+const CompactReads = compactReads

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -719,6 +720,57 @@ func testSettled(t *testing.T, withView bool) {
 		t.Fatalf("entries expired: retention %+v, %v; want every partition read and truncated", st, err)
 	}
 	e.checkAll()
+}
+
+// overlapStore holds the first Get until a second one is in flight (or
+// for 5 s), and records the most Gets in flight at once.
+type overlapStore struct {
+	objstore.Store
+	inflight, most atomic.Int64
+	gets           atomic.Int64
+	second         chan struct{}
+	once           sync.Once
+}
+
+func (s *overlapStore) Get(ctx context.Context, key string, off, n int64) ([]byte, error) {
+	cur := s.inflight.Add(1)
+	defer s.inflight.Add(-1)
+	for old := s.most.Load(); cur > old && !s.most.CompareAndSwap(old, cur); old = s.most.Load() {
+	}
+	if cur >= 2 {
+		s.once.Do(func() { close(s.second) })
+	}
+	if s.gets.Add(1) == 1 {
+		select {
+		case <-s.second:
+		case <-time.After(5 * time.Second): // a compaction reading one object at a time
+		}
+	}
+	return s.Store.Get(ctx, key, off, n)
+}
+
+// TestCompactReadsOverlap: a task's ranged GETs of many flush objects are
+// in flight together, a bounded number at a time; each is a small read
+// whose time is the store's latency.
+func TestCompactReadsOverlap(t *testing.T) {
+	e := newEnv(t, 2)
+	for range 16 {
+		e.produce(8)
+	}
+	before := e.checkAll()
+	e.advance(time.Minute)
+	gets := &overlapStore{Store: e.store, second: make(chan struct{})}
+	e.store = gets
+	st, err := e.manager(nil).Compact(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Tasks == 0 || e.checkAll() >= before {
+		t.Fatalf("compaction %+v left %d entries of %d; want them merged", st, e.checkAll(), before)
+	}
+	if most := gets.most.Load(); most < 2 || most > lifecycle.CompactReads {
+		t.Fatalf("at most %d GETs in flight of %d; want 2 to %d", most, gets.gets.Load(), lifecycle.CompactReads)
+	}
 }
 
 // pacedStore counts the bytes its Puts send through the context's write
