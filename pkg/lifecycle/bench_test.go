@@ -120,8 +120,7 @@ func BenchmarkCompactManyPartitions(b *testing.B) {
 			e.produce(2)
 		}
 		e.advance(time.Minute)
-		gets := &overlapStore{Store: e.store, second: make(chan struct{})}
-		gets.once.Do(func() { close(gets.second) }) // count only; hold nothing
+		gets := &overlapStore{Store: e.store}
 		e.store = gets
 		m := e.manager(nil, func(c *lifecycle.Config) {
 			c.CompactEntryBytes, c.CompactObjectBytes = lifecycle.DefaultCompactEntryBytes, lifecycle.DefaultCompactObjectBytes

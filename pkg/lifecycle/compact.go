@@ -177,8 +177,8 @@ func inputKey(e meta.SegmentEntry) entryKey { return entryKey{e.TopicID, e.Parti
 // compactReads is how many ranged GETs of one task are in flight. A task
 // reads a run of chunks from every flush object of its time span, and
 // with many partitions each getting a record per flush those are many
-// small GETs whose time is the store's latency: one at a time, a pass
-// over 1,000 such partitions took 90–110 s. The read throttle still
+// small GETs whose time is mostly the store's latency (6,831 in a minute
+// at 1,000 partitions and 10,000 records/s). The read throttle still
 // bounds the bytes per second.
 const compactReads = 8
 

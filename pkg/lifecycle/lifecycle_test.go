@@ -722,8 +722,9 @@ func testSettled(t *testing.T, withView bool) {
 	e.checkAll()
 }
 
-// overlapStore holds the first Get until a second one is in flight (or
-// for 5 s), and records the most Gets in flight at once.
+// overlapStore records the Gets and the most in flight at once. With
+// second set, it holds the first Get until a second one is in flight (or
+// for 5 s), and closes second then.
 type overlapStore struct {
 	objstore.Store
 	inflight, most atomic.Int64
@@ -735,12 +736,19 @@ type overlapStore struct {
 func (s *overlapStore) Get(ctx context.Context, key string, off, n int64) ([]byte, error) {
 	cur := s.inflight.Add(1)
 	defer s.inflight.Add(-1)
-	for old := s.most.Load(); cur > old && !s.most.CompareAndSwap(old, cur); old = s.most.Load() {
+	for old := s.most.Load(); cur > old; old = s.most.Load() {
+		if s.most.CompareAndSwap(old, cur) {
+			break
+		}
+	}
+	first := s.gets.Add(1) == 1
+	if s.second == nil {
+		return s.Store.Get(ctx, key, off, n)
 	}
 	if cur >= 2 {
 		s.once.Do(func() { close(s.second) })
 	}
-	if s.gets.Add(1) == 1 {
+	if first {
 		select {
 		case <-s.second:
 		case <-time.After(5 * time.Second): // a compaction reading one object at a time
