@@ -60,7 +60,9 @@ func pidsPerValue(t *testing.T, reqs []*stratav1.ProduceRequest) map[string]map[
 // and be refused as out of order; a record whose only answers were such
 // refusals was definitely not stored, and may be reported as plainly
 // timed out (and retriable: resending it is safe) — but then it must not
-// be stored.
+// be stored. So may a record whose deadline passed before it was first
+// sent, which happens when a busy machine delays the sender past the
+// 300 ms delivery timeout.
 func TestProducerUnknownOutcome(t *testing.T) {
 	for _, applied := range []bool{true, false} {
 		t.Run(fmt.Sprintf("first attempt applied=%v", applied), func(t *testing.T) {
@@ -100,8 +102,8 @@ func TestProducerUnknownOutcome(t *testing.T) {
 						t.Fatalf("record %d: %v is retriable: resending a record that may be stored stores it twice", i, err)
 					}
 					unknown++
-				case !errors.Is(err, ErrOutOfOrderSequence):
-					t.Fatalf("record %d: %v, want ErrUnknownOutcome, or a refusal as out of order", i, err)
+				case !IsRetriable(err):
+					t.Fatalf("record %d: %v is neither ErrUnknownOutcome nor retriable", i, err)
 				case count[string(recs[i].Value)] > 0:
 					t.Fatalf("record %d was reported as not stored (%v), and it is stored", i, err)
 				}
