@@ -55,6 +55,7 @@ func run(args []string) error {
 	fs.DurationVar(&kcfg.TxnIDExpiration, "kafka-txn-id-expiration", txn.DefaultIDExpiration, "how long a transactional id with no transaction open may go unused before it is deleted (Kafka's transactional.id.expiration.ms)")
 	fs.BoolVar(&kcfg.AutoCreateTopics, "kafka-auto-create-topics", false, "create a topic that does not exist when a Kafka Metadata request names it (Kafka's auto.create.topics.enable)")
 	fs.IntVar(&kcfg.MaxRequestBytes, "kafka-max-request-bytes", kafka.DefaultMaxRequestBytes, "largest Kafka request; a larger one closes its connection (Kafka's socket.request.max.bytes)")
+	fs.IntVar(&kcfg.MaxQueuedRequestBytes, "kafka-max-queued-request-bytes", 0, "bytes of Kafka requests all connections may hold read and unanswered; a connection past it waits before reading (Kafka's queued.max.request.bytes; 0: 256 MiB, or -kafka-max-request-bytes if larger)")
 	fs.IntVar(&kcfg.MaxControlRequestBytes, "kafka-max-control-request-bytes", kafka.DefaultMaxControlRequestBytes, "largest Kafka request other than Produce (a SyncGroup of many members, an OffsetCommit of many partitions)")
 	fs.IntVar(&kcfg.AutoCreatePartitions, "kafka-num-partitions", kafka.DefaultAutoCreatePartitions, "partitions of a topic created by -kafka-auto-create-topics (Kafka's num.partitions)")
 	flagenv.Usage(fs)

@@ -38,6 +38,15 @@ const (
 	// stalls a client writing to many partitions at once: the connection
 	// closes, and the client sends the same request again.
 	DefaultMaxRequestBytes = 100 << 20
+	// DefaultMaxQueuedRequestBytes bounds the request bytes all Kafka
+	// connections together hold read and unanswered, as Kafka's
+	// queued.max.request.bytes does (Kafka leaves it unbounded). Without
+	// it a proxy holds up to its connections times MaxRequestBytes; 256
+	// MiB is two and a half requests of the 100 MiB limit, and keeps the
+	// chart's proxy (a 256 MiB cache plus 96 MiB under a 768 MiB limit)
+	// inside its memory when many clients send large requests at once.
+	// When MaxRequestBytes is larger, the default is MaxRequestBytes.
+	DefaultMaxQueuedRequestBytes = 256 << 20
 	// DefaultMaxControlRequestBytes bounds requests other than Produce.
 	// Decoding can turn each byte of an array into a struct of tens of
 	// bytes, so requests without record data get a tighter bound than
@@ -91,6 +100,12 @@ type Config struct {
 	// Kafka closes it. It also bounds the request bytes one connection has
 	// in processing at once. Default DefaultMaxRequestBytes.
 	MaxRequestBytes int
+	// MaxQueuedRequestBytes bounds the bytes of the requests all
+	// connections have read or are reading and have not answered (Kafka's
+	// queued.max.request.bytes); a connection whose next request does not
+	// fit waits before reading it. At least MaxRequestBytes. Default
+	// DefaultMaxQueuedRequestBytes, or MaxRequestBytes if larger.
+	MaxQueuedRequestBytes int
 	// MaxControlRequestBytes bounds each request other than Produce,
 	// within MaxRequestBytes; a larger one closes the connection. Default
 	// DefaultMaxControlRequestBytes.
@@ -140,6 +155,9 @@ func (c *Config) setDefaults() {
 	if c.MaxRequestBytes == 0 {
 		c.MaxRequestBytes = DefaultMaxRequestBytes
 	}
+	if c.MaxQueuedRequestBytes == 0 {
+		c.MaxQueuedRequestBytes = max(DefaultMaxQueuedRequestBytes, c.MaxRequestBytes)
+	}
 	if c.MaxControlRequestBytes == 0 {
 		c.MaxControlRequestBytes = DefaultMaxControlRequestBytes
 	}
@@ -180,6 +198,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("kafka: config: node id %d is negative", c.NodeID)
 	case c.MaxRequestBytes < minRequestBytes || c.MaxRequestBytes > math.MaxInt32:
 		return fmt.Errorf("kafka: config: max request bytes %d, want %d..%d", c.MaxRequestBytes, minRequestBytes, math.MaxInt32)
+	case c.MaxQueuedRequestBytes < c.MaxRequestBytes:
+		return fmt.Errorf("kafka: config: max queued request bytes %d is below max request bytes %d: a request of the limit could never be read", c.MaxQueuedRequestBytes, c.MaxRequestBytes)
 	case c.MaxControlRequestBytes < minRequestBytes:
 		return fmt.Errorf("kafka: config: max control request bytes %d, want >= %d", c.MaxControlRequestBytes, minRequestBytes)
 	case c.MaxInflightPerConn < 1:

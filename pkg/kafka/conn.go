@@ -38,7 +38,8 @@ type request struct {
 	// per partition, an offset commit's in its group's, or a transaction
 	// coordinator request's in its transactional id's (requestOrder).
 	turns []*turn
-	// size is the request frame's size, held in conn.inflight.
+	// size is the request frame's size, held by conn.hold until the
+	// request is answered.
 	size int
 }
 
@@ -89,7 +90,8 @@ type conn struct {
 	hwg    sync.WaitGroup // running handlers
 	// inflight bounds the bytes of the requests in processing at once to
 	// one request's limit: decoding can multiply a request's size, so a
-	// connection may not pile up many large ones.
+	// connection may not pile up many large ones. Server.queued bounds
+	// all connections together.
 	inflight *semaphore.Weighted
 	order    requestOrder // plain produces' per-partition order, commits' per group, transactions' per id
 
@@ -224,11 +226,8 @@ func (c *conn) readLoop() error {
 		if c.isStopping() { // after the deadline: stop's deadline may have been overwritten
 			return nil
 		}
-		frame, err := c.readFrame()
+		frame, err := c.readFrame() // holds len(frame) request bytes
 		if err != nil {
-			return err
-		}
-		if err := c.inflight.Acquire(c.ctx, int64(len(frame))); err != nil {
 			return err
 		}
 		c.mu.Lock()
@@ -239,7 +238,7 @@ func (c *conn) readLoop() error {
 		if raw {
 			c.slots <- sl
 			c.authenticateRaw(sl, frame)
-			c.inflight.Release(int64(len(frame)))
+			c.release(len(frame))
 			if sl.closeAfter {
 				return nil
 			}
@@ -247,11 +246,13 @@ func (c *conn) readLoop() error {
 		}
 		r, a, err := c.decode(frame)
 		if err != nil {
+			c.release(len(frame))
 			return err
 		}
 		r.size = len(frame)
 		sl.corr = r.corr
 		if !c.isAuthed() && !preAuth(a.key) {
+			c.release(len(frame))
 			return fmt.Errorf("%s before authentication: the client must authenticate with SASL first", a.key.Name())
 		}
 		c.slots <- sl
@@ -281,21 +282,74 @@ func preAuth(k kmsg.Key) bool {
 	return k == kmsg.ApiVersions || k == kmsg.SASLHandshake || k == kmsg.SASLAuthenticate
 }
 
-// readFrame reads one size-prefixed frame.
+// readFrame reads one size-prefixed frame, holding its size in the
+// connection's and the server's request budgets (hold) before it reads the
+// rest: a client whose request does not fit waits, unread, as Kafka mutes
+// a connection past queued.max.request.bytes. The caller releases the
+// bytes when the request is answered.
 func (c *conn) readFrame() ([]byte, error) {
+	n, err := c.readSize()
+	if err != nil {
+		return nil, err
+	}
+	if err := c.hold(n); err != nil {
+		return nil, err
+	}
+	frame, err := c.readBody(n)
+	if err != nil {
+		c.release(n)
+		return nil, err
+	}
+	return frame, nil
+}
+
+// readSize reads a frame's size and checks it against the request limit.
+func (c *conn) readSize() (int, error) {
 	var size [4]byte
 	if _, err := io.ReadFull(c.nc, size[:]); err != nil {
-		return nil, err
+		return 0, err
 	}
 	n := int32(binary.BigEndian.Uint32(size[:]))
 	limit := c.s.maxFrame()
 	switch {
 	case n < 0:
-		return nil, fmt.Errorf("frame size %d is negative", n)
+		return 0, fmt.Errorf("frame size %d is negative", n)
 	case int64(n) > int64(limit):
 		c.s.metrics.rejected.WithLabelValues("request_bytes").Inc()
-		return nil, fmt.Errorf("request of %d bytes exceeds the limit of %d", n, limit)
+		return 0, fmt.Errorf("request of %d bytes exceeds the limit of %d", n, limit)
 	}
+	return int(n), nil
+}
+
+// hold takes n bytes of the connection's budget (one request limit) and
+// then of the server's (MaxQueuedRequestBytes), waiting for room in each
+// until the connection ends. A connection holds at most one limit of the
+// server's budget, which is at least one limit, so some request always
+// proceeds.
+func (c *conn) hold(n int) error {
+	if err := c.inflight.Acquire(c.ctx, int64(n)); err != nil {
+		return err
+	}
+	if !c.s.queued.TryAcquire(int64(n)) {
+		c.s.metrics.queuedWaits.Inc()
+		if err := c.s.queued.Acquire(c.ctx, int64(n)); err != nil {
+			c.inflight.Release(int64(n))
+			return err
+		}
+	}
+	c.s.metrics.queuedBytes.Add(float64(n))
+	return nil
+}
+
+// release gives back n bytes taken by hold.
+func (c *conn) release(n int) {
+	c.s.metrics.queuedBytes.Sub(float64(n))
+	c.s.queued.Release(int64(n))
+	c.inflight.Release(int64(n))
+}
+
+// readBody reads a frame of n bytes after its size.
+func (c *conn) readBody(n int) ([]byte, error) {
 	if n <= bigFrame {
 		b := make([]byte, n)
 		_, err := io.ReadFull(c.nc, b)
@@ -374,7 +428,7 @@ func (c *conn) decode(frame []byte) (r *request, a api, err error) {
 // run serves one request into its slot.
 func (c *conn) run(sl *slot, a api, r *request) {
 	defer close(sl.done)
-	defer c.inflight.Release(int64(r.size))
+	defer c.release(r.size)
 	start := time.Now()
 	resp, err := c.handle(a, r)
 	c.s.metrics.observe(a.key, start, err)

@@ -61,7 +61,11 @@ func FuzzFrames(f *testing.F) {
 	f.Fuzz(func(t *testing.T, stream []byte) {
 		c := newConnForFuzz(s, stream)
 		for range 16 {
-			frame, err := c.readFrame()
+			n, err := c.readSize()
+			if err != nil {
+				return
+			}
+			frame, err := c.readBody(n)
 			if err != nil {
 				return
 			}

@@ -3,6 +3,7 @@ package kafka_test
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -74,6 +75,63 @@ func TestLimitsAndQuotas(t *testing.T) {
 		// 300 kB at 100 kB/s with a one-second burst: about 2 s of debt.
 		if d := time.Since(start); d < 1500*time.Millisecond {
 			t.Fatalf("produce over the quota answered after %v, want it delayed about 2s", d)
+		}
+	}
+}
+
+// TestQueuedRequestBytes: the request bytes every connection holds read
+// and unanswered are bounded together (MaxQueuedRequestBytes, Kafka's
+// queued.max.request.bytes), not only per connection. One connection
+// sends the head of a frame of almost the whole budget and holds it; a
+// small request on another connection still fits and is answered, a
+// larger one waits unread until the first connection goes, and then is
+// answered; nothing stays held.
+func TestQueuedRequestBytes(t *testing.T) {
+	const limit, room = 1 << 20, 4 << 10
+	c := startCluster(t, clusterOpts{kafka: func(kc *kafka.Config) {
+		kc.MaxRequestBytes, kc.MaxQueuedRequestBytes = limit, limit+room
+	}})
+	hog := c.raw()
+	hog.roundTrip(kmsg.NewPtrApiVersionsRequest())
+	hog.write(binary.BigEndian.AppendUint32(nil, limit))
+	hog.write(make([]byte, 100)) // the frame's start; the rest never comes
+	waitMetric(t, c, "strata_kafka_queued_request_bytes", limit)
+
+	other := c.raw()
+	other.roundTrip(kmsg.NewPtrApiVersionsRequest()) // fits in the room left
+
+	big := kmsg.NewPtrMetadataRequest()
+	big.Version = 9
+	for i := range 2 * room / 100 { // about 2 × room bytes of topic names
+		mt := kmsg.NewMetadataRequestTopic()
+		mt.Topic = kmsg.StringPtr(fmt.Sprintf("absent-%093d", i))
+		big.Topics = append(big.Topics, mt)
+	}
+	corr := other.send(big)
+	waitMetric(t, c, "strata_kafka_queued_request_waits_total", 1)
+	if got := c.gauge("strata_kafka_queued_request_bytes"); got != limit {
+		t.Fatalf("%v request bytes held while the large request waits, want only the first connection's %d", got, limit)
+	}
+	hog.conn.Close() // its frame is never finished: the bytes come back
+	resp := big.ResponseKind()
+	if got := other.recv(resp); got != corr {
+		t.Fatalf("response correlation id %d, want %d", got, corr)
+	}
+	if n := len(resp.(*kmsg.MetadataResponse).Topics); n != len(big.Topics) {
+		t.Fatalf("metadata answered %d topics, want %d", n, len(big.Topics))
+	}
+	waitMetric(t, c, "strata_kafka_queued_request_bytes", 0)
+}
+
+// waitMetric waits, within the cluster's lifetime, until the proxy's
+// unlabelled gauge or counter name reads want.
+func waitMetric(t *testing.T, c *cluster, name string, want float64) {
+	t.Helper()
+	for c.gauge(name) != want {
+		select {
+		case <-c.ctx.Done():
+			t.Fatalf("%s is %v, never %v", name, c.gauge(name), want)
+		case <-time.After(5 * time.Millisecond):
 		}
 	}
 }

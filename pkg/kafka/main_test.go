@@ -159,7 +159,8 @@ func (c *cluster) createTopic(name string, partitions int32) {
 	}
 }
 
-// gauge returns the value of an unlabelled gauge of the proxy's registry.
+// gauge returns the value of an unlabelled gauge or counter of the
+// proxy's registry.
 func (c *cluster) gauge(name string) float64 {
 	c.t.Helper()
 	mfs, err := c.reg.Gather()
@@ -168,6 +169,9 @@ func (c *cluster) gauge(name string) float64 {
 	}
 	for _, mf := range mfs {
 		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			if m := mf.GetMetric()[0]; m.GetCounter() != nil {
+				return m.GetCounter().GetValue()
+			}
 			return mf.GetMetric()[0].GetGauge().GetValue()
 		}
 	}

@@ -17,6 +17,8 @@ type metrics struct {
 	protocolErrors prometheus.Counter
 	rejected       *prometheus.CounterVec // limit
 	fetchWaiting   prometheus.Gauge
+	queuedBytes    prometheus.Gauge
+	queuedWaits    prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -27,6 +29,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		conns:          f.Gauge("connections", "Open Kafka client connections."),
 		protocolErrors: f.Counter("protocol_errors_total", "Connections closed because of a malformed, oversized, unsupported or unauthenticated request."),
 		fetchWaiting:   f.Gauge("fetches_waiting", "Kafka fetches waiting for data (MinBytes not reached before MaxWaitMillis)."),
+		queuedBytes:    f.Gauge("queued_request_bytes", "Bytes of Kafka requests read or being read and not yet answered, over all connections; at most the proxy's -kafka-max-queued-request-bytes."),
+		queuedWaits:    f.Counter("queued_request_waits_total", "Kafka requests whose connection waited, the request unread, for room under the proxy's -kafka-max-queued-request-bytes."),
 		rejected:       f.CounterVec("limit_rejections_total", "Kafka requests and connections refused by a hostile-input limit, by limit.", "limit"),
 	}
 	return m

@@ -33,6 +33,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/strata-mq/strata/pkg/proxy"
 	"github.com/strata-mq/strata/pkg/rpc"
 	"github.com/strata-mq/strata/pkg/txn"
@@ -52,6 +54,9 @@ type Server struct {
 	// Start until Close calls txnStop, under wg.
 	txn     *txn.Coordinator
 	txnStop context.CancelFunc
+	// queued bounds the bytes of the requests every connection has read
+	// or is reading and has not answered (Config.MaxQueuedRequestBytes).
+	queued *semaphore.Weighted
 
 	// ctx is the parent of every request's context; cancel ends it when
 	// Close gives up waiting.
@@ -78,6 +83,7 @@ func New(cfg Config, core proxy.Core) (*Server, error) {
 	s := &Server{
 		cfg: cfg, core: core, log: core.Logger.With("component", "kafka"),
 		metrics: newMetrics(core.Registry), conns: map[*conn]struct{}{},
+		queued: semaphore.NewWeighted(int64(cfg.MaxQueuedRequestBytes)),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	tc, err := txn.New(txn.Config{

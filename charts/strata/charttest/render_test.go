@@ -297,23 +297,25 @@ func checkGoMemLimit(t *testing.T, role string, c corev1.Container) {
 
 // TestKafkaAutoCreateValues: the proxy gets Kafka topic auto-creation off
 // by default and as set (proxy.kafka.autoCreateTopics, numPartitions), and
-// Kafka's request limit (proxy.kafka.maxRequestBytes).
+// Kafka's request limits (proxy.kafka.maxRequestBytes,
+// maxQueuedRequestBytes).
 func TestKafkaAutoCreateValues(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		set                 []string
-		create, nums, limit string
+		set                         []string
+		create, nums, limit, queued string
 	}{
-		{nil, "false", "1", "104857600"},
+		{nil, "false", "1", "104857600", "0"},
 		{[]string{"--set", "proxy.kafka.autoCreateTopics=true", "--set", "proxy.kafka.numPartitions=6",
-			"--set", "proxy.kafka.maxRequestBytes=8388608"}, "true", "6", "8388608"},
+			"--set", "proxy.kafka.maxRequestBytes=8388608", "--set", "proxy.kafka.maxQueuedRequestBytes=33554432"},
+			"true", "6", "8388608", "33554432"},
 	} {
 		got := deploymentEnv(t, tc.set, "rel-strata-proxy")
 		if got["STRATA_KAFKA_AUTO_CREATE_TOPICS"] != tc.create || got["STRATA_KAFKA_NUM_PARTITIONS"] != tc.nums ||
-			got["STRATA_KAFKA_MAX_REQUEST_BYTES"] != tc.limit {
-			t.Errorf("with %v: auto-create %q, partitions %q, request limit %q; want %q, %q and %q", tc.set,
+			got["STRATA_KAFKA_MAX_REQUEST_BYTES"] != tc.limit || got["STRATA_KAFKA_MAX_QUEUED_REQUEST_BYTES"] != tc.queued {
+			t.Errorf("with %v: auto-create %q, partitions %q, request limit %q, queued %q; want %q, %q, %q and %q", tc.set,
 				got["STRATA_KAFKA_AUTO_CREATE_TOPICS"], got["STRATA_KAFKA_NUM_PARTITIONS"], got["STRATA_KAFKA_MAX_REQUEST_BYTES"],
-				tc.create, tc.nums, tc.limit)
+				got["STRATA_KAFKA_MAX_QUEUED_REQUEST_BYTES"], tc.create, tc.nums, tc.limit, tc.queued)
 		}
 	}
 }
