@@ -21,7 +21,7 @@ import (
 // protocol, and returns the Kafka address. The proxy starts its Kafka
 // listener before its gRPC health turns SERVING, so the address is ready
 // when StartCluster returns.
-func startKafkaCluster(t *testing.T, opts ClusterOptions) (*Cluster, string) {
+func startKafkaCluster(t testing.TB, opts ClusterOptions) (*Cluster, string) {
 	t.Helper()
 	addr, err := testenv.FreeAddr()
 	if err != nil {
@@ -33,7 +33,7 @@ func startKafkaCluster(t *testing.T, opts ClusterOptions) (*Cluster, string) {
 
 // kgoClient returns a franz-go client of a Kafka address, closed when the
 // test ends.
-func kgoClient(t *testing.T, addr string, opts ...kgo.Opt) *kgo.Client {
+func kgoClient(t testing.TB, addr string, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr)}, opts...)...)
 	if err != nil {
@@ -44,7 +44,7 @@ func kgoClient(t *testing.T, addr string, opts ...kgo.Opt) *kgo.Client {
 }
 
 // kgoCreateTopic creates a topic through the Kafka protocol.
-func kgoCreateTopic(t *testing.T, ctx context.Context, addr, topic string, partitions int32) {
+func kgoCreateTopic(t testing.TB, ctx context.Context, addr, topic string, partitions int32) {
 	t.Helper()
 	resp, err := kadm.NewClient(kgoClient(t, addr)).CreateTopic(ctx, partitions, 1, nil, topic)
 	if err == nil {

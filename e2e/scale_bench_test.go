@@ -295,7 +295,6 @@ func etcdRequests(b *testing.B, endpoint string) float64 {
 	return sum
 }
 
-// rssMiB reads a process's resident memory.
 // serverCPU returns the CPU time (user and system, in clock ticks of
 // 10 ms) of the proxy, of the coordinator and of all brokers together,
 // of etcd and MinIO, and of this process (the SDK client making the load).
@@ -321,13 +320,18 @@ func serverCPU(b *testing.B, c *Cluster) map[string]int64 {
 	return out
 }
 
-func rssMiB(b *testing.B, pid int) float64 {
+// rssMiB reads a process's resident memory.
+func rssMiB(b testing.TB, pid int) float64 { return procStatusMiB(b, pid, "VmRSS") }
+
+// procStatusMiB reads a memory field of a process's /proc status (VmRSS,
+// or VmHWM for the peak) in MiB.
+func procStatusMiB(b testing.TB, pid int, field string) float64 {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		b.Fatal(err)
 	}
 	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
 			if err != nil {
 				b.Fatal(err)
@@ -335,6 +339,6 @@ func rssMiB(b *testing.B, pid int) float64 {
 			return kb / 1024
 		}
 	}
-	b.Fatalf("no VmRSS for pid %d", pid)
+	b.Fatalf("no %s for pid %d", field, pid)
 	return 0
 }

@@ -1,7 +1,6 @@
 package kafka
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/binary"
@@ -67,10 +66,12 @@ type slot struct {
 // client id.
 const minRequestBytes = 2 + 2 + 4 + 2
 
-// bigFrame is the size above which a frame's buffer grows as its bytes
-// arrive instead of being allocated up front, so a lying length cannot
-// make the proxy allocate what the client never sends.
-const bigFrame = 1 << 20
+// maxUnauthedFrame bounds a frame read before the connection has
+// authenticated: only ApiVersions and SASL exchanges come then, and a
+// client that has proved nothing may not hold a request limit of the
+// server's budget while it sends a frame slowly. 512 KiB is Kafka's
+// sasl.server.max.receive.size.
+const maxUnauthedFrame = 512 << 10
 
 // conn serves one client connection: a reader that decodes requests in
 // order and starts their handlers, and a writer that writes the responses
@@ -303,19 +304,23 @@ func (c *conn) readFrame() ([]byte, error) {
 	return frame, nil
 }
 
-// readSize reads a frame's size and checks it against the request limit.
+// readSize reads a frame's size and checks it against the request limit,
+// or maxUnauthedFrame before authentication.
 func (c *conn) readSize() (int, error) {
 	var size [4]byte
 	if _, err := io.ReadFull(c.nc, size[:]); err != nil {
 		return 0, err
 	}
 	n := int32(binary.BigEndian.Uint32(size[:]))
-	limit := c.s.maxFrame()
+	limit, label := c.s.maxFrame(), "request_bytes"
+	if !c.isAuthed() && limit > maxUnauthedFrame {
+		limit, label = maxUnauthedFrame, "unauthenticated_request_bytes"
+	}
 	switch {
 	case n < 0:
 		return 0, fmt.Errorf("frame size %d is negative", n)
 	case int64(n) > int64(limit):
-		c.s.metrics.rejected.WithLabelValues("request_bytes").Inc()
+		c.s.metrics.rejected.WithLabelValues(label).Inc()
 		return 0, fmt.Errorf("request of %d bytes exceeds the limit of %d", n, limit)
 	}
 	return int(n), nil
@@ -348,19 +353,15 @@ func (c *conn) release(n int) {
 	c.inflight.Release(int64(n))
 }
 
-// readBody reads a frame of n bytes after its size.
+// readBody reads a frame of n bytes after its size into a buffer of
+// exactly n bytes, allocated before they arrive: what a lying size can
+// make the proxy allocate is bounded by the budgets hold took it from.
 func (c *conn) readBody(n int) ([]byte, error) {
-	if n <= bigFrame {
-		b := make([]byte, n)
-		_, err := io.ReadFull(c.nc, b)
-		return b, truncated(err)
-	}
-	var buf bytes.Buffer
-	buf.Grow(bigFrame)
-	if _, err := io.CopyN(&buf, c.nc, int64(n)); err != nil {
+	b := make([]byte, n)
+	if _, err := io.ReadFull(c.nc, b); err != nil {
 		return nil, truncated(err)
 	}
-	return buf.Bytes(), nil
+	return b, nil
 }
 
 // truncated turns EOF inside a frame into ErrUnexpectedEOF, which is

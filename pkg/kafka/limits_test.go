@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strata-mq/strata/internal/testenv"
 	"github.com/strata-mq/strata/pkg/auth"
 	"github.com/strata-mq/strata/pkg/kafka"
 	"github.com/strata-mq/strata/pkg/meta"
@@ -95,7 +96,10 @@ func TestQueuedRequestBytes(t *testing.T) {
 	hog.roundTrip(kmsg.NewPtrApiVersionsRequest())
 	hog.write(binary.BigEndian.AppendUint32(nil, limit))
 	hog.write(make([]byte, 100)) // the frame's start; the rest never comes
-	waitMetric(t, c, "strata_kafka_queued_request_bytes", limit)
+	heldIs := func(n float64) func() bool {
+		return func() bool { return c.gauge("strata_kafka_queued_request_bytes") == n }
+	}
+	testenv.Eventually(t, "the first connection's frame held", 0, heldIs(limit))
 
 	other := c.raw()
 	other.roundTrip(kmsg.NewPtrApiVersionsRequest()) // fits in the room left
@@ -108,7 +112,9 @@ func TestQueuedRequestBytes(t *testing.T) {
 		big.Topics = append(big.Topics, mt)
 	}
 	corr := other.send(big)
-	waitMetric(t, c, "strata_kafka_queued_request_waits_total", 1)
+	testenv.Eventually(t, "the large request waiting", 0, func() bool {
+		return c.gauge("strata_kafka_queued_request_waits_total") == 1
+	})
 	if got := c.gauge("strata_kafka_queued_request_bytes"); got != limit {
 		t.Fatalf("%v request bytes held while the large request waits, want only the first connection's %d", got, limit)
 	}
@@ -120,20 +126,7 @@ func TestQueuedRequestBytes(t *testing.T) {
 	if n := len(resp.(*kmsg.MetadataResponse).Topics); n != len(big.Topics) {
 		t.Fatalf("metadata answered %d topics, want %d", n, len(big.Topics))
 	}
-	waitMetric(t, c, "strata_kafka_queued_request_bytes", 0)
-}
-
-// waitMetric waits, within the cluster's lifetime, until the proxy's
-// unlabelled gauge or counter name reads want.
-func waitMetric(t *testing.T, c *cluster, name string, want float64) {
-	t.Helper()
-	for c.gauge(name) != want {
-		select {
-		case <-c.ctx.Done():
-			t.Fatalf("%s is %v, never %v", name, c.gauge(name), want)
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
+	testenv.Eventually(t, "every request's bytes released", 0, heldIs(0))
 }
 
 // TestFetchWaitCap checks that the proxy's cap on long-polls

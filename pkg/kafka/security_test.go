@@ -140,6 +140,21 @@ func TestSecurity(t *testing.T) {
 		r.send(kmsg.NewPtrMetadataRequest())
 		r.expectClosed()
 	})
+	t.Run("before authentication a frame over 512 KiB closes the connection", func(t *testing.T) {
+		conn, err := tls.Dial("tcp", c.kafka.Addr(), clientTLS(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := c.rawOn(conn)
+		r.roundTrip(kmsg.NewPtrApiVersionsRequest())
+		// Within the request limit (100 MiB), but a client that has proved
+		// nothing may not claim that much of the proxy's request budget.
+		r.write(binary.BigEndian.AppendUint32(nil, 1<<20))
+		r.expectClosed()
+		if n := c.rejections("unauthenticated_request_bytes"); n != 1 {
+			t.Fatalf("%v frames refused as too large before authentication, want 1", n)
+		}
+	})
 	t.Run("SaslHandshake v0 then a bare token", func(t *testing.T) {
 		conn, err := tls.Dial("tcp", c.kafka.Addr(), clientTLS(nil))
 		if err != nil {
