@@ -37,9 +37,9 @@ type request struct {
 	// per partition, an offset commit's in its group's, or a transaction
 	// coordinator request's in its transactional id's (requestOrder).
 	turns []*turn
-	// size is the request frame's size, held by conn.hold until the
-	// request is answered.
-	size int
+	// held is what the request's frame holds of the request budgets
+	// until it is answered (conn.hold).
+	held held
 }
 
 // principal returns who sent the request.
@@ -68,8 +68,8 @@ const minRequestBytes = 2 + 2 + 4 + 2
 
 // maxUnauthedFrame bounds a frame read before the connection has
 // authenticated: only ApiVersions and SASL exchanges come then, and a
-// client that has proved nothing may not hold a request limit of the
-// server's budget while it sends a frame slowly. 512 KiB is Kafka's
+// client that has proved nothing may not make the proxy allocate a
+// request limit while it sends a frame slowly. 512 KiB is Kafka's
 // sasl.server.max.receive.size.
 const maxUnauthedFrame = 512 << 10
 
@@ -227,7 +227,7 @@ func (c *conn) readLoop() error {
 		if c.isStopping() { // after the deadline: stop's deadline may have been overwritten
 			return nil
 		}
-		frame, err := c.readFrame() // holds len(frame) request bytes
+		frame, held, err := c.readFrame()
 		if err != nil {
 			return err
 		}
@@ -239,7 +239,7 @@ func (c *conn) readLoop() error {
 		if raw {
 			c.slots <- sl
 			c.authenticateRaw(sl, frame)
-			c.release(len(frame))
+			c.release(held)
 			if sl.closeAfter {
 				return nil
 			}
@@ -247,13 +247,13 @@ func (c *conn) readLoop() error {
 		}
 		r, a, err := c.decode(frame)
 		if err != nil {
-			c.release(len(frame))
+			c.release(held)
 			return err
 		}
-		r.size = len(frame)
+		r.held = held
 		sl.corr = r.corr
 		if !c.isAuthed() && !preAuth(a.key) {
-			c.release(len(frame))
+			c.release(held)
 			return fmt.Errorf("%s before authentication: the client must authenticate with SASL first", a.key.Name())
 		}
 		c.slots <- sl
@@ -284,36 +284,38 @@ func preAuth(k kmsg.Key) bool {
 }
 
 // readFrame reads one size-prefixed frame, holding its size in the
-// connection's and the server's request budgets (hold) before it reads the
-// rest: a client whose request does not fit waits, unread, as Kafka mutes
-// a connection past queued.max.request.bytes. The caller releases the
-// bytes when the request is answered.
-func (c *conn) readFrame() ([]byte, error) {
-	n, err := c.readSize()
+// request budgets (hold) before it reads the rest: a client whose request
+// does not fit waits, unread, as Kafka mutes a connection past
+// queued.max.request.bytes. The caller releases what it holds when the
+// request is answered.
+func (c *conn) readFrame() ([]byte, held, error) {
+	authed := c.isAuthed()
+	n, err := c.readSize(authed)
 	if err != nil {
-		return nil, err
+		return nil, held{}, err
 	}
-	if err := c.hold(n); err != nil {
-		return nil, err
+	h := held{n: n, shared: authed}
+	if err := c.hold(h); err != nil {
+		return nil, held{}, err
 	}
 	frame, err := c.readBody(n)
 	if err != nil {
-		c.release(n)
-		return nil, err
+		c.release(h)
+		return nil, held{}, err
 	}
-	return frame, nil
+	return frame, h, nil
 }
 
 // readSize reads a frame's size and checks it against the request limit,
 // or maxUnauthedFrame before authentication.
-func (c *conn) readSize() (int, error) {
+func (c *conn) readSize(authed bool) (int, error) {
 	var size [4]byte
 	if _, err := io.ReadFull(c.nc, size[:]); err != nil {
 		return 0, err
 	}
 	n := int32(binary.BigEndian.Uint32(size[:]))
 	limit, label := c.s.maxFrame(), "request_bytes"
-	if !c.isAuthed() && limit > maxUnauthedFrame {
+	if !authed && limit > maxUnauthedFrame {
 		limit, label = maxUnauthedFrame, "unauthenticated_request_bytes"
 	}
 	switch {
@@ -326,36 +328,52 @@ func (c *conn) readSize() (int, error) {
 	return int(n), nil
 }
 
-// hold takes n bytes of the connection's budget (one request limit) and
-// then of the server's (MaxQueuedRequestBytes), waiting for room in each
-// until the connection ends. A connection holds at most one limit of the
-// server's budget, which is at least one limit, so some request always
-// proceeds.
-func (c *conn) hold(n int) error {
-	if err := c.inflight.Acquire(c.ctx, int64(n)); err != nil {
+// held is what a frame holds of the request budgets: n bytes of its
+// connection's, and of the server's when shared. Frames read before
+// authentication (ApiVersions, SASL; at most maxUnauthedFrame) take none
+// of the server's budget, so clients without credentials cannot crowd
+// out those with them.
+type held struct {
+	n      int
+	shared bool
+}
+
+// hold takes h.n bytes of the connection's budget (one request limit) and
+// then, if h.shared, of the server's (MaxQueuedRequestBytes), waiting for
+// room in each until the connection ends. A connection holds at most one
+// limit of the server's budget, which is at least one limit, so some
+// request always proceeds.
+func (c *conn) hold(h held) error {
+	if err := c.inflight.Acquire(c.ctx, int64(h.n)); err != nil {
 		return err
 	}
-	if !c.s.queued.TryAcquire(int64(n)) {
+	if !h.shared {
+		return nil
+	}
+	if !c.s.queued.TryAcquire(int64(h.n)) {
 		c.s.metrics.queuedWaits.Inc()
-		if err := c.s.queued.Acquire(c.ctx, int64(n)); err != nil {
-			c.inflight.Release(int64(n))
+		if err := c.s.queued.Acquire(c.ctx, int64(h.n)); err != nil {
+			c.inflight.Release(int64(h.n))
 			return err
 		}
 	}
-	c.s.metrics.queuedBytes.Add(float64(n))
+	c.s.metrics.queuedBytes.Add(float64(h.n))
 	return nil
 }
 
-// release gives back n bytes taken by hold.
-func (c *conn) release(n int) {
-	c.s.metrics.queuedBytes.Sub(float64(n))
-	c.s.queued.Release(int64(n))
-	c.inflight.Release(int64(n))
+// release gives back what hold took.
+func (c *conn) release(h held) {
+	if h.shared {
+		c.s.metrics.queuedBytes.Sub(float64(h.n))
+		c.s.queued.Release(int64(h.n))
+	}
+	c.inflight.Release(int64(h.n))
 }
 
 // readBody reads a frame of n bytes after its size into a buffer of
 // exactly n bytes, allocated before they arrive: what a lying size can
-// make the proxy allocate is bounded by the budgets hold took it from.
+// make the proxy allocate is bounded by the server's budget, or before
+// authentication by maxUnauthedFrame a connection.
 func (c *conn) readBody(n int) ([]byte, error) {
 	b := make([]byte, n)
 	if _, err := io.ReadFull(c.nc, b); err != nil {
@@ -429,7 +447,7 @@ func (c *conn) decode(frame []byte) (r *request, a api, err error) {
 // run serves one request into its slot.
 func (c *conn) run(sl *slot, a api, r *request) {
 	defer close(sl.done)
-	defer c.release(r.size)
+	defer c.release(r.held)
 	start := time.Now()
 	resp, err := c.handle(a, r)
 	c.s.metrics.observe(a.key, start, err)

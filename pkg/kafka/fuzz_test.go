@@ -61,7 +61,7 @@ func FuzzFrames(f *testing.F) {
 	f.Fuzz(func(t *testing.T, stream []byte) {
 		c := newConnForFuzz(s, stream)
 		for range 16 {
-			n, err := c.readSize()
+			n, err := c.readSize(false)
 			if err != nil {
 				return
 			}
