@@ -66,8 +66,49 @@ func MetricValue(t testing.TB, c prometheus.Metric) float64 {
 	if err := c.Write(&m); err != nil {
 		t.Fatal(err)
 	}
+	return metricValue(&m)
+}
+
+// metricValue is a counter's or a gauge's value.
+func metricValue(m *dto.Metric) float64 {
 	if m.Counter != nil {
 		return m.Counter.GetValue()
 	}
 	return m.Gauge.GetValue()
+}
+
+// Gathered returns the value of a counter or gauge that g gathers: the
+// first series of name whose labels include every name/value pair of
+// labels (none: the first series), or 0 when there is none.
+func Gathered(t testing.TB, g prometheus.Gatherer, name string, labels ...string) float64 {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if hasLabels(m, labels) {
+				return metricValue(m)
+			}
+		}
+	}
+	return 0
+}
+
+// hasLabels reports whether m carries every name/value pair of labels.
+func hasLabels(m *dto.Metric, labels []string) bool {
+	for i := 0; i+1 < len(labels); i += 2 {
+		found := false
+		for _, l := range m.GetLabel() {
+			found = found || l.GetName() == labels[i] && l.GetValue() == labels[i+1]
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
 }

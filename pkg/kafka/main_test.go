@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -162,45 +161,15 @@ func (c *cluster) createTopic(name string, partitions int32) {
 
 // gauge returns the value of an unlabelled gauge or counter of the
 // proxy's registry.
-func (c *cluster) gauge(name string) float64 { return c.metric(name, "", "") }
+func (c *cluster) gauge(name string) float64 {
+	c.t.Helper()
+	return testenv.Gathered(c.t, c.reg, name)
+}
 
 // rejections returns strata_kafka_limit_rejections_total{limit}.
 func (c *cluster) rejections(limit string) float64 {
-	return c.metric("strata_kafka_limit_rejections_total", "limit", limit)
-}
-
-// metric returns the value of a gauge or counter of the proxy's registry:
-// the one whose label is value, or with label "" the only one.
-func (c *cluster) metric(name, label, value string) float64 {
 	c.t.Helper()
-	mfs, err := c.reg.Gather()
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if label == "" && len(mf.GetMetric()) > 1 || label != "" && !hasLabel(m, label, value) {
-				continue
-			}
-			if m.GetCounter() != nil {
-				return m.GetCounter().GetValue()
-			}
-			return m.GetGauge().GetValue()
-		}
-	}
-	return 0
-}
-
-func hasLabel(m *dto.Metric, name, value string) bool {
-	for _, l := range m.GetLabel() {
-		if l.GetName() == name && l.GetValue() == value {
-			return true
-		}
-	}
-	return false
+	return testenv.Gathered(c.t, c.reg, "strata_kafka_limit_rejections_total", "limit", limit)
 }
 
 // kafkaHostPort is the advertised host and port of the Kafka listener.

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	stratav1 "github.com/strata-mq/strata/api/proto/strata/v1"
+	"github.com/strata-mq/strata/internal/testenv"
 	"github.com/strata-mq/strata/internal/tlsgen"
 	"github.com/strata-mq/strata/pkg/apierr"
 	"github.com/strata-mq/strata/pkg/auth"
@@ -96,7 +97,7 @@ func TestTokenAuthAndACLs(t *testing.T) {
 	// (ListTopics filtering needs a coordinator: pkg/dev's test covers it.)
 	_, err = alice.AddAcl(ctx, &stratav1.AddAclRequest{Acl: &stratav1.Acl{Principal: "alice", ResourceType: "cluster", ResourceName: "cluster", Operation: "admin"}})
 	wantReason(t, "alice granting herself admin", err, apierr.ErrPermissionDenied)
-	if got := gathered(t, e, "strata_auth_denied_total", "operation", "produce"); got != 1 {
+	if got := testenv.Gathered(t, e.srv.reg, "strata_auth_denied_total", "operation", "produce"); got != 1 {
 		t.Fatalf("denied produce counter = %v, want 1", got)
 	}
 
@@ -233,7 +234,7 @@ func TestProduceQuotaThrottles(t *testing.T) {
 	if rate < 0.8*quota || rate > 1.2*quota {
 		t.Fatalf("measured %.0f B/s, want within 20%% of %d", rate, quota)
 	}
-	if gathered(t, e, "strata_quota_throttled_total", "kind", auth.KindProduce) == 0 {
+	if testenv.Gathered(t, e.srv.reg, "strata_quota_throttled_total", "kind", auth.KindProduce) == 0 {
 		t.Fatal("throttle metric not counted")
 	}
 }
@@ -305,26 +306,4 @@ func headerBatch(t *testing.T, n int) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-// gathered returns the value of the counter name whose label has value.
-func gathered(t *testing.T, e *env, name, label, value string) float64 {
-	t.Helper()
-	mfs, err := e.srv.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == label && l.GetValue() == value {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
 }
