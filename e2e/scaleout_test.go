@@ -16,8 +16,9 @@ import (
 // producer writes to 16 partitions. It measures how long the coordinator
 // takes to spread the partitions 4/4/4/4 and the longest gap between two
 // acknowledgements of one partition during the move, and it proves the
-// move copies no data: no broker reads a byte from object storage, and
-// every acknowledged record is read back exactly once at its offset.
+// move copies no data: no broker reads object storage except to answer a
+// retry from the log, and every acknowledged record is read back exactly
+// once at its offset.
 func TestScaleOutUnderLoad(t *testing.T) {
 	const partitions = 16
 	m0 := metricsAddr(t)
@@ -130,14 +131,19 @@ func TestScaleOutUnderLoad(t *testing.T) {
 	mu.Unlock()
 	slices.Sort(gaps)
 
-	// No broker read object storage: moving a partition copies nothing.
-	var written float64
+	// Moving a partition copies nothing: a broker's only reads are the
+	// few KiB of log it reads to answer a retried request older than the
+	// ones the new owner remembers (a producer whose answers were lost in
+	// the move resends them; their offsets are in the log).
+	var written, lookups float64
 	for _, m := range metrics {
 		s := scrape(t, "http://"+m+"/metrics")
-		if r := s["strata_objstore_read_bytes_total"]; r != 0 {
-			t.Errorf("broker at %s read %v bytes from object storage", m, r)
+		l := s["strata_broker_retry_lookup_bytes_total"]
+		if r := s["strata_objstore_read_bytes_total"]; r != l {
+			t.Errorf("broker at %s read %v bytes from object storage, %v of them to answer retries", m, r, l)
 		}
 		written += s["strata_objstore_written_bytes_total"]
+		lookups += l
 	}
 
 	consumeAll(t, ctx, cl, chk, "scale")
@@ -146,6 +152,6 @@ func TestScaleOutUnderLoad(t *testing.T) {
 		t.Fatal(rep)
 	}
 	t.Logf("1→4 brokers under load: balanced %v after the first new broker started (adding three brokers included); "+
-		"longest per-partition ack gap during the move: median %v, max %v; brokers read 0 bytes, wrote %.1f MB (produced data); %v",
-		balanced.Sub(moveStart).Round(time.Millisecond), gaps[len(gaps)/2].Round(time.Millisecond), gaps[len(gaps)-1].Round(time.Millisecond), written/1e6, rep)
+		"longest per-partition ack gap during the move: median %v, max %v; brokers read %.0f bytes (retry lookups only), wrote %.1f MB (produced data); %v",
+		balanced.Sub(moveStart).Round(time.Millisecond), gaps[len(gaps)/2].Round(time.Millisecond), gaps[len(gaps)-1].Round(time.Millisecond), lookups, written/1e6, rep)
 }

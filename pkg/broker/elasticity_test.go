@@ -344,6 +344,9 @@ func TestIdempotentRetryFromLog(t *testing.T) {
 	if after := len(e.readPartition(t, top.ID, 0)); after != before {
 		t.Fatalf("partition grew from %d to %d records: a retry was written again", before, after)
 	}
+	if n := counterValue(t, e.b.metrics.lookupBytes); n == 0 {
+		t.Fatal("strata_broker_retry_lookup_bytes_total is 0 after retries answered from the log")
+	}
 	// A retry of part of an old request (its second record) maps into it.
 	resp, err := send(idemBatch(t, "part", 99, 1, 1))
 	if err != nil || resp.BaseOffset != reqs[0].base+1 || resp.LastOffset != reqs[0].base+1 {

@@ -239,6 +239,7 @@ func (s *Server) findCommitted(ctx context.Context, c *committedRetry) (*produce
 		if err != nil {
 			return nil, apierr.Errorf(apierr.ErrStorageUnavailable, "looking up a retried request: %v", err)
 		}
+		s.metrics.lookupBytes.Add(float64(len(data)))
 		hs, err := segment.SplitBatches(data)
 		if err != nil {
 			return nil, apierr.Errorf(apierr.ErrStorageUnavailable, "looking up a retried request in %s: %v", e.ObjectKey, err)

@@ -29,6 +29,10 @@ type metrics struct {
 	// duplicates counts produce requests answered from the idempotent
 	// producer state instead of being written again.
 	duplicates prometheus.Counter
+	// lookupBytes counts the bytes read from object storage to answer a
+	// retry of a committed request older than the ones the partition
+	// remembers (findCommitted): the only reads a broker makes.
+	lookupBytes prometheus.Counter
 	// outOfOrder counts idempotent requests refused because the request
 	// before them in sequence did not arrive within gapWait.
 	outOfOrder prometheus.Counter
@@ -53,6 +57,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		inflight:     f.Gauge("inflight_flushes", "Flushes started and not yet committed."),
 		owned:        f.Gauge("owned_partitions", "Partitions this broker currently owns."),
 		duplicates:   f.Counter("produce_duplicates_total", "Produce requests recognised as retries of committed ones and answered with their original offsets."),
+		lookupBytes:  f.Counter("retry_lookup_bytes_total", "Bytes read from object storage to find the offsets of a retried request older than the ones its partition remembers (the only reads a broker makes)."),
 		outOfOrder:   f.Counter("produce_out_of_order_total", "Idempotent produce requests refused with OUT_OF_ORDER_SEQUENCE: the request before them did not arrive in time."),
 		handoffs:     f.Counter("handoffs_total", "Partitions handed to another broker (or released) gracefully."),
 		handoffPause: f.Histogram("handoff_pause_seconds", "Time a graceful hand-off refused produces to the partitions it moved.", prometheus.ExponentialBuckets(0.0005, 2, 16)),
