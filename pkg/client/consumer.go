@@ -155,6 +155,27 @@ func (c *Consumer) startSpec() int64 {
 // assigned partitions start as ConsumeStart says; partitions already
 // assigned keep their position.
 func (c *Consumer) Assign(topic string, partitions ...int32) error {
+	if err := validPartitions(topic, partitions); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return ErrClosed
+	}
+	ta := c.assignmentLocked(topic)
+	if len(partitions) == 0 {
+		ta.all = true
+	}
+	for _, p := range partitions {
+		c.addLocked(topicPartition{topic, p}, ta.start)
+	}
+	return nil
+}
+
+// validPartitions checks the topic and partitions Assign and the seeks
+// are given.
+func validPartitions(topic string, partitions []int32) error {
 	if err := validTopic(topic); err != nil {
 		return err
 	}
@@ -163,23 +184,18 @@ func (c *Consumer) Assign(topic string, partitions ...int32) error {
 			return fmt.Errorf("%w: partition %d is negative", ErrPartitionRange, p)
 		}
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return ErrClosed
-	}
+	return nil
+}
+
+// assignmentLocked returns topic's assignment, making one that starts as
+// ConsumeStart says if the topic has none. c.mu must be held.
+func (c *Consumer) assignmentLocked(topic string) *topicAssignment {
 	ta := c.topics[topic]
 	if ta == nil {
 		ta = &topicAssignment{start: c.startSpec()}
 		c.topics[topic] = ta
 	}
-	if len(partitions) == 0 {
-		ta.all = true
-	}
-	for _, p := range partitions {
-		c.addLocked(topicPartition{topic, p}, ta.start)
-	}
-	return nil
+	return ta
 }
 
 // addLocked assigns tp at pos unless it is assigned. c.mu must be held.
@@ -227,27 +243,18 @@ func (c *Consumer) SeekToTime(ctx context.Context, topic string, partition int32
 }
 
 func (c *Consumer) seek(topic string, partitions []int32, pos int64) error {
-	if err := validTopic(topic); err != nil {
+	if err := validPartitions(topic, partitions); err != nil {
 		return err
-	}
-	for _, p := range partitions {
-		if p < 0 {
-			return fmt.Errorf("%w: partition %d is negative", ErrPartitionRange, p)
-		}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		return ErrClosed
 	}
-	ta := c.topics[topic]
-	if ta == nil {
-		if len(partitions) == 0 {
-			return fmt.Errorf("%w: topic %q is not assigned", ErrInvalidRequest, topic)
-		}
-		ta = &topicAssignment{start: c.startSpec()}
-		c.topics[topic] = ta
+	if c.topics[topic] == nil && len(partitions) == 0 {
+		return fmt.Errorf("%w: topic %q is not assigned", ErrInvalidRequest, topic)
 	}
+	ta := c.assignmentLocked(topic)
 	if len(partitions) == 0 {
 		// Every assigned partition, and those still to be found.
 		ta.start = pos

@@ -51,30 +51,40 @@ const MaxOffsetMetadata = 4096
 // CommitOffsets stores a group's offsets. Each transaction writes up to
 // MaxTxnOps of them atomically.
 func (s *Store) CommitOffsets(ctx context.Context, group string, offsets []CommittedOffset) error {
-	if err := ValidateGroupName(group); err != nil {
+	ops, err := s.offsetOps(group, offsets)
+	if err != nil {
 		return err
-	}
-	now := time.Now().UTC().Truncate(time.Millisecond)
-	ops := make([]clientv3.Op, 0, len(offsets))
-	for _, o := range offsets {
-		if o.TopicID == "" || o.Partition < 0 || o.Offset < 0 {
-			return fmt.Errorf("meta: invalid offset commit %s/%d@%d", o.TopicID, o.Partition, o.Offset)
-		}
-		if len(o.Metadata) > MaxOffsetMetadata {
-			return fmt.Errorf("meta: offset metadata is %d bytes, more than %d", len(o.Metadata), MaxOffsetMetadata)
-		}
-		o.V, o.CommittedAt = valueVersion, now
-		ops = append(ops, clientv3.OpPut(s.keys.groupOffset(group, o.TopicID, o.Partition), encode(o)))
 	}
 	for start := 0; start < len(ops); start += s.cfg.MaxTxnOps {
 		rctx, cancel := s.ctx(ctx)
-		_, err := s.cli.Txn(rctx).Then(ops[start:min(start+s.cfg.MaxTxnOps, len(ops))]...).Commit()
+		_, err = s.cli.Txn(rctx).Then(ops[start:min(start+s.cfg.MaxTxnOps, len(ops))]...).Commit()
 		cancel()
 		if err != nil {
 			return fmt.Errorf("meta: commit offsets of %s: %w", group, err)
 		}
 	}
 	return nil
+}
+
+// offsetOps validates a group's offsets and returns the puts that store
+// them, stamped with one commit time.
+func (s *Store) offsetOps(group string, offsets []CommittedOffset) ([]clientv3.Op, error) {
+	if err := ValidateGroupName(group); err != nil {
+		return nil, err
+	}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	ops := make([]clientv3.Op, 0, len(offsets))
+	for _, o := range offsets {
+		if o.TopicID == "" || o.Partition < 0 || o.Offset < 0 {
+			return nil, fmt.Errorf("meta: invalid offset commit %s/%d@%d", o.TopicID, o.Partition, o.Offset)
+		}
+		if len(o.Metadata) > MaxOffsetMetadata {
+			return nil, fmt.Errorf("meta: offset metadata is %d bytes, more than %d", len(o.Metadata), MaxOffsetMetadata)
+		}
+		o.V, o.CommittedAt = valueVersion, now
+		ops = append(ops, clientv3.OpPut(s.keys.groupOffset(group, o.TopicID, o.Partition), encode(o)))
+	}
+	return ops, nil
 }
 
 // FetchOffsets returns every offset the group has committed.

@@ -153,20 +153,9 @@ func (s *Store) PutGroupState(ctx context.Context, group string, st GroupState) 
 // few transactions as MaxTxnOps allows (one compare plus MaxTxnOps-1
 // puts each); ErrConflict when the state moved.
 func (s *Store) CommitGroupOffsets(ctx context.Context, group string, stateRev int64, offsets []CommittedOffset) error {
-	if err := ValidateGroupName(group); err != nil {
+	ops, err := s.offsetOps(group, offsets)
+	if err != nil {
 		return err
-	}
-	now := time.Now().UTC().Truncate(time.Millisecond)
-	ops := make([]clientv3.Op, 0, len(offsets))
-	for _, o := range offsets {
-		if o.TopicID == "" || o.Partition < 0 || o.Offset < 0 {
-			return fmt.Errorf("meta: invalid offset commit %s/%d@%d", o.TopicID, o.Partition, o.Offset)
-		}
-		if len(o.Metadata) > MaxOffsetMetadata {
-			return fmt.Errorf("meta: offset metadata is %d bytes, more than %d", len(o.Metadata), MaxOffsetMetadata)
-		}
-		o.V, o.CommittedAt = valueVersion, now
-		ops = append(ops, clientv3.OpPut(s.keys.groupOffset(group, o.TopicID, o.Partition), encode(o)))
 	}
 	return s.groupOps(ctx, group, stateRev, ops, "commit offsets")
 }

@@ -209,50 +209,6 @@ func appendFooter(dst []byte, f *Footer) []byte {
 	return dst
 }
 
-// footerReader reads footer fields. Every read checks bounds; the first failure
-// sticks in err.
-type footerReader struct {
-	b   []byte
-	err error
-}
-
-func (r *footerReader) fail(format string, args ...any) {
-	if r.err == nil {
-		r.err = fmt.Errorf("%w: footer: "+format, append([]any{ErrCorrupt}, args...)...)
-	}
-}
-
-// uvarint reads an unsigned varint no larger than max.
-func (r *footerReader) uvarint(what string, max uint64) uint64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.fail("bad varint in %s", what)
-		return 0
-	}
-	r.b = r.b[n:]
-	if v > max {
-		r.fail("%s %d exceeds %d", what, v, max)
-		return 0
-	}
-	return v
-}
-
-func (r *footerReader) varint(what string) int64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(r.b)
-	if n <= 0 {
-		r.fail("bad varint in %s", what)
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
 // Minimum encoded sizes, used to bound allocations by the footer's size.
 const (
 	minChunkEncoding = 14 // eleven one-byte fields, a one-byte topic id, one index entry
@@ -285,7 +241,7 @@ func ParseFooter(tail []byte) (*Footer, error) {
 }
 
 func decodeFooter(b []byte) (*Footer, error) {
-	r := footerReader{b: b}
+	r := fieldReader{b: b, where: "footer: "}
 	f := &Footer{DataSize: int64(r.uvarint("data size", math.MaxInt64))}
 	n := r.uvarint("chunk count", uint64(len(r.b)/minChunkEncoding))
 	if r.err != nil {
@@ -316,7 +272,7 @@ func decodeFooter(b []byte) (*Footer, error) {
 	return f, nil
 }
 
-func decodeChunk(r *footerReader, dataSize int64) (ChunkInfo, error) {
+func decodeChunk(r *fieldReader, dataSize int64) (ChunkInfo, error) {
 	var c ChunkInfo
 	tl := r.uvarint("topic id length", MaxTopicIDLen)
 	if r.err == nil && (tl == 0 || tl > uint64(len(r.b))) {

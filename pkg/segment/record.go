@@ -293,60 +293,6 @@ func DecodeRecords(b []byte) ([]Record, error) {
 	return d.Decode(b)
 }
 
-// recordReader reads the fields of one record. Every read checks bounds; the
-// first failure sticks in err.
-type recordReader struct {
-	b   []byte
-	err error
-}
-
-func (r *recordReader) fail(format string, args ...any) {
-	if r.err == nil {
-		r.err = fmt.Errorf("%w: "+format, append([]any{ErrCorrupt}, args...)...)
-	}
-}
-
-func (r *recordReader) varint(what string) int64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(r.b)
-	if n <= 0 {
-		r.fail("bad varint in %s", what)
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *recordReader) varint32(what string) int32 {
-	v := r.varint(what)
-	if v < math.MinInt32 || v > math.MaxInt32 {
-		r.fail("%s %d out of int32 range", what, v)
-		return 0
-	}
-	return int32(v)
-}
-
-// bytes reads a length-prefixed byte string; length -1 means nil unless
-// nullable is false.
-func (r *recordReader) bytes(what string, nullable bool) []byte {
-	n := r.varint32(what)
-	if r.err != nil {
-		return nil
-	}
-	if n == -1 && nullable {
-		return nil
-	}
-	if n < 0 || int(n) > len(r.b) {
-		r.fail("%s length %d with %d bytes left", what, n, len(r.b))
-		return nil
-	}
-	v := r.b[:n:n]
-	r.b = r.b[n:]
-	return v
-}
-
 // decodeRecords decodes h.RecordCount records from data, appending them to recs
 // and their headers to hdrs.
 func decodeRecords(recs []Record, hdrs []Header, h BatchHeader, data []byte) ([]Record, []Header, error) {
@@ -358,7 +304,7 @@ func decodeRecords(recs []Record, hdrs []Header, h BatchHeader, data []byte) ([]
 		recs = make([]Record, 0, count)
 	}
 	logAppend := h.Attributes&AttrLogAppendTime != 0
-	in := recordReader{b: data}
+	in := fieldReader{b: data}
 	for i := range count {
 		length := in.varint32("record length")
 		if in.err == nil && (length < minRecordSize-1 || int(length) > len(in.b)) {
@@ -367,7 +313,7 @@ func decodeRecords(recs []Record, hdrs []Header, h BatchHeader, data []byte) ([]
 		if in.err != nil {
 			return recs, hdrs, fmt.Errorf("record %d: %w", i, in.err)
 		}
-		r := recordReader{b: in.b[:length]}
+		r := fieldReader{b: in.b[:length]}
 		in.b = in.b[length:]
 
 		r.b = r.b[1:] // attributes, unused
